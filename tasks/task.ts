@@ -1,0 +1,68 @@
+/**
+ * The contract every task implements (DESIGN.md, "Contracts").
+ *
+ * A task turns a seed into samples: an RGB image, a prompt, the answer as text, and
+ * the ground-truth attention distribution P over the visual-token (patch) grid.
+ */
+
+/** An RGB image, row-major HWC, values in [0, 1]. */
+export interface RgbImage {
+  width: number;
+  height: number;
+  /** length = width * height * 3 */
+  data: Float32Array;
+}
+
+/** Free-form per-sample facts; `difficulty` feeds the reports' breakdowns. */
+export interface SampleMeta {
+  difficulty: string | number;
+  [key: string]: unknown;
+}
+
+/** One task sample. Prompt and answer are space-separated words of the task's vocabulary. */
+export interface Sample {
+  image: RgbImage;
+  prompt: string;
+  answer: string;
+  /** P over the patch grid, row-major, length (image_size / patch_size)^2, sums to 1. */
+  target: Float32Array;
+  meta: SampleMeta;
+}
+
+/** What a generator needs to know about the experiment. */
+export interface TaskConfig {
+  /** Square image side in pixels. */
+  imageSize: number;
+  /** Patch side in pixels; imageSize is a multiple of it. */
+  patchSize: number;
+  /** Task-specific parameters from the spec's `task.params`. */
+  params: Record<string, unknown>;
+}
+
+/** A task: generator (or loader), ground truth, scorer. */
+export interface Task {
+  /** Registry name used in specs, e.g. "grid-patch". */
+  name: string;
+  /** Bump when the generator or ground truth changes: it invalidates cached data. */
+  version: string;
+  /** Every word that can appear in this task's prompts and answers. */
+  vocabulary: readonly string[];
+  /** Known `task.params` keys with their defaults (unknown keys are spec errors). */
+  defaultParams: Record<string, unknown>;
+  /**
+   * Checks `params` (already merged with defaults) against `config`; returns a list of
+   * problems as `{ key, expected, found }` (empty when fine).
+   */
+  checkParams(config: TaskConfig): ParamProblem[];
+  /** Deterministic: the same (seed, n, config) gives the same samples. */
+  generate(seed: number, n: number, config: TaskConfig): Sample[];
+  /** True when `prediction` (decoded model output, words joined by spaces) is correct. */
+  score(prediction: string, sample: Sample): boolean;
+}
+
+/** One problem with a task parameter, reported by the spec validator. */
+export interface ParamProblem {
+  key: string;
+  expected: string;
+  found: unknown;
+}
