@@ -1,0 +1,52 @@
+/** Picks and initialises the tfjs backend (side effects live here, not in the model). */
+import * as tf from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-cpu";
+import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import type { BackendName } from "./spec_types.ts";
+
+/** Order `auto` tries, fastest first. WebGPU and tensorflow are taken only when really usable. */
+const AUTO_ORDER = ["wasm", "cpu"] as const;
+
+let wasmPathsSet = false;
+
+function wasmDistUrl(): string {
+  // deno.json sets nodeModulesDir: "auto", so the package lives under node_modules.
+  return new URL("../node_modules/@tensorflow/tfjs-backend-wasm/dist/", import.meta.url).href;
+}
+
+async function trySetBackend(name: string): Promise<boolean> {
+  if (name === "wasm" && !wasmPathsSet) {
+    setWasmPaths(wasmDistUrl());
+    wasmPathsSet = true;
+  }
+  try {
+    return await tf.setBackend(name);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Initialise `requested` ("auto" picks the fastest working one) and return the name of
+ * the backend that is now active. Throws with a clear message when a named backend is
+ * not available on this machine.
+ */
+export async function initBackend(requested: BackendName): Promise<string> {
+  if (requested === "auto") {
+    for (const name of AUTO_ORDER) {
+      if (await trySetBackend(name)) return tf.getBackend();
+    }
+    throw new Error("no tfjs backend could be initialised (tried wasm, cpu)");
+  }
+  if (requested === "tensorflow" || requested === "tensorflow-gpu" || requested === "webgpu") {
+    throw new Error(
+      `backend "${requested}" is not available on this machine; use "auto", "wasm" or "cpu"`,
+    );
+  }
+  if (!(await trySetBackend(requested))) {
+    throw new Error(`backend "${requested}" failed to initialise`);
+  }
+  return tf.getBackend();
+}
+
+export { tf };

@@ -1,0 +1,84 @@
+/**
+ * Training losses: next-token prediction and the KL attention loss (KLAL).
+ *
+ *   L_KLAL  = (1/|Ls|) sum_l KL(P || Q_l),   L_total = L_NTP + lambda * L_KLAL
+ *
+ * Pure tensor functions of their inputs, so tests can check them by hand.
+ */
+import * as tf from "@tensorflow/tfjs";
+
+/** Options of {@link klalLoss}. */
+export interface KlalOptions {
+  /** Lower clamp of Q before the log (default 1e-8). */
+  epsilon?: number;
+  /**
+   * [B, Tq] weights of the query positions (1 = an answer-predicting position, 0 = padding).
+   * Default: every query position counts.
+   */
+  queryMask?: tf.Tensor2D;
+}
+
+/**
+ * Q_l: per-(head, query) rows renormalised over the visual tokens, then averaged over heads
+ * and query positions. Returns [B, Tv].
+ */
+export function visualAttention(attention: tf.Tensor4D, queryMask?: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const rowSums = tf.sum(attention, 3, true); // [B, H, Tq, 1]
+    const rows = tf.div(attention, tf.maximum(rowSums, 1e-30)); // [B, H, Tq, Tv]
+    const perQuery = tf.mean(rows, 1); // [B, Tq, Tv]
+    if (!queryMask) return tf.mean(perQuery, 1) as tf.Tensor2D; // [B, Tv]
+    const weights = tf.expandDims(queryMask, 2); // [B, Tq, 1]
+    const summed = tf.sum(tf.mul(perQuery, weights), 1); // [B, Tv]
+    const count = tf.maximum(tf.sum(queryMask, 1, true), 1); // [B, 1]
+    return tf.div(summed, count) as tf.Tensor2D;
+  });
+}
+
+/**
+ * KL(P || Q) averaged over the supervised layers and the batch.
+ *
+ * @param attentions one tensor per supervised layer, [B, H, Tq, Tv] attention probabilities
+ *   from the answer-query positions to the visual tokens
+ * @param target [B, Tv] ground-truth distribution P (rows sum to 1; zeros allowed)
+ * @returns scalar loss
+ */
+export function klalLoss(
+  attentions: tf.Tensor4D[],
+  target: tf.Tensor2D,
+  options: KlalOptions = {},
+): tf.Scalar {
+  if (attentions.length === 0) throw new Error("klalLoss needs at least one layer");
+  const epsilon = options.epsilon ?? 1e-8;
+  return tf.tidy(() => {
+    // sum_i P_i log P_i, with 0 log 0 = 0.
+    const positive = tf.greater(target, 0);
+    const safeP = tf.where(positive, target, tf.onesLike(target));
+    const pLogP = tf.sum(tf.mul(target, tf.log(safeP)), 1); // [B]
+    let total = tf.scalar(0);
+    for (const attention of attentions) {
+      const q = tf.maximum(visualAttention(attention, options.queryMask), epsilon); // [B, Tv]
+      const crossEntropy = tf.sum(tf.mul(target, tf.log(q)), 1); // [B]
+      total = tf.add(total, tf.mean(tf.sub(pLogP, crossEntropy)));
+    }
+    return tf.div(total, attentions.length) as tf.Scalar;
+  });
+}
+
+/**
+ * Mean cross-entropy of the next-token predictions at the masked positions.
+ *
+ * @param logits [B, T, V] outputs at every position
+ * @param targets [B, T] int32 id of the token each position should predict
+ * @param mask [B, T] 1 where the prediction counts (answer tokens), else 0
+ */
+export function ntpLoss(logits: tf.Tensor3D, targets: tf.Tensor2D, mask: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const vocab = logits.shape[2];
+    const logProbs = tf.logSoftmax(logits); // [B, T, V]
+    const oneHot = tf.oneHot(tf.cast(targets, "int32"), vocab); // [B, T, V]
+    const tokenLoss = tf.neg(tf.sum(tf.mul(logProbs, oneHot), 2)); // [B, T]
+    const masked = tf.sum(tf.mul(tokenLoss, mask));
+    return tf.div(masked, tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
+  });
+}

@@ -1,0 +1,207 @@
+/**
+ * A tiny auto-regressive vision-language model, readable top to bottom.
+ *
+ *   image -> patches -> linear patch embedding  \
+ *                                                concat -> + positions -> N x [pre-LN causal
+ *   text ids -> token embedding (one-hot matmul) /          attention + MLP] -> LN -> logits
+ *
+ * One causal transformer over [visual tokens; prompt; answer]. `forward` returns the logits
+ * and every layer's attention probabilities, so KLAL and the figures read them directly.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { seedFrom } from "../rng.ts";
+import { batchMatmul, linear } from "./ops.ts";
+
+/** Architecture of the model. */
+export interface TinyVlmConfig {
+  /** Values per image patch (patch_size^2 * 3). */
+  patchDim: number;
+  /** Vocabulary size. */
+  vocab: number;
+  dModel: number;
+  layers: number;
+  heads: number;
+  mlpRatio: number;
+  /** Longest sequence (visual + text) the position table covers. */
+  maxPositions: number;
+}
+
+/** Inputs of one forward pass (see pipeline/batch.ts for the layout). */
+export interface ForwardInputs {
+  /** [B, Tv, patchDim] */
+  patches: tf.Tensor3D;
+  /** [B, Tt] int32 token ids of the text part */
+  text: tf.Tensor2D;
+  /** [B, T] 1 = key may be attended, 0 = padding */
+  keyMask: tf.Tensor2D;
+}
+
+/** Outputs of one forward pass. */
+export interface ForwardOutputs {
+  /** [B, T, V] next-token logits at every position */
+  logits: tf.Tensor3D;
+  /** One per layer: [B, H, T, T] attention probabilities (query x key) */
+  attentions: tf.Tensor4D[];
+}
+
+/** Named weights as plain arrays: what checkpoints store. */
+export type WeightMap = Record<string, { shape: number[]; data: Float32Array }>;
+
+/** The model: a dictionary of variables plus a pure forward function over them. */
+export class TinyVlm {
+  readonly config: TinyVlmConfig;
+  readonly params: Map<string, tf.Variable>;
+
+  constructor(config: TinyVlmConfig, seed: number) {
+    if (config.dModel % config.heads !== 0) {
+      throw new Error(`d_model ${config.dModel} is not divisible by heads ${config.heads}`);
+    }
+    this.config = config;
+    this.params = new Map();
+    const { patchDim, vocab, dModel: d, layers, mlpRatio, maxPositions } = config;
+    const std = 0.02;
+    // Residual projections scaled down by depth (GPT-2 style) for stable early training.
+    const residualStd = std / Math.sqrt(2 * layers);
+    const add = (name: string, shape: number[], init: "normal" | "zeros" | "ones", s = std) => {
+      const value = init === "zeros"
+        ? tf.zeros(shape)
+        : init === "ones"
+        ? tf.ones(shape)
+        : tf.randomNormal(shape, 0, s, "float32", seedFrom(seed, name));
+      this.params.set(name, tf.variable(value, true, name));
+      value.dispose();
+    };
+    add("patch.w", [patchDim, d], "normal");
+    add("patch.b", [d], "zeros");
+    add("token", [vocab, d], "normal");
+    add("position", [maxPositions, d], "normal");
+    for (let l = 0; l < layers; l++) {
+      add(`h${l}.ln1.g`, [d], "ones");
+      add(`h${l}.ln1.b`, [d], "zeros");
+      add(`h${l}.qkv.w`, [d, 3 * d], "normal");
+      add(`h${l}.qkv.b`, [3 * d], "zeros");
+      add(`h${l}.proj.w`, [d, d], "normal", residualStd);
+      add(`h${l}.proj.b`, [d], "zeros");
+      add(`h${l}.ln2.g`, [d], "ones");
+      add(`h${l}.ln2.b`, [d], "zeros");
+      add(`h${l}.fc.w`, [d, mlpRatio * d], "normal");
+      add(`h${l}.fc.b`, [mlpRatio * d], "zeros");
+      add(`h${l}.out.w`, [mlpRatio * d, d], "normal", residualStd);
+      add(`h${l}.out.b`, [d], "zeros");
+    }
+    add("lnf.g", [d], "ones");
+    add("lnf.b", [d], "zeros");
+    add("head.w", [d, vocab], "normal");
+  }
+
+  private p(name: string): tf.Variable {
+    const v = this.params.get(name);
+    if (!v) throw new Error(`missing parameter ${name}`);
+    return v;
+  }
+
+  /** Logits and per-layer attention probabilities. Call inside tf.tidy. */
+  forward(inputs: ForwardInputs): ForwardOutputs {
+    const { dModel: d, heads, layers, vocab } = this.config;
+    const [b, tv] = inputs.patches.shape;
+    const tt = inputs.text.shape[1];
+    const t = tv + tt;
+    if (t > this.config.maxPositions) {
+      throw new Error(`sequence of ${t} tokens exceeds the model's ${this.config.maxPositions}`);
+    }
+    const dh = d / heads;
+
+    const visual = linear(inputs.patches, this.p("patch.w"), this.p("patch.b"));
+    // One-hot matmul instead of gather: wasm has no UnsortedSegmentSum for gather's gradient.
+    const oneHot = tf.oneHot(tf.cast(inputs.text, "int32"), vocab); // [B, Tt, V]
+    const words = linear(oneHot, this.p("token")); // [B, Tt, d]
+    const positions = tf.slice(this.p("position"), [0, 0], [t, d]); // [T, d]
+    let x = tf.add(tf.concat([visual, words], 1), positions) as tf.Tensor3D; // [B, T, d]
+
+    // Additive mask: 0 where query i may see key j (j <= i and j is not padding), else -1e9.
+    const causal = tf.linalg.bandPart(tf.ones([t, t]), -1, 0); // [T, T]
+    const allowed = tf.mul(causal, tf.reshape(inputs.keyMask, [b, 1, 1, t])); // [B, 1, T, T]
+    const maskBias = tf.mul(tf.sub(allowed, 1), 1e9);
+
+    const attentions: tf.Tensor4D[] = [];
+    for (let l = 0; l < layers; l++) {
+      const h = layerNorm(x, this.p(`h${l}.ln1.g`), this.p(`h${l}.ln1.b`));
+      const qkv = linear(h, this.p(`h${l}.qkv.w`), this.p(`h${l}.qkv.b`));
+      const [q, k, v] = tf.split(qkv, 3, 2).map((m) =>
+        tf.transpose(tf.reshape(m, [b, t, heads, dh]), [0, 2, 1, 3]) // [B, H, T, dh]
+      );
+      const kT = tf.transpose(k, [0, 1, 3, 2]); // [B, H, dh, T]
+      const scores = tf.reshape(
+        batchMatmul(
+          tf.reshape(q, [b * heads, t, dh]) as tf.Tensor3D,
+          tf.reshape(kT, [b * heads, dh, t]) as tf.Tensor3D,
+        ),
+        [b, heads, t, t],
+      ); // [B, H, T, T]
+      const probs = tf.softmax(tf.add(tf.mul(scores, 1 / Math.sqrt(dh)), maskBias)) as tf.Tensor4D;
+      attentions.push(probs);
+      const mixed = batchMatmul(
+        tf.reshape(probs, [b * heads, t, t]) as tf.Tensor3D,
+        tf.reshape(v, [b * heads, t, dh]) as tf.Tensor3D,
+      ); // [B*H, T, dh]
+      const merged = tf.reshape(
+        tf.transpose(tf.reshape(mixed, [b, heads, t, dh]), [0, 2, 1, 3]),
+        [b, t, d],
+      );
+      x = tf.add(x, linear(merged, this.p(`h${l}.proj.w`), this.p(`h${l}.proj.b`)));
+      const h2 = layerNorm(x, this.p(`h${l}.ln2.g`), this.p(`h${l}.ln2.b`));
+      const hidden = gelu(linear(h2, this.p(`h${l}.fc.w`), this.p(`h${l}.fc.b`)));
+      x = tf.add(x, linear(hidden, this.p(`h${l}.out.w`), this.p(`h${l}.out.b`)));
+    }
+    const final = layerNorm(x, this.p("lnf.g"), this.p("lnf.b"));
+    const logits = linear(final, this.p("head.w")) as tf.Tensor3D; // [B, T, V]
+    return { logits, attentions };
+  }
+
+  /** Trainable variables in a fixed order. */
+  variables(): tf.Variable[] {
+    return [...this.params.values()];
+  }
+
+  /** Copy the weights out as plain arrays. */
+  getWeights(): WeightMap {
+    const out: WeightMap = {};
+    for (const [name, v] of this.params) {
+      out[name] = { shape: [...v.shape], data: v.dataSync() as Float32Array };
+    }
+    return out;
+  }
+
+  /** Load weights saved by getWeights; every parameter must be present with its shape. */
+  setWeights(weights: WeightMap): void {
+    for (const [name, v] of this.params) {
+      const w = weights[name];
+      if (!w) throw new Error(`checkpoint lacks parameter ${name}`);
+      if (w.shape.join("x") !== v.shape.join("x")) {
+        throw new Error(`parameter ${name}: checkpoint shape ${w.shape} != model ${v.shape}`);
+      }
+      tf.tidy(() => v.assign(tf.tensor(w.data, w.shape)));
+    }
+  }
+
+  /** Free the variables. */
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+    this.params.clear();
+  }
+}
+
+function layerNorm(x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor): tf.Tensor3D {
+  const { mean, variance } = tf.moments(x, -1, true);
+  const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5)));
+  return tf.add(tf.mul(normed, gain), bias) as tf.Tensor3D;
+}
+
+/** GELU, tanh approximation. */
+function gelu(x: tf.Tensor): tf.Tensor {
+  const inner = tf.mul(
+    tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)),
+    Math.sqrt(2 / Math.PI),
+  );
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+}

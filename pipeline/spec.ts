@@ -1,0 +1,992 @@
+/**
+ * Experiment spec: YAML text + dotted overrides -> a validated, fully-defaulted `Spec`.
+ *
+ * Every problem is collected (never stop at the first) and reported with where it is
+ * (file:line:column, or the override that set it), the key path, what was expected and
+ * what was found, e.g.
+ * `experiments/x.yaml:7:11 arms.klal.lambda: expected a number >= 0, found "high"`.
+ */
+
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
+import type { Document, Node as YamlNode } from "yaml";
+import { dirname, isAbsolute, join } from "node:path";
+import type { ParamProblem, Task } from "../tasks/task.ts";
+import type {
+  ArmSpec,
+  BackendName,
+  BaseSpec,
+  ModelSpec,
+  Spec,
+  TaskSpec,
+  TrainSpec,
+} from "./spec_types.ts";
+import { BACKENDS } from "./spec_types.ts";
+
+/** One thing wrong with a spec; `line`/`column` are 1-based, 0 when not in a file. */
+export interface SpecProblem {
+  file: string;
+  line: number;
+  column: number;
+  path: string;
+  expected: string;
+  found: string;
+  hint?: string;
+}
+
+/** Every problem found in a spec; the message has one problem per line. */
+export class SpecError extends Error {
+  problems: SpecProblem[];
+  constructor(problems: SpecProblem[]) {
+    super(problems.map(formatProblem).join("\n"));
+    this.name = "SpecError";
+    this.problems = problems;
+  }
+}
+
+/** What validation needs from the rest of the program (injected so tests can fake it). */
+export interface SpecContext {
+  tasks: Record<string, Task>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Small helpers other modules use too
+
+/** Canonical JSON: object keys sorted at every level, no whitespace (for cache keys). */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) {
+    return `[${value.map((item) => item === undefined ? "null" : canonicalJson(item)).join(",")}]`;
+  }
+  if (value !== null && typeof value === "object") {
+    const record = value as Record<string, unknown>;
+    const keys = Object.keys(record).filter((key) => record[key] !== undefined).sort();
+    return `{${
+      keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`).join(",")
+    }}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+/** Edit distance (insertions, deletions, substitutions) between two strings. */
+export function levenshtein(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost);
+    }
+    previous = current;
+  }
+  return previous[b.length];
+}
+
+/** Edit distance that also counts a swap of two adjacent letters as one edit (typos). */
+function typoDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The candidate closest to `word` by edit distance, when it is close enough to be a typo. */
+export function nearest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const distance = typoDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
+  }
+  if (best === undefined) return undefined;
+  const allowed = Math.max(1, Math.floor(Math.max(word.length, best.length) / 3));
+  return bestDistance <= allowed && bestDistance < best.length ? best : undefined;
+}
+
+/** Formats one problem as a single line. */
+export function formatProblem(p: SpecProblem): string {
+  const where = p.line > 0 ? `${p.file}:${p.line}:${p.column}` : p.file;
+  const head = p.path ? `${where} ${p.path}` : where;
+  return `${head}: expected ${p.expected}, found ${p.found}${p.hint ? `; ${p.hint}` : ""}`;
+}
+
+/** Format a SpecError for the terminal (the CLI prints this, then exits 2). */
+export function formatSpecError(e: SpecError): string {
+  const count = e.problems.length;
+  const title = `error: invalid spec (${count} problem${count === 1 ? "" : "s"}):`;
+  return [title, ...e.problems.map((p) => `  ${formatProblem(p)}`)].join("\n");
+}
+
+// ---------------------------------------------------------------------------------------
+// A located tree: plain values, each with where it came from (file position or override)
+
+interface Loc {
+  file: string;
+  line: number;
+  column: number;
+}
+
+type LNode =
+  | { kind: "map"; loc: Loc; entries: Map<string, { keyLoc: Loc; node: LNode }> }
+  | { kind: "seq"; loc: Loc; items: LNode[] }
+  | { kind: "scalar"; loc: Loc; value: unknown };
+
+type LMap = Extract<LNode, { kind: "map" }>;
+
+class Problems {
+  list: SpecProblem[] = [];
+  add(loc: Loc, path: string, expected: string, found: string, hint?: string): void {
+    this.list.push({ ...loc, path, expected, found, ...(hint ? { hint } : {}) });
+  }
+}
+
+function yamlOptions(lineCounter?: LineCounter) {
+  return {
+    schema: "core" as const,
+    customTags: [],
+    keepSourceTokens: true,
+    // Duplicates are detected while building the located tree, with both positions.
+    uniqueKeys: false,
+    prettyErrors: false,
+    ...(lineCounter ? { lineCounter } : {}),
+  };
+}
+
+/** Parses YAML text into a located tree; syntax problems go to `problems`. */
+function parseYamlTree(
+  text: string,
+  file: string,
+  problems: Problems,
+  pathPrefix = "",
+): LNode | undefined {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, yamlOptions(lineCounter));
+  const locAt = (offset: number): Loc => {
+    const { line, col } = lineCounter.linePos(offset);
+    return { file, line, column: col };
+  };
+  if (doc.errors.length > 0) {
+    for (const error of doc.errors) {
+      const message = error.code === "MULTIPLE_DOCS"
+        ? "a second document (a spec is one YAML document)"
+        : `${error.message} (${error.code})`;
+      problems.add(locAt(error.pos[0]), "", "valid YAML", message);
+    }
+    return undefined;
+  }
+  try {
+    doc.toJS({ mapAsMap: true }); // enforces yaml's default maxAliasCount against alias bombs
+  } catch (error) {
+    problems.add(locAt(0), "", "valid YAML", (error as Error).message);
+    return undefined;
+  }
+  if (doc.contents === null) {
+    problems.add(locAt(0), pathPrefix, "a YAML mapping", "an empty document");
+    return undefined;
+  }
+  return toTree(doc, doc.contents, locAt, pathPrefix, problems);
+}
+
+function toTree(
+  doc: Document,
+  node: unknown,
+  locAt: (offset: number) => Loc,
+  path: string,
+  problems: Problems,
+): LNode | undefined {
+  if (node === null || node === undefined) return undefined;
+  if (isAlias(node)) return toTree(doc, node.resolve(doc), locAt, path, problems);
+  const loc = locAt((node as YamlNode).range?.[0] ?? 0);
+  if (isScalar(node)) return { kind: "scalar", loc, value: node.value };
+  if (isSeq(node)) {
+    const items = node.items.map((item, i): LNode =>
+      toTree(doc, item, locAt, `${path}[${i}]`, problems) ?? { kind: "scalar", loc, value: null }
+    );
+    return { kind: "seq", loc, items };
+  }
+  if (isMap(node)) {
+    const entries = new Map<string, { keyLoc: Loc; node: LNode }>();
+    for (const pair of node.items) {
+      if (!isPair(pair)) continue;
+      const keyNode = isAlias(pair.key) ? pair.key.resolve(doc) : pair.key;
+      const keyRange = (pair.key as YamlNode | null)?.range;
+      const keyLoc = keyRange ? locAt(keyRange[0]) : loc;
+      if (!isScalar(keyNode) || typeof keyNode.value === "object" && keyNode.value !== null) {
+        problems.add(keyLoc, path || "(top level)", "a plain key", "a collection used as a key");
+        continue;
+      }
+      const key = String(keyNode.value);
+      const childPath = path ? `${path}.${key}` : key;
+      const previous = entries.get(key);
+      if (previous) {
+        const first = `${previous.keyLoc.line}:${previous.keyLoc.column}`;
+        problems.add(keyLoc, childPath, "each key once", `a duplicate of the key at ${first}`);
+        continue;
+      }
+      const value = toTree(doc, pair.value, locAt, childPath, problems) ??
+        { kind: "scalar", loc: keyLoc, value: null };
+      entries.set(key, { keyLoc, node: value });
+    }
+    return { kind: "map", loc, entries };
+  }
+  problems.add(loc, path, "a YAML value", "an unsupported node");
+  return undefined;
+}
+
+/** Converts a plain JS value (from an override's YAML) to a tree located at `loc`. */
+function fromPlain(value: unknown, loc: Loc): LNode {
+  if (Array.isArray(value)) return { kind: "seq", loc, items: value.map((v) => fromPlain(v, loc)) };
+  if (value !== null && typeof value === "object") {
+    const entries = new Map<string, { keyLoc: Loc; node: LNode }>();
+    for (const [key, v] of Object.entries(value)) {
+      entries.set(key, { keyLoc: loc, node: fromPlain(v, loc) });
+    }
+    return { kind: "map", loc, entries };
+  }
+  return { kind: "scalar", loc, value };
+}
+
+function toPlain(node: LNode): unknown {
+  if (node.kind === "scalar") return node.value;
+  if (node.kind === "seq") return node.items.map(toPlain);
+  return Object.fromEntries([...node.entries].map(([key, entry]) => [key, toPlain(entry.node)]));
+}
+
+/** Renders a found value as YAML/JSON (strings quoted). */
+function show(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (typeof value === "number" && !Number.isFinite(value)) {
+    return Number.isNaN(value) ? ".nan" : value > 0 ? ".inf" : "-.inf";
+  }
+  if (typeof value === "number") return String(value);
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function showNode(node: LNode | undefined): string {
+  return node === undefined ? "nothing" : show(toPlain(node));
+}
+
+// ---------------------------------------------------------------------------------------
+// Schema
+
+const ROOT_KEYS = [
+  "name",
+  "description",
+  "seeds",
+  "backend",
+  "task",
+  "model",
+  "base",
+  "train",
+  "eval",
+  "arms",
+] as const;
+const TASK_KEYS = ["name", "image_size", "train", "test", "test_seed", "params"] as const;
+const MODEL_KEYS = ["name", "patch_size", "d_model", "layers", "heads", "mlp_ratio"] as const;
+const BASE_KEYS = ["steps", "batch_size", "lr", "train", "seed"] as const;
+const TRAIN_KEYS = [
+  "steps",
+  "batch_size",
+  "lr",
+  "optimizer",
+  "weight_decay",
+  "warmup",
+  "log_every",
+] as const;
+const EVAL_KEYS = ["batch_size"] as const;
+const ARM_KEYS = ["finetune", "lambda", "layers"] as const;
+
+const SECTION_KEYS: Record<string, readonly string[]> = {
+  task: TASK_KEYS,
+  model: MODEL_KEYS,
+  base: BASE_KEYS,
+  train: TRAIN_KEYS,
+  eval: EVAL_KEYS,
+};
+
+const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
+const ARM_NAME_PATTERN = /^[a-z][a-z0-9_-]*$/;
+
+function keysHint(valid: readonly string[], word: string, label = "valid keys"): string {
+  const guess = nearest(word, valid);
+  return `${label}: ${valid.join(", ")}${guess ? `; did you mean ${JSON.stringify(guess)}?` : ""}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Overrides
+
+function overrideLoc(index: number, raw: string): Loc {
+  return { file: `<override ${index + 1}: ${raw}>`, line: 0, column: 0 };
+}
+
+/** Checks an override path against the schema; returns false (after reporting) when bad. */
+function checkOverridePath(segments: string[], loc: Loc, problems: Problems): boolean {
+  const report = (depth: number, valid: readonly string[]) => {
+    const path = segments.slice(0, depth + 1).join(".");
+    const word = segments[depth];
+    problems.add(loc, path, "a known key", JSON.stringify(word), keysHint(valid, word));
+    return false;
+  };
+  const tooDeep = (depth: number) => {
+    const parent = segments.slice(0, depth).join(".");
+    problems.add(
+      loc,
+      segments.join("."),
+      `no key below ${parent} (it holds a value)`,
+      JSON.stringify(segments[depth]),
+    );
+    return false;
+  };
+  const [top, second, third] = segments;
+  if (!(ROOT_KEYS as readonly string[]).includes(top)) return report(0, ROOT_KEYS);
+  if (top === "arms") {
+    if (segments.length <= 2) return true;
+    if (!(ARM_KEYS as readonly string[]).includes(third)) return report(2, ARM_KEYS);
+    return segments.length === 3 || tooDeep(3);
+  }
+  const section = SECTION_KEYS[top];
+  if (!section) return segments.length === 1 || tooDeep(1);
+  if (segments.length === 1) return true;
+  if (!section.includes(second)) return report(1, section);
+  if (top === "task" && second === "params") return true; // checked against the task later
+  return segments.length === 2 || tooDeep(2);
+}
+
+function applyOverrides(root: LNode | undefined, overrides: string[], problems: Problems): void {
+  overrides.forEach((raw, index) => {
+    const loc = overrideLoc(index, raw);
+    const eq = raw.indexOf("=");
+    const pathText = eq < 0 ? "" : raw.slice(0, eq).trim();
+    const segments = pathText.split(".");
+    if (eq < 0 || segments.some((segment) => segment === "")) {
+      problems.add(loc, "", "an override of the form a.b.c=value", JSON.stringify(raw));
+      return;
+    }
+    const valueDoc = parseDocument(raw.slice(eq + 1), yamlOptions());
+    if (valueDoc.errors.length > 0) {
+      const message = valueDoc.errors[0].message.split("\n")[0];
+      problems.add(
+        loc,
+        pathText,
+        "a YAML value",
+        `${JSON.stringify(raw.slice(eq + 1))} (${message})`,
+      );
+      return;
+    }
+    let value: unknown;
+    try {
+      value = valueDoc.toJS();
+    } catch (error) {
+      problems.add(loc, pathText, "a YAML value", (error as Error).message);
+      return;
+    }
+    if (!checkOverridePath(segments, loc, problems)) return;
+    if (root?.kind !== "map") return; // the top-level problem is reported by validation
+    let map: LMap = root;
+    for (const segment of segments.slice(0, -1)) {
+      const entry = map.entries.get(segment);
+      if (entry?.node.kind === "map") {
+        map = entry.node;
+      } else {
+        const created: LMap = { kind: "map", loc, entries: new Map() };
+        map.entries.set(segment, { keyLoc: loc, node: created });
+        map = created;
+      }
+    }
+    map.entries.set(segments[segments.length - 1], { keyLoc: loc, node: fromPlain(value, loc) });
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// `base:` given as a path to another YAML file
+
+/** Replaces a string `base` with the located tree of the file it names. */
+function resolveBaseFile(
+  root: LNode | undefined,
+  specFile: string,
+  problems: Problems,
+): void {
+  if (root?.kind !== "map") return;
+  const entry = root.entries.get("base");
+  if (entry?.node.kind !== "scalar" || typeof entry.node.value !== "string") return;
+  const baseRef = entry.node.value;
+  const basePath = isAbsolute(baseRef) ? baseRef : join(dirname(specFile), baseRef);
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(basePath);
+  } catch (error) {
+    problems.add(
+      entry.node.loc,
+      "base",
+      "a mapping or the path of a readable YAML file (relative to the spec)",
+      `${JSON.stringify(baseRef)} (${basePath}: ${(error as Error).name})`,
+    );
+    entry.node = { kind: "map", loc: entry.node.loc, entries: new Map() };
+    return;
+  }
+  const tree = parseYamlTree(text, basePath, problems, "base");
+  entry.node = tree ?? { kind: "map", loc: entry.node.loc, entries: new Map() };
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation
+
+type Entry = { keyLoc: Loc; node: LNode };
+
+/** Reads the keys of one mapping, reporting unknown ones and remembering what was used. */
+class Section {
+  constructor(
+    readonly path: string,
+    readonly map: LMap | undefined,
+    readonly fallbackLoc: Loc,
+    readonly problems: Problems,
+  ) {}
+
+  get loc(): Loc {
+    return this.map?.loc ?? this.fallbackLoc;
+  }
+
+  child(key: string): string {
+    return this.path ? `${this.path}.${key}` : key;
+  }
+
+  entry(key: string): Entry | undefined {
+    return this.map?.entries.get(key);
+  }
+
+  checkKeys(valid: readonly string[]): void {
+    for (const [key, entry] of this.map?.entries ?? []) {
+      if (!valid.includes(key)) {
+        this.problems.add(
+          entry.keyLoc,
+          this.child(key),
+          "a known key",
+          JSON.stringify(key),
+          keysHint(valid, key),
+        );
+      }
+    }
+  }
+
+  missing(key: string, expected: string): void {
+    this.problems.add(this.loc, this.child(key), expected, "nothing (the key is missing)");
+  }
+
+  /** A value checked by `accept`; the default when absent, undefined when invalid. */
+  value<T>(
+    key: string,
+    expected: string,
+    accept: (value: unknown) => value is T,
+    fallback: T,
+  ): T | undefined {
+    const entry = this.entry(key);
+    if (!entry) return fallback;
+    const value = entry.node.kind === "scalar" ? entry.node.value : toPlain(entry.node);
+    if (accept(value)) return value;
+    this.problems.add(entry.node.loc, this.child(key), expected, showNode(entry.node));
+    return undefined;
+  }
+
+  int(key: string, min: number, fallback: number): number | undefined {
+    return this.value(
+      key,
+      `an integer >= ${min}`,
+      (v): v is number => isInt(v) && v >= min,
+      fallback,
+    );
+  }
+
+  number(key: string, min: number, exclusive: boolean, fallback: number): number | undefined {
+    const expected = `a number ${exclusive ? ">" : ">="} ${min}`;
+    const accept = (v: unknown): v is number =>
+      typeof v === "number" && Number.isFinite(v) && (exclusive ? v > min : v >= min);
+    return this.value(key, expected, accept, fallback);
+  }
+
+  oneOf<T extends string>(key: string, choices: readonly T[], fallback: T): T | undefined {
+    const expected = `one of ${choices.map((c) => JSON.stringify(c)).join(", ")}`;
+    return this.value(key, expected, (v): v is T => choices.includes(v as T), fallback);
+  }
+
+  /** A nested mapping (absent -> empty). Undefined map when the value is not a mapping. */
+  section(key: string, allowNull = false): Section | undefined {
+    const entry = this.entry(key);
+    const path = this.child(key);
+    if (!entry) return new Section(path, undefined, this.loc, this.problems);
+    if (entry.node.kind === "map") {
+      return new Section(path, entry.node, entry.node.loc, this.problems);
+    }
+    if (allowNull && entry.node.kind === "scalar" && entry.node.value === null) {
+      return new Section(path, undefined, entry.node.loc, this.problems);
+    }
+    this.problems.add(entry.node.loc, path, "a mapping", showNode(entry.node));
+    return undefined;
+  }
+}
+
+function isInt(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value);
+}
+
+function isString(value: unknown): value is string {
+  return typeof value === "string";
+}
+
+function isBool(value: unknown): value is boolean {
+  return typeof value === "boolean";
+}
+
+/** Validates `seeds`: a non-empty list of distinct integers >= 0. */
+function validateSeeds(root: Section): { seeds?: number[]; locs: Loc[] } {
+  const entry = root.entry("seeds");
+  const expected = "a non-empty list of distinct integers >= 0";
+  if (!entry) return { seeds: [0], locs: [root.loc] };
+  if (entry.node.kind !== "seq" || entry.node.items.length === 0) {
+    root.problems.add(entry.node.loc, "seeds", expected, showNode(entry.node));
+    return { locs: [] };
+  }
+  const seeds: number[] = [];
+  const locs: Loc[] = [];
+  let ok = true;
+  entry.node.items.forEach((item, i) => {
+    const value = item.kind === "scalar" ? item.value : undefined;
+    if (!isInt(value) || value < 0) {
+      root.problems.add(item.loc, `seeds[${i}]`, "an integer >= 0", showNode(item));
+      ok = false;
+    } else if (seeds.includes(value)) {
+      const first = seeds.indexOf(value);
+      root.problems.add(
+        item.loc,
+        `seeds[${i}]`,
+        "distinct seeds",
+        `${value} again (seeds[${first}])`,
+      );
+      ok = false;
+    } else {
+      seeds.push(value);
+      locs.push(item.loc);
+    }
+  });
+  return ok ? { seeds, locs } : { locs };
+}
+
+function validateTask(
+  root: Section,
+  ctx: SpecContext,
+  seeds: { seeds?: number[]; locs: Loc[] },
+): { spec?: Omit<TaskSpec, "params">; task?: Task; paramsSection?: Section } {
+  const entry = root.entry("task");
+  if (!entry) {
+    root.missing("task", "a mapping with at least `name`");
+    return {};
+  }
+  const section = root.section("task");
+  if (!section) return {};
+  section.checkKeys(TASK_KEYS);
+  const names = Object.keys(ctx.tasks);
+  let task: Task | undefined;
+  const nameEntry = section.entry("name");
+  if (!nameEntry) {
+    section.missing("name", `a registered task name (one of: ${names.join(", ")})`);
+  } else {
+    const value = nameEntry.node.kind === "scalar" ? nameEntry.node.value : undefined;
+    if (isString(value) && Object.hasOwn(ctx.tasks, value)) {
+      task = ctx.tasks[value];
+    } else {
+      const guess = isString(value) ? nearest(value, names) : undefined;
+      section.problems.add(
+        nameEntry.node.loc,
+        "task.name",
+        "a registered task name",
+        showNode(nameEntry.node),
+        `valid tasks: ${names.join(", ")}${
+          guess ? `; did you mean ${JSON.stringify(guess)}?` : ""
+        }`,
+      );
+    }
+  }
+  const imageSize = section.int("image_size", 8, 32);
+  const train = section.int("train", 1, 4000);
+  const test = section.int("test", 1, 500);
+  const testSeed = section.int("test_seed", 0, 1000);
+  if (testSeed !== undefined && seeds.seeds?.includes(testSeed)) {
+    const given = section.entry("test_seed");
+    const loc = given?.node.loc ?? seeds.locs[seeds.seeds.indexOf(testSeed)] ?? section.loc;
+    section.problems.add(
+      loc,
+      "task.test_seed",
+      `a seed not in seeds (${show(seeds.seeds)}), so the test set stays held out`,
+      String(testSeed),
+    );
+  }
+  const paramsSection = section.section("params");
+  const ok = task !== undefined && imageSize !== undefined && train !== undefined &&
+    test !== undefined && testSeed !== undefined && paramsSection !== undefined;
+  if (!ok) return { task, paramsSection };
+  const spec = { name: task!.name, image_size: imageSize!, train: train!, test: test! };
+  return { spec: { ...spec, test_seed: testSeed! }, task, paramsSection };
+}
+
+function validateParams(
+  params: Section,
+  task: Task,
+  imageSize: number | undefined,
+  patchSize: number | undefined,
+): Record<string, unknown> | undefined {
+  const valid = Object.keys(task.defaultParams);
+  const merged: Record<string, unknown> = { ...task.defaultParams };
+  let ok = true;
+  for (const [key, entry] of params.map?.entries ?? []) {
+    if (!Object.hasOwn(task.defaultParams, key)) {
+      params.problems.add(
+        entry.keyLoc,
+        params.child(key),
+        `a parameter of task ${JSON.stringify(task.name)}`,
+        JSON.stringify(key),
+        keysHint(valid.length ? valid : ["(none)"], key, "valid params"),
+      );
+      ok = false;
+    } else {
+      merged[key] = toPlain(entry.node);
+    }
+  }
+  if (imageSize === undefined || patchSize === undefined) return undefined;
+  let found: ParamProblem[];
+  try {
+    found = task.checkParams({ imageSize, patchSize, params: merged });
+  } catch (error) {
+    params.problems.add(
+      params.loc,
+      params.path,
+      "parameters the task accepts",
+      (error as Error).message,
+    );
+    return undefined;
+  }
+  for (const problem of found) {
+    const entry = params.entry(problem.key);
+    params.problems.add(
+      entry?.node.loc ?? params.loc,
+      params.child(problem.key),
+      problem.expected,
+      show(problem.found),
+    );
+  }
+  return ok && found.length === 0 ? merged : undefined;
+}
+
+function validateModel(root: Section, imageSize: number | undefined): ModelSpec | undefined {
+  const section = root.section("model");
+  if (!section) return undefined;
+  section.checkKeys(MODEL_KEYS);
+  const name = section.oneOf("name", ["tiny-vlm"] as const, "tiny-vlm");
+  const patchSize = section.int("patch_size", 1, 8);
+  const dModel = section.int("d_model", 8, 64);
+  const layers = section.int("layers", 1, 2);
+  const heads = section.int("heads", 1, 4);
+  const mlpRatio = section.int("mlp_ratio", 1, 4);
+  let ok = true;
+  if (dModel !== undefined && heads !== undefined && dModel % heads !== 0) {
+    const loc = section.entry("heads")?.node.loc ?? section.entry("d_model")?.node.loc ??
+      section.loc;
+    section.problems.add(
+      loc,
+      "model.heads",
+      `a divisor of model.d_model (${dModel})`,
+      String(heads),
+    );
+    ok = false;
+  }
+  if (imageSize !== undefined && patchSize !== undefined && imageSize % patchSize !== 0) {
+    const loc = section.entry("patch_size")?.node.loc ?? section.loc;
+    section.problems.add(
+      loc,
+      "model.patch_size",
+      `a divisor of task.image_size (${imageSize})`,
+      String(patchSize),
+    );
+    ok = false;
+  }
+  if (
+    !ok || name === undefined || patchSize === undefined || dModel === undefined ||
+    layers === undefined || heads === undefined || mlpRatio === undefined
+  ) return undefined;
+  return { name, patch_size: patchSize, d_model: dModel, layers, heads, mlp_ratio: mlpRatio };
+}
+
+function validateBase(root: Section): BaseSpec | undefined {
+  const section = root.section("base");
+  if (!section) return undefined;
+  section.checkKeys(BASE_KEYS);
+  const steps = section.int("steps", 0, 300);
+  const batchSize = section.int("batch_size", 1, 32);
+  const lr = section.number("lr", 0, true, 1e-3);
+  const train = section.int("train", 1, 4000);
+  const seed = section.int("seed", 0, 0);
+  if ([steps, batchSize, lr, train, seed].includes(undefined)) return undefined;
+  return { steps: steps!, batch_size: batchSize!, lr: lr!, train: train!, seed: seed! };
+}
+
+function validateTrain(root: Section): TrainSpec | undefined {
+  const section = root.section("train");
+  if (!section) return undefined;
+  section.checkKeys(TRAIN_KEYS);
+  const steps = section.int("steps", 1, 500);
+  const batchSize = section.int("batch_size", 1, 32);
+  const lr = section.number("lr", 0, true, 1e-3);
+  const optimizer = section.oneOf("optimizer", ["adamw", "adam"] as const, "adamw");
+  const weightDecay = section.number("weight_decay", 0, false, 0.01);
+  // The default warm-up shrinks to fit a short run; an explicit one must fit.
+  let warmup = section.int("warmup", 0, steps === undefined ? 50 : Math.min(50, steps));
+  const logEvery = section.int("log_every", 1, 10);
+  const warmupEntry = section.entry("warmup");
+  if (warmupEntry && warmup !== undefined && steps !== undefined && warmup > steps) {
+    section.problems.add(
+      warmupEntry.node.loc,
+      "train.warmup",
+      `an integer <= train.steps (${steps})`,
+      String(warmup),
+    );
+    warmup = undefined;
+  }
+  if ([steps, batchSize, lr, optimizer, weightDecay, warmup, logEvery].includes(undefined)) {
+    return undefined;
+  }
+  return {
+    steps: steps!,
+    batch_size: batchSize!,
+    lr: lr!,
+    optimizer: optimizer!,
+    weight_decay: weightDecay!,
+    warmup: warmup!,
+    log_every: logEvery!,
+  };
+}
+
+function validateArm(arm: Section, depth: number | undefined): ArmSpec | undefined {
+  arm.checkKeys(ARM_KEYS);
+  const finetune = arm.value("finetune", "true or false", isBool, true);
+  const lambda = arm.number("lambda", 0, false, 0);
+  let layers: ArmSpec["layers"] | undefined = "all";
+  const layersEntry = arm.entry("layers");
+  const layersPath = arm.child("layers");
+  const listExpected = depth === undefined
+    ? `"all" or a non-empty list of distinct layer indices`
+    : `"all" or a non-empty list of distinct layer indices in [0, ${depth})`;
+  if (layersEntry) {
+    const node = layersEntry.node;
+    if (node.kind === "scalar" && node.value === "all") {
+      layers = "all";
+    } else if (node.kind !== "seq" || node.items.length === 0) {
+      arm.problems.add(node.loc, layersPath, listExpected, showNode(node));
+      layers = undefined;
+    } else {
+      const indices: number[] = [];
+      node.items.forEach((item, i) => {
+        const value = item.kind === "scalar" ? item.value : undefined;
+        const path = `${layersPath}[${i}]`;
+        if (!isInt(value) || value < 0) {
+          arm.problems.add(item.loc, path, "a layer index (an integer >= 0)", showNode(item));
+        } else if (depth !== undefined && value >= depth) {
+          arm.problems.add(
+            item.loc,
+            path,
+            `a layer index in [0, ${depth}) (model.layers is ${depth})`,
+            String(value),
+          );
+        } else if (indices.includes(value)) {
+          arm.problems.add(item.loc, path, "distinct layer indices", `${value} again`);
+        } else {
+          indices.push(value);
+          return;
+        }
+        layers = undefined;
+      });
+      if (layers !== undefined) layers = indices;
+    }
+  }
+  if (finetune === false) {
+    for (const key of ["lambda", "layers"]) {
+      const entry = arm.entry(key);
+      if (entry) {
+        arm.problems.add(
+          entry.keyLoc,
+          arm.child(key),
+          `no ${key} when finetune is false (it would be ignored)`,
+          showNode(entry.node),
+        );
+        layers = undefined;
+      }
+    }
+  }
+  if (finetune === undefined || lambda === undefined || layers === undefined) return undefined;
+  return { finetune, lambda, layers };
+}
+
+function validateArms(
+  root: Section,
+  depth: number | undefined,
+): Record<string, ArmSpec> | undefined {
+  const expected = "a non-empty mapping of arm names to arm settings";
+  if (!root.entry("arms")) {
+    root.missing("arms", expected);
+    return undefined;
+  }
+  const node = root.entry("arms")!.node;
+  if (node.kind !== "map" || node.entries.size === 0) {
+    root.problems.add(node.loc, "arms", expected, showNode(node));
+    return undefined;
+  }
+  const section = new Section("arms", node, node.loc, root.problems);
+  const arms: Record<string, ArmSpec> = {};
+  let ok = true;
+  for (const [name, entry] of node.entries) {
+    if (!ARM_NAME_PATTERN.test(name)) {
+      section.problems.add(
+        entry.keyLoc,
+        section.child(name),
+        `an arm name matching ${ARM_NAME_PATTERN}`,
+        JSON.stringify(name),
+      );
+      ok = false;
+    }
+    const arm = section.section(name, true);
+    const spec = arm ? validateArm(arm, depth) : undefined;
+    if (spec) arms[name] = spec;
+    else ok = false;
+  }
+  return ok ? arms : undefined;
+}
+
+/** Validates a located tree into a Spec, or reports every problem. */
+function validate(tree: LNode, ctx: SpecContext, problems: Problems): Spec | undefined {
+  if (tree.kind !== "map") {
+    problems.add(tree.loc, "(top level)", "a mapping of spec keys", showNode(tree));
+    return undefined;
+  }
+  const root = new Section("", tree, tree.loc, problems);
+  root.checkKeys(ROOT_KEYS);
+  let name: string | undefined;
+  const nameEntry = root.entry("name");
+  if (!nameEntry) {
+    root.missing("name", `a string matching ${NAME_PATTERN}`);
+  } else {
+    name = root.value(
+      "name",
+      `a string matching ${NAME_PATTERN} (it names the report folder)`,
+      (v): v is string => isString(v) && NAME_PATTERN.test(v),
+      "",
+    );
+  }
+  const description = root.value("description", "a string", isString, "");
+  const seeds = validateSeeds(root);
+  const backend = root.oneOf("backend", BACKENDS, "auto" as BackendName);
+  const task = validateTask(root, ctx, seeds);
+  const imageSize = imageSizeIfValid(root);
+  const model = validateModel(root, imageSize);
+  const params = task.task && task.paramsSection
+    ? validateParams(task.paramsSection, task.task, imageSize, model?.patch_size)
+    : undefined;
+  const base = validateBase(root);
+  const train = validateTrain(root);
+  const evalSection = root.section("eval");
+  evalSection?.checkKeys(EVAL_KEYS);
+  const evalBatch = evalSection?.int("batch_size", 1, 128);
+  const arms = validateArms(root, model?.layers);
+  if (
+    problems.list.length > 0 || name === undefined || description === undefined ||
+    seeds.seeds === undefined || backend === undefined || task.spec === undefined ||
+    params === undefined || model === undefined || base === undefined || train === undefined ||
+    evalBatch === undefined || arms === undefined
+  ) return undefined;
+  return {
+    name,
+    description,
+    seeds: seeds.seeds,
+    backend,
+    task: { ...task.spec, params },
+    model,
+    base,
+    train,
+    eval: { batch_size: evalBatch },
+    arms,
+  };
+}
+
+/** task.image_size when it is valid (used for cross checks even if the task name is not). */
+function imageSizeIfValid(root: Section): number | undefined {
+  const entry = root.entry("task")?.node;
+  if (entry?.kind !== "map") return 32;
+  const node = entry.entries.get("image_size")?.node;
+  if (!node) return 32;
+  const value = node.kind === "scalar" ? node.value : undefined;
+  return isInt(value) && value >= 8 ? value : undefined;
+}
+
+function sortProblems(list: SpecProblem[], file: string): SpecProblem[] {
+  const rank = (p: SpecProblem) => {
+    if (p.file === file) return 0;
+    const match = /^<override (\d+):/.exec(p.file);
+    return match ? 1 + Number(match[1]) : 1;
+  };
+  return list
+    .map((p, i) => ({ p, i }))
+    .sort((a, b) =>
+      rank(a.p) - rank(b.p) || a.p.file.localeCompare(b.p.file) || a.p.line - b.p.line ||
+      a.p.column - b.p.column || a.i - b.i
+    )
+    .map(({ p }) => p);
+}
+
+// ---------------------------------------------------------------------------------------
+// Entry points
+
+/**
+ * Parse YAML text + dotted overrides into a validated, fully-defaulted Spec. Throws
+ * SpecError listing every problem. A string `base:` is read (synchronously) from a file
+ * relative to `file`.
+ */
+export function parseSpec(text: string, file: string, overrides: string[], ctx: SpecContext): Spec {
+  const problems = new Problems();
+  const tree = parseYamlTree(text, file, problems);
+  if (tree) {
+    resolveBaseFile(tree, file, problems);
+    applyOverrides(tree, overrides, problems);
+    resolveBaseFile(tree, file, problems); // an override may name the base file
+  } else {
+    applyOverrides(undefined, overrides, problems); // still report malformed overrides
+  }
+  const spec = tree ? validate(tree, ctx, problems) : undefined;
+  if (problems.list.length > 0 || spec === undefined) {
+    if (problems.list.length === 0) {
+      problems.add({ file, line: 0, column: 0 }, "", "a valid spec", "an unreported problem");
+    }
+    throw new SpecError(sortProblems(problems.list, file));
+  }
+  return spec;
+}
+
+/** Read the spec file (an unreadable file is a SpecError naming it), then parseSpec. */
+export async function loadSpec(path: string, overrides: string[], ctx: SpecContext): Promise<Spec> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new SpecError([{
+      file: path,
+      line: 0,
+      column: 0,
+      path: "",
+      expected: "a readable YAML spec file",
+      found: `${(error as Error).name}: ${(error as Error).message}`,
+    }]);
+  }
+  return parseSpec(text, path, overrides, ctx);
+}

@@ -1,0 +1,183 @@
+/**
+ * Small-sample statistics for reports: means, Student-t confidence intervals, a paired
+ * t-test with an exact two-sided p-value, and the Wilson interval for a proportion.
+ * Pure functions, no dependencies, so tests can check them against hand-computed values.
+ */
+
+// deno-fmt-ignore
+/** Two-sided 95% Student-t critical values t_{0.975, dof} for dof = 1..30 (index = dof - 1). */
+export const T_CRITICAL_95: readonly number[] = [
+  12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+  2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+  2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+];
+
+/** Arithmetic mean; NaN for an empty list. */
+export function mean(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  let sum = 0;
+  for (const v of values) sum += v;
+  return sum / values.length;
+}
+
+/** Sample standard deviation (n - 1 denominator); NaN when n < 2. */
+export function sampleStd(values: readonly number[]): number {
+  const n = values.length;
+  if (n < 2) return NaN;
+  const m = mean(values);
+  let squares = 0;
+  for (const v of values) squares += (v - m) * (v - m);
+  return Math.sqrt(squares / (n - 1));
+}
+
+/** t_{0.975, dof} from the table for dof 1..30, 1.96 beyond; NaN for dof < 1. */
+export function tCritical95(dof: number): number {
+  if (!(dof >= 1)) return NaN;
+  return dof <= T_CRITICAL_95.length ? T_CRITICAL_95[Math.floor(dof) - 1] : 1.96;
+}
+
+/** A mean with its 95% confidence interval; `halfWidth` is undefined when n < 2. */
+export interface ConfidenceInterval {
+  n: number;
+  mean: number;
+  halfWidth: number | undefined;
+  low: number | undefined;
+  high: number | undefined;
+}
+
+/** 95% CI of the mean: half-width = t_{0.975, n-1} * s / sqrt(n); undefined half-width for n < 2. */
+export function ci95(values: readonly number[]): ConfidenceInterval {
+  const n = values.length;
+  const m = mean(values);
+  if (n < 2) return { n, mean: m, halfWidth: undefined, low: undefined, high: undefined };
+  const halfWidth = tCritical95(n - 1) * sampleStd(values) / Math.sqrt(n);
+  return { n, mean: m, halfWidth, low: m - halfWidth, high: m + halfWidth };
+}
+
+/** Natural log of the gamma function (Lanczos approximation, g = 7, ~15 digits) for x > 0. */
+export function logGamma(x: number): number {
+  if (x < 0.5) {
+    // Reflection keeps the series in its accurate range.
+    return Math.log(Math.PI / Math.abs(Math.sin(Math.PI * x))) - logGamma(1 - x);
+  }
+  const c = [
+    0.99999999999980993,
+    676.5203681218851,
+    -1259.1392167224028,
+    771.32342877765313,
+    -176.61502916214059,
+    12.507343278686905,
+    -0.13857109526572012,
+    9.9843695780195716e-6,
+    1.5056327351493116e-7,
+  ];
+  const z = x - 1;
+  let sum = c[0];
+  for (let i = 1; i < c.length; i++) sum += c[i] / (z + i);
+  const t = z + 7.5;
+  return 0.5 * Math.log(2 * Math.PI) + (z + 0.5) * Math.log(t) - t + Math.log(sum);
+}
+
+/** Continued fraction for the incomplete beta function (modified Lentz, Numerical Recipes). */
+function betaContinuedFraction(x: number, a: number, b: number): number {
+  const tiny = 1e-300;
+  const qab = a + b;
+  const qap = a + 1;
+  const qam = a - 1;
+  let c = 1;
+  let d = 1 - qab * x / qap;
+  if (Math.abs(d) < tiny) d = tiny;
+  d = 1 / d;
+  let h = d;
+  for (let m = 1; m <= 300; m++) {
+    const m2 = 2 * m;
+    let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
+    d = 1 + aa * d;
+    if (Math.abs(d) < tiny) d = tiny;
+    c = 1 + aa / c;
+    if (Math.abs(c) < tiny) c = tiny;
+    d = 1 / d;
+    h *= d * c;
+    aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+    d = 1 + aa * d;
+    if (Math.abs(d) < tiny) d = tiny;
+    c = 1 + aa / c;
+    if (Math.abs(c) < tiny) c = tiny;
+    d = 1 / d;
+    const delta = d * c;
+    h *= delta;
+    if (Math.abs(delta - 1) < 1e-15) break;
+  }
+  return h;
+}
+
+/** Regularized incomplete beta I_x(a, b) for 0 <= x <= 1, a, b > 0. */
+export function regularizedIncompleteBeta(x: number, a: number, b: number): number {
+  if (!(a > 0 && b > 0) || !(x >= 0 && x <= 1)) return NaN;
+  if (x === 0) return 0;
+  if (x === 1) return 1;
+  const logFront = logGamma(a + b) - logGamma(a) - logGamma(b) + a * Math.log(x) +
+    b * Math.log(1 - x);
+  const front = Math.exp(logFront);
+  // The continued fraction converges fast for x < (a+1)/(a+b+2); use the symmetry otherwise.
+  if (x < (a + 1) / (a + b + 2)) return front * betaContinuedFraction(x, a, b) / a;
+  return 1 - front * betaContinuedFraction(1 - x, b, a) / b;
+}
+
+/** Two-sided p-value P(|T| >= |t|) for Student's t with `dof` degrees of freedom. */
+export function studentTTwoSidedP(t: number, dof: number): number {
+  if (Number.isNaN(t) || !(dof > 0)) return NaN;
+  if (!Number.isFinite(t)) return 0;
+  return regularizedIncompleteBeta(dof / (dof + t * t), dof / 2, 0.5);
+}
+
+/** Result of a paired t-test on a - b. */
+export interface PairedTTest {
+  n: number;
+  meanDiff: number;
+  t: number;
+  dof: number;
+  /** Two-sided p; undefined when n < 2. */
+  p: number | undefined;
+}
+
+/**
+ * Paired two-sided t-test of mean(a - b) = 0. n < 2 gives t = NaN and p undefined;
+ * identical pairs (all differences equal zero) give t = 0, p = 1.
+ */
+export function pairedTTest(a: readonly number[], b: readonly number[]): PairedTTest {
+  if (a.length !== b.length) {
+    throw new Error(`pairedTTest: expected equal lengths, got ${a.length} and ${b.length}`);
+  }
+  const diffs = a.map((v, i) => v - b[i]);
+  const n = diffs.length;
+  const meanDiff = mean(diffs);
+  const dof = n - 1;
+  if (n < 2) return { n, meanDiff, t: NaN, dof, p: undefined };
+  const sd = sampleStd(diffs);
+  if (sd === 0) {
+    // Every pair differs by the same amount: no spread to test against.
+    if (meanDiff === 0) return { n, meanDiff, t: 0, dof, p: 1 };
+    return { n, meanDiff, t: meanDiff > 0 ? Infinity : -Infinity, dof, p: 0 };
+  }
+  const t = meanDiff / (sd / Math.sqrt(n));
+  return { n, meanDiff, t, dof, p: studentTTwoSidedP(t, dof) };
+}
+
+/** A proportion with its Wilson score interval. */
+export interface ProportionInterval {
+  estimate: number;
+  low: number;
+  high: number;
+}
+
+/** Wilson score interval for successes / n (default z = 1.96, 95%); n = 0 gives [0, 1]. */
+export function wilsonInterval(successes: number, n: number, z = 1.96): ProportionInterval {
+  if (n <= 0) return { estimate: NaN, low: 0, high: 1 };
+  const phat = successes / n;
+  const z2 = z * z;
+  const denominator = 1 + z2 / n;
+  const center = (phat + z2 / (2 * n)) / denominator;
+  const half = z * Math.sqrt(phat * (1 - phat) / n + z2 / (4 * n * n)) / denominator;
+  return { estimate: phat, low: Math.max(0, center - half), high: Math.min(1, center + half) };
+}

@@ -1,0 +1,264 @@
+/**
+ * Training loop: L_total = L_NTP + lambda * L_KLAL, AdamW, warm-up then cosine decay.
+ * Every step runs inside tf.tidy (or disposes explicitly): the tensor count stays flat.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { type Encoded, queryCount, queryStart } from "./batch.ts";
+import { klalLoss, ntpLoss } from "./losses.ts";
+import type { TinyVlm } from "./model/tiny_vlm.ts";
+import { Progress } from "./progress.ts";
+import { Rng, seedFrom } from "./rng.ts";
+
+/** Hyper-parameters of one training run. */
+export interface TrainOptions {
+  steps: number;
+  batchSize: number;
+  lr: number;
+  optimizer: "adamw" | "adam";
+  weightDecay: number;
+  warmup: number;
+  logEvery: number;
+  /** KLAL weight; 0 trains with NTP only (KLAL is still measured for the curves). */
+  lambda: number;
+  /** Supervised layer indices. */
+  layers: number[];
+  seed: number;
+  /** Stage label for the progress line. */
+  label: string;
+  /** Clip the global gradient norm to this (0 = off). */
+  clipNorm?: number;
+}
+
+/** One logged point of the loss curve. */
+export interface LossPoint {
+  step: number;
+  ntp: number;
+  klal: number;
+  total: number;
+}
+
+/** What a training run reports. */
+export interface TrainResult {
+  log: LossPoint[];
+  seconds: number;
+  samplesPerSecond: number;
+}
+
+/** One batch as tensors (caller disposes). */
+export interface BatchTensors {
+  patches: tf.Tensor3D;
+  text: tf.Tensor2D;
+  keyMask: tf.Tensor2D;
+  nextToken: tf.Tensor2D;
+  lossMask: tf.Tensor2D;
+  queryMask: tf.Tensor2D;
+  target: tf.Tensor2D;
+}
+
+/** Copy the rows `indices` of `data` into tensors. */
+export function batchTensors(data: Encoded, indices: number[]): BatchTensors {
+  const { layout } = data;
+  const b = indices.length;
+  const tv = layout.visual;
+  const tt = layout.prompt + layout.answer;
+  const t = tv + tt;
+  const tq = queryCount(layout);
+  const rows = <T extends Float32Array | Int32Array>(src: T, width: number, out: T): T => {
+    indices.forEach((row, i) => out.set(src.subarray(row * width, (row + 1) * width), i * width));
+    return out;
+  };
+  const pd = tv * layout.patchDim;
+  return {
+    patches: tf.tensor3d(rows(data.patches, pd, new Float32Array(b * pd)), [
+      b,
+      tv,
+      layout.patchDim,
+    ]),
+    text: tf.tensor2d(rows(data.text, tt, new Int32Array(b * tt)), [b, tt], "int32"),
+    keyMask: tf.tensor2d(rows(data.keyMask, t, new Float32Array(b * t)), [b, t]),
+    nextToken: tf.tensor2d(rows(data.nextToken, t, new Int32Array(b * t)), [b, t], "int32"),
+    lossMask: tf.tensor2d(rows(data.lossMask, t, new Float32Array(b * t)), [b, t]),
+    queryMask: tf.tensor2d(rows(data.queryMask, tq, new Float32Array(b * tq)), [b, tq]),
+    target: tf.tensor2d(rows(data.target, tv, new Float32Array(b * tv)), [b, tv]),
+  };
+}
+
+/** Dispose every tensor of a batch. */
+export function disposeBatch(batch: BatchTensors): void {
+  for (const t of Object.values(batch)) (t as tf.Tensor).dispose();
+}
+
+/**
+ * The attention slices KLAL supervises: for each layer in `layers`, the rows of the
+ * answer-query positions and the columns of the visual tokens, [B, H, Tq, Tv].
+ */
+export function answerToVisual(
+  attentions: tf.Tensor4D[],
+  layers: number[],
+  data: Pick<Encoded, "layout">,
+): tf.Tensor4D[] {
+  const q0 = queryStart(data.layout);
+  const tq = queryCount(data.layout);
+  const tv = data.layout.visual;
+  return layers.map((l) => tf.slice(attentions[l], [0, 0, q0, 0], [-1, -1, tq, tv]));
+}
+
+/** Loss parts of one batch; `total` is what the gradient follows. */
+export function lossParts(
+  model: TinyVlm,
+  batch: BatchTensors,
+  data: Pick<Encoded, "layout">,
+  lambda: number,
+  layers: number[],
+): { ntp: tf.Scalar; klal: tf.Scalar; total: tf.Scalar } {
+  const out = model.forward(batch);
+  const ntp = ntpLoss(out.logits, batch.nextToken, batch.lossMask);
+  const klal = klalLoss(answerToVisual(out.attentions, layers, data), batch.target, {
+    queryMask: batch.queryMask,
+  });
+  const total = lambda > 0 ? tf.add(ntp, tf.mul(klal, lambda)) as tf.Scalar : ntp;
+  return { ntp, klal, total };
+}
+
+/** Learning rate at `step` (0-based): linear warm-up, then cosine decay to 10%. */
+export function learningRate(step: number, options: TrainOptions): number {
+  const { lr, warmup, steps } = options;
+  if (step < warmup) return lr * (step + 1) / warmup;
+  const progress = (step - warmup) / Math.max(1, steps - warmup);
+  return lr * (0.1 + 0.9 * 0.5 * (1 + Math.cos(Math.PI * progress)));
+}
+
+/** AdamW (decoupled weight decay on matrices only) over a model's variables. */
+export class AdamW {
+  private readonly m: tf.Variable[];
+  private readonly v: tf.Variable[];
+  private t = 0;
+
+  constructor(
+    private readonly variables: tf.Variable[],
+    private readonly weightDecay: number,
+    private readonly beta1 = 0.9,
+    private readonly beta2 = 0.999,
+    private readonly epsilon = 1e-8,
+  ) {
+    const zeros = (x: tf.Variable) => tf.tidy(() => tf.variable(tf.zerosLike(x), false));
+    this.m = variables.map(zeros);
+    this.v = variables.map(zeros);
+  }
+
+  /** Apply one update with gradients in the same order as the variables. */
+  apply(grads: tf.Tensor[], lr: number): void {
+    this.t++;
+    const { beta1, beta2, epsilon } = this;
+    const c1 = 1 - beta1 ** this.t;
+    const c2 = 1 - beta2 ** this.t;
+    tf.tidy(() => {
+      this.variables.forEach((x, i) => {
+        const g = grads[i];
+        const m = tf.add(tf.mul(this.m[i], beta1), tf.mul(g, 1 - beta1));
+        const v = tf.add(tf.mul(this.v[i], beta2), tf.mul(tf.square(g), 1 - beta2));
+        this.m[i].assign(m);
+        this.v[i].assign(v);
+        let update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), epsilon));
+        if (this.weightDecay > 0 && x.rank >= 2) {
+          update = tf.add(update, tf.mul(x, this.weightDecay));
+        }
+        x.assign(tf.sub(x, tf.mul(update, lr)));
+      });
+    });
+  }
+
+  /** Free the moment estimates. */
+  dispose(): void {
+    for (const t of [...this.m, ...this.v]) t.dispose();
+  }
+}
+
+/** Batch index order: a fresh seeded permutation of the data every epoch. */
+export class BatchOrder {
+  private readonly rng: Rng;
+  private order: number[] = [];
+  private cursor = 0;
+
+  constructor(private readonly n: number, seed: number) {
+    this.rng = new Rng(seedFrom(seed, "batches"));
+  }
+
+  /** The next `size` indices. */
+  next(size: number): number[] {
+    const out: number[] = [];
+    while (out.length < size) {
+      if (this.cursor >= this.order.length) {
+        this.order = this.rng.shuffle(Array.from({ length: this.n }, (_, i) => i));
+        this.cursor = 0;
+      }
+      out.push(this.order[this.cursor++]);
+    }
+    return out;
+  }
+}
+
+/** Train `model` in place on `data`. Throws, naming the step and loss part, on NaN/Inf. */
+export function train(model: TinyVlm, data: Encoded, options: TrainOptions): TrainResult {
+  const variables = model.variables();
+  const optimizer = new AdamW(
+    variables,
+    options.optimizer === "adamw" ? options.weightDecay : 0,
+  );
+  const order = new BatchOrder(data.n, options.seed);
+  const progress = new Progress(options.label, options.steps);
+  const log: LossPoint[] = [];
+  const clipNorm = options.clipNorm ?? 1;
+  const started = performance.now();
+  try {
+    for (let step = 0; step < options.steps; step++) {
+      const batch = batchTensors(data, order.next(options.batchSize));
+      let ntp: tf.Scalar | undefined;
+      let klal: tf.Scalar | undefined;
+      const { value, grads } = tf.variableGrads(() => {
+        const parts = lossParts(model, batch, data, options.lambda, options.layers);
+        ntp = tf.keep(parts.ntp);
+        klal = tf.keep(parts.klal);
+        return parts.total;
+      }, variables);
+      disposeBatch(batch);
+      const gradList = variables.map((x) => grads[x.name]);
+      const values = {
+        ntp: ntp!.dataSync()[0],
+        klal: klal!.dataSync()[0],
+        total: value.dataSync()[0],
+      };
+      ntp!.dispose();
+      klal!.dispose();
+      value.dispose();
+      for (const [part, v] of Object.entries(values)) {
+        if (!Number.isFinite(v)) {
+          tf.dispose(gradList);
+          throw new Error(`${options.label}: ${part} loss is ${v} at step ${step}`);
+        }
+      }
+      const clipped = clipNorm > 0 ? clipByGlobalNorm(gradList, clipNorm) : gradList;
+      optimizer.apply(clipped, learningRate(step, options));
+      if (clipped !== gradList) tf.dispose(clipped);
+      tf.dispose(gradList);
+      if (step % options.logEvery === 0 || step === options.steps - 1) {
+        log.push({ step, ...values });
+      }
+      progress.update(step + 1, values, options.batchSize);
+    }
+  } finally {
+    optimizer.dispose();
+    progress.done();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  return { log, seconds, samplesPerSecond: options.steps * options.batchSize / seconds };
+}
+
+/** Scale gradients so their global L2 norm is at most `maxNorm`; returns new tensors. */
+function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): tf.Tensor[] {
+  return tf.tidy(() => {
+    const norm = tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g)))));
+    const scale = tf.minimum(tf.div(maxNorm, tf.maximum(norm, 1e-12)), 1);
+    return grads.map((g) => tf.mul(g, scale));
+  });
+}

@@ -1,0 +1,160 @@
+/**
+ * Grid Patch (poster, "Data & Tasks"): the image is a grid x grid grid of cells; a few
+ * cells hold a coloured square. Asked "where is the COLOR patch ?", the model answers
+ * the cell's "row , col". Ground truth P: uniform over the patches covering that cell.
+ */
+
+import type { ParamProblem, Sample, Task, TaskConfig } from "./task.ts";
+import { Rng, seedFrom } from "../pipeline/rng.ts";
+import {
+  addNoise,
+  blankImage,
+  COLOR_NAMES,
+  colorListProblem,
+  COLORS,
+  fillRect,
+  LIGHT_BACKGROUND,
+  patchMassOfRect,
+} from "./draw.ts";
+
+/** Largest grid side: row and column answers are the number words "0".."15". */
+const MAX_GRID = 16;
+
+interface GridPatchParams {
+  grid: number;
+  blobs: number;
+  colors: string[];
+  noise: number;
+}
+
+const DEFAULT_PARAMS: GridPatchParams = {
+  grid: 4,
+  blobs: 2,
+  colors: COLOR_NAMES.slice(0, 4),
+  noise: 0.05,
+};
+
+/** Params merged over the defaults (the spec validator has already checked them). */
+function paramsOf(config: TaskConfig): GridPatchParams {
+  return { ...DEFAULT_PARAMS, ...config.params } as GridPatchParams;
+}
+
+function isInteger(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value);
+}
+
+/** Words joined by single spaces, no leading or trailing space. */
+function normaliseWhitespace(text: string): string {
+  return text.trim().split(/\s+/).join(" ");
+}
+
+function checkParams(config: TaskConfig): ParamProblem[] {
+  const { grid, blobs, colors, noise } = paramsOf(config);
+  const size = config.imageSize;
+  const problems: ParamProblem[] = [];
+  let gridOk = false;
+  if (!isInteger(grid) || grid < 1 || grid > MAX_GRID) {
+    problems.push({ key: "grid", expected: `an integer from 1 to ${MAX_GRID}`, found: grid });
+  } else if (size % grid !== 0) {
+    problems.push({
+      key: "grid",
+      expected: `a divisor of image_size ${size}`,
+      found: grid,
+    });
+  } else if ((size / grid) % config.patchSize !== 0) {
+    problems.push({
+      key: "grid",
+      expected: `a grid whose cell side (image_size ${size} / grid = ${
+        size / grid
+      } px) is a multiple of patch_size ${config.patchSize}`,
+      found: grid,
+    });
+  } else {
+    gridOk = true;
+  }
+  const maxBlobs = gridOk ? grid * grid : Infinity;
+  if (!isInteger(blobs) || blobs < 1 || blobs > maxBlobs) {
+    const upper = gridOk ? ` to grid * grid = ${maxBlobs}` : " or more";
+    problems.push({ key: "blobs", expected: `an integer from 1${upper}`, found: blobs });
+  }
+  const colorProblem = colorListProblem(colors, isInteger(blobs) ? Math.max(1, blobs) : 1);
+  if (colorProblem) problems.push({ key: "colors", expected: colorProblem, found: colors });
+  if (typeof noise !== "number" || !(noise >= 0 && noise <= 0.5)) {
+    problems.push({ key: "noise", expected: "a number from 0 to 0.5", found: noise });
+  }
+  return problems;
+}
+
+/** One sample; all its randomness comes from `rng`. */
+function generateOne(rng: Rng, config: TaskConfig, params: GridPatchParams): Sample {
+  const { grid, blobs, noise } = params;
+  const size = config.imageSize;
+  const cell = size / grid;
+  const image = blankImage(size, LIGHT_BACKGROUND);
+  const cells = rng.sample(grid * grid, blobs); // distinct cell indices, row-major
+  const colors = rng.shuffle([...params.colors]).slice(0, blobs);
+  for (let b = 0; b < blobs; b++) {
+    const row = Math.floor(cells[b] / grid);
+    const col = cells[b] % grid;
+    // 60-100% of the cell; with side >= ceil(0.6 * cell) the cell's centre pixel is
+    // always inside the square, whatever the offset.
+    const side = rng.int(Math.ceil(0.6 * cell), cell);
+    const x = col * cell + rng.int(0, cell - side);
+    const y = row * cell + rng.int(0, cell - side);
+    fillRect(image, { x, y, w: side, h: side }, COLORS[colors[b]]);
+  }
+  addNoise(image, rng, noise);
+  const which = rng.int(0, blobs - 1);
+  const row = Math.floor(cells[which] / grid);
+  const col = cells[which] % grid;
+  const color = colors[which];
+  return {
+    image,
+    prompt: `where is the ${color} patch ?`,
+    answer: `${row} , ${col}`,
+    // The whole target cell, not just its square (DESIGN.md: the target grid cell).
+    target: patchMassOfRect(size, config.patchSize, {
+      x: col * cell,
+      y: row * cell,
+      w: cell,
+      h: cell,
+    }),
+    meta: { difficulty: `${blobs} patches`, grid, blobs, row, col, color },
+  };
+}
+
+/** The Grid Patch task: find the cell of the coloured square named in the prompt. */
+export const gridPatch: Task = {
+  name: "grid-patch",
+  version: "1",
+  vocabulary: [
+    "where",
+    "is",
+    "the",
+    "patch",
+    "?",
+    ",",
+    ...COLOR_NAMES,
+    ...Array.from({ length: MAX_GRID }, (_, i) => String(i)),
+  ],
+  defaultParams: { ...DEFAULT_PARAMS, colors: [...DEFAULT_PARAMS.colors] },
+  checkParams,
+  generate(seed: number, n: number, config: TaskConfig): Sample[] {
+    const problems = checkParams(config);
+    if (problems.length > 0) {
+      const p = problems[0];
+      throw new Error(
+        `grid-patch: expected ${p.key} to be ${p.expected}, got ${JSON.stringify(p.found)}`,
+      );
+    }
+    const params = paramsOf(config);
+    // One stream per sample: sample i does not depend on n.
+    return Array.from(
+      { length: n },
+      (_, i) => generateOne(new Rng(seedFrom("grid-patch", seed, i)), config, params),
+    );
+  },
+  score(prediction: string, sample: Sample): boolean {
+    return normaliseWhitespace(prediction) === normaliseWhitespace(sample.answer);
+  },
+};

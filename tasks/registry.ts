@@ -1,0 +1,18 @@
+/** The task registry: spec names to Task objects (a new task is one line here). */
+
+import type { Task } from "./task.ts";
+import { gridPatch } from "./grid_patch.ts";
+import { pretrainMix } from "./pretrain_mix.ts";
+
+/** The tasks a spec's `task.name` may select. */
+export const TASKS: Record<string, Task> = {
+  "grid-patch": gridPatch,
+};
+
+/** The generic mix that pretrains the shared Base checkpoint (not selectable in specs). */
+export const PRETRAIN_TASK: Task = pretrainMix;
+
+/** Sorted, de-duplicated union of the tasks' vocabularies. */
+export function vocabularyOf(tasks: Task[]): string[] {
+  return [...new Set(tasks.flatMap((task) => task.vocabulary))].sort();
+}

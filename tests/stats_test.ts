@@ -1,0 +1,114 @@
+import {
+  ci95,
+  logGamma,
+  mean,
+  pairedTTest,
+  regularizedIncompleteBeta,
+  sampleStd,
+  studentTTwoSidedP,
+  T_CRITICAL_95,
+  tCritical95,
+  wilsonInterval,
+} from "../pipeline/stats.ts";
+
+function assertClose(actual: number | undefined, expected: number, tolerance = 1e-9, what = "") {
+  if (actual === undefined || !(Math.abs(actual - expected) <= tolerance)) {
+    throw new Error(`${what}: expected ${expected} ± ${tolerance}, got ${actual}`);
+  }
+}
+
+function assert(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new Error(message);
+}
+
+Deno.test("mean and sampleStd match hand values", () => {
+  assertClose(mean([1, 2, 3, 4]), 2.5);
+  assert(Number.isNaN(mean([])), "mean([]) is NaN");
+  // deviations -1.5, -0.5, 0.5, 1.5 -> squares sum 5, / 3
+  assertClose(sampleStd([1, 2, 3, 4]), Math.sqrt(5 / 3));
+  assert(Number.isNaN(sampleStd([7])), "std of one value is NaN");
+});
+
+Deno.test("ci95 uses Student t with n-1 dof", () => {
+  const ci = ci95([1, 2, 3]);
+  assertClose(ci.mean, 2);
+  assertClose(ci.halfWidth, 4.303 * 1 / Math.sqrt(3), 1e-12, "half-width [1,2,3]");
+  assertClose(ci.low, 2 - 4.303 / Math.sqrt(3), 1e-12);
+  assertClose(ci.high, 2 + 4.303 / Math.sqrt(3), 1e-12);
+  // n = 2: t(1) = 12.706, s = |a-b|/sqrt(2), half = 12.706 * s / sqrt(2) = 12.706 * |a-b| / 2
+  assertClose(ci95([40, 50]).halfWidth, 12.706 * 5, 1e-9, "n=2");
+  const one = ci95([5]);
+  assert(one.halfWidth === undefined && one.n === 1 && one.mean === 5, "n=1 has no half-width");
+  assertClose(tCritical95(30), 2.042);
+  assertClose(tCritical95(31), 1.96);
+  assertClose(tCritical95(1000), 1.96);
+  assert(T_CRITICAL_95.length === 30, "table covers dof 1..30");
+});
+
+Deno.test("incomplete beta and t distribution match closed forms", () => {
+  assertClose(logGamma(5), Math.log(24), 1e-12, "lgamma(5)");
+  assertClose(logGamma(0.5), Math.log(Math.sqrt(Math.PI)), 1e-12, "lgamma(1/2)");
+  // I_x(1, 1) = x; I_x(a, 1) = x^a; I_x(1, b) = 1 - (1-x)^b
+  assertClose(regularizedIncompleteBeta(0.3, 1, 1), 0.3, 1e-12);
+  assertClose(regularizedIncompleteBeta(0.6, 3, 1), 0.216, 1e-12);
+  assertClose(regularizedIncompleteBeta(0.2, 1, 4), 1 - 0.8 ** 4, 1e-12);
+  // dof 1 is Cauchy: p = 1 - (2/pi) atan|t|; dof 2: p = 1 - |t| / sqrt(2 + t^2)
+  for (const t of [0.1, 1, 2.5, 12.706, 40]) {
+    assertClose(studentTTwoSidedP(t, 1), 1 - 2 / Math.PI * Math.atan(t), 1e-10, `dof1 t=${t}`);
+    assertClose(studentTTwoSidedP(-t, 2), 1 - t / Math.sqrt(2 + t * t), 1e-10, `dof2 t=${t}`);
+  }
+  assertClose(studentTTwoSidedP(2.0, 10), 0.0733880, 1e-6, "t=2 dof=10");
+  assertClose(studentTTwoSidedP(1.5, 30), 0.1440659, 1e-6, "t=1.5 dof=30");
+  assertClose(studentTTwoSidedP(3.0, 100), 0.0034079, 1e-6, "t=3 dof=100");
+  assertClose(studentTTwoSidedP(0, 7), 1, 1e-12, "t=0");
+  // The critical values in the table sit at p = 0.05.
+  for (const dof of [1, 2, 3, 10, 30]) {
+    assertClose(studentTTwoSidedP(tCritical95(dof), dof), 0.05, 2e-4, `critical dof=${dof}`);
+  }
+});
+
+Deno.test("pairedTTest matches a hand-computed example", () => {
+  // diffs 2,1,3,1: mean 1.75, s^2 = (0.0625+0.5625+1.5625+0.5625)/3 = 2.75/3
+  const result = pairedTTest([3, 5, 7, 9], [1, 4, 4, 8]);
+  const expectedT = 1.75 / (Math.sqrt(2.75 / 3) / 2);
+  assertClose(result.meanDiff, 1.75);
+  assertClose(result.t, expectedT, 1e-12, "t");
+  assert(result.dof === 3 && result.n === 4, "dof = n - 1");
+  assertClose(result.p, 0.0353528, 1e-6, "p"); // scipy.stats.ttest_rel
+  const swapped = pairedTTest([1, 4, 4, 8], [3, 5, 7, 9]);
+  assertClose(swapped.t, -expectedT, 1e-12);
+  assertClose(swapped.p, result.p!, 1e-12);
+});
+
+Deno.test("pairedTTest edge cases", () => {
+  const single = pairedTTest([50], [40]);
+  assert(single.p === undefined && single.meanDiff === 10 && single.dof === 0, "n=1: no p");
+  const same = pairedTTest([1, 2], [1, 2]);
+  assert(same.p === 1 && same.t === 0, "identical pairs: p = 1");
+  const constantShift = pairedTTest([2, 3], [1, 2]);
+  assert(constantShift.p === 0 && constantShift.t === Infinity, "constant shift: p = 0");
+  let threw = false;
+  try {
+    pairedTTest([1, 2], [1]);
+  } catch {
+    threw = true;
+  }
+  assert(threw, "length mismatch throws");
+});
+
+Deno.test("wilsonInterval matches hand values", () => {
+  // 8/10, z=1.96: center (0.8+0.19208)/1.38416, half 1.96*sqrt(0.016+0.009604)/1.38416
+  const w = wilsonInterval(8, 10);
+  assertClose(w.estimate, 0.8);
+  const denominator = 1 + 1.96 ** 2 / 10;
+  const center = (0.8 + 1.96 ** 2 / 20) / denominator;
+  const half = 1.96 * Math.sqrt(0.016 + 1.96 ** 2 / 400) / denominator;
+  assertClose(w.low, center - half, 1e-12);
+  assertClose(w.high, center + half, 1e-12);
+  assertClose(w.low, 0.4902, 1e-4);
+  assertClose(w.high, 0.9433, 1e-4);
+  const zero = wilsonInterval(0, 20);
+  assert(zero.low === 0 && zero.high > 0 && zero.high < 0.2, "0/20 has a non-trivial upper bound");
+  const empty = wilsonInterval(0, 0);
+  assert(empty.low === 0 && empty.high === 1, "n=0 gives [0, 1]");
+});
