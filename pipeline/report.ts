@@ -1005,8 +1005,8 @@ export async function writeReport(dir: string, input: ReportInput): Promise<void
   const bundles = await loadBundles();
   const charts = chartSpecs(input);
   const svgs: Record<string, string> = {};
-  for (const [key, chart] of Object.entries(charts)) {
-    svgs[key] = prefixSvgIds(await renderChartSvg(chart), `chart${Object.keys(svgs).length}-`);
+  for (const [i, [key, chart]] of Object.entries(charts).entries()) {
+    svgs[key] = prefixSvgIds(await renderChartSvg(chart), `chart${i}-`);
   }
   const target = dir.replace(/[\\/]+$/, "");
   const slash = Math.max(target.lastIndexOf("/"), target.lastIndexOf("\\"));

@@ -148,6 +148,7 @@ Deno.test("writeReport writes the three files and results.json round-trips the r
 Deno.test("table.md has hand-computed means, CIs, poster numbers and the verdict", () => {
   const md = renderTableMarkdown(fakeInput(KLAL_WINS));
   assertIncludes(md, "# KLAL reproduction: grid-patch-test", "title");
+  assert(!md.includes(HOSTILE), "markdown never carries raw HTML from the spec");
   assertIncludes(md, "backend wasm", "setup line");
   assertIncludes(md, "40 steps at batch 16", "setup line");
   // NTP 40, 50: mean 45.0, half-width 12.706 * 5 = 63.53
@@ -291,4 +292,49 @@ Deno.test("escaping helpers", () => {
   assert(JSON.parse(jsonForScript({ s: "</script>" })).s === "</script>", "json round-trips");
   assert(inlineScriptSource('x="</script>"') === 'x="<\\/script>"', "inline js");
   assert(!inlineScriptSource("a\n//# sourceMappingURL=a.map\n").includes("sourceMapping"), "maps");
+});
+
+Deno.test("inlined bundles run on their own and render the embedded chart specs", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    await writeReport(root + "/r", fakeInput(KLAL_WINS));
+    const html = await Deno.readTextFile(`${root}/r/index.html`);
+    const scripts = [...html.matchAll(/<script([^>]*)>([^]*?)<\/script>/g)];
+    const code = scripts.filter((m) => !m[1].includes("application/json")).map((m) => m[2]);
+    for (const source of code) new Function(source); // throws SyntaxError if escaping broke it
+    const specs = scripts.find((m) => m[1].includes("application/json"))![2];
+    // A worker with no imports: only the inlined bundles define vega, vegaLite and vegaEmbed.
+    const worker = `
+      self.onmessage = async (event) => {
+        for (const source of event.data.bundles) (0, eval)(source);
+        const specs = JSON.parse(event.data.specs);
+        const marks = {};
+        for (const [key, spec] of Object.entries(specs)) {
+          const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: "none" });
+          marks[key] = (await view.toSVG()).split('class="mark-').length - 1;
+        }
+        self.postMessage({ embed: typeof vegaEmbed, marks });
+      };`;
+    const url = URL.createObjectURL(new Blob([worker], { type: "text/javascript" }));
+    const w = new Worker(url, { type: "module" });
+    const result = await new Promise<{ embed: string; marks: Record<string, number> }>(
+      (resolve, reject) => {
+        w.onmessage = (event) => resolve(event.data);
+        w.onerror = (event) => {
+          event.preventDefault();
+          reject(new Error(event.message));
+        };
+        w.postMessage({ bundles: code.slice(0, 3), specs });
+      },
+    );
+    w.terminate();
+    URL.revokeObjectURL(url);
+    assert(result.embed === "function", `vegaEmbed is ${result.embed}`);
+    for (const [key, count] of Object.entries(result.marks)) {
+      assert(count > 2, `${key}: ${count} mark groups from the inlined bundles`);
+    }
+    assert(Object.keys(result.marks).length === 3, "all charts rendered");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

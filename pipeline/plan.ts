@@ -1,0 +1,247 @@
+/**
+ * Turns a spec into the stage graph and resolves every stage's cache key.
+ *
+ *   data(task, split, seed) -> pretrain(base) -> finetune(arm, seed) -> eval(arm, seed) -> report
+ *
+ * A key is the SHA-256 of canonical JSON of the stage's own params, its inputs' keys and
+ * the code version of the stage (a hash of the source files it runs), so an edit to a
+ * task's generator invalidates that task's data and what follows it, nothing else.
+ */
+import { PRETRAIN_TASK, TASKS } from "../tasks/registry.ts";
+import { type Cache, sha256Hex, stageKey } from "./cache.ts";
+import type { Spec } from "./spec_types.ts";
+
+/** The kinds of stage, in pipeline order. */
+export type StageKind = "data" | "pretrain" | "finetune" | "eval" | "report";
+
+/** One node of the stage graph. */
+export interface Stage {
+  /** Readable id, unique in a plan, e.g. "finetune:klal:s0". */
+  id: string;
+  kind: StageKind;
+  /** Everything the stage's output depends on besides its inputs and code. */
+  params: Record<string, unknown>;
+  /** Input name -> id of the stage that produces it. */
+  inputs: Record<string, string>;
+  /** Source files whose text forms the code version. */
+  codeFiles: string[];
+  /** Arm and seed, for finetune/eval stages. */
+  arm?: string;
+  seed?: number;
+}
+
+/** A stage with its key resolved. */
+export interface ResolvedStage extends Stage {
+  key: string;
+  inputKeys: Record<string, string>;
+  codeVersion: string;
+}
+
+const ROOT = new URL("../", import.meta.url);
+
+const MODEL_CODE = [
+  "pipeline/model/tiny_vlm.ts",
+  "pipeline/model/ops.ts",
+  "pipeline/batch.ts",
+  "pipeline/tokenizer.ts",
+  "pipeline/rng.ts",
+];
+const TRAIN_CODE = [...MODEL_CODE, "pipeline/losses.ts", "pipeline/train.ts", "pipeline/stages.ts"];
+const EVAL_CODE = [...MODEL_CODE, "pipeline/losses.ts", "pipeline/eval.ts", "pipeline/stages.ts"];
+const REPORT_CODE = ["pipeline/report.ts", "pipeline/stats.ts", "pipeline/stages.ts"];
+
+/** Source files of a task's generator. */
+export function taskCodeFiles(taskName: string): string[] {
+  return [
+    `tasks/${taskName.replaceAll("-", "_")}.ts`,
+    "tasks/draw.ts",
+    "tasks/task.ts",
+    "pipeline/rng.ts",
+    "pipeline/stages.ts",
+  ];
+}
+
+/** Every word the model's vocabulary holds (all registered tasks plus the pretraining mix). */
+export function modelVocabularyTasks(): string[] {
+  return [...Object.keys(TASKS), PRETRAIN_TASK.name].sort();
+}
+
+/** The stage graph of a spec (keys not yet resolved). */
+export function buildPlan(spec: Spec): Stage[] {
+  const stages: Stage[] = [];
+  const task = spec.task;
+  const imageSize = task.image_size;
+  const patchSize = spec.model.patch_size;
+  const modelParams = { ...spec.model, vocabulary: modelVocabularyTasks() };
+
+  const pretrainData: Stage = {
+    id: `data:${PRETRAIN_TASK.name}:train:s${spec.base.seed}`,
+    kind: "data",
+    params: {
+      task: PRETRAIN_TASK.name,
+      split: "train",
+      seed: spec.base.seed,
+      n: spec.base.train,
+      image_size: imageSize,
+      patch_size: patchSize,
+      task_params: PRETRAIN_TASK.defaultParams,
+    },
+    inputs: {},
+    codeFiles: taskCodeFiles(PRETRAIN_TASK.name),
+  };
+  stages.push(pretrainData);
+
+  const pretrain: Stage = {
+    id: "pretrain",
+    kind: "pretrain",
+    params: { model: modelParams, base: spec.base, backend: spec.backend },
+    inputs: { data: pretrainData.id },
+    codeFiles: TRAIN_CODE,
+  };
+  stages.push(pretrain);
+
+  const dataStage = (split: "train" | "test", seed: number, n: number): Stage => ({
+    id: `data:${task.name}:${split}:s${seed}`,
+    kind: "data",
+    params: {
+      task: task.name,
+      split,
+      seed,
+      n,
+      image_size: imageSize,
+      patch_size: patchSize,
+      task_params: task.params,
+    },
+    inputs: {},
+    codeFiles: taskCodeFiles(task.name),
+  });
+  const testData = dataStage("test", task.test_seed, task.test);
+  stages.push(testData);
+
+  const evalStage = (id: string, model: string, arm: string, seed?: number): Stage => ({
+    id,
+    kind: "eval",
+    params: { task: task.name, batch_size: spec.eval.batch_size, backend: spec.backend },
+    inputs: { model, data: testData.id },
+    codeFiles: [...EVAL_CODE, ...taskCodeFiles(task.name)],
+    arm,
+    seed,
+  });
+
+  const evals: string[] = [];
+  const finetunes: string[] = [];
+  for (const [arm, armSpec] of Object.entries(spec.arms)) {
+    if (!armSpec.finetune) {
+      // The Base checkpoint is shared by every seed: one evaluation, reported with n = 1.
+      const e = evalStage(`eval:${arm}`, pretrain.id, arm, spec.base.seed);
+      stages.push(e);
+      evals.push(e.id);
+      continue;
+    }
+    for (const seed of spec.seeds) {
+      const trainId = `data:${task.name}:train:s${seed}`;
+      if (!stages.some((s) => s.id === trainId)) stages.push(dataStage("train", seed, task.train));
+      const layers = armSpec.layers === "all"
+        ? Array.from({ length: spec.model.layers }, (_, i) => i)
+        : [...armSpec.layers].sort((a, b) => a - b);
+      const finetune: Stage = {
+        id: `finetune:${arm}:s${seed}`,
+        kind: "finetune",
+        params: {
+          train: spec.train,
+          lambda: armSpec.lambda,
+          // Supervised layers do nothing when lambda is 0: keep them out of the NTP key.
+          layers: armSpec.lambda > 0 ? layers : [],
+          seed,
+          backend: spec.backend,
+        },
+        inputs: { base: pretrain.id, data: trainId },
+        codeFiles: TRAIN_CODE,
+        arm,
+        seed,
+      };
+      stages.push(finetune);
+      finetunes.push(finetune.id);
+      const e = evalStage(`eval:${arm}:s${seed}`, finetune.id, arm, seed);
+      stages.push(e);
+      evals.push(e.id);
+    }
+  }
+
+  stages.push({
+    id: "report",
+    kind: "report",
+    params: { spec },
+    inputs: Object.fromEntries([...evals, ...finetunes].map((id) => [id, id])),
+    codeFiles: REPORT_CODE,
+  });
+  return stages;
+}
+
+const codeVersionCache = new Map<string, Promise<string>>();
+
+/** Hash of the text of `files` (paths relative to the repository root). */
+export function codeVersion(files: string[]): Promise<string> {
+  const id = files.join("|");
+  let version = codeVersionCache.get(id);
+  if (!version) {
+    version = (async () => {
+      const texts = await Promise.all(
+        files.map(async (f) => `${f}\n${await Deno.readTextFile(new URL(f, ROOT))}`),
+      );
+      return (await sha256Hex(texts.join("\u0000"))).slice(0, 16);
+    })();
+    codeVersionCache.set(id, version);
+  }
+  return version;
+}
+
+/** Resolve every stage's key, in order (inputs always precede their consumers). */
+export async function resolvePlan(stages: Stage[]): Promise<ResolvedStage[]> {
+  const byId = new Map<string, ResolvedStage>();
+  for (const stage of stages) {
+    const inputKeys: Record<string, string> = {};
+    for (const [name, id] of Object.entries(stage.inputs)) {
+      const input = byId.get(id);
+      if (!input) throw new Error(`stage ${stage.id} needs ${id}, which is not planned before it`);
+      inputKeys[name] = input.key;
+    }
+    const version = await codeVersion(stage.codeFiles);
+    const key = await stageKey(stage.kind, stage.params, inputKeys, version);
+    byId.set(stage.id, { ...stage, key, inputKeys, codeVersion: version });
+  }
+  return [...byId.values()];
+}
+
+/** Why a stage will run, DVC-style: "cached", or "run (params changed: train.lr)". */
+export async function stageStatus(
+  cache: Cache,
+  experiment: string,
+  stage: ResolvedStage,
+): Promise<{ cached: boolean; reason: string }> {
+  if (await cache.has(stage.key)) return { cached: true, reason: "cached" };
+  const ref = await cache.readRef(experiment, stage.id);
+  if (!ref) return { cached: false, reason: "run (new stage)" };
+  if (ref.key === stage.key) return { cached: false, reason: "run (missing from cache)" };
+  const reasons: string[] = [];
+  const changed = diffPaths(ref.params, stage.params);
+  if (changed.length > 0) {
+    const shown = changed.slice(0, 4).join(", ") + (changed.length > 4 ? ", ..." : "");
+    reasons.push(`params changed: ${shown}`);
+  }
+  const inputs = Object.keys(stage.inputKeys).filter((k) => ref.inputs[k] !== stage.inputKeys[k]);
+  if (inputs.length > 0) reasons.push(`input changed: ${inputs.join(", ")}`);
+  if (ref.codeVersion !== stage.codeVersion) reasons.push("code changed");
+  return { cached: false, reason: `run (${reasons.join("; ") || "key changed"})` };
+}
+
+/** Dotted paths whose values differ between two JSON values. */
+export function diffPaths(a: unknown, b: unknown, prefix = ""): string[] {
+  const isObject = (x: unknown): x is Record<string, unknown> =>
+    typeof x === "object" && x !== null && !Array.isArray(x);
+  if (isObject(a) && isObject(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+    return keys.flatMap((k) => diffPaths(a[k], b[k], prefix ? `${prefix}.${k}` : k));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix || "(value)"];
+}

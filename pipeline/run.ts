@@ -1,0 +1,189 @@
+/**
+ * The runner: plan a spec, skip what the cache has, run the rest (independent stages in
+ * parallel worker processes), then publish the report to `reports/<name>/`.
+ */
+import { Cache } from "./cache.ts";
+import { buildPlan, type ResolvedStage, resolvePlan, stageStatus } from "./plan.ts";
+import type { Spec } from "./spec_types.ts";
+import { runStage } from "./stages.ts";
+import type { WorkerDescriptor } from "./worker.ts";
+
+/** How to run an experiment. */
+export interface RunOptions {
+  cache: Cache;
+  /** Folder that receives `<name>/` with the report. */
+  reportsDir: string;
+  dryRun?: boolean;
+  /** Stage ids or id prefixes to recompute even if cached ("finetune:klal", "eval"). */
+  force?: string[];
+  /** Parallel worker processes (default: number of cores). */
+  jobs?: number;
+  /** Where progress lines go (default: stdout). */
+  log?: (line: string) => void;
+}
+
+/** What a run did. */
+export interface RunSummary {
+  stages: { id: string; key: string; status: "cached" | "ran"; seconds: number }[];
+  reportDir?: string;
+}
+
+/** A stage failed; the message names it. */
+export class StageFailure extends Error {}
+
+const WORKER = new URL("./worker.ts", import.meta.url).pathname;
+
+/** True when `id` is selected by a --force pattern (exact id or a `:`-separated prefix). */
+export function matchesForce(id: string, patterns: string[]): boolean {
+  return patterns.some((p) => id === p || id.startsWith(`${p}:`) || p === "all");
+}
+
+/** Plan, run and report one experiment. Throws StageFailure when a stage fails. */
+export async function runExperiment(spec: Spec, options: RunOptions): Promise<RunSummary> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const { cache } = options;
+  const plan = await resolvePlan(buildPlan(spec));
+  const force = options.force ?? [];
+  const unknownForce = force.filter((p) => !plan.some((s) => matchesForce(s.id, [p])));
+  if (unknownForce.length > 0) {
+    throw new UsageError(
+      `--force ${unknownForce.join(", ")} matches no stage; stages: ${
+        plan.map((s) => s.id).join(", ")
+      }`,
+    );
+  }
+
+  if (options.dryRun) {
+    log(`plan for ${spec.name} (${plan.length} stages):`);
+    for (const stage of plan) {
+      const { reason } = await stageStatus(cache, spec.name, stage);
+      const shown = matchesForce(stage.id, force) ? "run (forced)" : reason;
+      log(`  ${stage.id.padEnd(34)} ${stage.key.slice(0, 12)}  ${shown}`);
+    }
+    return { stages: [] };
+  }
+
+  for (const stage of plan) {
+    if (matchesForce(stage.id, force)) await cache.evict(stage.key);
+  }
+
+  const statuses = new Map<string, { status: "cached" | "ran"; seconds: number }>();
+  const done = new Set<string>();
+  for (const stage of plan) {
+    if (await cache.has(stage.key)) {
+      done.add(stage.id);
+      statuses.set(stage.id, { status: "cached", seconds: 0 });
+    }
+  }
+  const toRun = plan.filter((s) => !done.has(s.id));
+  log(
+    `${spec.name}: ${plan.length} stages, ${plan.length - toRun.length} cached, ` +
+      `${toRun.length} to run`,
+  );
+
+  const jobs = Math.max(1, options.jobs ?? navigator.hardwareConcurrency ?? 1);
+  const running = new Map<string, Promise<void>>();
+  const failures: string[] = [];
+  const workerStages = toRun.filter((s) => s.kind !== "report");
+  const parallel = jobs > 1 && workerStages.length > 1;
+
+  const launch = (stage: ResolvedStage) => {
+    log(`  run  ${stage.id} (${stage.key.slice(0, 12)})`);
+    const started = performance.now();
+    const promise = runInWorker(stage, cache, spec.name, parallel).then(
+      () => {
+        const seconds = (performance.now() - started) / 1000;
+        statuses.set(stage.id, { status: "ran", seconds });
+        done.add(stage.id);
+        log(`  done ${stage.id} in ${seconds.toFixed(1)} s`);
+      },
+      (e) => {
+        failures.push(`stage ${stage.id} failed: ${(e as Error).message}`);
+      },
+    ).finally(() => running.delete(stage.id));
+    running.set(stage.id, promise);
+  };
+
+  while (failures.length === 0) {
+    const pending = workerStages.filter((s) => !done.has(s.id) && !running.has(s.id));
+    if (pending.length === 0 && running.size === 0) break;
+    const ready = pending.filter((s) => Object.values(s.inputs).every((id) => done.has(id)));
+    for (const stage of ready.slice(0, jobs - running.size)) launch(stage);
+    if (running.size === 0) throw new Error("stage graph has a cycle or a missing input");
+    await Promise.race(running.values());
+  }
+  await Promise.allSettled(running.values());
+  if (failures.length > 0) throw new StageFailure(failures.join("\n"));
+
+  const report = plan.find((s) => s.kind === "report")!;
+  if (!done.has(report.id)) {
+    const started = performance.now();
+    await runStage(report, { cache, experiment: spec.name }, { stages: plan, statuses });
+    statuses.set(report.id, { status: "ran", seconds: (performance.now() - started) / 1000 });
+    log(`  done report`);
+  }
+  for (const stage of plan) {
+    await cache.writeRef(spec.name, stage.id, {
+      key: stage.key,
+      params: stage.params,
+      inputs: stage.inputKeys,
+      codeVersion: stage.codeVersion,
+    });
+  }
+  const reportDir = `${options.reportsDir}/${spec.name}`;
+  await publishReport(cache, report.key, reportDir);
+  return {
+    stages: plan.map((s) => ({ id: s.id, key: s.key, ...statuses.get(s.id)! })),
+    reportDir,
+  };
+}
+
+/** A usage problem found after parsing (exit status 2). */
+export class UsageError extends Error {}
+
+async function runInWorker(
+  stage: ResolvedStage,
+  cache: Cache,
+  experiment: string,
+  plainProgress: boolean,
+): Promise<void> {
+  await Deno.mkdir(`${cache.root}/tmp`, { recursive: true });
+  const path = `${cache.root}/tmp/stage-${crypto.randomUUID()}.json`;
+  const descriptor: WorkerDescriptor = { stage, cacheRoot: cache.root, experiment };
+  await Deno.writeTextFile(path, JSON.stringify(descriptor));
+  try {
+    const env: Record<string, string> = plainProgress ? { KLAL_PLAIN_PROGRESS: "1" } : {};
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", WORKER, path],
+      env,
+      stdin: "null",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+    const status = await child.status;
+    if (!status.success) {
+      const message = await Deno.readTextFile(`${path}.error`).catch(() =>
+        `worker exited with code ${status.code}${status.signal ? ` (${status.signal})` : ""}`
+      );
+      throw new Error(message);
+    }
+  } finally {
+    await Deno.remove(path).catch(() => {});
+    await Deno.remove(`${path}.error`).catch(() => {});
+  }
+}
+
+/** Copy a report entry to `dir` atomically (temp folder, then rename over the old one). */
+async function publishReport(cache: Cache, key: string, dir: string): Promise<void> {
+  const parent = dir.slice(0, dir.lastIndexOf("/"));
+  await Deno.mkdir(parent, { recursive: true });
+  const temp = `${dir}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+  await Deno.mkdir(temp);
+  for (const name of ["index.html", "results.json", "table.md"]) {
+    await Deno.writeFile(`${temp}/${name}`, await cache.readBytes(key, name));
+  }
+  const old = `${dir}.old-${crypto.randomUUID().slice(0, 8)}`;
+  const hadOld = await Deno.rename(dir, old).then(() => true, () => false);
+  await Deno.rename(temp, dir);
+  if (hadOld) await Deno.remove(old, { recursive: true });
+}

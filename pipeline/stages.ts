@@ -1,0 +1,402 @@
+/**
+ * The stages: `(inputs from the cache, params, ctx) => files in a new cache entry`.
+ * A stage reads its inputs only through the cache, by key.
+ */
+import { PRETRAIN_TASK, TASKS } from "../tasks/registry.ts";
+import { vocabularyOf } from "../tasks/registry.ts";
+import type { Sample, Task } from "../tasks/task.ts";
+import { initBackend } from "./backend.ts";
+import { encodeSamples, type Layout, layoutFor } from "./batch.ts";
+import type { Cache, EntryWriter, Manifest } from "./cache.ts";
+import { evaluate } from "./eval.ts";
+import { TinyVlm, type TinyVlmConfig, type WeightMap } from "./model/tiny_vlm.ts";
+import type { ResolvedStage } from "./plan.ts";
+import { type CurvePoint, type ReportInput, type ResultRow, writeReport } from "./report.ts";
+import type { BaseSpec, ModelSpec, Spec, TrainSpec } from "./spec_types.ts";
+import { Tokenizer } from "./tokenizer.ts";
+import { type LossPoint, train } from "./train.ts";
+
+/** What every stage gets besides its own params. */
+export interface StageContext {
+  cache: Cache;
+  /** Experiment name (for messages). */
+  experiment: string;
+}
+
+/** Text positions the model reserves beyond the visual tokens. */
+const MAX_TEXT_TOKENS = 32;
+
+function taskByName(name: string): Task {
+  if (name === PRETRAIN_TASK.name) return PRETRAIN_TASK;
+  const task = TASKS[name];
+  if (!task) throw new Error(`unknown task ${name}`);
+  return task;
+}
+
+// ---------------------------------------------------------------- data
+
+/** Data files: images as bytes (quantised like any stored image), targets, text and meta. */
+async function runData(stage: ResolvedStage, out: EntryWriter) {
+  const p = stage.params as {
+    task: string;
+    seed: number;
+    split: string;
+    n: number;
+    image_size: number;
+    patch_size: number;
+    task_params: Record<string, unknown>;
+  };
+  const task = taskByName(p.task);
+  const samples = task.generate(p.seed, p.n, {
+    imageSize: p.image_size,
+    patchSize: p.patch_size,
+    params: p.task_params,
+  });
+  const pixels = p.image_size * p.image_size * 3;
+  const tv = (p.image_size / p.patch_size) ** 2;
+  const images = new Uint8Array(p.n * pixels);
+  const targets = new Float32Array(p.n * tv);
+  const lines: string[] = [];
+  samples.forEach((s, i) => {
+    for (let j = 0; j < pixels; j++) {
+      images[i * pixels + j] = Math.round(Math.min(1, Math.max(0, s.image.data[j])) * 255);
+    }
+    targets.set(s.target, i * tv);
+    lines.push(JSON.stringify({ prompt: s.prompt, answer: s.answer, meta: s.meta }));
+  });
+  await out.writeBytes("images.u8", images);
+  await out.writeBytes("targets.f32", new Uint8Array(targets.buffer));
+  await out.writeText("samples.jsonl", lines.join("\n") + "\n");
+  await out.writeJson("data.json", { n: p.n, image_size: p.image_size, patches: tv });
+  return { samples: p.n };
+}
+
+/** Read the samples of a data entry back. */
+export async function loadSamples(cache: Cache, key: string): Promise<Sample[]> {
+  const info = await cache.readJson<{ n: number; image_size: number; patches: number }>(
+    key,
+    "data.json",
+  );
+  const images = await cache.readBytes(key, "images.u8");
+  const targetBytes = await cache.readBytes(key, "targets.f32");
+  const targets = new Float32Array(
+    targetBytes.buffer,
+    targetBytes.byteOffset,
+    info.n * info.patches,
+  );
+  const text = new TextDecoder().decode(await cache.readBytes(key, "samples.jsonl"));
+  const rows = text.trim().split("\n").map((l) => JSON.parse(l));
+  const pixels = info.image_size * info.image_size * 3;
+  return rows.map((r, i) => {
+    const data = new Float32Array(pixels);
+    for (let j = 0; j < pixels; j++) data[j] = images[i * pixels + j] / 255;
+    return {
+      image: { width: info.image_size, height: info.image_size, data },
+      prompt: r.prompt,
+      answer: r.answer,
+      target: targets.slice(i * info.patches, (i + 1) * info.patches),
+      meta: r.meta,
+    };
+  });
+}
+
+// ---------------------------------------------------------------- checkpoints
+
+interface CheckpointIndex {
+  config: TinyVlmConfig;
+  vocabulary: string[];
+  layout: Layout;
+  tensors: { name: string; shape: number[]; offset: number; length: number }[];
+}
+
+async function saveCheckpoint(
+  out: EntryWriter,
+  model: TinyVlm,
+  tokenizer: Tokenizer,
+  layout: Layout,
+): Promise<void> {
+  const weights = model.getWeights();
+  const tensors: CheckpointIndex["tensors"] = [];
+  let offset = 0;
+  for (const [name, w] of Object.entries(weights)) {
+    tensors.push({ name, shape: w.shape, offset, length: w.data.length });
+    offset += w.data.length;
+  }
+  const flat = new Float32Array(offset);
+  for (const t of tensors) flat.set(weights[t.name].data, t.offset);
+  await out.writeBytes("weights.f32", new Uint8Array(flat.buffer));
+  const index: CheckpointIndex = {
+    config: model.config,
+    vocabulary: [...tokenizer.words],
+    layout,
+    tensors,
+  };
+  await out.writeJson("checkpoint.json", index);
+}
+
+async function loadCheckpoint(
+  cache: Cache,
+  key: string,
+): Promise<{ model: TinyVlm; tokenizer: Tokenizer; layout: Layout }> {
+  const index = await cache.readJson<CheckpointIndex>(key, "checkpoint.json");
+  const bytes = await cache.readBytes(key, "weights.f32");
+  const flat = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  const weights: WeightMap = {};
+  for (const t of index.tensors) {
+    weights[t.name] = { shape: t.shape, data: flat.subarray(t.offset, t.offset + t.length) };
+  }
+  const model = new TinyVlm(index.config, 0);
+  model.setWeights(weights);
+  return { model, tokenizer: new Tokenizer(index.vocabulary), layout: index.layout };
+}
+
+// ---------------------------------------------------------------- train stages
+
+function allLayers(model: TinyVlm): number[] {
+  return Array.from({ length: model.config.layers }, (_, i) => i);
+}
+
+function curveFile(log: LossPoint[], seconds: number, samplesPerSecond: number) {
+  return { log, seconds, samplesPerSecond };
+}
+
+async function runPretrain(stage: ResolvedStage, out: EntryWriter, ctx: StageContext) {
+  const p = stage.params as {
+    model: ModelSpec & { vocabulary: string[] };
+    base: BaseSpec;
+    backend: Spec["backend"];
+  };
+  const backend = await initBackend(p.backend);
+  const samples = await loadSamples(ctx.cache, stage.inputKeys.data);
+  const tokenizer = new Tokenizer(vocabularyOf(p.model.vocabulary.map(taskByName)));
+  const patchSize = p.model.patch_size;
+  const layout = layoutFor(samples, tokenizer, patchSize);
+  const data = encodeSamples(samples, tokenizer, layout, patchSize);
+  const model = new TinyVlm({
+    patchDim: layout.patchDim,
+    vocab: tokenizer.size,
+    dModel: p.model.d_model,
+    layers: p.model.layers,
+    heads: p.model.heads,
+    mlpRatio: p.model.mlp_ratio,
+    maxPositions: layout.visual + MAX_TEXT_TOKENS,
+  }, p.base.seed);
+  const result = p.base.steps === 0 ? { log: [], seconds: 0, samplesPerSecond: 0 } : train(
+    model,
+    data,
+    {
+      steps: p.base.steps,
+      batchSize: p.base.batch_size,
+      lr: p.base.lr,
+      optimizer: "adamw",
+      weightDecay: 0.01,
+      warmup: Math.min(50, p.base.steps),
+      logEvery: 10,
+      lambda: 0,
+      layers: allLayers(model),
+      seed: p.base.seed,
+      label: `${ctx.experiment} pretrain`,
+    },
+  );
+  await saveCheckpoint(out, model, tokenizer, layout);
+  await out.writeJson("log.json", curveFile(result.log, result.seconds, result.samplesPerSecond));
+  model.dispose();
+  return { backend, samplesPerSecond: result.samplesPerSecond, trainSeconds: result.seconds };
+}
+
+async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: StageContext) {
+  const p = stage.params as {
+    train: TrainSpec;
+    lambda: number;
+    layers: number[];
+    seed: number;
+    backend: Spec["backend"];
+  };
+  const backend = await initBackend(p.backend);
+  const { model, tokenizer } = await loadCheckpoint(ctx.cache, stage.inputKeys.base);
+  const samples = await loadSamples(ctx.cache, stage.inputKeys.data);
+  const patchSize = Math.sqrt(model.config.patchDim / 3);
+  const layout = layoutFor(samples, tokenizer, patchSize);
+  const data = encodeSamples(samples, tokenizer, layout, patchSize);
+  const t = p.train;
+  const result = train(model, data, {
+    steps: t.steps,
+    batchSize: t.batch_size,
+    lr: t.lr,
+    optimizer: t.optimizer,
+    weightDecay: t.weight_decay,
+    warmup: t.warmup,
+    logEvery: t.log_every,
+    lambda: p.lambda,
+    // With lambda 0 KLAL is only measured (for the curves), over every layer.
+    layers: p.layers.length > 0
+      ? p.layers
+      : model.config.layers > 0
+      ? Array.from({ length: model.config.layers }, (_, i) => i)
+      : [],
+    seed: p.seed,
+    label: `${ctx.experiment} ${stage.id}`,
+  });
+  await saveCheckpoint(out, model, tokenizer, layout);
+  await out.writeJson("log.json", curveFile(result.log, result.seconds, result.samplesPerSecond));
+  model.dispose();
+  return { backend, samplesPerSecond: result.samplesPerSecond, trainSeconds: result.seconds };
+}
+
+// ---------------------------------------------------------------- eval
+
+async function runEval(stage: ResolvedStage, out: EntryWriter, ctx: StageContext) {
+  const p = stage.params as { task: string; batch_size: number; backend: Spec["backend"] };
+  const backend = await initBackend(p.backend);
+  const task = taskByName(p.task);
+  const { model, tokenizer, layout: trained } = await loadCheckpoint(
+    ctx.cache,
+    stage.inputKeys.model,
+  );
+  const samples = await loadSamples(ctx.cache, stage.inputKeys.data);
+  const patchSize = Math.sqrt(model.config.patchDim / 3);
+  const own = layoutFor(samples, tokenizer, patchSize);
+  const layout: Layout = {
+    ...own,
+    prompt: Math.max(own.prompt, trained.prompt),
+    answer: Math.max(own.answer, trained.answer),
+  };
+  const data = encodeSamples(samples, tokenizer, layout, patchSize);
+  const result = evaluate(model, data, samples, task, tokenizer, p.batch_size);
+  model.dispose();
+  await out.writeText(
+    "predictions.jsonl",
+    result.predictions.map((x) => JSON.stringify(x)).join("\n") + "\n",
+  );
+  const { predictions: _, ...metrics } = result;
+  await out.writeJson("metrics.json", metrics);
+  return { backend, accuracy: result.accuracy };
+}
+
+// ---------------------------------------------------------------- report
+
+/** Metrics an eval entry wrote. */
+type EvalMetrics = Omit<Awaited<ReturnType<typeof evaluate>>, "predictions">;
+
+/** Gather the report's inputs from the cache entries of a resolved plan. */
+export async function reportInput(
+  spec: Spec,
+  stages: ResolvedStage[],
+  cache: Cache,
+  statuses: Map<string, { status: "cached" | "ran"; seconds: number }>,
+): Promise<ReportInput> {
+  const rows: ResultRow[] = [];
+  const curves: CurvePoint[] = [];
+  const backends = new Set<string>();
+  const stageInfo: ReportInput["stages"] = [];
+  for (const stage of stages) {
+    if (stage.kind === "report") continue;
+    const manifest: Manifest = await cache.manifest(stage.key);
+    const info = manifest.info as { backend?: string; samplesPerSecond?: number };
+    if (info.backend) backends.add(info.backend);
+    const status = statuses.get(stage.id);
+    stageInfo.push({
+      stage: stage.id,
+      key: stage.key,
+      status: status?.status ?? "cached",
+      seconds: status?.status === "ran" ? status.seconds : manifest.seconds,
+      samplesPerSecond: info.samplesPerSecond,
+    });
+    const arm = stage.arm!;
+    const seed = stage.seed!;
+    if (stage.kind === "eval") {
+      const m = await cache.readJson<EvalMetrics>(stage.key, "metrics.json");
+      const task = spec.task.name;
+      rows.push({ task, arm, seed, metric: "accuracy", value: m.accuracy });
+      rows.push({ task, arm, seed, metric: "target_attention", value: m.targetAttention });
+      rows.push({
+        task,
+        arm,
+        seed,
+        metric: "target_attention_ratio",
+        value: m.targetAttentionRatio,
+      });
+      for (const l of m.layers) {
+        rows.push({
+          task,
+          arm,
+          seed,
+          metric: `target_attention_ratio@L${l.layer}`,
+          value: l.ratio,
+        });
+      }
+    } else if (stage.kind === "finetune") {
+      const log = await cache.readJson<{ log: LossPoint[] }>(stage.key, "log.json");
+      for (const point of log.log) curves.push({ arm, seed, ...point });
+    }
+  }
+  return {
+    spec,
+    rows,
+    curves,
+    stages: stageInfo,
+    backend: [...backends].sort().join(", ") || "none",
+    createdAt: new Date().toISOString(),
+  };
+}
+
+async function runReport(
+  stage: ResolvedStage,
+  out: EntryWriter,
+  ctx: StageContext,
+  extra: {
+    stages: ResolvedStage[];
+    statuses: Map<string, { status: "cached" | "ran"; seconds: number }>;
+  },
+) {
+  const spec = (stage.params as { spec: Spec }).spec;
+  const input = await reportInput(spec, extra.stages, ctx.cache, extra.statuses);
+  const scratch = await Deno.makeTempDir({ prefix: "klal-report-" });
+  try {
+    await writeReport(`${scratch}/report`, input);
+    for (const name of ["index.html", "results.json", "table.md"]) {
+      await out.writeBytes(name, await Deno.readFile(`${scratch}/report/${name}`));
+    }
+  } finally {
+    await Deno.remove(scratch, { recursive: true });
+  }
+  return { backend: input.backend };
+}
+
+// ---------------------------------------------------------------- dispatch
+
+/** Run one stage and store its outputs under its key. */
+export async function runStage(
+  stage: ResolvedStage,
+  ctx: StageContext,
+  extra?: {
+    stages: ResolvedStage[];
+    statuses: Map<string, { status: "cached" | "ran"; seconds: number }>;
+  },
+): Promise<Manifest> {
+  return await ctx.cache.write(
+    stage.key,
+    {
+      stage: stage.id,
+      kind: stage.kind,
+      params: stage.params,
+      inputs: stage.inputKeys,
+      codeVersion: stage.codeVersion,
+    },
+    (out) => {
+      switch (stage.kind) {
+        case "data":
+          return runData(stage, out);
+        case "pretrain":
+          return runPretrain(stage, out, ctx);
+        case "finetune":
+          return runFinetune(stage, out, ctx);
+        case "eval":
+          return runEval(stage, out, ctx);
+        case "report":
+          if (!extra) throw new Error("the report stage runs in the main process");
+          return runReport(stage, out, ctx, extra);
+      }
+    },
+  );
+}
