@@ -289,7 +289,15 @@ const ROOT_KEYS = [
   "arms",
 ] as const;
 const TASK_KEYS = ["name", "image_size", "train", "test", "test_seed", "params"] as const;
-const MODEL_KEYS = ["name", "patch_size", "d_model", "layers", "heads", "mlp_ratio"] as const;
+const MODEL_KEYS = [
+  "name",
+  "patch_size",
+  "d_model",
+  "layers",
+  "heads",
+  "mlp_ratio",
+  "position_std",
+] as const;
 const BASE_KEYS = ["steps", "batch_size", "lr", "train", "seed"] as const;
 const TRAIN_KEYS = [
   "steps",
@@ -692,6 +700,7 @@ function validateModel(root: Section, imageSize: number | undefined): ModelSpec 
   const layers = section.int("layers", 1, 2);
   const heads = section.int("heads", 1, 4);
   const mlpRatio = section.int("mlp_ratio", 1, 4);
+  const positionStd = section.number("position_std", 0, true, 0.1);
   let ok = true;
   if (dModel !== undefined && heads !== undefined && dModel % heads !== 0) {
     const loc = section.entry("heads")?.node.loc ?? section.entry("d_model")?.node.loc ??
@@ -716,9 +725,18 @@ function validateModel(root: Section, imageSize: number | undefined): ModelSpec 
   }
   if (
     !ok || name === undefined || patchSize === undefined || dModel === undefined ||
-    layers === undefined || heads === undefined || mlpRatio === undefined
+    layers === undefined || heads === undefined || mlpRatio === undefined ||
+    positionStd === undefined
   ) return undefined;
-  return { name, patch_size: patchSize, d_model: dModel, layers, heads, mlp_ratio: mlpRatio };
+  return {
+    name,
+    patch_size: patchSize,
+    d_model: dModel,
+    layers,
+    heads,
+    mlp_ratio: mlpRatio,
+    position_std: positionStd,
+  };
 }
 
 function validateBase(root: Section): BaseSpec | undefined {

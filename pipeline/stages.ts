@@ -179,7 +179,9 @@ async function runPretrain(stage: ResolvedStage, out: EntryWriter, ctx: StageCon
     layers: p.model.layers,
     heads: p.model.heads,
     mlpRatio: p.model.mlp_ratio,
-    maxPositions: layout.visual + MAX_TEXT_TOKENS,
+    gridSide: Math.round(Math.sqrt(layout.visual)),
+    maxText: MAX_TEXT_TOKENS,
+    positionStd: p.model.position_std,
   }, p.base.seed);
   const result = p.base.steps === 0 ? { log: [], seconds: 0, samplesPerSecond: 0 } : train(
     model,

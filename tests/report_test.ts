@@ -33,7 +33,15 @@ function fakeSpec(): Spec {
     seeds: [0, 1],
     backend: "wasm",
     task: { name: "grid-patch", image_size: 32, train: 200, test: 50, test_seed: 999, params: {} },
-    model: { name: "tiny-vlm", patch_size: 8, d_model: 64, layers: 2, heads: 4, mlp_ratio: 4 },
+    model: {
+      name: "tiny-vlm",
+      patch_size: 8,
+      d_model: 64,
+      layers: 2,
+      heads: 4,
+      mlp_ratio: 4,
+      position_std: 0.1,
+    },
     base: { steps: 100, batch_size: 16, lr: 1e-3, train: 500, seed: 7 },
     train: {
       steps: 40,

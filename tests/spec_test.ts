@@ -70,7 +70,15 @@ Deno.test("a minimal spec gets every default", () => {
       test_seed: 1000,
       params: { grid: 4 },
     },
-    model: { name: "tiny-vlm", patch_size: 8, d_model: 64, layers: 2, heads: 4, mlp_ratio: 4 },
+    model: {
+      name: "tiny-vlm",
+      patch_size: 8,
+      d_model: 64,
+      layers: 2,
+      heads: 4,
+      mlp_ratio: 4,
+      position_std: 0.1,
+    },
     base: { steps: 300, batch_size: 32, lr: 1e-3, train: 4000, seed: 0 },
     train: {
       steps: 500,

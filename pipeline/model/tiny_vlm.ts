@@ -22,8 +22,12 @@ export interface TinyVlmConfig {
   layers: number;
   heads: number;
   mlpRatio: number;
-  /** Longest sequence (visual + text) the position table covers. */
-  maxPositions: number;
+  /** Patches per image side: visual tokens form a gridSide x gridSide grid. */
+  gridSide: number;
+  /** Longest text part (prompt + answer) the text position table covers. */
+  maxText: number;
+  /** Std of the position embeddings' initialisation (larger: position easier to read). */
+  positionStd: number;
 }
 
 /** Inputs of one forward pass (see pipeline/batch.ts for the layout). */
@@ -58,7 +62,7 @@ export class TinyVlm {
     }
     this.config = config;
     this.params = new Map();
-    const { patchDim, vocab, dModel: d, layers, mlpRatio, maxPositions } = config;
+    const { patchDim, vocab, dModel: d, layers, mlpRatio, gridSide, maxText } = config;
     const std = 0.02;
     // Residual projections scaled down by depth (GPT-2 style) for stable early training.
     const residualStd = std / Math.sqrt(2 * layers);
@@ -74,7 +78,10 @@ export class TinyVlm {
     add("patch.w", [patchDim, d], "normal");
     add("patch.b", [d], "zeros");
     add("token", [vocab, d], "normal");
-    add("position", [maxPositions, d], "normal");
+    // Visual positions are factorised: row embedding + column embedding.
+    add("position.row", [gridSide, d], "normal", config.positionStd);
+    add("position.col", [gridSide, d], "normal", config.positionStd);
+    add("position.text", [maxText, d], "normal", config.positionStd);
     for (let l = 0; l < layers; l++) {
       add(`h${l}.ln1.g`, [d], "ones");
       add(`h${l}.ln1.b`, [d], "zeros");
@@ -106,8 +113,10 @@ export class TinyVlm {
     const [b, tv] = inputs.patches.shape;
     const tt = inputs.text.shape[1];
     const t = tv + tt;
-    if (t > this.config.maxPositions) {
-      throw new Error(`sequence of ${t} tokens exceeds the model's ${this.config.maxPositions}`);
+    const side = this.config.gridSide;
+    if (tv !== side * side) throw new Error(`expected ${side * side} visual tokens, got ${tv}`);
+    if (tt > this.config.maxText) {
+      throw new Error(`text of ${tt} tokens exceeds the model's ${this.config.maxText}`);
     }
     const dh = d / heads;
 
@@ -115,7 +124,14 @@ export class TinyVlm {
     // One-hot matmul instead of gather: wasm has no UnsortedSegmentSum for gather's gradient.
     const oneHot = tf.oneHot(tf.cast(inputs.text, "int32"), vocab); // [B, Tt, V]
     const words = linear(oneHot, this.p("token")); // [B, Tt, d]
-    const positions = tf.slice(this.p("position"), [0, 0], [t, d]); // [T, d]
+    const grid = tf.add(
+      tf.expandDims(this.p("position.row"), 1),
+      tf.expandDims(this.p("position.col"), 0),
+    ); // [side, side, d]
+    const positions = tf.concat([
+      tf.reshape(grid, [tv, d]),
+      tf.slice(this.p("position.text"), [0, 0], [tt, d]),
+    ]); // [T, d]
     let x = tf.add(tf.concat([visual, words], 1), positions) as tf.Tensor3D; // [B, T, d]
 
     // Additive mask: 0 where query i may see key j (j <= i and j is not padding), else -1e9.
