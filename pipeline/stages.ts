@@ -47,6 +47,7 @@ async function runData(stage: ResolvedStage, out: EntryWriter) {
     task_params: Record<string, unknown>;
   };
   const task = taskByName(p.task);
+  if (!task.generate) throw new Error(`task ${p.task} has no generator`);
   const samples = task.generate(p.seed, p.n, {
     imageSize: p.image_size,
     patchSize: p.patch_size,

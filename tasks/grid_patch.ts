@@ -4,7 +4,7 @@
  * the cell's "row , col". Ground truth P: uniform over the patches covering that cell.
  */
 
-import type { ParamProblem, Sample, Task, TaskConfig } from "./task.ts";
+import type { ParamProblem, Sample, SyntheticTask, TaskConfig } from "./task.ts";
 import { Rng, seedFrom } from "../pipeline/rng.ts";
 import {
   addNoise,
@@ -124,7 +124,7 @@ function generateOne(rng: Rng, config: TaskConfig, params: GridPatchParams): Sam
 }
 
 /** The Grid Patch task: find the cell of the coloured square named in the prompt. */
-export const gridPatch: Task = {
+export const gridPatch: SyntheticTask = {
   name: "grid-patch",
   version: "1",
   vocabulary: [

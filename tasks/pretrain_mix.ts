@@ -7,7 +7,7 @@
  * or answer has Grid Patch's form ("where is the COLOR patch ?" -> "R , C").
  */
 
-import type { ParamProblem, RgbImage, Sample, Task, TaskConfig } from "./task.ts";
+import type { ParamProblem, RgbImage, Sample, SyntheticTask, TaskConfig } from "./task.ts";
 import { Rng, seedFrom } from "../pipeline/rng.ts";
 import {
   addNoise,
@@ -160,7 +160,7 @@ function generateOne(rng: Rng, config: TaskConfig, params: PretrainParams): Samp
 }
 
 /** The generic pretraining mix (colour, count, presence, quadrant questions about shapes). */
-export const pretrainMix: Task = {
+export const pretrainMix: SyntheticTask = {
   name: "pretrain-mix",
   version: "1",
   vocabulary: [

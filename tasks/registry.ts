@@ -1,6 +1,6 @@
 /** The task registry: spec names to Task objects (a new task is one line here). */
 
-import type { Task } from "./task.ts";
+import type { SyntheticTask, Task } from "./task.ts";
 import { gridPatch } from "./grid_patch.ts";
 import { pretrainMix } from "./pretrain_mix.ts";
 
@@ -10,7 +10,7 @@ export const TASKS: Record<string, Task> = {
 };
 
 /** The generic mix that pretrains the shared Base checkpoint (not selectable in specs). */
-export const PRETRAIN_TASK: Task = pretrainMix;
+export const PRETRAIN_TASK: SyntheticTask = pretrainMix;
 
 /** Sorted, de-duplicated union of the tasks' vocabularies. */
 export function vocabularyOf(tasks: Task[]): string[] {

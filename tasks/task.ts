@@ -54,10 +54,38 @@ export interface Task {
    * problems as `{ key, expected, found }` (empty when fine).
    */
   checkParams(config: TaskConfig): ParamProblem[];
-  /** Deterministic: the same (seed, n, config) gives the same samples. */
-  generate(seed: number, n: number, config: TaskConfig): Sample[];
+  /**
+   * Synthetic tasks: deterministic, the same (seed, n, config) gives the same samples.
+   * Every task has `generate` or both `load` and `writeStandIn`.
+   */
+  generate?(seed: number, n: number, config: TaskConfig): Sample[];
+  /**
+   * Real-format tasks: read samples from files in the dataset's public on-disk format
+   * (`source` comes from the spec's `task.source`, or from `writeStandIn`). Bad files give
+   * errors that name the file and the row.
+   */
+  load?(source: DataSource, config: TaskConfig): Promise<Sample[]>;
+  /**
+   * Real-format tasks: write an offline stand-in dataset of `n` samples, deterministic in
+   * `seed`, in the real on-disk format under `dir`; returns the source that loads it.
+   */
+  writeStandIn?(dir: string, seed: number, n: number, config: TaskConfig): Promise<DataSource>;
+  /** Extra per-sample metrics beyond accuracy (e.g. precision), averaged by the eval stage. */
+  metrics?(prediction: string, sample: Sample): Record<string, number>;
   /** True when `prediction` (decoded model output, words joined by spaces) is correct. */
   score(prediction: string, sample: Sample): boolean;
+}
+
+/** Where a real-format dataset lives on disk. */
+export interface DataSource {
+  /** The annotation file (parquet, JSONL, pickle, JSON...). */
+  path: string;
+  /** Folder of the image files, when they are not inside the annotation file. */
+  images?: string;
+  /** Split to read when the file holds several (e.g. RefCOCO "val", "testA", "testB"). */
+  split?: string;
+  /** Extra files a format needs (e.g. RefCOCO's COCO instances.json). */
+  extra?: Record<string, string>;
 }
 
 /** One problem with a task parameter, reported by the spec validator. */
@@ -66,3 +94,12 @@ export interface ParamProblem {
   expected: string;
   found: unknown;
 }
+
+/** A task with a generator (all synthetic tasks). */
+export type SyntheticTask = Task & { generate: NonNullable<Task["generate"]> };
+
+/** A task read from files in a public format, with an offline stand-in writer. */
+export type RealFormatTask = Task & {
+  load: NonNullable<Task["load"]>;
+  writeStandIn: NonNullable<Task["writeStandIn"]>;
+};
