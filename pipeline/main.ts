@@ -20,7 +20,8 @@ options:
   --jobs N           parallel worker processes (default: number of cores)
   -h, --help         this text
 
-environment: KLAL_CACHE_DIR (default .cache/ in the repository)`;
+environment: KLAL_CACHE_DIR (default .cache/ in the repository),
+             KLAL_REPORTS_DIR (default reports/ in the repository)`;
 
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -91,7 +92,7 @@ async function main(args: string[]): Promise<number> {
     const started = performance.now();
     const summary = await runExperiment(spec, {
       cache: new Cache(defaultCacheDir()),
-      reportsDir: `${ROOT}/reports`,
+      reportsDir: Deno.env.get("KLAL_REPORTS_DIR") ?? `${ROOT}/reports`,
       dryRun: cli.dryRun,
       force: cli.force,
       jobs: cli.jobs,

@@ -194,3 +194,204 @@ export function colorListProblem(value: unknown, minCount: number): string | nul
   if (new Set(value).size !== value.length) return expected;
   return null;
 }
+
+// ---------------------------------------------------------------- curves and text
+
+/** A point in pixel coordinates, `[x, y]`; the image's top-left corner is (0, 0). */
+export type Point = readonly [number, number];
+
+/** Squared distance from (px, py) to the segment (ax, ay)-(bx, by). */
+export function segmentDistanceSquared(
+  px: number,
+  py: number,
+  ax: number,
+  ay: number,
+  bx: number,
+  by: number,
+): number {
+  const dx = bx - ax;
+  const dy = by - ay;
+  const len2 = dx * dx + dy * dy;
+  let t = len2 > 0 ? ((px - ax) * dx + (py - ay) * dy) / len2 : 0;
+  t = t < 0 ? 0 : t > 1 ? 1 : t;
+  const ex = ax + t * dx - px;
+  const ey = ay + t * dy - py;
+  return ex * ex + ey * ey;
+}
+
+/** Distance from `p` to the polyline `points` (a single point when it has one vertex). */
+export function polylineDistance(p: Point, points: readonly Point[]): number {
+  let best = Infinity;
+  if (points.length === 1) {
+    best = segmentDistanceSquared(p[0], p[1], points[0][0], points[0][1], points[0][0], points[0][1]);
+  }
+  for (let i = 0; i + 1 < points.length; i++) {
+    const [ax, ay] = points[i];
+    const [bx, by] = points[i + 1];
+    best = Math.min(best, segmentDistanceSquared(p[0], p[1], ax, ay, bx, by));
+  }
+  return Math.sqrt(best);
+}
+
+/** Total length of a polyline in pixels. */
+export function polylineLength(points: readonly Point[]): number {
+  let total = 0;
+  for (let i = 0; i + 1 < points.length; i++) {
+    total += Math.hypot(points[i + 1][0] - points[i][0], points[i + 1][1] - points[i][1]);
+  }
+  return total;
+}
+
+/**
+ * The Bézier curve with these control points (any degree >= 1), flattened into a
+ * polyline of equal parameter steps, about `step` px apart (at least 8 segments).
+ * Tasks draw and measure a curve with the same flattening, so what is counted is what
+ * is drawn.
+ */
+export function flattenBezier(control: readonly Point[], step = 2): Point[] {
+  if (control.length < 2) throw new Error(`Expected at least 2 control points, got ${control.length}`);
+  const segments = Math.max(8, Math.ceil(polylineLength(control) / step));
+  const out: Point[] = [];
+  const xs = new Float64Array(control.length);
+  const ys = new Float64Array(control.length);
+  for (let s = 0; s <= segments; s++) {
+    const t = s / segments;
+    for (let k = 0; k < control.length; k++) {
+      xs[k] = control[k][0];
+      ys[k] = control[k][1];
+    }
+    // de Casteljau: numerically stable for any degree.
+    for (let level = control.length - 1; level > 0; level--) {
+      for (let k = 0; k < level; k++) {
+        xs[k] += t * (xs[k + 1] - xs[k]);
+        ys[k] += t * (ys[k + 1] - ys[k]);
+      }
+    }
+    out.push([xs[0], ys[0]]);
+  }
+  return out;
+}
+
+/**
+ * Per-pixel distance from the pixel centre to the polyline (round joins and caps), for
+ * the pixels within `reach` of it; Infinity elsewhere. Length width * height, row-major.
+ */
+function polylineDistanceField(
+  width: number,
+  height: number,
+  points: readonly Point[],
+  reach: number,
+): Float32Array {
+  const d2 = new Float32Array(width * height).fill(Infinity);
+  const pts = points.length === 1 ? [points[0], points[0]] : points;
+  for (let i = 0; i + 1 < pts.length; i++) {
+    const [ax, ay] = pts[i];
+    const [bx, by] = pts[i + 1];
+    const x0 = Math.max(0, Math.floor(Math.min(ax, bx) - reach));
+    const x1 = Math.min(width - 1, Math.ceil(Math.max(ax, bx) + reach));
+    const y0 = Math.max(0, Math.floor(Math.min(ay, by) - reach));
+    const y1 = Math.min(height - 1, Math.ceil(Math.max(ay, by) + reach));
+    for (let y = y0; y <= y1; y++) {
+      for (let x = x0; x <= x1; x++) {
+        const v = segmentDistanceSquared(x + 0.5, y + 0.5, ax, ay, bx, by);
+        const p = y * width + x;
+        if (v < d2[p]) d2[p] = v;
+      }
+    }
+  }
+  return d2;
+}
+
+/**
+ * Strokes the polyline `points` with an anti-aliased line `lineWidth` px wide (round
+ * joins and caps): a pixel at distance d from the polyline gets opacity
+ * clamp(lineWidth / 2 + 0.5 - d, 0, 1). When `mask` is given, marks the pixels whose
+ * centre is within lineWidth / 2 of the polyline (the same set `polylineMask` gives).
+ */
+export function strokePolyline(
+  img: RgbImage,
+  points: readonly Point[],
+  lineWidth: number,
+  rgb: Rgb,
+  mask?: Uint8Array,
+): void {
+  const half = lineWidth / 2;
+  const reach = half + 0.5;
+  const d2 = polylineDistanceField(img.width, img.height, points, reach);
+  const half2 = half * half;
+  for (let p = 0; p < d2.length; p++) {
+    const v = d2[p];
+    if (v >= reach * reach) continue;
+    const alpha = Math.min(1, reach - Math.sqrt(v));
+    for (let c = 0; c < 3; c++) {
+      img.data[3 * p + c] += alpha * (rgb[c] - img.data[3 * p + c]);
+    }
+    if (mask && v <= half2) mask[p] = 1;
+  }
+}
+
+/**
+ * Binary mask (length size * size) of the pixels whose centre lies within lineWidth / 2
+ * of the polyline: the pixels `strokePolyline` draws at full or more than half opacity.
+ */
+export function polylineMask(size: number, points: readonly Point[], lineWidth: number): Uint8Array {
+  const half = lineWidth / 2;
+  const d2 = polylineDistanceField(size, size, points, half + 1);
+  const mask = new Uint8Array(size * size);
+  for (let p = 0; p < d2.length; p++) if (d2[p] <= half * half) mask[p] = 1;
+  return mask;
+}
+
+/** Glyph side of the built-in bitmap font, in font pixels (scale 1). */
+export const GLYPH_WIDTH = 5;
+export const GLYPH_HEIGHT = 7;
+
+/** 5x7 bitmap glyphs, one string of 5 characters per row, "#" = ink. */
+const GLYPHS: Readonly<Record<string, readonly string[]>> = {
+  A: [" ### ", "#   #", "#   #", "#####", "#   #", "#   #", "#   #"],
+  B: ["#### ", "#   #", "#   #", "#### ", "#   #", "#   #", "#### "],
+  C: [" ### ", "#   #", "#    ", "#    ", "#    ", "#   #", " ### "],
+  D: ["#### ", "#   #", "#   #", "#   #", "#   #", "#   #", "#### "],
+  E: ["#####", "#    ", "#    ", "#### ", "#    ", "#    ", "#####"],
+  F: ["#####", "#    ", "#    ", "#### ", "#    ", "#    ", "#    "],
+  G: [" ### ", "#   #", "#    ", "# ###", "#   #", "#   #", " ####"],
+  H: ["#   #", "#   #", "#   #", "#####", "#   #", "#   #", "#   #"],
+  I: [" ### ", "  #  ", "  #  ", "  #  ", "  #  ", "  #  ", " ### "],
+  J: ["  ###", "   # ", "   # ", "   # ", "   # ", "#  # ", " ##  "],
+};
+
+/** The characters the bitmap font can draw (a space leaves a gap). */
+export const FONT_CHARACTERS: readonly string[] = Object.keys(GLYPHS);
+
+/** Width in pixels of `text` drawn at `scale` (one font pixel of gap between glyphs). */
+export function textWidth(text: string, scale: number): number {
+  return text.length === 0 ? 0 : (text.length * (GLYPH_WIDTH + 1) - 1) * scale;
+}
+
+/**
+ * Draws `text` (characters of FONT_CHARACTERS or spaces) with its top-left corner at
+ * integer pixel (x, y), each font pixel a `scale` x `scale` block; marks ink in `mask`.
+ */
+export function drawText(
+  img: RgbImage,
+  text: string,
+  x: number,
+  y: number,
+  scale: number,
+  rgb: Rgb,
+  mask?: Uint8Array,
+): void {
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === " ") continue;
+    const glyph = GLYPHS[ch];
+    if (!glyph) throw new Error(`Expected a character of ${FONT_CHARACTERS.join("")}, got "${ch}"`);
+    const left = x + i * (GLYPH_WIDTH + 1) * scale;
+    for (let r = 0; r < GLYPH_HEIGHT; r++) {
+      for (let c = 0; c < GLYPH_WIDTH; c++) {
+        if (glyph[r][c] !== "#") continue;
+        fillRect(img, { x: left + c * scale, y: y + r * scale, w: scale, h: scale }, rgb, mask);
+      }
+    }
+  }
+}

@@ -51,6 +51,8 @@ export interface ForwardOutputs {
 /** Named weights as plain arrays: what checkpoints store. */
 export type WeightMap = Record<string, { shape: number[]; data: Float32Array }>;
 
+let instances = 0;
+
 /** The model: a dictionary of variables plus a pure forward function over them. */
 export class TinyVlm {
   readonly config: TinyVlmConfig;
@@ -62,6 +64,8 @@ export class TinyVlm {
     }
     this.config = config;
     this.params = new Map();
+    // tfjs variable names are global: make them unique per model instance.
+    const prefix = `vlm${instances++}/`;
     const { patchDim, vocab, dModel: d, layers, mlpRatio, gridSide, maxText } = config;
     const std = 0.02;
     // Residual projections scaled down by depth (GPT-2 style) for stable early training.
@@ -72,7 +76,7 @@ export class TinyVlm {
         : init === "ones"
         ? tf.ones(shape)
         : tf.randomNormal(shape, 0, s, "float32", seedFrom(seed, name));
-      this.params.set(name, tf.variable(value, true, name));
+      this.params.set(name, tf.variable(value, true, prefix + name));
       value.dispose();
     };
     add("patch.w", [patchDim, d], "normal");

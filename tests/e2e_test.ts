@@ -1,0 +1,124 @@
+/**
+ * End to end, as a user runs it: `deno task experiment SPEC` in a subprocess with an empty
+ * cache, then the report files, the cache's reuse, and a lambda change.
+ */
+import assert from "node:assert/strict";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const MAIN = `${ROOT}pipeline/main.ts`;
+
+const TINY_SPEC = `
+name: e2e-tiny
+description: "tiny end-to-end run <b>escaped</b>"
+seeds: [0]
+task: { name: grid-patch, image_size: 16, train: 64, test: 16, params: { grid: 2, blobs: 1 } }
+model: { patch_size: 8, d_model: 16, layers: 2, heads: 2 }
+base: { steps: 4, batch_size: 8, train: 32 }
+train: { steps: 4, batch_size: 8, warmup: 1, log_every: 1 }
+eval: { batch_size: 8 }
+arms:
+  base: { finetune: false }
+  ntp: { lambda: 0 }
+  klal: { lambda: 1.0, layers: all }
+`;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function experiment(args: string[], env: Record<string, string>): Promise<Run> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    env: { ...env, KLAL_PLAIN_PROGRESS: "1", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+async function setup() {
+  const dir = await Deno.makeTempDir({ prefix: "klal-e2e-" });
+  const spec = `${dir}/tiny.yaml`;
+  await Deno.writeTextFile(spec, TINY_SPEC);
+  const env = { KLAL_CACHE_DIR: `${dir}/cache`, KLAL_REPORTS_DIR: `${dir}/reports` };
+  return { dir, spec, env };
+}
+
+Deno.test("e2e: tiny spec runs, reports, reuses the cache, reruns only KLAL on a lambda change", async () => {
+  const { dir, spec, env } = await setup();
+
+  const first = await experiment([spec, "--jobs", "2"], env);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /10 stages, 0 cached, 10 to run/);
+
+  const report = `${dir}/reports/e2e-tiny`;
+  const results = JSON.parse(await Deno.readTextFile(`${report}/results.json`));
+  const accuracy = results.rows.filter((r: { metric: string }) => r.metric === "accuracy");
+  assert.deepEqual(
+    accuracy.map((r: { arm: string; seed: number }) => `${r.arm}:${r.seed}`).sort(),
+    ["base:0", "klal:0", "ntp:0"],
+  );
+  for (const row of accuracy) {
+    assert.equal(row.task, "grid-patch");
+    assert.ok(row.value >= 0 && row.value <= 100);
+    // 16 test samples: accuracy is a multiple of 100/16.
+    assert.ok(Math.abs(row.value / 6.25 - Math.round(row.value / 6.25)) < 1e-9, String(row.value));
+  }
+  // The accuracy agrees with the per-sample predictions the eval stage stored.
+  const table = await Deno.readTextFile(`${report}/table.md`);
+  assert.match(table, /Grid Patch/);
+  assert.match(table, /6\.1/); // poster Base
+  assert.match(table, /28\.6/); // poster NTP
+  assert.match(table, /44\.9/); // poster KLAL+NTP
+  const html = await Deno.readTextFile(`${report}/index.html`);
+  assert.match(html, /<svg/);
+  assert.ok(html.includes("&lt;b&gt;escaped&lt;/b&gt;"));
+  assert.ok(!html.includes("<b>escaped</b>"));
+  assert.ok(!/<script[^>]+src=["']https?:/.test(html), "report loads a script from the network");
+
+  const second = await experiment([spec], env);
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stdout, /10 stages, 10 cached, 0 to run/);
+
+  const dry = await experiment([spec, "arms.klal.lambda=2", "--dry-run"], env);
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.match(dry.stdout, /finetune:klal:s0\s+\w+\s+run \(params changed: lambda\)/);
+  assert.match(dry.stdout, /finetune:ntp:s0\s+\w+\s+cached/);
+
+  const third = await experiment([spec, "arms.klal.lambda=2"], env);
+  assert.equal(third.code, 0, third.stderr);
+  assert.match(third.stdout, /10 stages, 7 cached, 3 to run/);
+  const ran = [...third.stdout.matchAll(/^\s+run\s+(\S+)/gm)].map((m) => m[1]).sort();
+  assert.deepEqual(ran, ["eval:klal:s0", "finetune:klal:s0"]);
+
+  const forced = await experiment([spec, "--force", "eval:ntp"], env);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.deepEqual(
+    [...forced.stdout.matchAll(/^\s+run\s+(\S+)/gm)].map((m) => m[1]),
+    ["eval:ntp:s0"],
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("e2e: a bad spec exits 2 with file:line:col and writes nothing", async () => {
+  const { dir, spec, env } = await setup();
+  await Deno.writeTextFile(spec, TINY_SPEC.replace("lambda: 1.0", "lamda: 1.0"));
+  const run = await experiment([spec], env);
+  assert.equal(run.code, 2);
+  assert.match(run.stderr, /tiny\.yaml:\d+:\d+ arms\.klal\.lamda: .*did you mean "lambda"\?/);
+  const bad = await experiment([spec.replace("tiny", "missing")], env);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /missing\.yaml/);
+  const override = await experiment([spec, "train.steps=0"], env);
+  assert.equal(override.code, 2);
+  const usage = await experiment([spec, "--frobnicate"], env);
+  assert.equal(usage.code, 2);
+  assert.match(usage.stderr, /unknown option --frobnicate/);
+  for (const path of [`${dir}/cache`, `${dir}/reports`]) {
+    await assert.rejects(Deno.stat(path), Deno.errors.NotFound, `${path} was written`);
+  }
+  await Deno.remove(dir, { recursive: true });
+});

@@ -1,0 +1,125 @@
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend } from "../pipeline/backend.ts";
+import { encodeSamples, layoutFor, queryStart } from "../pipeline/batch.ts";
+import { batchMatmul, matmul } from "../pipeline/model/ops.ts";
+import { TinyVlm } from "../pipeline/model/tiny_vlm.ts";
+import { Tokenizer } from "../pipeline/tokenizer.ts";
+import { batchTensors, disposeBatch, train } from "../pipeline/train.ts";
+import { gridPatch } from "../tasks/grid_patch.ts";
+
+await initBackend("wasm");
+
+const config = { imageSize: 16, patchSize: 8, params: { ...gridPatch.defaultParams, grid: 2 } };
+const tokenizer = new Tokenizer(gridPatch.vocabulary);
+const samples = gridPatch.generate(1, 24, config);
+const layout = layoutFor(samples, tokenizer, 8);
+const data = encodeSamples(samples, tokenizer, layout, 8);
+
+function tinyModel(seed = 0): TinyVlm {
+  return new TinyVlm({
+    patchDim: layout.patchDim,
+    vocab: tokenizer.size,
+    dModel: 16,
+    layers: 2,
+    heads: 2,
+    mlpRatio: 2,
+    gridSide: 2,
+    maxText: 16,
+    positionStd: 0.1,
+  }, seed);
+}
+
+Deno.test("forward: shapes, attention rows sum to 1, causal and padding masks hold", () => {
+  const model = tinyModel();
+  const batch = batchTensors(data, [0, 1, 2]);
+  tf.tidy(() => {
+    const { logits, attentions } = model.forward(batch);
+    const t = layout.visual + layout.prompt + layout.answer;
+    assert.deepEqual(logits.shape, [3, t, tokenizer.size]);
+    assert.equal(attentions.length, 2);
+    assert.deepEqual(attentions[0].shape, [3, 2, t, t]);
+    const a = attentions[1].arraySync();
+    const keys = batch.keyMask.arraySync();
+    for (let b = 0; b < 3; b++) {
+      for (let i = 0; i < t; i++) {
+        const row = a[b][0][i];
+        const sum = row.reduce((s, v) => s + v, 0);
+        assert.ok(Math.abs(sum - 1) < 1e-5, `row ${i} sums to ${sum}`);
+        for (let j = 0; j < t; j++) {
+          if (j > i) assert.equal(row[j], 0, `query ${i} sees future key ${j}`);
+          if (keys[b][j] === 0) assert.equal(row[j], 0, `query ${i} sees padding key ${j}`);
+        }
+      }
+    }
+  });
+  disposeBatch(batch);
+  model.dispose();
+});
+
+Deno.test("fast matmuls: same values and gradients as tf.matMul (1e-4)", () => {
+  tf.tidy(() => {
+    const a = tf.randomNormal([5, 7], 0, 1, "float32", 1) as tf.Tensor2D;
+    const b = tf.randomNormal([7, 3], 0, 1, "float32", 2) as tf.Tensor2D;
+    const f = (x: tf.Tensor2D, y: tf.Tensor2D) => tf.sum(tf.square(matmul(x, y)));
+    const g = (x: tf.Tensor2D, y: tf.Tensor2D) => tf.sum(tf.square(tf.matMul(x, y)));
+    const [fa, fb] = tf.grads((x, y) => f(x as tf.Tensor2D, y as tf.Tensor2D))([a, b]);
+    const [ga, gb] = tf.grads((x, y) => g(x as tf.Tensor2D, y as tf.Tensor2D))([a, b]);
+    assert.ok(tf.max(tf.abs(tf.sub(fa, ga))).dataSync()[0] < 1e-4);
+    assert.ok(tf.max(tf.abs(tf.sub(fb, gb))).dataSync()[0] < 1e-4);
+    const x3 = tf.randomNormal([2, 4, 5], 0, 1, "float32", 3) as tf.Tensor3D;
+    const y3 = tf.randomNormal([2, 5, 6], 0, 1, "float32", 4) as tf.Tensor3D;
+    const h = (x: tf.Tensor, y: tf.Tensor) =>
+      tf.sum(tf.square(batchMatmul(x as tf.Tensor3D, y as tf.Tensor3D)));
+    const k = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(tf.matMul(x, y)));
+    const [hx, hy] = tf.grads(h)([x3, y3]);
+    const [kx, ky] = tf.grads(k)([x3, y3]);
+    assert.ok(tf.max(tf.abs(tf.sub(hx, kx))).dataSync()[0] < 1e-4);
+    assert.ok(tf.max(tf.abs(tf.sub(hy, ky))).dataSync()[0] < 1e-4);
+  });
+});
+
+Deno.test("training: tensor count is flat across steps, loss falls, same seed same result", () => {
+  const options = {
+    steps: 6,
+    batchSize: 8,
+    lr: 3e-3,
+    optimizer: "adamw" as const,
+    weightDecay: 0.01,
+    warmup: 1,
+    logEvery: 1,
+    lambda: 1,
+    layers: [0, 1],
+    seed: 3,
+    label: "test",
+  };
+  const model = tinyModel(5);
+  train(model, data, { ...options, steps: 1 }); // first step allocates lazily-created state
+  const before = tf.memory().numTensors;
+  const first = train(model, data, options);
+  assert.equal(tf.memory().numTensors, before, "tensor count changed across training steps");
+  const last = first.log.at(-1)!;
+  assert.ok(last.total < first.log[0].total, `loss did not fall: ${first.log[0].total} -> ${last.total}`);
+  model.dispose();
+
+  const again = [tinyModel(5), tinyModel(5)].map((m) => {
+    train(m, data, { ...options, steps: 1 });
+    const r = train(m, data, options);
+    m.dispose();
+    return r.log.map((p) => p.total);
+  });
+  assert.deepEqual(again[0], again[1]);
+});
+
+Deno.test("query positions: the position before each answer token predicts it", () => {
+  const t = layout.visual + layout.prompt + layout.answer;
+  const q0 = queryStart(layout);
+  const answer = [...tokenizer.encode(samples[0].answer), tokenizer.eosId];
+  for (let j = 0; j < answer.length; j++) {
+    assert.equal(data.nextToken[q0 + j], answer[j]);
+    assert.equal(data.lossMask[q0 + j], 1);
+    // the token at q0 + j + 1 (the input) is the answer token itself
+    assert.equal(data.text[q0 + j + 1 - layout.visual], answer[j]);
+  }
+  assert.equal(data.lossMask.slice(0, t).reduce((s, v) => s + v, 0), answer.length);
+});

@@ -1,0 +1,123 @@
+import assert from "node:assert/strict";
+import { Cache } from "../pipeline/cache.ts";
+import { buildPlan, diffPaths, type ResolvedStage, resolvePlan, stageStatus } from "../pipeline/plan.ts";
+import { parseSpec } from "../pipeline/spec.ts";
+import { TASKS } from "../tasks/registry.ts";
+
+const SPEC = `
+name: plan-test
+seeds: [0, 1]
+task: { name: grid-patch, image_size: 16, train: 10, test: 5, params: { grid: 2, blobs: 1 } }
+model: { patch_size: 8, d_model: 8, layers: 2, heads: 2 }
+arms:
+  base: { finetune: false }
+  ntp: { lambda: 0 }
+  klal: { lambda: 1, layers: all }
+`;
+
+async function plan(overrides: string[] = []): Promise<Map<string, ResolvedStage>> {
+  const spec = parseSpec(SPEC, "plan.yaml", overrides, { tasks: TASKS });
+  return new Map((await resolvePlan(buildPlan(spec))).map((s) => [s.id, s]));
+}
+
+function changed(a: Map<string, ResolvedStage>, b: Map<string, ResolvedStage>): string[] {
+  return [...a.keys()].filter((id) => a.get(id)!.key !== b.get(id)!.key).sort();
+}
+
+Deno.test("plan: the stage graph of a spec", async () => {
+  const stages = await plan();
+  assert.deepEqual([...stages.keys()], [
+    "data:pretrain-mix:train:s0",
+    "pretrain",
+    "data:grid-patch:test:s1000",
+    "eval:base",
+    "data:grid-patch:train:s0",
+    "finetune:ntp:s0",
+    "eval:ntp:s0",
+    "data:grid-patch:train:s1",
+    "finetune:ntp:s1",
+    "eval:ntp:s1",
+    "finetune:klal:s0",
+    "eval:klal:s0",
+    "finetune:klal:s1",
+    "eval:klal:s1",
+    "report",
+  ]);
+  assert.deepEqual(stages.get("finetune:klal:s1")!.inputs, {
+    base: "pretrain",
+    data: "data:grid-patch:train:s1",
+  });
+  assert.deepEqual(stages.get("eval:base")!.inputs, {
+    model: "pretrain",
+    data: "data:grid-patch:test:s1000",
+  });
+});
+
+Deno.test("plan: keys are stable across resolutions", async () => {
+  assert.deepEqual(changed(await plan(), await plan()), []);
+});
+
+Deno.test("plan: changing arms.klal.lambda changes only the KLAL finetunes, evals and report", async () => {
+  assert.deepEqual(changed(await plan(), await plan(["arms.klal.lambda=2"])), [
+    "eval:klal:s0",
+    "eval:klal:s1",
+    "finetune:klal:s0",
+    "finetune:klal:s1",
+    "report",
+  ]);
+});
+
+Deno.test("plan: training params leave data and the Base checkpoint alone", async () => {
+  const diff = changed(await plan(), await plan(["train.lr=0.002"]));
+  assert.ok(diff.every((id) => /^(finetune|eval:(ntp|klal)|report)/.test(id)), diff.join(","));
+  assert.ok(!diff.includes("eval:base"));
+  assert.ok(!diff.includes("pretrain"));
+});
+
+Deno.test("plan: task params invalidate the task's data and what follows, not pretraining", async () => {
+  const diff = changed(await plan(), await plan(["task.params.blobs=2"]));
+  assert.ok(diff.includes("data:grid-patch:train:s0"));
+  assert.ok(diff.includes("eval:base"));
+  assert.ok(!diff.includes("pretrain"));
+  assert.ok(!diff.includes("data:pretrain-mix:train:s0"));
+});
+
+Deno.test("plan: a task's data depends on its generator's source, the model's does not", async () => {
+  const stages = await plan();
+  assert.ok(stages.get("data:grid-patch:train:s0")!.codeFiles.includes("tasks/grid_patch.ts"));
+  assert.ok(!stages.get("data:grid-patch:train:s0")!.codeFiles.includes("pipeline/train.ts"));
+  assert.ok(!stages.get("pretrain")!.codeFiles.includes("tasks/grid_patch.ts"));
+});
+
+Deno.test("stageStatus: says why a stage runs", async () => {
+  const cache = new Cache(await Deno.makeTempDir({ prefix: "klal-plan-test-" }));
+  const before = (await plan()).get("finetune:klal:s0")!;
+  assert.equal((await stageStatus(cache, "plan-test", before)).reason, "run (new stage)");
+  await cache.writeRef("plan-test", before.id, {
+    key: before.key,
+    params: before.params,
+    inputs: before.inputKeys,
+    codeVersion: before.codeVersion,
+  });
+  assert.equal((await stageStatus(cache, "plan-test", before)).reason, "run (missing from cache)");
+  const after = (await plan(["train.lr=0.002"])).get("finetune:klal:s0")!;
+  assert.equal((await stageStatus(cache, "plan-test", after)).reason, "run (params changed: train.lr)");
+  await cache.write(before.key, {
+    stage: before.id,
+    kind: before.kind,
+    params: before.params,
+    inputs: before.inputKeys,
+    codeVersion: before.codeVersion,
+  }, async () => {});
+  assert.deepEqual(await stageStatus(cache, "plan-test", before), {
+    cached: true,
+    reason: "cached",
+  });
+});
+
+Deno.test("diffPaths lists dotted paths that differ", () => {
+  assert.deepEqual(diffPaths({ a: { b: 1, c: 2 }, d: [1] }, { a: { b: 1, c: 3 }, d: [2] }), [
+    "a.c",
+    "d",
+  ]);
+});
