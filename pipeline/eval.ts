@@ -40,8 +40,11 @@ export interface EvalResult {
   targetAttentionRatio: number;
   layers: LayerGrounding[];
   predictions: Prediction[];
-  /** Head-averaged visual attention maps [layer][Tv] of the first few samples, for figures. */
-  maps: { index: number; layers: number[][] }[];
+  /**
+   * Visual attention maps of the first few samples, for figures: head-averaged
+   * `layers[layer][Tv]` and per head `heads[layer][head][Tv]`.
+   */
+  maps: { index: number; layers: number[][]; heads: number[][][] }[];
 }
 
 /** Patches counted as "target": those with P_i >= 1% of the sample's largest P. */
@@ -154,7 +157,12 @@ export function evaluate(
       }
       perSample[row] = sampleMass;
       if (maps.length < mapsToKeep) {
-        maps.push({ index: row, layers: averaged.map((m) => m[i].map((v) => round(v, 5))) });
+        const r5 = (v: number) => round(v, 5);
+        maps.push({
+          index: row,
+          layers: averaged.map((m) => m[i].map(r5)),
+          heads: perHead.map((m) => m[i].map((h) => h.map(r5))),
+        });
       }
     });
   }

@@ -100,7 +100,7 @@ export function buildPlan(spec: Spec): Stage[] {
   };
   stages.push(pretrain);
 
-  const dataStage = (split: "train" | "test", seed: number, n: number): Stage => ({
+  const dataStage = (split: "train" | "val" | "test", seed: number, n: number): Stage => ({
     id: `data:${task.name}:${split}:s${seed}`,
     kind: "data",
     params: {
@@ -117,6 +117,11 @@ export function buildPlan(spec: Spec): Stage[] {
   });
   const testData = dataStage("test", task.test_seed, task.test);
   stages.push(testData);
+  // Learning curves are measured on a validation set from test_seed + 1, never on the test set.
+  const valData = spec.train.eval_every > 0
+    ? dataStage("val", task.test_seed + 1, spec.train.eval_samples)
+    : undefined;
+  if (valData) stages.push(valData);
 
   const evalStage = (id: string, model: string, arm: string, seed?: number): Stage => ({
     id,
@@ -148,6 +153,7 @@ export function buildPlan(spec: Spec): Stage[] {
         id: `finetune:${arm}:s${seed}`,
         kind: "finetune",
         params: {
+          task: task.name,
           train: spec.train,
           lambda: armSpec.lambda,
           // Supervised layers do nothing when lambda is 0: keep them out of the NTP key.
@@ -155,8 +161,10 @@ export function buildPlan(spec: Spec): Stage[] {
           seed,
           backend: spec.backend,
         },
-        inputs: { base: pretrain.id, data: trainId },
-        codeFiles: TRAIN_CODE,
+        inputs: valData
+          ? { base: pretrain.id, data: trainId, val: valData.id }
+          : { base: pretrain.id, data: trainId },
+        codeFiles: [...TRAIN_CODE, ...(valData ? [...EVAL_CODE, ...taskCodeFiles(task.name)] : [])],
         arm,
         seed,
       };

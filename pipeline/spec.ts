@@ -307,6 +307,8 @@ const TRAIN_KEYS = [
   "weight_decay",
   "warmup",
   "log_every",
+  "eval_every",
+  "eval_samples",
 ] as const;
 const EVAL_KEYS = ["batch_size"] as const;
 const ARM_KEYS = ["finetune", "lambda", "layers"] as const;
@@ -624,13 +626,17 @@ function validateTask(
   const train = section.int("train", 1, 4000);
   const test = section.int("test", 1, 500);
   const testSeed = section.int("test_seed", 0, 1000);
-  if (testSeed !== undefined && seeds.seeds?.includes(testSeed)) {
+  // test_seed + 1 generates the validation set of the learning curves: keep both held out.
+  const heldOut = (x: number) => x === testSeed || x === testSeed! + 1;
+  if (testSeed !== undefined && seeds.seeds?.some(heldOut)) {
     const given = section.entry("test_seed");
-    const loc = given?.node.loc ?? seeds.locs[seeds.seeds.indexOf(testSeed)] ?? section.loc;
+    const loc = given?.node.loc ?? seeds.locs[seeds.seeds.findIndex(heldOut)] ?? section.loc;
     section.problems.add(
       loc,
       "task.test_seed",
-      `a seed not in seeds (${show(seeds.seeds)}), so the test set stays held out`,
+      `a seed that, like seed + 1 (validation), is not in seeds (${
+        show(seeds.seeds)
+      }), so the test set stays held out`,
       String(testSeed),
     );
   }
@@ -764,6 +770,8 @@ function validateTrain(root: Section): TrainSpec | undefined {
   // The default warm-up shrinks to fit a short run; an explicit one must fit.
   let warmup = section.int("warmup", 0, steps === undefined ? 50 : Math.min(50, steps));
   const logEvery = section.int("log_every", 1, 10);
+  const evalEvery = section.int("eval_every", 0, 0);
+  const evalSamples = section.int("eval_samples", 1, 200);
   const warmupEntry = section.entry("warmup");
   if (warmupEntry && warmup !== undefined && steps !== undefined && warmup > steps) {
     section.problems.add(
@@ -774,7 +782,8 @@ function validateTrain(root: Section): TrainSpec | undefined {
     );
     warmup = undefined;
   }
-  if ([steps, batchSize, lr, optimizer, weightDecay, warmup, logEvery].includes(undefined)) {
+  const all = [steps, batchSize, lr, optimizer, weightDecay, warmup, logEvery, evalEvery];
+  if ([...all, evalSamples].includes(undefined)) {
     return undefined;
   }
   return {
@@ -785,6 +794,8 @@ function validateTrain(root: Section): TrainSpec | undefined {
     weight_decay: weightDecay!,
     warmup: warmup!,
     log_every: logEvery!,
+    eval_every: evalEvery!,
+    eval_samples: evalSamples!,
   };
 }
 

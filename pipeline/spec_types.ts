@@ -11,7 +11,7 @@ export interface TaskSpec {
   train: number;
   /** Held-out test samples (one set, generated from `test_seed`). */
   test: number;
-  /** Seed of the held-out set; must not be one of `seeds`. */
+  /** Seed of the held-out set; neither it nor it + 1 (validation) may be one of `seeds`. */
   test_seed: number;
   /** Task parameters, merged with the task's defaults. */
   params: Record<string, unknown>;
@@ -52,6 +52,12 @@ export interface TrainSpec {
   warmup: number;
   /** Record the loss every this many steps. */
   log_every: number;
+  /**
+   * Evaluate held-out accuracy and target attention every this many steps (0 = never), on
+   * `eval_samples` validation samples generated from seed `task.test_seed + 1`.
+   */
+  eval_every: number;
+  eval_samples: number;
 }
 
 export interface ArmSpec {

@@ -2,6 +2,7 @@
  * The stages: `(inputs from the cache, params, ctx) => files in a new cache entry`.
  * A stage reads its inputs only through the cache, by key.
  */
+import { createCanvas } from "@napi-rs/canvas";
 import { PRETRAIN_TASK, TASKS } from "../tasks/registry.ts";
 import { vocabularyOf } from "../tasks/registry.ts";
 import type { Sample, Task } from "../tasks/task.ts";
@@ -11,7 +12,17 @@ import type { Cache, EntryWriter, Manifest } from "./cache.ts";
 import { evaluate } from "./eval.ts";
 import { TinyVlm, type TinyVlmConfig, type WeightMap } from "./model/tiny_vlm.ts";
 import type { ResolvedStage } from "./plan.ts";
-import { type CurvePoint, type ReportInput, type ResultRow, writeReport } from "./report.ts";
+import {
+  type BreakdownRow,
+  type CurvePoint,
+  type FigureSample,
+  type FigureSet,
+  type HeadRow,
+  type LearningRow,
+  type ReportInput,
+  type ResultRow,
+  writeReport,
+} from "./report.ts";
 import type { BaseSpec, ModelSpec, Spec, TrainSpec } from "./spec_types.ts";
 import { Tokenizer } from "./tokenizer.ts";
 import { type LossPoint, train } from "./train.ts";
@@ -209,6 +220,7 @@ async function runPretrain(stage: ResolvedStage, out: EntryWriter, ctx: StageCon
 
 async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: StageContext) {
   const p = stage.params as {
+    task: string;
     train: TrainSpec;
     lambda: number;
     layers: number[];
@@ -222,7 +234,31 @@ async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: StageCon
   const layout = layoutFor(samples, tokenizer, patchSize);
   const data = encodeSamples(samples, tokenizer, layout, patchSize);
   const t = p.train;
+  const curve: LearningPoint[] = [];
+  let onEval: ((step: number) => void) | undefined;
+  if (stage.inputKeys.val) {
+    const task = taskByName(p.task);
+    const valSamples = await loadSamples(ctx.cache, stage.inputKeys.val);
+    const own = layoutFor(valSamples, tokenizer, patchSize);
+    const valLayout = {
+      ...own,
+      prompt: Math.max(own.prompt, layout.prompt),
+      answer: Math.max(own.answer, layout.answer),
+    };
+    const val = encodeSamples(valSamples, tokenizer, valLayout, patchSize);
+    onEval = (step) => {
+      const r = evaluate(model, val, valSamples, task, tokenizer, 128, 0);
+      curve.push({
+        step,
+        accuracy: r.accuracy,
+        targetAttention: r.targetAttention,
+        targetAttentionRatio: r.targetAttentionRatio,
+      });
+    };
+  }
   const result = train(model, data, {
+    evalEvery: t.eval_every,
+    onEval,
     steps: t.steps,
     batchSize: t.batch_size,
     lr: t.lr,
@@ -241,9 +277,20 @@ async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: StageCon
     label: `${ctx.experiment} ${stage.id}`,
   });
   await saveCheckpoint(out, model, tokenizer, layout);
-  await out.writeJson("log.json", curveFile(result.log, result.seconds, result.samplesPerSecond));
+  await out.writeJson("log.json", {
+    ...curveFile(result.log, result.seconds, result.samplesPerSecond),
+    learning: curve,
+  });
   model.dispose();
   return { backend, samplesPerSecond: result.samplesPerSecond, trainSeconds: result.seconds };
+}
+
+/** Held-out accuracy and grounding measured during fine-tuning (validation set). */
+export interface LearningPoint {
+  step: number;
+  accuracy: number;
+  targetAttention: number;
+  targetAttentionRatio: number;
 }
 
 // ---------------------------------------------------------------- eval
@@ -271,9 +318,41 @@ async function runEval(stage: ResolvedStage, out: EntryWriter, ctx: StageContext
     "predictions.jsonl",
     result.predictions.map((x) => JSON.stringify(x)).join("\n") + "\n",
   );
-  const { predictions: _, ...metrics } = result;
+  const { predictions: _, maps, ...metrics } = result;
   await out.writeJson("metrics.json", metrics);
+  // The first few held-out samples with their attention maps, for the report's figures.
+  const figures: FigureSample[] = maps.map((m) => {
+    const s = samples[m.index];
+    const p = result.predictions[m.index];
+    return {
+      index: m.index,
+      prompt: s.prompt,
+      answer: s.answer,
+      prediction: p.prediction,
+      correct: p.correct,
+      image: pngDataUrl(s.image),
+      target: Array.from(s.target, (v) => Math.round(v * 1e5) / 1e5),
+      layers: m.layers,
+      heads: m.heads,
+    };
+  });
+  await out.writeJson("figures.json", figures);
   return { backend, accuracy: result.accuracy };
+}
+
+/** PNG data URL of an RGB image. */
+export function pngDataUrl(image: Sample["image"]): string {
+  const canvas = createCanvas(image.width, image.height);
+  const ctx = canvas.getContext("2d");
+  const pixels = ctx.createImageData(image.width, image.height);
+  for (let i = 0; i < image.width * image.height; i++) {
+    for (let c = 0; c < 3; c++) {
+      pixels.data[4 * i + c] = Math.round(Math.min(1, Math.max(0, image.data[3 * i + c])) * 255);
+    }
+    pixels.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(pixels, 0, 0);
+  return canvas.toDataURL("image/png");
 }
 
 // ---------------------------------------------------------------- report
@@ -290,6 +369,11 @@ export async function reportInput(
 ): Promise<ReportInput> {
   const rows: ResultRow[] = [];
   const curves: CurvePoint[] = [];
+  const learning: LearningRow[] = [];
+  const figures: FigureSet[] = [];
+  const heads: HeadRow[] = [];
+  const breakdown: BreakdownRow[] = [];
+  const side = spec.task.image_size / spec.model.patch_size;
   const backends = new Set<string>();
   const stageInfo: ReportInput["stages"] = [];
   for (const stage of stages) {
@@ -329,8 +413,12 @@ export async function reportInput(
         });
       }
     } else if (stage.kind === "finetune") {
-      const log = await cache.readJson<{ log: LossPoint[] }>(stage.key, "log.json");
+      const log = await cache.readJson<{ log: LossPoint[]; learning?: LearningPoint[] }>(
+        stage.key,
+        "log.json",
+      );
       for (const point of log.log) curves.push({ arm, seed, ...point });
+      for (const point of log.learning ?? []) learning.push({ arm, seed, ...point });
     }
   }
   return {
@@ -340,6 +428,10 @@ export async function reportInput(
     stages: stageInfo,
     backend: [...backends].sort().join(", ") || "none",
     createdAt: new Date().toISOString(),
+    learning,
+    figures,
+    heads,
+    breakdown,
   };
 }
 

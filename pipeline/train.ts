@@ -27,6 +27,10 @@ export interface TrainOptions {
   label: string;
   /** Clip the global gradient norm to this (0 = off). */
   clipNorm?: number;
+  /** Call `onEval` after every this many steps and after the last (0 = never). */
+  evalEvery?: number;
+  /** Measures the model mid-training (learning curves); must not change it. */
+  onEval?: (step: number) => void;
 }
 
 /** One logged point of the loss curve. */
@@ -243,6 +247,10 @@ export function train(model: TinyVlm, data: Encoded, options: TrainOptions): Tra
       tf.dispose(gradList);
       if (step % options.logEvery === 0 || step === options.steps - 1) {
         log.push({ step, ...values });
+      }
+      const every = options.evalEvery ?? 0;
+      if (options.onEval && every > 0 && ((step + 1) % every === 0 || step === options.steps - 1)) {
+        options.onEval(step + 1);
       }
       progress.update(step + 1, values, options.batchSize);
     }

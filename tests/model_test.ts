@@ -99,7 +99,10 @@ Deno.test("training: tensor count is flat across steps, loss falls, same seed sa
   const first = train(model, data, options);
   assert.equal(tf.memory().numTensors, before, "tensor count changed across training steps");
   const last = first.log.at(-1)!;
-  assert.ok(last.total < first.log[0].total, `loss did not fall: ${first.log[0].total} -> ${last.total}`);
+  assert.ok(
+    last.total < first.log[0].total,
+    `loss did not fall: ${first.log[0].total} -> ${last.total}`,
+  );
   model.dispose();
 
   const again = [tinyModel(5), tinyModel(5)].map((m) => {

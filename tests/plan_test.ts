@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { Cache } from "../pipeline/cache.ts";
-import { buildPlan, diffPaths, type ResolvedStage, resolvePlan, stageStatus } from "../pipeline/plan.ts";
+import {
+  buildPlan,
+  diffPaths,
+  type ResolvedStage,
+  resolvePlan,
+  stageStatus,
+} from "../pipeline/plan.ts";
 import { parseSpec } from "../pipeline/spec.ts";
 import { TASKS } from "../tasks/registry.ts";
 
@@ -101,7 +107,10 @@ Deno.test("stageStatus: says why a stage runs", async () => {
   });
   assert.equal((await stageStatus(cache, "plan-test", before)).reason, "run (missing from cache)");
   const after = (await plan(["train.lr=0.002"])).get("finetune:klal:s0")!;
-  assert.equal((await stageStatus(cache, "plan-test", after)).reason, "run (params changed: train.lr)");
+  assert.equal(
+    (await stageStatus(cache, "plan-test", after)).reason,
+    "run (params changed: train.lr)",
+  );
   await cache.write(before.key, {
     stage: before.id,
     kind: before.kind,

@@ -88,6 +88,8 @@ Deno.test("a minimal spec gets every default", () => {
       weight_decay: 0.01,
       warmup: 50,
       log_every: 10,
+      eval_every: 0,
+      eval_samples: 200,
     },
     eval: { batch_size: 128 },
     arms: { ntp: { finetune: true, lambda: 0, layers: "all" } },
@@ -261,7 +263,7 @@ task: { name: grid-patch, test_seed: 7 }
 arms: { ntp: {} }
 `);
   assert.deepEqual(lines, [
-    `${FILE}:3:38 task.test_seed: expected a seed not in seeds ([0,7]), so the test set stays held out, found 7`,
+    `${FILE}:3:38 task.test_seed: expected a seed that, like seed + 1 (validation), is not in seeds ([0,7]), so the test set stays held out, found 7`,
   ]);
 });
 
@@ -329,7 +331,7 @@ Deno.test("a bad override path lists the valid keys and the nearest", () => {
     `<override 1: trian.steps=3> trian: expected a known key, found "trian"; valid keys: name, ` +
     `description, seeds, backend, task, model, base, train, eval, arms; did you mean "train"?`,
     `<override 2: train.step=3> train.step: expected a known key, found "step"; valid keys: ` +
-    `steps, batch_size, lr, optimizer, weight_decay, warmup, log_every; did you mean "steps"?`,
+    `steps, batch_size, lr, optimizer, weight_decay, warmup, log_every, eval_every, eval_samples; did you mean "steps"?`,
     `<override 3: train.lr.x=1> train.lr.x: expected no key below train.lr (it holds a value), found "x"`,
     `<override 4: nonsense>: expected an override of the form a.b.c=value, found "nonsense"`,
   ]);
