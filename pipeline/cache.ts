@@ -137,13 +137,14 @@ export class Cache {
     const writer: EntryWriter = {
       dir,
       async writeBytes(name, data) {
+        if (name.includes("/")) {
+          await Deno.mkdir(`${dir}/${name.slice(0, name.lastIndexOf("/"))}`, { recursive: true });
+        }
         await Deno.writeFile(`${dir}/${name}`, data);
         await record(name, data);
       },
-      async writeText(name, text) {
-        const bytes = new TextEncoder().encode(text);
-        await Deno.writeFile(`${dir}/${name}`, bytes);
-        await record(name, bytes);
+      writeText(name, text) {
+        return this.writeBytes(name, new TextEncoder().encode(text));
       },
       writeJson(name, value) {
         return this.writeText(name, JSON.stringify(value));

@@ -36,6 +36,8 @@ export interface LayerGrounding {
 /** Everything evaluation measures. */
 export interface EvalResult {
   accuracy: number;
+  /** Means of the task's own extra metrics (e.g. precision, IoU), if it has any. */
+  extra: Record<string, number>;
   targetAttention: number;
   targetAttentionRatio: number;
   layers: LayerGrounding[];
@@ -176,6 +178,14 @@ export function evaluate(
     targetAttention: round(perSample[i], 5),
   }));
   const n = data.n;
+  const extra: Record<string, number> = {};
+  if (task.metrics) {
+    samples.forEach((s, i) => {
+      for (const [k, v] of Object.entries(task.metrics!(answers[i], s))) {
+        extra[k] = (extra[k] ?? 0) + v / n;
+      }
+    });
+  }
   const layerStats: LayerGrounding[] = all.map((l) => ({
     layer: l,
     mass: massSum[l] / n,
@@ -184,6 +194,7 @@ export function evaluate(
   }));
   return {
     accuracy: 100 * predictions.filter((p) => p.correct).length / n,
+    extra,
     targetAttention: layerStats.reduce((s, x) => s + x.mass, 0) / layers,
     targetAttentionRatio: layerStats.reduce((s, x) => s + x.ratio, 0) / layers,
     layers: layerStats,

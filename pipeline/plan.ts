@@ -50,10 +50,17 @@ const TRAIN_CODE = [...MODEL_CODE, "pipeline/losses.ts", "pipeline/train.ts", "p
 const EVAL_CODE = [...MODEL_CODE, "pipeline/losses.ts", "pipeline/eval.ts", "pipeline/stages.ts"];
 const REPORT_CODE = ["pipeline/report.ts", "pipeline/stats.ts", "pipeline/stages.ts"];
 
+/** Modules a task's generator or loader uses beyond its own file and draw.ts. */
+const TASK_HELPERS: Record<string, string[]> = {
+  "pixmo-points": ["tasks/scenes.ts", "tasks/image_io.ts"],
+  "refcoco": ["tasks/scenes.ts", "tasks/image_io.ts"],
+};
+
 /** Source files of a task's generator. */
 export function taskCodeFiles(taskName: string): string[] {
   return [
     `tasks/${taskName.replaceAll("-", "_")}.ts`,
+    ...(TASK_HELPERS[taskName] ?? []),
     "tasks/draw.ts",
     "tasks/task.ts",
     "pipeline/rng.ts",
@@ -100,6 +107,9 @@ export function buildPlan(spec: Spec): Stage[] {
   };
   stages.push(pretrain);
 
+  // Real data: train from source.train; test and the validation curves from source.test.
+  const sourceOf = (split: "train" | "val" | "test") =>
+    split === "train" ? task.source?.train : task.source?.test;
   const dataStage = (split: "train" | "val" | "test", seed: number, n: number): Stage => ({
     id: `data:${task.name}:${split}:s${seed}`,
     kind: "data",
@@ -111,6 +121,7 @@ export function buildPlan(spec: Spec): Stage[] {
       image_size: imageSize,
       patch_size: patchSize,
       task_params: task.params,
+      ...(sourceOf(split) ? { source: sourceOf(split) } : {}),
     },
     inputs: {},
     codeFiles: taskCodeFiles(task.name),
@@ -215,6 +226,11 @@ export async function resolvePlan(stages: Stage[]): Promise<ResolvedStage[]> {
       inputKeys[name] = input.key;
     }
     const version = await codeVersion(stage.codeFiles);
+    const source = stage.params.source as { path: string } | undefined;
+    if (source) {
+      // The dataset's annotation file is part of the key: new data, new stage.
+      stage.params.source_sha256 = await sha256Hex(await Deno.readFile(source.path));
+    }
     const key = await stageKey(stage.kind, stage.params, inputKeys, version);
     byId.set(stage.id, { ...stage, key, inputKeys, codeVersion: version });
   }

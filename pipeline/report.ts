@@ -5,10 +5,11 @@
  * side effects are in `writeReport`.
  */
 
+import { createCanvas, Image } from "@napi-rs/canvas";
 import * as vega from "vega";
 import * as vegaLite from "vega-lite";
-import type { Spec } from "./spec_types.ts";
-import { ci95, type ConfidenceInterval, mean, pairedTTest } from "./stats.ts";
+import type { ArmSpec, Spec } from "./spec_types.ts";
+import { ci95, type ConfidenceInterval, mean, pairedTTest, wilsonInterval } from "./stats.ts";
 
 /** One measured number: a metric of one arm and seed on one task. */
 export interface ResultRow {
@@ -130,22 +131,52 @@ export interface PosterRow {
   klal: number;
 }
 
-/** The poster's Table 1 (Qwen 2.5-VL, grounding accuracy %), keyed by our task names. */
+/**
+ * The poster's Table 1 (Qwen 2.5-VL, grounding accuracy %), keyed by our task names, in the
+ * poster's row order.
+ */
 export const POSTER_TABLE1: Readonly<Record<string, PosterRow>> = {
-  "grid-patch": { label: "Grid Patch", base: 6.1, ntp: 28.6, klal: 44.9 },
   "line-intersection": { label: "Line Intersection", base: 47.6, ntp: 62.6, klal: 70.2 },
   "line-tracing": { label: "Line Tracing", base: 49.6, ntp: 53.8, klal: 62.2 },
+  "grid-patch": { label: "Grid Patch", base: 6.1, ntp: 28.6, klal: 44.9 },
   "pixmo-points": { label: "PixMo-Points", base: 16.8, ntp: 26.3, klal: 35.8 },
   "refcoco": { label: "RefCOCO (val)", base: 90.1, ntp: 90.7, klal: 91.5 },
 };
 
+/** One model's row of the poster's Table 2 (grounding accuracy %). */
+export interface PosterTable2Row {
+  model: string;
+  lineIntersection: number;
+  lineTracing: number;
+}
+
+/**
+ * The poster's Table 2, quoted: reported in the paper, not run here. The first row is the
+ * paper's own NTP + KLAL on Qwen 2.5-VL.
+ */
+export const POSTER_TABLE2: readonly PosterTable2Row[] = [
+  { model: "NTP + KLAL (paper, Qwen 2.5-VL)", lineIntersection: 70.23, lineTracing: 62.21 },
+  { model: "Molmo-7B-D", lineIntersection: 41.07, lineTracing: 49.51 },
+  { model: "GLaMM-FS-7B", lineIntersection: 27.50, lineTracing: 39.03 },
+  { model: "InstructBLIP", lineIntersection: 36.67, lineTracing: 46.23 },
+  { model: "GPT-4o", lineIntersection: 42.12, lineTracing: 55.34 },
+  { model: "Gemini-2.0 Flash", lineIntersection: 56.41, lineTracing: 59.25 },
+];
+
 const COLUMN_ORDER: readonly PaperColumn[] = ["Base", "NTP", "KLAL+NTP", "other"];
 const PER_LAYER_RATIO = /^target_attention_ratio@L(\d+)$/;
 
+/** The key of POSTER_TABLE1 for a task name ("grid_patch", "RefCOCO-val" are accepted). */
+export function posterKey(task: string): string | undefined {
+  const key = task.toLowerCase().replace(/[_\s]+/g, "-");
+  if (key in POSTER_TABLE1) return key;
+  return key.startsWith("refcoco") ? "refcoco" : undefined;
+}
+
 /** The poster's row for a task name ("grid_patch", "RefCOCO-val" and the like are accepted). */
 export function posterRow(task: string): PosterRow | undefined {
-  const key = task.toLowerCase().replace(/[_\s]+/g, "-");
-  return POSTER_TABLE1[key] ?? (key.startsWith("refcoco") ? POSTER_TABLE1.refcoco : undefined);
+  const key = posterKey(task);
+  return key === undefined ? undefined : POSTER_TABLE1[key];
 }
 
 /** The poster's number for a column, if it has one. */
@@ -377,9 +408,201 @@ export function verdictLines(summaries: TaskSummary[]): string[] {
 }
 
 // ---------------------------------------------------------------------------------------
+// Table 1, Table 2 and sample efficiency
+
+/** One task's line of Table 1: our Base / NTP / KLAL+NTP beside the poster's. */
+export interface Table1Row {
+  /** Our task name (the poster's key when this experiment did not run the task). */
+  task: string;
+  /** The poster's label, else the task name. */
+  label: string;
+  /** False when this experiment did not run the task: its cells read "not run". */
+  run: boolean;
+  base: ArmSummary | undefined;
+  ntp: ArmSummary | undefined;
+  klal: ArmSummary | undefined;
+  poster: PosterRow | undefined;
+  /** KLAL+NTP minus NTP on the seeds both have, with the paired t-test. */
+  gain: Comparison | undefined;
+}
+
+/** The arm that stands for a paper column in Table 1: the one named `preferred`, else the first. */
+function primaryArm(
+  arms: ArmSummary[],
+  column: PaperColumn,
+  preferred: string,
+): ArmSummary | undefined {
+  const candidates = arms.filter((a) => a.column === column && a.accuracy.n > 0);
+  return candidates.find((a) => a.arm === preferred) ?? candidates[0];
+}
+
+/**
+ * Table 1: the poster's five tasks in its order, then any other task this experiment ran.
+ * A task without accuracy rows is "not run" (its cells stay empty, never invented).
+ */
+export function table1(input: ReportInput): Table1Row[] {
+  const summaries = summarize(input);
+  const fromSummary = (s: TaskSummary): Table1Row => {
+    const base = primaryArm(s.arms, "Base", "base");
+    const ntp = primaryArm(s.arms, "NTP", "ntp");
+    const klal = primaryArm(s.arms, "KLAL+NTP", "klal");
+    const poster = posterRow(s.task);
+    return {
+      task: s.task,
+      label: poster?.label ?? s.task,
+      run: s.arms.some((a) => a.accuracy.n > 0),
+      base,
+      ntp,
+      klal,
+      poster,
+      gain: s.comparisons.find((c) => c.klal.arm === klal?.arm && c.ntp.arm === ntp?.arm),
+    };
+  };
+  const rows: Table1Row[] = [];
+  for (const [key, poster] of Object.entries(POSTER_TABLE1)) {
+    const s = summaries.find((x) => posterKey(x.task) === key);
+    const row = s ? fromSummary(s) : undefined;
+    rows.push(
+      row?.run ? row : {
+        task: s?.task ?? key,
+        label: poster.label,
+        run: false,
+        base: undefined,
+        ntp: undefined,
+        klal: undefined,
+        poster,
+        gain: undefined,
+      },
+    );
+  }
+  for (const s of summaries) {
+    if (posterKey(s.task) === undefined) rows.push(fromSummary(s));
+  }
+  return rows;
+}
+
+/** Our KLAL+NTP arm on the two tasks of the poster's Table 2 (undefined: not run). */
+export interface Table2Ours {
+  lineIntersection: ArmSummary | undefined;
+  lineTracing: ArmSummary | undefined;
+}
+
+/** Table 2's row of ours; the quoted rows are POSTER_TABLE2. */
+export function table2Ours(rows: Table1Row[]): Table2Ours {
+  const pick = (key: string) => rows.find((r) => r.run && posterKey(r.task) === key)?.klal;
+  return { lineIntersection: pick("line-intersection"), lineTracing: pick("line-tracing") };
+}
+
+/** An accuracy level the learning curves are read at, and why it was chosen. */
+export interface AccuracyThreshold {
+  /** Percent. */
+  value: number;
+  why: string;
+}
+
+/** How many fine-tuning steps one arm needed to reach a threshold, per seed. */
+export interface StepsToReach {
+  arm: string;
+  label: string;
+  threshold: number;
+  /** `step` undefined: not reached by `lastStep`. */
+  seeds: { seed: number; step: number | undefined; lastStep: number }[];
+}
+
+/** Learning curves read as sample efficiency. */
+export interface LearningSummary {
+  thresholds: AccuracyThreshold[];
+  reach: StepsToReach[];
+}
+
+/** Per arm and seed, the learning-curve points in step order. */
+function learningSeries(learning: LearningRow[]): Map<string, Map<number, LearningRow[]>> {
+  const byArm = new Map<string, Map<number, LearningRow[]>>();
+  for (const point of learning) {
+    if (!byArm.has(point.arm)) byArm.set(point.arm, new Map());
+    const bySeed = byArm.get(point.arm)!;
+    if (!bySeed.has(point.seed)) bySeed.set(point.seed, []);
+    bySeed.get(point.seed)!.push(point);
+  }
+  for (const bySeed of byArm.values()) {
+    for (const points of bySeed.values()) points.sort((a, b) => a.step - b.step);
+  }
+  return byArm;
+}
+
+/**
+ * Steps to a stated validation accuracy, per arm and seed. Thresholds: the NTP arm's final
+ * validation accuracy (mean over seeds; "how long KLAL needs to match what NTP ends with"),
+ * when it is above 0, and 50%.
+ */
+export function learningSummary(input: ReportInput): LearningSummary | undefined {
+  const learning = input.learning ?? [];
+  if (learning.length === 0) return undefined;
+  const series = learningSeries(learning);
+  const arms = [...series.keys()].sort((a, b) =>
+    COLUMN_ORDER.indexOf(paperColumn(input.spec, a)) -
+    COLUMN_ORDER.indexOf(paperColumn(input.spec, b))
+  );
+  const thresholds: AccuracyThreshold[] = [];
+  const ntp = arms.find((arm) => paperColumn(input.spec, arm) === "NTP");
+  if (ntp) {
+    const finals = [...series.get(ntp)!.values()].map((points) => points.at(-1)!.accuracy);
+    const value = Math.round(mean(finals) * 10) / 10;
+    if (value > 0 && value !== 50) {
+      thresholds.push({
+        value,
+        why: `${armLabel(input.spec, ntp)}'s final validation accuracy (mean over ${
+          finals.length === 1 ? "1 seed" : `${finals.length} seeds`
+        })`,
+      });
+    }
+  }
+  thresholds.push({ value: 50, why: "half of the validation answers right" });
+  const reach: StepsToReach[] = [];
+  for (const threshold of thresholds) {
+    for (const arm of arms) {
+      const bySeed = series.get(arm)!;
+      reach.push({
+        arm,
+        label: armLabel(input.spec, arm),
+        threshold: threshold.value,
+        seeds: [...bySeed.keys()].sort((a, b) => a - b).map((seed) => {
+          const points = bySeed.get(seed)!;
+          return {
+            seed,
+            step: points.find((p) => p.accuracy >= threshold.value - 1e-9)?.step,
+            lastStep: points.at(-1)!.step,
+          };
+        }),
+      });
+    }
+  }
+  return { thresholds, reach };
+}
+
+/** "40", "50 (s0 40, s1 60)", "s0 40, s1 not reached by 60", "not reached by step 60". */
+export function formatStepsToReach(entry: StepsToReach): string {
+  const reached = entry.seeds.filter((s) => s.step !== undefined);
+  const last = Math.max(...entry.seeds.map((s) => s.lastStep));
+  if (reached.length === 0) return `not reached by step ${last}`;
+  if (entry.seeds.length === 1) return String(reached[0].step);
+  const perSeed = entry.seeds.map((s) =>
+    `s${s.seed} ${s.step === undefined ? `not reached by ${s.lastStep}` : s.step}`
+  ).join(", ");
+  if (reached.length < entry.seeds.length) return perSeed;
+  return `${mean(reached.map((s) => s.step!)).toFixed(0)} (${perSeed})`;
+}
+
+/** The report's one-line headline: every verdict sentence, joined. */
+export function headline(input: ReportInput): string {
+  return verdictLines(summarize(input)).join(" ");
+}
+
+// ---------------------------------------------------------------------------------------
 // Text pieces shared by table.md and index.html
 
-function formatAccuracy(ci: ConfidenceInterval): string {
+/** "62.0 ± 25.4 (n=2)", "40.0 (n=1)", "–" (no value). */
+export function formatAccuracy(ci: ConfidenceInterval): string {
   if (ci.n === 0) return "–";
   if (ci.halfWidth === undefined) return `${ci.mean.toFixed(1)} (n=1)`;
   return `${ci.mean.toFixed(1)} ± ${ci.halfWidth.toFixed(1)} (n=${ci.n})`;
@@ -434,6 +657,74 @@ function tableCells(arm: ArmSummary): string[] {
   ];
 }
 
+export const NOT_RUN = "not run";
+
+/** Headers of Table 1 (one row per task). */
+export const TABLE1_HEADERS = [
+  "Task",
+  "Base (ours)",
+  "NTP (ours)",
+  "KLAL+NTP (ours)",
+  "KLAL − NTP (ours, paired t)",
+  "Base (poster)",
+  "NTP (poster)",
+  "KLAL+NTP (poster)",
+  "KLAL − NTP (poster)",
+];
+
+function gainCell(row: Table1Row): string {
+  if (!row.run) return NOT_RUN;
+  const gain = row.gain;
+  if (!gain || Number.isNaN(gain.meanDiff)) return "–";
+  const test = gain.p === undefined ? "n=1, no p" : formatP(gain.p);
+  return `${signedPoints(gain.meanDiff)} (${test})`;
+}
+
+/** Table 1's cells for one task, in TABLE1_HEADERS order. */
+export function table1Cells(row: Table1Row): string[] {
+  const ours = (arm: ArmSummary | undefined) =>
+    !row.run ? NOT_RUN : arm ? formatAccuracy(arm.accuracy) : "–";
+  const p = row.poster;
+  return [
+    row.label,
+    ours(row.base),
+    ours(row.ntp),
+    ours(row.klal),
+    gainCell(row),
+    formatPoster(p?.base),
+    formatPoster(p?.ntp),
+    formatPoster(p?.klal),
+    p ? signedPoints(p.klal - p.ntp) : "–",
+  ];
+}
+
+export const TABLE2_HEADERS = ["Model", "Line Intersection", "Line Tracing", "Source"];
+
+/** Table 2's rows: ours first, then the poster's quoted rows. */
+export function table2Cells(ours: Table2Ours): string[][] {
+  const cell = (arm: ArmSummary | undefined) => arm ? formatAccuracy(arm.accuracy) : NOT_RUN;
+  return [
+    [
+      "NTP + KLAL (ours, tiny VLM)",
+      cell(ours.lineIntersection),
+      cell(ours.lineTracing),
+      "this experiment",
+    ],
+    ...POSTER_TABLE2.map((r) => [
+      r.model,
+      r.lineIntersection.toFixed(2),
+      r.lineTracing.toFixed(2),
+      "reported in the paper, not run here",
+    ]),
+  ];
+}
+
+const REACH_HEADERS = ["Arm", "Accuracy reached", "Steps (validation set)"];
+
+function reachCells(summary: LearningSummary): string[][] {
+  return summary.reach.map((r) => [r.label, `≥ ${r.threshold.toFixed(1)}%`, formatStepsToReach(r)]);
+}
+
 /** Markdown text that cannot open an HTML tag (renderers pass raw HTML through). */
 function markdownText(text: string): string {
   return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
@@ -443,39 +734,71 @@ function markdownCell(text: string): string {
   return markdownText(text).replaceAll("|", "\\|").replace(/\s+/g, " ");
 }
 
-/** Markdown table: title, setup paragraph, then per task a table and the verdict lines. */
+function markdownTable(headers: string[], rows: string[][]): string[] {
+  return [
+    `| ${headers.map(markdownCell).join(" | ")} |`,
+    `| --- | ${headers.slice(1).map(() => "---:").join(" | ")} |`,
+    ...rows.map((r) => `| ${r.map(markdownCell).join(" | ")} |`),
+  ];
+}
+
+/**
+ * Markdown: title, setup, Table 1, Table 2, per task the arms with the verdicts, and the
+ * steps each arm needed to reach the stated accuracies.
+ */
 export function renderTableMarkdown(input: ReportInput): string {
   const summaries = summarize(input);
+  const rows1 = table1(input);
   const lines: string[] = [
     `# KLAL reproduction: ${markdownText(input.spec.name)}`,
     "",
   ];
   if (input.spec.description) lines.push(markdownText(input.spec.description.trim()), "");
   lines.push(markdownText(setupLine(input)), "");
+  lines.push(
+    "## Table 1: grounding accuracy %, ours beside the poster's (Qwen 2.5-VL)",
+    "",
+    ...markdownTable(TABLE1_HEADERS, rows1.map(table1Cells)),
+    "",
+    'Ours: mean over seeds ± 95% Student-t interval (n seeds); "not run": this experiment ' +
+      "did not run the task.",
+    "",
+    "## Table 2: Line Intersection and Line Tracing, accuracy %",
+    "",
+    ...markdownTable(TABLE2_HEADERS, table2Cells(table2Ours(rows1))),
+    "",
+    "Every row but ours is quoted from the poster: reported in the paper, not run here.",
+    "",
+  );
   for (const s of summaries) {
     const poster = posterRow(s.task);
     lines.push(`## ${markdownText(s.task)}${poster ? ` (poster: ${poster.label})` : ""}`, "");
-    lines.push(`| ${TABLE_HEADERS.join(" | ")} |`);
-    lines.push(`| --- | ${TABLE_HEADERS.slice(1).map(() => "---:").join(" | ")} |`);
-    for (const arm of s.arms) {
-      lines.push(`| ${tableCells(arm).map(markdownCell).join(" | ")} |`);
-    }
-    lines.push("");
+    lines.push(...markdownTable(TABLE_HEADERS, s.arms.map(tableCells)), "");
     if (!poster) lines.push("The poster has no number for this task.", "");
     for (const c of s.comparisons) lines.push(markdownText(c.text), "");
     if (s.comparisons.length === 0 && s.note) lines.push(markdownText(s.note), "");
     if (s.attentionLine) lines.push(markdownText(s.attentionLine), "");
   }
+  const learning = learningSummary(input);
+  if (learning) {
+    lines.push(
+      "## Sample efficiency: fine-tuning steps to reach an accuracy",
+      "",
+      ...markdownTable(REACH_HEADERS, reachCells(learning)),
+      "",
+      ...learning.thresholds.map((t) => markdownText(`${t.value.toFixed(1)}%: ${t.why}.`)),
+      "",
+    );
+  }
   lines.push(
     `Created ${
       markdownText(input.createdAt)
     }. Poster numbers: Esmaeilkhani and Latecki, WACV 2026, ` +
-      "Table 1 (Qwen 2.5-VL); ours are a tiny VLM pretrained on a generic synthetic mix, " +
+      "Tables 1 and 2 (Qwen 2.5-VL); ours are a tiny VLM pretrained on a generic synthetic mix, " +
       "so compare the direction and size of the gaps, not the absolute numbers.",
   );
   return lines.join("\n") + "\n";
 }
-
 // ---------------------------------------------------------------------------------------
 // Charts
 
@@ -779,29 +1102,880 @@ function layerAttentionChart(
   };
 }
 
+// ---------------------------------------------------------------------------------------
+// Attention maps: shared pieces of the poster-like figure and the explorer
+
+/** Pixels per side of one attention map in the figures. */
+const MAP_PX = 118;
+/** Pixels per side of a map in the explorer. */
+const EXPLORER_PX = 230;
+/** Samples in the poster-like figure. */
+const FIGURE_SAMPLES = 4;
+/** Numbers the explorer may embed before it drops seeds, then samples. */
+const EXPLORER_BUDGET = 400_000;
+
+/** Heatmap colours: low attention transparent, high attention opaque and bright. */
+const HEAT_COLOUR = { scheme: "inferno", domain: [0, 1], reverse: false };
+
+/** Patches counted as target: P_i > 0 and P_i >= 1% of the largest P (the rule of eval.ts). */
+export function targetSupport(target: readonly number[]): boolean[] {
+  const max = Math.max(0, ...target);
+  return target.map((p) => p > 0 && p >= 0.01 * max);
+}
+
+/** Element-wise mean of equally long maps. */
+function meanMap(maps: readonly number[][]): number[] {
+  if (maps.length === 0) return [];
+  return maps[0].map((_, i) => mean(maps.map((m) => m[i])));
+}
+
+/** Attention mass of a map on the target's support. */
+export function massOnTarget(map: readonly number[], target: readonly number[]): number {
+  const support = targetSupport(target);
+  return map.reduce((sum, v, i) => sum + (support[i] ? v : 0), 0);
+}
+
+function round4(v: number): number {
+  return Math.round(v * 1e4) / 1e4;
+}
+
+/** Grid cells of a row-major side x side map; `shown` is the value scaled to the map's max. */
+function mapCells(values: readonly number[], side: number) {
+  const peak = Math.max(0, ...values);
+  return values.map((v, i) => {
+    const r = Math.floor(i / side);
+    const c = i % side;
+    return { r, c, r1: r + 1, c1: c + 1, value: round4(v), shown: peak > 0 ? round4(v / peak) : 0 };
+  });
+}
+
+function imageLayer(size: number, data: object, transform: object[] = []) {
+  return {
+    data,
+    transform,
+    mark: {
+      type: "image",
+      width: size,
+      height: size,
+      align: "left",
+      baseline: "top",
+      aspect: false,
+      smooth: false,
+    },
+    encoding: { url: { field: "url", type: "nominal" }, x: { value: 0 }, y: { value: 0 } },
+  };
+}
+
+/** Rects over the image: colour and opacity follow `shown` (0..1). */
+function heatLayer(side: number, data: object, transform: object[] = [], what = "attention") {
+  const axis = (reverse: boolean) => ({
+    type: "quantitative",
+    scale: { domain: [0, side], nice: false, zero: false, reverse },
+    axis: null,
+  });
+  return {
+    data,
+    transform,
+    mark: { type: "rect", strokeWidth: 0 },
+    encoding: {
+      x: { field: "c", ...axis(false) },
+      x2: { field: "c1" },
+      y: { field: "r", ...axis(true) },
+      y2: { field: "r1" },
+      color: { field: "shown", type: "quantitative", scale: HEAT_COLOUR, legend: null },
+      opacity: {
+        field: "shown",
+        type: "quantitative",
+        scale: { domain: [0, 1], range: [0, 0.82] },
+        legend: null,
+      },
+      tooltip: [
+        { field: "r", title: "patch row" },
+        { field: "c", title: "patch column" },
+        { field: "value", title: what, format: ".4f" },
+      ],
+    },
+  };
+}
+
+/** One figure set per arm (its first seed), arms in paper-column order. */
+function figureSetsByArm(input: ReportInput): FigureSet[] {
+  const sets = (input.figures ?? []).filter((f) => f.samples.length > 0);
+  const byArm = new Map<string, FigureSet>();
+  for (const set of [...sets].sort((a, b) => a.seed - b.seed)) {
+    if (!byArm.has(set.arm)) byArm.set(set.arm, set);
+  }
+  const rank = (arm: string) => COLUMN_ORDER.indexOf(paperColumn(input.spec, arm));
+  return [...byArm.values()].sort((a, b) => rank(a.arm) - rank(b.arm));
+}
+
+/** Sample indices every given set has, in the first set's order. */
+function commonSamples(sets: FigureSet[]): number[] {
+  return sets[0].samples.map((s) => s.index)
+    .filter((index) => sets.every((set) => set.samples.some((s) => s.index === index)));
+}
+
+function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** The poster's "KLAL sharpens attention maps": input, then each arm's map and answer. */
+function attentionFiguresChart(input: ReportInput) {
+  const sets = figureSetsByArm(input).slice(0, 6);
+  if (sets.length === 0) return undefined;
+  const side = sets[0].gridSide;
+  const indices = commonSamples(sets).slice(0, FIGURE_SAMPLES);
+  if (indices.length === 0) return undefined;
+  const titleStyle = {
+    fontSize: 11,
+    subtitleFontSize: 10,
+    anchor: "start",
+    limit: MAP_PX + 30,
+    subtitleLimit: MAP_PX + 30,
+    offset: 4,
+  };
+  const rows = indices.map((index) => {
+    const first = sets[0].samples.find((s) => s.index === index)!;
+    const cells: object[] = [{
+      width: MAP_PX,
+      height: MAP_PX,
+      title: {
+        ...titleStyle,
+        text: clip(first.prompt, 34),
+        subtitle: `#${index}, true answer "${clip(first.answer, 16)}"`,
+        color: "#111",
+      },
+      layer: [imageLayer(MAP_PX, { values: [{ url: first.image }] })],
+    }];
+    for (const set of sets) {
+      const sample = set.samples.find((s) => s.index === index)!;
+      const map = meanMap(sample.layers);
+      const mass = massOnTarget(map, sample.target);
+      cells.push({
+        width: MAP_PX,
+        height: MAP_PX,
+        title: {
+          ...titleStyle,
+          text: `${armLabel(input.spec, set.arm)}`,
+          subtitle: `says "${clip(sample.prediction, 14)}" ${
+            sample.correct ? "✓" : "✗"
+          } · on target ${mass.toFixed(2)}`,
+          subtitleColor: sample.correct ? "#1b7f3b" : "#b6372f",
+        },
+        layer: [
+          imageLayer(MAP_PX, { values: [{ url: sample.image }] }),
+          heatLayer(side, { values: mapCells(map, side) }),
+        ],
+      });
+    }
+    cells.push({
+      width: MAP_PX,
+      height: MAP_PX,
+      title: { ...titleStyle, text: "ground truth P(S)", subtitle: "target patches" },
+      layer: [
+        imageLayer(MAP_PX, { values: [{ url: first.image }] }),
+        heatLayer(side, { values: mapCells(first.target, side) }, [], "P"),
+      ],
+    });
+    return { hconcat: cells, spacing: 10 };
+  });
+  return {
+    title: {
+      text: "Attention of the answer tokens over the image",
+      subtitle: "maps averaged over heads and layers, each scaled to its own maximum " +
+        '(bright = most attended); "on target" = attention mass on the ground-truth patches',
+    },
+    vconcat: rows,
+    spacing: 14,
+  };
+}
+
+/** Every map the explorer can show, keyed "sample|model|layer|head" (layer "all", head "mean"). */
+function explorerMaps(sets: FigureSet[], samples: number[]) {
+  const maps: { k: string; v: number[]; i: number[] }[] = [];
+  for (const set of sets) {
+    for (const sample of set.samples.filter((s) => samples.includes(s.index))) {
+      const model = `${set.arm}@${set.seed}`;
+      const n = sample.target.length;
+      const index = Array.from({ length: n }, (_, i) => i);
+      const layerCount = sample.layers.length;
+      const headCount = sample.heads[0]?.length ?? 0;
+      const add = (layer: string, head: string, values: number[]) =>
+        maps.push({
+          k: `${sample.index}|${model}|${layer}|${head}`,
+          v: values.map(round4),
+          i: index,
+        });
+      add("all", "mean", meanMap(sample.layers));
+      for (let h = 0; h < headCount; h++) {
+        add("all", String(h), meanMap(sample.heads.map((layer) => layer[h])));
+      }
+      for (let l = 0; l < layerCount; l++) {
+        add(String(l), "mean", sample.layers[l]);
+        for (let h = 0; h < headCount; h++) add(String(l), String(h), sample.heads[l][h]);
+      }
+    }
+  }
+  return maps;
+}
+
 /**
- * The report's Vega-Lite specs: `accuracy:<task>`, `loss`, and `attention_layers:<task>`
- * (the last only when per-layer ratio rows exist).
+ * The attention explorer: pick a held-out sample, model (arm and seed), layer and head, and
+ * see that map over the image beside the ground-truth map. Vega-Lite params bound to inputs.
+ */
+function explorerChart(input: ReportInput) {
+  const all = (input.figures ?? []).filter((f) => f.samples.length > 0);
+  if (all.length === 0) return undefined;
+  const rank = (arm: string) => COLUMN_ORDER.indexOf(paperColumn(input.spec, arm));
+  let sets = [...all].sort((a, b) => rank(a.arm) - rank(b.arm) || a.seed - b.seed);
+  const side = sets[0].gridSide;
+  const size = (s: FigureSet[], k: number) => {
+    const first = s[0].samples[0];
+    const per = (first.layers.length + 1) * ((first.heads[0]?.length ?? 0) + 1) *
+      first.target.length * 2;
+    return s.length * k * per;
+  };
+  let samples = commonSamples(sets);
+  if (size(sets, samples.length) > EXPLORER_BUDGET) sets = figureSetsByArm(input);
+  samples = commonSamples(sets);
+  while (samples.length > 1 && size(sets, samples.length) > EXPLORER_BUDGET) samples.pop();
+  const first = sets[0].samples[0];
+  const layerCount = first.layers.length;
+  const headCount = first.heads[0]?.length ?? 0;
+  const range = (n: number) => Array.from({ length: n }, (_, i) => String(i));
+  const models = sets.map((s) => `${s.arm}@${s.seed}`);
+  const modelLabels = sets.map((s) => `${armLabel(input.spec, s.arm)}, seed ${s.seed}`);
+  const firstSet = sets[0];
+  const sampleLabels = samples.map((index) => {
+    const s = firstSet.samples.find((x) => x.index === index)!;
+    return `#${index}: ${clip(s.prompt, 40)}`;
+  });
+  const defaultModel =
+    models[sets.findIndex((s) => paperColumn(input.spec, s.arm) === "KLAL+NTP")] ??
+      models[0];
+  const params = [
+    {
+      name: "explore_sample",
+      value: String(samples[0]),
+      bind: {
+        input: "select",
+        options: samples.map(String),
+        labels: sampleLabels,
+        name: "sample ",
+      },
+    },
+    {
+      name: "explore_model",
+      value: defaultModel,
+      bind: { input: "select", options: models, labels: modelLabels, name: "model " },
+    },
+    {
+      name: "explore_layer",
+      value: "all",
+      bind: {
+        input: "select",
+        options: ["all", ...range(layerCount)],
+        labels: ["mean over layers", ...range(layerCount).map((l) => `layer ${l}`)],
+        name: "layer ",
+      },
+    },
+    {
+      name: "explore_head",
+      value: "mean",
+      bind: {
+        input: "select",
+        options: ["mean", ...range(headCount)],
+        labels: ["mean over heads", ...range(headCount).map((h) => `head ${h}`)],
+        name: "head ",
+      },
+    },
+    {
+      name: "explore_scaled",
+      value: true,
+      bind: { input: "checkbox", name: "scale each map to its maximum " },
+    },
+  ];
+  const images = samples.map((index) => ({
+    s: String(index),
+    url: firstSet.samples.find((x) => x.index === index)!.image,
+  }));
+  const targets = samples.map((index) => {
+    const t = firstSet.samples.find((x) => x.index === index)!.target;
+    return { s: String(index), v: t.map(round4), i: t.map((_, i) => i) };
+  });
+  const info = sets.flatMap((set) =>
+    set.samples.filter((s) => samples.includes(s.index)).map((s) => ({
+      s: String(s.index),
+      m: `${set.arm}@${set.seed}`,
+      line1: `prompt: "${s.prompt}"   true answer: "${s.answer}"`,
+      line2: `${armLabel(input.spec, set.arm)}, seed ${set.seed}, says "${s.prediction}" ${
+        s.correct ? "✓ correct" : "✗ wrong"
+      }`,
+      correct: s.correct,
+    }))
+  );
+  const cellTransform = (valueScaled: string) => [
+    { flatten: ["v", "i"], as: ["value", "i"] },
+    { joinaggregate: [{ op: "max", field: "value", as: "peak" }] },
+    { calculate: `floor(datum.i / ${side})`, as: "r" },
+    { calculate: `datum.i % ${side}`, as: "c" },
+    { calculate: "datum.r + 1", as: "r1" },
+    { calculate: "datum.c + 1", as: "c1" },
+    { calculate: valueScaled, as: "shown" },
+  ];
+  const onSample = { filter: "datum.s === explore_sample" };
+  const panelTitle = (text: string) => ({ text, fontSize: 12, anchor: "start" });
+  return {
+    title: {
+      text: "Attention explorer",
+      subtitle: "answer tokens' attention over the visual tokens; choose below the chart",
+    },
+    params,
+    datasets: {
+      explore_maps: explorerMaps(sets, samples),
+      explore_images: images,
+      explore_targets: targets,
+      explore_info: info,
+    },
+    vconcat: [
+      {
+        width: 2 * EXPLORER_PX + 20,
+        height: 34,
+        data: { name: "explore_info" },
+        transform: [{ filter: "datum.s === explore_sample && datum.m === explore_model" }],
+        layer: [
+          {
+            mark: { type: "text", align: "left", baseline: "top", fontSize: 12, limit: 520 },
+            encoding: { text: { field: "line1" }, x: { value: 0 }, y: { value: 0 } },
+          },
+          {
+            mark: {
+              type: "text",
+              align: "left",
+              baseline: "top",
+              fontSize: 12,
+              fontWeight: "bold",
+              limit: 520,
+            },
+            encoding: {
+              text: { field: "line2" },
+              x: { value: 0 },
+              y: { value: 17 },
+              color: {
+                condition: { test: "datum.correct", value: "#1b7f3b" },
+                value: "#b6372f",
+              },
+            },
+          },
+        ],
+      },
+      {
+        hconcat: [
+          {
+            width: EXPLORER_PX,
+            height: EXPLORER_PX,
+            title: panelTitle("attention of the chosen model, layer and head"),
+            layer: [
+              imageLayer(EXPLORER_PX, { name: "explore_images" }, [onSample]),
+              heatLayer(side, { name: "explore_maps" }, [
+                {
+                  filter: "datum.k === explore_sample + '|' + explore_model + '|' + " +
+                    "explore_layer + '|' + explore_head",
+                },
+                ...cellTransform(
+                  "explore_scaled ? (datum.peak > 0 ? datum.value / datum.peak : 0) : datum.value",
+                ),
+              ]),
+            ],
+          },
+          {
+            width: EXPLORER_PX,
+            height: EXPLORER_PX,
+            title: panelTitle("ground truth P(S)"),
+            layer: [
+              imageLayer(EXPLORER_PX, { name: "explore_images" }, [onSample]),
+              heatLayer(
+                side,
+                { name: "explore_targets" },
+                [onSample, ...cellTransform("datum.peak > 0 ? datum.value / datum.peak : 0")],
+                "P",
+              ),
+            ],
+          },
+        ],
+        spacing: 20,
+      },
+    ],
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Grounding per head, learning curves, breakdowns, sweeps
+
+/** Target attention mass per layer x head, mean over seeds, one panel per arm. */
+function headsChart(input: ReportInput) {
+  const rows = input.heads ?? [];
+  if (rows.length === 0) return undefined;
+  const groups = new Map<string, HeadRow[]>();
+  for (const row of rows) {
+    const id = JSON.stringify([row.arm, row.layer, row.head]);
+    if (!groups.has(id)) groups.set(id, []);
+    groups.get(id)!.push(row);
+  }
+  const values = [...groups.values()].map((g) => ({
+    label: armLabel(input.spec, g[0].arm),
+    layer: `L${g[0].layer}`,
+    head: `H${g[0].head}`,
+    mass: round4(mean(g.map((r) => r.mass))),
+    n: g.length,
+  }));
+  const peak = Math.max(...values.map((v) => v.mass));
+  const rank = (label: string) => armPalette(input).domain.indexOf(label);
+  const labels = [...new Set(values.map((v) => v.label))].sort((a, b) => rank(a) - rank(b));
+  const layers = [...new Set(rows.map((r) => r.layer))].sort((a, b) => a - b).map((l) => `L${l}`);
+  const heads = [...new Set(rows.map((r) => r.head))].sort((a, b) => a - b).map((h) => `H${h}`);
+  return {
+    title: {
+      text: "Attention mass on target patches, per layer and head",
+      subtitle: "mean over held-out samples and seeds; the colour scale is shared by the panels",
+    },
+    data: { values },
+    facet: {
+      column: {
+        field: "label",
+        type: "nominal",
+        sort: labels,
+        title: null,
+        header: { labelFontSize: 12 },
+      },
+    },
+    spec: {
+      width: { step: 40 },
+      height: { step: 30 },
+      encoding: {
+        x: { field: "head", type: "ordinal", sort: heads, title: "head", axis: { labelAngle: 0 } },
+        y: { field: "layer", type: "ordinal", sort: layers, title: "layer" },
+      },
+      layer: [
+        {
+          mark: "rect",
+          encoding: {
+            color: {
+              field: "mass",
+              type: "quantitative",
+              scale: { scheme: "viridis", domain: [0, Math.max(peak, 1e-6)] },
+              title: "mass",
+            },
+            tooltip: [
+              { field: "label", title: "arm" },
+              { field: "layer" },
+              { field: "head" },
+              { field: "mass", format: ".4f" },
+              { field: "n", title: "seeds" },
+            ],
+          },
+        },
+        {
+          mark: { type: "text", fontSize: 10 },
+          encoding: {
+            text: { field: "mass", format: ".2f" },
+            color: {
+              condition: { test: `datum.mass > ${peak * 0.6}`, value: "#111" },
+              value: "#fff",
+            },
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** Validation accuracy and target attention during fine-tuning, per arm (seeds faint). */
+function learningChart(
+  input: ReportInput,
+  palette: ReturnType<typeof armPalette>,
+  summary: LearningSummary | undefined,
+) {
+  const learning = input.learning ?? [];
+  if (learning.length === 0) return undefined;
+  const seeds = learning.map((p) => ({
+    label: armLabel(input.spec, p.arm),
+    seed: p.seed,
+    step: p.step,
+    accuracy: p.accuracy,
+    attention: p.targetAttention,
+  }));
+  const groups = new Map<string, typeof seeds>();
+  for (const p of seeds) {
+    const id = JSON.stringify([p.label, p.step]);
+    if (!groups.has(id)) groups.set(id, []);
+    groups.get(id)!.push(p);
+  }
+  const means = [...groups.values()].map((g) => ({
+    label: g[0].label,
+    step: g[0].step,
+    accuracy: mean(g.map((p) => p.accuracy)),
+    attention: mean(g.map((p) => p.attention)),
+    n: g.length,
+  }));
+  const labels = palette.domain.filter((label) => seeds.some((p) => p.label === label));
+  const color = {
+    field: "label",
+    type: "nominal",
+    scale: paletteFor(palette, labels),
+    title: "arm",
+    legend: { symbolOpacity: 1 },
+  };
+  const x = { field: "step", type: "quantitative", title: "fine-tuning step" };
+  const panel = (field: string, title: string, extra: object[]) => ({
+    width: 330,
+    height: 220,
+    layer: [
+      {
+        data: { values: seeds },
+        mark: { type: "line", opacity: 0.3, strokeWidth: 1 },
+        encoding: {
+          x,
+          y: { field, type: "quantitative", title },
+          color,
+          detail: { field: "seed", type: "nominal" },
+        },
+      },
+      {
+        data: { values: means },
+        mark: { type: "line", strokeWidth: 2.4, point: { size: 26 } },
+        encoding: {
+          x,
+          y: { field, type: "quantitative" },
+          color,
+          tooltip: [
+            { field: "label", title: "arm" },
+            { field: "step" },
+            { field: "accuracy", title: "accuracy % (mean)", format: ".1f" },
+            { field: "attention", title: "target attention (mean)", format: ".3f" },
+            { field: "n", title: "seeds" },
+          ],
+        },
+      },
+      ...extra,
+    ],
+  });
+  const thresholds = (summary?.thresholds ?? []).map((t) => ({
+    value: t.value,
+    text: `${t.value.toFixed(1)}%`,
+  }));
+  const ruleLayers = thresholds.length === 0 ? [] : [
+    {
+      data: { values: thresholds },
+      mark: { type: "rule", strokeDash: [4, 4], color: "#555" },
+      encoding: { y: { field: "value", type: "quantitative" } },
+    },
+    {
+      data: { values: thresholds },
+      mark: { type: "text", align: "left", dx: 3, dy: -6, fontSize: 10, color: "#555" },
+      encoding: {
+        y: { field: "value", type: "quantitative" },
+        x: { value: 0 },
+        text: { field: "text" },
+      },
+    },
+  ];
+  return {
+    title: {
+      text: "Learning curves on the validation set",
+      subtitle: `measured every ${input.spec.train.eval_every} steps; bold = mean over seeds, ` +
+        "faint = each seed" + (thresholds.length > 0 ? "; dashed = accuracy thresholds" : ""),
+    },
+    hconcat: [
+      panel("accuracy", "validation accuracy %", ruleLayers),
+      panel("attention", "attention mass on target patches", []),
+    ],
+  };
+}
+
+/** Natural order of difficulty buckets: "2 crossings" before "10 crossings". */
+function difficultyOrder(buckets: string[]): string[] {
+  const lead = (s: string) => {
+    const m = /^-?\d+(\.\d+)?/.exec(s.trim());
+    return m ? Number(m[0]) : NaN;
+  };
+  return [...buckets].sort((a, b) => {
+    const x = lead(a);
+    const y = lead(b);
+    if (!Number.isNaN(x) && !Number.isNaN(y) && x !== y) return x - y;
+    return a.localeCompare(b);
+  });
+}
+
+/** Accuracy per difficulty bucket and arm: correct / n pooled over seeds, Wilson 95% interval. */
+export function breakdownSummary(input: ReportInput) {
+  const groups = new Map<string, { arm: string; difficulty: string; correct: number; n: number }>();
+  for (const row of input.breakdown ?? []) {
+    const id = JSON.stringify([row.arm, row.difficulty]);
+    const g = groups.get(id) ?? { arm: row.arm, difficulty: row.difficulty, correct: 0, n: 0 };
+    g.correct += row.correct;
+    g.n += row.n;
+    groups.set(id, g);
+  }
+  return [...groups.values()].map((g) => {
+    const w = wilsonInterval(g.correct, g.n);
+    return {
+      label: armLabel(input.spec, g.arm),
+      difficulty: String(g.difficulty),
+      correct: g.correct,
+      n: g.n,
+      accuracy: round4(100 * w.estimate),
+      low: round4(100 * w.low),
+      high: round4(100 * w.high),
+    };
+  });
+}
+
+function breakdownChart(input: ReportInput, palette: ReturnType<typeof armPalette>) {
+  const values = breakdownSummary(input);
+  if (values.length === 0) return undefined;
+  const buckets = difficultyOrder([...new Set(values.map((v) => v.difficulty))]);
+  const labels = palette.domain.filter((label) => values.some((v) => v.label === label));
+  return {
+    title: {
+      text: "Accuracy by difficulty",
+      subtitle: "held-out samples pooled over seeds; line = Wilson 95% interval",
+    },
+    data: { values },
+    width: { step: Math.max(60, 26 * labels.length + 20) },
+    height: 220,
+    encoding: {
+      x: {
+        field: "difficulty",
+        type: "nominal",
+        sort: buckets,
+        title: "difficulty",
+        axis: { labelAngle: 0, labelLimit: 120 },
+      },
+      xOffset: { field: "label", type: "nominal", sort: labels },
+    },
+    layer: [
+      {
+        mark: { type: "bar", opacity: 0.85 },
+        encoding: {
+          y: {
+            field: "accuracy",
+            type: "quantitative",
+            title: "accuracy %",
+            scale: { domain: [0, 100] },
+          },
+          color: {
+            field: "label",
+            type: "nominal",
+            scale: paletteFor(palette, labels),
+            title: "arm",
+          },
+          tooltip: [
+            { field: "label", title: "arm" },
+            { field: "difficulty" },
+            { field: "accuracy", title: "accuracy %", format: ".1f" },
+            { field: "correct" },
+            { field: "n" },
+          ],
+        },
+      },
+      {
+        mark: { type: "rule", color: "#333" },
+        encoding: { y: { field: "low", type: "quantitative" }, y2: { field: "high" } },
+      },
+    ],
+  };
+}
+
+/** Layers an arm supervises, as a sorted list ("all" spelled out). */
+function supervisedLayers(spec: Spec, arm: ArmSpec): number[] {
+  return arm.layers === "all"
+    ? Array.from({ length: spec.model.layers }, (_, i) => i)
+    : [...arm.layers].sort((a, b) => a - b);
+}
+
+/** What the experiment swept: KLAL arms differing only by lambda, or only by layers. */
+export function sweeps(spec: Spec): { lambda: string[][]; layers: string[][] } {
+  const klal = Object.entries(spec.arms).filter(([, a]) => a.finetune && a.lambda > 0);
+  const ntp = Object.entries(spec.arms).find(([, a]) => a.finetune && a.lambda === 0)?.[0];
+  const group = (keyOf: (a: ArmSpec) => string, valueOf: (a: ArmSpec) => string) => {
+    const groups = new Map<string, [string, ArmSpec][]>();
+    for (const entry of klal) {
+      const key = keyOf(entry[1]);
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key)!.push(entry);
+    }
+    return [...groups.values()].filter((g) => new Set(g.map(([, a]) => valueOf(a))).size > 1);
+  };
+  const layersOf = (a: ArmSpec) => JSON.stringify(supervisedLayers(spec, a));
+  const lambda = group(layersOf, (a) => String(a.lambda)).map((g) => [
+    ...(ntp ? [ntp] : []),
+    ...g.sort((a, b) => a[1].lambda - b[1].lambda).map(([name]) => name),
+  ]);
+  const layers = group((a) => String(a.lambda), layersOf).map((g) => g.map(([name]) => name));
+  return { lambda, layers };
+}
+
+/** Accuracy and target attention ratio of a set of arms along one swept axis. */
+function sweepChart(
+  input: ReportInput,
+  s: TaskSummary,
+  arms: string[],
+  xOf: (arm: string) => string,
+  text: { title: string; subtitle: string; x: string },
+  reference: ArmSummary | undefined,
+) {
+  const chosen = arms.map((arm) => s.arms.find((a) => a.arm === arm))
+    .filter((a): a is ArmSummary => a !== undefined && a.accuracy.n > 0);
+  if (chosen.length < 2) return undefined;
+  const order = chosen.map((a) => xOf(a.arm));
+  const summary = chosen.map((a) => ({
+    x: xOf(a.arm),
+    label: a.label,
+    mean: a.accuracy.mean,
+    low: Math.max(0, a.accuracy.low ?? a.accuracy.mean),
+    high: Math.min(100, a.accuracy.high ?? a.accuracy.mean),
+    n: a.accuracy.n,
+    ratio: Number.isNaN(a.attentionRatio) ? null : a.attentionRatio,
+  }));
+  const seeds = chosen.flatMap((a) =>
+    [...a.accuracyBySeed].map(([seed, value]) => ({ x: xOf(a.arm), seed, value }))
+  );
+  const x = { field: "x", type: "ordinal", sort: order, title: text.x, axis: { labelAngle: 0 } };
+  const accuracy: object[] = [
+    {
+      data: { values: summary },
+      mark: { type: "bar", color: "#e45756", opacity: 0.8, size: 30 },
+      encoding: {
+        x,
+        y: {
+          field: "mean",
+          type: "quantitative",
+          title: "accuracy %",
+          scale: { domain: [0, 100] },
+        },
+        tooltip: [
+          { field: "label", title: "arm" },
+          { field: "mean", title: "mean %", format: ".1f" },
+          { field: "n", title: "seeds" },
+        ],
+      },
+    },
+    {
+      data: { values: summary.filter((d) => d.n > 1) },
+      mark: { type: "rule", color: "#333", strokeWidth: 1.5 },
+      encoding: { x, y: { field: "low", type: "quantitative" }, y2: { field: "high" } },
+    },
+    {
+      data: { values: seeds },
+      mark: { type: "point", filled: true, color: "#222", size: 26 },
+      encoding: { x, y: { field: "value", type: "quantitative" } },
+    },
+  ];
+  if (reference) {
+    accuracy.push({
+      data: { values: [{ y: reference.accuracy.mean, text: `${reference.label}` }] },
+      mark: { type: "rule", strokeDash: [5, 4], color: "#4c78a8" },
+      encoding: { y: { field: "y", type: "quantitative" } },
+    }, {
+      data: { values: [{ y: reference.accuracy.mean, text: `${reference.label}` }] },
+      mark: { type: "text", align: "left", dx: 3, dy: -6, color: "#4c78a8", fontSize: 10 },
+      encoding: {
+        y: { field: "y", type: "quantitative" },
+        x: { value: 0 },
+        text: { field: "text" },
+      },
+    });
+  }
+  const ratio = [
+    {
+      data: { values: summary.filter((d) => d.ratio !== null) },
+      mark: { type: "bar", color: "#f58518", opacity: 0.8, size: 30 },
+      encoding: {
+        x,
+        y: { field: "ratio", type: "quantitative", title: "target attention ratio" },
+        tooltip: [{ field: "label", title: "arm" }, { field: "ratio", format: ".3f" }],
+      },
+    },
+    {
+      data: { values: [{ chance: 1 }] },
+      mark: { type: "rule", strokeDash: [5, 4], color: "#333" },
+      encoding: { y: { field: "chance", type: "quantitative" } },
+    },
+  ];
+  return {
+    title: { text: text.title, subtitle: text.subtitle },
+    hconcat: [
+      { width: { step: 56 }, height: 220, layer: accuracy },
+      { width: { step: 56 }, height: 220, layer: ratio },
+    ],
+  };
+}
+
+/** The λ-sweep and per-layer ablation charts of a task, keyed like chartSpecs. */
+function sweepCharts(input: ReportInput, s: TaskSummary): Record<string, object> {
+  const found = sweeps(input.spec);
+  const charts: Record<string, object> = {};
+  const ntp = s.arms.find((a) => a.column === "NTP" && a.accuracy.n > 0);
+  found.lambda.forEach((arms, i) => {
+    const klalArm = input.spec.arms[arms[arms.length - 1]];
+    const layers = supervisedLayers(input.spec, klalArm);
+    const chart = sweepChart(input, s, arms, (arm) => `λ=${input.spec.arms[arm].lambda}`, {
+      title: `λ sweep: ${s.task}`,
+      subtitle: `KLAL weight λ (λ=0 is NTP); supervised layers ${
+        layers.length === input.spec.model.layers ? "all" : layers.join(", ")
+      }; bar = mean, line = 95% CI, dots = seeds; right: dashed = chance (1)`,
+      x: "λ",
+    }, undefined);
+    if (chart) charts[`lambda_sweep${i > 0 ? i + 1 : ""}:${s.task}`] = chart;
+  });
+  found.layers.forEach((arms, i) => {
+    const lambda = input.spec.arms[arms[0]].lambda;
+    const chart = sweepChart(input, s, arms, (arm) => {
+      const layers = supervisedLayers(input.spec, input.spec.arms[arm]);
+      return layers.length === input.spec.model.layers
+        ? "all"
+        : layers.map((l) => `L${l}`).join("+");
+    }, {
+      title: `Which layers to supervise: ${s.task}`,
+      subtitle: `KLAL (λ=${lambda}) on different layers; dashed blue = the NTP arm; ` +
+        "right: target attention ratio, dashed = chance (1)",
+      x: "supervised layers",
+    }, ntp);
+    if (chart) charts[`layer_ablation${i > 0 ? i + 1 : ""}:${s.task}`] = chart;
+  });
+  return charts;
+}
+
+/**
+ * The report's Vega-Lite specs, in page order: `accuracy:<task>`, `attention_layers:<task>`,
+ * `heads`, `attention_figures`, `explorer`, `loss`, `learning`, `breakdown`,
+ * `lambda_sweep:<task>`, `layer_ablation:<task>` (each only when its data exists).
  */
 export function chartSpecs(input: ReportInput): Record<string, object> {
   const palette = armPalette(input);
   const summaries = summarize(input);
   const charts: Record<string, object> = {};
+  const put = (key: string, chart: object | undefined) => {
+    if (chart) charts[key] = chart;
+  };
+  for (const s of summaries) put(`accuracy:${s.task}`, accuracyChart(s, palette));
   for (const s of summaries) {
-    const chart = accuracyChart(s, palette);
-    if (chart) charts[`accuracy:${s.task}`] = chart;
+    put(`attention_layers:${s.task}`, layerAttentionChart(input, s, palette));
   }
-  const loss = lossChart(input, palette);
-  if (loss) charts.loss = loss;
-  for (const s of summaries) {
-    const chart = layerAttentionChart(input, s, palette);
-    if (chart) charts[`attention_layers:${s.task}`] = chart;
-  }
+  put("heads", headsChart(input));
+  put("attention_figures", attentionFiguresChart(input));
+  put("explorer", explorerChart(input));
+  put("loss", lossChart(input, palette));
+  put("learning", learningChart(input, palette, learningSummary(input)));
+  put("breakdown", breakdownChart(input, palette));
+  for (const s of summaries) Object.assign(charts, sweepCharts(input, s));
   const config = {
     font: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif",
     view: { stroke: null },
     axis: { gridColor: "#eee", domainColor: "#999", tickColor: "#999" },
     title: { anchor: "start", subtitleColor: "#666", fontSize: 14 },
+    concat: { spacing: 24 },
   };
   for (const key of Object.keys(charts)) {
     charts[key] = { ...charts[key], config, background: "white" };
@@ -809,7 +1983,7 @@ export function chartSpecs(input: ReportInput): Record<string, object> {
   return charts;
 }
 
-/** Render a Vega-Lite spec to SVG headless (used for the no-JavaScript fallback and tests). */
+/** Render a Vega-Lite spec to SVG headless (used for the no-JavaScript fallback and figures). */
 export async function renderChartSvg(spec: object): Promise<string> {
   // deno-lint-ignore no-explicit-any
   const compiled = vegaLite.compile(spec as any).spec;
@@ -819,6 +1993,30 @@ export async function renderChartSvg(spec: object): Promise<string> {
   } finally {
     view.finalize();
   }
+}
+
+/** Rasterise an SVG (text included) to PNG with Skia, at `scale` times its size. */
+export async function svgToPng(svg: string, scale = 2): Promise<Uint8Array> {
+  const image = new Image();
+  const loaded = new Promise<void>((resolve, reject) => {
+    image.onload = () => resolve();
+    image.onerror = (e) => reject(new Error(`could not rasterise the SVG: ${e}`));
+  });
+  image.src = new TextEncoder().encode(svg) as unknown as Buffer;
+  if (!image.complete) await loaded;
+  const width = Math.max(1, Math.round(image.width * scale));
+  const height = Math.max(1, Math.round(image.height * scale));
+  const canvas = createCanvas(width, height);
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "white";
+  ctx.fillRect(0, 0, width, height);
+  ctx.drawImage(image, 0, 0, width, height);
+  return new Uint8Array(canvas.toBuffer("image/png"));
+}
+
+/** File name (no extension) of a chart under figures/: "accuracy:grid-patch" -> "accuracy-grid-patch". */
+export function figureName(key: string): string {
+  return key.replace(/[^A-Za-z0-9_-]+/g, "-");
 }
 
 /** Prefix every id in an SVG (and its references) so several inline SVGs cannot clash. */
@@ -874,30 +2072,44 @@ function loadBundles(): Promise<{ file: string; code: string }[]> {
   return bundleCache;
 }
 
-const CSS = `
+/** The page's stylesheet (also used by reports/index.html). */
+export const CSS = `
 :root { --fg: #1d2330; --muted: #5d6677; --line: #e3e6eb; --accent: #b6372f; --bg: #fafbfc; }
 * { box-sizing: border-box; }
 body { margin: 0; background: var(--bg); color: var(--fg);
   font: 15px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
-main { max-width: 1080px; margin: 0 auto; padding: 28px 24px 60px; }
+main { max-width: 1120px; margin: 0 auto; padding: 28px 24px 60px; }
 header h1 { margin: 0 0 4px; font-size: 26px; }
 header .desc { margin: 4px 0 8px; font-size: 16px; }
 .meta { color: var(--muted); font-size: 13px; }
+nav.toc { font-size: 13px; margin: 10px 0 0; color: var(--muted); }
+nav.toc a { color: var(--fg); margin-right: 12px; white-space: nowrap; }
 h2 { margin: 36px 0 10px; font-size: 19px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
 h3 { margin: 22px 0 8px; font-size: 16px; }
 .headline { background: white; border: 1px solid var(--line); border-left: 4px solid var(--accent);
   padding: 10px 16px; margin: 18px 0; border-radius: 4px; }
 .headline p { margin: 6px 0; font-weight: 600; }
+.scroll { overflow-x: auto; }
 table { border-collapse: collapse; background: white; border: 1px solid var(--line); font-size: 14px; }
 th, td { padding: 6px 12px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #f2f4f7; font-weight: 600; }
+th.group { text-align: center; border-left: 1px solid var(--line); }
 td.num, th.num { font-variant-numeric: tabular-nums; }
+td.split, th.split { border-left: 1px solid var(--line); }
+td.notrun { color: var(--muted); font-style: italic; }
+tr.quoted td { color: var(--muted); }
+tr.ours td { font-weight: 600; }
+table.compact { font-size: 13px; }
+table.compact th, table.compact td { padding: 5px 9px; }
 .verdict { font-weight: 600; }
 .note { color: var(--muted); }
 figure { margin: 18px 0; background: white; border: 1px solid var(--line); border-radius: 4px;
   padding: 12px; overflow-x: auto; }
 figure .fallback svg { max-width: 100%; height: auto; }
+figcaption a { color: var(--muted); }
+.vega-bindings { display: flex; flex-wrap: wrap; gap: 6px 18px; margin-top: 10px; font-size: 13px; }
+.vega-bind-name { color: var(--muted); }
 pre { background: white; border: 1px solid var(--line); padding: 12px; overflow-x: auto;
   font-size: 12.5px; line-height: 1.4; border-radius: 4px; }
 code { font-size: 13px; }
@@ -909,38 +2121,143 @@ const BOOT = `
 (function () {
   var specs = JSON.parse(document.getElementById("chart-specs").textContent);
   if (typeof vegaEmbed !== "function") return;
-  Object.keys(specs).forEach(function (key, i) {
-    var target = document.getElementById("chart-live-" + i);
-    var fallback = document.getElementById("chart-static-" + i);
-    if (!target) return;
+  document.querySelectorAll("figure[data-chart]").forEach(function (figure) {
+    var key = figure.getAttribute("data-chart");
+    var target = figure.querySelector(".live");
+    var fallback = figure.querySelector(".fallback");
+    if (!target || !specs[key]) return;
     vegaEmbed(target, specs[key], { mode: "vega-lite", renderer: "svg", actions: false })
-      .then(function () { if (fallback) fallback.style.display = "none"; })
+      .then(function () {
+        if (fallback) fallback.style.display = "none";
+        figure.setAttribute("data-rendered", "true");
+      })
       .catch(function (err) { target.textContent = ""; console.error(key, err); });
   });
 })();
 `;
 
-function htmlTable(headers: string[], rows: string[][], numericFrom = 1): string {
-  const cls = (i: number) => (i >= numericFrom ? ' class="num"' : "");
-  const head = headers.map((h, i) => `<th${cls(i)}>${escapeHtml(h)}</th>`).join("");
+function htmlTable(headers: string[], rows: string[][], numericFrom = 1, cls = ""): string {
+  const cellClass = (i: number) => (i >= numericFrom ? ' class="num"' : "");
+  const head = headers.map((h, i) => `<th${cellClass(i)}>${escapeHtml(h)}</th>`).join("");
   const body = rows.map((r) =>
-    `<tr>${r.map((c, i) => `<td${cls(i)}>${escapeHtml(c)}</td>`).join("")}</tr>`
+    `<tr>${r.map((c, i) => `<td${cellClass(i)}>${escapeHtml(c)}</td>`).join("")}</tr>`
   ).join("\n");
-  return `<table>\n<thead><tr>${head}</tr></thead>\n<tbody>\n${body}\n</tbody>\n</table>`;
+  return `<div class="scroll"><table${cls ? ` class="${cls}"` : ""}>\n<thead><tr>${head}</tr>` +
+    `</thead>\n<tbody>\n${body}\n</tbody>\n</table></div>`;
 }
 
-function chartCaption(key: string): string {
+/** Table 1 with grouped headers: ours (4 columns) and the poster's (4 columns). */
+function table1Html(rows: Table1Row[]): string {
+  const sub = TABLE1_HEADERS.slice(1).map((h) => h.replace(/ \((ours|poster)(, paired t)?\)$/, ""));
+  const head = `<tr><th rowspan="2">Task</th>` +
+    `<th class="group" colspan="4">Ours: tiny VLM, mean ± 95% CI (n seeds)</th>` +
+    `<th class="group" colspan="4">Poster: Qwen 2.5-VL</th></tr>\n<tr>` +
+    sub.map((h, i) =>
+      `<th class="num${i === 0 || i === 4 ? " split" : ""}">${escapeHtml(h)}${
+        i === 3 ? " (paired t)" : ""
+      }</th>`
+    ).join("") + "</tr>";
+  const body = rows.map((row) => {
+    const cells = table1Cells(row);
+    return `<tr data-task="${escapeHtml(row.task)}">` + cells.map((c, i) => {
+      const classes = [
+        i > 0 ? "num" : "",
+        i === 1 || i === 5 ? "split" : "",
+        c === NOT_RUN ? "notrun" : "",
+      ].filter(Boolean).join(" ");
+      return `<td${classes ? ` class="${classes}"` : ""}>${escapeHtml(c)}</td>`;
+    }).join("") + "</tr>";
+  }).join("\n");
+  return `<div class="scroll"><table class="compact" id="table1">\n<thead>${head}</thead>\n` +
+    `<tbody>\n${body}\n</tbody>\n</table></div>`;
+}
+
+function table2Html(ours: Table2Ours): string {
+  const rows = table2Cells(ours);
+  const head = TABLE2_HEADERS.map((h, i) =>
+    `<th${i > 0 && i < 3 ? ' class="num"' : ""}>${escapeHtml(h)}</th>`
+  ).join("");
+  const body = rows.map((r, row) =>
+    `<tr class="${row === 0 ? "ours" : "quoted"}">${
+      r.map((c, i) =>
+        `<td class="${
+          [i > 0 && i < 3 ? "num" : "", c === NOT_RUN ? "notrun" : ""].join(" ").trim()
+        }">${escapeHtml(c)}</td>`
+      ).join("")
+    }</tr>`
+  ).join("\n");
+  return `<div class="scroll"><table class="compact" id="table2">\n<thead><tr>${head}</tr>` +
+    `</thead>\n<tbody>\n${body}\n</tbody>\n</table></div>`;
+}
+
+/** What a chart shows, under it. */
+export function chartCaption(key: string, input?: ReportInput): string {
   const [kind, task] = key.split(":");
-  if (kind === "accuracy") {
-    return `Grounding accuracy on ${task}: mean over seeds with its 95% Student-t interval, ` +
-      "each seed as a dot, and the poster's number for the same column as a black tick.";
+  switch (kind) {
+    case "accuracy":
+      return `Grounding accuracy on ${task}: mean over seeds with its 95% Student-t interval, ` +
+        "each seed as a dot, and the poster's number for the same column as a black tick.";
+    case "attention_layers":
+      return "The poster's empirical observation, measured: attention mass that the answer " +
+        `tokens put on the target patches, divided by a uniform share, per layer, on ${task}. ` +
+        "Below the dashed line at 1 the target gets less than average attention.";
+    case "heads":
+      return "Attention mass on the target patches per layer and head (held-out samples, mean " +
+        "over seeds). KLAL supervises the head average; this shows which heads carry it.";
+    case "attention_figures":
+      return 'Like the poster\'s "KLAL sharpens attention maps": the same held-out samples for ' +
+        "every arm (first seed), the attention of the answer tokens overlaid on the image, and " +
+        "each model's answer. Last column: the ground-truth map P(S).";
+    case "explorer":
+      return 'Pick a held-out sample, a model (arm and seed), a layer and a head ("mean" = ' +
+        "averaged) with the controls under the chart. Without JavaScript this shows the default " +
+        "choice only.";
+    case "loss":
+      return "Training loss split into its NTP and KLAL parts (the KLAL part is logged for NTP " +
+        "arms too, where it is not optimised).";
+    case "learning":
+      return `Accuracy and grounding on a validation set (seed test_seed + 1, ${
+        input?.spec.train.eval_samples ?? "n"
+      } samples) every ${input?.spec.train.eval_every ?? "N"} fine-tuning steps: KLAL's ` +
+        "sample efficiency, which the poster does not show.";
+    case "breakdown":
+      return "Held-out accuracy per difficulty bucket of the task, pooled over seeds.";
+    case "lambda_sweep":
+    case "lambda_sweep2":
+      return `How the KLAL weight λ trades off on ${task}: accuracy and target attention ratio.`;
+    default:
+      return `Which layers KLAL supervises, on ${task}: accuracy and target attention ratio.`;
   }
-  if (kind === "loss") {
-    return "Training loss split into its NTP and KLAL parts (the KLAL part is logged for NTP " +
-      "arms too, where it is not optimised).";
-  }
-  return `Attention mass on the target patches relative to a uniform spread, per layer, on ${task}. ` +
-    "Above 1: the answer looks at the target more than chance.";
+}
+
+function figureHtml(
+  key: string,
+  charts: Record<string, object>,
+  svgs: Record<string, string>,
+  input: ReportInput,
+): string {
+  if (!(key in charts)) return "";
+  const name = figureName(key);
+  return [
+    `<figure id="fig-${escapeHtml(name)}" data-chart="${escapeHtml(key)}">`,
+    `<div class="live"></div>`,
+    `<div class="fallback">${svgs[key] ?? ""}</div>`,
+    `<figcaption class="note">${escapeHtml(chartCaption(key, input))} ` +
+    `<a href="figures/${escapeHtml(name)}.svg">SVG</a> · ` +
+    `<a href="figures/${escapeHtml(name)}.png">PNG</a></figcaption>`,
+    "</figure>",
+  ].join("\n");
+}
+
+/** Wall time of the stages that ran and of all stages (as cached entries recorded it). */
+function wallTimes(stages: StageInfo[]): string {
+  const ran = stages.filter((s) => s.status === "ran");
+  const total = stages.reduce((sum, s) => sum + s.seconds, 0);
+  const ranSeconds = ran.reduce((sum, s) => sum + s.seconds, 0);
+  return `${stages.length} stages: ${ran.length} ran this time (${ranSeconds.toFixed(1)} s), ` +
+    `${stages.length - ran.length} came from the cache; ${
+      total.toFixed(1)
+    } s of stage time in all (cached stages count the time they took when they ran).`;
 }
 
 /** The whole offline index.html. `svgs` are pre-rendered charts keyed like `chartSpecs`. */
@@ -953,8 +2270,99 @@ export function renderHtml(
   const { spec } = input;
   const summaries = summarize(input);
   const verdicts = verdictLines(summaries);
-  const parts: string[] = [];
-  parts.push(
+  const rows1 = table1(input);
+  const learning = learningSummary(input);
+  const figure = (key: string) => figureHtml(key, charts, svgs, input);
+  const keysOf = (prefix: string) => Object.keys(charts).filter((k) => k.startsWith(prefix));
+  const sections: { id: string; title: string; html: string[] }[] = [];
+
+  const results: string[] = [
+    `<p>${escapeHtml(setupLine(input))}</p>`,
+    "<h3>Table 1: grounding accuracy %, ours beside the poster's</h3>",
+    table1Html(rows1),
+    '<p class="note">Ours: mean over seeds ± 95% Student-t interval (n seeds); the gain is ' +
+    'KLAL+NTP − NTP on paired seeds with a two-sided paired t-test. "not run": this ' +
+    "experiment did not run the task. Poster: Qwen 2.5-VL, Table 1.</p>",
+    ...keysOf("accuracy:").map(figure),
+    "<h3>Table 2: Line Intersection and Line Tracing, accuracy %</h3>",
+    table2Html(table2Ours(rows1)),
+    '<p class="note">Every row but ours is quoted from the poster&#39;s Table 2: reported in ' +
+    "the paper, not run here.</p>",
+  ];
+  for (const s of summaries) {
+    const poster = posterRow(s.task);
+    results.push(
+      `<h3>Every arm: ${escapeHtml(s.task)}${
+        poster ? ` <span class="note">(poster: ${escapeHtml(poster.label)})</span>` : ""
+      }</h3>`,
+      htmlTable(TABLE_HEADERS, s.arms.map(tableCells)),
+    );
+    if (!poster) results.push('<p class="note">The poster has no number for this task.</p>');
+    for (const c of s.comparisons) results.push(`<p class="verdict">${escapeHtml(c.text)}</p>`);
+    if (s.comparisons.length === 0 && s.note) {
+      results.push(`<p class="note">${escapeHtml(s.note)}</p>`);
+    }
+    if (s.attentionLine) results.push(`<p>${escapeHtml(s.attentionLine)}</p>`);
+  }
+  sections.push({ id: "results", title: "Results", html: results });
+
+  const observation = [...keysOf("attention_layers:"), "heads"].map(figure).filter(Boolean);
+  if (observation.length > 0) {
+    sections.push({
+      id: "observation",
+      title: "Where the answer looks: the poster's empirical observation",
+      html: observation,
+    });
+  }
+  const maps = ["attention_figures", "explorer"].map(figure).filter(Boolean);
+  if (maps.length > 0) sections.push({ id: "maps", title: "Attention maps", html: maps });
+
+  const training = ["loss", "learning"].map(figure).filter(Boolean);
+  if (learning) {
+    training.push(
+      "<h3>Sample efficiency: fine-tuning steps to reach an accuracy</h3>",
+      htmlTable(REACH_HEADERS, reachCells(learning), 1, "compact"),
+      `<p class="note">${
+        learning.thresholds.map((t) => escapeHtml(`${t.value.toFixed(1)}%: ${t.why}.`)).join(" ")
+      } Steps are the first validation point at or above the threshold; "not reached" means ` +
+        "no validation point got there within the run.</p>",
+    );
+  }
+  if (training.length > 0) sections.push({ id: "training", title: "Training", html: training });
+
+  const breakdowns = ["breakdown", ...keysOf("lambda_sweep"), ...keysOf("layer_ablation")]
+    .map(figure).filter(Boolean);
+  if (breakdowns.length > 0) {
+    sections.push({ id: "breakdowns", title: "Breakdowns and sweeps", html: breakdowns });
+  }
+
+  const runInfo = [
+    `<p>Backend ${escapeHtml(input.backend)}. ${escapeHtml(wallTimes(input.stages))}</p>`,
+  ];
+  if (input.stages.length > 0) {
+    runInfo.push(htmlTable(
+      ["Stage", "Key", "Status", "Seconds", "Samples/s"],
+      input.stages.map((st) => [
+        st.stage,
+        st.key.slice(0, 12),
+        st.status,
+        st.seconds.toFixed(1),
+        st.samplesPerSecond === undefined ? "–" : st.samplesPerSecond.toFixed(1),
+      ]),
+      3,
+      "compact",
+    ));
+    runInfo.push('<p class="note">Keys are cut to 12 characters; results.json has them whole.</p>');
+  } else {
+    runInfo.push('<p class="note">No stage information.</p>');
+  }
+  runInfo.push(
+    "<h3>Resolved spec</h3>",
+    `<pre>${escapeHtml(JSON.stringify(spec, null, 2))}</pre>`,
+  );
+  sections.push({ id: "run", title: "The run: stages, cache keys, spec", html: runInfo });
+
+  const parts: string[] = [
     "<!doctype html>",
     '<html lang="en">',
     "<head>",
@@ -967,70 +2375,34 @@ export function renderHtml(
     "<main>",
     "<header>",
     `<h1>KLAL reproduction: ${escapeHtml(spec.name)}</h1>`,
-  );
+  ];
   if (spec.description) parts.push(`<p class="desc">${escapeHtml(spec.description)}</p>`);
   parts.push(
     `<p class="meta">Created ${escapeHtml(input.createdAt)} · backend ${
       escapeHtml(input.backend)
     } · seeds ${escapeHtml(spec.seeds.join(", "))}</p>`,
+    `<nav class="toc">${
+      sections.map((s) => `<a href="#${s.id}">${escapeHtml(s.title)}</a>`).join("")
+    }</nav>`,
     "</header>",
-    `<section class="headline">${
+    `<section class="headline" id="headline">${
       verdicts.map((v) => `<p>${escapeHtml(v)}</p>`).join("")
     }</section>`,
-    "<h2>Results</h2>",
-    `<p>${escapeHtml(setupLine(input))}</p>`,
   );
-  for (const s of summaries) {
-    const poster = posterRow(s.task);
+  for (const section of sections) {
     parts.push(
-      `<h3>${escapeHtml(s.task)}${
-        poster ? ` <span class="note">(poster: ${escapeHtml(poster.label)})</span>` : ""
-      }</h3>`,
-      htmlTable(TABLE_HEADERS, s.arms.map(tableCells)),
+      `<section id="${section.id}">`,
+      `<h2>${escapeHtml(section.title)}</h2>`,
+      ...section.html,
+      "</section>",
     );
-    if (!poster) parts.push('<p class="note">The poster has no number for this task.</p>');
-    for (const c of s.comparisons) parts.push(`<p class="verdict">${escapeHtml(c.text)}</p>`);
-    if (s.comparisons.length === 0 && s.note) {
-      parts.push(`<p class="note">${escapeHtml(s.note)}</p>`);
-    }
-    if (s.attentionLine) parts.push(`<p>${escapeHtml(s.attentionLine)}</p>`);
-  }
-  const keys = Object.keys(charts);
-  if (keys.length > 0) parts.push("<h2>Figures</h2>");
-  keys.forEach((key, i) => {
-    parts.push(
-      "<figure>",
-      `<div id="chart-live-${i}"></div>`,
-      `<div class="fallback" id="chart-static-${i}">${svgs[key] ?? ""}</div>`,
-      `<figcaption class="note">${escapeHtml(chartCaption(key))}</figcaption>`,
-      "</figure>",
-    );
-  });
-  parts.push(
-    "<h2>Resolved spec</h2>",
-    `<pre>${escapeHtml(JSON.stringify(spec, null, 2))}</pre>`,
-    "<h2>Stages</h2>",
-  );
-  if (input.stages.length > 0) {
-    parts.push(htmlTable(
-      ["Stage", "Key", "Status", "Seconds", "Samples/s"],
-      input.stages.map((st) => [
-        st.stage,
-        st.key.slice(0, 12),
-        st.status,
-        st.seconds.toFixed(1),
-        st.samplesPerSecond === undefined ? "–" : st.samplesPerSecond.toFixed(1),
-      ]),
-      3,
-    ));
-  } else {
-    parts.push('<p class="note">No stage information.</p>');
   }
   parts.push(
     "<footer>Poster numbers: Esmaeilkhani and Latecki, “Direct Visual Grounding by Directing " +
-      "Attention of Visual Tokens”, WACV 2026, Table 1 (Qwen 2.5-VL). Ours come from a tiny " +
-      "VLM pretrained on a generic synthetic mix: compare the direction and size of the gaps, not the " +
-      "absolute numbers. This file is self-contained and works offline.</footer>",
+      "Attention of Visual Tokens”, WACV 2026, Tables 1 and 2 (Qwen 2.5-VL). Ours come from a " +
+      "tiny VLM pretrained on a generic synthetic mix: compare the direction and size of the " +
+      "gaps, not the absolute numbers. This file is self-contained and works offline; every " +
+      "chart is also in figures/ as SVG and PNG.</footer>",
     "</main>",
   );
   for (const bundle of bundles) {
@@ -1049,27 +2421,76 @@ export function renderHtml(
   return parts.join("\n") + "\n";
 }
 
-/** results.json's content: `{ experiment, createdAt, backend, spec, rows, stages }`. */
-export function resultsJson(input: ReportInput): string {
-  const { spec, rows, stages, backend, createdAt } = input;
-  return JSON.stringify(
-    { experiment: spec.name, createdAt, backend, spec, rows, stages },
-    null,
-    2,
-  ) +
-    "\n";
+function ciJson(arm: ArmSummary | undefined) {
+  if (!arm) return null;
+  const { mean, halfWidth, n } = arm.accuracy;
+  return {
+    arm: arm.arm,
+    mean,
+    halfWidth: halfWidth ?? null,
+    n,
+    text: formatAccuracy(arm.accuracy),
+  };
 }
 
 /**
- * Write index.html, results.json, table.md into `dir` (creating it). Writes to a temp dir
- * next to `dir` and renames into place, so a crash never leaves a half-written report.
+ * results.json: `{ experiment, createdAt, backend, headline, spec, rows, stages, table1,
+ * table2, learning }`. `rows` are the raw numbers; the rest is what the tables show.
+ */
+export function resultsJson(input: ReportInput): string {
+  const { spec, rows, stages, backend, createdAt } = input;
+  const rows1 = table1(input);
+  const ours2 = table2Ours(rows1);
+  const learning = learningSummary(input);
+  return JSON.stringify(
+    {
+      experiment: spec.name,
+      createdAt,
+      backend,
+      headline: headline(input),
+      spec,
+      rows,
+      stages,
+      table1: rows1.map((r) => ({
+        task: r.task,
+        label: r.label,
+        run: r.run,
+        base: ciJson(r.base),
+        ntp: ciJson(r.ntp),
+        klal: ciJson(r.klal),
+        gain: r.gain && !Number.isNaN(r.gain.meanDiff)
+          ? { meanDiff: r.gain.meanDiff, p: r.gain.p ?? null, seeds: r.gain.seeds }
+          : null,
+        poster: r.poster ?? null,
+        cells: table1Cells(r),
+      })),
+      table2: {
+        ours: {
+          lineIntersection: ciJson(ours2.lineIntersection),
+          lineTracing: ciJson(ours2.lineTracing),
+        },
+        quoted: POSTER_TABLE2,
+      },
+      learning: learning ?? null,
+    },
+    null,
+    2,
+  ) + "\n";
+}
+
+/**
+ * Write index.html, results.json, table.md and figures/<chart>.{svg,png} into `dir`
+ * (creating it). Writes to a temp dir next to `dir` and renames into place, so a crash never
+ * leaves a half-written report.
  */
 export async function writeReport(dir: string, input: ReportInput): Promise<void> {
   const bundles = await loadBundles();
   const charts = chartSpecs(input);
+  const raw: Record<string, string> = {};
   const svgs: Record<string, string> = {};
   for (const [i, [key, chart]] of Object.entries(charts).entries()) {
-    svgs[key] = prefixSvgIds(await renderChartSvg(chart), `chart${i}-`);
+    raw[key] = await renderChartSvg(chart);
+    svgs[key] = prefixSvgIds(raw[key], `chart${i}-`);
   }
   const target = dir.replace(/[\\/]+$/, "");
   const slash = Math.max(target.lastIndexOf("/"), target.lastIndexOf("\\"));
@@ -1078,11 +2499,16 @@ export async function writeReport(dir: string, input: ReportInput): Promise<void
   const suffix = `${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
   const temp = `${target}.tmp-${suffix}`;
   const old = `${target}.old-${suffix}`;
-  await Deno.mkdir(temp);
+  await Deno.mkdir(`${temp}/figures`, { recursive: true });
   try {
     await Deno.writeTextFile(`${temp}/results.json`, resultsJson(input));
     await Deno.writeTextFile(`${temp}/table.md`, renderTableMarkdown(input));
     await Deno.writeTextFile(`${temp}/index.html`, renderHtml(input, charts, svgs, bundles));
+    for (const [key, svg] of Object.entries(raw)) {
+      const name = figureName(key);
+      await Deno.writeTextFile(`${temp}/figures/${name}.svg`, svg);
+      await Deno.writeFile(`${temp}/figures/${name}.png`, await svgToPng(svg));
+    }
     let hadOld = false;
     try {
       await Deno.rename(target, old);

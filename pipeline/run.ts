@@ -179,7 +179,10 @@ async function publishReport(cache: Cache, key: string, dir: string): Promise<vo
   await Deno.mkdir(parent, { recursive: true });
   const temp = `${dir}.tmp-${crypto.randomUUID().slice(0, 8)}`;
   await Deno.mkdir(temp);
-  for (const name of ["index.html", "results.json", "table.md"]) {
+  for (const name of Object.keys((await cache.manifest(key)).files)) {
+    if (name.includes("/")) {
+      await Deno.mkdir(`${temp}/${name.slice(0, name.lastIndexOf("/"))}`, { recursive: true });
+    }
     await Deno.writeFile(`${temp}/${name}`, await cache.readBytes(key, name));
   }
   const old = `${dir}.old-${crypto.randomUUID().slice(0, 8)}`;

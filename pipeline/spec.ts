@@ -288,7 +288,17 @@ const ROOT_KEYS = [
   "eval",
   "arms",
 ] as const;
-const TASK_KEYS = ["name", "image_size", "train", "test", "test_seed", "params"] as const;
+const TASK_KEYS = [
+  "name",
+  "image_size",
+  "train",
+  "test",
+  "test_seed",
+  "params",
+  "source",
+] as const;
+const SOURCE_SPLITS = ["train", "test"] as const;
+const SOURCE_KEYS = ["path", "images", "split", "extra"] as const;
 const MODEL_KEYS = [
   "name",
   "patch_size",
@@ -706,7 +716,7 @@ function validateModel(root: Section, imageSize: number | undefined): ModelSpec 
   const layers = section.int("layers", 1, 2);
   const heads = section.int("heads", 1, 4);
   const mlpRatio = section.int("mlp_ratio", 1, 4);
-  const positionStd = section.number("position_std", 0, true, 0.1);
+  const positionStd = section.number("position_std", 0, true, 0.3);
   let ok = true;
   if (dModel !== undefined && heads !== undefined && dModel % heads !== 0) {
     const loc = section.entry("heads")?.node.loc ?? section.entry("d_model")?.node.loc ??
@@ -895,7 +905,92 @@ function validateArms(
 }
 
 /** Validates a located tree into a Spec, or reports every problem. */
-function validate(tree: LNode, ctx: SpecContext, problems: Problems): Spec | undefined {
+/** `task.source`: real data files per split, paths relative to the spec file's folder. */
+function validateSource(
+  root: Section,
+  task: Task | undefined,
+  specDir: string,
+): TaskSpec["source"] | undefined | null {
+  const taskSection = root.section("task");
+  const entry = taskSection?.entry("source");
+  if (!taskSection || !entry) return undefined;
+  const section = taskSection.section("source");
+  if (!section) return null;
+  section.checkKeys(SOURCE_SPLITS);
+  if (task && !task.load) {
+    section.problems.add(
+      entry.keyLoc,
+      "task.source",
+      "no source: this task generates its data (real-format tasks: pixmo-points, refcoco)",
+      `a source for ${JSON.stringify(task.name)}`,
+    );
+    return null;
+  }
+  const resolve = (p: string) => (p.startsWith("/") ? p : `${specDir}/${p}`);
+  const exists = (p: string, dir: boolean) => {
+    try {
+      const info = Deno.statSync(resolve(p));
+      return dir ? info.isDirectory : info.isFile;
+    } catch {
+      return false;
+    }
+  };
+  const out: NonNullable<TaskSpec["source"]> = {};
+  let ok = true;
+  for (const split of SOURCE_SPLITS) {
+    if (!section.entry(split)) continue;
+    const s = section.section(split);
+    if (!s) {
+      ok = false;
+      continue;
+    }
+    s.checkKeys(SOURCE_KEYS);
+    const pathEntry = s.entry("path");
+    if (!pathEntry) {
+      s.missing("path", "the annotation file (parquet, JSONL or pickle)");
+      ok = false;
+      continue;
+    }
+    const isFile = (v: unknown): v is string => isString(v) && exists(v, false);
+    const isDir = (v: unknown): v is string => isString(v) && exists(v, true);
+    const path = s.value("path", `an existing file (relative to ${specDir})`, isFile, "");
+    const images = s.value("images", `an existing folder (relative to ${specDir})`, isDir, "");
+    const splitName = s.value("split", "a string", isString, "");
+    const extraSection = s.section("extra");
+    const extra: Record<string, string> = {};
+    for (const [key, e] of extraSection?.map?.entries ?? []) {
+      const v = e.node.kind === "scalar" ? e.node.value : undefined;
+      if (isFile(v)) extra[key] = resolve(v);
+      else {
+        s.problems.add(
+          e.node.loc,
+          `${s.child("extra")}.${key}`,
+          "an existing file",
+          showNode(e.node),
+        );
+        ok = false;
+      }
+    }
+    if (path === undefined || images === undefined || splitName === undefined || !extraSection) {
+      ok = false;
+      continue;
+    }
+    out[split] = {
+      path: resolve(path),
+      ...(images ? { images: resolve(images) } : {}),
+      ...(splitName ? { split: splitName } : {}),
+      ...(Object.keys(extra).length > 0 ? { extra } : {}),
+    };
+  }
+  return ok ? out : null;
+}
+
+function validate(
+  tree: LNode,
+  ctx: SpecContext,
+  problems: Problems,
+  specDir = ".",
+): Spec | undefined {
   if (tree.kind !== "map") {
     problems.add(tree.loc, "(top level)", "a mapping of spec keys", showNode(tree));
     return undefined;
@@ -918,6 +1013,7 @@ function validate(tree: LNode, ctx: SpecContext, problems: Problems): Spec | und
   const seeds = validateSeeds(root);
   const backend = root.oneOf("backend", BACKENDS, "auto" as BackendName);
   const task = validateTask(root, ctx, seeds);
+  const source = validateSource(root, task.task, specDir);
   const imageSize = imageSizeIfValid(root);
   const model = validateModel(root, imageSize);
   const params = task.task && task.paramsSection
@@ -933,14 +1029,14 @@ function validate(tree: LNode, ctx: SpecContext, problems: Problems): Spec | und
     problems.list.length > 0 || name === undefined || description === undefined ||
     seeds.seeds === undefined || backend === undefined || task.spec === undefined ||
     params === undefined || model === undefined || base === undefined || train === undefined ||
-    evalBatch === undefined || arms === undefined
+    evalBatch === undefined || arms === undefined || source === null
   ) return undefined;
   return {
     name,
     description,
     seeds: seeds.seeds,
     backend,
-    task: { ...task.spec, params },
+    task: { ...task.spec, params, ...(source ? { source } : {}) },
     model,
     base,
     train,
@@ -992,7 +1088,8 @@ export function parseSpec(text: string, file: string, overrides: string[], ctx: 
   } else {
     applyOverrides(undefined, overrides, problems); // still report malformed overrides
   }
-  const spec = tree ? validate(tree, ctx, problems) : undefined;
+  const specDir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) || "/" : ".";
+  const spec = tree ? validate(tree, ctx, problems, specDir) : undefined;
   if (problems.list.length > 0 || spec === undefined) {
     if (problems.list.length === 0) {
       problems.add({ file, line: 0, column: 0 }, "", "a valid spec", "an unreported problem");

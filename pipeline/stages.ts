@@ -5,7 +5,8 @@
 import { createCanvas } from "@napi-rs/canvas";
 import { PRETRAIN_TASK, TASKS } from "../tasks/registry.ts";
 import { vocabularyOf } from "../tasks/registry.ts";
-import type { Sample, Task } from "../tasks/task.ts";
+import type { DataSource, Sample, Task, TaskConfig } from "../tasks/task.ts";
+import { Rng, seedFrom } from "./rng.ts";
 import { initBackend } from "./backend.ts";
 import { encodeSamples, type Layout, layoutFor } from "./batch.ts";
 import type { Cache, EntryWriter, Manifest } from "./cache.ts";
@@ -46,24 +47,47 @@ function taskByName(name: string): Task {
 
 // ---------------------------------------------------------------- data
 
+/** Parameters of a data stage. */
+interface DataParams {
+  task: string;
+  seed: number;
+  split: string;
+  n: number;
+  image_size: number;
+  patch_size: number;
+  task_params: Record<string, unknown>;
+  source?: DataSource;
+}
+
+/**
+ * Samples of a data stage: generated (synthetic tasks); loaded from the spec's source (real
+ * data; a seeded subset of `n` when the file holds more); or, for real-format tasks without
+ * a source, an offline stand-in written in the real format and read back by the same loader.
+ */
+async function produceSamples(task: Task, p: DataParams, config: TaskConfig): Promise<Sample[]> {
+  if (task.generate) return task.generate(p.seed, p.n, config);
+  if (!task.load || !task.writeStandIn) throw new Error(`task ${p.task} has no data`);
+  if (p.source) {
+    const all = await task.load(p.source, config);
+    const order = new Rng(seedFrom(p.task, p.split, p.seed)).shuffle(all.map((_, i) => i));
+    return order.slice(0, p.n).sort((a, b) => a - b).map((i) => all[i]);
+  }
+  const dir = await Deno.makeTempDir({ prefix: `klal-${p.task}-` });
+  try {
+    const source = await task.writeStandIn(dir, p.seed, p.n, config);
+    return (await task.load(source, config)).slice(0, p.n);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 /** Data files: images as bytes (quantised like any stored image), targets, text and meta. */
 async function runData(stage: ResolvedStage, out: EntryWriter) {
-  const p = stage.params as {
-    task: string;
-    seed: number;
-    split: string;
-    n: number;
-    image_size: number;
-    patch_size: number;
-    task_params: Record<string, unknown>;
-  };
+  const p = { ...stage.params } as unknown as DataParams;
   const task = taskByName(p.task);
-  if (!task.generate) throw new Error(`task ${p.task} has no generator`);
-  const samples = task.generate(p.seed, p.n, {
-    imageSize: p.image_size,
-    patchSize: p.patch_size,
-    params: p.task_params,
-  });
+  const config = { imageSize: p.image_size, patchSize: p.patch_size, params: p.task_params };
+  const samples = await produceSamples(task, p, config);
+  p.n = samples.length;
   const pixels = p.image_size * p.image_size * 3;
   const tv = (p.image_size / p.patch_size) ** 2;
   const images = new Uint8Array(p.n * pixels);
@@ -395,6 +419,9 @@ export async function reportInput(
       const m = await cache.readJson<EvalMetrics>(stage.key, "metrics.json");
       const task = spec.task.name;
       rows.push({ task, arm, seed, metric: "accuracy", value: m.accuracy });
+      for (const [metric, value] of Object.entries(m.extra ?? {})) {
+        rows.push({ task, arm, seed, metric, value });
+      }
       rows.push({ task, arm, seed, metric: "target_attention", value: m.targetAttention });
       rows.push({
         task,
@@ -449,13 +476,24 @@ async function runReport(
   const scratch = await Deno.makeTempDir({ prefix: "klal-report-" });
   try {
     await writeReport(`${scratch}/report`, input);
-    for (const name of ["index.html", "results.json", "table.md"]) {
+    for (const name of await listFiles(`${scratch}/report`)) {
       await out.writeBytes(name, await Deno.readFile(`${scratch}/report/${name}`));
     }
   } finally {
     await Deno.remove(scratch, { recursive: true });
   }
   return { backend: input.backend };
+}
+
+/** Relative paths of every file under `dir`, sorted. */
+export async function listFiles(dir: string, prefix = ""): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(`${dir}/${prefix}`)) {
+    const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory) names.push(...await listFiles(dir, rel));
+    else if (entry.isFile) names.push(rel);
+  }
+  return names.sort();
 }
 
 // ---------------------------------------------------------------- dispatch

@@ -223,7 +223,14 @@ export function segmentDistanceSquared(
 export function polylineDistance(p: Point, points: readonly Point[]): number {
   let best = Infinity;
   if (points.length === 1) {
-    best = segmentDistanceSquared(p[0], p[1], points[0][0], points[0][1], points[0][0], points[0][1]);
+    best = segmentDistanceSquared(
+      p[0],
+      p[1],
+      points[0][0],
+      points[0][1],
+      points[0][0],
+      points[0][1],
+    );
   }
   for (let i = 0; i + 1 < points.length; i++) {
     const [ax, ay] = points[i];
@@ -249,7 +256,9 @@ export function polylineLength(points: readonly Point[]): number {
  * is drawn.
  */
 export function flattenBezier(control: readonly Point[], step = 2): Point[] {
-  if (control.length < 2) throw new Error(`Expected at least 2 control points, got ${control.length}`);
+  if (control.length < 2) {
+    throw new Error(`Expected at least 2 control points, got ${control.length}`);
+  }
   const segments = Math.max(8, Math.ceil(polylineLength(control) / step));
   const out: Point[] = [];
   const xs = new Float64Array(control.length);
@@ -272,34 +281,60 @@ export function flattenBezier(control: readonly Point[], step = 2): Point[] {
   return out;
 }
 
+/** Reused squared-distance buffer of `forPixelsNearPolyline` (grown on demand). */
+let distanceScratch = new Float32Array(0);
+
 /**
- * Per-pixel distance from the pixel centre to the polyline (round joins and caps), for
- * the pixels within `reach` of it; Infinity elsewhere. Length width * height, row-major.
+ * Calls `visit(p, d2)` for each pixel p (row-major index) whose centre is within `reach`
+ * of the polyline (round joins and caps), with d2 its squared distance (float32).
  */
-function polylineDistanceField(
+function forPixelsNearPolyline(
   width: number,
   height: number,
   points: readonly Point[],
   reach: number,
-): Float32Array {
-  const d2 = new Float32Array(width * height).fill(Infinity);
+  visit: (p: number, d2: number) => void,
+): void {
   const pts = points.length === 1 ? [points[0], points[0]] : points;
+  let minX = Infinity, maxX = -Infinity, minY = Infinity, maxY = -Infinity;
+  for (const [x, y] of pts) {
+    minX = Math.min(minX, x);
+    maxX = Math.max(maxX, x);
+    minY = Math.min(minY, y);
+    maxY = Math.max(maxY, y);
+  }
+  const bx0 = Math.max(0, Math.floor(minX - reach));
+  const bx1 = Math.min(width - 1, Math.ceil(maxX + reach));
+  const by0 = Math.max(0, Math.floor(minY - reach));
+  const by1 = Math.min(height - 1, Math.ceil(maxY + reach));
+  if (bx0 > bx1 || by0 > by1) return;
+  const bw = bx1 - bx0 + 1;
+  const cells = bw * (by1 - by0 + 1);
+  if (distanceScratch.length < cells) distanceScratch = new Float32Array(cells);
+  const d2 = distanceScratch;
+  d2.fill(Infinity, 0, cells);
   for (let i = 0; i + 1 < pts.length; i++) {
     const [ax, ay] = pts[i];
     const [bx, by] = pts[i + 1];
-    const x0 = Math.max(0, Math.floor(Math.min(ax, bx) - reach));
-    const x1 = Math.min(width - 1, Math.ceil(Math.max(ax, bx) + reach));
-    const y0 = Math.max(0, Math.floor(Math.min(ay, by) - reach));
-    const y1 = Math.min(height - 1, Math.ceil(Math.max(ay, by) + reach));
+    const x0 = Math.max(bx0, Math.floor(Math.min(ax, bx) - reach));
+    const x1 = Math.min(bx1, Math.ceil(Math.max(ax, bx) + reach));
+    const y0 = Math.max(by0, Math.floor(Math.min(ay, by) - reach));
+    const y1 = Math.min(by1, Math.ceil(Math.max(ay, by) + reach));
     for (let y = y0; y <= y1; y++) {
       for (let x = x0; x <= x1; x++) {
         const v = segmentDistanceSquared(x + 0.5, y + 0.5, ax, ay, bx, by);
-        const p = y * width + x;
-        if (v < d2[p]) d2[p] = v;
+        const q = (y - by0) * bw + (x - bx0);
+        if (v < d2[q]) d2[q] = v;
       }
     }
   }
-  return d2;
+  const reach2 = reach * reach;
+  for (let y = by0; y <= by1; y++) {
+    for (let x = bx0; x <= bx1; x++) {
+      const v = d2[(y - by0) * bw + (x - bx0)];
+      if (v < reach2) visit(y * width + x, v);
+    }
+  }
 }
 
 /**
@@ -317,28 +352,42 @@ export function strokePolyline(
 ): void {
   const half = lineWidth / 2;
   const reach = half + 0.5;
-  const d2 = polylineDistanceField(img.width, img.height, points, reach);
   const half2 = half * half;
-  for (let p = 0; p < d2.length; p++) {
-    const v = d2[p];
-    if (v >= reach * reach) continue;
+  const data = img.data;
+  forPixelsNearPolyline(img.width, img.height, points, reach, (p, v) => {
     const alpha = Math.min(1, reach - Math.sqrt(v));
-    for (let c = 0; c < 3; c++) {
-      img.data[3 * p + c] += alpha * (rgb[c] - img.data[3 * p + c]);
-    }
+    data[3 * p] += alpha * (rgb[0] - data[3 * p]);
+    data[3 * p + 1] += alpha * (rgb[1] - data[3 * p + 1]);
+    data[3 * p + 2] += alpha * (rgb[2] - data[3 * p + 2]);
     if (mask && v <= half2) mask[p] = 1;
-  }
+  });
 }
 
 /**
- * Binary mask (length size * size) of the pixels whose centre lies within lineWidth / 2
+ * Sets in `mask` (length size * size) the pixels whose centre lies within lineWidth / 2
  * of the polyline: the pixels `strokePolyline` draws at full or more than half opacity.
  */
-export function polylineMask(size: number, points: readonly Point[], lineWidth: number): Uint8Array {
+export function markPolyline(
+  mask: Uint8Array,
+  size: number,
+  points: readonly Point[],
+  lineWidth: number,
+): void {
   const half = lineWidth / 2;
-  const d2 = polylineDistanceField(size, size, points, half + 1);
+  const half2 = half * half;
+  forPixelsNearPolyline(size, size, points, half + 0.5, (p, v) => {
+    if (v <= half2) mask[p] = 1;
+  });
+}
+
+/** A new mask (length size * size) of the polyline's pixels, as `markPolyline` sets them. */
+export function polylineMask(
+  size: number,
+  points: readonly Point[],
+  lineWidth: number,
+): Uint8Array {
   const mask = new Uint8Array(size * size);
-  for (let p = 0; p < d2.length; p++) if (d2[p] <= half * half) mask[p] = 1;
+  markPolyline(mask, size, points, lineWidth);
   return mask;
 }
 
@@ -394,4 +443,25 @@ export function drawText(
       }
     }
   }
+}
+
+/**
+ * A smooth curve that follows the control polygon: the clamped quadratic B-spline, i.e.
+ * quadratic Bézier pieces joining the midpoints of the polygon's inner edges (the first
+ * and last pieces start and end at the first and last control points), each flattened
+ * with `flattenBezier`. Two control points give the straight segment; three give one
+ * quadratic Bézier.
+ */
+export function flattenQuadraticSpline(control: readonly Point[], step = 2): Point[] {
+  const n = control.length;
+  if (n < 3) return flattenBezier(control, step);
+  const mid = (p: Point, q: Point): Point => [(p[0] + q[0]) / 2, (p[1] + q[1]) / 2];
+  const out: Point[] = [];
+  for (let k = 1; k <= n - 2; k++) {
+    const start = k === 1 ? control[0] : mid(control[k - 1], control[k]);
+    const end = k === n - 2 ? control[n - 1] : mid(control[k], control[k + 1]);
+    const piece = flattenBezier([start, control[k], end], step);
+    out.push(...(k === 1 ? piece : piece.slice(1)));
+  }
+  return out;
 }

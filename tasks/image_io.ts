@@ -1,13 +1,15 @@
 /**
- * Image files in and out for the real-format tasks: PNG/JPEG bytes to the square
- * Float32Array RGB images the model reads, RGB images to PNG bytes, and the sha256 of
- * file bytes (PixMo-Points checks every image against its `image_sha256`).
+ * File input and output for the real-format tasks: PNG/JPEG bytes to the square
+ * Float32Array RGB images the model reads, RGB images to PNG bytes, the sha256 of file
+ * bytes (PixMo-Points checks every image against its `image_sha256`), and annotation
+ * records from JSONL or parquet files with their row numbers for error messages.
  *
  * Decoding takes bytes only, never a path or URL: `@napi-rs/canvas`'s `loadImage`
  * would fetch a URL, and nothing here may touch the network.
  */
 
 import { createCanvas, ImageData, loadImage } from "@napi-rs/canvas";
+import { parquetMetadata, parquetReadObjects } from "hyparquet";
 import type { RgbImage } from "./task.ts";
 
 /** A decoded image resized to the model's square input, with the file's own size. */
@@ -28,6 +30,8 @@ export interface DecodedImage {
  */
 export async function decodeImage(bytes: Uint8Array, size: number): Promise<DecodedImage> {
   if (bytes.length === 0) throw new Error("empty file");
+  const truncated = truncation(bytes);
+  if (truncated) throw new Error(truncated);
   const img = await loadImage(bytes);
   if (!(img.width > 0 && img.height > 0)) {
     throw new Error(`not a readable image (decoded size ${img.width}x${img.height})`);
@@ -53,6 +57,36 @@ export async function decodeImage(bytes: Uint8Array, size: number): Promise<Deco
   };
 }
 
+/** Index of the last occurrence of `pattern` in `bytes` at or after `from`, or -1. */
+function lastIndexOf(bytes: Uint8Array, pattern: readonly number[], from = 0): number {
+  outer: for (let i = bytes.length - pattern.length; i >= from; i--) {
+    for (let k = 0; k < pattern.length; k++) if (bytes[i + k] !== pattern[k]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/**
+ * Why a PNG or JPEG file is cut short, or null. Skia decodes a truncated file without
+ * complaint (the missing rows come out blank), so completeness is checked here: a PNG
+ * ends with an IEND chunk; a JPEG has an end-of-image marker after its last scan.
+ */
+function truncation(bytes: Uint8Array): string | null {
+  const PNG = [0x89, 0x50, 0x4e, 0x47];
+  if (PNG.every((b, i) => bytes[i] === b)) {
+    return lastIndexOf(bytes, [0x49, 0x45, 0x4e, 0x44]) < 0
+      ? "truncated PNG (no IEND chunk)"
+      : null;
+  }
+  if (bytes[0] === 0xff && bytes[1] === 0xd8) {
+    const lastScan = lastIndexOf(bytes, [0xff, 0xda], 2);
+    return lastScan < 0 || lastIndexOf(bytes, [0xff, 0xd9], lastScan) < 0
+      ? "truncated JPEG (no end-of-image marker after the last scan)"
+      : null;
+  }
+  return null;
+}
+
 /** PNG bytes of `img` (values clamped to [0, 1] and rounded to 8 bits). */
 export async function encodePng(img: RgbImage): Promise<Uint8Array> {
   const { width, height, data } = img;
@@ -75,4 +109,82 @@ export async function encodePng(img: RgbImage): Promise<Uint8Array> {
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** One annotation record and where it came from. */
+export interface RecordAt {
+  /** 1-based: the line of a JSONL file, the row of a parquet file. */
+  row: number;
+  value: unknown;
+}
+
+/** Rows a parquet file is read in at a time (keeps memory flat on large files). */
+const PARQUET_CHUNK_ROWS = 4096;
+
+/** The last path component, for messages. */
+export function baseName(path: string): string {
+  return path.slice(path.replace(/\\/g, "/").lastIndexOf("/") + 1);
+}
+
+/**
+ * The records of a `.jsonl` file (one JSON value a line; blank lines skipped) or a
+ * `.parquet` file (one object a row; byte-array columns without a string annotation come
+ * back as Uint8Array, 64-bit integers as bigint). Errors name the file and the row.
+ */
+export async function* readRecords(path: string): AsyncGenerator<RecordAt> {
+  const name = baseName(path);
+  if (/\.jsonl$/i.test(path)) {
+    const text = await Deno.readTextFile(path);
+    const lines = text.split("\n");
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i].trim();
+      if (line === "") continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch (e) {
+        throw new Error(
+          `${name} row ${i + 1}: malformed JSON (${(e as Error).message}); ` +
+            `expected one JSON object per line`,
+        );
+      }
+      yield { row: i + 1, value };
+    }
+  } else if (/\.parquet$/i.test(path)) {
+    const bytes = await Deno.readFile(path);
+    const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    let rowCount: number;
+    try {
+      rowCount = Number(parquetMetadata(file).num_rows);
+    } catch (e) {
+      throw new Error(`${name}: not a readable parquet file (${(e as Error).message})`);
+    }
+    for (let start = 0; start < rowCount; start += PARQUET_CHUNK_ROWS) {
+      const end = Math.min(rowCount, start + PARQUET_CHUNK_ROWS);
+      let rows: Record<string, unknown>[];
+      try {
+        rows = await parquetReadObjects({ file, rowStart: start, rowEnd: end, utf8: false });
+      } catch (e) {
+        throw new Error(
+          `${name} rows ${start + 1}-${end}: unreadable parquet data (${(e as Error).message})`,
+        );
+      }
+      for (let i = 0; i < rows.length; i++) yield { row: start + i + 1, value: rows[i] };
+    }
+  } else {
+    throw new Error(`${name}: expected a .jsonl or .parquet annotation file`);
+  }
+}
+
+/** True when `value` is a plain object (a record), not an array or null. */
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) &&
+    !ArrayBuffer.isView(value);
+}
+
+/** A number from a JSON/parquet/pickle value (bigint included), or NaN. */
+export function numberOf(value: unknown): number {
+  if (typeof value === "number") return value;
+  if (typeof value === "bigint") return Number(value);
+  return NaN;
 }

@@ -3,10 +3,14 @@
 import type { SyntheticTask, Task } from "./task.ts";
 import { gridPatch } from "./grid_patch.ts";
 import { pretrainMix } from "./pretrain_mix.ts";
+import { pixmoPoints } from "./pixmo_points.ts";
+import { refcoco } from "./refcoco.ts";
 
 /** The tasks a spec's `task.name` may select. */
 export const TASKS: Record<string, Task> = {
   "grid-patch": gridPatch,
+  "pixmo-points": pixmoPoints,
+  "refcoco": refcoco,
 };
 
 /** The generic mix that pretrains the shared Base checkpoint (not selectable in specs). */

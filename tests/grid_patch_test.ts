@@ -174,7 +174,7 @@ Deno.test("grid-patch: checkParams reports bad grid, blobs, colors and noise", (
 });
 
 Deno.test("grid-patch: registry and vocabulary", () => {
-  assert.deepStrictEqual(Object.keys(TASKS), ["grid-patch"]);
+  assert.ok(Object.keys(TASKS).includes("grid-patch"));
   assert.equal(TASKS["grid-patch"], gridPatch);
   assert.equal(gridPatch.name, "grid-patch");
   const vocab = vocabularyOf([gridPatch, PRETRAIN_TASK]);

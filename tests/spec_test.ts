@@ -77,7 +77,7 @@ Deno.test("a minimal spec gets every default", () => {
       layers: 2,
       heads: 4,
       mlp_ratio: 4,
-      position_std: 0.1,
+      position_std: 0.3,
     },
     base: { steps: 300, batch_size: 32, lr: 1e-3, train: 4000, seed: 0 },
     train: {

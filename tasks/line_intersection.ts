@@ -1,0 +1,657 @@
+/**
+ * Line Intersection (poster, "Data & Tasks"; BlindTest style): two coloured curves on
+ * white, "how many times do the lines intersect ?", answered with a number word.
+ *
+ * Each curve is the graph of a function of x (its control points have increasing x):
+ * the polyline through them (`curve: polyline`) or the smooth quadratic Bézier spline
+ * that follows them (`curve: bezier`; one quadratic Bézier for 3 points). Béziers are
+ * flattened into fine polylines (`flattenQuadraticSpline`) and that same polyline is
+ * both drawn and measured. The count is
+ * geometric: segment-segment intersections of the two polylines. Samples whose count
+ * could be misread in the image are rejected and redrawn: crossings at less than 15°,
+ * crossings closer than 1.5 line widths to each other or 2 line widths to an end of
+ * either curve, and places where the curves come within 1.5 line widths of each other
+ * other than at exactly one clean crossing (near-tangencies, touching ends, two
+ * crossings that would merge into one blob).
+ *
+ * Answers are balanced: sample i is assigned a count from a seeded permutation of
+ * 0..max_count per block of max_count + 1 samples, and redrawn until it has it.
+ *
+ * Ground truth P: a Gaussian of width `sigma` (in patches) around each intersection,
+ * summed, evaluated at the patch centres, set to 0 below 1% of the map's peak, and
+ * normalised. With no intersection the evidence for "0" is the curves themselves: P is
+ * uniform over the patches that either curve's stroke touches.
+ */
+
+import type { ParamProblem, Sample, SyntheticTask, TaskConfig } from "./task.ts";
+import { Rng, seedFrom } from "../pipeline/rng.ts";
+import {
+  blankImage,
+  COLORS,
+  flattenQuadraticSpline,
+  type Point,
+  polylineMask,
+  type Rgb,
+  strokePolyline,
+} from "./draw.ts";
+
+/** Answers are the number words "0".."9". */
+const MAX_COUNT = 9;
+const MIN_IMAGE_SIZE = 16;
+/** Palette colours that stand out on white (yellow and cyan are too light). */
+const CURVE_COLORS = ["red", "green", "blue", "purple", "orange", "pink"] as const;
+/** Gives up on a sample after this many redraws (a count the settings cannot reach). */
+const MAX_ATTEMPTS = 50_000;
+
+/** How close crossings may be to being ambiguous; all distances in line widths. */
+export interface CrossingRules {
+  /** Smallest crossing angle, degrees. */
+  minAngle: number;
+  /** Curves within this distance of each other must be at one clean crossing. */
+  nearDistance: number;
+  /** Smallest distance between two crossings. */
+  minSeparation: number;
+  /** Smallest distance from a crossing to an end of either curve (pixels, absolute). */
+  minEndDistance: number;
+}
+
+interface LineIntersectionParams {
+  curve: "polyline" | "bezier";
+  points: number;
+  max_count: number;
+  line_width: number | "auto";
+  sigma: number;
+}
+
+const DEFAULT_PARAMS: LineIntersectionParams = {
+  curve: "polyline",
+  points: 3,
+  max_count: 3,
+  line_width: "auto",
+  sigma: 0.75,
+};
+
+function paramsOf(config: TaskConfig): LineIntersectionParams {
+  return { ...DEFAULT_PARAMS, ...config.params } as LineIntersectionParams;
+}
+
+function isInteger(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value);
+}
+
+/** Words joined by single spaces, no leading or trailing space. */
+function normaliseWhitespace(text: string): string {
+  return text.trim().split(/\s+/).join(" ");
+}
+
+/** The stroke width in pixels: `line_width`, or max(1, round(image_size / 32)) for "auto". */
+export function lineWidthOf(lineWidth: number | "auto", imageSize: number): number {
+  return lineWidth === "auto" ? Math.max(1, Math.round(imageSize / 32)) : lineWidth;
+}
+
+/**
+ * The largest count `max_count` may ask for. Two x-monotone polylines of `points`
+ * vertices cross at most 2 * points - 3 times (once per piece between merged x
+ * breakpoints); the clean-crossing rules make the top of that range very rare, so the
+ * bound is what a 64 px image reaches at least once in ~10^4 draws: min(2p - 3, p) for
+ * polylines, p - 1 for the smoother splines.
+ */
+export function maxReachableCount(curve: string, points: number): number {
+  return curve === "bezier" ? points - 1 : Math.min(2 * points - 3, points);
+}
+
+function checkParams(config: TaskConfig): ParamProblem[] {
+  const { curve, points, max_count: maxCount, line_width: lineWidth, sigma } = paramsOf(config);
+  const size = config.imageSize;
+  const problems: ParamProblem[] = [];
+  const curveOk = curve === "polyline" || curve === "bezier";
+  if (!curveOk) problems.push({ key: "curve", expected: `"polyline" or "bezier"`, found: curve });
+  const pointsOk = isInteger(points) && points >= 2 && points <= 8;
+  if (!pointsOk) {
+    problems.push({ key: "points", expected: "an integer from 2 to 8", found: points });
+  }
+  const upper = curveOk && pointsOk
+    ? Math.min(MAX_COUNT, maxReachableCount(curve, points))
+    : MAX_COUNT;
+  if (!isInteger(maxCount) || maxCount < 0 || maxCount > upper) {
+    const why = upper < MAX_COUNT
+      ? ` (clean crossings of ${curve} curves of ${points} points reach at most ${upper})`
+      : "";
+    problems.push({
+      key: "max_count",
+      expected: `an integer from 0 to ${upper}${why}`,
+      found: maxCount,
+    });
+  }
+  const widthOk = lineWidth === "auto" ||
+    (typeof lineWidth === "number" && lineWidth >= 0.5 && lineWidth <= size / 8);
+  if (!widthOk) {
+    problems.push({
+      key: "line_width",
+      expected: `"auto" or a number of pixels from 0.5 to image_size / 8 = ${size / 8}`,
+      found: lineWidth,
+    });
+  }
+  if (typeof sigma !== "number" || !(sigma >= 0.1 && sigma <= 8)) {
+    problems.push({ key: "sigma", expected: "a number of patches from 0.1 to 8", found: sigma });
+  }
+  if (size < MIN_IMAGE_SIZE) {
+    problems.push({
+      key: "image_size",
+      expected: `at least ${MIN_IMAGE_SIZE} px for line-intersection`,
+      found: size,
+    });
+  }
+  return problems;
+}
+
+// ---------------------------------------------------------------- geometry
+
+/** Where two polylines cross: the point, the angle (radians, 0..pi/2), and each one's parameter. */
+export interface Crossing {
+  x: number;
+  y: number;
+  angle: number;
+  /** Position along the first polyline: segment index + fraction. */
+  ua: number;
+  /** Position along the second polyline. */
+  ub: number;
+}
+
+/** Segments per bounding box in `chunkBoxes`. */
+const CHUNK = 8;
+/** A box that overlaps everything: stands for the whole of a polyline of one chunk. */
+const ONE_CHUNK = new Float64Array([-Infinity, Infinity, -Infinity, Infinity]);
+
+/**
+ * Bounding boxes of runs of CHUNK consecutive segments of `line`, 4 numbers each
+ * (minX, maxX, minY, maxY): segment pairs whose runs' boxes are apart are skipped whole.
+ */
+function chunkBoxes(line: readonly Point[]): Float64Array {
+  const segments = line.length - 1;
+  const boxes = new Float64Array(4 * Math.ceil(segments / CHUNK));
+  for (let k = 0; k * CHUNK < segments; k++) {
+    let minX = Infinity, maxX = -Infinity, minY = Infinity, maxY = -Infinity;
+    for (let v = k * CHUNK; v <= Math.min(segments, (k + 1) * CHUNK); v++) {
+      minX = Math.min(minX, line[v][0]);
+      maxX = Math.max(maxX, line[v][0]);
+      minY = Math.min(minY, line[v][1]);
+      maxY = Math.max(maxY, line[v][1]);
+    }
+    boxes[4 * k] = minX;
+    boxes[4 * k + 1] = maxX;
+    boxes[4 * k + 2] = minY;
+    boxes[4 * k + 3] = maxY;
+  }
+  return boxes;
+}
+
+/**
+ * Calls `visit(i, j)` for the segment pairs of `a` and `b` whose bounding boxes come
+ * within `distance` of each other.
+ */
+function forNearSegmentPairs(
+  a: readonly Point[],
+  b: readonly Point[],
+  distance: number,
+  visit: (i: number, j: number) => void,
+): void {
+  const segmentsB = b.length - 1;
+  // One chunk needs no boxes (short polylines, the common case when counting).
+  const boxes = segmentsB <= CHUNK ? ONE_CHUNK : chunkBoxes(b);
+  for (let i = 0; i + 1 < a.length; i++) {
+    const minX = Math.min(a[i][0], a[i + 1][0]) - distance;
+    const maxX = Math.max(a[i][0], a[i + 1][0]) + distance;
+    const minY = Math.min(a[i][1], a[i + 1][1]) - distance;
+    const maxY = Math.max(a[i][1], a[i + 1][1]) + distance;
+    for (let k = 0; k < boxes.length / 4; k++) {
+      if (boxes[4 * k + 1] < minX || boxes[4 * k] > maxX) continue;
+      if (boxes[4 * k + 3] < minY || boxes[4 * k + 2] > maxY) continue;
+      for (let j = k * CHUNK; j < Math.min(segmentsB, (k + 1) * CHUNK); j++) {
+        const [cx, cy] = b[j];
+        const [dx, dy] = b[j + 1];
+        if (Math.max(cx, dx) < minX || Math.min(cx, dx) > maxX) continue;
+        if (Math.max(cy, dy) < minY || Math.min(cy, dy) > maxY) continue;
+        visit(i, j);
+      }
+    }
+  }
+}
+
+/**
+ * Segment-segment crossings of polylines `a` and `b`. Each segment is half-open (its end
+ * belongs to the next segment, except the last), so a crossing at a vertex counts once.
+ * Parallel overlapping segments are not crossings (the rules reject them as touching).
+ */
+export function findCrossings(a: readonly Point[], b: readonly Point[]): Crossing[] {
+  const out: Crossing[] = [];
+  const lastA = a.length - 2;
+  const lastB = b.length - 2;
+  forNearSegmentPairs(a, b, 0, (i, j) => {
+    const [ax, ay] = a[i];
+    const rx = a[i + 1][0] - ax;
+    const ry = a[i + 1][1] - ay;
+    const [cx, cy] = b[j];
+    const sx = b[j + 1][0] - cx;
+    const sy = b[j + 1][1] - cy;
+    const denom = rx * sy - ry * sx;
+    if (denom === 0) return;
+    const t = ((cx - ax) * sy - (cy - ay) * sx) / denom;
+    const u = ((cx - ax) * ry - (cy - ay) * rx) / denom;
+    if (t < 0 || u < 0 || (i < lastA ? t >= 1 : t > 1) || (j < lastB ? u >= 1 : u > 1)) return;
+    const cos = Math.abs(rx * sx + ry * sy) / (Math.hypot(rx, ry) * Math.hypot(sx, sy));
+    out.push({
+      x: ax + t * rx,
+      y: ay + t * ry,
+      angle: Math.acos(Math.min(1, cos)),
+      ua: i + t,
+      ub: j + u,
+    });
+  });
+  return out;
+}
+
+/** True when polyline `line` crosses itself (two non-adjacent segments intersect). */
+export function crossesItself(line: readonly Point[]): boolean {
+  let crosses = false;
+  forNearSegmentPairs(line, line, 0, (i, j) => {
+    if (crosses || j < i + 2) return;
+    const [ax, ay] = line[i];
+    const rx = line[i + 1][0] - ax;
+    const ry = line[i + 1][1] - ay;
+    const [cx, cy] = line[j];
+    const sx = line[j + 1][0] - cx;
+    const sy = line[j + 1][1] - cy;
+    const denom = rx * sy - ry * sx;
+    if (denom === 0) return;
+    const t = ((cx - ax) * sy - (cy - ay) * sx) / denom;
+    const u = ((cx - ax) * ry - (cy - ay) * rx) / denom;
+    crosses = t >= 0 && t <= 1 && u >= 0 && u <= 1;
+  });
+  return crosses;
+}
+
+/** Narrows `range` to the t where lo <= alpha + beta t <= hi; false when it empties. */
+function clipLinear(
+  alpha: number,
+  beta: number,
+  lo: number,
+  hi: number,
+  range: [number, number],
+): boolean {
+  if (Math.abs(beta) < 1e-12) return alpha >= lo && alpha <= hi;
+  let t0 = (lo - alpha) / beta;
+  let t1 = (hi - alpha) / beta;
+  if (t0 > t1) [t0, t1] = [t1, t0];
+  range[0] = Math.max(range[0], t0);
+  range[1] = Math.min(range[1], t1);
+  return range[0] <= range[1];
+}
+
+/**
+ * The parameters t in [0, 1] for which p0 + t (p1 - p0) is within `radius` of segment
+ * q0-q1: one interval (the capsule around q0-q1 is convex), or null.
+ */
+export function capsuleInterval(
+  p0: Point,
+  p1: Point,
+  q0: Point,
+  q1: Point,
+  radius: number,
+): [number, number] | null {
+  const dx = p1[0] - p0[0];
+  const dy = p1[1] - p0[1];
+  let lo = Infinity;
+  let hi = -Infinity;
+  const add = (t0: number, t1: number) => {
+    t0 = Math.max(0, t0);
+    t1 = Math.min(1, t1);
+    if (t0 <= t1) {
+      lo = Math.min(lo, t0);
+      hi = Math.max(hi, t1);
+    }
+  };
+  // The two end discs.
+  const dd = dx * dx + dy * dy;
+  for (const c of [q0, q1]) {
+    const ox = p0[0] - c[0];
+    const oy = p0[1] - c[1];
+    const cc = ox * ox + oy * oy - radius * radius;
+    if (dd === 0) {
+      if (cc <= 0) add(0, 1);
+      continue;
+    }
+    const bb = 2 * (ox * dx + oy * dy);
+    const disc = bb * bb - 4 * dd * cc;
+    if (disc < 0) continue;
+    const root = Math.sqrt(disc);
+    add((-bb - root) / (2 * dd), (-bb + root) / (2 * dd));
+  }
+  // The rectangle between them.
+  const ex = q1[0] - q0[0];
+  const ey = q1[1] - q0[1];
+  const len = Math.hypot(ex, ey);
+  if (len > 0) {
+    const ux = ex / len;
+    const uy = ey / len;
+    const ox = p0[0] - q0[0];
+    const oy = p0[1] - q0[1];
+    const range: [number, number] = [0, 1];
+    if (
+      clipLinear(ox * ux + oy * uy, dx * ux + dy * uy, 0, len, range) &&
+      clipLinear(-ox * uy + oy * ux, -dx * uy + dy * ux, -radius, radius, range)
+    ) {
+      add(range[0], range[1]);
+    }
+  }
+  return lo <= hi ? [lo, hi] : null;
+}
+
+/**
+ * The stretches of polyline `a` (as [start, end] positions: segment index + fraction)
+ * that lie within `distance` of polyline `b`, merged and sorted.
+ */
+export function nearStretches(
+  a: readonly Point[],
+  b: readonly Point[],
+  distance: number,
+): [number, number][] {
+  const pieces: [number, number][] = [];
+  forNearSegmentPairs(a, b, distance, (i, j) => {
+    const range = capsuleInterval(a[i], a[i + 1], b[j], b[j + 1], distance);
+    if (range) pieces.push([i + range[0], i + range[1]]);
+  });
+  pieces.sort((p, q) => p[0] - q[0]);
+  const merged: [number, number][] = [];
+  for (const piece of pieces) {
+    const last = merged[merged.length - 1];
+    if (last && piece[0] <= last[1] + 1e-9) last[1] = Math.max(last[1], piece[1]);
+    else merged.push([piece[0], piece[1]]);
+  }
+  return merged;
+}
+
+/** Arc length of polyline `a` between positions u0 <= u1 (segment index + fraction). */
+function arcLength(a: readonly Point[], u0: number, u1: number): number {
+  let total = 0;
+  for (let i = Math.floor(u0); i < Math.min(a.length - 1, Math.ceil(u1)); i++) {
+    const from = Math.max(u0, i);
+    const to = Math.min(u1, i + 1);
+    if (to > from) total += (to - from) * Math.hypot(a[i + 1][0] - a[i][0], a[i + 1][1] - a[i][1]);
+  }
+  return total;
+}
+
+/**
+ * True when every crossing of `a` and `b` is unambiguous at `lineWidth` (see
+ * CrossingRules): steep enough, apart from each other and from the curves' ends, and
+ * every stretch where the curves come near each other holds exactly one crossing and is
+ * no longer than a straight crossing at that angle would make it.
+ */
+export function crossingsAreClean(
+  a: readonly Point[],
+  b: readonly Point[],
+  crossings: readonly Crossing[],
+  lineWidth: number,
+  rules: CrossingRules,
+): boolean {
+  const minAngle = (rules.minAngle * Math.PI) / 180;
+  const separation = rules.minSeparation * lineWidth;
+  const ends = [a[0], a[a.length - 1], b[0], b[b.length - 1]];
+  for (let k = 0; k < crossings.length; k++) {
+    const c = crossings[k];
+    if (c.angle < minAngle) return false;
+    for (const e of ends) {
+      if (Math.hypot(c.x - e[0], c.y - e[1]) < rules.minEndDistance) return false;
+    }
+    for (let m = 0; m < k; m++) {
+      if (Math.hypot(c.x - crossings[m].x, c.y - crossings[m].y) < separation) return false;
+    }
+  }
+  const near = rules.nearDistance * lineWidth;
+  for (const [line, other, at] of [[a, b, "ua"], [b, a, "ub"]] as const) {
+    for (const [u0, u1] of nearStretches(line, other, near)) {
+      const inside = crossings.filter((c) => c[at] >= u0 && c[at] <= u1);
+      if (inside.length !== 1) return false;
+      // A straight crossing at angle θ is near for 2 * near / sin θ; much longer means
+      // the curves run alongside each other.
+      const expected = (2 * near) / Math.sin(inside[0].angle);
+      if (arcLength(line, u0, u1) > 1.5 * expected + lineWidth) return false;
+    }
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- ground truth
+
+/**
+ * Sum of isotropic Gaussians (width `sigma` patches) around `points` (pixels), at the
+ * patch centres of a size / patch grid, set to 0 below 1% of the map's peak,
+ * normalised to sum 1.
+ */
+export function gaussianTarget(
+  points: readonly Point[],
+  size: number,
+  patch: number,
+  sigma: number,
+): Float32Array {
+  const g = size / patch;
+  const values = new Float64Array(g * g);
+  for (const [x, y] of points) {
+    const px = x / patch;
+    const py = y / patch;
+    for (let r = 0; r < g; r++) {
+      for (let c = 0; c < g; c++) {
+        const d2 = (c + 0.5 - px) ** 2 + (r + 0.5 - py) ** 2;
+        values[r * g + c] += Math.exp(-d2 / (2 * sigma * sigma));
+      }
+    }
+  }
+  const peak = Math.max(...values);
+  if (!(peak > 0)) throw new Error("Expected at least one point for a Gaussian target");
+  let total = 0;
+  for (let i = 0; i < values.length; i++) {
+    if (values[i] < 0.01 * peak) values[i] = 0;
+    total += values[i];
+  }
+  const target = new Float32Array(g * g);
+  for (let i = 0; i < values.length; i++) target[i] = values[i] / total;
+  return target;
+}
+
+/** Uniform over the patches holding at least one pixel of `mask` (row-major, size * size). */
+export function uniformOverMaskPatches(
+  mask: Uint8Array,
+  size: number,
+  patch: number,
+): Float32Array {
+  const g = size / patch;
+  const hit = new Uint8Array(g * g);
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      if (mask[y * size + x]) hit[Math.floor(y / patch) * g + Math.floor(x / patch)] = 1;
+    }
+  }
+  const count = hit.reduce((s, v) => s + v, 0);
+  if (count === 0) throw new Error("Expected a mask covering at least one pixel, got none");
+  return Float32Array.from(hit, (v) => v / count);
+}
+
+// ---------------------------------------------------------------- generator
+
+/** The rules this task uses (exported for tests). */
+export function rulesFor(lineWidth: number): CrossingRules {
+  return { minAngle: 15, nearDistance: 1.5, minSeparation: 1.5, minEndDistance: 2 * lineWidth };
+}
+
+/** Rounds to 1/100 px, so the control points stored in meta redraw the same image. */
+function round2(v: number): number {
+  return Math.round(v * 100) / 100;
+}
+
+/**
+ * Control points of one curve into `xs`, `ys` (length = points): increasing x (first in
+ * the left quarter, last in the right quarter of the drawable span), random y.
+ */
+function randomControlPoints(
+  rng: Rng,
+  xs: Float64Array,
+  ys: Float64Array,
+  lo: number,
+  hi: number,
+): void {
+  const span = hi - lo;
+  const n = xs.length;
+  xs[0] = rng.uniform(lo, lo + span / 4);
+  xs[n - 1] = rng.uniform(hi - span / 4, hi);
+  for (let k = 1; k < n - 1; k++) xs[k] = rng.uniform(xs[0], xs[n - 1]);
+  xs.sort();
+  for (let k = 0; k < n; k++) ys[k] = rng.uniform(lo, hi);
+}
+
+/**
+ * Number of crossings of two polylines given as coordinate arrays: the same count as
+ * `findCrossings` gives (half-open segments), without allocating; for cheap rejection.
+ */
+function countCrossings(
+  ax: Float64Array,
+  ay: Float64Array,
+  bx: Float64Array,
+  by: Float64Array,
+): number {
+  let count = 0;
+  const lastA = ax.length - 2;
+  const lastB = bx.length - 2;
+  for (let i = 0; i <= lastA; i++) {
+    const rx = ax[i + 1] - ax[i];
+    const ry = ay[i + 1] - ay[i];
+    for (let j = 0; j <= lastB; j++) {
+      const sx = bx[j + 1] - bx[j];
+      const sy = by[j + 1] - by[j];
+      const denom = rx * sy - ry * sx;
+      if (denom === 0) continue;
+      const qx = bx[j] - ax[i];
+      const qy = by[j] - ay[i];
+      const t = (qx * sy - qy * sx) / denom;
+      const u = (qx * ry - qy * rx) / denom;
+      if (t < 0 || u < 0 || (i < lastA ? t >= 1 : t > 1) || (j < lastB ? u >= 1 : u > 1)) continue;
+      count++;
+    }
+  }
+  return count;
+}
+
+/** The polyline that is drawn and measured for a curve's control points. */
+export function curvePolyline(curve: string, control: readonly Point[]): Point[] {
+  return curve === "bezier" ? flattenQuadraticSpline(control) : [...control];
+}
+
+/** The count sample i must have: per block of max_count + 1, a seeded permutation. */
+function assignedCount(seed: number, i: number, maxCount: number): number {
+  const buckets = maxCount + 1;
+  const block = Math.floor(i / buckets);
+  const order = new Rng(seedFrom("line-intersection", "counts", seed, block)).sample(
+    buckets,
+    buckets,
+  );
+  return order[i % buckets];
+}
+
+function generateOne(
+  rng: Rng,
+  count: number,
+  config: TaskConfig,
+  params: LineIntersectionParams,
+): Sample {
+  const size = config.imageSize;
+  const lineWidth = lineWidthOf(params.line_width, size);
+  const margin = lineWidth + 1;
+  const rules = rulesFor(lineWidth);
+  const xs = [0, 1].map(() => new Float64Array(params.points));
+  const ys = [0, 1].map(() => new Float64Array(params.points));
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    randomControlPoints(rng, xs[0], ys[0], margin, size - margin);
+    randomControlPoints(rng, xs[1], ys[1], margin, size - margin);
+    // Most draws have the wrong count: reject those before rounding, without allocating;
+    // then measure exactly the rounded points that meta records.
+    if (params.curve === "polyline" && countCrossings(xs[0], ys[0], xs[1], ys[1]) !== count) {
+      continue;
+    }
+    const controls = [0, 1].map((k) =>
+      Array.from(xs[k], (x, v) => [round2(x), round2(ys[k][v])] as Point)
+    );
+    const lines = controls.map((c) => curvePolyline(params.curve, c));
+    const crossings = findCrossings(lines[0], lines[1]);
+    if (crossings.length !== count) continue;
+    if (!crossingsAreClean(lines[0], lines[1], crossings, lineWidth, rules)) continue;
+
+    const colorNames = rng.sample(CURVE_COLORS.length, 2).map((k) => CURVE_COLORS[k]);
+    const image = blankImage(size, [1, 1, 1]);
+    const mask = new Uint8Array(size * size);
+    for (let k = 0; k < 2; k++) {
+      strokePolyline(image, lines[k], lineWidth, COLORS[colorNames[k]] as Rgb, mask);
+    }
+    const points = crossings.map((c) => [c.x, c.y] as Point);
+    return {
+      image,
+      prompt: "how many times do the lines intersect ?",
+      answer: String(count),
+      target: count > 0
+        ? gaussianTarget(points, size, config.patchSize, params.sigma)
+        : uniformOverMaskPatches(mask, size, config.patchSize),
+      meta: {
+        difficulty: `${count} crossings`,
+        count,
+        curve: params.curve,
+        points: controls,
+        intersections: points.map(([x, y]) => [round2(x), round2(y)]),
+        colors: colorNames,
+        lineWidth,
+      },
+    };
+  }
+  throw new Error(
+    `line-intersection: no clean sample with ${count} crossings in ${MAX_ATTEMPTS} attempts ` +
+      `(${params.curve}, ${params.points} points); lower max_count or raise points`,
+  );
+}
+
+/** The Line Intersection task: count the crossings of two coloured curves. */
+export const lineIntersection: SyntheticTask = {
+  name: "line-intersection",
+  version: "1",
+  vocabulary: [
+    "how",
+    "many",
+    "times",
+    "do",
+    "the",
+    "lines",
+    "intersect",
+    "?",
+    ...Array.from({ length: MAX_COUNT + 1 }, (_, i) => String(i)),
+  ],
+  defaultParams: { ...DEFAULT_PARAMS },
+  checkParams,
+  generate(seed: number, n: number, config: TaskConfig): Sample[] {
+    const problems = checkParams(config);
+    if (problems.length > 0) {
+      const p = problems[0];
+      throw new Error(
+        `line-intersection: expected ${p.key} to be ${p.expected}, got ${JSON.stringify(p.found)}`,
+      );
+    }
+    const params = paramsOf(config);
+    // One stream per sample: sample i does not depend on n.
+    return Array.from({ length: n }, (_, i) =>
+      generateOne(
+        new Rng(seedFrom("line-intersection", seed, i)),
+        assignedCount(seed, i, params.max_count),
+        config,
+        params,
+      ));
+  },
+  score(prediction: string, sample: Sample): boolean {
+    return normaliseWhitespace(prediction) === normaliseWhitespace(sample.answer);
+  },
+};

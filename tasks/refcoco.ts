@@ -1,0 +1,658 @@
+/**
+ * RefCOCO (poster, "Data & Tasks"): referring expression comprehension. Given an
+ * expression ("the man on the left"), answer the referred object's box.
+ *
+ * Two public on-disk formats are read:
+ * - the original release (`refer` toolkit): `refs(unc).p`, a Python pickle holding a
+ *   list of refs `{ref_id, ann_id, image_id, split, sentences: [{sent, tokens, raw}],
+ *   category_id, file_name}`, plus COCO's `instances.json` (`images`, `annotations` with
+ *   `bbox: [x, y, w, h]` in pixels). The pickle is read as data only: an opcode that
+ *   would name a Python global (GLOBAL, STACK_GLOBAL, INST...) or a persistent id or
+ *   extension is refused with an error, so nothing in the file is ever instantiated or
+ *   run. One sample per (ref, sentence) of the chosen split.
+ * - the common parquet export (lmms-lab/RefCOCO layout): rows `question_id, image
+ *   ({bytes, path} or absent), question, answer, bbox, file_name`, one file per split.
+ *   There `question` is a fixed instruction and `answer` the referring expression(s) (a
+ *   string or a list: one sample each); `bbox` is COCO `[x, y, w, h]` in pixels of the
+ *   image. Without embedded bytes the image is `file_name` in the images folder.
+ *
+ * - Prompt: the expression, lower-cased, punctuation split off into its own words.
+ * - Answer: the box `X1 Y1 X2 Y2` in integer percent of the width and height (0..100).
+ * - Ground truth P: each patch weighted by the fraction of it the box covers, normalised.
+ * - Score: Acc@IoU: correct when IoU(predicted box, ground-truth box) >= `min_iou`
+ *   (0.5, the standard); unparseable predictions are wrong. Metric `iou`.
+ *
+ * Each image is decoded once; the samples of one image share its RgbImage.
+ */
+
+import type { DataSource, ParamProblem, RealFormatTask, Sample, TaskConfig } from "./task.ts";
+import { Rng, seedFrom } from "../pipeline/rng.ts";
+import { Parser } from "pickleparser";
+import {
+  baseName,
+  type DecodedImage,
+  decodeImage,
+  encodePng,
+  isRecord,
+  numberOf,
+  readRecords,
+} from "./image_io.ts";
+import { patchMassOfRect } from "./draw.ts";
+import { chooseExpressions, generateScene, SCENE_WORDS, SHAPES } from "./scenes.ts";
+
+/** A box in percent of the image's width and height: [x1, y1, x2, y2]. */
+export type PercentBox = [number, number, number, number];
+
+interface RefcocoParams {
+  min_iou: number;
+  split: string;
+  limit: number;
+}
+
+const DEFAULT_PARAMS: RefcocoParams = {
+  /** IoU at or above which a predicted box counts as correct. */
+  min_iou: 0.5,
+  /** Split read when the source names none; the split a stand-in fills. */
+  split: "val",
+  /** Read at most this many samples (0: all). */
+  limit: 0,
+};
+
+const SPLITS = ["train", "val", "testA", "testB", "test"];
+
+/** Number words "0".."100": answers are integer percents. */
+const PERCENT_WORDS = Array.from({ length: 101 }, (_, i) => String(i));
+
+function paramsOf(config: TaskConfig): RefcocoParams {
+  return { ...DEFAULT_PARAMS, ...config.params } as RefcocoParams;
+}
+
+function checkParams(config: TaskConfig): ParamProblem[] {
+  const { min_iou, split, limit } = paramsOf(config);
+  const problems: ParamProblem[] = [];
+  if (typeof min_iou !== "number" || !(min_iou > 0 && min_iou <= 1)) {
+    problems.push({ key: "min_iou", expected: "a number in (0, 1]", found: min_iou });
+  }
+  if (typeof split !== "string" || !SPLITS.includes(split)) {
+    problems.push({ key: "split", expected: `one of ${SPLITS.join(", ")}`, found: split });
+  }
+  if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 0) {
+    problems.push({ key: "limit", expected: "an integer >= 0 (0: all)", found: limit });
+  }
+  return problems;
+}
+
+function throwOnProblems(config: TaskConfig): void {
+  const p = checkParams(config)[0];
+  if (p) {
+    throw new Error(
+      `refcoco: expected ${p.key} to be ${p.expected}, got ${JSON.stringify(p.found)}`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pickle: read as data only; write (protocol 2) for the stand-in.
+
+/** A value a data-only pickle can hold. */
+export type PickleValue =
+  | null
+  | boolean
+  | number
+  | string
+  | Uint8Array
+  | PickleValue[]
+  | { [key: string]: PickleValue };
+
+/**
+ * The plain data in pickle `bytes` (lists and tuples as arrays, dicts as objects,
+ * strings, numbers, booleans, None as null, bytes as Uint8Array). Any opcode that names
+ * code (a global, a persistent id, an extension) is refused before anything could use
+ * it; `file` names the file in errors.
+ */
+export function readPickleData(bytes: Uint8Array, file: string): PickleValue {
+  const refuse = (what: string): never => {
+    throw new PickleRefused(
+      `${file}: refusing pickle opcode ${what}: the file must hold plain data (lists, dicts, ` +
+        `strings, numbers) only, nothing to import or call`,
+    );
+  };
+  const parser = new Parser({
+    nameResolver: { resolve: (module, name) => refuse(`naming global ${module}.${name}`) },
+    persistentResolver: { resolve: (pid) => refuse(`PERSID ${String(pid)}`) },
+    extensionResolver: { resolve: (code) => refuse(`EXT ${code}`) },
+    unpicklingTypeOfDictionary: "Map",
+    unpicklingTypeOfSet: "array",
+  });
+  let value: unknown;
+  try {
+    value = parser.parse(bytes);
+  } catch (e) {
+    if (e instanceof PickleRefused) throw e;
+    throw new Error(`${file}: not a readable data pickle (${(e as Error).message})`);
+  }
+  return plainData(value, file, 0);
+}
+
+class PickleRefused extends Error {}
+
+/** Converts the parser's output to plain data; anything else is an error. */
+function plainData(value: unknown, file: string, depth: number): PickleValue {
+  if (depth > 64) throw new Error(`${file}: pickle nests deeper than 64 levels`);
+  if (value === null || typeof value === "boolean" || typeof value === "string") return value;
+  if (typeof value === "number") return value;
+  if (typeof value === "bigint") return Number(value);
+  if (value instanceof Uint8Array) return value;
+  if (Array.isArray(value)) return value.map((v) => plainData(v, file, depth + 1));
+  if (value instanceof Map) {
+    // Own properties too: the parser's DICT opcode sets properties even on a Map.
+    const entries = [...value.entries(), ...Object.entries(value)];
+    return Object.fromEntries(entries.map(([k, v]) => [String(k), plainData(v, file, depth + 1)]));
+  }
+  throw new Error(`${file}: pickle holds a ${typeof value} that is not plain data`);
+}
+
+/**
+ * Protocol-2 pickle bytes of plain data, as Python's `pickle.dumps(value, 2)` would
+ * read it: integers as ints, other numbers as floats, strings as unicode.
+ */
+export function writePickle(value: PickleValue): Uint8Array {
+  const out: number[] = [0x80, 2]; // PROTO 2
+  const utf8 = new TextEncoder();
+  const u32 = (n: number) => out.push(n & 255, (n >>> 8) & 255, (n >>> 16) & 255, (n >>> 24) & 255);
+  const write = (v: PickleValue): void => {
+    if (v === null) out.push(0x4e); // NONE
+    else if (v === true) out.push(0x88); // NEWTRUE
+    else if (v === false) out.push(0x89); // NEWFALSE
+    else if (typeof v === "number") {
+      if (Number.isInteger(v) && v >= 0 && v < 256) out.push(0x4b, v); // BININT1
+      else if (Number.isInteger(v) && v >= 0 && v < 65536) out.push(0x4d, v & 255, v >>> 8); // BININT2
+      else if (Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31) {
+        out.push(0x4a); // BININT
+        u32(v);
+      } else if (Number.isSafeInteger(v)) {
+        // LONG1: little-endian two's complement, 8 bytes.
+        out.push(0x8a, 8);
+        let big = BigInt.asUintN(64, BigInt(v));
+        for (let i = 0; i < 8; i++, big >>= 8n) out.push(Number(big & 255n));
+      } else {
+        out.push(0x47); // BINFLOAT, big-endian
+        const b = new DataView(new ArrayBuffer(8));
+        b.setFloat64(0, v);
+        for (let i = 0; i < 8; i++) out.push(b.getUint8(i));
+      }
+    } else if (typeof v === "string") {
+      const bytes = utf8.encode(v);
+      out.push(0x58); // BINUNICODE
+      u32(bytes.length);
+      for (const b of bytes) out.push(b);
+    } else if (v instanceof Uint8Array) {
+      throw new Error("writePickle: bytes need protocol 3; not supported");
+    } else if (Array.isArray(v)) {
+      out.push(0x5d); // EMPTY_LIST
+      for (let i = 0; i < v.length; i += 1000) {
+        out.push(0x28); // MARK
+        for (const item of v.slice(i, i + 1000)) write(item);
+        out.push(0x65); // APPENDS
+      }
+    } else {
+      out.push(0x7d); // EMPTY_DICT
+      const entries = Object.entries(v);
+      for (let i = 0; i < entries.length; i += 1000) {
+        out.push(0x28); // MARK
+        for (const [k, item] of entries.slice(i, i + 1000)) {
+          write(k);
+          write(item);
+        }
+        out.push(0x75); // SETITEMS
+      }
+    }
+  };
+  write(value);
+  out.push(0x2e); // STOP
+  return new Uint8Array(out);
+}
+
+// ---------------------------------------------------------------------------------------
+// Text, boxes, scoring.
+
+/** Words of an expression: lower-cased, punctuation split off as words of its own. */
+export function expressionWords(text: string): string[] {
+  return text.toLowerCase().replace(/([.,!?;:"()[\]{}])/g, " $1 ").trim().split(/\s+/)
+    .filter((w) => w !== "");
+}
+
+/** A box as answer text: `X1 Y1 X2 Y2`, integer percent clamped to 0..100. */
+export function formatBox(box: PercentBox): string {
+  return box.map((v) => String(Math.min(100, Math.max(0, Math.round(v))))).join(" ");
+}
+
+/** The box in a prediction: exactly four numbers (commas allowed between); else null. */
+export function parseBox(prediction: string): PercentBox | null {
+  const words = prediction.trim().split(/\s+/).filter((w) => w !== "" && w !== ",");
+  if (words.length !== 4 || !words.every((w) => /^-?\d+(\.\d+)?$/.test(w))) return null;
+  return words.map(Number) as PercentBox;
+}
+
+/** Intersection over union of two [x1, y1, x2, y2] boxes; 0 when either has no area. */
+export function boxIou(a: PercentBox, b: PercentBox): number {
+  const area = (r: PercentBox) => Math.max(0, r[2] - r[0]) * Math.max(0, r[3] - r[1]);
+  const inter = area([
+    Math.max(a[0], b[0]),
+    Math.max(a[1], b[1]),
+    Math.min(a[2], b[2]),
+    Math.min(a[3], b[3]),
+  ]);
+  const union = area(a) + area(b) - inter;
+  return union > 0 ? inter / union : 0;
+}
+
+/** The percent box of a COCO `[x, y, w, h]` pixel box in a `width` x `height` image. */
+export function percentBox(bbox: readonly number[], width: number, height: number): PercentBox {
+  const clamp = (v: number) => Math.min(100, Math.max(0, v));
+  return [
+    clamp((bbox[0] / width) * 100),
+    clamp((bbox[1] / height) * 100),
+    clamp(((bbox[0] + bbox[2]) / width) * 100),
+    clamp(((bbox[1] + bbox[3]) / height) * 100),
+  ];
+}
+
+/** P over the patch grid: each patch weighted by the fraction of it `box` covers. */
+export function boxTarget(box: PercentBox, imageSize: number, patchSize: number): Float32Array {
+  const s = imageSize / 100;
+  return patchMassOfRect(imageSize, patchSize, {
+    x: box[0] * s,
+    y: box[1] * s,
+    w: (box[2] - box[0]) * s,
+    h: (box[3] - box[1]) * s,
+  });
+}
+
+function difficultyOf(words: number): string {
+  return words <= 3 ? "1-3 words" : words <= 6 ? "4-6 words" : "7+ words";
+}
+
+/** A sample from an expression and a box; `where` names the row in errors. */
+function makeSample(
+  text: string,
+  box: PercentBox,
+  image: DecodedImage,
+  config: TaskConfig,
+  params: RefcocoParams,
+  where: string,
+  meta: Record<string, unknown>,
+): Sample {
+  const words = expressionWords(text);
+  if (words.length === 0) throw new Error(`${where}: empty referring expression`);
+  if (!(box[2] > box[0] && box[3] > box[1])) {
+    throw new Error(`${where}: box ${JSON.stringify(box)} (percent) has no area`);
+  }
+  return {
+    image: image.image,
+    prompt: words.join(" "),
+    answer: formatBox(box),
+    target: boxTarget(box, config.imageSize, config.patchSize),
+    meta: { difficulty: difficultyOf(words.length), box, minIou: params.min_iou, ...meta },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Loading.
+
+function dirOf(path: string): string {
+  const i = path.replace(/\\/g, "/").lastIndexOf("/");
+  return i < 0 ? "." : path.slice(0, i);
+}
+
+async function readImageFile(dir: string, name: string, where: string): Promise<Uint8Array> {
+  if (name === "" || name.includes("/") || name.includes("\\") || name === "..") {
+    throw new Error(`${where}: expected an image file name, got "${name}"`);
+  }
+  try {
+    return await Deno.readFile(`${dir}/${name}`);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(`${where}: image ${name} not found in ${dir}`);
+    }
+    throw e;
+  }
+}
+
+async function decodeOrThrow(bytes: Uint8Array, size: number, name: string, where: string) {
+  try {
+    return await decodeImage(bytes, size);
+  } catch (e) {
+    throw new Error(`${where}: cannot decode image ${name} (${(e as Error).message})`);
+  }
+}
+
+/** `record[key]` when it is a finite number, else an error naming `where`. */
+function numberField(record: Record<string, unknown>, key: string, where: string): number {
+  const v = numberOf(record[key]);
+  if (!Number.isFinite(v)) {
+    throw new Error(`${where}: expected "${key}" to be a number, got ${describe(record[key])}`);
+  }
+  return v;
+}
+
+function stringField(record: Record<string, unknown>, key: string, where: string): string {
+  const v = record[key];
+  if (typeof v !== "string") {
+    throw new Error(`${where}: expected "${key}" to be a string, got ${describe(v)}`);
+  }
+  return v;
+}
+
+function bboxField(record: Record<string, unknown>, where: string): number[] {
+  const b = record["bbox"];
+  const values = Array.isArray(b) ? b.map(numberOf) : [];
+  if (values.length !== 4 || !values.every(Number.isFinite)) {
+    throw new Error(`${where}: expected "bbox" to be [x, y, w, h] numbers, got ${describe(b)}`);
+  }
+  return values;
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return "nothing";
+  if (v instanceof Uint8Array) return `${v.length} bytes`;
+  const text = JSON.stringify(v, (_, x) => typeof x === "bigint" ? Number(x) : x) ?? String(v);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** The original release: refs(unc).p + instances.json. */
+async function loadRefs(source: DataSource, config: TaskConfig, params: RefcocoParams) {
+  const file = baseName(source.path);
+  const split = source.split ?? params.split;
+  const imagesDir = source.images ?? `${dirOf(source.path)}/images`;
+  const instancesPath = source.extra?.instances ?? `${dirOf(source.path)}/instances.json`;
+  const instancesName = baseName(instancesPath);
+  const refs = readPickleData(await Deno.readFile(source.path), file);
+  if (!Array.isArray(refs)) {
+    throw new Error(`${file}: expected a list of refs, got ${describe(refs)}`);
+  }
+  let instances: unknown;
+  try {
+    instances = JSON.parse(await Deno.readTextFile(instancesPath));
+  } catch (e) {
+    throw new Error(`${instancesName}: cannot read COCO instances (${(e as Error).message})`);
+  }
+  if (
+    !isRecord(instances) || !Array.isArray(instances.images) ||
+    !Array.isArray(instances.annotations)
+  ) {
+    throw new Error(`${instancesName}: expected an object with "images" and "annotations" lists`);
+  }
+  const images = new Map<number, Record<string, unknown>>();
+  instances.images.forEach((im, i) => {
+    const where = `${instancesName} images[${i}]`;
+    if (!isRecord(im)) throw new Error(`${where}: expected an object, got ${describe(im)}`);
+    images.set(numberField(im, "id", where), im);
+  });
+  const annotations = new Map<number, { ann: Record<string, unknown>; where: string }>();
+  instances.annotations.forEach((ann, i) => {
+    const where = `${instancesName} annotations[${i}]`;
+    if (!isRecord(ann)) throw new Error(`${where}: expected an object, got ${describe(ann)}`);
+    annotations.set(numberField(ann, "id", where), { ann, where });
+  });
+
+  const decoded = new Map<string, Promise<DecodedImage>>();
+  const samples: Sample[] = [];
+  for (let r = 0; r < refs.length; r++) {
+    const ref = refs[r];
+    let where = `${file} ref ${r + 1}`;
+    if (!isRecord(ref)) throw new Error(`${where}: expected a dict, got ${describe(ref)}`);
+    const refId = numberField(ref, "ref_id", where);
+    where += ` (ref_id ${refId})`;
+    if (stringField(ref, "split", where) !== split) continue;
+    const annId = numberField(ref, "ann_id", where);
+    const imageId = numberField(ref, "image_id", where);
+    const sentences = ref["sentences"];
+    if (!Array.isArray(sentences) || sentences.length === 0) {
+      throw new Error(
+        `${where}: expected "sentences" to be a non-empty list, got ${describe(sentences)}`,
+      );
+    }
+    const found = annotations.get(annId);
+    if (!found) throw new Error(`${where}: ann_id ${annId} is not in ${instancesName}`);
+    const bbox = bboxField(found.ann, found.where);
+    const image = images.get(imageId);
+    if (!image) throw new Error(`${where}: image_id ${imageId} is not in ${instancesName}`);
+    const imageWhere = `${instancesName} image ${imageId}`;
+    const name = stringField(image, "file_name", imageWhere);
+    const width = numberField(image, "width", imageWhere);
+    const height = numberField(image, "height", imageWhere);
+    let pending = decoded.get(name);
+    if (!pending) {
+      pending = readImageFile(imagesDir, name, where).then((bytes) =>
+        decodeOrThrow(bytes, config.imageSize, name, where)
+      );
+      decoded.set(name, pending);
+    }
+    const picture = await pending;
+    // The annotation's pixels are those of instances.json's width x height.
+    const box = percentBox(bbox, width, height);
+    for (let s = 0; s < sentences.length; s++) {
+      const sentence = sentences[s];
+      const sWhere = `${where} sentence ${s + 1}`;
+      if (!isRecord(sentence)) {
+        throw new Error(`${sWhere}: expected a dict, got ${describe(sentence)}`);
+      }
+      const text = typeof sentence.sent === "string"
+        ? sentence.sent
+        : typeof sentence.raw === "string"
+        ? sentence.raw
+        : Array.isArray(sentence.tokens)
+        ? sentence.tokens.join(" ")
+        : undefined;
+      if (text === undefined) throw new Error(`${sWhere}: expected "sent", "raw" or "tokens"`);
+      samples.push(makeSample(text, box, picture, config, params, sWhere, {
+        expression: text,
+        split,
+        refId,
+        annId,
+        imageId,
+        file: name,
+        row: r + 1,
+      }));
+      if (params.limit > 0 && samples.length >= params.limit) return samples;
+    }
+  }
+  return samples;
+}
+
+/** Bytes of an embedded `{bytes}` image: Uint8Array, or a binary string. */
+function embeddedBytes(image: unknown): Uint8Array | null {
+  if (!isRecord(image)) return null;
+  const b = image["bytes"];
+  if (b instanceof Uint8Array) return b;
+  if (typeof b === "string" && b.length > 0) {
+    return Uint8Array.from(b, (c) => c.charCodeAt(0) & 255);
+  }
+  return null;
+}
+
+/** The parquet (or JSONL) export: one row per object, expressions in `answer`. */
+async function loadExport(source: DataSource, config: TaskConfig, params: RefcocoParams) {
+  const file = baseName(source.path);
+  const split = source.split ?? params.split;
+  const imagesDir = source.images ?? `${dirOf(source.path)}/images`;
+  const decoded = new Map<string, Promise<DecodedImage>>();
+  const samples: Sample[] = [];
+  for await (const { row, value } of readRecords(source.path)) {
+    const where = `${file} row ${row}`;
+    if (!isRecord(value)) throw new Error(`${where}: expected an object, got ${describe(value)}`);
+    if (typeof value.split === "string" && value.split !== split) continue;
+    const bbox = bboxField(value, where);
+    const rawTexts = value.answer ?? value.question;
+    const texts = typeof rawTexts === "string"
+      ? [rawTexts]
+      : Array.isArray(rawTexts) && rawTexts.every((t) => typeof t === "string")
+      ? rawTexts as string[]
+      : null;
+    if (!texts || texts.length === 0) {
+      throw new Error(
+        `${where}: expected "answer" to be an expression or a list of them, got ${
+          describe(rawTexts)
+        }`,
+      );
+    }
+    const fileName = typeof value.file_name === "string" ? value.file_name : undefined;
+    const bytes = embeddedBytes(value.image);
+    const name = fileName ?? `embedded image of row ${row}`;
+    let pending = bytes ? undefined : decoded.get(name);
+    if (!pending) {
+      if (bytes) pending = decodeOrThrow(bytes, config.imageSize, name, where);
+      else if (fileName) {
+        pending = readImageFile(imagesDir, fileName, where).then((b) =>
+          decodeOrThrow(b, config.imageSize, fileName, where)
+        );
+      } else throw new Error(`${where}: no embedded image bytes and no "file_name"`);
+      decoded.set(name, pending);
+    }
+    const picture = await pending;
+    const box = percentBox(bbox, picture.naturalWidth, picture.naturalHeight);
+    for (const text of texts) {
+      samples.push(makeSample(text, box, picture, config, params, where, {
+        expression: text,
+        split,
+        questionId: typeof value.question_id === "bigint"
+          ? Number(value.question_id)
+          : value.question_id ?? null,
+        file: name,
+        row,
+      }));
+      if (params.limit > 0 && samples.length >= params.limit) return samples;
+    }
+  }
+  return samples;
+}
+
+async function load(source: DataSource, config: TaskConfig): Promise<Sample[]> {
+  throwOnProblems(config);
+  const params = paramsOf(config);
+  return /\.(p|pkl|pickle)$/i.test(source.path)
+    ? await loadRefs(source, config, params)
+    : await loadExport(source, config, params);
+}
+
+// ---------------------------------------------------------------------------------------
+// Stand-in.
+
+/** One scene in this many (the second, seventh...) goes to another split than the one filled. */
+const OTHER_SPLIT_EVERY = 5;
+
+/**
+ * Writes an offline stand-in in the original release's format under `dir`:
+ * `images/scene-*.png`, `refs(unc).p` (protocol-2 pickle) and `instances.json`. Splits
+ * go by image, as in RefCOCO: deterministically, most scenes to `params.split`, one in
+ * five to one of the others, until `params.split` holds `n` (ref, sentence) samples.
+ * Each scene refers to up to two objects with 1-3 unambiguous expressions each.
+ */
+async function writeStandIn(
+  dir: string,
+  seed: number,
+  n: number,
+  config: TaskConfig,
+): Promise<DataSource> {
+  throwOnProblems(config);
+  const { split } = paramsOf(config);
+  await Deno.mkdir(`${dir}/images`, { recursive: true });
+  const refs: PickleValue[] = [];
+  const images: PickleValue[] = [];
+  const annotations: PickleValue[] = [];
+  let filled = 0;
+  let refId = 0;
+  let sentId = 0;
+  for (let s = 0; filled < n; s++) {
+    const rng = new Rng(seedFrom("refcoco", seed, s));
+    const others = SPLITS.filter((x) => x !== split && x !== "test");
+    const sceneSplit = s % OTHER_SPLIT_EVERY === 1 ? rng.pick(others) : split;
+    const scene = generateScene(rng);
+    const imageId = 1000 + s;
+    const name = `scene-${String(s).padStart(6, "0")}.png`;
+    await Deno.writeFile(`${dir}/images/${name}`, await encodePng(scene.image));
+    const { width, height } = scene.image;
+    images.push({ id: imageId, file_name: name, width, height });
+    scene.objects.forEach((o, i) => {
+      annotations.push({
+        id: imageId * 100 + i,
+        image_id: imageId,
+        bbox: [...o.bbox],
+        category_id: SHAPES.indexOf(o.shape) + 1,
+        area: o.bbox[2] * o.bbox[3],
+        iscrowd: 0,
+      });
+    });
+    const order = rng.shuffle(scene.objects.map((_, i) => i));
+    let referred = 0;
+    for (const i of order) {
+      if (referred === 2 || (sceneSplit === split && filled >= n)) break;
+      let texts = chooseExpressions(rng, scene.objects, i, rng.int(1, 3));
+      if (texts.length === 0) continue;
+      if (sceneSplit === split) {
+        texts = texts.slice(0, n - filled);
+        filled += texts.length;
+      }
+      referred++;
+      const annId = imageId * 100 + i;
+      const sentences = texts.map((t) => ({
+        tokens: t.split(" "),
+        raw: t.charAt(0).toUpperCase() + t.slice(1) + ".",
+        sent_id: sentId++,
+        sent: t,
+      }));
+      refs.push({
+        sent_ids: sentences.map((x) => x.sent_id),
+        file_name: `${name.replace(/\.png$/, "")}_${annId}.png`,
+        ann_id: annId,
+        ref_id: refId++,
+        image_id: imageId,
+        split: sceneSplit,
+        sentences,
+        category_id: SHAPES.indexOf(scene.objects[i].shape) + 1,
+      });
+    }
+  }
+  await Deno.writeFile(`${dir}/refs(unc).p`, writePickle(refs));
+  const categories = SHAPES.map((shape, i) => ({ id: i + 1, name: shape, supercategory: "shape" }));
+  await Deno.writeTextFile(
+    `${dir}/instances.json`,
+    JSON.stringify({ images, annotations, categories }),
+  );
+  return {
+    path: `${dir}/refs(unc).p`,
+    images: `${dir}/images`,
+    split,
+    extra: { instances: `${dir}/instances.json` },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+function iouOf(prediction: string, sample: Sample): number {
+  const box = parseBox(prediction);
+  return box ? boxIou(box, sample.meta.box as PercentBox) : 0;
+}
+
+/** The RefCOCO task: answer the box of the object an expression refers to. */
+export const refcoco: RealFormatTask = {
+  name: "refcoco",
+  version: "1",
+  // Real expressions are open-vocabulary: words outside this list become <unk>.
+  vocabulary: [...SCENE_WORDS, ...PERCENT_WORDS],
+  defaultParams: { ...DEFAULT_PARAMS },
+  checkParams,
+  load,
+  writeStandIn,
+  /** `iou`: IoU of the predicted and ground-truth boxes (0 when unparseable). */
+  metrics(prediction: string, sample: Sample): Record<string, number> {
+    return { iou: iouOf(prediction, sample) };
+  },
+  score(prediction: string, sample: Sample): boolean {
+    const minIou = typeof sample.meta.minIou === "number"
+      ? sample.meta.minIou
+      : DEFAULT_PARAMS.min_iou;
+    return iouOf(prediction, sample) >= minIou;
+  },
+};
