@@ -132,10 +132,17 @@ export function learningRate(step: number, options: TrainOptions): number {
   return lr * (0.1 + 0.9 * 0.5 * (1 + Math.cos(Math.PI * progress)));
 }
 
-/** AdamW (decoupled weight decay on matrices only) over a model's variables. */
+/**
+ * AdamW (decoupled weight decay on matrices only) over a model's variables.
+ *
+ * The moments live in two flat buffers and the update runs once over all parameters:
+ * ~150 kernels a step instead of ~560 for a per-variable loop (kernel launches, not
+ * FLOPs, dominate a small model's step on wasm).
+ */
 export class AdamW {
-  private readonly m: tf.Variable[];
-  private readonly v: tf.Variable[];
+  private readonly m: tf.Variable;
+  private readonly v: tf.Variable;
+  private readonly sizes: number[];
   private t = 0;
 
   constructor(
@@ -145,36 +152,51 @@ export class AdamW {
     private readonly beta2 = 0.999,
     private readonly epsilon = 1e-8,
   ) {
-    const zeros = (x: tf.Variable) => tf.tidy(() => tf.variable(tf.zerosLike(x), false));
-    this.m = variables.map(zeros);
-    this.v = variables.map(zeros);
+    this.sizes = variables.map((x) => x.size);
+    const total = this.sizes.reduce((a, b) => a + b, 0);
+    this.m = tf.tidy(() => tf.variable(tf.zeros([total]), false));
+    this.v = tf.tidy(() => tf.variable(tf.zeros([total]), false));
   }
 
-  /** Apply one update with gradients in the same order as the variables. */
-  apply(grads: tf.Tensor[], lr: number): void {
+  /**
+   * One update with gradients in the same order as the variables. With `clipNorm` > 0 the
+   * gradients are first scaled so their global L2 norm is at most `clipNorm`.
+   */
+  apply(grads: tf.Tensor[], lr: number, clipNorm = 0): void {
     this.t++;
     const { beta1, beta2, epsilon } = this;
     const c1 = 1 - beta1 ** this.t;
     const c2 = 1 - beta2 ** this.t;
     tf.tidy(() => {
+      let g: tf.Tensor = tf.concat(grads.map((x) => tf.reshape(x, [-1]))); // [P]
+      if (clipNorm > 0) {
+        const norm = tf.sqrt(tf.sum(tf.square(g)));
+        g = tf.mul(g, tf.minimum(tf.div(clipNorm, tf.maximum(norm, 1e-12)), 1));
+      }
+      const m = tf.add(tf.mul(this.m, beta1), tf.mul(g, 1 - beta1));
+      const v = tf.add(tf.mul(this.v, beta2), tf.mul(tf.square(g), 1 - beta2));
+      this.m.assign(m);
+      this.v.assign(v);
+      // lr * m_hat / (sqrt(v_hat) + eps), with the bias corrections folded into scalars.
+      const step = tf.div(
+        tf.mul(m, lr / c1),
+        tf.add(tf.sqrt(v), epsilon * Math.sqrt(c2)),
+      );
+      const scaled = tf.mul(step, Math.sqrt(c2));
+      const parts = tf.split(scaled, this.sizes);
       this.variables.forEach((x, i) => {
-        const g = grads[i];
-        const m = tf.add(tf.mul(this.m[i], beta1), tf.mul(g, 1 - beta1));
-        const v = tf.add(tf.mul(this.v[i], beta2), tf.mul(tf.square(g), 1 - beta2));
-        this.m[i].assign(m);
-        this.v[i].assign(v);
-        let update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), epsilon));
-        if (this.weightDecay > 0 && x.rank >= 2) {
-          update = tf.add(update, tf.mul(x, this.weightDecay));
-        }
-        x.assign(tf.sub(x, tf.mul(update, lr)));
+        const decayed = this.weightDecay > 0 && x.rank >= 2
+          ? tf.mul(x, 1 - lr * this.weightDecay)
+          : x;
+        x.assign(tf.sub(decayed, tf.reshape(parts[i], x.shape)));
       });
     });
   }
 
   /** Free the moment estimates. */
   dispose(): void {
-    for (const t of [...this.m, ...this.v]) t.dispose();
+    this.m.dispose();
+    this.v.dispose();
   }
 }
 
@@ -241,9 +263,7 @@ export function train(model: TinyVlm, data: Encoded, options: TrainOptions): Tra
           throw new Error(`${options.label}: ${part} loss is ${v} at step ${step}`);
         }
       }
-      const clipped = clipNorm > 0 ? clipByGlobalNorm(gradList, clipNorm) : gradList;
-      optimizer.apply(clipped, learningRate(step, options));
-      if (clipped !== gradList) tf.dispose(clipped);
+      optimizer.apply(gradList, learningRate(step, options), clipNorm);
       tf.dispose(gradList);
       if (step % options.logEvery === 0 || step === options.steps - 1) {
         log.push({ step, ...values });
@@ -260,13 +280,4 @@ export function train(model: TinyVlm, data: Encoded, options: TrainOptions): Tra
   }
   const seconds = (performance.now() - started) / 1000;
   return { log, seconds, samplesPerSecond: options.steps * options.batchSize / seconds };
-}
-
-/** Scale gradients so their global L2 norm is at most `maxNorm`; returns new tensors. */
-function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): tf.Tensor[] {
-  return tf.tidy(() => {
-    const norm = tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g)))));
-    const scale = tf.minimum(tf.div(maxNorm, tf.maximum(norm, 1e-12)), 1);
-    return grads.map((g) => tf.mul(g, scale));
-  });
 }

@@ -5,7 +5,7 @@ import { encodeSamples, layoutFor, queryStart } from "../pipeline/batch.ts";
 import { batchMatmul, matmul } from "../pipeline/model/ops.ts";
 import { TinyVlm } from "../pipeline/model/tiny_vlm.ts";
 import { Tokenizer } from "../pipeline/tokenizer.ts";
-import { batchTensors, disposeBatch, train } from "../pipeline/train.ts";
+import { AdamW, batchTensors, disposeBatch, train } from "../pipeline/train.ts";
 import { gridPatch } from "../tasks/grid_patch.ts";
 
 await initBackend("wasm");
@@ -125,4 +125,49 @@ Deno.test("query positions: the position before each answer token predicts it", 
     assert.equal(data.text[q0 + j + 1 - layout.visual], answer[j]);
   }
   assert.equal(data.lossMask.slice(0, t).reduce((s, v) => s + v, 0), answer.length);
+});
+
+Deno.test("AdamW: matches a plain per-parameter reference (clipping and decay included)", () => {
+  const w0 = [[0.5, -1.0], [2.0, 0.25]];
+  const b0 = [0.3, -0.2];
+  const w = tf.variable(tf.tensor2d(w0), true, "adam-test-w");
+  const b = tf.variable(tf.tensor1d(b0), true, "adam-test-b");
+  const opt = new AdamW([w, b], 0.1);
+  // Reference state, in float64.
+  const ref = { w: w0.flat(), b: [...b0] };
+  const m = { w: [0, 0, 0, 0], b: [0, 0] };
+  const v = { w: [0, 0, 0, 0], b: [0, 0] };
+  const lr = 0.05;
+  const clip = 1.5;
+  for (let t = 1; t <= 4; t++) {
+    // gradients of sum((2*w)^2) + sum(b^3): 8w and 3b^2
+    const gw = ref.w.map((x) => 8 * x);
+    const gb = ref.b.map((x) => 3 * x * x);
+    const norm = Math.sqrt([...gw, ...gb].reduce((s, g) => s + g * g, 0));
+    const scale = Math.min(1, clip / norm);
+    const step = (key: "w" | "b", grads: number[], decay: boolean) => {
+      grads.forEach((g0, i) => {
+        const g = g0 * scale;
+        m[key][i] = 0.9 * m[key][i] + 0.1 * g;
+        v[key][i] = 0.999 * v[key][i] + 0.001 * g * g;
+        const mh = m[key][i] / (1 - 0.9 ** t);
+        const vh = v[key][i] / (1 - 0.999 ** t);
+        const x = ref[key][i];
+        ref[key][i] = x - lr * (mh / (Math.sqrt(vh) + 1e-8) + (decay ? 0.1 * x : 0));
+      });
+    };
+    const grads = tf.tidy(() =>
+      tf.grads((a, c) => tf.add(tf.sum(tf.square(tf.mul(a, 2))), tf.sum(tf.pow(c, 3))))([w, b])
+    );
+    opt.apply(grads, lr, clip);
+    tf.dispose(grads);
+    step("w", gw, true);
+    step("b", gb, false);
+  }
+  const got = [...w.dataSync(), ...b.dataSync()];
+  const want = [...ref.w, ...ref.b];
+  got.forEach((x, i) => assert.ok(Math.abs(x - want[i]) < 1e-5, `param ${i}: ${x} vs ${want[i]}`));
+  opt.dispose();
+  w.dispose();
+  b.dispose();
 });
