@@ -179,6 +179,25 @@ export class Cache {
     }
   }
 
+  /**
+   * Run `fn` holding the exclusive lock of `key` (an OS file lock: released by the kernel
+   * if the process dies, so a crash never leaves a stale lock). Other processes asking
+   * for the same key wait here.
+   */
+  async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    await Deno.mkdir(`${this.root}/locks`, { recursive: true });
+    const file = await Deno.open(`${this.root}/locks/${key}.lock`, {
+      create: true,
+      write: true,
+    });
+    try {
+      await file.lock(true);
+      return await fn();
+    } finally {
+      file.close();
+    }
+  }
+
   /** Move an entry out of the way (it is recomputed on the next run). */
   async evict(key: string): Promise<void> {
     if (!(await this.has(key))) return;

@@ -1089,6 +1089,16 @@ function layerAttentionChart(
         },
       },
       {
+        data: { values: means },
+        mark: { type: "text", dy: -7, fontSize: 10, color: "#333" },
+        encoding: {
+          x,
+          xOffset,
+          y: { field: "mean", type: "quantitative" },
+          text: { field: "mean", type: "quantitative", format: ".2f" },
+        },
+      },
+      {
         data: { values: perSeed },
         mark: { type: "point", filled: true, size: 18, color: "#222", opacity: 0.7 },
         encoding: { x, xOffset, y: { field: "value", type: "quantitative" } },
@@ -1106,7 +1116,7 @@ function layerAttentionChart(
 // Attention maps: shared pieces of the poster-like figure and the explorer
 
 /** Pixels per side of one attention map in the figures. */
-const MAP_PX = 118;
+const MAP_PX = 136;
 /** Pixels per side of a map in the explorer. */
 const EXPLORER_PX = 230;
 /** Samples in the poster-like figure. */
@@ -1114,8 +1124,76 @@ const FIGURE_SAMPLES = 4;
 /** Numbers the explorer may embed before it drops seeds, then samples. */
 const EXPLORER_BUDGET = 400_000;
 
-/** Heatmap colours: low attention transparent, high attention opaque and bright. */
-const HEAT_COLOUR = { scheme: "inferno", domain: [0, 1], reverse: false };
+/** Heatmap colours for `shown` in 0..1 (0 is also fully transparent). */
+const HEAT_COLOUR = { scheme: { name: "orangered", extent: [0.35, 1] }, domain: [0, 1] };
+
+/**
+ * How strongly a map cell is drawn, 0..1: attention relative to a uniform spread on a log
+ * scale, log(v * n) / log(n) clamped to [0, 1]. At or below uniform it is invisible; all
+ * attention on one patch is 1. The same scale for every arm, so maps compare across arms.
+ */
+export function relativeToUniform(value: number, n: number): number {
+  if (n <= 1 || !(value > 0)) return 0;
+  return Math.min(1, Math.max(0, Math.log(value * n) / Math.log(n)));
+}
+
+/** The same scaling as a Vega expression over `datum.value`, for the explorer. */
+function relativeToUniformExpr(n: number): string {
+  return `clamp(log(max(datum.value * ${n}, 1e-12)) / log(${n}), 0, 1)`;
+}
+
+const grayCache = new Map<string, string>();
+
+/**
+ * A light grey copy of a PNG data URL, for drawing attention on top of it (colour belongs to
+ * the heatmap). The original is returned when it cannot be decoded.
+ */
+export function lightGrayImage(url: string): string {
+  const cached = grayCache.get(url);
+  if (cached) return cached;
+  let out = url;
+  try {
+    const image = new Image();
+    const base64 = url.slice(url.indexOf(",") + 1);
+    image.src = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0)) as unknown as Buffer;
+    if (image.complete && image.width > 0) {
+      const canvas = createCanvas(image.width, image.height);
+      const ctx = canvas.getContext("2d");
+      ctx.drawImage(image, 0, 0);
+      const pixels = ctx.getImageData(0, 0, image.width, image.height);
+      const d = pixels.data;
+      for (let i = 0; i < d.length; i += 4) {
+        const gray = 0.3 * d[i] + 0.59 * d[i + 1] + 0.11 * d[i + 2];
+        const light = 255 - (255 - gray) * 0.5;
+        d[i] = d[i + 1] = d[i + 2] = light;
+      }
+      ctx.putImageData(pixels, 0, 0);
+      out = canvas.toDataURL("image/png");
+    }
+  } catch {
+    // Not a decodable PNG: overlay on the original.
+  }
+  grayCache.set(url, out);
+  return out;
+}
+
+/** Split text into lines of at most `width` characters at spaces. */
+function wrap(text: string, width: number, maxLines = 2): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  if (lines.length > maxLines) {
+    lines.length = maxLines;
+    lines[maxLines - 1] = clip(lines[maxLines - 1] + " …", width);
+  }
+  return lines;
+}
 
 /** Patches counted as target: P_i > 0 and P_i >= 1% of the largest P (the rule of eval.ts). */
 export function targetSupport(target: readonly number[]): boolean[] {
@@ -1139,13 +1217,13 @@ function round4(v: number): number {
   return Math.round(v * 1e4) / 1e4;
 }
 
-/** Grid cells of a row-major side x side map; `shown` is the value scaled to the map's max. */
+/** Grid cells of a row-major side x side map; `shown` is relativeToUniform of the value. */
 function mapCells(values: readonly number[], side: number) {
-  const peak = Math.max(0, ...values);
   return values.map((v, i) => {
     const r = Math.floor(i / side);
     const c = i % side;
-    return { r, c, r1: r + 1, c1: c + 1, value: round4(v), shown: peak > 0 ? round4(v / peak) : 0 };
+    const shown = round4(relativeToUniform(v, values.length));
+    return { r, c, r1: r + 1, c1: c + 1, value: round4(v), shown };
   });
 }
 
@@ -1186,7 +1264,7 @@ function heatLayer(side: number, data: object, transform: object[] = [], what = 
       opacity: {
         field: "shown",
         type: "quantitative",
-        scale: { domain: [0, 1], range: [0, 0.82] },
+        scale: { domain: [0, 1], range: [0, 0.9] },
         legend: null,
       },
       tooltip: [
@@ -1226,26 +1304,37 @@ function attentionFiguresChart(input: ReportInput) {
   const side = sets[0].gridSide;
   const indices = commonSamples(sets).slice(0, FIGURE_SAMPLES);
   if (indices.length === 0) return undefined;
+  // Wrapped here, not clipped by Vega: headless Vega can only estimate text widths.
+  const chars = Math.floor(MAP_PX / 6.6);
   const titleStyle = {
     fontSize: 11,
-    subtitleFontSize: 10,
+    subtitleFontSize: 10.5,
     anchor: "start",
-    limit: MAP_PX + 30,
-    subtitleLimit: MAP_PX + 30,
-    offset: 4,
+    offset: 5,
+    subtitlePadding: 2,
   };
+  // Each image once in the spec; cells pick theirs by id.
+  const images: { id: string; url: string }[] = [];
+  const imageRef = (url: string) => {
+    let entry = images.find((x) => x.url === url);
+    if (!entry) images.push(entry = { id: `img${images.length}`, url });
+    return entry.id;
+  };
+  const imageOf = (url: string) =>
+    imageLayer(MAP_PX, { name: "figure_images" }, [{ filter: `datum.id === '${imageRef(url)}'` }]);
   const rows = indices.map((index) => {
     const first = sets[0].samples.find((s) => s.index === index)!;
+    const gray = lightGrayImage(first.image);
     const cells: object[] = [{
       width: MAP_PX,
       height: MAP_PX,
       title: {
         ...titleStyle,
-        text: clip(first.prompt, 34),
-        subtitle: `#${index}, true answer "${clip(first.answer, 16)}"`,
+        text: wrap(first.prompt, chars),
+        subtitle: clip(`#${index} · answer "${first.answer}"`, chars + 4),
         color: "#111",
       },
-      layer: [imageLayer(MAP_PX, { values: [{ url: first.image }] })],
+      layer: [imageOf(first.image)],
     }];
     for (const set of sets) {
       const sample = set.samples.find((s) => s.index === index)!;
@@ -1256,37 +1345,37 @@ function attentionFiguresChart(input: ReportInput) {
         height: MAP_PX,
         title: {
           ...titleStyle,
-          text: `${armLabel(input.spec, set.arm)}`,
-          subtitle: `says "${clip(sample.prediction, 14)}" ${
-            sample.correct ? "✓" : "✗"
-          } · on target ${mass.toFixed(2)}`,
+          text: clip(armLabel(input.spec, set.arm), chars),
+          subtitle: [
+            clip(`says "${sample.prediction}"`, chars - 2) + (sample.correct ? " ✓" : " ✗"),
+            `on target ${mass.toFixed(2)}`,
+          ],
           subtitleColor: sample.correct ? "#1b7f3b" : "#b6372f",
         },
-        layer: [
-          imageLayer(MAP_PX, { values: [{ url: sample.image }] }),
-          heatLayer(side, { values: mapCells(map, side) }),
-        ],
+        layer: [imageOf(gray), heatLayer(side, { values: mapCells(map, side) })],
       });
     }
     cells.push({
       width: MAP_PX,
       height: MAP_PX,
-      title: { ...titleStyle, text: "ground truth P(S)", subtitle: "target patches" },
-      layer: [
-        imageLayer(MAP_PX, { values: [{ url: first.image }] }),
-        heatLayer(side, { values: mapCells(first.target, side) }, [], "P"),
-      ],
+      title: { ...titleStyle, text: "ground truth P(S)", subtitle: ["target patches", " "] },
+      layer: [imageOf(gray), heatLayer(side, { values: mapCells(first.target, side) }, [], "P")],
     });
-    return { hconcat: cells, spacing: 10 };
+    return { hconcat: cells, spacing: 12 };
   });
   return {
     title: {
       text: "Attention of the answer tokens over the image",
-      subtitle: "maps averaged over heads and layers, each scaled to its own maximum " +
-        '(bright = most attended); "on target" = attention mass on the ground-truth patches',
+      subtitle: [
+        "maps averaged over heads and layers; colour = attention relative to a uniform spread " +
+        "(log scale: clear at or below uniform,",
+        'brightest when all attention sits on one patch); "on target" = attention mass on ' +
+        "the ground-truth patches",
+      ],
     },
+    datasets: { figure_images: images },
     vconcat: rows,
-    spacing: 14,
+    spacing: 16,
   };
 }
 
@@ -1391,13 +1480,16 @@ function explorerChart(input: ReportInput) {
     },
     {
       name: "explore_scaled",
-      value: true,
-      bind: { input: "checkbox", name: "scale each map to its maximum " },
+      value: false,
+      bind: {
+        input: "checkbox",
+        name: "scale each map to its own maximum (off: relative to uniform, log scale) ",
+      },
     },
   ];
   const images = samples.map((index) => ({
     s: String(index),
-    url: firstSet.samples.find((x) => x.index === index)!.image,
+    url: lightGrayImage(firstSet.samples.find((x) => x.index === index)!.image),
   }));
   const targets = samples.map((index) => {
     const t = firstSet.samples.find((x) => x.index === index)!.target;
@@ -1407,7 +1499,8 @@ function explorerChart(input: ReportInput) {
     set.samples.filter((s) => samples.includes(s.index)).map((s) => ({
       s: String(s.index),
       m: `${set.arm}@${set.seed}`,
-      line1: `prompt: "${s.prompt}"   true answer: "${s.answer}"`,
+      line1: `prompt: "${clip(s.prompt, 70)}"`,
+      line0: `true answer: "${clip(s.answer, 40)}"`,
       line2: `${armLabel(input.spec, set.arm)}, seed ${set.seed}, says "${s.prediction}" ${
         s.correct ? "✓ correct" : "✗ wrong"
       }`,
@@ -1440,13 +1533,17 @@ function explorerChart(input: ReportInput) {
     vconcat: [
       {
         width: 2 * EXPLORER_PX + 20,
-        height: 34,
+        height: 50,
         data: { name: "explore_info" },
         transform: [{ filter: "datum.s === explore_sample && datum.m === explore_model" }],
         layer: [
           {
-            mark: { type: "text", align: "left", baseline: "top", fontSize: 12, limit: 520 },
+            mark: { type: "text", align: "left", baseline: "top", fontSize: 12 },
             encoding: { text: { field: "line1" }, x: { value: 0 }, y: { value: 0 } },
+          },
+          {
+            mark: { type: "text", align: "left", baseline: "top", fontSize: 12 },
+            encoding: { text: { field: "line0" }, x: { value: 0 }, y: { value: 17 } },
           },
           {
             mark: {
@@ -1455,12 +1552,11 @@ function explorerChart(input: ReportInput) {
               baseline: "top",
               fontSize: 12,
               fontWeight: "bold",
-              limit: 520,
             },
             encoding: {
               text: { field: "line2" },
               x: { value: 0 },
-              y: { value: 17 },
+              y: { value: 34 },
               color: {
                 condition: { test: "datum.correct", value: "#1b7f3b" },
                 value: "#b6372f",
@@ -1483,7 +1579,8 @@ function explorerChart(input: ReportInput) {
                     "explore_layer + '|' + explore_head",
                 },
                 ...cellTransform(
-                  "explore_scaled ? (datum.peak > 0 ? datum.value / datum.peak : 0) : datum.value",
+                  "explore_scaled ? (datum.peak > 0 ? datum.value / datum.peak : 0) : " +
+                    relativeToUniformExpr(side * side),
                 ),
               ]),
             ],
@@ -1497,7 +1594,7 @@ function explorerChart(input: ReportInput) {
               heatLayer(
                 side,
                 { name: "explore_targets" },
-                [onSample, ...cellTransform("datum.peak > 0 ? datum.value / datum.peak : 0")],
+                [onSample, ...cellTransform(relativeToUniformExpr(side * side))],
                 "P",
               ),
             ],
@@ -1626,7 +1723,12 @@ function learningChart(
     title: "arm",
     legend: { symbolOpacity: 1 },
   };
-  const x = { field: "step", type: "quantitative", title: "fine-tuning step" };
+  const x = {
+    field: "step",
+    type: "quantitative",
+    title: "fine-tuning step",
+    scale: { domainMin: 0 },
+  };
   const panel = (field: string, title: string, extra: object[]) => ({
     width: 330,
     height: 220,

@@ -20,6 +20,65 @@ export interface RunOptions {
   jobs?: number;
   /** Where progress lines go (default: stdout). */
   log?: (line: string) => void;
+  /** How stages run (default: local worker processes). */
+  executor?: Executor;
+}
+
+/**
+ * Runs one stage to completion somewhere (a local process, a cluster job). The stage is
+ * described by the JSON file at `descriptorPath` (a WorkerDescriptor); whatever runs it
+ * calls `pipeline/worker.ts` on that file. Rejects with a message naming what failed.
+ */
+export interface Executor {
+  readonly name: string;
+  run(
+    stage: ResolvedStage,
+    descriptorPath: string,
+    options: { plainProgress: boolean },
+  ): Promise<void>;
+  /** Stop everything still running (Ctrl-C). */
+  cancel(): Promise<void>;
+}
+
+/** The worker entry point an executor runs: `deno run -A <WORKER_PATH> <descriptor.json>`. */
+export const WORKER_PATH = new URL("./worker.ts", import.meta.url).pathname;
+
+/** Stages as local worker processes (the default). */
+export class LocalExecutor implements Executor {
+  readonly name = "local";
+  private readonly children = new Set<Deno.ChildProcess>();
+
+  async run(_stage: ResolvedStage, path: string, options: { plainProgress: boolean }) {
+    const env: Record<string, string> = options.plainProgress ? { KLAL_PLAIN_PROGRESS: "1" } : {};
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", WORKER_PATH, path],
+      env,
+      stdin: "null",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+    this.children.add(child);
+    try {
+      const status = await child.status;
+      if (!status.success) {
+        const message = await Deno.readTextFile(`${path}.error`).catch(() =>
+          `worker exited with code ${status.code}${status.signal ? ` (${status.signal})` : ""}`
+        );
+        throw new Error(message);
+      }
+    } finally {
+      this.children.delete(child);
+    }
+  }
+
+  cancel(): Promise<void> {
+    for (const child of this.children) {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already gone */ }
+    }
+    return Promise.resolve();
+  }
 }
 
 /** What a run did. */
@@ -30,8 +89,6 @@ export interface RunSummary {
 
 /** A stage failed; the message names it. */
 export class StageFailure extends Error {}
-
-const WORKER = new URL("./worker.ts", import.meta.url).pathname;
 
 /** True when `id` is selected by a --force pattern (exact id or a `:`-separated prefix). */
 export function matchesForce(id: string, patterns: string[]): boolean {
@@ -70,11 +127,20 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
   const statuses = new Map<string, { status: "cached" | "ran"; seconds: number }>();
   const done = new Set<string>();
   for (const stage of plan) {
-    if (await cache.has(stage.key)) {
-      done.add(stage.id);
-      statuses.set(stage.id, { status: "cached", seconds: 0 });
+    if (!(await cache.has(stage.key))) continue;
+    // Never serve a damaged entry: check every file against its manifest hash.
+    const problems = await cache.verify(stage.key);
+    if (problems.length > 0) {
+      log(
+        `  corrupt cache entry of ${stage.id} (${problems.join("; ")}): moved aside, recomputing`,
+      );
+      await cache.evict(stage.key);
+      continue;
     }
+    done.add(stage.id);
+    statuses.set(stage.id, { status: "cached", seconds: 0 });
   }
+  const executor = options.executor ?? new LocalExecutor();
   const toRun = plan.filter((s) => !done.has(s.id));
   log(
     `${spec.name}: ${plan.length} stages, ${plan.length - toRun.length} cached, ` +
@@ -90,7 +156,7 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
   const launch = (stage: ResolvedStage) => {
     log(`  run  ${stage.id} (${stage.key.slice(0, 12)})`);
     const started = performance.now();
-    const promise = runInWorker(stage, cache, spec.name, parallel).then(
+    const promise = runInWorker(executor, stage, cache, spec.name, parallel).then(
       () => {
         const seconds = (performance.now() - started) / 1000;
         statuses.set(stage.id, { status: "ran", seconds });
@@ -142,31 +208,19 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
 export class UsageError extends Error {}
 
 async function runInWorker(
+  executor: Executor,
   stage: ResolvedStage,
   cache: Cache,
   experiment: string,
   plainProgress: boolean,
 ): Promise<void> {
-  await Deno.mkdir(`${cache.root}/tmp`, { recursive: true });
-  const path = `${cache.root}/tmp/stage-${crypto.randomUUID()}.json`;
+  // Descriptors live in the cache (a shared path on a cluster), so any node can read them.
+  await Deno.mkdir(`${cache.root}/jobs`, { recursive: true });
+  const path = `${cache.root}/jobs/stage-${crypto.randomUUID()}.json`;
   const descriptor: WorkerDescriptor = { stage, cacheRoot: cache.root, experiment };
   await Deno.writeTextFile(path, JSON.stringify(descriptor));
   try {
-    const env: Record<string, string> = plainProgress ? { KLAL_PLAIN_PROGRESS: "1" } : {};
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", WORKER, path],
-      env,
-      stdin: "null",
-      stdout: "inherit",
-      stderr: "inherit",
-    }).spawn();
-    const status = await child.status;
-    if (!status.success) {
-      const message = await Deno.readTextFile(`${path}.error`).catch(() =>
-        `worker exited with code ${status.code}${status.signal ? ` (${status.signal})` : ""}`
-      );
-      throw new Error(message);
-    }
+    await executor.run(stage, path, { plainProgress });
   } finally {
     await Deno.remove(path).catch(() => {});
     await Deno.remove(`${path}.error`).catch(() => {});

@@ -507,7 +507,22 @@ export async function runStage(
     statuses: Map<string, { status: "cached" | "ran"; seconds: number }>;
   },
 ): Promise<Manifest> {
-  return await ctx.cache.write(
+  // One process computes a key; others wait on the lock and then find it cached.
+  return await ctx.cache.withLock(stage.key, async () => {
+    if (await ctx.cache.has(stage.key)) return await ctx.cache.manifest(stage.key);
+    return await computeStage(stage, ctx, extra);
+  });
+}
+
+function computeStage(
+  stage: ResolvedStage,
+  ctx: StageContext,
+  extra?: {
+    stages: ResolvedStage[];
+    statuses: Map<string, { status: "cached" | "ran"; seconds: number }>;
+  },
+): Promise<Manifest> {
+  return ctx.cache.write(
     stage.key,
     {
       stage: stage.id,
