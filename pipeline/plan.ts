@@ -25,6 +25,8 @@ export interface Stage {
   inputs: Record<string, string>;
   /** Source files whose text forms the code version. */
   codeFiles: string[];
+  /** Settings that change how a stage runs but not what it produces: not in the key. */
+  runtime?: Record<string, unknown>;
   /** Arm and seed, for finetune/eval stages. */
   arm?: string;
   seed?: number;
@@ -165,13 +167,15 @@ export function buildPlan(spec: Spec): Stage[] {
         kind: "finetune",
         params: {
           task: task.name,
-          train: spec.train,
+          // How often to checkpoint does not change the result: keep it out of the key.
+          train: { ...spec.train, checkpoint_every: undefined },
           lambda: armSpec.lambda,
           // Supervised layers do nothing when lambda is 0: keep them out of the NTP key.
           layers: armSpec.lambda > 0 ? layers : [],
           seed,
           backend: spec.backend,
         },
+        runtime: { checkpoint_every: spec.train.checkpoint_every },
         inputs: valData
           ? { base: pretrain.id, data: trainId, val: valData.id }
           : { base: pretrain.id, data: trainId },

@@ -10,7 +10,11 @@ export class Progress {
   private lastDecile = -1;
   private samples = 0;
 
-  constructor(private readonly label: string, private readonly total: number) {
+  constructor(
+    private readonly label: string,
+    private readonly total: number,
+    private readonly first = 0,
+  ) {
     this.tty = Deno.stderr.isTerminal() && !Deno.env.get("KLAL_PLAIN_PROGRESS");
   }
 
@@ -27,7 +31,7 @@ export class Progress {
     this.lastDecile = decile;
     const seconds = (now - this.started) / 1000;
     const rate = this.samples / Math.max(seconds, 1e-9);
-    const eta = (this.total - step) * (seconds / step);
+    const eta = (this.total - step) * (seconds / Math.max(step - this.first, 1));
     const parts = Object.entries(losses).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(" ");
     const width = 20;
     const filled = Math.round((width * step) / this.total);

@@ -1069,7 +1069,8 @@ function layerAttentionChart(
       text: `Target attention ratio per layer: ${s.task}`,
       subtitle: "attention mass on target patches / uniform share; dashed rule = chance (1)",
     },
-    width: { step: Math.max(24, 18 * labels.length) },
+    // A number, not a step: with xOffset a step would size each arm's bar.
+    width: Math.max(160, layers.length * (22 * labels.length + 24)),
     height: 240,
     layer: [
       {
@@ -1627,6 +1628,7 @@ function headsChart(input: ReportInput) {
     n: g.length,
   }));
   const peak = Math.max(...values.map((v) => v.mass));
+  const headCount = new Set(rows.map((r) => r.head)).size;
   const rank = (label: string) => armPalette(input).domain.indexOf(label);
   const labels = [...new Set(values.map((v) => v.label))].sort((a, b) => rank(a) - rank(b));
   const layers = [...new Set(rows.map((r) => r.layer))].sort((a, b) => a - b).map((l) => `L${l}`);
@@ -1647,7 +1649,8 @@ function headsChart(input: ReportInput) {
       },
     },
     spec: {
-      width: { step: 40 },
+      // Wide enough for the arm's name above each panel.
+      width: { step: Math.max(34, Math.ceil(150 / headCount)) },
       height: { step: 30 },
       encoding: {
         x: { field: "head", type: "ordinal", sort: heads, title: "head", axis: { labelAngle: 0 } },
@@ -1844,7 +1847,7 @@ function breakdownChart(input: ReportInput, palette: ReturnType<typeof armPalett
       subtitle: "held-out samples pooled over seeds; line = Wilson 95% interval",
     },
     data: { values },
-    width: { step: Math.max(60, 26 * labels.length + 20) },
+    width: Math.max(180, buckets.length * (22 * labels.length + 24)),
     height: 220,
     encoding: {
       x: {
@@ -1920,12 +1923,12 @@ export function sweeps(spec: Spec): { lambda: string[][]; layers: string[][] } {
 
 /** Accuracy and target attention ratio of a set of arms along one swept axis. */
 function sweepChart(
-  input: ReportInput,
   s: TaskSummary,
   arms: string[],
   xOf: (arm: string) => string,
   text: { title: string; subtitle: string; x: string },
   reference: ArmSummary | undefined,
+  palette: ReturnType<typeof armPalette>,
 ) {
   const chosen = arms.map((arm) => s.arms.find((a) => a.arm === arm))
     .filter((a): a is ArmSummary => a !== undefined && a.accuracy.n > 0);
@@ -1944,12 +1947,19 @@ function sweepChart(
     [...a.accuracyBySeed].map(([seed, value]) => ({ x: xOf(a.arm), seed, value }))
   );
   const x = { field: "x", type: "ordinal", sort: order, title: text.x, axis: { labelAngle: 0 } };
+  const color = {
+    field: "label",
+    type: "nominal",
+    scale: paletteFor(palette, chosen.map((a) => a.label)),
+    legend: null,
+  };
   const accuracy: object[] = [
     {
       data: { values: summary },
-      mark: { type: "bar", color: "#e45756", opacity: 0.8, size: 30 },
+      mark: { type: "bar", opacity: 0.85, size: 30 },
       encoding: {
         x,
+        color,
         y: {
           field: "mean",
           type: "quantitative",
@@ -1992,9 +2002,10 @@ function sweepChart(
   const ratio = [
     {
       data: { values: summary.filter((d) => d.ratio !== null) },
-      mark: { type: "bar", color: "#f58518", opacity: 0.8, size: 30 },
+      mark: { type: "bar", opacity: 0.85, size: 30 },
       encoding: {
         x,
+        color,
         y: { field: "ratio", type: "quantitative", title: "target attention ratio" },
         tooltip: [{ field: "label", title: "arm" }, { field: "ratio", format: ".3f" }],
       },
@@ -2015,35 +2026,53 @@ function sweepChart(
 }
 
 /** The λ-sweep and per-layer ablation charts of a task, keyed like chartSpecs. */
-function sweepCharts(input: ReportInput, s: TaskSummary): Record<string, object> {
+function sweepCharts(
+  input: ReportInput,
+  s: TaskSummary,
+  palette: ReturnType<typeof armPalette>,
+): Record<string, object> {
   const found = sweeps(input.spec);
   const charts: Record<string, object> = {};
   const ntp = s.arms.find((a) => a.column === "NTP" && a.accuracy.n > 0);
   found.lambda.forEach((arms, i) => {
     const klalArm = input.spec.arms[arms[arms.length - 1]];
     const layers = supervisedLayers(input.spec, klalArm);
-    const chart = sweepChart(input, s, arms, (arm) => `λ=${input.spec.arms[arm].lambda}`, {
-      title: `λ sweep: ${s.task}`,
-      subtitle: `KLAL weight λ (λ=0 is NTP); supervised layers ${
-        layers.length === input.spec.model.layers ? "all" : layers.join(", ")
-      }; bar = mean, line = 95% CI, dots = seeds; right: dashed = chance (1)`,
-      x: "λ",
-    }, undefined);
+    const chart = sweepChart(
+      s,
+      arms,
+      (arm) => `λ=${input.spec.arms[arm].lambda}`,
+      {
+        title: `λ sweep: ${s.task}`,
+        subtitle: `KLAL weight λ (λ=0 is NTP); supervised layers ${
+          layers.length === input.spec.model.layers ? "all" : layers.join(", ")
+        }; bar = mean, line = 95% CI, dots = seeds; right: dashed = chance (1)`,
+        x: "λ",
+      },
+      undefined,
+      palette,
+    );
     if (chart) charts[`lambda_sweep${i > 0 ? i + 1 : ""}:${s.task}`] = chart;
   });
   found.layers.forEach((arms, i) => {
     const lambda = input.spec.arms[arms[0]].lambda;
-    const chart = sweepChart(input, s, arms, (arm) => {
-      const layers = supervisedLayers(input.spec, input.spec.arms[arm]);
-      return layers.length === input.spec.model.layers
-        ? "all"
-        : layers.map((l) => `L${l}`).join("+");
-    }, {
-      title: `Which layers to supervise: ${s.task}`,
-      subtitle: `KLAL (λ=${lambda}) on different layers; dashed blue = the NTP arm; ` +
-        "right: target attention ratio, dashed = chance (1)",
-      x: "supervised layers",
-    }, ntp);
+    const chart = sweepChart(
+      s,
+      arms,
+      (arm) => {
+        const layers = supervisedLayers(input.spec, input.spec.arms[arm]);
+        return layers.length === input.spec.model.layers
+          ? "all"
+          : layers.map((l) => `L${l}`).join("+");
+      },
+      {
+        title: `Which layers to supervise: ${s.task}`,
+        subtitle: `KLAL (λ=${lambda}) on different layers; dashed blue = the NTP arm; ` +
+          "right: target attention ratio, dashed = chance (1)",
+        x: "supervised layers",
+      },
+      ntp,
+      palette,
+    );
     if (chart) charts[`layer_ablation${i > 0 ? i + 1 : ""}:${s.task}`] = chart;
   });
   return charts;
@@ -2071,7 +2100,7 @@ export function chartSpecs(input: ReportInput): Record<string, object> {
   put("loss", lossChart(input, palette));
   put("learning", learningChart(input, palette, learningSummary(input)));
   put("breakdown", breakdownChart(input, palette));
-  for (const s of summaries) Object.assign(charts, sweepCharts(input, s));
+  for (const s of summaries) Object.assign(charts, sweepCharts(input, s, palette));
   const config = {
     font: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif",
     view: { stroke: null },
@@ -2215,6 +2244,7 @@ figcaption a { color: var(--muted); }
 pre { background: white; border: 1px solid var(--line); padding: 12px; overflow-x: auto;
   font-size: 12.5px; line-height: 1.4; border-radius: 4px; }
 code { font-size: 13px; }
+details summary { cursor: pointer; font-weight: 600; margin: 14px 0 6px; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12.5px; }
 `;
 
@@ -2459,8 +2489,9 @@ export function renderHtml(
     runInfo.push('<p class="note">No stage information.</p>');
   }
   runInfo.push(
-    "<h3>Resolved spec</h3>",
+    "<details><summary>Resolved spec (JSON)</summary>",
     `<pre>${escapeHtml(JSON.stringify(spec, null, 2))}</pre>`,
+    "</details>",
   );
   sections.push({ id: "run", title: "The run: stages, cache keys, spec", html: runInfo });
 

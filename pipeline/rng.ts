@@ -23,6 +23,16 @@ export class Rng {
     this.state = seed >>> 0;
   }
 
+  /** The generator's whole state (for checkpoints). */
+  getState(): number {
+    return this.state;
+  }
+
+  /** Restore a state from getState. */
+  setState(state: number): void {
+    this.state = state >>> 0;
+  }
+
   /** Uniform in [0, 1). */
   next(): number {
     this.state = (this.state + 0x6d2b79f5) >>> 0;

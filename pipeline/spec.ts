@@ -319,6 +319,7 @@ const TRAIN_KEYS = [
   "log_every",
   "eval_every",
   "eval_samples",
+  "checkpoint_every",
 ] as const;
 const EVAL_KEYS = ["batch_size"] as const;
 const ARM_KEYS = ["finetune", "lambda", "layers"] as const;
@@ -782,6 +783,7 @@ function validateTrain(root: Section): TrainSpec | undefined {
   const logEvery = section.int("log_every", 1, 10);
   const evalEvery = section.int("eval_every", 0, 0);
   const evalSamples = section.int("eval_samples", 1, 200);
+  const checkpointEvery = section.int("checkpoint_every", 0, 100);
   const warmupEntry = section.entry("warmup");
   if (warmupEntry && warmup !== undefined && steps !== undefined && warmup > steps) {
     section.problems.add(
@@ -793,7 +795,7 @@ function validateTrain(root: Section): TrainSpec | undefined {
     warmup = undefined;
   }
   const all = [steps, batchSize, lr, optimizer, weightDecay, warmup, logEvery, evalEvery];
-  if ([...all, evalSamples].includes(undefined)) {
+  if ([...all, evalSamples, checkpointEvery].includes(undefined)) {
     return undefined;
   }
   return {
@@ -806,6 +808,7 @@ function validateTrain(root: Section): TrainSpec | undefined {
     log_every: logEvery!,
     eval_every: evalEvery!,
     eval_samples: evalSamples!,
+    checkpoint_every: checkpointEvery!,
   };
 }
 

@@ -66,6 +66,8 @@ export interface TrainSpec {
    */
   eval_every: number;
   eval_samples: number;
+  /** Save a resumable checkpoint every this many steps (0 = never); not part of any key. */
+  checkpoint_every: number;
 }
 
 export interface ArmSpec {

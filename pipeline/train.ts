@@ -31,6 +31,23 @@ export interface TrainOptions {
   evalEvery?: number;
   /** Measures the model mid-training (learning curves); must not change it. */
   onEval?: (step: number) => void;
+  /** Call `onCheckpoint` with the full training state every this many steps (0 = never). */
+  checkpointEvery?: number;
+  /** Persists a snapshot (atomically); training resumes from it exactly. */
+  onCheckpoint?: (snapshot: TrainSnapshot) => void;
+  /** Continue from this snapshot instead of step 0 (model weights already restored). */
+  resume?: TrainSnapshot;
+}
+
+/** Everything besides the model weights that a resumed run needs to continue exactly. */
+export interface TrainSnapshot {
+  /** Steps completed. */
+  step: number;
+  optimizer: { t: number; m: Float32Array; v: Float32Array };
+  order: { rng: number; order: number[]; cursor: number };
+  log: LossPoint[];
+  /** Seconds spent before the snapshot (for samples/s). */
+  seconds: number;
 }
 
 /** One logged point of the loss curve. */
@@ -162,15 +179,18 @@ export class AdamW {
    * One update with gradients in the same order as the variables. With `clipNorm` > 0 the
    * gradients are first scaled so their global L2 norm is at most `clipNorm`.
    */
-  apply(grads: tf.Tensor[], lr: number, clipNorm = 0): void {
+  apply(grads: tf.Tensor[], lr: number, clipNorm = 0): number {
     this.t++;
+    let gradNorm = NaN;
     const { beta1, beta2, epsilon } = this;
     const c1 = 1 - beta1 ** this.t;
     const c2 = 1 - beta2 ** this.t;
     tf.tidy(() => {
       let g: tf.Tensor = tf.concat(grads.map((x) => tf.reshape(x, [-1]))); // [P]
+      const norm = tf.sqrt(tf.sum(tf.square(g)));
+      gradNorm = norm.dataSync()[0];
+      if (!Number.isFinite(gradNorm)) return; // the caller stops; nothing is updated
       if (clipNorm > 0) {
-        const norm = tf.sqrt(tf.sum(tf.square(g)));
         g = tf.mul(g, tf.minimum(tf.div(clipNorm, tf.maximum(norm, 1e-12)), 1));
       }
       const m = tf.add(tf.mul(this.m, beta1), tf.mul(g, 1 - beta1));
@@ -191,6 +211,28 @@ export class AdamW {
         x.assign(tf.sub(decayed, tf.reshape(parts[i], x.shape)));
       });
     });
+    return gradNorm;
+  }
+
+  /** The optimizer state, copied out. */
+  snapshot(): TrainSnapshot["optimizer"] {
+    return {
+      t: this.t,
+      m: this.m.dataSync() as Float32Array,
+      v: this.v.dataSync() as Float32Array,
+    };
+  }
+
+  /** Restore a snapshot taken from an optimizer over the same variables. */
+  restore(state: TrainSnapshot["optimizer"]): void {
+    if (state.m.length !== this.m.size) {
+      throw new Error(`optimizer snapshot has ${state.m.length} values, expected ${this.m.size}`);
+    }
+    this.t = state.t;
+    tf.tidy(() => {
+      this.m.assign(tf.tensor1d(state.m));
+      this.v.assign(tf.tensor1d(state.v));
+    });
   }
 
   /** Free the moment estimates. */
@@ -208,6 +250,18 @@ export class BatchOrder {
 
   constructor(private readonly n: number, seed: number) {
     this.rng = new Rng(seedFrom(seed, "batches"));
+  }
+
+  /** The order's state, copied out. */
+  snapshot(): TrainSnapshot["order"] {
+    return { rng: this.rng.getState(), order: [...this.order], cursor: this.cursor };
+  }
+
+  /** Continue from a snapshot. */
+  restore(state: TrainSnapshot["order"]): void {
+    this.rng.setState(state.rng);
+    this.order = [...state.order];
+    this.cursor = state.cursor;
   }
 
   /** The next `size` indices. */
@@ -232,12 +286,21 @@ export function train(model: TinyVlm, data: Encoded, options: TrainOptions): Tra
     options.optimizer === "adamw" ? options.weightDecay : 0,
   );
   const order = new BatchOrder(data.n, options.seed);
-  const progress = new Progress(options.label, options.steps);
+  const progress = new Progress(options.label, options.steps, options.resume?.step ?? 0);
   const log: LossPoint[] = [];
   const clipNorm = options.clipNorm ?? 1;
   const started = performance.now();
+  let first = 0;
+  let earlier = 0;
+  if (options.resume) {
+    optimizer.restore(options.resume.optimizer);
+    order.restore(options.resume.order);
+    log.push(...options.resume.log);
+    first = options.resume.step;
+    earlier = options.resume.seconds;
+  }
   try {
-    for (let step = 0; step < options.steps; step++) {
+    for (let step = first; step < options.steps; step++) {
       const batch = batchTensors(data, order.next(options.batchSize));
       let ntp: tf.Scalar | undefined;
       let klal: tf.Scalar | undefined;
@@ -263,8 +326,11 @@ export function train(model: TinyVlm, data: Encoded, options: TrainOptions): Tra
           throw new Error(`${options.label}: ${part} loss is ${v} at step ${step}`);
         }
       }
-      optimizer.apply(gradList, learningRate(step, options), clipNorm);
+      const gradNorm = optimizer.apply(gradList, learningRate(step, options), clipNorm);
       tf.dispose(gradList);
+      if (!Number.isFinite(gradNorm)) {
+        throw new Error(`${options.label}: gradient norm is ${gradNorm} at step ${step}`);
+      }
       if (step % options.logEvery === 0 || step === options.steps - 1) {
         log.push({ step, ...values });
       }
@@ -273,11 +339,22 @@ export function train(model: TinyVlm, data: Encoded, options: TrainOptions): Tra
         options.onEval(step + 1);
       }
       progress.update(step + 1, values, options.batchSize);
+      const ckpt = options.checkpointEvery ?? 0;
+      if (options.onCheckpoint && ckpt > 0 && (step + 1) % ckpt === 0 && step + 1 < options.steps) {
+        options.onCheckpoint({
+          step: step + 1,
+          optimizer: optimizer.snapshot(),
+          order: order.snapshot(),
+          log: [...log],
+          seconds: earlier + (performance.now() - started) / 1000,
+        });
+      }
     }
   } finally {
     optimizer.dispose();
     progress.done();
   }
   const seconds = (performance.now() - started) / 1000;
-  return { log, seconds, samplesPerSecond: options.steps * options.batchSize / seconds };
+  const steps = options.steps - first;
+  return { log, seconds: earlier + seconds, samplesPerSecond: steps * options.batchSize / seconds };
 }

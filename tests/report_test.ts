@@ -51,6 +51,9 @@ function fakeSpec(): Spec {
       weight_decay: 0.01,
       warmup: 5,
       log_every: 10,
+      eval_every: 0,
+      eval_samples: 0,
+      checkpoint_every: 0,
     },
     eval: { batch_size: 64 },
     arms: {
@@ -172,7 +175,8 @@ Deno.test("table.md has hand-computed means, CIs, poster numbers and the verdict
     "verdict",
   );
   assertIncludes(md, "not significant at the 5% level", "honest caveat with p > 0.05");
-  const rows = md.split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| ---"));
+  const perArm = md.slice(md.indexOf("## grid-patch (poster"));
+  const rows = perArm.split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| ---"));
   assert(
     rows[1].includes("Base") && rows[2].includes("NTP (") && rows[3].includes("KLAL"),
     "order",

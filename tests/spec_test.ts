@@ -90,6 +90,7 @@ Deno.test("a minimal spec gets every default", () => {
       log_every: 10,
       eval_every: 0,
       eval_samples: 200,
+      checkpoint_every: 100,
     },
     eval: { batch_size: 128 },
     arms: { ntp: { finetune: true, lambda: 0, layers: "all" } },
@@ -331,7 +332,7 @@ Deno.test("a bad override path lists the valid keys and the nearest", () => {
     `<override 1: trian.steps=3> trian: expected a known key, found "trian"; valid keys: name, ` +
     `description, seeds, backend, task, model, base, train, eval, arms; did you mean "train"?`,
     `<override 2: train.step=3> train.step: expected a known key, found "step"; valid keys: ` +
-    `steps, batch_size, lr, optimizer, weight_decay, warmup, log_every, eval_every, eval_samples; did you mean "steps"?`,
+    `steps, batch_size, lr, optimizer, weight_decay, warmup, log_every, eval_every, eval_samples, checkpoint_every; did you mean "steps"?`,
     `<override 3: train.lr.x=1> train.lr.x: expected no key below train.lr (it holds a value), found "x"`,
     `<override 4: nonsense>: expected an override of the form a.b.c=value, found "nonsense"`,
   ]);

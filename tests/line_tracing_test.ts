@@ -1,0 +1,200 @@
+import assert from "node:assert/strict";
+import {
+  lineTracing,
+  maxNodes,
+  NODE_COLOR,
+  type TracingCurve,
+  tracingPolyline,
+} from "../tasks/line_tracing.ts";
+import { COLORS, fillCircle, polylineMask, targetFromMask } from "../tasks/draw.ts";
+import { TASKS } from "../tasks/registry.ts";
+import type { Sample, TaskConfig } from "../tasks/task.ts";
+
+function config(imageSize: number, patchSize: number, params: Record<string, unknown> = {}) {
+  const merged = { ...lineTracing.defaultParams, ...params };
+  return { imageSize, patchSize, params: merged } satisfies TaskConfig;
+}
+
+function sum(values: Float32Array): number {
+  return values.reduce((a, b) => a + b, 0);
+}
+
+interface NodeInfo {
+  label: string;
+  x: number;
+  y: number;
+}
+
+/** The asked nodes and every curve of a sample, each curve's mask drawn alone. */
+function scene(s: Sample) {
+  const size = s.image.width;
+  const nodes = s.meta.nodeList as NodeInfo[];
+  const byLabel = new Map(nodes.map((n) => [n.label, n]));
+  const match = /^is node ([A-J]) connected to node ([A-J]) \?$/.exec(s.prompt);
+  assert.ok(match, s.prompt);
+  const asked = [byLabel.get(match[1])!, byLabel.get(match[2])!];
+  const curves = (s.meta.curves as TracingCurve[]).map((c) => ({
+    ...c,
+    mask: polylineMask(
+      size,
+      tracingPolyline(s.meta.curve as string, c.control),
+      s.meta.lineWidth as number,
+    ),
+  }));
+  return { size, nodes, asked, curves };
+}
+
+/** True when some pixel of `mask` lies within `radius` of (x, y). */
+function maskNear(mask: Uint8Array, size: number, x: number, y: number, radius: number) {
+  for (let py = Math.floor(y - radius); py <= Math.ceil(y + radius); py++) {
+    for (let px = Math.floor(x - radius); px <= Math.ceil(x + radius); px++) {
+      if (px < 0 || py < 0 || px >= size || py >= size || !mask[py * size + px]) continue;
+      if (Math.hypot(px + 0.5 - x, py + 0.5 - y) <= radius) return true;
+    }
+  }
+  return false;
+}
+
+const samples64 = lineTracing.generate(1, 200, config(64, 8));
+
+Deno.test("line-tracing: connected iff one curve, drawn alone, reaches both asked nodes", () => {
+  for (const s of samples64) {
+    const { size, asked, curves, nodes } = scene(s);
+    const radius = s.meta.nodeRadius as number;
+    const joining = curves.filter((c) =>
+      asked.every((n) => maskNear(c.mask, size, n.x, n.y, radius))
+    );
+    assert.equal(joining.length, s.answer === "yes" ? 1 : 0, s.prompt);
+    assert.equal(s.meta.connected, s.answer === "yes");
+    // Each curve touches exactly its own two nodes: none passes through another node.
+    for (const c of curves) {
+      const touched = nodes.filter((n) => maskNear(c.mask, size, n.x, n.y, radius + 0.5));
+      assert.deepStrictEqual(touched.map((n) => n.label).sort(), [c.from, c.to].sort());
+    }
+  }
+});
+
+Deno.test("line-tracing: target sums to 1 and lies on the asked curve(s) and nodes", () => {
+  for (const s of samples64) {
+    const { size, asked, curves } = scene(s);
+    assert.equal(s.target.length, 64);
+    assert.ok(Math.abs(sum(s.target) - 1) < 1e-5);
+    // Re-render the curve(s) leaving the asked nodes, alone, plus the asked node discs.
+    const relevant = curves.filter((c) =>
+      asked.some((n) => n.label === c.from || n.label === c.to)
+    );
+    assert.equal(relevant.length, s.answer === "yes" ? 1 : 2);
+    const mask = new Uint8Array(size * size);
+    for (const c of relevant) c.mask.forEach((v, p) => mask[p] |= v);
+    const scratch = { width: size, height: size, data: new Float32Array(size * size * 3) };
+    for (const n of asked) {
+      fillCircle(scratch, n.x, n.y, s.meta.nodeRadius as number, [0, 0, 0], mask);
+    }
+    const expected = targetFromMask(mask, size, 8);
+    for (let i = 0; i < expected.length; i++) {
+      assert.equal(s.target[i] > 0, expected[i] > 0, `patch ${i} of "${s.prompt}"`);
+      assert.ok(Math.abs(s.target[i] - expected[i]) < 1e-6);
+    }
+  }
+});
+
+Deno.test("line-tracing: asked nodes are drawn in the node colour, curves in one colour", () => {
+  for (const s of samples64) {
+    const { size, asked } = scene(s);
+    for (const n of asked) {
+      const p = 3 * (Math.floor(n.y) * size + Math.floor(n.x));
+      const pixel = [...s.image.data.slice(p, p + 3)];
+      pixel.forEach((v, c) => assert.ok(Math.abs(v - NODE_COLOR[c]) < 1e-6, s.prompt));
+    }
+    assert.deepStrictEqual(new Set(s.meta.colors as string[]), new Set(["blue"]));
+    // Every pixel is background, a blend of blue into it, or the node colour.
+    for (let p = 0; p < size * size; p++) {
+      const [r, g, b] = [s.image.data[3 * p], s.image.data[3 * p + 1], s.image.data[3 * p + 2]];
+      const isNode = Math.abs(r - NODE_COLOR[0]) < 1e-6 && Math.abs(b - NODE_COLOR[2]) < 1e-6;
+      const t = (1 - b) / (1 - COLORS.blue[2]); // blend weight of blue, from blue's channel
+      const isBlue = Math.abs(1 - t * (1 - COLORS.blue[0]) - r) < 1e-4 &&
+        Math.abs(1 - t * (1 - COLORS.blue[1]) - g) < 1e-4;
+      assert.ok(isNode || isBlue || (r === 1 && g === 1 && b === 1), `pixel ${p}: ${r} ${g} ${b}`);
+    }
+  }
+  const colourful = lineTracing.generate(2, 20, config(64, 8, { same_color: false }));
+  for (const s of colourful) {
+    const colors = s.meta.colors as string[];
+    assert.equal(new Set(colors).size, colors.length);
+  }
+});
+
+Deno.test("line-tracing: answers alternate yes / no; meta and vocabulary", () => {
+  const vocab = new Set(lineTracing.vocabulary);
+  samples64.forEach((s, i) => {
+    assert.equal(s.answer, i % 2 === 0 ? "yes" : "no");
+    for (const w of `${s.prompt} ${s.answer}`.split(" ")) assert.ok(vocab.has(w), w);
+    assert.equal(s.meta.difficulty, `${s.meta.crossings} crossings`);
+    assert.ok((s.meta.crossings as number) >= 1);
+    assert.ok((s.meta.pathLength as number) > 0);
+    assert.equal(s.meta.nodes, 6);
+    const labels = (s.meta.nodeList as NodeInfo[]).map((n) => n.label);
+    assert.equal(new Set(labels).size, 6);
+    const asked = s.meta.asked as string[];
+    assert.notEqual(asked[0], asked[1]);
+  });
+  const crossings = new Set(samples64.map((s) => s.meta.crossings));
+  assert.ok(crossings.size >= 3, `difficulties: ${[...crossings]}`);
+});
+
+Deno.test("line-tracing: other settings (polyline, 8 nodes, 96 px, no crossings required)", () => {
+  const settings: [number, Record<string, unknown>][] = [
+    [64, { curve: "polyline" }],
+    [64, { nodes: 8 }],
+    [96, { nodes: 4, line_width: 3 }],
+    [48, { nodes: 4, min_crossings: 0 }],
+  ];
+  for (const [size, params] of settings) {
+    const samples = lineTracing.generate(3, 20, config(size, 8, params));
+    for (const s of samples) {
+      assert.ok(Math.abs(sum(s.target) - 1) < 1e-5);
+      assert.equal((s.meta.nodeList as unknown[]).length, params.nodes ?? 6);
+      assert.ok((s.meta.crossings as number) >= ((params.min_crossings as number) ?? 1));
+    }
+  }
+});
+
+Deno.test("line-tracing: same seed gives identical samples, other seeds differ", () => {
+  const cfg = config(64, 8);
+  const a = lineTracing.generate(5, 20, cfg);
+  assert.deepStrictEqual(lineTracing.generate(5, 20, cfg), a);
+  assert.deepStrictEqual(lineTracing.generate(5, 6, cfg), a.slice(0, 6));
+  const c = lineTracing.generate(6, 20, cfg);
+  assert.notDeepStrictEqual(a[0].image.data, c[0].image.data);
+});
+
+Deno.test("line-tracing: score, checkParams and registry", () => {
+  const sample = { answer: "yes" } as Sample;
+  assert.equal(lineTracing.score(" yes ", sample), true);
+  assert.equal(lineTracing.score("no", sample), false);
+  assert.equal(lineTracing.score("yes yes", sample), false);
+  const keys = (size: number, params: Record<string, unknown>) =>
+    lineTracing.checkParams(config(size, 8, params)).map((p) => p.key);
+  assert.deepStrictEqual(keys(64, {}), []);
+  assert.deepStrictEqual(keys(96, { nodes: 10, curve: "polyline", same_color: false }), []);
+  assert.deepStrictEqual(keys(64, { nodes: 5 }), ["nodes"]);
+  assert.deepStrictEqual(keys(64, { nodes: 10 }), ["nodes"]); // 8 fit at 64 px
+  assert.deepStrictEqual(keys(64, { nodes: 2 }), ["nodes"]);
+  assert.deepStrictEqual(keys(64, { curve: "spline" }), ["curve"]);
+  assert.deepStrictEqual(keys(64, { line_width: 5 }), ["line_width"]);
+  assert.deepStrictEqual(keys(64, { same_color: "yes" }), ["same_color"]);
+  assert.deepStrictEqual(keys(64, { min_crossings: -1 }), ["min_crossings"]);
+  assert.deepStrictEqual(keys(16, {}), ["nodes", "image_size"]);
+  assert.deepStrictEqual([32, 48, 64, 80, 112].map(maxNodes), [4, 6, 8, 10, 10]);
+  assert.throws(() => lineTracing.generate(0, 1, config(64, 8, { nodes: 7 })), /nodes/);
+  assert.equal(TASKS["line-tracing"], lineTracing);
+});
+
+Deno.test("line-tracing: 1000 samples at 64 px generate quickly", () => {
+  const start = performance.now();
+  const samples = lineTracing.generate(9, 1000, config(64, 8));
+  const ms = performance.now() - start;
+  assert.equal(samples.length, 1000);
+  console.log(`line-tracing: 1000 samples at 64 px in ${ms.toFixed(0)} ms`);
+  assert.ok(ms < 5000, `took ${ms} ms`);
+});

@@ -1,0 +1,294 @@
+/**
+ * The report in a real browser: headless Chromium (Debian's `chromium`), network off, opens
+ * index.html of a small but complete report, and checks that every chart drew, that the
+ * explorer's controls redraw it, and that the console stayed free of errors. Skipped, with a
+ * message, where /usr/bin/chromium is absent (`.ci/run` installs it).
+ */
+import assert from "node:assert/strict";
+import { createCanvas } from "@napi-rs/canvas";
+import { chromium } from "playwright-core";
+import {
+  chartSpecs,
+  type FigureSet,
+  type ReportInput,
+  type ResultRow,
+  writeReport,
+} from "../pipeline/report.ts";
+import type { Spec } from "../pipeline/spec_types.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+// Only the browser has a DOM: functions passed to page.evaluate run there, not here.
+// deno-lint-ignore no-explicit-any
+const document: any = undefined;
+const hasChromium = (() => {
+  try {
+    return Deno.statSync(CHROMIUM).isFile;
+  } catch {
+    return false;
+  }
+})();
+if (!hasChromium) {
+  console.warn(`report_browser_test: ${CHROMIUM} not found, skipping (apt-get install chromium)`);
+}
+
+function spec(): Spec {
+  return {
+    name: "browser-test",
+    description: "every chart of the report, on made-up but consistent numbers",
+    seeds: [0, 1],
+    backend: "wasm",
+    task: { name: "grid-patch", image_size: 32, train: 200, test: 40, test_seed: 999, params: {} },
+    model: {
+      name: "tiny-vlm",
+      patch_size: 8,
+      d_model: 32,
+      layers: 2,
+      heads: 2,
+      mlp_ratio: 4,
+      position_std: 0.3,
+    },
+    base: { steps: 10, batch_size: 8, lr: 1e-3, train: 100, seed: 0 },
+    train: {
+      steps: 40,
+      batch_size: 8,
+      lr: 1e-3,
+      optimizer: "adamw",
+      weight_decay: 0.01,
+      warmup: 4,
+      log_every: 10,
+      eval_every: 10,
+      eval_samples: 40,
+      checkpoint_every: 0,
+    },
+    eval: { batch_size: 16 },
+    arms: {
+      base: { finetune: false, lambda: 0, layers: "all" },
+      ntp: { finetune: true, lambda: 0, layers: "all" },
+      klal: { finetune: true, lambda: 1, layers: "all" },
+      klal_l2: { finetune: true, lambda: 2, layers: "all" },
+      klal_first: { finetune: true, lambda: 1, layers: [0] },
+    },
+  };
+}
+
+/** A 32 px image: grey noise with one coloured square on the target cell. */
+function image(cell: number): string {
+  const canvas = createCanvas(32, 32);
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#eeeeee";
+  ctx.fillRect(0, 0, 32, 32);
+  ctx.fillStyle = "#2255dd";
+  ctx.fillRect((cell % 4) * 8 + 1, Math.floor(cell / 4) * 8 + 1, 6, 6);
+  return canvas.toDataURL("image/png");
+}
+
+/** A map over 16 patches with `focus` of its mass on `cell`, the rest spread evenly. */
+function map(cell: number, focus: number): number[] {
+  return Array.from({ length: 16 }, (_, i) => (i === cell ? focus : (1 - focus) / 15));
+}
+
+/** A complete report input: every optional part filled, numbers consistent with each other. */
+export function richInput(): ReportInput {
+  const s = spec();
+  const focus: Record<string, number> = {
+    base: 0.06,
+    ntp: 0.08,
+    klal: 0.7,
+    klal_l2: 0.8,
+    klal_first: 0.4,
+  };
+  const accuracy: Record<string, number[]> = {
+    base: [6],
+    ntp: [20, 30],
+    klal: [55, 61],
+    klal_l2: [58, 66],
+    klal_first: [35, 41],
+  };
+  const rows: ResultRow[] = [];
+  const figures: FigureSet[] = [];
+  const input: ReportInput = {
+    spec: s,
+    rows,
+    curves: [],
+    stages: [
+      { stage: "data:grid-patch:test:s999", key: "a".repeat(64), status: "cached", seconds: 0.2 },
+      {
+        stage: "finetune:klal:s0",
+        key: "b".repeat(64),
+        status: "ran",
+        seconds: 3.5,
+        samplesPerSecond: 91.4,
+      },
+    ],
+    backend: "wasm",
+    createdAt: "2026-01-02T03:04:05.000Z",
+    learning: [],
+    figures,
+    heads: [],
+    breakdown: [],
+  };
+  for (const [arm, values] of Object.entries(accuracy)) {
+    values.forEach((value, i) => {
+      const seed = arm === "base" ? 0 : i;
+      const mass = focus[arm];
+      const push = (metric: string, v: number) =>
+        rows.push({ task: "grid-patch", arm, seed, metric, value: v });
+      push("accuracy", value);
+      push("target_attention", mass);
+      push("target_attention_ratio", mass * 16);
+      for (let layer = 0; layer < 2; layer++) {
+        push(`target_attention_ratio@L${layer}`, mass * 16 * (layer === 0 ? 0.8 : 1.2));
+        for (let head = 0; head < 2; head++) {
+          input.heads!.push({ arm, seed, layer, head, mass: mass * (head === 0 ? 0.9 : 1.1) });
+        }
+      }
+      input.breakdown!.push(
+        { arm, seed, difficulty: "1 patches", correct: Math.round(value / 5), n: 20 },
+        { arm, seed, difficulty: "2 patches", correct: Math.round(value / 10), n: 20 },
+      );
+      const samples = [3, 9, 12].map((cell, index) => {
+        const m = map(cell, mass);
+        return {
+          index,
+          prompt: "where is the blue patch ?",
+          answer: `${Math.floor(cell / 4)} , ${cell % 4}`,
+          prediction: index < 2 && mass > 0.5 ? `${Math.floor(cell / 4)} , ${cell % 4}` : "0 , 0",
+          correct: index < 2 && mass > 0.5,
+          image: image(cell),
+          target: map(cell, 1),
+          layers: [m, m],
+          heads: [[m, m], [m, m]],
+        };
+      });
+      figures.push({ arm, seed, gridSide: 4, samples });
+      if (arm === "base") return;
+      for (let step = 10; step <= 40; step += 10) {
+        const ntp = 2 / step + 0.1 * seed;
+        const klal = arm === "ntp" ? 2.7 : 1.5 / step;
+        input.curves.push({ arm, seed, step, ntp, klal, total: ntp + s.arms[arm].lambda * klal });
+        input.learning!.push({
+          arm,
+          seed,
+          step,
+          accuracy: value * step / 40,
+          targetAttention: mass * step / 40,
+          targetAttentionRatio: 16 * mass * step / 40,
+        });
+      }
+    });
+  }
+  return input;
+}
+
+Deno.test({
+  name: "report renders every chart in headless Chromium, offline, without console errors",
+  ignore: !hasChromium,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const input = richInput();
+    const keys = Object.keys(chartSpecs(input));
+    for (
+      const expected of [
+        "accuracy:grid-patch",
+        "attention_layers:grid-patch",
+        "heads",
+        "attention_figures",
+        "explorer",
+        "loss",
+        "learning",
+        "breakdown",
+        "lambda_sweep:grid-patch",
+        "layer_ablation:grid-patch",
+      ]
+    ) assert.ok(keys.includes(expected), `chart ${expected} among ${keys.join(", ")}`);
+
+    const root = await Deno.makeTempDir({ prefix: "klal-browser-" });
+    const context = await chromium.launchPersistentContext(`${root}/profile`, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+      viewport: { width: 1200, height: 900 },
+    });
+    try {
+      await writeReport(`${root}/report`, input);
+      const page = await context.newPage();
+      const errors: string[] = [];
+      const blocked: string[] = [];
+      page.on("console", (m) => {
+        if (m.type() === "error") errors.push(m.text());
+      });
+      page.on("pageerror", (e) => errors.push(String(e)));
+      await page.route("**/*", (route) => {
+        const url = route.request().url();
+        if (url.startsWith("file:") || url.startsWith("data:")) return route.continue();
+        blocked.push(url);
+        return route.abort();
+      });
+      await page.goto(`file://${root}/report/index.html`);
+      await page.waitForFunction(
+        (n) => document.querySelectorAll("figure[data-chart][data-rendered]").length >= n,
+        keys.length,
+        { timeout: 20_000 },
+      ).catch(() => {});
+      const drawn = await page.evaluate(() =>
+        // deno-lint-ignore no-explicit-any
+        [...document.querySelectorAll("figure[data-chart]")].map((f: any) => ({
+          key: f.getAttribute("data-chart"),
+          rendered: f.getAttribute("data-rendered") === "true",
+          svgs: f.querySelectorAll(".live svg").length,
+          marks: f.querySelectorAll(".live svg [class*='mark-']").length,
+          images: f.querySelectorAll(".live svg image").length,
+          fallbackHidden: f.querySelector(".fallback").style.display === "none",
+        }))
+      );
+      assert.deepEqual(drawn.map((d) => d.key).sort(), [...keys].sort(), "one figure per chart");
+      for (const d of drawn) {
+        assert.ok(d.rendered && d.svgs > 0, `${d.key}: vega-embed drew an SVG`);
+        assert.ok(d.marks > 2, `${d.key}: ${d.marks} mark groups`);
+        assert.ok(d.fallbackHidden, `${d.key}: the static fallback made way`);
+      }
+      for (const key of ["attention_figures", "explorer"]) {
+        const d = drawn.find((x) => x.key === key)!;
+        assert.ok(d.images > 0, `${key}: the input images are drawn`);
+      }
+
+      // The explorer redraws when a control changes: layer 1, head 1 of the NTP arm.
+      const explorer = page.locator('figure[data-chart="explorer"] .live svg');
+      const before = await explorer.innerHTML();
+      const selects = page.locator('figure[data-chart="explorer"] select');
+      assert.ok((await selects.count()) >= 4, "sample, model, layer and head controls");
+      await page.selectOption('figure[data-chart="explorer"] select[name="explore_model"]', {
+        value: "ntp@0",
+      });
+      await page.selectOption('figure[data-chart="explorer"] select[name="explore_layer"]', {
+        value: "1",
+      });
+      await page.waitForTimeout(200);
+      const after = await explorer.innerHTML();
+      assert.notEqual(after, before, "the explorer redrew for the new choice");
+      assert.ok(after.includes("ntp") || after.includes("NTP"), "it shows the chosen model");
+
+      const tables = await page.evaluate(() =>
+        ["table1", "table2"].map((id) => document.getElementById(id)?.querySelectorAll("tr").length)
+      );
+      assert.ok(tables[0]! >= 7 && tables[1]! >= 7, `Table 1 and 2 rows: ${tables}`);
+      assert.deepEqual(blocked, [], "the report asked for nothing over the network");
+      assert.deepEqual(errors, [], "no console errors");
+      const screenshot = Deno.env.get("KLAL_REPORT_SCREENSHOT");
+      if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+    } finally {
+      await context.close();
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});

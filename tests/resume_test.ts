@@ -1,0 +1,87 @@
+/**
+ * Kill and resume, as a user would hit it: `kill -9` mid-finetune, then run the spec again.
+ * The rerun resumes from the last checkpoint and ends with the same metrics as a run that
+ * was never interrupted (same backend, same seed).
+ */
+import assert from "node:assert/strict";
+
+const MAIN = new URL("../pipeline/main.ts", import.meta.url).pathname;
+
+const SPEC = `
+name: resume-tiny
+seeds: [0]
+backend: wasm
+task: { name: grid-patch, image_size: 16, train: 64, test: 16, params: { grid: 2, blobs: 1 } }
+model: { patch_size: 8, d_model: 16, layers: 2, heads: 2 }
+base: { steps: 2, batch_size: 8, train: 16 }
+train: { steps: 300, batch_size: 8, warmup: 1, log_every: 50, checkpoint_every: 20 }
+eval: { batch_size: 16 }
+arms:
+  klal: { lambda: 1.0 }
+`;
+
+async function setup(name: string) {
+  const dir = await Deno.makeTempDir({ prefix: `klal-resume-${name}-` });
+  await Deno.writeTextFile(`${dir}/spec.yaml`, SPEC);
+  return {
+    dir,
+    env: {
+      KLAL_CACHE_DIR: `${dir}/cache`,
+      KLAL_REPORTS_DIR: `${dir}/reports`,
+      KLAL_PLAIN_PROGRESS: "1",
+    },
+  };
+}
+
+function command(dir: string, env: Record<string, string>) {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, `${dir}/spec.yaml`, "--jobs", "1"],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+async function rows(dir: string) {
+  const r = JSON.parse(await Deno.readTextFile(`${dir}/reports/resume-tiny/results.json`));
+  return r.rows;
+}
+
+async function checkpoints(dir: string): Promise<string[]> {
+  try {
+    return [...Deno.readDirSync(`${dir}/cache/partial`)].map((e) => e.name).filter((n) =>
+      n.endsWith(".ckpt")
+    );
+  } catch {
+    return [];
+  }
+}
+
+Deno.test("kill -9 mid-finetune, rerun: resumes from the checkpoint and ends identical", async () => {
+  const whole = await setup("whole");
+  const reference = await command(whole.dir, whole.env).output();
+  assert.equal(reference.code, 0, new TextDecoder().decode(reference.stderr));
+  assert.deepEqual(await checkpoints(whole.dir), [], "a finished stage leaves no checkpoint");
+
+  const cut = await setup("cut");
+  const child = command(cut.dir, cut.env).spawn();
+  const deadline = Date.now() + 60_000;
+  while ((await checkpoints(cut.dir)).length === 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.ok((await checkpoints(cut.dir)).length > 0, "no checkpoint appeared");
+  // Kill the runner and its worker at once (both have the temp dir in their arguments).
+  await new Deno.Command("pkill", { args: ["-9", "-f", cut.dir] }).output();
+  await child.status;
+  await child.stdout.cancel();
+  await child.stderr.cancel();
+
+  const again = await command(cut.dir, cut.env).output();
+  const stderr = new TextDecoder().decode(again.stderr);
+  assert.equal(again.code, 0, stderr);
+  assert.match(stderr, /finetune:klal:s0: resuming from step \d+/);
+  assert.deepEqual(await rows(cut.dir), await rows(whole.dir));
+  assert.deepEqual(await checkpoints(cut.dir), []);
+  await Deno.remove(whole.dir, { recursive: true });
+  await Deno.remove(cut.dir, { recursive: true });
+});
