@@ -5,8 +5,12 @@
  */
 import { TASKS } from "../tasks/registry.ts";
 import { Cache, defaultCacheDir } from "./cache.ts";
-import { runExperiment, StageFailure, UsageError } from "./run.ts";
-import { formatSpecError, loadSpec, SpecError } from "./spec.ts";
+import { type ReportInput, writeReport } from "./report.ts";
+import { runExperiment, type RunSummary, StageFailure, UsageError } from "./run.ts";
+import { formatSpecError, SpecError } from "./spec.ts";
+import type { Spec } from "./spec_types.ts";
+import { reportInput } from "./stages.ts";
+import { expandSweep } from "./sweep.ts";
 
 const USAGE = `usage: deno task experiment [SPEC.yaml] [key.path=value ...] [options]
 
@@ -72,6 +76,68 @@ export function parseArgs(args: string[]): Cli {
   return cli;
 }
 
+/** The spec file's text; an unreadable file is a SpecError naming it. */
+async function readSpecText(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    throw new SpecError([{
+      file: path,
+      line: 0,
+      column: 0,
+      path: "",
+      expected: "a readable YAML spec file",
+      found: `${(error as Error).name}: ${(error as Error).message}`,
+    }]);
+  }
+}
+
+/**
+ * One report comparing every point of a non-arm sweep: each point's arms appear as
+ * `<arm>@<point label>`, written to `reports/<base name>/`.
+ */
+async function writeSweepReport(
+  specs: Spec[],
+  summaries: RunSummary[],
+  cache: Cache,
+  reportsDir: string,
+): Promise<string> {
+  const baseName = specs[0].name.slice(0, specs[0].name.indexOf("--"));
+  let combined: ReportInput | undefined;
+  for (const [i, spec] of specs.entries()) {
+    const label = spec.name.slice(baseName.length + 2);
+    const input = await reportInput(spec, summaries[i].plan, cache, summaries[i].statuses);
+    const rename = <T extends { arm: string }>(x: T): T => ({ ...x, arm: `${x.arm}@${label}` });
+    const arms = Object.fromEntries(
+      Object.entries(spec.arms).map(([name, arm]) => [`${name}@${label}`, arm]),
+    );
+    if (!combined) {
+      combined = {
+        ...input,
+        spec: { ...spec, name: baseName, arms: {} },
+        rows: [],
+        curves: [],
+        stages: [],
+        learning: [],
+        figures: [],
+        heads: [],
+        breakdown: [],
+      };
+    }
+    combined.spec.arms = { ...combined.spec.arms, ...arms };
+    combined.rows.push(...input.rows.map(rename));
+    combined.curves.push(...input.curves.map(rename));
+    combined.stages.push(...input.stages.map((s) => ({ ...s, stage: `${label} ${s.stage}` })));
+    combined.learning!.push(...(input.learning ?? []).map(rename));
+    combined.figures!.push(...(input.figures ?? []).map(rename));
+    combined.heads!.push(...(input.heads ?? []).map(rename));
+    combined.breakdown!.push(...(input.breakdown ?? []).map(rename));
+  }
+  const dir = `${reportsDir}/${baseName}`;
+  await writeReport(dir, combined!);
+  return dir;
+}
+
 async function main(args: string[]): Promise<number> {
   let cli: Cli;
   try {
@@ -88,20 +154,33 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   try {
-    const spec = await loadSpec(cli.specPath, cli.overrides, { tasks: TASKS });
+    const text = await readSpecText(cli.specPath);
+    const specs = expandSweep(text, cli.specPath, cli.overrides, { tasks: TASKS });
     const started = performance.now();
-    const summary = await runExperiment(spec, {
-      cache: new Cache(defaultCacheDir()),
-      reportsDir: Deno.env.get("KLAL_REPORTS_DIR") ?? `${ROOT}/reports`,
-      dryRun: cli.dryRun,
-      force: cli.force,
-      jobs: cli.jobs,
-    });
-    if (summary.reportDir) {
+    const cache = new Cache(defaultCacheDir());
+    const reportsDir = Deno.env.get("KLAL_REPORTS_DIR") ?? `${ROOT}/reports`;
+    if (specs.length > 1) console.log(`sweep: ${specs.length} experiments`);
+    const summaries = [];
+    for (const spec of specs) {
+      summaries.push(
+        await runExperiment(spec, {
+          cache,
+          reportsDir,
+          dryRun: cli.dryRun,
+          force: cli.force,
+          jobs: cli.jobs,
+        }),
+      );
+    }
+    let reportDir = summaries[0].reportDir;
+    if (specs.length > 1 && !cli.dryRun) {
+      reportDir = await writeSweepReport(specs, summaries, cache, reportsDir);
+    }
+    if (reportDir) {
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      const table = await Deno.readTextFile(`${summary.reportDir}/table.md`);
+      const table = await Deno.readTextFile(`${reportDir}/table.md`);
       console.log(`\n${table}`);
-      console.log(`report: ${summary.reportDir}/index.html  (${seconds} s)`);
+      console.log(`report: ${reportDir}/index.html  (${seconds} s)`);
     }
     return 0;
   } catch (e) {

@@ -56,6 +56,7 @@ const REPORT_CODE = ["pipeline/report.ts", "pipeline/stats.ts", "pipeline/stages
 const TASK_HELPERS: Record<string, string[]> = {
   "pixmo-points": ["tasks/scenes.ts", "tasks/image_io.ts"],
   "refcoco": ["tasks/scenes.ts", "tasks/image_io.ts"],
+  "line-tracing": ["tasks/line_intersection.ts"],
 };
 
 /** Source files of a task's generator. */

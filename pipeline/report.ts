@@ -1,8 +1,12 @@
 /**
- * The experiment report: `table.md`, `results.json` and one offline `index.html` whose
- * tables and Vega-Lite figures sit beside the poster's numbers. Pure formatting functions
- * (`renderTableMarkdown`, `chartSpecs`, `escapeHtml`) are exported for tests; the only
- * side effects are in `writeReport`.
+ * The experiment report: `table.md`, `results.json`, one offline `index.html` (vega, vega-lite
+ * and vega-embed inlined) and every chart as SVG and PNG under `figures/`. It shows the
+ * poster's Tables 1 and 2 beside ours, the empirical observation (attention on target patches
+ * per layer and head), poster-like attention maps and an in-page attention explorer, training
+ * and learning curves with steps-to-accuracy, difficulty breakdowns, λ and layer sweeps, and
+ * the run itself (spec, cache keys, times). Pure functions (`table1`, `chartSpecs`,
+ * `renderTableMarkdown`, ...) are exported for tests; the only side effects are in
+ * `writeReport`.
  */
 
 import { createCanvas, Image } from "@napi-rs/canvas";
@@ -2354,10 +2358,10 @@ export function chartCaption(key: string, input?: ReportInput): string {
         "sample efficiency, which the poster does not show.";
     case "breakdown":
       return "Held-out accuracy per difficulty bucket of the task, pooled over seeds.";
-    case "lambda_sweep":
-    case "lambda_sweep2":
-      return `How the KLAL weight λ trades off on ${task}: accuracy and target attention ratio.`;
     default:
+      if (kind.startsWith("lambda_sweep")) {
+        return `How the KLAL weight λ trades off on ${task}: accuracy and target attention ratio.`;
+      }
       return `Which layers KLAL supervises, on ${task}: accuracy and target attention ratio.`;
   }
 }

@@ -85,6 +85,9 @@ export class LocalExecutor implements Executor {
 export interface RunSummary {
   stages: { id: string; key: string; status: "cached" | "ran"; seconds: number }[];
   reportDir?: string;
+  /** The resolved plan and what each stage did (for sweep reports). */
+  plan: ResolvedStage[];
+  statuses: Map<string, { status: "cached" | "ran"; seconds: number }>;
 }
 
 /** A stage failed; the message names it. */
@@ -117,7 +120,7 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
       const shown = matchesForce(stage.id, force) ? "run (forced)" : reason;
       log(`  ${stage.id.padEnd(34)} ${stage.key.slice(0, 12)}  ${shown}`);
     }
-    return { stages: [] };
+    return { stages: [], plan, statuses: new Map() };
   }
 
   for (const stage of plan) {
@@ -201,6 +204,8 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
   return {
     stages: plan.map((s) => ({ id: s.id, key: s.key, ...statuses.get(s.id)! })),
     reportDir,
+    plan,
+    statuses,
   };
 }
 

@@ -287,6 +287,7 @@ const ROOT_KEYS = [
   "train",
   "eval",
   "arms",
+  "sweep",
 ] as const;
 const TASK_KEYS = [
   "name",
@@ -908,6 +909,43 @@ function validateArms(
 }
 
 /** Validates a located tree into a Spec, or reports every problem. */
+/**
+ * `sweep:` maps dotted spec paths to lists of values (Hydra-style); each value is checked
+ * when its point of the sweep is validated (pipeline/sweep.ts).
+ */
+function validateSweep(root: Section): Record<string, unknown[]> | undefined | null {
+  if (!root.entry("sweep")) return undefined;
+  const section = root.section("sweep");
+  if (!section?.map) return section ? {} : null;
+  const out: Record<string, unknown[]> = {};
+  let ok = true;
+  for (const [key, entry] of section.map.entries) {
+    const value = toPlain(entry.node);
+    if (!Array.isArray(value) || value.length === 0) {
+      section.problems.add(
+        entry.node.loc,
+        `sweep.${key}`,
+        "a non-empty list of values",
+        showNode(entry.node),
+      );
+      ok = false;
+      continue;
+    }
+    if (!/^[a-z_][a-z0-9_-]*(\.[a-z0-9_-]+)+$/.test(key) || key.startsWith("sweep.")) {
+      section.problems.add(
+        entry.keyLoc,
+        `sweep.${key}`,
+        "a dotted spec path such as arms.klal.lambda",
+        JSON.stringify(key),
+      );
+      ok = false;
+      continue;
+    }
+    out[key] = value;
+  }
+  return ok ? out : null;
+}
+
 /** `task.source`: real data files per split, paths relative to the spec file's folder. */
 function validateSource(
   root: Section,
@@ -1028,11 +1066,12 @@ function validate(
   evalSection?.checkKeys(EVAL_KEYS);
   const evalBatch = evalSection?.int("batch_size", 1, 128);
   const arms = validateArms(root, model?.layers);
+  const sweep = validateSweep(root);
   if (
     problems.list.length > 0 || name === undefined || description === undefined ||
     seeds.seeds === undefined || backend === undefined || task.spec === undefined ||
     params === undefined || model === undefined || base === undefined || train === undefined ||
-    evalBatch === undefined || arms === undefined || source === null
+    evalBatch === undefined || arms === undefined || source === null || sweep === null
   ) return undefined;
   return {
     name,
@@ -1045,6 +1084,7 @@ function validate(
     train,
     eval: { batch_size: evalBatch },
     arms,
+    ...(sweep ? { sweep } : {}),
   };
 }
 

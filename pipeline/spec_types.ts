@@ -79,6 +79,27 @@ export interface ArmSpec {
   layers: "all" | number[];
 }
 
+export const EXECUTORS = ["local", "slurm"] as const;
+export type ExecutorName = typeof EXECUTORS[number];
+
+/**
+ * Where stages run. Not part of any cache key: a stage computes the same thing on a
+ * laptop and on a cluster node. `--executor` on the command line overrides `name`.
+ */
+export interface ExecutorSpec {
+  name: ExecutorName;
+  /** Slurm partition (`--partition`). */
+  partition?: string;
+  /** Slurm time limit per stage, e.g. "30" (minutes), "2:00:00", "1-00:00:00". */
+  time?: string;
+  /** CPUs per stage (`--cpus-per-task`). */
+  cpus?: number;
+  /** Generic resources per stage, e.g. "gpu:1" (`--gres`). */
+  gres?: string;
+  /** Extra sbatch options, e.g. ["--qos=long", "--account=lab"]. */
+  sbatch: string[];
+}
+
 export interface Spec {
   name: string;
   description: string;
@@ -90,4 +111,8 @@ export interface Spec {
   train: TrainSpec;
   eval: { batch_size: number };
   arms: Record<string, ArmSpec>;
+  /** Dotted path -> values: the runs of a sweep (expanded by pipeline/sweep.ts). */
+  sweep?: Record<string, unknown[]>;
+  /** Where stages run; present only when the spec has an `executor:` block. */
+  executor?: ExecutorSpec;
 }

@@ -6,13 +6,13 @@
  * the polyline through them (`curve: polyline`) or the smooth quadratic Bézier spline
  * that follows them (`curve: bezier`; one quadratic Bézier for 3 points). Béziers are
  * flattened into fine polylines (`flattenQuadraticSpline`) and that same polyline is
- * both drawn and measured. The count is
- * geometric: segment-segment intersections of the two polylines. Samples whose count
- * could be misread in the image are rejected and redrawn: crossings at less than 15°,
- * crossings closer than 1.5 line widths to each other or 2 line widths to an end of
- * either curve, and places where the curves come within 1.5 line widths of each other
- * other than at exactly one clean crossing (near-tangencies, touching ends, two
- * crossings that would merge into one blob).
+ * both drawn and measured. The count is geometric: segment-segment intersections of
+ * the two polylines (`findCrossings`). Samples whose count could be misread in the
+ * image are rejected and redrawn: crossings at less than 15°, crossings closer than 1.5
+ * line widths to each other or 2 line widths to an end of either curve, and places
+ * where the curves come within 1.5 line widths of each other other than at exactly one
+ * clean crossing (near-tangencies, touching ends, two crossings that would merge into
+ * one blob).
  *
  * Answers are balanced: sample i is assigned a count from a seeded permutation of
  * 0..max_count per block of max_count + 1 samples, and redrawn until it has it.
@@ -30,7 +30,6 @@ import {
   COLORS,
   flattenQuadraticSpline,
   type Point,
-  polylineMask,
   type Rgb,
   strokePolyline,
 } from "./draw.ts";
@@ -43,7 +42,7 @@ const CURVE_COLORS = ["red", "green", "blue", "purple", "orange", "pink"] as con
 /** Gives up on a sample after this many redraws (a count the settings cannot reach). */
 const MAX_ATTEMPTS = 50_000;
 
-/** How close crossings may be to being ambiguous; all distances in line widths. */
+/** When crossings stop being unambiguous; distances in line widths unless noted. */
 export interface CrossingRules {
   /** Smallest crossing angle, degrees. */
   minAngle: number;

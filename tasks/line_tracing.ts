@@ -8,8 +8,9 @@
  * a cubic Bézier (or a two-piece polyline) that bends to one side or both. A draw is
  * rejected when tracing could be ambiguous: a curve passing near a node it does not
  * end at, a curve crossing itself, two curves crossing at less than 20°, running
- * alongside or touching each other, or crossing near a node, or a label that finds no
- * free spot. The asked curve(s) must hold at least `min_crossings` crossings.
+ * alongside or touching each other, or crossing near a node, two crossings within 3
+ * line widths (a junction of three curves), or a label that finds no free spot near
+ * its node and clearly nearer to it than to any other. The asked curve(s) must hold at least `min_crossings` crossings.
  *
  * Prompt "is node X connected to node Y ?", answer "yes" or "no", alternating exactly
  * (even samples "yes"). Ground truth P: per-patch coverage of the pixels of the curve
@@ -47,8 +48,8 @@ import {
 /** Node names, in order; `nodes` of them are used per image. */
 export const NODE_LETTERS = ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"] as const;
 const MIN_IMAGE_SIZE = 32;
-/** Colour of the curves when `same_color` is true. */
-export const CURVE_COLOR: Rgb = COLORS.blue;
+/** Palette colour of the curves when `same_color` is true. */
+export const CURVE_COLOR_NAME = "blue";
 /** Colours of the curves when `same_color` is false (distinct per curve). */
 const CURVE_COLORS = ["blue", "red", "green", "purple", "orange"] as const;
 /** Colour of the node discs and labels. */
@@ -84,12 +85,23 @@ function normaliseWhitespace(text: string): string {
   return text.trim().split(/\s+/).join(" ");
 }
 
+/** Most nodes an image of this size holds with readable labels: 4 at 32 px, 8 at 64, 10 from 80. */
+export function maxNodes(imageSize: number): number {
+  return Math.max(4, Math.min(NODE_LETTERS.length, 2 * Math.floor(imageSize / 16)));
+}
+
 function checkParams(config: TaskConfig): ParamProblem[] {
   const p = paramsOf(config);
   const size = config.imageSize;
   const problems: ParamProblem[] = [];
-  if (!isInteger(p.nodes) || p.nodes < 4 || p.nodes > 10 || p.nodes % 2 !== 0) {
-    problems.push({ key: "nodes", expected: "an even integer from 4 to 10", found: p.nodes });
+  const most = maxNodes(size);
+  if (!isInteger(p.nodes) || p.nodes < 4 || p.nodes > most || p.nodes % 2 !== 0) {
+    const why = most < 10 ? ` (at most ${most} fit a ${size} px image with labels)` : "";
+    problems.push({
+      key: "nodes",
+      expected: `an even integer from 4 to ${most}${why}`,
+      found: p.nodes,
+    });
   }
   if (p.curve !== "bezier" && p.curve !== "polyline") {
     problems.push({ key: "curve", expected: `"bezier" or "polyline"`, found: p.curve });
@@ -265,7 +277,7 @@ function loops(line: readonly Point[]): boolean {
 function tracingRules(geometry: TracingGeometry): CrossingRules {
   return {
     minAngle: 20,
-    nearDistance: 1.5,
+    nearDistance: 2,
     minSeparation: 2,
     minEndDistance: geometry.nodeRadius + 2 * geometry.lineWidth,
   };
@@ -296,7 +308,7 @@ function drawCurves(
   const margin = nodeRadius + 2;
   const minGap = Math.max(
     4 * nodeRadius + 2 * lineWidth,
-    (0.55 * size) / Math.sqrt(params.nodes),
+    (0.7 * size) / Math.sqrt(params.nodes),
   );
   const nodes = placeNodes(rng, params.nodes, margin, size - margin, minGap);
   if (!nodes) return null;
@@ -349,15 +361,27 @@ function drawCurves(
   return { nodes, labels, pairs, controls, lines, found };
 }
 
-/** True when every pair of curves crosses cleanly (see CrossingRules). */
+/**
+ * True when every pair of curves crosses cleanly (see CrossingRules) and no two
+ * crossings anywhere in the image are within 3 line widths of each other (a third curve
+ * through a crossing would make it a junction that cannot be traced).
+ */
 function crossingsAreTraceable(layout: Layout, geometry: TracingGeometry): boolean {
   const rules = tracingRules(geometry);
   const { lines, found } = layout;
+  const points: Crossing[] = [];
   for (let i = 0; i < lines.length; i++) {
     for (let j = i + 1; j < lines.length; j++) {
       if (!crossingsAreClean(lines[i], lines[j], found[i][j], geometry.lineWidth, rules)) {
         return false;
       }
+      points.push(...found[i][j]);
+    }
+  }
+  const apart = 3 * geometry.lineWidth;
+  for (let k = 0; k < points.length; k++) {
+    for (let m = 0; m < k; m++) {
+      if (Math.hypot(points[k].x - points[m].x, points[k].y - points[m].y) < apart) return false;
     }
   }
   return true;
@@ -467,7 +491,7 @@ function generateOne(
 
     const image = blankImage(size, [1, 1, 1]);
     const colorNames = params.same_color
-      ? lines.map(() => "blue")
+      ? lines.map(() => CURVE_COLOR_NAME)
       : rng.sample(CURVE_COLORS.length, lines.length).map((k) => CURVE_COLORS[k]);
     const mask = new Uint8Array(size * size); // the pixels the answer depends on
     lines.forEach((line, c) => {

@@ -2,6 +2,8 @@
 
 import type { SyntheticTask, Task } from "./task.ts";
 import { gridPatch } from "./grid_patch.ts";
+import { lineIntersection } from "./line_intersection.ts";
+import { lineTracing } from "./line_tracing.ts";
 import { pretrainMix } from "./pretrain_mix.ts";
 import { pixmoPoints } from "./pixmo_points.ts";
 import { refcoco } from "./refcoco.ts";
@@ -9,6 +11,8 @@ import { refcoco } from "./refcoco.ts";
 /** The tasks a spec's `task.name` may select. */
 export const TASKS: Record<string, Task> = {
   "grid-patch": gridPatch,
+  "line-intersection": lineIntersection,
+  "line-tracing": lineTracing,
   "pixmo-points": pixmoPoints,
   "refcoco": refcoco,
 };

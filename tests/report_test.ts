@@ -1,20 +1,38 @@
+import { createCanvas, loadImage } from "@napi-rs/canvas";
 import * as vega from "vega";
 import * as vegaLite from "vega-lite";
+import { Cache } from "../pipeline/cache.ts";
+import { buildPlan, resolvePlan } from "../pipeline/plan.ts";
 import {
   chartSpecs,
   type CurvePoint,
   debiasedEma,
   escapeHtml,
+  figureName,
+  formatAccuracy,
   inlineScriptSource,
   jsonForScript,
+  learningSummary,
+  massOnTarget,
   paperColumn,
   POSTER_TABLE1,
+  POSTER_TABLE2,
+  relativeToUniform,
   renderTableMarkdown,
   type ReportInput,
   type ResultRow,
+  summarize,
+  svgToPng,
+  sweeps,
+  table1,
+  table1Cells,
+  targetSupport,
+  verdictLines,
   writeReport,
 } from "../pipeline/report.ts";
+import { readReportEntries, renderReportsIndex } from "../pipeline/report_main.ts";
 import type { Spec } from "../pipeline/spec_types.ts";
+import { ci95 } from "../pipeline/stats.ts";
 
 function assert(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(message);
@@ -346,6 +364,453 @@ Deno.test("inlined bundles run on their own and render the embedded chart specs"
       assert(count > 2, `${key}: ${count} mark groups from the inlined bundles`);
     }
     assert(Object.keys(result.marks).length === 3, "all charts rendered");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+// ---------------------------------------------------------------------------------------
+// Tables 1 and 2, learning curves, figures, sweeps, results.json, the reports index
+
+/** A map over 16 patches with `focus` of its mass on `cell`, the rest spread evenly. */
+function focusedMap(cell: number, focus: number): number[] {
+  return Array.from({ length: 16 }, (_, i) => (i === cell ? focus : (1 - focus) / 15));
+}
+
+function tinyPng(): string {
+  const canvas = createCanvas(32, 32);
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#ddd";
+  ctx.fillRect(0, 0, 32, 32);
+  ctx.fillStyle = "#d22";
+  ctx.fillRect(8, 0, 8, 8);
+  return canvas.toDataURL("image/png");
+}
+
+/** fakeInput plus learning curves, attention figures, per-head mass and a difficulty breakdown. */
+function richInput(): ReportInput {
+  const input = fakeInput(KLAL_WINS);
+  const image = tinyPng();
+  const focus: Record<string, number> = { base: 0.05, ntp: 0.07, klal: 0.6 };
+  input.figures = Object.keys(focus).map((arm) => ({
+    arm,
+    seed: 0,
+    gridSide: 4,
+    samples: [0, 1].map((index) => {
+      const m = focusedMap(1, focus[arm]);
+      return {
+        index,
+        prompt: "where is the red patch ?",
+        answer: "0 , 1",
+        prediction: arm === "klal" ? "0 , 1" : "2 , 2",
+        correct: arm === "klal",
+        image,
+        target: focusedMap(1, 1),
+        layers: [m, m],
+        heads: [[m, m, m, m], [m, m, m, m]],
+      };
+    }),
+  }));
+  input.heads = [];
+  input.breakdown = [];
+  for (const [arm, mass] of Object.entries(focus)) {
+    for (const seed of [0, 1]) {
+      for (let layer = 0; layer < 2; layer++) {
+        for (let head = 0; head < 4; head++) input.heads.push({ arm, seed, layer, head, mass });
+      }
+      input.breakdown.push(
+        { arm, seed, difficulty: "10 patches", correct: 2, n: 10 },
+        { arm, seed, difficulty: "2 patches", correct: 6, n: 10 },
+      );
+    }
+  }
+  // NTP ends at 40 and 30 (mean 35); KLAL passes 35 at step 20 on both seeds.
+  const accuracy: Record<string, number[][]> = {
+    ntp: [[10, 20, 30, 40], [10, 15, 20, 30]],
+    klal: [[20, 40, 60, 70], [30, 50, 55, 60]],
+  };
+  input.learning = [];
+  for (const [arm, bySeed] of Object.entries(accuracy)) {
+    bySeed.forEach((values, seed) => {
+      values.forEach((value, i) => {
+        input.learning!.push({
+          arm,
+          seed,
+          step: 10 * (i + 1),
+          accuracy: value,
+          targetAttention: value / 100,
+          targetAttentionRatio: value / 6.25,
+        });
+      });
+    });
+  }
+  return input;
+}
+
+Deno.test("Table 1 lists the poster's five tasks; those this run skipped read 'not run'", () => {
+  const input = fakeInput(KLAL_WINS);
+  const rows = table1(input);
+  assert(
+    JSON.stringify(rows.map((r) => r.label)) ===
+      JSON.stringify(Object.values(POSTER_TABLE1).map((p) => p.label)),
+    `poster order: ${rows.map((r) => r.label)}`,
+  );
+  const grid = rows.find((r) => r.task === "grid-patch")!;
+  // diffs 20, 14 -> t = 17/3 with 1 dof, p = 1 - 2/pi atan(17/3)
+  const p = (1 - 2 / Math.PI * Math.atan(17 / 3)).toFixed(3);
+  assert(
+    JSON.stringify(table1Cells(grid)) === JSON.stringify([
+      "Grid Patch",
+      "6.0 ± 12.7 (n=2)",
+      "45.0 ± 63.5 (n=2)",
+      "62.0 ± 25.4 (n=2)",
+      `+17.0 (p=${p})`,
+      "6.1",
+      "28.6",
+      "44.9",
+      "+16.3",
+    ]),
+    `grid patch cells: ${table1Cells(grid)}`,
+  );
+  const md = renderTableMarkdown(input);
+  assertIncludes(
+    md,
+    "| Line Intersection | not run | not run | not run | not run | 47.6 | 62.6 | 70.2 | +7.6 |",
+    "a task this run skipped",
+  );
+  assertIncludes(md, "| RefCOCO (val) | not run | not run | not run | not run | 90.1", "refcoco");
+  assert(rows.filter((r) => r.run).length === 1, "only the task that ran has numbers");
+});
+
+Deno.test("Table 2: ours on Line Intersection beside the quoted rows, marked not run here", () => {
+  const input = fakeInput(KLAL_WINS);
+  input.spec.task.name = "line-intersection";
+  for (const row of input.rows) row.task = "line-intersection";
+  const md = renderTableMarkdown(input);
+  assertIncludes(
+    md,
+    "| NTP + KLAL (ours, tiny VLM) | 62.0 ± 25.4 (n=2) | not run | this experiment |",
+    "ours",
+  );
+  for (const quoted of POSTER_TABLE2) {
+    assertIncludes(
+      md,
+      `| ${quoted.model} | ${quoted.lineIntersection.toFixed(2)} | ` +
+        `${quoted.lineTracing.toFixed(2)} | reported in the paper, not run here |`,
+      quoted.model,
+    );
+  }
+  assertIncludes(md, "| Molmo-7B-D | 41.07 | 49.51 |", "a quoted number");
+  assertIncludes(md, "| Gemini-2.0 Flash | 56.41 | 59.25 |", "another");
+  assertIncludes(md, "| Line Intersection | 6.0 ± 12.7 (n=2) |", "Table 1 row of the task");
+  const grid = renderTableMarkdown(fakeInput(KLAL_WINS));
+  assertIncludes(grid, "| NTP + KLAL (ours, tiny VLM) | not run | not run |", "grid patch run");
+});
+
+Deno.test("steps to reach NTP's final accuracy and 50%, hand-computed", () => {
+  const summary = learningSummary(richInput())!;
+  assert(
+    JSON.stringify(summary.thresholds.map((t) => t.value)) === "[35,50]",
+    `thresholds ${JSON.stringify(summary.thresholds)}`,
+  );
+  assertIncludes(summary.thresholds[0].why, "NTP (ntp)'s final validation accuracy", "why");
+  const md = renderTableMarkdown(richInput());
+  assertIncludes(md, "| NTP (ntp) | ≥ 35.0% | s0 40, s1 not reached by 40 |", "NTP to 35");
+  assertIncludes(md, "| KLAL+NTP (klal) | ≥ 35.0% | 20 (s0 20, s1 20) |", "KLAL to 35");
+  assertIncludes(md, "| NTP (ntp) | ≥ 50.0% | not reached by step 40 |", "NTP to 50");
+  assertIncludes(md, "| KLAL+NTP (klal) | ≥ 50.0% | 25 (s0 30, s1 20) |", "KLAL to 50");
+  assert(learningSummary(fakeInput(KLAL_WINS)) === undefined, "no curves, no summary");
+});
+
+Deno.test("sweeps: a λ sweep and a per-layer ablation are found from the arms", () => {
+  const spec = fakeSpec();
+  assert(JSON.stringify(sweeps(spec)) === '{"lambda":[],"layers":[]}', "plain spec");
+  spec.arms.klal_2 = { finetune: true, lambda: 2, layers: "all" };
+  spec.arms.klal_05 = { finetune: true, lambda: 0.5, layers: [1, 0] };
+  spec.arms.klal_l1 = { finetune: true, lambda: 1, layers: [1] };
+  const found = sweeps(spec);
+  // [1, 0] is all of a 2-layer model: klal_05 joins the λ sweep.
+  assert(
+    JSON.stringify(found.lambda) === '[["ntp","klal_05","klal","klal_2"]]',
+    `lambda ${JSON.stringify(found.lambda)}`,
+  );
+  assert(JSON.stringify(found.layers) === '[["klal","klal_l1"]]', `layers ${found.layers}`);
+  const input = fakeInput(KLAL_WINS);
+  input.spec = spec;
+  for (const arm of ["klal_2", "klal_05", "klal_l1"]) {
+    for (const seed of [0, 1]) {
+      input.rows.push({ task: "grid-patch", arm, seed, metric: "accuracy", value: 50 + seed });
+    }
+  }
+  const keys = Object.keys(chartSpecs(input));
+  assert(keys.includes("lambda_sweep:grid-patch"), `λ chart in ${keys}`);
+  assert(keys.includes("layer_ablation:grid-patch"), `layer chart in ${keys}`);
+});
+
+Deno.test("attention maps: support, mass on target, colour relative to uniform", () => {
+  assert(
+    JSON.stringify(targetSupport([0, 0.5, 0.004, 0.496])) === "[false,true,false,true]",
+    "1% of the peak",
+  );
+  assert(Math.abs(massOnTarget([0.1, 0.6, 0.1, 0.2], [0, 0.5, 0, 0.5]) - 0.8) < 1e-12, "mass");
+  assert(relativeToUniform(1 / 16, 16) === 0, "uniform is clear");
+  assert(relativeToUniform(0.01, 16) === 0, "below uniform is clear");
+  assert(Math.abs(relativeToUniform(0.25, 16) - 0.5) < 1e-12, "4x uniform of 16: log 4 / log 16");
+  assert(relativeToUniform(1, 16) === 1, "everything on one patch");
+});
+
+Deno.test("every chart of a full report compiles, and figures/ has its SVG and PNG", async () => {
+  const input = richInput();
+  const charts = chartSpecs(input);
+  const keys = Object.keys(charts);
+  for (
+    const key of [
+      "accuracy:grid-patch",
+      "attention_layers:grid-patch",
+      "heads",
+      "attention_figures",
+      "explorer",
+      "loss",
+      "learning",
+      "breakdown",
+    ]
+  ) assert(keys.includes(key), `${key} in ${keys}`);
+  const breakdown = JSON.stringify(charts.breakdown);
+  assert(
+    breakdown.indexOf('"2 patches","10 patches"') > 0,
+    "difficulty buckets in natural order",
+  );
+  const root = await Deno.makeTempDir();
+  try {
+    await writeReport(`${root}/r`, input);
+    const files = [...Deno.readDirSync(`${root}/r/figures`)].map((e) => e.name).sort();
+    const expected = keys.flatMap((k) => [`${figureName(k)}.png`, `${figureName(k)}.svg`]).sort();
+    assert(JSON.stringify(files) === JSON.stringify(expected), `figures: ${files}`);
+    for (const key of keys) {
+      const svg = await Deno.readTextFile(`${root}/r/figures/${figureName(key)}.svg`);
+      assert(svg.startsWith("<svg") && svg.includes('class="mark-'), `${key}: svg with marks`);
+      const png = await Deno.readFile(`${root}/r/figures/${figureName(key)}.png`);
+      assert(png[1] === 0x50 && png[2] === 0x4e && png[3] === 0x47, `${key}: PNG signature`);
+      const width = Number(/width="([\d.]+)"/.exec(svg)![1]);
+      const image = await loadImage(png);
+      assert(Math.abs(image.width - 2 * width) <= 1, `${key}: PNG at twice the SVG's size`);
+    }
+    const figures = await Deno.readTextFile(`${root}/r/figures/attention_figures.svg`);
+    assert(figures.includes("<image"), "the attention figure draws the input images");
+    const html = await Deno.readTextFile(`${root}/r/index.html`);
+    for (const key of keys) assertIncludes(html, `data-chart="${key}"`, `figure for ${key}`);
+    assertIncludes(html, 'href="figures/attention_figures.png"', "links to the PNG");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("svgToPng draws text", async () => {
+  const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="120" height="30">' +
+    '<text x="4" y="22" font-size="20" font-family="sans-serif">KLAL 42</text></svg>';
+  const image = await loadImage(await svgToPng(svg, 1));
+  const canvas = createCanvas(image.width, image.height);
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(image, 0, 0);
+  const pixels = ctx.getImageData(0, 0, image.width, image.height).data;
+  let dark = 0;
+  for (let i = 0; i < pixels.length; i += 4) if (pixels[i] < 128) dark++;
+  assert(image.width === 120 && image.height === 30, `size ${image.width}x${image.height}`);
+  assert(dark > 40, `text pixels drawn: ${dark}`);
+});
+
+/** The text of each <td> of the first <tr> of `html` that matches `rowStart`. */
+function htmlRowCells(html: string, rowStart: string): string[] {
+  const at = html.indexOf(rowStart);
+  assert(at >= 0, `row ${rowStart} in the HTML`);
+  const row = html.slice(at, html.indexOf("</tr>", at));
+  return [...row.matchAll(/<td[^>]*>([^<]*)<\/td>/g)].map((m) =>
+    m[1].replaceAll("&#39;", "'").replaceAll("&quot;", '"').replaceAll("&lt;", "<")
+      .replaceAll("&gt;", ">").replaceAll("&amp;", "&")
+  );
+}
+
+Deno.test("results.json, table.md and index.html show the same numbers", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const input = richInput();
+    await writeReport(`${root}/r`, input);
+    const results = JSON.parse(await Deno.readTextFile(`${root}/r/results.json`));
+    const md = await Deno.readTextFile(`${root}/r/table.md`);
+    const html = await Deno.readTextFile(`${root}/r/index.html`);
+    // Table 1: recomputed from the raw rows, then found cell for cell in table.md and the HTML.
+    assert(results.table1.length === 5, "five poster tasks");
+    for (const row of results.table1) {
+      assertIncludes(md, `| ${row.cells.join(" | ")} |`, `table.md row ${row.label}`);
+      const cells = htmlRowCells(html, `<tr data-task="${row.task}">`);
+      assert(
+        JSON.stringify(cells) === JSON.stringify(row.cells),
+        `HTML row ${row.label}: ${cells} vs ${row.cells}`,
+      );
+      if (!row.run) {
+        assert(row.cells.slice(1, 5).every((c: string) => c === "not run"), "not run cells");
+        continue;
+      }
+      for (const column of ["base", "ntp", "klal"]) {
+        const cell = row[column];
+        const values = results.rows.filter((r: ResultRow) =>
+          r.task === row.task && r.arm === cell.arm && r.metric === "accuracy"
+        ).map((r: ResultRow) => r.value);
+        const ci = ci95(values);
+        assert(Math.abs(cell.mean - ci.mean) < 1e-9 && cell.n === ci.n, `${column} mean and n`);
+        assert(cell.text === formatAccuracy(ci), `${column}: ${cell.text}`);
+      }
+    }
+    // The accuracy chart plots the same means.
+    const specs = JSON.parse(
+      /<script type="application\/json" id="chart-specs">([^]*?)<\/script>/.exec(html)![1],
+    );
+    const bars = specs["accuracy:grid-patch"].layer[0].data.values;
+    const grid = results.table1.find((r: { task: string }) => r.task === "grid-patch");
+    for (const column of ["base", "ntp", "klal"]) {
+      const bar = bars.find((b: { label: string }) => b.label.endsWith(`(${grid[column].arm})`));
+      assert(Math.abs(bar.mean - grid[column].mean) < 1e-9, `chart bar ${column}`);
+    }
+    // The headline: one sentence per verdict, the same in all three files.
+    const verdicts = verdictLines(summarize(input));
+    assert(results.headline === verdicts.join(" "), `headline: ${results.headline}`);
+    for (const v of verdicts) {
+      assertIncludes(md, v, "verdict in table.md");
+      assertIncludes(html, `<p>${escapeHtml(v)}</p>`, "verdict in the HTML headline");
+    }
+    // Table 2's row of ours, and the steps to reach an accuracy.
+    const ours = htmlRowCells(html, '<tr class="ours">');
+    assert(ours[1] === "not run" && ours[2] === "not run", `Table 2 ours: ${ours}`);
+    for (const reach of results.learning.reach) {
+      const line = md.split("\n").find((l: string) =>
+        l.startsWith(`| ${reach.label} | ≥ ${reach.threshold.toFixed(1)}% |`)
+      );
+      assert(line, `table.md has steps for ${reach.label} at ${reach.threshold}`);
+      const cell = line.split(" | ")[2].replace(/ \|$/, "");
+      assertIncludes(html, `<td class="num">${escapeHtml(cell)}</td>`, "same steps in HTML");
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("reports/index.html lists every report, newest first, and Table 1 across them", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const older = fakeInput(KLAL_WINS);
+    older.spec.name = "older";
+    older.createdAt = "2026-01-01T00:00:00.000Z";
+    const newer = fakeInput({ base: [1, 2], ntp: [10, 20], klal: [30, 40] });
+    newer.spec.name = `newer ${HOSTILE}`;
+    newer.createdAt = "2026-02-01T00:00:00.000Z";
+    await writeReport(`${root}/older`, older);
+    await writeReport(`${root}/paper/newer`, newer);
+    await Deno.mkdir(`${root}/not-a-report`);
+    const entries = await readReportEntries(root);
+    assert(
+      JSON.stringify(entries.map((e) => e.path)) === '["paper/newer","older"]',
+      `entries ${entries.map((e) => e.path)}`,
+    );
+    const html = renderReportsIndex(entries);
+    assertIncludes(html, 'href="older/index.html"', "link to a report");
+    assertIncludes(html, 'href="paper/newer/index.html"', "link to a nested report");
+    assertIncludes(html, escapeHtml(headlineOf(older)), "headline of the older run");
+    assert(!html.includes(HOSTILE), "names are escaped");
+    assertIncludes(html, "2026-02-01 00:00:00 UTC", "date");
+    // Grid Patch comes from the newest report that ran it; the other four were not run.
+    assertIncludes(html, '<td>Grid Patch</td><td class="num">1.5 ± 6.4 (n=2)</td>', "newest");
+    assert(html.split("not run").length - 1 === 4, "four tasks not run anywhere");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+function headlineOf(input: ReportInput): string {
+  return verdictLines(summarize(input)).join(" ");
+}
+
+/** A cache holding every stage of a tiny spec's plan, as a finished run leaves it. */
+async function cachedRun(root: string): Promise<{ cache: Cache; spec: Spec }> {
+  const cache = new Cache(`${root}/cache`);
+  const spec = fakeSpec();
+  spec.name = "cached-run";
+  const plan = await resolvePlan(buildPlan(spec));
+  const accuracy: Record<string, number> = { base: 5, ntp: 30, klal: 50 };
+  for (const stage of plan) {
+    if (stage.kind === "report") continue;
+    const meta = {
+      stage: stage.id,
+      kind: stage.kind,
+      params: stage.params,
+      inputs: stage.inputKeys,
+      codeVersion: stage.codeVersion,
+    };
+    await cache.write(stage.key, meta, async (out) => {
+      if (stage.kind === "eval") {
+        const layer = (l: number) => ({ layer: l, mass: 0.2, ratio: 3.2, headMass: [0.2, 0.2] });
+        await out.writeJson("metrics.json", {
+          accuracy: accuracy[stage.arm!] + stage.seed!,
+          targetAttention: 0.2,
+          targetAttentionRatio: 3.2,
+          layers: [layer(0), layer(1)],
+        });
+      } else if (stage.kind === "finetune") {
+        await out.writeJson("log.json", {
+          log: [{ step: 0, ntp: 2, klal: 1, total: 3 }, { step: 9, ntp: 1, klal: 0.5, total: 1.5 }],
+          learning: [],
+        });
+      } else await out.writeText("done.txt", "ok");
+      return { backend: "wasm", samplesPerSecond: 100 };
+    });
+  }
+  for (const stage of plan) {
+    await cache.writeRef(spec.name, stage.id, {
+      key: stage.key,
+      params: stage.params,
+      inputs: stage.inputKeys,
+      codeVersion: stage.codeVersion,
+    });
+  }
+  return { cache, spec };
+}
+
+async function reportCli(args: string[], root: string) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../pipeline/report_main.ts", import.meta.url).pathname, ...args],
+    env: { KLAL_CACHE_DIR: `${root}/cache`, KLAL_REPORTS_DIR: `${root}/reports`, NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+Deno.test("deno task report NAME rebuilds the report from the cache; clear errors otherwise", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const { cache } = await cachedRun(root);
+    const ok = await reportCli(["cached-run"], root);
+    assert(ok.code === 0, `exit ${ok.code}: ${ok.stderr}`);
+    const results = JSON.parse(await Deno.readTextFile(`${root}/reports/cached-run/results.json`));
+    const ntp = results.rows.filter((r: ResultRow) => r.arm === "ntp" && r.metric === "accuracy");
+    assert(JSON.stringify(ntp.map((r: ResultRow) => r.value)) === "[30,31]", "rows from cache");
+    assert(typeof results.headline === "string" && results.headline.length > 0, "headline");
+    assert((await Deno.stat(`${root}/reports/cached-run/figures/loss.png`)).isFile, "figures");
+    const index = await Deno.readTextFile(`${root}/reports/index.html`);
+    assertIncludes(index, 'href="cached-run/index.html"', "reports index lists it");
+    assertIncludes(index, escapeHtml(results.headline), "with its headline");
+
+    const unknown = await reportCli(["no-such-run"], root);
+    assert(unknown.code === 2, `unknown name: exit ${unknown.code}`);
+    assertIncludes(unknown.stderr, "known: cached-run", "lists the known experiments");
+    const usage = await reportCli([], root);
+    assert(usage.code === 2 && usage.stderr.includes("usage:"), "no NAME: usage, exit 2");
+
+    const evalRef = await cache.readRef("cached-run", "eval:ntp:s1");
+    await cache.evict(evalRef!.key);
+    const missing = await reportCli(["cached-run"], root);
+    assert(missing.code === 1, `missing stage: exit ${missing.code}`);
+    assertIncludes(missing.stderr, "eval:ntp:s1", "names the missing stage");
   } finally {
     await Deno.remove(root, { recursive: true });
   }

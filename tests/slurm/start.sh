@@ -65,6 +65,7 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
 SwitchType=switch/none
 MpiDefault=none
 AccountingStorageType=accounting_storage/none

@@ -1,0 +1,124 @@
+/**
+ * Sweeps, Hydra-style: `arms.klal.lambda=0.5,1,2` on the command line or a `sweep:` block
+ * in the spec expands to the cartesian product of runs.
+ *
+ * - Axes under `arms.<arm>.` become arms of ONE experiment (klal -> klal-lambda0p5, ...),
+ *   so one report compares them and every shared stage (data, Base) runs once.
+ * - Any other axis (train.lr, task.params.blobs, ...) gives one experiment per point,
+ *   named `<name>--<label>`; they share every unchanged stage through the cache.
+ *
+ * Every point is validated exactly like a plain spec with those overrides.
+ */
+import type { SpecContext } from "./spec.ts";
+import { parseSpec } from "./spec.ts";
+import type { Spec } from "./spec_types.ts";
+
+/** One swept path and the override texts of its values. */
+export interface SweepAxis {
+  path: string;
+  values: string[];
+}
+
+/** Split `a=x,y` (commas outside brackets and quotes) into its values; one value: not a sweep. */
+export function splitValues(text: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let quote = "";
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote) {
+      if (c === quote) quote = "";
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === "[" || c === "{") depth++;
+    else if (c === "]" || c === "}") depth--;
+    else if (c === "," && depth === 0) {
+      out.push(text.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  out.push(text.slice(start).trim());
+  return out;
+}
+
+/** Separate plain overrides from sweep axes (`path=v1,v2,...`). */
+export function splitSweepOverrides(overrides: string[]): { plain: string[]; axes: SweepAxis[] } {
+  const plain: string[] = [];
+  const axes: SweepAxis[] = [];
+  for (const raw of overrides) {
+    const eq = raw.indexOf("=");
+    const values = eq < 0 ? [] : splitValues(raw.slice(eq + 1));
+    if (values.length > 1 && values.every((v) => v.length > 0)) {
+      axes.push({ path: raw.slice(0, eq).trim(), values });
+    } else plain.push(raw);
+  }
+  return { plain, axes };
+}
+
+/** A short, folder-safe label for one value of an axis: lambda 0.5 -> "lambda0p5". */
+export function axisLabel(path: string, value: string): string {
+  const key = path.split(".").pop()!;
+  const v = value.toLowerCase().replaceAll(".", "p").replace(/[^a-z0-9_-]+/g, "-")
+    .replace(/^-+|-+$/g, "");
+  return `${key.replaceAll("_", "")}${v}`;
+}
+
+function product<T>(lists: T[][]): T[][] {
+  return lists.reduce<T[][]>((acc, list) => acc.flatMap((a) => list.map((x) => [...a, x])), [[]]);
+}
+
+/**
+ * Every experiment of a sweep (one when there is no non-arm axis). Throws SpecError for
+ * the first point that does not validate.
+ */
+export function expandSweep(
+  text: string,
+  file: string,
+  overrides: string[],
+  ctx: SpecContext,
+): Spec[] {
+  const { plain, axes: cliAxes } = splitSweepOverrides(overrides);
+  const base = parseSpec(
+    text,
+    file,
+    [...plain, ...cliAxes.map((a) => `${a.path}=${a.values[0]}`)],
+    ctx,
+  );
+  const specAxes: SweepAxis[] = Object.entries(base.sweep ?? {})
+    .filter(([path]) => !cliAxes.some((a) => a.path === path))
+    .map(([path, values]) => ({ path, values: values.map((v) => JSON.stringify(v)) }));
+  const axes = [...cliAxes, ...specAxes];
+  if (axes.length === 0) return [base];
+  const isArmAxis = (a: SweepAxis) => /^arms\.[^.]+\.[^.]+$/.test(a.path);
+  const armAxes = axes.filter(isArmAxis);
+  const otherAxes = axes.filter((a) => !isArmAxis(a));
+  const points = product(otherAxes.map((a) => a.values.map((v) => ({ axis: a, value: v }))));
+  return points.map((point) => {
+    const pointOverrides = point.map((p) => `${p.axis.path}=${p.value}`);
+    const spec = parseSpec(text, file, [...plain, ...pointOverrides], ctx);
+    if (point.length > 0) {
+      spec.name = `${spec.name}--${point.map((p) => axisLabel(p.axis.path, p.value)).join("-")}`;
+    }
+    const armNames = [...new Set(armAxes.map((a) => a.path.split(".")[1]))];
+    const arms: Spec["arms"] = {};
+    for (const [name, arm] of Object.entries(spec.arms)) {
+      if (!armNames.includes(name)) {
+        arms[name] = arm;
+        continue;
+      }
+      const own = armAxes.filter((a) => a.path.split(".")[1] === name);
+      for (const combo of product(own.map((a) => a.values.map((v) => ({ axis: a, value: v }))))) {
+        const swept = parseSpec(text, file, [
+          ...plain,
+          ...pointOverrides,
+          ...combo.map((c) => `${c.axis.path}=${c.value}`),
+        ], ctx);
+        const label = combo.map((c) => axisLabel(c.axis.path, c.value)).join("-");
+        arms[`${name}-${label}`] = swept.arms[name];
+      }
+    }
+    spec.arms = arms;
+    delete spec.sweep;
+    return spec;
+  });
+}

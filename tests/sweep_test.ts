@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { SpecError } from "../pipeline/spec.ts";
+import { axisLabel, expandSweep, splitSweepOverrides, splitValues } from "../pipeline/sweep.ts";
+import { TASKS } from "../tasks/registry.ts";
+
+const SPEC = `
+name: sweep-test
+task: { name: grid-patch, image_size: 16, train: 10, test: 5, params: { grid: 2, blobs: 1 } }
+model: { patch_size: 8, d_model: 8, layers: 2, heads: 2 }
+arms:
+  base: { finetune: false }
+  ntp: { lambda: 0 }
+  klal: { lambda: 1, layers: all }
+`;
+const ctx = { tasks: TASKS };
+
+Deno.test("splitValues: commas outside brackets and quotes", () => {
+  assert.deepEqual(splitValues("0.5,1,2"), ["0.5", "1", "2"]);
+  assert.deepEqual(splitValues("[0,1],[1]"), ["[0,1]", "[1]"]);
+  assert.deepEqual(splitValues('"a,b",c'), ['"a,b"', "c"]);
+  assert.deepEqual(splitValues("[0,1]"), ["[0,1]"]);
+  const { plain, axes } = splitSweepOverrides(["train.steps=5", "arms.klal.lambda=0.5,1"]);
+  assert.deepEqual(plain, ["train.steps=5"]);
+  assert.deepEqual(axes, [{ path: "arms.klal.lambda", values: ["0.5", "1"] }]);
+  assert.equal(axisLabel("arms.klal.lambda", "0.5"), "lambda0p5");
+  assert.equal(axisLabel("arms.klal.layers", "[0,1]"), "layers0-1");
+});
+
+Deno.test("expandSweep: an arm axis becomes arms of one experiment", () => {
+  const specs = expandSweep(SPEC, "s.yaml", ["arms.klal.lambda=0.5,1,2"], ctx);
+  assert.equal(specs.length, 1);
+  assert.deepEqual(Object.keys(specs[0].arms), [
+    "base",
+    "ntp",
+    "klal-lambda0p5",
+    "klal-lambda1",
+    "klal-lambda2",
+  ]);
+  assert.equal(specs[0].arms["klal-lambda0p5"].lambda, 0.5);
+  assert.equal(specs[0].arms["klal-lambda2"].layers, "all");
+});
+
+Deno.test("expandSweep: other axes give the cartesian product of experiments", () => {
+  const specs = expandSweep(SPEC, "s.yaml", ["train.lr=0.001,0.002", "train.steps=3,4"], ctx);
+  assert.deepEqual(specs.map((s) => s.name), [
+    "sweep-test--lr0p001-steps3",
+    "sweep-test--lr0p001-steps4",
+    "sweep-test--lr0p002-steps3",
+    "sweep-test--lr0p002-steps4",
+  ]);
+  assert.deepEqual(specs.map((s) => [s.train.lr, s.train.steps]), [
+    [0.001, 3],
+    [0.001, 4],
+    [0.002, 3],
+    [0.002, 4],
+  ]);
+});
+
+Deno.test("expandSweep: a sweep block in the spec; layers ablation", () => {
+  const text = SPEC + "sweep:\n  arms.klal.layers: [[0], [1], all]\n";
+  const [spec] = expandSweep(text, "s.yaml", [], ctx);
+  assert.deepEqual(Object.keys(spec.arms).slice(2), [
+    "klal-layers0",
+    "klal-layers1",
+    "klal-layersall",
+  ]);
+  assert.deepEqual(spec.arms["klal-layers1"].layers, [1]);
+  assert.equal(spec.sweep, undefined);
+});
+
+Deno.test("expandSweep: every point is validated like a plain spec", () => {
+  assert.throws(
+    () => expandSweep(SPEC, "s.yaml", ["arms.klal.lambda=1,-2"], ctx),
+    (e: unknown) =>
+      e instanceof SpecError &&
+      /<override 1: arms\.klal\.lambda=-2> arms\.klal\.lambda: expected a number >= 0/.test(
+        e.message,
+      ),
+  );
+  assert.throws(
+    () => expandSweep(SPEC + "sweep:\n  train.lr: 3\n", "s.yaml", [], ctx),
+    /sweep\.train\.lr: expected a non-empty list of values/,
+  );
+});
