@@ -1,14 +1,23 @@
 /**
- * `deno task experiment [SPEC.yaml] [key.path=value ...] [--dry-run] [--force STAGE] [--jobs N]`
+ * `deno task experiment [SPEC.yaml] [key.path=value ...] [--dry-run] [--force STAGE] [--jobs N]
+ *  [--executor local|slurm]`
  *
  * Exit status: 0 done, 1 a stage failed (the message names it), 2 bad spec or usage.
  */
 import { TASKS } from "../tasks/registry.ts";
 import { Cache, defaultCacheDir } from "./cache.ts";
 import { type ReportInput, writeReport } from "./report.ts";
-import { runExperiment, type RunSummary, StageFailure, UsageError } from "./run.ts";
+import { SlurmExecutor } from "./executors/slurm.ts";
+import {
+  type Executor,
+  LocalExecutor,
+  runExperiment,
+  type RunSummary,
+  StageFailure,
+  UsageError,
+} from "./run.ts";
 import { formatSpecError, SpecError } from "./spec.ts";
-import type { Spec } from "./spec_types.ts";
+import { type ExecutorName, EXECUTORS, type Spec } from "./spec_types.ts";
 import { reportInput } from "./stages.ts";
 import { expandSweep } from "./sweep.ts";
 
@@ -21,11 +30,14 @@ options:
   --dry-run          print every stage with its key and whether it is cached or why it runs
   --force STAGE      recompute STAGE even if cached (an id such as finetune:klal:s0, or a
                      prefix such as finetune or eval:ntp); may repeat
-  --jobs N           parallel worker processes (default: number of cores)
+  --jobs N           stages in flight at once (default: number of cores; slurm: 64)
+  --executor NAME    where stages run: local (worker processes, the default) or slurm
+                     (one sbatch job per stage; overrides the spec's executor.name)
   -h, --help         this text
 
 environment: KLAL_CACHE_DIR (default .cache/ in the repository),
-             KLAL_REPORTS_DIR (default reports/ in the repository)`;
+             KLAL_REPORTS_DIR (default reports/ in the repository);
+             on a cluster KLAL_CACHE_DIR must be a path every node shares`;
 
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -36,6 +48,7 @@ export interface Cli {
   dryRun: boolean;
   force: string[];
   jobs?: number;
+  executor?: ExecutorName;
   help: boolean;
 }
 
@@ -62,6 +75,12 @@ export function parseArgs(args: string[]): Cli {
         throw new UsageError(`--jobs expects an integer >= 1, found ${text}`);
       }
       cli.jobs = n;
+    } else if (arg === "--executor" || arg.startsWith("--executor=")) {
+      const name = arg === "--executor" ? value("--executor") : arg.slice(11);
+      if (!(EXECUTORS as readonly string[]).includes(name)) {
+        throw new UsageError(`--executor expects one of ${EXECUTORS.join(", ")}, found ${name}`);
+      }
+      cli.executor = name as ExecutorName;
     } else if (arg.startsWith("-")) {
       throw new UsageError(`unknown option ${arg}`);
     } else if (arg.includes("=")) cli.overrides.push(arg);
@@ -138,6 +157,28 @@ async function writeSweepReport(
   return dir;
 }
 
+/** Slurm jobs wait in a queue, so many may be in flight at once. */
+const SLURM_DEFAULT_JOBS = 64;
+
+/** The executor the command line (first) or the spec names; local by default. */
+function makeExecutor(cli: Cli, spec: Spec): Executor {
+  const name = cli.executor ?? spec.executor?.name ?? "local";
+  if (name === "local") return new LocalExecutor();
+  const { partition, time, cpus, gres, sbatch } = spec.executor ?? { sbatch: [] };
+  return new SlurmExecutor({ partition, time, cpus, gres, sbatch });
+}
+
+/** On Ctrl-C (or SIGTERM): cancel what the executor has in flight (scancel), then exit. */
+function cancelOnSignal(executor: Executor): void {
+  const stop = (signal: Deno.Signal, code: number) => async () => {
+    console.error(`\n${signal}: cancelling running stages`);
+    await executor.cancel();
+    Deno.exit(code);
+  };
+  Deno.addSignalListener("SIGINT", stop("SIGINT", 130));
+  Deno.addSignalListener("SIGTERM", stop("SIGTERM", 143));
+}
+
 async function main(args: string[]): Promise<number> {
   let cli: Cli;
   try {
@@ -160,6 +201,9 @@ async function main(args: string[]): Promise<number> {
     const cache = new Cache(defaultCacheDir());
     const reportsDir = Deno.env.get("KLAL_REPORTS_DIR") ?? `${ROOT}/reports`;
     if (specs.length > 1) console.log(`sweep: ${specs.length} experiments`);
+    const executor = makeExecutor(cli, specs[0]);
+    const jobs = cli.jobs ?? (executor.name === "slurm" ? SLURM_DEFAULT_JOBS : undefined);
+    if (!cli.dryRun) cancelOnSignal(executor);
     const summaries = [];
     for (const spec of specs) {
       summaries.push(
@@ -168,17 +212,21 @@ async function main(args: string[]): Promise<number> {
           reportsDir,
           dryRun: cli.dryRun,
           force: cli.force,
-          jobs: cli.jobs,
+          jobs,
+          executor,
         }),
       );
     }
     let reportDir = summaries[0].reportDir;
+    let table = summaries[0].reportKey
+      ? new TextDecoder().decode(await cache.readBytes(summaries[0].reportKey, "table.md"))
+      : "";
     if (specs.length > 1 && !cli.dryRun) {
       reportDir = await writeSweepReport(specs, summaries, cache, reportsDir);
+      table = await Deno.readTextFile(`${reportDir}/table.md`);
     }
     if (reportDir) {
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      const table = await Deno.readTextFile(`${reportDir}/table.md`);
       console.log(`\n${table}`);
       console.log(`report: ${reportDir}/index.html  (${seconds} s)`);
     }

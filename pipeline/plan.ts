@@ -195,7 +195,7 @@ export function buildPlan(spec: Spec): Stage[] {
   stages.push({
     id: "report",
     kind: "report",
-    params: { spec },
+    params: { spec: { ...spec, executor: undefined } }, // where stages ran is not a param
     inputs: Object.fromEntries([...evals, ...finetunes].map((id) => [id, id])),
     codeFiles: REPORT_CODE,
   });

@@ -52,7 +52,7 @@ export async function cachedStages(
 ): Promise<{ stages: ResolvedStage[]; notes: string[] }> {
   const plan = await resolvePlan(buildPlan(spec));
   const stages: ResolvedStage[] = [];
-  const notes: string[] = [];
+  const fromLastRun: string[] = [];
   const missing: string[] = [];
   for (const stage of plan) {
     if (stage.kind === "report" || await cache.has(stage.key)) {
@@ -61,10 +61,7 @@ export async function cachedStages(
     }
     const ref = await cache.readRef(name, stage.id);
     if (ref && await cache.has(ref.key)) {
-      notes.push(
-        `${stage.id}: code or inputs changed since the last run; reporting that run's result ` +
-          `(${ref.key.slice(0, 12)})`,
-      );
+      fromLastRun.push(stage.id);
       stages.push({ ...stage, key: ref.key, inputKeys: ref.inputs, codeVersion: ref.codeVersion });
     } else {
       missing.push(`${stage.id} (${stage.key.slice(0, 12)})`);
@@ -76,6 +73,13 @@ export async function cachedStages(
         "`deno task experiment` with its spec to compute it",
     );
   }
+  const notes = fromLastRun.length === 0 ? [] : [
+    `code or params changed since the last run of ${name} for ${fromLastRun.length} of ` +
+    `${plan.length - 1} stages (${fromLastRun.slice(0, 3).join(", ")}${
+      fromLastRun.length > 3 ? ", ..." : ""
+    }); the report shows that run's cached results. Run \`deno task experiment\` to ` +
+    "recompute them with the current code.",
+  ];
   return { stages, notes };
 }
 

@@ -85,6 +85,8 @@ export class LocalExecutor implements Executor {
 export interface RunSummary {
   stages: { id: string; key: string; status: "cached" | "ran"; seconds: number }[];
   reportDir?: string;
+  /** Cache key of the report entry (its table.md is what was published). */
+  reportKey?: string;
   /** The resolved plan and what each stage did (for sweep reports). */
   plan: ResolvedStage[];
   statuses: Map<string, { status: "cached" | "ran"; seconds: number }>;
@@ -160,11 +162,15 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
     log(`  run  ${stage.id} (${stage.key.slice(0, 12)})`);
     const started = performance.now();
     const promise = runInWorker(executor, stage, cache, spec.name, parallel).then(
-      () => {
+      (reused) => {
         const seconds = (performance.now() - started) / 1000;
-        statuses.set(stage.id, { status: "ran", seconds });
+        statuses.set(stage.id, { status: reused ? "cached" : "ran", seconds });
         done.add(stage.id);
-        log(`  done ${stage.id} in ${seconds.toFixed(1)} s`);
+        log(
+          reused
+            ? `  done ${stage.id}: another process computed it (waited ${seconds.toFixed(1)} s)`
+            : `  done ${stage.id} in ${seconds.toFixed(1)} s`,
+        );
       },
       (e) => {
         failures.push(`stage ${stage.id} failed: ${(e as Error).message}`);
@@ -200,10 +206,12 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
     });
   }
   const reportDir = `${options.reportsDir}/${spec.name}`;
-  await publishReport(cache, report.key, reportDir);
+  // Two runs of one spec may finish together: publish one at a time.
+  await cache.withLock(`publish-${spec.name}`, () => publishReport(cache, report.key, reportDir));
   return {
     stages: plan.map((s) => ({ id: s.id, key: s.key, ...statuses.get(s.id)! })),
     reportDir,
+    reportKey: report.key,
     plan,
     statuses,
   };
@@ -218,7 +226,7 @@ async function runInWorker(
   cache: Cache,
   experiment: string,
   plainProgress: boolean,
-): Promise<void> {
+): Promise<boolean> {
   // Descriptors live in the cache (a shared path on a cluster), so any node can read them.
   await Deno.mkdir(`${cache.root}/jobs`, { recursive: true });
   const path = `${cache.root}/jobs/stage-${crypto.randomUUID()}.json`;
@@ -226,9 +234,11 @@ async function runInWorker(
   await Deno.writeTextFile(path, JSON.stringify(descriptor));
   try {
     await executor.run(stage, path, { plainProgress });
+    return await Deno.stat(`${path}.reused`).then(() => true, () => false);
   } finally {
     await Deno.remove(path).catch(() => {});
     await Deno.remove(`${path}.error`).catch(() => {});
+    await Deno.remove(`${path}.reused`).catch(() => {});
   }
 }
 

@@ -15,12 +15,13 @@ import type {
   ArmSpec,
   BackendName,
   BaseSpec,
+  ExecutorSpec,
   ModelSpec,
   Spec,
   TaskSpec,
   TrainSpec,
 } from "./spec_types.ts";
-import { BACKENDS } from "./spec_types.ts";
+import { BACKENDS, EXECUTORS } from "./spec_types.ts";
 
 /** One thing wrong with a spec; `line`/`column` are 1-based, 0 when not in a file. */
 export interface SpecProblem {
@@ -288,6 +289,7 @@ const ROOT_KEYS = [
   "eval",
   "arms",
   "sweep",
+  "executor",
 ] as const;
 const TASK_KEYS = [
   "name",
@@ -323,6 +325,7 @@ const TRAIN_KEYS = [
   "checkpoint_every",
 ] as const;
 const EVAL_KEYS = ["batch_size"] as const;
+const EXECUTOR_KEYS = ["name", "partition", "time", "cpus", "gres", "sbatch"] as const;
 const ARM_KEYS = ["finetune", "lambda", "layers"] as const;
 
 const SECTION_KEYS: Record<string, readonly string[]> = {
@@ -331,6 +334,7 @@ const SECTION_KEYS: Record<string, readonly string[]> = {
   base: BASE_KEYS,
   train: TRAIN_KEYS,
   eval: EVAL_KEYS,
+  executor: EXECUTOR_KEYS,
 };
 
 const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
@@ -946,6 +950,50 @@ function validateSweep(root: Section): Record<string, unknown[]> | undefined | n
   return ok ? out : null;
 }
 
+/**
+ * Slurm's time formats: minutes, minutes:seconds, hours:minutes:seconds, days-hours,
+ * days-hours:minutes, days-hours:minutes:seconds, or no limit.
+ */
+const SLURM_TIME_PATTERN = /^(\d+(:\d+){0,2}|\d+-\d+(:\d+){0,2}|UNLIMITED|INFINITE)$/;
+
+/** `executor:` where stages run (never part of a cache key). Absent: undefined; bad: null. */
+function validateExecutor(root: Section): ExecutorSpec | undefined | null {
+  if (!root.entry("executor")) return undefined;
+  const section = root.section("executor");
+  if (!section) return null;
+  section.checkKeys(EXECUTOR_KEYS);
+  const name = section.oneOf("name", EXECUTORS, "local");
+  const word = (v: unknown): v is string => isString(v) && /^\S+$/.test(v);
+  const partition = section.value("partition", "a partition name (no spaces)", word, "");
+  const timeExpected = `a Slurm time limit: minutes, "MM:SS", "HH:MM:SS", "D-HH", ` +
+    `"D-HH:MM", "D-HH:MM:SS" or "UNLIMITED"`;
+  const isTime = (v: unknown): v is string | number =>
+    (isInt(v) && v > 0) || (isString(v) && SLURM_TIME_PATTERN.test(v));
+  const time = section.value<string | number>("time", timeExpected, isTime, "");
+  const cpus = section.int("cpus", 1, 0);
+  const gres = section.value("gres", `generic resources such as "gpu:1" (no spaces)`, word, "");
+  const isOptions = (v: unknown): v is string[] =>
+    Array.isArray(v) && v.every((item) => isString(item) && item.startsWith("-"));
+  const sbatch = section.value(
+    "sbatch",
+    `a list of sbatch options, each starting with "-" (e.g. ["--qos=long"])`,
+    isOptions,
+    [],
+  );
+  if (
+    name === undefined || partition === undefined || time === undefined ||
+    cpus === undefined || gres === undefined || sbatch === undefined
+  ) return null;
+  return {
+    name,
+    ...(partition ? { partition } : {}),
+    ...(time !== "" ? { time: String(time) } : {}),
+    ...(cpus > 0 ? { cpus } : {}),
+    ...(gres ? { gres } : {}),
+    sbatch,
+  };
+}
+
 /** `task.source`: real data files per split, paths relative to the spec file's folder. */
 function validateSource(
   root: Section,
@@ -1067,11 +1115,13 @@ function validate(
   const evalBatch = evalSection?.int("batch_size", 1, 128);
   const arms = validateArms(root, model?.layers);
   const sweep = validateSweep(root);
+  const executor = validateExecutor(root);
   if (
     problems.list.length > 0 || name === undefined || description === undefined ||
     seeds.seeds === undefined || backend === undefined || task.spec === undefined ||
     params === undefined || model === undefined || base === undefined || train === undefined ||
-    evalBatch === undefined || arms === undefined || source === null || sweep === null
+    evalBatch === undefined || arms === undefined || source === null || sweep === null ||
+    executor === null
   ) return undefined;
   return {
     name,
@@ -1085,6 +1135,7 @@ function validate(
     eval: { batch_size: evalBatch },
     arms,
     ...(sweep ? { sweep } : {}),
+    ...(executor ? { executor } : {}),
   };
 }
 

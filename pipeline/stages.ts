@@ -33,6 +33,8 @@ export interface StageContext {
   cache: Cache;
   /** Experiment name (for messages). */
   experiment: string;
+  /** Called when another process computed the stage while this one waited for its lock. */
+  onReuse?: () => void;
 }
 
 /** Text positions the model reserves beyond the visual tokens. */
@@ -627,7 +629,10 @@ export async function runStage(
 ): Promise<Manifest> {
   // One process computes a key; others wait on the lock and then find it cached.
   return await ctx.cache.withLock(stage.key, async () => {
-    if (await ctx.cache.has(stage.key)) return await ctx.cache.manifest(stage.key);
+    if (await ctx.cache.has(stage.key)) {
+      ctx.onReuse?.();
+      return await ctx.cache.manifest(stage.key);
+    }
     return await computeStage(stage, ctx, extra);
   });
 }

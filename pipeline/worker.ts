@@ -25,6 +25,7 @@ if (import.meta.main) {
     await runStage(descriptor.stage, {
       cache: new Cache(descriptor.cacheRoot),
       experiment: descriptor.experiment,
+      onReuse: () => Deno.writeTextFileSync(`${path}.reused`, ""),
     });
   } catch (e) {
     const message = e instanceof Error ? (e.stack ?? e.message) : String(e);

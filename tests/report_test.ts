@@ -510,11 +510,14 @@ Deno.test("Table 2: ours on Line Intersection beside the quoted rows, marked not
 Deno.test("steps to reach NTP's final accuracy and 50%, hand-computed", () => {
   const summary = learningSummary(richInput())!;
   assert(
-    JSON.stringify(summary.thresholds.map((t) => t.value)) === "[35,50]",
+    JSON.stringify(summary.thresholds.map((t) => t.value)) === "[32.5,35,50]",
     `thresholds ${JSON.stringify(summary.thresholds)}`,
   );
-  assertIncludes(summary.thresholds[0].why, "NTP (ntp)'s final validation accuracy", "why");
+  assertIncludes(summary.thresholds[0].why, "half of KLAL+NTP (klal)'s final", "why 1");
+  assertIncludes(summary.thresholds[1].why, "NTP (ntp)'s final validation accuracy", "why 2");
   const md = renderTableMarkdown(richInput());
+  // NTP 40 and 30 at the end, KLAL 70 and 60: half the best is 32.5.
+  assertIncludes(md, "| KLAL+NTP (klal) | ≥ 32.5% | 20 (s0 20, s1 20) |", "KLAL to 32.5");
   assertIncludes(md, "| NTP (ntp) | ≥ 35.0% | s0 40, s1 not reached by 40 |", "NTP to 35");
   assertIncludes(md, "| KLAL+NTP (klal) | ≥ 35.0% | 20 (s0 20, s1 20) |", "KLAL to 35");
   assertIncludes(md, "| NTP (ntp) | ≥ 50.0% | not reached by step 40 |", "NTP to 50");

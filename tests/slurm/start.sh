@@ -8,6 +8,7 @@
 #
 # Ports and the munge socket are private, so a Slurm already on the machine is left alone.
 set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"
 
 if [ "${1:-}" = "--stop" ]; then
   dir=${2:?usage: start.sh --stop DIR}

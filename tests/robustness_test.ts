@@ -1,0 +1,151 @@
+/**
+ * The pipeline never serves a wrong result: corrupted cache entries are recomputed, two
+ * processes on one spec compute each stage once, NaN stops a stage, results are
+ * deterministic. Real subprocesses, as a user runs them.
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend } from "../pipeline/backend.ts";
+import { encodeSamples, layoutFor } from "../pipeline/batch.ts";
+import { TinyVlm } from "../pipeline/model/tiny_vlm.ts";
+import { Tokenizer } from "../pipeline/tokenizer.ts";
+import { train } from "../pipeline/train.ts";
+import { gridPatch } from "../tasks/grid_patch.ts";
+
+const MAIN = new URL("../pipeline/main.ts", import.meta.url).pathname;
+
+const SPEC = `
+name: robust-tiny
+seeds: [0, 1]
+backend: wasm
+task: { name: grid-patch, image_size: 16, train: 64, test: 16, params: { grid: 2, blobs: 1 } }
+model: { patch_size: 8, d_model: 16, layers: 2, heads: 2 }
+base: { steps: 4, batch_size: 8, train: 32 }
+train: { steps: 30, batch_size: 8, warmup: 1, log_every: 5 }
+eval: { batch_size: 16 }
+arms:
+  base: { finetune: false }
+  ntp: { lambda: 0 }
+  klal: { lambda: 1.0 }
+`;
+
+async function setup(name: string) {
+  const dir = await Deno.makeTempDir({ prefix: `klal-${name}-` });
+  await Deno.writeTextFile(`${dir}/spec.yaml`, SPEC);
+  const env = {
+    KLAL_CACHE_DIR: `${dir}/cache`,
+    KLAL_REPORTS_DIR: `${dir}/reports`,
+    KLAL_PLAIN_PROGRESS: "1",
+  };
+  const run = async (...extra: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, `${dir}/spec.yaml`, ...extra],
+      env,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = (b: Uint8Array) => new TextDecoder().decode(b);
+    return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+  };
+  const rows = async () =>
+    JSON.parse(await Deno.readTextFile(`${dir}/reports/robust-tiny/results.json`)).rows;
+  return { dir, run, rows };
+}
+
+async function entryOf(cacheDir: string, stage: string): Promise<string> {
+  for await (const shard of Deno.readDir(`${cacheDir}/objects`)) {
+    for await (const entry of Deno.readDir(`${cacheDir}/objects/${shard.name}`)) {
+      const dir = `${cacheDir}/objects/${shard.name}/${entry.name}`;
+      const m = JSON.parse(await Deno.readTextFile(`${dir}/manifest.json`));
+      if (m.stage === stage) return dir;
+    }
+  }
+  throw new Error(`no entry for ${stage}`);
+}
+
+Deno.test("a corrupted or truncated cache entry is reported, moved aside and recomputed", async () => {
+  const t = await setup("corrupt");
+  const first = await t.run();
+  assert.equal(first.code, 0, first.stderr);
+  const original = await t.rows();
+  const evalDir = await entryOf(`${t.dir}/cache`, "eval:ntp:s0");
+  const metrics = JSON.parse(await Deno.readTextFile(`${evalDir}/metrics.json`));
+  metrics.accuracy = 99.9; // a wrong number that must never be served
+  await Deno.writeTextFile(`${evalDir}/metrics.json`, JSON.stringify(metrics));
+  const dataDir = await entryOf(`${t.dir}/cache`, "data:grid-patch:train:s1");
+  const images = await Deno.readFile(`${dataDir}/images.u8`);
+  await Deno.writeFile(`${dataDir}/images.u8`, images.subarray(0, 100)); // truncated
+
+  const second = await t.run();
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(
+    second.stdout,
+    /corrupt cache entry of eval:ntp:s0 \(metrics\.json: (content|\d+ bytes)/,
+  );
+  assert.match(
+    second.stdout,
+    /corrupt cache entry of data:grid-patch:train:s1 \(images\.u8: 100 bytes/,
+  );
+  assert.match(second.stdout, /run\s+eval:ntp:s0/);
+  assert.match(second.stdout, /run\s+data:grid-patch:train:s1/);
+  // Recomputed, not served: the same numbers as the first run (deterministic).
+  assert.deepEqual(await t.rows(), original);
+  await Deno.remove(t.dir, { recursive: true });
+});
+
+Deno.test("two processes on one spec: each stage is computed once, both finish", async () => {
+  const t = await setup("concurrent");
+  const [a, b] = await Promise.all([t.run("--jobs", "1"), t.run("--jobs", "1")]);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(b.code, 0, b.stderr);
+  const computed = [...(a.stdout + b.stdout).matchAll(/^\s+done (\S+) in /gm)].map((m) => m[1]);
+  const stages = computed.filter((id) => id !== "report");
+  assert.equal(new Set(stages).size, stages.length, `computed twice: ${stages.sort().join(" ")}`);
+  assert.equal(stages.length, 14, stages.join(" "));
+  // The waiting process says so, and no temp files are left behind.
+  assert.match(a.stdout + b.stdout, /another process computed it/);
+  assert.deepEqual([...Deno.readDirSync(`${t.dir}/cache/tmp`)], []);
+  await Deno.remove(t.dir, { recursive: true });
+});
+
+Deno.test("NaN in the loss stops training with the step and the loss part", async () => {
+  await initBackend("wasm");
+  const config = { imageSize: 16, patchSize: 8, params: { ...gridPatch.defaultParams, grid: 2 } };
+  const tokenizer = new Tokenizer(gridPatch.vocabulary);
+  const samples = gridPatch.generate(1, 8, config);
+  const layout = layoutFor(samples, tokenizer, 8);
+  const data = encodeSamples(samples, tokenizer, layout, 8);
+  const model = new TinyVlm({
+    patchDim: layout.patchDim,
+    vocab: tokenizer.size,
+    dModel: 8,
+    layers: 1,
+    heads: 2,
+    mlpRatio: 2,
+    gridSide: 2,
+    maxText: 16,
+    positionStd: 0.1,
+  }, 0);
+  const head = model.params.get("head.w")!;
+  tf.tidy(() => head.assign(tf.fill(head.shape, NaN)));
+  const before = tf.memory().numTensors;
+  assert.throws(
+    () =>
+      train(model, data, {
+        steps: 3,
+        batchSize: 4,
+        lr: 1e-3,
+        optimizer: "adamw",
+        weightDecay: 0,
+        warmup: 1,
+        logEvery: 1,
+        lambda: 1,
+        layers: [0],
+        seed: 0,
+        label: "finetune:nan",
+      }),
+    /finetune:nan: ntp loss is NaN at step 0/,
+  );
+  assert.equal(tf.memory().numTensors, before, "a failed step leaked tensors");
+  model.dispose();
+});

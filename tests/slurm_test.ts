@@ -1,0 +1,359 @@
+/**
+ * The Slurm executor against a real single-node Slurm started on this machine
+ * (tests/slurm/start.sh: munged, slurmctld, slurmd with a generated slurm.conf), plus the
+ * `executor:` spec block and `--executor` flag, which need no Slurm.
+ *
+ * The real-Slurm test is skipped, with the reason printed, when the Slurm programs are not
+ * installed (Debian: slurmctld slurmd munge slurm-client) or the test is not root.
+ */
+import assert from "node:assert/strict";
+import { TASKS } from "../tasks/registry.ts";
+import { SlurmExecutor } from "../pipeline/executors/slurm.ts";
+import { parseArgs } from "../pipeline/main.ts";
+import { buildPlan, type ResolvedStage, resolvePlan } from "../pipeline/plan.ts";
+import { parseSpec, SpecError } from "../pipeline/spec.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const MAIN = `${ROOT}pipeline/main.ts`;
+const START = `${ROOT}tests/slurm/start.sh`;
+
+/** The tiny spec of tests/e2e_test.ts with two arms. */
+const TINY_SPEC = `
+name: slurm-tiny
+seeds: [0]
+task: { name: grid-patch, image_size: 16, train: 64, test: 16, params: { grid: 2, blobs: 1 } }
+model: { patch_size: 8, d_model: 16, layers: 2, heads: 2 }
+base: { steps: 4, batch_size: 8, train: 32 }
+train: { steps: 4, batch_size: 8, warmup: 1, log_every: 1 }
+eval: { batch_size: 8 }
+arms:
+  ntp: { lambda: 0 }
+  klal: { lambda: 1.0, layers: all }
+`;
+
+/** A spec whose held-out data stage throws: its annotation file has no valid row. */
+const FAILING_SPEC = `
+name: slurm-fail
+seeds: [0]
+task: { name: pixmo-points, image_size: 16, train: 16, test: 8,
+        source: { test: { path: bad.jsonl } } }
+model: { patch_size: 8, d_model: 16, layers: 1, heads: 2 }
+base: { steps: 1, batch_size: 4, train: 8 }
+train: { steps: 1, batch_size: 4, warmup: 0, log_every: 1 }
+arms:
+  ntp: { lambda: 0 }
+`;
+
+const EXECUTOR_BLOCK = `executor:
+  name: slurm
+  partition: debug
+  time: "0:10:00"
+  cpus: 1
+  sbatch: ["--comment=klal-test"]
+`;
+
+// ---------------------------------------------------------------------------------------
+// No Slurm needed
+
+const ctx = { tasks: TASKS };
+
+function specProblems(text: string): string[] {
+  try {
+    parseSpec(text, "x.yaml", [], ctx);
+  } catch (e) {
+    assert.ok(e instanceof SpecError, String(e));
+    return e.message.split("\n");
+  }
+  return assert.fail("expected a SpecError");
+}
+
+Deno.test("executor block: validated strictly, defaults filled, absent when not given", () => {
+  assert.equal(parseSpec(TINY_SPEC, "x.yaml", [], ctx).executor, undefined);
+  const spec = parseSpec(TINY_SPEC + EXECUTOR_BLOCK, "x.yaml", [], ctx);
+  assert.deepEqual(spec.executor, {
+    name: "slurm",
+    partition: "debug",
+    time: "0:10:00",
+    cpus: 1,
+    sbatch: ["--comment=klal-test"],
+  });
+  // Minutes as a bare number, and overrides reach the block like any other key.
+  const minutes = parseSpec(TINY_SPEC, "x.yaml", ["executor.time=90", "executor.gres=gpu:1"], ctx);
+  assert.deepEqual(minutes.executor, { name: "local", time: "90", gres: "gpu:1", sbatch: [] });
+  for (const time of ["5:30", "1-12", "1-12:30", "2-00:00:00", "UNLIMITED"]) {
+    const ok = parseSpec(TINY_SPEC, "x.yaml", [`executor.time="${time}"`], ctx);
+    assert.equal(ok.executor?.time, time);
+  }
+
+  const bad = specProblems(
+    TINY_SPEC +
+      `executor: { name: pbs, time: "2 hours", cpus: 0, gres: "gpu 1", sbatch: "--qos=x", queue: q }`,
+  );
+  const line = TINY_SPEC.split("\n").length;
+  assert.equal(bad.length, 6, bad.join("\n"));
+  assert.match(
+    bad[0],
+    new RegExp(
+      `^x\\.yaml:${line}:\\d+ executor\\.name: expected one of "local", "slurm", found "pbs"`,
+    ),
+  );
+  assert.match(bad.join("\n"), /executor\.time: expected a Slurm time limit.*found "2 hours"/);
+  assert.match(bad.join("\n"), /executor\.cpus: expected an integer >= 1, found 0/);
+  assert.match(bad.join("\n"), /executor\.gres: expected generic resources .*found "gpu 1"/);
+  assert.match(
+    bad.join("\n"),
+    /executor\.sbatch: expected a list of sbatch options.*found "--qos=x"/,
+  );
+  assert.match(
+    bad.join("\n"),
+    /executor\.queue: expected a known key.*valid keys: name, partition/,
+  );
+  assert.match(specProblems(TINY_SPEC + "executor: slurm")[0], /executor: expected a mapping/);
+  assert.match(specProblems(TINY_SPEC + "executor: { time: 1:2:3:4 }")[0], /executor\.time/);
+});
+
+Deno.test("executor block: not part of any stage key (report included)", async () => {
+  const plain = await resolvePlan(buildPlan(parseSpec(TINY_SPEC, "x.yaml", [], ctx)));
+  const withSlurm = await resolvePlan(
+    buildPlan(parseSpec(TINY_SPEC + EXECUTOR_BLOCK, "x.yaml", [], ctx)),
+  );
+  assert.deepEqual(withSlurm.map((s) => [s.id, s.key]), plain.map((s) => [s.id, s.key]));
+});
+
+Deno.test("--executor: local or slurm, anything else is a usage error", () => {
+  assert.equal(parseArgs(["x.yaml", "--executor", "slurm"]).executor, "slurm");
+  assert.equal(parseArgs(["x.yaml", "--executor=local"]).executor, "local");
+  assert.equal(parseArgs(["x.yaml"]).executor, undefined);
+  assert.throws(() => parseArgs(["--executor", "pbs"]), /--executor expects one of local, slurm/);
+  assert.throws(() => parseArgs(["--executor"]), /--executor expects a value/);
+});
+
+Deno.test("sbatch arguments: job name, log files, resources, extra options, quoted command", () => {
+  const executor = new SlurmExecutor({
+    partition: "gpu",
+    time: "2:00:00",
+    cpus: 4,
+    gres: "gpu:1",
+    sbatch: ["--qos=long"],
+    denoPath: "/opt/my deno/deno",
+  });
+  const stage = { id: "finetune:klal:s0" } as ResolvedStage;
+  const args = executor.sbatchArgs(stage, "/shared/cache/jobs/stage-1.json");
+  for (
+    const expected of [
+      "--parsable",
+      "--job-name=klal-finetune:klal:s0",
+      "--output=/shared/cache/jobs/stage-1.json.out",
+      "--error=/shared/cache/jobs/stage-1.json.err",
+      "--export=ALL",
+      "--no-requeue",
+      "--partition=gpu",
+      "--time=2:00:00",
+      "--cpus-per-task=4",
+      "--gres=gpu:1",
+      "--qos=long",
+    ]
+  ) assert.ok(args.includes(expected), `${expected} missing from ${args.join(" ")}`);
+  const wrap = args.at(-1)!;
+  assert.match(wrap, /^--wrap='\/opt\/my deno\/deno' run -A --quiet \S+\/pipeline\/worker\.ts /);
+  assert.ok(wrap.endsWith(" /shared/cache/jobs/stage-1.json"));
+});
+
+// ---------------------------------------------------------------------------------------
+// A real single-node Slurm
+
+function onPath(command: string): boolean {
+  const dirs = [...(Deno.env.get("PATH") ?? "").split(":"), "/usr/sbin", "/sbin"];
+  return dirs.some((dir) => {
+    try {
+      return Deno.statSync(`${dir}/${command}`).isFile;
+    } catch {
+      return false;
+    }
+  });
+}
+
+const SLURM_PROGRAMS = ["sbatch", "squeue", "scancel", "sinfo", "slurmctld", "slurmd", "munged"];
+const missing = SLURM_PROGRAMS.filter((p) => !onPath(p));
+const SKIP_REASON = missing.length > 0
+  ? `${missing.join(", ")} not on PATH (Debian: apt-get install slurmctld slurmd munge ` +
+    `slurm-client)`
+  : Deno.uid() !== 0
+  ? "starting a private Slurm (munged, slurmctld, slurmd) needs root"
+  : "";
+if (SKIP_REASON) console.warn(`slurm_test: skipping the real-Slurm test: ${SKIP_REASON}`);
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function command(program: string, args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(program, {
+    args,
+    env: { ...env, NO_COLOR: "1" },
+    stdin: "null",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) } as Run;
+}
+
+function experiment(args: string[], env: Record<string, string>): Promise<Run> {
+  return command(Deno.execPath(), ["run", "-A", MAIN, ...args], env);
+}
+
+async function resultRows(reportsDir: string, name: string): Promise<unknown[]> {
+  return JSON.parse(await Deno.readTextFile(`${reportsDir}/${name}/results.json`)).rows;
+}
+
+Deno.test({
+  name: `slurm executor on a real single-node Slurm${
+    SKIP_REASON ? ` (skipped: ${SKIP_REASON})` : ""
+  }`,
+  ignore: SKIP_REASON !== "",
+  fn: async (t) => {
+    const dir = await Deno.makeTempDir({ prefix: "klal-slurm-test-" });
+    const slurmDir = `${dir}/slurm`;
+    try {
+      const started = await command("bash", [START, slurmDir]);
+      assert.equal(started.code, 0, `start.sh failed:\n${started.stdout}${started.stderr}`);
+      const slurmEnv = { SLURM_CONF: `${slurmDir}/slurm.conf` };
+      // The client programs inside this test process read SLURM_CONF too.
+      Deno.env.set("SLURM_CONF", slurmEnv.SLURM_CONF);
+      await Deno.writeTextFile(`${dir}/tiny.yaml`, TINY_SPEC);
+
+      await t.step("a two-arm spec gives the same results as the local executor", async () => {
+        const local = { KLAL_CACHE_DIR: `${dir}/cache-local`, KLAL_REPORTS_DIR: `${dir}/local` };
+        const localRun = await experiment([`${dir}/tiny.yaml`, "--executor", "local"], local);
+        assert.equal(localRun.code, 0, localRun.stderr);
+
+        const onSlurm = { ...slurmEnv, KLAL_CACHE_DIR: `${dir}/cache-slurm` };
+        const env = { ...onSlurm, KLAL_REPORTS_DIR: `${dir}/slurm-reports` };
+        const slurmRun = await experiment([`${dir}/tiny.yaml`, "--executor", "slurm"], env);
+        assert.equal(slurmRun.code, 0, slurmRun.stdout + slurmRun.stderr);
+        assert.match(slurmRun.stdout, /9 stages, 0 cached, 9 to run/);
+        // Every worker stage was a Slurm job, and its progress streamed back by stage id.
+        const jobs = [...slurmRun.stderr.matchAll(/^\s+\[(\S+)\] slurm job \d+$/gm)];
+        assert.equal(jobs.length, 8, slurmRun.stderr);
+        assert.match(
+          slurmRun.stderr,
+          /\[finetune:klal:s0\] slurm-tiny finetune:klal:s0 \[#+\] 4\/4/,
+        );
+
+        const rows = await resultRows(`${dir}/slurm-reports`, "slurm-tiny");
+        assert.ok(rows.length > 0);
+        assert.deepEqual(rows, await resultRows(`${dir}/local`, "slurm-tiny"));
+
+        // Rerunning resumes from the shared cache: nothing is submitted.
+        const again = await experiment([`${dir}/tiny.yaml`, "--executor", "slurm"], env);
+        assert.equal(again.code, 0, again.stderr);
+        assert.match(again.stdout, /9 stages, 9 cached, 0 to run/);
+        assert.doesNotMatch(again.stderr, /slurm job/);
+
+        // The spec's executor block changes no key: the local cache serves all of it.
+        await Deno.writeTextFile(`${dir}/block.yaml`, TINY_SPEC + EXECUTOR_BLOCK);
+        const block = await experiment([`${dir}/block.yaml`], local);
+        assert.equal(block.code, 0, block.stderr);
+        assert.match(block.stdout, /9 stages, 9 cached, 0 to run/);
+      });
+
+      await t.step("a failing stage reports the stage, Slurm's state and the error", async () => {
+        await Deno.writeTextFile(`${dir}/fail.yaml`, FAILING_SPEC);
+        await Deno.writeTextFile(`${dir}/bad.jsonl`, `{"bad": 1}\n`);
+        const env = {
+          ...slurmEnv,
+          KLAL_CACHE_DIR: `${dir}/cache-fail`,
+          KLAL_REPORTS_DIR: `${dir}/fail-reports`,
+        };
+        const run = await experiment([`${dir}/fail.yaml`, "--executor", "slurm"], env);
+        assert.equal(run.code, 1, run.stdout + run.stderr);
+        assert.match(
+          run.stderr,
+          /stage data:pixmo-points:test:s1000 failed: slurm job \d+ \(klal-data:pixmo-points:test:s1000\) ended FAILED, exit code 1:0, reason NonZeroExitCode/,
+        );
+        assert.match(run.stderr, /worker error: .*bad\.jsonl row 1: expected "image_url"/);
+      });
+
+      await t.step("a job whose descriptor is missing fails with its stderr tail", async () => {
+        const executor = new SlurmExecutor({ pollSeconds: 0.25, log: () => {} });
+        const stage = { id: "data:missing" } as ResolvedStage;
+        await assert.rejects(
+          executor.run(stage, `${dir}/no-such-descriptor.json`),
+          (e: Error) => {
+            assert.match(e.message, /\(klal-data:missing\) ended FAILED, exit code 1:0/);
+            assert.match(e.message, /stderr \(.*no-such-descriptor\.json\.err, last lines\):/);
+            assert.match(e.message, /NotFound/);
+            return true;
+          },
+        );
+      });
+
+      await t.step("cancel() scancels the jobs in flight", async () => {
+        let submitted!: () => void;
+        const seen = new Promise<void>((resolve) => submitted = resolve);
+        const executor = new SlurmExecutor({
+          pollSeconds: 0.25,
+          // Held in the queue for ten minutes: cancelled long before it could start.
+          sbatch: ["--begin=now+600"],
+          log: (line) => line.includes("slurm job") && submitted(),
+        });
+        const stage = { id: "finetune:held" } as ResolvedStage;
+        const running = executor.run(stage, `${dir}/held.json`);
+        await seen;
+        await executor.cancel();
+        await assert.rejects(running, /\(klal-finetune:held\) ended CANCELLED/);
+      });
+
+      await t.step("Ctrl-C of the runner scancels its jobs and exits 130", async () => {
+        const child = new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            MAIN,
+            `${dir}/tiny.yaml`,
+            "--executor",
+            "slurm",
+            `executor.sbatch=["--begin=now+600"]`, // held in the queue until cancelled
+          ],
+          env: { ...slurmEnv, KLAL_CACHE_DIR: `${dir}/cache-int`, NO_COLOR: "1" },
+          stdin: "null",
+          stdout: "null",
+          stderr: "piped",
+        }).spawn();
+        let stderr = "";
+        const ids = () => [...stderr.matchAll(/slurm job (\d+)/g)].map((m) => m[1]);
+        const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+        while (ids().length < 3) { // the three data stages are ready at once
+          const { value, done } = await reader.read();
+          if (done) break;
+          stderr += value;
+        }
+        assert.equal(ids().length, 3, stderr);
+        child.kill("SIGINT");
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          stderr += value;
+        }
+        assert.equal((await child.status).code, 130, stderr);
+        assert.match(stderr, /cancelling 3 slurm job/);
+        const states = await command("squeue", [
+          "-h",
+          "-t",
+          "all",
+          "-j",
+          ids().join(","),
+          "-o",
+          "%T",
+        ]);
+        assert.deepEqual(states.stdout.trim().split("\n"), ["CANCELLED", "CANCELLED", "CANCELLED"]);
+      });
+    } finally {
+      Deno.env.delete("SLURM_CONF");
+      const stopped = await command("bash", [START, "--stop", slurmDir]);
+      if (stopped.code !== 0) console.error(stopped.stderr);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
