@@ -5,6 +5,7 @@
 import { Cache } from "./cache.ts";
 import { buildPlan, type ResolvedStage, resolvePlan, stageStatus } from "./plan.ts";
 import type { Spec } from "./spec_types.ts";
+import { writeReportsIndex } from "./report_main.ts";
 import { runStage } from "./stages.ts";
 import type { WorkerDescriptor } from "./worker.ts";
 
@@ -207,7 +208,10 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
   }
   const reportDir = `${options.reportsDir}/${spec.name}`;
   // Two runs of one spec may finish together: publish one at a time.
-  await cache.withLock(`publish-${spec.name}`, () => publishReport(cache, report.key, reportDir));
+  await cache.withLock(`publish-${spec.name}`, async () => {
+    await publishReport(cache, report.key, reportDir);
+    await writeReportsIndex(options.reportsDir);
+  });
   return {
     stages: plan.map((s) => ({ id: s.id, key: s.key, ...statuses.get(s.id)! })),
     reportDir,

@@ -558,7 +558,20 @@ export async function reportInput(
           metric: `target_attention_ratio@L${l.layer}`,
           value: l.ratio,
         });
+        l.headMass.forEach((mass, head) => heads.push({ arm, seed, layer: l.layer, head, mass }));
       }
+      const samples = await cache.readJson<FigureSample[]>(stage.key, "figures.json");
+      figures.push({ arm, seed, gridSide: side, samples });
+      const text = new TextDecoder().decode(await cache.readBytes(stage.key, "predictions.jsonl"));
+      const buckets = new Map<string, { correct: number; n: number }>();
+      for (const line of text.trim().split("\n")) {
+        const p = JSON.parse(line) as { difficulty: string | number; correct: boolean };
+        const b = buckets.get(String(p.difficulty)) ?? { correct: 0, n: 0 };
+        b.n++;
+        if (p.correct) b.correct++;
+        buckets.set(String(p.difficulty), b);
+      }
+      for (const [difficulty, b] of buckets) breakdown.push({ arm, seed, difficulty, ...b });
     } else if (stage.kind === "finetune") {
       const log = await cache.readJson<{ log: LossPoint[]; learning?: LearningPoint[] }>(
         stage.key,

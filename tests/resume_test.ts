@@ -47,7 +47,7 @@ async function rows(dir: string) {
   return r.rows;
 }
 
-async function checkpoints(dir: string): Promise<string[]> {
+function checkpoints(dir: string): string[] {
   try {
     return [...Deno.readDirSync(`${dir}/cache/partial`)].map((e) => e.name).filter((n) =>
       n.endsWith(".ckpt")
@@ -61,15 +61,15 @@ Deno.test("kill -9 mid-finetune, rerun: resumes from the checkpoint and ends ide
   const whole = await setup("whole");
   const reference = await command(whole.dir, whole.env).output();
   assert.equal(reference.code, 0, new TextDecoder().decode(reference.stderr));
-  assert.deepEqual(await checkpoints(whole.dir), [], "a finished stage leaves no checkpoint");
+  assert.deepEqual(checkpoints(whole.dir), [], "a finished stage leaves no checkpoint");
 
   const cut = await setup("cut");
   const child = command(cut.dir, cut.env).spawn();
   const deadline = Date.now() + 60_000;
-  while ((await checkpoints(cut.dir)).length === 0 && Date.now() < deadline) {
+  while ((checkpoints(cut.dir)).length === 0 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 10));
   }
-  assert.ok((await checkpoints(cut.dir)).length > 0, "no checkpoint appeared");
+  assert.ok((checkpoints(cut.dir)).length > 0, "no checkpoint appeared");
   // Kill the runner and its worker at once (both have the temp dir in their arguments).
   await new Deno.Command("pkill", { args: ["-9", "-f", cut.dir] }).output();
   await child.status;
@@ -81,7 +81,7 @@ Deno.test("kill -9 mid-finetune, rerun: resumes from the checkpoint and ends ide
   assert.equal(again.code, 0, stderr);
   assert.match(stderr, /finetune:klal:s0: resuming from step \d+/);
   assert.deepEqual(await rows(cut.dir), await rows(whole.dir));
-  assert.deepEqual(await checkpoints(cut.dir), []);
+  assert.deepEqual(checkpoints(cut.dir), []);
   await Deno.remove(whole.dir, { recursive: true });
   await Deno.remove(cut.dir, { recursive: true });
 });
