@@ -172,7 +172,7 @@ async function saveCheckpoint(
   await out.writeJson("checkpoint.json", index);
 }
 
-async function loadCheckpoint(
+export async function loadCheckpoint(
   cache: Cache,
   key: string,
 ): Promise<{ model: TinyVlm; tokenizer: Tokenizer; layout: Layout }> {

@@ -1,0 +1,283 @@
+/**
+ * `deno task eval SPEC --arm ARM [--seed S] --images DIR (--labels FILE | --regex RE)
+ *                  [--prompt TEXT] [--name LABEL] [key.path=value ...]`
+ *
+ * Evaluates a trained arm of an experiment on images no one here drew, e.g. a published
+ * BlindTest-style line-intersection benchmark. Labels come from a CSV or JSON file
+ * (`file,answer`) or from the file names (`--regex`: the first capture group, or the group
+ * named `answer`). Images are resized to the model's input. Prints accuracy with its 95%
+ * (Wilson) interval and records it under `reports/<name>/external/<label>.json`.
+ *
+ * Scoring is an exact match of the normalised answer text (external labels carry no task
+ * metadata). Exit status: 0 done, 1 the arm is not trained yet, 2 bad input.
+ */
+import { decodeImage } from "../tasks/image_io.ts";
+import { TASKS } from "../tasks/registry.ts";
+import type { Sample } from "../tasks/task.ts";
+import { initBackend } from "./backend.ts";
+import { encodeSamples, layoutFor } from "./batch.ts";
+import { Cache, defaultCacheDir } from "./cache.ts";
+import { evaluate } from "./eval.ts";
+import { buildPlan, resolvePlan } from "./plan.ts";
+import { formatSpecError, loadSpec, SpecError } from "./spec.ts";
+import { loadCheckpoint } from "./stages.ts";
+import { wilsonInterval } from "./stats.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+const USAGE = "usage: deno task eval SPEC --arm ARM [--seed S] --images DIR " +
+  "(--labels FILE | --regex RE) [--prompt TEXT] [--name LABEL] [key.path=value ...]";
+
+/** Bad input: exit 2. */
+export class InputError extends Error {}
+
+/** Parsed command line. */
+export interface ExternalEvalOptions {
+  spec: string;
+  arm: string;
+  seed?: number;
+  images: string;
+  labels?: string;
+  regex?: RegExp;
+  prompt?: string;
+  name?: string;
+  overrides: string[];
+}
+
+/** Parse argv (throws InputError). */
+export function parseEvalArgs(args: string[]): ExternalEvalOptions {
+  const o: Partial<ExternalEvalOptions> & { overrides: string[] } = { overrides: [] };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a.startsWith("--")) {
+      const v = args[++i];
+      if (v === undefined) throw new InputError(`${a} expects a value`);
+      if (a === "--arm") o.arm = v;
+      else if (a === "--seed") {
+        if (!/^\d+$/.test(v)) throw new InputError(`--seed expects an integer, found ${v}`);
+        o.seed = Number(v);
+      } else if (a === "--images") o.images = v;
+      else if (a === "--labels") o.labels = v;
+      else if (a === "--regex") {
+        try {
+          o.regex = new RegExp(v);
+        } catch (e) {
+          throw new InputError(`--regex: ${(e as Error).message}`);
+        }
+      } else if (a === "--prompt") o.prompt = v;
+      else if (a === "--name") o.name = v;
+      else throw new InputError(`unknown option ${a}`);
+    } else if (a.includes("=")) o.overrides.push(a);
+    else if (!o.spec) o.spec = a;
+    else throw new InputError(`expected one spec file, found a second one: ${a}`);
+  }
+  if (!o.spec) throw new InputError("expected a spec file");
+  if (!o.arm) throw new InputError("expected --arm ARM");
+  if (!o.images) throw new InputError("expected --images DIR");
+  if (!o.labels === !o.regex) throw new InputError("expected exactly one of --labels or --regex");
+  return o as ExternalEvalOptions;
+}
+
+/** file name -> answer, from a CSV (`file,answer`, header optional) or JSON labels file. */
+export async function readLabels(path: string): Promise<Map<string, string>> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new InputError(`${path}: cannot read labels (${(e as Error).message})`);
+  }
+  const labels = new Map<string, string>();
+  if (/\.json$/i.test(path)) {
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch (e) {
+      throw new InputError(`${path}: not valid JSON (${(e as Error).message})`);
+    }
+    const rows = Array.isArray(data) ? data : Object.entries(data as Record<string, unknown>)
+      .map(([file, answer]) => ({ file, answer }));
+    rows.forEach((row, i) => {
+      const r = row as { file?: unknown; answer?: unknown };
+      if (
+        typeof r.file !== "string" || (typeof r.answer !== "string" && typeof r.answer !== "number")
+      ) {
+        throw new InputError(
+          `${path} row ${i + 1}: expected {file, answer}, found ${JSON.stringify(row)}`,
+        );
+      }
+      labels.set(r.file, String(r.answer));
+    });
+    return labels;
+  }
+  text.split(/\r?\n/).forEach((line, i) => {
+    if (line.trim() === "") return;
+    const cells = line.split(",").map((c) => c.trim().replace(/^"(.*)"$/, "$1"));
+    if (i === 0 && cells[0].toLowerCase() === "file") return; // header
+    if (cells.length < 2 || cells[0] === "") {
+      throw new InputError(
+        `${path}:${i + 1}: expected "file,answer", found ${JSON.stringify(line)}`,
+      );
+    }
+    labels.set(cells[0], cells.slice(1).join(",").trim());
+  });
+  return labels;
+}
+
+/** The answer a file name carries, by `regex` (group `answer`, else the first group). */
+export function answerFromName(name: string, regex: RegExp): string | undefined {
+  const m = name.match(regex);
+  if (!m) return undefined;
+  return m.groups?.answer ?? m[1] ?? m[0];
+}
+
+const normalise = (text: string) => text.trim().toLowerCase().split(/\s+/).join(" ");
+
+async function run(o: ExternalEvalOptions): Promise<number> {
+  const spec = await loadSpec(o.spec, o.overrides, { tasks: TASKS });
+  const task = TASKS[spec.task.name];
+  const armSpec = spec.arms[o.arm];
+  if (!armSpec) {
+    throw new InputError(
+      `arm "${o.arm}" is not in ${o.spec}; arms: ${Object.keys(spec.arms).join(", ")}`,
+    );
+  }
+  const seed = o.seed ?? spec.seeds[0];
+  const stageId = armSpec.finetune ? `finetune:${o.arm}:s${seed}` : "pretrain";
+  const stage = (await resolvePlan(buildPlan(spec))).find((s) => s.id === stageId);
+  if (!stage) throw new InputError(`no stage ${stageId} (seeds: ${spec.seeds.join(", ")})`);
+  const cache = new Cache(defaultCacheDir());
+  if (!(await cache.has(stage.key))) {
+    console.error(
+      `error: ${stageId} of ${spec.name} is not in the cache: run \`deno task experiment ${o.spec}\` first`,
+    );
+    return 1;
+  }
+
+  // Images and their answers.
+  let files: string[];
+  try {
+    files = [...Deno.readDirSync(o.images)].filter((e) =>
+      e.isFile && /\.(png|jpe?g)$/i.test(e.name)
+    )
+      .map((e) => e.name).sort();
+  } catch (e) {
+    throw new InputError(`--images ${o.images}: ${(e as Error).message}`);
+  }
+  if (files.length === 0) throw new InputError(`--images ${o.images}: no .png/.jpg files`);
+  const labels = o.labels ? await readLabels(o.labels) : undefined;
+  const missing: string[] = [];
+  const answers = files.map((f) => {
+    const a = labels ? labels.get(f) : answerFromName(f, o.regex!);
+    if (a === undefined) missing.push(f);
+    return a ?? "";
+  });
+  if (missing.length > 0) {
+    const how = labels ? `in ${o.labels}` : `matching --regex ${o.regex}`;
+    throw new InputError(
+      `${missing.length} image(s) have no answer ${how}: ${missing.slice(0, 5).join(", ")}`,
+    );
+  }
+  if (labels) {
+    const unused = [...labels.keys()].filter((f) => !files.includes(f));
+    if (unused.length > 0) {
+      throw new InputError(
+        `${o.labels} names ${unused.length} file(s) not in ${o.images}: ${
+          unused.slice(0, 5).join(", ")
+        }`,
+      );
+    }
+  }
+
+  // The prompt: given, or the task's own when all its prompts are the same.
+  const size = spec.task.image_size;
+  const patch = spec.model.patch_size;
+  let prompt = o.prompt;
+  if (!prompt) {
+    const prompts = new Set(
+      task.generate?.(0, 32, { imageSize: size, patchSize: patch, params: spec.task.params })
+        .map((s) => s.prompt) ?? [],
+    );
+    if (prompts.size !== 1) {
+      throw new InputError(`task ${task.name} asks several questions: give --prompt TEXT`);
+    }
+    prompt = [...prompts][0];
+  }
+
+  await initBackend(spec.backend);
+  const tv = (size / patch) ** 2;
+  const samples: Sample[] = [];
+  for (const [i, f] of files.entries()) {
+    let image;
+    try {
+      image = (await decodeImage(await Deno.readFile(`${o.images}/${f}`), size)).image;
+    } catch (e) {
+      throw new InputError(`${o.images}/${f}: ${(e as Error).message}`);
+    }
+    samples.push({
+      image,
+      prompt,
+      answer: answers[i],
+      target: new Float32Array(tv).fill(1 / tv), // no ground-truth map for outside images
+      meta: { difficulty: answers[i], file: f },
+    });
+  }
+  const { model, tokenizer, layout: trained } = await loadCheckpoint(cache, stage.key);
+  const own = layoutFor(samples, tokenizer, patch);
+  const layout = {
+    ...own,
+    prompt: Math.max(own.prompt, trained.prompt),
+    answer: Math.max(own.answer, trained.answer),
+  };
+  const data = encodeSamples(samples, tokenizer, layout, patch);
+  const exact = { ...task, score: (p: string, s: Sample) => normalise(p) === normalise(s.answer) };
+  const result = evaluate(model, data, samples, exact, tokenizer, spec.eval.batch_size, 0);
+  model.dispose();
+  const correct = result.predictions.filter((p) => p.correct).length;
+  const ci = wilsonInterval(correct, samples.length);
+  const label = o.name ?? o.images.replace(/\/+$/, "").split("/").pop()!;
+  console.log(
+    `${spec.name} ${stageId} on ${label}: accuracy ${result.accuracy.toFixed(1)}% ` +
+      `(${correct}/${samples.length}; 95% CI ${(100 * ci.low).toFixed(1)}-${
+        (100 * ci.high).toFixed(1)
+      }%)`,
+  );
+  const out = `${Deno.env.get("KLAL_REPORTS_DIR") ?? `${ROOT}/reports`}/${spec.name}/external`;
+  await Deno.mkdir(out, { recursive: true });
+  const record = {
+    experiment: spec.name,
+    stage: stageId,
+    key: stage.key,
+    images: o.images,
+    prompt,
+    n: samples.length,
+    correct,
+    accuracy: result.accuracy,
+    ci95: [100 * ci.low, 100 * ci.high],
+    predictions: result.predictions.map((p, i) => ({
+      file: files[i],
+      answer: p.answer,
+      prediction: p.prediction,
+      correct: p.correct,
+    })),
+  };
+  const tmp = `${out}/.${label}.json.tmp`;
+  await Deno.writeTextFile(tmp, JSON.stringify(record, null, 2));
+  await Deno.rename(tmp, `${out}/${label}.json`);
+  console.log(`recorded: ${out}/${label}.json`);
+  return 0;
+}
+
+if (import.meta.main) {
+  let code: number;
+  try {
+    code = await run(parseEvalArgs(Deno.args));
+  } catch (e) {
+    if (e instanceof SpecError) {
+      console.error(formatSpecError(e));
+      code = 2;
+    } else if (e instanceof InputError) {
+      console.error(`error: ${e.message}\n${USAGE}`);
+      code = 2;
+    } else throw e;
+  }
+  Deno.exit(code);
+}

@@ -1,0 +1,99 @@
+/** `deno task eval`: a trained arm on a folder of outside images, labels by file or by name. */
+import assert from "node:assert/strict";
+import { answerFromName, readLabels } from "../pipeline/external_eval.ts";
+import { encodePng } from "../tasks/image_io.ts";
+import { TASKS } from "../tasks/registry.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+const SPEC = `
+name: external-tiny
+seeds: [0]
+backend: wasm
+task: { name: line-intersection, image_size: 32, train: 32, test: 8, params: { max_count: 2 } }
+model: { patch_size: 8, d_model: 16, layers: 1, heads: 2 }
+base: { steps: 2, batch_size: 8, train: 16 }
+train: { steps: 3, batch_size: 8, warmup: 1 }
+arms:
+  base: { finetune: false }
+  ntp: { lambda: 0 }
+`;
+
+async function deno(args: string[], env: Record<string, string>) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...args],
+    env: { ...env, KLAL_PLAIN_PROGRESS: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+Deno.test("labels: CSV with or without header, JSON list or map, answers from names", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "klal-labels-" });
+  await Deno.writeTextFile(`${dir}/a.csv`, "file,answer\nx.png,1\ny.png, 2 \n");
+  assert.deepEqual([...(await readLabels(`${dir}/a.csv`))], [["x.png", "1"], ["y.png", "2"]]);
+  await Deno.writeTextFile(`${dir}/b.json`, '[{"file":"x.png","answer":0}]');
+  assert.deepEqual([...(await readLabels(`${dir}/b.json`))], [["x.png", "0"]]);
+  await Deno.writeTextFile(`${dir}/c.json`, '{"x.png":"2"}');
+  assert.deepEqual([...(await readLabels(`${dir}/c.json`))], [["x.png", "2"]]);
+  await Deno.writeTextFile(`${dir}/d.csv`, "x.png\n");
+  await assert.rejects(readLabels(`${dir}/d.csv`), /d\.csv:1: expected "file,answer"/);
+  assert.equal(answerFromName("gt_2_img3.png", /gt_(\d+)_/), "2");
+  assert.equal(answerFromName("img3-n1.png", /-n(?<answer>\d)/), "1");
+  assert.equal(answerFromName("img.png", /gt_(\d+)/), undefined);
+});
+
+Deno.test("deno task eval: accuracy with its interval, recorded; clear errors", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "klal-external-" });
+  const env = { KLAL_CACHE_DIR: `${dir}/cache`, KLAL_REPORTS_DIR: `${dir}/reports` };
+  await Deno.writeTextFile(`${dir}/spec.yaml`, SPEC);
+  // Outside images at another size (48 px), the count in the file name, BlindTest-style.
+  await Deno.mkdir(`${dir}/images`);
+  const samples = TASKS["line-intersection"].generate!(77, 6, {
+    imageSize: 48,
+    patchSize: 8,
+    params: { ...TASKS["line-intersection"].defaultParams, max_count: 2 },
+  });
+  for (const [i, s] of samples.entries()) {
+    await Deno.writeFile(`${dir}/images/img${i}_gt${s.answer}.png`, await encodePng(s.image));
+  }
+  const evalArgs = [
+    `${ROOT}pipeline/external_eval.ts`,
+    `${dir}/spec.yaml`,
+    "--arm",
+    "ntp",
+    "--images",
+    `${dir}/images`,
+    "--regex",
+    "_gt(\\d+)\\.png$",
+  ];
+  const untrained = await deno(evalArgs, env);
+  assert.equal(untrained.code, 1);
+  assert.match(untrained.stderr, /finetune:ntp:s0 of external-tiny is not in the cache/);
+
+  const trained = await deno([`${ROOT}pipeline/main.ts`, `${dir}/spec.yaml`], env);
+  assert.equal(trained.code, 0, trained.stderr);
+  const run = await deno(evalArgs, env);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /finetune:ntp:s0 on images: accuracy \d+\.\d% \(\d\/6; 95% CI/);
+  const record = JSON.parse(
+    await Deno.readTextFile(`${dir}/reports/external-tiny/external/images.json`),
+  );
+  assert.equal(record.n, 6);
+  assert.equal(record.prompt, "how many times do the lines intersect ?");
+  assert.deepEqual(
+    record.predictions.map((p: { answer: string }) => p.answer),
+    samples.map((s) => s.answer),
+  );
+  assert.equal(
+    record.correct,
+    record.predictions.filter((p: { correct: boolean }) => p.correct).length,
+  );
+
+  const bad = await deno([...evalArgs.slice(0, -1), "_count(\\d+)"], env);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /6 image\(s\) have no answer matching --regex/);
+  await Deno.remove(dir, { recursive: true });
+});
