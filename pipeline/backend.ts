@@ -2,6 +2,7 @@
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-cpu";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import { enableNativeMatmul, nativeMatmulEnabled } from "./model/native_matmul.ts";
 import type { BackendName } from "./spec_types.ts";
 
 /** Order `auto` tries, fastest first. WebGPU and tensorflow are taken only when really usable. */
@@ -27,14 +28,29 @@ async function trySetBackend(name: string): Promise<boolean> {
 }
 
 /**
+ * The active backend's name for reports: "wasm+openblas" when wasm's matmuls run through
+ * OpenBLAS (pipeline/model/native_matmul.ts), otherwise tfjs's own name.
+ */
+export function backendLabel(): string {
+  const name = tf.getBackend();
+  return name === "wasm" && nativeMatmulEnabled() ? "wasm+openblas" : name;
+}
+
+/** On wasm, route matmuls through OpenBLAS when it is installed (and KLAL_BLAS is not off). */
+function withNativeMatmul(): string {
+  if (tf.getBackend() === "wasm") enableNativeMatmul();
+  return backendLabel();
+}
+
+/**
  * Initialise `requested` ("auto" picks the fastest working one) and return the name of
- * the backend that is now active. Throws with a clear message when a named backend is
- * not available on this machine.
+ * the backend that is now active ("wasm+openblas" when wasm's matmuls use OpenBLAS).
+ * Throws with a clear message when a named backend is not available on this machine.
  */
 export async function initBackend(requested: BackendName): Promise<string> {
   if (requested === "auto") {
     for (const name of AUTO_ORDER) {
-      if (await trySetBackend(name)) return tf.getBackend();
+      if (await trySetBackend(name)) return withNativeMatmul();
     }
     throw new Error("no tfjs backend could be initialised (tried wasm, cpu)");
   }
@@ -46,7 +62,7 @@ export async function initBackend(requested: BackendName): Promise<string> {
   if (!(await trySetBackend(requested))) {
     throw new Error(`backend "${requested}" failed to initialise`);
   }
-  return tf.getBackend();
+  return withNativeMatmul();
 }
 
 export { tf };

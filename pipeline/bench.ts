@@ -1,9 +1,11 @@
 /**
  * `deno task bench [--quick] [--json]`: how fast this machine trains, measured in one run.
  *
- * - matmul GFLOP/s per backend at the models' real shapes, forward and backward;
+ * - matmul GFLOP/s per backend at the models' real shapes, forward and backward ("wasm" is
+ *   tfjs's own kernel, "wasm+openblas" the native matmul of pipeline/model/native_matmul.ts,
+ *   measured when libopenblas is installed);
  * - training throughput (samples/s and model GFLOP/s) of the quickstart and paper models;
- * - the top kernels of one training step (tf.profile);
+ * - the top kernels of one training step (tf.profile), with and without the native matmul;
  * - tensor count before and after N training steps (must be equal);
  * - two independent training runs serially vs in two worker processes: the speed-up.
  *
@@ -11,8 +13,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { PRETRAIN_TASK, TASKS, vocabularyOf } from "../tasks/registry.ts";
-import { initBackend } from "./backend.ts";
+import { backendLabel, initBackend } from "./backend.ts";
 import { type Encoded, encodeSamples, layoutFor, sequenceLength } from "./batch.ts";
+import { disableNativeMatmul, enableNativeMatmul } from "./model/native_matmul.ts";
 import { matmul } from "./model/ops.ts";
 import { TinyVlm } from "./model/tiny_vlm.ts";
 import { Tokenizer } from "./tokenizer.ts";
@@ -139,7 +142,7 @@ function measureTraining(name: string, m: BenchModel, steps: number): Throughput
   const samplesPerSecond = s.batch / (ms / 1000);
   return {
     model: name,
-    backend: tf.getBackend(),
+    backend: backendLabel(),
     batch: s.batch,
     tokens: s.shape.tv + s.shape.tt,
     samplesPerSecond,
@@ -177,7 +180,7 @@ function measureMatmul(m: number, k: number, n: number, repeats: number): Matmul
   tf.dispose([a, b]);
   // The backward pass is two matmuls of the same size (plus a cheap sum and its gradient).
   return {
-    backend: tf.getBackend(),
+    backend: backendLabel(),
     shape: `[${m},${k}]x[${k},${n}]`,
     forwardGflops: flops / fwd / 1e9,
     backwardGflops: 2 * flops / bwd / 1e9,
@@ -243,24 +246,45 @@ async function parallelSpeedup(steps: number, backend: string) {
   };
 }
 
+type Profile = Awaited<ReturnType<typeof profileStep>> & { model: string; backend: string };
+
+/**
+ * Switch to a bench row's backend: "wasm" is tfjs's own kernels, "wasm+openblas" wasm with
+ * the native matmul. False when that variant is not available here.
+ */
+async function useBackend(label: string): Promise<boolean> {
+  await initBackend(label === "cpu" ? "cpu" : "wasm");
+  if (label === "wasm") disableNativeMatmul();
+  if (label === "wasm+openblas") return enableNativeMatmul().enabled;
+  return true;
+}
+
 /** Everything the bench measures. */
 export interface BenchResult {
   machine: { cores: number; os: string; deno: string };
   quick: boolean;
   matmul: MatmulResult[];
   training: ThroughputResult[];
-  profile: Awaited<ReturnType<typeof profileStep>> & { model: string; backend: string };
+  /** The profile of the backend training uses by default (the last of `profiles`). */
+  profile: Profile;
+  /** One profile per wasm variant measured ("wasm", then "wasm+openblas" when present). */
+  profiles: Profile[];
   tensors: ReturnType<typeof tensorCountAcross>;
   workers: Awaited<ReturnType<typeof parallelSpeedup>>;
 }
 
 /** Run the whole bench. */
 export async function bench(quick: boolean, log: (line: string) => void): Promise<BenchResult> {
-  const backends = ["wasm", "cpu"];
+  const backends = ["wasm", "wasm+openblas", "cpu"];
   const matmulResults: MatmulResult[] = [];
   const training: ThroughputResult[] = [];
+  const measured: string[] = [];
   for (const backend of backends) {
-    await initBackend(backend as "wasm" | "cpu");
+    if (!(await useBackend(backend))) {
+      log(`${backend}: skipped (${enableNativeMatmul().reason})`);
+      continue;
+    }
+    measured.push(backend);
     for (const m of Object.values(BENCH_MODELS)) {
       const rows = m.batch * (m.imageSize ** 2 / 64 + 10);
       if (backend === "cpu" && m === BENCH_MODELS.paper && quick) continue;
@@ -286,25 +310,31 @@ export async function bench(quick: boolean, log: (line: string) => void): Promis
       );
     }
   }
-  await initBackend("wasm");
   const profiled = quick ? BENCH_MODELS.quickstart : BENCH_MODELS.paper;
-  const profile = {
-    model: profiled === BENCH_MODELS.paper ? "paper" : "quickstart",
-    backend: "wasm",
-    ...await profileStep(profiled),
-  };
-  log(
-    `profile (${profile.model}, wasm): ${profile.kernels} kernels, ${
-      profile.kernelMs.toFixed(0)
-    } ms`,
-  );
-  for (const k of profile.top) {
+  const profiles: Profile[] = [];
+  for (const backend of measured.filter((b) => b !== "cpu")) {
+    await useBackend(backend);
+    const profile = {
+      model: profiled === BENCH_MODELS.paper ? "paper" : "quickstart",
+      backend: backendLabel(),
+      ...await profileStep(profiled),
+    };
+    profiles.push(profile);
     log(
-      `  ${k.kernel.padEnd(22)} ${String(k.calls).padStart(5)} calls ${
-        k.ms.toFixed(1).padStart(8)
-      } ms ${(100 * k.share).toFixed(1).padStart(5)}%`,
+      `profile (${profile.model}, ${profile.backend}): ${profile.kernels} kernels, ${
+        profile.kernelMs.toFixed(0)
+      } ms`,
     );
+    for (const k of profile.top) {
+      log(
+        `  ${k.kernel.padEnd(22)} ${String(k.calls).padStart(5)} calls ${
+          k.ms.toFixed(1).padStart(8)
+        } ms ${(100 * k.share).toFixed(1).padStart(5)}%`,
+      );
+    }
   }
+  // The rest runs on what training uses by default (native matmul when installed).
+  await initBackend("wasm");
   const tensors = tensorCountAcross(BENCH_MODELS.quickstart, quick ? 20 : 100);
   log(`tensors: ${tensors.before} before, ${tensors.after} after ${tensors.steps} steps`);
   const workers = await parallelSpeedup(quick ? 10 : 60, "wasm");
@@ -322,7 +352,8 @@ export async function bench(quick: boolean, log: (line: string) => void): Promis
     quick,
     matmul: matmulResults,
     training,
-    profile,
+    profile: profiles.at(-1)!,
+    profiles,
     tensors,
     workers,
   };

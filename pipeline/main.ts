@@ -122,13 +122,16 @@ async function writeSweepReport(
   reportsDir: string,
 ): Promise<string> {
   const baseName = specs[0].name.slice(0, specs[0].name.indexOf("--"));
+  // Points that differ only in their task keep their arm names: rows already carry the task.
+  const byTask = new Set(specs.map((s) => s.task.name)).size === specs.length;
   let combined: ReportInput | undefined;
   for (const [i, spec] of specs.entries()) {
     const label = spec.name.slice(baseName.length + 2);
     const input = await reportInput(spec, summaries[i].plan, cache, summaries[i].statuses);
-    const rename = <T extends { arm: string }>(x: T): T => ({ ...x, arm: `${x.arm}@${label}` });
+    const rename = <T extends { arm: string }>(x: T): T =>
+      byTask ? x : { ...x, arm: `${x.arm}@${label}` };
     const arms = Object.fromEntries(
-      Object.entries(spec.arms).map(([name, arm]) => [`${name}@${label}`, arm]),
+      Object.entries(spec.arms).map(([name, arm]) => [byTask ? name : `${name}@${label}`, arm]),
     );
     if (!combined) {
       combined = {

@@ -935,11 +935,12 @@ function validateSweep(root: Section): Record<string, unknown[]> | undefined | n
       ok = false;
       continue;
     }
-    if (!/^[a-z_][a-z0-9_-]*(\.[a-z0-9_-]+)+$/.test(key) || key.startsWith("sweep.")) {
+    const dotted = /^[a-z_][a-z0-9_-]*(\.[a-z0-9_-]+)+$/.test(key) && !key.startsWith("sweep.");
+    if (!dotted && key !== "task") {
       section.problems.add(
         entry.keyLoc,
         `sweep.${key}`,
-        "a dotted spec path such as arms.klal.lambda",
+        "a dotted spec path such as arms.klal.lambda, or task (whole task blocks)",
         JSON.stringify(key),
       );
       ok = false;

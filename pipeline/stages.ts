@@ -560,11 +560,16 @@ export async function reportInput(
         });
         l.headMass.forEach((mass, head) => heads.push({ arm, seed, layer: l.layer, head, mass }));
       }
-      const samples = await cache.readJson<FigureSample[]>(stage.key, "figures.json");
-      figures.push({ arm, seed, gridSide: side, samples });
-      const text = new TextDecoder().decode(await cache.readBytes(stage.key, "predictions.jsonl"));
+      // Entries written before figures existed (or by tools) may lack these files.
+      if (manifest.files["figures.json"]) {
+        const samples = await cache.readJson<FigureSample[]>(stage.key, "figures.json");
+        figures.push({ arm, seed, gridSide: side, samples });
+      }
+      const text = manifest.files["predictions.jsonl"]
+        ? new TextDecoder().decode(await cache.readBytes(stage.key, "predictions.jsonl"))
+        : "";
       const buckets = new Map<string, { correct: number; n: number }>();
-      for (const line of text.trim().split("\n")) {
+      for (const line of text.trim().split("\n").filter((l) => l.length > 0)) {
         const p = JSON.parse(line) as { difficulty: string | number; correct: boolean };
         const b = buckets.get(String(p.difficulty)) ?? { correct: 0, n: 0 };
         b.n++;

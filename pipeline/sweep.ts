@@ -6,6 +6,8 @@
  *   so one report compares them and every shared stage (data, Base) runs once.
  * - Any other axis (train.lr, task.params.blobs, ...) gives one experiment per point,
  *   named `<name>--<label>`; they share every unchanged stage through the cache.
+ * - `task` swept over whole task blocks runs one experiment per task (Table 1 of the
+ *   paper in one spec: experiments/paper/all.yaml).
  *
  * Every point is validated exactly like a plain spec with those overrides.
  */
@@ -57,6 +59,11 @@ export function splitSweepOverrides(overrides: string[]): { plain: string[]; axe
 
 /** A short, folder-safe label for one value of an axis: lambda 0.5 -> "lambda0p5". */
 export function axisLabel(path: string, value: string): string {
+  if (path === "task") {
+    // A whole task block: label it by the task's name.
+    const name = value.match(/"?name"?\s*:\s*"?([a-z0-9-]+)/)?.[1];
+    if (name) return name;
+  }
   const key = path.split(".").pop()!;
   const v = value.toLowerCase().replaceAll(".", "p").replace(/[^a-z0-9_-]+/g, "-")
     .replace(/^-+|-+$/g, "");

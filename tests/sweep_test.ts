@@ -82,3 +82,46 @@ Deno.test("expandSweep: every point is validated like a plain spec", () => {
     /sweep\.train\.lr: expected a non-empty list of values/,
   );
 });
+
+Deno.test("expandSweep: whole task blocks give one experiment per task (Table 1 in one spec)", () => {
+  const text = SPEC + `sweep:
+  task:
+    - { name: grid-patch, image_size: 16, train: 10, test: 5, params: { grid: 2, blobs: 1 } }
+    - { name: line-intersection, image_size: 32, train: 10, test: 5 }
+`;
+  const specs = expandSweep(text, "s.yaml", [], ctx);
+  assert.deepEqual(specs.map((s) => s.name), [
+    "sweep-test--grid-patch",
+    "sweep-test--line-intersection",
+  ]);
+  assert.equal(specs[1].task.image_size, 32);
+  assert.equal(specs[1].task.params.max_count, 3); // the task's own defaults
+});
+
+Deno.test("the paper specs plan: all.yaml, lambda-sweep.yaml, layer-ablation.yaml", async () => {
+  const dir = new URL("../experiments/paper/", import.meta.url).pathname;
+  const all = expandSweep(await Deno.readTextFile(`${dir}all.yaml`), "all.yaml", [], ctx);
+  assert.deepEqual(all.map((s) => s.task.name).sort(), [
+    "grid-patch",
+    "line-intersection",
+    "line-tracing",
+    "pixmo-points",
+    "refcoco",
+  ]);
+  const lambda = expandSweep(await Deno.readTextFile(`${dir}lambda-sweep.yaml`), "l.yaml", [], ctx);
+  assert.deepEqual(lambda.map((s) => s.task.name), ["grid-patch", "line-intersection"]);
+  assert.deepEqual(Object.values(lambda[0].arms).map((a) => a.lambda), [0, 0, 0.25, 0.5, 1, 2, 4]);
+  const layers = expandSweep(
+    await Deno.readTextFile(`${dir}layer-ablation.yaml`),
+    "a.yaml",
+    [],
+    ctx,
+  );
+  assert.deepEqual(Object.keys(layers[0].arms), [
+    "base",
+    "ntp",
+    "klal-layers0-1",
+    "klal-layers2-3",
+    "klal-layersall",
+  ]);
+});

@@ -1,0 +1,210 @@
+/**
+ * A native matmul for the wasm backend: OpenBLAS `cblas_sgemm` through `Deno.dlopen`.
+ *
+ * Why: ~75% of a paper-size training step is the wasm `BatchMatMul` kernel, which reaches
+ * ~32-35 GFLOP/s at best (and far less at our small shapes), while single-thread OpenBLAS
+ * sgemm on the same core reaches ~127 GFLOP/s (DESIGN.md, "Measured facts"). The tensors
+ * already live in the wasm heap, so the kernel below hands OpenBLAS pointers into that heap:
+ * no copies. sgemm's own transpose flags are fast, so transposed products need no
+ * explicit transpose either.
+ *
+ * Used only when present: without libopenblas (or with `KLAL_BLAS=off`) nothing changes.
+ * A serial (single-thread) OpenBLAS is preferred: the pipeline runs one worker per core.
+ */
+import * as tf from "@tensorflow/tfjs";
+
+/** What `enableNativeMatmul` did. */
+export interface NativeMatmulStatus {
+  enabled: boolean;
+  /** The shared library in use. */
+  library?: string;
+  /** Why it is not enabled. */
+  reason?: string;
+}
+
+/** Serial builds first; the last entries are whatever `ldconfig` resolves. */
+const CANDIDATE_LIBRARIES = [
+  "/usr/lib/x86_64-linux-gnu/openblas-serial/libopenblas.so.0",
+  "/usr/lib/aarch64-linux-gnu/openblas-serial/libopenblas.so.0",
+  "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
+  "/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0",
+  "libopenblas.so.0",
+  "libopenblas.so",
+];
+
+const SYMBOLS = {
+  cblas_sgemm: {
+    // order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc
+    parameters: [
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "f32",
+      "pointer",
+      "i32",
+      "pointer",
+      "i32",
+      "f32",
+      "pointer",
+      "i32",
+    ],
+    result: "void",
+  },
+} as const;
+
+const CBLAS_ROW_MAJOR = 101;
+const CBLAS_NO_TRANS = 111;
+const CBLAS_TRANS = 112;
+
+type Blas = Deno.DynamicLibrary<typeof SYMBOLS>;
+
+/** The parts of the wasm backend this kernel touches (tfjs-backend-wasm 4.x). */
+interface WasmBackendLike {
+  dataIdMap: { get(dataId: object): { memoryOffset: number | null } };
+  makeOutput(shape: number[], dtype: string): tf.TensorInfo;
+  wasm: { HEAPU8: Uint8Array };
+}
+
+let blas: { lib: Blas; path: string } | null = null;
+let original: tf.KernelConfig | null = null;
+
+function openBlas(): { lib: Blas; path: string } | string {
+  let requested: string | undefined;
+  try {
+    requested = Deno.env.get("KLAL_BLAS");
+  } catch {
+    requested = undefined; // no env permission: use the defaults
+  }
+  if (requested === "off") return "disabled by KLAL_BLAS=off";
+  const candidates = requested ? [requested] : CANDIDATE_LIBRARIES;
+  const errors: string[] = [];
+  for (const path of candidates) {
+    try {
+      return { lib: Deno.dlopen(path, SYMBOLS), path };
+    } catch (e) {
+      errors.push(`${path}: ${(e as Error).message.split("\n")[0]}`);
+    }
+  }
+  return `no libopenblas could be loaded (apt-get install libopenblas0-serial, or set ` +
+    `KLAL_BLAS to its path); tried ${errors.join("; ")}`;
+}
+
+/** Element offset of batch `i` of a [batch, rows, cols] operand (a batch of 1 broadcasts). */
+function batchOffset(batch: number, i: number, rows: number, cols: number): number {
+  return batch === 1 ? 0 : i * rows * cols;
+}
+
+function nativeBatchMatMul(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}): tf.TensorInfo | tf.TensorInfo[] {
+  const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const transposeA = Boolean(args.attrs?.transposeA);
+  const transposeB = Boolean(args.attrs?.transposeB);
+  const fallback = () => original!.kernelFunc(args as Parameters<tf.KernelFunc>[0]);
+  if (!blas || a.dtype !== "float32" || b.dtype !== "float32") return fallback();
+  if (a.shape.length < 2 || b.shape.length < 2) return fallback();
+  const outerA = a.shape.slice(0, -2);
+  const outerB = b.shape.slice(0, -2);
+  const batchA = outerA.reduce((p, v) => p * v, 1);
+  const batchB = outerB.reduce((p, v) => p * v, 1);
+  // Our shapes: equal batch dims, or one side a plain matrix (or a batch of 1) that
+  // broadcasts; anything else goes to the original kernel.
+  const sameBatch = outerA.length === outerB.length && outerA.every((v, i) => v === outerB[i]);
+  const outer = sameBatch
+    ? outerA
+    : batchB === 1 && outerB.length <= outerA.length
+    ? outerA
+    : batchA === 1 && outerA.length <= outerB.length
+    ? outerB
+    : null;
+  if (outer === null) return fallback();
+  const [aRows, aCols] = a.shape.slice(-2);
+  const [bRows, bCols] = b.shape.slice(-2);
+  const m = transposeA ? aCols : aRows;
+  const k = transposeA ? aRows : aCols;
+  const n = transposeB ? bRows : bCols;
+  if ((transposeB ? bCols : bRows) !== k) return fallback(); // let tfjs say why
+  const batch = Math.max(batchA, batchB);
+  if (m * n * k * batch === 0) return fallback();
+
+  const backend = args.backend as WasmBackendLike;
+  const aOffset = backend.dataIdMap.get(a.dataId).memoryOffset;
+  const bOffset = backend.dataIdMap.get(b.dataId).memoryOffset;
+  if (aOffset == null || bOffset == null) return fallback();
+  const out = backend.makeOutput([...outer, m, n], "float32");
+  const outOffset = backend.dataIdMap.get(out.dataId).memoryOffset!;
+  // makeOutput may have grown the heap: take the buffer only now.
+  const heap = backend.wasm.HEAPU8.buffer;
+  const aView = new Float32Array(heap, aOffset, batchA * aRows * aCols);
+  const bView = new Float32Array(heap, bOffset, batchB * bRows * bCols);
+  const cView = new Float32Array(heap, outOffset, batch * m * n);
+  const aPtr = Deno.UnsafePointer.of(aView);
+  const bPtr = Deno.UnsafePointer.of(bView);
+  const cPtr = Deno.UnsafePointer.of(cView);
+  const sgemm = blas.lib.symbols.cblas_sgemm;
+  for (let i = 0; i < batch; i++) {
+    // Row-major: lda/ldb are the stored row lengths, whatever the transpose flags.
+    sgemm(
+      CBLAS_ROW_MAJOR,
+      transposeA ? CBLAS_TRANS : CBLAS_NO_TRANS,
+      transposeB ? CBLAS_TRANS : CBLAS_NO_TRANS,
+      m,
+      n,
+      k,
+      1,
+      Deno.UnsafePointer.offset(aPtr!, 4 * batchOffset(batchA, i, aRows, aCols)),
+      aCols,
+      Deno.UnsafePointer.offset(bPtr!, 4 * batchOffset(batchB, i, bRows, bCols)),
+      bCols,
+      0,
+      Deno.UnsafePointer.offset(cPtr!, 4 * i * m * n),
+      n,
+    );
+  }
+  return out;
+}
+
+/**
+ * Replace the wasm backend's `BatchMatMul` kernel with OpenBLAS `cblas_sgemm` when a
+ * libopenblas can be loaded (env `KLAL_BLAS`: a library path, or `off`). Idempotent.
+ * Shapes it does not handle (other dtypes, general broadcasting) go to the original kernel.
+ */
+export function enableNativeMatmul(): NativeMatmulStatus {
+  if (blas && original) return { enabled: true, library: blas.path };
+  const current = tf.getKernel("BatchMatMul", "wasm");
+  if (!current) return { enabled: false, reason: "the wasm backend is not registered" };
+  if (typeof Deno.dlopen !== "function") {
+    return { enabled: false, reason: "Deno.dlopen is unavailable in this runtime" };
+  }
+  const opened = blas ?? openBlas();
+  if (typeof opened === "string") return { enabled: false, reason: opened };
+  blas = opened;
+  original = current;
+  tf.unregisterKernel("BatchMatMul", "wasm");
+  tf.registerKernel({
+    kernelName: "BatchMatMul",
+    backendName: "wasm",
+    // The original's setup binds its wasm function, which the fallback needs.
+    setupFunc: current.setupFunc,
+    kernelFunc: nativeBatchMatMul as unknown as tf.KernelFunc,
+  });
+  return { enabled: true, library: blas.path };
+}
+
+/** Restore the wasm backend's own `BatchMatMul` kernel (the library stays loaded). */
+export function disableNativeMatmul(): void {
+  if (!original) return;
+  tf.unregisterKernel("BatchMatMul", "wasm");
+  tf.registerKernel(original);
+  original = null;
+}
+
+/** Whether `BatchMatMul` on wasm currently runs through OpenBLAS. */
+export function nativeMatmulEnabled(): boolean {
+  return original !== null;
+}
