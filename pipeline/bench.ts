@@ -187,7 +187,8 @@ function measureMatmul(m: number, k: number, n: number, repeats: number): Matmul
   };
 }
 
-async function profileStep(m: BenchModel) {
+/** The kernels of one training step, by total time (tf.profile). */
+export async function profileStep(m: BenchModel) {
   const s = setup(m);
   const optimizer = new AdamW(s.model.variables(), 0.01);
   const indices = Array.from({ length: s.batch }, (_, i) => i % s.data.n);
