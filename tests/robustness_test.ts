@@ -149,3 +149,15 @@ Deno.test("NaN in the loss stops training with the step and the loss part", asyn
   assert.equal(tf.memory().numTensors, before, "a failed step leaked tensors");
   model.dispose();
 });
+
+Deno.test("determinism: the same spec and seeds in two empty caches give identical metrics", async () => {
+  const [a, b] = [await setup("determinism-a"), await setup("determinism-b")];
+  const [ra, rb] = await Promise.all([a.run("--jobs", "1"), b.run("--jobs", "1")]);
+  assert.equal(ra.code, 0, ra.stderr);
+  assert.equal(rb.code, 0, rb.stderr);
+  const rows = await a.rows();
+  assert.ok(rows.length > 20);
+  assert.deepEqual(await b.rows(), rows);
+  await Deno.remove(a.dir, { recursive: true });
+  await Deno.remove(b.dir, { recursive: true });
+});
