@@ -54,9 +54,20 @@ export async function initBackend(requested: BackendName): Promise<string> {
     }
     throw new Error("no tfjs backend could be initialised (tried wasm, cpu)");
   }
-  if (requested === "tensorflow" || requested === "tensorflow-gpu" || requested === "webgpu") {
+  if (requested === "webgpu") {
+    // tfjs-webgpu runs here (on llvmpipe, a software adapter) but reads tensors back
+    // synchronously through an OffscreenCanvas, which Deno lacks; the training loop's
+    // synchronous reads would fail. Not offered until the loop reads asynchronously.
     throw new Error(
-      `backend "${requested}" is not available on this machine; use "auto", "wasm" or "cpu"`,
+      `backend "webgpu" is not supported yet (tfjs-webgpu's synchronous reads need ` +
+        `OffscreenCanvas, which Deno lacks); use "auto", "wasm" or "cpu"`,
+    );
+  }
+  if (requested === "tensorflow" || requested === "tensorflow-gpu") {
+    // tfjs-node(-gpu) downloads libtensorflow at install time from outside the registries.
+    throw new Error(
+      `backend "${requested}" needs @tensorflow/tfjs-node, which cannot be installed here; ` +
+        `use "auto", "wasm" or "cpu"`,
     );
   }
   if (!(await trySetBackend(requested))) {
