@@ -74,6 +74,11 @@ export function layoutFor(
   return { visual: side * side, prompt, answer, patchDim: patchSize * patchSize * 3 };
 }
 
+/** A layout that fits both: the larger prompt and answer slots (same image geometry). */
+export function mergeLayouts(a: Layout, b: Layout): Layout {
+  return { ...a, prompt: Math.max(a.prompt, b.prompt), answer: Math.max(a.answer, b.answer) };
+}
+
 /** Cut an image into patch vectors: [Tv, patchSize*patchSize*3], written into `out` at `offset`. */
 export function patchify(
   image: Sample["image"],

@@ -15,7 +15,7 @@ import { decodeImage } from "../tasks/image_io.ts";
 import { TASKS } from "../tasks/registry.ts";
 import type { Sample } from "../tasks/task.ts";
 import { initBackend } from "./backend.ts";
-import { encodeSamples, layoutFor } from "./batch.ts";
+import { encodeSamples, layoutFor, mergeLayouts } from "./batch.ts";
 import { Cache, defaultCacheDir } from "./cache.ts";
 import { evaluate } from "./eval.ts";
 import { buildPlan, resolvePlan } from "./plan.ts";
@@ -222,11 +222,7 @@ async function run(o: ExternalEvalOptions): Promise<number> {
   }
   const { model, tokenizer, layout: trained } = await loadCheckpoint(cache, stage.key);
   const own = layoutFor(samples, tokenizer, patch);
-  const layout = {
-    ...own,
-    prompt: Math.max(own.prompt, trained.prompt),
-    answer: Math.max(own.answer, trained.answer),
-  };
+  const layout = mergeLayouts(own, trained);
   const data = encodeSamples(samples, tokenizer, layout, patch);
   const exact = { ...task, score: (p: string, s: Sample) => normalise(p) === normalise(s.answer) };
   const result = evaluate(model, data, samples, exact, tokenizer, spec.eval.batch_size, 0);

@@ -16,7 +16,7 @@ import {
   StageFailure,
   UsageError,
 } from "./run.ts";
-import { formatSpecError, SpecError } from "./spec.ts";
+import { formatSpecError, readSpecFile, SpecError } from "./spec.ts";
 import { type ExecutorName, EXECUTORS, type Spec } from "./spec_types.ts";
 import { reportInput } from "./stages.ts";
 import { expandSweep } from "./sweep.ts";
@@ -93,22 +93,6 @@ export function parseArgs(args: string[]): Cli {
   }
   if (!cli.specPath) cli.specPath = `${ROOT}/experiments/quickstart.yaml`;
   return cli;
-}
-
-/** The spec file's text; an unreadable file is a SpecError naming it. */
-async function readSpecText(path: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (error) {
-    throw new SpecError([{
-      file: path,
-      line: 0,
-      column: 0,
-      path: "",
-      expected: "a readable YAML spec file",
-      found: `${(error as Error).name}: ${(error as Error).message}`,
-    }]);
-  }
 }
 
 /**
@@ -198,7 +182,7 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   try {
-    const text = await readSpecText(cli.specPath);
+    const text = await readSpecFile(cli.specPath);
     const specs = expandSweep(text, cli.specPath, cli.overrides, { tasks: TASKS });
     const started = performance.now();
     const cache = new Cache(defaultCacheDir());

@@ -1194,11 +1194,10 @@ export function parseSpec(text: string, file: string, overrides: string[], ctx: 
   return spec;
 }
 
-/** Read the spec file (an unreadable file is a SpecError naming it), then parseSpec. */
-export async function loadSpec(path: string, overrides: string[], ctx: SpecContext): Promise<Spec> {
-  let text: string;
+/** The text of a spec file; an unreadable file is a SpecError naming it. */
+export async function readSpecFile(path: string): Promise<string> {
   try {
-    text = await Deno.readTextFile(path);
+    return await Deno.readTextFile(path);
   } catch (error) {
     throw new SpecError([{
       file: path,
@@ -1209,5 +1208,9 @@ export async function loadSpec(path: string, overrides: string[], ctx: SpecConte
       found: `${(error as Error).name}: ${(error as Error).message}`,
     }]);
   }
-  return parseSpec(text, path, overrides, ctx);
+}
+
+/** Read the spec file (an unreadable file is a SpecError naming it), then parseSpec. */
+export async function loadSpec(path: string, overrides: string[], ctx: SpecContext): Promise<Spec> {
+  return parseSpec(await readSpecFile(path), path, overrides, ctx);
 }

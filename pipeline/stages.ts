@@ -8,7 +8,7 @@ import { vocabularyOf } from "../tasks/registry.ts";
 import type { DataSource, Sample, Task, TaskConfig } from "../tasks/task.ts";
 import { Rng, seedFrom } from "./rng.ts";
 import { initBackend } from "./backend.ts";
-import { encodeSamples, type Layout, layoutFor } from "./batch.ts";
+import { encodeSamples, type Layout, layoutFor, mergeLayouts } from "./batch.ts";
 import type { Cache, EntryWriter, Manifest } from "./cache.ts";
 import { evaluate } from "./eval.ts";
 import { TinyVlm, type TinyVlmConfig, type WeightMap } from "./model/tiny_vlm.ts";
@@ -266,11 +266,7 @@ async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: StageCon
     const task = taskByName(p.task);
     const valSamples = await loadSamples(ctx.cache, stage.inputKeys.val);
     const own = layoutFor(valSamples, tokenizer, patchSize);
-    const valLayout = {
-      ...own,
-      prompt: Math.max(own.prompt, layout.prompt),
-      answer: Math.max(own.answer, layout.answer),
-    };
+    const valLayout = mergeLayouts(own, layout);
     const val = encodeSamples(valSamples, tokenizer, valLayout, patchSize);
     onEval = (step) => {
       const r = evaluate(model, val, valSamples, task, tokenizer, 128, 0);
@@ -450,11 +446,7 @@ async function runEval(stage: ResolvedStage, out: EntryWriter, ctx: StageContext
   const samples = await loadSamples(ctx.cache, stage.inputKeys.data);
   const patchSize = Math.sqrt(model.config.patchDim / 3);
   const own = layoutFor(samples, tokenizer, patchSize);
-  const layout: Layout = {
-    ...own,
-    prompt: Math.max(own.prompt, trained.prompt),
-    answer: Math.max(own.answer, trained.answer),
-  };
+  const layout = mergeLayouts(own, trained);
   const data = encodeSamples(samples, tokenizer, layout, patchSize);
   const result = evaluate(model, data, samples, task, tokenizer, p.batch_size);
   model.dispose();
@@ -604,10 +596,7 @@ async function runReport(
   stage: ResolvedStage,
   out: EntryWriter,
   ctx: StageContext,
-  extra: {
-    stages: ResolvedStage[];
-    statuses: Map<string, { status: "cached" | "ran"; seconds: number }>;
-  },
+  extra: ReportExtra,
 ) {
   const spec = (stage.params as { spec: Spec }).spec;
   const input = await reportInput(spec, extra.stages, ctx.cache, extra.statuses);
@@ -636,14 +625,17 @@ export async function listFiles(dir: string, prefix = ""): Promise<string[]> {
 
 // ---------------------------------------------------------------- dispatch
 
+/** What the report stage needs besides its inputs: the whole plan and what each stage did. */
+export interface ReportExtra {
+  stages: ResolvedStage[];
+  statuses: Map<string, { status: "cached" | "ran"; seconds: number }>;
+}
+
 /** Run one stage and store its outputs under its key. */
 export async function runStage(
   stage: ResolvedStage,
   ctx: StageContext,
-  extra?: {
-    stages: ResolvedStage[];
-    statuses: Map<string, { status: "cached" | "ran"; seconds: number }>;
-  },
+  extra?: ReportExtra,
 ): Promise<Manifest> {
   // One process computes a key; others wait on the lock and then find it cached.
   return await ctx.cache.withLock(stage.key, async () => {
@@ -658,10 +650,7 @@ export async function runStage(
 function computeStage(
   stage: ResolvedStage,
   ctx: StageContext,
-  extra?: {
-    stages: ResolvedStage[];
-    statuses: Map<string, { status: "cached" | "ran"; seconds: number }>;
-  },
+  extra?: ReportExtra,
 ): Promise<Manifest> {
   return ctx.cache.write(
     stage.key,

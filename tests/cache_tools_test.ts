@@ -1,7 +1,6 @@
 /** `deno task cache ls` and `deno task cache gc`, on a real cache built by a tiny run. */
 import assert from "node:assert/strict";
-
-const ROOT = new URL("../", import.meta.url).pathname;
+import { runScript } from "./cli.ts";
 
 const SPEC = `
 name: cache-tools
@@ -14,43 +13,32 @@ train: { steps: 1, batch_size: 4, warmup: 1 }
 arms: { ntp: { lambda: 0 } }
 `;
 
-async function deno(script: string, args: string[], env: Record<string, string>) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}${script}`, ...args],
-    env: { ...env, KLAL_PLAIN_PROGRESS: "1", NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
-
 Deno.test("cache ls lists entries with their users; gc removes only unreferenced ones", async () => {
   const dir = await Deno.makeTempDir({ prefix: "klal-cache-tools-" });
   const env = { KLAL_CACHE_DIR: `${dir}/cache`, KLAL_REPORTS_DIR: `${dir}/reports` };
   await Deno.writeTextFile(`${dir}/spec.yaml`, SPEC);
-  const run = await deno("pipeline/main.ts", [`${dir}/spec.yaml`], env);
+  const run = await runScript("pipeline/main.ts", [`${dir}/spec.yaml`], env);
   assert.equal(run.code, 0, run.stderr);
 
-  const ls = await deno("pipeline/cache_main.ts", ["ls"], env);
+  const ls = await runScript("pipeline/cache_main.ts", ["ls"], env);
   assert.equal(ls.code, 0, ls.stderr);
   assert.match(ls.stdout, /finetune:ntp:s0\s+cache-tools/);
   assert.match(ls.stdout, /^7 entries, [\d.]+ (KB|MB) in /m);
 
   // No spec under experiments/ uses this tiny experiment: gc would remove all 7 entries...
-  const dry = await deno("pipeline/cache_main.ts", ["gc"], env);
+  const dry = await runScript("pipeline/cache_main.ts", ["gc"], env);
   assert.equal(dry.code, 0, dry.stderr);
   assert.match(dry.stdout, /would remove \w{12}\s+finetune:ntp:s0/);
   assert.match(dry.stdout, /7 unreferenced entries, .* \(dry run: add --apply to delete\)/);
   // ...but a dry run deletes nothing.
-  assert.match((await deno("pipeline/cache_main.ts", ["ls"], env)).stdout, /^7 entries/m);
+  assert.match((await runScript("pipeline/cache_main.ts", ["ls"], env)).stdout, /^7 entries/m);
 
-  const apply = await deno("pipeline/cache_main.ts", ["gc", "--apply"], env);
+  const apply = await runScript("pipeline/cache_main.ts", ["gc", "--apply"], env);
   assert.equal(apply.code, 0, apply.stderr);
   assert.match(apply.stdout, /7 unreferenced entries, .* freed/);
-  assert.match((await deno("pipeline/cache_main.ts", ["ls"], env)).stdout, /^0 entries/m);
+  assert.match((await runScript("pipeline/cache_main.ts", ["ls"], env)).stdout, /^0 entries/m);
 
-  const bad = await deno("pipeline/cache_main.ts", ["prune"], env);
+  const bad = await runScript("pipeline/cache_main.ts", ["prune"], env);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /expected "ls" or "gc \[--apply\]", found "prune"/);
   await Deno.remove(dir, { recursive: true });

@@ -3,9 +3,7 @@
  * cache, then the report files, the cache's reuse, and a lambda change.
  */
 import assert from "node:assert/strict";
-
-const ROOT = new URL("../", import.meta.url).pathname;
-const MAIN = `${ROOT}pipeline/main.ts`;
+import { type CommandResult, runScript } from "./cli.ts";
 
 const TINY_SPEC = `
 name: e2e-tiny
@@ -22,21 +20,8 @@ arms:
   klal: { lambda: 1.0, layers: all }
 `;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function experiment(args: string[], env: Record<string, string>): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    env: { ...env, KLAL_PLAIN_PROGRESS: "1", NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+function experiment(args: string[], env: Record<string, string>): Promise<CommandResult> {
+  return runScript("pipeline/main.ts", args, env);
 }
 
 async function setup() {

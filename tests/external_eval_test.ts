@@ -3,8 +3,7 @@ import assert from "node:assert/strict";
 import { answerFromName, readLabels } from "../pipeline/external_eval.ts";
 import { encodePng } from "../tasks/image_io.ts";
 import { TASKS } from "../tasks/registry.ts";
-
-const ROOT = new URL("../", import.meta.url).pathname;
+import { runScript } from "./cli.ts";
 
 const SPEC = `
 name: external-tiny
@@ -18,17 +17,6 @@ arms:
   base: { finetune: false }
   ntp: { lambda: 0 }
 `;
-
-async function deno(args: string[], env: Record<string, string>) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
-    env: { ...env, KLAL_PLAIN_PROGRESS: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
 
 Deno.test("labels: CSV with or without header, JSON list or map, answers from names", async () => {
   const dir = await Deno.makeTempDir({ prefix: "klal-labels-" });
@@ -60,7 +48,6 @@ Deno.test("deno task eval: accuracy with its interval, recorded; clear errors", 
     await Deno.writeFile(`${dir}/images/img${i}_gt${s.answer}.png`, await encodePng(s.image));
   }
   const evalArgs = [
-    `${ROOT}pipeline/external_eval.ts`,
     `${dir}/spec.yaml`,
     "--arm",
     "ntp",
@@ -69,13 +56,13 @@ Deno.test("deno task eval: accuracy with its interval, recorded; clear errors", 
     "--regex",
     "_gt(\\d+)\\.png$",
   ];
-  const untrained = await deno(evalArgs, env);
+  const untrained = await runScript("pipeline/external_eval.ts", evalArgs, env);
   assert.equal(untrained.code, 1);
   assert.match(untrained.stderr, /finetune:ntp:s0 of external-tiny is not in the cache/);
 
-  const trained = await deno([`${ROOT}pipeline/main.ts`, `${dir}/spec.yaml`], env);
+  const trained = await runScript("pipeline/main.ts", [`${dir}/spec.yaml`], env);
   assert.equal(trained.code, 0, trained.stderr);
-  const run = await deno(evalArgs, env);
+  const run = await runScript("pipeline/external_eval.ts", evalArgs, env);
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stdout, /finetune:ntp:s0 on images: accuracy \d+\.\d% \(\d\/6; 95% CI/);
   const record = JSON.parse(
@@ -92,7 +79,10 @@ Deno.test("deno task eval: accuracy with its interval, recorded; clear errors", 
     record.predictions.filter((p: { correct: boolean }) => p.correct).length,
   );
 
-  const bad = await deno([...evalArgs.slice(0, -1), "_count(\\d+)"], env);
+  const bad = await runScript("pipeline/external_eval.ts", [
+    ...evalArgs.slice(0, -1),
+    "_count(\\d+)",
+  ], env);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /6 image\(s\) have no answer matching --regex/);
   await Deno.remove(dir, { recursive: true });

@@ -11,8 +11,7 @@ import { TinyVlm } from "../pipeline/model/tiny_vlm.ts";
 import { Tokenizer } from "../pipeline/tokenizer.ts";
 import { train } from "../pipeline/train.ts";
 import { gridPatch } from "../tasks/grid_patch.ts";
-
-const MAIN = new URL("../pipeline/main.ts", import.meta.url).pathname;
+import { runScript } from "./cli.ts";
 
 const SPEC = `
 name: robust-tiny
@@ -37,16 +36,8 @@ async function setup(name: string) {
     KLAL_REPORTS_DIR: `${dir}/reports`,
     KLAL_PLAIN_PROGRESS: "1",
   };
-  const run = async (...extra: string[]) => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, `${dir}/spec.yaml`, ...extra],
-      env,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = (b: Uint8Array) => new TextDecoder().decode(b);
-    return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-  };
+  const run = (...extra: string[]) =>
+    runScript("pipeline/main.ts", [`${dir}/spec.yaml`, ...extra], env);
   const rows = async () =>
     JSON.parse(await Deno.readTextFile(`${dir}/reports/robust-tiny/results.json`)).rows;
   return { dir, run, rows };
