@@ -5,8 +5,39 @@ import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { enableNativeMatmul, nativeMatmulEnabled } from "./model/native_matmul.ts";
 import type { BackendName } from "./spec_types.ts";
 
-/** Order `auto` tries, fastest first. WebGPU and tensorflow are taken only when really usable. */
+/** Order `auto` tries after WebGPU on a real GPU: wasm (with OpenBLAS when present), cpu. */
 const AUTO_ORDER = ["wasm", "cpu"] as const;
+
+/** What `navigator.gpu` offers here: a real GPU, a software adapter (llvmpipe), or nothing. */
+export async function gpuAdapter(): Promise<
+  { available: false; reason: string } | { available: true; fallback: boolean; description: string }
+> {
+  const gpu = (navigator as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+  if (!gpu) return { available: false, reason: "this Deno exposes no navigator.gpu" };
+  let adapter:
+    | { isFallbackAdapter?: boolean; info?: { isFallbackAdapter?: boolean; description?: string } }
+    | null;
+  try {
+    adapter = await gpu.requestAdapter() as typeof adapter;
+  } catch (e) {
+    return { available: false, reason: `navigator.gpu.requestAdapter failed: ${e}` };
+  }
+  if (!adapter) {
+    return {
+      available: false,
+      reason: "navigator.gpu found no adapter (no GPU driver or Vulkan loader visible; " +
+        'see DESIGN.md, "GPU: WebGPU on the lent NVIDIA H100")',
+    };
+  }
+  const fallback = adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter ?? false;
+  return { available: true, fallback, description: adapter.info?.description ?? "unknown" };
+}
+
+/** Load tfjs's WebGPU backend (only when asked for) and select it. */
+async function setWebgpu(): Promise<boolean> {
+  await import("@tensorflow/tfjs-backend-webgpu");
+  return await trySetBackend("webgpu");
+}
 
 let wasmPathsSet = false;
 
@@ -49,19 +80,23 @@ function withNativeMatmul(): string {
  */
 export async function initBackend(requested: BackendName): Promise<string> {
   if (requested === "auto") {
+    // WebGPU only on a real GPU: on a software adapter (llvmpipe) it is slower than wasm.
+    const gpu = await gpuAdapter();
+    if (gpu.available && !gpu.fallback && await setWebgpu()) return backendLabel();
     for (const name of AUTO_ORDER) {
       if (await trySetBackend(name)) return withNativeMatmul();
     }
-    throw new Error("no tfjs backend could be initialised (tried wasm, cpu)");
+    throw new Error("no tfjs backend could be initialised (tried webgpu, wasm, cpu)");
   }
   if (requested === "webgpu") {
-    // tfjs-webgpu runs here (on llvmpipe, a software adapter) but reads tensors back
-    // synchronously through an OffscreenCanvas, which Deno lacks; the training loop's
-    // synchronous reads would fail. Not offered until the loop reads asynchronously.
-    throw new Error(
-      `backend "webgpu" is not supported yet (tfjs-webgpu's synchronous reads need ` +
-        `OffscreenCanvas, which Deno lacks); use "auto", "wasm" or "cpu"`,
-    );
+    // The training loop and evaluation read tensors asynchronously: tfjs-webgpu's
+    // synchronous reads need an OffscreenCanvas, which Deno lacks.
+    const gpu = await gpuAdapter();
+    if (!gpu.available) throw new Error(`backend "webgpu" is not available: ${gpu.reason}`);
+    if (!(await setWebgpu())) {
+      throw new Error(`backend "webgpu" failed to initialise on ${gpu.description}`);
+    }
+    return backendLabel();
   }
   if (requested === "tensorflow" || requested === "tensorflow-gpu") {
     // tfjs-node(-gpu) downloads libtensorflow at install time from outside the registries.

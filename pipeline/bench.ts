@@ -100,7 +100,7 @@ function setup(m: BenchModel): Setup {
 }
 
 /** One full training step (NTP + KLAL, AdamW). */
-function trainStep(s: Setup, optimizer: AdamW, indices: number[]): void {
+async function trainStep(s: Setup, optimizer: AdamW, indices: number[]): Promise<void> {
   const variables = s.model.variables();
   const batch = batchTensors(s.data, indices);
   const layers = Array.from({ length: s.model.config.layers }, (_, i) => i);
@@ -108,8 +108,8 @@ function trainStep(s: Setup, optimizer: AdamW, indices: number[]): void {
     () => lossParts(s.model, batch, s.data, 1, layers).total,
     variables,
   );
-  optimizer.apply(variables.map((v) => grads[v.name]), 1e-4, 1);
-  value.dataSync();
+  await optimizer.apply(variables.map((v) => grads[v.name]), 1e-4, 1);
+  await value.data();
   value.dispose();
   tf.dispose(Object.values(grads));
   disposeBatch(batch);
@@ -127,14 +127,18 @@ export interface ThroughputResult {
   flopsPerSample: number;
 }
 
-function measureTraining(name: string, m: BenchModel, steps: number): ThroughputResult {
+async function measureTraining(
+  name: string,
+  m: BenchModel,
+  steps: number,
+): Promise<ThroughputResult> {
   const s = setup(m);
   const optimizer = new AdamW(s.model.variables(), 0.01);
   const indices = Array.from({ length: s.batch }, (_, i) => i % s.data.n);
-  trainStep(s, optimizer, indices); // warm-up: kernels compile, state allocates
-  trainStep(s, optimizer, indices);
+  await trainStep(s, optimizer, indices); // warm-up: kernels compile, state allocates
+  await trainStep(s, optimizer, indices);
   const started = performance.now();
-  for (let i = 0; i < steps; i++) trainStep(s, optimizer, indices);
+  for (let i = 0; i < steps; i++) await trainStep(s, optimizer, indices);
   const ms = (performance.now() - started) / steps;
   optimizer.dispose();
   s.model.dispose();
@@ -192,7 +196,7 @@ export async function profileStep(m: BenchModel) {
   const s = setup(m);
   const optimizer = new AdamW(s.model.variables(), 0.01);
   const indices = Array.from({ length: s.batch }, (_, i) => i % s.data.n);
-  trainStep(s, optimizer, indices);
+  await trainStep(s, optimizer, indices);
   const info = await tf.profile(() => trainStep(s, optimizer, indices));
   optimizer.dispose();
   s.model.dispose();
@@ -209,13 +213,13 @@ export async function profileStep(m: BenchModel) {
   return { kernels: info.kernels.length, kernelMs: total, top };
 }
 
-function tensorCountAcross(m: BenchModel, steps: number) {
+async function tensorCountAcross(m: BenchModel, steps: number) {
   const s = setup(m);
   const optimizer = new AdamW(s.model.variables(), 0.01);
   const indices = Array.from({ length: s.batch }, (_, i) => i % s.data.n);
-  trainStep(s, optimizer, indices);
+  await trainStep(s, optimizer, indices);
   const before = tf.memory().numTensors;
-  for (let i = 0; i < steps; i++) trainStep(s, optimizer, indices);
+  for (let i = 0; i < steps; i++) await trainStep(s, optimizer, indices);
   const after = tf.memory().numTensors;
   optimizer.dispose();
   s.model.dispose();
@@ -270,7 +274,7 @@ export interface BenchResult {
   profile: Profile;
   /** One profile per wasm variant measured ("wasm", then "wasm+openblas" when present). */
   profiles: Profile[];
-  tensors: ReturnType<typeof tensorCountAcross>;
+  tensors: Awaited<ReturnType<typeof tensorCountAcross>>;
   workers: Awaited<ReturnType<typeof parallelSpeedup>>;
 }
 
@@ -302,7 +306,7 @@ export async function bench(quick: boolean, log: (line: string) => void): Promis
     for (const [name, m] of Object.entries(BENCH_MODELS)) {
       if (backend === "cpu" && name === "paper") continue; // minutes per step: not informative
       const steps = quick ? 3 : name === "paper" ? 10 : 30;
-      training.push(measureTraining(name, m, steps));
+      training.push(await measureTraining(name, m, steps));
       const r = training.at(-1)!;
       log(
         `train ${backend} ${name} (batch ${r.batch}, ${r.tokens} tokens): ` +
@@ -336,7 +340,7 @@ export async function bench(quick: boolean, log: (line: string) => void): Promis
   }
   // The rest runs on what training uses by default (native matmul when installed).
   await initBackend("wasm");
-  const tensors = tensorCountAcross(BENCH_MODELS.quickstart, quick ? 20 : 100);
+  const tensors = await tensorCountAcross(BENCH_MODELS.quickstart, quick ? 20 : 100);
   log(`tensors: ${tensors.before} before, ${tensors.after} after ${tensors.steps} steps`);
   const workers = await parallelSpeedup(quick ? 10 : 60, "wasm");
   log(
@@ -365,7 +369,7 @@ if (import.meta.main) {
   if (args[0] === "--child") {
     // One of the parallel-speedup runs: train the quickstart model for N steps.
     await initBackend(args[2] as "wasm");
-    measureTraining("quickstart", BENCH_MODELS.quickstart, Number(args[1]));
+    await measureTraining("quickstart", BENCH_MODELS.quickstart, Number(args[1]));
     Deno.exit(0);
   }
   const unknown = args.filter((a) => a !== "--quick" && a !== "--json");

@@ -57,12 +57,12 @@ export function targetSupport(target: ArrayLike<number>): boolean[] {
 }
 
 /** Greedy answers for every sample of `data`, in order. */
-export function greedyDecode(
+export async function greedyDecode(
   model: TinyVlm,
   data: Encoded,
   tokenizer: Tokenizer,
   batchSize: number,
-): string[] {
+): Promise<string[]> {
   const { layout } = data;
   const tt = layout.prompt + layout.answer;
   const t = layout.visual + tt;
@@ -82,15 +82,17 @@ export function greedyDecode(
     const batch = batchTensors(data, indices);
     const done = new Array(b).fill(false);
     for (let k = 0; k < layout.answer; k++) {
-      const next = tf.tidy(() => {
+      const ids = tf.tidy(() => {
         const logits = model.forward({
           patches: batch.patches,
           text: tf.tensor2d(text, [b, tt], "int32"),
           keyMask: tf.tensor2d(keyMask, [b, t]),
         }).logits;
         const row = tf.slice(logits, [0, q0 + k, 0], [b, 1, -1]); // [B, 1, V]
-        return tf.argMax(tf.reshape(row, [b, -1]), 1).dataSync() as Int32Array;
+        return tf.argMax(tf.reshape(row, [b, -1]), 1);
       });
+      const next = await ids.data() as Int32Array;
+      ids.dispose();
       next.forEach((id, i) => {
         if (done[i]) return;
         text[i * tt + layout.prompt + k] = id;
@@ -107,7 +109,7 @@ export function greedyDecode(
 }
 
 /** Accuracy by greedy decoding plus attention grounding per layer and head. */
-export function evaluate(
+export async function evaluate(
   model: TinyVlm,
   data: Encoded,
   samples: Sample[],
@@ -115,8 +117,8 @@ export function evaluate(
   tokenizer: Tokenizer,
   batchSize: number,
   mapsToKeep = 8,
-): EvalResult {
-  const answers = greedyDecode(model, data, tokenizer, batchSize);
+): Promise<EvalResult> {
+  const answers = await greedyDecode(model, data, tokenizer, batchSize);
   const { layout } = data;
   const tv = layout.visual;
   const layers = model.config.layers;
@@ -132,18 +134,23 @@ export function evaluate(
     const b = indices.length;
     const batch = batchTensors(data, indices);
     // Teacher-forced on the true answer: [layer] -> head-averaged [B, Tv], per head [B, H, Tv].
-    const [averaged, perHead] = tf.tidy(() => {
+    const [avgTensors, headTensors] = tf.tidy(() => {
       const slices = answerToVisual(model.forward(batch).attentions, all, data);
-      const avg = slices.map((a) => visualAttention(a, batch.queryMask).arraySync() as number[][]);
+      const avg = slices.map((a) => visualAttention(a, batch.queryMask));
       const byHead = slices.map((a) => {
         const rows = tf.div(a, tf.sum(a, 3, true)); // [B, H, Tq, Tv]
         const mask = tf.reshape(batch.queryMask, [b, 1, queryCount(layout), 1]);
         const summed = tf.sum(tf.mul(rows, mask), 2); // [B, H, Tv]
         const count = tf.maximum(tf.reshape(tf.sum(batch.queryMask, 1), [b, 1, 1]), 1);
-        return tf.div(summed, count).arraySync() as number[][][];
+        return tf.div(summed, count);
       });
       return [avg, byHead];
     });
+    const averaged = await Promise.all(avgTensors.map((x) => x.array() as Promise<number[][]>));
+    const perHead = await Promise.all(
+      headTensors.map((x) => x.array() as Promise<number[][][]>),
+    );
+    tf.dispose([...avgTensors, ...headTensors]);
     disposeBatch(batch);
     indices.forEach((row, i) => {
       const support = targetSupport(data.target.subarray(row * tv, (row + 1) * tv));

@@ -225,7 +225,7 @@ async function run(o: ExternalEvalOptions): Promise<number> {
   const layout = mergeLayouts(own, trained);
   const data = encodeSamples(samples, tokenizer, layout, patch);
   const exact = { ...task, score: (p: string, s: Sample) => normalise(p) === normalise(s.answer) };
-  const result = evaluate(model, data, samples, exact, tokenizer, spec.eval.batch_size, 0);
+  const result = await evaluate(model, data, samples, exact, tokenizer, spec.eval.batch_size, 0);
   model.dispose();
   const correct = result.predictions.filter((p) => p.correct).length;
   const ci = wilsonInterval(correct, samples.length);

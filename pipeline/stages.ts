@@ -153,7 +153,7 @@ async function saveCheckpoint(
   tokenizer: Tokenizer,
   layout: Layout,
 ): Promise<void> {
-  const weights = model.getWeights();
+  const weights = await model.getWeights();
   const tensors: CheckpointIndex["tensors"] = [];
   let offset = 0;
   for (const [name, w] of Object.entries(weights)) {
@@ -221,7 +221,7 @@ async function runPretrain(stage: ResolvedStage, out: EntryWriter, ctx: StageCon
     maxText: MAX_TEXT_TOKENS,
     positionStd: p.model.position_std,
   }, p.base.seed);
-  const result = p.base.steps === 0 ? { log: [], seconds: 0, samplesPerSecond: 0 } : train(
+  const result = p.base.steps === 0 ? { log: [], seconds: 0, samplesPerSecond: 0 } : await train(
     model,
     data,
     {
@@ -261,15 +261,15 @@ async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: StageCon
   const data = encodeSamples(samples, tokenizer, layout, patchSize);
   const t = p.train;
   const curve: LearningPoint[] = [];
-  let onEval: ((step: number) => void) | undefined;
+  let onEval: ((step: number) => Promise<void>) | undefined;
   if (stage.inputKeys.val) {
     const task = taskByName(p.task);
     const valSamples = await loadSamples(ctx.cache, stage.inputKeys.val);
     const own = layoutFor(valSamples, tokenizer, patchSize);
     const valLayout = mergeLayouts(own, layout);
     const val = encodeSamples(valSamples, tokenizer, valLayout, patchSize);
-    onEval = (step) => {
-      const r = evaluate(model, val, valSamples, task, tokenizer, 128, 0);
+    onEval = async (step) => {
+      const r = await evaluate(model, val, valSamples, task, tokenizer, 128, 0);
       curve.push({
         step,
         accuracy: r.accuracy,
@@ -285,10 +285,11 @@ async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: StageCon
     curve.push(...(resumed.extra.curve as LearningPoint[]));
     console.error(`${ctx.experiment} ${stage.id}: resuming from step ${resumed.snapshot.step}`);
   }
-  const result = train(model, data, {
+  const result = await train(model, data, {
     resume: resumed?.snapshot,
     checkpointEvery: Number(stage.runtime?.checkpoint_every ?? 0),
-    onCheckpoint: (snapshot) => writePartial(partial, snapshot, model.getWeights(), { curve }),
+    onCheckpoint: async (snapshot) =>
+      writePartial(partial, snapshot, await model.getWeights(), { curve }),
     evalEvery: t.eval_every,
     onEval,
     steps: t.steps,
@@ -448,7 +449,7 @@ async function runEval(stage: ResolvedStage, out: EntryWriter, ctx: StageContext
   const own = layoutFor(samples, tokenizer, patchSize);
   const layout = mergeLayouts(own, trained);
   const data = encodeSamples(samples, tokenizer, layout, patchSize);
-  const result = evaluate(model, data, samples, task, tokenizer, p.batch_size);
+  const result = await evaluate(model, data, samples, task, tokenizer, p.batch_size);
   model.dispose();
   await out.writeText(
     "predictions.jsonl",

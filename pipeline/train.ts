@@ -30,11 +30,11 @@ export interface TrainOptions {
   /** Call `onEval` after every this many steps and after the last (0 = never). */
   evalEvery?: number;
   /** Measures the model mid-training (learning curves); must not change it. */
-  onEval?: (step: number) => void;
+  onEval?: (step: number) => void | Promise<void>;
   /** Call `onCheckpoint` with the full training state every this many steps (0 = never). */
   checkpointEvery?: number;
   /** Persists a snapshot (atomically); training resumes from it exactly. */
-  onCheckpoint?: (snapshot: TrainSnapshot) => void;
+  onCheckpoint?: (snapshot: TrainSnapshot) => void | Promise<void>;
   /** Continue from this snapshot instead of step 0 (model weights already restored). */
   resume?: TrainSnapshot;
 }
@@ -179,22 +179,27 @@ export class AdamW {
    * One update with gradients in the same order as the variables. With `clipNorm` > 0 the
    * gradients are first scaled so their global L2 norm is at most `clipNorm`.
    */
-  apply(grads: tf.Tensor[], lr: number, clipNorm = 0): number {
+  async apply(grads: tf.Tensor[], lr: number, clipNorm = 0): Promise<number> {
+    // Reads are asynchronous so the loop also runs on backends without synchronous reads.
+    const [g, norm] = tf.tidy(() => {
+      const flat = tf.concat(grads.map((x) => tf.reshape(x, [-1]))); // [P]
+      return [flat, tf.sqrt(tf.sum(tf.square(flat)))];
+    });
+    const gradNorm = (await norm.data())[0];
+    if (!Number.isFinite(gradNorm)) {
+      tf.dispose([g, norm]);
+      return gradNorm; // the caller stops; nothing is updated
+    }
     this.t++;
-    let gradNorm = NaN;
     const { beta1, beta2, epsilon } = this;
     const c1 = 1 - beta1 ** this.t;
     const c2 = 1 - beta2 ** this.t;
     tf.tidy(() => {
-      let g: tf.Tensor = tf.concat(grads.map((x) => tf.reshape(x, [-1]))); // [P]
-      const norm = tf.sqrt(tf.sum(tf.square(g)));
-      gradNorm = norm.dataSync()[0];
-      if (!Number.isFinite(gradNorm)) return; // the caller stops; nothing is updated
-      if (clipNorm > 0) {
-        g = tf.mul(g, tf.minimum(tf.div(clipNorm, tf.maximum(norm, 1e-12)), 1));
-      }
-      const m = tf.add(tf.mul(this.m, beta1), tf.mul(g, 1 - beta1));
-      const v = tf.add(tf.mul(this.v, beta2), tf.mul(tf.square(g), 1 - beta2));
+      const clipped = clipNorm > 0
+        ? tf.mul(g, tf.minimum(tf.div(clipNorm, tf.maximum(norm, 1e-12)), 1))
+        : g;
+      const m = tf.add(tf.mul(this.m, beta1), tf.mul(clipped, 1 - beta1));
+      const v = tf.add(tf.mul(this.v, beta2), tf.mul(tf.square(clipped), 1 - beta2));
       this.m.assign(m);
       this.v.assign(v);
       // lr * m_hat / (sqrt(v_hat) + eps), with the bias corrections folded into scalars.
@@ -211,15 +216,16 @@ export class AdamW {
         x.assign(tf.sub(decayed, tf.reshape(parts[i], x.shape)));
       });
     });
+    tf.dispose([g, norm]);
     return gradNorm;
   }
 
   /** The optimizer state, copied out. */
-  snapshot(): TrainSnapshot["optimizer"] {
+  async snapshot(): Promise<TrainSnapshot["optimizer"]> {
     return {
       t: this.t,
-      m: this.m.dataSync() as Float32Array,
-      v: this.v.dataSync() as Float32Array,
+      m: await this.m.data() as Float32Array,
+      v: await this.v.data() as Float32Array,
     };
   }
 
@@ -279,7 +285,11 @@ export class BatchOrder {
 }
 
 /** Train `model` in place on `data`. Throws, naming the step and loss part, on NaN/Inf. */
-export function train(model: TinyVlm, data: Encoded, options: TrainOptions): TrainResult {
+export async function train(
+  model: TinyVlm,
+  data: Encoded,
+  options: TrainOptions,
+): Promise<TrainResult> {
   const variables = model.variables();
   const optimizer = new AdamW(
     variables,
@@ -313,9 +323,9 @@ export function train(model: TinyVlm, data: Encoded, options: TrainOptions): Tra
       disposeBatch(batch);
       const gradList = variables.map((x) => grads[x.name]);
       const values = {
-        ntp: ntp!.dataSync()[0],
-        klal: klal!.dataSync()[0],
-        total: value.dataSync()[0],
+        ntp: (await ntp!.data())[0],
+        klal: (await klal!.data())[0],
+        total: (await value.data())[0],
       };
       ntp!.dispose();
       klal!.dispose();
@@ -326,7 +336,7 @@ export function train(model: TinyVlm, data: Encoded, options: TrainOptions): Tra
           throw new Error(`${options.label}: ${part} loss is ${v} at step ${step}`);
         }
       }
-      const gradNorm = optimizer.apply(gradList, learningRate(step, options), clipNorm);
+      const gradNorm = await optimizer.apply(gradList, learningRate(step, options), clipNorm);
       tf.dispose(gradList);
       if (!Number.isFinite(gradNorm)) {
         throw new Error(`${options.label}: gradient norm is ${gradNorm} at step ${step}`);
@@ -336,14 +346,14 @@ export function train(model: TinyVlm, data: Encoded, options: TrainOptions): Tra
       }
       const every = options.evalEvery ?? 0;
       if (options.onEval && every > 0 && ((step + 1) % every === 0 || step === options.steps - 1)) {
-        options.onEval(step + 1);
+        await options.onEval(step + 1);
       }
       progress.update(step + 1, values, options.batchSize);
       const ckpt = options.checkpointEvery ?? 0;
       if (options.onCheckpoint && ckpt > 0 && (step + 1) % ckpt === 0 && step + 1 < options.steps) {
-        options.onCheckpoint({
+        await options.onCheckpoint({
           step: step + 1,
-          optimizer: optimizer.snapshot(),
+          optimizer: await optimizer.snapshot(),
           order: order.snapshot(),
           log: [...log],
           seconds: earlier + (performance.now() - started) / 1000,

@@ -79,7 +79,7 @@ Deno.test("fast matmuls: same values and gradients as tf.matMul (1e-4)", () => {
   });
 });
 
-Deno.test("training: tensor count is flat across steps, loss falls, same seed same result", () => {
+Deno.test("training: tensor count is flat across steps, loss falls, same seed same result", async () => {
   const options = {
     steps: 6,
     batchSize: 8,
@@ -94,9 +94,9 @@ Deno.test("training: tensor count is flat across steps, loss falls, same seed sa
     label: "test",
   };
   const model = tinyModel(5);
-  train(model, data, { ...options, steps: 1 }); // first step allocates lazily-created state
+  await train(model, data, { ...options, steps: 1 }); // first step allocates lazily-created state
   const before = tf.memory().numTensors;
-  const first = train(model, data, options);
+  const first = await train(model, data, options);
   assert.equal(tf.memory().numTensors, before, "tensor count changed across training steps");
   const last = first.log.at(-1)!;
   assert.ok(
@@ -105,12 +105,13 @@ Deno.test("training: tensor count is flat across steps, loss falls, same seed sa
   );
   model.dispose();
 
-  const again = [tinyModel(5), tinyModel(5)].map((m) => {
-    train(m, data, { ...options, steps: 1 });
-    const r = train(m, data, options);
+  const again: number[][] = [];
+  for (const m of [tinyModel(5), tinyModel(5)]) {
+    await train(m, data, { ...options, steps: 1 });
+    const r = await train(m, data, options);
     m.dispose();
-    return r.log.map((p) => p.total);
-  });
+    again.push(r.log.map((p) => p.total));
+  }
   assert.deepEqual(again[0], again[1]);
 });
 
@@ -127,7 +128,7 @@ Deno.test("query positions: the position before each answer token predicts it", 
   assert.equal(data.lossMask.slice(0, t).reduce((s, v) => s + v, 0), answer.length);
 });
 
-Deno.test("AdamW: matches a plain per-parameter reference (clipping and decay included)", () => {
+Deno.test("AdamW: matches a plain per-parameter reference (clipping and decay included)", async () => {
   const w0 = [[0.5, -1.0], [2.0, 0.25]];
   const b0 = [0.3, -0.2];
   const w = tf.variable(tf.tensor2d(w0), true, "adam-test-w");
@@ -159,7 +160,7 @@ Deno.test("AdamW: matches a plain per-parameter reference (clipping and decay in
     const grads = tf.tidy(() =>
       tf.grads((a, c) => tf.add(tf.sum(tf.square(tf.mul(a, 2))), tf.sum(tf.pow(c, 3))))([w, b])
     );
-    opt.apply(grads, lr, clip);
+    await opt.apply(grads, lr, clip);
     tf.dispose(grads);
     step("w", gw, true);
     step("b", gb, false);

@@ -120,7 +120,7 @@ Deno.test("NaN in the loss stops training with the step and the loss part", asyn
   const head = model.params.get("head.w")!;
   tf.tidy(() => head.assign(tf.fill(head.shape, NaN)));
   const before = tf.memory().numTensors;
-  assert.throws(
+  await assert.rejects(
     () =>
       train(model, data, {
         steps: 3,

@@ -184,10 +184,10 @@ export class TinyVlm {
   }
 
   /** Copy the weights out as plain arrays. */
-  getWeights(): WeightMap {
+  async getWeights(): Promise<WeightMap> {
     const out: WeightMap = {};
     for (const [name, v] of this.params) {
-      out[name] = { shape: [...v.shape], data: v.dataSync() as Float32Array };
+      out[name] = { shape: [...v.shape], data: await v.data() as Float32Array };
     }
     return out;
   }

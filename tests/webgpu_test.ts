@@ -1,0 +1,104 @@
+/**
+ * The WebGPU backend computes what wasm computes, and the whole training loop runs on it
+ * (it reads tensors asynchronously). On these CPU machines the adapter is llvmpipe, a
+ * software GPU: correct but slow, which is why `auto` skips it.
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { gpuAdapter, initBackend } from "../pipeline/backend.ts";
+import { encodeSamples, layoutFor } from "../pipeline/batch.ts";
+import { evaluate } from "../pipeline/eval.ts";
+import { TinyVlm, type WeightMap } from "../pipeline/model/tiny_vlm.ts";
+import { Tokenizer } from "../pipeline/tokenizer.ts";
+import { batchTensors, disposeBatch, lossParts, train } from "../pipeline/train.ts";
+import { gridPatch } from "../tasks/grid_patch.ts";
+
+const gpu = await gpuAdapter();
+const config = { imageSize: 16, patchSize: 8, params: { ...gridPatch.defaultParams, grid: 2 } };
+const tokenizer = new Tokenizer(gridPatch.vocabulary);
+const samples = gridPatch.generate(2, 16, config);
+const layout = layoutFor(samples, tokenizer, 8);
+const data = encodeSamples(samples, tokenizer, layout, 8);
+const modelConfig = {
+  patchDim: layout.patchDim,
+  vocab: tokenizer.size,
+  dModel: 16,
+  layers: 2,
+  heads: 2,
+  mlpRatio: 2,
+  gridSide: 2,
+  maxText: 16,
+  positionStd: 0.3,
+};
+
+async function lossAndGrads(weights?: WeightMap) {
+  const model = new TinyVlm(modelConfig, 4);
+  if (weights) model.setWeights(weights);
+  const batch = batchTensors(data, [0, 1, 2, 3, 4, 5, 6, 7]);
+  const vars = model.variables();
+  const { value, grads } = tf.variableGrads(
+    () => lossParts(model, batch, data, 1, [0, 1]).total,
+    vars,
+  );
+  const out = {
+    loss: (await value.data())[0],
+    grads: await Promise.all(vars.map(async (v) => Array.from(await grads[v.name].data()))),
+    weights: await model.getWeights(),
+  };
+  tf.dispose([value, ...Object.values(grads)]);
+  disposeBatch(batch);
+  model.dispose();
+  return out;
+}
+
+const adapterName = gpu.available ? gpu.description : gpu.reason;
+
+Deno.test({
+  name: `webgpu: loss, gradients and a training run match wasm (${adapterName})`,
+  ignore: !gpu.available,
+  async fn() {
+    assert.match(await initBackend("wasm"), /^wasm/);
+    const reference = await lossAndGrads();
+    assert.equal(await initBackend("webgpu"), "webgpu");
+    const webgpu = await lossAndGrads(reference.weights);
+    assert.ok(Math.abs(webgpu.loss - reference.loss) < 1e-4, `${webgpu.loss} vs ${reference.loss}`);
+    reference.grads.forEach((g, i) =>
+      g.forEach((x, j) => {
+        const y = webgpu.grads[i][j];
+        assert.ok(Math.abs(x - y) < 1e-4 + 1e-3 * Math.abs(x), `grad ${i}[${j}]: ${y} vs ${x}`);
+      })
+    );
+    // The training loop and evaluation end to end on WebGPU, with a flat tensor count.
+    const model = new TinyVlm(modelConfig, 4);
+    const options = {
+      steps: 3,
+      batchSize: 8,
+      lr: 1e-3,
+      optimizer: "adamw" as const,
+      weightDecay: 0.01,
+      warmup: 1,
+      logEvery: 1,
+      lambda: 1,
+      layers: [0, 1],
+      seed: 0,
+      label: "webgpu",
+    };
+    await train(model, data, { ...options, steps: 1 });
+    const before = tf.memory().numTensors;
+    const result = await train(model, data, options);
+    assert.equal(tf.memory().numTensors, before);
+    assert.equal(result.log.length, 3);
+    const evaluated = await evaluate(model, data, samples, gridPatch, tokenizer, 8, 2);
+    assert.equal(evaluated.predictions.length, 16);
+    model.dispose();
+    await initBackend("wasm");
+  },
+});
+
+Deno.test("auto skips a software GPU adapter; unavailable backends say why", async () => {
+  if (gpu.available && gpu.fallback) assert.match(await initBackend("auto"), /^wasm/);
+  if (!gpu.available) {
+    await assert.rejects(initBackend("webgpu"), /backend "webgpu" is not available: /);
+  }
+  await assert.rejects(initBackend("tensorflow"), /needs @tensorflow\/tfjs-node/);
+});
