@@ -25,8 +25,8 @@ export async function gpuAdapter(): Promise<
   if (!adapter) {
     return {
       available: false,
-      reason: "navigator.gpu found no adapter (no GPU driver or Vulkan loader visible; " +
-        'see DESIGN.md, "GPU: WebGPU on the lent NVIDIA H100")',
+      reason: "navigator.gpu found no adapter" +
+        (Deno.env.get("KLAL_GPU_SETUP") ? ` (${Deno.env.get("KLAL_GPU_SETUP")})` : ""),
     };
   }
   const fallback = adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter ?? false;

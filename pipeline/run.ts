@@ -3,6 +3,7 @@
  * parallel worker processes), then publish the report to `reports/<name>/`.
  */
 import { Cache } from "./cache.ts";
+import { gpuEnvironment } from "./gpu_env.ts";
 import { buildPlan, type ResolvedStage, resolvePlan, stageStatus } from "./plan.ts";
 import type { Spec } from "./spec_types.ts";
 import { writeReportsIndex } from "./report_main.ts";
@@ -49,8 +50,14 @@ export class LocalExecutor implements Executor {
   readonly name = "local";
   private readonly children = new Set<Deno.ChildProcess>();
 
+  /** Extra environment for every worker (e.g. the Vulkan set-up of pipeline/gpu_env.ts). */
+  constructor(private readonly extraEnv: Record<string, string> = {}) {}
+
   async run(_stage: ResolvedStage, path: string, options: { plainProgress: boolean }) {
-    const env: Record<string, string> = options.plainProgress ? { KLAL_PLAIN_PROGRESS: "1" } : {};
+    const env: Record<string, string> = {
+      ...this.extraEnv,
+      ...(options.plainProgress ? { KLAL_PLAIN_PROGRESS: "1" } : {}),
+    };
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "--quiet", WORKER_PATH, path],
       env,
@@ -146,7 +153,7 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
     done.add(stage.id);
     statuses.set(stage.id, { status: "cached", seconds: 0 });
   }
-  const executor = options.executor ?? new LocalExecutor();
+  const executor = options.executor ?? new LocalExecutor(gpuWorkerEnv(spec, cache, log));
   const toRun = plan.filter((s) => !done.has(s.id));
   log(
     `${spec.name}: ${plan.length} stages, ${plan.length - toRun.length} cached, ` +
@@ -219,6 +226,20 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
     plan,
     statuses,
   };
+}
+
+/**
+ * Environment that lets worker processes see an NVIDIA GPU through WebGPU, when the spec
+ * may use it (backend auto or webgpu) and the machine has one; otherwise nothing, with the
+ * reason passed on so a `webgpu` backend can say what is missing.
+ */
+function gpuWorkerEnv(spec: Spec, cache: Cache, log: (line: string) => void) {
+  if (spec.backend !== "auto" && spec.backend !== "webgpu") return {};
+  if (Deno.env.get("VK_ICD_FILENAMES")) return {}; // the user configured Vulkan already
+  const gpu = gpuEnvironment(`${cache.root}/gpu`);
+  if (!gpu.ready) return { KLAL_GPU_SETUP: gpu.reason };
+  log(`  GPU: NVIDIA driver in ${gpu.driverDir}; workers get VK_ICD_FILENAMES=${gpu.icdFile}`);
+  return gpu.env;
 }
 
 /** A usage problem found after parsing (exit status 2). */
