@@ -5,7 +5,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Sample, Task } from "../tasks/task.ts";
 import { type Encoded, queryCount, queryStart } from "./batch.ts";
-import { visualAttention } from "./losses.ts";
+import { ROW_FLOOR, visualAttention } from "./losses.ts";
 import type { TinyVlm } from "./model/tiny_vlm.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 import { answerToVisual, batchTensors, disposeBatch } from "./train.ts";
@@ -138,7 +138,7 @@ export async function evaluate(
       const slices = answerToVisual(model.forward(batch).attentions, all, data);
       const avg = slices.map((a) => visualAttention(a, batch.queryMask));
       const byHead = slices.map((a) => {
-        const rows = tf.div(a, tf.sum(a, 3, true)); // [B, H, Tq, Tv]
+        const rows = tf.div(a, tf.add(tf.sum(a, 3, true), ROW_FLOOR)); // [B, H, Tq, Tv]
         const mask = tf.reshape(batch.queryMask, [b, 1, queryCount(layout), 1]);
         const summed = tf.sum(tf.mul(rows, mask), 2); // [B, H, Tv]
         const count = tf.maximum(tf.reshape(tf.sum(batch.queryMask, 1), [b, 1, 1]), 1);

@@ -7,6 +7,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 
+/** Added to each row's visual mass before renormalising (see visualAttention). */
+export const ROW_FLOOR = 1e-6;
+
 /** Options of {@link klalLoss}. */
 export interface KlalOptions {
   /** Lower clamp of Q before the log (default 1e-8). */
@@ -25,7 +28,10 @@ export interface KlalOptions {
 export function visualAttention(attention: tf.Tensor4D, queryMask?: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
     const rowSums = tf.sum(attention, 3, true); // [B, H, Tq, 1]
-    const rows = tf.div(attention, tf.maximum(rowSums, 1e-30)); // [B, H, Tq, Tv]
+    // + ROW_FLOOR: when a row's visual mass underflows (all attention on text), a/sum's
+    // gradient -a/sum^2 overflows float32 and turns the step into NaN; the floor bounds it and
+    // changes a normal row (sum >= 1e-3) by under 0.1%.
+    const rows = tf.div(attention, tf.add(rowSums, ROW_FLOOR)); // [B, H, Tq, Tv]
     const perQuery = tf.mean(rows, 1); // [B, Tq, Tv]
     if (!queryMask) return tf.mean(perQuery, 1) as tf.Tensor2D; // [B, Tv]
     const weights = tf.expandDims(queryMask, 2); // [B, Tq, 1]

@@ -69,3 +69,12 @@ Deno.test("ntpLoss: cross-entropy at masked positions only, by hand", () => {
   const expected = (Math.log(2) - Math.log(3 / 4)) / 2;
   close(ntpLoss(logits, targets, mask).dataSync()[0], expected);
 });
+
+Deno.test("klalLoss: a row with almost no visual mass keeps the gradient finite", () => {
+  // All attention went to text tokens: the visual part of the row is ~1e-25.
+  const att = tf.tensor4d([[[[1e-25, 3e-25, 0]]]]);
+  const p = tf.tensor2d([[1, 0, 0]]);
+  const grad = tf.grad((a) => klalLoss([a as tf.Tensor4D], p))(att);
+  assert.ok(Array.from(grad.dataSync()).every(Number.isFinite), String(grad.dataSync()));
+  assert.ok(Number.isFinite(klalLoss([att], p).dataSync()[0]));
+});

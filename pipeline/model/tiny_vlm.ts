@@ -217,11 +217,10 @@ function layerNorm(x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor): tf.Tensor3D 
   return tf.add(tf.mul(normed, gain), bias) as tf.Tensor3D;
 }
 
-/** GELU, tanh approximation. */
+/**
+ * GELU, sigmoid approximation x * sigmoid(1.702 x) (as in CLIP). The tanh form costs ~6x more
+ * here: wasm's Tanh kernel is scalar (60 ms vs 10 ms for Sigmoid on 2.4M values).
+ */
 function gelu(x: tf.Tensor): tf.Tensor {
-  const inner = tf.mul(
-    tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)),
-    Math.sqrt(2 / Math.PI),
-  );
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+  return tf.mul(x, tf.sigmoid(tf.mul(x, 1.702)));
 }
