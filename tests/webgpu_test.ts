@@ -92,6 +92,8 @@ Deno.test({
     assert.equal(evaluated.predictions.length, 16);
     model.dispose();
     await initBackend("wasm");
+    // Release the GPU device now rather than at process exit (an orderly teardown).
+    tf.removeBackend("webgpu");
   },
 });
 
