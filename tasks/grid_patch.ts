@@ -5,7 +5,7 @@
  */
 
 import type { ParamProblem, Sample, SyntheticTask, TaskConfig } from "./task.ts";
-import { Rng, seedFrom } from "../pipeline/rng.ts";
+import { Rng } from "../pipeline/rng.ts";
 import {
   addNoise,
   blankImage,
@@ -16,6 +16,7 @@ import {
   LIGHT_BACKGROUND,
   patchMassOfRect,
 } from "./draw.ts";
+import { assertParams, exactMatch, isInteger, perSample } from "./common.ts";
 
 /** Largest grid side: row and column answers are the number words "0".."15". */
 const MAX_GRID = 16;
@@ -37,15 +38,6 @@ const DEFAULT_PARAMS: GridPatchParams = {
 /** Params merged over the defaults (the spec validator has already checked them). */
 function paramsOf(config: TaskConfig): GridPatchParams {
   return { ...DEFAULT_PARAMS, ...config.params } as GridPatchParams;
-}
-
-function isInteger(value: unknown): value is number {
-  return typeof value === "number" && Number.isInteger(value);
-}
-
-/** Words joined by single spaces, no leading or trailing space. */
-function normaliseWhitespace(text: string): string {
-  return text.trim().split(/\s+/).join(" ");
 }
 
 function checkParams(config: TaskConfig): ParamProblem[] {
@@ -140,21 +132,9 @@ export const gridPatch: SyntheticTask = {
   defaultParams: { ...DEFAULT_PARAMS, colors: [...DEFAULT_PARAMS.colors] },
   checkParams,
   generate(seed: number, n: number, config: TaskConfig): Sample[] {
-    const problems = checkParams(config);
-    if (problems.length > 0) {
-      const p = problems[0];
-      throw new Error(
-        `grid-patch: expected ${p.key} to be ${p.expected}, got ${JSON.stringify(p.found)}`,
-      );
-    }
+    assertParams("grid-patch", checkParams(config));
     const params = paramsOf(config);
-    // One stream per sample: sample i does not depend on n.
-    return Array.from(
-      { length: n },
-      (_, i) => generateOne(new Rng(seedFrom("grid-patch", seed, i)), config, params),
-    );
+    return perSample("grid-patch", seed, n, (rng) => generateOne(rng, config, params));
   },
-  score(prediction: string, sample: Sample): boolean {
-    return normaliseWhitespace(prediction) === normaliseWhitespace(sample.answer);
-  },
+  score: exactMatch,
 };

@@ -33,6 +33,7 @@ import {
   type Rgb,
   strokePolyline,
 } from "./draw.ts";
+import { assertParams, exactMatch, isInteger, perSample } from "./common.ts";
 
 /** Answers are the number words "0".."9". */
 const MAX_COUNT = 9;
@@ -72,15 +73,6 @@ const DEFAULT_PARAMS: LineIntersectionParams = {
 
 function paramsOf(config: TaskConfig): LineIntersectionParams {
   return { ...DEFAULT_PARAMS, ...config.params } as LineIntersectionParams;
-}
-
-function isInteger(value: unknown): value is number {
-  return typeof value === "number" && Number.isInteger(value);
-}
-
-/** Words joined by single spaces, no leading or trailing space. */
-function normaliseWhitespace(text: string): string {
-  return text.trim().split(/\s+/).join(" ");
 }
 
 /** The stroke width in pixels: `line_width`, or max(1, round(image_size / 32)) for "auto". */
@@ -633,24 +625,14 @@ export const lineIntersection: SyntheticTask = {
   defaultParams: { ...DEFAULT_PARAMS },
   checkParams,
   generate(seed: number, n: number, config: TaskConfig): Sample[] {
-    const problems = checkParams(config);
-    if (problems.length > 0) {
-      const p = problems[0];
-      throw new Error(
-        `line-intersection: expected ${p.key} to be ${p.expected}, got ${JSON.stringify(p.found)}`,
-      );
-    }
+    assertParams("line-intersection", checkParams(config));
     const params = paramsOf(config);
-    // One stream per sample: sample i does not depend on n.
-    return Array.from({ length: n }, (_, i) =>
-      generateOne(
-        new Rng(seedFrom("line-intersection", seed, i)),
-        assignedCount(seed, i, params.max_count),
-        config,
-        params,
-      ));
+    return perSample(
+      "line-intersection",
+      seed,
+      n,
+      (rng, i) => generateOne(rng, assignedCount(seed, i, params.max_count), config, params),
+    );
   },
-  score(prediction: string, sample: Sample): boolean {
-    return normaliseWhitespace(prediction) === normaliseWhitespace(sample.answer);
-  },
+  score: exactMatch,
 };

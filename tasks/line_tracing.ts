@@ -19,7 +19,7 @@
  */
 
 import type { ParamProblem, Sample, SyntheticTask, TaskConfig } from "./task.ts";
-import { Rng, seedFrom } from "../pipeline/rng.ts";
+import { Rng } from "../pipeline/rng.ts";
 import {
   blankImage,
   COLORS,
@@ -44,6 +44,7 @@ import {
   findCrossings,
   lineWidthOf,
 } from "./line_intersection.ts";
+import { assertParams, exactMatch, isInteger, perSample } from "./common.ts";
 
 /** Node names, in order; `nodes` of them are used per image. */
 export const NODE_LETTERS = ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"] as const;
@@ -74,15 +75,6 @@ const DEFAULT_PARAMS: LineTracingParams = {
 
 function paramsOf(config: TaskConfig): LineTracingParams {
   return { ...DEFAULT_PARAMS, ...config.params } as LineTracingParams;
-}
-
-function isInteger(value: unknown): value is number {
-  return typeof value === "number" && Number.isInteger(value);
-}
-
-/** Words joined by single spaces, no leading or trailing space. */
-function normaliseWhitespace(text: string): string {
-  return text.trim().split(/\s+/).join(" ");
 }
 
 /** Most nodes an image of this size holds with readable labels: 4 at 32 px, 8 at 64, 10 from 80. */
@@ -556,22 +548,15 @@ export const lineTracing: SyntheticTask = {
   defaultParams: { ...DEFAULT_PARAMS },
   checkParams,
   generate(seed: number, n: number, config: TaskConfig): Sample[] {
-    const problems = checkParams(config);
-    if (problems.length > 0) {
-      const p = problems[0];
-      throw new Error(
-        `line-tracing: expected ${p.key} to be ${p.expected}, got ${JSON.stringify(p.found)}`,
-      );
-    }
+    assertParams("line-tracing", checkParams(config));
     const params = paramsOf(config);
-    // One stream per sample: sample i does not depend on n; answers alternate exactly.
-    return Array.from(
-      { length: n },
-      (_, i) =>
-        generateOne(new Rng(seedFrom("line-tracing", seed, i)), i % 2 === 0, config, params),
+    // Answers alternate exactly: even samples are connected.
+    return perSample(
+      "line-tracing",
+      seed,
+      n,
+      (rng, i) => generateOne(rng, i % 2 === 0, config, params),
     );
   },
-  score(prediction: string, sample: Sample): boolean {
-    return normaliseWhitespace(prediction) === normaliseWhitespace(sample.answer);
-  },
+  score: exactMatch,
 };

@@ -37,6 +37,7 @@ import {
 import { COLOR_NAMES } from "./draw.ts";
 import { type Attributes, generateScene, objectsMatching, SCENE_WORDS, SHAPES } from "./scenes.ts";
 import { parquetWriteBuffer } from "hyparquet-writer";
+import { assertParams } from "./common.ts";
 
 /** A point in percent of the image's width (x) and height (y). */
 export interface PercentPoint {
@@ -89,12 +90,7 @@ function checkParams(config: TaskConfig): ParamProblem[] {
 }
 
 function throwOnProblems(config: TaskConfig): void {
-  const p = checkParams(config)[0];
-  if (p) {
-    throw new Error(
-      `pixmo-points: expected ${p.key} to be ${p.expected}, got ${JSON.stringify(p.found)}`,
-    );
-  }
+  assertParams("pixmo-points", checkParams(config));
 }
 
 /**

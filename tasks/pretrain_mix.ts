@@ -8,7 +8,7 @@
  */
 
 import type { ParamProblem, RgbImage, Sample, SyntheticTask, TaskConfig } from "./task.ts";
-import { Rng, seedFrom } from "../pipeline/rng.ts";
+import { Rng } from "../pipeline/rng.ts";
 import {
   addNoise,
   blankImage,
@@ -21,6 +21,7 @@ import {
   targetFromMask,
   uniformTarget,
 } from "./draw.ts";
+import { assertParams, exactMatch, perSample } from "./common.ts";
 
 /** The question kinds, drawn uniformly; each is also the sample's `meta.difficulty`. */
 export const PRETRAIN_QUESTION_KINDS = ["color", "count", "exists", "where"] as const;
@@ -44,11 +45,6 @@ const DEFAULT_PARAMS: PretrainParams = { max_shapes: 3, colors: [...COLOR_NAMES]
 
 function paramsOf(config: TaskConfig): PretrainParams {
   return { ...DEFAULT_PARAMS, ...config.params } as PretrainParams;
-}
-
-/** Words joined by single spaces, no leading or trailing space. */
-function normaliseWhitespace(text: string): string {
-  return text.trim().split(/\s+/).join(" ");
 }
 
 function checkParams(config: TaskConfig): ParamProblem[] {
@@ -188,21 +184,9 @@ export const pretrainMix: SyntheticTask = {
   defaultParams: { ...DEFAULT_PARAMS, colors: [...DEFAULT_PARAMS.colors] },
   checkParams,
   generate(seed: number, n: number, config: TaskConfig): Sample[] {
-    const problems = checkParams(config);
-    if (problems.length > 0) {
-      const p = problems[0];
-      throw new Error(
-        `pretrain-mix: expected ${p.key} to be ${p.expected}, got ${JSON.stringify(p.found)}`,
-      );
-    }
+    assertParams("pretrain-mix", checkParams(config));
     const params = paramsOf(config);
-    // One stream per sample: sample i does not depend on n.
-    return Array.from(
-      { length: n },
-      (_, i) => generateOne(new Rng(seedFrom("pretrain-mix", seed, i)), config, params),
-    );
+    return perSample("pretrain-mix", seed, n, (rng) => generateOne(rng, config, params));
   },
-  score(prediction: string, sample: Sample): boolean {
-    return normaliseWhitespace(prediction) === normaliseWhitespace(sample.answer);
-  },
+  score: exactMatch,
 };

@@ -39,6 +39,7 @@ import {
 } from "./image_io.ts";
 import { patchMassOfRect } from "./draw.ts";
 import { chooseExpressions, generateScene, SCENE_WORDS, SHAPES } from "./scenes.ts";
+import { assertParams } from "./common.ts";
 
 /** A box in percent of the image's width and height: [x1, y1, x2, y2]. */
 export type PercentBox = [number, number, number, number];
@@ -83,12 +84,7 @@ function checkParams(config: TaskConfig): ParamProblem[] {
 }
 
 function throwOnProblems(config: TaskConfig): void {
-  const p = checkParams(config)[0];
-  if (p) {
-    throw new Error(
-      `refcoco: expected ${p.key} to be ${p.expected}, got ${JSON.stringify(p.found)}`,
-    );
-  }
+  assertParams("refcoco", checkParams(config));
 }
 
 // ---------------------------------------------------------------------------------------
