@@ -1,33 +1,19 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../pipeline/backend.ts";
-import { encodeSamples, layoutFor, queryStart } from "../pipeline/batch.ts";
+import { queryStart } from "../pipeline/batch.ts";
 import { batchMatmul, matmul } from "../pipeline/model/ops.ts";
-import { TinyVlm } from "../pipeline/model/tiny_vlm.ts";
-import { Tokenizer } from "../pipeline/tokenizer.ts";
+import type { TinyVlm } from "../pipeline/model/tiny_vlm.ts";
 import { AdamW, batchTensors, disposeBatch, train } from "../pipeline/train.ts";
-import { gridPatch } from "../tasks/grid_patch.ts";
+import { tinyGridData, tinyModel as makeTinyModel } from "./fixtures.ts";
 
 await initBackend("wasm");
 
-const config = { imageSize: 16, patchSize: 8, params: { ...gridPatch.defaultParams, grid: 2 } };
-const tokenizer = new Tokenizer(gridPatch.vocabulary);
-const samples = gridPatch.generate(1, 24, config);
-const layout = layoutFor(samples, tokenizer, 8);
-const data = encodeSamples(samples, tokenizer, layout, 8);
+const fixture = tinyGridData(1, 24);
+const { samples, tokenizer, layout, data } = fixture;
 
 function tinyModel(seed = 0): TinyVlm {
-  return new TinyVlm({
-    patchDim: layout.patchDim,
-    vocab: tokenizer.size,
-    dModel: 16,
-    layers: 2,
-    heads: 2,
-    mlpRatio: 2,
-    gridSide: 2,
-    maxText: 16,
-    positionStd: 0.1,
-  }, seed);
+  return makeTinyModel(fixture, seed);
 }
 
 Deno.test("forward: shapes, attention rows sum to 1, causal and padding masks hold", () => {

@@ -1,16 +1,13 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { backendLabel, initBackend } from "../pipeline/backend.ts";
-import { encodeSamples, layoutFor } from "../pipeline/batch.ts";
 import {
   disableNativeMatmul,
   enableNativeMatmul,
   nativeMatmulEnabled,
 } from "../pipeline/model/native_matmul.ts";
-import { TinyVlm } from "../pipeline/model/tiny_vlm.ts";
-import { Tokenizer } from "../pipeline/tokenizer.ts";
 import { batchTensors, disposeBatch, lossParts } from "../pipeline/train.ts";
-import { gridPatch } from "../tasks/grid_patch.ts";
+import { tinyGridData, tinyModel } from "./fixtures.ts";
 
 await initBackend("wasm");
 const status = enableNativeMatmul();
@@ -94,26 +91,9 @@ Deno.test({
   name: "native matmul: a small model's loss and every gradient equal wasm's (1e-4)",
   ignore,
   fn() {
-    const config = {
-      imageSize: 16,
-      patchSize: 8,
-      params: { ...gridPatch.defaultParams, grid: 2 },
-    };
-    const tokenizer = new Tokenizer(gridPatch.vocabulary);
-    const samples = gridPatch.generate(1, 8, config);
-    const layout = layoutFor(samples, tokenizer, 8);
-    const data = encodeSamples(samples, tokenizer, layout, 8);
-    const model = new TinyVlm({
-      patchDim: layout.patchDim,
-      vocab: tokenizer.size,
-      dModel: 16,
-      layers: 2,
-      heads: 2,
-      mlpRatio: 2,
-      gridSide: 2,
-      maxText: 16,
-      positionStd: 0.1,
-    }, 7);
+    const fixture = tinyGridData(1, 8);
+    const { data } = fixture;
+    const model = tinyModel(fixture, 7);
     const batch = batchTensors(data, [0, 1, 2, 3, 4, 5]);
     const variables = model.variables();
     const { native, plain } = bothWays(() =>

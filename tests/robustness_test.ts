@@ -6,12 +6,9 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../pipeline/backend.ts";
-import { encodeSamples, layoutFor } from "../pipeline/batch.ts";
-import { TinyVlm } from "../pipeline/model/tiny_vlm.ts";
-import { Tokenizer } from "../pipeline/tokenizer.ts";
 import { train } from "../pipeline/train.ts";
-import { gridPatch } from "../tasks/grid_patch.ts";
 import { runScript } from "./cli.ts";
+import { tinyGridData, tinyModel } from "./fixtures.ts";
 
 const SPEC = `
 name: robust-tiny
@@ -101,22 +98,9 @@ Deno.test("two processes on one spec: each stage is computed once, both finish",
 
 Deno.test("NaN in the loss stops training with the step and the loss part", async () => {
   await initBackend("wasm");
-  const config = { imageSize: 16, patchSize: 8, params: { ...gridPatch.defaultParams, grid: 2 } };
-  const tokenizer = new Tokenizer(gridPatch.vocabulary);
-  const samples = gridPatch.generate(1, 8, config);
-  const layout = layoutFor(samples, tokenizer, 8);
-  const data = encodeSamples(samples, tokenizer, layout, 8);
-  const model = new TinyVlm({
-    patchDim: layout.patchDim,
-    vocab: tokenizer.size,
-    dModel: 8,
-    layers: 1,
-    heads: 2,
-    mlpRatio: 2,
-    gridSide: 2,
-    maxText: 16,
-    positionStd: 0.1,
-  }, 0);
+  const fixture = tinyGridData(1, 8);
+  const { data } = fixture;
+  const model = tinyModel(fixture, 0, { dModel: 8, layers: 1 });
   const head = model.params.get("head.w")!;
   tf.tidy(() => head.assign(tf.fill(head.shape, NaN)));
   const before = tf.memory().numTensors;

@@ -6,30 +6,16 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { gpuAdapter, initBackend } from "../pipeline/backend.ts";
-import { encodeSamples, layoutFor } from "../pipeline/batch.ts";
 import { evaluate } from "../pipeline/eval.ts";
 import { TinyVlm, type WeightMap } from "../pipeline/model/tiny_vlm.ts";
-import { Tokenizer } from "../pipeline/tokenizer.ts";
 import { batchTensors, disposeBatch, lossParts, train } from "../pipeline/train.ts";
 import { gridPatch } from "../tasks/grid_patch.ts";
+import { tinyGridData, tinyModelConfig } from "./fixtures.ts";
 
 const gpu = await gpuAdapter();
-const config = { imageSize: 16, patchSize: 8, params: { ...gridPatch.defaultParams, grid: 2 } };
-const tokenizer = new Tokenizer(gridPatch.vocabulary);
-const samples = gridPatch.generate(2, 16, config);
-const layout = layoutFor(samples, tokenizer, 8);
-const data = encodeSamples(samples, tokenizer, layout, 8);
-const modelConfig = {
-  patchDim: layout.patchDim,
-  vocab: tokenizer.size,
-  dModel: 16,
-  layers: 2,
-  heads: 2,
-  mlpRatio: 2,
-  gridSide: 2,
-  maxText: 16,
-  positionStd: 0.3,
-};
+const fixture = tinyGridData(2, 16);
+const { samples, tokenizer, data } = fixture;
+const modelConfig = tinyModelConfig(fixture, { positionStd: 0.3 });
 
 async function lossAndGrads(weights?: WeightMap) {
   const model = new TinyVlm(modelConfig, 4);
