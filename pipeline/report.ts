@@ -2585,7 +2585,8 @@ function ciJson(arm: ArmSummary | undefined) {
 
 /**
  * results.json: `{ experiment, createdAt, backend, headline, spec, rows, stages, table1,
- * table2, learning }`. `rows` are the raw numbers; the rest is what the tables show.
+ * table2, learning, validation }`. `rows` are the raw numbers; `validation` the learning
+ * curves (validation set, during fine-tuning); the rest is what the tables show.
  */
 export function resultsJson(input: ReportInput): string {
   const { spec, rows, stages, backend, createdAt } = input;
@@ -2622,6 +2623,8 @@ export function resultsJson(input: ReportInput): string {
         quoted: POSTER_TABLE2,
       },
       learning: learning ?? null,
+      // The validation curves themselves (accuracy and grounding every eval_every steps).
+      validation: input.learning ?? [],
     },
     null,
     2,

@@ -10,11 +10,21 @@ import { buildPlan, type ResolvedStage, resolvePlan } from "./plan.ts";
 import { CSS, escapeHtml, NOT_RUN, POSTER_TABLE1, writeReport } from "./report.ts";
 import type { Spec } from "./spec_types.ts";
 import { reportInput } from "./stages.ts";
+import {
+  collectPaper,
+  CPU_SOURCES,
+  MissingReport,
+  type PaperSources,
+  rebuildPaper,
+  recordJson,
+} from "./paper.ts";
 
 const USAGE = `usage: deno task report NAME
 
   Rebuild reports/NAME/ (index.html, results.json, table.md, figures/) from the cache, with no
   training, and refresh reports/index.html. NAME is an experiment's name (its spec's "name").
+  \`deno task report paper [--collect]\` rebuilds the committed paper record instead
+  (reports/paper/; see --help there).
 
 environment: KLAL_CACHE_DIR (default .cache/ in the repository),
              KLAL_REPORTS_DIR (default reports/ in the repository)`;
@@ -249,12 +259,77 @@ export async function writeReportsIndex(reportsDir: string): Promise<void> {
   await Deno.rename(temp, `${reportsDir}/index.html`);
 }
 
+const PAPER_USAGE = `usage: deno task report paper [--collect [--table1 NAME] [--lambda NAME]
+                                  [--layers NAME] [--gpu TEXT]]
+
+  Rebuild reports/paper/ (table.md, README.md from README.src.md, figures/*.svg) from its
+  committed results.json. With --collect, first gather results.json from the experiments'
+  reports (defaults: ${CPU_SOURCES.table1}, ${CPU_SOURCES.lambda}, ${CPU_SOURCES.layers}).`;
+
+/** \`deno task report paper ...\`: the committed paper record (see paper.ts). */
+async function paperMain(args: string[]): Promise<number> {
+  const sources: PaperSources = { ...CPU_SOURCES };
+  let collect = false;
+  let gpu: string | null = null;
+  for (let i = 0; i < args.length; i++) {
+    const flag = args[i];
+    const value = () => {
+      const v = args[++i];
+      if (v === undefined || v.startsWith("-")) throw new UsageError(`${flag} needs a value`);
+      return v;
+    };
+    if (flag === "--collect") collect = true;
+    else if (flag === "--table1") sources.table1 = value();
+    else if (flag === "--lambda") sources.lambda = value();
+    else if (flag === "--layers") sources.layers = value();
+    else if (flag === "--gpu") gpu = value();
+    else if (flag === "-h" || flag === "--help") {
+      console.log(PAPER_USAGE);
+      return 0;
+    } else throw new UsageError(`unexpected argument ${flag}`);
+  }
+  const reportsDir = Deno.env.get("KLAL_REPORTS_DIR") ?? `${ROOT}/reports`;
+  const dir = `${reportsDir}/paper`;
+  try {
+    if (collect) {
+      const record = await collectPaper({
+        reportsDir,
+        sources,
+        cache: new Cache(defaultCacheDir()),
+        gpu,
+      });
+      await Deno.mkdir(dir, { recursive: true });
+      const temp = `${dir}/results.json.tmp-${crypto.randomUUID().slice(0, 8)}`;
+      await Deno.writeTextFile(temp, recordJson(record));
+      await Deno.rename(temp, `${dir}/results.json`);
+      console.log(`collected: ${dir}/results.json`);
+    }
+    const written = await rebuildPaper(dir);
+    console.log(`paper record: ${dir}/ (${written.join(", ")})`);
+    return 0;
+  } catch (e) {
+    if (e instanceof MissingReport) {
+      console.error(`error: ${e.message}`);
+      return 1;
+    }
+    if (e instanceof Deno.errors.NotFound) {
+      console.error(`error: ${(e as Error).message}`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+/** A bad command line (exit 2). */
+class UsageError extends Error {}
+
 /** The command line; returns the exit status. */
 export async function main(args: string[]): Promise<number> {
   if (args.includes("-h") || args.includes("--help")) {
     console.log(USAGE);
     return 0;
   }
+  if (args[0] === "paper") return await paperMain(args.slice(1));
   const names = args.filter((a) => !a.startsWith("-"));
   const unknown = args.filter((a) => a.startsWith("-"));
   if (unknown.length > 0 || names.length !== 1) {
@@ -288,4 +363,12 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`error: ${e.message}\n\n${PAPER_USAGE}`);
+    Deno.exit(2);
+  }
+}

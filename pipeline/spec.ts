@@ -1098,6 +1098,15 @@ function validate(
       (v): v is string => isString(v) && NAME_PATTERN.test(v),
       "",
     );
+    if (name === "paper") {
+      problems.add(
+        nameEntry.node.loc,
+        "name",
+        'a name other than "paper" (reports/paper/ is the committed paper record)',
+        '"paper"',
+      );
+      name = undefined;
+    }
   }
   const description = root.value("description", "a string", isString, "");
   const seeds = validateSeeds(root);

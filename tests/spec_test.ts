@@ -140,6 +140,17 @@ arms:
   ]);
 });
 
+Deno.test("the name paper is reserved for the committed paper record", () => {
+  const lines = problemLines(`name: paper
+task: { name: grid-patch }
+arms: { klal: { lambda: 1 } }
+`);
+  assert.deepEqual(lines, [
+    `${FILE}:1:7 name: expected a name other than "paper" (reports/paper/ is the committed ` +
+    `paper record), found "paper"`,
+  ]);
+});
+
 Deno.test("a non-integer reports the number as found", () => {
   const lines = problemLines(MINIMAL + "train:\n  batch_size: 2.5\n");
   assert.deepEqual(lines, [

@@ -1,0 +1,380 @@
+/**
+ * The paper record (reports/paper/): collecting it from experiment reports, rendering the
+ * table and README from results.json, and the committed record's consistency.
+ */
+import assert from "node:assert/strict";
+import {
+  collectPaper,
+  fillTemplate,
+  layerSetName,
+  lookup,
+  majorityShare,
+  paperCharts,
+  type PaperRecord,
+  renderPaperTable,
+  strayNumbers,
+} from "../pipeline/paper.ts";
+import { runScript } from "./cli.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+function near(actual: number, expected: number, tolerance: number) {
+  assert.ok(
+    Math.abs(actual - expected) <= tolerance,
+    `${actual} is not within ${tolerance} of ${expected}`,
+  );
+}
+const PAPER = `${ROOT}reports/paper`;
+
+type Arms = Record<string, { finetune: boolean; lambda: number; layers: "all" | number[] }>;
+
+/** A minimal experiment results.json: accuracy and ratio per (task, arm, seed). */
+function results(
+  name: string,
+  arms: Arms,
+  values: [task: string, arm: string, seed: number, accuracy: number, ratio: number][],
+  extra: Record<string, unknown> = {},
+) {
+  const rows = values.flatMap(([task, arm, seed, accuracy, ratio]) => [
+    { task, arm, seed, metric: "accuracy", value: accuracy },
+    { task, arm, seed, metric: "target_attention_ratio", value: ratio },
+  ]);
+  return {
+    experiment: name,
+    createdAt: "2026-11-25T00:00:00.000Z",
+    backend: "wasm",
+    spec: {
+      name,
+      seeds: [0, 1, 2],
+      task: {
+        name: values[0][0],
+        image_size: 32,
+        train: 100,
+        test: 50,
+        test_seed: 1000,
+        params: {},
+      },
+      model: { patch_size: 8, d_model: 64, layers: 2, heads: 4 },
+      base: { steps: 10 },
+      train: { steps: 20, batch_size: 4, lr: 0.001 },
+      arms,
+      ...extra,
+    },
+    rows,
+    stages: [
+      { stage: "finetune:ntp:s0", key: `${name}-a`, status: "ran", seconds: 2 },
+      { stage: "finetune:klal:s0", key: "shared", status: "cached", seconds: 3 },
+    ],
+  };
+}
+
+const T1_ARMS: Arms = {
+  base: { finetune: false, lambda: 0, layers: "all" },
+  ntp: { finetune: true, lambda: 0, layers: "all" },
+  klal: { finetune: true, lambda: 1, layers: "all" },
+};
+
+async function writeResults(dir: string, name: string, value: unknown) {
+  await Deno.mkdir(`${dir}/${name}`, { recursive: true });
+  await Deno.writeTextFile(`${dir}/${name}/results.json`, JSON.stringify(value));
+}
+
+async function fixtureReports(dir: string) {
+  await writeResults(
+    dir,
+    "t1",
+    results("t1", T1_ARMS, [
+      ["grid-patch", "base", 0, 0, 1],
+      ["grid-patch", "ntp", 0, 10, 1],
+      ["grid-patch", "ntp", 1, 20, 1],
+      ["grid-patch", "ntp", 2, 30, 1],
+      ["grid-patch", "klal", 0, 40, 5],
+      ["grid-patch", "klal", 1, 60, 7],
+      ["grid-patch", "klal", 2, 50, 6],
+      ["line-tracing", "ntp", 0, 50, 1],
+      ["line-tracing", "klal", 0, 50, 2],
+    ]),
+  );
+  await writeResults(
+    dir,
+    "lam",
+    results("lam", {
+      a: { finetune: true, lambda: 0, layers: "all" },
+      b: { finetune: true, lambda: 0.5, layers: "all" },
+      c: { finetune: true, lambda: 2, layers: "all" },
+    }, [
+      ["grid-patch", "a", 0, 10, 1],
+      ["grid-patch", "b", 0, 30, 3],
+      ["grid-patch", "c", 0, 70, 9],
+    ]),
+  );
+  await writeResults(
+    dir,
+    "lay",
+    results("lay", {
+      ntp: { finetune: true, lambda: 0, layers: "all" },
+      k0: { finetune: true, lambda: 1, layers: [0] },
+      k1: { finetune: true, lambda: 1, layers: [1] },
+      kall: { finetune: true, lambda: 1, layers: "all" },
+    }, [
+      ["grid-patch", "ntp", 0, 5, 1],
+      ["grid-patch", "k1", 0, 25, 2],
+      ["grid-patch", "k0", 0, 15, 3],
+      ["grid-patch", "kall", 0, 45, 4],
+    ]),
+  );
+  const long = results("long--line-tracing", T1_ARMS, [
+    ["line-tracing", "ntp", 0, 52, 1],
+    ["line-tracing", "klal", 0, 58, 2],
+  ]);
+  Object.assign(long, {
+    validation: [
+      {
+        arm: "klal",
+        seed: 0,
+        step: 100,
+        accuracy: 50,
+        targetAttention: 0.1,
+        targetAttentionRatio: 1.5,
+      },
+      {
+        arm: "klal",
+        seed: 0,
+        step: 200,
+        accuracy: 58,
+        targetAttention: 0.2,
+        targetAttentionRatio: 2.5,
+      },
+    ],
+  });
+  await writeResults(dir, "long--line-tracing", long);
+  for (const sigma of [0.35, 1.5]) {
+    const r = results(`sig--s${sigma}`, { klal: T1_ARMS.klal }, [
+      ["line-tracing", "klal", 0, sigma * 10, sigma],
+    ]);
+    (r.spec.task.params as Record<string, number>).sigma = sigma;
+    await writeResults(dir, `sig--s${sigma}`, r);
+  }
+}
+
+Deno.test("collectPaper: Table 1 statistics, λ points, layer sets and investigations from reports", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fixtureReports(dir);
+    const record = await collectPaper({
+      reportsDir: dir,
+      sources: { table1: "t1", lambda: "lam", layers: "lay", long: "long", sigma: "sig" },
+    });
+    // Poster order: Line Tracing before Grid Patch.
+    assert.deepEqual(record.tasks, ["line-tracing", "grid-patch"]);
+    const grid = record.table1["grid-patch"];
+    assert.deepEqual(grid.ntp!.accuracy.mean, 20);
+    assert.deepEqual(grid.klal!.accuracy.values, [40, 60, 50]);
+    // 95% t-interval of 40, 60, 50: sd 10, t(2) = 4.303 -> 4.303 * 10 / sqrt(3).
+    near(grid.klal!.accuracy.halfWidth!, 4.303 * 10 / Math.sqrt(3), 1e-9);
+    assert.deepEqual(grid.klal!.ratio.mean, 6);
+    // Paired differences 30, 40, 20: mean 30, sd 10, t = 30 / (10 / sqrt 3) = 5.196, dof 2.
+    assert.deepEqual(grid.gain!.meanDiff, 30);
+    near(grid.gain!.p!, 0.0351, 5e-4);
+    assert.deepEqual(grid.base!.accuracy.n, 1);
+    assert.deepEqual(grid.poster, { base: 6.1, ntp: 28.6, klal: 44.9 });
+    assert.deepEqual(record.table1["line-tracing"].gain!.p, null); // one seed: no test
+    assert.deepEqual(record.lambda["grid-patch"].values, [0, 0.5, 2]);
+    assert.deepEqual(record.lambda["grid-patch"].points["2"].accuracy.mean, 70);
+    assert.deepEqual(record.layers!.order, ["first-half", "second-half", "all"]);
+    assert.deepEqual(record.layers!.points["first-half"].accuracy.mean, 15);
+    assert.deepEqual(record.layers!.ntp!.accuracy.mean, 5);
+    const long = record.investigation.long!;
+    assert.deepEqual(long.tasks["line-tracing"].klal!.curve, [
+      { step: 100, accuracy: 50, ratio: 1.5 },
+      { step: 200, accuracy: 58, ratio: 2.5 },
+    ]);
+    assert.deepEqual(record.investigation.sigma!.tasks["line-tracing"].values, [0.35, 1.5]);
+    // Stage seconds once per cache key: t1-a 2, shared 3, lam-a 2, lay-a 2, long 2, sig x2 2.
+    assert.deepEqual(record.computeSeconds, 2 + 3 + 2 + 2 + 2 + 2 + 2);
+    assert.deepEqual(record.setup.visualTokens, 16);
+    // Every chart compiles to a spec object and the table names each task.
+    const table = renderPaperTable(record);
+    assert.ok(
+      table.includes(
+        "| Grid Patch | 0.0 (n=1) | 20.0 ± 24.8 (n=3) | 50.0 ± 24.8 (n=3) | +30.0 (p=0.035) |",
+      ),
+      table,
+    );
+    assert.deepEqual(Object.keys(paperCharts(record)).sort(), [
+      "attention",
+      "lambda",
+      "layers",
+      "long_training",
+      "table1",
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("collectPaper: a missing experiment report names the file and the command", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    let message = "";
+    await collectPaper({ reportsDir: dir, sources: { table1: "nope" } }).catch((e) => {
+      message = e.message;
+    });
+    assert.ok(message.includes(`${dir}/nope/results.json not found`), message);
+    assert.ok(message.includes("deno task experiment"), message);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("paper template: placeholders, formats, and numbers outside placeholders", () => {
+  const record = {
+    table1: { "grid-patch": { gain: { meanDiff: -1.26, p: 0.0004 } } },
+    a: { mean: 12.345, halfWidth: 1.05, n: 3 },
+  } as unknown as PaperRecord;
+  assert.deepEqual(
+    fillTemplate(
+      "gain {{table1/grid-patch/gain/meanDiff:signed}} ({{table1/grid-patch/gain/p:p}}), " +
+        "{{a:ci}}, {{a/mean:2}}",
+      record,
+    ),
+    "gain −1.3 (p<0.001), 12.3 ± 1.1 (n=3), 12.35",
+  );
+  assert.throws(
+    () => fillTemplate("x {{table1/line-tracing/gain:1}}", record),
+    /no "table1\/line-tracing"/,
+  );
+  assert.throws(() => lookup(record, "a/missing"), /no "a\/missing"/);
+  assert.deepEqual(
+    strayNumbers("In Table 1, Qwen 2.5-VL gets {{a/mean:1}}; run `deno task x 3`."),
+    [],
+  );
+  assert.deepEqual(strayNumbers("KLAL wins by 42 points at {{a/mean:1}}"), ["42"]);
+  assert.deepEqual(majorityShare('{"answer":"1"}\n{"answer":"2"}\n{"answer":"1"}\n'), 200 / 3);
+  assert.deepEqual(layerSetName([0, 1], 4), "first-half");
+  assert.deepEqual(layerSetName([2, 3], 4), "second-half");
+  assert.deepEqual(layerSetName([0, 1, 2, 3], 4), "all");
+  assert.deepEqual(layerSetName([1], 4), "layers-1");
+});
+
+/** Every number written in `text`, with its number of decimals. */
+function numbersIn(text: string): { text: string; value: number; decimals: number }[] {
+  return [...text.matchAll(/(?<![\w.])[−-]?\d+(?:\.\d+)?/g)].map((m) => {
+    const t = m[0].replace("−", "-");
+    return { text: m[0], value: Number(t), decimals: (t.split(".")[1] ?? "").length };
+  });
+}
+
+/** Every number in a JSON value. */
+function numbersOf(value: unknown, out: number[] = []): number[] {
+  if (typeof value === "number") out.push(value);
+  else if (Array.isArray(value)) value.forEach((v) => numbersOf(v, out));
+  else if (value && typeof value === "object") {
+    Object.values(value).forEach((v) => numbersOf(v, out));
+  }
+  return out;
+}
+
+/** Names and labels whose digits are not results ("Table 1", "Qwen 2.5-VL", file names...). */
+function withoutNames(text: string): string {
+  return text
+    .replace(/`[^`]*`/g, " ")
+    .replace(/\]\([^)]*\)/g, "] ")
+    .replace(
+      /Table [12]\b|Qwen 2\.5-VL|WACV 2026|Molmo-7B-D|GLaMM-FS-7B|GPT-4o|Gemini-2\.0|\bH100\b|fp32|TF32|#\d+/g,
+      " ",
+    )
+    .replace(/\b[\w-]+\.(?:yaml|json|md|svg|ts)\b/g, " ")
+    .replace(/\bn=\d+/g, " ") // seed counts are checked through the intervals they belong to
+    .replace(/\bp[=<]0?\.\d+/g, " "); // p-values: checked below with their own rounding
+}
+
+const committed = await Deno.stat(`${PAPER}/results.json`).then(() => true, () => false);
+
+Deno.test({
+  name: "committed paper record: README and table numbers come from results.json",
+  ignore: !committed,
+  fn: async () => {
+    const record = JSON.parse(await Deno.readTextFile(`${PAPER}/results.json`)) as PaperRecord;
+    const source = await Deno.readTextFile(`${PAPER}/README.src.md`);
+    assert.deepEqual(strayNumbers(source), [], "README.src.md has numbers of its own");
+    const readme = await Deno.readTextFile(`${PAPER}/README.md`);
+    assert.deepEqual(
+      readme,
+      fillTemplate(source, record),
+      "README.md is stale: deno task report paper",
+    );
+    const table = await Deno.readTextFile(`${PAPER}/table.md`);
+    assert.deepEqual(table, renderPaperTable(record), "table.md is stale: deno task report paper");
+    // Independently of the template: each number in the prose and tables rounds from a number
+    // in results.json (or a multiple of ten that counts samples, seeds or steps).
+    const known = numbersOf(record);
+    for (const [file, text] of [["README.md", readme], ["table.md", table]]) {
+      for (const n of numbersIn(withoutNames(text))) {
+        const tolerance = 0.5 * 10 ** -n.decimals + 1e-9;
+        const found = known.some((v) => Math.abs(Math.abs(v) - Math.abs(n.value)) <= tolerance);
+        assert.ok(found, `${file}: ${n.text} is not a number of results.json`);
+      }
+      for (const m of text.matchAll(/\bp=(0\.\d+)/g)) {
+        assert.ok(
+          known.some((v) => v.toFixed(3) === m[1]),
+          `${file}: p=${m[1]} is not a p-value of results.json`,
+        );
+      }
+    }
+    for (const name of Object.keys(paperCharts(record))) {
+      const svg = await Deno.readTextFile(`${PAPER}/figures/${name}.svg`);
+      assert.ok(svg.startsWith("<svg"), `figures/${name}.svg is not an SVG`);
+    }
+  },
+});
+
+Deno.test({
+  name: "deno task report paper rebuilds the same table, README and figures from results.json",
+  ignore: !committed,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.mkdir(`${dir}/paper`);
+      for (const f of ["results.json", "README.src.md"]) {
+        await Deno.copyFile(`${PAPER}/${f}`, `${dir}/paper/${f}`);
+      }
+      const r = await runScript("pipeline/report_main.ts", ["paper"], { KLAL_REPORTS_DIR: dir });
+      assert.deepEqual(r.code, 0, r.stderr);
+      for (const f of ["table.md", "README.md"]) {
+        assert.deepEqual(
+          await Deno.readTextFile(`${dir}/paper/${f}`),
+          await Deno.readTextFile(`${PAPER}/${f}`),
+          `${f} differs`,
+        );
+      }
+      const record = JSON.parse(await Deno.readTextFile(`${PAPER}/results.json`)) as PaperRecord;
+      for (const name of Object.keys(paperCharts(record))) {
+        assert.deepEqual(
+          await Deno.readTextFile(`${dir}/paper/figures/${name}.svg`),
+          await Deno.readTextFile(`${PAPER}/figures/${name}.svg`),
+          `figures/${name}.svg differs`,
+        );
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("deno task report paper: bad flags exit 2 with the usage; a missing record exits 1", async () => {
+  const bad = await runScript("pipeline/report_main.ts", ["paper", "--colect"]);
+  assert.deepEqual(bad.code, 2);
+  assert.ok(bad.stderr.includes("unexpected argument --colect"), bad.stderr);
+  assert.ok(bad.stderr.includes("usage: deno task report paper"), bad.stderr);
+  const dir = await Deno.makeTempDir();
+  try {
+    const missing = await runScript("pipeline/report_main.ts", ["paper"], {
+      KLAL_REPORTS_DIR: dir,
+    });
+    assert.deepEqual(missing.code, 1, missing.stderr);
+    assert.ok(missing.stderr.includes("results.json"), missing.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
