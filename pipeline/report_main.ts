@@ -260,11 +260,13 @@ export async function writeReportsIndex(reportsDir: string): Promise<void> {
 }
 
 const PAPER_USAGE = `usage: deno task report paper [--collect [--table1 NAME] [--lambda NAME]
-                                  [--layers NAME] [--gpu TEXT]]
+                                  [--layers NAME] [--long NAME] [--sigma NAME] [--gpu TEXT]]
 
   Rebuild reports/paper/ (table.md, README.md from README.src.md, figures/*.svg) from its
   committed results.json. With --collect, first gather results.json from the experiments'
-  reports (defaults: ${CPU_SOURCES.table1}, ${CPU_SOURCES.lambda}, ${CPU_SOURCES.layers}).`;
+  reports: Table 1, the lambda sweep, the layer ablation and the two investigations
+  (defaults: ${Object.values(CPU_SOURCES).join(", ")}; "none" leaves a part out).
+  --gpu names the GPU the runs used (the record says "no GPU" otherwise).`;
 
 /** \`deno task report paper ...\`: the committed paper record (see paper.ts). */
 async function paperMain(args: string[]): Promise<number> {
@@ -280,8 +282,10 @@ async function paperMain(args: string[]): Promise<number> {
     };
     if (flag === "--collect") collect = true;
     else if (flag === "--table1") sources.table1 = value();
-    else if (flag === "--lambda") sources.lambda = value();
-    else if (flag === "--layers") sources.layers = value();
+    else if (flag === "--lambda") sources.lambda = optional(value());
+    else if (flag === "--layers") sources.layers = optional(value());
+    else if (flag === "--long") sources.long = optional(value());
+    else if (flag === "--sigma") sources.sigma = optional(value());
     else if (flag === "--gpu") gpu = value();
     else if (flag === "-h" || flag === "--help") {
       console.log(PAPER_USAGE);
@@ -318,6 +322,11 @@ async function paperMain(args: string[]): Promise<number> {
     }
     throw e;
   }
+}
+
+/** A source name, or undefined for "none" (leave that part out of the record). */
+function optional(name: string): string | undefined {
+  return name === "none" ? undefined : name;
 }
 
 /** A bad command line (exit 2). */
