@@ -127,7 +127,7 @@ export interface ThroughputResult {
   flopsPerSample: number;
 }
 
-async function measureTraining(
+export async function measureTraining(
   name: string,
   m: BenchModel,
   steps: number,

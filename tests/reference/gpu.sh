@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Our training speed and correctness on a GPU machine, beside the PyTorch reference
+# (tests/reference/reference.py), in one run. Two steps, both from the repository root:
+#
+#   tests/reference/gpu.sh pack   on a CPU machine with network (Deno 2.9.6 via npx, the npm
+#                                 packages of deno.json, apt-get): builds .scratch/gpu/
+#                                 (git-ignored, < 64 MiB): deno.xz (the Deno binary),
+#                                 js/*.js (deno bundles: pipeline/bench.ts, gpu_tools.ts,
+#                                 reference_test.ts), the tfjs wasm files, and
+#                                 vulkan/libvulkan.so.1 (Debian's libvulkan1).
+#   tests/reference/gpu.sh run    on the GPU machine (no network needed); results go to $OUT
+#                                 (default .scratch/gpu/out).
+#
+# With the project's `run` tool (the lent H100):
+#
+#   run(carry=[".scratch/gpu"], command="bash tests/reference/gpu.sh run", timeout_s=600)
+#
+# `run` writes, under $OUT: gpu.txt (nvidia-smi -L), env.txt (Vulkan set-up or why not),
+# torch_<device>_b<B>.json (reference.py bench, TF32 off), reference_test.txt (our losses and
+# gradients vs PyTorch's, on wasm, cpu and webgpu; PyTorch on cuda), webgpu_b<B>.json (our
+# paper-model training on WebGPU), bench.json (deno task bench --quick --json: wasm/cpu) and
+# run.log. Without a GPU it falls back: PyTorch on cpu with few steps, no WebGPU rows.
+#
+# Knobs (environment): KLAL_PYTHON (python with torch; default /opt/torch/.venv/bin/python3,
+# else python3), TORCH_BATCHES ("64 256 1024"), TORCH_STEPS (50), WEBGPU_BATCHES
+# ("64 256 1024"), WEBGPU_STEPS (5), WEBGPU_TIMEOUT (seconds per batch size, 120),
+# BENCH_ARGS ("--quick").
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+GPU_DIR=.scratch/gpu
+DENO_VERSION=2.9.6
+LIMIT_BYTES=$((64 * 1024 * 1024))
+
+log() { echo "[gpu.sh] $*" >&2; }
+
+pack() {
+  set -e
+  local deno_bin
+  deno_bin=$(npx --yes "deno@${DENO_VERSION}" eval 'console.log(Deno.execPath())')
+  rm -rf "${GPU_DIR:?}/js" "$GPU_DIR/node_modules" "$GPU_DIR/vulkan"
+  mkdir -p "$GPU_DIR/js" "$GPU_DIR/vulkan"
+
+  if [ ! -f "$GPU_DIR/deno.xz" ] || [ "$deno_bin" -nt "$GPU_DIR/deno.xz" ]; then
+    log "compressing $deno_bin (xz -6, a minute or two)"
+    xz -T0 -6 -c "$deno_bin" >"$GPU_DIR/deno.xz.tmp"
+    mv "$GPU_DIR/deno.xz.tmp" "$GPU_DIR/deno.xz"
+  fi
+
+  # The bundles cannot carry @napi-rs/canvas (a native addon); nothing they run draws with it.
+  python3 - "$GPU_DIR/import_map.json" <<'PY'
+import json, sys
+imports = dict(json.load(open("deno.json"))["imports"])
+imports["@napi-rs/canvas"] = "../../tests/reference/canvas_stub.ts"
+json.dump({"imports": imports}, open(sys.argv[1], "w"), indent=1)
+PY
+  for entry in pipeline/bench.ts tests/reference/gpu_tools.ts tests/reference_test.ts; do
+    npx --yes "deno@${DENO_VERSION}" bundle --quiet --platform deno \
+      --import-map "$GPU_DIR/import_map.json" \
+      -o "$GPU_DIR/js/$(basename "$entry" .ts).js" "$entry"
+    # tfjs-backend-wasm's Emscripten loader reads the CommonJS global __dirname, which npm
+    # modules have under Deno but an ES-module bundle does not.
+    sed -i '1i globalThis.__dirname ??= new URL(".", import.meta.url).pathname;' \
+      "$GPU_DIR/js/$(basename "$entry" .ts).js"
+  done
+  # backend.ts loads the wasm kernels from ../node_modules/... relative to the (bundled) module.
+  local wasm_dir="$GPU_DIR/node_modules/@tensorflow/tfjs-backend-wasm/dist"
+  mkdir -p "$wasm_dir"
+  cp node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm "$wasm_dir/"
+
+  # The Vulkan loader (DESIGN.md, "GPU: WebGPU on the lent NVIDIA H100").
+  local tmp
+  tmp=$(mktemp -d)
+  if (cd "$tmp" && apt-get download libvulkan1 >/dev/null 2>&1); then
+    dpkg-deb -x "$tmp"/libvulkan1_*.deb "$tmp/x"
+    cp -L "$(find "$tmp/x" -name 'libvulkan.so.1' | head -1)" "$GPU_DIR/vulkan/libvulkan.so.1"
+  elif [ -e /usr/lib/x86_64-linux-gnu/libvulkan.so.1 ]; then
+    cp -L /usr/lib/x86_64-linux-gnu/libvulkan.so.1 "$GPU_DIR/vulkan/"
+  else
+    log "warning: could not get libvulkan1 (apt-get download failed): no WebGPU on the GPU"
+  fi
+  rm -rf "$tmp"
+
+  rm -rf "$GPU_DIR/out"
+  (cd "$GPU_DIR" && find . -type f -printf '%s\t%p\n' | sort -k2 |
+    awk -F'\t' '{ printf "%10.1f MiB  %s\n", $1 / 1048576, $2 }')
+  local total
+  total=$(find "$GPU_DIR" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+  log "total $(awk -v t="$total" 'BEGIN { printf "%.1f", t / 1048576 }') MiB (carry limit 64 MiB)"
+  if [ "$total" -gt "$LIMIT_BYTES" ]; then
+    log "error: $GPU_DIR is over the 64 MiB carry limit"
+    return 1
+  fi
+}
+
+find_python() {
+  local p
+  for p in "${KLAL_PYTHON:-}" /opt/torch/.venv/bin/python3 python3 /usr/bin/python3; do
+    [ -n "$p" ] && "$p" -c 'import torch' >/dev/null 2>&1 && { echo "$p"; return 0; }
+  done
+  return 1
+}
+
+run() {
+  local out="${OUT:-$GPU_DIR/out}"
+  mkdir -p "$out"
+  out=$(cd "$out" && pwd)
+  exec > >(tee -a "$out/run.log") 2>&1
+  local work deno python
+  work=$(mktemp -d)
+
+  # Deno: the packed binary, else whatever npx gives (a CPU machine with network).
+  if [ -f "$GPU_DIR/deno.xz" ]; then
+    if command -v xz >/dev/null 2>&1; then
+      xz -dc "$GPU_DIR/deno.xz" >"$work/deno"
+    else
+      python3 -c 'import lzma, sys; sys.stdout.buffer.write(lzma.open(sys.argv[1]).read())' \
+        "$GPU_DIR/deno.xz" >"$work/deno"
+    fi
+    chmod +x "$work/deno"
+    deno="$work/deno"
+  else
+    log "no $GPU_DIR/deno.xz (run 'gpu.sh pack' first); using npx deno@$DENO_VERSION"
+    deno=$(npx --yes "deno@${DENO_VERSION}" eval 'console.log(Deno.execPath())')
+  fi
+  if [ ! -f "$GPU_DIR/js/bench.js" ]; then
+    log "error: no bundles in $GPU_DIR/js: run 'gpu.sh pack' first"
+    return 2
+  fi
+  export DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 DENO_DIR="$work/deno_dir"
+  log "deno: $("$deno" --version | head -1)"
+
+  local cuda=0
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >"$out/gpu.txt" 2>&1; then
+    cuda=1
+    log "gpu: $(head -1 "$out/gpu.txt")"
+  else
+    echo "no GPU (nvidia-smi missing or failing)" >"$out/gpu.txt"
+    log "no GPU: falling back to CPU figures"
+  fi
+
+  # Vulkan for Deno's WebGPU: pipeline/gpu_env.ts's set-up, exported into this shell.
+  if KLAL_VULKAN_DIR="$PWD/$GPU_DIR/vulkan" "$deno" run -A "$GPU_DIR/js/gpu_tools.js" env \
+    "$work/vulkan" >"$work/env.sh" 2>"$out/env.txt"; then
+    # shellcheck disable=SC1091
+    source "$work/env.sh"
+    cat "$work/env.sh" >>"$out/env.txt"
+    log "vulkan: $(tr '\n' ' ' <"$work/env.sh")"
+  else
+    log "vulkan: not set up: $(cat "$out/env.txt")"
+  fi
+
+  # 1. PyTorch reference throughput (TF32 off).
+  if python=$(find_python); then
+    log "python: $python ($("$python" -c 'import torch; print(torch.__version__)'))"
+    local device=cpu batches="8" steps=3 warmup=1
+    if [ "$cuda" = 1 ] &&
+      "$python" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then
+      device=cuda batches="${TORCH_BATCHES:-64 256 1024}" steps="${TORCH_STEPS:-50}" warmup=5
+    fi
+    for b in $batches; do
+      "$python" tests/reference/reference.py bench --device "$device" --batch "$b" \
+        --steps "$steps" --warmup "$warmup" --json >"$out/torch_${device}_b$b.json"
+    done
+  else
+    log "no python with torch: skipping the PyTorch figures (apt-get install python3-torch)"
+    python=""
+  fi
+
+  # 2. Our losses and gradients vs PyTorch's (tiny model; webgpu too on a real GPU).
+  if [ -n "$python" ]; then
+    local ref_device=cpu
+    [ "$cuda" = 1 ] && ref_device=cuda
+    KLAL_PYTHON="$python" KLAL_REFERENCE_DEVICE="$ref_device" \
+      KLAL_REFERENCE_SCRIPT="$PWD/tests/reference/reference.py" \
+      "$deno" test -A --no-config "$GPU_DIR/js/reference_test.js" >"$out/reference_test.txt" 2>&1
+    log "reference test (PyTorch on $ref_device):" \
+      "$(grep -E 'passed|failed' "$out/reference_test.txt" | tail -1)"
+  fi
+
+  # 3. Our paper-model training on WebGPU, when there is a real GPU adapter.
+  if [ -n "${VK_ICD_FILENAMES:-}" ]; then
+    for b in ${WEBGPU_BATCHES:-64 256 1024}; do
+      timeout "${WEBGPU_TIMEOUT:-120}" "$deno" run -A "$GPU_DIR/js/gpu_tools.js" webgpu "$b" \
+        "${WEBGPU_STEPS:-5}" >"$out/webgpu_b$b.json"
+      local rc=$?
+      if [ "$rc" = 0 ]; then
+        log "webgpu b$b: $(cat "$out/webgpu_b$b.json")"
+      else
+        log "webgpu b$b: failed or timed out (exit $rc)"
+        echo "{\"batch\": $b, \"error\": \"exit $rc (124: over ${WEBGPU_TIMEOUT:-120} s)\"}" \
+          >"$out/webgpu_b$b.json"
+      fi
+    done
+  fi
+
+  # 4. The CPU backends of `deno task bench` on this machine.
+  # shellcheck disable=SC2086
+  "$deno" run -A "$GPU_DIR/js/bench.js" ${BENCH_ARGS:---quick} --json >"$out/bench.json" &&
+    "$deno" eval '
+      const r = JSON.parse(Deno.readTextFileSync(Deno.args[0]));
+      for (const t of r.training) {
+        console.error(`[gpu.sh] bench ${t.backend} ${t.model} b${t.batch}: ` +
+          `${t.samplesPerSecond.toFixed(0)} samples/s, ${t.gflopsPerSecond.toFixed(1)} GFLOP/s`);
+      }' "$out/bench.json"
+  rm -rf "$work"
+  log "results in $out: $(cd "$out" && ls | tr '\n' ' ')"
+}
+
+case "${1:-}" in
+pack) pack ;;
+run) run ;;
+*)
+  echo "usage: tests/reference/gpu.sh pack|run (see the top of this file)" >&2
+  exit 2
+  ;;
+esac
