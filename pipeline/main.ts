@@ -132,8 +132,11 @@ async function writeSweepReport(
     }
     combined.spec.arms = { ...combined.spec.arms, ...arms };
     combined.rows.push(...input.rows.map(rename));
-    combined.curves.push(...input.curves.map(rename));
     combined.stages.push(...input.stages.map((s) => ({ ...s, stage: `${label} ${s.stage}` })));
+    // Loss and learning curves, attention figures, heads and breakdowns carry no task: across
+    // tasks under the same arm names they would mix, so those stay in the per-task reports.
+    if (byTask) continue;
+    combined.curves.push(...input.curves.map(rename));
     combined.learning!.push(...(input.learning ?? []).map(rename));
     combined.figures!.push(...(input.figures ?? []).map(rename));
     combined.heads!.push(...(input.heads ?? []).map(rename));

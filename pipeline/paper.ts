@@ -10,7 +10,8 @@
  *
  * `README.src.md` is the write-up's source: prose plus `{{path:format}}` placeholders, where
  * `path` walks results.json with `/` (e.g. `table1/grid-patch/klal/mean`) and `format` is the
- * number of decimals, `p` (a p-value), `ci` (mean ± half-width (n=...)) or `s` (as is). The
+ * number of decimals, `p` (a p-value), `ci` (mean ± half-width (n=...)), `signed` (+1.2),
+ * `list` (an array, comma-separated) or `s` (as is). The
  * source may hold no number of its own outside placeholders (checked), so the README cannot
  * drift from the record.
  */
@@ -533,6 +534,7 @@ export function layerSetName(layers: readonly number[], depth: number): string {
 /** A value formatted as the README and tables show it. */
 export function formatValue(value: unknown, format: string): string {
   if (format === "s") return String(value);
+  if (format === "list") return Array.isArray(value) ? value.join(", ") : String(value);
   if (format === "p") return typeof value === "number" ? formatP(value) : "p undefined";
   if (format === "ci") {
     const s = value as SeedStats | null;
@@ -551,7 +553,7 @@ export function formatValue(value: unknown, format: string): string {
     }
     return value.toFixed(Number(format));
   }
-  throw new Error(`unknown format "${format}" (expected 0-9, p, ci, signed or s)`);
+  throw new Error(`unknown format "${format}" (expected 0-9, p, ci, signed, list or s)`);
 }
 
 /** Walk `record` along a `/`-separated path; throws naming the first missing segment. */

@@ -107,3 +107,35 @@ Deno.test("e2e: a bad spec exits 2 with file:line:col and writes nothing", async
   }
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("e2e: a task sweep writes per-task reports and a combined one that keeps tasks apart", async () => {
+  const { dir, env } = await setup();
+  const spec = `${dir}/sweep.yaml`;
+  await Deno.writeTextFile(
+    spec,
+    TINY_SPEC.replace("name: e2e-tiny", "name: e2e-sweep") + `sweep:
+  task:
+    - { name: grid-patch, image_size: 16, train: 64, test: 16, params: { grid: 2, blobs: 1 } }
+    - { name: line-intersection, image_size: 16, train: 64, test: 16, params: { max_count: 1 } }
+`,
+  );
+  const r = await experiment([spec, "--jobs", "2", "train.eval_every=2"], env);
+  assert.equal(r.code, 0, r.stderr);
+  const read = async (name: string) =>
+    JSON.parse(await Deno.readTextFile(`${dir}/reports/${name}/results.json`));
+  const combined = await read("e2e-sweep");
+  const tasks = new Set(combined.rows.map((row: { task: string }) => row.task));
+  assert.deepEqual([...tasks].sort(), ["grid-patch", "line-intersection"]);
+  // Validation curves carry no task, so they stay in the per-task reports only.
+  assert.deepEqual(combined.validation, []);
+  assert.equal(combined.learning, null);
+  for (const name of ["e2e-sweep--grid-patch", "e2e-sweep--line-intersection"]) {
+    const one = await read(name);
+    assert.ok(one.validation.length > 0, `${name} has no validation curve`);
+    assert.deepEqual(
+      [...new Set(one.validation.map((p: { step: number }) => p.step))].sort(),
+      [2, 4],
+    );
+  }
+  await Deno.remove(dir, { recursive: true });
+});
