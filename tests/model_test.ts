@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../pipeline/backend.ts";
 import { queryStart } from "../pipeline/batch.ts";
-import { batchMatmul, matmul } from "../pipeline/model/ops.ts";
+import { disableNativeMatmul, enableNativeMatmul } from "../pipeline/model/native_matmul.ts";
+import { batchMatmul, gelu, layerNorm, matmul } from "../pipeline/model/ops.ts";
 import type { TinyVlm } from "../pipeline/model/tiny_vlm.ts";
 import { AdamW, batchTensors, disposeBatch, train } from "../pipeline/train.ts";
 import { tinyGridData, tinyModel as makeTinyModel } from "./fixtures.ts";
@@ -43,26 +44,74 @@ Deno.test("forward: shapes, attention rows sum to 1, causal and padding masks ho
   model.dispose();
 });
 
+/** Run `check` on the native wasm kernels (when OpenBLAS is present), then on stock wasm. */
+function onBothWasmPaths(check: () => void): void {
+  try {
+    enableNativeMatmul();
+    check();
+    disableNativeMatmul();
+    check();
+  } finally {
+    enableNativeMatmul();
+  }
+}
+
 Deno.test("fast matmuls: same values and gradients as tf.matMul (1e-4)", () => {
-  tf.tidy(() => {
-    const a = tf.randomNormal([5, 7], 0, 1, "float32", 1) as tf.Tensor2D;
-    const b = tf.randomNormal([7, 3], 0, 1, "float32", 2) as tf.Tensor2D;
-    const f = (x: tf.Tensor2D, y: tf.Tensor2D) => tf.sum(tf.square(matmul(x, y)));
-    const g = (x: tf.Tensor2D, y: tf.Tensor2D) => tf.sum(tf.square(tf.matMul(x, y)));
-    const [fa, fb] = tf.grads((x, y) => f(x as tf.Tensor2D, y as tf.Tensor2D))([a, b]);
-    const [ga, gb] = tf.grads((x, y) => g(x as tf.Tensor2D, y as tf.Tensor2D))([a, b]);
-    assert.ok(tf.max(tf.abs(tf.sub(fa, ga))).dataSync()[0] < 1e-4);
-    assert.ok(tf.max(tf.abs(tf.sub(fb, gb))).dataSync()[0] < 1e-4);
-    const x3 = tf.randomNormal([2, 4, 5], 0, 1, "float32", 3) as tf.Tensor3D;
-    const y3 = tf.randomNormal([2, 5, 6], 0, 1, "float32", 4) as tf.Tensor3D;
-    const h = (x: tf.Tensor, y: tf.Tensor) =>
-      tf.sum(tf.square(batchMatmul(x as tf.Tensor3D, y as tf.Tensor3D)));
-    const k = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(tf.matMul(x, y)));
-    const [hx, hy] = tf.grads(h)([x3, y3]);
-    const [kx, ky] = tf.grads(k)([x3, y3]);
-    assert.ok(tf.max(tf.abs(tf.sub(hx, kx))).dataSync()[0] < 1e-4);
-    assert.ok(tf.max(tf.abs(tf.sub(hy, ky))).dataSync()[0] < 1e-4);
-  });
+  onBothWasmPaths(() =>
+    tf.tidy(() => {
+      const a = tf.randomNormal([5, 7], 0, 1, "float32", 1) as tf.Tensor2D;
+      const b = tf.randomNormal([7, 3], 0, 1, "float32", 2) as tf.Tensor2D;
+      const f = (x: tf.Tensor2D, y: tf.Tensor2D) => tf.sum(tf.square(matmul(x, y)));
+      const g = (x: tf.Tensor2D, y: tf.Tensor2D) => tf.sum(tf.square(tf.matMul(x, y)));
+      const [fa, fb] = tf.grads((x, y) => f(x as tf.Tensor2D, y as tf.Tensor2D))([a, b]);
+      const [ga, gb] = tf.grads((x, y) => g(x as tf.Tensor2D, y as tf.Tensor2D))([a, b]);
+      assert.ok(tf.max(tf.abs(tf.sub(fa, ga))).dataSync()[0] < 1e-4);
+      assert.ok(tf.max(tf.abs(tf.sub(fb, gb))).dataSync()[0] < 1e-4);
+      const x3 = tf.randomNormal([2, 4, 5], 0, 1, "float32", 3) as tf.Tensor3D;
+      const y3 = tf.randomNormal([2, 5, 6], 0, 1, "float32", 4) as tf.Tensor3D;
+      const z3 = tf.randomNormal([2, 6, 5], 0, 1, "float32", 5) as tf.Tensor3D;
+      const h = (x: tf.Tensor, y: tf.Tensor) =>
+        tf.sum(tf.square(batchMatmul(x as tf.Tensor3D, y as tf.Tensor3D)));
+      const k = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(tf.matMul(x, y)));
+      const [hx, hy] = tf.grads(h)([x3, y3]);
+      const [kx, ky] = tf.grads(k)([x3, y3]);
+      assert.ok(tf.max(tf.abs(tf.sub(hx, kx))).dataSync()[0] < 1e-4);
+      assert.ok(tf.max(tf.abs(tf.sub(hy, ky))).dataSync()[0] < 1e-4);
+      // transposeB: x3 z3ᵀ
+      const ht = (x: tf.Tensor, z: tf.Tensor) =>
+        tf.sum(tf.square(batchMatmul(x as tf.Tensor3D, z as tf.Tensor3D, true)));
+      const kt = (x: tf.Tensor, z: tf.Tensor) => tf.sum(tf.square(tf.matMul(x, z, false, true)));
+      const [htx, htz] = tf.grads(ht)([x3, z3]);
+      const [ktx, ktz] = tf.grads(kt)([x3, z3]);
+      assert.ok(tf.max(tf.abs(tf.sub(htx, ktx))).dataSync()[0] < 1e-4);
+      assert.ok(tf.max(tf.abs(tf.sub(htz, ktz))).dataSync()[0] < 1e-4);
+    })
+  );
+});
+
+Deno.test("layer norm and GELU: values and hand-written gradients equal autograd's (1e-4)", () => {
+  const layerNormReference = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5))), g), b);
+  };
+  const geluReference = (x: tf.Tensor) => tf.mul(x, tf.sigmoid(tf.mul(x, 1.702)));
+  onBothWasmPaths(() =>
+    tf.tidy(() => {
+      const x = tf.randomNormal([3, 5, 8], 0, 2, "float32", 1);
+      const g = tf.randomNormal([8], 1, 0.5, "float32", 2);
+      const b = tf.randomNormal([8], 0, 0.5, "float32", 3);
+      const w = tf.randomNormal([3, 5, 8], 0, 1, "float32", 4);
+      const close = (p: tf.Tensor, q: tf.Tensor, what: string) =>
+        assert.ok(tf.max(tf.abs(tf.sub(p, q))).dataSync()[0] < 1e-4, what);
+      close(layerNorm(x, g, b), layerNormReference(x, g, b), "layer norm value");
+      const ours = tf.grads((p, q, r) => tf.sum(tf.mul(layerNorm(p, q, r), w)))([x, g, b]);
+      const ref = tf.grads((p, q, r) => tf.sum(tf.mul(layerNormReference(p, q, r), w)))([x, g, b]);
+      ours.forEach((t, i) => close(t, ref[i], `layer norm gradient ${i}`));
+      close(gelu(x), geluReference(x), "gelu value");
+      const geluGrad = tf.grad((p) => tf.sum(tf.mul(gelu(p), w)))(x);
+      close(geluGrad, tf.grad((p) => tf.sum(tf.mul(geluReference(p), w)))(x), "gelu gradient");
+    })
+  );
 });
 
 Deno.test("training: tensor count is flat across steps, loss falls, same seed same result", async () => {

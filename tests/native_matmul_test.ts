@@ -4,8 +4,15 @@ import { backendLabel, initBackend } from "../pipeline/backend.ts";
 import {
   disableNativeMatmul,
   enableNativeMatmul,
+  nativeAttentionEnabled,
   nativeMatmulEnabled,
 } from "../pipeline/model/native_matmul.ts";
+import { attention } from "../pipeline/model/ops.ts";
+import {
+  disableWasmCopyKernels,
+  enableWasmCopyKernels,
+  wasmCopyKernelsEnabled,
+} from "../pipeline/model/wasm_kernels.ts";
 import { batchTensors, disposeBatch, lossParts } from "../pipeline/train.ts";
 import { tinyGridData, tinyModel } from "./fixtures.ts";
 
@@ -17,10 +24,10 @@ if (ignore) console.warn(`native matmul tests skipped: ${status.reason}`);
 /** Run `fn` with the native matmul on, then off; leaves it on. */
 function bothWays<T>(fn: () => T): { native: T; plain: T } {
   enableNativeMatmul();
-  assert.ok(nativeMatmulEnabled());
+  assert.ok(nativeMatmulEnabled() && nativeAttentionEnabled() && wasmCopyKernelsEnabled());
   const native = fn();
   disableNativeMatmul();
-  assert.ok(!nativeMatmulEnabled());
+  assert.ok(!nativeMatmulEnabled() && !nativeAttentionEnabled() && !wasmCopyKernelsEnabled());
   const plain = fn();
   enableNativeMatmul();
   return { native, plain };
@@ -88,25 +95,163 @@ Deno.test({
 });
 
 Deno.test({
-  name: "native matmul: a small model's loss and every gradient equal wasm's (1e-4)",
+  // The copy kernels need no library: this runs without OpenBLAS too.
+  name: "copy kernels: Identity, Cast, Slice, SplitV and Concat give wasm's exact values",
+  fn() {
+    const bothWays = <T>(fn: () => T) => {
+      assert.ok(enableWasmCopyKernels() && wasmCopyKernelsEnabled());
+      const native = fn();
+      disableWasmCopyKernels();
+      assert.ok(!wasmCopyKernelsEnabled());
+      const plain = fn();
+      enableWasmCopyKernels();
+      return { native, plain };
+    };
+    const x = tf.randomNormal([3, 5, 7, 4], 0, 1, "float32", 3);
+    const ints = tf.tensor2d([[1, -2, 3], [4, 5, -6]], [2, 3], "int32");
+    const flags = tf.tensor2d([[1, 0, 1], [0, 0, 1]], [2, 3], "bool");
+    const { native, plain } = bothWays(() =>
+      tf.tidy(() => {
+        const out: tf.Tensor[] = [
+          tf.clone(x),
+          tf.cast(x, "float32"),
+          tf.cast(ints, "float32"),
+          tf.cast(flags, "int32"),
+          tf.slice(x, [1, 2, 0, 1], [2, 3, 7, 2]), // strided runs
+          tf.slice(x, [1, 0, 0, 0], [1, -1, -1, -1]), // one contiguous block
+          tf.slice(x, [0, 4, 6, 3], [3, 1, 1, 1]), // single elements
+          tf.slice(ints, [1, 1], [1, 2]),
+          tf.slice(flags, [0, 1], [2, 2]),
+          ...tf.split(x, [2, 1, 4], 2),
+          ...tf.split(tf.reshape(x, [-1]), [100, 320]),
+          tf.concat([x, tf.mul(x, 2), tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, 1])], 3),
+          tf.concat([x, x], 0),
+          tf.concat([ints, ints], 1),
+        ];
+        // A clone shares storage: disposing the original leaves it intact.
+        const y = tf.mul(x, 3);
+        const kept = tf.clone(y);
+        y.dispose();
+        return [...out, kept];
+      })
+    );
+    native.forEach((t, i) => {
+      assert.equal(t.dtype, plain[i].dtype, `output ${i}`);
+      assert.deepEqual(t.arraySync(), plain[i].arraySync(), `output ${i}`);
+    });
+    tf.dispose([x, ints, flags, ...native, ...plain]);
+  },
+});
+
+Deno.test({
+  name: "native Sum and Mean: leading, middle, all and inner axes equal wasm's (1e-4)",
   ignore,
   fn() {
-    const fixture = tinyGridData(1, 8);
-    const { data } = fixture;
-    const model = tinyModel(fixture, 7);
-    const batch = batchTensors(data, [0, 1, 2, 3, 4, 5]);
-    const variables = model.variables();
-    const { native, plain } = bothWays(() =>
-      tf.variableGrads(() => lossParts(model, batch, data, 1, [0, 1]).total, variables)
-    );
-    assert.ok(Math.abs(native.value.dataSync()[0] - plain.value.dataSync()[0]) < 1e-4);
-    assert.ok(variables.length > 0);
-    for (const v of variables) {
-      assert.ok(maxDiff(native.grads[v.name], plain.grads[v.name]) < 1e-4, v.name);
+    const x = tf.randomNormal([6, 11, 9, 5], 0, 1, "float32", 4);
+    const axes: (number | number[] | undefined)[] = [0, [0, 1], [1, 2], 1, [0, 1, 2], 3, [2, 3], [
+      0,
+      2,
+    ], undefined];
+    for (const keepDims of [false, true]) {
+      const { native, plain } = bothWays(() => [
+        ...axes.map((a) => tf.sum(x, a, keepDims)),
+        ...axes.map((a) => tf.mean(x, a, keepDims)),
+      ]);
+      native.forEach((t, i) =>
+        assert.ok(maxDiff(t, plain[i]) < 1e-4, `axes ${axes[i % axes.length]} keepDims ${keepDims}`)
+      );
+      tf.dispose([...native, ...plain]);
     }
-    tf.dispose([native.value, plain.value, ...Object.values(native.grads)]);
-    tf.dispose(Object.values(plain.grads));
-    disposeBatch(batch);
+    x.dispose();
+  },
+});
+
+Deno.test({
+  name: "native attention: probabilities, mixed values and the qkv gradient equal tfjs's (1e-4)",
+  ignore,
+  fn() {
+    const [b, t, heads, dh] = [3, 7, 4, 5];
+    const d = heads * dh;
+    const qkv = tf.randomNormal([b, t, 3 * d], 0, 1, "float32", 5) as tf.Tensor3D;
+    const maskBias = tf.tidy(() => {
+      const causal = tf.linalg.bandPart(tf.ones([t, t]), -1, 0);
+      const keys = tf.tensor2d([[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0], [
+        1,
+        1,
+        0,
+        1,
+        1,
+        1,
+        1,
+      ]]);
+      return tf.mul(tf.sub(tf.mul(causal, tf.reshape(keys, [b, 1, 1, t])), 1), 1e9);
+    });
+    const wProbs = tf.randomNormal([b, heads, t, t], 0, 1, "float32", 6);
+    const wMixed = tf.randomNormal([b, t, d], 0, 1, "float32", 7);
+    const loss = (x: tf.Tensor) => {
+      const { probs, mixed } = attention(x as tf.Tensor3D, heads, maskBias);
+      return tf.add(tf.sum(tf.mul(probs, wProbs)), tf.sum(tf.mul(mixed, wMixed)));
+    };
+    const { native, plain } = bothWays(() => {
+      const { probs, mixed } = attention(qkv, heads, maskBias);
+      return [probs, mixed, tf.grad(loss)(qkv)];
+    });
+    assert.deepEqual(native[0].shape, [b, heads, t, t]);
+    assert.deepEqual(native[1].shape, [b, t, d]);
+    native.forEach((x, i) => assert.ok(maxDiff(x, plain[i]) < 1e-4, `output ${i}`));
+    tf.dispose([qkv, maskBias, wProbs, wMixed, ...native, ...plain]);
+  },
+});
+
+for (const overrides of [{}, { dModel: 32, heads: 4, layers: 3 }]) {
+  Deno.test({
+    name: `native matmul: a small model's loss and every gradient equal wasm's (1e-4) ${
+      JSON.stringify(overrides)
+    }`,
+    ignore,
+    fn() {
+      const fixture = tinyGridData(1, 8);
+      const { data } = fixture;
+      const model = tinyModel(fixture, 7, overrides);
+      const batch = batchTensors(data, [0, 1, 2, 3, 4, 5]);
+      const variables = model.variables();
+      const layers = Array.from({ length: model.config.layers }, (_, i) => i);
+      const { native, plain } = bothWays(() =>
+        tf.variableGrads(() => lossParts(model, batch, data, 1, layers).total, variables)
+      );
+      assert.ok(Math.abs(native.value.dataSync()[0] - plain.value.dataSync()[0]) < 1e-4);
+      assert.ok(variables.length > 0);
+      for (const v of variables) {
+        assert.ok(maxDiff(native.grads[v.name], plain.grads[v.name]) < 1e-4, v.name);
+      }
+      tf.dispose([native.value, plain.value, ...Object.values(native.grads)]);
+      tf.dispose(Object.values(plain.grads));
+      disposeBatch(batch);
+      model.dispose();
+    },
+  });
+}
+
+Deno.test({
+  name: "native kernels: the tensor count is flat across training steps",
+  ignore,
+  fn() {
+    const fixture = tinyGridData(2, 8);
+    const model = tinyModel(fixture, 3, { dModel: 32, heads: 4 });
+    const variables = model.variables();
+    const step = () => {
+      const batch = batchTensors(fixture.data, [0, 1, 2, 3]);
+      const { value, grads } = tf.variableGrads(
+        () => lossParts(model, batch, fixture.data, 1, [0, 1]).total,
+        variables,
+      );
+      tf.dispose([value, ...Object.values(grads)]);
+      disposeBatch(batch);
+    };
+    step();
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) step();
+    assert.equal(tf.memory().numTensors, before);
     model.dispose();
   },
 });

@@ -1,14 +1,16 @@
 /**
- * Matmuls whose gradients transpose explicitly where that is faster.
+ * The model's building blocks, each with the fastest formulation for the active backend:
+ * matmuls, attention, layer norm, GELU. Same function everywhere; only the kernels differ.
  *
- * tfjs's own matMul gradient calls matMul with transposeA/transposeB set, which the wasm
- * backend runs ~14x slower than a plain matMul after an explicit transpose (DESIGN.md,
- * "Measured facts"). With the native OpenBLAS matmul (or on other backends) the flags are
- * free, so the explicit transposes (7% of a paper-size step) are skipped. Same values, same
- * gradients, faster steps.
+ * Matmuls: tfjs's own matMul gradient calls matMul with transposeA/transposeB set, which the
+ * stock wasm backend runs ~14x slower than a plain matMul after an explicit transpose
+ * (DESIGN.md, "Measured facts"), so there a custom gradient transposes explicitly. With the
+ * native OpenBLAS matmul (or on other backends) the flags are free and tfjs's own matMul
+ * and gradient run (no transposes, no custom-gradient bookkeeping).
  */
 import * as tf from "@tensorflow/tfjs";
-import { nativeMatmulEnabled } from "./native_matmul.ts";
+import { ATTENTION_MIX, ATTENTION_SCORES } from "./native_attention.ts";
+import { nativeAttentionEnabled, nativeMatmulEnabled } from "./native_matmul.ts";
 
 /** True when matMul's transpose flags cost nothing extra on the active backend. */
 function transposeFlagsAreFree(): boolean {
@@ -17,6 +19,7 @@ function transposeFlagsAreFree(): boolean {
 
 type GradArgs = (tf.Tensor | tf.GradSaveFunc)[];
 
+// Stock wasm only: matMuls whose gradients transpose explicitly.
 const matMul2d = tf.customGrad((...args: GradArgs) => {
   const [x, w, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
   save([x, w]);
@@ -24,12 +27,6 @@ const matMul2d = tf.customGrad((...args: GradArgs) => {
     value: tf.matMul(x, w),
     gradFunc: (dy, saved) => {
       const [sx, sw] = saved as tf.Tensor2D[];
-      if (transposeFlagsAreFree()) {
-        return [
-          tf.matMul(dy as tf.Tensor2D, sw, false, true),
-          tf.matMul(sx, dy as tf.Tensor2D, true, false),
-        ];
-      }
       return [
         tf.matMul(dy as tf.Tensor2D, tf.transpose(sw)),
         tf.matMul(tf.transpose(sx), dy as tf.Tensor2D),
@@ -45,12 +42,6 @@ const matMul3d = tf.customGrad((...args: GradArgs) => {
     value: tf.matMul(x, y),
     gradFunc: (dy, saved) => {
       const [sx, sy] = saved as tf.Tensor3D[];
-      if (transposeFlagsAreFree()) {
-        return [
-          tf.matMul(dy as tf.Tensor3D, sy, false, true),
-          tf.matMul(sx, dy as tf.Tensor3D, true, false),
-        ];
-      }
       return [
         tf.matMul(dy as tf.Tensor3D, tf.transpose(sy, [0, 2, 1])),
         tf.matMul(tf.transpose(sx, [0, 2, 1]), dy as tf.Tensor3D),
@@ -61,12 +52,19 @@ const matMul3d = tf.customGrad((...args: GradArgs) => {
 
 /** [M, K] x [K, N] -> [M, N]. */
 export function matmul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  // Where the flags are free, tfjs's own BatchMatMul gradient is the same products without
+  // the custom gradient's bookkeeping (a wrapper kernel and saved-tensor clones).
+  if (transposeFlagsAreFree()) return tf.matMul(a, b);
   return matMul2d(a, b) as tf.Tensor2D;
 }
 
-/** Batched [B, M, K] x [B, K, N] -> [B, M, N]. */
-export function batchMatmul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
-  return matMul3d(a, b) as tf.Tensor3D;
+/**
+ * Batched [B, M, K] x [B, K, N] -> [B, M, N]; with `transposeB`, b is [B, N, K] and
+ * a x bᵀ is computed.
+ */
+export function batchMatmul(a: tf.Tensor3D, b: tf.Tensor3D, transposeB = false): tf.Tensor3D {
+  if (transposeFlagsAreFree()) return tf.matMul(a, b, false, transposeB);
+  return matMul3d(a, transposeB ? tf.transpose(b, [0, 2, 1]) : b) as tf.Tensor3D;
 }
 
 /** x [..., K] times w [K, N] -> [..., N], via one 2-D matmul. */
@@ -76,4 +74,96 @@ export function linear(x: tf.Tensor, w: tf.Tensor, bias?: tf.Tensor): tf.Tensor 
   let y: tf.Tensor = matmul(tf.reshape(x, [-1, k]), w as tf.Tensor2D);
   if (bias) y = tf.add(y, bias);
   return tf.reshape(y, outShape);
+}
+
+/**
+ * Causal multi-head attention from fused projections: qkv [B, T, 3d] holds q, k, v (each H
+ * heads of dh values) side by side; `maskBias` [B, 1, T, T] is added to the scaled scores.
+ * Returns the attention probabilities [B, H, T, T] and the mixed values [B, T, d] (heads
+ * side by side, ready for the output projection). With wasm + OpenBLAS the products read
+ * and write qkv's layout in place (./native_attention.ts); elsewhere the tfjs ops below.
+ */
+export function attention(
+  qkv: tf.Tensor3D,
+  heads: number,
+  maskBias: tf.Tensor,
+): { probs: tf.Tensor4D; mixed: tf.Tensor3D } {
+  const [b, t, d3] = qkv.shape;
+  const d = d3 / 3;
+  const dh = d / heads;
+  const scale = 1 / Math.sqrt(dh);
+  if (nativeAttentionEnabled()) {
+    const attrs = { heads, scale };
+    const scores = tf.engine().runKernel(ATTENTION_SCORES, { qkv }, attrs) as tf.Tensor4D;
+    const probs = tf.softmax(tf.add(scores, maskBias)) as tf.Tensor4D;
+    const mixed = tf.engine().runKernel(ATTENTION_MIX, { probs, qkv }, attrs) as tf.Tensor3D;
+    return { probs, mixed };
+  }
+  const [q, k, v] = tf.split(qkv, 3, 2).map((m) =>
+    tf.reshape(tf.transpose(tf.reshape(m, [b, t, heads, dh]), [0, 2, 1, 3]), [b * heads, t, dh])
+  ) as tf.Tensor3D[]; // [B*H, T, dh]
+  const scores = tf.reshape(batchMatmul(q, k, true), [b, heads, t, t]); // [B, H, T, T] = q kᵀ
+  const probs = tf.softmax(tf.add(tf.mul(scores, scale), maskBias)) as tf.Tensor4D;
+  const mixed = batchMatmul(tf.reshape(probs, [b * heads, t, t]) as tf.Tensor3D, v); // [B*H, T, dh]
+  const merged = tf.reshape(
+    tf.transpose(tf.reshape(mixed, [b, heads, t, dh]), [0, 2, 1, 3]),
+    [b, t, d],
+  ) as tf.Tensor3D;
+  return { probs, mixed: merged };
+}
+
+/**
+ * Layer norm over the last axis with a hand-written gradient: autograd's runs ~25 kernels
+ * per call, and its Mean gradients fill full-size tensors of ones in JavaScript.
+ *   n = (x - mean) / sqrt(var + 1e-5),  y = n * gain + bias
+ *   dx = (dn - mean(dn) - n * mean(dn * n)) / sqrt(var + 1e-5),  dn = dy * gain
+ */
+const layerNormOp = tf.customGrad((...args: GradArgs) => {
+  const [x, gain, bias, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  const centred = tf.sub(x, tf.mean(x, -1, true));
+  const inverse = tf.rsqrt(tf.add(tf.mean(tf.square(centred), -1, true), 1e-5)); // [..., 1]
+  const normed = tf.mul(centred, inverse);
+  save([normed, inverse, gain]);
+  return {
+    value: tf.add(tf.mul(normed, gain), bias),
+    gradFunc: (dy, saved) => {
+      const [n, inv, g] = saved;
+      const grad = dy as tf.Tensor;
+      const outer = Array.from({ length: n.rank - 1 }, (_, i) => i);
+      const dn = tf.mul(grad, g);
+      const centred = tf.sub(dn, tf.mean(dn, -1, true));
+      const dx = tf.mul(tf.sub(centred, tf.mul(n, tf.mean(tf.mul(dn, n), -1, true))), inv);
+      return [dx, tf.sum(tf.mul(grad, n), outer), tf.sum(grad, outer)];
+    },
+  };
+});
+
+/** Layer norm over the last axis: (x - mean) / sqrt(var + 1e-5) * gain + bias. */
+export function layerNorm(x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor): tf.Tensor3D {
+  return layerNormOp(x, gain, bias) as tf.Tensor3D;
+}
+
+/** x * sigmoid(1.702 x), its derivative sigmoid + 1.702 x sigmoid (1 - sigmoid) in 5 kernels. */
+const geluOp = tf.customGrad((...args: GradArgs) => {
+  const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+  const s = tf.sigmoid(tf.mul(x, 1.702));
+  const y = tf.mul(x, s);
+  save([s, y]);
+  return {
+    value: y,
+    gradFunc: (dy, saved) => {
+      const [sig, out] = saved;
+      // sigmoid + 1.702 y (1 - sigmoid), with y = x sigmoid
+      const slope = tf.add(sig, tf.mul(tf.mul(out, tf.sub(1, sig)), 1.702));
+      return [tf.mul(dy as tf.Tensor, slope)];
+    },
+  };
+});
+
+/**
+ * GELU, sigmoid approximation x * sigmoid(1.702 x) (as in CLIP). The tanh form costs ~6x more
+ * here: wasm's Tanh kernel is scalar (60 ms vs 10 ms for Sigmoid on 2.4M values).
+ */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return geluOp(x);
 }
