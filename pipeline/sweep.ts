@@ -101,7 +101,11 @@ export function expandSweep(
   const otherAxes = axes.filter((a) => !isArmAxis(a));
   const points = product(otherAxes.map((a) => a.values.map((v) => ({ axis: a, value: v }))));
   return points.map((point) => {
-    const pointOverrides = point.map((p) => `${p.axis.path}=${p.value}`);
+    // A whole block (`task`) first, then the paths inside it (`task.params.sigma`): the more
+    // specific override wins, whatever order the axes were written in.
+    const pointOverrides = [...point]
+      .sort((a, b) => a.axis.path.split(".").length - b.axis.path.split(".").length)
+      .map((p) => `${p.axis.path}=${p.value}`);
     const spec = parseSpec(text, file, [...plain, ...pointOverrides], ctx);
     if (point.length > 0) {
       spec.name = `${spec.name}--${point.map((p) => axisLabel(p.axis.path, p.value)).join("-")}`;

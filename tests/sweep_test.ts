@@ -56,6 +56,22 @@ Deno.test("expandSweep: other axes give the cartesian product of experiments", (
   ]);
 });
 
+Deno.test("expandSweep: a path inside a swept task block overrides the block, in any order", () => {
+  const block =
+    "task: [{ name: grid-patch, image_size: 32, train: 8, test: 4, params: { grid: 4 } }]";
+  const inner = "task.params.blobs: [1, 2]";
+  for (const axes of [[inner, block], [block, inner]]) {
+    const specs = expandSweep(SPEC + `sweep:\n  ${axes.join("\n  ")}\n`, "s.yaml", [], ctx);
+    assert.deepEqual(
+      specs.map((s) => [s.task.image_size, s.task.params.grid, s.task.params.blobs]),
+      [
+        [32, 4, 1],
+        [32, 4, 2],
+      ],
+    );
+  }
+});
+
 Deno.test("expandSweep: a sweep block in the spec; layers ablation", () => {
   const text = SPEC + "sweep:\n  arms.klal.layers: [[0], [1], all]\n";
   const [spec] = expandSweep(text, "s.yaml", [], ctx);
