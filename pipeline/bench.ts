@@ -342,7 +342,7 @@ export async function bench(quick: boolean, log: (line: string) => void): Promis
   await initBackend("wasm");
   const tensors = await tensorCountAcross(BENCH_MODELS.quickstart, quick ? 20 : 100);
   log(`tensors: ${tensors.before} before, ${tensors.after} after ${tensors.steps} steps`);
-  const workers = await parallelSpeedup(quick ? 10 : 60, "wasm");
+  const workers = await parallelSpeedup(quick ? 10 : 300, "wasm");
   log(
     `2 training runs: serial ${workers.serialSeconds.toFixed(1)} s, 2 workers ${
       workers.parallelSeconds.toFixed(1)

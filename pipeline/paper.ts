@@ -64,7 +64,7 @@ export interface Table1Record {
 
 /** Where a part of the record came from. */
 export interface SourceRecord {
-  part: "table1" | "lambda" | "layers" | "investigation";
+  part: "table1" | "table1Long" | "lambda" | "layers" | "investigation";
   experiment: string;
   createdAt: string;
   backend: string;
@@ -104,6 +104,14 @@ export interface PaperRecord {
   /** Task names in Table 1's order. */
   tasks: string[];
   table1: Record<string, Table1Record>;
+  /** Table 1 again with longer fine-tuning (same setting otherwise), when it was run. */
+  table1Long: {
+    experiment: string;
+    steps: number;
+    samplesSeen: number;
+    tasks: string[];
+    table1: Record<string, Table1Record>;
+  } | null;
   table2: {
     lineIntersection: SeedStats | null;
     lineTracing: SeedStats | null;
@@ -125,6 +133,8 @@ export interface PaperRecord {
 /** The experiments a record is collected from (their report names under reports/). */
 export interface PaperSources {
   table1: string;
+  /** Table 1 with longer fine-tuning. */
+  table1Long?: string;
   lambda?: string;
   layers?: string;
   /** Investigation: longer training (a task sweep; its per-task reports are read). */
@@ -161,6 +171,7 @@ export interface Investigation {
 /** The CPU-scale experiments (experiments/paper/cpu-*.yaml): the default sources. */
 export const CPU_SOURCES: PaperSources = {
   table1: "paper-cpu",
+  table1Long: "paper-cpu-2400",
   lambda: "paper-cpu-lambda",
   layers: "paper-cpu-layers",
   long: "paper-cpu-long",
@@ -398,31 +409,19 @@ export async function collectPaper(options: {
   const lambdaResults = sources.lambda ? await readResults(reportsDir, sources.lambda) : null;
   const layersResults = sources.layers ? await readResults(reportsDir, sources.layers) : null;
 
-  const columns = columnArms(t1.spec);
-  const order = Object.keys(POSTER_TABLE1);
-  const tasks = tasksOf(t1).sort((a, b) => order.indexOf(a) - order.indexOf(b));
-  const table1: Record<string, Table1Record> = {};
-  for (const task of tasks) {
-    const get = (arm?: string) => (arm ? armRecord(t1, task, arm) : null);
-    const base = get(columns.base), ntp = get(columns.ntp), klal = get(columns.klal);
-    let gain: Table1Record["gain"] = null;
-    if (ntp && klal) {
-      const seeds = klal.accuracy.seeds.filter((s) => ntp.accuracy.seeds.includes(s));
-      const pick = (a: ArmRecord) =>
-        seeds.map((s) => a.accuracy.values[a.accuracy.seeds.indexOf(s)]);
-      const test = pairedTTest(pick(klal), pick(ntp));
-      gain = { meanDiff: test.meanDiff, p: test.p ?? null, seeds };
-    }
-    const poster = POSTER_TABLE1[task];
-    table1[task] = {
-      label: poster?.label ?? task,
-      majority: await majorityOf(cache, t1, task),
-      base,
-      ntp,
-      klal,
-      gain,
-      poster: poster ? { base: poster.base, ntp: poster.ntp, klal: poster.klal } : null,
+  const extra: [SourceRecord["part"], ExperimentResults][] = [];
+  const { tasks, table1 } = await buildTable1(t1, cache);
+  let table1Long: PaperRecord["table1Long"] = null;
+  if (sources.table1Long) {
+    const r = await readResults(reportsDir, sources.table1Long);
+    const built = await buildTable1(r, cache);
+    table1Long = {
+      experiment: sources.table1Long,
+      steps: r.spec.train.steps,
+      samplesSeen: r.spec.train.steps * r.spec.train.batch_size,
+      ...built,
     };
+    extra.push(["table1Long", r]);
   }
 
   const lambda: PaperRecord["lambda"] = {};
@@ -467,6 +466,7 @@ export async function collectPaper(options: {
     ["table1", t1],
     ["lambda", lambdaResults],
     ["layers", layersResults],
+    ...extra,
     ...used.map((r): [SourceRecord["part"], ExperimentResults] => ["investigation", r]),
   ];
   const sourceList = parts.filter((p): p is [SourceRecord["part"], ExperimentResults] => !!p[1])
@@ -510,10 +510,45 @@ export async function collectPaper(options: {
       lineTracing: table1["line-tracing"]?.klal?.accuracy ?? null,
       quoted: POSTER_TABLE2,
     },
+    table1Long,
     lambda,
     layers,
     investigation,
   };
+}
+
+/** Table 1's rows (poster order) from one experiment's results. */
+async function buildTable1(
+  t1: ExperimentResults,
+  cache: Cache | undefined,
+): Promise<{ tasks: string[]; table1: Record<string, Table1Record> }> {
+  const columns = columnArms(t1.spec);
+  const order = Object.keys(POSTER_TABLE1);
+  const tasks = tasksOf(t1).sort((a, b) => order.indexOf(a) - order.indexOf(b));
+  const table1: Record<string, Table1Record> = {};
+  for (const task of tasks) {
+    const get = (arm?: string) => (arm ? armRecord(t1, task, arm) : null);
+    const base = get(columns.base), ntp = get(columns.ntp), klal = get(columns.klal);
+    let gain: Table1Record["gain"] = null;
+    if (ntp && klal) {
+      const seeds = klal.accuracy.seeds.filter((s) => ntp.accuracy.seeds.includes(s));
+      const pick = (a: ArmRecord) =>
+        seeds.map((s) => a.accuracy.values[a.accuracy.seeds.indexOf(s)]);
+      const test = pairedTTest(pick(klal), pick(ntp));
+      gain = { meanDiff: test.meanDiff, p: test.p ?? null, seeds };
+    }
+    const poster = POSTER_TABLE1[task];
+    table1[task] = {
+      label: poster?.label ?? task,
+      majority: await majorityOf(cache, t1, task),
+      base,
+      ntp,
+      klal,
+      gain,
+      poster: poster ? { base: poster.base, ntp: poster.ntp, klal: poster.klal } : null,
+    };
+  }
+  return { tasks, table1 };
 }
 
 /** "first-half", "second-half", "all", or the layer list, for a supervised layer set. */
@@ -600,6 +635,8 @@ export function strayNumbers(template: string): string[] {
     /\bH100\b/g,
     /\bfp32\b|\bTF32\b/g,
     /#\d+/g, // issue numbers
+    /\b95% /g, // the confidence level
+    /\b1 = chance\b/g, // the ratio's definition
     /\b[a-z0-9_-]+\.(?:yaml|json|md|svg|ts)\b/g, // file names
     /^#+ /gm,
   ];
@@ -620,6 +657,40 @@ function mdTable(headers: string[], rows: string[][], numericFrom = 1): string[]
 const ci = (s: SeedStats | null | undefined) => formatValue(s ?? null, "ci");
 const ratioText = (a: ArmRecord | null) => (a ? a.ratio.mean.toFixed(2) : "not run");
 
+/** Table 1's markdown rows (ours beside the poster's). */
+function table1Markdown(tasks: string[], table1: Record<string, Table1Record>): string[] {
+  return mdTable(
+    [
+      "Task",
+      "Base",
+      "NTP",
+      "KLAL+NTP",
+      "KLAL − NTP (paired t)",
+      "Most common answer",
+      "Base (poster)",
+      "NTP (poster)",
+      "KLAL+NTP (poster)",
+    ],
+    tasks.map((task) => {
+      const t = table1[task];
+      const gain = t.gain
+        ? `${formatValue(t.gain.meanDiff, "signed")} (${formatValue(t.gain.p, "p")})`
+        : "not run";
+      return [
+        t.label,
+        ci(t.base?.accuracy),
+        ci(t.ntp?.accuracy),
+        ci(t.klal?.accuracy),
+        gain,
+        t.majority === null ? "–" : t.majority.toFixed(1),
+        t.poster ? t.poster.base.toFixed(1) : "–",
+        t.poster ? t.poster.ntp.toFixed(1) : "–",
+        t.poster ? t.poster.klal.toFixed(1) : "–",
+      ];
+    }),
+  );
+}
+
 /** `reports/paper/table.md`. */
 export function renderPaperTable(record: PaperRecord): string {
   const s = record.setup;
@@ -635,46 +706,44 @@ export function renderPaperTable(record: PaperRecord): string {
       record.hardware.gpu ? `, ${record.hardware.gpu}` : ", no GPU"
     }.`,
     "",
-    "## Table 1: grounding accuracy %, ours (mean ± 95% t-interval over seeds) beside the poster's (Qwen 2.5-VL)",
+    `## Table 1: grounding accuracy %, ${s.trainSteps} steps, ours (mean ± 95% t-interval over ` +
+    "seeds) beside the poster's (Qwen 2.5-VL)",
     "",
-    ...mdTable(
-      [
-        "Task",
-        "Base",
-        "NTP",
-        "KLAL+NTP",
-        "KLAL − NTP (paired t)",
-        "Most common answer",
-        "Base (poster)",
-        "NTP (poster)",
-        "KLAL+NTP (poster)",
-      ],
-      record.tasks.map((task) => {
-        const t = record.table1[task];
-        const gain = t.gain
-          ? `${formatValue(t.gain.meanDiff, "signed")} (${formatValue(t.gain.p, "p")})`
-          : "not run";
-        return [
-          t.label,
-          ci(t.base?.accuracy),
-          ci(t.ntp?.accuracy),
-          ci(t.klal?.accuracy),
-          gain,
-          t.majority === null ? "–" : t.majority.toFixed(1),
-          t.poster ? t.poster.base.toFixed(1) : "–",
-          t.poster ? t.poster.ntp.toFixed(1) : "–",
-          t.poster ? t.poster.klal.toFixed(1) : "–",
-        ];
-      }),
-    ),
+    ...table1Markdown(record.tasks, record.table1),
     "",
+    ...(record.table1Long
+      ? [
+        `## Table 1 with ${record.table1Long.steps} fine-tuning steps (${record.table1Long.experiment})`,
+        "",
+        ...table1Markdown(record.table1Long.tasks, record.table1Long.table1),
+        "",
+      ]
+      : []),
     "## Target attention ratio (attention mass on the ground-truth patches / their uniform share; 1 = chance)",
     "",
     ...mdTable(
-      ["Task", "Base", "NTP", "KLAL+NTP"],
+      record.table1Long
+        ? [
+          "Task",
+          "Base",
+          "NTP",
+          "KLAL+NTP",
+          `NTP, ${record.table1Long.steps} steps`,
+          `KLAL+NTP, ${record.table1Long.steps} steps`,
+        ]
+        : ["Task", "Base", "NTP", "KLAL+NTP"],
       record.tasks.map((task) => {
         const t = record.table1[task];
-        return [t.label, ratioText(t.base), ratioText(t.ntp), ratioText(t.klal)];
+        const long = record.table1Long?.table1[task];
+        return [
+          t.label,
+          ratioText(t.base),
+          ratioText(t.ntp),
+          ratioText(t.klal),
+          ...(record.table1Long
+            ? [ratioText(long?.ntp ?? null), ratioText(long?.klal ?? null)]
+            : []),
+        ];
       }),
     ),
     "",
@@ -784,13 +853,17 @@ const ARM_COLOURS = {
 };
 
 /** The record's figures as Vega-Lite specs, keyed by file name (without .svg). */
-export function paperCharts(record: PaperRecord): Record<string, object> {
-  const charts: Record<string, object> = {};
+/** Table 1 as a chart, and the per-arm rows the attention chart reuses. */
+function table1Chart(
+  tasks: string[],
+  table1: Record<string, Table1Record>,
+  steps: number,
+): { chart: object; armRows: object[]; labels: string[] } {
   const armRows: object[] = [];
   const seedRows: object[] = [];
   const posterRows: object[] = [];
-  for (const task of record.tasks) {
-    const t = record.table1[task];
+  for (const task of tasks) {
+    const t = table1[task];
     for (const [column, arm] of [["Base", t.base], ["NTP", t.ntp], ["KLAL+NTP", t.klal]] as const) {
       if (!arm) continue;
       const hw = arm.accuracy.halfWidth ?? 0;
@@ -812,7 +885,7 @@ export function paperCharts(record: PaperRecord): Record<string, object> {
       posterRows.push({ task: t.label, arm: "KLAL+NTP", accuracy: t.poster.klal });
     }
   }
-  const labels = record.tasks.map((t) => record.table1[t].label);
+  const labels = tasks.map((t) => table1[t].label);
   const x = { field: "arm", type: "nominal", sort: ARM_COLOURS.domain, title: null };
   const colour = { field: "arm", type: "nominal", scale: ARM_COLOURS, legend: null };
   // One dataset with a `kind` per row: layers inside a facet must share the faceted data.
@@ -822,10 +895,11 @@ export function paperCharts(record: PaperRecord): Record<string, object> {
     ...posterRows.map((r) => ({ ...r, kind: "poster" })),
   ];
   const only = (kind: string) => [{ filter: `datum.kind === '${kind}'` }];
-  charts.table1 = {
+  const chart = {
     $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     title: {
-      text: "Table 1: held-out accuracy %, ours (bars: mean, whiskers: 95% CI, dots: seeds)",
+      text:
+        `Table 1 (${steps} fine-tuning steps): held-out accuracy %, ours (bars: mean, whiskers: 95% CI, dots: seeds)`,
       subtitle: "black ticks: the poster's Qwen 2.5-VL numbers (quoted, not run here)",
     },
     data: { values: table1Rows },
@@ -866,6 +940,20 @@ export function paperCharts(record: PaperRecord): Record<string, object> {
       ],
     },
   };
+  return { chart, armRows, labels };
+}
+
+export function paperCharts(record: PaperRecord): Record<string, object> {
+  const charts: Record<string, object> = {};
+  const main = table1Chart(record.tasks, record.table1, record.setup.trainSteps);
+  charts.table1 = main.chart;
+  if (record.table1Long) {
+    const long = record.table1Long;
+    charts.table1_long = table1Chart(long.tasks, long.table1, long.steps).chart;
+  }
+  const { armRows, labels } = main;
+  const x = { field: "arm", type: "nominal", sort: ARM_COLOURS.domain, title: null };
+  const colour = { field: "arm", type: "nominal", scale: ARM_COLOURS, legend: null };
   charts.attention = {
     $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     title: {

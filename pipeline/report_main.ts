@@ -259,12 +259,14 @@ export async function writeReportsIndex(reportsDir: string): Promise<void> {
   await Deno.rename(temp, `${reportsDir}/index.html`);
 }
 
-const PAPER_USAGE = `usage: deno task report paper [--collect [--table1 NAME] [--lambda NAME]
-                                  [--layers NAME] [--long NAME] [--sigma NAME] [--gpu TEXT]]
+const PAPER_USAGE = `usage: deno task report paper [--collect [--table1 NAME] [--table1-long NAME]
+                                  [--lambda NAME] [--layers NAME] [--long NAME] [--sigma NAME]
+                                  [--gpu TEXT]]
 
   Rebuild reports/paper/ (table.md, README.md from README.src.md, figures/*.svg) from its
   committed results.json. With --collect, first gather results.json from the experiments'
-  reports: Table 1, the lambda sweep, the layer ablation and the two investigations
+  reports: Table 1, Table 1 with longer training, the lambda sweep, the layer ablation and
+  the two investigations
   (defaults: ${Object.values(CPU_SOURCES).join(", ")}; "none" leaves a part out).
   --gpu names the GPU the runs used (the record says "no GPU" otherwise).`;
 
@@ -282,6 +284,7 @@ async function paperMain(args: string[]): Promise<number> {
     };
     if (flag === "--collect") collect = true;
     else if (flag === "--table1") sources.table1 = value();
+    else if (flag === "--table1-long") sources.table1Long = optional(value());
     else if (flag === "--lambda") sources.lambda = optional(value());
     else if (flag === "--layers") sources.layers = optional(value());
     else if (flag === "--long") sources.long = optional(value());
