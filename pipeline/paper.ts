@@ -141,6 +141,8 @@ export interface PaperSources {
   long?: string;
   /** Investigation: ground-truth sharpness (a sweep over task.params.sigma). */
   sigma?: string;
+  /** Confirmation on the test seed of a validation finding (NTP and KLAL+NTP arms). */
+  confirm?: string;
 }
 
 /** One arm's run in an investigation: final validation accuracy, ratio and the curve. */
@@ -166,6 +168,15 @@ export interface Investigation {
     testSeed: number;
     tasks: Record<string, { values: number[]; points: Record<string, ProbeArm> }>;
   } | null;
+  /** The confirmation run on the test seed: Table 1's columns for its task(s). */
+  confirm: {
+    experiment: string;
+    steps: number;
+    /** The task parameters it changed, as run (e.g. sigma). */
+    params: Record<string, unknown>;
+    tasks: string[];
+    table1: Record<string, Table1Record>;
+  } | null;
 }
 
 /** The CPU-scale experiments (experiments/paper/cpu-*.yaml): the default sources. */
@@ -176,6 +187,7 @@ export const CPU_SOURCES: PaperSources = {
   layers: "paper-cpu-layers",
   long: "paper-cpu-long",
   sigma: "paper-cpu-sigma",
+  confirm: "paper-cpu-li-sharp",
 };
 
 /** The fields of an experiment's results.json that the record reads. */
@@ -224,6 +236,7 @@ function probeArm(results: ExperimentResults, arm: string): ProbeArm | null {
 async function collectInvestigation(
   reportsDir: string,
   sources: PaperSources,
+  cache: Cache | undefined,
 ): Promise<{ investigation: Investigation; used: ExperimentResults[] }> {
   const used: ExperimentResults[] = [];
   let long: Investigation["long"] = null;
@@ -270,7 +283,18 @@ async function collectInvestigation(
       tasks,
     };
   }
-  return { investigation: { long, sigma }, used };
+  let confirm: Investigation["confirm"] = null;
+  if (sources.confirm) {
+    const r = await readResults(reportsDir, sources.confirm);
+    used.push(r);
+    confirm = {
+      experiment: sources.confirm,
+      steps: r.spec.train.steps,
+      params: (r.spec.task.params ?? {}) as Record<string, unknown>,
+      ...await buildTable1(r, cache),
+    };
+  }
+  return { investigation: { long, sigma, confirm }, used };
 }
 
 /** A missing or unreadable experiment report (exit 1 from the CLI). */
@@ -461,7 +485,7 @@ export async function collectPaper(options: {
     };
   }
 
-  const { investigation, used } = await collectInvestigation(reportsDir, sources);
+  const { investigation, used } = await collectInvestigation(reportsDir, sources, cache);
   const parts: [SourceRecord["part"], ExperimentResults | null][] = [
     ["table1", t1],
     ["lambda", lambdaResults],
@@ -837,6 +861,16 @@ export function renderPaperTable(record: PaperRecord): string {
         ),
       );
     }
+  }
+  if (inv.confirm) {
+    const c = inv.confirm;
+    const changed = Object.entries(c.params).map(([k, v]) => `${k} ${JSON.stringify(v)}`);
+    lines.push(
+      "",
+      `## Confirmation on the test seed: ${c.experiment} (${c.steps} steps; ${changed.join(", ")})`,
+      "",
+      ...table1Markdown(c.tasks, c.table1),
+    );
   }
   lines.push(
     "",

@@ -170,6 +170,7 @@ Deno.test("collectPaper: Table 1 statistics, λ points, layer sets and investiga
         layers: "lay",
         long: "long",
         sigma: "sig",
+        confirm: "t1",
       },
     });
     // Poster order: Line Tracing before Grid Patch.
@@ -218,6 +219,7 @@ Deno.test("collectPaper: Table 1 statistics, λ points, layer sets and investiga
       "table1_long",
     ]);
     assert.deepEqual(record.table1Long!.table1, record.table1);
+    assert.deepEqual(record.investigation.confirm!.table1, record.table1);
     assert.equal(record.table1Long!.samplesSeen, 80);
   } finally {
     await Deno.remove(dir, { recursive: true });
