@@ -115,6 +115,10 @@ export interface PaperRecord {
   table2: {
     lineIntersection: SeedStats | null;
     lineTracing: SeedStats | null;
+    /** The same from the longer Table 1, when it was run. */
+    long:
+      | { steps: number; lineIntersection: SeedStats | null; lineTracing: SeedStats | null }
+      | null;
     quoted: readonly PosterTable2Row[];
   };
   /** Per task: one point per λ (λ = 0 is NTP), keyed by String(λ). */
@@ -532,6 +536,13 @@ export async function collectPaper(options: {
     table2: {
       lineIntersection: table1["line-intersection"]?.klal?.accuracy ?? null,
       lineTracing: table1["line-tracing"]?.klal?.accuracy ?? null,
+      long: table1Long
+        ? {
+          steps: table1Long.steps,
+          lineIntersection: table1Long.table1["line-intersection"]?.klal?.accuracy ?? null,
+          lineTracing: table1Long.table1["line-tracing"]?.klal?.accuracy ?? null,
+        }
+        : null,
       quoted: POSTER_TABLE2,
     },
     table1Long,
@@ -780,8 +791,16 @@ export function renderPaperTable(record: PaperRecord): string {
           "NTP + KLAL (ours, tiny VLM)",
           ci(record.table2.lineIntersection),
           ci(record.table2.lineTracing),
-          "this record",
+          `this record, ${s.trainSteps} steps`,
         ],
+        ...(record.table2.long
+          ? [[
+            `NTP + KLAL (ours, tiny VLM, ${record.table2.long.steps} steps)`,
+            ci(record.table2.long.lineIntersection),
+            ci(record.table2.long.lineTracing),
+            `this record, ${record.table2.long.steps} steps`,
+          ]]
+          : []),
         ...record.table2.quoted.map((q) => [
           q.model,
           q.lineIntersection.toFixed(2),
