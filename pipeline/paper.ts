@@ -692,6 +692,20 @@ function mdTable(headers: string[], rows: string[][], numericFrom = 1): string[]
 const ci = (s: SeedStats | null | undefined) => formatValue(s ?? null, "ci");
 const ratioText = (a: ArmRecord | null) => (a ? a.ratio.mean.toFixed(2) : "not run");
 
+/** One row per swept value: the value, accuracy and target attention ratio. */
+function sweepTable(
+  axis: string,
+  sweep: { values: number[]; points: Record<string, { accuracy: SeedStats; ratio: SeedStats }> },
+): string[] {
+  return mdTable(
+    [axis, "Accuracy %", "Target attention ratio"],
+    sweep.values.map((v) => {
+      const p = sweep.points[String(v)];
+      return [String(v), ci(p.accuracy), p.ratio.mean.toFixed(2)];
+    }),
+  );
+}
+
 /** Table 1's markdown rows (ours beside the poster's). */
 function table1Markdown(tasks: string[], table1: Record<string, Table1Record>): string[] {
   return mdTable(
@@ -815,13 +829,7 @@ export function renderPaperTable(record: PaperRecord): string {
       "",
       `## λ sweep: ${record.table1[task]?.label ?? task}`,
       "",
-      ...mdTable(
-        ["λ", "Accuracy %", "Target attention ratio"],
-        sweep.values.map((v) => {
-          const p = sweep.points[String(v)];
-          return [String(v), ci(p.accuracy), p.ratio.mean.toFixed(2)];
-        }),
-      ),
+      ...sweepTable("λ", sweep),
     );
   }
   if (record.layers) {
@@ -871,13 +879,7 @@ export function renderPaperTable(record: PaperRecord): string {
         `## Investigation: ground-truth sharpness, ${record.table1[task]?.label ?? task} ` +
           `(KLAL+NTP, ${sigma.steps} steps, validation data, seed ${sigma.testSeed})`,
         "",
-        ...mdTable(
-          ["Gaussian σ (patches)", "Accuracy %", "Target attention ratio"],
-          sweep.values.map((v) => {
-            const p = sweep.points[String(v)];
-            return [String(v), ci(p.accuracy), p.ratio.mean.toFixed(2)];
-          }),
-        ),
+        ...sweepTable("Gaussian σ (patches)", sweep),
       );
     }
   }
