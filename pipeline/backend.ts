@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-cpu";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { enableNativeMatmul, nativeMatmulEnabled } from "./model/native_matmul.ts";
+import { enableSplitKMatmul } from "./model/webgpu_kernels.ts";
 import type { BackendName } from "./spec_types.ts";
 
 /** Order `auto` tries after WebGPU on a real GPU: wasm (with OpenBLAS when present), cpu. */
@@ -33,9 +34,13 @@ export async function gpuAdapter(): Promise<
   return { available: true, fallback, description: adapter.info?.description ?? "unknown" };
 }
 
-/** Load tfjs's WebGPU backend (only when asked for) and select it. */
+/**
+ * Load tfjs's WebGPU backend (only when asked for) and select it, with the split-K matmul
+ * for small-output, long-K products (./model/webgpu_kernels.ts).
+ */
 async function setWebgpu(): Promise<boolean> {
   await import("@tensorflow/tfjs-backend-webgpu");
+  enableSplitKMatmul();
   return await trySetBackend("webgpu");
 }
 
