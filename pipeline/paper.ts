@@ -64,7 +64,7 @@ export interface Table1Record {
 
 /** Where a part of the record came from. */
 export interface SourceRecord {
-  part: "table1" | "table1Long" | "lambda" | "layers" | "investigation";
+  part: "table1" | "table1Long" | "lambda" | "lambdaLong" | "layers" | "investigation";
   experiment: string;
   createdAt: string;
   backend: string;
@@ -123,6 +123,12 @@ export interface PaperRecord {
   };
   /** Per task: one point per λ (λ = 0 is NTP), keyed by String(λ). */
   lambda: Record<string, { values: number[]; points: Record<string, ArmRecord> }>;
+  /** The λ sweep again with longer fine-tuning, when it was run. */
+  lambdaLong: {
+    experiment: string;
+    steps: number;
+    tasks: Record<string, { values: number[]; points: Record<string, ArmRecord> }>;
+  } | null;
   /** Where KLAL did not win: what was tried, on validation data. */
   investigation: Investigation;
   /** The per-layer ablation on one task: NTP, then KLAL on each layer set. */
@@ -140,6 +146,8 @@ export interface PaperSources {
   /** Table 1 with longer fine-tuning. */
   table1Long?: string;
   lambda?: string;
+  /** The λ sweep with longer fine-tuning. */
+  lambdaLong?: string;
   layers?: string;
   /** Investigation: longer training (a task sweep; its per-task reports are read). */
   long?: string;
@@ -188,6 +196,7 @@ export const CPU_SOURCES: PaperSources = {
   table1: "paper-cpu",
   table1Long: "paper-cpu-2400",
   lambda: "paper-cpu-lambda",
+  lambdaLong: "paper-cpu-lambda-2400",
   layers: "paper-cpu-layers",
   long: "paper-cpu-long",
   sigma: "paper-cpu-sigma",
@@ -452,19 +461,16 @@ export async function collectPaper(options: {
     extra.push(["table1Long", r]);
   }
 
-  const lambda: PaperRecord["lambda"] = {};
-  if (lambdaResults) {
-    for (const task of tasksOf(lambdaResults)) {
-      const points: Record<string, ArmRecord> = {};
-      for (const arm of Object.keys(lambdaResults.spec.arms)) {
-        const a = lambdaResults.spec.arms[arm];
-        if (!a.finetune) continue;
-        const rec = armRecord(lambdaResults, task, arm);
-        if (rec) points[String(a.lambda)] = rec;
-      }
-      const values = Object.values(points).map((p) => p.lambda).sort((a, b) => a - b);
-      lambda[task] = { values, points };
-    }
+  const lambda = lambdaResults ? buildLambda(lambdaResults) : {};
+  let lambdaLong: PaperRecord["lambdaLong"] = null;
+  if (sources.lambdaLong) {
+    const r = await readResults(reportsDir, sources.lambdaLong);
+    lambdaLong = {
+      experiment: sources.lambdaLong,
+      steps: r.spec.train.steps,
+      tasks: buildLambda(r),
+    };
+    extra.push(["lambdaLong", r]);
   }
 
   let layers: PaperRecord["layers"] = null;
@@ -547,9 +553,27 @@ export async function collectPaper(options: {
     },
     table1Long,
     lambda,
+    lambdaLong,
     layers,
     investigation,
   };
+}
+
+/** Per task, one point per λ of an experiment whose arms differ in λ (λ = 0 is NTP). */
+function buildLambda(results: ExperimentResults): PaperRecord["lambda"] {
+  const lambda: PaperRecord["lambda"] = {};
+  for (const task of tasksOf(results)) {
+    const points: Record<string, ArmRecord> = {};
+    for (const arm of Object.keys(results.spec.arms)) {
+      const a = results.spec.arms[arm];
+      if (!a.finetune) continue;
+      const rec = armRecord(results, task, arm);
+      if (rec) points[String(a.lambda)] = rec;
+    }
+    const values = Object.values(points).map((p) => p.lambda).sort((a, b) => a - b);
+    lambda[task] = { values, points };
+  }
+  return lambda;
 }
 
 /** Table 1's rows (poster order) from one experiment's results. */
@@ -824,13 +848,17 @@ export function renderPaperTable(record: PaperRecord): string {
       ],
     ),
   ];
-  for (const [task, sweep] of Object.entries(record.lambda)) {
-    lines.push(
-      "",
-      `## λ sweep: ${record.table1[task]?.label ?? task}`,
-      "",
-      ...sweepTable("λ", sweep),
-    );
+  const lambdaSets: [number, PaperRecord["lambda"]][] = [[s.trainSteps, record.lambda]];
+  if (record.lambdaLong) lambdaSets.push([record.lambdaLong.steps, record.lambdaLong.tasks]);
+  for (const [steps, set] of lambdaSets) {
+    for (const [task, sweep] of Object.entries(set)) {
+      lines.push(
+        "",
+        `## λ sweep: ${record.table1[task]?.label ?? task}, ${steps} steps`,
+        "",
+        ...sweepTable("λ", sweep),
+      );
+    }
   }
   if (record.layers) {
     const l = record.layers;
@@ -1037,27 +1065,22 @@ export function paperCharts(record: PaperRecord): Record<string, object> {
     },
   };
   const lambdaRows: object[] = [];
-  const lambdaSeeds: object[] = [];
-  for (const [task, sweep] of Object.entries(record.lambda)) {
-    for (const v of sweep.values) {
-      const p = sweep.points[String(v)];
-      const hw = p.accuracy.halfWidth ?? 0;
-      lambdaRows.push({
-        task: record.table1[task]?.label ?? task,
-        lambda: v,
-        accuracy: p.accuracy.mean,
-        low: Math.max(0, p.accuracy.mean - hw),
-        high: Math.min(100, p.accuracy.mean + hw),
-        ratio: p.ratio.mean,
-      });
-      p.accuracy.values.forEach((a, i) =>
-        lambdaSeeds.push({
-          task: record.table1[task]?.label ?? task,
+  const lambdaSets: [number, PaperRecord["lambda"]][] = [[record.setup.trainSteps, record.lambda]];
+  if (record.lambdaLong) lambdaSets.push([record.lambdaLong.steps, record.lambdaLong.tasks]);
+  for (const [steps, set] of lambdaSets) {
+    for (const [task, sweep] of Object.entries(set)) {
+      for (const v of sweep.values) {
+        const p = sweep.points[String(v)];
+        const hw = p.accuracy.halfWidth ?? 0;
+        lambdaRows.push({
+          task: `${record.table1[task]?.label ?? task}, ${steps} steps`,
           lambda: v,
-          accuracy: a,
-          seed: p.accuracy.seeds[i],
-        })
-      );
+          accuracy: p.accuracy.mean,
+          low: Math.max(0, p.accuracy.mean - hw),
+          high: Math.min(100, p.accuracy.mean + hw),
+          ratio: p.ratio.mean,
+        });
+      }
     }
   }
   if (lambdaRows.length > 0) {
@@ -1065,12 +1088,11 @@ export function paperCharts(record: PaperRecord): Record<string, object> {
     charts.lambda = {
       $schema: "https://vega.github.io/schema/vega-lite/v5.json",
       title: {
-        text: "λ sweep: held-out accuracy % (line: mean, band: 95% CI, dots: seeds)",
+        text: "λ sweep: held-out accuracy % (line: mean over seeds, band: 95% CI)",
         subtitle: "and the target attention ratio (right panel per task)",
       },
-      datasets: { points: lambdaRows, seeds: lambdaSeeds },
-      data: { name: "points" },
-      facet: { row: { field: "task", type: "nominal", title: null } },
+      data: { values: lambdaRows },
+      facet: { row: { field: "task", type: "nominal", title: null, sort: null } },
       spec: {
         hconcat: [
           {

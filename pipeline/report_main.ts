@@ -260,12 +260,13 @@ export async function writeReportsIndex(reportsDir: string): Promise<void> {
 }
 
 const PAPER_USAGE = `usage: deno task report paper [--collect [--table1 NAME] [--table1-long NAME]
-                                  [--lambda NAME] [--layers NAME] [--long NAME] [--sigma NAME]
+                                  [--lambda NAME] [--lambda-long NAME] [--layers NAME]
+                                  [--long NAME] [--sigma NAME]
                                   [--confirm NAME] [--gpu TEXT]]
 
   Rebuild reports/paper/ (table.md, README.md from README.src.md, figures/*.svg) from its
   committed results.json. With --collect, first gather results.json from the experiments'
-  reports: Table 1, Table 1 with longer training, the lambda sweep, the layer ablation and
+  reports: Table 1 and the lambda sweep (each also with longer training), the layer ablation and
   the investigations (longer training, ground-truth sharpness, a confirmation on the test seed)
   (defaults: ${Object.values(CPU_SOURCES).join(", ")}; "none" leaves a part out).
   --gpu names the GPU the runs used (the record says "no GPU" otherwise).`;
@@ -286,6 +287,7 @@ async function paperMain(args: string[]): Promise<number> {
     else if (flag === "--table1") sources.table1 = value();
     else if (flag === "--table1-long") sources.table1Long = optional(value());
     else if (flag === "--lambda") sources.lambda = optional(value());
+    else if (flag === "--lambda-long") sources.lambdaLong = optional(value());
     else if (flag === "--layers") sources.layers = optional(value());
     else if (flag === "--long") sources.long = optional(value());
     else if (flag === "--sigma") sources.sigma = optional(value());

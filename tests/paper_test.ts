@@ -167,6 +167,7 @@ Deno.test("collectPaper: Table 1 statistics, λ points, layer sets and investiga
         table1: "t1",
         table1Long: "t1",
         lambda: "lam",
+        lambdaLong: "lam",
         layers: "lay",
         long: "long",
         sigma: "sig",
@@ -188,6 +189,8 @@ Deno.test("collectPaper: Table 1 statistics, λ points, layer sets and investiga
     assert.deepEqual(grid.poster, { base: 6.1, ntp: 28.6, klal: 44.9 });
     assert.deepEqual(record.table1["line-tracing"].gain!.p, null); // one seed: no test
     assert.deepEqual(record.lambda["grid-patch"].values, [0, 0.5, 2]);
+    assert.deepEqual(record.lambdaLong!.tasks, record.lambda);
+    assert.equal(record.lambdaLong!.steps, 20);
     assert.deepEqual(record.lambda["grid-patch"].points["2"].accuracy.mean, 70);
     assert.deepEqual(record.layers!.order, ["first-half", "second-half", "all"]);
     assert.deepEqual(record.layers!.points["first-half"].accuracy.mean, 15);
