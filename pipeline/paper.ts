@@ -1092,7 +1092,14 @@ export function paperCharts(record: PaperRecord): Record<string, object> {
         subtitle: "and the target attention ratio (right panel per task)",
       },
       data: { values: lambdaRows },
-      facet: { row: { field: "task", type: "nominal", title: null, sort: null } },
+      facet: {
+        row: {
+          field: "task",
+          type: "nominal",
+          title: null,
+          sort: [...new Set(lambdaRows.map((r) => (r as { task: string }).task))],
+        },
+      },
       spec: {
         hconcat: [
           {
