@@ -1,6 +1,8 @@
 /** Tiny Grid Patch data and a tiny model, shared by the tests that train or compare backends. */
 import { type Encoded, encodeSamples, type Layout, layoutFor } from "../pipeline/batch.ts";
-import { TinyVlm, type TinyVlmConfig } from "../pipeline/model/tiny_vlm.ts";
+import * as tf from "@tensorflow/tfjs";
+import { TinyVlm, type TinyVlmConfig, type WeightMap } from "../pipeline/model/tiny_vlm.ts";
+import { batchTensors, disposeBatch, lossParts } from "../pipeline/train.ts";
 import { Tokenizer } from "../pipeline/tokenizer.ts";
 import { gridPatch } from "../tasks/grid_patch.ts";
 import type { Sample } from "../tasks/task.ts";
@@ -54,4 +56,34 @@ export function tinyModel(
   overrides: Partial<TinyVlmConfig> = {},
 ): TinyVlm {
   return new TinyVlm(tinyModelConfig(fixture, overrides), seed);
+}
+
+/**
+ * Loss (KLAL over layers 0 and 1, λ = 1) and every gradient of a fresh model (init seed
+ * `modelSeed`, or `weights` when given) on the first 8 samples, read back asynchronously so
+ * any backend works; with the weights, for a second backend to start from the same point.
+ */
+export async function lossAndGrads(
+  data: Encoded,
+  config: TinyVlmConfig,
+  modelSeed: number,
+  weights?: WeightMap,
+): Promise<{ loss: number; grads: number[][]; weights: WeightMap }> {
+  const model = new TinyVlm(config, modelSeed);
+  if (weights) model.setWeights(weights);
+  const batch = batchTensors(data, [0, 1, 2, 3, 4, 5, 6, 7]);
+  const vars = model.variables();
+  const { value, grads } = tf.variableGrads(
+    () => lossParts(model, batch, data, 1, [0, 1]).total,
+    vars,
+  );
+  const out = {
+    loss: (await value.data())[0],
+    grads: await Promise.all(vars.map(async (v) => Array.from(await grads[v.name].data()))),
+    weights: await model.getWeights(),
+  };
+  tf.dispose([value, ...Object.values(grads)]);
+  disposeBatch(batch);
+  model.dispose();
+  return out;
 }

@@ -14,9 +14,8 @@ import {
   splitPlan,
   useSplitK,
 } from "../pipeline/model/webgpu_kernels.ts";
-import { TinyVlm, type WeightMap } from "../pipeline/model/tiny_vlm.ts";
-import { batchTensors, disposeBatch, lossParts } from "../pipeline/train.ts";
-import { tinyGridData, tinyModelConfig } from "./fixtures.ts";
+import type { WeightMap } from "../pipeline/model/tiny_vlm.ts";
+import { lossAndGrads as fixtureLossAndGrads, tinyGridData, tinyModelConfig } from "./fixtures.ts";
 
 const gpu = await gpuAdapter();
 const adapterName = gpu.available ? gpu.description : gpu.reason;
@@ -139,25 +138,8 @@ Deno.test({
     const fixture = tinyGridData(3, 16);
     const { data } = fixture;
     const modelConfig = tinyModelConfig(fixture, { positionStd: 0.3 });
-    async function lossAndGrads(weights?: WeightMap) {
-      const model = new TinyVlm(modelConfig, 5);
-      if (weights) model.setWeights(weights);
-      const batch = batchTensors(data, [0, 1, 2, 3, 4, 5, 6, 7]);
-      const vars = model.variables();
-      const { value, grads } = tf.variableGrads(
-        () => lossParts(model, batch, data, 1, [0, 1]).total,
-        vars,
-      );
-      const out = {
-        loss: (await value.data())[0],
-        grads: await Promise.all(vars.map(async (v) => Array.from(await grads[v.name].data()))),
-        weights: await model.getWeights(),
-      };
-      tf.dispose([value, ...Object.values(grads)]);
-      disposeBatch(batch);
-      model.dispose();
-      return out;
-    }
+    const lossAndGrads = (weights?: WeightMap) =>
+      fixtureLossAndGrads(data, modelConfig, 5, weights);
     await initBackend("webgpu");
     try {
       disableSplitKMatmul();

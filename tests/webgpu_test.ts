@@ -8,34 +8,16 @@ import * as tf from "@tensorflow/tfjs";
 import { gpuAdapter, initBackend } from "../pipeline/backend.ts";
 import { evaluate } from "../pipeline/eval.ts";
 import { TinyVlm, type WeightMap } from "../pipeline/model/tiny_vlm.ts";
-import { batchTensors, disposeBatch, lossParts, train } from "../pipeline/train.ts";
+import { train } from "../pipeline/train.ts";
 import { gridPatch } from "../tasks/grid_patch.ts";
-import { tinyGridData, tinyModelConfig } from "./fixtures.ts";
+import { lossAndGrads as fixtureLossAndGrads, tinyGridData, tinyModelConfig } from "./fixtures.ts";
 
 const gpu = await gpuAdapter();
 const fixture = tinyGridData(2, 16);
 const { samples, tokenizer, data } = fixture;
 const modelConfig = tinyModelConfig(fixture, { positionStd: 0.3 });
 
-async function lossAndGrads(weights?: WeightMap) {
-  const model = new TinyVlm(modelConfig, 4);
-  if (weights) model.setWeights(weights);
-  const batch = batchTensors(data, [0, 1, 2, 3, 4, 5, 6, 7]);
-  const vars = model.variables();
-  const { value, grads } = tf.variableGrads(
-    () => lossParts(model, batch, data, 1, [0, 1]).total,
-    vars,
-  );
-  const out = {
-    loss: (await value.data())[0],
-    grads: await Promise.all(vars.map(async (v) => Array.from(await grads[v.name].data()))),
-    weights: await model.getWeights(),
-  };
-  tf.dispose([value, ...Object.values(grads)]);
-  disposeBatch(batch);
-  model.dispose();
-  return out;
-}
+const lossAndGrads = (weights?: WeightMap) => fixtureLossAndGrads(data, modelConfig, 4, weights);
 
 const adapterName = gpu.available ? gpu.description : gpu.reason;
 
