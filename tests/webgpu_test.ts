@@ -60,8 +60,12 @@ Deno.test({
     assert.equal(evaluated.predictions.length, 16);
     model.dispose();
     await initBackend("wasm");
-    // Release the GPU device now rather than at process exit (an orderly teardown).
+    // Release the GPU device now rather than at process exit (an orderly teardown): tfjs's
+    // dispose frees its buffers but leaves the device, so destroy it after the queue drains.
+    const device = (tf.findBackend("webgpu") as unknown as { device?: GPUDevice }).device;
+    await device?.queue.onSubmittedWorkDone();
     tf.removeBackend("webgpu");
+    device?.destroy();
   },
 });
 
