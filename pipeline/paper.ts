@@ -1222,7 +1222,9 @@ export function paperCharts(record: PaperRecord): Record<string, object> {
     }
     if (rows.length > 0) {
       const sx = { field: "step", type: "quantitative", title: "fine-tuning step" };
-      const colourBy = { field: "arm", type: "nominal", scale: ARM_COLOURS, title: null };
+      // Only the two fine-tuned arms are drawn here, so the legend lists only those.
+      const trained = { domain: ARM_COLOURS.domain.slice(1), range: ARM_COLOURS.range.slice(1) };
+      const colourBy = { field: "arm", type: "nominal", scale: trained, title: null };
       charts.long_training = {
         $schema: "https://vega.github.io/schema/vega-lite/v5.json",
         title: {
