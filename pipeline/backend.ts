@@ -9,10 +9,34 @@ import type { BackendName } from "./spec_types.ts";
 /** Order `auto` tries after WebGPU on a real GPU: wasm (with OpenBLAS when present), cpu. */
 const AUTO_ORDER = ["wasm", "cpu"] as const;
 
+/**
+ * Deno's WebGPU (wgpu) looks for adapters through Vulkan and through OpenGL. Its OpenGL path
+ * loads Mesa's EGL driver, which on CPU-only machines (llvmpipe) aborted the process at exit
+ * in about one test run in 25 ("corrupted size vs. prev_size in fastbins", freed by a Mesa
+ * thread still exiting while the process unloaded libraries); the GPUs we run on are reached
+ * through Vulkan (./gpu_env.ts). So Vulkan only, unless DENO_WEBGPU_BACKEND says otherwise.
+ * wgpu reads the variable once, when the first adapter is requested.
+ */
+export const DEFAULT_WEBGPU_BACKEND = "vulkan";
+
+/** Set wgpu's backend (above) and quiet Mesa's device-select layer before the first adapter. */
+function prepareWebgpuEnvironment(): void {
+  if (!Deno.env.get("DENO_WEBGPU_BACKEND")) {
+    Deno.env.set("DENO_WEBGPU_BACKEND", DEFAULT_WEBGPU_BACKEND);
+  }
+  // Mesa's implicit Vulkan layer that picks a default GPU for displays connects to Wayland
+  // first, and without a session prints "error: XDG_RUNTIME_DIR is invalid" from every
+  // process; we choose adapters ourselves and draw nothing, so the layer is switched off.
+  if (!Deno.env.get("XDG_RUNTIME_DIR") && !Deno.env.get("NODEVICE_SELECT")) {
+    Deno.env.set("NODEVICE_SELECT", "1");
+  }
+}
+
 /** What `navigator.gpu` offers here: a real GPU, a software adapter (llvmpipe), or nothing. */
 export async function gpuAdapter(): Promise<
   { available: false; reason: string } | { available: true; fallback: boolean; description: string }
 > {
+  prepareWebgpuEnvironment();
   const gpu = (navigator as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
   if (!gpu) return { available: false, reason: "this Deno exposes no navigator.gpu" };
   let adapter:
@@ -26,7 +50,7 @@ export async function gpuAdapter(): Promise<
   if (!adapter) {
     return {
       available: false,
-      reason: "navigator.gpu found no adapter" +
+      reason: `navigator.gpu found no adapter through ${Deno.env.get("DENO_WEBGPU_BACKEND")}` +
         (Deno.env.get("KLAL_GPU_SETUP") ? ` (${Deno.env.get("KLAL_GPU_SETUP")})` : ""),
     };
   }

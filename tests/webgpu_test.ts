@@ -11,6 +11,7 @@ import { TinyVlm, type WeightMap } from "../pipeline/model/tiny_vlm.ts";
 import { train } from "../pipeline/train.ts";
 import { gridPatch } from "../tasks/grid_patch.ts";
 import { lossAndGrads as fixtureLossAndGrads, tinyGridData, tinyModelConfig } from "./fixtures.ts";
+import { ROOT } from "./cli.ts";
 
 const gpu = await gpuAdapter();
 const fixture = tinyGridData(2, 16);
@@ -75,4 +76,29 @@ Deno.test("auto skips a software GPU adapter; unavailable backends say why", asy
     await assert.rejects(initBackend("webgpu"), /backend "webgpu" is not available: /);
   }
   await assert.rejects(initBackend("tensorflow"), /needs @tensorflow\/tfjs-node/);
+});
+
+Deno.test("adapters are looked for through Vulkan only: Mesa's EGL driver is never loaded", async () => {
+  // A fresh process with DENO_WEBGPU_BACKEND unset, as a user's would be.
+  const probe = `
+    Deno.env.delete("DENO_WEBGPU_BACKEND");
+    const { gpuAdapter } = await import(${JSON.stringify(`${ROOT}pipeline/backend.ts`)});
+    const gpu = await gpuAdapter();
+    const maps = Deno.readTextFileSync("/proc/self/maps");
+    console.log(JSON.stringify({
+      backend: Deno.env.get("DENO_WEBGPU_BACKEND"),
+      gl: ["libEGL_mesa", "swrast_dri"].filter((lib) => maps.includes(lib)),
+      available: gpu.available,
+    }));`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", probe],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, stderr);
+  const seen = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+  assert.deepEqual(seen, { backend: "vulkan", gl: [], available: gpu.available });
+  assert.doesNotMatch(stderr, /XDG_RUNTIME_DIR/);
 });
