@@ -14,14 +14,15 @@ const AUTO_ORDER = ["wasm", "cpu"] as const;
  * loads Mesa's EGL driver, which on CPU-only machines (llvmpipe) aborted the process at exit
  * in about one test run in 25 ("corrupted size vs. prev_size in fastbins", freed by a Mesa
  * thread still exiting while the process unloaded libraries); the GPUs we run on are reached
- * through Vulkan (./gpu_env.ts). So Vulkan only, unless DENO_WEBGPU_BACKEND says otherwise.
- * wgpu reads the variable once, when the first adapter is requested.
+ * through Vulkan (./gpu_env.ts). So on Linux, Vulkan only, unless DENO_WEBGPU_BACKEND says
+ * otherwise; wgpu reads the variable once, when the first adapter is requested.
  */
 export const DEFAULT_WEBGPU_BACKEND = "vulkan";
 
 /** Set wgpu's backend (above) and quiet Mesa's device-select layer before the first adapter. */
 function prepareWebgpuEnvironment(): void {
-  if (!Deno.env.get("DENO_WEBGPU_BACKEND")) {
+  // Linux only: elsewhere wgpu's default is the platform's own API (Metal, Direct3D 12).
+  if (Deno.build.os === "linux" && !Deno.env.get("DENO_WEBGPU_BACKEND")) {
     Deno.env.set("DENO_WEBGPU_BACKEND", DEFAULT_WEBGPU_BACKEND);
   }
   // Mesa's implicit Vulkan layer that picks a default GPU for displays connects to Wayland
@@ -50,7 +51,10 @@ export async function gpuAdapter(): Promise<
   if (!adapter) {
     return {
       available: false,
-      reason: `navigator.gpu found no adapter through ${Deno.env.get("DENO_WEBGPU_BACKEND")}` +
+      reason: "navigator.gpu found no adapter" +
+        (Deno.env.get("DENO_WEBGPU_BACKEND")
+          ? ` through ${Deno.env.get("DENO_WEBGPU_BACKEND")}`
+          : "") +
         (Deno.env.get("KLAL_GPU_SETUP") ? ` (${Deno.env.get("KLAL_GPU_SETUP")})` : ""),
     };
   }
