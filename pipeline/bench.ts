@@ -20,6 +20,7 @@ import { matmul } from "./model/ops.ts";
 import { TinyVlm } from "./model/tiny_vlm.ts";
 import { Tokenizer } from "./tokenizer.ts";
 import { AdamW, batchTensors, disposeBatch, lossParts } from "./train.ts";
+import { pathOf } from "./paths.ts";
 
 /** The two model sizes the bench measures. */
 export const BENCH_MODELS = {
@@ -228,7 +229,7 @@ async function tensorCountAcross(m: BenchModel, steps: number) {
 
 /** Two independent training runs, one after the other vs at once in two processes. */
 async function parallelSpeedup(steps: number, backend: string) {
-  const worker = new URL(import.meta.url).pathname;
+  const worker = pathOf(import.meta.url);
   const run = () =>
     new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "--quiet", worker, "--child", String(steps), backend],

@@ -9,6 +9,7 @@
  * kill never leaves a half-written entry where a reader could see it.
  */
 import { canonicalJson } from "./spec.ts";
+import { pathOf } from "./paths.ts";
 
 /** What manifest.json records for every entry. */
 export interface Manifest {
@@ -36,7 +37,7 @@ export interface StageRef {
 /** The cache root: `KLAL_CACHE_DIR`, else `.cache/` at the repository root. */
 export function defaultCacheDir(): string {
   return Deno.env.get("KLAL_CACHE_DIR") ??
-    new URL("../.cache", import.meta.url).pathname;
+    pathOf(new URL("../.cache", import.meta.url));
 }
 
 /** SHA-256 of bytes or text, as lowercase hex. */

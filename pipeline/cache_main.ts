@@ -8,8 +8,9 @@ import { Cache, defaultCacheDir, type Manifest } from "./cache.ts";
 import { buildPlan, resolvePlan } from "./plan.ts";
 import { formatSpecError, SpecError } from "./spec.ts";
 import { expandSweep } from "./sweep.ts";
+import { PROJECT_ROOT } from "./paths.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+const ROOT = PROJECT_ROOT;
 const USAGE = "usage: deno task cache ls | deno task cache gc [--apply]";
 
 /** One cache entry as the tools show it. */

@@ -22,8 +22,9 @@ import { buildPlan, resolvePlan } from "./plan.ts";
 import { formatSpecError, loadSpec, SpecError } from "./spec.ts";
 import { loadCheckpoint } from "./stages.ts";
 import { wilsonInterval } from "./stats.ts";
+import { PROJECT_ROOT } from "./paths.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+const ROOT = PROJECT_ROOT;
 const USAGE = "usage: deno task eval SPEC --arm ARM [--seed S] --images DIR " +
   "(--labels FILE | --regex RE) [--prompt TEXT] [--name LABEL] [key.path=value ...]";
 

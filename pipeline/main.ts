@@ -20,6 +20,7 @@ import { formatSpecError, readSpecFile, SpecError } from "./spec.ts";
 import { type ExecutorName, EXECUTORS, type Spec } from "./spec_types.ts";
 import { reportInput } from "./stages.ts";
 import { expandSweep } from "./sweep.ts";
+import { PROJECT_ROOT } from "./paths.ts";
 
 const USAGE = `usage: deno task experiment [SPEC.yaml] [key.path=value ...] [options]
 
@@ -39,7 +40,7 @@ environment: KLAL_CACHE_DIR (default .cache/ in the repository),
              KLAL_REPORTS_DIR (default reports/ in the repository);
              on a cluster KLAL_CACHE_DIR must be a path every node shares`;
 
-const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+const ROOT = PROJECT_ROOT;
 
 /** Parsed command line. */
 export interface Cli {

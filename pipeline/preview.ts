@@ -8,8 +8,9 @@
 import { createCanvas } from "@napi-rs/canvas";
 import { TASKS } from "../tasks/registry.ts";
 import type { Sample, Task, TaskConfig } from "../tasks/task.ts";
+import { PROJECT_ROOT } from "./paths.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+const ROOT = PROJECT_ROOT;
 const USAGE = "usage: deno task preview TASK [--n 16] [--seed S] [--size PX] [--patch PX] " +
   "[--out FILE]";
 

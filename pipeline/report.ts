@@ -14,6 +14,7 @@ import * as vega from "vega";
 import * as vegaLite from "vega-lite";
 import type { ArmSpec, Spec } from "./spec_types.ts";
 import { ci95, type ConfidenceInterval, mean, pairedTTest, wilsonInterval } from "./stats.ts";
+import { pathOf } from "./paths.ts";
 
 /** One measured number: a metric of one arm and seed on one task. */
 export interface ResultRow {
@@ -2208,7 +2209,7 @@ function loadBundles(): Promise<{ file: string; code: string }[]> {
       try {
         return { file, code: await Deno.readTextFile(url) };
       } catch {
-        tried.push(url.pathname);
+        tried.push(pathOf(url));
       }
     }
     throw new Error(

@@ -18,6 +18,7 @@ import {
   rebuildPaper,
   recordJson,
 } from "./paper.ts";
+import { PROJECT_ROOT } from "./paths.ts";
 
 const USAGE = `usage: deno task report NAME
 
@@ -29,7 +30,7 @@ const USAGE = `usage: deno task report NAME
 environment: KLAL_CACHE_DIR (default .cache/ in the repository),
              KLAL_REPORTS_DIR (default reports/ in the repository)`;
 
-const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+const ROOT = PROJECT_ROOT;
 
 /** NAME is not an experiment the cache knows (exit 2). */
 export class UnknownExperiment extends Error {}

@@ -9,6 +9,7 @@ import type { Spec } from "./spec_types.ts";
 import { writeReportsIndex } from "./report_main.ts";
 import { runStage } from "./stages.ts";
 import type { WorkerDescriptor } from "./worker.ts";
+import { pathOf } from "./paths.ts";
 
 /** How to run an experiment. */
 export interface RunOptions {
@@ -43,7 +44,7 @@ export interface Executor {
 }
 
 /** The worker entry point an executor runs: `deno run -A <WORKER_PATH> <descriptor.json>`. */
-export const WORKER_PATH = new URL("./worker.ts", import.meta.url).pathname;
+export const WORKER_PATH = pathOf(new URL("./worker.ts", import.meta.url));
 
 /** Stages as local worker processes (the default). */
 export class LocalExecutor implements Executor {

@@ -1,7 +1,8 @@
+import { fileURLToPath } from "node:url";
 /** Running the pipeline's commands as a user would, in a subprocess (shared by tests). */
 
 /** The repository root, with a trailing slash. */
-export const ROOT = new URL("../", import.meta.url).pathname;
+export const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
 /** Output of one command. */
 export interface CommandResult {

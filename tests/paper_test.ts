@@ -15,8 +15,9 @@ import {
   strayNumbers,
 } from "../pipeline/paper.ts";
 import { runScript } from "./cli.ts";
+import { fileURLToPath } from "node:url";
 
-const ROOT = new URL("../", import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
 function near(actual: number, expected: number, tolerance: number) {
   assert.ok(

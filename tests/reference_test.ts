@@ -17,10 +17,11 @@ import { TinyVlm, type WeightMap } from "../pipeline/model/tiny_vlm.ts";
 import { Rng } from "../pipeline/rng.ts";
 import { AdamW, type BatchTensors, batchTensors, lossParts } from "../pipeline/train.ts";
 import { tinyGridData, tinyModelConfig } from "./fixtures.ts";
+import { fileURLToPath } from "node:url";
 
 /** KLAL_REFERENCE_SCRIPT: where reference.py is when this test runs from a bundle (gpu.sh). */
 const REFERENCE = Deno.env.get("KLAL_REFERENCE_SCRIPT") ??
-  new URL("./reference/reference.py", import.meta.url).pathname;
+  fileURLToPath(new URL("./reference/reference.py", import.meta.url));
 /** KLAL_REFERENCE_DEVICE=cuda: PyTorch computes on the GPU (still float64). */
 const DEVICE = Deno.env.get("KLAL_REFERENCE_DEVICE") ?? "cpu";
 /** Max |ours - torch| over each tensor (absolute; our float32 vs torch's float64). */

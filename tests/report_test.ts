@@ -33,6 +33,7 @@ import {
 import { readReportEntries, renderReportsIndex } from "../pipeline/report_main.ts";
 import type { Spec } from "../pipeline/spec_types.ts";
 import { ci95 } from "../pipeline/stats.ts";
+import { fileURLToPath } from "node:url";
 
 function assert(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(message);
@@ -779,7 +780,12 @@ async function cachedRun(root: string): Promise<{ cache: Cache; spec: Spec }> {
 
 async function reportCli(args: string[], root: string) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../pipeline/report_main.ts", import.meta.url).pathname, ...args],
+    args: [
+      "run",
+      "-A",
+      fileURLToPath(new URL("../pipeline/report_main.ts", import.meta.url)),
+      ...args,
+    ],
     env: { KLAL_CACHE_DIR: `${root}/cache`, KLAL_REPORTS_DIR: `${root}/reports`, NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",

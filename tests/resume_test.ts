@@ -4,8 +4,9 @@
  * was never interrupted (same backend, same seed).
  */
 import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
 
-const MAIN = new URL("../pipeline/main.ts", import.meta.url).pathname;
+const MAIN = fileURLToPath(new URL("../pipeline/main.ts", import.meta.url));
 
 const SPEC = `
 name: resume-tiny

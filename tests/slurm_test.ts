@@ -12,8 +12,9 @@ import { SlurmExecutor } from "../pipeline/executors/slurm.ts";
 import { parseArgs } from "../pipeline/main.ts";
 import { buildPlan, type ResolvedStage, resolvePlan } from "../pipeline/plan.ts";
 import { parseSpec, SpecError } from "../pipeline/spec.ts";
+import { fileURLToPath } from "node:url";
 
-const ROOT = new URL("../", import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MAIN = `${ROOT}pipeline/main.ts`;
 const START = `${ROOT}tests/slurm/start.sh`;
 

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { SpecError } from "../pipeline/spec.ts";
 import { axisLabel, expandSweep, splitSweepOverrides, splitValues } from "../pipeline/sweep.ts";
 import { TASKS } from "../tasks/registry.ts";
+import { fileURLToPath } from "node:url";
 
 const SPEC = `
 name: sweep-test
@@ -115,7 +116,7 @@ Deno.test("expandSweep: whole task blocks give one experiment per task (Table 1 
 });
 
 Deno.test("the paper specs plan: all.yaml, lambda-sweep.yaml, layer-ablation.yaml", async () => {
-  const dir = new URL("../experiments/paper/", import.meta.url).pathname;
+  const dir = fileURLToPath(new URL("../experiments/paper/", import.meta.url));
   const all = expandSweep(await Deno.readTextFile(`${dir}all.yaml`), "all.yaml", [], ctx);
   assert.deepEqual(all.map((s) => s.task.name).sort(), [
     "grid-patch",

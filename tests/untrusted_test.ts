@@ -4,8 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { TASKS } from "../tasks/registry.ts";
+import { fileURLToPath } from "node:url";
 
-const MAIN = new URL("../pipeline/main.ts", import.meta.url).pathname;
+const MAIN = fileURLToPath(new URL("../pipeline/main.ts", import.meta.url));
 const HOSTILE = "<img src=x onerror=alert(1)>";
 
 Deno.test("a hostile label from a dataset file reaches the report escaped", async () => {
