@@ -6,20 +6,12 @@
  */
 import { TASKS } from "../tasks/registry.ts";
 import { Cache, defaultCacheDir } from "./cache.ts";
-import { type ReportInput, writeReport } from "./report.ts";
 import { SlurmExecutor } from "./executors/slurm.ts";
-import {
-  type Executor,
-  LocalExecutor,
-  runExperiment,
-  type RunSummary,
-  StageFailure,
-  UsageError,
-} from "./run.ts";
+import { type Executor, LocalExecutor, runExperiment, StageFailure, UsageError } from "./run.ts";
 import { formatSpecError, readSpecFile, SpecError } from "./spec.ts";
 import { type ExecutorName, EXECUTORS, type Spec } from "./spec_types.ts";
-import { reportInput } from "./stages.ts";
 import { expandSweep } from "./sweep.ts";
+import { writeSweepReport } from "./report/sweep.ts";
 import { PROJECT_ROOT } from "./paths.ts";
 
 const USAGE = `usage: deno task experiment [SPEC.yaml] [key.path=value ...] [options]
@@ -94,58 +86,6 @@ export function parseArgs(args: string[]): Cli {
   }
   if (!cli.specPath) cli.specPath = `${ROOT}/experiments/quickstart.yaml`;
   return cli;
-}
-
-/**
- * One report comparing every point of a non-arm sweep: each point's arms appear as
- * `<arm>@<point label>`, written to `reports/<base name>/`.
- */
-async function writeSweepReport(
-  specs: Spec[],
-  summaries: RunSummary[],
-  cache: Cache,
-  reportsDir: string,
-): Promise<string> {
-  const baseName = specs[0].name.slice(0, specs[0].name.indexOf("--"));
-  // Points that differ only in their task keep their arm names: rows already carry the task.
-  const byTask = new Set(specs.map((s) => s.task.name)).size === specs.length;
-  let combined: ReportInput | undefined;
-  for (const [i, spec] of specs.entries()) {
-    const label = spec.name.slice(baseName.length + 2);
-    const input = await reportInput(spec, summaries[i].plan, cache, summaries[i].statuses);
-    const rename = <T extends { arm: string }>(x: T): T =>
-      byTask ? x : { ...x, arm: `${x.arm}@${label}` };
-    const arms = Object.fromEntries(
-      Object.entries(spec.arms).map(([name, arm]) => [byTask ? name : `${name}@${label}`, arm]),
-    );
-    if (!combined) {
-      combined = {
-        ...input,
-        spec: { ...spec, name: baseName, arms: {} },
-        rows: [],
-        curves: [],
-        stages: [],
-        learning: [],
-        figures: [],
-        heads: [],
-        breakdown: [],
-      };
-    }
-    combined.spec.arms = { ...combined.spec.arms, ...arms };
-    combined.rows.push(...input.rows.map(rename));
-    combined.stages.push(...input.stages.map((s) => ({ ...s, stage: `${label} ${s.stage}` })));
-    // Loss and learning curves, attention figures, heads and breakdowns carry no task: across
-    // tasks under the same arm names they would mix, so those stay in the per-task reports.
-    if (byTask) continue;
-    combined.curves.push(...input.curves.map(rename));
-    combined.learning!.push(...(input.learning ?? []).map(rename));
-    combined.figures!.push(...(input.figures ?? []).map(rename));
-    combined.heads!.push(...(input.heads ?? []).map(rename));
-    combined.breakdown!.push(...(input.breakdown ?? []).map(rename));
-  }
-  const dir = `${reportsDir}/${baseName}`;
-  await writeReport(dir, combined!);
-  return dir;
 }
 
 /** Slurm jobs wait in a queue, so many may be in flight at once. */
