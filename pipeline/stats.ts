@@ -1,8 +1,9 @@
 /**
  * Small-sample statistics for reports: means, Student-t confidence intervals, a paired
  * t-test with an exact two-sided p-value, and the Wilson interval for a proportion.
- * Pure functions, no dependencies, so tests can check them against hand-computed values.
+ * Pure functions, so tests can check them against hand-computed values.
  */
+import { Rng } from "./rng.ts";
 
 // deno-fmt-ignore
 /** Two-sided 95% Student-t critical values t_{0.975, dof} for dof = 1..30 (index = dof - 1). */
@@ -180,4 +181,165 @@ export function wilsonInterval(successes: number, n: number, z = 1.96): Proporti
   const center = (phat + z2 / (2 * n)) / denominator;
   const half = z * Math.sqrt(phat * (1 - phat) / n + z2 / (4 * n * n)) / denominator;
   return { estimate: phat, low: Math.max(0, center - half), high: Math.min(1, center + half) };
+}
+
+/**
+ * Holm's step-down adjustment of p-values for a family of tests (controls the family-wise
+ * error rate). Returns adjusted p-values in the input order; undefined stays undefined
+ * and is left out of the family.
+ *
+ * @example holmAdjust([0.01, 0.04, 0.03]) // [0.03, 0.06, 0.06]
+ */
+export function holmAdjust(pValues: readonly (number | undefined)[]): (number | undefined)[] {
+  const present = pValues
+    .map((p, index) => ({ p, index }))
+    .filter((e): e is { p: number; index: number } => e.p !== undefined && !Number.isNaN(e.p))
+    .sort((a, b) => a.p - b.p);
+  const m = present.length;
+  const adjusted: (number | undefined)[] = pValues.map(() => undefined);
+  let running = 0;
+  present.forEach(({ p, index }, rank) => {
+    // Monotone: an adjusted p is never below the one of a smaller raw p.
+    running = Math.max(running, Math.min(1, (m - rank) * p));
+    adjusted[index] = running;
+  });
+  return adjusted;
+}
+
+/** log of the binomial coefficient C(n, k). */
+function logChoose(n: number, k: number): number {
+  return logGamma(n + 1) - logGamma(k + 1) - logGamma(n - k + 1);
+}
+
+/** Item-level McNemar test of two classifiers scored on the same items. */
+export interface McNemarTest {
+  /** Items only the first got right. */
+  onlyA: number;
+  /** Items only the second got right. */
+  onlyB: number;
+  /** Exact two-sided p (binomial on the discordant items, p = 1/2); 1 when none differ. */
+  p: number;
+}
+
+/**
+ * Exact McNemar test: under the null, each discordant item is equally likely to favour
+ * either arm, so min(onlyA, onlyB) ~ Binomial(onlyA + onlyB, 1/2); two-sided p doubles the
+ * tail (capped at 1).
+ */
+export function mcnemarExact(a: readonly boolean[], b: readonly boolean[]): McNemarTest {
+  if (a.length !== b.length) {
+    throw new Error(`mcnemarExact: expected equal lengths, got ${a.length} and ${b.length}`);
+  }
+  let onlyA = 0;
+  let onlyB = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] && !b[i]) onlyA++;
+    else if (!a[i] && b[i]) onlyB++;
+  }
+  const n = onlyA + onlyB;
+  if (n === 0) return { onlyA, onlyB, p: 1 };
+  const k = Math.min(onlyA, onlyB);
+  let tail = 0;
+  if (n <= 1000) {
+    // Products of small integers and a power of two: exact for the counts that matter.
+    let term = Math.pow(0.5, n);
+    for (let i = 0; i <= k; i++) {
+      tail += term;
+      term = term * (n - i) / (i + 1);
+    }
+  } else {
+    for (let i = 0; i <= k; i++) tail += Math.exp(logChoose(n, i) - n * Math.LN2);
+  }
+  return { onlyA, onlyB, p: Math.min(1, 2 * tail) };
+}
+
+/** A percentile bootstrap interval. */
+export interface BootstrapInterval {
+  estimate: number;
+  low: number;
+  high: number;
+  resamples: number;
+}
+
+/** The q-quantile (0..1) of sorted values, linear between order statistics. */
+export function quantileSorted(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  const position = (sorted.length - 1) * q;
+  const lo = Math.floor(position);
+  const hi = Math.ceil(position);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (position - lo);
+}
+
+/**
+ * Two-level percentile bootstrap of accuracy (%) over seeds and test items: each resample
+ * draws seeds with replacement, then, within each drawn seed, test items with replacement,
+ * so the interval holds both training-seed variation and test-sampling error.
+ * `correct[s][i]` is whether seed s got item i right. With `baseline` (same shape), the
+ * statistic is the paired difference accuracy(correct) - accuracy(baseline), the same seeds
+ * and items drawn for both.
+ */
+export function bootstrapAccuracy(
+  correct: readonly (readonly boolean[])[],
+  options: { baseline?: readonly (readonly boolean[])[]; resamples?: number; seed?: number } = {},
+): BootstrapInterval {
+  const resamples = options.resamples ?? 2000;
+  const baseline = options.baseline;
+  if (baseline && baseline.length !== correct.length) {
+    throw new Error(
+      `bootstrapAccuracy: expected ${correct.length} baseline seeds, got ${baseline.length}`,
+    );
+  }
+  const accuracy = (rows: readonly (readonly boolean[])[], picks: number[][], seeds: number[]) => {
+    let hits = 0;
+    let total = 0;
+    seeds.forEach((s, j) => {
+      for (const i of picks[j]) if (rows[s][i]) hits++;
+      total += picks[j].length;
+    });
+    return total === 0 ? NaN : 100 * hits / total;
+  };
+  const all = correct.map((_, s) => s);
+  const allItems = correct.map((row) => row.map((_, i) => i));
+  const statistic = (seeds: number[], picks: number[][]) =>
+    accuracy(correct, picks, seeds) - (baseline ? accuracy(baseline, picks, seeds) : 0);
+  const estimate = statistic(all, allItems);
+  if (correct.length === 0) return { estimate: NaN, low: NaN, high: NaN, resamples: 0 };
+  const rng = new Rng(options.seed ?? 12345);
+  const random = () => rng.next();
+  const draws: number[] = [];
+  for (let r = 0; r < resamples; r++) {
+    const seeds = all.map(() => Math.floor(random() * all.length));
+    const picks = seeds.map((s) => {
+      const n = correct[s].length;
+      return correct[s].map(() => Math.floor(random() * n));
+    });
+    draws.push(statistic(seeds, picks));
+  }
+  draws.sort((x, y) => x - y);
+  return {
+    estimate,
+    low: quantileSorted(draws, 0.025),
+    high: quantileSorted(draws, 0.975),
+    resamples,
+  };
+}
+
+/**
+ * Confusion counts: `matrix[t][p]` = items whose true class is `classes[t]` and predicted
+ * class `classes[p]`; predictions outside `classes` are counted in the last column "other".
+ */
+export function confusionMatrix(
+  truths: readonly string[],
+  predictions: readonly string[],
+  classes: readonly string[],
+): { classes: string[]; matrix: number[][] } {
+  const columns = [...classes, "other"];
+  const matrix = classes.map(() => columns.map(() => 0));
+  truths.forEach((truth, i) => {
+    const t = classes.indexOf(truth);
+    if (t < 0) return;
+    const p = classes.indexOf(predictions[i]);
+    matrix[t][p < 0 ? classes.length : p]++;
+  });
+  return { classes: columns, matrix };
 }

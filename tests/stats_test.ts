@@ -1,6 +1,11 @@
+import nodeAssert from "node:assert/strict";
 import {
+  bootstrapAccuracy,
   ci95,
+  confusionMatrix,
+  holmAdjust,
   logGamma,
+  mcnemarExact,
   mean,
   pairedTTest,
   regularizedIncompleteBeta,
@@ -111,4 +116,70 @@ Deno.test("wilsonInterval matches hand values", () => {
   assert(zero.low === 0 && zero.high > 0 && zero.high < 0.2, "0/20 has a non-trivial upper bound");
   const empty = wilsonInterval(0, 0);
   assert(empty.low === 0 && empty.high === 1, "n=0 gives [0, 1]");
+});
+
+Deno.test("holmAdjust: step-down by hand, monotone, undefined left out", () => {
+  // Sorted 0.01, 0.03, 0.04 -> 3*0.01 = 0.03, 2*0.03 = 0.06, max(0.06, 1*0.04) = 0.06.
+  const adjusted = holmAdjust([0.01, 0.04, 0.03]);
+  nodeAssert.ok(Math.abs(adjusted[0]! - 0.03) < 1e-12);
+  nodeAssert.ok(Math.abs(adjusted[1]! - 0.06) < 1e-12);
+  nodeAssert.ok(Math.abs(adjusted[2]! - 0.06) < 1e-12);
+  // m counts only the defined p-values; capped at 1.
+  nodeAssert.deepEqual(holmAdjust([undefined, 0.2, 0.6]), [undefined, 0.4, 0.6]);
+  nodeAssert.deepEqual(holmAdjust([0.9, 0.8]), [1, 1]);
+});
+
+Deno.test("mcnemarExact: discordant counts and the exact binomial p", () => {
+  const a = [true, true, true, false, false, true];
+  const b = [false, false, true, false, true, true];
+  // onlyA = 2, onlyB = 1, n = 3: P(X <= 1) = (1 + 3) / 8 = 0.5, two-sided 1.
+  nodeAssert.deepEqual(mcnemarExact(a, b), { onlyA: 2, onlyB: 1, p: 1 });
+  // 10 discordant, all favouring A: 2 * (1/2)^10 = 0.001953125.
+  const many = mcnemarExact(Array(10).fill(true), Array(10).fill(false));
+  nodeAssert.equal(many.onlyA, 10);
+  nodeAssert.ok(Math.abs(many.p - 2 / 1024) < 1e-12);
+  // 8 vs 2: P(X <= 2) = (1 + 10 + 45) / 1024, doubled = 0.109375.
+  const mixed = mcnemarExact(
+    [...Array(8).fill(true), false, false],
+    [...Array(8).fill(false), true, true],
+  );
+  nodeAssert.ok(Math.abs(mixed.p - 112 / 1024) < 1e-12, String(mixed.p));
+  nodeAssert.equal(mcnemarExact([true], [true]).p, 1);
+  nodeAssert.throws(() => mcnemarExact([true], []), /equal lengths/);
+});
+
+Deno.test("bootstrapAccuracy: estimate, deterministic, wider with fewer items, paired zero", () => {
+  const seeds = [
+    [true, false, true, true],
+    [true, true, false, false],
+  ];
+  const interval = bootstrapAccuracy(seeds, { resamples: 500, seed: 7 });
+  nodeAssert.equal(interval.estimate, 62.5); // 5 of 8
+  nodeAssert.ok(interval.low < 62.5 && interval.high > 62.5);
+  nodeAssert.ok(interval.low >= 0 && interval.high <= 100);
+  nodeAssert.deepEqual(bootstrapAccuracy(seeds, { resamples: 500, seed: 7 }), interval);
+  // Every seed perfect: no spread at all.
+  const perfect = bootstrapAccuracy([[true, true], [true, true]], { resamples: 100 });
+  nodeAssert.deepEqual([perfect.low, perfect.high], [100, 100]);
+  // Test sampling alone: one seed, 400 items at 50% gives about +-4.9 points (1.96*sqrt(.25/400)).
+  const half = [Array.from({ length: 400 }, (_, i) => i % 2 === 0)];
+  const wide = bootstrapAccuracy(half, { resamples: 2000, seed: 1 });
+  nodeAssert.ok(Math.abs((wide.high - wide.low) / 2 - 4.9) < 0.8, JSON.stringify(wide));
+  // A paired difference of an arm with itself is exactly zero in every resample.
+  const self = bootstrapAccuracy(seeds, { baseline: seeds, resamples: 200 });
+  nodeAssert.deepEqual([self.estimate, self.low, self.high], [0, 0, 0]);
+});
+
+Deno.test("confusionMatrix: rows are truths, columns predictions, unknown answers in 'other'", () => {
+  const { classes, matrix } = confusionMatrix(
+    ["0", "1", "2", "1", "0"],
+    ["0", "2", "2", "x", "1"],
+    ["0", "1", "2"],
+  );
+  nodeAssert.deepEqual(classes, ["0", "1", "2", "other"]);
+  nodeAssert.deepEqual(matrix, [
+    [1, 1, 0, 0],
+    [0, 0, 1, 1],
+    [0, 0, 1, 0],
+  ]);
 });
