@@ -7,6 +7,38 @@
  */
 import * as tf from "@tensorflow/tfjs";
 
+/**
+ * Which answer positions KLAL supervises: `all` (every position that predicts an answer
+ * token, the paper's formula) or `first` (only the position that predicts the first answer
+ * token, which has not yet seen any answer text and so must find the answer in the image).
+ */
+export type KlalQueries = "all" | "first";
+
+/** The query mask `queries` selects from a batch's [B, Tq] mask of real answer positions. */
+export function selectQueries(queryMask: tf.Tensor2D, queries: KlalQueries): tf.Tensor2D {
+  if (queries === "all") return queryMask;
+  return tf.tidy(() => {
+    const [b, tq] = queryMask.shape;
+    const first = tf.slice(queryMask, [0, 0], [b, 1]); // [B, 1]
+    return tf.pad(first, [[0, 0], [0, tq - 1]]) as tf.Tensor2D; // [B, Tq]
+  });
+}
+
+/**
+ * Cross-entropy of a pointer head's distribution over the visual tokens against P: the
+ * control that gives a model the same localisation signal as KLAL but leaves its attention
+ * alone. Mean over the batch of -sum_i P_i log softmax(logits)_i.
+ *
+ * @param logits [B, Tv] pointer logits
+ * @param target [B, Tv] ground-truth distribution P
+ */
+export function pointerLoss(logits: tf.Tensor2D, target: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const logProbs = tf.logSoftmax(logits); // [B, Tv]
+    return tf.mean(tf.neg(tf.sum(tf.mul(target, logProbs), 1))) as tf.Scalar;
+  });
+}
+
 /** Added to each row's visual mass before renormalising (see visualAttention). */
 export const ROW_FLOOR = 1e-6;
 

@@ -4,7 +4,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type Encoded, queryCount, queryStart } from "./batch.ts";
-import { klalLoss, ntpLoss } from "./losses.ts";
+import { klalLoss, type KlalQueries, ntpLoss, pointerLoss, selectQueries } from "./losses.ts";
 import type { TinyVlm } from "./model/tiny_vlm.ts";
 import { Progress } from "./progress.ts";
 import { Rng, seedFrom } from "./rng.ts";
@@ -22,6 +22,14 @@ export interface TrainOptions {
   lambda: number;
   /** Supervised layer indices. */
   layers: number[];
+  /** Which answer positions KLAL supervises (default `all`). */
+  queries?: KlalQueries;
+  /**
+   * What lambda weighs: `attention` (KLAL on the listed layers) or `pointer` (a linear head
+   * on the first answer position's hidden state, cross-entropy against the same P; the
+   * attention is left alone). Default `attention`.
+   */
+  supervision?: "attention" | "pointer";
   seed: number;
   /** Stage label for the progress line. */
   label: string;
@@ -48,6 +56,8 @@ export interface TrainSnapshot {
   log: LossPoint[];
   /** Seconds spent before the snapshot (for samples/s). */
   seconds: number;
+  /** The pointer head's weights, in a pointer-supervised run. */
+  pointer?: Float32Array;
 }
 
 /** One logged point of the loss curve. */
@@ -124,6 +134,13 @@ export function answerToVisual(
   return layers.map((l) => tf.slice(attentions[l], [0, 0, q0, 0], [-1, -1, tq, tv]));
 }
 
+/** Supervision options of {@link lossParts} beyond lambda and the layers. */
+export interface LossOptions {
+  queries?: KlalQueries;
+  /** The pointer head [d, Tv] of a pointer-supervised run; lambda then weighs its loss. */
+  pointer?: tf.Variable;
+}
+
 /** Loss parts of one batch; `total` is what the gradient follows. */
 export function lossParts(
   model: TinyVlm,
@@ -131,14 +148,46 @@ export function lossParts(
   data: Pick<Encoded, "layout">,
   lambda: number,
   layers: number[],
+  options: LossOptions = {},
 ): { ntp: tf.Scalar; klal: tf.Scalar; total: tf.Scalar } {
+  const { pointer } = options;
   const out = model.forward(batch);
   const ntp = ntpLoss(out.logits, batch.nextToken, batch.lossMask);
   const klal = klalLoss(answerToVisual(out.attentions, layers, data), batch.target, {
-    queryMask: batch.queryMask,
+    queryMask: selectQueries(batch.queryMask, options.queries ?? "all"),
   });
-  const total = lambda > 0 ? tf.add(ntp, tf.mul(klal, lambda)) as tf.Scalar : ntp;
-  return { ntp, klal, total };
+  if (!(lambda > 0)) return { ntp, klal, total: ntp };
+  if (!pointer) return { ntp, klal, total: tf.add(ntp, tf.mul(klal, lambda)) as tf.Scalar };
+  // The pointer reads the position that predicts the first answer token.
+  const [b, , d] = out.hidden.shape;
+  const q0 = queryStart(data.layout);
+  const state = tf.reshape(tf.slice(out.hidden, [0, q0, 0], [b, 1, d]), [b, d]); // [B, d]
+  const guess = pointerLoss(tf.matMul(state, pointer) as tf.Tensor2D, batch.target);
+  return { ntp, klal, total: tf.add(ntp, tf.mul(guess, lambda)) as tf.Scalar };
+}
+
+/**
+ * Ground-truth maps for a control arm, as a copy of `data`: `shuffled` gives each sample
+ * another sample's map (a random cyclic derangement of the rows, seeded), so the maps keep
+ * their shape statistics but no longer point at this image's answer; `uniform` spreads P
+ * evenly over the visual tokens.
+ */
+export function controlTargets(data: Encoded, kind: "shuffled" | "uniform", seed: number): Encoded {
+  const tv = data.layout.visual;
+  const target = new Float32Array(data.target.length);
+  if (kind === "uniform") {
+    target.fill(1 / tv);
+  } else {
+    const order = new Rng(seedFrom(seed, "shuffled-targets")).shuffle(
+      Array.from({ length: data.n }, (_, i) => i),
+    );
+    // Row order[i] takes the map of order[i + 1]: no row keeps its own when n >= 2.
+    order.forEach((row, i) => {
+      const from = order[(i + 1) % data.n];
+      target.set(data.target.subarray(from * tv, (from + 1) * tv), row * tv);
+    });
+  }
+  return { ...data, target };
 }
 
 /** Learning rate at `step` (0-based): linear warm-up, then cosine decay to 10%. */
@@ -284,13 +333,34 @@ export class BatchOrder {
   }
 }
 
+let pointerInstances = 0;
+
 /** Train `model` in place on `data`. Throws, naming the step and loss part, on NaN/Inf. */
 export async function train(
   model: TinyVlm,
   data: Encoded,
   options: TrainOptions,
 ): Promise<TrainResult> {
-  const variables = model.variables();
+  const variables: tf.Variable[] = model.variables();
+  const supervision = options.supervision ?? "attention";
+  // The pointer head belongs to the run, not to the model: it is trained beside it and
+  // dropped afterwards (evaluation reads the language head only).
+  const pointer = supervision === "pointer"
+    ? tf.tidy(() =>
+      tf.variable(
+        tf.randomNormal(
+          [model.config.dModel, data.layout.visual],
+          0,
+          0.02,
+          "float32",
+          seedFrom(options.seed, "pointer"),
+        ),
+        true,
+        `pointer-${pointerInstances++}`,
+      )
+    )
+    : undefined;
+  if (pointer) variables.push(pointer);
   const optimizer = new AdamW(
     variables,
     options.optimizer === "adamw" ? options.weightDecay : 0,
@@ -304,6 +374,8 @@ export async function train(
   let earlier = 0;
   if (options.resume) {
     optimizer.restore(options.resume.optimizer);
+    const saved = options.resume.pointer;
+    if (pointer && saved) tf.tidy(() => pointer.assign(tf.tensor(saved, pointer.shape)));
     order.restore(options.resume.order);
     log.push(...options.resume.log);
     first = options.resume.step;
@@ -315,7 +387,10 @@ export async function train(
       let ntp: tf.Scalar | undefined;
       let klal: tf.Scalar | undefined;
       const { value, grads } = tf.variableGrads(() => {
-        const parts = lossParts(model, batch, data, options.lambda, options.layers);
+        const parts = lossParts(model, batch, data, options.lambda, options.layers, {
+          queries: options.queries,
+          pointer,
+        });
         ntp = tf.keep(parts.ntp);
         klal = tf.keep(parts.klal);
         return parts.total;
@@ -357,11 +432,13 @@ export async function train(
           order: order.snapshot(),
           log: [...log],
           seconds: earlier + (performance.now() - started) / 1000,
+          ...(pointer ? { pointer: await pointer.data() as Float32Array } : {}),
         });
       }
     }
   } finally {
     optimizer.dispose();
+    pointer?.dispose();
     progress.done();
   }
   const seconds = (performance.now() - started) / 1000;

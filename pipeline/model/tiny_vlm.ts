@@ -46,6 +46,8 @@ export interface ForwardOutputs {
   logits: tf.Tensor3D;
   /** One per layer: [B, H, T, T] attention probabilities (query x key) */
   attentions: tf.Tensor4D[];
+  /** [B, T, d] the final layer-normed hidden states (what the logits read) */
+  hidden: tf.Tensor3D;
 }
 
 /** Named weights as plain arrays: what checkpoints store. */
@@ -155,7 +157,7 @@ export class TinyVlm {
     }
     const final = layerNorm(x, this.p("lnf.g"), this.p("lnf.b"));
     const logits = linear(final, this.p("head.w")) as tf.Tensor3D; // [B, T, V]
-    return { logits, attentions };
+    return { logits, attentions, hidden: final as tf.Tensor3D };
   }
 
   /** Trainable variables in a fixed order. */
