@@ -5,7 +5,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Sample, Task } from "../tasks/task.ts";
 import { type Encoded, queryCount, queryStart } from "./batch.ts";
-import { ROW_FLOOR, visualAttention } from "./losses.ts";
+import { ROW_FLOOR, selectQueries, visualAttention } from "./losses.ts";
 import type { TinyVlm } from "./model/tiny_vlm.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 import { answerToVisual, batchTensors, disposeBatch } from "./train.ts";
@@ -29,6 +29,15 @@ export interface LayerGrounding {
   mass: number;
   /** mass / (|target patches| / Tv): 1 = no better than uniform attention. */
   ratio: number;
+  /**
+   * The same ratio at the first answer position only: the one position that has not yet
+   * seen any answer text, so it cannot meet a KLAL target by reading the answer.
+   */
+  ratioFirst: number;
+  /** Raw share of the answer positions' attention that goes to visual tokens at all. */
+  visualShare: number;
+  /** The raw visual share at the first answer position. */
+  visualShareFirst: number;
   /** Per head: mass on target patches. */
   headMass: number[];
 }
@@ -40,6 +49,12 @@ export interface EvalResult {
   extra: Record<string, number>;
   targetAttention: number;
   targetAttentionRatio: number;
+  /** targetAttentionRatio at the first answer position (mean over layers). */
+  targetAttentionRatioFirst: number;
+  /** Raw share of attention on visual tokens, all answer positions (mean over layers). */
+  visualShare: number;
+  /** Raw share of attention on visual tokens at the first answer position. */
+  visualShareFirst: number;
   layers: LayerGrounding[];
   predictions: Prediction[];
   /**
@@ -127,6 +142,9 @@ export async function evaluate(
   const headMassSum = all.map(() => new Array(heads).fill(0));
   const massSum = new Array(layers).fill(0);
   const ratioSum = new Array(layers).fill(0);
+  const ratioFirstSum = new Array(layers).fill(0);
+  const shareSum = new Array(layers).fill(0);
+  const shareFirstSum = new Array(layers).fill(0);
   const perSample = new Float64Array(data.n);
   const maps: EvalResult["maps"] = [];
   for (let start = 0; start < data.n; start += batchSize) {
@@ -134,9 +152,11 @@ export async function evaluate(
     const b = indices.length;
     const batch = batchTensors(data, indices);
     // Teacher-forced on the true answer: [layer] -> head-averaged [B, Tv], per head [B, H, Tv].
-    const [avgTensors, headTensors] = tf.tidy(() => {
+    const [avgTensors, headTensors, firstTensors, shareTensors] = tf.tidy(() => {
       const slices = answerToVisual(model.forward(batch).attentions, all, data);
+      const firstMask = selectQueries(batch.queryMask, "first");
       const avg = slices.map((a) => visualAttention(a, batch.queryMask));
+      const first = slices.map((a) => visualAttention(a, firstMask));
       const byHead = slices.map((a) => {
         const rows = tf.div(a, tf.add(tf.sum(a, 3, true), ROW_FLOOR)); // [B, H, Tq, Tv]
         const mask = tf.reshape(batch.queryMask, [b, 1, queryCount(layout), 1]);
@@ -144,12 +164,25 @@ export async function evaluate(
         const count = tf.maximum(tf.reshape(tf.sum(batch.queryMask, 1), [b, 1, 1]), 1);
         return tf.div(summed, count);
       });
-      return [avg, byHead];
+      // Raw visual mass per query row, head-averaged: [B, Tq]; then all positions and first.
+      const shares = slices.map((a) => {
+        const perQuery = tf.mean(tf.sum(a, 3), 1); // [B, Tq]
+        const count = tf.maximum(tf.sum(batch.queryMask, 1), 1); // [B]
+        const allPositions = tf.div(tf.sum(tf.mul(perQuery, batch.queryMask), 1), count);
+        const firstPosition = tf.reshape(tf.slice(perQuery, [0, 0], [b, 1]), [b]);
+        return tf.stack([allPositions, firstPosition], 1); // [B, 2]
+      });
+      return [avg, byHead, first, shares];
     });
     const averaged = await Promise.all(avgTensors.map((x) => x.array() as Promise<number[][]>));
     const perHead = await Promise.all(
       headTensors.map((x) => x.array() as Promise<number[][][]>),
     );
+    const firstOnly = await Promise.all(
+      firstTensors.map((x) => x.array() as Promise<number[][]>),
+    );
+    const shares = await Promise.all(shareTensors.map((x) => x.array() as Promise<number[][]>));
+    tf.dispose([...firstTensors, ...shareTensors]);
     tf.dispose([...avgTensors, ...headTensors]);
     disposeBatch(batch);
     indices.forEach((row, i) => {
@@ -161,6 +194,9 @@ export async function evaluate(
         const mass = massOf(averaged[l][i]);
         massSum[l] += mass;
         ratioSum[l] += mass / share;
+        ratioFirstSum[l] += massOf(firstOnly[l][i]) / share;
+        shareSum[l] += shares[l][i][0];
+        shareFirstSum[l] += shares[l][i][1];
         sampleMass += mass / layers;
         for (let h = 0; h < heads; h++) headMassSum[l][h] += massOf(perHead[l][i][h]);
       }
@@ -197,6 +233,9 @@ export async function evaluate(
     layer: l,
     mass: massSum[l] / n,
     ratio: ratioSum[l] / n,
+    ratioFirst: ratioFirstSum[l] / n,
+    visualShare: shareSum[l] / n,
+    visualShareFirst: shareFirstSum[l] / n,
     headMass: headMassSum[l].map((m) => m / n),
   }));
   return {
@@ -204,6 +243,9 @@ export async function evaluate(
     extra,
     targetAttention: layerStats.reduce((s, x) => s + x.mass, 0) / layers,
     targetAttentionRatio: layerStats.reduce((s, x) => s + x.ratio, 0) / layers,
+    targetAttentionRatioFirst: layerStats.reduce((s, x) => s + x.ratioFirst, 0) / layers,
+    visualShare: layerStats.reduce((s, x) => s + x.visualShare, 0) / layers,
+    visualShareFirst: layerStats.reduce((s, x) => s + x.visualShareFirst, 0) / layers,
     layers: layerStats,
     predictions,
     maps,
