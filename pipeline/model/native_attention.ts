@@ -12,6 +12,7 @@
  *   mixed[b, :, h] = probs[b, h] v_bh             [B, T, d]
  */
 import * as tf from "@tensorflow/tfjs";
+import { heapPointers } from "./wasm_kernels.ts";
 
 /** Kernel names (registered for the wasm backend by native_matmul.ts). */
 export const ATTENTION_SCORES = "KlalAttentionScores";
@@ -54,20 +55,13 @@ const ROW_MAJOR = 101;
 const N = 111;
 const T = 112;
 
-/** Pointers (as byte offsets from one base) of tensors in the wasm heap. */
-function heapPointers(backend: WasmBackendLike, tensors: tf.TensorInfo[]) {
-  const base = Deno.UnsafePointer.of(backend.wasm.HEAPU8)!;
-  return tensors.map((t) => {
-    const offset = backend.dataIdMap.get(t.dataId).memoryOffset!;
-    return (elements: number) => Deno.UnsafePointer.offset(base, offset + 4 * elements);
-  });
-}
-
+/** A new float32 tensor of zeros in the wasm heap. */
 function zeros(backend: WasmBackendLike, shape: number[]): tf.TensorInfo {
   const out = backend.makeOutput(shape, "float32");
   const offset = backend.dataIdMap.get(out.dataId).memoryOffset!;
   const size = shape.reduce((p, v) => p * v, 1);
-  new Float32Array(backend.wasm.HEAPU8.buffer, offset, size).fill(0);
+  // The heap view is read after makeOutput, which may have grown (replaced) it.
+  backend.wasm.HEAPU8.fill(0, offset, offset + 4 * size);
   return out;
 }
 
@@ -93,6 +87,7 @@ export function attentionKernels(
     const s = dims(qkv, args.attrs);
     const backend = args.backend as WasmBackendLike;
     const out = backend.makeOutput([s.b, s.heads, s.t, s.t], "float32");
+    // Pointers only after the last allocation (heapPointers in ./wasm_kernels.ts).
     const [src, dst] = heapPointers(backend, [qkv, out]);
     for (let b = 0; b < s.b; b++) {
       for (let h = 0; h < s.heads; h++) {

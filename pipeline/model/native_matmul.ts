@@ -23,6 +23,7 @@ import { attentionKernels, registerAttentionGradients, type Sgemm } from "./nati
 import {
   disableWasmCopyKernels,
   enableWasmCopyKernels,
+  heapPointers,
   overrideWasmKernel,
   restoreWasmKernels,
 } from "./wasm_kernels.ts";
@@ -127,6 +128,11 @@ function openBlas(): { lib: Blas; path: string } | string {
     `KLAL_BLAS to its path); tried ${errors.join("; ")}`;
 }
 
+/** Whether `t`'s data lives in the wasm heap (not a string or an empty tensor). */
+function inHeap(backend: WasmBackendLike, t: tf.TensorInfo): boolean {
+  return backend.dataIdMap.get(t.dataId).memoryOffset != null;
+}
+
 /** Element offset of batch `i` of a [batch, rows, cols] operand (a batch of 1 broadcasts). */
 function batchOffset(batch: number, i: number, rows: number, cols: number): number {
   return batch === 1 ? 0 : i * rows * cols;
@@ -169,19 +175,10 @@ function nativeBatchMatMul(args: {
   if (m * n * k * batch === 0) return fallback();
 
   const backend = args.backend as WasmBackendLike;
-  const aOffset = backend.dataIdMap.get(a.dataId).memoryOffset;
-  const bOffset = backend.dataIdMap.get(b.dataId).memoryOffset;
-  if (aOffset == null || bOffset == null) return fallback();
+  if (!inHeap(backend, a) || !inHeap(backend, b)) return fallback();
   const out = backend.makeOutput([...outer, m, n], "float32");
-  const outOffset = backend.dataIdMap.get(out.dataId).memoryOffset!;
-  // makeOutput may have grown the heap: take the buffer only now.
-  const heap = backend.wasm.HEAPU8.buffer;
-  const aView = new Float32Array(heap, aOffset, batchA * aRows * aCols);
-  const bView = new Float32Array(heap, bOffset, batchB * bRows * bCols);
-  const cView = new Float32Array(heap, outOffset, batch * m * n);
-  const aPtr = Deno.UnsafePointer.of(aView);
-  const bPtr = Deno.UnsafePointer.of(bView);
-  const cPtr = Deno.UnsafePointer.of(cView);
+  // makeOutput may have grown the heap: pointers only now (heapPointers in ./wasm_kernels.ts).
+  const [aAt, bAt, cAt] = heapPointers(backend, [a, b, out]);
   const sgemm = blas.lib.symbols.cblas_sgemm;
   for (let i = 0; i < batch; i++) {
     // Row-major: lda/ldb are the stored row lengths, whatever the transpose flags.
@@ -193,12 +190,12 @@ function nativeBatchMatMul(args: {
       n,
       k,
       1,
-      Deno.UnsafePointer.offset(aPtr!, 4 * batchOffset(batchA, i, aRows, aCols)),
+      aAt(batchOffset(batchA, i, aRows, aCols)),
       aCols,
-      Deno.UnsafePointer.offset(bPtr!, 4 * batchOffset(batchB, i, bRows, bCols)),
+      bAt(batchOffset(batchB, i, bRows, bCols)),
       bCols,
       0,
-      Deno.UnsafePointer.offset(cPtr!, 4 * i * m * n),
+      cAt(i * m * n),
       n,
     );
   }
@@ -239,28 +236,25 @@ function nativeReduce(kernel: "Sum" | "Mean") {
     const r = size(first, last + 1);
     const c = size(last + 1, x.shape.length);
     const backend = args.backend as WasmBackendLike;
-    const xOffset = backend.dataIdMap.get(x.dataId).memoryOffset;
-    if (xOffset == null) return fallback();
+    if (!inHeap(backend, x)) return fallback();
     const keepDims = Boolean(args.attrs?.keepDims);
     const outShape = x.shape.map((v, i) => (i >= first && i <= last ? 1 : v))
       .filter((_, i) => keepDims || i < first || i > last);
     const out = backend.makeOutput(outShape, "float32");
-    const outOffset = backend.dataIdMap.get(out.dataId).memoryOffset!;
-    const heap = backend.wasm.HEAPU8.buffer;
-    const xPtr = Deno.UnsafePointer.of(new Float32Array(heap, xOffset, p * r * c))!;
-    const outPtr = Deno.UnsafePointer.of(new Float32Array(heap, outOffset, p * c))!;
+    // makeOutput may have grown the heap: pointers only now.
+    const [xAt, outAt] = heapPointers(backend, [x, out]);
+    // The ones live in JS memory (not the wasm heap), which no allocation here moves.
     const onesPtr = Deno.UnsafePointer.of(onesOf(r));
     const alpha = kernel === "Mean" ? 1 / r : 1;
     const sgemv = blas.lib.symbols.cblas_sgemv;
     if (c === 1) {
       // Innermost axes: y = X·ones with X row-major [P, R].
-      sgemv(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, p, r, alpha, xPtr, r, onesPtr, 1, 0, outPtr, 1);
+      sgemv(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, p, r, alpha, xAt(0), r, onesPtr, 1, 0, outAt(0), 1);
       return out;
     }
     for (let i = 0; i < p; i++) {
       // y_p = X_pᵀ·ones with X_p row-major [R, C].
-      const xp = Deno.UnsafePointer.offset(xPtr, 4 * i * r * c);
-      const yp = Deno.UnsafePointer.offset(outPtr, 4 * i * c);
+      const [xp, yp] = [xAt(i * r * c), outAt(i * c)];
       sgemv(CBLAS_ROW_MAJOR, CBLAS_TRANS, r, c, alpha, xp, c, onesPtr, 1, 0, yp, 1);
     }
     return out;

@@ -33,6 +33,34 @@ const BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
 
 const originals = new Map<string, tf.KernelConfig>();
 
+/**
+ * Pointers into the wasm heap at the data of `tensors`, for OpenBLAS: for each tensor, a
+ * function from an element offset to a pointer. A tensor's byte offset in the heap never
+ * changes (tfjs-backend-wasm mallocs its storage once), but the heap's ArrayBuffer does:
+ * growing the heap (any allocation: `makeOutput`, a new tensor) detaches the old buffer, and
+ * on a runtime that cannot grow wasm memory in place the heap also moves. So take these per
+ * kernel call, after the call's last allocation, and use them only before it returns. Throws
+ * (instead of handing OpenBLAS a null or out-of-heap address) when the heap view is detached
+ * or a tensor does not lie inside the heap.
+ */
+export function heapPointers(
+  backend: Pick<WasmBackendLike, "dataIdMap" | "wasm">,
+  tensors: tf.TensorInfo[],
+): ((elements: number) => Deno.PointerValue)[] {
+  const heap = backend.wasm.HEAPU8;
+  const base = heap.byteLength > 0 ? Deno.UnsafePointer.of(heap) : null;
+  if (base === null) throw new Error("the wasm heap view is detached (taken before a growth)");
+  return tensors.map((t) => {
+    const offset = backend.dataIdMap.get(t.dataId)?.memoryOffset;
+    const bytes = BYTES[t.dtype] ?? 4;
+    const size = t.shape.reduce((p, v) => p * v, 1);
+    if (offset == null || offset + size * bytes > heap.byteLength) {
+      throw new Error(`a ${t.dtype} [${t.shape}] tensor is not in the wasm heap`);
+    }
+    return (elements: number) => Deno.UnsafePointer.offset(base, offset + bytes * elements);
+  });
+}
+
 function callOriginal(name: string, args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   return originals.get(name)!.kernelFunc(args as Parameters<tf.KernelFunc>[0]);
 }

@@ -1,0 +1,225 @@
+/**
+ * Growing the wasm heap under the native kernels (pipeline/model/native_matmul.ts,
+ * native_attention.ts, wasm_kernels.ts), shared by tests/heap_growth_test.ts and the child
+ * process of tests/native_repeat_test.ts.
+ *
+ * Growing the heap replaces its ArrayBuffer (the old one is detached: its views read as
+ * length 0), so a kernel that kept a view or a pointer from before a growth would read or
+ * write through a stale one. The helpers grow the heap through its own allocator, as a big
+ * tensor does, so tfjs's views are renewed the way they are in a real run.
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { disableNativeMatmul, enableNativeMatmul } from "../pipeline/model/native_matmul.ts";
+import {
+  ATTENTION_MIX,
+  ATTENTION_MIX_GRAD,
+  ATTENTION_SCORES,
+  ATTENTION_SCORES_GRAD,
+} from "../pipeline/model/native_attention.ts";
+import { AdamW, batchTensors, disposeBatch, lossParts } from "../pipeline/train.ts";
+import { tinyGridData, tinyModel } from "./fixtures.ts";
+
+/** The parts of tfjs-backend-wasm 4.x these helpers touch. */
+interface WasmHeapBackend {
+  wasm: { HEAPU8: Uint8Array; _malloc(bytes: number): number; _free(pointer: number): void };
+  makeOutput(shape: number[], dtype: string, ...rest: unknown[]): tf.TensorInfo;
+}
+
+function wasmBackend(): WasmHeapBackend {
+  assert.equal(tf.getBackend(), "wasm");
+  return tf.backend() as unknown as WasmHeapBackend;
+}
+
+/** Current size of the wasm heap in bytes. */
+export function heapBytes(): number {
+  return wasmBackend().wasm.HEAPU8.byteLength;
+}
+
+/**
+ * Grow the wasm heap (by about a fifth, emscripten's step): allocate blocks until it grows,
+ * then free them. Checks that the heap view from before the growth is detached. Returns the
+ * new size in bytes.
+ */
+export function growHeap(): number {
+  const { wasm } = wasmBackend();
+  const before = wasm.HEAPU8;
+  const size = before.byteLength;
+  const block = Math.max(1 << 20, size >> 4);
+  const blocks: number[] = [];
+  try {
+    while (wasm.HEAPU8.byteLength === size) {
+      const p = wasm._malloc(block);
+      if (p === 0) throw new Error(`the wasm heap cannot grow past ${size} bytes`);
+      blocks.push(p);
+    }
+  } finally {
+    for (const p of blocks) wasm._free(p);
+  }
+  assert.equal(before.byteLength, 0, "the heap view from before the growth is still attached");
+  return wasm.HEAPU8.byteLength;
+}
+
+/**
+ * Run `fn` with every `makeOutput` of the wasm backend growing the heap right after it
+ * allocates: a kernel that took a heap view or pointer before allocating its output then
+ * holds a stale one. Returns `fn`'s result and how many times the heap grew.
+ */
+export function withGrowingOutputs<T>(fn: () => T): { result: T; growths: number } {
+  const backend = wasmBackend();
+  const makeOutput = backend.makeOutput;
+  let growths = 0;
+  backend.makeOutput = function (this: WasmHeapBackend, ...args) {
+    const out = makeOutput.apply(this, args);
+    growHeap();
+    growths++;
+    return out;
+  };
+  try {
+    return { result: fn(), growths };
+  } finally {
+    // The method lives on the prototype; the instance's own property shadowed it.
+    delete (backend as Partial<WasmHeapBackend>).makeOutput;
+    assert.equal(backend.makeOutput, makeOutput);
+  }
+}
+
+/** Largest absolute difference between two equal-length arrays. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+  return Number.isNaN(max) ? Infinity : max;
+}
+
+/** Losses of each step and the weights after the last, of a short tiny-model training run. */
+export interface TrainingTrace {
+  losses: number[];
+  weights: Float32Array[];
+  /** Heap size before each step. */
+  heap: number[];
+}
+
+/**
+ * `steps` AdamW steps of a small model (d=32, 4 heads, KLAL on both layers) on tiny Grid
+ * Patch data, with the native kernels on or off; with `grow`, the wasm heap grows before
+ * every step.
+ */
+export async function trainTrace(
+  options: { native: boolean; grow: boolean; steps?: number },
+): Promise<TrainingTrace> {
+  if (options.native) enableNativeMatmul();
+  else disableNativeMatmul();
+  try {
+    const fixture = tinyGridData(4, 16);
+    const model = tinyModel(fixture, 11, { dModel: 32, heads: 4 });
+    const variables = model.variables();
+    const optimizer = new AdamW(variables, 0.01);
+    const trace: TrainingTrace = { losses: [], weights: [], heap: [] };
+    for (let step = 0; step < (options.steps ?? 3); step++) {
+      if (options.grow) growHeap();
+      trace.heap.push(heapBytes());
+      const rows = Array.from({ length: 8 }, (_, i) => (step * 8 + i) % fixture.samples.length);
+      const batch = batchTensors(fixture.data, rows);
+      const { value, grads } = tf.variableGrads(
+        () => lossParts(model, batch, fixture.data, 1, [0, 1]).total,
+        variables,
+      );
+      trace.losses.push((await value.data())[0]);
+      await optimizer.apply(variables.map((v) => grads[v.name]), 3e-3, 1);
+      tf.dispose([value, ...Object.values(grads)]);
+      disposeBatch(batch);
+    }
+    for (const v of variables) trace.weights.push(await v.data() as Float32Array);
+    optimizer.dispose();
+    model.dispose();
+    return trace;
+  } finally {
+    enableNativeMatmul();
+  }
+}
+
+/** One call of each kernel the native path replaces or adds, as `runKernel` arguments. */
+export interface KernelCase {
+  name: string;
+  run: () => tf.Tensor[];
+  /** Needs OpenBLAS (the copy kernels do not). */
+  blas: boolean;
+  /** The wasm backend has a stock kernel of this name (the attention kernels are ours). */
+  stock: boolean;
+}
+
+/**
+ * A call of every native kernel (matmul, Sum, Mean, the four attention kernels) and copy
+ * kernel (Slice, SplitV, Concat), on the tensors `inputs` holds (dispose them after).
+ */
+export function kernelCases(): { cases: KernelCase[]; inputs: tf.Tensor[] } {
+  const [b, t, heads, dh] = [2, 5, 2, 3];
+  const d = heads * dh;
+  const a = tf.randomNormal([3, 7, 5], 0, 1, "float32", 1);
+  const c = tf.randomNormal([3, 6, 5], 0, 1, "float32", 2);
+  const x = tf.randomNormal([4, 6, 5], 0, 1, "float32", 3);
+  const y = tf.randomNormal([4, 2, 5], 0, 1, "float32", 8);
+  const qkv = tf.randomNormal([b, t, 3 * d], 0, 1, "float32", 4);
+  const probs = tf.softmax(tf.randomNormal([b, heads, t, t], 0, 1, "float32", 5));
+  const dScores = tf.randomNormal([b, heads, t, t], 0, 1, "float32", 6);
+  const dMixed = tf.randomNormal([b, t, d], 0, 1, "float32", 7);
+  const attention = { heads, scale: 1 / Math.sqrt(dh) };
+  const run = (name: string, inputs: tf.NamedTensorMap | tf.Tensor[], attrs = {}) => () => {
+    const out = tf.engine().runKernel(name, inputs as tf.NamedTensorMap, attrs);
+    return Array.isArray(out) ? out as tf.Tensor[] : [out as tf.Tensor];
+  };
+  const cases: KernelCase[] = [
+    {
+      name: "BatchMatMul",
+      run: run("BatchMatMul", { a, b: c }, { transposeA: false, transposeB: true }),
+      blas: true,
+      stock: true,
+    },
+    {
+      name: "Sum",
+      run: run("Sum", { x }, { axis: [0, 1], keepDims: false }),
+      blas: true,
+      stock: true,
+    },
+    { name: "Mean", run: run("Mean", { x }, { axis: 2, keepDims: true }), blas: true, stock: true },
+    {
+      name: ATTENTION_SCORES,
+      run: run(ATTENTION_SCORES, { qkv }, attention),
+      blas: true,
+      stock: false,
+    },
+    {
+      name: ATTENTION_SCORES_GRAD,
+      run: run(ATTENTION_SCORES_GRAD, { dy: dScores, qkv }, attention),
+      blas: true,
+      stock: false,
+    },
+    {
+      name: ATTENTION_MIX,
+      run: run(ATTENTION_MIX, { probs, qkv }, attention),
+      blas: true,
+      stock: false,
+    },
+    {
+      name: ATTENTION_MIX_GRAD,
+      run: run(ATTENTION_MIX_GRAD, { dy: dMixed, probs, qkv }, attention),
+      blas: true,
+      stock: false,
+    },
+    {
+      name: "Slice",
+      run: run("Slice", { x }, { begin: [1, 2, 0], size: [2, 3, 4] }),
+      blas: false,
+      stock: true,
+    },
+    {
+      name: "SplitV",
+      run: run("SplitV", { x }, { numOrSizeSplits: [1, 3, 2], axis: 1 }),
+      blas: false,
+      stock: true,
+    },
+    { name: "Concat", run: run("Concat", [x, y, x], { axis: 1 }), blas: false, stock: true },
+  ];
+  return { cases, inputs: [a, c, x, y, qkv, probs, dScores, dMixed] };
+}

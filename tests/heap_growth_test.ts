@@ -1,0 +1,62 @@
+/**
+ * The native kernels under a growing wasm heap: growth between training steps, and growth
+ * inside every kernel's own output allocation, must not change a single number.
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend } from "../pipeline/backend.ts";
+import {
+  disableNativeMatmul,
+  enableNativeMatmul,
+  nativeMatmulEnabled,
+} from "../pipeline/model/native_matmul.ts";
+import { wasmCopyKernelsEnabled } from "../pipeline/model/wasm_kernels.ts";
+import { kernelCases, maxAbsDiff, trainTrace, withGrowingOutputs } from "./heap_growth.ts";
+
+await initBackend("wasm");
+const status = enableNativeMatmul();
+const blas = status.enabled;
+if (!blas) console.warn(`heap growth tests run the copy kernels only: ${status.reason}`);
+
+Deno.test("heap growth between training steps: losses and weights equal plain wasm's (1e-4)", async () => {
+  const plain = await trainTrace({ native: false, grow: false });
+  const native = await trainTrace({ native: true, grow: true });
+  assert.ok(nativeMatmulEnabled() === blas && wasmCopyKernelsEnabled());
+  // The heap really grew before every step of the native run.
+  native.heap.slice(1).forEach((bytes, i) => assert.ok(bytes > native.heap[i], `step ${i + 1}`));
+  assert.equal(native.losses.length, plain.losses.length);
+  assert.ok(native.losses.every(Number.isFinite));
+  assert.ok(maxAbsDiff(native.losses, plain.losses) < 1e-4, `${native.losses} vs ${plain.losses}`);
+  assert.equal(native.weights.length, plain.weights.length);
+  native.weights.forEach((w, i) =>
+    assert.ok(maxAbsDiff(w, plain.weights[i]) < 1e-4, `weight ${i} after the last step`)
+  );
+});
+
+Deno.test("heap growth inside each kernel's output allocation: the same values as without", () => {
+  enableNativeMatmul();
+  const { cases: all, inputs } = kernelCases();
+  const cases = all.filter((k) => blas || !k.blas);
+  for (const kernel of cases) {
+    const before = kernel.run();
+    const { result: after, growths } = withGrowingOutputs(kernel.run);
+    assert.ok(growths >= after.length, `${kernel.name}: the heap grew ${growths} times`);
+    assert.equal(after.length, before.length, kernel.name);
+    after.forEach((t, i) => {
+      assert.deepEqual(t.shape, before[i].shape, `${kernel.name} output ${i}`);
+      assert.deepEqual(t.dataSync(), before[i].dataSync(), `${kernel.name} output ${i}`);
+    });
+    tf.dispose([...before, ...after]);
+  }
+  // And the stock kernels agree with the native ones on the same calls (1e-4).
+  const native = cases.map((k) => k.run());
+  disableNativeMatmul();
+  const stock = cases.map((k) => k.stock ? k.run() : []);
+  enableNativeMatmul();
+  stock.forEach((outs, i) =>
+    outs.forEach((t, j) =>
+      assert.ok(maxAbsDiff(t.dataSync(), native[i][j].dataSync()) < 1e-4, cases[i].name)
+    )
+  );
+  tf.dispose([...native.flat(), ...stock.flat(), ...inputs]);
+});
