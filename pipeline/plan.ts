@@ -149,6 +149,8 @@ export function buildPlan(spec: Spec): Stage[] {
 
   const evals: string[] = [];
   const finetunes: string[] = [];
+  // Ids of the training data stages planned so far: a set, so planning stays linear in seeds.
+  const trainData = new Set<string>();
   for (const [arm, armSpec] of Object.entries(spec.arms)) {
     if (!armSpec.finetune) {
       // The Base checkpoint is shared by every seed: one evaluation, reported with n = 1.
@@ -159,7 +161,10 @@ export function buildPlan(spec: Spec): Stage[] {
     }
     for (const seed of spec.seeds) {
       const trainId = `data:${task.name}:train:s${seed}`;
-      if (!stages.some((s) => s.id === trainId)) stages.push(dataStage("train", seed, task.train));
+      if (!trainData.has(trainId)) {
+        trainData.add(trainId);
+        stages.push(dataStage("train", seed, task.train));
+      }
       const layers = armSpec.layers === "all"
         ? Array.from({ length: spec.model.layers }, (_, i) => i)
         : [...armSpec.layers].sort((a, b) => a - b);

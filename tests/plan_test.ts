@@ -130,3 +130,38 @@ Deno.test("diffPaths lists dotted paths that differ", () => {
     "d",
   ]);
 });
+
+Deno.test("plan: 1000 seeds give one training set per seed and every arm's stages", async () => {
+  const seeds = Array.from({ length: 1000 }, (_, i) => i);
+  const spec = parseSpec(SPEC, "plan.yaml", [`seeds=[${seeds.join(",")}]`], { tasks: TASKS });
+  const stages = await resolvePlan(buildPlan(spec));
+  // pretraining data, Base, test data, eval:base, then per seed one training set and a
+  // fine-tune and an evaluation for each of ntp and klal, then the report.
+  assert.equal(stages.length, 4 + 1000 * 5 + 1);
+  const ids = stages.map((s) => s.id);
+  assert.equal(new Set(ids).size, ids.length);
+  const count = (kind: string) => stages.filter((s) => s.kind === kind).length;
+  assert.deepEqual(
+    ["data", "pretrain", "finetune", "eval", "report"].map(count),
+    [1 + 1 + 1000, 1, 2000, 1 + 2000, 1],
+  );
+  const byId = new Map(stages.map((s) => [s.id, s]));
+  for (const seed of [0, 499, 999]) {
+    for (const arm of ["ntp", "klal"]) {
+      const finetune = byId.get(`finetune:${arm}:s${seed}`)!;
+      assert.deepEqual(finetune.inputs, {
+        base: "pretrain",
+        data: `data:grid-patch:train:s${seed}`,
+      });
+      assert.equal(finetune.params.seed, seed);
+      assert.equal(byId.get(`eval:${arm}:s${seed}`)!.inputs.model, finetune.id);
+    }
+    assert.equal(byId.get(`data:grid-patch:train:s${seed}`)!.params.seed, seed);
+  }
+  // Each training set is planned before its first fine-tune; the report reads every
+  // evaluation (eval:base too) and every fine-tune.
+  const at = new Map(ids.map((id, i) => [id, i]));
+  assert.ok(at.get("data:grid-patch:train:s999")! < at.get("finetune:ntp:s999")!);
+  assert.equal(Object.keys(byId.get("report")!.inputs).length, 1 + 2000 + 2000);
+  assert.equal(new Set(stages.map((s) => s.key)).size, stages.length);
+});
