@@ -4,12 +4,16 @@
  *   data(task, split, seed) -> pretrain(base) -> finetune(arm, seed) -> eval(arm, seed) -> report
  *
  * A key is the SHA-256 of canonical JSON of the stage's own params, its inputs' keys and
- * the code version of the stage (a hash of the source files it runs), so an edit to a
- * task's generator invalidates that task's data and what follows it, nothing else.
+ * the code version of the stage: a hash of the import closure of the module that runs its
+ * kind (./code_version.ts), plus, for a stage that names a task, the task's own module and
+ * its `version`. So an edit to a task's generator invalidates that task's data and what
+ * follows it, nothing else, and an edit to report code leaves data and checkpoints alone.
  */
-import { PRETRAIN_TASK, TASKS } from "../tasks/registry.ts";
+import { PRETRAIN_TASK, TASKS, vocabularyOf } from "../tasks/registry.ts";
 import { type Cache, sha256Hex, stageKey } from "./cache.ts";
+import { codeVersion } from "./code_version.ts";
 import type { Spec } from "./spec_types.ts";
+import { taskModulePath } from "./stages/_common.ts";
 
 /** The kinds of stage, in pipeline order. */
 export type StageKind = "data" | "pretrain" | "finetune" | "eval" | "report";
@@ -23,8 +27,6 @@ export interface Stage {
   params: Record<string, unknown>;
   /** Input name -> id of the stage that produces it. */
   inputs: Record<string, string>;
-  /** Source files whose text forms the code version. */
-  codeFiles: string[];
   /** Settings that change how a stage runs but not what it produces: not in the key. */
   runtime?: Record<string, unknown>;
   /** Arm and seed, for finetune/eval stages. */
@@ -39,41 +41,59 @@ export interface ResolvedStage extends Stage {
   codeVersion: string;
 }
 
-const ROOT = new URL("../", import.meta.url);
-
-const MODEL_CODE = [
-  "pipeline/model/tiny_vlm.ts",
-  "pipeline/model/ops.ts",
-  "pipeline/batch.ts",
-  "pipeline/tokenizer.ts",
-  "pipeline/rng.ts",
-];
-const TRAIN_CODE = [...MODEL_CODE, "pipeline/losses.ts", "pipeline/train.ts", "pipeline/stages.ts"];
-const EVAL_CODE = [...MODEL_CODE, "pipeline/losses.ts", "pipeline/eval.ts", "pipeline/stages.ts"];
-const REPORT_CODE = ["pipeline/report.ts", "pipeline/stats.ts", "pipeline/stages.ts"];
-
-/** Modules a task's generator or loader uses beyond its own file and draw.ts. */
-const TASK_HELPERS: Record<string, string[]> = {
-  "pixmo-points": ["tasks/scenes.ts", "tasks/image_io.ts"],
-  "refcoco": ["tasks/scenes.ts", "tasks/image_io.ts"],
-  "line-tracing": ["tasks/line_intersection.ts"],
+/** The module that runs each kind of stage: its import closure is the kind's code. */
+export const STAGE_MODULES: Readonly<Record<StageKind, string>> = {
+  data: "pipeline/stages/data.ts",
+  pretrain: "pipeline/stages/pretrain.ts",
+  finetune: "pipeline/stages/finetune.ts",
+  eval: "pipeline/stages/eval.ts",
+  report: "pipeline/stages/report.ts",
 };
 
-/** Source files of a task's generator. */
-export function taskCodeFiles(taskName: string): string[] {
-  return [
-    `tasks/${taskName.replaceAll("-", "_")}.ts`,
-    ...(TASK_HELPERS[taskName] ?? []),
-    "tasks/draw.ts",
-    "tasks/task.ts",
-    "pipeline/rng.ts",
-    "pipeline/stages.ts",
-  ];
+const taskModules = new Map<string, Promise<string>>();
+
+/**
+ * Root-relative path of the module that defines task `name` (the one the stages load it from,
+ * ./stages/_common.ts), checked to export the task the registry holds under that name.
+ */
+function taskModule(name: string): Promise<string> {
+  let path = taskModules.get(name);
+  if (!path) {
+    path = (async () => {
+      const task = name === PRETRAIN_TASK.name ? PRETRAIN_TASK : TASKS[name];
+      if (!task) throw new Error(`unknown task ${name}`);
+      const file = taskModulePath(name);
+      const module = await import(new URL(`../${file}`, import.meta.url).href);
+      if (!Object.values(module).includes(task)) {
+        throw new Error(`task ${name}: ${file} does not export the task the registry holds`);
+      }
+      return file;
+    })();
+    taskModules.set(name, path);
+  }
+  return path;
+}
+
+/**
+ * What a stage's code version covers: the module that runs its kind and, for a stage whose
+ * params name a task (data, finetune, eval), the task's own module, which the stage loads by
+ * name and so is outside the first module's closure, and the task's declared `version`.
+ */
+export async function stageCode(stage: Stage): Promise<{ modules: string[]; extra: string[] }> {
+  const modules = [STAGE_MODULES[stage.kind]];
+  const extra: string[] = [];
+  const name = stage.params.task;
+  if (typeof name === "string") {
+    modules.push(await taskModule(name));
+    const task = name === PRETRAIN_TASK.name ? PRETRAIN_TASK : TASKS[name];
+    extra.push(`task ${name} version ${task.version}`);
+  }
+  return { modules, extra };
 }
 
 /** Every word the model's vocabulary holds (all registered tasks plus the pretraining mix). */
-export function modelVocabularyTasks(): string[] {
-  return [...Object.keys(TASKS), PRETRAIN_TASK.name].sort();
+export function modelVocabulary(): string[] {
+  return vocabularyOf([...Object.values(TASKS), PRETRAIN_TASK]);
 }
 
 /** The stage graph of a spec (keys not yet resolved). */
@@ -82,7 +102,7 @@ export function buildPlan(spec: Spec): Stage[] {
   const task = spec.task;
   const imageSize = task.image_size;
   const patchSize = spec.model.patch_size;
-  const modelParams = { ...spec.model, vocabulary: modelVocabularyTasks() };
+  const modelParams = { ...spec.model, vocabulary: modelVocabulary() };
 
   const pretrainData: Stage = {
     id: `data:${PRETRAIN_TASK.name}:train:s${spec.base.seed}`,
@@ -97,7 +117,6 @@ export function buildPlan(spec: Spec): Stage[] {
       task_params: PRETRAIN_TASK.defaultParams,
     },
     inputs: {},
-    codeFiles: taskCodeFiles(PRETRAIN_TASK.name),
   };
   stages.push(pretrainData);
 
@@ -106,7 +125,6 @@ export function buildPlan(spec: Spec): Stage[] {
     kind: "pretrain",
     params: { model: modelParams, base: spec.base, backend: spec.backend },
     inputs: { data: pretrainData.id },
-    codeFiles: TRAIN_CODE,
   };
   stages.push(pretrain);
 
@@ -127,7 +145,6 @@ export function buildPlan(spec: Spec): Stage[] {
       ...(sourceOf(split) ? { source: sourceOf(split) } : {}),
     },
     inputs: {},
-    codeFiles: taskCodeFiles(task.name),
   });
   const testData = dataStage("test", task.test_seed, task.test);
   stages.push(testData);
@@ -142,7 +159,6 @@ export function buildPlan(spec: Spec): Stage[] {
     kind: "eval",
     params: { task: task.name, batch_size: spec.eval.batch_size, backend: spec.backend },
     inputs: { model, data: testData.id },
-    codeFiles: [...EVAL_CODE, ...taskCodeFiles(task.name)],
     arm,
     seed,
   });
@@ -185,7 +201,6 @@ export function buildPlan(spec: Spec): Stage[] {
         inputs: valData
           ? { base: pretrain.id, data: trainId, val: valData.id }
           : { base: pretrain.id, data: trainId },
-        codeFiles: [...TRAIN_CODE, ...(valData ? [...EVAL_CODE, ...taskCodeFiles(task.name)] : [])],
         arm,
         seed,
       };
@@ -202,27 +217,8 @@ export function buildPlan(spec: Spec): Stage[] {
     kind: "report",
     params: { spec: { ...spec, executor: undefined } }, // where stages ran is not a param
     inputs: Object.fromEntries([...evals, ...finetunes].map((id) => [id, id])),
-    codeFiles: REPORT_CODE,
   });
   return stages;
-}
-
-const codeVersionCache = new Map<string, Promise<string>>();
-
-/** Hash of the text of `files` (paths relative to the repository root). */
-export function codeVersion(files: string[]): Promise<string> {
-  const id = files.join("|");
-  let version = codeVersionCache.get(id);
-  if (!version) {
-    version = (async () => {
-      const texts = await Promise.all(
-        files.map(async (f) => `${f}\n${await Deno.readTextFile(new URL(f, ROOT))}`),
-      );
-      return (await sha256Hex(texts.join("\u0000"))).slice(0, 16);
-    })();
-    codeVersionCache.set(id, version);
-  }
-  return version;
 }
 
 /** Resolve every stage's key, in order (inputs always precede their consumers). */
@@ -235,7 +231,8 @@ export async function resolvePlan(stages: Stage[]): Promise<ResolvedStage[]> {
       if (!input) throw new Error(`stage ${stage.id} needs ${id}, which is not planned before it`);
       inputKeys[name] = input.key;
     }
-    const version = await codeVersion(stage.codeFiles);
+    const code = await stageCode(stage);
+    const version = await codeVersion(code.modules, code.extra);
     const source = stage.params.source as { path: string } | undefined;
     if (source) {
       // The dataset's annotation file is part of the key: new data, new stage.

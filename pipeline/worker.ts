@@ -5,7 +5,7 @@
  */
 import { Cache } from "./cache.ts";
 import type { ResolvedStage } from "./plan.ts";
-import { runStage } from "./stages.ts";
+import { runStage } from "./stages/mod.ts";
 
 /** What the runner hands a worker. */
 export interface WorkerDescriptor {

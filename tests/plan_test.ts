@@ -1,14 +1,16 @@
 import assert from "node:assert/strict";
 import { Cache } from "../pipeline/cache.ts";
+import { importClosure } from "../pipeline/code_version.ts";
 import {
   buildPlan,
   diffPaths,
   type ResolvedStage,
   resolvePlan,
+  stageCode,
   stageStatus,
 } from "../pipeline/plan.ts";
 import { parseSpec } from "../pipeline/spec.ts";
-import { TASKS } from "../tasks/registry.ts";
+import { PRETRAIN_TASK, TASKS, vocabularyOf } from "../tasks/registry.ts";
 
 const SPEC = `
 name: plan-test
@@ -88,11 +90,37 @@ Deno.test("plan: task params invalidate the task's data and what follows, not pr
   assert.ok(!diff.includes("data:pretrain-mix:train:s0"));
 });
 
-Deno.test("plan: a task's data depends on its generator's source, the model's does not", async () => {
+Deno.test("plan: each stage's code is the import closure of the module that runs it", async () => {
   const stages = await plan();
-  assert.ok(stages.get("data:grid-patch:train:s0")!.codeFiles.includes("tasks/grid_patch.ts"));
-  assert.ok(!stages.get("data:grid-patch:train:s0")!.codeFiles.includes("pipeline/train.ts"));
-  assert.ok(!stages.get("pretrain")!.codeFiles.includes("tasks/grid_patch.ts"));
+  const files = async (id: string) => {
+    const code = await stageCode(stages.get(id)!);
+    return (await importClosure(code.modules)).files;
+  };
+  const data = await files("data:grid-patch:train:s0");
+  for (const f of ["tasks/grid_patch.ts", "tasks/common.ts", "pipeline/stages/data.ts"]) {
+    assert.ok(data.includes(f), f);
+  }
+  for (const f of ["pipeline/train.ts", "tasks/refcoco.ts", "tasks/registry.ts"]) {
+    assert.ok(!data.includes(f), f);
+  }
+  for (const id of ["pretrain", "finetune:klal:s0", "eval:klal:s0"]) {
+    const code = await files(id);
+    for (const f of ["pipeline/model/native_matmul.ts", "pipeline/model/native_attention.ts"]) {
+      assert.ok(code.includes(f), `${id}: ${f}`);
+    }
+    assert.ok(!code.some((f) => /report|stages\.ts$/.test(f)), id);
+  }
+  assert.ok(!(await files("pretrain")).includes("tasks/grid_patch.ts"));
+  assert.ok((await files("report")).includes("pipeline/stages/report.ts"));
+  const version = (await stageCode(stages.get("data:grid-patch:train:s0")!)).extra;
+  assert.deepEqual(version, [`task grid-patch version ${TASKS["grid-patch"].version}`]);
+});
+
+Deno.test("plan: the model's vocabulary is every task's words, in the Base key", async () => {
+  const words = (((await plan()).get("pretrain")!.params.model) as { vocabulary: string[] })
+    .vocabulary;
+  assert.deepEqual(words, vocabularyOf([...Object.values(TASKS), PRETRAIN_TASK]));
+  assert.ok(words.includes("patch"));
 });
 
 Deno.test("stageStatus: says why a stage runs", async () => {

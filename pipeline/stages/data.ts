@@ -1,0 +1,70 @@
+/**
+ * The data stage: a task's samples for one split and seed, stored as image bytes, targets and
+ * text. The task is loaded from its own module by name, so this module's import closure holds
+ * no task code; the stage's code version adds the task's module (../plan.ts, `stageCode`).
+ */
+import type { DataSource, Sample, Task, TaskConfig } from "../../tasks/task.ts";
+import type { EntryWriter } from "../cache.ts";
+import type { ResolvedStage } from "../plan.ts";
+import { Rng, seedFrom } from "../rng.ts";
+import { loadTask } from "./_common.ts";
+
+/** Parameters of a data stage. */
+interface DataParams {
+  task: string;
+  seed: number;
+  split: string;
+  n: number;
+  image_size: number;
+  patch_size: number;
+  task_params: Record<string, unknown>;
+  source?: DataSource;
+}
+
+/**
+ * Samples of a data stage: generated (synthetic tasks); loaded from the spec's source (real
+ * data; a seeded subset of `n` when the file holds more); or, for real-format tasks without
+ * a source, an offline stand-in written in the real format and read back by the same loader.
+ */
+async function produceSamples(task: Task, p: DataParams, config: TaskConfig): Promise<Sample[]> {
+  if (task.generate) return task.generate(p.seed, p.n, config);
+  if (!task.load || !task.writeStandIn) throw new Error(`task ${p.task} has no data`);
+  if (p.source) {
+    const all = await task.load(p.source, config);
+    const order = new Rng(seedFrom(p.task, p.split, p.seed)).shuffle(all.map((_, i) => i));
+    return order.slice(0, p.n).sort((a, b) => a - b).map((i) => all[i]);
+  }
+  const dir = await Deno.makeTempDir({ prefix: `klal-${p.task}-` });
+  try {
+    const source = await task.writeStandIn(dir, p.seed, p.n, config);
+    return (await task.load(source, config)).slice(0, p.n);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Data files: images as bytes (quantised like any stored image), targets, text and meta. */
+export async function runData(stage: ResolvedStage, out: EntryWriter) {
+  const p = { ...stage.params } as unknown as DataParams;
+  const task = await loadTask(p.task);
+  const config = { imageSize: p.image_size, patchSize: p.patch_size, params: p.task_params };
+  const samples = await produceSamples(task, p, config);
+  p.n = samples.length;
+  const pixels = p.image_size * p.image_size * 3;
+  const tv = (p.image_size / p.patch_size) ** 2;
+  const images = new Uint8Array(p.n * pixels);
+  const targets = new Float32Array(p.n * tv);
+  const lines: string[] = [];
+  samples.forEach((s, i) => {
+    for (let j = 0; j < pixels; j++) {
+      images[i * pixels + j] = Math.round(Math.min(1, Math.max(0, s.image.data[j])) * 255);
+    }
+    targets.set(s.target, i * tv);
+    lines.push(JSON.stringify({ prompt: s.prompt, answer: s.answer, meta: s.meta }));
+  });
+  await out.writeBytes("images.u8", images);
+  await out.writeBytes("targets.f32", new Uint8Array(targets.buffer));
+  await out.writeText("samples.jsonl", lines.join("\n") + "\n");
+  await out.writeJson("data.json", { n: p.n, image_size: p.image_size, patches: tv });
+  return { samples: p.n };
+}

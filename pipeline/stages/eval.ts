@@ -1,0 +1,69 @@
+/** The eval stage: a checkpoint's accuracy and grounding on the test set, with figure samples. */
+import { createCanvas } from "@napi-rs/canvas";
+import type { Sample } from "../../tasks/task.ts";
+import { initBackend } from "../backend.ts";
+import { encodeSamples, layoutFor, mergeLayouts } from "../batch.ts";
+import type { EntryWriter } from "../cache.ts";
+import { evaluate } from "../eval.ts";
+import type { ResolvedStage } from "../plan.ts";
+import type { FigureSample } from "../report.ts";
+import type { Spec } from "../spec_types.ts";
+import { loadCheckpoint } from "./_checkpoint.ts";
+import { loadSamples, loadTask, type StageContext } from "./_common.ts";
+
+/** Evaluate the checkpoint `model` on the data entry `data`: predictions, metrics, figures. */
+export async function runEval(stage: ResolvedStage, out: EntryWriter, ctx: StageContext) {
+  const p = stage.params as { task: string; batch_size: number; backend: Spec["backend"] };
+  const backend = await initBackend(p.backend);
+  const task = await loadTask(p.task);
+  const { model, tokenizer, layout: trained } = await loadCheckpoint(
+    ctx.cache,
+    stage.inputKeys.model,
+  );
+  const samples = await loadSamples(ctx.cache, stage.inputKeys.data);
+  const patchSize = Math.sqrt(model.config.patchDim / 3);
+  const own = layoutFor(samples, tokenizer, patchSize);
+  const layout = mergeLayouts(own, trained);
+  const data = encodeSamples(samples, tokenizer, layout, patchSize);
+  const result = await evaluate(model, data, samples, task, tokenizer, p.batch_size);
+  model.dispose();
+  await out.writeText(
+    "predictions.jsonl",
+    result.predictions.map((x) => JSON.stringify(x)).join("\n") + "\n",
+  );
+  const { predictions: _, maps, ...metrics } = result;
+  await out.writeJson("metrics.json", metrics);
+  // The first few held-out samples with their attention maps, for the report's figures.
+  const figures: FigureSample[] = maps.map((m) => {
+    const s = samples[m.index];
+    const p = result.predictions[m.index];
+    return {
+      index: m.index,
+      prompt: s.prompt,
+      answer: s.answer,
+      prediction: p.prediction,
+      correct: p.correct,
+      image: pngDataUrl(s.image),
+      target: Array.from(s.target, (v) => Math.round(v * 1e5) / 1e5),
+      layers: m.layers,
+      heads: m.heads,
+    };
+  });
+  await out.writeJson("figures.json", figures);
+  return { backend, accuracy: result.accuracy };
+}
+
+/** PNG data URL of an RGB image. */
+export function pngDataUrl(image: Sample["image"]): string {
+  const canvas = createCanvas(image.width, image.height);
+  const ctx = canvas.getContext("2d");
+  const pixels = ctx.createImageData(image.width, image.height);
+  for (let i = 0; i < image.width * image.height; i++) {
+    for (let c = 0; c < 3; c++) {
+      pixels.data[4 * i + c] = Math.round(Math.min(1, Math.max(0, image.data[3 * i + c])) * 255);
+    }
+    pixels.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(pixels, 0, 0);
+  return canvas.toDataURL("image/png");
+}

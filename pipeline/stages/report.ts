@@ -1,0 +1,159 @@
+/**
+ * The report stage, run in the main process: gathers every eval and finetune entry of a plan
+ * and writes the report (../report.ts) into its own cache entry.
+ */
+import type { Cache, EntryWriter, Manifest } from "../cache.ts";
+import type { evaluate } from "../eval.ts";
+import type { ResolvedStage } from "../plan.ts";
+import {
+  type BreakdownRow,
+  type CurvePoint,
+  type FigureSample,
+  type FigureSet,
+  type HeadRow,
+  type LearningRow,
+  type ReportInput,
+  type ResultRow,
+  writeReport,
+} from "../report.ts";
+import type { Spec } from "../spec_types.ts";
+import type { LossPoint } from "../train.ts";
+import type { StageContext } from "./_common.ts";
+import type { LearningPoint } from "./finetune.ts";
+
+/** What the report stage needs besides its inputs: the whole plan and what each stage did. */
+export interface ReportExtra {
+  stages: ResolvedStage[];
+  statuses: Map<string, { status: "cached" | "ran"; seconds: number }>;
+}
+
+/** Metrics an eval entry wrote. */
+type EvalMetrics = Omit<Awaited<ReturnType<typeof evaluate>>, "predictions">;
+
+/** Gather the report's inputs from the cache entries of a resolved plan. */
+export async function reportInput(
+  spec: Spec,
+  stages: ResolvedStage[],
+  cache: Cache,
+  statuses: Map<string, { status: "cached" | "ran"; seconds: number }>,
+): Promise<ReportInput> {
+  const rows: ResultRow[] = [];
+  const curves: CurvePoint[] = [];
+  const learning: LearningRow[] = [];
+  const figures: FigureSet[] = [];
+  const heads: HeadRow[] = [];
+  const breakdown: BreakdownRow[] = [];
+  const side = spec.task.image_size / spec.model.patch_size;
+  const backends = new Set<string>();
+  const stageInfo: ReportInput["stages"] = [];
+  for (const stage of stages) {
+    if (stage.kind === "report") continue;
+    const manifest: Manifest = await cache.manifest(stage.key);
+    const info = manifest.info as { backend?: string; samplesPerSecond?: number };
+    if (info.backend) backends.add(info.backend);
+    const status = statuses.get(stage.id);
+    stageInfo.push({
+      stage: stage.id,
+      key: stage.key,
+      status: status?.status ?? "cached",
+      seconds: status?.status === "ran" ? status.seconds : manifest.seconds,
+      samplesPerSecond: info.samplesPerSecond,
+    });
+    const arm = stage.arm!;
+    const seed = stage.seed!;
+    if (stage.kind === "eval") {
+      const m = await cache.readJson<EvalMetrics>(stage.key, "metrics.json");
+      const task = spec.task.name;
+      rows.push({ task, arm, seed, metric: "accuracy", value: m.accuracy });
+      for (const [metric, value] of Object.entries(m.extra ?? {})) {
+        rows.push({ task, arm, seed, metric, value });
+      }
+      rows.push({ task, arm, seed, metric: "target_attention", value: m.targetAttention });
+      rows.push({
+        task,
+        arm,
+        seed,
+        metric: "target_attention_ratio",
+        value: m.targetAttentionRatio,
+      });
+      for (const l of m.layers) {
+        rows.push({
+          task,
+          arm,
+          seed,
+          metric: `target_attention_ratio@L${l.layer}`,
+          value: l.ratio,
+        });
+        l.headMass.forEach((mass, head) => heads.push({ arm, seed, layer: l.layer, head, mass }));
+      }
+      // Entries written before figures existed (or by tools) may lack these files.
+      if (manifest.files["figures.json"]) {
+        const samples = await cache.readJson<FigureSample[]>(stage.key, "figures.json");
+        figures.push({ arm, seed, gridSide: side, samples });
+      }
+      const text = manifest.files["predictions.jsonl"]
+        ? new TextDecoder().decode(await cache.readBytes(stage.key, "predictions.jsonl"))
+        : "";
+      const buckets = new Map<string, { correct: number; n: number }>();
+      for (const line of text.trim().split("\n").filter((l) => l.length > 0)) {
+        const p = JSON.parse(line) as { difficulty: string | number; correct: boolean };
+        const b = buckets.get(String(p.difficulty)) ?? { correct: 0, n: 0 };
+        b.n++;
+        if (p.correct) b.correct++;
+        buckets.set(String(p.difficulty), b);
+      }
+      for (const [difficulty, b] of buckets) breakdown.push({ arm, seed, difficulty, ...b });
+    } else if (stage.kind === "finetune") {
+      const log = await cache.readJson<{ log: LossPoint[]; learning?: LearningPoint[] }>(
+        stage.key,
+        "log.json",
+      );
+      for (const point of log.log) curves.push({ arm, seed, ...point });
+      for (const point of log.learning ?? []) learning.push({ arm, seed, ...point });
+    }
+  }
+  return {
+    spec,
+    rows,
+    curves,
+    stages: stageInfo,
+    backend: [...backends].sort().join(", ") || "none",
+    createdAt: new Date().toISOString(),
+    learning,
+    figures,
+    heads,
+    breakdown,
+  };
+}
+
+/** Write the report of `extra.stages` into the entry. */
+export async function runReport(
+  stage: ResolvedStage,
+  out: EntryWriter,
+  ctx: StageContext,
+  extra: ReportExtra,
+) {
+  const spec = (stage.params as { spec: Spec }).spec;
+  const input = await reportInput(spec, extra.stages, ctx.cache, extra.statuses);
+  const scratch = await Deno.makeTempDir({ prefix: "klal-report-" });
+  try {
+    await writeReport(`${scratch}/report`, input);
+    for (const name of await listFiles(`${scratch}/report`)) {
+      await out.writeBytes(name, await Deno.readFile(`${scratch}/report/${name}`));
+    }
+  } finally {
+    await Deno.remove(scratch, { recursive: true });
+  }
+  return { backend: input.backend };
+}
+
+/** Relative paths of every file under `dir`, sorted. */
+export async function listFiles(dir: string, prefix = ""): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(`${dir}/${prefix}`)) {
+    const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory) names.push(...await listFiles(dir, rel));
+    else if (entry.isFile) names.push(rel);
+  }
+  return names.sort();
+}
