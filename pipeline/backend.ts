@@ -2,9 +2,10 @@
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-cpu";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
-import { enableNativeMatmul, nativeMatmulEnabled } from "./model/native_matmul.ts";
+import { enableNativeMatmul, findOpenBlas, nativeMatmulEnabled } from "./model/native_matmul.ts";
 import { enableSplitKMatmul } from "./model/webgpu_kernels.ts";
 import type { BackendName } from "./spec_types.ts";
+import { NVIDIA_DIRS } from "./gpu_env.ts";
 
 /** Order `auto` tries after WebGPU on a real GPU: wasm (with OpenBLAS when present), cpu. */
 const AUTO_ORDER = ["wasm", "cpu"] as const;
@@ -98,6 +99,38 @@ async function trySetBackend(name: string): Promise<boolean> {
 export function backendLabel(): string {
   const name = tf.getBackend();
   return name === "wasm" && nativeMatmulEnabled() ? "wasm+openblas" : name;
+}
+
+/** The quickstart from a cold cache on 2 CPU cores (README), with and without OpenBLAS, in s. */
+export const QUICKSTART_SECONDS = { openblas: 59, plain: 163 } as const;
+
+/**
+ * One line for an experiment's main process (printed once per run, not per worker) when its
+ * workers would train on wasm without OpenBLAS, as on a fresh machine: what that costs and
+ * the Debian package that brings it. Null when OpenBLAS loads, when `KLAL_BLAS=off` asks
+ * for plain wasm, when no backend in `backends` can be wasm, or when every one is `auto`
+ * and an NVIDIA driver is present (WebGPU then runs; `nvidiaDirs` as in ./gpu_env.ts).
+ */
+export function openBlasNotice(
+  backends: BackendName[],
+  nvidiaDirs: string[] = NVIDIA_DIRS,
+): string | null {
+  if (!backends.some((b) => b === "auto" || b === "wasm")) return null;
+  const hasDriver = (dir: string) => {
+    try {
+      return Deno.statSync(`${dir}/libEGL_nvidia.so.0`).isFile;
+    } catch {
+      return false;
+    }
+  };
+  if (backends.every((b) => b === "auto") && nvidiaDirs.some(hasDriver)) return null;
+  const blas = findOpenBlas();
+  if (blas.found || blas.disabled) return null;
+  const { openblas, plain } = QUICKSTART_SECONDS;
+  return `note: OpenBLAS not found, so wasm trains with tfjs's own kernels, about ` +
+    `${(plain / openblas).toFixed(1)}x slower (the quickstart: ${plain} s instead of ` +
+    `${openblas} s on 2 cores); Debian's libopenblas0-serial brings it: ` +
+    `apt-get install libopenblas0-serial`;
 }
 
 /** On wasm, route matmuls through OpenBLAS when it is installed (and KLAL_BLAS is not off). */

@@ -8,6 +8,7 @@ import { TASKS } from "../tasks/registry.ts";
 import { Cache, defaultCacheDir } from "./cache.ts";
 import { SlurmExecutor } from "./executors/slurm.ts";
 import { type Executor, LocalExecutor, runExperiment, StageFailure, UsageError } from "./run.ts";
+import { openBlasNotice } from "./backend.ts";
 import { formatSpecError, readSpecFile, SpecError } from "./spec.ts";
 import { type ExecutorName, EXECUTORS, type Spec } from "./spec_types.ts";
 import { expandSweep } from "./sweep.ts";
@@ -133,6 +134,9 @@ async function main(args: string[]): Promise<number> {
     const reportsDir = Deno.env.get("KLAL_REPORTS_DIR") ?? `${ROOT}/reports`;
     if (specs.length > 1) console.log(`sweep: ${specs.length} experiments`);
     const executor = makeExecutor(cli, specs[0]);
+    // Once per run, here rather than in each worker: wasm without OpenBLAS is much slower.
+    const notice = executor.name === "local" ? openBlasNotice(specs.map((s) => s.backend)) : null;
+    if (notice) console.log(notice);
     const jobs = cli.jobs ?? (executor.name === "slurm" ? SLURM_DEFAULT_JOBS : undefined);
     if (!cli.dryRun) cancelOnSignal(executor);
     const summaries = [];

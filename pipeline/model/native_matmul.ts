@@ -107,6 +107,8 @@ const originals = new Map<string, tf.KernelConfig>();
 /** Kernels of ./native_attention.ts, registered while the native kernels are on. */
 const added: string[] = [];
 
+const DISABLED = "disabled by KLAL_BLAS=off";
+
 function openBlas(): { lib: Blas; path: string } | string {
   let requested: string | undefined;
   try {
@@ -114,7 +116,7 @@ function openBlas(): { lib: Blas; path: string } | string {
   } catch {
     requested = undefined; // no env permission: use the defaults
   }
-  if (requested === "off") return "disabled by KLAL_BLAS=off";
+  if (requested === "off") return DISABLED;
   const candidates = requested ? [requested] : CANDIDATE_LIBRARIES;
   const errors: string[] = [];
   for (const path of candidates) {
@@ -131,6 +133,27 @@ function openBlas(): { lib: Blas; path: string } | string {
 /** Whether `t`'s data lives in the wasm heap (not a string or an empty tensor). */
 function inHeap(backend: WasmBackendLike, t: tf.TensorInfo): boolean {
   return backend.dataIdMap.get(t.dataId).memoryOffset != null;
+}
+
+/**
+ * Whether OpenBLAS loads here (env `KLAL_BLAS`: a library path, or `off`), without touching
+ * any kernel; a library found stays loaded for `enableNativeMatmul`. `disabled`: `KLAL_BLAS`
+ * is `off`, a choice rather than a missing library.
+ */
+export function findOpenBlas():
+  | { found: true; library: string }
+  | { found: false; disabled: boolean; reason: string } {
+  if (!blas) {
+    if (typeof Deno.dlopen !== "function") {
+      return { found: false, disabled: false, reason: "Deno.dlopen is unavailable" };
+    }
+    const opened = openBlas();
+    if (typeof opened === "string") {
+      return { found: false, disabled: opened === DISABLED, reason: opened };
+    }
+    blas = opened;
+  }
+  return { found: true, library: blas.path };
 }
 
 /** Element offset of batch `i` of a [batch, rows, cols] operand (a batch of 1 broadcasts). */
