@@ -1,0 +1,72 @@
+/**
+ * The experiment's one-line notice when OpenBLAS is missing (pipeline/backend.ts
+ * `openBlasNotice`, printed by pipeline/main.ts): exactly once per run, sweeps included,
+ * and never when OpenBLAS loads, when KLAL_BLAS=off, or when wasm cannot run.
+ */
+import assert from "node:assert/strict";
+import { openBlasNotice } from "../pipeline/backend.ts";
+import { findOpenBlas } from "../pipeline/model/native_matmul.ts";
+import { pathOf } from "../pipeline/paths.ts";
+
+const MAIN = pathOf(new URL("../pipeline/main.ts", import.meta.url));
+const NOTICE = /OpenBLAS not found/;
+const MISSING = "/nonexistent/openblas/libopenblas.so.0";
+
+/** `deno task experiment --dry-run ARGS` (nothing trains) with KLAL_BLAS; stdout + stderr. */
+async function dryRun(klalBlas: string, args: string[]): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "klal-notice-" });
+  try {
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", MAIN, "--dry-run", ...args],
+      env: { KLAL_BLAS: klalBlas, KLAL_CACHE_DIR: `${dir}/cache`, KLAL_REPORTS_DIR: `${dir}/r` },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+    assert.equal(code, 0, text);
+    return text;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("OpenBLAS missing: the experiment prints the notice exactly once, sweeps included", async () => {
+  for (const args of [[], ["train.lr=0.001,0.002"]]) {
+    const out = await dryRun(MISSING, args);
+    const lines = out.split("\n").filter((line) => NOTICE.test(line));
+    assert.equal(lines.length, 1, out);
+    assert.equal(out.split("OpenBLAS not found").length, 2, out);
+    assert.match(lines[0], /2\.8x slower/);
+    assert.match(lines[0], /163 s instead of 59 s/);
+    assert.match(lines[0], /apt-get install libopenblas0-serial/);
+    if (args.length > 0) assert.match(out, /sweep: 2 experiments/);
+  }
+});
+
+Deno.test("OpenBLAS off by choice, or a cpu backend: no notice", async () => {
+  assert.doesNotMatch(await dryRun("off", []), NOTICE);
+  assert.doesNotMatch(await dryRun(MISSING, ["backend=cpu"]), NOTICE);
+});
+
+const blas = findOpenBlas();
+Deno.test({
+  name: "OpenBLAS present: no notice",
+  ignore: !blas.found,
+  async fn() {
+    assert.ok(blas.found);
+    assert.doesNotMatch(await dryRun(blas.library, []), NOTICE);
+  },
+});
+
+Deno.test("notice: none for backends that cannot be wasm, none for auto beside an NVIDIA driver", async () => {
+  assert.equal(openBlasNotice(["cpu"]), null);
+  assert.equal(openBlasNotice(["webgpu", "cpu"]), null);
+  const driver = await Deno.makeTempDir({ prefix: "klal-nvidia-" });
+  try {
+    await Deno.writeFile(`${driver}/libEGL_nvidia.so.0`, new Uint8Array());
+    assert.equal(openBlasNotice(["auto"], [driver]), null);
+  } finally {
+    await Deno.remove(driver, { recursive: true });
+  }
+});
