@@ -9,7 +9,7 @@
  */
 
 import { createCanvas, ImageData, loadImage } from "@napi-rs/canvas";
-import { parquetMetadata, parquetReadObjects } from "hyparquet";
+import { type FileMetaData, parquetMetadata, parquetReadObjects } from "hyparquet";
 import type { RgbImage } from "./task.ts";
 
 /** A decoded image resized to the model's square input, with the file's own size. */
@@ -121,6 +121,64 @@ export interface RecordAt {
 /** Rows a parquet file is read in at a time (keeps memory flat on large files). */
 const PARQUET_CHUNK_ROWS = 4096;
 
+/**
+ * The most rows an annotation file may hold: 10 million. PixMo-Points has about 2.4 million
+ * rows and RefCOCO's parquet export tens of thousands; every row read becomes a sample held
+ * in memory, so a footer claiming more is refused before anything is read.
+ */
+export const MAX_PARQUET_ROWS = 10_000_000;
+
+/**
+ * The row count of a parquet file, checked against what the file can hold before any row
+ * is read: the footer's total must equal the sum of its row groups' counts and be at most
+ * `MAX_PARQUET_ROWS`; every column chunk must lie inside the file, before the footer; and a
+ * column chunk holds at least one value (or null) per row of its group. A footer that
+ * claims more rows than its data would otherwise make the reader loop over empty rows.
+ */
+export function checkedRowCount(metadata: FileMetaData, fileBytes: number, name: string): number {
+  const fail = (what: string): never => {
+    throw new Error(`${name}: damaged parquet footer: ${what}`);
+  };
+  const total = BigInt(metadata.num_rows);
+  let sum = 0n;
+  const dataEnd = BigInt(fileBytes - 8 - metadata.metadata_length); // footer and "PAR1"
+  metadata.row_groups.forEach((group, g) => {
+    const rows = BigInt(group.num_rows);
+    if (rows < 0n) fail(`row group ${g + 1} claims ${rows} rows`);
+    sum += rows;
+    group.columns.forEach((column, c) => {
+      const meta = column.meta_data;
+      const where = `row group ${g + 1} column ${c + 1}`;
+      if (!meta) return fail(`${where} has no metadata`);
+      if (BigInt(meta.num_values) < rows) {
+        fail(
+          `${where} holds ${meta.num_values} values, fewer than the ${rows} rows its group ` +
+            `claims (expected at least one value or null per row)`,
+        );
+      }
+      const first = meta.dictionary_page_offset !== undefined &&
+          BigInt(meta.dictionary_page_offset) < BigInt(meta.data_page_offset)
+        ? BigInt(meta.dictionary_page_offset)
+        : BigInt(meta.data_page_offset);
+      const end = first + BigInt(meta.total_compressed_size);
+      if (first < 4n || BigInt(meta.total_compressed_size) < 0n || end > dataEnd) {
+        fail(
+          `${where} spans bytes ${first}-${end}, expected them inside the data section ` +
+            `(bytes 4-${dataEnd} of ${fileBytes})`,
+        );
+      }
+    });
+  });
+  if (total !== sum) {
+    fail(`it claims ${total} rows, but its ${metadata.row_groups.length} row groups hold ${sum}`);
+  }
+  if (total > BigInt(MAX_PARQUET_ROWS)) {
+    fail(`it claims ${total} rows, expected at most ${MAX_PARQUET_ROWS} (MAX_PARQUET_ROWS)`);
+  }
+  if (total < 0n) fail(`it claims ${total} rows`);
+  return Number(total);
+}
+
 /** The last path component, for messages. */
 export function baseName(path: string): string {
   return path.slice(path.replace(/\\/g, "/").lastIndexOf("/") + 1);
@@ -153,12 +211,13 @@ export async function* readRecords(path: string): AsyncGenerator<RecordAt> {
   } else if (/\.parquet$/i.test(path)) {
     const bytes = await Deno.readFile(path);
     const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-    let rowCount: number;
+    let metadata: FileMetaData;
     try {
-      rowCount = Number(parquetMetadata(file).num_rows);
+      metadata = parquetMetadata(file);
     } catch (e) {
       throw new Error(`${name}: not a readable parquet file (${(e as Error).message})`);
     }
+    const rowCount = checkedRowCount(metadata, bytes.length, name);
     for (let start = 0; start < rowCount; start += PARQUET_CHUNK_ROWS) {
       const end = Math.min(rowCount, start + PARQUET_CHUNK_ROWS);
       let rows: Record<string, unknown>[];
@@ -167,6 +226,12 @@ export async function* readRecords(path: string): AsyncGenerator<RecordAt> {
       } catch (e) {
         throw new Error(
           `${name} rows ${start + 1}-${end}: unreadable parquet data (${(e as Error).message})`,
+        );
+      }
+      if (rows.length !== end - start) {
+        throw new Error(
+          `${name} rows ${start + 1}-${end}: expected ${end - start} rows, found ${rows.length} ` +
+            `(the footer claims ${rowCount} rows; the file is damaged)`,
         );
       }
       for (let i = 0; i < rows.length; i++) yield { row: start + i + 1, value: rows[i] };
