@@ -101,10 +101,21 @@ export type PickleValue =
   | { [key: string]: PickleValue };
 
 /**
+ * The most values a pickle may hold, counting a value once for every place it appears: 10
+ * million. RefCOCO's `refs(unc).p` holds about 2 million (50,000 refs of some 40 values
+ * each). A pickle can refer to one list from many places (BINGET of a memoised object), so
+ * a few hundred bytes can describe 2^depth paths; such a file is refused here instead of
+ * being walked by the loader.
+ */
+export const MAX_PICKLE_VALUES = 10_000_000;
+
+/**
  * The plain data in pickle `bytes` (lists and tuples as arrays, dicts as objects,
  * strings, numbers, booleans, None as null, bytes as Uint8Array). Any opcode that names
  * code (a global, a persistent id, an extension) is refused before anything could use
- * it; `file` names the file in errors.
+ * it; `file` names the file in errors. A list or dict the pickle refers to from several
+ * places is converted once and stays shared; a pickle holding more than
+ * `MAX_PICKLE_VALUES` values (shared ones counted at each place) or a cycle is refused.
  */
 export function readPickleData(bytes: Uint8Array, file: string): PickleValue {
   const refuse = (what: string): never => {
@@ -127,25 +138,67 @@ export function readPickleData(bytes: Uint8Array, file: string): PickleValue {
     if (e instanceof PickleRefused) throw e;
     throw new Error(`${file}: not a readable data pickle (${(e as Error).message})`);
   }
-  return plainData(value, file, 0);
+  const converted = new PlainData(file).convert(value, 0);
+  if (converted.count > MAX_PICKLE_VALUES) {
+    throw new Error(
+      `${file}: the pickle holds ${converted.count} values counting each place a shared list ` +
+        `or dict appears, expected at most ${MAX_PICKLE_VALUES} (MAX_PICKLE_VALUES)`,
+    );
+  }
+  return converted.value;
 }
 
 class PickleRefused extends Error {}
 
-/** Converts the parser's output to plain data; anything else is an error. */
-function plainData(value: unknown, file: string, depth: number): PickleValue {
-  if (depth > 64) throw new Error(`${file}: pickle nests deeper than 64 levels`);
-  if (value === null || typeof value === "boolean" || typeof value === "string") return value;
-  if (typeof value === "number") return value;
-  if (typeof value === "bigint") return Number(value);
-  if (value instanceof Uint8Array) return value;
-  if (Array.isArray(value)) return value.map((v) => plainData(v, file, depth + 1));
-  if (value instanceof Map) {
-    // Own properties too: the parser's DICT opcode sets properties even on a Map.
-    const entries = [...value.entries(), ...Object.entries(value)];
-    return Object.fromEntries(entries.map(([k, v]) => [String(k), plainData(v, file, depth + 1)]));
+/**
+ * Converts the parser's output to plain data; anything else is an error. Each list or dict
+ * is converted once (by identity), so structure the pickle shares stays shared and the work
+ * is linear in the file; `count` is the number of values as if every share were a copy.
+ */
+class PlainData {
+  readonly #done = new Map<object, { value: PickleValue; count: number }>();
+  readonly #open = new Set<object>();
+  constructor(readonly file: string) {}
+
+  convert(value: unknown, depth: number): { value: PickleValue; count: number } {
+    if (depth > 64) throw new Error(`${this.file}: pickle nests deeper than 64 levels`);
+    if (value === null || typeof value === "boolean" || typeof value === "string") {
+      return { value, count: 1 };
+    }
+    if (typeof value === "number") return { value, count: 1 };
+    if (typeof value === "bigint") return { value: Number(value), count: 1 };
+    if (value instanceof Uint8Array) return { value, count: 1 };
+    if (!Array.isArray(value) && !(value instanceof Map)) {
+      throw new Error(`${this.file}: pickle holds a ${typeof value} that is not plain data`);
+    }
+    const done = this.#done.get(value);
+    if (done) return done;
+    if (this.#open.has(value)) {
+      throw new Error(`${this.file}: pickle holds a list or dict that contains itself`);
+    }
+    this.#open.add(value);
+    let count = 1;
+    let out: PickleValue;
+    if (Array.isArray(value)) {
+      out = value.map((v) => {
+        const c = this.convert(v, depth + 1);
+        count += c.count;
+        return c.value;
+      });
+    } else {
+      // Own properties too: the parser's DICT opcode sets properties even on a Map.
+      const entries = [...value.entries(), ...Object.entries(value)];
+      out = Object.fromEntries(entries.map(([k, v]) => {
+        const c = this.convert(v, depth + 1);
+        count += c.count;
+        return [String(k), c.value];
+      }));
+    }
+    this.#open.delete(value);
+    const result = { value: out, count };
+    this.#done.set(value, result);
+    return result;
   }
-  throw new Error(`${file}: pickle holds a ${typeof value} that is not plain data`);
 }
 
 /**

@@ -113,3 +113,61 @@ Deno.test("parquet: a footer claiming 1e12 rows is refused before reading, namin
   );
   await Deno.remove(dir, { recursive: true });
 });
+
+/**
+ * A pickle of shared lists built opcode by opcode: list 0 is empty; list i holds list i-1
+ * `fanout` times (BINGET of its memo slot), so the top list has fanout^depth paths to the
+ * empty list in a few hundred bytes.
+ */
+function sharedListsPickle(depth: number, fanout: number): Uint8Array {
+  const PROTO = 0x80, EMPTY_LIST = 0x5d, BINPUT = 0x71, BINGET = 0x68, MARK = 0x28;
+  const APPENDS = 0x65, POP = 0x30, STOP = 0x2e;
+  const out = [PROTO, 2, EMPTY_LIST, BINPUT, 0, POP];
+  for (let i = 1; i <= depth; i++) {
+    out.push(EMPTY_LIST, BINPUT, i, MARK);
+    for (let k = 0; k < fanout; k++) out.push(BINGET, i - 1);
+    out.push(APPENDS, POP);
+  }
+  out.push(BINGET, depth, STOP);
+  return new Uint8Array(out);
+}
+
+Deno.test("pickle: shared lists stay shared; 2^40 paths in 409 bytes are refused", async () => {
+  const { readPickleData, MAX_PICKLE_VALUES } = await import("../tasks/refcoco.ts");
+  // Small: every level's two items are one and the same list, as in the file.
+  const small = readPickleData(sharedListsPickle(3, 2), "small.p") as unknown[][];
+  assert.equal(small.length, 2);
+  assert.equal(small[0], small[1], "a shared list was copied");
+  assert.deepEqual(small[0], [[[], []], [[], []]]);
+
+  const dir = await Deno.makeTempDir({ prefix: "klal-limits-" });
+  const bomb = sharedListsPickle(40, 2);
+  assert.equal(bomb.length, 409);
+  await Deno.writeFile(`${dir}/refs(unc).p`, bomb);
+  const { ok, output } = await inChild(`
+    import { readPickleData } from ${moduleUrl("tasks/refcoco.ts")};
+    const bytes = await Deno.readFile(${JSON.stringify(`${dir}/refs(unc).p`)});
+    try {
+      readPickleData(bytes, "refs(unc).p");
+      console.log("read");
+    } catch (e) {
+      console.log("error:", e.message);
+    }
+  `);
+  assert.ok(ok, output);
+  assert.match(
+    output,
+    new RegExp(
+      `error: refs\\(unc\\)\\.p: the pickle holds ${2 ** 41 - 1} values counting each place ` +
+        `a shared list or dict appears, expected at most ${MAX_PICKLE_VALUES}`,
+    ),
+  );
+
+  // A list that contains itself (APPEND of its own memo slot) is refused, not walked.
+  const cycle = new Uint8Array([0x80, 2, 0x5d, 0x71, 0, 0x68, 0, 0x61, 0x2e]);
+  assert.throws(
+    () => readPickleData(cycle, "cycle.p"),
+    /cycle\.p: pickle holds a list or dict that contains itself/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
