@@ -9,11 +9,13 @@ import {
   layerSetName,
   lookup,
   majorityShare,
+  PAPER_CHARTS,
   paperCharts,
   type PaperRecord,
   renderPaperTable,
   strayNumbers,
-} from "../pipeline/paper.ts";
+} from "../pipeline/report/paper/mod.ts";
+import { VEGA_LITE_SCHEMA } from "../pipeline/report/mod.ts";
 import { runScript } from "./cli.ts";
 import { fileURLToPath } from "node:url";
 
@@ -392,6 +394,31 @@ Deno.test("deno task report paper: bad flags exit 2 with the usage; a missing re
     });
     assert.deepEqual(missing.code, 1, missing.stderr);
     assert.ok(missing.stderr.includes("results.json"), missing.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("paper figures: one registry entry each, with its own caption and the installed schema", async () => {
+  const keys = PAPER_CHARTS.map((e) => e.key);
+  assert.equal(new Set(keys).size, keys.length, `unique keys: ${keys}`);
+  const captions = PAPER_CHARTS.map((e) => e.caption);
+  for (const [i, caption] of captions.entries()) {
+    assert.ok(caption.trim().length > 20, `${keys[i]}: a caption that says something`);
+  }
+  assert.equal(new Set(captions).size, captions.length, "no two figures share a caption");
+  const dir = await Deno.makeTempDir();
+  try {
+    await fixtureReports(dir);
+    const record = await collectPaper({
+      reportsDir: dir,
+      sources: { table1: "t1", table1Long: "t1", lambda: "lam", layers: "lay", long: "long" },
+    });
+    const charts = paperCharts(record);
+    assert.deepEqual(Object.keys(charts), keys, "every figure, in registry order");
+    for (const [key, spec] of Object.entries(charts)) {
+      assert.equal((spec as { $schema?: string }).$schema, VEGA_LITE_SCHEMA, `${key}: $schema`);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -13,7 +13,7 @@ import {
   type ReportInput,
   type ResultRow,
   writeReport,
-} from "../pipeline/report.ts";
+} from "../pipeline/report/mod.ts";
 import type { Spec } from "../pipeline/spec_types.ts";
 
 const CHROMIUM = "/usr/bin/chromium";

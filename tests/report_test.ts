@@ -13,12 +13,17 @@ import {
   inlineScriptSource,
   jsonForScript,
   learningSummary,
+  markdownTable,
   massOnTarget,
   paperColumn,
   POSTER_TABLE1,
   POSTER_TABLE2,
+  readReportEntries,
   relativeToUniform,
+  renderReportsIndex,
   renderTableMarkdown,
+  REPORT_CHARTS,
+  reportCharts,
   type ReportInput,
   type ResultRow,
   summarize,
@@ -27,10 +32,11 @@ import {
   table1,
   table1Cells,
   targetSupport,
+  VEGA_LITE_SCHEMA,
   verdictLines,
   writeReport,
-} from "../pipeline/report.ts";
-import { readReportEntries, renderReportsIndex } from "../pipeline/report_main.ts";
+} from "../pipeline/report/mod.ts";
+import { combineSweepInputs } from "../pipeline/report/sweep.ts";
 import type { Spec } from "../pipeline/spec_types.ts";
 import { ci95 } from "../pipeline/stats.ts";
 import { fileURLToPath } from "node:url";
@@ -823,4 +829,134 @@ Deno.test("deno task report NAME rebuilds the report from the cache; clear error
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+// ---------------------------------------------------------------------------------------
+// The chart registry, the markdown table writer, the Vega-Lite schema, sweep reports
+
+/** richInput plus a λ sweep and a layer ablation, so every kind of chart has data. */
+function everyChartInput(): ReportInput {
+  const input = richInput();
+  input.spec.arms.klal_2 = { finetune: true, lambda: 2, layers: "all" };
+  input.spec.arms.klal_l1 = { finetune: true, lambda: 1, layers: [1] };
+  for (const arm of ["klal_2", "klal_l1"]) {
+    for (const seed of [0, 1]) {
+      input.rows.push({ task: "grid-patch", arm, seed, metric: "accuracy", value: 50 + seed });
+    }
+  }
+  return input;
+}
+
+Deno.test("chart registry: every kind has its own non-empty caption, and builds under its key", () => {
+  const input = everyChartInput();
+  const kinds = REPORT_CHARTS.map((e) => e.key);
+  assert(new Set(kinds).size === kinds.length, `kinds are unique: ${kinds}`);
+  const captions = REPORT_CHARTS.map((e) => e.caption(input, "grid-patch"));
+  for (const [i, caption] of captions.entries()) {
+    assert(caption.trim().length > 20, `${kinds[i]}: a caption that says something`);
+    assert(!caption.includes("undefined"), `${kinds[i]}: ${caption}`);
+  }
+  assert(new Set(captions).size === captions.length, "no two kinds share a caption");
+  const charts = reportCharts(input);
+  // Every kind has data here, so each builds at least one chart, in registry (page) order.
+  assert(
+    JSON.stringify([...new Set(charts.map((c) => c.entry.key))]) === JSON.stringify(kinds),
+    `kinds built: ${charts.map((c) => c.key)}`,
+  );
+  const keys = charts.map((c) => c.key);
+  assert(new Set(keys).size === keys.length, `chart keys are unique: ${keys}`);
+  for (const c of charts) {
+    assert(c.key === c.entry.key || c.key.startsWith(`${c.entry.key}:`), `${c.key} of its kind`);
+    assert(c.caption === c.entry.caption(input, c.task), `${c.key}: the entry's caption`);
+  }
+  assert(JSON.stringify(Object.keys(chartSpecs(input))) === JSON.stringify(keys), "chartSpecs");
+});
+
+Deno.test("index.html shows every registered chart, in registry order, with its caption", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const input = everyChartInput();
+    await writeReport(`${root}/r`, input);
+    const html = await Deno.readTextFile(`${root}/r/index.html`);
+    let at = 0;
+    for (const chart of reportCharts(input)) {
+      const figure = html.indexOf(`data-chart="${chart.key}"`, at);
+      assert(figure > at, `${chart.key}: its figure, after the previous one`);
+      const caption = html.slice(figure, html.indexOf("</figcaption>", figure));
+      assertIncludes(caption, escapeHtml(chart.caption), `${chart.key}: its caption`);
+      at = figure;
+    }
+    const sections = [...html.matchAll(/<section id="([a-z]+)">/g)].map((m) => m[1]);
+    const order = [...new Set(REPORT_CHARTS.map((e) => e.section))];
+    assert(
+      JSON.stringify(sections.filter((s) => (order as string[]).includes(s))) ===
+        JSON.stringify(order),
+      `chart sections in page order: ${sections}`,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("markdownTable escapes pipes, backslashes and line breaks in cells", () => {
+  const table = markdownTable(["a|b", "n"], [["x\\|y", "1\n2"], ["p<0.001", "3\r\n\t4"]]);
+  assert(
+    JSON.stringify(table) === JSON.stringify([
+      "| a\\|b | n |",
+      "| --- | ---: |",
+      "| x\\\\\\|y | 1 2 |",
+      "| p<0.001 | 3 4 |",
+    ]),
+    `table: ${JSON.stringify(table)}`,
+  );
+  // A row still has as many cells as the header: split on the unescaped pipes only.
+  const cells = table[2].slice(2, -2).split(/(?<!\\)\|/).length;
+  assert(cells === 2, `cells in an escaped row: ${cells}`);
+  // The report's table.md also keeps spec text from opening an HTML tag.
+  const input = fakeInput(KLAL_WINS);
+  for (const row of input.rows) row.task = "grid|<b>patch</b>";
+  const md = renderTableMarkdown(input);
+  assertIncludes(md, "| grid\\|&lt;b&gt;patch&lt;/b&gt; | 6.0 ± 12.7 (n=2) |", "escaped task cell");
+});
+
+Deno.test("every chart carries the $schema of the installed Vega-Lite", () => {
+  const major = vegaLite.version.split(".")[0];
+  assert(VEGA_LITE_SCHEMA === `https://vega.github.io/schema/vega-lite/v${major}.json`, "schema");
+  for (const [key, spec] of Object.entries(chartSpecs(everyChartInput()))) {
+    assert((spec as { $schema?: string }).$schema === VEGA_LITE_SCHEMA, `${key}: $schema`);
+  }
+});
+
+Deno.test("sweep report: points' arms renamed by label, or kept when only the task differs", () => {
+  const point = (name: string, task: string, accuracy: number) => {
+    const input = fakeInput({ ntp: [accuracy, accuracy], klal: [accuracy + 10, accuracy + 10] });
+    input.spec.name = name;
+    input.spec.task.name = task;
+    delete input.spec.arms.base;
+    for (const row of input.rows) row.task = task;
+    return { spec: input.spec, input };
+  };
+  const lr = combineSweepInputs([
+    point("s--lr1", "grid-patch", 10),
+    point("s--lr2", "grid-patch", 20),
+  ]);
+  assert(lr.spec.name === "s", `base name ${lr.spec.name}`);
+  assert(
+    JSON.stringify(Object.keys(lr.spec.arms)) === '["ntp@lr1","klal@lr1","ntp@lr2","klal@lr2"]',
+    `arms ${Object.keys(lr.spec.arms)}`,
+  );
+  assert(lr.rows.some((r) => r.arm === "klal@lr2" && r.value === 30), "rows renamed");
+  assert(lr.curves.every((c) => c.arm.includes("@")), "curves renamed");
+  assert(lr.stages[0].stage.startsWith("lr1 "), `stages prefixed: ${lr.stages[0].stage}`);
+  const byTask = combineSweepInputs([
+    point("t--grid", "grid-patch", 10),
+    point("t--lines", "line-tracing", 20),
+  ]);
+  assert(JSON.stringify(Object.keys(byTask.spec.arms)) === '["ntp","klal"]', "names kept");
+  assert(byTask.curves.length === 0, "curves stay in the per-task reports");
+  assert(
+    JSON.stringify([...new Set(byTask.rows.map((r) => r.task))]) ===
+      '["grid-patch","line-tracing"]',
+    "rows keep their tasks",
+  );
 });

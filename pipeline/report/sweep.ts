@@ -6,8 +6,9 @@
 import type { Cache } from "../cache.ts";
 import type { ResolvedStage } from "../plan.ts";
 import type { Spec } from "../spec_types.ts";
-import { reportInput } from "../stages.ts";
-import { type ReportInput, writeReport } from "../report.ts";
+import { reportInput } from "../stages/report.ts";
+import type { ReportInput } from "./types.ts";
+import { writeReport } from "./write.ts";
 
 /** What the runner reports of one point: its resolved plan and what each stage did. */
 export interface SweepRun {

@@ -1,0 +1,99 @@
+/**
+ * The experiment report: `table.md`, `results.json`, one offline `index.html` (vega, vega-lite
+ * and vega-embed inlined) and every chart as SVG and PNG under `figures/`. It shows the
+ * poster's Tables 1 and 2 beside ours, the empirical observation (attention on target patches
+ * per layer and head), poster-like attention maps and an in-page attention explorer, training
+ * and learning curves with steps-to-accuracy, difficulty breakdowns, λ and layer sweeps, and
+ * the run itself (spec, cache keys, times); plus `reports/index.html`, the list of reports.
+ *
+ * One module per concern:
+ *
+ *   types.ts           what a report is made of (ReportInput and its rows)
+ *   poster.ts          the paper's columns and quoted numbers; arm labels
+ *   summary.ts         summaries and statistics: verdicts, Tables 1 and 2, learning, sweeps
+ *   cells.ts           the text of table cells shared by table.md, index.html, results.json
+ *   markdown.ts        the one markdown table writer, and the report's table.md
+ *   palette.ts         arm colours; vega_config.ts: the Vega-Lite schema and look
+ *   charts/*.ts        chart builders, one file per family
+ *   registry.ts        every chart kind: key, section, caption, builder (the page order)
+ *   attention_maps.ts  shared pieces of the attention figure and explorer
+ *   html.ts            index.html; render.ts: SVG and PNG; results.ts: results.json
+ *   write.ts           writing a report and reports/index.html (reports_index.ts)
+ *
+ * Beside them, reading a finished run from the cache (they use the stages, so they are not
+ * re-exported here): rebuild.ts (`deno task report NAME`) and sweep.ts (a sweep's combined
+ * report); and paper/, the committed paper record.
+ */
+
+export { targetSupport } from "../metrics.ts";
+export { lightGrayImage, massOnTarget, relativeToUniform } from "./attention_maps.ts";
+export {
+  formatAccuracy,
+  NOT_RUN,
+  setupLine,
+  TABLE1_HEADERS,
+  table1Cells,
+  TABLE2_HEADERS,
+  table2Cells,
+} from "./cells.ts";
+export { CSS, escapeHtml, inlineScriptSource, jsonForScript, renderHtml } from "./html.ts";
+export { markdownCell, markdownTable, markdownText, renderTableMarkdown } from "./markdown.ts";
+export { armPalette, COLUMN_COLOURS, columnPalette, type Palette } from "./palette.ts";
+export {
+  armLabel,
+  type PaperColumn,
+  paperColumn,
+  POSTER_TABLE1,
+  POSTER_TABLE2,
+  posterKey,
+  type PosterRow,
+  posterRow,
+  type PosterTable2Row,
+} from "./poster.ts";
+export {
+  type BuiltChart,
+  type ChartContext,
+  type ChartEntry,
+  type ChartSection,
+  chartSpecs,
+  REPORT_CHARTS,
+  type ReportChart,
+  reportCharts,
+} from "./registry.ts";
+export { figureName, prefixSvgIds, renderChartSvg, svgToPng } from "./render.ts";
+export { readReportEntries, renderReportsIndex, type ReportEntry } from "./reports_index.ts";
+export { resultsJson } from "./results.ts";
+export {
+  type AccuracyThreshold,
+  type ArmSummary,
+  breakdownSummary,
+  type Comparison,
+  debiasedEma,
+  formatP,
+  formatStepsToReach,
+  headline,
+  type LearningSummary,
+  learningSummary,
+  type StepsToReach,
+  summarize,
+  sweeps,
+  table1,
+  type Table1Row,
+  type Table2Ours,
+  table2Ours,
+  type TaskSummary,
+  verdictLines,
+} from "./summary.ts";
+export type {
+  BreakdownRow,
+  CurvePoint,
+  FigureSample,
+  FigureSet,
+  HeadRow,
+  LearningRow,
+  ReportInput,
+  ResultRow,
+  StageInfo,
+} from "./types.ts";
+export { paperChart, reportChart, VEGA_LITE_SCHEMA } from "./vega_config.ts";
+export { writeReport, writeReportsIndex } from "./write.ts";

@@ -1,0 +1,451 @@
+/**
+ * Collecting the paper record from the experiments' reports (their results.json) and, for the
+ * majority-answer baseline, the test sets in the cache.
+ */
+
+import type { Cache } from "../../cache.ts";
+import type { Spec } from "../../spec_types.ts";
+import { ci95, pairedTTest } from "../../stats.ts";
+import { POSTER_TABLE1, POSTER_TABLE2 } from "../poster.ts";
+import type { LearningRow, ResultRow, StageInfo } from "../types.ts";
+import type {
+  ArmRecord,
+  Investigation,
+  PaperRecord,
+  PaperSources,
+  ProbeArm,
+  SeedStats,
+  SourceRecord,
+  Table1Record,
+} from "./types.ts";
+
+/** The CPU-scale experiments (experiments/paper/cpu-*.yaml): the default sources. */
+export const CPU_SOURCES: PaperSources = {
+  table1: "paper-cpu",
+  table1Long: "paper-cpu-2400",
+  lambda: "paper-cpu-lambda",
+  lambdaLong: "paper-cpu-lambda-2400",
+  layers: "paper-cpu-layers",
+  long: "paper-cpu-long",
+  sigma: "paper-cpu-sigma",
+  confirm: "paper-cpu-li-sharp",
+};
+
+/** The fields of an experiment's results.json that the record reads. */
+interface ExperimentResults {
+  experiment: string;
+  createdAt: string;
+  backend: string;
+  spec: Spec;
+  rows: ResultRow[];
+  stages: StageInfo[];
+  validation?: LearningRow[];
+}
+
+/** The per-experiment reports of a sweep named `name` (`name--label`), sorted by name. */
+async function sweepReports(reportsDir: string, name: string): Promise<ExperimentResults[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(reportsDir)) {
+    if (entry.isDirectory && entry.name.startsWith(`${name}--`)) names.push(entry.name);
+  }
+  if (names.length === 0) {
+    throw new MissingReport(
+      `no report ${reportsDir}/${name}--*: run \`deno task experiment\` on the spec named ${name}`,
+    );
+  }
+  return await Promise.all(names.sort().map((n) => readResults(reportsDir, n)));
+}
+
+function probeArm(results: ExperimentResults, arm: string): ProbeArm | null {
+  const task = tasksOf(results)[0];
+  const rec = armRecord(results, task, arm);
+  if (!rec) return null;
+  const bySteps = new Map<number, { accuracy: number[]; ratio: number[] }>();
+  for (const row of results.validation ?? []) {
+    if (row.arm !== arm) continue;
+    const at = bySteps.get(row.step) ?? { accuracy: [], ratio: [] };
+    at.accuracy.push(row.accuracy);
+    at.ratio.push(row.targetAttentionRatio);
+    bySteps.set(row.step, at);
+  }
+  const avg = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  const curve = [...bySteps.entries()].sort((a, b) => a[0] - b[0])
+    .map(([step, v]) => ({ step, accuracy: avg(v.accuracy), ratio: avg(v.ratio) }));
+  return { arm, accuracy: rec.accuracy, ratio: rec.ratio, curve };
+}
+
+async function collectInvestigation(
+  reportsDir: string,
+  sources: PaperSources,
+  cache: Cache | undefined,
+): Promise<{ investigation: Investigation; used: ExperimentResults[] }> {
+  const used: ExperimentResults[] = [];
+  let long: Investigation["long"] = null;
+  if (sources.long) {
+    const reports = await sweepReports(reportsDir, sources.long);
+    used.push(...reports);
+    const tasks: NonNullable<Investigation["long"]>["tasks"] = {};
+    for (const r of reports) {
+      const cols = columnArms(r.spec);
+      tasks[tasksOf(r)[0]] = {
+        ntp: cols.ntp ? probeArm(r, cols.ntp) : null,
+        klal: cols.klal ? probeArm(r, cols.klal) : null,
+      };
+    }
+    const spec = reports[0].spec;
+    long = {
+      experiment: sources.long,
+      steps: spec.train.steps,
+      testSeed: spec.task.test_seed,
+      tasks,
+    };
+  }
+  let sigma: Investigation["sigma"] = null;
+  if (sources.sigma) {
+    const reports = await sweepReports(reportsDir, sources.sigma);
+    used.push(...reports);
+    const tasks: NonNullable<Investigation["sigma"]>["tasks"] = {};
+    for (const r of reports) {
+      const task = tasksOf(r)[0];
+      const value = Number((r.spec.task.params as Record<string, unknown> | undefined)?.sigma);
+      const klal = columnArms(r.spec).klal;
+      const arm = klal ? probeArm(r, klal) : null;
+      if (!arm || !Number.isFinite(value)) continue;
+      tasks[task] ??= { values: [], points: {} };
+      tasks[task].points[String(value)] = arm;
+      tasks[task].values.push(value);
+    }
+    for (const t of Object.values(tasks)) t.values.sort((a, b) => a - b);
+    const spec = reports[0].spec;
+    sigma = {
+      experiment: sources.sigma,
+      steps: spec.train.steps,
+      testSeed: spec.task.test_seed,
+      tasks,
+    };
+  }
+  let confirm: Investigation["confirm"] = null;
+  if (sources.confirm) {
+    const r = await readResults(reportsDir, sources.confirm);
+    used.push(r);
+    confirm = {
+      experiment: sources.confirm,
+      steps: r.spec.train.steps,
+      params: (r.spec.task.params ?? {}) as Record<string, unknown>,
+      ...await buildTable1(r, cache),
+    };
+  }
+  return { investigation: { long, sigma, confirm }, used };
+}
+
+/** A missing or unreadable experiment report (exit 1 from the CLI). */
+export class MissingReport extends Error {}
+
+async function readResults(reportsDir: string, name: string): Promise<ExperimentResults> {
+  const path = `${reportsDir}/${name}/results.json`;
+  try {
+    return JSON.parse(await Deno.readTextFile(path)) as ExperimentResults;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new MissingReport(
+        `${path} not found: run \`deno task experiment\` on the spec named ${name} (or ` +
+          `\`deno task report ${name}\` if its stages are cached)`,
+      );
+    }
+    throw e;
+  }
+}
+
+function seedStats(rows: readonly ResultRow[]): SeedStats {
+  const sorted = [...rows].sort((a, b) => a.seed - b.seed);
+  const values = sorted.map((r) => r.value);
+  const ci = ci95(values);
+  return {
+    mean: ci.mean,
+    halfWidth: ci.halfWidth ?? null,
+    n: values.length,
+    seeds: sorted.map((r) => r.seed),
+    values,
+  };
+}
+
+function armLayers(spec: Spec, arm: string): number[] {
+  const a = spec.arms[arm];
+  if (!a || a.lambda === 0) return [];
+  return a.layers === "all"
+    ? Array.from({ length: spec.model.layers }, (_, i) => i)
+    : [...a.layers].sort((x, y) => x - y);
+}
+
+function armRecord(results: ExperimentResults, task: string, arm: string): ArmRecord | null {
+  const of = (metric: string) =>
+    results.rows.filter((r) => r.task === task && r.arm === arm && r.metric === metric);
+  const accuracy = of("accuracy");
+  if (accuracy.length === 0) return null;
+  const armSpec = results.spec.arms[arm];
+  return {
+    arm,
+    lambda: armSpec?.finetune ? armSpec.lambda : 0,
+    layers: armLayers(results.spec, arm),
+    accuracy: seedStats(accuracy),
+    ratio: seedStats(of("target_attention_ratio")),
+  };
+}
+
+function tasksOf(results: ExperimentResults): string[] {
+  const seen: string[] = [];
+  for (const r of results.rows) if (!seen.includes(r.task)) seen.push(r.task);
+  return seen;
+}
+
+/** Arms of each paper column: Base (no fine-tuning), NTP (λ = 0), KLAL+NTP (λ > 0). */
+function columnArms(spec: Spec): { base?: string; ntp?: string; klal?: string } {
+  const entries = Object.entries(spec.arms);
+  return {
+    base: entries.find(([, a]) => !a.finetune)?.[0],
+    ntp: entries.find(([, a]) => a.finetune && a.lambda === 0)?.[0],
+    klal: entries.find(([, a]) => a.finetune && a.lambda > 0)?.[0],
+  };
+}
+
+/** Share (%) of the most common answer among a data stage's samples.jsonl lines. */
+export function majorityShare(samplesJsonl: string): number {
+  const counts = new Map<string, number>();
+  let n = 0;
+  for (const line of samplesJsonl.split("\n")) {
+    if (line.trim() === "") continue;
+    const answer = String(JSON.parse(line).answer);
+    counts.set(answer, (counts.get(answer) ?? 0) + 1);
+    n++;
+  }
+  if (n === 0) return NaN;
+  return 100 * Math.max(...counts.values()) / n;
+}
+
+/** Tasks scored by exact match of the answer text, where "always the most common answer" is a baseline. */
+const EXACT_MATCH_TASKS = new Set(["grid-patch", "line-intersection", "line-tracing"]);
+
+async function majorityOf(
+  cache: Cache | undefined,
+  results: ExperimentResults,
+  task: string,
+): Promise<number | null> {
+  if (!cache || !EXACT_MATCH_TASKS.has(task)) return null;
+  const testSeed = results.spec.task.test_seed;
+  const stage = results.stages.find((s) =>
+    s.stage.endsWith(`data:${task}:test:s${testSeed}`) ||
+    s.stage === `data:${task}:test:s${testSeed}`
+  );
+  if (!stage || !await cache.has(stage.key)) return null;
+  return majorityShare(new TextDecoder().decode(await cache.readBytes(stage.key, "samples.jsonl")));
+}
+
+function sourceRecord(part: SourceRecord["part"], r: ExperimentResults): SourceRecord {
+  return {
+    part,
+    experiment: r.experiment,
+    createdAt: r.createdAt,
+    backend: r.backend,
+    stagesRan: r.stages.filter((s) => s.status === "ran").length,
+    stagesCached: r.stages.filter((s) => s.status === "cached").length,
+    stageSeconds: r.stages.reduce((sum, s) => sum + s.seconds, 0),
+  };
+}
+
+/** Read the model's CPU name (Linux), for the record's hardware line. */
+async function cpuName(): Promise<string> {
+  try {
+    const text = await Deno.readTextFile("/proc/cpuinfo");
+    return text.match(/^model name\s*:\s*(.+)$/m)?.[1].trim() ?? "unknown CPU";
+  } catch {
+    return "unknown CPU";
+  }
+}
+
+/** Gather the record from the experiments' reports (and the cache, for test-set answers). */
+export async function collectPaper(options: {
+  reportsDir: string;
+  sources: PaperSources;
+  cache?: Cache;
+  gpu?: string | null;
+}): Promise<PaperRecord> {
+  const { reportsDir, sources, cache } = options;
+  const t1 = await readResults(reportsDir, sources.table1);
+  const lambdaResults = sources.lambda ? await readResults(reportsDir, sources.lambda) : null;
+  const layersResults = sources.layers ? await readResults(reportsDir, sources.layers) : null;
+
+  const extra: [SourceRecord["part"], ExperimentResults][] = [];
+  const { tasks, table1 } = await buildTable1(t1, cache);
+  let table1Long: PaperRecord["table1Long"] = null;
+  if (sources.table1Long) {
+    const r = await readResults(reportsDir, sources.table1Long);
+    const built = await buildTable1(r, cache);
+    table1Long = {
+      experiment: sources.table1Long,
+      steps: r.spec.train.steps,
+      samplesSeen: r.spec.train.steps * r.spec.train.batch_size,
+      ...built,
+    };
+    extra.push(["table1Long", r]);
+  }
+
+  const lambda = lambdaResults ? buildLambda(lambdaResults) : {};
+  let lambdaLong: PaperRecord["lambdaLong"] = null;
+  if (sources.lambdaLong) {
+    const r = await readResults(reportsDir, sources.lambdaLong);
+    lambdaLong = {
+      experiment: sources.lambdaLong,
+      steps: r.spec.train.steps,
+      tasks: buildLambda(r),
+    };
+    extra.push(["lambdaLong", r]);
+  }
+
+  let layers: PaperRecord["layers"] = null;
+  if (layersResults) {
+    const task = tasksOf(layersResults)[0];
+    const depth = layersResults.spec.model.layers;
+    const cols = columnArms(layersResults.spec);
+    const points: Record<string, ArmRecord> = {};
+    for (const arm of Object.keys(layersResults.spec.arms)) {
+      const a = layersResults.spec.arms[arm];
+      if (!a.finetune || a.lambda === 0) continue;
+      const rec = armRecord(layersResults, task, arm);
+      if (rec) points[layerSetName(rec.layers, depth)] = rec;
+    }
+    const order = ["first-half", "second-half", "all"].filter((k) => k in points);
+    for (const k of Object.keys(points)) if (!order.includes(k)) order.push(k);
+    layers = {
+      task,
+      ntp: cols.ntp ? armRecord(layersResults, task, cols.ntp) : null,
+      points,
+      order,
+    };
+  }
+
+  const { investigation, used } = await collectInvestigation(reportsDir, sources, cache);
+  const parts: [SourceRecord["part"], ExperimentResults | null][] = [
+    ["table1", t1],
+    ["lambda", lambdaResults],
+    ["layers", layersResults],
+    ...extra,
+    ...used.map((r): [SourceRecord["part"], ExperimentResults] => ["investigation", r]),
+  ];
+  const sourceList = parts.filter((p): p is [SourceRecord["part"], ExperimentResults] => !!p[1])
+    .map(([part, r]) => sourceRecord(part, r));
+  const seconds = new Map<string, number>();
+  for (const [, r] of parts) for (const s of r?.stages ?? []) seconds.set(s.key, s.seconds);
+  const spec = t1.spec;
+  const side = spec.task.image_size / spec.model.patch_size;
+  return {
+    record: "paper",
+    createdAt: new Date().toISOString(),
+    hardware: {
+      cpu: await cpuName(),
+      cores: navigator.hardwareConcurrency,
+      gpu: options.gpu ?? null,
+    },
+    backend: t1.backend,
+    sources: sourceList,
+    computeSeconds: [...seconds.values()].reduce((a, b) => a + b, 0),
+    setup: {
+      imageSize: spec.task.image_size,
+      patchSize: spec.model.patch_size,
+      visualTokens: side * side,
+      dModel: spec.model.d_model,
+      layers: spec.model.layers,
+      heads: spec.model.heads,
+      baseSteps: spec.base.steps,
+      trainSteps: spec.train.steps,
+      batchSize: spec.train.batch_size,
+      lr: spec.train.lr,
+      trainSamples: spec.task.train,
+      testSamples: spec.task.test,
+      testSeed: spec.task.test_seed,
+      seeds: spec.seeds,
+      samplesSeen: spec.train.steps * spec.train.batch_size,
+    },
+    tasks,
+    table1,
+    table2: {
+      lineIntersection: table1["line-intersection"]?.klal?.accuracy ?? null,
+      lineTracing: table1["line-tracing"]?.klal?.accuracy ?? null,
+      long: table1Long
+        ? {
+          steps: table1Long.steps,
+          lineIntersection: table1Long.table1["line-intersection"]?.klal?.accuracy ?? null,
+          lineTracing: table1Long.table1["line-tracing"]?.klal?.accuracy ?? null,
+        }
+        : null,
+      quoted: POSTER_TABLE2,
+    },
+    table1Long,
+    lambda,
+    lambdaLong,
+    layers,
+    investigation,
+  };
+}
+
+/** Per task, one point per λ of an experiment whose arms differ in λ (λ = 0 is NTP). */
+function buildLambda(results: ExperimentResults): PaperRecord["lambda"] {
+  const lambda: PaperRecord["lambda"] = {};
+  for (const task of tasksOf(results)) {
+    const points: Record<string, ArmRecord> = {};
+    for (const arm of Object.keys(results.spec.arms)) {
+      const a = results.spec.arms[arm];
+      if (!a.finetune) continue;
+      const rec = armRecord(results, task, arm);
+      if (rec) points[String(a.lambda)] = rec;
+    }
+    const values = Object.values(points).map((p) => p.lambda).sort((a, b) => a - b);
+    lambda[task] = { values, points };
+  }
+  return lambda;
+}
+
+/** Table 1's rows (poster order) from one experiment's results. */
+async function buildTable1(
+  t1: ExperimentResults,
+  cache: Cache | undefined,
+): Promise<{ tasks: string[]; table1: Record<string, Table1Record> }> {
+  const columns = columnArms(t1.spec);
+  const order = Object.keys(POSTER_TABLE1);
+  const tasks = tasksOf(t1).sort((a, b) => order.indexOf(a) - order.indexOf(b));
+  const table1: Record<string, Table1Record> = {};
+  for (const task of tasks) {
+    const get = (arm?: string) => (arm ? armRecord(t1, task, arm) : null);
+    const base = get(columns.base), ntp = get(columns.ntp), klal = get(columns.klal);
+    let gain: Table1Record["gain"] = null;
+    if (ntp && klal) {
+      const seeds = klal.accuracy.seeds.filter((s) => ntp.accuracy.seeds.includes(s));
+      const pick = (a: ArmRecord) =>
+        seeds.map((s) => a.accuracy.values[a.accuracy.seeds.indexOf(s)]);
+      const test = pairedTTest(pick(klal), pick(ntp));
+      gain = { meanDiff: test.meanDiff, p: test.p ?? null, seeds };
+    }
+    const poster = POSTER_TABLE1[task];
+    table1[task] = {
+      label: poster?.label ?? task,
+      majority: await majorityOf(cache, t1, task),
+      base,
+      ntp,
+      klal,
+      gain,
+      poster: poster ? { base: poster.base, ntp: poster.ntp, klal: poster.klal } : null,
+    };
+  }
+  return { tasks, table1 };
+}
+
+/** "first-half", "second-half", "all", or the layer list, for a supervised layer set. */
+export function layerSetName(layers: readonly number[], depth: number): string {
+  const half = Math.floor(depth / 2);
+  const same = (want: number[]) =>
+    want.length === layers.length && want.every((v, i) => layers[i] === v);
+  const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
+  if (same(range(0, depth))) return "all";
+  if (same(range(0, half))) return "first-half";
+  if (same(range(half, depth))) return "second-half";
+  return `layers-${layers.join("-")}`;
+}

@@ -1,0 +1,169 @@
+/**
+ * The paper record, `reports/paper/results.json`: Table 1 (every task's Base, NTP and KLAL+NTP
+ * arms), Table 2, the λ sweep, the per-layer ablation and the investigations, each with the
+ * experiments it came from. Every number the record's table.md, README.md and figures show is
+ * in here.
+ */
+
+import type { PosterTable2Row } from "../poster.ts";
+
+/** Accuracy (or another metric) of one arm over seeds: mean, 95% t-interval, the raw values. */
+export interface SeedStats {
+  mean: number;
+  /** null when n < 2. */
+  halfWidth: number | null;
+  n: number;
+  seeds: number[];
+  values: number[];
+}
+
+/** One arm of one task: held-out accuracy % and the target attention ratio (1 = chance). */
+export interface ArmRecord {
+  arm: string;
+  lambda: number;
+  layers: number[];
+  accuracy: SeedStats;
+  ratio: SeedStats;
+}
+
+/** One task's row of Table 1. */
+export interface Table1Record {
+  label: string;
+  /** Share (%) of the most common answer in the test set: accuracy of always guessing it. */
+  majority: number | null;
+  base: ArmRecord | null;
+  ntp: ArmRecord | null;
+  klal: ArmRecord | null;
+  /** KLAL+NTP minus NTP, paired over seeds. */
+  gain: { meanDiff: number; p: number | null; seeds: number[] } | null;
+  poster: { base: number; ntp: number; klal: number } | null;
+}
+
+/** Where a part of the record came from. */
+export interface SourceRecord {
+  part: "table1" | "table1Long" | "lambda" | "lambdaLong" | "layers" | "investigation";
+  experiment: string;
+  createdAt: string;
+  backend: string;
+  stagesRan: number;
+  stagesCached: number;
+  /** Sum of the seconds of every stage this experiment shows (ran or first computed). */
+  stageSeconds: number;
+}
+
+/** `reports/paper/results.json`. */
+export interface PaperRecord {
+  record: "paper";
+  createdAt: string;
+  hardware: { cpu: string; cores: number; gpu: string | null };
+  backend: string;
+  sources: SourceRecord[];
+  /** Stage seconds summed once per distinct cache key over all sources. */
+  computeSeconds: number;
+  setup: {
+    imageSize: number;
+    patchSize: number;
+    visualTokens: number;
+    dModel: number;
+    layers: number;
+    heads: number;
+    baseSteps: number;
+    trainSteps: number;
+    batchSize: number;
+    lr: number;
+    trainSamples: number;
+    testSamples: number;
+    testSeed: number;
+    seeds: number[];
+    /** Samples seen in fine-tuning: steps x batch. */
+    samplesSeen: number;
+  };
+  /** Task names in Table 1's order. */
+  tasks: string[];
+  table1: Record<string, Table1Record>;
+  /** Table 1 again with longer fine-tuning (same setting otherwise), when it was run. */
+  table1Long: {
+    experiment: string;
+    steps: number;
+    samplesSeen: number;
+    tasks: string[];
+    table1: Record<string, Table1Record>;
+  } | null;
+  table2: {
+    lineIntersection: SeedStats | null;
+    lineTracing: SeedStats | null;
+    /** The same from the longer Table 1, when it was run. */
+    long:
+      | { steps: number; lineIntersection: SeedStats | null; lineTracing: SeedStats | null }
+      | null;
+    quoted: readonly PosterTable2Row[];
+  };
+  /** Per task: one point per λ (λ = 0 is NTP), keyed by String(λ). */
+  lambda: Record<string, { values: number[]; points: Record<string, ArmRecord> }>;
+  /** The λ sweep again with longer fine-tuning, when it was run. */
+  lambdaLong: {
+    experiment: string;
+    steps: number;
+    tasks: Record<string, { values: number[]; points: Record<string, ArmRecord> }>;
+  } | null;
+  /** Where KLAL did not win: what was tried, on validation data. */
+  investigation: Investigation;
+  /** The per-layer ablation on one task: NTP, then KLAL on each layer set. */
+  layers: {
+    task: string;
+    ntp: ArmRecord | null;
+    points: Record<string, ArmRecord>;
+    order: string[];
+  } | null;
+}
+
+/** The experiments a record is collected from (their report names under reports/). */
+export interface PaperSources {
+  table1: string;
+  /** Table 1 with longer fine-tuning. */
+  table1Long?: string;
+  lambda?: string;
+  /** The λ sweep with longer fine-tuning. */
+  lambdaLong?: string;
+  layers?: string;
+  /** Investigation: longer training (a task sweep; its per-task reports are read). */
+  long?: string;
+  /** Investigation: ground-truth sharpness (a sweep over task.params.sigma). */
+  sigma?: string;
+  /** Confirmation on the test seed of a validation finding (NTP and KLAL+NTP arms). */
+  confirm?: string;
+}
+
+/** One arm's run in an investigation: final validation accuracy, ratio and the curve. */
+export interface ProbeArm {
+  arm: string;
+  accuracy: SeedStats;
+  ratio: SeedStats;
+  /** Validation accuracy % and target attention ratio during fine-tuning (mean over seeds). */
+  curve: { step: number; accuracy: number; ratio: number }[];
+}
+
+/** Investigations run on validation data (never the test seed). */
+export interface Investigation {
+  long: {
+    experiment: string;
+    steps: number;
+    testSeed: number;
+    tasks: Record<string, { ntp: ProbeArm | null; klal: ProbeArm | null }>;
+  } | null;
+  sigma: {
+    experiment: string;
+    steps: number;
+    testSeed: number;
+    tasks: Record<string, { values: number[]; points: Record<string, ProbeArm> }>;
+  } | null;
+  /** The confirmation run on the test seed: Table 1's columns for its task(s). */
+  confirm: {
+    experiment: string;
+    steps: number;
+    /** The task parameters it changed, as run (e.g. sigma). */
+    params: Record<string, unknown>;
+    tasks: string[];
+    table1: Record<string, Table1Record>;
+  } | null;
+}

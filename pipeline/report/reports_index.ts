@@ -1,0 +1,136 @@
+/**
+ * reports/index.html: every experiment report under the reports root (depth 1 or 2), newest
+ * first, with its date, backend and headline, and Table 1 across them (per poster task, the
+ * newest report that ran it). Read from each report's results.json.
+ */
+
+import { NOT_RUN } from "./cells.ts";
+import { CSS, escapeHtml } from "./html.ts";
+import { POSTER_TABLE1 } from "./poster.ts";
+
+/** What reports/index.html shows of one experiment (read from its results.json). */
+export interface ReportEntry {
+  /** Folder relative to the reports root, e.g. "quickstart" or "paper/grid-patch". */
+  path: string;
+  name: string;
+  createdAt: string;
+  backend: string;
+  headline: string;
+  table1: {
+    task: string;
+    label: string;
+    run: boolean;
+    cells: string[];
+  }[];
+}
+
+/** Every report folder under `reportsDir` (depth 1 or 2) that has a results.json. */
+export async function readReportEntries(reportsDir: string): Promise<ReportEntry[]> {
+  const entries: ReportEntry[] = [];
+  const visit = async (rel: string, depth: number) => {
+    const dir = rel ? `${reportsDir}/${rel}` : reportsDir;
+    let text: string | undefined;
+    if (rel) text = await Deno.readTextFile(`${dir}/results.json`).catch(() => undefined);
+    if (text !== undefined) {
+      try {
+        const r = JSON.parse(text);
+        entries.push({
+          path: rel,
+          name: String(r.experiment ?? rel),
+          createdAt: String(r.createdAt ?? ""),
+          backend: String(r.backend ?? ""),
+          headline: String(r.headline ?? ""),
+          table1: Array.isArray(r.table1) ? r.table1 : [],
+        });
+      } catch {
+        // A results.json that does not parse is not listed.
+      }
+      return;
+    }
+    if (depth >= 2) return;
+    let children: string[] = [];
+    try {
+      for await (const e of Deno.readDir(dir)) {
+        if (e.isDirectory && !/\.(tmp|old)-/.test(e.name)) children.push(e.name);
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    children = children.sort();
+    for (const child of children) await visit(rel ? `${rel}/${child}` : child, depth + 1);
+  };
+  await visit("", 0);
+  return entries.sort((a, b) =>
+    b.createdAt.localeCompare(a.createdAt) || a.path.localeCompare(b.path)
+  );
+}
+
+/** reports/index.html: every experiment with date, backend and headline, and Table 1 across them. */
+export function renderReportsIndex(entries: ReportEntry[]): string {
+  const link = (e: ReportEntry, file: string) =>
+    `${e.path.split("/").map(encodeURIComponent).join("/")}/${file}`;
+  const rows = entries.map((e) =>
+    `<tr><td><a href="${escapeHtml(link(e, "index.html"))}">${escapeHtml(e.name)}</a>` +
+    (e.path !== e.name ? ` <span class="note">(${escapeHtml(e.path)})</span>` : "") +
+    `</td><td>${escapeHtml(e.createdAt.replace("T", " ").replace(/\.\d+Z$/, " UTC"))}</td>` +
+    `<td>${escapeHtml(e.backend)}</td><td class="text">${escapeHtml(e.headline)}</td>` +
+    `<td><a href="${escapeHtml(link(e, "results.json"))}">results.json</a> · ` +
+    `<a href="${escapeHtml(link(e, "table.md"))}">table.md</a></td></tr>`
+  ).join("\n");
+  // Table 1 across experiments: for each poster task the newest report that ran it.
+  const across = Object.values(POSTER_TABLE1).map((poster) => {
+    for (const e of entries) {
+      const row = e.table1.find((r) => r.run && r.label === poster.label);
+      if (row) return { label: poster.label, entry: e, cells: row.cells };
+    }
+    return { label: poster.label, entry: undefined, cells: [] as string[] };
+  });
+  const acrossRows = across.map((r) => {
+    if (!r.entry) {
+      return `<tr><td>${escapeHtml(r.label)}</td><td class="notrun" colspan="4">${NOT_RUN}</td>` +
+        `<td class="note">–</td></tr>`;
+    }
+    return `<tr><td>${escapeHtml(r.label)}</td>${
+      r.cells.slice(1, 5).map((c) => `<td class="num">${escapeHtml(c)}</td>`).join("")
+    }<td><a href="${escapeHtml(link(r.entry, "index.html"))}">${
+      escapeHtml(r.entry.name)
+    }</a></td></tr>`;
+  }).join("\n");
+  return [
+    "<!doctype html>",
+    '<html lang="en">',
+    "<head>",
+    '<meta charset="utf-8">',
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    "<title>KLAL reports</title>",
+    `<style>${CSS}\ntd.text { white-space: normal; text-align: left; max-width: 520px; }</style>`,
+    "</head>",
+    "<body>",
+    "<main>",
+    "<header><h1>KLAL reports</h1>",
+    `<p class="meta">${entries.length} experiment report${
+      entries.length === 1 ? "" : "s"
+    }, newest first. Rebuild one from the cache with <code>deno task report NAME</code>.</p>`,
+    "</header>",
+    "<h2>Experiments</h2>",
+    entries.length === 0 ? '<p class="note">No reports yet.</p>' : [
+      '<div class="scroll"><table id="experiments">',
+      "<thead><tr><th>Experiment</th><th>Date</th><th>Backend</th><th>Headline</th>" +
+      "<th>Files</th></tr></thead>",
+      `<tbody>\n${rows}\n</tbody>`,
+      "</table></div>",
+    ].join("\n"),
+    "<h2>Table 1 across experiments</h2>",
+    '<p class="note">Per task of the poster&#39;s Table 1, the newest report that ran it: ours, ' +
+    "mean ± 95% CI (n seeds). The poster&#39;s numbers are in each report.</p>",
+    '<div class="scroll"><table class="compact" id="table1-across">',
+    '<thead><tr><th>Task</th><th class="num">Base</th><th class="num">NTP</th>' +
+    '<th class="num">KLAL+NTP</th><th class="num">KLAL − NTP (paired t)</th>' +
+    "<th>Report</th></tr></thead>",
+    `<tbody>\n${acrossRows}\n</tbody>`,
+    "</table></div>",
+    "</main>",
+    "</body>",
+    "</html>",
+  ].join("\n") + "\n";
+}

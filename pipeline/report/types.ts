@@ -1,0 +1,116 @@
+/**
+ * What a report is made of: the measured rows, training curves, stage timings and the optional
+ * parts (learning curves, attention figures, per-head grounding, difficulty breakdowns) that
+ * the stages gather from the cache and every other module of the report reads.
+ */
+
+import type { Spec } from "../spec_types.ts";
+
+/** One measured number: a metric of one arm and seed on one task. */
+export interface ResultRow {
+  task: string;
+  arm: string;
+  seed: number;
+  metric: string;
+  value: number;
+}
+
+/** One logged training step of one arm and seed, with the loss split into its parts. */
+export interface CurvePoint {
+  arm: string;
+  seed: number;
+  step: number;
+  ntp: number;
+  klal: number;
+  total: number;
+}
+
+/** What a stage of the plan did: served from the cache or ran, and how long it took. */
+export interface StageInfo {
+  stage: string;
+  key: string;
+  status: "cached" | "ran";
+  seconds: number;
+  samplesPerSecond?: number;
+}
+
+/** Everything a report shows. */
+export interface ReportInput {
+  /** Resolved spec (shown in the report as JSON). */
+  spec: Spec;
+  /**
+   * Metrics: "accuracy" (percent 0-100), "target_attention" (mass on GT patches, 0..1),
+   * "target_attention_ratio" (mass / uniform share), per layer "target_attention_ratio@L<i>".
+   */
+  rows: ResultRow[];
+  /** Training loss parts per arm and seed. */
+  curves: CurvePoint[];
+  stages: StageInfo[];
+  /** Which tfjs backend ran, e.g. "wasm". */
+  backend: string;
+  /** ISO date. */
+  createdAt: string;
+  /** Validation accuracy and grounding measured during fine-tuning, per arm and seed. */
+  learning?: LearningRow[];
+  /** The first held-out samples with each arm's attention maps (attention figures). */
+  figures?: FigureSet[];
+  /** Attention mass on target patches per layer and head, per arm and seed. */
+  heads?: HeadRow[];
+  /** Held-out accuracy by the task's difficulty bucket, per arm and seed. */
+  breakdown?: BreakdownRow[];
+}
+
+/** One point of a learning curve (validation set, during fine-tuning). */
+export interface LearningRow {
+  arm: string;
+  seed: number;
+  step: number;
+  /** Percent. */
+  accuracy: number;
+  targetAttention: number;
+  targetAttentionRatio: number;
+}
+
+/** Attention figures of one evaluated arm and seed. */
+export interface FigureSet {
+  arm: string;
+  seed: number;
+  /** Patches per image side (the maps are side x side, row-major). */
+  gridSide: number;
+  samples: FigureSample[];
+}
+
+/** One held-out sample with one model's answer and attention maps. */
+export interface FigureSample {
+  index: number;
+  prompt: string;
+  answer: string;
+  prediction: string;
+  correct: boolean;
+  /** data:image/png;base64,... of the input image */
+  image: string;
+  /** Ground-truth P over the patch grid (row-major). */
+  target: number[];
+  /** Head-averaged visual attention of the answer positions, [layer][patch]. */
+  layers: number[][];
+  /** Per head, [layer][head][patch]. */
+  heads: number[][][];
+}
+
+/** Attention mass on target patches of one layer and head. */
+export interface HeadRow {
+  arm: string;
+  seed: number;
+  layer: number;
+  head: number;
+  mass: number;
+}
+
+/** Accuracy of one arm and seed on one difficulty bucket. */
+export interface BreakdownRow {
+  arm: string;
+  seed: number;
+  difficulty: string;
+  correct: number;
+  n: number;
+}
