@@ -6,7 +6,7 @@ import { Cache } from "./cache.ts";
 import { gpuEnvironment } from "./gpu_env.ts";
 import { buildPlan, type ResolvedStage, resolvePlan, stageStatus } from "./plan.ts";
 import type { Spec } from "./spec_types.ts";
-import { writeReportsIndex } from "./report_main.ts";
+import { writeReportsIndex } from "./report/mod.ts";
 import { runStage } from "./stages.ts";
 import type { WorkerDescriptor } from "./worker.ts";
 import { pathOf } from "./paths.ts";

@@ -6,7 +6,7 @@ import { encodeSamples, layoutFor, mergeLayouts } from "../batch.ts";
 import type { EntryWriter } from "../cache.ts";
 import { evaluate } from "../eval.ts";
 import type { ResolvedStage } from "../plan.ts";
-import type { FigureSample } from "../report.ts";
+import type { FigureSample } from "../report/types.ts";
 import type { Spec } from "../spec_types.ts";
 import { loadCheckpoint } from "./_checkpoint.ts";
 import { loadSamples, loadTask, type StageContext } from "./_common.ts";

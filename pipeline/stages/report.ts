@@ -15,7 +15,7 @@ import {
   type ReportInput,
   type ResultRow,
   writeReport,
-} from "../report.ts";
+} from "../report/mod.ts";
 import type { Spec } from "../spec_types.ts";
 import type { LossPoint } from "../train.ts";
 import type { StageContext } from "./_common.ts";
