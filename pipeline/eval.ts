@@ -6,6 +6,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { Sample, Task } from "../tasks/task.ts";
 import { type Encoded, queryCount, queryStart } from "./batch.ts";
 import { ROW_FLOOR, selectQueries, visualAttention } from "./losses.ts";
+import { targetSupport } from "./metrics.ts";
 import type { TinyVlm } from "./model/tiny_vlm.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 import { answerToVisual, batchTensors, disposeBatch } from "./train.ts";
@@ -62,13 +63,6 @@ export interface EvalResult {
    * `layers[layer][Tv]` and per head `heads[layer][head][Tv]`.
    */
   maps: { index: number; layers: number[][]; heads: number[][][] }[];
-}
-
-/** Patches counted as "target": those with P_i >= 1% of the sample's largest P. */
-export function targetSupport(target: ArrayLike<number>): boolean[] {
-  let max = 0;
-  for (let i = 0; i < target.length; i++) max = Math.max(max, target[i]);
-  return Array.from(target, (p) => p > 0 && p >= 0.01 * max);
 }
 
 /** Greedy answers for every sample of `data`, in order. */
