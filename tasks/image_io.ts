@@ -1,8 +1,13 @@
 /**
- * File input and output for the real-format tasks: PNG/JPEG bytes to the square
- * Float32Array RGB images the model reads, RGB images to PNG bytes, the sha256 of file
- * bytes (PixMo-Points checks every image against its `image_sha256`), and annotation
+ * File input and output for the real-format tasks: PNG/JPEG/GIF/WebP/BMP bytes to the
+ * square Float32Array RGB images the model reads, RGB images to PNG bytes, the sha256 of
+ * file bytes (PixMo-Points checks every image against its `image_sha256`), and annotation
  * records from JSONL or parquet files with their row numbers for error messages.
+ *
+ * Dataset files come from the internet. Sizes they claim are checked before anything is
+ * allocated for them (`MAX_IMAGE_PIXELS`, `MAX_PARQUET_ROWS`), and error messages name the
+ * file and the row or byte offset; they never quote the file's content (`describeValue`),
+ * and names taken from it are shown escaped (`showName`).
  *
  * Decoding takes bytes only, never a path or URL: `@napi-rs/canvas`'s `loadImage`
  * would fetch a URL, and nothing here may touch the network.
@@ -10,6 +15,7 @@
 
 import { createCanvas, ImageData, loadImage } from "@napi-rs/canvas";
 import { type FileMetaData, parquetMetadata, parquetReadObjects } from "hyparquet";
+import { clip, escapeForTerminal } from "../pipeline/terminal.ts";
 import type { RgbImage } from "./task.ts";
 
 /** A decoded image resized to the model's square input, with the file's own size. */
@@ -466,12 +472,63 @@ export function baseName(path: string): string {
 }
 
 /**
+ * A file name or path (the spec's, or one a data file gives), safe to print in a message:
+ * at most 80 characters, control characters and other terminal-steering ones escaped.
+ */
+export function showName(name: string): string {
+  return escapeForTerminal(clip(name, 80));
+}
+
+/**
+ * A value read from a data file, described for an error message without its content:
+ * numbers, booleans and null as they are (they cannot carry text), anything else by its
+ * kind and size ("a string of 12 characters", "a list of 3 items"). The message names the
+ * file and row, where the value can be looked at.
+ */
+export function describeValue(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (value === null || typeof value === "boolean" || typeof value === "number") {
+    return String(value);
+  }
+  if (typeof value === "bigint") return String(value);
+  if (typeof value === "string") {
+    return value === "" ? "an empty string" : `a string of ${[...value].length} characters`;
+  }
+  if (value instanceof Uint8Array) return `${value.length} bytes`;
+  if (Array.isArray(value)) {
+    return value.length === 0 ? "an empty list" : `a list of ${value.length} items`;
+  }
+  if (typeof value === "object") return "an object";
+  return `a ${typeof value}`;
+}
+
+/**
+ * The message of an error thrown by a file-format library, safe to print: clipped and
+ * escaped (some quote names from the file, such as a column's).
+ */
+export function libraryMessage(error: unknown): string {
+  return escapeForTerminal(clip(String((error as Error)?.message ?? error), 160));
+}
+
+/**
+ * Where `JSON.parse` failed, without the text it quotes: "malformed JSON at character 12",
+ * or "malformed JSON" when the engine gives no position.
+ */
+export function jsonProblem(error: unknown): string {
+  const message = String((error as Error)?.message ?? "");
+  const position = /at position (\d+)/.exec(message);
+  if (position) return `malformed JSON at character ${Number(position[1]) + 1}`;
+  if (/unexpected end/i.test(message)) return "malformed JSON (it ends too early)";
+  return "malformed JSON";
+}
+
+/**
  * The records of a `.jsonl` file (one JSON value a line; blank lines skipped) or a
  * `.parquet` file (one object a row; byte-array columns without a string annotation come
  * back as Uint8Array, 64-bit integers as bigint). Errors name the file and the row.
  */
 export async function* readRecords(path: string): AsyncGenerator<RecordAt> {
-  const name = baseName(path);
+  const name = showName(baseName(path));
   if (/\.jsonl$/i.test(path)) {
     const text = await Deno.readTextFile(path);
     const lines = text.split("\n");
@@ -483,8 +540,7 @@ export async function* readRecords(path: string): AsyncGenerator<RecordAt> {
         value = JSON.parse(line);
       } catch (e) {
         throw new Error(
-          `${name} row ${i + 1}: malformed JSON (${(e as Error).message}); ` +
-            `expected one JSON object per line`,
+          `${name} row ${i + 1}: ${jsonProblem(e)}; expected one JSON object per line`,
         );
       }
       yield { row: i + 1, value };
@@ -496,7 +552,7 @@ export async function* readRecords(path: string): AsyncGenerator<RecordAt> {
     try {
       metadata = parquetMetadata(file);
     } catch (e) {
-      throw new Error(`${name}: not a readable parquet file (${(e as Error).message})`);
+      throw new Error(`${name}: not a readable parquet file (${libraryMessage(e)})`);
     }
     const rowCount = checkedRowCount(metadata, bytes.length, name);
     for (let start = 0; start < rowCount; start += PARQUET_CHUNK_ROWS) {
@@ -506,7 +562,7 @@ export async function* readRecords(path: string): AsyncGenerator<RecordAt> {
         rows = await parquetReadObjects({ file, rowStart: start, rowEnd: end, utf8: false });
       } catch (e) {
         throw new Error(
-          `${name} rows ${start + 1}-${end}: unreadable parquet data (${(e as Error).message})`,
+          `${name} rows ${start + 1}-${end}: unreadable parquet data (${libraryMessage(e)})`,
         );
       }
       if (rows.length !== end - start) {

@@ -28,11 +28,13 @@ import {
   baseName,
   type DecodedImage,
   decodeImage,
+  describeValue,
   encodePng,
   isRecord,
   numberOf,
   readRecords,
   sha256Hex,
+  showName,
 } from "./image_io.ts";
 import { COLOR_NAMES } from "./draw.ts";
 import { type Attributes, generateScene, objectsMatching, SCENE_WORDS, SHAPES } from "./scenes.ts";
@@ -173,36 +175,44 @@ interface PixmoRow {
   collectionMethod: string;
 }
 
-/** Checks one raw record; errors name the file and row. */
+/**
+ * Checks one raw record; errors name the file and row and describe what was found without
+ * quoting it (`describeValue`).
+ */
 function parseRow(value: unknown, where: string): PixmoRow {
-  if (!isRecord(value)) throw new Error(`${where}: expected an object, got ${typeof value}`);
+  if (!isRecord(value)) {
+    throw new Error(`${where}: expected an object, got ${describeValue(value)}`);
+  }
   const text = (key: string): string => {
     const v = value[key];
     if (typeof v !== "string") {
-      throw new Error(
-        `${where}: expected "${key}" to be a string, got ${JSON.stringify(v) ?? "nothing"}`,
-      );
+      throw new Error(`${where}: expected "${key}" to be a string, got ${describeValue(v)}`);
     }
     return v;
   };
   const imageUrl = text("image_url");
   const sha256 = text("image_sha256").toLowerCase();
   if (!/^[0-9a-f]{64}$/.test(sha256)) {
-    throw new Error(`${where}: expected "image_sha256" to be 64 hex digits, got "${sha256}"`);
+    throw new Error(
+      `${where}: expected "image_sha256" to be 64 hex digits, got ${describeValue(sha256)}`,
+    );
   }
   const label = text("label");
   const rawPoints = value["points"] ?? [];
   if (!Array.isArray(rawPoints)) {
-    throw new Error(`${where}: expected "points" to be a list of {x, y}, got ${typeof rawPoints}`);
+    throw new Error(
+      `${where}: expected "points" to be a list of {x, y}, got ${describeValue(rawPoints)}`,
+    );
   }
   const points = rawPoints.map((p, i) => {
     const x = isRecord(p) ? numberOf(p.x) : NaN;
     const y = isRecord(p) ? numberOf(p.y) : NaN;
     if (!(x >= 0 && x <= 100 && y >= 0 && y <= 100)) {
+      const found = isRecord(p)
+        ? `x ${describeValue(p.x)}, y ${describeValue(p.y)}`
+        : describeValue(p);
       throw new Error(
-        `${where}: expected point ${i + 1} to be {x, y} in percent 0..100, got ${
-          JSON.stringify(p, (_, v) => typeof v === "bigint" ? Number(v) : v)
-        }`,
+        `${where}: expected point ${i + 1} to be {x, y} in percent 0..100, got ${found}`,
       );
     }
     return { x, y };
@@ -255,7 +265,7 @@ function difficultyOf(count: number): string {
 async function load(source: DataSource, config: TaskConfig): Promise<Sample[]> {
   throwOnProblems(config);
   const params = paramsOf(config);
-  const file = baseName(source.path);
+  const file = showName(baseName(source.path));
   const imagesDir = source.images ??
     source.path.slice(0, source.path.replace(/\\/g, "/").lastIndexOf("/") + 1) + "images";
   // One decode per image file; rows often share an image.
@@ -294,7 +304,10 @@ async function load(source: DataSource, config: TaskConfig): Promise<Sample[]> {
   return samples;
 }
 
-/** Finds, verifies (sha256) and decodes the image of a row. */
+/**
+ * Finds, verifies (sha256) and decodes the image of a row. Messages name the row, the
+ * folder and the file names tried (escaped), never the row's URL.
+ */
 async function resolveImage(
   r: PixmoRow,
   imagesDir: string,
@@ -308,19 +321,19 @@ async function resolveImage(
     const found = await sha256Hex(bytes);
     if (found !== r.sha256) {
       throw new Error(
-        `${where}: image sha256 mismatch for ${name} (expected ${r.sha256.slice(0, 12)}…, found ${
-          found.slice(0, 12)
-        }…)`,
+        `${where}: image sha256 mismatch for ${showName(name)} (expected ${
+          r.sha256.slice(0, 12)
+        }…, found ${found.slice(0, 12)}…)`,
       );
     }
     try {
       return { name, decoded: await decodeImage(bytes, size) };
     } catch (e) {
-      throw new Error(`${where}: cannot decode image ${name} (${(e as Error).message})`);
+      throw new Error(`${where}: cannot decode image ${showName(name)} (${(e as Error).message})`);
     }
   }
   throw new Error(
-    `${where}: image not found in ${imagesDir} for ${r.imageUrl} (tried ${names.join(", ")})`,
+    `${where}: image not found in ${showName(imagesDir)} (tried ${names.map(showName).join(", ")})`,
   );
 }
 

@@ -32,10 +32,14 @@ import {
   baseName,
   type DecodedImage,
   decodeImage,
+  describeValue as describe,
   encodePng,
   isRecord,
+  jsonProblem,
+  libraryMessage,
   numberOf,
   readRecords,
+  showName,
 } from "./image_io.ts";
 import { patchMassOfRect } from "./draw.ts";
 import { chooseExpressions, generateScene, SCENE_WORDS, SHAPES } from "./scenes.ts";
@@ -125,8 +129,10 @@ export function readPickleData(bytes: Uint8Array, file: string): PickleValue {
     );
   };
   const parser = new Parser({
-    nameResolver: { resolve: (module, name) => refuse(`naming global ${module}.${name}`) },
-    persistentResolver: { resolve: (pid) => refuse(`PERSID ${String(pid)}`) },
+    nameResolver: {
+      resolve: (module, name) => refuse(`naming global ${showName(`${module}.${name}`)}`),
+    },
+    persistentResolver: { resolve: () => refuse(`PERSID (a persistent id)`) },
     extensionResolver: { resolve: (code) => refuse(`EXT ${code}`) },
     unpicklingTypeOfDictionary: "Map",
     unpicklingTypeOfSet: "array",
@@ -136,7 +142,7 @@ export function readPickleData(bytes: Uint8Array, file: string): PickleValue {
     value = parser.parse(bytes);
   } catch (e) {
     if (e instanceof PickleRefused) throw e;
-    throw new Error(`${file}: not a readable data pickle (${(e as Error).message})`);
+    throw new Error(`${file}: not a readable data pickle (${libraryMessage(e)})`);
   }
   const converted = new PlainData(file).convert(value, 0);
   if (converted.count > MAX_PICKLE_VALUES) {
@@ -356,13 +362,17 @@ function dirOf(path: string): string {
 
 async function readImageFile(dir: string, name: string, where: string): Promise<Uint8Array> {
   if (name === "" || name.includes("/") || name.includes("\\") || name === "..") {
-    throw new Error(`${where}: expected an image file name, got "${name}"`);
+    throw new Error(
+      `${where}: expected an image file name (not empty, no folder, not ".."), got ${
+        showName(JSON.stringify(name))
+      }`,
+    );
   }
   try {
     return await Deno.readFile(`${dir}/${name}`);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      throw new Error(`${where}: image ${name} not found in ${dir}`);
+      throw new Error(`${where}: image ${showName(name)} not found in ${showName(dir)}`);
     }
     throw e;
   }
@@ -372,7 +382,7 @@ async function decodeOrThrow(bytes: Uint8Array, size: number, name: string, wher
   try {
     return await decodeImage(bytes, size);
   } catch (e) {
-    throw new Error(`${where}: cannot decode image ${name} (${(e as Error).message})`);
+    throw new Error(`${where}: cannot decode image ${showName(name)} (${(e as Error).message})`);
   }
 }
 
@@ -402,20 +412,13 @@ function bboxField(record: Record<string, unknown>, where: string): number[] {
   return values;
 }
 
-function describe(v: unknown): string {
-  if (v === undefined) return "nothing";
-  if (v instanceof Uint8Array) return `${v.length} bytes`;
-  const text = JSON.stringify(v, (_, x) => typeof x === "bigint" ? Number(x) : x) ?? String(v);
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
-
 /** The original release: refs(unc).p + instances.json. */
 async function loadRefs(source: DataSource, config: TaskConfig, params: RefcocoParams) {
-  const file = baseName(source.path);
+  const file = showName(baseName(source.path));
   const split = source.split ?? params.split;
   const imagesDir = source.images ?? `${dirOf(source.path)}/images`;
   const instancesPath = source.extra?.instances ?? `${dirOf(source.path)}/instances.json`;
-  const instancesName = baseName(instancesPath);
+  const instancesName = showName(baseName(instancesPath));
   const refs = readPickleData(await Deno.readFile(source.path), file);
   if (!Array.isArray(refs)) {
     throw new Error(`${file}: expected a list of refs, got ${describe(refs)}`);
@@ -424,7 +427,8 @@ async function loadRefs(source: DataSource, config: TaskConfig, params: RefcocoP
   try {
     instances = JSON.parse(await Deno.readTextFile(instancesPath));
   } catch (e) {
-    throw new Error(`${instancesName}: cannot read COCO instances (${(e as Error).message})`);
+    const why = e instanceof SyntaxError ? jsonProblem(e) : libraryMessage(e);
+    throw new Error(`${instancesName}: cannot read COCO instances (${why})`);
   }
   if (
     !isRecord(instances) || !Array.isArray(instances.images) ||
@@ -523,7 +527,7 @@ function embeddedBytes(image: unknown): Uint8Array | null {
 
 /** The parquet (or JSONL) export: one row per object, expressions in `answer`. */
 async function loadExport(source: DataSource, config: TaskConfig, params: RefcocoParams) {
-  const file = baseName(source.path);
+  const file = showName(baseName(source.path));
   const split = source.split ?? params.split;
   const imagesDir = source.images ?? `${dirOf(source.path)}/images`;
   const decoded = new Map<string, Promise<DecodedImage>>();

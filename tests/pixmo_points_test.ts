@@ -183,7 +183,7 @@ Deno.test("load errors name the file and row", async () => {
   );
   await assert.rejects(
     loadJsonl(dir, [row(sha, { image_url: "http://x/dog.jpg", image_sha256: wrong })]),
-    /fixture\.jsonl row 1: image not found in .*images for http:\/\/x\/dog\.jpg \(tried dog\.jpg, ab12/,
+    /fixture\.jsonl row 1: image not found in .*images \(tried dog\.jpg, ab12/,
   );
   await assert.rejects(
     loadJsonl(dir, [row(sha, { label: undefined })]),
@@ -191,7 +191,7 @@ Deno.test("load errors name the file and row", async () => {
   );
   await assert.rejects(
     loadJsonl(dir, [row(sha, { points: [{ x: 140, y: 5 }] })]),
-    /fixture\.jsonl row 1: expected point 1 to be \{x, y\} in percent 0\.\.100, got \{"x":140,"y":5\}/,
+    /fixture\.jsonl row 1: expected point 1 to be \{x, y\} in percent 0\.\.100, got x 140, y 5/,
   );
   await assert.rejects(
     loadJsonl(dir, ["[1, 2]"]),

@@ -148,7 +148,10 @@ Deno.test("pickle: code-naming opcodes are refused, nothing is called", () => {
   assert.throws(() => readPickleData(reduce, "odd.p"), /odd\.p: not a readable data pickle/);
   // A persistent id.
   const persid = bytesOf("\x80\x02Pabc\n.");
-  assert.throws(() => readPickleData(persid, "pid.p"), /refusing pickle opcode PERSID abc/);
+  assert.throws(
+    () => readPickleData(persid, "pid.p"),
+    /refusing pickle opcode PERSID \(a persistent id\)/,
+  );
   assert.throws(() => Deno.statSync(marker), Deno.errors.NotFound);
   // A "__proto__" key stays an ordinary key of plain data.
   const proto = readPickleData(bytesOf("\x80\x02}X\t\0\0\0__proto__K\x01s."), "p.p");
@@ -247,7 +250,7 @@ Deno.test("load refs: errors name the file, ref and field", async () => {
   );
   await assert.rejects(
     refcoco.load(await refsFixture([ref({ sentences: "oops" })]), config()),
-    /refs\(unc\)\.p ref 1 \(ref_id 5\): expected "sentences" to be a non-empty list, got "oops"/,
+    /refs\(unc\)\.p ref 1 \(ref_id 5\): expected "sentences" to be a non-empty list, got a string of 4 characters/,
   );
   await assert.rejects(
     refcoco.load(await refsFixture([ref(), { split: "val" }]), config()),
@@ -258,7 +261,7 @@ Deno.test("load refs: errors name the file, ref and field", async () => {
       await refsFixture([ref()], [{ id: 7, image_id: 1, bbox: [1, 2], category_id: 1 }]),
       config(),
     ),
-    /instances\.json annotations\[0\]: expected "bbox" to be \[x, y, w, h\] numbers, got \[1,2\]/,
+    /instances\.json annotations\[0\]: expected "bbox" to be \[x, y, w, h\] numbers, got a list of 2 items/,
   );
   const source = await refsFixture([ref()]);
   await Deno.remove(`${source.images}/pic.png`);

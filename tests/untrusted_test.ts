@@ -71,3 +71,109 @@ arms: { ntp: { lambda: 0 } }
   assert.equal(spec.task.name, "grid-patch");
   assert.equal((globalThis as { pwned?: boolean }).pwned, undefined);
 });
+
+Deno.test("messages about a dataset file quote none of its content and no control character", async () => {
+  const { pixmoPoints } = await import("../tasks/pixmo_points.ts");
+  const { readPickleData, refcoco, writePickle } = await import("../tasks/refcoco.ts");
+  const { encodePng } = await import("../tasks/image_io.ts");
+  const dir = await Deno.makeTempDir({ prefix: "klal-messages-" });
+  await Deno.mkdir(`${dir}/images`);
+  const ESC = "\x1b";
+  const SECRET = `${ESC}[31mSECRET${ESC}[0m`;
+  const config = { imageSize: 16, patchSize: 8, params: { ...pixmoPoints.defaultParams } };
+  const sha = "ab".repeat(32);
+  const errorOf = async (promise: Promise<unknown>): Promise<string> => {
+    try {
+      await promise;
+    } catch (e) {
+      return (e as Error).message;
+    }
+    throw new Error("expected an error");
+  };
+  const pixmoError = async (line: string) => {
+    await Deno.writeTextFile(`${dir}/rows.jsonl`, `${line}\n`);
+    return await errorOf(
+      pixmoPoints.load({ path: `${dir}/rows.jsonl`, images: `${dir}/images` }, config),
+    );
+  };
+  const row = (extra: Record<string, unknown>) =>
+    JSON.stringify({
+      image_url: "https://example.com/cat.png",
+      image_sha256: sha,
+      label: "cat",
+      points: [{ x: 1, y: 2 }],
+      ...extra,
+    });
+  const messages: string[] = [];
+  const check = (message: string, pattern: RegExp) => {
+    messages.push(message);
+    assert.match(message, pattern);
+  };
+  // A file name from the data is shown escaped; the URL itself is not shown.
+  check(
+    await pixmoError(row({ image_url: `https://${SECRET}.example/evil${ESC}[2J.png` })),
+    /rows\.jsonl row 1: image not found in .* \(tried evil\\x1b\[2J\.png, ab/,
+  );
+  // Values are described, not quoted.
+  check(
+    await pixmoError(row({ image_sha256: SECRET })),
+    /rows\.jsonl row 1: expected "image_sha256" to be 64 hex digits, got a string of 15 characters/,
+  );
+  check(
+    await pixmoError(row({ label: { [SECRET]: SECRET } })),
+    /rows\.jsonl row 1: expected "label" to be a string, got an object/,
+  );
+  check(
+    await pixmoError(row({ points: [{ x: SECRET, y: 2 }] })),
+    /rows\.jsonl row 1: expected point 1 to be \{x, y\} in percent 0\.\.100, got x a string of 15 characters, y 2/,
+  );
+  // A malformed line: where, not what.
+  check(
+    await pixmoError(`{"label": "${SECRET.replaceAll(ESC, "\\u001b")}", oops}`),
+    /rows\.jsonl row 1: malformed JSON at character \d+; expected one JSON object per line/,
+  );
+  // RefCOCO: a field of the wrong type, a code-naming pickle, a hostile file name.
+  await Deno.writeFile(
+    `${dir}/images/pic.png`,
+    await encodePng({ width: 4, height: 4, data: new Float32Array(48) }),
+  );
+  await Deno.writeTextFile(
+    `${dir}/instances.json`,
+    JSON.stringify({
+      images: [{ id: 1, file_name: `pic${ESC}[2J.png`, width: 4, height: 4 }],
+      annotations: [{ id: 7, image_id: 1, bbox: [0, 0, 2, 2] }],
+    }),
+  );
+  const ref = { ref_id: 5, ann_id: 7, image_id: 1, split: "val", sentences: [{ sent: "a" }] };
+  const source = {
+    path: `${dir}/refs(unc).p`,
+    images: `${dir}/images`,
+    split: "val",
+    extra: { instances: `${dir}/instances.json` },
+  };
+  await Deno.writeFile(source.path, writePickle([{ ...ref, sentences: SECRET }]));
+  check(
+    await errorOf(refcoco.load(source, config)),
+    /refs\(unc\)\.p ref 1 \(ref_id 5\): expected "sentences" to be a non-empty list, got a string of 15 characters/,
+  );
+  await Deno.writeFile(source.path, writePickle([ref]));
+  check(
+    await errorOf(refcoco.load(source, config)),
+    /refs\(unc\)\.p ref 1 \(ref_id 5\): image pic\\x1b\[2J\.png not found in /,
+  );
+  const evil = Uint8Array.from(`\x80\x02cos${ESC}[2J\nsystem\n)R.`, (c) => c.charCodeAt(0));
+  try {
+    readPickleData(evil, "evil.p");
+    assert.fail("expected an error");
+  } catch (e) {
+    check(
+      (e as Error).message,
+      /evil\.p: refusing pickle opcode naming global os\\x1b\[2J\.system/,
+    );
+  }
+  for (const message of messages) {
+    assert.ok(!message.includes(ESC), `a raw escape reached a message: ${JSON.stringify(message)}`);
+    assert.ok(!message.includes("SECRET"), `file content reached a message: ${message}`);
+  }
+  await Deno.remove(dir, { recursive: true });
+});
