@@ -77,7 +77,7 @@ export function strayNumbers(template: string): string[] {
     /Molmo-7B-D|GLaMM-FS-7B|GPT-4o|Gemini-2\.0/g,
     /\bH100\b/g,
     /\bfp32\b|\bTF32\b/g,
-    /#\d+/g, // issue numbers
+    /#\d+/g, // "#N" references
     /\b95% /g, // the confidence level
     /\b1 = chance\b/g, // the ratio's definition
     /\b[a-z0-9_-]+\.(?:yaml|json|md|svg|ts)\b/g, // file names
