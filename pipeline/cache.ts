@@ -4,10 +4,16 @@
  *   <root>/objects/<key[0:2]>/<key>/   one finished entry: output files + manifest.json
  *   <root>/tmp/                        entries being written (renamed into objects/ when whole)
  *   <root>/refs/<experiment>/<stage>.json   the key a stage of an experiment last resolved to
+ *   <root>/.klal-cache                 marker: this folder is a cache (format version inside)
  *
  * An entry becomes visible only by an atomic rename of a complete directory, so a crash or
  * kill never leaves a half-written entry where a reader could see it.
+ *
+ * Commands that delete (`cache gc`) act only on a folder with the marker: the cache's folder
+ * names (tmp/, jobs/) are common ones, and a mistyped or empty KLAL_CACHE_DIR must never make
+ * them delete someone else's files.
  */
+import { resolve } from "node:path";
 import { canonicalJson } from "./spec.ts";
 import { pathOf } from "./paths.ts";
 
@@ -34,10 +40,82 @@ export interface StageRef {
   codeVersion: string;
 }
 
-/** The cache root: `KLAL_CACHE_DIR`, else `.cache/` at the repository root. */
+/**
+ * The cache root: `KLAL_CACHE_DIR`, else `.cache/` at the repository root. Set but empty, it
+ * stays empty, so that commands refuse it rather than fall back to a default.
+ */
 export function defaultCacheDir(): string {
   return Deno.env.get("KLAL_CACHE_DIR") ??
     pathOf(new URL("../.cache", import.meta.url));
+}
+
+/** File at the root of every cache; its presence is what lets a command delete there. */
+export const CACHE_MARKER = ".klal-cache";
+
+/** Layout version written into the marker; a cache with a higher one is refused. */
+export const CACHE_FORMAT = 1;
+
+/** Names the cache itself creates at its root (an unmarked folder holding only these is one). */
+const LAYOUT_NAMES = new Set([
+  "objects",
+  "refs",
+  "tmp",
+  "locks",
+  "jobs",
+  "evicted",
+  "gpu",
+  "cache.lock",
+  "running",
+  "partial",
+]);
+
+/** A marker being written (temp name, renamed into place): never a sign of foreign files. */
+const MARKER_TEMP = /^\.klal-cache\.[\w-]+\.tmp$/;
+
+/** The cache root cannot be used: empty, the filesystem root, not a cache, a newer format. */
+export class CacheRootError extends Error {}
+
+/** What a lookup of one key finds. */
+export type EntryState =
+  | { state: "missing" }
+  | { state: "ok"; manifest: Manifest }
+  | { state: "corrupted"; problem: string };
+
+const isRecord = (x: unknown): x is Record<string, unknown> =>
+  typeof x === "object" && x !== null && !Array.isArray(x);
+
+/**
+ * What is wrong with the text of `key`'s manifest.json, or undefined when it is whole: valid
+ * JSON with every field of a Manifest, of the right type, and the entry's own key.
+ */
+export function manifestProblem(text: string, key: string): string | undefined {
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch (e) {
+    return `manifest.json: not valid JSON (${(e as Error).message})`;
+  }
+  if (!isRecord(m)) return "manifest.json: not a JSON object";
+  const bad: string[] = [];
+  for (const field of ["stage", "kind", "codeVersion", "startedAt"]) {
+    if (typeof m[field] !== "string") bad.push(field);
+  }
+  if (!("params" in m)) bad.push("params");
+  if (typeof m.seconds !== "number") bad.push("seconds");
+  if (!isRecord(m.info)) bad.push("info");
+  if (!isRecord(m.inputs) || !Object.values(m.inputs).every((v) => typeof v === "string")) {
+    bad.push("inputs");
+  }
+  const files = m.files;
+  if (
+    !isRecord(files) ||
+    !Object.values(files).every((f) =>
+      isRecord(f) && typeof f.bytes === "number" && typeof f.sha256 === "string"
+    )
+  ) bad.push("files");
+  if (bad.length > 0) return `manifest.json: missing or malformed ${bad.join(", ")}`;
+  if (m.key !== key) return `manifest.json: records key ${String(m.key)}, not this entry's`;
+  return undefined;
 }
 
 /** SHA-256 of bytes or text, as lowercase hex. */
@@ -67,26 +145,173 @@ export interface EntryWriter {
 
 /** The content-addressed store. */
 export class Cache {
-  constructor(readonly root: string) {}
+  /** Absolute path of the root ("" when given an empty one, which every use refuses). */
+  readonly root: string;
+  private prepared?: Promise<unknown>;
+
+  constructor(root: string) {
+    // Resolved once, so every message names the real folder and workers started elsewhere
+    // see the same one; an empty root stays empty (resolving would make it the cwd).
+    this.root = root.trim() === "" ? "" : resolve(root);
+  }
+
+  /** Why this root can never be a cache (empty, the filesystem root), else undefined. */
+  rootProblem(): string | undefined {
+    if (this.root === "") {
+      return "the cache root is empty (KLAL_CACHE_DIR is set to an empty string): " +
+        "set it to a folder, or unset it for .cache/ in the repository";
+    }
+    if (this.root === resolve("/")) {
+      return `the cache root is the filesystem root ${this.root}: set KLAL_CACHE_DIR to a folder`;
+    }
+    return undefined;
+  }
+
+  /** The marker's format version, or undefined when the root has no marker. */
+  async markerFormat(): Promise<number | undefined> {
+    const problem = this.rootProblem();
+    if (problem) throw new CacheRootError(problem);
+    const path = `${this.root}/${CACHE_MARKER}`;
+    let text: string;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw new CacheRootError(`cannot read ${path}: ${(e as Error).message}`);
+    }
+    let format: unknown;
+    try {
+      format = JSON.parse(text).format;
+    } catch { /* reported below */ }
+    if (typeof format !== "number" || !Number.isInteger(format) || format < 1) {
+      throw new CacheRootError(`${path} is not a cache marker (expected {"format": N})`);
+    }
+    if (format > CACHE_FORMAT) {
+      throw new CacheRootError(
+        `${this.root} is a cache of format ${format}, newer than this code's ${CACHE_FORMAT}`,
+      );
+    }
+    return format;
+  }
+
+  /**
+   * Make sure the root is a cache before anything is written there. A new or empty folder
+   * gets the marker; so does one made by code older than the marker (every name in it is
+   * one the cache creates, with objects/ or refs/ among them). Any other folder is refused:
+   * the cache never mixes with foreign files. With `write: false` (a dry run) the same
+   * checks run but nothing is written. Returns what it found.
+   */
+  async prepare(
+    options: { write: boolean },
+  ): Promise<"marked" | "new" | "adopted"> {
+    if ((await this.markerFormat()) !== undefined) return "marked";
+    const names: string[] = [];
+    try {
+      for await (const entry of Deno.readDir(this.root)) {
+        if (!MARKER_TEMP.test(entry.name)) names.push(entry.name);
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        throw new CacheRootError(
+          `cannot read the cache root ${this.root}: ${(e as Error).message}`,
+        );
+      }
+    }
+    const found = names.length === 0 ? "new" : "adopted";
+    if (names.length > 0 && !(await this.hasCacheLayout(names))) {
+      const shown = names.sort().slice(0, 5).join(", ") + (names.length > 5 ? ", ..." : "");
+      throw new CacheRootError(
+        `${this.root} is not empty and is not a cache (no ${CACHE_MARKER} file; it holds ` +
+          `${shown}): point KLAL_CACHE_DIR at a new or empty folder, or at an existing cache`,
+      );
+    }
+    if (options.write) await this.writeMarker();
+    return found;
+  }
+
+  /**
+   * Refuse (CacheRootError) unless the root carries the marker: what a command calls before
+   * it deletes anything. It never writes the marker itself.
+   */
+  async requireMarker(): Promise<void> {
+    if ((await this.markerFormat()) !== undefined) return;
+    const exists = await Deno.stat(this.root).then(() => true, () => false);
+    throw new CacheRootError(
+      exists
+        ? `${this.root} has no ${CACHE_MARKER} file, so it is not known to be a cache and ` +
+          "nothing in it is deleted (a cache made before the marker existed gets one on its " +
+          "next `deno task experiment` run)"
+        : `no cache at ${this.root} (the folder does not exist)`,
+    );
+  }
+
+  private async hasCacheLayout(names: string[]): Promise<boolean> {
+    if (!names.every((n) => LAYOUT_NAMES.has(n))) return false;
+    if (!names.includes("objects") && !names.includes("refs")) return false;
+    if (!names.includes("objects")) return true;
+    try {
+      for await (const shard of Deno.readDir(`${this.root}/objects`)) {
+        if (!shard.isDirectory || !/^[0-9a-f]{2}$/.test(shard.name)) return false;
+      }
+    } catch {
+      return false;
+    }
+    return true;
+  }
+
+  private async writeMarker(): Promise<void> {
+    await Deno.mkdir(this.root, { recursive: true });
+    // Temp file then rename: a reader sees no marker or a whole one.
+    const tmp = `${this.root}/${CACHE_MARKER}.${crypto.randomUUID()}.tmp`;
+    await Deno.writeTextFile(tmp, JSON.stringify({ cache: "klal", format: CACHE_FORMAT }) + "\n");
+    await Deno.rename(tmp, `${this.root}/${CACHE_MARKER}`);
+  }
+
+  /** Once per instance, before this process first creates anything in the cache. */
+  private ready(): Promise<unknown> {
+    return this.prepared ??= this.prepare({ write: true });
+  }
 
   /** Directory of the finished entry `key` (it may not exist). */
   entryDir(key: string): string {
     return `${this.root}/objects/${key.slice(0, 2)}/${key}`;
   }
 
-  /** True when a finished entry exists for `key`. */
-  async has(key: string): Promise<boolean> {
+  /**
+   * What the cache holds for `key`. An entry folder whose manifest is missing, unreadable,
+   * not JSON, short of a field or for another key is corrupted: never served, and moved aside
+   * by the next write of that key.
+   */
+  async lookup(key: string): Promise<EntryState> {
+    const dir = this.entryDir(key);
+    let text: string;
     try {
-      await Deno.stat(`${this.entryDir(key)}/manifest.json`);
-      return true;
-    } catch {
-      return false;
+      text = await Deno.readTextFile(`${dir}/manifest.json`);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        return { state: "corrupted", problem: `manifest.json: ${(e as Error).message}` };
+      }
+      const exists = await Deno.stat(dir).then(() => true, () => false);
+      return exists ? { state: "corrupted", problem: "manifest.json: missing" } : {
+        state: "missing",
+      };
     }
+    const problem = manifestProblem(text, key);
+    if (problem) return { state: "corrupted", problem };
+    return { state: "ok", manifest: JSON.parse(text) };
   }
 
-  /** The entry's manifest. */
+  /** True when a whole finished entry exists for `key` (a corrupted one does not count). */
+  async has(key: string): Promise<boolean> {
+    return (await this.lookup(key)).state === "ok";
+  }
+
+  /** The entry's manifest; throws when the entry is missing or corrupted. */
   async manifest(key: string): Promise<Manifest> {
-    return JSON.parse(await Deno.readTextFile(`${this.entryDir(key)}/manifest.json`));
+    const entry = await this.lookup(key);
+    if (entry.state === "ok") return entry.manifest;
+    if (entry.state === "missing") throw new Deno.errors.NotFound(`no cache entry ${key}`);
+    throw new Error(`cache entry ${key.slice(0, 12)} is corrupted (${entry.problem})`);
   }
 
   /** Bytes of one output file of an entry. */
@@ -101,6 +326,8 @@ export class Cache {
 
   /** Check every file against the hashes in the manifest; returns the problems found. */
   async verify(key: string): Promise<string[]> {
+    const entry = await this.lookup(key);
+    if (entry.state === "corrupted") return [entry.problem];
     const problems: string[] = [];
     const m = await this.manifest(key);
     for (const [name, expected] of Object.entries(m.files)) {
@@ -129,6 +356,7 @@ export class Cache {
     produce: (writer: EntryWriter) => Promise<Record<string, unknown> | void>,
   ): Promise<Manifest> {
     const started = new Date();
+    await this.ready();
     await Deno.mkdir(`${this.root}/tmp`, { recursive: true });
     const dir = await Deno.makeTempDir({ dir: `${this.root}/tmp`, prefix: `${key.slice(0, 12)}-` });
     const files: Manifest["files"] = {};
@@ -167,11 +395,15 @@ export class Cache {
       try {
         await Deno.rename(dir, target);
       } catch (e) {
-        if (await this.has(key)) {
+        const existing = await this.lookup(key);
+        if (existing.state === "ok") {
           await Deno.remove(dir, { recursive: true });
-          return await this.manifest(key);
+          return existing.manifest;
         }
-        throw e;
+        if (existing.state === "missing") throw e;
+        // A corrupted entry sits where ours goes: keep it for inspection, out of the way.
+        await this.evict(key);
+        await Deno.rename(dir, target);
       }
       return manifest;
     } catch (e) {
@@ -186,6 +418,7 @@ export class Cache {
    * for the same key wait here.
    */
   async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    await this.ready();
     await Deno.mkdir(`${this.root}/locks`, { recursive: true });
     const file = await Deno.open(`${this.root}/locks/${key}.lock`, {
       create: true,
@@ -199,9 +432,9 @@ export class Cache {
     }
   }
 
-  /** Move an entry out of the way (it is recomputed on the next run). */
+  /** Move an entry, whole or corrupted, out of the way (it is recomputed on the next run). */
   async evict(key: string): Promise<void> {
-    if (!(await this.has(key))) return;
+    if (!(await Deno.stat(this.entryDir(key)).then(() => true, () => false))) return;
     await Deno.mkdir(`${this.root}/evicted`, { recursive: true });
     await Deno.rename(this.entryDir(key), `${this.root}/evicted/${key}-${Date.now()}`);
   }
@@ -218,6 +451,7 @@ export class Cache {
   /** Remember what `stage` of `experiment` resolved to (atomic replace). */
   async writeRef(experiment: string, stage: string, ref: StageRef): Promise<void> {
     const path = this.refPath(experiment, stage);
+    await this.ready();
     await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
     const tmp = `${path}.${crypto.randomUUID()}.tmp`;
     await Deno.writeTextFile(tmp, JSON.stringify(ref, null, 2));

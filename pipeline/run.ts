@@ -2,7 +2,7 @@
  * The runner: plan a spec, skip what the cache has, run the rest (independent stages in
  * parallel worker processes), then publish the report to `reports/<name>/`.
  */
-import { Cache } from "./cache.ts";
+import { Cache, CacheRootError } from "./cache.ts";
 import { gpuEnvironment } from "./gpu_env.ts";
 import { buildPlan, type ResolvedStage, resolvePlan, stageStatus } from "./plan.ts";
 import type { Spec } from "./spec_types.ts";
@@ -124,10 +124,22 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
     );
   }
 
+  try {
+    // A dry run checks the root the same way but writes nothing (not even the marker).
+    const found = await cache.prepare({ write: !options.dryRun });
+    if (found === "adopted" && !options.dryRun) log(`marked ${cache.root} as a cache`);
+  } catch (e) {
+    if (e instanceof CacheRootError) throw new UsageError(e.message);
+    throw e;
+  }
+
   if (options.dryRun) {
     log(`plan for ${spec.name} (${plan.length} stages):`);
     for (const stage of plan) {
-      const { reason } = await stageStatus(cache, spec.name, stage);
+      const entry = await cache.lookup(stage.key);
+      const { reason } = entry.state === "corrupted"
+        ? { reason: `run (corrupted entry: ${entry.problem})` }
+        : await stageStatus(cache, spec.name, stage);
       const shown = matchesForce(stage.id, force) ? "run (forced)" : reason;
       log(`  ${stage.id.padEnd(34)} ${stage.key.slice(0, 12)}  ${shown}`);
     }
@@ -141,8 +153,8 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
   const statuses = new Map<string, { status: "cached" | "ran"; seconds: number }>();
   const done = new Set<string>();
   for (const stage of plan) {
-    if (!(await cache.has(stage.key))) continue;
-    // Never serve a damaged entry: check every file against its manifest hash.
+    if ((await cache.lookup(stage.key)).state === "missing") continue;
+    // Never serve a damaged entry: its manifest, then every file against its hash.
     const problems = await cache.verify(stage.key);
     if (problems.length > 0) {
       log(

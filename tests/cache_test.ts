@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { Cache, sha256Hex, stageKey } from "../pipeline/cache.ts";
+import { resolve } from "node:path";
+import {
+  Cache,
+  CACHE_MARKER,
+  CacheRootError,
+  manifestProblem,
+  sha256Hex,
+  stageKey,
+} from "../pipeline/cache.ts";
 
 async function tempCache(): Promise<Cache> {
   return new Cache(await Deno.makeTempDir({ prefix: "klal-cache-test-" }));
@@ -79,4 +87,152 @@ Deno.test("refs remember the last key of a stage", async () => {
   const ref = { key: "k", params: { lambda: 1 }, inputs: { base: "b" }, codeVersion: "c" };
   await cache.writeRef("exp", "finetune:klal:s0", ref);
   assert.deepEqual(await cache.readRef("exp", "finetune:klal:s0"), ref);
+});
+
+const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
+
+Deno.test("marker: the first write into a new folder marks it as a cache", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "klal-cache-marker-" });
+  const cache = new Cache(`${parent}/new`);
+  assert.equal(await cache.markerFormat(), undefined);
+  await cache.write("ab" + "3".repeat(62), meta, (out) => out.writeText("a.txt", "x"));
+  assert.deepEqual(JSON.parse(await Deno.readTextFile(`${parent}/new/${CACHE_MARKER}`)), {
+    cache: "klal",
+    format: 1,
+  });
+  assert.equal(await cache.markerFormat(), 1);
+  await cache.requireMarker();
+  // No temp file of the marker is left beside it.
+  assert.deepEqual(
+    [...Deno.readDirSync(`${parent}/new`)].map((e) => e.name).filter((n) => n.startsWith(".")),
+    [CACHE_MARKER],
+  );
+  await Deno.remove(parent, { recursive: true });
+});
+
+Deno.test("marker: deleting commands refuse an empty root, / and unmarked folders", async () => {
+  const empty = new Cache("");
+  assert.equal(empty.root, "");
+  await assert.rejects(empty.requireMarker(), CacheRootError);
+  await assert.rejects(empty.requireMarker(), /the cache root is empty/);
+  await assert.rejects(new Cache("/").requireMarker(), /the cache root is the filesystem root/);
+  await assert.rejects(new Cache("/tmp/..").requireMarker(), /filesystem root/);
+  // A relative root is resolved against the working directory once, at construction.
+  assert.equal(new Cache("some/dir/../cache").root, resolve("some/cache"));
+
+  const dir = await Deno.makeTempDir({ prefix: "klal-cache-unmarked-" });
+  await Deno.mkdir(`${dir}/tmp`);
+  await assert.rejects(new Cache(dir).requireMarker(), /has no \.klal-cache file/);
+  // Checking never marks the folder.
+  assert.equal(await exists(`${dir}/${CACHE_MARKER}`), false);
+  await assert.rejects(new Cache(`${dir}/missing`).requireMarker(), /no cache at .*missing/);
+
+  await Deno.writeTextFile(`${dir}/${CACHE_MARKER}`, "junk");
+  await assert.rejects(new Cache(dir).requireMarker(), /is not a cache marker/);
+  await Deno.writeTextFile(`${dir}/${CACHE_MARKER}`, JSON.stringify({ format: 99 }));
+  await assert.rejects(new Cache(dir).requireMarker(), /format 99, newer than this code's 1/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("marker: a cache made before the marker is adopted; a foreign folder is refused", async () => {
+  // The layout older code left: objects/<shard>/<key>/, refs/, tmp/, locks/, no marker.
+  const old = await Deno.makeTempDir({ prefix: "klal-cache-old-" });
+  const key = "ab" + "4".repeat(62);
+  await new Cache(old).write(key, meta, (out) => out.writeText("a.txt", "x"));
+  await Deno.remove(`${old}/${CACHE_MARKER}`);
+  await Deno.mkdir(`${old}/refs/exp`, { recursive: true });
+  const cache = new Cache(old);
+  assert.equal(await cache.prepare({ write: false }), "adopted");
+  assert.equal(await exists(`${old}/${CACHE_MARKER}`), false, "a dry check writes nothing");
+  assert.equal(await cache.prepare({ write: true }), "adopted");
+  assert.equal(await cache.markerFormat(), 1);
+  assert.equal(await cache.prepare({ write: true }), "marked");
+
+  // Anything else in the folder: not a cache, and nothing is written into it.
+  const foreign = await Deno.makeTempDir({ prefix: "klal-cache-foreign-" });
+  await Deno.mkdir(`${foreign}/tmp`);
+  await Deno.writeTextFile(`${foreign}/notes.txt`, "mine");
+  const stranger = new Cache(foreign);
+  await assert.rejects(
+    stranger.prepare({ write: true }),
+    /is not empty and is not a cache \(no \.klal-cache file; it holds notes\.txt, tmp\)/,
+  );
+  await assert.rejects(
+    stranger.write(key, meta, (out) => out.writeText("a.txt", "x")),
+    CacheRootError,
+  );
+  assert.deepEqual([...Deno.readDirSync(foreign)].map((e) => e.name).sort(), ["notes.txt", "tmp"]);
+  // objects/ with something that is not a shard is not the cache's layout either.
+  await Deno.remove(`${foreign}/notes.txt`);
+  await Deno.mkdir(`${foreign}/objects/photos`, { recursive: true });
+  await assert.rejects(stranger.prepare({ write: false }), /not a cache/);
+  await Deno.remove(old, { recursive: true });
+  await Deno.remove(foreign, { recursive: true });
+});
+
+Deno.test("manifestProblem: invalid JSON, missing or malformed fields, another entry's key", () => {
+  const key = "ab" + "5".repeat(62);
+  const whole = {
+    key,
+    ...meta,
+    files: { "a.txt": { bytes: 1, sha256: "00" } },
+    startedAt: "2026-01-01T00:00:00.000Z",
+    seconds: 1,
+    info: {},
+  };
+  assert.equal(manifestProblem(JSON.stringify(whole), key), undefined);
+  assert.match(manifestProblem("{not json", key)!, /^manifest\.json: not valid JSON/);
+  assert.equal(manifestProblem("[]", key), "manifest.json: not a JSON object");
+  const { files: _files, seconds: _seconds, ...partial } = whole;
+  assert.equal(
+    manifestProblem(JSON.stringify(partial), key),
+    "manifest.json: missing or malformed seconds, files",
+  );
+  assert.equal(
+    manifestProblem(JSON.stringify({ ...whole, files: { "a.txt": { bytes: "1" } } }), key),
+    "manifest.json: missing or malformed files",
+  );
+  assert.match(
+    manifestProblem(JSON.stringify({ ...whole, key: "cd" + "5".repeat(62) }), key)!,
+    /records key cd5+, not this entry's/,
+  );
+});
+
+Deno.test("a corrupted manifest is a corrupted entry: never served, replaced by the next write", async () => {
+  const cache = await tempCache();
+  const key = "ef" + "6".repeat(62);
+  await cache.write(key, meta, (out) => out.writeText("a.txt", "hello"));
+  const manifestPath = `${cache.entryDir(key)}/manifest.json`;
+  const whole = await Deno.readTextFile(manifestPath);
+
+  await Deno.writeTextFile(manifestPath, "{not json");
+  const found = await cache.lookup(key);
+  assert.equal(found.state, "corrupted");
+  assert.equal(await cache.has(key), false);
+  assert.match((await cache.verify(key))[0], /^manifest\.json: not valid JSON/);
+  await assert.rejects(cache.manifest(key), /cache entry ef6{10} is corrupted \(manifest\.json/);
+
+  const { files: _files, ...noFiles } = JSON.parse(whole);
+  await Deno.writeTextFile(manifestPath, JSON.stringify(noFiles));
+  assert.deepEqual(await cache.lookup(key), {
+    state: "corrupted",
+    problem: "manifest.json: missing or malformed files",
+  });
+  await Deno.remove(manifestPath);
+  assert.deepEqual(await cache.lookup(key), {
+    state: "corrupted",
+    problem: "manifest.json: missing",
+  });
+  assert.deepEqual(await cache.lookup("ff" + "0".repeat(62)), { state: "missing" });
+
+  // Recomputing the key moves the corrupted entry aside and puts the new one in its place.
+  await cache.write(key, meta, (out) => out.writeText("a.txt", "hello"));
+  assert.equal(await cache.has(key), true);
+  assert.deepEqual(await cache.verify(key), []);
+  assert.equal([...Deno.readDirSync(`${cache.root}/evicted`)].length, 1);
+  // evict handles a corrupted entry too.
+  await Deno.writeTextFile(manifestPath, "{");
+  await cache.evict(key);
+  assert.equal(await exists(cache.entryDir(key)), false);
+  assert.equal([...Deno.readDirSync(`${cache.root}/evicted`)].length, 2);
 });
