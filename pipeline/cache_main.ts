@@ -1,17 +1,25 @@
 /**
- * `deno task cache ls` — every cache entry: key, stage, size, which experiments use it.
- * `deno task cache gc [--apply]` — entries that no spec under experiments/ references
- * (dry run by default; --apply deletes them, plus leftovers in tmp/, evicted/ and jobs/).
+ * `deno task cache ls` — every cache entry: key, stage, size, which experiments use it
+ * (corrupted entries are listed as such).
+ * `deno task cache gc [--apply] [--experiments DIR]` — entries that neither a spec under
+ * experiments/ (or DIR) nor an experiment's last run (refs/) uses; dry run by default,
+ * --apply deletes them, plus leftovers in tmp/, evicted/ and jobs/.
+ *
+ * gc works only in a folder marked as a cache, and stops before deleting anything when it
+ * cannot tell what is in use.
+ *
+ * Exit status: 0 done; 2 refused, nothing deleted: the root is not a cache (empty, /, no
+ * marker), a spec fails to plan, a ref is unreadable, or bad usage.
  */
 import { TASKS } from "../tasks/registry.ts";
-import { Cache, defaultCacheDir, type Manifest } from "./cache.ts";
+import { Cache, CacheRootError, defaultCacheDir } from "./cache.ts";
 import { buildPlan, resolvePlan } from "./plan.ts";
-import { formatSpecError, SpecError } from "./spec.ts";
+import { SpecError } from "./spec.ts";
 import { expandSweep } from "./sweep.ts";
 import { PROJECT_ROOT } from "./paths.ts";
 
 const ROOT = PROJECT_ROOT;
-const USAGE = "usage: deno task cache ls | deno task cache gc [--apply]";
+const USAGE = "usage: deno task cache ls | deno task cache gc [--apply] [--experiments DIR]";
 
 /** One cache entry as the tools show it. */
 export interface EntryInfo {
@@ -22,6 +30,8 @@ export interface EntryInfo {
   createdAt: string;
   /** Experiments whose last run used this entry (from refs/). */
   usedBy: string[];
+  /** Why the entry cannot be served (its manifest), when it is corrupted. */
+  corrupted?: string;
 }
 
 async function dirSize(path: string): Promise<number> {
@@ -42,37 +52,64 @@ async function* listDir(path: string): AsyncGenerator<Deno.DirEntry> {
   }
 }
 
-/** Every finished entry of the cache, with who uses it. */
-export async function listEntries(cache: Cache): Promise<EntryInfo[]> {
+/**
+ * Which experiments' last runs use each key, from refs/. A ref that cannot be read is a
+ * problem, not a crash: `ls` warns, gc stops (it could be protecting any entry).
+ */
+export async function readRefs(
+  cache: Cache,
+): Promise<{ usedBy: Map<string, Set<string>>; problems: string[] }> {
   const usedBy = new Map<string, Set<string>>();
+  const problems: string[] = [];
   for await (const experiment of listDir(`${cache.root}/refs`)) {
+    if (!experiment.isDirectory) continue;
     for await (const ref of listDir(`${cache.root}/refs/${experiment.name}`)) {
-      const { key } = JSON.parse(
-        await Deno.readTextFile(`${cache.root}/refs/${experiment.name}/${ref.name}`),
-      );
+      // Only finished refs: writeRef renames a `.tmp` file into place.
+      if (!ref.name.endsWith(".json")) continue;
+      const path = `${cache.root}/refs/${experiment.name}/${ref.name}`;
+      let key: unknown;
+      try {
+        key = JSON.parse(await Deno.readTextFile(path)).key;
+      } catch (e) {
+        problems.push(`${path}: ${(e as Error).message}`);
+        continue;
+      }
+      if (typeof key !== "string" || key === "") {
+        problems.push(`${path}: no "key" in it`);
+        continue;
+      }
       if (!usedBy.has(key)) usedBy.set(key, new Set());
       usedBy.get(key)!.add(experiment.name);
     }
   }
+  return { usedBy, problems };
+}
+
+/** Every entry of the cache, whole or corrupted, with who uses it; plus unreadable refs. */
+export async function listEntries(
+  cache: Cache,
+): Promise<{ entries: EntryInfo[]; refProblems: string[] }> {
+  const { usedBy, problems: refProblems } = await readRefs(cache);
   const entries: EntryInfo[] = [];
   for await (const shard of listDir(`${cache.root}/objects`)) {
+    if (!shard.isDirectory) continue;
     for await (const entry of listDir(`${cache.root}/objects/${shard.name}`)) {
-      const dir = `${cache.root}/objects/${shard.name}/${entry.name}`;
-      let manifest: Partial<Manifest> = {};
-      try {
-        manifest = JSON.parse(await Deno.readTextFile(`${dir}/manifest.json`));
-      } catch { /* listed as unreadable */ }
+      if (!entry.isDirectory) continue;
+      const found = await cache.lookup(entry.name);
+      const manifest = found.state === "ok" ? found.manifest : undefined;
       entries.push({
         key: entry.name,
-        stage: manifest.stage ?? "(no manifest)",
-        kind: manifest.kind ?? "?",
-        bytes: await dirSize(dir),
-        createdAt: manifest.startedAt ?? "",
+        stage: manifest?.stage ?? "(corrupted)",
+        kind: manifest?.kind ?? "?",
+        bytes: await dirSize(`${cache.root}/objects/${shard.name}/${entry.name}`),
+        createdAt: manifest?.startedAt ?? "",
         usedBy: [...(usedBy.get(entry.name) ?? [])].sort(),
+        ...(found.state === "corrupted" ? { corrupted: found.problem } : {}),
       });
     }
   }
-  return entries.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  entries.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  return { entries, refProblems };
 }
 
 async function specFiles(dir: string): Promise<string[]> {
@@ -98,10 +135,16 @@ export async function referencedKeys(
         for (const stage of await resolvePlan(buildPlan(spec))) keys.add(stage.key);
       }
     } catch (e) {
-      problems.push(e instanceof SpecError ? formatSpecError(e) : `${file}: ${e}`);
+      problems.push(formatProblem(file, e));
     }
   }
   return { keys, problems };
+}
+
+/** One spec's failure, naming the file (a SpecError's lines name file:line:column too). */
+function formatProblem(file: string, e: unknown): string {
+  if (e instanceof SpecError) return `${file}:\n${e.message.replace(/^/gm, "  ")}`;
+  return `${file}: ${e instanceof Error ? e.message : String(e)}`;
 }
 
 function human(bytes: number): string {
@@ -115,46 +158,124 @@ function human(bytes: number): string {
   return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
 }
 
+function describe(e: EntryInfo): string {
+  return e.corrupted ? `(corrupted: ${e.corrupted})` : e.stage;
+}
+
+/** Refuse a root that is not a cache: the message, exit status 2. */
+function refuseRoot(e: unknown): number {
+  if (!(e instanceof CacheRootError)) throw e;
+  console.error(`error: ${e.message}`);
+  return 2;
+}
+
+async function ls(cache: Cache): Promise<number> {
+  const problem = cache.rootProblem();
+  if (problem) return refuseRoot(new CacheRootError(problem));
+  const { entries, refProblems } = await listEntries(cache);
+  for (const p of refProblems) console.error(`warning: unreadable ref ${p}`);
+  for (const e of entries) {
+    console.log(
+      `${e.key.slice(0, 12)}  ${human(e.bytes).padStart(9)}  ${describe(e).padEnd(34)} ${
+        e.usedBy.join(", ") || "-"
+      }`,
+    );
+  }
+  const total = entries.reduce((a, e) => a + e.bytes, 0);
+  const corrupted = entries.filter((e) => e.corrupted).length;
+  console.log(
+    `${entries.length} entries, ${
+      corrupted > 0 ? `${corrupted} corrupted (the next run recomputes them), ` : ""
+    }${human(total)} in ${cache.root}`,
+  );
+  return 0;
+}
+
+async function gc(cache: Cache, apply: boolean, experimentsDir: string): Promise<number> {
+  try {
+    await cache.requireMarker();
+  } catch (e) {
+    return refuseRoot(e);
+  }
+  // A mistyped folder would plan no spec, and everything but refs/ would look unused.
+  if (!(await Deno.stat(experimentsDir).then((s) => s.isDirectory, () => false))) {
+    console.error(`error: no folder ${experimentsDir} (gc keeps what the specs in it use)`);
+    return 2;
+  }
+  const { keys, problems } = await referencedKeys(experimentsDir);
+  if (problems.length > 0) {
+    for (const p of problems) console.error(`error: cannot plan ${p}`);
+    console.error(
+      `gc stopped, nothing deleted: without the plan of every spec under ${experimentsDir} ` +
+        "it cannot tell which entries are in use (fix the spec or move it out)",
+    );
+    return 2;
+  }
+  const { entries, refProblems } = await listEntries(cache);
+  if (refProblems.length > 0) {
+    for (const p of refProblems) console.error(`error: unreadable ref ${p}`);
+    console.error(
+      "gc stopped, nothing deleted: it cannot tell which entries these refs keep " +
+        "(fix or delete them)",
+    );
+    return 2;
+  }
+  const unused = entries.filter((e) => e.usedBy.length === 0 && !keys.has(e.key));
+  let freed = 0;
+  for (const e of unused) {
+    freed += e.bytes;
+    console.log(`${apply ? "removed" : "would remove"} ${e.key.slice(0, 12)}  ${describe(e)}`);
+    if (apply) await removeEntry(cache, e.key);
+  }
+  if (apply) {
+    for (const leftover of ["tmp", "evicted", "jobs"]) {
+      await Deno.remove(`${cache.root}/${leftover}`, { recursive: true }).catch((e) => {
+        if (!(e instanceof Deno.errors.NotFound)) {
+          console.error(`warning: cannot remove ${cache.root}/${leftover}: ${e.message}`);
+        }
+      });
+    }
+  }
+  console.log(
+    `${unused.length} unreferenced entries, ${human(freed)}${
+      apply ? " freed" : " (dry run: add --apply to delete)"
+    }`,
+  );
+  return 0;
+}
+
+/** Delete an entry so that no half of it is ever visible: rename it out of objects/ first. */
+async function removeEntry(cache: Cache, key: string): Promise<void> {
+  await Deno.mkdir(`${cache.root}/tmp`, { recursive: true });
+  const doomed = `${cache.root}/tmp/gc-${key}-${crypto.randomUUID().slice(0, 8)}`;
+  await Deno.rename(cache.entryDir(key), doomed);
+  await Deno.remove(doomed, { recursive: true });
+}
+
+/** Parsed `gc` arguments, or undefined when they are not gc's. */
+function parseGc(args: string[]): { apply: boolean; experimentsDir: string } | undefined {
+  let apply = false;
+  let experimentsDir = `${ROOT}/experiments`;
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--apply") apply = true;
+    else if (args[i] === "--experiments" && args[i + 1] && !args[i + 1].startsWith("--")) {
+      experimentsDir = args[++i];
+    } else return undefined;
+  }
+  return { apply, experimentsDir };
+}
+
 async function main(args: string[]): Promise<number> {
   const cache = new Cache(defaultCacheDir());
   const [command, ...rest] = args;
-  if (command === "ls" && rest.length === 0) {
-    const entries = await listEntries(cache);
-    for (const e of entries) {
-      console.log(
-        `${e.key.slice(0, 12)}  ${human(e.bytes).padStart(9)}  ${e.stage.padEnd(34)} ${
-          e.usedBy.join(", ") || "-"
-        }`,
-      );
-    }
-    const total = entries.reduce((a, e) => a + e.bytes, 0);
-    console.log(`${entries.length} entries, ${human(total)} in ${cache.root}`);
-    return 0;
-  }
-  if (command === "gc" && rest.every((a) => a === "--apply")) {
-    const apply = rest.includes("--apply");
-    const { keys, problems } = await referencedKeys(`${ROOT}/experiments`);
-    for (const p of problems) console.error(`warning: cannot plan ${p}`);
-    const unused = (await listEntries(cache)).filter((e) => !keys.has(e.key));
-    let freed = 0;
-    for (const e of unused) {
-      freed += e.bytes;
-      console.log(`${apply ? "removed" : "would remove"} ${e.key.slice(0, 12)}  ${e.stage}`);
-      if (apply) await Deno.remove(cache.entryDir(e.key), { recursive: true });
-    }
-    if (apply) {
-      for (const leftover of ["tmp", "evicted", "jobs"]) {
-        await Deno.remove(`${cache.root}/${leftover}`, { recursive: true }).catch(() => {});
-      }
-    }
-    console.log(
-      `${unused.length} unreferenced entries, ${human(freed)}${
-        apply ? " freed" : " (dry run: add --apply to delete)"
-      }`,
-    );
-    return 0;
-  }
-  console.error(`error: expected "ls" or "gc [--apply]", found "${args.join(" ")}"\n${USAGE}`);
+  if (command === "ls" && rest.length === 0) return await ls(cache);
+  const gcArgs = command === "gc" ? parseGc(rest) : undefined;
+  if (gcArgs) return await gc(cache, gcArgs.apply, gcArgs.experimentsDir);
+  console.error(
+    `error: expected "ls" or "gc [--apply] [--experiments DIR]", found "${
+      args.join(" ")
+    }"\n${USAGE}`,
+  );
   return 2;
 }
 
