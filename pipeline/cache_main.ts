@@ -3,16 +3,18 @@
  * (corrupted entries are listed as such).
  * `deno task cache gc [--apply] [--experiments DIR]` — entries that neither a spec under
  * experiments/ (or DIR) nor an experiment's last run (refs/) uses; dry run by default,
- * --apply deletes them, plus leftovers in tmp/, evicted/ and jobs/.
+ * --apply deletes them, plus leftovers in tmp/, evicted/, jobs/ and running/.
  *
- * gc works only in a folder marked as a cache, and stops before deleting anything when it
- * cannot tell what is in use.
+ * gc works only in a folder marked as a cache, holds the cache lock exclusive while it
+ * deletes, and stops before deleting anything when it cannot tell what is in use.
  *
- * Exit status: 0 done; 2 refused, nothing deleted: the root is not a cache (empty, /, no
- * marker), a spec fails to plan, a ref is unreadable, or bad usage.
+ * Exit status: 0 done; 1 `gc --apply` while an experiment runs (nothing deleted); 2 refused,
+ * nothing deleted: the root is not a cache (empty, /, no marker), a spec fails to plan, a ref
+ * is unreadable, or bad usage.
  */
 import { TASKS } from "../tasks/registry.ts";
 import { Cache, CacheRootError, defaultCacheDir } from "./cache.ts";
+import { describeHolders, type HeldLock, tryExclusiveLock } from "./cache_lock.ts";
 import { buildPlan, resolvePlan } from "./plan.ts";
 import { SpecError } from "./spec.ts";
 import { expandSweep } from "./sweep.ts";
@@ -202,46 +204,69 @@ async function gc(cache: Cache, apply: boolean, experimentsDir: string): Promise
     console.error(`error: no folder ${experimentsDir} (gc keeps what the specs in it use)`);
     return 2;
   }
-  const { keys, problems } = await referencedKeys(experimentsDir);
-  if (problems.length > 0) {
-    for (const p of problems) console.error(`error: cannot plan ${p}`);
-    console.error(
-      `gc stopped, nothing deleted: without the plan of every spec under ${experimentsDir} ` +
-        "it cannot tell which entries are in use (fix the spec or move it out)",
-    );
-    return 2;
-  }
-  const { entries, refProblems } = await listEntries(cache);
-  if (refProblems.length > 0) {
-    for (const p of refProblems) console.error(`error: unreadable ref ${p}`);
-    console.error(
-      "gc stopped, nothing deleted: it cannot tell which entries these refs keep " +
-        "(fix or delete them)",
-    );
-    return 2;
-  }
-  const unused = entries.filter((e) => e.usedBy.length === 0 && !keys.has(e.key));
-  let freed = 0;
-  for (const e of unused) {
-    freed += e.bytes;
-    console.log(`${apply ? "removed" : "would remove"} ${e.key.slice(0, 12)}  ${describe(e)}`);
-    if (apply) await removeEntry(cache, e.key);
-  }
-  if (apply) {
-    for (const leftover of ["tmp", "evicted", "jobs"]) {
-      await Deno.remove(`${cache.root}/${leftover}`, { recursive: true }).catch((e) => {
-        if (!(e instanceof Deno.errors.NotFound)) {
-          console.error(`warning: cannot remove ${cache.root}/${leftover}: ${e.message}`);
-        }
-      });
+  // Taken before anything is read, so what is listed is what is deleted.
+  let lock: HeldLock | undefined;
+  const attempt = await tryExclusiveLock(cache).catch((e) => {
+    // A dry run needs no lock: on a cache it cannot write to, it lists without one.
+    if (apply) throw e;
+    return undefined;
+  });
+  if (attempt && "holders" in attempt) {
+    const running = describeHolders(attempt.holders);
+    if (apply) {
+      console.error(
+        `error: ${running}; gc --apply deletes nothing while an experiment runs: ` +
+          "try again when it ends",
+      );
+      return 1;
     }
+    console.log(`note: ${running}; entries it makes are listed until it ends`);
+  } else if (attempt && apply) lock = attempt.lock;
+  else await attempt?.lock.release();
+  try {
+    const { keys, problems } = await referencedKeys(experimentsDir);
+    if (problems.length > 0) {
+      for (const p of problems) console.error(`error: cannot plan ${p}`);
+      console.error(
+        `gc stopped, nothing deleted: without the plan of every spec under ${experimentsDir} ` +
+          "it cannot tell which entries are in use (fix the spec or move it out)",
+      );
+      return 2;
+    }
+    const { entries, refProblems } = await listEntries(cache);
+    if (refProblems.length > 0) {
+      for (const p of refProblems) console.error(`error: unreadable ref ${p}`);
+      console.error(
+        "gc stopped, nothing deleted: it cannot tell which entries these refs keep " +
+          "(fix or delete them)",
+      );
+      return 2;
+    }
+    const unused = entries.filter((e) => e.usedBy.length === 0 && !keys.has(e.key));
+    let freed = 0;
+    for (const e of unused) {
+      freed += e.bytes;
+      console.log(`${apply ? "removed" : "would remove"} ${e.key.slice(0, 12)}  ${describe(e)}`);
+      if (apply) await removeEntry(cache, e.key);
+    }
+    if (apply) {
+      for (const leftover of ["tmp", "evicted", "jobs", "running"]) {
+        await Deno.remove(`${cache.root}/${leftover}`, { recursive: true }).catch((e) => {
+          if (!(e instanceof Deno.errors.NotFound)) {
+            console.error(`warning: cannot remove ${cache.root}/${leftover}: ${e.message}`);
+          }
+        });
+      }
+    }
+    console.log(
+      `${unused.length} unreferenced entries, ${human(freed)}${
+        apply ? " freed" : " (dry run: add --apply to delete)"
+      }`,
+    );
+    return 0;
+  } finally {
+    await lock?.release();
   }
-  console.log(
-    `${unused.length} unreferenced entries, ${human(freed)}${
-      apply ? " freed" : " (dry run: add --apply to delete)"
-    }`,
-  );
-  return 0;
 }
 
 /** Delete an entry so that no half of it is ever visible: rename it out of objects/ first. */

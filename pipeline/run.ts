@@ -3,6 +3,7 @@
  * parallel worker processes), then publish the report to `reports/<name>/`.
  */
 import { Cache, CacheRootError } from "./cache.ts";
+import { holdExperimentLock } from "./cache_lock.ts";
 import { gpuEnvironment } from "./gpu_env.ts";
 import { buildPlan, type ResolvedStage, resolvePlan, stageStatus } from "./plan.ts";
 import type { Spec } from "./spec_types.ts";
@@ -145,6 +146,14 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
     }
     return { stages: [], plan, statuses: new Map() };
   }
+
+  // Shared with other experiments, exclusive to `cache gc --apply`: gc never deletes the
+  // temp folders, job descriptors or not-yet-referenced entries of this run.
+  await using _lock = await holdExperimentLock(
+    cache,
+    spec.name,
+    () => log(`  waiting: cache gc is deleting in ${cache.root}`),
+  );
 
   for (const stage of plan) {
     if (matchesForce(stage.id, force)) await cache.evict(stage.key);
