@@ -22,7 +22,14 @@
  * must match `image_sha256`. Each is decoded once; rows of one image share its RgbImage.
  */
 
-import type { DataSource, ParamProblem, RealFormatTask, Sample, TaskConfig } from "./task.ts";
+import type {
+  DataSource,
+  ParamProblem,
+  RealFormatTask,
+  Sample,
+  SourceProblem,
+  TaskConfig,
+} from "./task.ts";
 import { Rng, seedFrom } from "../pipeline/rng.ts";
 import {
   baseName,
@@ -40,6 +47,7 @@ import { COLOR_NAMES } from "./draw.ts";
 import { type Attributes, generateScene, objectsMatching, SCENE_WORDS, SHAPES } from "./scenes.ts";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { assertParams } from "./common.ts";
+import { assertHeldOut, sameFile } from "./holdout.ts";
 
 /** A point in percent of the image's width (x) and height (y). */
 export interface PercentPoint {
@@ -262,9 +270,37 @@ function difficultyOf(count: number): string {
   return count <= 1 ? "1 point" : count <= 5 ? "2-5 points" : "6+ points";
 }
 
+/**
+ * A content key per sample `load` reads from `source`, without reading images: the row's
+ * `image_sha256` (which `load` checks against the image's bytes) and its label's words.
+ */
+async function rowKeys(source: DataSource, config: TaskConfig): Promise<string[]> {
+  const { limit } = paramsOf(config);
+  const file = showName(baseName(source.path));
+  const keys: string[] = [];
+  for await (const { row, value } of readRecords(source.path)) {
+    const r = parseRow(value, `${file} row ${row}`);
+    if (r.points.length === 0) continue;
+    keys.push(`${r.sha256} ${labelWords(r.label).join(" ")}`);
+    if (limit > 0 && keys.length >= limit) break;
+  }
+  return keys;
+}
+
+/** The same annotation file for training and test: `split` is not read, so the same rows. */
+function checkSources(train: DataSource, test: DataSource): SourceProblem | null {
+  if (!sameFile(train.path, test.path)) return null;
+  return {
+    expected: "a test file other than source.train's (the test set must be held out)",
+    found: `${JSON.stringify(test.path)}, the same file as task.source.train.path ` +
+      `${JSON.stringify(train.path)}`,
+  };
+}
+
 async function load(source: DataSource, config: TaskConfig): Promise<Sample[]> {
   throwOnProblems(config);
   const params = paramsOf(config);
+  if (source.pair) await assertHeldOut(source.pair, (s) => rowKeys(s, config), "label");
   const file = showName(baseName(source.path));
   const imagesDir = source.images ??
     source.path.slice(0, source.path.replace(/\\/g, "/").lastIndexOf("/") + 1) + "images";
@@ -483,6 +519,7 @@ export const pixmoPoints: RealFormatTask = {
   vocabulary: ["point", "to", ",", ...SCENE_WORDS, ...PERCENT_WORDS],
   defaultParams: { ...DEFAULT_PARAMS },
   checkParams,
+  checkSources,
   load,
   writeStandIn,
   /**

@@ -25,7 +25,14 @@
  * Each image is decoded once; the samples of one image share its RgbImage.
  */
 
-import type { DataSource, ParamProblem, RealFormatTask, Sample, TaskConfig } from "./task.ts";
+import type {
+  DataSource,
+  ParamProblem,
+  RealFormatTask,
+  Sample,
+  SourceProblem,
+  TaskConfig,
+} from "./task.ts";
 import { Rng, seedFrom } from "../pipeline/rng.ts";
 import { Parser } from "pickleparser";
 import {
@@ -39,11 +46,13 @@ import {
   libraryMessage,
   numberOf,
   readRecords,
+  sha256Hex,
   showName,
 } from "./image_io.ts";
 import { patchMassOfRect } from "./draw.ts";
 import { chooseExpressions, generateScene, SCENE_WORDS, SHAPES } from "./scenes.ts";
 import { assertParams } from "./common.ts";
+import { assertHeldOut, sameFile } from "./holdout.ts";
 
 /** A box in percent of the image's width and height: [x1, y1, x2, y2]. */
 export type PercentBox = [number, number, number, number];
@@ -412,8 +421,26 @@ function bboxField(record: Record<string, unknown>, where: string): number[] {
   return values;
 }
 
+/**
+ * One referred object as a source lists it, before its image is decoded: what `load` turns
+ * into samples and `rowKeys` into content keys.
+ */
+interface RefRow {
+  /** Names the row in errors. */
+  where: string;
+  /** Identifies the image among the rows: each image is decoded (or hashed) once. */
+  imageKey: string;
+  /** The image's file name, for messages and `meta.file`. */
+  imageName: string;
+  readImage(): Promise<Uint8Array>;
+  /** The box in percent, given the decoded image. */
+  box(image: DecodedImage): PercentBox;
+  /** Its expressions, each with where it is (for errors) and its sample's meta. */
+  texts: { text: string; where: string; meta: Record<string, unknown> }[];
+}
+
 /** The original release: refs(unc).p + instances.json. */
-async function loadRefs(source: DataSource, config: TaskConfig, params: RefcocoParams) {
+async function* refsRows(source: DataSource, params: RefcocoParams): AsyncGenerator<RefRow> {
   const file = showName(baseName(source.path));
   const split = source.split ?? params.split;
   const imagesDir = source.images ?? `${dirOf(source.path)}/images`;
@@ -449,8 +476,6 @@ async function loadRefs(source: DataSource, config: TaskConfig, params: RefcocoP
     annotations.set(numberField(ann, "id", where), { ann, where });
   });
 
-  const decoded = new Map<string, Promise<DecodedImage>>();
-  const samples: Sample[] = [];
   for (let r = 0; r < refs.length; r++) {
     const ref = refs[r];
     let where = `${file} ref ${r + 1}`;
@@ -475,18 +500,7 @@ async function loadRefs(source: DataSource, config: TaskConfig, params: RefcocoP
     const name = stringField(image, "file_name", imageWhere);
     const width = numberField(image, "width", imageWhere);
     const height = numberField(image, "height", imageWhere);
-    let pending = decoded.get(name);
-    if (!pending) {
-      pending = readImageFile(imagesDir, name, where).then((bytes) =>
-        decodeOrThrow(bytes, config.imageSize, name, where)
-      );
-      decoded.set(name, pending);
-    }
-    const picture = await pending;
-    // The annotation's pixels are those of instances.json's width x height.
-    const box = percentBox(bbox, width, height);
-    for (let s = 0; s < sentences.length; s++) {
-      const sentence = sentences[s];
+    const texts = sentences.map((sentence, s) => {
       const sWhere = `${where} sentence ${s + 1}`;
       if (!isRecord(sentence)) {
         throw new Error(`${sWhere}: expected a dict, got ${describe(sentence)}`);
@@ -499,19 +513,19 @@ async function loadRefs(source: DataSource, config: TaskConfig, params: RefcocoP
         ? sentence.tokens.join(" ")
         : undefined;
       if (text === undefined) throw new Error(`${sWhere}: expected "sent", "raw" or "tokens"`);
-      samples.push(makeSample(text, box, picture, config, params, sWhere, {
-        expression: text,
-        split,
-        refId,
-        annId,
-        imageId,
-        file: name,
-        row: r + 1,
-      }));
-      if (params.limit > 0 && samples.length >= params.limit) return samples;
-    }
+      const meta = { expression: text, split, refId, annId, imageId, file: name, row: r + 1 };
+      return { text, where: sWhere, meta };
+    });
+    yield {
+      where,
+      imageKey: name,
+      imageName: name,
+      readImage: () => readImageFile(imagesDir, name, where),
+      // The annotation's pixels are those of instances.json's width x height.
+      box: () => percentBox(bbox, width, height),
+      texts,
+    };
   }
-  return samples;
 }
 
 /** Bytes of an embedded `{bytes}` image: Uint8Array, or a binary string. */
@@ -526,12 +540,10 @@ function embeddedBytes(image: unknown): Uint8Array | null {
 }
 
 /** The parquet (or JSONL) export: one row per object, expressions in `answer`. */
-async function loadExport(source: DataSource, config: TaskConfig, params: RefcocoParams) {
+async function* exportRows(source: DataSource, params: RefcocoParams): AsyncGenerator<RefRow> {
   const file = showName(baseName(source.path));
   const split = source.split ?? params.split;
   const imagesDir = source.images ?? `${dirOf(source.path)}/images`;
-  const decoded = new Map<string, Promise<DecodedImage>>();
-  const samples: Sample[] = [];
   for await (const { row, value } of readRecords(source.path)) {
     const where = `${file} row ${row}`;
     if (!isRecord(value)) throw new Error(`${where}: expected an object, got ${describe(value)}`);
@@ -552,41 +564,96 @@ async function loadExport(source: DataSource, config: TaskConfig, params: Refcoc
     }
     const fileName = typeof value.file_name === "string" ? value.file_name : undefined;
     const bytes = embeddedBytes(value.image);
-    const name = fileName ?? `embedded image of row ${row}`;
-    let pending = bytes ? undefined : decoded.get(name);
-    if (!pending) {
-      if (bytes) pending = decodeOrThrow(bytes, config.imageSize, name, where);
-      else if (fileName) {
-        pending = readImageFile(imagesDir, fileName, where).then((b) =>
-          decodeOrThrow(b, config.imageSize, fileName, where)
-        );
-      } else throw new Error(`${where}: no embedded image bytes and no "file_name"`);
-      decoded.set(name, pending);
+    if (!bytes && !fileName) {
+      throw new Error(`${where}: no embedded image bytes and no "file_name"`);
     }
-    const picture = await pending;
-    const box = percentBox(bbox, picture.naturalWidth, picture.naturalHeight);
-    for (const text of texts) {
-      samples.push(makeSample(text, box, picture, config, params, where, {
-        expression: text,
-        split,
-        questionId: typeof value.question_id === "bigint"
-          ? Number(value.question_id)
-          : value.question_id ?? null,
-        file: name,
-        row,
-      }));
-      if (params.limit > 0 && samples.length >= params.limit) return samples;
+    const name = fileName ?? `embedded image of row ${row}`;
+    const questionId = typeof value.question_id === "bigint"
+      ? Number(value.question_id)
+      : value.question_id ?? null;
+    yield {
+      where,
+      // Embedded bytes belong to their row; a named file is shared by the rows naming it.
+      imageKey: bytes ? `embedded image of row ${row}` : name,
+      imageName: name,
+      readImage: () => bytes ? Promise.resolve(bytes) : readImageFile(imagesDir, name, where),
+      box: (image) => percentBox(bbox, image.naturalWidth, image.naturalHeight),
+      texts: texts.map((text) => ({
+        text,
+        where,
+        meta: { expression: text, split, questionId, file: name, row },
+      })),
+    };
+  }
+}
+
+/** The rows of either format: a pickle is the original release, anything else the export. */
+function rowsOf(source: DataSource, params: RefcocoParams): AsyncGenerator<RefRow> {
+  return /\.(p|pkl|pickle)$/i.test(source.path)
+    ? refsRows(source, params)
+    : exportRows(source, params);
+}
+
+/**
+ * A content key per sample `load` reads from `source`: the sha256 of its image file's
+ * bytes (each image read once, not decoded) and the expression's words.
+ */
+async function rowKeys(source: DataSource, config: TaskConfig): Promise<string[]> {
+  const params = paramsOf(config);
+  const hashes = new Map<string, Promise<string>>();
+  const keys: string[] = [];
+  for await (const row of rowsOf(source, params)) {
+    let hash = hashes.get(row.imageKey);
+    if (!hash) {
+      hash = row.readImage().then(sha256Hex);
+      hashes.set(row.imageKey, hash);
+    }
+    const image = await hash;
+    for (const { text } of row.texts) {
+      keys.push(`${image} ${expressionWords(text).join(" ")}`);
+      if (params.limit > 0 && keys.length >= params.limit) return keys;
     }
   }
-  return samples;
+  return keys;
+}
+
+/**
+ * The same file for training and test is fine when the two read different splits (the
+ * original release keeps every split in one pickle); the same split twice is the same rows.
+ * A split left out on both sides is `params.split` on both.
+ */
+function checkSources(train: DataSource, test: DataSource): SourceProblem | null {
+  if (!sameFile(train.path, test.path) || train.split !== test.split) return null;
+  const split = test.split === undefined ? "task.params.split" : JSON.stringify(test.split);
+  return {
+    expected: "a test file or split other than source.train's (the test set must be held out)",
+    found: `${JSON.stringify(test.path)} split ${split}, the same file and split as ` +
+      `task.source.train`,
+  };
 }
 
 async function load(source: DataSource, config: TaskConfig): Promise<Sample[]> {
   throwOnProblems(config);
   const params = paramsOf(config);
-  return /\.(p|pkl|pickle)$/i.test(source.path)
-    ? await loadRefs(source, config, params)
-    : await loadExport(source, config, params);
+  if (source.pair) await assertHeldOut(source.pair, (s) => rowKeys(s, config), "expression");
+  const decoded = new Map<string, Promise<DecodedImage>>();
+  const samples: Sample[] = [];
+  for await (const row of rowsOf(source, params)) {
+    let pending = decoded.get(row.imageKey);
+    if (!pending) {
+      pending = row.readImage().then((bytes) =>
+        decodeOrThrow(bytes, config.imageSize, row.imageName, row.where)
+      );
+      decoded.set(row.imageKey, pending);
+    }
+    const picture = await pending;
+    const box = row.box(picture);
+    for (const { text, where, meta } of row.texts) {
+      samples.push(makeSample(text, box, picture, config, params, where, meta));
+      if (params.limit > 0 && samples.length >= params.limit) return samples;
+    }
+  }
+  return samples;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -696,6 +763,7 @@ export const refcoco: RealFormatTask = {
   vocabulary: [...SCENE_WORDS, ...PERCENT_WORDS],
   defaultParams: { ...DEFAULT_PARAMS },
   checkParams,
+  checkSources,
   load,
   writeStandIn,
   /** `iou`: IoU of the predicted and ground-truth boxes (0 when unparseable). */

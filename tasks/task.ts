@@ -70,6 +70,12 @@ export interface Task {
    * `seed`, in the real on-disk format under `dir`; returns the source that loads it.
    */
   writeStandIn?(dir: string, seed: number, n: number, config: TaskConfig): Promise<DataSource>;
+  /**
+   * Real-format tasks: why the spec's `train` and `test` sources would give the same data
+   * (the same file, read the same way), or null. Checked with the spec, before anything
+   * runs; rows shared by two different files are found when either is loaded (`pair`).
+   */
+  checkSources?(train: DataSource, test: DataSource): SourceProblem | null;
   /** Extra per-sample metrics beyond accuracy (e.g. precision), averaged by the eval stage. */
   metrics?(prediction: string, sample: Sample): Record<string, number>;
   /** True when `prediction` (decoded model output, words joined by spaces) is correct. */
@@ -86,6 +92,18 @@ export interface DataSource {
   split?: string;
   /** Extra files a format needs (e.g. RefCOCO's COCO instances.json). */
   extra?: Record<string, string>;
+  /**
+   * The spec's training and test sources, when it names both. Loading either source first
+   * checks that no test row is a training row (the same image content and the same
+   * question), and fails naming both files and the number of rows they share.
+   */
+  pair?: { train: DataSource; test: DataSource };
+}
+
+/** Why a spec's test source is not held out from its training source. */
+export interface SourceProblem {
+  expected: string;
+  found: string;
 }
 
 /** One problem with a task parameter, reported by the spec validator. */

@@ -5,6 +5,8 @@ import { buildPlan, resolvePlan } from "../pipeline/plan.ts";
 import { parseSpec, SpecError } from "../pipeline/spec.ts";
 import { loadSamples, runStage } from "../pipeline/stages.ts";
 import { TASKS } from "../tasks/registry.ts";
+import { encodePng, sha256Hex } from "../tasks/image_io.ts";
+import { writePickle } from "../tasks/refcoco.ts";
 
 const spec = (task: string, source: string) => `
 name: source-test
@@ -78,4 +80,180 @@ Deno.test("task.source: the data stage reads real-format files through the task'
     assert.ok(direct.some((d) => d.prompt === s.prompt && d.answer === s.answer));
     assert.ok(Math.abs(s.target.reduce((a, b) => a + b, 0) - 1) < 1e-4);
   }
+});
+
+/** Two distinct PNG images under `dir/images` (cat.png, dog.png) and their sha256. */
+async function twoImages(dir: string): Promise<{ cat: string; dog: string }> {
+  await Deno.mkdir(`${dir}/images`, { recursive: true });
+  const shas: string[] = [];
+  for (const [name, value] of [["cat", 0.2], ["dog", 0.8]] as const) {
+    const png = await encodePng({ width: 8, height: 8, data: new Float32Array(192).fill(value) });
+    await Deno.writeFile(`${dir}/images/${name}.png`, png);
+    shas.push(await sha256Hex(png));
+  }
+  return { cat: shas[0], dog: shas[1] };
+}
+
+/** A PixMo-Points JSONL row of image `name` (with sha256 `sha`) and `label`. */
+function pixmoRow(name: string, sha: string, label: string, x = 50): string {
+  return JSON.stringify({
+    image_url: `https://example.com/${name}.png`,
+    image_sha256: sha,
+    label,
+    points: [{ x, y: 50 }],
+  });
+}
+
+Deno.test("task.source: test and train the same file is a spec error naming both", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "klal-source-" });
+  const { cat } = await twoImages(dir);
+  await Deno.writeTextFile(`${dir}/rows.jsonl`, pixmoRow("cat", cat, "cat") + "\n");
+  await Deno.symlink(`${dir}/rows.jsonl`, `${dir}/link.jsonl`);
+  const file = `${dir}/x.yaml`;
+  const both = (train: string, test: string) =>
+    `    train: { path: ${train}, images: images }\n    test: { path: ${test}, images: images }`;
+  for (const test of ["rows.jsonl", "link.jsonl"]) {
+    const found = problems(spec("pixmo-points", both("rows.jsonl", test)), file);
+    assert.equal(found.length, 1, found.join("\n"));
+    assert.match(
+      found[0],
+      new RegExp(
+        `x\\.yaml:10:19 task\\.source\\.test\\.path: expected a test file other than ` +
+          `source\\.train's \\(the test set must be held out\\), found ".*/${test}", the same ` +
+          `file as task\\.source\\.train\\.path ".*/rows\\.jsonl"`,
+      ),
+    );
+  }
+  // RefCOCO keeps its splits in one pickle: the same file is fine with another split.
+  await Deno.writeFile(`${dir}/refs.p`, writePickle([]));
+  await Deno.writeTextFile(`${dir}/instances.json`, '{"images": [], "annotations": []}');
+  const refs = (trainSplit: string, testSplit: string) =>
+    [trainSplit, testSplit].map((split, i) =>
+      `    ${i ? "test" : "train"}: { path: refs.p, images: images, split: ${split}, ` +
+      `extra: { instances: instances.json } }`
+    ).join("\n");
+  assert.deepEqual(problems(spec("refcoco", refs("train", "val")), file), []);
+  const same = problems(spec("refcoco", refs("val", "val")), file);
+  assert.equal(same.length, 1, same.join("\n"));
+  assert.match(
+    same[0],
+    /task\.source\.test\.path: expected a test file or split other than source\.train's .*found ".*\/refs\.p" split "val", the same file and split as task\.source\.train/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("task.source: test rows that are training rows stop the data stage, naming both files", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "klal-source-" });
+  const { cat, dog } = await twoImages(dir);
+  const lines = (...rows: string[]) => rows.join("\n") + "\n";
+  await Deno.writeTextFile(
+    `${dir}/train.jsonl`,
+    lines(pixmoRow("cat", cat, "cat"), pixmoRow("dog", dog, "dog"), pixmoRow("dog", dog, "tail")),
+  );
+  // Shared: the cat image asked about "Cat" (the same words) and the dog's "tail" (other
+  // points); not shared: the cat image asked about something else.
+  await Deno.writeTextFile(
+    `${dir}/test.jsonl`,
+    lines(
+      pixmoRow("cat", cat, "Cat", 10),
+      pixmoRow("cat", cat, "ear"),
+      pixmoRow("dog", dog, "tail", 90),
+    ),
+  );
+  const sources = `    train: { path: train.jsonl, images: images }\n` +
+    `    test: { path: test.jsonl, images: images }`;
+  const parsed = parseSpec(spec("pixmo-points", sources), `${dir}/x.yaml`, [], { tasks: TASKS });
+  const stages = await resolvePlan(buildPlan(parsed));
+  const cache = new Cache(`${dir}/cache`);
+  for (const id of ["data:pixmo-points:test:s1000", "data:pixmo-points:train:s0"]) {
+    const stage = stages.find((s) => s.id === id);
+    assert.ok(stage, `no stage ${id} in ${stages.map((s) => s.id).join(" ")}`);
+    await assert.rejects(
+      runStage(stage, { cache, experiment: "source-test" }),
+      new RegExp(
+        `.*/test\\.jsonl \\(source\\.test\\) shares 2 of its 3 rows with .*/train\\.jsonl ` +
+          `\\(source\\.train\\): the same image content and label; expected a test set held out`,
+      ),
+    );
+  }
+  // A copy of the training file under another name: every row, and the same content.
+  await Deno.copyFile(`${dir}/train.jsonl`, `${dir}/copy.jsonl`);
+  const config = {
+    imageSize: 32,
+    patchSize: 8,
+    params: { ...TASKS["pixmo-points"].defaultParams },
+  };
+  const train = { path: `${dir}/train.jsonl`, images: `${dir}/images` };
+  const copy = { path: `${dir}/copy.jsonl`, images: `${dir}/images` };
+  await assert.rejects(
+    TASKS["pixmo-points"].load!({ ...copy, pair: { train, test: copy } }, config),
+    /copy\.jsonl \(source\.test\) shares 3 of its 3 rows with .*train\.jsonl .*; the two files have the same content/,
+  );
+  // Held-out rows load as before.
+  await Deno.writeTextFile(`${dir}/held.jsonl`, lines(pixmoRow("cat", cat, "ear")));
+  const held = { path: `${dir}/held.jsonl`, images: `${dir}/images` };
+  assert.equal(
+    (await TASKS["pixmo-points"].load!({ ...held, pair: { train, test: held } }, config)).length,
+    1,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("task.source: RefCOCO test refs that are training refs (same image and expression) are refused", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "klal-source-" });
+  await twoImages(dir);
+  await Deno.writeTextFile(
+    `${dir}/instances.json`,
+    JSON.stringify({
+      images: [{ id: 1, file_name: "cat.png", width: 8, height: 8 }, {
+        id: 2,
+        file_name: "dog.png",
+        width: 8,
+        height: 8,
+      }],
+      annotations: [{ id: 10, image_id: 1, bbox: [0, 0, 4, 4] }, {
+        id: 20,
+        image_id: 2,
+        bbox: [2, 2, 4, 4],
+      }],
+    }),
+  );
+  const ref = (refId: number, imageId: number, split: string, ...sents: string[]) => ({
+    ref_id: refId,
+    ann_id: imageId * 10,
+    image_id: imageId,
+    split,
+    sentences: sents.map((sent) => ({ sent })),
+  });
+  await Deno.writeFile(
+    `${dir}/train.p`,
+    writePickle([ref(1, 1, "train", "left cat"), ref(2, 2, "train", "the dog")]),
+  );
+  // One of the three test expressions is a training one ("The  dog": the same words).
+  await Deno.writeFile(
+    `${dir}/test.p`,
+    writePickle([ref(7, 2, "val", "The  dog", "big dog"), ref(8, 1, "val", "right cat")]),
+  );
+  const source = (name: string, split: string) => ({
+    path: `${dir}/${name}`,
+    images: `${dir}/images`,
+    split,
+    extra: { instances: `${dir}/instances.json` },
+  });
+  const train = source("train.p", "train");
+  const test = source("test.p", "val");
+  const config = { imageSize: 16, patchSize: 8, params: { ...TASKS["refcoco"].defaultParams } };
+  await assert.rejects(
+    TASKS["refcoco"].load!({ ...test, pair: { train, test } }, config),
+    /test\.p \(source\.test\) shares 1 of its 3 rows with .*\/train\.p \(source\.train\): the same image content and expression/,
+  );
+  // The same pickle, other splits: held out.
+  const val = source("test.p", "val");
+  const trainOfTest = source("test.p", "train");
+  assert.equal(
+    (await TASKS["refcoco"].load!({ ...val, pair: { train: trainOfTest, test: val } }, config))
+      .length,
+    3,
+  );
+  await Deno.remove(dir, { recursive: true });
 });

@@ -13,18 +13,23 @@ Deno.test("a hostile label from a dataset file reaches the report escaped", asyn
   const dir = await Deno.makeTempDir({ prefix: "klal-untrusted-" });
   const task = TASKS["pixmo-points"];
   const config = { imageSize: 32, patchSize: 8, params: { ...task.defaultParams } };
+  // Training and held-out test data: two stand-ins (other seeds, other images).
   const written = await task.writeStandIn!(`${dir}/data`, 5, 12, config);
-  const jsonl = `${dir}/data/pixmo_points.jsonl`;
-  const rows = (await Deno.readTextFile(jsonl)).trim().split("\n").map((l) => JSON.parse(l));
-  for (const row of rows) row.label = HOSTILE;
-  await Deno.writeTextFile(jsonl, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+  await task.writeStandIn!(`${dir}/test`, 6, 12, config);
+  for (const folder of ["data", "test"]) {
+    const jsonl = `${dir}/${folder}/pixmo_points.jsonl`;
+    const rows = (await Deno.readTextFile(jsonl)).trim().split("\n").map((l) => JSON.parse(l));
+    for (const row of rows) row.label = HOSTILE;
+    await Deno.writeTextFile(jsonl, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+  }
   const source = `{ path: data/pixmo_points.jsonl, images: data/images }`;
+  const testSource = `{ path: test/pixmo_points.jsonl, images: test/images }`;
   await Deno.writeTextFile(
     `${dir}/spec.yaml`,
     `name: untrusted
 description: "${HOSTILE.replaceAll('"', '\\"')}"
 seeds: [0]
-task: { name: pixmo-points, image_size: 32, train: 8, test: 4, source: { train: ${source}, test: ${source} } }
+task: { name: pixmo-points, image_size: 32, train: 8, test: 4, source: { train: ${source}, test: ${testSource} } }
 model: { patch_size: 8, d_model: 16, layers: 1, heads: 2 }
 base: { steps: 2, batch_size: 4, train: 8 }
 train: { steps: 2, batch_size: 4, warmup: 1 }
