@@ -23,6 +23,7 @@ import { formatSpecError, loadSpec, SpecError } from "./spec.ts";
 import { loadCheckpoint } from "./stages.ts";
 import { wilsonInterval } from "./stats.ts";
 import { PROJECT_ROOT } from "./paths.ts";
+import { nameProblem, pathInside } from "./names.ts";
 
 const ROOT = PROJECT_ROOT;
 const USAGE = "usage: deno task eval SPEC --arm ARM [--seed S] --images DIR " +
@@ -75,7 +76,32 @@ export function parseEvalArgs(args: string[]): ExternalEvalOptions {
   if (!o.arm) throw new InputError("expected --arm ARM");
   if (!o.images) throw new InputError("expected --images DIR");
   if (!o.labels === !o.regex) throw new InputError("expected exactly one of --labels or --regex");
+  recordLabel(o as ExternalEvalOptions); // a bad label is refused before anything is read
   return o as ExternalEvalOptions;
+}
+
+/**
+ * The label the record is filed under, reports/<name>/external/<label>.json: `--name`, or
+ * the images' folder name. Either must be a valid name (pipeline/names.ts); throws InputError.
+ */
+export function recordLabel(o: Pick<ExternalEvalOptions, "name" | "images">): string {
+  const role = "it names the record, reports/<name>/external/<label>.json";
+  if (o.name !== undefined) {
+    const problem = nameProblem(o.name, role);
+    if (problem) {
+      throw new InputError(`--name: expected ${problem.expected}, found ${problem.found}`);
+    }
+    return o.name;
+  }
+  const folder = o.images.replace(/[\\/]+$/, "").split(/[\\/]/).pop() ?? "";
+  const problem = nameProblem(folder, role);
+  if (problem) {
+    throw new InputError(
+      `--images ${o.images}: its folder name cannot label the record (expected ${problem.expected}, ` +
+        `found ${problem.found}); give --name LABEL`,
+    );
+  }
+  return folder;
 }
 
 /** file name -> answer, from a CSV (`file,answer`, header optional) or JSON labels file. */
@@ -230,14 +256,16 @@ async function run(o: ExternalEvalOptions): Promise<number> {
   model.dispose();
   const correct = result.predictions.filter((p) => p.correct).length;
   const ci = wilsonInterval(correct, samples.length);
-  const label = o.name ?? o.images.replace(/\/+$/, "").split("/").pop()!;
+  const label = recordLabel(o);
   console.log(
     `${spec.name} ${stageId} on ${label}: accuracy ${result.accuracy.toFixed(1)}% ` +
       `(${correct}/${samples.length}; 95% CI ${(100 * ci.low).toFixed(1)}-${
         (100 * ci.high).toFixed(1)
       }%)`,
   );
-  const out = `${Deno.env.get("KLAL_REPORTS_DIR") ?? `${ROOT}/reports`}/${spec.name}/external`;
+  const reportsDir = Deno.env.get("KLAL_REPORTS_DIR") ?? `${ROOT}/reports`;
+  const out = pathInside(reportsDir, spec.name, "external");
+  const recordPath = pathInside(out, `${label}.json`);
   await Deno.mkdir(out, { recursive: true });
   const record = {
     experiment: spec.name,
@@ -258,8 +286,8 @@ async function run(o: ExternalEvalOptions): Promise<number> {
   };
   const tmp = `${out}/.${label}.json.tmp`;
   await Deno.writeTextFile(tmp, JSON.stringify(record, null, 2));
-  await Deno.rename(tmp, `${out}/${label}.json`);
-  console.log(`recorded: ${out}/${label}.json`);
+  await Deno.rename(tmp, recordPath);
+  console.log(`recorded: ${recordPath}`);
   return 0;
 }
 

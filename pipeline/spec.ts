@@ -22,6 +22,8 @@ import type {
   TrainSpec,
 } from "./spec_types.ts";
 import { BACKENDS, EXECUTORS } from "./spec_types.ts";
+import { experimentNameProblem, NAME_MAX_LENGTH, NAME_PATTERN } from "./names.ts";
+import { clip } from "./terminal.ts";
 
 /** One thing wrong with a spec; `line`/`column` are 1-based, 0 when not in a file. */
 export interface SpecProblem {
@@ -127,7 +129,8 @@ export function formatSpecError(e: SpecError): string {
 // ---------------------------------------------------------------------------------------
 // A located tree: plain values, each with where it came from (file position or override)
 
-interface Loc {
+/** Where a value came from: file:line:column (1-based), or line 0 for an override. */
+export interface Loc {
   file: string;
   line: number;
   column: number;
@@ -337,7 +340,6 @@ const SECTION_KEYS: Record<string, readonly string[]> = {
   executor: EXECUTOR_KEYS,
 };
 
-const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
 const ARM_NAME_PATTERN = /^[a-z][a-z0-9_-]*$/;
 
 function keysHint(valid: readonly string[], word: string, label = "valid keys"): string {
@@ -348,8 +350,9 @@ function keysHint(valid: readonly string[], word: string, label = "valid keys"):
 // ---------------------------------------------------------------------------------------
 // Overrides
 
-function overrideLoc(index: number, raw: string): Loc {
-  return { file: `<override ${index + 1}: ${raw}>`, line: 0, column: 0 };
+/** Where an override is reported: `<override N: text>` (N from 1, long text cut). */
+export function overrideLoc(index: number, raw: string): Loc {
+  return { file: `<override ${index + 1}: ${clip(raw, 80)}>`, line: 0, column: 0 };
 }
 
 /** Checks an override path against the schema; returns false (after reporting) when bad. */
@@ -895,7 +898,15 @@ function validateArms(
   const arms: Record<string, ArmSpec> = {};
   let ok = true;
   for (const [name, entry] of node.entries) {
-    if (!ARM_NAME_PATTERN.test(name)) {
+    if (name.length > NAME_MAX_LENGTH) {
+      section.problems.add(
+        entry.keyLoc,
+        section.child(name),
+        `an arm name of at most ${NAME_MAX_LENGTH} characters (it names its stages' files)`,
+        `a name of ${name.length} characters`,
+      );
+      ok = false;
+    } else if (!ARM_NAME_PATTERN.test(name)) {
       section.problems.add(
         entry.keyLoc,
         section.child(name),
@@ -1072,18 +1083,6 @@ function validateSource(
       ...(Object.keys(extra).length > 0 ? { extra } : {}),
     };
   }
-  if (ok && out.train && out.test) {
-    // The test set is held out: not the training file (here), no shared rows (when loaded).
-    const problem = task?.checkSources?.(out.train, out.test);
-    const testPath = section.section("test")?.entry("path");
-    if (problem && testPath) {
-      const { expected, found } = problem;
-      section.problems.add(testPath.node.loc, "task.source.test.path", expected, found);
-      return null;
-    }
-    const pair = { train: { ...out.train }, test: { ...out.test } };
-    out.train.pair = out.test.pair = pair;
-  }
   return ok ? out : null;
 }
 
@@ -1101,24 +1100,17 @@ function validate(
   root.checkKeys(ROOT_KEYS);
   let name: string | undefined;
   const nameEntry = root.entry("name");
+  const role = "it names the report folder";
   if (!nameEntry) {
-    root.missing("name", `a string matching ${NAME_PATTERN}`);
+    root.missing("name", `a string matching ${NAME_PATTERN} (${role})`);
   } else {
-    name = root.value(
-      "name",
-      `a string matching ${NAME_PATTERN} (it names the report folder)`,
-      (v): v is string => isString(v) && NAME_PATTERN.test(v),
-      "",
-    );
-    if (name === "paper") {
-      problems.add(
-        nameEntry.node.loc,
-        "name",
-        'a name other than "paper" (reports/paper/ is the committed paper record)',
-        '"paper"',
-      );
-      name = undefined;
-    }
+    const node = nameEntry.node;
+    const value = node.kind === "scalar" ? node.value : undefined;
+    const problem = isString(value)
+      ? experimentNameProblem(value, role)
+      : { expected: `a string matching ${NAME_PATTERN} (${role})`, found: showNode(node) };
+    if (problem) problems.add(node.loc, "name", problem.expected, problem.found);
+    else name = value as string;
   }
   const description = root.value("description", "a string", isString, "");
   const seeds = validateSeeds(root);
@@ -1213,6 +1205,28 @@ export function parseSpec(text: string, file: string, overrides: string[], ctx: 
     throw new SpecError(sortProblems(problems.list, file));
   }
   return spec;
+}
+
+/**
+ * Where the key at `keys` (from the top, e.g. ["sweep", "train.lr"]) is in a spec's text,
+ * for problems found after validation; the file alone (line 0) when it is not there.
+ */
+export function locateKey(text: string, file: string, keys: string[]): Loc {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, yamlOptions(lineCounter));
+  let node: unknown = doc.contents;
+  let loc: Loc = { file, line: 0, column: 0 };
+  for (const key of keys) {
+    const pair = isMap(node)
+      ? node.items.find((p) => isScalar(p.key) && String(p.key.value) === key)
+      : undefined;
+    const start = (pair?.key as YamlNode | undefined)?.range?.[0];
+    if (!pair || start === undefined) return { file, line: 0, column: 0 };
+    const { line, col } = lineCounter.linePos(start);
+    loc = { file, line, column: col };
+    node = pair.value;
+  }
+  return loc;
 }
 
 /** The text of a spec file; an unreadable file is a SpecError naming it. */

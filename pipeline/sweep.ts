@@ -11,9 +11,11 @@
  *
  * Every point is validated exactly like a plain spec with those overrides.
  */
-import type { SpecContext } from "./spec.ts";
-import { parseSpec } from "./spec.ts";
+import type { Loc, SpecContext } from "./spec.ts";
+import { locateKey, overrideLoc, parseSpec, SpecError } from "./spec.ts";
 import type { Spec } from "./spec_types.ts";
+import { NAME_MAX_LENGTH, nameProblem } from "./names.ts";
+import { clip } from "./terminal.ts";
 
 /** One swept path and the override texts of its values. */
 export interface SweepAxis {
@@ -76,7 +78,9 @@ function product<T>(lists: T[][]): T[][] {
 
 /**
  * Every experiment of a sweep (one when there is no non-arm axis). Throws SpecError for
- * the first point that does not validate.
+ * the first point that does not validate, and before any point is built, a sweep whose
+ * experiment or arm names would not make valid, distinct folder and file names
+ * (pipeline/names.ts).
  */
 export function expandSweep(
   text: string,
@@ -85,6 +89,21 @@ export function expandSweep(
   ctx: SpecContext,
 ): Spec[] {
   const { plain, axes: cliAxes } = splitSweepOverrides(overrides);
+  // Where an axis is reported: its override, or its key under `sweep:` in the spec.
+  const locOf = (axis: SweepAxis): Loc => {
+    const index = cliAxes.includes(axis)
+      ? overrides.findIndex((raw) => {
+        const eq = raw.indexOf("=");
+        return raw.slice(0, eq).trim() === axis.path && splitValues(raw.slice(eq + 1)).length > 1;
+      })
+      : -1;
+    if (index >= 0) return overrideLoc(index, overrides[index]);
+    return locateKey(text, file, ["sweep", axis.path]);
+  };
+  const pathOf = (axis: SweepAxis) => cliAxes.includes(axis) ? axis.path : `sweep.${axis.path}`;
+  const fail = (axis: SweepAxis, expected: string, found: string): never => {
+    throw new SpecError([{ ...locOf(axis), path: pathOf(axis), expected, found }]);
+  };
   const base = parseSpec(
     text,
     file,
@@ -100,36 +119,87 @@ export function expandSweep(
   const armAxes = axes.filter(isArmAxis);
   const otherAxes = axes.filter((a) => !isArmAxis(a));
   const points = product(otherAxes.map((a) => a.values.map((v) => ({ axis: a, value: v }))));
-  return points.map((point) => {
+
+  // Names first, before any point is validated: each becomes a folder under reports/.
+  const labels = points.map((point) => point.map((p) => axisLabel(p.axis.path, p.value)).join("-"));
+  const seen = new Map<string, number>();
+  points.forEach((point, i) => {
+    if (point.length === 0) return;
+    const name = `${base.name}--${labels[i]}`;
+    const problem = nameProblem(name, "each point of a sweep names its report folder");
+    if (problem) fail(point[0].axis, problem.expected, problem.found);
+    const first = seen.get(name);
+    if (first !== undefined) {
+      const values = (k: number) => points[k].map((p) => p.value).join(", ");
+      fail(
+        point[0].axis,
+        "values whose labels differ (each point names its report folder)",
+        `${JSON.stringify(values(first))} and ${JSON.stringify(values(i))}, both ${
+          JSON.stringify(name)
+        }`,
+      );
+    }
+    seen.set(name, i);
+  });
+
+  // Arms of arm axes: NAME-LABEL, each a valid file name part and unlike every other arm.
+  const armNames = [...new Set(armAxes.map((a) => a.path.split(".")[1]))];
+  const armCombos = new Map(armNames.map((name) => {
+    const own = armAxes.filter((a) => a.path.split(".")[1] === name);
+    const combos = product(own.map((a) => a.values.map((v) => ({ axis: a, value: v }))));
+    return [
+      name,
+      combos.map((combo) => ({
+        combo,
+        name: `${name}-${combo.map((c) => axisLabel(c.axis.path, c.value)).join("-")}`,
+      })),
+    ];
+  }));
+  const taken = new Set(Object.keys(base.arms).filter((name) => !armNames.includes(name)));
+  for (const { combo, name } of [...armCombos.values()].flat()) {
+    if (name.length > NAME_MAX_LENGTH) {
+      fail(
+        combo[0].axis,
+        `arm names of at most ${NAME_MAX_LENGTH} characters (they name their stages' files)`,
+        `${JSON.stringify(clip(name, 60))} (${name.length} characters)`,
+      );
+    }
+    if (taken.has(name)) {
+      fail(
+        combo[0].axis,
+        "values whose labels differ, giving arms unlike every other arm",
+        `a second arm named ${JSON.stringify(name)}`,
+      );
+    }
+    taken.add(name);
+  }
+
+  const specs = points.map((point, i) => {
     // A whole block (`task`) first, then the paths inside it (`task.params.sigma`): the more
     // specific override wins, whatever order the axes were written in.
     const pointOverrides = [...point]
       .sort((a, b) => a.axis.path.split(".").length - b.axis.path.split(".").length)
       .map((p) => `${p.axis.path}=${p.value}`);
     const spec = parseSpec(text, file, [...plain, ...pointOverrides], ctx);
-    if (point.length > 0) {
-      spec.name = `${spec.name}--${point.map((p) => axisLabel(p.axis.path, p.value)).join("-")}`;
-    }
-    const armNames = [...new Set(armAxes.map((a) => a.path.split(".")[1]))];
+    if (point.length > 0) spec.name = `${spec.name}--${labels[i]}`;
     const arms: Spec["arms"] = {};
     for (const [name, arm] of Object.entries(spec.arms)) {
       if (!armNames.includes(name)) {
         arms[name] = arm;
         continue;
       }
-      const own = armAxes.filter((a) => a.path.split(".")[1] === name);
-      for (const combo of product(own.map((a) => a.values.map((v) => ({ axis: a, value: v }))))) {
+      for (const { combo, name: armName } of armCombos.get(name) ?? []) {
         const swept = parseSpec(text, file, [
           ...plain,
           ...pointOverrides,
           ...combo.map((c) => `${c.axis.path}=${c.value}`),
         ], ctx);
-        const label = combo.map((c) => axisLabel(c.axis.path, c.value)).join("-");
-        arms[`${name}-${label}`] = swept.arms[name];
+        arms[armName] = swept.arms[name];
       }
     }
     spec.arms = arms;
     delete spec.sweep;
     return spec;
   });
+  return specs;
 }
