@@ -1083,6 +1083,18 @@ function validateSource(
       ...(Object.keys(extra).length > 0 ? { extra } : {}),
     };
   }
+  if (ok && out.train && out.test) {
+    // The test set is held out: not the training file (here), no shared rows (when loaded).
+    const problem = task?.checkSources?.(out.train, out.test);
+    const testPath = section.section("test")?.entry("path");
+    if (problem && testPath) {
+      const { expected, found } = problem;
+      section.problems.add(testPath.node.loc, "task.source.test.path", expected, found);
+      return null;
+    }
+    const pair = { train: { ...out.train }, test: { ...out.test } };
+    out.train.pair = out.test.pair = pair;
+  }
   return ok ? out : null;
 }
 
