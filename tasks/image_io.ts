@@ -443,12 +443,17 @@ export function checkedRowCount(metadata: FileMetaData, fileBytes: number, name:
             `claims (expected at least one value or null per row)`,
         );
       }
-      const first = meta.dictionary_page_offset !== undefined &&
-          BigInt(meta.dictionary_page_offset) < BigInt(meta.data_page_offset)
-        ? BigInt(meta.dictionary_page_offset)
-        : BigInt(meta.data_page_offset);
-      const end = first + BigInt(meta.total_compressed_size);
-      if (first < 4n || BigInt(meta.total_compressed_size) < 0n || end > dataEnd) {
+      // The chunk starts at its dictionary page, if any. Some writers put 0 there for "none":
+      // then only where the data pages start is known, and the chunk may begin before it.
+      const data = BigInt(meta.data_page_offset);
+      const dictionary = meta.dictionary_page_offset === undefined
+        ? undefined
+        : BigInt(meta.dictionary_page_offset);
+      const known = dictionary === undefined || dictionary >= 4n;
+      const first = known && dictionary !== undefined && dictionary < data ? dictionary : data;
+      const size = BigInt(meta.total_compressed_size);
+      const end = first + size;
+      if (first < 4n || first >= dataEnd || size < 0n || (known ? end : size + 4n) > dataEnd) {
         fail(
           `${where} spans bytes ${first}-${end}, expected them inside the data section ` +
             `(bytes 4-${dataEnd} of ${fileBytes})`,

@@ -98,6 +98,11 @@ Deno.test("parquet: a footer claiming 1e12 rows is refused before reading, namin
   const bytes = parquetClaiming(3n, null);
   const meta = parquetMetadata(bytes.buffer as ArrayBuffer);
   assert.equal(checkedRowCount(meta, bytes.length, "x.parquet"), 3);
+  // Some writers give 0 as the dictionary page's offset: not an error.
+  const dictionary = meta.row_groups[0].columns[0].meta_data!.dictionary_page_offset;
+  meta.row_groups[0].columns[0].meta_data!.dictionary_page_offset = 0n;
+  assert.equal(checkedRowCount(meta, bytes.length, "x.parquet"), 3);
+  meta.row_groups[0].columns[0].meta_data!.dictionary_page_offset = dictionary;
   const many = BigInt(MAX_PARQUET_ROWS) + 1n;
   meta.num_rows = many;
   meta.row_groups[0].num_rows = many;
