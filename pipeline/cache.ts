@@ -436,7 +436,9 @@ export class Cache {
   async evict(key: string): Promise<void> {
     if (!(await Deno.stat(this.entryDir(key)).then(() => true, () => false))) return;
     await Deno.mkdir(`${this.root}/evicted`, { recursive: true });
-    await Deno.rename(this.entryDir(key), `${this.root}/evicted/${key}-${Date.now()}`);
+    // Unique even for two evictions of one key in the same millisecond.
+    const aside = `${key}-${Date.now()}-${crypto.randomUUID().slice(0, 8)}`;
+    await Deno.rename(this.entryDir(key), `${this.root}/evicted/${aside}`);
   }
 
   /** The key a stage of `experiment` resolved to last time, if any. */
