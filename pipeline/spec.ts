@@ -22,6 +22,7 @@ import type {
   TrainSpec,
 } from "./spec_types.ts";
 import { BACKENDS, EXECUTORS } from "./spec_types.ts";
+import { formatBytes, type Limit, LIMITS } from "./limits.ts";
 import { experimentNameProblem, NAME_MAX_LENGTH, NAME_PATTERN } from "./names.ts";
 import { clip } from "./terminal.ts";
 
@@ -447,21 +448,22 @@ function resolveBaseFile(
   if (entry?.node.kind !== "scalar" || typeof entry.node.value !== "string") return;
   const baseRef = entry.node.value;
   const basePath = isAbsolute(baseRef) ? baseRef : join(dirname(specFile), baseRef);
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(basePath);
-  } catch (error) {
+  const empty: LNode = { kind: "map", loc: entry.node.loc, entries: new Map() };
+  const read = readYamlFile(basePath);
+  if ("expected" in read) {
     problems.add(
       entry.node.loc,
       "base",
-      "a mapping or the path of a readable YAML file (relative to the spec)",
-      `${JSON.stringify(baseRef)} (${basePath}: ${(error as Error).name})`,
+      read.error
+        ? "a mapping or the path of a readable YAML file (relative to the spec)"
+        : `the path of ${read.expected} (relative to the spec)`,
+      `${JSON.stringify(baseRef)} (${basePath}: ${read.error?.name ?? read.found})`,
     );
-    entry.node = { kind: "map", loc: entry.node.loc, entries: new Map() };
+    entry.node = empty;
     return;
   }
-  const tree = parseYamlTree(text, basePath, problems, "base");
-  entry.node = tree ?? { kind: "map", loc: entry.node.loc, entries: new Map() };
+  const tree = parseYamlTree(read.text, basePath, problems, "base");
+  entry.node = tree ?? empty;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -523,13 +525,23 @@ class Section {
     return undefined;
   }
 
-  int(key: string, min: number, fallback: number): number | undefined {
-    return this.value(
+  /** An integer >= min and, with a limit, <= limit.max (the message gives its reason). */
+  int(key: string, min: number, fallback: number, limit?: Limit): number | undefined {
+    const value = this.value(
       key,
       `an integer >= ${min}`,
       (v): v is number => isInt(v) && v >= min,
       fallback,
     );
+    const entry = this.entry(key);
+    if (value === undefined || !limit || value <= limit.max || !entry) return value;
+    this.problems.add(
+      entry.node.loc,
+      this.child(key),
+      `an integer <= ${limit.max} (${limit.reason})`,
+      String(value),
+    );
+    return undefined;
   }
 
   number(key: string, min: number, exclusive: boolean, fallback: number): number | undefined {
@@ -581,16 +593,27 @@ function validateSeeds(root: Section): { seeds?: number[]; locs: Loc[] } {
     root.problems.add(entry.node.loc, "seeds", expected, showNode(entry.node));
     return { locs: [] };
   }
+  const { max, reason } = LIMITS.seeds;
+  if (entry.node.items.length > max) {
+    root.problems.add(
+      entry.node.loc,
+      "seeds",
+      `at most ${max} seeds (${reason})`,
+      `a list of ${entry.node.items.length} seeds`,
+    );
+    return { locs: [] };
+  }
   const seeds: number[] = [];
   const locs: Loc[] = [];
+  const indexOf = new Map<number, number>(); // seed -> its first index
   let ok = true;
   entry.node.items.forEach((item, i) => {
     const value = item.kind === "scalar" ? item.value : undefined;
     if (!isInt(value) || value < 0) {
       root.problems.add(item.loc, `seeds[${i}]`, "an integer >= 0", showNode(item));
       ok = false;
-    } else if (seeds.includes(value)) {
-      const first = seeds.indexOf(value);
+    } else if (indexOf.has(value)) {
+      const first = indexOf.get(value);
       root.problems.add(
         item.loc,
         `seeds[${i}]`,
@@ -599,6 +622,7 @@ function validateSeeds(root: Section): { seeds?: number[]; locs: Loc[] } {
       );
       ok = false;
     } else {
+      indexOf.set(value, i);
       seeds.push(value);
       locs.push(item.loc);
     }
@@ -641,9 +665,9 @@ function validateTask(
       );
     }
   }
-  const imageSize = section.int("image_size", 8, 32);
-  const train = section.int("train", 1, 4000);
-  const test = section.int("test", 1, 500);
+  const imageSize = section.int("image_size", 8, 32, LIMITS.imageSize);
+  const train = section.int("train", 1, 4000, LIMITS.samples);
+  const test = section.int("test", 1, 500, LIMITS.samples);
   const testSeed = section.int("test_seed", 0, 1000);
   // test_seed + 1 generates the validation set of the learning curves: keep both held out.
   const heldOut = (x: number) => x === testSeed || x === testSeed! + 1;
@@ -720,11 +744,11 @@ function validateModel(root: Section, imageSize: number | undefined): ModelSpec 
   if (!section) return undefined;
   section.checkKeys(MODEL_KEYS);
   const name = section.oneOf("name", ["tiny-vlm"] as const, "tiny-vlm");
-  const patchSize = section.int("patch_size", 1, 8);
-  const dModel = section.int("d_model", 8, 64);
-  const layers = section.int("layers", 1, 2);
-  const heads = section.int("heads", 1, 4);
-  const mlpRatio = section.int("mlp_ratio", 1, 4);
+  const patchSize = section.int("patch_size", 1, 8, LIMITS.patchSize);
+  const dModel = section.int("d_model", 8, 64, LIMITS.dModel);
+  const layers = section.int("layers", 1, 2, LIMITS.layers);
+  const heads = section.int("heads", 1, 4, LIMITS.heads);
+  const mlpRatio = section.int("mlp_ratio", 1, 4, LIMITS.mlpRatio);
   const positionStd = section.number("position_std", 0, true, 0.3);
   let ok = true;
   if (dModel !== undefined && heads !== undefined && dModel % heads !== 0) {
@@ -747,6 +771,18 @@ function validateModel(root: Section, imageSize: number | undefined): ModelSpec 
       String(patchSize),
     );
     ok = false;
+  } else if (imageSize !== undefined && patchSize !== undefined) {
+    const tokens = (imageSize / patchSize) ** 2;
+    const { max, reason } = LIMITS.visualTokens;
+    if (tokens > max) {
+      section.problems.add(
+        section.entry("patch_size")?.node.loc ?? section.loc,
+        "model.patch_size",
+        `a patch size with (task.image_size / patch_size)^2 <= ${max} visual tokens (${reason})`,
+        `${patchSize} ((${imageSize} / ${patchSize})^2 = ${tokens} tokens)`,
+      );
+      ok = false;
+    }
   }
   if (
     !ok || name === undefined || patchSize === undefined || dModel === undefined ||
@@ -768,10 +804,10 @@ function validateBase(root: Section): BaseSpec | undefined {
   const section = root.section("base");
   if (!section) return undefined;
   section.checkKeys(BASE_KEYS);
-  const steps = section.int("steps", 0, 300);
-  const batchSize = section.int("batch_size", 1, 32);
+  const steps = section.int("steps", 0, 300, LIMITS.steps);
+  const batchSize = section.int("batch_size", 1, 32, LIMITS.batchSize);
   const lr = section.number("lr", 0, true, 1e-3);
-  const train = section.int("train", 1, 4000);
+  const train = section.int("train", 1, 4000, LIMITS.samples);
   const seed = section.int("seed", 0, 0);
   if ([steps, batchSize, lr, train, seed].includes(undefined)) return undefined;
   return { steps: steps!, batch_size: batchSize!, lr: lr!, train: train!, seed: seed! };
@@ -781,8 +817,8 @@ function validateTrain(root: Section): TrainSpec | undefined {
   const section = root.section("train");
   if (!section) return undefined;
   section.checkKeys(TRAIN_KEYS);
-  const steps = section.int("steps", 1, 500);
-  const batchSize = section.int("batch_size", 1, 32);
+  const steps = section.int("steps", 1, 500, LIMITS.steps);
+  const batchSize = section.int("batch_size", 1, 32, LIMITS.batchSize);
   const lr = section.number("lr", 0, true, 1e-3);
   const optimizer = section.oneOf("optimizer", ["adamw", "adam"] as const, "adamw");
   const weightDecay = section.number("weight_decay", 0, false, 0.01);
@@ -790,7 +826,7 @@ function validateTrain(root: Section): TrainSpec | undefined {
   let warmup = section.int("warmup", 0, steps === undefined ? 50 : Math.min(50, steps));
   const logEvery = section.int("log_every", 1, 10);
   const evalEvery = section.int("eval_every", 0, 0);
-  const evalSamples = section.int("eval_samples", 1, 200);
+  const evalSamples = section.int("eval_samples", 1, 200, LIMITS.samples);
   const checkpointEvery = section.int("checkpoint_every", 0, 100);
   const warmupEntry = section.entry("warmup");
   if (warmupEntry && warmup !== undefined && steps !== undefined && warmup > steps) {
@@ -959,7 +995,30 @@ function validateSweep(root: Section): Record<string, unknown[]> | undefined | n
     }
     out[key] = value;
   }
+  // Every point is a validated spec: refuse a sweep too large to expand before expanding it.
+  const points = sweepPoints(Object.values(out).map((values) => values.length));
+  if (points > LIMITS.sweepPoints.max) {
+    const sizes = Object.values(out).map((values) => values.length).join(" x ");
+    section.problems.add(
+      root.entry("sweep")!.keyLoc,
+      "sweep",
+      sweepLimitExpected(),
+      `${points} points (${sizes})`,
+    );
+    ok = false;
+  }
   return ok ? out : null;
+}
+
+/** Points of a sweep whose axes have `sizes` values each: their product. */
+export function sweepPoints(sizes: number[]): number {
+  return sizes.reduce((product, size) => product * size, 1);
+}
+
+/** What a sweep is expected to be, with its bound (also used for command-line axes). */
+export function sweepLimitExpected(): string {
+  const { max, reason } = LIMITS.sweepPoints;
+  return `a sweep of at most ${max} points, the product of its axes' lengths (${reason})`;
 }
 
 /**
@@ -1138,7 +1197,7 @@ function validate(
   const train = validateTrain(root);
   const evalSection = root.section("eval");
   evalSection?.checkKeys(EVAL_KEYS);
-  const evalBatch = evalSection?.int("batch_size", 1, 128);
+  const evalBatch = evalSection?.int("batch_size", 1, 128, LIMITS.batchSize);
   const arms = validateArms(root, model?.layers);
   const sweep = validateSweep(root);
   const executor = validateExecutor(root);
@@ -1172,7 +1231,7 @@ function imageSizeIfValid(root: Section): number | undefined {
   const node = entry.entries.get("image_size")?.node;
   if (!node) return 32;
   const value = node.kind === "scalar" ? node.value : undefined;
-  return isInt(value) && value >= 8 ? value : undefined;
+  return isInt(value) && value >= 8 && value <= LIMITS.imageSize.max ? value : undefined;
 }
 
 function sortProblems(list: SpecProblem[], file: string): SpecProblem[] {
@@ -1219,6 +1278,49 @@ export function parseSpec(text: string, file: string, overrides: string[], ctx: 
   return spec;
 }
 
+/** A YAML file's text, or what is wrong with the file. */
+type YamlFileRead = { text: string } | { expected: string; found: string; error?: Error };
+
+/** The first `limit` bytes of a file (fewer at its end); reads no further. */
+function readAtMost(path: string, limit: number): Uint8Array {
+  const file = Deno.openSync(path);
+  try {
+    const buffer = new Uint8Array(limit);
+    let length = 0;
+    while (length < limit) {
+      const n = file.readSync(buffer.subarray(length));
+      if (n === null) break;
+      length += n;
+    }
+    return buffer.subarray(0, length);
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * Reads a spec (or a `base:` file) after checking it is at most LIMITS.specBytes (by its
+ * size, then by reading no more than that).
+ */
+function readYamlFile(path: string): YamlFileRead {
+  const { max, reason } = LIMITS.specBytes;
+  const tooLarge = (found: string) => ({
+    expected: `a YAML file of at most ${formatBytes(max)} (${reason})`,
+    found,
+  });
+  let bytes: Uint8Array;
+  try {
+    const info = Deno.statSync(path);
+    if (info.isFile && info.size > max) return tooLarge(`a file of ${info.size} bytes`);
+    bytes = readAtMost(path, max + 1); // a pipe or a device has no size: read one byte past
+  } catch (error) {
+    const e = error as Error;
+    return { expected: "a readable YAML spec file", found: `${e.name}: ${e.message}`, error: e };
+  }
+  if (bytes.length > max) return tooLarge(`more than ${formatBytes(max)}`);
+  return { text: new TextDecoder().decode(bytes) };
+}
+
 /**
  * Where the key at `keys` (from the top, e.g. ["sweep", "train.lr"]) is in a spec's text,
  * for problems found after validation; the file alone (line 0) when it is not there.
@@ -1241,20 +1343,17 @@ export function locateKey(text: string, file: string, keys: string[]): Loc {
   return loc;
 }
 
-/** The text of a spec file; an unreadable file is a SpecError naming it. */
-export async function readSpecFile(path: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (error) {
-    throw new SpecError([{
-      file: path,
-      line: 0,
-      column: 0,
-      path: "",
-      expected: "a readable YAML spec file",
-      found: `${(error as Error).name}: ${(error as Error).message}`,
-    }]);
-  }
+/**
+ * The text of a spec file; an unreadable file or one larger than LIMITS.specBytes is a
+ * SpecError naming it, read no further than the limit.
+ */
+export function readSpecFile(path: string): Promise<string> {
+  const read = readYamlFile(path);
+  if ("text" in read) return Promise.resolve(read.text);
+  const { expected, found } = read;
+  return Promise.reject(
+    new SpecError([{ file: path, line: 0, column: 0, path: "", expected, found }]),
+  );
 }
 
 /** Read the spec file (an unreadable file is a SpecError naming it), then parseSpec. */

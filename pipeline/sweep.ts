@@ -12,8 +12,16 @@
  * Every point is validated exactly like a plain spec with those overrides.
  */
 import type { Loc, SpecContext } from "./spec.ts";
-import { locateKey, overrideLoc, parseSpec, SpecError } from "./spec.ts";
+import {
+  locateKey,
+  overrideLoc,
+  parseSpec,
+  SpecError,
+  sweepLimitExpected,
+  sweepPoints,
+} from "./spec.ts";
 import type { Spec } from "./spec_types.ts";
+import { LIMITS } from "./limits.ts";
 import { NAME_MAX_LENGTH, nameProblem } from "./names.ts";
 import { clip } from "./terminal.ts";
 
@@ -78,9 +86,9 @@ function product<T>(lists: T[][]): T[][] {
 
 /**
  * Every experiment of a sweep (one when there is no non-arm axis). Throws SpecError for
- * the first point that does not validate, and before any point is built, a sweep whose
- * experiment or arm names would not make valid, distinct folder and file names
- * (pipeline/names.ts).
+ * the first point that does not validate. A sweep larger than LIMITS.sweepPoints is refused
+ * before any point is built, and so is one whose experiment or arm names would not make
+ * valid, distinct folder and file names (pipeline/names.ts).
  */
 export function expandSweep(
   text: string,
@@ -104,6 +112,14 @@ export function expandSweep(
   const fail = (axis: SweepAxis, expected: string, found: string): never => {
     throw new SpecError([{ ...locOf(axis), path: pathOf(axis), expected, found }]);
   };
+  const checkSize = (axes: SweepAxis[]) => {
+    const points = sweepPoints(axes.map((a) => a.values.length));
+    if (points > LIMITS.sweepPoints.max) {
+      const sizes = axes.map((a) => a.values.length).join(" x ");
+      fail(axes[0], sweepLimitExpected(), `${points} points (${sizes})`);
+    }
+  };
+  if (cliAxes.length > 0) checkSize(cliAxes);
   const base = parseSpec(
     text,
     file,
@@ -115,6 +131,7 @@ export function expandSweep(
     .map(([path, values]) => ({ path, values: values.map((v) => JSON.stringify(v)) }));
   const axes = [...cliAxes, ...specAxes];
   if (axes.length === 0) return [base];
+  checkSize(axes);
   const isArmAxis = (a: SweepAxis) => /^arms\.[^.]+\.[^.]+$/.test(a.path);
   const armAxes = axes.filter(isArmAxis);
   const otherAxes = axes.filter((a) => !isArmAxis(a));
