@@ -24,6 +24,7 @@ import { loadCheckpoint } from "./stages.ts";
 import { wilsonInterval } from "./stats.ts";
 import { PROJECT_ROOT } from "./paths.ts";
 import { nameProblem, pathInside } from "./names.ts";
+import { escapeForTerminal } from "./terminal.ts";
 
 const ROOT = PROJECT_ROOT;
 const USAGE = "usage: deno task eval SPEC --arm ARM [--seed S] --images DIR " +
@@ -104,6 +105,15 @@ export function recordLabel(o: Pick<ExternalEvalOptions, "name" | "images">): st
   return folder;
 }
 
+/** What a labels row is, without its content (the labels file is not echoed). */
+function describeRow(row: unknown): string {
+  if (row === null || typeof row !== "object") return row === null ? "null" : `a ${typeof row}`;
+  if (Array.isArray(row)) return `a list of ${row.length} items`;
+  const r = row as Record<string, unknown>;
+  const kind = (v: unknown) => v === undefined ? "none" : Array.isArray(v) ? "a list" : typeof v;
+  return `an object with file: ${kind(r.file)}, answer: ${kind(r.answer)}`;
+}
+
 /** file name -> answer, from a CSV (`file,answer`, header optional) or JSON labels file. */
 export async function readLabels(path: string): Promise<Map<string, string>> {
   let text: string;
@@ -118,7 +128,9 @@ export async function readLabels(path: string): Promise<Map<string, string>> {
     try {
       data = JSON.parse(text);
     } catch (e) {
-      throw new InputError(`${path}: not valid JSON (${(e as Error).message})`);
+      // The parser's message quotes the file's text: keep only where it stopped.
+      const at = /at position \d+( \(line \d+ column \d+\))?/.exec((e as Error).message)?.[0];
+      throw new InputError(`${path}: not valid JSON${at ? ` (${at})` : ""}`);
     }
     const rows = Array.isArray(data) ? data : Object.entries(data as Record<string, unknown>)
       .map(([file, answer]) => ({ file, answer }));
@@ -128,7 +140,8 @@ export async function readLabels(path: string): Promise<Map<string, string>> {
         typeof r.file !== "string" || (typeof r.answer !== "string" && typeof r.answer !== "number")
       ) {
         throw new InputError(
-          `${path} row ${i + 1}: expected {file, answer}, found ${JSON.stringify(row)}`,
+          `${path} row ${i + 1}: expected {file, answer} with a string file and a string or ` +
+            `number answer, found ${describeRow(row)}`,
         );
       }
       labels.set(r.file, String(r.answer));
@@ -140,9 +153,8 @@ export async function readLabels(path: string): Promise<Map<string, string>> {
     const cells = line.split(",").map((c) => c.trim().replace(/^"(.*)"$/, "$1"));
     if (i === 0 && cells[0].toLowerCase() === "file") return; // header
     if (cells.length < 2 || cells[0] === "") {
-      throw new InputError(
-        `${path}:${i + 1}: expected "file,answer", found ${JSON.stringify(line)}`,
-      );
+      const what = cells.length < 2 ? "a line with no comma" : "a line with an empty file name";
+      throw new InputError(`${path}:${i + 1}: expected "file,answer", found ${what}`);
     }
     labels.set(cells[0], cells.slice(1).join(",").trim());
   });
@@ -300,7 +312,7 @@ if (import.meta.main) {
       console.error(formatSpecError(e));
       code = 2;
     } else if (e instanceof InputError) {
-      console.error(`error: ${e.message}\n${USAGE}`);
+      console.error(`error: ${escapeForTerminal(e.message)}\n${USAGE}`);
       code = 2;
     } else throw e;
   }

@@ -14,6 +14,7 @@ import { type ExecutorName, EXECUTORS, type Spec } from "./spec_types.ts";
 import { expandSweep } from "./sweep.ts";
 import { writeSweepReport } from "./report/sweep.ts";
 import { PROJECT_ROOT } from "./paths.ts";
+import { escapeForTerminal } from "./terminal.ts";
 
 const USAGE = `usage: deno task experiment [SPEC.yaml] [key.path=value ...] [options]
 
@@ -117,7 +118,7 @@ async function main(args: string[]): Promise<number> {
     cli = parseArgs(args);
   } catch (e) {
     if (e instanceof UsageError) {
-      console.error(`error: ${e.message}\n\n${USAGE}`);
+      console.error(`error: ${escapeForTerminal(e.message)}\n\n${USAGE}`);
       return 2;
     }
     throw e;
@@ -172,7 +173,7 @@ async function main(args: string[]): Promise<number> {
       return 2;
     }
     if (e instanceof UsageError) {
-      console.error(`error: ${e.message}`);
+      console.error(`error: ${escapeForTerminal(e.message)}`);
       return 2;
     }
     if (e instanceof StageFailure) {

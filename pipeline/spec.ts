@@ -24,7 +24,7 @@ import type {
 import { BACKENDS, EXECUTORS } from "./spec_types.ts";
 import { formatBytes, type Limit, LIMITS } from "./limits.ts";
 import { experimentNameProblem, NAME_MAX_LENGTH, NAME_PATTERN } from "./names.ts";
-import { clip } from "./terminal.ts";
+import { clip, escapeForTerminal } from "./terminal.ts";
 
 /** One thing wrong with a spec; `line`/`column` are 1-based, 0 when not in a file. */
 export interface SpecProblem {
@@ -113,11 +113,20 @@ export function nearest(word: string, candidates: readonly string[]): string | u
   return bestDistance <= allowed && bestDistance < best.length ? best : undefined;
 }
 
-/** Formats one problem as a single line. */
+/** Longest key path or found value a message shows (a spec's keys and values are echoed). */
+const SHOWN_MAX = 160;
+
+/**
+ * Formats one problem as a single line, safe for a terminal: control characters in keys,
+ * values and file names are shown as escapes, long keys and values are cut.
+ */
 export function formatProblem(p: SpecProblem): string {
   const where = p.line > 0 ? `${p.file}:${p.line}:${p.column}` : p.file;
-  const head = p.path ? `${where} ${p.path}` : where;
-  return `${head}: expected ${p.expected}, found ${p.found}${p.hint ? `; ${p.hint}` : ""}`;
+  const head = p.path ? `${where} ${clip(p.path, SHOWN_MAX)}` : where;
+  const text = `${head}: expected ${p.expected}, found ${clip(p.found, SHOWN_MAX)}${
+    p.hint ? `; ${p.hint}` : ""
+  }`;
+  return escapeForTerminal(text);
 }
 
 /** Format a SpecError for the terminal (the CLI prints this, then exits 2). */
@@ -151,6 +160,9 @@ class Problems {
   }
 }
 
+/** YAML syntax errors reported one by one; the rest are counted. */
+const MAX_YAML_ERRORS = 5;
+
 function yamlOptions(lineCounter?: LineCounter) {
   return {
     schema: "core" as const,
@@ -177,11 +189,18 @@ function parseYamlTree(
     return { file, line, column: col };
   };
   if (doc.errors.length > 0) {
-    for (const error of doc.errors) {
+    // A file that is not YAML at all has an error on most lines: the first few say so.
+    const shown = doc.errors.slice(0, MAX_YAML_ERRORS);
+    for (const error of shown) {
       const message = error.code === "MULTIPLE_DOCS"
         ? "a second document (a spec is one YAML document)"
-        : `${error.message} (${error.code})`;
+        : `${clip(error.message.split("\n")[0], 120)} (${error.code})`;
       problems.add(locAt(error.pos[0]), "", "valid YAML", message);
+    }
+    const more = doc.errors.length - shown.length;
+    if (more > 0) {
+      const next = locAt(doc.errors[shown.length].pos[0]);
+      problems.add(next, "", "valid YAML", `${more} more YAML error${more === 1 ? "" : "s"}`);
     }
     return undefined;
   }
@@ -278,6 +297,20 @@ function showNode(node: LNode | undefined): string {
   return node === undefined ? "nothing" : show(toPlain(node));
 }
 
+/**
+ * What a node is, without its content: for a whole file that is not a spec (a password
+ * file, a program), whose text must not be echoed.
+ */
+function describeNode(node: LNode): string {
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  if (node.kind === "seq") return `a list of ${plural(node.items.length, "item")}`;
+  if (node.kind === "map") return `a mapping of ${plural(node.entries.size, "key")}`;
+  const value = node.value;
+  if (typeof value === "string") return `text of ${plural(value.length, "character")}`;
+  if (value === null) return "null";
+  return `a ${typeof value}`;
+}
+
 // ---------------------------------------------------------------------------------------
 // Schema
 
@@ -342,6 +375,10 @@ const SECTION_KEYS: Record<string, readonly string[]> = {
 };
 
 const ARM_NAME_PATTERN = /^[a-z][a-z0-9_-]*$/;
+
+function isRootKey(key: string): boolean {
+  return (ROOT_KEYS as readonly string[]).includes(key);
+}
 
 function keysHint(valid: readonly string[], word: string, label = "valid keys"): string {
   const guess = nearest(word, valid);
@@ -463,6 +500,12 @@ function resolveBaseFile(
     return;
   }
   const tree = parseYamlTree(read.text, basePath, problems, "base");
+  if (tree && tree.kind !== "map") {
+    // The file named is not a base block: say what it holds, not its text.
+    problems.add(tree.loc, "base", "a mapping of base settings", describeNode(tree));
+    entry.node = empty;
+    return;
+  }
   entry.node = tree ?? empty;
 }
 
@@ -1164,7 +1207,8 @@ function validate(
   specDir = ".",
 ): Spec | undefined {
   if (tree.kind !== "map") {
-    problems.add(tree.loc, "(top level)", "a mapping of spec keys", showNode(tree));
+    // Often a file given as the spec by mistake: say what it holds, never its text.
+    problems.add(tree.loc, "(top level)", "a mapping of spec keys", describeNode(tree));
     return undefined;
   }
   const root = new Section("", tree, tree.loc, problems);
@@ -1260,6 +1304,16 @@ function sortProblems(list: SpecProblem[], file: string): SpecProblem[] {
 export function parseSpec(text: string, file: string, overrides: string[], ctx: SpecContext): Spec {
   const problems = new Problems();
   const tree = parseYamlTree(text, file, problems);
+  if (tree?.kind === "map" && tree.entries.size > 0 && ![...tree.entries.keys()].some(isRootKey)) {
+    // Some other YAML (or text that parses as YAML) given as the spec: list none of its keys.
+    problems.add(
+      tree.loc,
+      "(top level)",
+      `a spec: a mapping with keys such as name, task and arms`,
+      `${describeNode(tree)}, none of them a spec key`,
+    );
+    throw new SpecError(problems.list);
+  }
   if (tree) {
     resolveBaseFile(tree, file, problems);
     applyOverrides(tree, overrides, problems);
@@ -1278,7 +1332,7 @@ export function parseSpec(text: string, file: string, overrides: string[], ctx: 
   return spec;
 }
 
-/** A YAML file's text, or what is wrong with the file. */
+/** A YAML file's text, or what is wrong with the file (its content never shown). */
 type YamlFileRead = { text: string } | { expected: string; found: string; error?: Error };
 
 /** The first `limit` bytes of a file (fewer at its end); reads no further. */
@@ -1300,7 +1354,7 @@ function readAtMost(path: string, limit: number): Uint8Array {
 
 /**
  * Reads a spec (or a `base:` file) after checking it is at most LIMITS.specBytes (by its
- * size, then by reading no more than that).
+ * size, then by reading no more than that), and that it is UTF-8 text, not binary data.
  */
 function readYamlFile(path: string): YamlFileRead {
   const { max, reason } = LIMITS.specBytes;
@@ -1311,6 +1365,7 @@ function readYamlFile(path: string): YamlFileRead {
   let bytes: Uint8Array;
   try {
     const info = Deno.statSync(path);
+    if (info.isDirectory) return { expected: "a YAML spec file", found: "a directory" };
     if (info.isFile && info.size > max) return tooLarge(`a file of ${info.size} bytes`);
     bytes = readAtMost(path, max + 1); // a pipe or a device has no size: read one byte past
   } catch (error) {
@@ -1318,7 +1373,15 @@ function readYamlFile(path: string): YamlFileRead {
     return { expected: "a readable YAML spec file", found: `${e.name}: ${e.message}`, error: e };
   }
   if (bytes.length > max) return tooLarge(`more than ${formatBytes(max)}`);
-  return { text: new TextDecoder().decode(bytes) };
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) {
+    return { expected: "a YAML text file", found: `binary data (a NUL byte at byte ${nul})` };
+  }
+  try {
+    return { text: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
+  } catch {
+    return { expected: "a YAML text file in UTF-8", found: "bytes that are not UTF-8 text" };
+  }
 }
 
 /**
@@ -1344,8 +1407,8 @@ export function locateKey(text: string, file: string, keys: string[]): Loc {
 }
 
 /**
- * The text of a spec file; an unreadable file or one larger than LIMITS.specBytes is a
- * SpecError naming it, read no further than the limit.
+ * The text of a spec file; a file that cannot be a spec (unreadable, a directory, larger
+ * than LIMITS.specBytes, binary) is a SpecError naming it, read no further than the limit.
  */
 export function readSpecFile(path: string): Promise<string> {
   const read = readYamlFile(path);

@@ -1,4 +1,8 @@
-/** The validated, fully-defaulted experiment spec (see pipeline/spec.ts for the parser). */
+/**
+ * The validated, fully-defaulted experiment spec (see pipeline/spec.ts for the parser).
+ * Upper bounds on sizes, steps, seeds and sweeps are in pipeline/limits.ts; the rule for
+ * names that become paths (`name`, arm names) in pipeline/names.ts.
+ */
 import type { DataSource } from "../tasks/task.ts";
 
 export const BACKENDS = ["auto", "webgpu", "wasm", "cpu", "tensorflow", "tensorflow-gpu"] as const;
@@ -101,6 +105,7 @@ export interface ExecutorSpec {
 }
 
 export interface Spec {
+  /** The report folder, reports/<name>/ (pipeline/names.ts); a sweep's points add --LABEL. */
   name: string;
   description: string;
   seeds: number[];

@@ -28,6 +28,27 @@ Deno.test("labels: CSV with or without header, JSON list or map, answers from na
   assert.deepEqual([...(await readLabels(`${dir}/c.json`))], [["x.png", "2"]]);
   await Deno.writeTextFile(`${dir}/d.csv`, "x.png\n");
   await assert.rejects(readLabels(`${dir}/d.csv`), /d\.csv:1: expected "file,answer"/);
+  // Errors say where and what is wrong, never what the file says (it may be any file).
+  const secret = "root:x:0:0:root:/root:/bin/bash";
+  await Deno.writeTextFile(`${dir}/e.csv`, `file,answer\n${secret}\n`);
+  await assert.rejects(readLabels(`${dir}/e.csv`), (e: Error) => {
+    assert.equal(e.message, `${dir}/e.csv:2: expected "file,answer", found a line with no comma`);
+    return true;
+  });
+  await Deno.writeTextFile(`${dir}/f.json`, secret);
+  await assert.rejects(readLabels(`${dir}/f.json`), (e: Error) => {
+    assert.equal(e.message, `${dir}/f.json: not valid JSON`);
+    return true;
+  });
+  await Deno.writeTextFile(`${dir}/g.json`, `[{"file":"x.png","answer":0},{"secret":"${secret}"}]`);
+  await assert.rejects(readLabels(`${dir}/g.json`), (e: Error) => {
+    assert.ok(!e.message.includes("root:x"), e.message);
+    assert.match(
+      e.message,
+      /g\.json row 2: expected \{file, answer\}.*, found an object with file: none, answer: none$/,
+    );
+    return true;
+  });
   assert.equal(answerFromName("gt_2_img3.png", /gt_(\d+)_/), "2");
   assert.equal(answerFromName("img3-n1.png", /-n(?<answer>\d)/), "1");
   assert.equal(answerFromName("img.png", /gt_(\d+)/), undefined);

@@ -428,3 +428,103 @@ Deno.test("canonicalJson sorts keys at every level and levenshtein counts edits"
   assert.equal(levenshtein("kitten", "sitting"), 3);
   assert.equal(levenshtein("", "abc"), 3);
 });
+
+/** The message of the SpecError that loading `path` as a spec gives. */
+async function loadError(path: string, overrides: string[] = []): Promise<string> {
+  try {
+    await loadSpec(path, overrides, ctx);
+  } catch (error) {
+    assert.ok(error instanceof SpecError, `not a SpecError: ${error}`);
+    return error.message;
+  }
+  assert.fail(`${path} loaded as a spec`);
+}
+
+Deno.test("a file that is not a spec is named with its problem, never its content", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "klal-notspec-" });
+  try {
+    const secret =
+      "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n";
+    await Deno.writeTextFile(`${dir}/passwd`, secret);
+    assert.equal(
+      await loadError(`${dir}/passwd`),
+      `${dir}/passwd:1:1 (top level): expected a mapping of spec keys, found text of ${
+        secret.trim().replace("\n", " ").length
+      } characters`,
+    );
+    await Deno.writeTextFile(`${dir}/list.yaml`, "- secret-one\n- secret-two\n");
+    assert.equal(
+      await loadError(`${dir}/list.yaml`),
+      `${dir}/list.yaml:1:1 (top level): expected a mapping of spec keys, found a list of 2 items`,
+    );
+    // Some other YAML file: none of its keys is echoed.
+    await Deno.writeTextFile(`${dir}/compose.yaml`, "services:\n  db: { password: hunter2 }\n");
+    assert.equal(
+      await loadError(`${dir}/compose.yaml`),
+      `${dir}/compose.yaml:1:1 (top level): expected a spec: a mapping with keys such as name, ` +
+        "task and arms, found a mapping of 1 key, none of them a spec key",
+    );
+    // Binary data: a NUL byte, or bytes that are not UTF-8.
+    await Deno.writeFile(`${dir}/bin`, new Uint8Array([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2]));
+    assert.equal(
+      await loadError(`${dir}/bin`),
+      `${dir}/bin: expected a YAML text file, found binary data (a NUL byte at byte 4)`,
+    );
+    // "n: caf\xe9" in Latin-1.
+    await Deno.writeFile(
+      `${dir}/latin1`,
+      new Uint8Array([0x6e, 0x3a, 0x20, 0x63, 0x61, 0x66, 0xe9]),
+    );
+    assert.equal(
+      await loadError(`${dir}/latin1`),
+      `${dir}/latin1: expected a YAML text file in UTF-8, found bytes that are not UTF-8 text`,
+    );
+    assert.equal(await loadError(dir), `${dir}: expected a YAML spec file, found a directory`);
+    // A program: a few YAML errors, then a count; no line longer than the cut.
+    const program = Array.from({ length: 40 }, (_, i) => `  let v${i}: number = f(${i}, "x");`);
+    await Deno.writeTextFile(`${dir}/main.ts`, `function f() {\n${program.join("\n")}\n}\n`);
+    const lines = (await loadError(`${dir}/main.ts`)).split("\n");
+    assert.ok(lines.length <= 6, lines.join("\n"));
+    assert.match(lines.at(-1)!, /expected valid YAML, found \d+ more YAML errors$/);
+    // A base file that is not a base block: where it is, what it is, not what it says.
+    await Deno.writeTextFile(`${dir}/spec.yaml`, MINIMAL + "base: passwd\n");
+    assert.equal(
+      await loadError(`${dir}/spec.yaml`),
+      `${dir}/passwd:1:1 base: expected a mapping of base settings, found text of ${
+        secret.trim().replace("\n", " ").length
+      } characters`,
+    );
+    await Deno.writeTextFile(`${dir}/spec.yaml`, MINIMAL + "base: bin\n");
+    assert.equal(
+      await loadError(`${dir}/spec.yaml`),
+      `${dir}/spec.yaml:6:7 base: expected the path of a YAML text file (relative to the spec), ` +
+        `found "bin" (${dir}/bin: binary data (a NUL byte at byte 4))`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("control characters in keys, values and file names are shown as escapes", async () => {
+  const lines = problemLines(`name: "quick\\e[31m"
+task: { name: grid-patch }
+arms: { ntp: {} }
+"\\e[2J\\rgone": 1
+description: [1]
+`);
+  assert.deepEqual(lines, [
+    `${FILE}:1:7 name: expected a string matching /^[A-Za-z0-9][A-Za-z0-9._-]*$/ (it names the ` +
+    `report folder), found "quick\\u001b[31m"`,
+    `${FILE}:4:1 \\x1b[2J\\rgone: expected a known key, found "\\u001b[2J\\rgone"; valid keys: ` +
+    "name, description, seeds, backend, task, model, base, train, eval, arms, sweep, executor",
+    `${FILE}:5:14 description: expected a string, found [1]`,
+  ]);
+  for (const line of lines) assert.ok(![...line].some((c) => c < " "), JSON.stringify(line));
+  // A file name and an override given on the command line are escaped too.
+  const message = await loadError("/nonexistent/\x1b[2Jspec.yaml", ["train.steps=\x9b1"]);
+  assert.ok(message.startsWith("/nonexistent/\\x1b[2Jspec.yaml: expected a readable"), message);
+  assert.ok(![...message].some((c) => c < " " || (c >= "\x7f" && c <= "\x9f")), message);
+  // A long key is cut.
+  const long = problemLines(MINIMAL + `${"k".repeat(500)}: 1\n`);
+  assert.ok(long[0].length < 500, long[0]);
+});
