@@ -194,6 +194,14 @@ export function buildPlan(spec: Spec): Stage[] {
           lambda: armSpec.lambda,
           // Supervised layers do nothing when lambda is 0: keep them out of the NTP key.
           layers: armSpec.lambda > 0 ? layers : [],
+          // Neither do the maps, the supervision kind or the supervised positions.
+          ...(armSpec.lambda > 0
+            ? {
+              target: armSpec.target,
+              supervision: armSpec.supervision,
+              queries: armSpec.queries,
+            }
+            : {}),
           seed,
           backend: spec.backend,
         },

@@ -363,7 +363,7 @@ const TRAIN_KEYS = [
 ] as const;
 const EVAL_KEYS = ["batch_size"] as const;
 const EXECUTOR_KEYS = ["name", "partition", "time", "cpus", "gres", "sbatch"] as const;
-const ARM_KEYS = ["finetune", "lambda", "layers"] as const;
+const ARM_KEYS = ["finetune", "lambda", "layers", "target", "supervision", "queries"] as const;
 
 const SECTION_KEYS: Record<string, readonly string[]> = {
   task: TASK_KEYS,
@@ -941,8 +941,18 @@ function validateArm(arm: Section, depth: number | undefined): ArmSpec | undefin
       if (layers !== undefined) layers = indices;
     }
   }
+  const choice = <T extends string>(key: string, options: readonly T[]): T | undefined =>
+    arm.value(
+      key,
+      options.map((o) => `"${o}"`).join(" or "),
+      (v): v is T => options.includes(v as T),
+      options[0],
+    );
+  const target = choice("target", ["task", "shuffled", "uniform"] as const);
+  const supervision = choice("supervision", ["attention", "pointer"] as const);
+  const queries = choice("queries", ["all", "first"] as const);
   if (finetune === false) {
-    for (const key of ["lambda", "layers"]) {
+    for (const key of ["lambda", "layers", "target", "supervision", "queries"]) {
       const entry = arm.entry(key);
       if (entry) {
         arm.problems.add(
@@ -955,8 +965,11 @@ function validateArm(arm: Section, depth: number | undefined): ArmSpec | undefin
       }
     }
   }
-  if (finetune === undefined || lambda === undefined || layers === undefined) return undefined;
-  return { finetune, lambda, layers };
+  if (
+    finetune === undefined || lambda === undefined || layers === undefined ||
+    target === undefined || supervision === undefined || queries === undefined
+  ) return undefined;
+  return { finetune, lambda, layers, target, supervision, queries };
 }
 
 function validateArms(

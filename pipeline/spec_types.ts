@@ -81,6 +81,20 @@ export interface ArmSpec {
   lambda: number;
   /** Supervised layers: "all" or 0-based layer indices. */
   layers: "all" | number[];
+  /**
+   * Which ground-truth maps lambda's loss pulls toward: the task's own (`task`), another
+   * sample's (`shuffled`: a control with the same map statistics but the wrong place), or
+   * uniform over the visual tokens (`uniform`).
+   */
+  target: "task" | "shuffled" | "uniform";
+  /**
+   * What lambda weighs: KLAL on the attention (`attention`), or a pointer head on the first
+   * answer position trained with cross-entropy against the same P (`pointer`: the control
+   * with the same localisation signal that leaves attention alone).
+   */
+  supervision: "attention" | "pointer";
+  /** Answer positions KLAL supervises: every one (`all`, the paper's) or the first only. */
+  queries: "all" | "first";
 }
 
 export const EXECUTORS = ["local", "slurm"] as const;

@@ -82,9 +82,30 @@ function fakeSpec(): Spec {
     },
     eval: { batch_size: 64 },
     arms: {
-      base: { finetune: false, lambda: 0, layers: "all" },
-      ntp: { finetune: true, lambda: 0, layers: "all" },
-      klal: { finetune: true, lambda: 1, layers: "all" },
+      base: {
+        finetune: false,
+        lambda: 0,
+        layers: "all",
+        target: "task",
+        supervision: "attention",
+        queries: "all",
+      },
+      ntp: {
+        finetune: true,
+        lambda: 0,
+        layers: "all",
+        target: "task",
+        supervision: "attention",
+        queries: "all",
+      },
+      klal: {
+        finetune: true,
+        lambda: 1,
+        layers: "all",
+        target: "task",
+        supervision: "attention",
+        queries: "all",
+      },
     },
   };
 }
@@ -216,7 +237,14 @@ Deno.test("verdict says 'does not beat' when NTP is better", () => {
 
 Deno.test("arms map to the paper's columns, several KLAL arms each get a row and verdict", () => {
   const input = fakeInput(KLAL_WINS);
-  input.spec.arms.klal_l0 = { finetune: true, lambda: 2, layers: [0] };
+  input.spec.arms.klal_l0 = {
+    finetune: true,
+    lambda: 2,
+    layers: [0],
+    target: "task",
+    supervision: "attention",
+    queries: "all",
+  };
   input.rows.push(
     { task: "grid-patch", arm: "klal_l0", seed: 0, metric: "accuracy", value: 30 },
     { task: "grid-patch", arm: "klal_l0", seed: 1, metric: "accuracy", value: 70 },
@@ -535,9 +563,30 @@ Deno.test("steps to reach NTP's final accuracy and 50%, hand-computed", () => {
 Deno.test("sweeps: a λ sweep and a per-layer ablation are found from the arms", () => {
   const spec = fakeSpec();
   assert(JSON.stringify(sweeps(spec)) === '{"lambda":[],"layers":[]}', "plain spec");
-  spec.arms.klal_2 = { finetune: true, lambda: 2, layers: "all" };
-  spec.arms.klal_05 = { finetune: true, lambda: 0.5, layers: [1, 0] };
-  spec.arms.klal_l1 = { finetune: true, lambda: 1, layers: [1] };
+  spec.arms.klal_2 = {
+    finetune: true,
+    lambda: 2,
+    layers: "all",
+    target: "task",
+    supervision: "attention",
+    queries: "all",
+  };
+  spec.arms.klal_05 = {
+    finetune: true,
+    lambda: 0.5,
+    layers: [1, 0],
+    target: "task",
+    supervision: "attention",
+    queries: "all",
+  };
+  spec.arms.klal_l1 = {
+    finetune: true,
+    lambda: 1,
+    layers: [1],
+    target: "task",
+    supervision: "attention",
+    queries: "all",
+  };
   const found = sweeps(spec);
   // [1, 0] is all of a 2-layer model: klal_05 joins the λ sweep.
   assert(
@@ -837,8 +886,22 @@ Deno.test("deno task report NAME rebuilds the report from the cache; clear error
 /** richInput plus a λ sweep and a layer ablation, so every kind of chart has data. */
 function everyChartInput(): ReportInput {
   const input = richInput();
-  input.spec.arms.klal_2 = { finetune: true, lambda: 2, layers: "all" };
-  input.spec.arms.klal_l1 = { finetune: true, lambda: 1, layers: [1] };
+  input.spec.arms.klal_2 = {
+    finetune: true,
+    lambda: 2,
+    layers: "all",
+    target: "task",
+    supervision: "attention",
+    queries: "all",
+  };
+  input.spec.arms.klal_l1 = {
+    finetune: true,
+    lambda: 1,
+    layers: [1],
+    target: "task",
+    supervision: "attention",
+    queries: "all",
+  };
   for (const arm of ["klal_2", "klal_l1"]) {
     for (const seed of [0, 1]) {
       input.rows.push({ task: "grid-patch", arm, seed, metric: "accuracy", value: 50 + seed });

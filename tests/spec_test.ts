@@ -93,7 +93,16 @@ Deno.test("a minimal spec gets every default", () => {
       checkpoint_every: 100,
     },
     eval: { batch_size: 128 },
-    arms: { ntp: { finetune: true, lambda: 0, layers: "all" } },
+    arms: {
+      ntp: {
+        finetune: true,
+        lambda: 0,
+        layers: "all",
+        target: "task",
+        supervision: "attention",
+        queries: "all",
+      },
+    },
   });
 });
 
@@ -123,8 +132,22 @@ arms:
   assert.equal(spec.train.optimizer, "adam");
   assert.equal(spec.base.steps, 10);
   assert.deepEqual(Object.keys(spec.arms), ["base", "ntp", "klal"]);
-  assert.deepEqual(spec.arms.base, { finetune: false, lambda: 0, layers: "all" });
-  assert.deepEqual(spec.arms.klal, { finetune: true, lambda: 1, layers: [0, 3] });
+  assert.deepEqual(spec.arms.base, {
+    finetune: false,
+    lambda: 0,
+    layers: "all",
+    target: "task",
+    supervision: "attention",
+    queries: "all",
+  });
+  assert.deepEqual(spec.arms.klal, {
+    finetune: true,
+    lambda: 1,
+    layers: [0, 3],
+    target: "task",
+    supervision: "attention",
+    queries: "all",
+  });
 });
 
 Deno.test("a wrong type names line:column, path, expected and found", () => {
@@ -167,7 +190,7 @@ arms:
 `);
   assert.deepEqual(lines, [
     `${FILE}:5:5 arms.klal.lamda: expected a known key, found "lamda"; ` +
-    `valid keys: finetune, lambda, layers; did you mean "lambda"?`,
+    `valid keys: finetune, lambda, layers, target, supervision, queries; did you mean "lambda"?`,
   ]);
 });
 
@@ -327,7 +350,14 @@ Deno.test("overrides change values and create arms", () => {
   ], ctx);
   assert.equal(spec.train.steps, 200);
   assert.equal(spec.train.lr, 0.001);
-  assert.deepEqual(spec.arms.klal, { finetune: true, lambda: 2, layers: [0, 1] });
+  assert.deepEqual(spec.arms.klal, {
+    finetune: true,
+    lambda: 2,
+    layers: [0, 1],
+    target: "task",
+    supervision: "attention",
+    queries: "all",
+  });
   assert.deepEqual(spec.seeds, [3, 4]);
   assert.equal(spec.task.params.grid, 6);
 });
@@ -527,4 +557,22 @@ description: [1]
   // A long key is cut.
   const long = problemLines(MINIMAL + `${"k".repeat(500)}: 1\n`);
   assert.ok(long[0].length < 500, long[0]);
+});
+
+Deno.test("control arms: target, supervision and queries, with defaults and errors", () => {
+  const spec = parseSpec(MINIMAL, FILE, [
+    "arms.shuffled.lambda=1",
+    "arms.shuffled.target=shuffled",
+    "arms.pointer.lambda=1",
+    "arms.pointer.supervision=pointer",
+    "arms.klal.queries=first",
+  ], ctx);
+  assert.equal(spec.arms.shuffled.target, "shuffled");
+  assert.equal(spec.arms.shuffled.supervision, "attention");
+  assert.equal(spec.arms.pointer.supervision, "pointer");
+  assert.equal(spec.arms.klal.queries, "first");
+  assert.equal(spec.arms.klal.target, "task");
+  const lines = problemLines(MINIMAL, ["arms.klal.target=shufled"]);
+  assert.equal(lines.length, 1);
+  assert.match(lines[0], /arms\.klal\.target: expected "task" or "shuffled" or "uniform", found/);
 });

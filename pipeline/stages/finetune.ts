@@ -8,8 +8,8 @@ import { encodeSamples, layoutFor, mergeLayouts } from "../batch.ts";
 import { evaluate } from "../eval.ts";
 import type { WeightMap } from "../model/tiny_vlm.ts";
 import type { ResolvedStage } from "../plan.ts";
-import type { Spec, TrainSpec } from "../spec_types.ts";
-import { train, type TrainSnapshot } from "../train.ts";
+import type { ArmSpec, Spec, TrainSpec } from "../spec_types.ts";
+import { controlTargets, train, type TrainSnapshot } from "../train.ts";
 import { loadCheckpoint, saveCheckpoint } from "./_checkpoint.ts";
 import { loadSamples, loadTask, type StageContext } from "./_common.ts";
 
@@ -28,6 +28,9 @@ export async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: S
     train: TrainSpec;
     lambda: number;
     layers: number[];
+    target?: ArmSpec["target"];
+    supervision?: ArmSpec["supervision"];
+    queries?: ArmSpec["queries"];
     seed: number;
     backend: Spec["backend"];
   };
@@ -36,7 +39,12 @@ export async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: S
   const samples = await loadSamples(ctx.cache, stage.inputKeys.data);
   const patchSize = Math.sqrt(model.config.patchDim / 3);
   const layout = layoutFor(samples, tokenizer, patchSize);
-  const data = encodeSamples(samples, tokenizer, layout, patchSize);
+  const encoded = encodeSamples(samples, tokenizer, layout, patchSize);
+  // Control arms train toward other maps than the task's own (the eval stage still scores
+  // against the real ones).
+  const data = p.target === "shuffled" || p.target === "uniform"
+    ? controlTargets(encoded, p.target, p.seed)
+    : encoded;
   const t = p.train;
   const curve: LearningPoint[] = [];
   let onEval: ((step: number) => Promise<void>) | undefined;
@@ -61,13 +69,18 @@ export async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: S
   if (resumed) {
     model.setWeights(resumed.weights);
     curve.push(...(resumed.extra.curve as LearningPoint[]));
+    const pointer = resumed.extra.pointer as number[] | undefined;
+    if (pointer) resumed.snapshot.pointer = Float32Array.from(pointer);
     console.error(`${ctx.experiment} ${stage.id}: resuming from step ${resumed.snapshot.step}`);
   }
   const result = await train(model, data, {
     resume: resumed?.snapshot,
     checkpointEvery: Number(stage.runtime?.checkpoint_every ?? 0),
     onCheckpoint: async (snapshot) =>
-      writePartial(partial, snapshot, await model.getWeights(), { curve }),
+      writePartial(partial, snapshot, await model.getWeights(), {
+        curve,
+        ...(snapshot.pointer ? { pointer: Array.from(snapshot.pointer) } : {}),
+      }),
     evalEvery: t.eval_every,
     onEval,
     steps: t.steps,
@@ -84,6 +97,8 @@ export async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: S
       : model.config.layers > 0
       ? Array.from({ length: model.config.layers }, (_, i) => i)
       : [],
+    queries: p.queries ?? "all",
+    supervision: p.supervision ?? "attention",
     seed: p.seed,
     label: `${ctx.experiment} ${stage.id}`,
   });
