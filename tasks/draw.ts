@@ -364,6 +364,31 @@ export function strokePolyline(
 }
 
 /**
+ * Strokes the polyline `points` without anti-aliasing: every pixel whose centre lies
+ * within lineWidth / 2 of the polyline is painted in full, no other pixel is touched
+ * (for lineWidth >= 1 a straight stroke has no gaps). Marks the painted pixels in `mask`
+ * when given: the same set `strokePolyline` and `polylineMask` mark.
+ */
+export function strokePolylineAliased(
+  img: RgbImage,
+  points: readonly Point[],
+  lineWidth: number,
+  rgb: Rgb,
+  mask?: Uint8Array,
+): void {
+  const half = lineWidth / 2;
+  const half2 = half * half;
+  const data = img.data;
+  forPixelsNearPolyline(img.width, img.height, points, half + 0.5, (p, v) => {
+    if (v > half2) return;
+    data[3 * p] = rgb[0];
+    data[3 * p + 1] = rgb[1];
+    data[3 * p + 2] = rgb[2];
+    if (mask) mask[p] = 1;
+  });
+}
+
+/**
  * Sets in `mask` (length size * size) the pixels whose centre lies within lineWidth / 2
  * of the polyline: the pixels `strokePolyline` draws at full or more than half opacity.
  */
