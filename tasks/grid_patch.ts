@@ -2,6 +2,9 @@
  * Grid Patch (poster, "Data & Tasks"): the image is a grid x grid grid of cells; a few
  * cells hold a coloured square. Asked "where is the COLOR patch ?", the model answers
  * the cell's "row , col". Ground truth P: uniform over the patches covering that cell.
+ *
+ * `grid: "auto"` (the default) gives one cell per patch where that is at most 16 x 16
+ * cells: 8 x 8 cells of 8 px at 64 px with patch 8, 4 x 4 at 32 px (see autoGrid).
  */
 
 import type { ParamProblem, Sample, SyntheticTask, TaskConfig } from "./task.ts";
@@ -22,14 +25,14 @@ import { assertParams, exactMatch, isInteger, perSample } from "./common.ts";
 const MAX_GRID = 16;
 
 interface GridPatchParams {
-  grid: number;
+  grid: number | "auto";
   blobs: number;
   colors: string[];
   noise: number;
 }
 
 const DEFAULT_PARAMS: GridPatchParams = {
-  grid: 4,
+  grid: "auto",
   blobs: 2,
   colors: COLOR_NAMES.slice(0, 4),
   noise: 0.05,
@@ -40,13 +43,36 @@ function paramsOf(config: TaskConfig): GridPatchParams {
   return { ...DEFAULT_PARAMS, ...config.params } as GridPatchParams;
 }
 
+/**
+ * The grid side for `grid: "auto"`: the largest side up to 16 whose cells are a whole
+ * number of patches and a whole number of pixels, preferring one cell per patch
+ * (image_size / patch_size): 8 at 64 px with patch 8, 4 at 32 px, 16 at 128 or 256 px.
+ */
+export function autoGrid(imageSize: number, patchSize: number): number {
+  for (let g = Math.min(MAX_GRID, Math.floor(imageSize / patchSize)); g > 1; g--) {
+    if (imageSize % g === 0 && (imageSize / g) % patchSize === 0) return g;
+  }
+  return 1;
+}
+
+/** The grid side a config uses: `grid`, or autoGrid's for "auto". */
+function gridOf(config: TaskConfig, grid: number | "auto"): number {
+  return grid === "auto" ? autoGrid(config.imageSize, config.patchSize) : grid;
+}
+
 function checkParams(config: TaskConfig): ParamProblem[] {
-  const { grid, blobs, colors, noise } = paramsOf(config);
+  const params = paramsOf(config);
+  const { blobs, colors, noise } = params;
+  const grid = gridOf(config, params.grid);
   const size = config.imageSize;
   const problems: ParamProblem[] = [];
   let gridOk = false;
   if (!isInteger(grid) || grid < 1 || grid > MAX_GRID) {
-    problems.push({ key: "grid", expected: `an integer from 1 to ${MAX_GRID}`, found: grid });
+    problems.push({
+      key: "grid",
+      expected: `"auto" or an integer from 1 to ${MAX_GRID}`,
+      found: params.grid,
+    });
   } else if (size % grid !== 0) {
     problems.push({
       key: "grid",
@@ -78,8 +104,13 @@ function checkParams(config: TaskConfig): ParamProblem[] {
 }
 
 /** One sample; all its randomness comes from `rng`. */
-function generateOne(rng: Rng, config: TaskConfig, params: GridPatchParams): Sample {
-  const { grid, blobs, noise } = params;
+function generateOne(
+  rng: Rng,
+  config: TaskConfig,
+  params: GridPatchParams,
+  grid: number,
+): Sample {
+  const { blobs, noise } = params;
   const size = config.imageSize;
   const cell = size / grid;
   const image = blankImage(size, LIGHT_BACKGROUND);
@@ -104,7 +135,7 @@ function generateOne(rng: Rng, config: TaskConfig, params: GridPatchParams): Sam
     image,
     prompt: `where is the ${color} patch ?`,
     answer: `${row} , ${col}`,
-    // The whole target cell, not just its square (DESIGN.md: the target grid cell).
+    // The whole target cell, not just its square: the cell is what the answer names.
     target: patchMassOfRect(size, config.patchSize, {
       x: col * cell,
       y: row * cell,
@@ -134,7 +165,8 @@ export const gridPatch: SyntheticTask = {
   generate(seed: number, n: number, config: TaskConfig): Sample[] {
     assertParams("grid-patch", checkParams(config));
     const params = paramsOf(config);
-    return perSample("grid-patch", seed, n, (rng) => generateOne(rng, config, params));
+    const grid = gridOf(config, params.grid);
+    return perSample("grid-patch", seed, n, (rng) => generateOne(rng, config, params, grid));
   },
   score: exactMatch,
 };

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { gridPatch } from "../tasks/grid_patch.ts";
+import { autoGrid, gridPatch } from "../tasks/grid_patch.ts";
 import { COLOR_NAMES, COLORS, LIGHT_BACKGROUND, patchMassOfRect } from "../tasks/draw.ts";
 import { PRETRAIN_TASK, TASKS, vocabularyOf } from "../tasks/registry.ts";
 import type { RgbImage, Sample, TaskConfig } from "../tasks/task.ts";
@@ -72,8 +72,35 @@ Deno.test("grid-patch: 32 px, patch 8, grid 4: target is one-hot on the answer's
   assert.deepStrictEqual(nonzeroIndices(hand), [11]);
 });
 
+Deno.test("grid-patch: 64 px, patch 8, defaults: an 8 x 8 grid of 8 px cells, one patch each", () => {
+  assert.equal(gridPatch.defaultParams.grid, "auto");
+  const samples = gridPatch.generate(1, 2000, config(64, 8));
+  for (const s of samples) {
+    assert.equal(s.meta.grid, 8);
+    const { row, col } = parseAnswer(s.answer);
+    assert.deepStrictEqual(nonzeroIndices(s.target), [row * 8 + col]);
+  }
+  assert.equal(new Set(samples.map((s) => s.answer)).size, 64);
+  // The rule: one cell per patch, at most 16 x 16 cells, cells a whole number of patches.
+  const cases: [number, number, number][] = [
+    [16, 8, 2],
+    [32, 8, 4],
+    [48, 8, 6],
+    [64, 8, 8],
+    [64, 16, 4],
+    [64, 4, 16],
+    [128, 8, 16],
+    [256, 8, 16],
+    [96, 16, 6],
+  ];
+  for (const [size, patch, grid] of cases) {
+    assert.equal(autoGrid(size, patch), grid, `${size} px, patch ${patch}`);
+    assert.deepStrictEqual(gridPatch.checkParams(config(size, patch)), []);
+  }
+});
+
 Deno.test("grid-patch: 64 px, patch 8, grid 4: target is uniform over the cell's 2x2 patches", () => {
-  const samples = gridPatch.generate(1, 300, config(64, 8));
+  const samples = gridPatch.generate(1, 300, config(64, 8, { grid: 4 }));
   for (const s of samples) {
     assert.equal(s.target.length, 64);
     assert.ok(Math.abs(sum(s.target) - 1) < 1e-5);
@@ -151,6 +178,9 @@ Deno.test("grid-patch: checkParams reports bad grid, blobs, colors and noise", (
   const keys = (size: number, patch: number, params: Record<string, unknown>) =>
     gridPatch.checkParams(config(size, patch, params)).map((p) => p.key);
   assert.deepStrictEqual(keys(32, 8, {}), []);
+  assert.deepStrictEqual(keys(32, 8, { grid: "auto" }), []);
+  assert.deepStrictEqual(keys(32, 8, { grid: "big" }), ["grid"]);
+  assert.deepStrictEqual(keys(16, 16, { grid: "auto", blobs: 2 }), ["blobs"]); // one cell
   assert.deepStrictEqual(keys(64, 8, { grid: 8, blobs: 4 }), []);
   assert.deepStrictEqual(keys(32, 8, { grid: 3 }), ["grid"]); // 32 % 3 != 0
   assert.deepStrictEqual(keys(32, 8, { grid: 8 }), ["grid"]); // cell 4 px < patch 8
