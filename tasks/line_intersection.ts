@@ -1,6 +1,25 @@
 /**
- * Line Intersection (poster, "Data & Tasks"; BlindTest style): two coloured curves on
- * white, "how many times do the lines intersect ?", answered with a number word.
+ * Line Intersection (poster, "Data & Tasks"): two curves on white, "how many times do
+ * the lines intersect ?", answered with a number word. Modelled on the BlindTest "line
+ * intersection" benchmark: there, each image holds two line plots of 3 points (a red
+ * and a blue polyline), drawn 2 or 4 px wide on a 384 px white canvas, and the answer is
+ * 0, 1 or 2. The defaults follow it: two 3-point polylines, 0-2 crossings, balanced.
+ *
+ * Rendering varies from sample to sample, so that a model does not learn one look:
+ *
+ * - Line width (`line_width`). The benchmark's 2-4 px at 384 px would be 0.33-0.67 px at
+ *   64 px, thinner than a pixel: too faint to see once rasterised and well below what a
+ *   64 px image shows of the benchmark after downscaling (a blurred trace about a pixel
+ *   wide). Widths are therefore set relative to the image with at least one pixel:
+ *   "auto" draws each sample's width uniformly from [max(1, s / 64), max(1, 3 s / 64)]
+ *   px for an image of s px: 1-3 px at 64 px (the benchmark's 2-4 px is 0.5-1% of the
+ *   side, these are 1.6-4.7%, i.e. as thick as the benchmark's thick lines look after
+ *   downscaling to 64 px and up to three times that), 1-1.5 px at 32 px.
+ * - Anti-aliasing (`antialias`): smooth edges, hard pixel edges, or "mixed" (each sample
+ *   one or the other).
+ * - Colours (`colors`): "benchmark" (one red and one blue curve), "random" (two distinct
+ *   colours of red, green, blue, purple, orange, pink) or "mixed" (each sample one or
+ *   the other).
  *
  * Each curve is the graph of a function of x (its control points have increasing x):
  * the polyline through them (`curve: polyline`) or the smooth quadratic Bézier spline
@@ -17,10 +36,13 @@
  * Answers are balanced: sample i is assigned a count from a seeded permutation of
  * 0..max_count per block of max_count + 1 samples, and redrawn until it has it.
  *
- * Ground truth P: a Gaussian of width `sigma` (in patches) around each intersection,
- * summed, evaluated at the patch centres, set to 0 below 1% of the map's peak, and
- * normalised. With no intersection the evidence for "0" is the curves themselves: P is
- * uniform over the patches that either curve's stroke touches.
+ * Ground truth P: around each intersection, the mass of an isotropic Gaussian of
+ * `sigma_px` pixels over each patch's area ("auto": half the sample's line width, so
+ * 95% of it lies within one line width of the crossing, on the crossing's own ink);
+ * patches holding less than 1% of a crossing's mass get none of it; the crossings weigh
+ * equally; normalised. With σ below 1.7 px and patches of 8 px, each crossing covers at
+ * most 2 x 2 patches. With no intersection the evidence for "0" is the curves
+ * themselves: P is uniform over the patches that either curve's stroke touches.
  */
 
 import type { ParamProblem, Sample, SyntheticTask, TaskConfig } from "./task.ts";
@@ -30,8 +52,9 @@ import {
   COLORS,
   flattenQuadraticSpline,
   type Point,
-  type Rgb,
+  polylineDistance,
   strokePolyline,
+  strokePolylineAliased,
 } from "./draw.ts";
 import { assertParams, exactMatch, isInteger, perSample } from "./common.ts";
 
@@ -40,6 +63,8 @@ const MAX_COUNT = 9;
 const MIN_IMAGE_SIZE = 16;
 /** Palette colours that stand out on white (yellow and cyan are too light). */
 const CURVE_COLORS = ["red", "green", "blue", "purple", "orange", "pink"] as const;
+/** The benchmark's two curve colours. */
+const BENCHMARK_COLORS = ["red", "blue"] as const;
 /** Gives up on a sample after this many redraws (a count the settings cannot reach). */
 const MAX_ATTEMPTS = 50_000;
 
@@ -59,25 +84,46 @@ interface LineIntersectionParams {
   curve: "polyline" | "bezier";
   points: number;
   max_count: number;
-  line_width: number | "auto";
-  sigma: number;
+  line_width: number | [number, number] | "auto";
+  antialias: boolean | "mixed";
+  colors: "benchmark" | "random" | "mixed";
+  sigma_px: number | "auto";
 }
 
 const DEFAULT_PARAMS: LineIntersectionParams = {
   curve: "polyline",
   points: 3,
-  max_count: 3,
+  max_count: 2,
   line_width: "auto",
-  sigma: 0.75,
+  antialias: "mixed",
+  colors: "mixed",
+  sigma_px: "auto",
 };
 
 function paramsOf(config: TaskConfig): LineIntersectionParams {
   return { ...DEFAULT_PARAMS, ...config.params } as LineIntersectionParams;
 }
 
-/** The stroke width in pixels: `line_width`, or max(1, round(image_size / 32)) for "auto". */
+/**
+ * A single stroke width in pixels: `line_width`, or max(1, round(image_size / 32)) for
+ * "auto" (Line Tracing's width; this task draws widths from `lineWidthRange`).
+ */
 export function lineWidthOf(lineWidth: number | "auto", imageSize: number): number {
   return lineWidth === "auto" ? Math.max(1, Math.round(imageSize / 32)) : lineWidth;
+}
+
+/**
+ * The range each sample's stroke width is drawn from, px: a number is fixed, a pair is
+ * [min, max], "auto" is [max(1, image_size / 64), max(1, 3 * image_size / 64)].
+ */
+export function lineWidthRange(
+  lineWidth: number | [number, number] | "auto",
+  imageSize: number,
+): [number, number] {
+  if (lineWidth === "auto") {
+    return [Math.max(1, imageSize / 64), Math.max(1, (3 * imageSize) / 64)];
+  }
+  return typeof lineWidth === "number" ? [lineWidth, lineWidth] : [lineWidth[0], lineWidth[1]];
 }
 
 /**
@@ -92,7 +138,8 @@ export function maxReachableCount(curve: string, points: number): number {
 }
 
 function checkParams(config: TaskConfig): ParamProblem[] {
-  const { curve, points, max_count: maxCount, line_width: lineWidth, sigma } = paramsOf(config);
+  const p = paramsOf(config);
+  const { curve, points, max_count: maxCount, line_width: lineWidth } = p;
   const size = config.imageSize;
   const problems: ParamProblem[] = [];
   const curveOk = curve === "polyline" || curve === "bezier";
@@ -114,17 +161,36 @@ function checkParams(config: TaskConfig): ParamProblem[] {
       found: maxCount,
     });
   }
-  const widthOk = lineWidth === "auto" ||
-    (typeof lineWidth === "number" && lineWidth >= 0.5 && lineWidth <= size / 8);
+  const widest = size / 8;
+  const widthIn = (w: unknown) => typeof w === "number" && w >= 0.5 && w <= widest;
+  const widthOk = lineWidth === "auto" || widthIn(lineWidth) ||
+    (Array.isArray(lineWidth) && lineWidth.length === 2 && widthIn(lineWidth[0]) &&
+      widthIn(lineWidth[1]) && lineWidth[0] <= lineWidth[1]);
   if (!widthOk) {
     problems.push({
       key: "line_width",
-      expected: `"auto" or a number of pixels from 0.5 to image_size / 8 = ${size / 8}`,
+      expected: `"auto", a number of pixels from 0.5 to image_size / 8 = ${widest}, ` +
+        `or a range [min, max] of such numbers`,
       found: lineWidth,
     });
   }
-  if (typeof sigma !== "number" || !(sigma >= 0.1 && sigma <= 8)) {
-    problems.push({ key: "sigma", expected: "a number of patches from 0.1 to 8", found: sigma });
+  if (p.antialias !== true && p.antialias !== false && p.antialias !== "mixed") {
+    problems.push({ key: "antialias", expected: `true, false or "mixed"`, found: p.antialias });
+  }
+  if (p.colors !== "benchmark" && p.colors !== "random" && p.colors !== "mixed") {
+    problems.push({
+      key: "colors",
+      expected: `"benchmark", "random" or "mixed"`,
+      found: p.colors,
+    });
+  }
+  const sigma = p.sigma_px;
+  if (sigma !== "auto" && (typeof sigma !== "number" || !(sigma >= 0.25 && sigma <= size / 2))) {
+    problems.push({
+      key: "sigma_px",
+      expected: `"auto" or a number of pixels from 0.25 to image_size / 2 = ${size / 2}`,
+      found: sigma,
+    });
   }
   if (size < MIN_IMAGE_SIZE) {
     problems.push({
@@ -375,9 +441,11 @@ function arcLength(a: readonly Point[], u0: number, u1: number): number {
 
 /**
  * True when every crossing of `a` and `b` is unambiguous at `lineWidth` (see
- * CrossingRules): steep enough, apart from each other and from the curves' ends, and
- * every stretch where the curves come near each other holds exactly one crossing and is
- * no longer than a straight crossing at that angle would make it.
+ * CrossingRules): steep enough, apart from each other and from the curves' ends, no end
+ * of either curve near the other curve (a touching end reads as a crossing, even where
+ * it lies within the near stretch of a true crossing, beyond a fold of the other curve),
+ * and every stretch where the curves come near each other holds exactly one crossing and
+ * is no longer than a straight crossing at that angle would make it.
  */
 export function crossingsAreClean(
   a: readonly Point[],
@@ -400,6 +468,11 @@ export function crossingsAreClean(
     }
   }
   const near = rules.nearDistance * lineWidth;
+  for (const [line, other] of [[a, b], [b, a]]) {
+    for (const e of [line[0], line[line.length - 1]]) {
+      if (polylineDistance(e, other) < near) return false;
+    }
+  }
   for (const [line, other, at] of [[a, b, "ua"], [b, a, "ub"]] as const) {
     for (const [u0, u1] of nearStretches(line, other, near)) {
       const inside = crossings.filter((c) => c[at] >= u0 && c[at] <= u1);
@@ -415,39 +488,58 @@ export function crossingsAreClean(
 
 // ---------------------------------------------------------------- ground truth
 
+/** The standard normal CDF (erf by Abramowitz and Stegun 7.1.26, error below 1.5e-7). */
+function normalCdf(z: number): number {
+  const x = Math.abs(z) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * x);
+  const poly = t *
+    (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  const erf = 1 - poly * Math.exp(-x * x);
+  return z >= 0 ? 0.5 * (1 + erf) : 0.5 * (1 - erf);
+}
+
 /**
- * Sum of isotropic Gaussians (width `sigma` patches) around `points` (pixels), at the
- * patch centres of a size / patch grid, set to 0 below 1% of the map's peak,
- * normalised to sum 1.
+ * The ground truth around `points` (pixels) on a size / patch grid: for each point, the
+ * mass of an isotropic Gaussian of `sigmaPx` pixels over each patch's area (the part
+ * inside the image), patches below 1% of that point's mass set to 0, renormalised; the
+ * points weigh equally; the sum normalised to 1.
  */
-export function gaussianTarget(
+export function gaussianPatchMass(
   points: readonly Point[],
   size: number,
   patch: number,
-  sigma: number,
+  sigmaPx: number,
 ): Float32Array {
+  if (points.length === 0) throw new Error("Expected at least one point for a Gaussian target");
   const g = size / patch;
-  const values = new Float64Array(g * g);
+  const total = new Float64Array(g * g);
+  const one = new Float64Array(g * g);
+  const along = (centre: number) =>
+    Array.from(
+      { length: g },
+      (_, k) =>
+        normalCdf(((k + 1) * patch - centre) / sigmaPx) - normalCdf((k * patch - centre) / sigmaPx),
+    );
   for (const [x, y] of points) {
-    const px = x / patch;
-    const py = y / patch;
+    const mx = along(x);
+    const my = along(y);
+    let sum = 0;
     for (let r = 0; r < g; r++) {
       for (let c = 0; c < g; c++) {
-        const d2 = (c + 0.5 - px) ** 2 + (r + 0.5 - py) ** 2;
-        values[r * g + c] += Math.exp(-d2 / (2 * sigma * sigma));
+        one[r * g + c] = my[r] * mx[c];
+        sum += one[r * g + c];
       }
     }
+    // 1% of the point's mass, but never the largest patch (a very wide Gaussian).
+    const cut = Math.min(0.01 * sum, Math.max(...one));
+    let kept = 0;
+    for (let i = 0; i < one.length; i++) {
+      if (one[i] < cut) one[i] = 0;
+      kept += one[i];
+    }
+    for (let i = 0; i < one.length; i++) total[i] += one[i] / kept;
   }
-  const peak = Math.max(...values);
-  if (!(peak > 0)) throw new Error("Expected at least one point for a Gaussian target");
-  let total = 0;
-  for (let i = 0; i < values.length; i++) {
-    if (values[i] < 0.01 * peak) values[i] = 0;
-    total += values[i];
-  }
-  const target = new Float32Array(g * g);
-  for (let i = 0; i < values.length; i++) target[i] = values[i] / total;
-  return target;
+  return Float32Array.from(total, (v) => v / points.length);
 }
 
 /** Uniform over the patches holding at least one pixel of `mask` (row-major, size * size). */
@@ -548,6 +640,24 @@ function assignedCount(seed: number, i: number, maxCount: number): number {
   return order[i % buckets];
 }
 
+/** One sample's rendering: stroke width, anti-aliasing and colours. */
+interface Rendering {
+  lineWidth: number;
+  antialias: boolean;
+  colors: [string, string];
+}
+
+/** Draws one sample's rendering from the params' ranges. */
+function drawRendering(rng: Rng, size: number, params: LineIntersectionParams): Rendering {
+  const [lo, hi] = lineWidthRange(params.line_width, size);
+  const lineWidth = round2(lo === hi ? lo : rng.uniform(lo, hi));
+  const antialias = params.antialias === "mixed" ? rng.next() < 0.5 : params.antialias;
+  const benchmark = params.colors === "mixed" ? rng.next() < 0.5 : params.colors === "benchmark";
+  const palette: readonly string[] = benchmark ? BENCHMARK_COLORS : CURVE_COLORS;
+  const [a, b] = rng.sample(palette.length, 2);
+  return { lineWidth, antialias, colors: [palette[a], palette[b]] };
+}
+
 function generateOne(
   rng: Rng,
   count: number,
@@ -555,7 +665,9 @@ function generateOne(
   params: LineIntersectionParams,
 ): Sample {
   const size = config.imageSize;
-  const lineWidth = lineWidthOf(params.line_width, size);
+  const rendering = drawRendering(rng, size, params);
+  const { lineWidth } = rendering;
+  const sigmaPx = params.sigma_px === "auto" ? lineWidth / 2 : params.sigma_px;
   const margin = lineWidth + 1;
   const rules = rulesFor(lineWidth);
   const xs = [0, 1].map(() => new Float64Array(params.points));
@@ -576,11 +688,11 @@ function generateOne(
     if (crossings.length !== count) continue;
     if (!crossingsAreClean(lines[0], lines[1], crossings, lineWidth, rules)) continue;
 
-    const colorNames = rng.sample(CURVE_COLORS.length, 2).map((k) => CURVE_COLORS[k]);
     const image = blankImage(size, [1, 1, 1]);
     const mask = new Uint8Array(size * size);
+    const stroke = rendering.antialias ? strokePolyline : strokePolylineAliased;
     for (let k = 0; k < 2; k++) {
-      strokePolyline(image, lines[k], lineWidth, COLORS[colorNames[k]] as Rgb, mask);
+      stroke(image, lines[k], lineWidth, COLORS[rendering.colors[k]], mask);
     }
     const points = crossings.map((c) => [c.x, c.y] as Point);
     return {
@@ -588,7 +700,7 @@ function generateOne(
       prompt: "how many times do the lines intersect ?",
       answer: String(count),
       target: count > 0
-        ? gaussianTarget(points, size, config.patchSize, params.sigma)
+        ? gaussianPatchMass(points, size, config.patchSize, sigmaPx)
         : uniformOverMaskPatches(mask, size, config.patchSize),
       meta: {
         difficulty: `${count} crossings`,
@@ -596,8 +708,10 @@ function generateOne(
         curve: params.curve,
         points: controls,
         intersections: points.map(([x, y]) => [round2(x), round2(y)]),
-        colors: colorNames,
+        colors: rendering.colors,
         lineWidth,
+        antialias: rendering.antialias,
+        sigmaPx,
       },
     };
   }
@@ -610,7 +724,7 @@ function generateOne(
 /** The Line Intersection task: count the crossings of two coloured curves. */
 export const lineIntersection: SyntheticTask = {
   name: "line-intersection",
-  version: "1",
+  version: "2",
   vocabulary: [
     "how",
     "many",
