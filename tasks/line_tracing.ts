@@ -4,18 +4,35 @@
  * needs tracing a curve through its crossings rather than matching colours.
  *
  * Each sample places `nodes` nodes (small dark discs, each labelled with a distinct
- * letter from A..J drawn beside it), pairs them up at random, and joins each pair with
- * a cubic Bézier (or a two-piece polyline) that bends to one side or both. A draw is
- * rejected when tracing could be ambiguous: a curve passing near a node it does not
- * end at, a curve crossing itself, two curves crossing at less than 20°, running
+ * letter from A..J drawn beside it), pairs them up uniformly at random, and joins each
+ * pair with a cubic Bézier (or a two-piece polyline) that bends to one side or both;
+ * `distractors` more curves of the same look run from one side of the image to another,
+ * through no node (by default one when there are only 4 nodes, see distractorCount). A
+ * draw is rejected when tracing could be ambiguous: a curve passing near a node it does
+ * not end at, a curve crossing itself, two curves crossing at less than 20°, running
  * alongside or touching each other, or crossing near a node, two crossings within 3
- * line widths (a junction of three curves), or a label that finds no free spot near
- * its node and clearly nearer to it than to any other. The asked curve(s) must hold at least `min_crossings` crossings.
+ * line widths (a junction of three curves), or a label that finds no free spot.
+ *
+ * Labels are legible: where the glyph fits in a patch (5 x 7 px at 64 px with patch 8),
+ * each label's box lies inside one patch, so one visual token sees the whole letter, and
+ * no two labels share a patch; every box keeps clear of the curves, the nodes and the
+ * other labels, and its centre is clearly nearer to its own node than to any other.
+ *
+ * No answer from positions alone. The layout is drawn before the answer is known and
+ * fixes both candidate questions, so "yes" and "no" samples come from the same layouts:
+ * "yes" asks both ends of a random curve, "no" the pair of nodes on different curves
+ * that looks like it without tracing: its straight chord crosses as many chords between
+ * other nodes, and as many drawn curves, and its length is within 10% (see lookalikes,
+ * chooseAsked); a layout without such a pair is redrawn. The asked curve(s) must hold at
+ * least `min_crossings` crossings, in both candidate questions. (Pairing the nodes so
+ * that chords cross, and asking any unconnected pair, let the asked nodes' distance and
+ * chord crossings predict the answer; tests/shortcut_test.ts measures these rules.)
  *
  * Prompt "is node X connected to node Y ?", answer "yes" or "no", alternating exactly
- * (even samples "yes"). Ground truth P: per-patch coverage of the pixels of the curve
- * joining X and Y when they are connected, of both curves leaving X and Y when they are
- * not, together with the two asked nodes' discs; normalised.
+ * (even samples "yes"). Ground truth P: per-patch coverage of the pixels the answer
+ * depends on: the curve joining X and Y when they are connected, both curves leaving X
+ * and Y when they are not, the two asked nodes' discs and the ink of their two labels;
+ * normalised.
  */
 
 import type { ParamProblem, Sample, SyntheticTask, TaskConfig } from "./task.ts";
@@ -48,7 +65,13 @@ import { assertParams, exactMatch, isInteger, perSample } from "./common.ts";
 
 /** Node names, in order; `nodes` of them are used per image. */
 export const NODE_LETTERS = ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"] as const;
-const MIN_IMAGE_SIZE = 32;
+/**
+ * Smallest image. At 32 px (16 patches of 8 px) four labelled nodes with their labels
+ * leave almost no room for two curves, or a distractor, to cross unless the curves'
+ * straight chords cross; a 32 px generator could only pair the nodes whose chords cross,
+ * and the chords would give the answer away (see chooseAsked).
+ */
+const MIN_IMAGE_SIZE = 48;
 /** Palette colour of the curves when `same_color` is true. */
 export const CURVE_COLOR_NAME = "blue";
 /** Colours of the curves when `same_color` is false (distinct per curve). */
@@ -63,6 +86,7 @@ interface LineTracingParams {
   line_width: number | "auto";
   same_color: boolean;
   min_crossings: number;
+  distractors: number | "auto";
 }
 
 const DEFAULT_PARAMS: LineTracingParams = {
@@ -71,13 +95,24 @@ const DEFAULT_PARAMS: LineTracingParams = {
   line_width: "auto",
   same_color: true,
   min_crossings: 1,
+  distractors: "auto",
 };
 
 function paramsOf(config: TaskConfig): LineTracingParams {
   return { ...DEFAULT_PARAMS, ...config.params } as LineTracingParams;
 }
 
-/** Most nodes an image of this size holds with readable labels: 4 at 32 px, 8 at 64, 10 from 80. */
+/**
+ * Distractor curves drawn: `distractors`, or for "auto" 1 with 4 nodes and 0 with more.
+ * With only two curves, the question must not be answerable from whether the asked
+ * nodes' chord crosses the other two nodes' chord, so the two curves' chords never cross
+ * (see chooseAsked); a distractor then gives the curves something to cross.
+ */
+export function distractorCount(distractors: number | "auto", nodes: number): number {
+  return distractors === "auto" ? (nodes === 4 ? 1 : 0) : distractors;
+}
+
+/** Most nodes an image of this size holds with readable labels: 6 at 48 px, 8 at 64, 10 from 80. */
 export function maxNodes(imageSize: number): number {
   return Math.max(4, Math.min(NODE_LETTERS.length, 2 * Math.floor(imageSize / 16)));
 }
@@ -115,6 +150,24 @@ function checkParams(config: TaskConfig): ParamProblem[] {
       key: "min_crossings",
       expected: "an integer from 0 to 4",
       found: p.min_crossings,
+    });
+  }
+  const distractorsOk = p.distractors === "auto" ||
+    (isInteger(p.distractors) && p.distractors >= 0 && p.distractors <= 2);
+  if (!distractorsOk) {
+    problems.push({
+      key: "distractors",
+      expected: `"auto" or an integer from 0 to 2`,
+      found: p.distractors,
+    });
+  } else if (
+    p.same_color === false && isInteger(p.nodes) &&
+    p.nodes / 2 + distractorCount(p.distractors, p.nodes) > CURVE_COLORS.length
+  ) {
+    problems.push({
+      key: "distractors",
+      expected: `at most ${CURVE_COLORS.length} curves in all with same_color false`,
+      found: p.distractors,
     });
   }
   if (size < MIN_IMAGE_SIZE) {
@@ -206,28 +259,31 @@ function placeNodes(rng: Rng, n: number, lo: number, hi: number, minGap: number)
   return out.length === n ? out : null;
 }
 
-/**
- * Pairs the nodes up: the random pairing, of 4 drawn, whose straight chords cross each
- * other most often (ties: the first), so that the curves usually cross.
- */
-function crossingPairing(rng: Rng, nodes: readonly Point[]): [number, number][] {
-  let best: [number, number][] = [];
-  let bestCrossings = -1;
-  for (let draw = 0; draw < 4; draw++) {
-    const order = rng.shuffle(Array.from({ length: nodes.length }, (_, i) => i));
-    const pairs: [number, number][] = [];
-    for (let k = 0; k < order.length; k += 2) pairs.push([order[k], order[k + 1]]);
-    let crossings = 0;
-    for (let i = 0; i < pairs.length; i++) {
-      for (let j = i + 1; j < pairs.length; j++) {
-        const a = [nodes[pairs[i][0]], nodes[pairs[i][1]]];
-        const b = [nodes[pairs[j][0]], nodes[pairs[j][1]]];
-        crossings += findCrossings(a, b).length;
-      }
+/** Pairs the nodes up uniformly at random. */
+function randomPairing(rng: Rng, count: number): [number, number][] {
+  const order = rng.shuffle(Array.from({ length: count }, (_, i) => i));
+  const pairs: [number, number][] = [];
+  for (let k = 0; k < order.length; k += 2) pairs.push([order[k], order[k + 1]]);
+  return pairs;
+}
+
+/** True when the open segments p1-p2 and q1-q2 cross properly. */
+function chordsCross(p1: Point, p2: Point, q1: Point, q2: Point): boolean {
+  const side = (a: Point, b: Point, c: Point) =>
+    Math.sign((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]));
+  return side(p1, p2, q1) * side(p1, p2, q2) < 0 && side(q1, q2, p1) * side(q1, q2, p2) < 0;
+}
+
+/** How many chords between two nodes other than a and b the chord a-b crosses. */
+function chordCrossingCount(nodes: readonly Point[], a: number, b: number): number {
+  let count = 0;
+  for (let i = 0; i < nodes.length; i++) {
+    if (i === a || i === b) continue;
+    for (let j = i + 1; j < nodes.length; j++) {
+      if (j !== a && j !== b && chordsCross(nodes[a], nodes[b], nodes[i], nodes[j])) count++;
     }
-    if (crossings > bestCrossings) [best, bestCrossings] = [pairs, crossings];
   }
-  return best;
+  return count;
 }
 
 /** True when segment a-b meets the box [x0, x1] x [y0, y1] (Liang-Barsky clipping). */
@@ -278,11 +334,12 @@ function tracingRules(geometry: TracingGeometry): CrossingRules {
 interface Layout {
   nodes: Point[];
   labels: string[];
-  /** Node indices joined by each curve. */
+  /** Node indices joined by each curve (curve c joins pairs[c]; distractors follow). */
   pairs: [number, number][];
+  /** Control points of every curve: the pairs' curves, then the distractors. */
   controls: Point[][];
   lines: Point[][];
-  /** found[i][j]: the crossings of curves i and j. */
+  /** found[i][j]: the crossings of curves i and j (distractors included). */
   found: Crossing[][][];
 }
 
@@ -305,7 +362,29 @@ function drawCurves(
   const nodes = placeNodes(rng, params.nodes, margin, size - margin, minGap);
   if (!nodes) return null;
   const labels = rng.sample(NODE_LETTERS.length, params.nodes).map((k) => NODE_LETTERS[k]);
-  const pairs = crossingPairing(rng, nodes);
+  const pairs = randomPairing(rng, nodes.length);
+  // Cheap before any curve is drawn: some curve's question needs a lookalike "no" question.
+  const curveOf = curveOfNodes(pairs, nodes.length);
+  if (pairs.every(([a, b]) => lookalikes(nodes, curveOf, a, b).length === 0)) return null;
+
+  // A distractor runs between two different sides of the image, through no node.
+  const onSide = (side: number): Point => {
+    const t = Math.round(rng.uniform(0.15, 0.85) * size);
+    const points: Point[] = [[0, t], [size, t], [t, 0], [t, size]];
+    return points[side];
+  };
+  // Each curve's ends, drawn anew on each try: fixed for the pairs' curves.
+  const ends: (() => { from: Point; to: Point; joins: number[] })[] = pairs.map(([a, b]) => () => ({
+    from: nodes[a],
+    to: nodes[b],
+    joins: [a, b],
+  }));
+  for (let k = 0; k < distractorCount(params.distractors, params.nodes); k++) {
+    ends.push(() => {
+      const [s1, s2] = rng.sample(4, 2);
+      return { from: onSide(s1), to: onSide(s2), joins: [] };
+    });
+  }
 
   const curveMargin = lineWidth / 2 + 1;
   const controls: Point[][] = [];
@@ -313,29 +392,28 @@ function drawCurves(
   const clearance = nodeRadius + lineWidth + 1.5; // from a curve to a node it does not join
   // A curve that passes near a node it does not join, or crosses itself, is redrawn a
   // few times before the whole layout is.
-  for (const [a, b] of pairs) {
+  // A distractor that crosses none of the pairs' curves adds nothing to trace: it gets
+  // more tries, and must cross one.
+  for (const [index, drawEnds] of ends.entries()) {
+    const distractor = index >= pairs.length;
     let ok = false;
-    for (let tries = 0; tries < 8 && !ok; tries++) {
-      const control = curveBetween(
-        rng,
-        params.curve,
-        nodes[a],
-        nodes[b],
-        curveMargin,
-        size - curveMargin,
-      );
+    for (let tries = 0; tries < (distractor ? 24 : 8) && !ok; tries++) {
+      const { from, to, joins } = drawEnds();
+      const control = curveBetween(rng, params.curve, from, to, curveMargin, size - curveMargin);
       // A coarse look first (9 points of the curve), to skip flattening most curves
       // that pass near a node; the flattened polyline is then checked exactly.
       const coarse = params.curve === "bezier" ? flattenBezier(control, Infinity) : control;
       const near = nodes.some((node, k) =>
-        k !== a && k !== b &&
+        !joins.includes(k) &&
         coarse.some(([x, y]) => Math.hypot(x - node[0], y - node[1]) < clearance)
       );
       if (near) continue;
       const line = tracingPolyline(params.curve, control);
       ok = nodes.every((node, k) =>
-        k === a || k === b || polylineDistance(node, line) >= clearance
-      ) && !loops(line);
+        joins.includes(k) || polylineDistance(node, line) >= clearance
+      ) && !loops(line) &&
+        (!distractor ||
+          lines.slice(0, pairs.length).some((l) => findCrossings(l, line).length > 0));
       if (ok) {
         controls.push(control);
         lines.push(line);
@@ -383,19 +461,75 @@ function crossingsAreTraceable(layout: Layout, geometry: TracingGeometry): boole
 const LABEL_DIRECTIONS: readonly Point[] = [0, 8, 4, 12, 2, 6, 10, 14, 1, 3, 5, 7, 9, 11, 13, 15]
   .map((k) => [Math.cos((k * Math.PI) / 8), -Math.sin((k * Math.PI) / 8)]);
 
+/** Farthest a label's box may be from its node's centre, beyond the disc, px. */
+const LABEL_REACH = 5;
+
 /**
- * A spot for each node's label: the first of 16 around it whose box keeps clear of every
- * curve (line_width / 2 + 2 px from its centre line), node and label placed before; null
- * when a node has none.
+ * Candidate boxes for the label of the node at (x, y), nearest first. When a glyph fits
+ * in a patch: every box lying inside one patch whose nearest point is between
+ * nodeRadius + 2 and nodeRadius + LABEL_REACH px from the node's centre. Otherwise: 16
+ * directions around the node, the box's edge nodeRadius + 3 px away.
  */
-function placeLabels(layout: Layout, size: number, geometry: TracingGeometry): Rect[] | null {
+function labelCandidates(
+  x: number,
+  y: number,
+  size: number,
+  patch: number,
+  w: number,
+  h: number,
+  nodeRadius: number,
+): Rect[] {
+  if (w > patch || h > patch) {
+    return LABEL_DIRECTIONS.map(([ux, uy]) => {
+      const reach = nodeRadius + 3 + (Math.abs(ux) * w + Math.abs(uy) * h) / 2;
+      return { x: Math.round(x + ux * reach - w / 2), y: Math.round(y + uy * reach - h / 2), w, h };
+    });
+  }
+  const near = nodeRadius + 2;
+  const far = nodeRadius + LABEL_REACH;
+  const out: { rect: Rect; gap: number }[] = [];
+  const p0 = Math.max(0, Math.floor((y - far - h) / patch));
+  const p1 = Math.min(size / patch - 1, Math.floor((y + far) / patch));
+  const q0 = Math.max(0, Math.floor((x - far - w) / patch));
+  const q1 = Math.min(size / patch - 1, Math.floor((x + far) / patch));
+  for (let py = p0; py <= p1; py++) {
+    for (let px = q0; px <= q1; px++) {
+      for (let oy = 0; oy <= patch - h; oy++) {
+        for (let ox = 0; ox <= patch - w; ox++) {
+          const rect = { x: px * patch + ox, y: py * patch + oy, w, h };
+          const dx = Math.max(rect.x - x, 0, x - rect.x - w);
+          const dy = Math.max(rect.y - y, 0, y - rect.y - h);
+          const gap = Math.hypot(dx, dy);
+          if (gap >= near && gap <= far) out.push({ rect, gap });
+        }
+      }
+    }
+  }
+  // Nearest first; ties in a fixed order (row-major position), so placement is seeded only
+  // by the layout.
+  return out.sort((a, b) => a.gap - b.gap || a.rect.y - b.rect.y || a.rect.x - b.rect.x)
+    .map((c) => c.rect);
+}
+
+/**
+ * A box for each node's label: the first candidate (see labelCandidates) that keeps clear
+ * of every curve (line_width / 2 + 2 px from its centre line), every node disc, and every
+ * label placed before (a glyph's width apart, never in the same patch), and whose centre
+ * is clearly nearer to its own node than to any other; null when a node has none.
+ */
+function placeLabels(
+  layout: Layout,
+  size: number,
+  patch: number,
+  geometry: TracingGeometry,
+): Rect[] | null {
   const { lineWidth, nodeRadius, fontScale } = geometry;
   const w = GLYPH_WIDTH * fontScale;
   const h = GLYPH_HEIGHT * fontScale;
-  const gap = nodeRadius + 3;
   const curveClearance = lineWidth / 2 + 2; // from a label's box to a curve's centre line
   const nodeClearance = nodeRadius + 2; // from a label's box to a node's centre
   const spacing = w; // between two labels' boxes, so they never read as one word
+  const patchOf = (r: Rect) => Math.floor(r.y / patch) * size + Math.floor(r.x / patch);
   const rects: Rect[] = [];
   const isFree = (r: Rect, owner: number) => {
     if (r.x < 1 || r.y < 1 || r.x + r.w > size - 1 || r.y + r.h > size - 1) return false;
@@ -420,30 +554,114 @@ function placeLabels(layout: Layout, size: number, geometry: TracingGeometry): R
       if (Math.hypot(dx, dy) < nodeClearance) return false;
     }
     return rects.every((o) =>
-      r.x >= o.x + o.w + spacing || o.x >= r.x + r.w + spacing || r.y >= o.y + o.h + spacing ||
-      o.y >= r.y + r.h + spacing
+      patchOf(o) !== patchOf(r) &&
+      (r.x >= o.x + o.w + spacing || o.x >= r.x + r.w + spacing || r.y >= o.y + o.h + spacing ||
+        o.y >= r.y + r.h + spacing)
     );
   };
   for (const [k, [x, y]] of layout.nodes.entries()) {
-    let rect: Rect | undefined;
-    for (const [ux, uy] of LABEL_DIRECTIONS) {
-      // The box's edge `gap` from the node, in this direction.
-      const reach = gap + (Math.abs(ux) * w + Math.abs(uy) * h) / 2;
-      const r = {
-        x: Math.round(x + ux * reach - w / 2),
-        y: Math.round(y + uy * reach - h / 2),
-        w,
-        h,
-      };
-      if (isFree(r, k)) {
-        rect = r;
-        break;
-      }
-    }
+    const rect = labelCandidates(x, y, size, patch, w, h, nodeRadius).find((r) => isFree(r, k));
     if (!rect) return null;
     rects.push(rect);
   }
   return rects;
+}
+
+/** The two candidate questions of a layout: node pairs and the curves each depends on. */
+interface AskedPairs {
+  yes: { nodes: [number, number]; path: number[] };
+  no: { nodes: [number, number]; path: number[] };
+}
+
+/** The curve joining each node (index into the pairs). */
+function curveOfNodes(pairs: readonly [number, number][], count: number): number[] {
+  const curveOf = new Array<number>(count);
+  pairs.forEach(([a, b], c) => [curveOf[a], curveOf[b]] = [c, c]);
+  return curveOf;
+}
+
+/**
+ * The pairs of nodes on different curves that look like the connected pair (a, b) from
+ * node positions alone, nearest distance first: their chord crosses as many chords
+ * between other nodes, and their distance is within 10% of a-b's (at least 1.5 px).
+ */
+function lookalikes(
+  nodes: readonly Point[],
+  curveOf: readonly number[],
+  a: number,
+  b: number,
+): [number, number][] {
+  const distance = (u: number, v: number) =>
+    Math.hypot(nodes[u][0] - nodes[v][0], nodes[u][1] - nodes[v][1]);
+  const chords = chordCrossingCount(nodes, a, b);
+  const d = distance(a, b);
+  const tolerance = Math.max(1.5, 0.1 * d);
+  const out: { pair: [number, number]; gap: number }[] = [];
+  for (let u = 0; u < nodes.length; u++) {
+    for (let v = u + 1; v < nodes.length; v++) {
+      if (curveOf[u] === curveOf[v]) continue;
+      const gap = Math.abs(distance(u, v) - d);
+      if (gap <= tolerance && chordCrossingCount(nodes, u, v) === chords) {
+        out.push({ pair: [u, v], gap });
+      }
+    }
+  }
+  return out.sort((p, q) => p.gap - q.gap).map((m) => m.pair);
+}
+
+/**
+ * How many times the straight chord between nodes u and v crosses the drawn curves,
+ * away from its two ends (where the curves leaving u and v start).
+ */
+function chordInkCrossings(layout: Layout, u: number, v: number, endZone: number): number {
+  const chord: Point[] = [layout.nodes[u], layout.nodes[v]];
+  let count = 0;
+  for (const line of layout.lines) {
+    for (const c of findCrossings(chord, line)) {
+      const nearEnd = chord.some(([x, y]) => Math.hypot(c.x - x, c.y - y) <= endZone);
+      if (!nearEnd) count++;
+    }
+  }
+  return count;
+}
+
+/**
+ * The two candidate questions: "yes" asks both ends of a curve, "no" the first of its
+ * lookalikes (see lookalikes) whose chord also crosses the drawn curves as often as the
+ * "yes" chord does; both paths must hold at least `minCrossings` crossings (a crossing
+ * of the two curves of a "no" path counted once). The curve is drawn among those that
+ * have such a lookalike; null when none has.
+ */
+function chooseAsked(
+  rng: Rng,
+  layout: Layout,
+  minCrossings: number,
+  geometry: TracingGeometry,
+): AskedPairs | null {
+  const { nodes, pairs, found } = layout;
+  const onPath = (path: number[]) => {
+    let total = 0;
+    for (const c of path) total += found[c].reduce((s, f) => s + f.length, 0);
+    return path.length === 2 ? total - found[path[0]][path[1]].length : total;
+  };
+  const endZone = geometry.nodeRadius + 1;
+  const curveOf = curveOfNodes(pairs, nodes.length);
+  const options: AskedPairs[] = [];
+  pairs.forEach(([a, b], c) => {
+    if (onPath([c]) < minCrossings) return;
+    const ink = chordInkCrossings(layout, a, b, endZone);
+    const match = lookalikes(nodes, curveOf, a, b).find(([u, v]) =>
+      onPath([curveOf[u], curveOf[v]]) >= minCrossings &&
+      chordInkCrossings(layout, u, v, endZone) === ink
+    );
+    if (match) {
+      options.push({
+        yes: { nodes: [a, b], path: [c] },
+        no: { nodes: match, path: [curveOf[match[0]], curveOf[match[1]]] },
+      });
+    }
+  });
+  return options.length === 0 ? null : options[rng.int(0, options.length - 1)];
 }
 
 function generateOne(
@@ -458,28 +676,18 @@ function generateOne(
     const layout = drawCurves(rng, size, params, geometry);
     if (!layout) continue;
     const { nodes, labels, pairs, lines, found } = layout;
-    // The curve(s) the answer depends on: one when connected, two when not; drawn among
-    // those with at least min_crossings crossings (on them, each counted once).
-    const onPath = (path: number[]) => {
-      let total = 0;
-      for (const c of path) total += found[c].reduce((s, f) => s + f.length, 0);
-      return path.length === 2 ? total - found[path[0]][path[1]].length : total;
-    };
-    const candidates: number[][] = [];
-    for (let c1 = 0; c1 < pairs.length; c1++) {
-      if (connected) candidates.push([c1]);
-      else for (let c2 = c1 + 1; c2 < pairs.length; c2++) candidates.push([c1, c2]);
-    }
-    const eligible = candidates.filter((path) => onPath(path) >= params.min_crossings);
-    if (eligible.length === 0) continue;
-    const labelRects = placeLabels(layout, size, geometry);
+    // Both candidate questions are fixed before the answer is used, so "yes" and "no"
+    // samples come from the same layouts.
+    const choice = chooseAsked(rng, layout, params.min_crossings, geometry);
+    if (!choice) continue;
+    const labelRects = placeLabels(layout, size, config.patchSize, geometry);
     if (!labelRects) continue;
     if (!crossingsAreTraceable(layout, geometry)) continue; // the costliest check last
-    const path = rng.shuffle(eligible[rng.int(0, eligible.length - 1)].slice());
-    const pathCrossings = onPath(path);
-    // The asked nodes: both ends of the one curve, or one end of each of the two.
-    const ends = path.map((c) => rng.next() < 0.5 ? pairs[c] : [pairs[c][1], pairs[c][0]]);
-    const asked: [number, number] = connected ? [ends[0][0], ends[0][1]] : [ends[0][0], ends[1][0]];
+    const { nodes: pair, path } = connected ? choice.yes : choice.no;
+    const asked: [number, number] = rng.next() < 0.5 ? [pair[0], pair[1]] : [pair[1], pair[0]];
+    let pathCrossings = 0;
+    for (const c of path) pathCrossings += found[c].reduce((s, f) => s + f.length, 0);
+    if (path.length === 2) pathCrossings -= found[path[0]][path[1]].length;
 
     const image = blankImage(size, [1, 1, 1]);
     const colorNames = params.same_color
@@ -505,9 +713,10 @@ function generateOne(
         asked.includes(k) ? mask : undefined,
       );
     });
-    labelRects.forEach((r, k) =>
-      drawText(image, labels[k], r.x, r.y, geometry.fontScale, NODE_COLOR)
-    );
+    labelRects.forEach((r, k) => {
+      const ink = asked.includes(k) ? mask : undefined;
+      drawText(image, labels[k], r.x, r.y, geometry.fontScale, NODE_COLOR, ink);
+    });
 
     const curves: TracingCurve[] = pairs.map(([a, b], c) => ({
       from: labels[a],
@@ -526,8 +735,9 @@ function generateOne(
         connected,
         nodes: params.nodes,
         asked: [labels[asked[0]], labels[asked[1]]],
-        nodeList: nodes.map(([x, y], k) => ({ label: labels[k], x, y })),
+        nodeList: nodes.map(([x, y], k) => ({ label: labels[k], x, y, box: labelRects[k] })),
         curves,
+        distractors: layout.controls.slice(pairs.length),
         curve: params.curve,
         colors: colorNames,
         ...geometry,
@@ -543,7 +753,7 @@ function generateOne(
 /** The Line Tracing task: are two labelled nodes joined by one of the crossing curves? */
 export const lineTracing: SyntheticTask = {
   name: "line-tracing",
-  version: "1",
+  version: "2",
   vocabulary: ["is", "node", "connected", "to", "?", "yes", "no", ...NODE_LETTERS],
   defaultParams: { ...DEFAULT_PARAMS },
   checkParams,

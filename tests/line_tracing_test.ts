@@ -1,12 +1,21 @@
 import assert from "node:assert/strict";
 import {
+  distractorCount,
   lineTracing,
   maxNodes,
   NODE_COLOR,
   type TracingCurve,
   tracingPolyline,
 } from "../tasks/line_tracing.ts";
-import { COLORS, fillCircle, polylineMask, targetFromMask } from "../tasks/draw.ts";
+import {
+  COLORS,
+  drawText,
+  fillCircle,
+  type Point,
+  polylineMask,
+  type Rect,
+  targetFromMask,
+} from "../tasks/draw.ts";
 import { TASKS } from "../tasks/registry.ts";
 import type { Sample, TaskConfig } from "../tasks/task.ts";
 
@@ -23,6 +32,8 @@ interface NodeInfo {
   label: string;
   x: number;
   y: number;
+  /** The label's glyph box. */
+  box: Rect;
 }
 
 /** The asked nodes and every curve of a sample, each curve's mask drawn alone. */
@@ -41,7 +52,10 @@ function scene(s: Sample) {
       s.meta.lineWidth as number,
     ),
   }));
-  return { size, nodes, asked, curves };
+  const distractors = ((s.meta.distractors ?? []) as Point[][]).map((control) =>
+    polylineMask(size, tracingPolyline(s.meta.curve as string, control), s.meta.lineWidth as number)
+  );
+  return { size, nodes, asked, curves, distractors };
 }
 
 /** True when some pixel of `mask` lies within `radius` of (x, y). */
@@ -72,14 +86,89 @@ Deno.test("line-tracing: connected iff one curve, drawn alone, reaches both aske
       assert.deepStrictEqual(touched.map((n) => n.label).sort(), [c.from, c.to].sort());
     }
   }
+  // With 4 nodes, a distractor runs from one side of the image to another through no node.
+  for (const s of lineTracing.generate(2, 30, config(64, 8, { nodes: 4 }))) {
+    const { size, nodes, distractors } = scene(s);
+    assert.equal(distractors.length, 1);
+    const [control] = s.meta.distractors as Point[][];
+    for (const end of [control[0], control[control.length - 1]]) {
+      assert.ok(end.some((v) => v === 0 || v === size), JSON.stringify(end));
+    }
+    const radius = (s.meta.nodeRadius as number) + 0.5;
+    for (const n of nodes) assert.ok(!maskNear(distractors[0], size, n.x, n.y, radius));
+  }
 });
 
-Deno.test("line-tracing: target sums to 1 and lies on the asked curve(s) and nodes", () => {
+Deno.test("line-tracing: labels lie inside one patch each, clear of curves, nodes and each other", () => {
+  const patch = 8;
+  for (const s of samples64) {
+    const { size, nodes, curves, distractors } = scene(s);
+    const lineWidth = s.meta.lineWidth as number;
+    // Every pixel a curve's anti-aliased stroke touches (centre within width / 2 + 0.5).
+    const ink = new Uint8Array(size * size);
+    for (const c of s.meta.curves as TracingCurve[]) {
+      const line = tracingPolyline(s.meta.curve as string, c.control);
+      polylineMask(size, line, lineWidth + 1).forEach((v, p) => ink[p] |= v);
+    }
+    for (const d of distractors) d.forEach((v, p) => ink[p] |= v);
+    const patches = new Set<number>();
+    for (const n of nodes) {
+      const { x, y, w, h } = n.box;
+      assert.deepStrictEqual([w, h], [5, 7]);
+      // Inside one patch: one visual token sees the whole glyph; no two share a patch.
+      assert.equal(Math.floor(x / patch), Math.floor((x + w - 1) / patch), `${n.label} ${x}`);
+      assert.equal(Math.floor(y / patch), Math.floor((y + h - 1) / patch), `${n.label} ${y}`);
+      const key = Math.floor(y / patch) * size + Math.floor(x / patch);
+      assert.ok(!patches.has(key), `${n.label} shares a patch`);
+      patches.add(key);
+      // No curve ink and no node disc inside the box; the glyph's ink is the node colour.
+      for (let py = y; py < y + h; py++) {
+        for (let px = x; px < x + w; px++) {
+          assert.equal(ink[py * size + px], 0, `${n.label}: curve at ${px},${py}`);
+        }
+      }
+      for (const m of nodes) {
+        const dx = Math.max(x - m.x, 0, m.x - x - w);
+        const dy = Math.max(y - m.y, 0, m.y - y - h);
+        assert.ok(Math.hypot(dx, dy) > (s.meta.nodeRadius as number), `${n.label} near ${m.label}`);
+      }
+      const glyph = new Uint8Array(size * size);
+      const scratch = { width: size, height: size, data: new Float32Array(size * size * 3) };
+      drawText(scratch, n.label, x, y, 1, [0, 0, 0], glyph);
+      glyph.forEach((v, p) => {
+        if (!v) return;
+        for (let c = 0; c < 3; c++) {
+          assert.ok(Math.abs(s.image.data[3 * p + c] - NODE_COLOR[c]) < 1e-6, n.label);
+        }
+      });
+      // The label reads as its own node's: its centre is nearer to it than to any other.
+      const [cx, cy] = [x + w / 2, y + h / 2];
+      const own = Math.hypot(cx - n.x, cy - n.y);
+      for (const m of nodes) {
+        if (m !== n) assert.ok(Math.hypot(cx - m.x, cy - m.y) > own + 1, `${n.label} ${m.label}`);
+      }
+    }
+    // Boxes apart from each other by at least a glyph's width (or a row).
+    for (const a of nodes) {
+      for (const b of nodes) {
+        if (a === b) continue;
+        const [p, q] = [a.box, b.box];
+        const apart = p.x >= q.x + q.w + 5 || q.x >= p.x + p.w + 5 || p.y >= q.y + q.h + 5 ||
+          q.y >= p.y + p.h + 5;
+        assert.ok(apart, `${a.label} ${b.label}`);
+      }
+    }
+    assert.equal(curves.length, 3);
+  }
+});
+
+Deno.test("line-tracing: target sums to 1 and lies on the asked curve(s), nodes and labels", () => {
   for (const s of samples64) {
     const { size, asked, curves } = scene(s);
     assert.equal(s.target.length, 64);
     assert.ok(Math.abs(sum(s.target) - 1) < 1e-5);
-    // Re-render the curve(s) leaving the asked nodes, alone, plus the asked node discs.
+    // Re-render the curve(s) leaving the asked nodes, alone, plus the asked node discs and
+    // the ink of their labels.
     const relevant = curves.filter((c) =>
       asked.some((n) => n.label === c.from || n.label === c.to)
     );
@@ -89,8 +178,14 @@ Deno.test("line-tracing: target sums to 1 and lies on the asked curve(s) and nod
     const scratch = { width: size, height: size, data: new Float32Array(size * size * 3) };
     for (const n of asked) {
       fillCircle(scratch, n.x, n.y, s.meta.nodeRadius as number, [0, 0, 0], mask);
+      drawText(scratch, n.label, n.box.x, n.box.y, 1, [0, 0, 0], mask);
     }
     const expected = targetFromMask(mask, size, 8);
+    // Both labels' patches carry mass.
+    for (const n of asked) {
+      const patch = Math.floor(n.box.y / 8) * 8 + Math.floor(n.box.x / 8);
+      assert.ok(s.target[patch] > 0.02, `${n.label}: ${s.target[patch]}`);
+    }
     for (let i = 0; i < expected.length; i++) {
       assert.equal(s.target[i] > 0, expected[i] > 0, `patch ${i} of "${s.prompt}"`);
       assert.ok(Math.abs(s.target[i] - expected[i]) < 1e-6);
@@ -142,19 +237,32 @@ Deno.test("line-tracing: answers alternate yes / no; meta and vocabulary", () =>
   assert.ok(crossings.size >= 3, `difficulties: ${[...crossings]}`);
 });
 
-Deno.test("line-tracing: other settings (polyline, 8 nodes, 96 px, no crossings required)", () => {
-  const settings: [number, Record<string, unknown>][] = [
-    [64, { curve: "polyline" }],
-    [64, { nodes: 8 }],
-    [96, { nodes: 4, line_width: 3 }],
-    [48, { nodes: 4, min_crossings: 0 }],
+Deno.test("line-tracing: other settings (polyline, 8 nodes, 96 px, 48 px, distractors)", () => {
+  const settings: [number, number, Record<string, unknown>][] = [
+    [64, 8, { curve: "polyline" }],
+    [64, 8, { nodes: 8 }],
+    [96, 8, { nodes: 4, line_width: 3 }],
+    [48, 8, { nodes: 4, min_crossings: 0 }],
+    [48, 8, { nodes: 6 }],
+    [64, 8, { distractors: 1, same_color: false }],
+    [128, 16, { nodes: 6 }], // font scale 2: 10 x 14 glyphs inside 16 px patches
+    [64, 4, { nodes: 4 }], // glyphs larger than a patch: placed around the node instead
   ];
-  for (const [size, params] of settings) {
-    const samples = lineTracing.generate(3, 20, config(size, 8, params));
+  for (const [size, patch, params] of settings) {
+    const samples = lineTracing.generate(3, 12, config(size, patch, params));
+    const nodes = (params.nodes as number) ?? 6;
     for (const s of samples) {
       assert.ok(Math.abs(sum(s.target) - 1) < 1e-5);
-      assert.equal((s.meta.nodeList as unknown[]).length, params.nodes ?? 6);
+      assert.equal((s.meta.nodeList as unknown[]).length, nodes);
       assert.ok((s.meta.crossings as number) >= ((params.min_crossings as number) ?? 1));
+      const distractors = distractorCount((params.distractors as number) ?? "auto", nodes);
+      assert.equal((s.meta.distractors as unknown[]).length, distractors);
+      if (patch >= 8 * (s.meta.fontScale as number)) {
+        for (const { box } of s.meta.nodeList as NodeInfo[]) {
+          assert.equal(Math.floor(box.x / patch), Math.floor((box.x + box.w - 1) / patch));
+          assert.equal(Math.floor(box.y / patch), Math.floor((box.y + box.h - 1) / patch));
+        }
+      }
     }
   }
 });
@@ -184,8 +292,20 @@ Deno.test("line-tracing: score, checkParams and registry", () => {
   assert.deepStrictEqual(keys(64, { line_width: 5 }), ["line_width"]);
   assert.deepStrictEqual(keys(64, { same_color: "yes" }), ["same_color"]);
   assert.deepStrictEqual(keys(64, { min_crossings: -1 }), ["min_crossings"]);
+  assert.deepStrictEqual(keys(64, { distractors: 2 }), []);
+  assert.deepStrictEqual(keys(64, { distractors: 3 }), ["distractors"]);
+  assert.deepStrictEqual(keys(64, { distractors: "some" }), ["distractors"]);
+  // Five colours for the curves when they differ: 5 curves leave no colour for a distractor.
+  assert.deepStrictEqual(keys(96, { nodes: 10, same_color: false, distractors: 1 }), [
+    "distractors",
+  ]);
   assert.deepStrictEqual(keys(16, {}), ["nodes", "image_size"]);
+  // At 32 px four labelled nodes leave no room for curves that cross while their chords
+  // do not: the chords would answer.
+  assert.deepStrictEqual(keys(32, { nodes: 4 }), ["image_size"]);
+  assert.deepStrictEqual(keys(48, { nodes: 4 }), []);
   assert.deepStrictEqual([32, 48, 64, 80, 112].map(maxNodes), [4, 6, 8, 10, 10]);
+  assert.deepStrictEqual([4, 6, 8].map((n) => distractorCount("auto", n)), [1, 0, 0]);
   assert.throws(() => lineTracing.generate(0, 1, config(64, 8, { nodes: 7 })), /nodes/);
   assert.equal(TASKS["line-tracing"], lineTracing);
 });
