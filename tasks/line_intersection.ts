@@ -1,20 +1,19 @@
 /**
  * Line Intersection (poster, "Data & Tasks"): two curves on white, "how many times do
  * the lines intersect ?", answered with a number word. Modelled on the BlindTest "line
- * intersection" benchmark: there, each image holds two line plots of 3 points (a red
- * and a blue polyline), drawn 2 or 4 px wide on a 384 px white canvas, and the answer is
- * 0, 1 or 2. The defaults follow it: two 3-point polylines, 0-2 crossings, balanced.
+ * intersection" benchmark: there, each image holds two 3-point polylines, one red and
+ * one blue, drawn 2-4 px wide on a white 384 px canvas, and the answer is 0, 1 or 2. The
+ * defaults follow it: two 3-point polylines, 0-2 crossings, balanced.
  *
  * Rendering varies from sample to sample, so that a model does not learn one look:
  *
- * - Line width (`line_width`). The benchmark's 2-4 px at 384 px would be 0.33-0.67 px at
- *   64 px, thinner than a pixel: too faint to see once rasterised and well below what a
- *   64 px image shows of the benchmark after downscaling (a blurred trace about a pixel
- *   wide). Widths are therefore set relative to the image with at least one pixel:
- *   "auto" draws each sample's width uniformly from [max(1, s / 64), max(1, 3 s / 64)]
- *   px for an image of s px: 1-3 px at 64 px (the benchmark's 2-4 px is 0.5-1% of the
- *   side, these are 1.6-4.7%, i.e. as thick as the benchmark's thick lines look after
- *   downscaling to 64 px and up to three times that), 1-1.5 px at 32 px.
+ * - Line width (`line_width`). Scaled with the image, the benchmark's 2-4 px at 384 px
+ *   (0.5-1% of the side) would be 0.33-0.67 px at 64 px: thinner than a pixel, a faint
+ *   and broken trace once rasterised. Widths are therefore relative to the image with a
+ *   floor of one pixel: "auto" draws each sample's width uniformly from
+ *   [max(1, s / 64), max(1, 3 s / 64)] px for an image of s px, i.e. 1-3 px at 64 px
+ *   (1.6-4.7% of the side) and 1-1.5 px at 32 px: from the thinnest stroke that stays
+ *   solid to a few times that. A number fixes the width, [min, max] sets the range.
  * - Anti-aliasing (`antialias`): smooth edges, hard pixel edges, or "mixed" (each sample
  *   one or the other).
  * - Colours (`colors`): "benchmark" (one red and one blue curve), "random" (two distinct
@@ -35,6 +34,10 @@
  *
  * Answers are balanced: sample i is assigned a count from a seeded permutation of
  * 0..max_count per block of max_count + 1 samples, and redrawn until it has it.
+ * Two graphs of functions of x cross an odd number of times exactly when their vertical
+ * order differs at the two ends of their common x-range, so the curves' end points tell
+ * the parity of the count (the benchmark's line plots share this): with 0-2 crossings,
+ * "1" against "0 or 2". tests/shortcut_test.ts prints that rule's accuracy.
  *
  * Ground truth P: around each intersection, the mass of an isotropic Gaussian of
  * `sigma_px` pixels over each patch's area ("auto": half the sample's line width, so
