@@ -13,6 +13,7 @@
  * is unreadable, or bad usage.
  */
 import { TASKS } from "../tasks/registry.ts";
+import { parseCommand, printHelp, runCommand, UsageError } from "./cli.ts";
 import { Cache, CacheRootError, defaultCacheDir } from "./cache.ts";
 import { describeHolders, type HeldLock, tryExclusiveLock } from "./cache_lock.ts";
 import { buildPlan, resolvePlan } from "./plan.ts";
@@ -277,31 +278,28 @@ async function removeEntry(cache: Cache, key: string): Promise<void> {
   await Deno.remove(doomed, { recursive: true });
 }
 
-/** Parsed `gc` arguments, or undefined when they are not gc's. */
-function parseGc(args: string[]): { apply: boolean; experimentsDir: string } | undefined {
-  let apply = false;
-  let experimentsDir = `${ROOT}/experiments`;
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === "--apply") apply = true;
-    else if (args[i] === "--experiments" && args[i + 1] && !args[i + 1].startsWith("--")) {
-      experimentsDir = args[++i];
-    } else return undefined;
-  }
-  return { apply, experimentsDir };
-}
-
-async function main(args: string[]): Promise<number> {
-  const cache = new Cache(defaultCacheDir());
-  const [command, ...rest] = args;
-  if (command === "ls" && rest.length === 0) return await ls(cache);
-  const gcArgs = command === "gc" ? parseGc(rest) : undefined;
-  if (gcArgs) return await gc(cache, gcArgs.apply, gcArgs.experimentsDir);
-  console.error(
-    `error: expected "ls" or "gc [--apply] [--experiments DIR]", found "${
-      args.join(" ")
-    }"\n${USAGE}`,
-  );
-  return 2;
+/** `deno task cache ls | gc [--apply] [--experiments DIR]`; returns the exit status. */
+export function main(args: string[]): Promise<number> {
+  return runCommand(USAGE, async () => {
+    const [command, ...rest] = args;
+    if (command === "-h" || command === "--help") return printHelp(USAGE);
+    if (command === "ls") {
+      if (parseCommand(rest, { options: {} }).help) return printHelp(USAGE);
+      return await ls(new Cache(defaultCacheDir()));
+    }
+    if (command === "gc") {
+      const parsed = parseCommand(rest, {
+        options: { apply: { type: "boolean" }, experiments: { type: "string" } },
+      });
+      if (parsed.help) return printHelp(USAGE);
+      const experimentsDir = (parsed.values.experiments as string | undefined) ??
+        `${ROOT}/experiments`;
+      return await gc(new Cache(defaultCacheDir()), parsed.values.apply === true, experimentsDir);
+    }
+    throw new UsageError(
+      command === undefined ? 'expected "ls" or "gc"' : `expected "ls" or "gc", found "${command}"`,
+    );
+  });
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -11,6 +11,8 @@
  * Scoring is an exact match of the normalised answer text (external labels carry no task
  * metadata). Exit status: 0 done, 1 the arm is not trained yet, 2 bad input.
  */
+import { parseCommand, printHelp, runCommand, UsageError } from "./cli.ts";
+import { writeJsonAtomic } from "./atomic.ts";
 import { decodeImage } from "../tasks/image_io.ts";
 import { TASKS } from "../tasks/registry.ts";
 import type { Sample } from "../tasks/task.ts";
@@ -24,7 +26,6 @@ import { loadCheckpoint } from "./stages.ts";
 import { wilsonInterval } from "./stats.ts";
 import { PROJECT_ROOT } from "./paths.ts";
 import { nameProblem, pathInside } from "./names.ts";
-import { escapeForTerminal } from "./terminal.ts";
 
 const ROOT = PROJECT_ROOT;
 const USAGE = "usage: deno task eval SPEC --arm ARM [--seed S] --images DIR " +
@@ -46,30 +47,42 @@ export interface ExternalEvalOptions {
   overrides: string[];
 }
 
-/** Parse argv (throws InputError). */
+/** Parse argv (throws InputError, or UsageError for an unknown option or a missing value). */
 export function parseEvalArgs(args: string[]): ExternalEvalOptions {
-  const o: Partial<ExternalEvalOptions> & { overrides: string[] } = { overrides: [] };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a.startsWith("--")) {
-      const v = args[++i];
-      if (v === undefined) throw new InputError(`${a} expects a value`);
-      if (a === "--arm") o.arm = v;
-      else if (a === "--seed") {
-        if (!/^\d+$/.test(v)) throw new InputError(`--seed expects an integer, found ${v}`);
-        o.seed = Number(v);
-      } else if (a === "--images") o.images = v;
-      else if (a === "--labels") o.labels = v;
-      else if (a === "--regex") {
-        try {
-          o.regex = new RegExp(v);
-        } catch (e) {
-          throw new InputError(`--regex: ${(e as Error).message}`);
-        }
-      } else if (a === "--prompt") o.prompt = v;
-      else if (a === "--name") o.name = v;
-      else throw new InputError(`unknown option ${a}`);
-    } else if (a.includes("=")) o.overrides.push(a);
+  const parsed = parseCommand(args, {
+    options: {
+      arm: { type: "string" },
+      seed: { type: "string" },
+      images: { type: "string" },
+      labels: { type: "string" },
+      regex: { type: "string" },
+      prompt: { type: "string" },
+      name: { type: "string" },
+    },
+    positionals: { max: Infinity },
+  });
+  const v = parsed.values as Record<string, string | undefined>;
+  const o: Partial<ExternalEvalOptions> & { overrides: string[] } = {
+    overrides: [],
+    arm: v.arm,
+    images: v.images,
+    labels: v.labels,
+    prompt: v.prompt,
+    name: v.name,
+  };
+  if (v.seed !== undefined) {
+    if (!/^\d+$/.test(v.seed)) throw new InputError(`--seed expects an integer, found ${v.seed}`);
+    o.seed = Number(v.seed);
+  }
+  if (v.regex !== undefined) {
+    try {
+      o.regex = new RegExp(v.regex);
+    } catch (e) {
+      throw new InputError(`--regex: ${(e as Error).message}`);
+    }
+  }
+  for (const a of parsed.positionals) {
+    if (a.includes("=")) o.overrides.push(a);
     else if (!o.spec) o.spec = a;
     else throw new InputError(`expected one spec file, found a second one: ${a}`);
   }
@@ -296,25 +309,26 @@ async function run(o: ExternalEvalOptions): Promise<number> {
       correct: p.correct,
     })),
   };
-  const tmp = `${out}/.${label}.json.tmp`;
-  await Deno.writeTextFile(tmp, JSON.stringify(record, null, 2));
-  await Deno.rename(tmp, recordPath);
+  await writeJsonAtomic(recordPath, record);
   console.log(`recorded: ${recordPath}`);
   return 0;
 }
 
-if (import.meta.main) {
-  let code: number;
-  try {
-    code = await run(parseEvalArgs(Deno.args));
-  } catch (e) {
-    if (e instanceof SpecError) {
-      console.error(formatSpecError(e));
-      code = 2;
-    } else if (e instanceof InputError) {
-      console.error(`error: ${escapeForTerminal(e.message)}\n${USAGE}`);
-      code = 2;
-    } else throw e;
-  }
-  Deno.exit(code);
+/** The command; returns the exit status (2: bad usage, spec or input). */
+export function main(args: string[]): Promise<number> {
+  return runCommand(USAGE, async () => {
+    if (args.includes("-h") || args.includes("--help")) return printHelp(USAGE);
+    try {
+      return await run(parseEvalArgs(args));
+    } catch (e) {
+      if (e instanceof SpecError) {
+        console.error(formatSpecError(e));
+        return 2;
+      }
+      if (e instanceof InputError) throw new UsageError(e.message);
+      throw e;
+    }
+  });
 }
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -7,7 +7,8 @@
 import { TASKS } from "../tasks/registry.ts";
 import { Cache, defaultCacheDir } from "./cache.ts";
 import { SlurmExecutor } from "./executors/slurm.ts";
-import { type Executor, LocalExecutor, runExperiment, StageFailure, UsageError } from "./run.ts";
+import { type Executor, LocalExecutor, runExperiment, StageFailure } from "./run.ts";
+import { integerOption, parseCommand, printHelp, runCommand, UsageError } from "./cli.ts";
 import { openBlasNotice } from "./backend.ts";
 import { formatSpecError, readSpecFile, SpecError } from "./spec.ts";
 import { type ExecutorName, EXECUTORS, type Spec } from "./spec_types.ts";
@@ -49,36 +50,30 @@ export interface Cli {
 
 /** Parse argv; throws UsageError with a clear message on anything unexpected. */
 export function parseArgs(args: string[]): Cli {
-  const cli: Cli = { specPath: "", overrides: [], dryRun: false, force: [], help: false };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    const value = (flag: string) => {
-      const v = args[++i];
-      if (v === undefined || v.startsWith("--")) {
-        throw new UsageError(`${flag} expects a value, found ${v === undefined ? "nothing" : v}`);
-      }
-      return v;
-    };
-    if (arg === "--dry-run") cli.dryRun = true;
-    else if (arg === "-h" || arg === "--help") cli.help = true;
-    else if (arg === "--force") cli.force.push(value("--force"));
-    else if (arg.startsWith("--force=")) cli.force.push(arg.slice(8));
-    else if (arg === "--jobs" || arg.startsWith("--jobs=")) {
-      const text = arg === "--jobs" ? value("--jobs") : arg.slice(7);
-      const n = Number(text);
-      if (!Number.isInteger(n) || n < 1) {
-        throw new UsageError(`--jobs expects an integer >= 1, found ${text}`);
-      }
-      cli.jobs = n;
-    } else if (arg === "--executor" || arg.startsWith("--executor=")) {
-      const name = arg === "--executor" ? value("--executor") : arg.slice(11);
-      if (!(EXECUTORS as readonly string[]).includes(name)) {
-        throw new UsageError(`--executor expects one of ${EXECUTORS.join(", ")}, found ${name}`);
-      }
-      cli.executor = name as ExecutorName;
-    } else if (arg.startsWith("-")) {
-      throw new UsageError(`unknown option ${arg}`);
-    } else if (arg.includes("=")) cli.overrides.push(arg);
+  const parsed = parseCommand(args, {
+    options: {
+      "dry-run": { type: "boolean" },
+      force: { type: "string", multiple: true },
+      jobs: { type: "string" },
+      executor: { type: "string" },
+    },
+    positionals: { max: Infinity },
+  });
+  const cli: Cli = { specPath: "", overrides: [], dryRun: false, force: [], help: parsed.help };
+  if (parsed.help) return cli;
+  const { values } = parsed;
+  cli.dryRun = values["dry-run"] === true;
+  cli.force = (values.force as string[] | undefined) ?? [];
+  if (values.jobs !== undefined) cli.jobs = integerOption("jobs", values.jobs as string, 1);
+  if (values.executor !== undefined) {
+    const name = values.executor as string;
+    if (!(EXECUTORS as readonly string[]).includes(name)) {
+      throw new UsageError(`--executor expects one of ${EXECUTORS.join(", ")}, found ${name}`);
+    }
+    cli.executor = name as ExecutorName;
+  }
+  for (const arg of parsed.positionals) {
+    if (arg.includes("=")) cli.overrides.push(arg);
     else if (!cli.specPath) cli.specPath = arg;
     else {
       throw new UsageError(
@@ -117,16 +112,10 @@ async function main(args: string[]): Promise<number> {
   try {
     cli = parseArgs(args);
   } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`error: ${escapeForTerminal(e.message)}\n\n${USAGE}`);
-      return 2;
-    }
+    if (e instanceof UsageError) return runCommand(USAGE, () => Promise.reject(e));
     throw e;
   }
-  if (cli.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  if (cli.help) return printHelp(USAGE);
   try {
     const text = await readSpecFile(cli.specPath);
     const specs = expandSweep(text, cli.specPath, cli.overrides, { tasks: TASKS });

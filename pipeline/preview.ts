@@ -9,6 +9,9 @@ import { createCanvas } from "@napi-rs/canvas";
 import { TASKS } from "../tasks/registry.ts";
 import type { Sample, Task, TaskConfig } from "../tasks/task.ts";
 import { PROJECT_ROOT } from "./paths.ts";
+import { writeFileAtomic } from "./atomic.ts";
+import { integerOption, parseCommand, printHelp, runCommand, UsageError } from "./cli.ts";
+import { escapeForTerminal } from "./terminal.ts";
 
 const ROOT = PROJECT_ROOT;
 const USAGE = "usage: deno task preview TASK [--n 16] [--seed S] [--size PX] [--patch PX] " +
@@ -24,40 +27,37 @@ export interface PreviewOptions {
   out: string;
 }
 
-/** Parse argv; throws Error with a usage message on anything unexpected. */
+/** Parse argv; throws UsageError on anything unexpected. */
 export function parsePreviewArgs(args: string[]): PreviewOptions {
   const names = Object.keys(TASKS);
-  const task = args[0];
-  if (!task || task.startsWith("-")) throw new Error(`expected a task name (${names.join(", ")})`);
-  if (!TASKS[task]) throw new Error(`unknown task "${task}"; valid tasks: ${names.join(", ")}`);
+  const parsed = parseCommand(args, {
+    options: {
+      n: { type: "string" },
+      seed: { type: "string" },
+      size: { type: "string" },
+      patch: { type: "string" },
+      out: { type: "string" },
+    },
+    positionals: { max: 1 },
+  });
+  const task = parsed.positionals[0];
+  if (!task) throw new UsageError(`expected a task name (${names.join(", ")})`);
+  if (!TASKS[task]) {
+    throw new UsageError(`unknown task "${task}"; valid tasks: ${names.join(", ")}`);
+  }
+  const v = parsed.values as Record<string, string | undefined>;
+  const int = (name: string, fallback: number) =>
+    v[name] === undefined ? fallback : integerOption(name, v[name]!);
   const options: PreviewOptions = {
     task,
-    n: 16,
-    seed: 0,
-    size: 64,
-    patch: 8,
-    out: `${ROOT}/reports/preview/${task}.png`,
+    n: Math.max(1, int("n", 16)),
+    seed: int("seed", 0),
+    size: int("size", 64),
+    patch: int("patch", 8),
+    out: v.out ?? `${ROOT}/reports/preview/${task}.png`,
   };
-  for (let i = 1; i < args.length; i++) {
-    const flag = args[i];
-    const value = args[++i];
-    if (value === undefined) throw new Error(`${flag} expects a value`);
-    const int = () => {
-      const v = Number(value);
-      if (!Number.isInteger(v) || v < 0) {
-        throw new Error(`${flag} expects an integer >= 0, found ${value}`);
-      }
-      return v;
-    };
-    if (flag === "--n") options.n = Math.max(1, int());
-    else if (flag === "--seed") options.seed = int();
-    else if (flag === "--size") options.size = int();
-    else if (flag === "--patch") options.patch = int();
-    else if (flag === "--out") options.out = value;
-    else throw new Error(`unknown option ${flag}`);
-  }
   if (options.size % options.patch !== 0) {
-    throw new Error(`--size ${options.size} is not a multiple of --patch ${options.patch}`);
+    throw new UsageError(`--size ${options.size} is not a multiple of --patch ${options.patch}`);
   }
   return options;
 }
@@ -146,23 +146,23 @@ function fitText(
   ctx.fillText(shown === text ? text : `${shown.slice(0, -1)}…`, x, y);
 }
 
-if (import.meta.main) {
-  let options: PreviewOptions;
-  try {
-    options = parsePreviewArgs(Deno.args);
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}\n${USAGE}`);
-    Deno.exit(2);
-  }
-  let samples: Sample[];
-  try {
-    samples = await previewSamples(TASKS[options.task], options);
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
-    Deno.exit(2);
-  }
-  const png = await renderContactSheet(samples, options.patch);
-  await Deno.mkdir(options.out.slice(0, options.out.lastIndexOf("/")) || ".", { recursive: true });
-  await Deno.writeFile(options.out, png);
-  console.log(`${samples.length} samples of ${options.task}: ${options.out}`);
+/** The command: parse, generate, render, write; returns the exit status. */
+export function main(args: string[]): Promise<number> {
+  return runCommand(USAGE, async () => {
+    if (args.includes("-h") || args.includes("--help")) return printHelp(USAGE);
+    const options = parsePreviewArgs(args);
+    let samples: Sample[];
+    try {
+      samples = await previewSamples(TASKS[options.task], options);
+    } catch (e) {
+      console.error(`error: ${escapeForTerminal((e as Error).message)}`);
+      return 2;
+    }
+    const png = await renderContactSheet(samples, options.patch);
+    await writeFileAtomic(options.out, png);
+    console.log(`${samples.length} samples of ${options.task}: ${options.out}`);
+    return 0;
+  });
 }
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

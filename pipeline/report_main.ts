@@ -9,6 +9,7 @@
  * Exit status: 0 done, 1 a stage's result is missing from the cache, 2 usage or unknown NAME.
  * Environment: KLAL_CACHE_DIR (the cache), KLAL_REPORTS_DIR (the reports root).
  */
+import { parseCommand, printHelp, runCommand } from "./cli.ts";
 import { Cache, defaultCacheDir } from "./cache.ts";
 import { PROJECT_ROOT } from "./paths.ts";
 import { MissingStage, rebuildReport, UnknownExperiment } from "./report/rebuild.ts";
@@ -46,31 +47,38 @@ const PAPER_USAGE = `usage: deno task report paper [--collect [--table1 NAME] [-
 
 /** \`deno task report paper ...\`: the committed paper record (see report/paper/mod.ts). */
 async function paperMain(args: string[]): Promise<number> {
+  const parsed = parseCommand(args, {
+    options: {
+      collect: { type: "boolean" },
+      table1: { type: "string" },
+      "table1-long": { type: "string" },
+      lambda: { type: "string" },
+      "lambda-long": { type: "string" },
+      layers: { type: "string" },
+      long: { type: "string" },
+      sigma: { type: "string" },
+      confirm: { type: "string" },
+      gpu: { type: "string" },
+    },
+  });
+  if (parsed.help) return printHelp(PAPER_USAGE);
+  const v = parsed.values as Record<string, string | undefined>;
   const sources: PaperSources = { ...CPU_SOURCES };
-  let collect = false;
-  let gpu: string | null = null;
-  for (let i = 0; i < args.length; i++) {
-    const flag = args[i];
-    const value = () => {
-      const v = args[++i];
-      if (v === undefined || v.startsWith("-")) throw new UsageError(`${flag} needs a value`);
-      return v;
-    };
-    if (flag === "--collect") collect = true;
-    else if (flag === "--table1") sources.table1 = value();
-    else if (flag === "--table1-long") sources.table1Long = optional(value());
-    else if (flag === "--lambda") sources.lambda = optional(value());
-    else if (flag === "--lambda-long") sources.lambdaLong = optional(value());
-    else if (flag === "--layers") sources.layers = optional(value());
-    else if (flag === "--long") sources.long = optional(value());
-    else if (flag === "--sigma") sources.sigma = optional(value());
-    else if (flag === "--confirm") sources.confirm = optional(value());
-    else if (flag === "--gpu") gpu = value();
-    else if (flag === "-h" || flag === "--help") {
-      console.log(PAPER_USAGE);
-      return 0;
-    } else throw new UsageError(`unexpected argument ${flag}`);
+  if (v.table1 !== undefined) sources.table1 = v.table1;
+  const optionalSources = [
+    ["table1-long", "table1Long"],
+    ["lambda", "lambda"],
+    ["lambda-long", "lambdaLong"],
+    ["layers", "layers"],
+    ["long", "long"],
+    ["sigma", "sigma"],
+    ["confirm", "confirm"],
+  ] as const;
+  for (const [flag, key] of optionalSources) {
+    if (v[flag] !== undefined) sources[key] = optional(v[flag]!);
   }
+  const collect = parsed.values.collect === true;
+  const gpu = v.gpu ?? null;
   const reportsDir = Deno.env.get("KLAL_REPORTS_DIR") ?? `${ROOT}/reports`;
   const dir = `${reportsDir}/paper`;
   try {
@@ -100,26 +108,17 @@ function optional(name: string): string | undefined {
   return name === "none" ? undefined : name;
 }
 
-/** A bad command line (exit 2). */
-class UsageError extends Error {}
-
 /** The command line; returns the exit status. */
-export async function main(args: string[]): Promise<number> {
-  if (args.includes("-h") || args.includes("--help")) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (args[0] === "paper") return await paperMain(args.slice(1));
-  const names = args.filter((a) => !a.startsWith("-"));
-  const unknown = args.filter((a) => a.startsWith("-"));
-  if (unknown.length > 0 || names.length !== 1) {
-    console.error(
-      `error: expected one experiment NAME${
-        unknown.length > 0 ? `, found option ${unknown.join(" ")}` : `, found ${names.length}`
-      }\n\n${USAGE}`,
-    );
-    return 2;
-  }
+export function main(args: string[]): Promise<number> {
+  if (args[0] === "paper") return runCommand(PAPER_USAGE, () => paperMain(args.slice(1)));
+  return runCommand(USAGE, () => reportMain(args));
+}
+
+/** \`deno task report NAME\`. */
+async function reportMain(args: string[]): Promise<number> {
+  const parsed = parseCommand(args, { options: {}, positionals: { min: 1, max: 1 } });
+  if (parsed.help) return printHelp(USAGE);
+  const names = parsed.positionals;
   const cache = new Cache(defaultCacheDir());
   const reportsDir = Deno.env.get("KLAL_REPORTS_DIR") ?? `${ROOT}/reports`;
   try {
@@ -143,12 +142,4 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    console.error(`error: ${e.message}\n\n${PAPER_USAGE}`);
-    Deno.exit(2);
-  }
-}
+if (import.meta.main) Deno.exit(await main(Deno.args));

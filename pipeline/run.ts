@@ -2,6 +2,7 @@
  * The runner: plan a spec, skip what the cache has, run the rest (independent stages in
  * parallel worker processes), then publish the report to `reports/<name>/`.
  */
+import { UsageError } from "./cli.ts";
 import { Cache, CacheRootError } from "./cache.ts";
 import { holdExperimentLock } from "./cache_lock.ts";
 import { gpuEnvironment } from "./gpu_env.ts";
@@ -265,7 +266,7 @@ function gpuWorkerEnv(spec: Spec, cache: Cache, log: (line: string) => void) {
 }
 
 /** A usage problem found after parsing (exit status 2). */
-export class UsageError extends Error {}
+export { UsageError };
 
 async function runInWorker(
   executor: Executor,

@@ -385,7 +385,7 @@ Deno.test({
 Deno.test("deno task report paper: bad flags exit 2 with the usage; a missing record exits 1", async () => {
   const bad = await runScript("pipeline/report_main.ts", ["paper", "--colect"]);
   assert.deepEqual(bad.code, 2);
-  assert.ok(bad.stderr.includes("unexpected argument --colect"), bad.stderr);
+  assert.ok(bad.stderr.includes("unknown option --colect"), bad.stderr);
   assert.ok(bad.stderr.includes("usage: deno task report paper"), bad.stderr);
   const dir = await Deno.makeTempDir();
   try {

@@ -112,7 +112,7 @@ Deno.test("expandSweep: whole task blocks give one experiment per task (Table 1 
     "sweep-test--line-intersection",
   ]);
   assert.equal(specs[1].task.image_size, 32);
-  assert.equal(specs[1].task.params.max_count, 3); // the task's own defaults
+  assert.equal(specs[1].task.params.max_count, 2); // the task's own defaults
 });
 
 Deno.test("the paper specs plan: all.yaml, lambda-sweep.yaml, layer-ablation.yaml", async () => {
