@@ -13,6 +13,7 @@
  * names (tmp/, jobs/) are common ones, and a mistyped or empty KLAL_CACHE_DIR must never make
  * them delete someone else's files.
  */
+import { publishFolderOnce, writeFileAtomic, writeJsonAtomic } from "./atomic.ts";
 import { resolve } from "node:path";
 import { canonicalJson } from "./spec.ts";
 import { pathOf } from "./paths.ts";
@@ -70,7 +71,7 @@ const LAYOUT_NAMES = new Set([
 ]);
 
 /** A marker being written (temp name, renamed into place): never a sign of foreign files. */
-const MARKER_TEMP = /^\.klal-cache\.[\w-]+\.tmp$/;
+const MARKER_TEMP = /^\.klal-cache\.(?:[\w-]+\.tmp|tmp-[\w-]+)$/;
 
 /** The cache root cannot be used: empty, the filesystem root, not a cache, a newer format. */
 export class CacheRootError extends Error {}
@@ -260,11 +261,11 @@ export class Cache {
   }
 
   private async writeMarker(): Promise<void> {
-    await Deno.mkdir(this.root, { recursive: true });
-    // Temp file then rename: a reader sees no marker or a whole one.
-    const tmp = `${this.root}/${CACHE_MARKER}.${crypto.randomUUID()}.tmp`;
-    await Deno.writeTextFile(tmp, JSON.stringify({ cache: "klal", format: CACHE_FORMAT }) + "\n");
-    await Deno.rename(tmp, `${this.root}/${CACHE_MARKER}`);
+    // Atomic: a reader sees no marker or a whole one.
+    await writeFileAtomic(
+      `${this.root}/${CACHE_MARKER}`,
+      JSON.stringify({ cache: "klal", format: CACHE_FORMAT }) + "\n",
+    );
   }
 
   /** Once per instance, before this process first creates anything in the cache. */
@@ -391,21 +392,16 @@ export class Cache {
       };
       await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify(manifest, null, 2));
       const target = this.entryDir(key);
-      await Deno.mkdir(`${this.root}/objects/${key.slice(0, 2)}`, { recursive: true });
-      try {
-        await Deno.rename(dir, target);
-      } catch (e) {
-        const existing = await this.lookup(key);
-        if (existing.state === "ok") {
-          await Deno.remove(dir, { recursive: true });
-          return existing.manifest;
-        }
-        if (existing.state === "missing") throw e;
-        // A corrupted entry sits where ours goes: keep it for inspection, out of the way.
-        await this.evict(key);
-        await Deno.rename(dir, target);
+      if (await publishFolderOnce(dir, target)) return manifest;
+      const existing = await this.lookup(key);
+      if (existing.state === "ok") {
+        await Deno.remove(dir, { recursive: true });
+        return existing.manifest;
       }
-      return manifest;
+      // A corrupted entry sits where ours goes: keep it for inspection, out of the way.
+      await this.evict(key);
+      if (await publishFolderOnce(dir, target)) return manifest;
+      throw new Error(`cache entry ${key}: another writer replaced it while this one was written`);
     } catch (e) {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
       throw e;
@@ -454,10 +450,7 @@ export class Cache {
   async writeRef(experiment: string, stage: string, ref: StageRef): Promise<void> {
     const path = this.refPath(experiment, stage);
     await this.ready();
-    await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-    const tmp = `${path}.${crypto.randomUUID()}.tmp`;
-    await Deno.writeTextFile(tmp, JSON.stringify(ref, null, 2));
-    await Deno.rename(tmp, path);
+    await writeJsonAtomic(path, ref);
   }
 
   private refPath(experiment: string, stage: string): string {

@@ -10,6 +10,7 @@
  * dies, so a crash never leaves the cache locked; a stale `running/` file is only a name in a
  * message, removed by the next `gc --apply`.
  */
+import { writeJsonAtomic } from "./atomic.ts";
 import type { Cache } from "./cache.ts";
 
 /** File name of the lock at the cache root. */
@@ -64,7 +65,7 @@ export async function holdExperimentLock(
       experiment,
       startedAt: new Date().toISOString(),
     };
-    await Deno.writeTextFile(record, JSON.stringify(holder));
+    await writeJsonAtomic(record, holder, 0); // gc reads only whole *.json records
   } catch (e) {
     file.close();
     throw e;

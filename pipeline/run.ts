@@ -3,6 +3,7 @@
  * parallel worker processes), then publish the report to `reports/<name>/`.
  */
 import { UsageError } from "./cli.ts";
+import { replaceFolderAtomic, writeJsonAtomic } from "./atomic.ts";
 import { Cache, CacheRootError } from "./cache.ts";
 import { holdExperimentLock } from "./cache_lock.ts";
 import { gpuEnvironment } from "./gpu_env.ts";
@@ -279,7 +280,7 @@ async function runInWorker(
   await Deno.mkdir(`${cache.root}/jobs`, { recursive: true });
   const path = `${cache.root}/jobs/stage-${crypto.randomUUID()}.json`;
   const descriptor: WorkerDescriptor = { stage, cacheRoot: cache.root, experiment };
-  await Deno.writeTextFile(path, JSON.stringify(descriptor));
+  await writeJsonAtomic(path, descriptor, 0);
   try {
     await executor.run(stage, path, { plainProgress });
     return await Deno.stat(`${path}.reused`).then(() => true, () => false);
@@ -290,20 +291,15 @@ async function runInWorker(
   }
 }
 
-/** Copy a report entry to `dir` atomically (temp folder, then rename over the old one). */
+/** Copy a report entry to `dir` atomically (a temporary folder swapped in for the old one). */
 async function publishReport(cache: Cache, key: string, dir: string): Promise<void> {
-  const parent = dir.slice(0, dir.lastIndexOf("/"));
-  await Deno.mkdir(parent, { recursive: true });
-  const temp = `${dir}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-  await Deno.mkdir(temp);
-  for (const name of Object.keys((await cache.manifest(key)).files)) {
-    if (name.includes("/")) {
-      await Deno.mkdir(`${temp}/${name.slice(0, name.lastIndexOf("/"))}`, { recursive: true });
+  const names = Object.keys((await cache.manifest(key)).files);
+  await replaceFolderAtomic(dir, async (temp) => {
+    for (const name of names) {
+      if (name.includes("/")) {
+        await Deno.mkdir(`${temp}/${name.slice(0, name.lastIndexOf("/"))}`, { recursive: true });
+      }
+      await Deno.writeFile(`${temp}/${name}`, await cache.readBytes(key, name));
     }
-    await Deno.writeFile(`${temp}/${name}`, await cache.readBytes(key, name));
-  }
-  const old = `${dir}.old-${crypto.randomUUID().slice(0, 8)}`;
-  const hadOld = await Deno.rename(dir, old).then(() => true, () => false);
-  await Deno.rename(temp, dir);
-  if (hadOld) await Deno.remove(old, { recursive: true });
+  });
 }

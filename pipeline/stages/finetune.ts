@@ -2,6 +2,7 @@
  * The finetune stage: one arm and seed trained from the Base checkpoint, with KLAL at the
  * arm's lambda, measured on the validation set as it learns and resumable after a kill.
  */
+import { writeFileAtomic } from "../atomic.ts";
 import type { Cache, EntryWriter } from "../cache.ts";
 import { initBackend } from "../backend.ts";
 import { encodeSamples, layoutFor, mergeLayouts } from "../batch.ts";
@@ -122,7 +123,7 @@ function partialPath(cache: Cache, key: string): string {
   return `${cache.root}/partial/${key}.ckpt`;
 }
 
-interface Partial {
+interface ResumableCheckpoint {
   snapshot: TrainSnapshot;
   weights: WeightMap;
   extra: Record<string, unknown>;
@@ -133,12 +134,12 @@ interface Partial {
  * renamed over it, so a kill at any moment leaves the previous checkpoint or the new one.
  * Layout: u32 header length, JSON header, then float32 weights, Adam m, Adam v.
  */
-function writePartial(
+async function writePartial(
   path: string,
   snapshot: TrainSnapshot,
   weights: WeightMap,
   extra: Record<string, unknown>,
-): void {
+): Promise<void> {
   const names = Object.keys(weights);
   const header = new TextEncoder().encode(JSON.stringify({
     step: snapshot.step,
@@ -168,21 +169,11 @@ function writePartial(
   }
   body.set(snapshot.optimizer.m, o);
   body.set(snapshot.optimizer.v, o + snapshot.optimizer.m.length);
-  Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-  const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-  const file = Deno.openSync(tmp, { write: true, create: true, truncate: true });
-  try {
-    let written = 0;
-    while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
-    file.syncSync();
-  } finally {
-    file.close();
-  }
-  Deno.renameSync(tmp, path);
+  await writeFileAtomic(path, bytes);
 }
 
 /** The checkpoint at `path`, or undefined when there is none (or it cannot be read whole). */
-function readPartial(path: string): Partial | undefined {
+function readPartial(path: string): ResumableCheckpoint | undefined {
   let bytes: Uint8Array;
   try {
     bytes = Deno.readFileSync(path);
