@@ -1,6 +1,6 @@
 /**
  * Makes Deno's WebGPU see an NVIDIA GPU on machines whose Vulkan set-up is incomplete
- * (DESIGN.md, "GPU: WebGPU on the lent NVIDIA H100", checked there): the driver is present
+ * (checked on an NVIDIA H100 machine; docs/ARCHITECTURE.md, "Backends"): the driver is present
  * but there is no Vulkan loader on the library path and the stock ICD file (pointing at
  * libGLX_nvidia) fails headless. Two things fix it, and both must be in a process's
  * environment before it starts, so the runner passes them to its worker processes:

@@ -1,6 +1,6 @@
 /**
- * The generic image-text mix that pretrains the shared Base checkpoint (DESIGN.md: the
- * Base model never sees task data). Images hold 1 to max_shapes coloured circles and
+ * The generic image-text mix that pretrains the shared Base checkpoint (the Base model
+ * never sees task data). Images hold 1 to max_shapes coloured circles and
  * squares at random pixel positions, one per image quadrant, on a light noisy
  * background; questions ask a shape's colour, the number of shapes, whether a colour is
  * present, or which quadrant a shape is in. Nothing here is grid-aligned, and no prompt

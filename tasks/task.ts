@@ -1,5 +1,5 @@
 /**
- * The contract every task implements (DESIGN.md, "Contracts").
+ * The contract every task implements (docs/ARCHITECTURE.md, "Adding a task").
  *
  * A task turns a seed into samples: an RGB image, a prompt, the answer as text, and
  * the ground-truth attention distribution P over the visual-token (patch) grid.
