@@ -56,6 +56,10 @@ export const LIMITS = {
     max: 1000,
     reason: "each seed fine-tunes and evaluates every arm: 1000 seeds are 2000 stages per arm",
   },
+  lrGrid: {
+    max: 100,
+    reason: "each learning rate of train.lr_grid fine-tunes every fine-tuned arm once more",
+  },
   sweepPoints: {
     max: 10_000,
     reason: "each point is a validated spec and an experiment or arm of its own",

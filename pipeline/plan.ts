@@ -3,6 +3,11 @@
  *
  *   data(task, split, seed) -> pretrain(base) -> finetune(arm, seed) -> eval(arm, seed) -> report
  *
+ * With train.lr_grid, each fine-tuned arm first has a trial per learning rate on the first
+ * seed (lr-finetune, evaluated on the validation set by lr-eval) and a choose-lr stage whose
+ * choice every fine-tune of the arm takes as an input; with base.seed: run, one pretrain
+ * stage per seed (pretrain:s<seed>) that the seed's stages start from.
+ *
  * A key is the SHA-256 of canonical JSON of the stage's own params, its inputs' keys and
  * the code version of the stage: a hash of the import closure of the module that runs its
  * kind (./code_version.ts), plus, for a stage that names a task, the task's own module and
@@ -12,11 +17,24 @@
 import { PRETRAIN_TASK, TASKS, vocabularyOf } from "../tasks/registry.ts";
 import { type Cache, sha256Hex, stageKey } from "./cache.ts";
 import { codeVersion } from "./code_version.ts";
-import type { Spec } from "./spec_types.ts";
+import type { ArmSpec, Spec } from "./spec_types.ts";
 import { taskModulePath } from "./stages/_common.ts";
 
-/** The kinds of stage, in pipeline order. */
-export type StageKind = "data" | "pretrain" | "finetune" | "eval" | "report";
+/**
+ * The kinds of stage, in pipeline order. `lr-finetune` and `lr-eval` are the trials of
+ * train.lr_grid: a fine-tune and its evaluation on the validation set, run by the same
+ * modules as `finetune` and `eval` but kinds of their own, so that nothing that gathers an
+ * arm's results (the report reads every finetune and eval stage) counts them.
+ */
+export type StageKind =
+  | "data"
+  | "pretrain"
+  | "lr-finetune"
+  | "lr-eval"
+  | "choose-lr"
+  | "finetune"
+  | "eval"
+  | "report";
 
 /** One node of the stage graph. */
 export interface Stage {
@@ -29,7 +47,7 @@ export interface Stage {
   inputs: Record<string, string>;
   /** Settings that change how a stage runs but not what it produces: not in the key. */
   runtime?: Record<string, unknown>;
-  /** Arm and seed, for finetune/eval stages. */
+  /** Arm and seed, for finetune/eval stages (and the trials and choice of train.lr_grid). */
   arm?: string;
   seed?: number;
 }
@@ -45,6 +63,9 @@ export interface ResolvedStage extends Stage {
 export const STAGE_MODULES: Readonly<Record<StageKind, string>> = {
   data: "pipeline/stages/data.ts",
   pretrain: "pipeline/stages/pretrain.ts",
+  "lr-finetune": "pipeline/stages/finetune.ts",
+  "lr-eval": "pipeline/stages/eval.ts",
+  "choose-lr": "pipeline/stages/choose_lr.ts",
   finetune: "pipeline/stages/finetune.ts",
   eval: "pipeline/stages/eval.ts",
   report: "pipeline/stages/report.ts",
@@ -96,6 +117,16 @@ export function modelVocabulary(): string[] {
   return vocabularyOf([...Object.values(TASKS), PRETRAIN_TASK]);
 }
 
+/** Id of the Base checkpoint that seed `seed`'s fine-tunes start from (base.seed: run: its own). */
+export function pretrainId(spec: Spec, seed: number): string {
+  return spec.base.seed === "run" ? `pretrain:s${seed}` : "pretrain";
+}
+
+/** A learning rate as it appears in stage ids: `lr0.001`, `lr1e-7`. */
+export function lrLabel(lr: number): string {
+  return `lr${lr}`;
+}
+
 /** The stage graph of a spec (keys not yet resolved). */
 export function buildPlan(spec: Spec): Stage[] {
   const stages: Stage[] = [];
@@ -104,29 +135,31 @@ export function buildPlan(spec: Spec): Stage[] {
   const patchSize = spec.model.patch_size;
   const modelParams = { ...spec.model, vocabulary: modelVocabulary() };
 
-  const pretrainData: Stage = {
-    id: `data:${PRETRAIN_TASK.name}:train:s${spec.base.seed}`,
-    kind: "data",
-    params: {
-      task: PRETRAIN_TASK.name,
-      split: "train",
-      seed: spec.base.seed,
-      n: spec.base.train,
-      image_size: imageSize,
-      patch_size: patchSize,
-      task_params: PRETRAIN_TASK.defaultParams,
-    },
-    inputs: {},
-  };
-  stages.push(pretrainData);
-
-  const pretrain: Stage = {
-    id: "pretrain",
-    kind: "pretrain",
-    params: { model: modelParams, base: spec.base, backend: spec.backend },
-    inputs: { data: pretrainData.id },
-  };
-  stages.push(pretrain);
+  // One Base for every seed, or (base.seed: run) one per seed, pretrained from that seed.
+  const baseSeeds = spec.base.seed === "run" ? spec.seeds : [spec.base.seed];
+  for (const seed of baseSeeds) {
+    const pretrainData: Stage = {
+      id: `data:${PRETRAIN_TASK.name}:train:s${seed}`,
+      kind: "data",
+      params: {
+        task: PRETRAIN_TASK.name,
+        split: "train",
+        seed,
+        n: spec.base.train,
+        image_size: imageSize,
+        patch_size: patchSize,
+        task_params: PRETRAIN_TASK.defaultParams,
+      },
+      inputs: {},
+    };
+    stages.push(pretrainData);
+    stages.push({
+      id: pretrainId(spec, seed),
+      kind: "pretrain",
+      params: { model: modelParams, base: { ...spec.base, seed }, backend: spec.backend },
+      inputs: { data: pretrainData.id },
+    });
+  }
 
   // Real data: train from source.train; test and the validation curves from source.test.
   const sourceOf = (split: "train" | "val" | "test") =>
@@ -148,16 +181,24 @@ export function buildPlan(spec: Spec): Stage[] {
   });
   const testData = dataStage("test", task.test_seed, task.test);
   stages.push(testData);
-  // Learning curves are measured on a validation set from test_seed + 1, never on the test set.
-  const valData = spec.train.eval_every > 0
+  // Learning curves and the choice of learning rate are measured on a validation set from
+  // test_seed + 1, never on the test set.
+  const lrGrid = spec.train.lr_grid;
+  const finetuned = Object.values(spec.arms).some((arm) => arm.finetune);
+  const valData = spec.train.eval_every > 0 || (lrGrid.length > 0 && finetuned)
     ? dataStage("val", task.test_seed + 1, spec.train.eval_samples)
     : undefined;
   if (valData) stages.push(valData);
+  // The curves: only when asked for (the validation set's key stays out of the others').
+  const curveInput: Record<string, string> = spec.train.eval_every > 0 && valData
+    ? { val: valData.id }
+    : {};
 
+  const evalParams = { task: task.name, batch_size: spec.eval.batch_size, backend: spec.backend };
   const evalStage = (id: string, model: string, arm: string, seed?: number): Stage => ({
     id,
     kind: "eval",
-    params: { task: task.name, batch_size: spec.eval.batch_size, backend: spec.backend },
+    params: evalParams,
     inputs: { model, data: testData.id },
     arm,
     seed,
@@ -165,50 +206,122 @@ export function buildPlan(spec: Spec): Stage[] {
 
   const evals: string[] = [];
   const finetunes: string[] = [];
+  const choices: string[] = [];
   // Ids of the training data stages planned so far: a set, so planning stays linear in seeds.
   const trainData = new Set<string>();
+  const trainDataId = (seed: number) => {
+    const id = `data:${task.name}:train:s${seed}`;
+    if (!trainData.has(id)) {
+      trainData.add(id);
+      stages.push(dataStage("train", seed, task.train));
+    }
+    return id;
+  };
+  // How often to checkpoint does not change the result: keep it out of the key; nor does the
+  // grid of learning rates when there is none (the keys of runs without one stay as they were).
+  const trainParams = (lr?: number) => ({
+    ...spec.train,
+    checkpoint_every: undefined,
+    lr_grid: undefined,
+    ...(lr === undefined ? {} : { lr }),
+  });
+  const finetuneParams = (armSpec: ArmSpec, seed: number, train: Record<string, unknown>) => {
+    const layers = armSpec.layers === "all"
+      ? Array.from({ length: spec.model.layers }, (_, i) => i)
+      : [...armSpec.layers].sort((a, b) => a - b);
+    return {
+      task: task.name,
+      train,
+      lambda: armSpec.lambda,
+      // Supervised layers do nothing when lambda is 0: keep them out of the NTP key.
+      layers: armSpec.lambda > 0 ? layers : [],
+      // Neither do the maps, the supervision kind or the supervised positions.
+      ...(armSpec.lambda > 0
+        ? {
+          target: armSpec.target,
+          supervision: armSpec.supervision,
+          queries: armSpec.queries,
+        }
+        : {}),
+      seed,
+      backend: spec.backend,
+    };
+  };
+  const runtime = { checkpoint_every: spec.train.checkpoint_every };
+
   for (const [arm, armSpec] of Object.entries(spec.arms)) {
     if (!armSpec.finetune) {
-      // The Base checkpoint is shared by every seed: one evaluation, reported with n = 1.
-      const e = evalStage(`eval:${arm}`, pretrain.id, arm, spec.base.seed);
-      stages.push(e);
-      evals.push(e.id);
+      if (spec.base.seed === "run") {
+        // One Base per seed: each is evaluated, reported with n = seeds.
+        for (const seed of spec.seeds) {
+          const e = evalStage(`eval:${arm}:s${seed}`, pretrainId(spec, seed), arm, seed);
+          stages.push(e);
+          evals.push(e.id);
+        }
+      } else {
+        // The Base checkpoint is shared by every seed: one evaluation, reported with n = 1.
+        const e = evalStage(`eval:${arm}`, "pretrain", arm, spec.base.seed);
+        stages.push(e);
+        evals.push(e.id);
+      }
       continue;
     }
+    // train.lr_grid: a fine-tune per rate on the first seed, each evaluated on the validation
+    // set; choose-lr picks the rate this arm's fine-tunes take (an input, so in their keys).
+    let choice: string | undefined;
+    if (lrGrid.length > 0 && valData) {
+      const seed = spec.seeds[0];
+      const data = trainDataId(seed);
+      const trials: Record<string, string> = {};
+      lrGrid.forEach((lr, i) => {
+        const trial: Stage = {
+          id: `lr-finetune:${arm}:${lrLabel(lr)}:s${seed}`,
+          kind: "lr-finetune",
+          params: finetuneParams(armSpec, seed, trainParams(lr)),
+          runtime,
+          inputs: { base: pretrainId(spec, seed), data, ...curveInput },
+          arm,
+          seed,
+        };
+        const validation: Stage = {
+          id: `lr-eval:${arm}:${lrLabel(lr)}:s${seed}`,
+          kind: "lr-eval",
+          params: evalParams,
+          inputs: { model: trial.id, data: valData.id },
+          arm,
+          seed,
+        };
+        stages.push(trial, validation);
+        trials[`trial${i}`] = validation.id;
+      });
+      choice = `choose-lr:${arm}`;
+      stages.push({
+        id: choice,
+        kind: "choose-lr",
+        params: { grid: lrGrid, seed, samples: spec.train.eval_samples },
+        inputs: trials,
+        arm,
+      });
+      choices.push(choice);
+    }
     for (const seed of spec.seeds) {
-      const trainId = `data:${task.name}:train:s${seed}`;
-      if (!trainData.has(trainId)) {
-        trainData.add(trainId);
-        stages.push(dataStage("train", seed, task.train));
-      }
-      const layers = armSpec.layers === "all"
-        ? Array.from({ length: spec.model.layers }, (_, i) => i)
-        : [...armSpec.layers].sort((a, b) => a - b);
+      const data = trainDataId(seed);
       const finetune: Stage = {
         id: `finetune:${arm}:s${seed}`,
         kind: "finetune",
-        params: {
-          task: task.name,
-          // How often to checkpoint does not change the result: keep it out of the key.
-          train: { ...spec.train, checkpoint_every: undefined },
-          lambda: armSpec.lambda,
-          // Supervised layers do nothing when lambda is 0: keep them out of the NTP key.
-          layers: armSpec.lambda > 0 ? layers : [],
-          // Neither do the maps, the supervision kind or the supervised positions.
-          ...(armSpec.lambda > 0
-            ? {
-              target: armSpec.target,
-              supervision: armSpec.supervision,
-              queries: armSpec.queries,
-            }
-            : {}),
+        // With a grid the rate comes from the choice (its key is in the inputs').
+        params: finetuneParams(
+          armSpec,
           seed,
-          backend: spec.backend,
+          choice ? { ...trainParams(), lr: undefined } : trainParams(),
+        ),
+        runtime,
+        inputs: {
+          base: pretrainId(spec, seed),
+          data,
+          ...curveInput,
+          ...(choice ? { lr: choice } : {}),
         },
-        runtime: { checkpoint_every: spec.train.checkpoint_every },
-        inputs: valData
-          ? { base: pretrain.id, data: trainId, val: valData.id }
-          : { base: pretrain.id, data: trainId },
         arm,
         seed,
       };
@@ -224,7 +337,7 @@ export function buildPlan(spec: Spec): Stage[] {
     id: "report",
     kind: "report",
     params: { spec: { ...spec, executor: undefined } }, // where stages ran is not a param
-    inputs: Object.fromEntries([...evals, ...finetunes].map((id) => [id, id])),
+    inputs: Object.fromEntries([...evals, ...finetunes, ...choices].map((id) => [id, id])),
   });
   return stages;
 }

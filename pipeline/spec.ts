@@ -5,6 +5,11 @@
  * (file:line:column, or the override that set it), the key path, what was expected and
  * what was found, e.g.
  * `experiments/x.yaml:7:11 arms.klal.lambda: expected a number >= 0, found "high"`.
+ *
+ * What each key may hold (type, range, default) and the lists of valid keys come from the
+ * schema, ./spec_schema.ts: a key declared there is read, checked and defaulted here with no
+ * other change. This module adds the rules between keys, the task registry and its params
+ * (each task's declared fields and cross-field rules), files on disk and the name rule.
  */
 
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
@@ -13,7 +18,6 @@ import { dirname, isAbsolute, join } from "node:path";
 import type { ParamProblem, Task } from "../tasks/task.ts";
 import type {
   ArmSpec,
-  BackendName,
   BaseSpec,
   ExecutorSpec,
   ModelSpec,
@@ -21,9 +25,34 @@ import type {
   TaskSpec,
   TrainSpec,
 } from "./spec_types.ts";
-import { BACKENDS, EXECUTORS } from "./spec_types.ts";
-import { formatBytes, type Limit, LIMITS } from "./limits.ts";
+import { formatBytes, LIMITS } from "./limits.ts";
 import { experimentNameProblem, NAME_MAX_LENGTH, NAME_PATTERN } from "./names.ts";
+import {
+  distinctExpected,
+  expectedOf,
+  type Field,
+  type Fields,
+  type ListField,
+  listLimitProblem,
+  problemOf,
+  type ValueField,
+} from "./schema.ts";
+import {
+  ARM_FIELDS,
+  ARM_NAME_PATTERN,
+  BASE_FIELDS,
+  EVAL_FIELDS,
+  EXECUTOR_FIELDS,
+  isValueField,
+  keysOf,
+  MODEL_FIELDS,
+  ROOT_FIELDS,
+  SEEDS_FIELD,
+  SOURCE_FIELDS,
+  SPEC_SCHEMA,
+  TASK_FIELDS,
+  TRAIN_FIELDS,
+} from "./spec_schema.ts";
 import { clip, escapeForTerminal } from "./terminal.ts";
 
 /** One thing wrong with a spec; `line`/`column` are 1-based, 0 when not in a file. */
@@ -312,72 +341,15 @@ function describeNode(node: LNode): string {
 }
 
 // ---------------------------------------------------------------------------------------
-// Schema
+// Keys (from ./spec_schema.ts)
 
-const ROOT_KEYS = [
-  "name",
-  "description",
-  "seeds",
-  "backend",
-  "task",
-  "model",
-  "base",
-  "train",
-  "eval",
-  "arms",
-  "sweep",
-  "executor",
-] as const;
-const TASK_KEYS = [
-  "name",
-  "image_size",
-  "train",
-  "test",
-  "test_seed",
-  "params",
-  "source",
-] as const;
-const SOURCE_SPLITS = ["train", "test"] as const;
-const SOURCE_KEYS = ["path", "images", "split", "extra"] as const;
-const MODEL_KEYS = [
-  "name",
-  "patch_size",
-  "d_model",
-  "layers",
-  "heads",
-  "mlp_ratio",
-  "position_std",
-] as const;
-const BASE_KEYS = ["steps", "batch_size", "lr", "train", "seed"] as const;
-const TRAIN_KEYS = [
-  "steps",
-  "batch_size",
-  "lr",
-  "optimizer",
-  "weight_decay",
-  "warmup",
-  "log_every",
-  "eval_every",
-  "eval_samples",
-  "checkpoint_every",
-] as const;
-const EVAL_KEYS = ["batch_size"] as const;
-const EXECUTOR_KEYS = ["name", "partition", "time", "cpus", "gres", "sbatch"] as const;
-const ARM_KEYS = ["finetune", "lambda", "layers", "target", "supervision", "queries"] as const;
-
-const SECTION_KEYS: Record<string, readonly string[]> = {
-  task: TASK_KEYS,
-  model: MODEL_KEYS,
-  base: BASE_KEYS,
-  train: TRAIN_KEYS,
-  eval: EVAL_KEYS,
-  executor: EXECUTOR_KEYS,
-};
-
-const ARM_NAME_PATTERN = /^[a-z][a-z0-9_-]*$/;
+const ROOT_KEYS = keysOf(ROOT_FIELDS);
+const SOURCE_SPLITS = keysOf(TASK_FIELDS.source.fields) as (keyof NonNullable<
+  TaskSpec["source"]
+>)[];
 
 function isRootKey(key: string): boolean {
-  return (ROOT_KEYS as readonly string[]).includes(key);
+  return ROOT_KEYS.includes(key);
 }
 
 function keysHint(valid: readonly string[], word: string, label = "valid keys"): string {
@@ -411,19 +383,21 @@ function checkOverridePath(segments: string[], loc: Loc, problems: Problems): bo
     );
     return false;
   };
-  const [top, second, third] = segments;
-  if (!(ROOT_KEYS as readonly string[]).includes(top)) return report(0, ROOT_KEYS);
-  if (top === "arms") {
-    if (segments.length <= 2) return true;
-    if (!(ARM_KEYS as readonly string[]).includes(third)) return report(2, ARM_KEYS);
-    return segments.length === 3 || tooDeep(3);
+  let field: Field = SPEC_SCHEMA;
+  for (let depth = 0; depth < segments.length; depth++) {
+    const segment = segments[depth];
+    if (field.type === "section") {
+      if (!Object.hasOwn(field.fields, segment)) return report(depth, keysOf(field.fields));
+      field = field.fields[segment];
+    } else if (field.type === "map" && field !== ROOT_FIELDS.sweep) {
+      // An arm's name, a task parameter (checked against the task later), an extra file.
+      field = field.values;
+    } else {
+      // A value, or the sweep block, whose keys are dotted paths an override cannot name.
+      return tooDeep(depth);
+    }
   }
-  const section = SECTION_KEYS[top];
-  if (!section) return segments.length === 1 || tooDeep(1);
-  if (segments.length === 1) return true;
-  if (!section.includes(second)) return report(1, section);
-  if (top === "task" && second === "params") return true; // checked against the task later
-  return segments.length === 2 || tooDeep(2);
+  return true;
 }
 
 function applyOverrides(root: LNode | undefined, overrides: string[], problems: Problems): void {
@@ -514,6 +488,9 @@ function resolveBaseFile(
 
 type Entry = { keyLoc: Loc; node: LNode };
 
+/** What `Section.read` returns for a value that failed its check (the problem is reported). */
+const INVALID: unique symbol = Symbol("invalid");
+
 /** Reads the keys of one mapping, reporting unknown ones and remembering what was used. */
 class Section {
   constructor(
@@ -568,35 +545,86 @@ class Section {
     return undefined;
   }
 
-  /** An integer >= min and, with a limit, <= limit.max (the message gives its reason). */
-  int(key: string, min: number, fallback: number, limit?: Limit): number | undefined {
-    const value = this.value(
-      key,
-      `an integer >= ${min}`,
-      (v): v is number => isInt(v) && v >= min,
-      fallback,
-    );
+  /**
+   * The value of `key` checked against its field (./spec_schema.ts): a copy of its default
+   * when absent (undefined when it has none); INVALID after reporting a bad value.
+   */
+  read(key: string, field: ValueField): unknown {
     const entry = this.entry(key);
-    if (value === undefined || !limit || value <= limit.max || !entry) return value;
-    this.problems.add(
-      entry.node.loc,
-      this.child(key),
-      `an integer <= ${limit.max} (${limit.reason})`,
-      String(value),
-    );
-    return undefined;
+    if (!entry) {
+      if (field.required) {
+        this.missing(key, expectedOf(field));
+        return INVALID;
+      }
+      return field.default === undefined ? undefined : structuredClone(field.default);
+    }
+    if (field.type === "list") return this.list(key, field)?.values ?? INVALID;
+    const node = entry.node;
+    const value = node.kind === "scalar" ? node.value : toPlain(node);
+    const problem = problemOf(field, value);
+    if (!problem) return value;
+    this.problems.add(node.loc, this.child(key), problem.expected, problem.found ?? showNode(node));
+    return INVALID;
   }
 
-  number(key: string, min: number, exclusive: boolean, fallback: number): number | undefined {
-    const expected = `a number ${exclusive ? ">" : ">="} ${min}`;
-    const accept = (v: unknown): v is number =>
-      typeof v === "number" && Number.isFinite(v) && (exclusive ? v > min : v >= min);
-    return this.value(key, expected, accept, fallback);
+  /**
+   * A list (present under `key`), each item checked where it is written; its values and
+   * their locations, or undefined after reporting what is wrong.
+   */
+  list(key: string, field: ListField): { values: unknown[]; locs: Loc[] } | undefined {
+    const node = this.entry(key)!.node;
+    const path = this.child(key);
+    if (node.kind !== "seq" || node.items.length < (field.minItems ?? 0)) {
+      this.problems.add(node.loc, path, expectedOf(field), showNode(node));
+      return undefined;
+    }
+    const limit = listLimitProblem(field, node.items.length);
+    if (limit) {
+      this.problems.add(node.loc, path, limit.expected, limit.found ?? showNode(node));
+      return undefined;
+    }
+    const values: unknown[] = [];
+    const locs: Loc[] = [];
+    const firstIndex = new Map<string, number>(); // an item's JSON -> its first index
+    let ok = true;
+    node.items.forEach((item, i) => {
+      const value = item.kind === "scalar" ? item.value : toPlain(item);
+      const id = JSON.stringify(value);
+      const problem = problemOf(field.items, value);
+      if (problem) {
+        this.problems.add(item.loc, `${path}[${i}]`, problem.expected, showNode(item));
+        ok = false;
+      } else if (field.distinct && firstIndex.has(id)) {
+        const again = `${show(value)} again (${path}[${firstIndex.get(id)}])`;
+        this.problems.add(item.loc, `${path}[${i}]`, distinctExpected(field), again);
+        ok = false;
+      } else {
+        firstIndex.set(id, i);
+        values.push(value);
+        locs.push(item.loc);
+      }
+    });
+    return ok ? { values, locs } : undefined;
   }
 
-  oneOf<T extends string>(key: string, choices: readonly T[], fallback: T): T | undefined {
-    const expected = `one of ${choices.map((c) => JSON.stringify(c)).join(", ")}`;
-    return this.value(key, expected, (v): v is T => choices.includes(v as T), fallback);
+  /**
+   * Every value field of `fields` (not the mappings) but those in `skip`, read with `read`:
+   * the values by key (a key absent without a default left out), and false in `ok` when any
+   * was bad. A key added to the schema is read here with no other change.
+   */
+  readAll(
+    fields: Fields,
+    skip: readonly string[] = [],
+  ): { values: Record<string, unknown>; ok: boolean } {
+    const values: Record<string, unknown> = {};
+    let ok = true;
+    for (const [key, field] of Object.entries(fields)) {
+      if (skip.includes(key) || !isValueField(field)) continue;
+      const value = this.read(key, field);
+      if (value === INVALID) ok = false;
+      else if (value !== undefined) values[key] = value;
+    }
+    return { values, ok };
   }
 
   /** A nested mapping (absent -> empty). Undefined map when the value is not a mapping. */
@@ -623,54 +651,11 @@ function isString(value: unknown): value is string {
   return typeof value === "string";
 }
 
-function isBool(value: unknown): value is boolean {
-  return typeof value === "boolean";
-}
-
-/** Validates `seeds`: a non-empty list of distinct integers >= 0. */
+/** Validates `seeds` (ROOT_FIELDS.seeds), keeping where each seed is written. */
 function validateSeeds(root: Section): { seeds?: number[]; locs: Loc[] } {
-  const entry = root.entry("seeds");
-  const expected = "a non-empty list of distinct integers >= 0";
-  if (!entry) return { seeds: [0], locs: [root.loc] };
-  if (entry.node.kind !== "seq" || entry.node.items.length === 0) {
-    root.problems.add(entry.node.loc, "seeds", expected, showNode(entry.node));
-    return { locs: [] };
-  }
-  const { max, reason } = LIMITS.seeds;
-  if (entry.node.items.length > max) {
-    root.problems.add(
-      entry.node.loc,
-      "seeds",
-      `at most ${max} seeds (${reason})`,
-      `a list of ${entry.node.items.length} seeds`,
-    );
-    return { locs: [] };
-  }
-  const seeds: number[] = [];
-  const locs: Loc[] = [];
-  const indexOf = new Map<number, number>(); // seed -> its first index
-  let ok = true;
-  entry.node.items.forEach((item, i) => {
-    const value = item.kind === "scalar" ? item.value : undefined;
-    if (!isInt(value) || value < 0) {
-      root.problems.add(item.loc, `seeds[${i}]`, "an integer >= 0", showNode(item));
-      ok = false;
-    } else if (indexOf.has(value)) {
-      const first = indexOf.get(value);
-      root.problems.add(
-        item.loc,
-        `seeds[${i}]`,
-        "distinct seeds",
-        `${value} again (seeds[${first}])`,
-      );
-      ok = false;
-    } else {
-      indexOf.set(value, i);
-      seeds.push(value);
-      locs.push(item.loc);
-    }
-  });
-  return ok ? { seeds, locs } : { locs };
+  if (!root.entry("seeds")) return { seeds: [...SEEDS_FIELD.default], locs: [root.loc] };
+  const list = root.list("seeds", SEEDS_FIELD);
+  return list ? { seeds: list.values as number[], locs: list.locs } : { locs: [] };
 }
 
 function validateTask(
@@ -685,7 +670,7 @@ function validateTask(
   }
   const section = root.section("task");
   if (!section) return {};
-  section.checkKeys(TASK_KEYS);
+  section.checkKeys(keysOf(TASK_FIELDS));
   const names = Object.keys(ctx.tasks);
   let task: Task | undefined;
   const nameEntry = section.entry("name");
@@ -708,10 +693,8 @@ function validateTask(
       );
     }
   }
-  const imageSize = section.int("image_size", 8, 32, LIMITS.imageSize);
-  const train = section.int("train", 1, 4000, LIMITS.samples);
-  const test = section.int("test", 1, 500, LIMITS.samples);
-  const testSeed = section.int("test_seed", 0, 1000);
+  const { values, ok } = section.readAll(TASK_FIELDS, ["name"]);
+  const testSeed = values.test_seed as number | undefined;
   // test_seed + 1 generates the validation set of the learning curves: keep both held out.
   const heldOut = (x: number) => x === testSeed || x === testSeed! + 1;
   if (testSeed !== undefined && seeds.seeds?.some(heldOut)) {
@@ -727,11 +710,9 @@ function validateTask(
     );
   }
   const paramsSection = section.section("params");
-  const ok = task !== undefined && imageSize !== undefined && train !== undefined &&
-    test !== undefined && testSeed !== undefined && paramsSection !== undefined;
-  if (!ok) return { task, paramsSection };
-  const spec = { name: task!.name, image_size: imageSize!, train: train!, test: test! };
-  return { spec: { ...spec, test_seed: testSeed! }, task, paramsSection };
+  if (!ok || task === undefined || paramsSection === undefined) return { task, paramsSection };
+  const spec = { name: task.name, ...values } as Omit<TaskSpec, "params">;
+  return { spec, task, paramsSection };
 }
 
 function validateParams(
@@ -785,15 +766,11 @@ function validateParams(
 function validateModel(root: Section, imageSize: number | undefined): ModelSpec | undefined {
   const section = root.section("model");
   if (!section) return undefined;
-  section.checkKeys(MODEL_KEYS);
-  const name = section.oneOf("name", ["tiny-vlm"] as const, "tiny-vlm");
-  const patchSize = section.int("patch_size", 1, 8, LIMITS.patchSize);
-  const dModel = section.int("d_model", 8, 64, LIMITS.dModel);
-  const layers = section.int("layers", 1, 2, LIMITS.layers);
-  const heads = section.int("heads", 1, 4, LIMITS.heads);
-  const mlpRatio = section.int("mlp_ratio", 1, 4, LIMITS.mlpRatio);
-  const positionStd = section.number("position_std", 0, true, 0.3);
-  let ok = true;
+  section.checkKeys(keysOf(MODEL_FIELDS));
+  const { values, ok: valuesOk } = section.readAll(MODEL_FIELDS);
+  const m = values as Partial<ModelSpec>;
+  const { d_model: dModel, heads, patch_size: patchSize } = m;
+  let ok = valuesOk;
   if (dModel !== undefined && heads !== undefined && dModel % heads !== 0) {
     const loc = section.entry("heads")?.node.loc ?? section.entry("d_model")?.node.loc ??
       section.loc;
@@ -827,83 +804,44 @@ function validateModel(root: Section, imageSize: number | undefined): ModelSpec 
       ok = false;
     }
   }
-  if (
-    !ok || name === undefined || patchSize === undefined || dModel === undefined ||
-    layers === undefined || heads === undefined || mlpRatio === undefined ||
-    positionStd === undefined
-  ) return undefined;
-  return {
-    name,
-    patch_size: patchSize,
-    d_model: dModel,
-    layers,
-    heads,
-    mlp_ratio: mlpRatio,
-    position_std: positionStd,
-  };
+  return ok ? m as ModelSpec : undefined;
 }
 
 function validateBase(root: Section): BaseSpec | undefined {
   const section = root.section("base");
   if (!section) return undefined;
-  section.checkKeys(BASE_KEYS);
-  const steps = section.int("steps", 0, 300, LIMITS.steps);
-  const batchSize = section.int("batch_size", 1, 32, LIMITS.batchSize);
-  const lr = section.number("lr", 0, true, 1e-3);
-  const train = section.int("train", 1, 4000, LIMITS.samples);
-  const seed = section.int("seed", 0, 0);
-  if ([steps, batchSize, lr, train, seed].includes(undefined)) return undefined;
-  return { steps: steps!, batch_size: batchSize!, lr: lr!, train: train!, seed: seed! };
+  section.checkKeys(keysOf(BASE_FIELDS));
+  const { values, ok } = section.readAll(BASE_FIELDS);
+  return ok ? values as unknown as BaseSpec : undefined;
 }
 
 function validateTrain(root: Section): TrainSpec | undefined {
   const section = root.section("train");
   if (!section) return undefined;
-  section.checkKeys(TRAIN_KEYS);
-  const steps = section.int("steps", 1, 500, LIMITS.steps);
-  const batchSize = section.int("batch_size", 1, 32, LIMITS.batchSize);
-  const lr = section.number("lr", 0, true, 1e-3);
-  const optimizer = section.oneOf("optimizer", ["adamw", "adam"] as const, "adamw");
-  const weightDecay = section.number("weight_decay", 0, false, 0.01);
-  // The default warm-up shrinks to fit a short run; an explicit one must fit.
-  let warmup = section.int("warmup", 0, steps === undefined ? 50 : Math.min(50, steps));
-  const logEvery = section.int("log_every", 1, 10);
-  const evalEvery = section.int("eval_every", 0, 0);
-  const evalSamples = section.int("eval_samples", 1, 200, LIMITS.samples);
-  const checkpointEvery = section.int("checkpoint_every", 0, 100);
+  section.checkKeys(keysOf(TRAIN_FIELDS));
+  const { values, ok } = section.readAll(TRAIN_FIELDS);
+  const t = values as Partial<TrainSpec>;
   const warmupEntry = section.entry("warmup");
-  if (warmupEntry && warmup !== undefined && steps !== undefined && warmup > steps) {
+  if (!warmupEntry) {
+    // The default warm-up shrinks to fit a short run; an explicit one must fit.
+    t.warmup = Math.min(TRAIN_FIELDS.warmup.default, t.steps ?? Infinity);
+  } else if (t.warmup !== undefined && t.steps !== undefined && t.warmup > t.steps) {
     section.problems.add(
       warmupEntry.node.loc,
       "train.warmup",
-      `an integer <= train.steps (${steps})`,
-      String(warmup),
+      `an integer <= train.steps (${t.steps})`,
+      String(t.warmup),
     );
-    warmup = undefined;
-  }
-  const all = [steps, batchSize, lr, optimizer, weightDecay, warmup, logEvery, evalEvery];
-  if ([...all, evalSamples, checkpointEvery].includes(undefined)) {
     return undefined;
   }
-  return {
-    steps: steps!,
-    batch_size: batchSize!,
-    lr: lr!,
-    optimizer: optimizer!,
-    weight_decay: weightDecay!,
-    warmup: warmup!,
-    log_every: logEvery!,
-    eval_every: evalEvery!,
-    eval_samples: evalSamples!,
-    checkpoint_every: checkpointEvery!,
-  };
+  return ok ? t as TrainSpec : undefined;
 }
 
 function validateArm(arm: Section, depth: number | undefined): ArmSpec | undefined {
-  arm.checkKeys(ARM_KEYS);
-  const finetune = arm.value("finetune", "true or false", isBool, true);
-  const lambda = arm.number("lambda", 0, false, 0);
-  let layers: ArmSpec["layers"] | undefined = "all";
+  arm.checkKeys(keysOf(ARM_FIELDS));
+  const { values, ok: valuesOk } = arm.readAll(ARM_FIELDS, ["layers"]);
+  let ok = valuesOk;
+  let layers: ArmSpec["layers"] | undefined = ARM_FIELDS.layers.default;
   const layersEntry = arm.entry("layers");
   const layersPath = arm.child("layers");
   const listExpected = depth === undefined
@@ -941,18 +879,9 @@ function validateArm(arm: Section, depth: number | undefined): ArmSpec | undefin
       if (layers !== undefined) layers = indices;
     }
   }
-  const choice = <T extends string>(key: string, options: readonly T[]): T | undefined =>
-    arm.value(
-      key,
-      options.map((o) => `"${o}"`).join(" or "),
-      (v): v is T => options.includes(v as T),
-      options[0],
-    );
-  const target = choice("target", ["task", "shuffled", "uniform"] as const);
-  const supervision = choice("supervision", ["attention", "pointer"] as const);
-  const queries = choice("queries", ["all", "first"] as const);
-  if (finetune === false) {
-    for (const key of ["lambda", "layers", "target", "supervision", "queries"]) {
+  if (values.finetune === false) {
+    // Every other key of an arm says how it fine-tunes.
+    for (const key of keysOf(ARM_FIELDS).filter((k) => k !== "finetune")) {
       const entry = arm.entry(key);
       if (entry) {
         arm.problems.add(
@@ -961,15 +890,12 @@ function validateArm(arm: Section, depth: number | undefined): ArmSpec | undefin
           `no ${key} when finetune is false (it would be ignored)`,
           showNode(entry.node),
         );
-        layers = undefined;
+        ok = false;
       }
     }
   }
-  if (
-    finetune === undefined || lambda === undefined || layers === undefined ||
-    target === undefined || supervision === undefined || queries === undefined
-  ) return undefined;
-  return { finetune, lambda, layers, target, supervision, queries };
+  if (!ok || layers === undefined) return undefined;
+  return { ...values, layers } as ArmSpec;
 }
 
 function validateArms(
@@ -1077,48 +1003,17 @@ export function sweepLimitExpected(): string {
   return `a sweep of at most ${max} points, the product of its axes' lengths (${reason})`;
 }
 
-/**
- * Slurm's time formats: minutes, minutes:seconds, hours:minutes:seconds, days-hours,
- * days-hours:minutes, days-hours:minutes:seconds, or no limit.
- */
-const SLURM_TIME_PATTERN = /^(\d+(:\d+){0,2}|\d+-\d+(:\d+){0,2}|UNLIMITED|INFINITE)$/;
-
 /** `executor:` where stages run (never part of a cache key). Absent: undefined; bad: null. */
 function validateExecutor(root: Section): ExecutorSpec | undefined | null {
   if (!root.entry("executor")) return undefined;
   const section = root.section("executor");
   if (!section) return null;
-  section.checkKeys(EXECUTOR_KEYS);
-  const name = section.oneOf("name", EXECUTORS, "local");
-  const word = (v: unknown): v is string => isString(v) && /^\S+$/.test(v);
-  const partition = section.value("partition", "a partition name (no spaces)", word, "");
-  const timeExpected = `a Slurm time limit: minutes, "MM:SS", "HH:MM:SS", "D-HH", ` +
-    `"D-HH:MM", "D-HH:MM:SS" or "UNLIMITED"`;
-  const isTime = (v: unknown): v is string | number =>
-    (isInt(v) && v > 0) || (isString(v) && SLURM_TIME_PATTERN.test(v));
-  const time = section.value<string | number>("time", timeExpected, isTime, "");
-  const cpus = section.int("cpus", 1, 0);
-  const gres = section.value("gres", `generic resources such as "gpu:1" (no spaces)`, word, "");
-  const isOptions = (v: unknown): v is string[] =>
-    Array.isArray(v) && v.every((item) => isString(item) && item.startsWith("-"));
-  const sbatch = section.value(
-    "sbatch",
-    `a list of sbatch options, each starting with "-" (e.g. ["--qos=long"])`,
-    isOptions,
-    [],
-  );
-  if (
-    name === undefined || partition === undefined || time === undefined ||
-    cpus === undefined || gres === undefined || sbatch === undefined
-  ) return null;
-  return {
-    name,
-    ...(partition ? { partition } : {}),
-    ...(time !== "" ? { time: String(time) } : {}),
-    ...(cpus > 0 ? { cpus } : {}),
-    ...(gres ? { gres } : {}),
-    sbatch,
-  };
+  section.checkKeys(keysOf(EXECUTOR_FIELDS));
+  const { values, ok } = section.readAll(EXECUTOR_FIELDS);
+  if (!ok) return null;
+  // A time in minutes may be written as a number; sbatch takes it as text.
+  if (values.time !== undefined) values.time = String(values.time);
+  return values as unknown as ExecutorSpec;
 }
 
 /** `task.source`: real data files per split, paths relative to the spec file's folder. */
@@ -1160,7 +1055,7 @@ function validateSource(
       ok = false;
       continue;
     }
-    s.checkKeys(SOURCE_KEYS);
+    s.checkKeys(keysOf(SOURCE_FIELDS));
     const pathEntry = s.entry("path");
     if (!pathEntry) {
       s.missing("path", "the annotation file (parquet, JSONL or pickle)");
@@ -1240,9 +1135,8 @@ function validate(
     if (problem) problems.add(node.loc, "name", problem.expected, problem.found);
     else name = value as string;
   }
-  const description = root.value("description", "a string", isString, "");
+  const top = root.readAll(ROOT_FIELDS, ["name", "seeds"]);
   const seeds = validateSeeds(root);
-  const backend = root.oneOf("backend", BACKENDS, "auto" as BackendName);
   const task = validateTask(root, ctx, seeds);
   const source = validateSource(root, task.task, specDir);
   const imageSize = imageSizeIfValid(root);
@@ -1253,28 +1147,26 @@ function validate(
   const base = validateBase(root);
   const train = validateTrain(root);
   const evalSection = root.section("eval");
-  evalSection?.checkKeys(EVAL_KEYS);
-  const evalBatch = evalSection?.int("batch_size", 1, 128, LIMITS.batchSize);
+  evalSection?.checkKeys(keysOf(EVAL_FIELDS));
+  const evalValues = evalSection?.readAll(EVAL_FIELDS);
   const arms = validateArms(root, model?.layers);
   const sweep = validateSweep(root);
   const executor = validateExecutor(root);
   if (
-    problems.list.length > 0 || name === undefined || description === undefined ||
-    seeds.seeds === undefined || backend === undefined || task.spec === undefined ||
-    params === undefined || model === undefined || base === undefined || train === undefined ||
-    evalBatch === undefined || arms === undefined || source === null || sweep === null ||
-    executor === null
+    problems.list.length > 0 || name === undefined || !top.ok || seeds.seeds === undefined ||
+    task.spec === undefined || params === undefined || model === undefined ||
+    base === undefined || train === undefined || !evalValues?.ok || arms === undefined ||
+    source === null || sweep === null || executor === null
   ) return undefined;
   return {
     name,
-    description,
+    ...top.values as Pick<Spec, "description" | "backend">,
     seeds: seeds.seeds,
-    backend,
     task: { ...task.spec, params, ...(source ? { source } : {}) },
     model,
     base,
     train,
-    eval: { batch_size: evalBatch },
+    eval: evalValues.values as Spec["eval"],
     arms,
     ...(sweep ? { sweep } : {}),
     ...(executor ? { executor } : {}),
@@ -1283,12 +1175,13 @@ function validate(
 
 /** task.image_size when it is valid (used for cross checks even if the task name is not). */
 function imageSizeIfValid(root: Section): number | undefined {
+  const field = TASK_FIELDS.image_size;
   const entry = root.entry("task")?.node;
-  if (entry?.kind !== "map") return 32;
+  if (entry?.kind !== "map") return field.default;
   const node = entry.entries.get("image_size")?.node;
-  if (!node) return 32;
+  if (!node) return field.default;
   const value = node.kind === "scalar" ? node.value : undefined;
-  return isInt(value) && value >= 8 && value <= LIMITS.imageSize.max ? value : undefined;
+  return problemOf(field, value) === undefined ? value as number : undefined;
 }
 
 function sortProblems(list: SpecProblem[], file: string): SpecProblem[] {

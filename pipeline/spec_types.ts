@@ -1,7 +1,9 @@
 /**
- * The validated, fully-defaulted experiment spec (see pipeline/spec.ts for the parser).
- * Upper bounds on sizes, steps, seeds and sweeps are in pipeline/limits.ts; the rule for
- * names that become paths (`name`, arm names) in pipeline/names.ts.
+ * The validated, fully-defaulted experiment spec (see pipeline/spec.ts for the parser). Each
+ * key's type, range, default and doc are declared in pipeline/spec_schema.ts (which checks
+ * that its keys are these interfaces' keys); docs/spec-keys.md lists them all. Upper bounds
+ * on sizes, steps, seeds and sweeps are in pipeline/limits.ts; the rule for names that
+ * become paths (`name`, arm names) in pipeline/names.ts.
  */
 import type { DataSource } from "../tasks/task.ts";
 
@@ -51,13 +53,24 @@ export interface BaseSpec {
   lr: number;
   /** Number of generic pretraining samples. */
   train: number;
-  seed: number;
+  /**
+   * Seed of the pretraining data and the model's init, or "run": one Base per seed of
+   * `seeds`, pretrained from that seed, which that seed's fine-tunes (and the Base arm's
+   * evaluation of that seed) start from.
+   */
+  seed: number | "run";
 }
 
 export interface TrainSpec {
   steps: number;
   batch_size: number;
   lr: number;
+  /**
+   * Learning rates to choose from (empty: use `lr`). Each fine-tuned arm is fine-tuned on the
+   * first seed with each of them and evaluated on the validation set; its fine-tunes then
+   * use the rate with the best validation accuracy (ties: the smaller rate).
+   */
+  lr_grid: number[];
   optimizer: "adamw" | "adam";
   weight_decay: number;
   /** Linear warm-up steps, then cosine decay to 10% of lr. */

@@ -22,14 +22,7 @@
  * must match `image_sha256`. Each is decoded once; rows of one image share its RgbImage.
  */
 
-import type {
-  DataSource,
-  ParamProblem,
-  RealFormatTask,
-  Sample,
-  SourceProblem,
-  TaskConfig,
-} from "./task.ts";
+import type { DataSource, RealFormatTask, Sample, SourceProblem, TaskConfig } from "./task.ts";
 import { Rng, seedFrom } from "../pipeline/rng.ts";
 import {
   baseName,
@@ -47,6 +40,7 @@ import { COLOR_NAMES } from "./draw.ts";
 import { type Attributes, generateScene, objectsMatching, SCENE_WORDS, SHAPES } from "./scenes.ts";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { assertParams } from "./common.ts";
+import { defineParams } from "../pipeline/schema.ts";
 import { assertHeldOut, sameFile } from "./holdout.ts";
 
 /** A point in percent of the image's width (x) and height (y). */
@@ -61,14 +55,30 @@ interface PixmoParams {
   limit: number;
 }
 
-const DEFAULT_PARAMS: PixmoParams = {
-  /** Hit radius in percent-units. */
-  radius: 10,
-  /** Gaussian sigma of the ground-truth map, in patches. */
-  sigma: 0.75,
-  /** Read at most this many samples (0: all). */
-  limit: 0,
-};
+/** `task.params`, declared once: type, range, default and doc (docs/spec-keys.md). */
+const PARAMS = defineParams({
+  radius: {
+    type: "number",
+    min: 0,
+    exclusiveMin: true,
+    max: 100,
+    unit: "percent-units",
+    default: 10,
+    doc: "hit radius: a predicted point within it of a ground-truth point scores",
+  },
+  sigma: {
+    type: "number",
+    min: 0,
+    exclusiveMin: true,
+    max: 16,
+    unit: "patches",
+    default: 0.75,
+    doc: "Gaussian sigma of the ground-truth map",
+  },
+  limit: { type: "int", min: 0, default: 0, doc: "read at most this many samples (0: all)" },
+});
+
+const DEFAULT_PARAMS = structuredClone(PARAMS.defaultParams) as unknown as PixmoParams;
 
 /** Number words "0".."100": answers are integer percents. */
 const PERCENT_WORDS = Array.from({ length: 101 }, (_, i) => String(i));
@@ -80,27 +90,8 @@ function paramsOf(config: TaskConfig): PixmoParams {
   return { ...DEFAULT_PARAMS, ...config.params } as PixmoParams;
 }
 
-function checkParams(config: TaskConfig): ParamProblem[] {
-  const { radius, sigma, limit } = paramsOf(config);
-  const problems: ParamProblem[] = [];
-  if (typeof radius !== "number" || !(radius > 0 && radius <= 100)) {
-    problems.push({
-      key: "radius",
-      expected: "a number of percent-units in (0, 100]",
-      found: radius,
-    });
-  }
-  if (typeof sigma !== "number" || !(sigma > 0 && sigma <= 16)) {
-    problems.push({ key: "sigma", expected: "a number of patches in (0, 16]", found: sigma });
-  }
-  if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 0) {
-    problems.push({ key: "limit", expected: "an integer >= 0 (0: all rows)", found: limit });
-  }
-  return problems;
-}
-
 function throwOnProblems(config: TaskConfig): void {
-  assertParams("pixmo-points", checkParams(config));
+  assertParams("pixmo-points", PARAMS.checkParams(config));
 }
 
 /**
@@ -517,8 +508,9 @@ export const pixmoPoints: RealFormatTask = {
   name: "pixmo-points",
   version: "1",
   vocabulary: ["point", "to", ",", ...SCENE_WORDS, ...PERCENT_WORDS],
-  defaultParams: { ...DEFAULT_PARAMS },
-  checkParams,
+  paramSchema: PARAMS.paramSchema,
+  defaultParams: PARAMS.defaultParams,
+  checkParams: PARAMS.checkParams,
   checkSources,
   load,
   writeStandIn,

@@ -22,6 +22,7 @@ import {
   uniformTarget,
 } from "./draw.ts";
 import { assertParams, exactMatch, perSample } from "./common.ts";
+import { defineParams } from "../pipeline/schema.ts";
 
 /** The question kinds, drawn uniformly; each is also the sample's `meta.difficulty`. */
 export const PRETRAIN_QUESTION_KINDS = ["color", "count", "exists", "where"] as const;
@@ -41,27 +42,47 @@ interface PretrainParams {
   colors: string[];
 }
 
-const DEFAULT_PARAMS: PretrainParams = { max_shapes: 3, colors: [...COLOR_NAMES] };
+/** `task.params`, declared once: type, range, default and doc (docs/spec-keys.md). */
+const PARAMS = defineParams({
+  max_shapes: {
+    type: "int",
+    min: 1,
+    max: MAX_SHAPES,
+    default: 3,
+    doc: "most shapes in an image (one per quadrant)",
+  },
+  colors: {
+    type: "list",
+    items: {
+      type: "enum",
+      values: COLOR_NAMES,
+      expected: `colour names from ${COLOR_NAMES.join(", ")}`,
+    },
+    minItems: 2,
+    distinct: true,
+    default: [...COLOR_NAMES],
+    doc: "the shapes' colours: at least max_shapes + 1, so a colour is always absent",
+  },
+}, crossRules);
+
+const DEFAULT_PARAMS = structuredClone(PARAMS.defaultParams) as unknown as PretrainParams;
 
 function paramsOf(config: TaskConfig): PretrainParams {
   return { ...DEFAULT_PARAMS, ...config.params } as PretrainParams;
 }
 
-function checkParams(config: TaskConfig): ParamProblem[] {
+/** Rules between the parameters, and with the image size (each field checks its own range). */
+function crossRules(config: TaskConfig, invalid: ReadonlySet<string>): ParamProblem[] {
   const { max_shapes: maxShapes, colors } = paramsOf(config);
   const problems: ParamProblem[] = [];
-  const shapesOk = typeof maxShapes === "number" && Number.isInteger(maxShapes) &&
-    maxShapes >= 1 && maxShapes <= MAX_SHAPES;
-  if (!shapesOk) {
+  // One more colour than shapes, so "is there a COLOR shape ?" can always answer "no".
+  if (!invalid.has("max_shapes") && !invalid.has("colors") && colors.length < maxShapes + 1) {
     problems.push({
-      key: "max_shapes",
-      expected: `an integer from 1 to ${MAX_SHAPES}`,
-      found: maxShapes,
+      key: "colors",
+      expected: colorListProblem(colors, maxShapes + 1)!,
+      found: colors,
     });
   }
-  // One more colour than shapes, so "is there a COLOR shape ?" can always answer "no".
-  const colorProblem = colorListProblem(colors, shapesOk ? maxShapes + 1 : 2);
-  if (colorProblem) problems.push({ key: "colors", expected: colorProblem, found: colors });
   if (config.imageSize < MIN_IMAGE_SIZE) {
     problems.push({
       key: "image_size",
@@ -181,10 +202,11 @@ export const pretrainMix: SyntheticTask = {
     ...COLOR_NAMES,
     ...Array.from({ length: MAX_SHAPES }, (_, i) => String(i + 1)),
   ],
-  defaultParams: { ...DEFAULT_PARAMS, colors: [...DEFAULT_PARAMS.colors] },
-  checkParams,
+  paramSchema: PARAMS.paramSchema,
+  defaultParams: PARAMS.defaultParams,
+  checkParams: PARAMS.checkParams,
   generate(seed: number, n: number, config: TaskConfig): Sample[] {
-    assertParams("pretrain-mix", checkParams(config));
+    assertParams("pretrain-mix", PARAMS.checkParams(config));
     const params = paramsOf(config);
     return perSample("pretrain-mix", seed, n, (rng) => generateOne(rng, config, params));
   },

@@ -25,14 +25,7 @@
  * Each image is decoded once; the samples of one image share its RgbImage.
  */
 
-import type {
-  DataSource,
-  ParamProblem,
-  RealFormatTask,
-  Sample,
-  SourceProblem,
-  TaskConfig,
-} from "./task.ts";
+import type { DataSource, RealFormatTask, Sample, SourceProblem, TaskConfig } from "./task.ts";
 import { Rng, seedFrom } from "../pipeline/rng.ts";
 import { Parser } from "pickleparser";
 import {
@@ -52,6 +45,7 @@ import {
 import { patchMassOfRect } from "./draw.ts";
 import { chooseExpressions, generateScene, SCENE_WORDS, SHAPES } from "./scenes.ts";
 import { assertParams } from "./common.ts";
+import { defineParams } from "../pipeline/schema.ts";
 import { assertHeldOut, sameFile } from "./holdout.ts";
 
 /** A box in percent of the image's width and height: [x1, y1, x2, y2]. */
@@ -63,16 +57,28 @@ interface RefcocoParams {
   limit: number;
 }
 
-const DEFAULT_PARAMS: RefcocoParams = {
-  /** IoU at or above which a predicted box counts as correct. */
-  min_iou: 0.5,
-  /** Split read when the source names none; the split a stand-in fills. */
-  split: "val",
-  /** Read at most this many samples (0: all). */
-  limit: 0,
-};
-
 const SPLITS = ["train", "val", "testA", "testB", "test"];
+
+/** `task.params`, declared once: type, range, default and doc (docs/spec-keys.md). */
+const PARAMS = defineParams({
+  min_iou: {
+    type: "number",
+    min: 0,
+    exclusiveMin: true,
+    max: 1,
+    default: 0.5,
+    doc: "IoU at or above which a predicted box counts as correct",
+  },
+  split: {
+    type: "enum",
+    values: SPLITS,
+    default: "val",
+    doc: "split read when the source names none; the split a stand-in fills",
+  },
+  limit: { type: "int", min: 0, default: 0, doc: "read at most this many samples (0: all)" },
+});
+
+const DEFAULT_PARAMS = structuredClone(PARAMS.defaultParams) as unknown as RefcocoParams;
 
 /** Number words "0".."100": answers are integer percents. */
 const PERCENT_WORDS = Array.from({ length: 101 }, (_, i) => String(i));
@@ -81,23 +87,8 @@ function paramsOf(config: TaskConfig): RefcocoParams {
   return { ...DEFAULT_PARAMS, ...config.params } as RefcocoParams;
 }
 
-function checkParams(config: TaskConfig): ParamProblem[] {
-  const { min_iou, split, limit } = paramsOf(config);
-  const problems: ParamProblem[] = [];
-  if (typeof min_iou !== "number" || !(min_iou > 0 && min_iou <= 1)) {
-    problems.push({ key: "min_iou", expected: "a number in (0, 1]", found: min_iou });
-  }
-  if (typeof split !== "string" || !SPLITS.includes(split)) {
-    problems.push({ key: "split", expected: `one of ${SPLITS.join(", ")}`, found: split });
-  }
-  if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 0) {
-    problems.push({ key: "limit", expected: "an integer >= 0 (0: all)", found: limit });
-  }
-  return problems;
-}
-
 function throwOnProblems(config: TaskConfig): void {
-  assertParams("refcoco", checkParams(config));
+  assertParams("refcoco", PARAMS.checkParams(config));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -761,8 +752,9 @@ export const refcoco: RealFormatTask = {
   version: "1",
   // Real expressions are open-vocabulary: words outside this list become <unk>.
   vocabulary: [...SCENE_WORDS, ...PERCENT_WORDS],
-  defaultParams: { ...DEFAULT_PARAMS },
-  checkParams,
+  paramSchema: PARAMS.paramSchema,
+  defaultParams: PARAMS.defaultParams,
+  checkParams: PARAMS.checkParams,
   checkSources,
   load,
   writeStandIn,

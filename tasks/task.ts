@@ -5,6 +5,8 @@
  * the ground-truth attention distribution P over the visual-token (patch) grid.
  */
 
+import type { Fields } from "../pipeline/schema.ts";
+
 /** An RGB image, row-major HWC, values in [0, 1]. */
 export interface RgbImage {
   width: number;
@@ -50,8 +52,15 @@ export interface Task {
   /** Known `task.params` keys with their defaults (unknown keys are spec errors). */
   defaultParams: Record<string, unknown>;
   /**
+   * Each `task.params` key's type, range, default and doc (pipeline/schema.ts), from which
+   * `defaultParams`, the range checks of `checkParams` and docs/spec-keys.md are derived
+   * (`defineParams`).
+   */
+  paramSchema?: Fields;
+  /**
    * Checks `params` (already merged with defaults) against `config`; returns a list of
-   * problems as `{ key, expected, found }` (empty when fine).
+   * problems as `{ key, expected, found }` (empty when fine). With `defineParams`: each
+   * field's own check, then the task's rules between parameters.
    */
   checkParams(config: TaskConfig): ParamProblem[];
   /**

@@ -9,7 +9,7 @@ import {
   stageCode,
   stageStatus,
 } from "../pipeline/plan.ts";
-import { parseSpec } from "../pipeline/spec.ts";
+import { canonicalJson, parseSpec } from "../pipeline/spec.ts";
 import { PRETRAIN_TASK, TASKS, vocabularyOf } from "../tasks/registry.ts";
 
 const SPEC = `
@@ -192,4 +192,97 @@ Deno.test("plan: 1000 seeds give one training set per seed and every arm's stage
   assert.ok(at.get("data:grid-patch:train:s999")! < at.get("finetune:ntp:s999")!);
   assert.equal(Object.keys(byId.get("report")!.inputs).length, 1 + 2000 + 2000);
   assert.equal(new Set(stages.map((s) => s.key)).size, stages.length);
+});
+
+Deno.test("plan: base.seed run pretrains one Base per seed, which that seed's stages start from", async () => {
+  const stages = await plan(["base.seed=run"]);
+  const ids = [...stages.keys()];
+  assert.deepEqual(ids.filter((id) => /^(pretrain|data:pretrain-mix)/.test(id)), [
+    "data:pretrain-mix:train:s0",
+    "pretrain:s0",
+    "data:pretrain-mix:train:s1",
+    "pretrain:s1",
+  ]);
+  for (const seed of [0, 1]) {
+    const pretrain = stages.get(`pretrain:s${seed}`)!;
+    assert.deepEqual(pretrain.inputs, { data: `data:pretrain-mix:train:s${seed}` });
+    assert.equal((pretrain.params.base as { seed: number }).seed, seed);
+    assert.equal(stages.get(`data:pretrain-mix:train:s${seed}`)!.params.seed, seed);
+    for (const arm of ["ntp", "klal"]) {
+      assert.equal(stages.get(`finetune:${arm}:s${seed}`)!.inputs.base, `pretrain:s${seed}`);
+    }
+    // The Base arm is evaluated per seed, each on its own Base: n = seeds.
+    const e = stages.get(`eval:base:s${seed}`)!;
+    assert.deepEqual(e.inputs, { model: `pretrain:s${seed}`, data: "data:grid-patch:test:s1000" });
+    assert.equal(e.seed, seed);
+  }
+  assert.ok(!stages.has("pretrain") && !stages.has("eval:base"));
+  assert.notEqual(stages.get("pretrain:s0")!.key, stages.get("pretrain:s1")!.key);
+  // Seed 0's Base is the Base of base.seed: 0, the default: one cache entry for both.
+  const shared = await plan();
+  assert.equal(stages.get("pretrain:s0")!.key, shared.get("pretrain")!.key);
+  assert.equal(stages.get("finetune:klal:s0")!.key, shared.get("finetune:klal:s0")!.key);
+  assert.notEqual(stages.get("finetune:klal:s1")!.key, shared.get("finetune:klal:s1")!.key);
+});
+
+Deno.test("plan: train.lr_grid plans trials on the first seed, validation evals and choose-lr", async () => {
+  const stages = await plan(["train.lr_grid=[0.001, 0.003]", "seeds=[5, 6]"]);
+  const ids = [...stages.keys()];
+  const val = "data:grid-patch:val:s1001";
+  assert.ok(stages.has(val), "the validation set is planned although eval_every is 0");
+  assert.equal(stages.get(val)!.params.n, 200); // train.eval_samples
+  for (const arm of ["ntp", "klal"]) {
+    const trials = ids.filter((id) => id.startsWith(`lr-finetune:${arm}:`));
+    assert.deepEqual(trials, [`lr-finetune:${arm}:lr0.001:s5`, `lr-finetune:${arm}:lr0.003:s5`]);
+    for (const [i, lr] of [0.001, 0.003].entries()) {
+      const trial = stages.get(`lr-finetune:${arm}:lr${lr}:s5`)!;
+      assert.equal(trial.kind, "lr-finetune");
+      assert.equal((trial.params.train as { lr: number }).lr, lr);
+      assert.equal(trial.params.seed, 5); // the first seed only
+      assert.deepEqual(trial.inputs, { base: "pretrain", data: "data:grid-patch:train:s5" });
+      const validation = stages.get(`lr-eval:${arm}:lr${lr}:s5`)!;
+      assert.equal(validation.kind, "lr-eval");
+      // Evaluated on the validation set (test_seed + 1), never the test set.
+      assert.deepEqual(validation.inputs, { model: trial.id, data: val });
+      assert.equal(stages.get(`choose-lr:${arm}`)!.inputs[`trial${i}`], validation.id);
+    }
+    const choose = stages.get(`choose-lr:${arm}`)!;
+    assert.equal(choose.kind, "choose-lr");
+    assert.deepEqual(choose.params, { grid: [0.001, 0.003], seed: 5, samples: 200 });
+    for (const seed of [5, 6]) {
+      const finetune = stages.get(`finetune:${arm}:s${seed}`)!;
+      // The choice is an input: its key is in the fine-tune's key; the rate is not a param.
+      assert.deepEqual(finetune.inputs, {
+        base: "pretrain",
+        data: `data:grid-patch:train:s${seed}`,
+        lr: `choose-lr:${arm}`,
+      });
+      assert.equal(finetune.inputKeys.lr, choose.key);
+      assert.equal((finetune.params.train as { lr?: number }).lr, undefined);
+      assert.ok(ids.indexOf(choose.id) < ids.indexOf(finetune.id));
+    }
+  }
+  // The Base arm is not fine-tuned: no trials, no choice.
+  assert.ok(!ids.some((id) => /^(lr-finetune|lr-eval|choose-lr):base\b/.test(id)));
+  assert.equal(stages.get("report")!.inputs["choose-lr:klal"], "choose-lr:klal");
+  // Another grid changes the trials, the choice and what follows; data and Base stay.
+  const other = await plan(["train.lr_grid=[0.001, 0.01]", "seeds=[5, 6]"]);
+  assert.equal(
+    other.get("lr-finetune:klal:lr0.001:s5")!.key,
+    stages.get(
+      "lr-finetune:klal:lr0.001:s5",
+    )!.key,
+  );
+  assert.notEqual(other.get("choose-lr:klal")!.key, stages.get("choose-lr:klal")!.key);
+  assert.notEqual(other.get("finetune:klal:s6")!.key, stages.get("finetune:klal:s6")!.key);
+  assert.equal(other.get("pretrain")!.key, stages.get("pretrain")!.key);
+});
+
+Deno.test("plan: without a grid, fine-tune params hold no lr_grid (their keys are as before)", async () => {
+  const stages = await plan();
+  const train = stages.get("finetune:klal:s0")!.params.train as Record<string, unknown>;
+  assert.equal(train.lr, 1e-3);
+  assert.ok(canonicalJson(train).indexOf("lr_grid") < 0);
+  assert.ok(![...stages.keys()].some((id) => /^(lr-|choose-lr)/.test(id)));
+  assert.ok(!stages.has("data:grid-patch:val:s1001"));
 });

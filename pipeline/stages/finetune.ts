@@ -13,6 +13,7 @@ import type { ArmSpec, Spec, TrainSpec } from "../spec_types.ts";
 import { controlTargets, train, type TrainSnapshot } from "../train.ts";
 import { loadCheckpoint, saveCheckpoint } from "./_checkpoint.ts";
 import { loadSamples, loadTask, type StageContext } from "./_common.ts";
+import type { LrChoice } from "./choose_lr.ts";
 
 /** Held-out accuracy and grounding measured during fine-tuning (validation set). */
 export interface LearningPoint {
@@ -22,11 +23,16 @@ export interface LearningPoint {
   targetAttentionRatio: number;
 }
 
-/** Fine-tune the checkpoint `base` on the data entry `data`; write the result and its curves. */
+/**
+ * Fine-tune the checkpoint `base` on the data entry `data`; write the result and its curves.
+ * With an input `lr` (a choose-lr entry, train.lr_grid) the learning rate is the one chosen
+ * there; log.json records the rate used either way.
+ */
 export async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: StageContext) {
   const p = stage.params as {
     task: string;
-    train: TrainSpec;
+    /** `lr` is absent when the input `lr` chooses it. */
+    train: Omit<TrainSpec, "lr" | "lr_grid"> & { lr?: number };
     lambda: number;
     layers: number[];
     target?: ArmSpec["target"];
@@ -47,6 +53,13 @@ export async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: S
     ? controlTargets(encoded, p.target, p.seed)
     : encoded;
   const t = p.train;
+  const lr = stage.inputKeys.lr
+    ? (await ctx.cache.readJson<LrChoice>(stage.inputKeys.lr, "choice.json")).lr
+    : t.lr;
+  if (lr === undefined) throw new Error(`${stage.id}: no learning rate (train.lr or an lr input)`);
+  if (stage.inputKeys.lr) {
+    console.error(`${ctx.experiment} ${stage.id}: lr ${lr}, chosen by ${stage.inputs.lr}`);
+  }
   const curve: LearningPoint[] = [];
   let onEval: ((step: number) => Promise<void>) | undefined;
   if (stage.inputKeys.val) {
@@ -86,7 +99,7 @@ export async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: S
     onEval,
     steps: t.steps,
     batchSize: t.batch_size,
-    lr: t.lr,
+    lr,
     optimizer: t.optimizer,
     weightDecay: t.weight_decay,
     warmup: t.warmup,
@@ -110,10 +123,12 @@ export async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: S
     samplesPerSecond: result.samplesPerSecond,
     learning: curve,
     resumedFrom: resumed?.snapshot.step ?? 0,
+    lr,
+    ...(stage.inputKeys.lr ? { lrChosenBy: stage.inputs.lr } : {}),
   });
   model.dispose();
   await Deno.remove(partial).catch(() => {});
-  return { backend, samplesPerSecond: result.samplesPerSecond, trainSeconds: result.seconds };
+  return { backend, samplesPerSecond: result.samplesPerSecond, trainSeconds: result.seconds, lr };
 }
 
 // ---------------------------------------------------------------- resumable training

@@ -7,8 +7,9 @@
  *
  *   data.ts      a task's samples (the task's module is loaded by name, ./_common.ts)
  *   pretrain.ts  the Base checkpoint
- *   finetune.ts  one arm and seed, resumable
- *   eval.ts      test-set metrics and figure samples
+ *   finetune.ts  one arm and seed, resumable (also the lr-finetune trials of train.lr_grid)
+ *   eval.ts      test-set metrics and figure samples (also the trials' lr-eval, on validation)
+ *   choose_lr.ts an arm's learning rate, chosen from its trials' validation accuracy
  *   report.ts    the report of a whole plan (main process only)
  *
  * Shared by several: ./_common.ts (context, tasks, data entries) and ./_checkpoint.ts. A
@@ -34,6 +35,9 @@ type Produce = (
 const PRODUCERS: Record<StageKind, () => Promise<Produce>> = {
   data: async () => (await import("./data.ts")).runData,
   pretrain: async () => (await import("./pretrain.ts")).runPretrain,
+  "lr-finetune": async () => (await import("./finetune.ts")).runFinetune,
+  "lr-eval": async () => (await import("./eval.ts")).runEval,
+  "choose-lr": async () => (await import("./choose_lr.ts")).runChooseLr,
   finetune: async () => (await import("./finetune.ts")).runFinetune,
   eval: async () => (await import("./eval.ts")).runEval,
   report: async () => {

@@ -18,7 +18,8 @@ export async function runPretrain(stage: ResolvedStage, out: EntryWriter, ctx: S
   const p = stage.params as {
     /** `vocabulary`: every word of every task, sorted (../plan.ts, `modelVocabulary`). */
     model: ModelSpec & { vocabulary: string[] };
-    base: BaseSpec;
+    /** `seed`: this Base's own (the plan gives one per seed for base.seed: run). */
+    base: BaseSpec & { seed: number };
     backend: Spec["backend"];
   };
   const backend = await initBackend(p.backend);
