@@ -289,31 +289,46 @@ export function bootstrapAccuracy(
       `bootstrapAccuracy: expected ${correct.length} baseline seeds, got ${baseline.length}`,
     );
   }
-  const accuracy = (rows: readonly (readonly boolean[])[], picks: number[][], seeds: number[]) => {
-    let hits = 0;
-    let total = 0;
-    seeds.forEach((s, j) => {
-      for (const i of picks[j]) if (rows[s][i]) hits++;
-      total += picks[j].length;
-    });
-    return total === 0 ? NaN : 100 * hits / total;
-  };
-  const all = correct.map((_, s) => s);
-  const allItems = correct.map((row) => row.map((_, i) => i));
-  const statistic = (seeds: number[], picks: number[][]) =>
-    accuracy(correct, picks, seeds) - (baseline ? accuracy(baseline, picks, seeds) : 0);
-  const estimate = statistic(all, allItems);
+  // Rows as 0/1 bytes; each resample counts hits as it draws (seeds first, then each drawn
+  // seed's items), the same draws for the baseline.
+  const bits = (rows: readonly (readonly boolean[])[]) =>
+    rows.map((row) => Uint8Array.from(row, (v) => (v ? 1 : 0)));
+  const rowsA = bits(correct);
+  const rowsB = baseline ? bits(baseline) : undefined;
+  const percent = (hits: number, total: number) => (total === 0 ? NaN : 100 * hits / total);
+  let hitsA = 0;
+  let hitsB = 0;
+  let total = 0;
+  rowsA.forEach((row, s) => {
+    for (let i = 0; i < row.length; i++) {
+      hitsA += row[i];
+      if (rowsB && rowsB[s][i]) hitsB++;
+    }
+    total += row.length;
+  });
+  const estimate = percent(hitsA, total) - (rowsB ? percent(hitsB, total) : 0);
   if (correct.length === 0) return { estimate: NaN, low: NaN, high: NaN, resamples: 0 };
   const rng = new Rng(options.seed ?? 12345);
-  const random = () => rng.next();
+  const k = rowsA.length;
+  const drawn = new Int32Array(k);
   const draws: number[] = [];
   for (let r = 0; r < resamples; r++) {
-    const seeds = all.map(() => Math.floor(random() * all.length));
-    const picks = seeds.map((s) => {
-      const n = correct[s].length;
-      return correct[s].map(() => Math.floor(random() * n));
-    });
-    draws.push(statistic(seeds, picks));
+    for (let j = 0; j < k; j++) drawn[j] = Math.floor(rng.next() * k);
+    hitsA = 0;
+    hitsB = 0;
+    total = 0;
+    for (let j = 0; j < k; j++) {
+      const a = rowsA[drawn[j]];
+      const b = rowsB?.[drawn[j]];
+      const n = a.length;
+      for (let i = 0; i < n; i++) {
+        const pick = Math.floor(rng.next() * n);
+        hitsA += a[pick];
+        if (b && b[pick]) hitsB++;
+      }
+      total += n;
+    }
+    draws.push(percent(hitsA, total) - (rowsB ? percent(hitsB, total) : 0));
   }
   draws.sort((x, y) => x - y);
   return {

@@ -59,7 +59,8 @@ function spec(): Spec {
       eval_every: 10,
       eval_samples: 40,
       checkpoint_every: 0,
-    },
+      lr_grid: [], // no learning-rate grid
+    } as Spec["train"],
     eval: { batch_size: 16 },
     arms: {
       base: {
@@ -102,6 +103,14 @@ function spec(): Spec {
         supervision: "attention",
         queries: "all",
       },
+      shuffled: {
+        finetune: true,
+        lambda: 1,
+        layers: "all",
+        target: "shuffled",
+        supervision: "attention",
+        queries: "all",
+      },
     },
   };
 }
@@ -131,13 +140,16 @@ export function richInput(): ReportInput {
     klal: 0.7,
     klal_l2: 0.8,
     klal_first: 0.4,
+    shuffled: 0.1,
   };
+  // Multiples of 2.5: whole numbers of the 40 test items.
   const accuracy: Record<string, number[]> = {
-    base: [6],
+    base: [5],
     ntp: [20, 30],
-    klal: [55, 61],
-    klal_l2: [58, 66],
-    klal_first: [35, 41],
+    klal: [55, 60],
+    klal_l2: [57.5, 65],
+    klal_first: [35, 40],
+    shuffled: [25, 32.5],
   };
   const rows: ResultRow[] = [];
   const figures: FigureSet[] = [];
@@ -161,6 +173,9 @@ export function richInput(): ReportInput {
     figures,
     heads: [],
     breakdown: [],
+    // The most common of the 40 answers (cells 0-7 three times each) is "0 , 0": 3 of 40.
+    floors: { "grid-patch": { answer: "0 , 0", accuracy: 7.5, kind: "majority" } },
+    items: [],
   };
   for (const [arm, values] of Object.entries(accuracy)) {
     values.forEach((value, i) => {
@@ -171,6 +186,22 @@ export function richInput(): ReportInput {
       push("accuracy", value);
       push("target_attention", mass);
       push("target_attention_ratio", mass * 16);
+      push("target_attention_ratio_first", mass * 16 * 0.9);
+      push("visual_share", 0.5 + mass / 4);
+      push("visual_share_first", 0.45 + mass / 4);
+      // The first `value`% of the 40 items right, the rest answered "4 , 4" (no such cell).
+      const right = Math.round(value * 40 / 100);
+      input.items!.push({
+        task: "grid-patch",
+        arm,
+        seed,
+        items: Array.from({ length: 40 }, (_, index) => {
+          const cell = index % 16;
+          const answer = `${Math.floor(cell / 4)} , ${cell % 4}`;
+          const prediction = index < right ? answer : "4 , 4";
+          return { index, answer, prediction, correct: prediction === answer };
+        }),
+      });
       for (let layer = 0; layer < 2; layer++) {
         push(`target_attention_ratio@L${layer}`, mass * 16 * (layer === 0 ? 0.8 : 1.2));
         for (let head = 0; head < 2; head++) {
@@ -317,6 +348,14 @@ Deno.test({
         ["table1", "table2"].map((id) => document.getElementById(id)?.querySelectorAll("tr").length)
       );
       assert.ok(tables[0]! >= 7 && tables[1]! >= 7, `Table 1 and 2 rows: ${tables}`);
+      // The floor drawn in the accuracy chart, and the control listed in Table 1.
+      const floorText = await page.locator(
+        'figure[data-chart="accuracy:grid-patch"] .live svg',
+      ).innerHTML();
+      assert.ok(floorText.includes("fixed-answer floor 7.5%"), "the floor's rule is labelled");
+      const table1Text = await page.locator("#table1").innerText();
+      assert.ok(table1Text.includes("Floor (fixed answer)"), "Table 1 has the floor column");
+      assert.ok(table1Text.includes("shuffled maps (shuffled)"), "Table 1 lists the control");
       assert.deepEqual(blocked, [], "the report asked for nothing over the network");
       assert.deepEqual(errors, [], "no console errors");
       const screenshot = Deno.env.get("KLAL_REPORT_SCREENSHOT");

@@ -4,6 +4,8 @@ import * as vegaLite from "vega-lite";
 import { Cache } from "../pipeline/cache.ts";
 import { buildPlan, resolvePlan } from "../pipeline/plan.ts";
 import {
+  armLabel,
+  armPalette,
   chartSpecs,
   type CurvePoint,
   debiasedEma,
@@ -38,7 +40,7 @@ import {
 } from "../pipeline/report/mod.ts";
 import { combineSweepInputs } from "../pipeline/report/sweep.ts";
 import type { Spec } from "../pipeline/spec_types.ts";
-import { ci95 } from "../pipeline/stats.ts";
+import { bootstrapAccuracy, ci95 } from "../pipeline/stats.ts";
 import { fileURLToPath } from "node:url";
 
 function assert(condition: unknown, message: string): asserts condition {
@@ -79,7 +81,8 @@ function fakeSpec(): Spec {
       eval_every: 0,
       eval_samples: 0,
       checkpoint_every: 0,
-    },
+      lr_grid: [], // no learning-rate grid
+    } as Spec["train"],
     eval: { batch_size: 64 },
     arms: {
       base: {
@@ -209,10 +212,14 @@ Deno.test("table.md has hand-computed means, CIs, poster numbers and the verdict
   assertIncludes(md, "backend wasm", "setup line");
   assertIncludes(md, "40 steps at batch 16", "setup line");
   // NTP 40, 50: mean 45.0, half-width 12.706 * 5 = 63.53
-  assertIncludes(md, "| NTP (ntp) | 45.0 ± 63.5 (n=2) | 1.100 | 28.6 |", "NTP row");
+  assertIncludes(md, "| NTP (ntp) | 45.0 ± 63.5 (n=2) | – | 1.100 | – | – | – | 28.6 |", "NTP row");
   // KLAL 60, 64: mean 62.0, half-width 12.706 * 2 = 25.41
-  assertIncludes(md, "| KLAL+NTP (klal) | 62.0 ± 25.4 (n=2) | 8.500 | 44.9 |", "KLAL row");
-  assertIncludes(md, "| Base (base) | 6.0 ± 12.7 (n=2) | 0.900 | 6.1 |", "Base row");
+  assertIncludes(
+    md,
+    "| KLAL+NTP (klal) | 62.0 ± 25.4 (n=2) | – | 8.500 | – | – | – | 44.9 |",
+    "KLAL",
+  );
+  assertIncludes(md, "| Base (base) | 6.0 ± 12.7 (n=2) | – | 0.900 | – | – | – | 6.1 |", "Base");
   // diffs 20, 14: mean 17, s = sqrt(18), t = 17 / 3 = 5.667, dof 1: p = 1 - 2/pi atan(5.667)
   const p = 1 - 2 / Math.PI * Math.atan(17 / 3);
   assertIncludes(
@@ -221,7 +228,7 @@ Deno.test("table.md has hand-computed means, CIs, poster numbers and the verdict
     "verdict",
   );
   assertIncludes(md, "not significant at the 5% level", "honest caveat with p > 0.05");
-  const perArm = md.slice(md.indexOf("## grid-patch (poster"));
+  const perArm = md.slice(md.indexOf("## Grid Patch (grid-patch)"));
   const rows = perArm.split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| ---"));
   assert(
     rows[1].includes("Base") && rows[2].includes("NTP (") && rows[3].includes("KLAL"),
@@ -254,7 +261,11 @@ Deno.test("arms map to the paper's columns, several KLAL arms each get a row and
   assert(paperColumn(input.spec, "klal_l0") === "KLAL+NTP", "klal_l0");
   assert(paperColumn(input.spec, "mystery") === "other", "unknown arm");
   const md = renderTableMarkdown(input);
-  assertIncludes(md, "| KLAL+NTP (klal_l0) | 50.0 ± 254.1 (n=2) | – | 44.9 |", "second KLAL row");
+  assertIncludes(
+    md,
+    "| KLAL+NTP (klal_l0) | 50.0 ± 254.1 (n=2) | – | – | – | – | – | 44.9 |",
+    "second KLAL row",
+  );
   assertIncludes(md, "KLAL+NTP (klal) vs NTP (ntp): +17.0 points", "named verdict 1");
   assertIncludes(md, "KLAL+NTP (klal_l0) vs NTP (ntp): +5.0 points", "named verdict 2");
 });
@@ -496,10 +507,12 @@ Deno.test("Table 1 lists the poster's five tasks; those this run skipped read 'n
   assert(
     JSON.stringify(table1Cells(grid)) === JSON.stringify([
       "Grid Patch",
+      "–",
       "6.0 ± 12.7 (n=2)",
       "45.0 ± 63.5 (n=2)",
       "62.0 ± 25.4 (n=2)",
-      `+17.0 (p=${p})`,
+      `+17.0 (p=${p}, Holm p=${p})`,
+      "–",
       "6.1",
       "28.6",
       "44.9",
@@ -510,10 +523,15 @@ Deno.test("Table 1 lists the poster's five tasks; those this run skipped read 'n
   const md = renderTableMarkdown(input);
   assertIncludes(
     md,
-    "| Line Intersection | not run | not run | not run | not run | 47.6 | 62.6 | 70.2 | +7.6 |",
+    "| Line Intersection | not run | not run | not run | not run | not run | not run | 47.6 | 62.6 " +
+      "| 70.2 | +7.6 |",
     "a task this run skipped",
   );
-  assertIncludes(md, "| RefCOCO (val) | not run | not run | not run | not run | 90.1", "refcoco");
+  assertIncludes(
+    md,
+    "| RefCOCO (val) | not run | not run | not run | not run | not run",
+    "refcoco",
+  );
   assert(rows.filter((r) => r.run).length === 1, "only the task that ran has numbers");
 });
 
@@ -537,7 +555,7 @@ Deno.test("Table 2: ours on Line Intersection beside the quoted rows, marked not
   }
   assertIncludes(md, "| Molmo-7B-D | 41.07 | 49.51 |", "a quoted number");
   assertIncludes(md, "| Gemini-2.0 Flash | 56.41 | 59.25 |", "another");
-  assertIncludes(md, "| Line Intersection | 6.0 ± 12.7 (n=2) |", "Table 1 row of the task");
+  assertIncludes(md, "| Line Intersection | – | 6.0 ± 12.7 (n=2) |", "Table 1 row of the task");
   const grid = renderTableMarkdown(fakeInput(KLAL_WINS));
   assertIncludes(grid, "| NTP + KLAL (ours, tiny VLM) | not run | not run |", "grid patch run");
 });
@@ -707,7 +725,7 @@ Deno.test("results.json, table.md and index.html show the same numbers", async (
         `HTML row ${row.label}: ${cells} vs ${row.cells}`,
       );
       if (!row.run) {
-        assert(row.cells.slice(1, 5).every((c: string) => c === "not run"), "not run cells");
+        assert(row.cells.slice(1, 7).every((c: string) => c === "not run"), "not run cells");
         continue;
       }
       for (const column of ["base", "ntp", "klal"]) {
@@ -777,7 +795,11 @@ Deno.test("reports/index.html lists every report, newest first, and Table 1 acro
     assert(!html.includes(HOSTILE), "names are escaped");
     assertIncludes(html, "2026-02-01 00:00:00 UTC", "date");
     // Grid Patch comes from the newest report that ran it; the other four were not run.
-    assertIncludes(html, '<td>Grid Patch</td><td class="num">1.5 ± 6.4 (n=2)</td>', "newest");
+    assertIncludes(
+      html,
+      '<td>Grid Patch</td><td class="num">–</td><td class="num">1.5 ± 6.4 (n=2)</td>',
+      "newest",
+    );
     assert(html.split("not run").length - 1 === 4, "four tasks not run anywhere");
   } finally {
     await Deno.remove(root, { recursive: true });
@@ -979,7 +1001,11 @@ Deno.test("markdownTable escapes pipes, backslashes and line breaks in cells", (
   const input = fakeInput(KLAL_WINS);
   for (const row of input.rows) row.task = "grid|<b>patch</b>";
   const md = renderTableMarkdown(input);
-  assertIncludes(md, "| grid\\|&lt;b&gt;patch&lt;/b&gt; | 6.0 ± 12.7 (n=2) |", "escaped task cell");
+  assertIncludes(
+    md,
+    "| grid\\|&lt;b&gt;patch&lt;/b&gt; | – | 6.0 ± 12.7 (n=2) |",
+    "escaped task cell",
+  );
 });
 
 Deno.test("every chart carries the $schema of the installed Vega-Lite", () => {
@@ -1022,4 +1048,378 @@ Deno.test("sweep report: points' arms renamed by label, or kept when only the ta
       '["grid-patch","line-tracing"]',
     "rows keep their tasks",
   );
+});
+
+// ---------------------------------------------------------------------------------------
+// Floors, control arms, item-level statistics, attention measures, stand-in labels
+
+/** The test set of a closed-answer task: ten items, majority answer "1" (5 of 10). */
+const TRUTH = ["0", "1", "1", "1", "2", "0", "1", "2", "1", "0"];
+
+/** Predictions per arm and seed: an answer per item where it differs from "1". */
+const PREDICTED: Record<string, Record<number, Record<number, string>>> = {
+  // Always "1": right on items 1, 2, 3, 6, 8 (the floor's 50%).
+  ntp: { 0: {}, 1: {} },
+  // s0 wrong on 2 (says "2") and 7 (says "1"): 80%; s1 wrong on 4 (says "0"): 90%.
+  klal: {
+    0: { 0: "0", 2: "2", 4: "2", 5: "0", 9: "0" },
+    1: { 0: "0", 4: "0", 5: "0", 7: "2", 9: "0" },
+  },
+  // NTP's answers and item 0 right: 60% on both seeds.
+  shuffled: { 0: { 0: "0" }, 1: { 0: "0" } },
+  // s0 like the shuffled control (60%), s1 like NTP (50%); item 9 answered "3", outside the set.
+  pointer: { 0: { 0: "0", 9: "3" }, 1: { 9: "3" } },
+};
+
+/** Line Intersection with NTP, KLAL+NTP, a shuffled-map and a pointer-head control. */
+function controlsInput(): ReportInput {
+  const input = fakeInput({});
+  const control = (target: "task" | "shuffled", supervision: "attention" | "pointer") => ({
+    finetune: true,
+    lambda: 1,
+    layers: "all" as const,
+    target,
+    supervision,
+    queries: "all" as const,
+  });
+  input.spec.task.name = "line-intersection";
+  delete input.spec.arms.base;
+  input.spec.arms.shuffled = control("shuffled", "attention");
+  input.spec.arms.pointer = control("task", "pointer");
+  input.curves = [];
+  input.floors = { "line-intersection": { answer: "1", accuracy: 50, kind: "majority" } };
+  input.items = [];
+  const measures: Record<string, number[]> = {
+    // ratio, ratio at the first answer position, visual share, visual share at the first
+    ntp: [1.1, 0.9, 0.3, 0.25],
+    klal: [6, 4.5, 0.6, 0.55],
+    shuffled: [1.2, 1.0, 0.5, 0.45],
+    pointer: [1.0, 1.0, 0.3, 0.3],
+  };
+  for (const [arm, bySeed] of Object.entries(PREDICTED)) {
+    for (const seed of [0, 1]) {
+      const items = TRUTH.map((answer, index) => {
+        const prediction = bySeed[seed][index] ?? "1";
+        return { index, answer, prediction, correct: prediction === answer };
+      });
+      input.items.push({ task: "line-intersection", arm, seed, items });
+      const accuracy = 100 * items.filter((i) => i.correct).length / items.length;
+      const [ratio, ratioFirst, share, shareFirst] = measures[arm];
+      const push = (metric: string, value: number) =>
+        input.rows.push({ task: "line-intersection", arm, seed, metric, value });
+      push("accuracy", accuracy);
+      push("target_attention_ratio", ratio);
+      push("target_attention_ratio_first", ratioFirst);
+      push("visual_share", share);
+      push("visual_share_first", shareFirst);
+    }
+  }
+  return input;
+}
+
+/** The per-seed correctness of an arm in controlsInput. */
+function correctOf(input: ReportInput, arm: string): boolean[][] {
+  return [0, 1].map((seed) =>
+    input.items!.find((set) => set.arm === arm && set.seed === seed)!.items.map((i) => i.correct)
+  );
+}
+
+/** t-test p of two paired seeds with differences d1, d2 (1 dof): 1 - 2/pi atan(|t|). */
+function pairP(d1: number, d2: number): number {
+  const meanDiff = (d1 + d2) / 2;
+  const sd = Math.abs(d1 - d2) / Math.SQRT2;
+  return 1 - 2 / Math.PI * Math.atan(Math.abs(meanDiff / (sd / Math.SQRT2)));
+}
+
+Deno.test("control arms: their own column, label and colour, never KLAL+NTP", () => {
+  const input = controlsInput();
+  assert(paperColumn(input.spec, "shuffled") === "Control", "shuffled maps are a control");
+  assert(paperColumn(input.spec, "pointer") === "Control", "a pointer head is a control");
+  assert(paperColumn(input.spec, "klal") === "KLAL+NTP", "KLAL itself");
+  assert(armLabel(input.spec, "shuffled") === "Control: shuffled maps (shuffled)", "label");
+  assert(armLabel(input.spec, "pointer") === "Control: pointer head (pointer)", "label");
+  input.spec.arms.uniform = { ...input.spec.arms.shuffled, target: "uniform" };
+  assert(armLabel(input.spec, "uniform") === "Control: uniform maps (uniform)", "uniform");
+  // λ = 0 weighs nothing: whatever its maps, the arm is NTP.
+  input.spec.arms.uniform.lambda = 0;
+  assert(paperColumn(input.spec, "uniform") === "NTP", "lambda 0 is NTP");
+  const palette = armPalette(controlsInput());
+  const colour = (label: string) => palette.range[palette.domain.indexOf(label)];
+  assert(colour("Control: shuffled maps (shuffled)") === "#7b4fa6", "first control colour");
+  assert(colour("Control: pointer head (pointer)") === "#3a9ca0", "second control colour");
+  assert(colour("KLAL+NTP (klal)") === "#e45756", "KLAL keeps its red");
+  // Controls are not points of a λ sweep.
+  input.spec.arms.klal2 = { ...input.spec.arms.klal, lambda: 2 };
+  assert(
+    JSON.stringify(sweeps(input.spec).lambda) === '[["ntp","klal","klal2"]]',
+    `λ sweep without controls: ${JSON.stringify(sweeps(input.spec).lambda)}`,
+  );
+});
+
+Deno.test("Table 1: floor column, controls, bootstrap intervals and Holm p, hand-checked", () => {
+  const input = controlsInput();
+  const row = table1(input).find((r) => r.task === "line-intersection")!;
+  const cells = table1Cells(row);
+  const klal = correctOf(input, "klal");
+  const ntp = correctOf(input, "ntp");
+  const f = (v: number) => v.toFixed(1);
+  const sp = (v: number) => (v > 0 ? "+" : v < 0 ? "-" : "") + Math.abs(v).toFixed(1);
+  const klalBoot = bootstrapAccuracy(klal, { resamples: 2000 });
+  const ntpBoot = bootstrapAccuracy(ntp, { resamples: 2000 });
+  const gainBoot = bootstrapAccuracy(klal, { baseline: ntp, resamples: 2000 });
+  // Diffs KLAL - NTP 30, 40; vs shuffled 20, 30; vs pointer 20, 40. Holm over the three:
+  // the smallest p (vs NTP) times 3, and the others no lower than it.
+  const pNtp = pairP(30, 40);
+  const holm = Math.max(3 * pNtp, 2 * pairP(20, 30), pairP(20, 40));
+  assert(Math.abs(holm - 3 * pNtp) < 1e-12, "Holm: the smallest p times three dominates");
+  const expected = [
+    "Line Intersection",
+    '50.0 (always "1")',
+    "–",
+    `50.0 ± 0.0 (n=2); boot [${f(ntpBoot.low)}, ${f(ntpBoot.high)}]`,
+    `85.0 ± 63.5 (n=2); boot [${f(klalBoot.low)}, ${f(klalBoot.high)}]`,
+    `+35.0 (p=${pNtp.toFixed(3)}, Holm p=${holm.toFixed(3)}; boot [${sp(gainBoot.low)}, ${
+      sp(gainBoot.high)
+    }])`,
+    "shuffled maps (shuffled) 60.0 ± 0.0 (n=2); pointer head (pointer) 55.0 ± 63.5 (n=2)",
+    "47.6",
+    "62.6",
+    "70.2",
+    "+7.6",
+  ];
+  assert(
+    JSON.stringify(cells) === JSON.stringify(expected),
+    `cells:\n${JSON.stringify(cells)}\nexpected:\n${JSON.stringify(expected)}`,
+  );
+  const md = renderTableMarkdown(input);
+  assertIncludes(md, `| ${cells.map((c) => c.replaceAll("|", "\\|")).join(" | ")} |`, "table.md");
+  assertIncludes(md, "| Floor (fixed answer) |", "floor column header");
+  assertIncludes(md, '| Fixed-answer floor (always "1") | 50.0 |', "floor row of the task table");
+  assertIncludes(
+    md,
+    "| Control: shuffled maps (shuffled) | 60.0 ± 0.0 (n=2) |",
+    "control row of the task table",
+  );
+  // The statistics table: raw and Holm p side by side, McNemar per seed.
+  assertIncludes(
+    md,
+    `| KLAL+NTP (klal) vs NTP (ntp) | +35.0 | p=${pNtp.toFixed(3)} | p=${holm.toFixed(3)} | ` +
+      `[${sp(gainBoot.low)}, ${sp(gainBoot.high)}] | s0 4 / 1, p=0.375; s1 4 / 0, p=0.125 |`,
+    "statistics row",
+  );
+});
+
+Deno.test("verdicts: against the floor, and one line per control vs KLAL+NTP", () => {
+  const input = controlsInput();
+  const lines = verdictLines(summarize(input));
+  assert(lines.length === 3, `three verdicts: ${lines.join("\n")}`);
+  assertIncludes(lines[0], "KLAL+NTP vs NTP: +35.0 points (paired t-test over 2 seeds", "head");
+  // Diffs 30, 40: p = 1 - 2/pi atan(7); Holm over three tests: three times the smallest p.
+  const p = pairP(30, 40);
+  assertIncludes(
+    lines[0],
+    `p=${p.toFixed(3)}, Holm p=${(3 * p).toFixed(3)} over 3 tests`,
+    "Holm p beside the raw p",
+  );
+  assertIncludes(
+    lines[0],
+    'NTP is exactly at the fixed-answer floor (50.0%, always "1"), so NTP has not left its ' +
+      "prior: the comparison measures getting off the prior.",
+    "NTP at the floor",
+  );
+  assertIncludes(lines[0], "Paired bootstrap over seeds and test items: 95% interval [+", "boot");
+  assertIncludes(lines[1], "KLAL+NTP vs shuffled-map control (shuffled): +25.0 points", "ctl");
+  assertIncludes(lines[2], "KLAL+NTP vs pointer-head control (pointer): +30.0 points", "ptr");
+  for (const line of lines.slice(1)) {
+    assert(
+      /directing attention to the target matters here|cannot tell directing attention/.test(line),
+      `a control verdict says what it shows: ${line}`,
+    );
+  }
+  // The shuffled control is 10.0 points above the floor: not at it. The pointer's 55.0 is
+  // 5.0 above: not at it either (the margin is 2 points).
+  assert(!lines[1].includes("The control is at"), lines[1]);
+});
+
+Deno.test("verdict wording rules at the floor, hand-built", () => {
+  const withFloor = (accuracy: number) => {
+    const input = fakeInput(KLAL_WINS); // NTP 45, KLAL+NTP 62 (means)
+    input.floors = { "grid-patch": { answer: "0 , 0", accuracy, kind: "majority" } };
+    return verdictLines(summarize(input))[0];
+  };
+  // Floor 61: NTP below it, KLAL+NTP within 2 points: neither has left the prior.
+  const both = withFloor(61);
+  assertIncludes(
+    both,
+    'NTP is 16.0 points below the fixed-answer floor (61.0%, always "0 , 0"), so NTP has ' +
+      "not left its prior: the comparison measures getting off the prior.",
+    "NTP below the floor",
+  );
+  assertIncludes(
+    both,
+    "KLAL+NTP is 1.0 points above the floor: it has not left its prior either",
+    "",
+  );
+  // Floor 50: NTP at it, KLAL+NTP well above: its gain is also stated from the floor.
+  const fromFloor = withFloor(50);
+  assertIncludes(
+    fromFloor,
+    "From the larger of the floor and NTP (the floor), KLAL+NTP is +12.0 points.",
+    "from the floor",
+  );
+  // Floor 10: NTP well above it; no claim about a prior.
+  const above = withFloor(10);
+  assertIncludes(
+    above,
+    'NTP is 35.0 points above the fixed-answer floor (10.0%, always "0 , 0").',
+    "",
+  );
+  assert(!above.includes("prior"), above);
+  // No floor recorded: the verdict as before.
+  assert(!verdictLines(summarize(fakeInput(KLAL_WINS)))[0].includes("floor"), "no floor");
+});
+
+Deno.test("results.json: floors, McNemar per seed, confusion counts, attention measures", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const input = controlsInput();
+    await writeReport(`${root}/r`, input);
+    const results = JSON.parse(await Deno.readTextFile(`${root}/r/results.json`));
+    assert(
+      JSON.stringify(results.floors) ===
+        '{"line-intersection":{"answer":"1","accuracy":50,"kind":"majority"}}',
+      `floors: ${JSON.stringify(results.floors)}`,
+    );
+    const row = results.table1.find((r: { task: string }) => r.task === "line-intersection");
+    assert(row.floor.accuracy === 50 && row.controls.length === 2, "Table 1 floor and controls");
+    assert(row.controls[0].control === "shuffled maps" && row.controls[0].mean === 60, "control");
+    assert(row.gain.pHolm > row.gain.p && row.gain.bootstrap.resamples === 2000, "gain stats");
+    // McNemar, KLAL vs NTP on the same items. s0: KLAL alone right on 0, 4, 5, 9 and NTP
+    // alone on 2: p = 2 (1 + 5) / 2^5 = 0.375. s1: KLAL alone on 0, 5, 7, 9: p = 2 / 2^4.
+    const mcnemar = results.statistics.mcnemar.filter((m: { arms: string[] }) =>
+      m.arms[1] === "ntp"
+    );
+    assert(
+      JSON.stringify(mcnemar) === JSON.stringify([
+        {
+          task: "line-intersection",
+          kind: "ntp",
+          arms: ["klal", "ntp"],
+          seed: 0,
+          n: 10,
+          onlyA: 4,
+          onlyB: 1,
+          p: 0.375,
+        },
+        {
+          task: "line-intersection",
+          kind: "ntp",
+          arms: ["klal", "ntp"],
+          seed: 1,
+          n: 10,
+          onlyA: 4,
+          onlyB: 0,
+          p: 0.125,
+        },
+      ]),
+      `mcnemar: ${JSON.stringify(mcnemar)}`,
+    );
+    // vs the shuffled control (right on NTP's items and item 0): s0 KLAL alone on 4, 5, 9.
+    const shuffled = results.statistics.mcnemar.find((m: { arms: string[]; seed: number }) =>
+      m.arms[1] === "shuffled" && m.seed === 0
+    );
+    assert(
+      shuffled.onlyA === 3 && shuffled.onlyB === 1,
+      `vs shuffled: ${JSON.stringify(shuffled)}`,
+    );
+    // Holm: one family of the three comparisons, raw and adjusted both kept.
+    const comparisons = results.statistics.comparisons;
+    assert(comparisons.length === 3 && results.statistics.holm.tests === 3, "family of three");
+    for (const c of comparisons) assert(c.pHolm >= c.p, `${c.arms}: Holm p ≥ p`);
+    // Confusion, pooled over both seeds: truth rows 0, 1, 2; columns 0, 1, 2, other.
+    const confusion = (arm: string) =>
+      results.statistics.confusion.find((c: { arm: string }) => c.arm === arm);
+    assert(
+      JSON.stringify(confusion("klal").classes) === '["0","1","2","other"]',
+      `classes: ${JSON.stringify(confusion("klal").classes)}`,
+    );
+    assert(
+      JSON.stringify(confusion("klal").matrix) === "[[6,0,0,0],[0,9,1,0],[1,1,2,0]]",
+      `klal: ${JSON.stringify(confusion("klal").matrix)}`,
+    );
+    assert(
+      JSON.stringify(confusion("pointer").matrix) === "[[1,3,0,2],[0,10,0,0],[0,4,0,0]]",
+      `pointer: ${JSON.stringify(confusion("pointer").matrix)}`,
+    );
+    assert(JSON.stringify(confusion("ntp").matrix) === "[[0,6,0,0],[0,10,0,0],[0,4,0,0]]", "ntp");
+    // Attention measures per arm (means over seeds) and in the raw rows.
+    const task = results.tasks.find((t: { task: string }) => t.task === "line-intersection");
+    const klal = task.arms.find((a: { arm: string }) => a.arm === "klal");
+    assert(
+      klal.target_attention_ratio === 6 && klal.target_attention_ratio_first === 4.5 &&
+        klal.visual_share === 0.6 && klal.visual_share_first === 0.55,
+      `klal measures: ${JSON.stringify(klal)}`,
+    );
+    assert(task.arms.find((a: { arm: string }) => a.arm === "ntp").atFloor === true, "at floor");
+    assert(klal.atFloor === false, "KLAL is off the floor");
+    assert(
+      results.rows.some((r: ResultRow) => r.metric === "target_attention_ratio_first"),
+      "raw rows keep the first-position ratio",
+    );
+    // The HTML: the floor column, a confusion table per arm, the first-position ratio.
+    const html = await Deno.readTextFile(`${root}/r/index.html`);
+    assertIncludes(html, "Floor (fixed answer)", "floor column");
+    assert(html.split('class="compact confusion"').length - 1 === 4, "one confusion table per arm");
+    assertIncludes(html, "at the first answer position: NTP (ntp) 0.900", "attention line");
+    // The accuracy chart marks the floor with a rule at 50.
+    const chart = chartSpecs(input)["accuracy:line-intersection"] as {
+      layer: { mark: { type: string }; data: { values: { floor?: number }[] } }[];
+    };
+    assert(
+      chart.layer.some((l) => l.mark.type === "rule" && l.data.values[0]?.floor === 50),
+      "a rule at the floor",
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("stand-ins are named as stand-ins in every table and chart", () => {
+  for (
+    const [task, standIn, real] of [
+      ["refcoco", "RefCOCO stand-in (synthetic scenes)", "RefCOCO (val)"],
+      ["pixmo-points", "PixMo-Points stand-in (synthetic scenes)", "PixMo-Points"],
+    ]
+  ) {
+    const input = fakeInput(KLAL_WINS);
+    input.spec.task.name = task;
+    for (const row of input.rows) row.task = task;
+    const md = renderTableMarkdown(input);
+    assertIncludes(md, `| ${standIn} |`, `${task}: Table 1 label`);
+    assertIncludes(md, `## ${standIn} (${task})`, `${task}: section heading`);
+    assert(!md.includes(`| ${real} |`), `${task}: the real dataset's label is not ours`);
+    const charts = reportCharts(input);
+    const accuracy = charts.find((c) => c.key === `accuracy:${task}`)!;
+    assertIncludes(JSON.stringify(accuracy.spec), `Grounding accuracy: ${standIn}`, "chart");
+    assertIncludes(accuracy.caption, standIn, `${task}: caption`);
+    // With the dataset's own test files, the poster's label.
+    input.spec.task.source = {
+      test: { path: "/data/x", images: "/data/img", split: "val", extra: {} },
+    } as unknown as Spec["task"]["source"];
+    assertIncludes(renderTableMarkdown(input), `| ${real} |`, `${task}: real data`);
+  }
+});
+
+Deno.test("sweep report: item outcomes travel with their arms; a floor only where points agree", () => {
+  const point = (name: string, floor: number) => {
+    const input = controlsInput();
+    input.spec.name = name;
+    input.floors = { "line-intersection": { answer: "1", accuracy: floor, kind: "majority" } };
+    return { spec: input.spec, input };
+  };
+  const same = combineSweepInputs([point("s--a", 50), point("s--b", 50)]);
+  assert(same.floors!["line-intersection"]?.accuracy === 50, "the shared floor is kept");
+  assert(same.items!.some((set) => set.arm === "klal@b"), "items renamed like rows");
+  const differ = combineSweepInputs([point("s--a", 50), point("s--b", 40), point("s--c", 50)]);
+  assert(!("line-intersection" in differ.floors!), "points disagree: no one floor");
 });

@@ -6,10 +6,14 @@
 
 import { pathOf } from "../paths.ts";
 import {
+  confusionCells,
+  floorCells,
   NOT_RUN,
   REACH_HEADERS,
   reachCells,
   setupLine,
+  STATS_HEADERS,
+  statsCells,
   TABLE1_HEADERS,
   table1Cells,
   TABLE2_HEADERS,
@@ -17,6 +21,7 @@ import {
   TABLE_HEADERS,
   tableCells,
 } from "./cells.ts";
+import { STAND_IN_NOTE, TABLE1_NOTE, taskHeading } from "./markdown.ts";
 import { posterRow } from "./poster.ts";
 import type { ChartSection, ReportChart } from "./registry.ts";
 import {
@@ -130,6 +135,10 @@ tr.quoted td { color: var(--muted); }
 tr.ours td { font-weight: 600; }
 table.compact { font-size: 13px; }
 table.compact th, table.compact td { padding: 5px 9px; }
+h4 { margin: 16px 0 6px; font-size: 14px; }
+.confusions { display: flex; flex-wrap: wrap; gap: 8px 20px; }
+.confusions p { margin: 4px 0; }
+#table1 td.num { white-space: normal; min-width: 8.5em; }
 .verdict { font-weight: 600; }
 .note { color: var(--muted); }
 figure { margin: 18px 0; background: white; border: 1px solid var(--line); border-radius: 4px;
@@ -175,23 +184,28 @@ function htmlTable(headers: string[], rows: string[][], numericFrom = 1, cls = "
     `</thead>\n<tbody>\n${body}\n</tbody>\n</table></div>`;
 }
 
-/** Table 1 with grouped headers: ours (4 columns) and the poster's (4 columns). */
+/** Where the poster's columns of Table 1 begin. */
+const POSTER_FROM = TABLE1_HEADERS.indexOf("Base (poster)");
+
+/** Table 1 with grouped headers: ours (floor, arms, gain, controls) and the poster's. */
 function table1Html(rows: Table1Row[]): string {
-  const sub = TABLE1_HEADERS.slice(1).map((h) => h.replace(/ \((ours|poster)(, paired t)?\)$/, ""));
+  const sub = TABLE1_HEADERS.slice(1).map((h) => h.replace(/ \((ours|poster)\)$/, ""))
+    .map((h) => h.replace(" (ours, paired t)", " (paired t)"));
   const head = `<tr><th rowspan="2">Task</th>` +
-    `<th class="group" colspan="4">Ours: tiny VLM, mean ± 95% CI (n seeds)</th>` +
-    `<th class="group" colspan="4">Poster: Qwen 2.5-VL</th></tr>\n<tr>` +
+    `<th class="group" colspan="${POSTER_FROM - 1}">Ours: tiny VLM, mean ± 95% CI (n seeds)` +
+    "</th>" +
+    `<th class="group" colspan="${
+      TABLE1_HEADERS.length - POSTER_FROM
+    }">Poster: Qwen 2.5-VL</th></tr>\n<tr>` +
     sub.map((h, i) =>
-      `<th class="num${i === 0 || i === 4 ? " split" : ""}">${escapeHtml(h)}${
-        i === 3 ? " (paired t)" : ""
-      }</th>`
+      `<th class="num${i === 0 || i + 1 === POSTER_FROM ? " split" : ""}">${escapeHtml(h)}</th>`
     ).join("") + "</tr>";
   const body = rows.map((row) => {
     const cells = table1Cells(row);
     return `<tr data-task="${escapeHtml(row.task)}">` + cells.map((c, i) => {
       const classes = [
         i > 0 ? "num" : "",
-        i === 1 || i === 5 ? "split" : "",
+        i === 1 || i === POSTER_FROM ? "split" : "",
         c === NOT_RUN ? "notrun" : "",
       ].filter(Boolean).join(" ");
       return `<td${classes ? ` class="${classes}"` : ""}>${escapeHtml(c)}</td>`;
@@ -266,7 +280,7 @@ export function renderHtml(
   const { spec } = input;
   const summaries = summarize(input);
   const verdicts = verdictLines(summaries);
-  const rows1 = table1(input);
+  const rows1 = table1(input, summaries);
   const learning = learningSummary(input);
   const figures = (section: ChartSection) =>
     charts.filter((c) => c.entry.section === section).map((c) => figureHtml(c, svgs[c.key]));
@@ -276,9 +290,7 @@ export function renderHtml(
     `<p>${escapeHtml(setupLine(input))}</p>`,
     "<h3>Table 1: grounding accuracy %, ours beside the poster's</h3>",
     table1Html(rows1),
-    '<p class="note">Ours: mean over seeds ± 95% Student-t interval (n seeds); the gain is ' +
-    'KLAL+NTP − NTP on paired seeds with a two-sided paired t-test. "not run": this ' +
-    "experiment did not run the task. Poster: Qwen 2.5-VL, Table 1.</p>",
+    `<p class="note">${escapeHtml(TABLE1_NOTE)} Poster: Qwen 2.5-VL, Table 1.</p>`,
     ...figures("results"),
     "<h3>Table 2: Line Intersection and Line Tracing, accuracy %</h3>",
     table2Html(table2Ours(rows1)),
@@ -287,18 +299,41 @@ export function renderHtml(
   ];
   for (const s of summaries) {
     const poster = posterRow(s.task);
+    const floor = floorCells(s.floor);
     results.push(
-      `<h3>Every arm: ${escapeHtml(s.task)}${
-        poster ? ` <span class="note">(poster: ${escapeHtml(poster.label)})</span>` : ""
-      }</h3>`,
-      htmlTable(TABLE_HEADERS, s.arms.map(tableCells)),
+      `<h3>Every arm: ${escapeHtml(taskHeading(s))}</h3>`,
+      htmlTable(TABLE_HEADERS, [...(floor ? [floor] : []), ...s.arms.map(tableCells)]),
     );
     if (!poster) results.push('<p class="note">The poster has no number for this task.</p>');
+    if (s.standIn) results.push(`<p class="note">${escapeHtml(STAND_IN_NOTE)}</p>`);
     for (const c of s.comparisons) results.push(`<p class="verdict">${escapeHtml(c.text)}</p>`);
     if (s.comparisons.length === 0 && s.note) {
       results.push(`<p class="note">${escapeHtml(s.note)}</p>`);
     }
     if (s.attentionLine) results.push(`<p>${escapeHtml(s.attentionLine)}</p>`);
+    if (s.comparisons.length > 0) {
+      results.push(
+        `<h4>Statistics: ${escapeHtml(s.label)}</h4>`,
+        htmlTable(STATS_HEADERS, s.comparisons.map(statsCells), 1, "compact stats"),
+        '<p class="note">Holm: one family of every comparison in this report (paired ' +
+          "t-test p over seeds). Bootstrap: 2000 resamples of seeds, then of test items " +
+          "within each seed, the same draws for both arms. McNemar: exact, on the test " +
+          "items both arms answered, per seed.</p>",
+      );
+    }
+    if (s.confusion.length > 0) {
+      results.push(
+        `<h4>Confusion: ${escapeHtml(s.label)} (true answer × prediction)</h4>`,
+        '<div class="confusions">',
+        ...s.confusion.map((c) => {
+          const t = confusionCells(spec, c);
+          return `<div><p class="note">${escapeHtml(t.title)}</p>${
+            htmlTable(t.headers, t.rows, 1, "compact confusion")
+          }</div>`;
+        }),
+        "</div>",
+      );
+    }
   }
   sections.push({ id: "results", title: SECTION_TITLES.results, html: results });
 

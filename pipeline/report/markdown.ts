@@ -5,9 +5,12 @@
  */
 
 import {
+  floorCells,
   REACH_HEADERS,
   reachCells,
   setupLine,
+  STATS_HEADERS,
+  statsCells,
   TABLE1_HEADERS,
   table1Cells,
   TABLE2_HEADERS,
@@ -16,7 +19,7 @@ import {
   tableCells,
 } from "./cells.ts";
 import { posterRow } from "./poster.ts";
-import { learningSummary, summarize, table1, table2Ours } from "./summary.ts";
+import { learningSummary, summarize, table1, table2Ours, type TaskSummary } from "./summary.ts";
 import type { ReportInput } from "./types.ts";
 
 /**
@@ -53,13 +56,33 @@ function safeTable(headers: string[], rows: string[][]): string[] {
   return markdownTable(headers.map(markdownText), rows.map((r) => r.map(markdownText)));
 }
 
+/** One task's section heading: its label, and the task name when that differs. */
+export function taskHeading(s: TaskSummary): string {
+  return s.label === s.task ? s.task : `${s.label} (${s.task})`;
+}
+
+/** The note on a real-format task run on its offline stand-in. */
+export const STAND_IN_NOTE = "This task ran on its offline stand-in (synthetic scenes in the " +
+  "real format), not on the dataset: the poster's numbers are for the real data, context " +
+  "rather than a target.";
+
+/** The note under Table 1: what the intervals and the floor are. */
+export const TABLE1_NOTE = "Ours: mean over seeds ± 95% Student-t interval (n seeds); where the " +
+  "test items' outcomes are recorded, also a 95% bootstrap interval over seeds and test items " +
+  '("boot"), which includes test-sampling error. Floor: the best one constant answer on the ' +
+  "test set (majority answer, or the best constant point or box under the task's scorer). " +
+  "KLAL − NTP: paired over seeds, with the two-sided paired t-test p, its Holm-adjusted p " +
+  "over every comparison of the report, and the paired bootstrap interval. Controls: arms " +
+  "that put KLAL's weight on shuffled or uniform maps or on a pointer head. " +
+  '"not run": this experiment did not run the task.';
+
 /**
- * Markdown: title, setup, Table 1, Table 2, per task the arms with the verdicts, and the
- * steps each arm needed to reach the stated accuracies.
+ * Markdown: title, setup, Table 1, Table 2, per task the arms with the verdicts and the
+ * statistics, and the steps each arm needed to reach the stated accuracies.
  */
 export function renderTableMarkdown(input: ReportInput): string {
   const summaries = summarize(input);
-  const rows1 = table1(input);
+  const rows1 = table1(input, summaries);
   const lines: string[] = [
     `# KLAL reproduction: ${markdownText(input.spec.name)}`,
     "",
@@ -71,8 +94,7 @@ export function renderTableMarkdown(input: ReportInput): string {
     "",
     ...safeTable(TABLE1_HEADERS, rows1.map(table1Cells)),
     "",
-    'Ours: mean over seeds ± 95% Student-t interval (n seeds); "not run": this experiment ' +
-      "did not run the task.",
+    markdownText(TABLE1_NOTE),
     "",
     "## Table 2: Line Intersection and Line Tracing, accuracy %",
     "",
@@ -83,12 +105,20 @@ export function renderTableMarkdown(input: ReportInput): string {
   );
   for (const s of summaries) {
     const poster = posterRow(s.task);
-    lines.push(`## ${markdownText(s.task)}${poster ? ` (poster: ${poster.label})` : ""}`, "");
-    lines.push(...safeTable(TABLE_HEADERS, s.arms.map(tableCells)), "");
+    const floor = floorCells(s.floor);
+    lines.push(`## ${markdownText(taskHeading(s))}`, "");
+    lines.push(
+      ...safeTable(TABLE_HEADERS, [...(floor ? [floor] : []), ...s.arms.map(tableCells)]),
+      "",
+    );
     if (!poster) lines.push("The poster has no number for this task.", "");
+    if (s.standIn) lines.push(STAND_IN_NOTE, "");
     for (const c of s.comparisons) lines.push(markdownText(c.text), "");
     if (s.comparisons.length === 0 && s.note) lines.push(markdownText(s.note), "");
     if (s.attentionLine) lines.push(markdownText(s.attentionLine), "");
+    if (s.comparisons.length > 0) {
+      lines.push(...safeTable(STATS_HEADERS, s.comparisons.map(statsCells)), "");
+    }
   }
   const learning = learningSummary(input);
   if (learning) {

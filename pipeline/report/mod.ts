@@ -9,8 +9,11 @@
  * One module per concern:
  *
  *   types.ts           what a report is made of (ReportInput and its rows)
- *   poster.ts          the paper's columns and quoted numbers; arm labels
- *   summary.ts         summaries and statistics: verdicts, Tables 1 and 2, learning, sweeps
+ *   poster.ts          the paper's columns (and the controls) and quoted numbers; arm and
+ *                      task labels (a stand-in named as one)
+ *   summary.ts         summaries and statistics: verdicts against the fixed-answer floor,
+ *                      Tables 1 and 2, learning, sweeps
+ *   items.ts           statistics on test items: bootstraps, McNemar per seed, confusion
  *   cells.ts           the text of table cells shared by table.md, index.html, results.json
  *   markdown.ts        the one markdown table writer, and the report's table.md
  *   palette.ts         arm colours; vega_config.ts: the Vega-Lite schema and look
@@ -29,8 +32,12 @@ export { targetSupport } from "../metrics.ts";
 export { lightGrayImage, massOnTarget, relativeToUniform } from "./attention_maps.ts";
 export {
   formatAccuracy,
+  formatArmAccuracy,
+  formatFloor,
   NOT_RUN,
   setupLine,
+  STATS_HEADERS,
+  statsCells,
   TABLE1_HEADERS,
   table1Cells,
   TABLE2_HEADERS,
@@ -41,6 +48,8 @@ export { markdownCell, markdownTable, markdownText, renderTableMarkdown } from "
 export { armPalette, COLUMN_COLOURS, columnPalette, type Palette } from "./palette.ts";
 export {
   armLabel,
+  controlKind,
+  isStandIn,
   type PaperColumn,
   paperColumn,
   POSTER_TABLE1,
@@ -49,6 +58,7 @@ export {
   type PosterRow,
   posterRow,
   type PosterTable2Row,
+  taskLabel,
 } from "./poster.ts";
 export {
   type BuiltChart,
@@ -62,18 +72,30 @@ export {
 } from "./registry.ts";
 export { figureName, prefixSvgIds, renderChartSvg, svgToPng } from "./render.ts";
 export { readReportEntries, renderReportsIndex, type ReportEntry } from "./reports_index.ts";
+export {
+  answerClasses,
+  type ArmConfusion,
+  BOOTSTRAP_RESAMPLES,
+  MAX_CONFUSION_CLASSES,
+  type SeedMcNemar,
+} from "./items.ts";
 export { resultsJson } from "./results.ts";
 export {
   type AccuracyThreshold,
   type ArmSummary,
+  atFloor,
   breakdownSummary,
   type Comparison,
+  controlName,
   debiasedEma,
+  FLOOR_MARGIN,
+  formatInterval,
   formatP,
   formatStepsToReach,
   headline,
   type LearningSummary,
   learningSummary,
+  reportTaskLabel,
   type StepsToReach,
   summarize,
   sweeps,
@@ -90,10 +112,13 @@ export type {
   FigureSample,
   FigureSet,
   HeadRow,
+  ItemOutcome,
+  ItemSet,
   LearningRow,
   ReportInput,
   ResultRow,
   StageInfo,
+  TaskFloor,
 } from "./types.ts";
 export { paperChart, reportChart, VEGA_LITE_SCHEMA } from "./vega_config.ts";
 export { writeReport, writeReportsIndex } from "./write.ts";

@@ -1,6 +1,6 @@
 /**
- * Colours: each paper column has its own hue family (Base grey, NTP blue, KLAL+NTP red, other
- * arms green and beyond), so an arm keeps one colour across every chart of a report, and the
+ * Colours: each paper column has its own hue family (Base grey, NTP blue, KLAL+NTP red and
+ * orange, control arms purple and teal, other arms green and beyond), so an arm keeps one colour across every chart of a report, and the
  * paper record's figures use each family's first colour.
  */
 
@@ -12,6 +12,7 @@ export const COLUMN_COLOURS: Readonly<Record<PaperColumn, readonly string[]>> = 
   "Base": ["#9e9e9e", "#bdbdbd"],
   "NTP": ["#4c78a8", "#72a1d6", "#2f4b7c"],
   "KLAL+NTP": ["#e45756", "#f58518", "#b6372f", "#ff9d98"],
+  "Control": ["#7b4fa6", "#3a9ca0", "#b48fd6", "#1f6f73"],
   "other": ["#54a24b", "#b279a2", "#9d755d", "#eeca3b"],
 };
 
@@ -30,7 +31,13 @@ export function armPalette(input: ReportInput): Palette {
       ...input.curves.map((c) => c.arm),
     ]),
   ];
-  const used: Record<PaperColumn, number> = { "Base": 0, "NTP": 0, "KLAL+NTP": 0, "other": 0 };
+  const used: Record<PaperColumn, number> = {
+    "Base": 0,
+    "NTP": 0,
+    "KLAL+NTP": 0,
+    "Control": 0,
+    "other": 0,
+  };
   const ranked = arms.map((arm, i) => ({ arm, i, column: paperColumn(input.spec, arm) }))
     .sort((a, b) => COLUMN_ORDER.indexOf(a.column) - COLUMN_ORDER.indexOf(b.column) || a.i - b.i);
   const domain: string[] = [];

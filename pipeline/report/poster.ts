@@ -1,13 +1,18 @@
 /**
- * The paper's side of the comparison: its columns (Base, NTP, KLAL+NTP), the numbers its
- * poster reports in Tables 1 and 2 (quoted, never run here), and how an arm of a spec maps to
- * a column and is labelled in every table and chart.
+ * The paper's side of the comparison: its columns (Base, NTP, KLAL+NTP) and our control arms
+ * beside them, the numbers its poster reports in Tables 1 and 2 (quoted, never run here), how
+ * an arm of a spec maps to a column and is labelled in every table and chart, and how a task
+ * is labelled (a real-format task run on its offline stand-in says so).
  */
 
-import type { Spec } from "../spec_types.ts";
+import type { ArmSpec, Spec, TaskSpec } from "../spec_types.ts";
 
-/** The paper's columns; an arm maps to one by the spec's convention. */
-export type PaperColumn = "Base" | "NTP" | "KLAL+NTP" | "other";
+/**
+ * The paper's columns, an arm maps to one by the spec's convention; "Control" holds our
+ * control arms (KLAL's weight on shuffled or uniform maps, or a pointer head instead of
+ * attention), which the paper does not have.
+ */
+export type PaperColumn = "Base" | "NTP" | "KLAL+NTP" | "Control" | "other";
 
 /** One task's row of the poster's Table 1 (Qwen 2.5-VL, grounding accuracy %). */
 export interface PosterRow {
@@ -49,8 +54,8 @@ export const POSTER_TABLE2: readonly PosterTable2Row[] = [
   { model: "Gemini-2.0 Flash", lineIntersection: 56.41, lineTracing: 59.25 },
 ];
 
-/** The paper's columns in table and legend order. */
-export const COLUMN_ORDER: readonly PaperColumn[] = ["Base", "NTP", "KLAL+NTP", "other"];
+/** The paper's columns (and the controls) in table and legend order. */
+export const COLUMN_ORDER: readonly PaperColumn[] = ["Base", "NTP", "KLAL+NTP", "Control", "other"];
 
 /** The key of POSTER_TABLE1 for a task name ("grid_patch", "RefCOCO-val" are accepted). */
 export function posterKey(task: string): string | undefined {
@@ -75,16 +80,68 @@ export function posterValue(task: string, column: PaperColumn): number | undefin
   return undefined;
 }
 
-/** Map an arm to the paper's column: no finetune -> Base, lambda 0 -> NTP, lambda > 0 -> KLAL+NTP. */
+/**
+ * What makes a fine-tuned arm with lambda > 0 a control, in words ("shuffled maps", "uniform
+ * maps", "pointer head", "pointer head, shuffled maps"); undefined for KLAL itself (attention
+ * pulled toward the task's own maps). Specs written before these keys read as KLAL.
+ */
+export function controlKind(arm: ArmSpec): string | undefined {
+  if (!arm.finetune || !(arm.lambda > 0)) return undefined;
+  const parts: string[] = [];
+  if (arm.supervision === "pointer") parts.push("pointer head");
+  if (arm.target === "shuffled") parts.push("shuffled maps");
+  if (arm.target === "uniform") parts.push("uniform maps");
+  return parts.length > 0 ? parts.join(", ") : undefined;
+}
+
+/**
+ * Map an arm to the paper's column: no finetune -> Base, lambda 0 -> NTP, lambda > 0 ->
+ * KLAL+NTP when it pulls attention toward the task's maps, else Control.
+ */
 export function paperColumn(spec: Spec, arm: string): PaperColumn {
   const armSpec = spec.arms[arm];
   if (!armSpec) return arm.toLowerCase() === "base" ? "Base" : "other";
   if (!armSpec.finetune) return "Base";
-  return armSpec.lambda > 0 ? "KLAL+NTP" : "NTP";
+  if (!(armSpec.lambda > 0)) return "NTP";
+  return controlKind(armSpec) === undefined ? "KLAL+NTP" : "Control";
 }
 
-/** "KLAL+NTP (klal)": the arm under its paper column ("other" arms by their name alone). */
+/**
+ * "KLAL+NTP (klal)": the arm under its paper column; a control by what it changes,
+ * "Control: shuffled maps (shuffled)"; "other" arms by their name alone.
+ */
 export function armLabel(spec: Spec, arm: string): string {
   const column = paperColumn(spec, arm);
-  return column === "other" ? arm : `${column} (${arm})`;
+  if (column === "other") return arm;
+  if (column === "Control") return `Control: ${controlKind(spec.arms[arm])} (${arm})`;
+  return `${column} (${arm})`;
+}
+
+/** Real-format tasks (read from public on-disk formats) by name, with their display names. */
+const REAL_FORMAT: Readonly<Record<string, string>> = {
+  "pixmo-points": "PixMo-Points",
+  "refcoco": "RefCOCO",
+};
+
+/**
+ * Whether `task` is a real-format task whose test split came from its offline stand-in
+ * generator (the task spec names no `source.test`), not from the dataset's files.
+ */
+export function isStandIn(taskSpec: Pick<TaskSpec, "name" | "source">, task: string): boolean {
+  const key = posterKey(task) ?? task;
+  return key in REAL_FORMAT && taskSpec.name === task && !taskSpec.source?.test;
+}
+
+/**
+ * The one label of a task in every table and chart: the poster's ("Grid Patch", "RefCOCO
+ * (val)"), or for a real-format task run on its stand-in "RefCOCO stand-in (synthetic
+ * scenes)", else the task name. `taskSpec` is the task's spec when it is not `spec.task`
+ * (a task sweep's combined report).
+ */
+export function taskLabel(spec: Pick<Spec, "task">, task: string, taskSpec?: TaskSpec): string {
+  const own = taskSpec ?? spec.task;
+  if (isStandIn(own, task)) {
+    return `${REAL_FORMAT[posterKey(task) ?? task]} stand-in (synthetic scenes)`;
+  }
+  return posterRow(task)?.label ?? task;
 }

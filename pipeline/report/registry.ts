@@ -15,7 +15,13 @@ import { attentionFiguresChart, explorerChart } from "./charts/maps.ts";
 import { lambdaSweepCharts, layerAblationCharts } from "./charts/sweeps.ts";
 import { learningChart, lossChart } from "./charts/training.ts";
 import { armPalette, type Palette } from "./palette.ts";
-import { type LearningSummary, learningSummary, summarize, type TaskSummary } from "./summary.ts";
+import {
+  type LearningSummary,
+  learningSummary,
+  reportTaskLabel,
+  summarize,
+  type TaskSummary,
+} from "./summary.ts";
 import type { ReportInput } from "./types.ts";
 import { reportChart } from "./vega_config.ts";
 
@@ -80,22 +86,31 @@ function manyPerTask(build: (c: ChartContext, s: TaskSummary) => Record<string, 
     );
 }
 
+/** A task's label in a caption (a stand-in says so); "every task" for none. */
+function label(input: ReportInput, task: string | undefined): string {
+  return task === undefined ? "every task" : reportTaskLabel(input, task);
+}
+
 /** Every chart kind of the report, in page order. */
 export const REPORT_CHARTS: readonly ChartEntry[] = [
   {
     key: "accuracy",
     section: "results",
-    caption: (_, task) =>
-      `Grounding accuracy on ${task}: mean over seeds with its 95% Student-t interval, ` +
-      "each seed as a dot, and the poster's number for the same column as a black tick.",
+    caption: (input, task) =>
+      `Grounding accuracy on ${label(input, task)}: mean over seeds with its 95% Student-t ` +
+      "interval, each seed as a dot, the poster's number for the same column as a black " +
+      "tick, and the fixed-answer floor (the best one constant answer on the test set) as a " +
+      "dashed line where the evaluation recorded it.",
     build: perTask("accuracy", (c, s) => accuracyChart(s, c.palette)),
   },
   {
     key: "attention_layers",
     section: "observation",
-    caption: (_, task) =>
+    caption: (input, task) =>
       "The poster's empirical observation, measured: attention mass that the answer " +
-      `tokens put on the target patches, divided by a uniform share, per layer, on ${task}. ` +
+      `tokens put on the target patches, divided by a uniform share, per layer, on ${
+        label(input, task)
+      }. ` +
       "Below the dashed line at 1 the target gets less than average attention.",
     build: perTask("attention_layers", (c, s) => layerAttentionChart(c.input, s, c.palette)),
   },
@@ -151,15 +166,17 @@ export const REPORT_CHARTS: readonly ChartEntry[] = [
   {
     key: "lambda_sweep",
     section: "breakdowns",
-    caption: (_, task) =>
-      `How the KLAL weight λ trades off on ${task}: accuracy and target attention ratio.`,
+    caption: (input, task) =>
+      `How the KLAL weight λ trades off on ${label(input, task)}: accuracy and target ` +
+      "attention ratio.",
     build: manyPerTask((c, s) => lambdaSweepCharts(c.input, s, c.palette)),
   },
   {
     key: "layer_ablation",
     section: "breakdowns",
-    caption: (_, task) =>
-      `Which layers KLAL supervises, on ${task}: accuracy and target attention ratio.`,
+    caption: (input, task) =>
+      `Which layers KLAL supervises, on ${label(input, task)}: accuracy and target attention ` +
+      "ratio.",
     build: manyPerTask((c, s) => layerAblationCharts(c.input, s, c.palette)),
   },
 ];

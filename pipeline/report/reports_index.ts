@@ -6,7 +6,7 @@
 
 import { NOT_RUN } from "./cells.ts";
 import { CSS, escapeHtml } from "./html.ts";
-import { POSTER_TABLE1 } from "./poster.ts";
+import { POSTER_TABLE1, posterKey } from "./poster.ts";
 
 /** What reports/index.html shows of one experiment (read from its results.json). */
 export interface ReportEntry {
@@ -16,12 +16,36 @@ export interface ReportEntry {
   createdAt: string;
   backend: string;
   headline: string;
+  /** Table 1's headers, naming each cell; absent in reports written before the floor column. */
+  table1Headers?: string[];
   table1: {
     task: string;
     label: string;
     run: boolean;
     cells: string[];
   }[];
+}
+
+/** The columns reports/index.html shows of each report's Table 1, by header. */
+const ACROSS_HEADERS = [
+  "Floor (fixed answer)",
+  "Base (ours)",
+  "NTP (ours)",
+  "KLAL+NTP (ours)",
+  "KLAL − NTP (ours, paired t)",
+];
+
+/**
+ * A Table 1 row's cells for ACROSS_HEADERS, found by header; a report written before
+ * `table1Headers` has Base, NTP, KLAL+NTP and the gain in cells 1-4 and no floor.
+ */
+function acrossCells(entry: ReportEntry, cells: string[]): string[] {
+  const headers = entry.table1Headers;
+  if (!headers) return ["–", ...cells.slice(1, 5)];
+  return ACROSS_HEADERS.map((h) => {
+    const i = headers.indexOf(h);
+    return i >= 0 && cells[i] !== undefined ? cells[i] : "–";
+  });
 }
 
 /** Every report folder under `reportsDir` (depth 1 or 2) that has a results.json. */
@@ -40,6 +64,7 @@ export async function readReportEntries(reportsDir: string): Promise<ReportEntry
           createdAt: String(r.createdAt ?? ""),
           backend: String(r.backend ?? ""),
           headline: String(r.headline ?? ""),
+          table1Headers: Array.isArray(r.table1Headers) ? r.table1Headers.map(String) : undefined,
           table1: Array.isArray(r.table1) ? r.table1 : [],
         });
       } catch {
@@ -77,21 +102,23 @@ export function renderReportsIndex(entries: ReportEntry[]): string {
     `<td><a href="${escapeHtml(link(e, "results.json"))}">results.json</a> · ` +
     `<a href="${escapeHtml(link(e, "table.md"))}">table.md</a></td></tr>`
   ).join("\n");
-  // Table 1 across experiments: for each poster task the newest report that ran it.
-  const across = Object.values(POSTER_TABLE1).map((poster) => {
+  // Table 1 across experiments: for each poster task the newest report that ran it, under
+  // that report's label for it (a stand-in says so).
+  const across = Object.entries(POSTER_TABLE1).map(([key, poster]) => {
     for (const e of entries) {
-      const row = e.table1.find((r) => r.run && r.label === poster.label);
-      if (row) return { label: poster.label, entry: e, cells: row.cells };
+      const row = e.table1.find((r) => r.run && posterKey(String(r.task)) === key);
+      if (row) return { label: String(row.label), entry: e, cells: acrossCells(e, row.cells) };
     }
     return { label: poster.label, entry: undefined, cells: [] as string[] };
   });
   const acrossRows = across.map((r) => {
     if (!r.entry) {
-      return `<tr><td>${escapeHtml(r.label)}</td><td class="notrun" colspan="4">${NOT_RUN}</td>` +
-        `<td class="note">–</td></tr>`;
+      return `<tr><td>${
+        escapeHtml(r.label)
+      }</td><td class="notrun" colspan="${ACROSS_HEADERS.length}">${NOT_RUN}</td><td class="note">–</td></tr>`;
     }
     return `<tr><td>${escapeHtml(r.label)}</td>${
-      r.cells.slice(1, 5).map((c) => `<td class="num">${escapeHtml(c)}</td>`).join("")
+      r.cells.map((c) => `<td class="num">${escapeHtml(c)}</td>`).join("")
     }<td><a href="${escapeHtml(link(r.entry, "index.html"))}">${
       escapeHtml(r.entry.name)
     }</a></td></tr>`;
@@ -122,9 +149,11 @@ export function renderReportsIndex(entries: ReportEntry[]): string {
     ].join("\n"),
     "<h2>Table 1 across experiments</h2>",
     '<p class="note">Per task of the poster&#39;s Table 1, the newest report that ran it: ours, ' +
-    "mean ± 95% CI (n seeds). The poster&#39;s numbers are in each report.</p>",
+    "mean ± 95% CI (n seeds), beside the task&#39;s fixed-answer floor. The poster&#39;s " +
+    "numbers are in each report.</p>",
     '<div class="scroll"><table class="compact" id="table1-across">',
-    '<thead><tr><th>Task</th><th class="num">Base</th><th class="num">NTP</th>' +
+    '<thead><tr><th>Task</th><th class="num">Floor (fixed answer)</th>' +
+    '<th class="num">Base</th><th class="num">NTP</th>' +
     '<th class="num">KLAL+NTP</th><th class="num">KLAL − NTP (paired t)</th>' +
     "<th>Report</th></tr></thead>",
     `<tbody>\n${acrossRows}\n</tbody>`,

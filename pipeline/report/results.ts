@@ -3,10 +3,34 @@
  * other tools (the reports index, the paper record) read numbers instead of parsing tables.
  */
 
-import { formatAccuracy, table1Cells } from "./cells.ts";
+import { formatAccuracy, TABLE1_HEADERS, table1Cells } from "./cells.ts";
+import { BOOTSTRAP_RESAMPLES, MAX_CONFUSION_CLASSES } from "./items.ts";
 import { POSTER_TABLE2 } from "./poster.ts";
-import { type ArmSummary, headline, learningSummary, table1, table2Ours } from "./summary.ts";
+import {
+  type ArmSummary,
+  atFloor,
+  type Comparison,
+  FLOOR_MARGIN,
+  learningSummary,
+  summarize,
+  table1,
+  table2Ours,
+  verdictLines,
+} from "./summary.ts";
 import type { ReportInput } from "./types.ts";
+import type { BootstrapInterval } from "../stats.ts";
+
+/** A bootstrap interval as results.json stores it (null: no item outcomes). */
+function bootJson(interval: BootstrapInterval | undefined) {
+  if (!interval) return null;
+  const { estimate, low, high, resamples } = interval;
+  return { estimate, low, high, resamples };
+}
+
+/** A number, or null for NaN (JSON has no NaN). */
+function num(value: number): number | null {
+  return Number.isNaN(value) ? null : value;
+}
 
 /** An arm's accuracy as results.json stores it (null: no such arm). */
 function ciJson(arm: ArmSummary | undefined) {
@@ -18,41 +42,118 @@ function ciJson(arm: ArmSummary | undefined) {
     halfWidth: halfWidth ?? null,
     n,
     text: formatAccuracy(arm.accuracy),
+    bootstrap: bootJson(arm.bootstrap),
+  };
+}
+
+/** A comparison's statistics as results.json stores them. */
+function comparisonJson(c: Comparison) {
+  return {
+    task: c.task,
+    kind: c.kind,
+    arms: [c.klal.arm, c.other.arm],
+    seeds: c.seeds,
+    meanDiff: num(c.meanDiff),
+    p: c.p ?? null,
+    pHolm: c.pHolm ?? null,
+    bootstrap: bootJson(c.bootstrap),
   };
 }
 
 /**
- * results.json: `{ experiment, createdAt, backend, headline, spec, rows, stages, table1,
- * table2, learning, validation }`. `rows` are the raw numbers; `validation` the learning
- * curves (validation set, during fine-tuning); the rest is what the tables show.
+ * results.json: `{ experiment, createdAt, backend, headline, spec, rows, stages, floors,
+ * table1Headers, table1, table2, tasks, statistics, learning, validation }`. `rows` are the
+ * raw numbers; `floors` each task's fixed-answer floor; `tasks` every arm per task with its
+ * attention measures; `statistics` the comparisons (paired t, Holm, bootstrap), item-level
+ * McNemar per seed and confusion counts; `validation` the learning curves (validation set,
+ * during fine-tuning); the rest is what the tables show.
  */
 export function resultsJson(input: ReportInput): string {
   const { spec, rows, stages, backend, createdAt } = input;
-  const rows1 = table1(input);
+  const summaries = summarize(input);
+  const rows1 = table1(input, summaries);
   const ours2 = table2Ours(rows1);
   const learning = learningSummary(input);
+  const comparisons = summaries.flatMap((s) => s.comparisons);
   return JSON.stringify(
     {
       experiment: spec.name,
       createdAt,
       backend,
-      headline: headline(input),
+      headline: verdictLines(summaries).join(" "),
       spec,
       rows,
       stages,
+      floors: input.floors ?? {},
+      table1Headers: TABLE1_HEADERS,
       table1: rows1.map((r) => ({
         task: r.task,
         label: r.label,
         run: r.run,
+        floor: r.floor ?? null,
         base: ciJson(r.base),
         ntp: ciJson(r.ntp),
         klal: ciJson(r.klal),
+        controls: r.controls.map((c) => ({ ...ciJson(c)!, control: c.control })),
         gain: r.gain && !Number.isNaN(r.gain.meanDiff)
-          ? { meanDiff: r.gain.meanDiff, p: r.gain.p ?? null, seeds: r.gain.seeds }
+          ? {
+            meanDiff: r.gain.meanDiff,
+            p: r.gain.p ?? null,
+            pHolm: r.gain.pHolm ?? null,
+            seeds: r.gain.seeds,
+            bootstrap: bootJson(r.gain.bootstrap),
+          }
           : null,
         poster: r.poster ?? null,
         cells: table1Cells(r),
       })),
+      tasks: summaries.map((s) => ({
+        task: s.task,
+        label: s.label,
+        standIn: s.standIn,
+        floor: s.floor ?? null,
+        arms: s.arms.map((a) => ({
+          arm: a.arm,
+          label: a.label,
+          column: a.column,
+          control: a.control ?? null,
+          accuracy: ciJson(a),
+          atFloor: s.floor && a.accuracy.n > 0 ? atFloor(a, s.floor) : null,
+          target_attention: num(a.attentionMass),
+          target_attention_ratio: num(a.attentionRatio),
+          target_attention_ratio_first: num(a.attentionRatioFirst),
+          visual_share: num(a.visualShare),
+          visual_share_first: num(a.visualShareFirst),
+        })),
+        verdicts: s.comparisons.map((c) => c.text),
+      })),
+      statistics: {
+        holm: {
+          family: "every KLAL+NTP vs NTP and KLAL+NTP vs control comparison of the report " +
+            "(paired t-test p over seeds)",
+          tests: comparisons.filter((c) => c.p !== undefined).length,
+        },
+        bootstrap: {
+          resamples: BOOTSTRAP_RESAMPLES,
+          levels: "seeds, then test items within each seed",
+        },
+        floorMargin: FLOOR_MARGIN,
+        comparisons: comparisons.map(comparisonJson),
+        mcnemar: comparisons.flatMap((c) =>
+          c.mcnemar.map((m) => ({
+            task: c.task,
+            kind: c.kind,
+            arms: [c.klal.arm, c.other.arm],
+            seed: m.seed,
+            n: m.n,
+            onlyA: m.onlyA,
+            onlyB: m.onlyB,
+            p: m.p,
+          }))
+        ),
+        confusionMaxClasses: MAX_CONFUSION_CLASSES,
+        confusion: summaries.flatMap((s) => s.confusion),
+      },
       table2: {
         ours: {
           lineIntersection: ciJson(ours2.lineIntersection),

@@ -1,15 +1,38 @@
 /**
- * Summaries and statistics: per task and arm the accuracy over seeds with its 95% interval,
- * KLAL-vs-NTP verdicts (paired t-test), Table 1 and Table 2 rows, steps to reach an accuracy
- * on the learning curves, difficulty breakdowns, and which sweeps the arms form. Pure
- * functions of a ReportInput; tables, charts and results.json all read numbers from here.
+ * Summaries and statistics: per task and arm the accuracy over seeds with its 95% interval
+ * (and, from the test items, a bootstrap interval over seeds and items), KLAL-vs-NTP and
+ * KLAL-vs-control verdicts (paired t-test, Holm-adjusted over the report, paired bootstrap,
+ * McNemar per seed) worded against the fixed-answer floor, Table 1 and Table 2 rows, steps to
+ * reach an accuracy on the learning curves, difficulty breakdowns, and which sweeps the arms
+ * form. Pure functions of a ReportInput; tables, charts and results.json all read numbers
+ * from here.
  */
 
 import type { ArmSpec, Spec } from "../spec_types.ts";
-import { ci95, type ConfidenceInterval, mean, pairedTTest, wilsonInterval } from "../stats.ts";
+import {
+  type BootstrapInterval,
+  ci95,
+  type ConfidenceInterval,
+  holmAdjust,
+  mean,
+  pairedTTest,
+  wilsonInterval,
+} from "../stats.ts";
+import {
+  answerClasses,
+  armBootstrap,
+  type ArmConfusion,
+  armConfusion,
+  itemsOf,
+  mcnemarBySeed,
+  pairedBootstrap,
+  type SeedMcNemar,
+} from "./items.ts";
 import {
   armLabel,
   COLUMN_ORDER,
+  controlKind,
+  isStandIn,
   type PaperColumn,
   paperColumn,
   POSTER_TABLE1,
@@ -17,8 +40,9 @@ import {
   type PosterRow,
   posterRow,
   posterValue,
+  taskLabel,
 } from "./poster.ts";
-import type { LearningRow, ReportInput, ResultRow } from "./types.ts";
+import type { LearningRow, ReportInput, ResultRow, TaskFloor } from "./types.ts";
 
 /**
  * Debiased exponential moving average (Adam-style): m_t = a*x_t + (1-a)*m_{t-1} with m_0 = 0,
@@ -45,44 +69,85 @@ export function round4(v: number): number {
 export interface ArmSummary {
   arm: string;
   column: PaperColumn;
-  /** "KLAL+NTP (klal)". */
+  /** "KLAL+NTP (klal)", "Control: shuffled maps (shuffled)". */
   label: string;
+  /** For a control arm, what it changes ("shuffled maps", "pointer head"). */
+  control: string | undefined;
   accuracy: ConfidenceInterval;
   accuracyBySeed: Map<number, number>;
+  /**
+   * Two-level bootstrap 95% interval over seeds and test items (test sampling included);
+   * undefined without item outcomes for every seed.
+   */
+  bootstrap: BootstrapInterval | undefined;
   /** Mean over seeds of target_attention_ratio; NaN when absent. */
   attentionRatio: number;
+  /** Mean over seeds of target_attention_ratio_first (first answer position); NaN when absent. */
+  attentionRatioFirst: number;
+  /** Mean over seeds of visual_share (raw attention share on visual tokens); NaN when absent. */
+  visualShare: number;
+  /** Mean over seeds of visual_share_first; NaN when absent. */
+  visualShareFirst: number;
   /** Mean over seeds of target_attention (mass); NaN when absent. */
   attentionMass: number;
   poster: number | undefined;
 }
 
-/** One KLAL arm against the NTP arm on the seeds both have. */
+/**
+ * One KLAL+NTP arm against a reference arm on the seeds both have: the NTP arm (`kind`
+ * "ntp"), or a control arm ("control").
+ */
 export interface Comparison {
   task: string;
+  kind: "ntp" | "control";
   klal: ArmSummary;
-  ntp: ArmSummary;
+  /** The reference: the NTP arm, or the control. */
+  other: ArmSummary;
   seeds: number[];
   meanDiff: number;
+  /** Paired t-test over seeds; undefined with one seed. */
   p: number | undefined;
-  /** The one-line honest verdict. */
+  /** p after Holm's adjustment over every comparison of the report (one family). */
+  pHolm: number | undefined;
+  /** How many p-values the Holm family holds. */
+  family: number;
+  /** Paired bootstrap of the difference over seeds and test items; undefined without items. */
+  bootstrap: BootstrapInterval | undefined;
+  /** Item-level exact McNemar per seed (onlyA: items only KLAL+NTP got right). */
+  mcnemar: SeedMcNemar[];
+  /** The honest verdict, stated against the larger of the floor and the reference. */
   text: string;
 }
 
 /** A task's summaries, in paper-column order, and its verdicts. */
 export interface TaskSummary {
   task: string;
+  /** The task's label in tables and charts (a stand-in says so). */
+  label: string;
+  /** A real-format task whose test set came from its offline stand-in. */
+  standIn: boolean;
+  /** The fixed-answer floor on the task's test set, when the eval stage recorded it. */
+  floor: TaskFloor | undefined;
   arms: ArmSummary[];
+  /** KLAL+NTP vs NTP first, then KLAL+NTP vs each control. */
   comparisons: Comparison[];
   /** Shown when there is nothing to compare. */
   note: string | undefined;
   /** "Target attention ratio ...: NTP 1.020, KLAL+NTP 11.300." when the rows exist. */
   attentionLine: string | undefined;
+  /** Truth x prediction per arm, for a task whose answers form a small closed set. */
+  confusion: ArmConfusion[];
 }
 
 /** Tasks in the order they first appear in the rows (the spec's task when there are none). */
 function taskNames(input: ReportInput): string[] {
   const names = [...new Set(input.rows.map((row) => row.task))];
   return names.length > 0 ? names : [input.spec.task.name];
+}
+
+/** The label of a task in this report's tables and charts (see taskLabel). */
+export function reportTaskLabel(input: ReportInput, task: string): string {
+  return taskLabel(input.spec, task, input.taskSpecs?.[task]);
 }
 
 function valuesBySeed(rows: ResultRow[], arm: string, metric: string): Map<number, number> {
@@ -93,7 +158,10 @@ function valuesBySeed(rows: ResultRow[], arm: string, metric: string): Map<numbe
   return bySeed;
 }
 
-/** Arms of a task: spec order, then arms found only in rows; sorted Base, NTP, KLAL+NTP, other. */
+/**
+ * Arms of a task: spec order, then arms found only in rows; sorted Base, NTP, KLAL+NTP,
+ * Control, other.
+ */
 function armsOfTask(input: ReportInput, taskRows: ResultRow[]): string[] {
   const seen = [...new Set([...Object.keys(input.spec.arms), ...taskRows.map((r) => r.arm)])];
   const withRows = seen.filter((arm) => taskRows.some((row) => row.arm === arm));
@@ -116,111 +184,357 @@ export function signedPoints(diff: number): string {
   return `${diff > 0 ? "+" : "-"}${text}`;
 }
 
-function compare(task: string, klal: ArmSummary, ntp: ArmSummary, named: boolean): Comparison {
-  const seeds = [...klal.accuracyBySeed.keys()].filter((s) => ntp.accuracyBySeed.has(s))
+/** "[58.1, 65.9]" for an accuracy interval, "[+2.0, +9.5]" for a difference. */
+export function formatInterval(interval: BootstrapInterval, signed = false): string {
+  const f = (v: number) => (signed ? signedPoints(v) : v.toFixed(1));
+  return `[${f(interval.low)}, ${f(interval.high)}]`;
+}
+
+/**
+ * An arm within this many points of the fixed-answer floor has not left its prior: it does
+ * no better than always giving one answer.
+ */
+export const FLOOR_MARGIN = 2;
+
+/** "0.4 points above", "1.2 points below", "at" (within 0.05). */
+function offsetWords(diff: number): string {
+  const text = Math.abs(diff).toFixed(1);
+  if (text === "0.0") return "exactly at";
+  return `${text} points ${diff > 0 ? "above" : "below"}`;
+}
+
+/** 'the fixed-answer floor (33.4%, always "1")'. */
+function floorName(floor: TaskFloor): string {
+  const how = floor.kind === "majority" ? "always" : "the best constant,";
+  return `the fixed-answer floor (${floor.accuracy.toFixed(1)}%, ${how} "${floor.answer}")`;
+}
+
+/** Whether an arm's mean accuracy is within FLOOR_MARGIN points of the floor (or below). */
+export function atFloor(arm: ArmSummary, floor: TaskFloor | undefined): boolean {
+  return floor !== undefined && arm.accuracy.n > 0 && !Number.isNaN(floor.accuracy) &&
+    arm.accuracy.mean <= floor.accuracy + FLOOR_MARGIN;
+}
+
+/**
+ * The wording rules against the floor, for KLAL+NTP vs NTP:
+ * - NTP at the floor (within FLOOR_MARGIN points): NTP has not left its prior, so the
+ *   comparison measures getting off the prior, not grounding beyond it;
+ * - otherwise NTP's distance above the floor is stated;
+ * - KLAL+NTP at the floor: said so (it has not left its prior either);
+ * - NTP below the floor: KLAL+NTP's gain is also stated from the floor, the larger of the two.
+ */
+function floorSentences(floor: TaskFloor | undefined, klal: ArmSummary, ntp: ArmSummary) {
+  if (!floor || Number.isNaN(floor.accuracy) || ntp.accuracy.n === 0) return [];
+  const f = floor.accuracy;
+  const n = ntp.accuracy.mean;
+  const k = klal.accuracy.mean;
+  const out: string[] = [];
+  const ntpAt = atFloor(ntp, floor);
+  if (ntpAt) {
+    out.push(
+      `NTP is ${offsetWords(n - f)} ${floorName(floor)}, so NTP has not left its prior: the ` +
+        "comparison measures getting off the prior.",
+    );
+  } else out.push(`NTP is ${offsetWords(n - f)} ${floorName(floor)}.`);
+  if (atFloor(klal, floor)) {
+    out.push(
+      ntpAt
+        ? `KLAL+NTP is ${offsetWords(k - f)} the floor: it has not left its prior either.`
+        : `KLAL+NTP is ${offsetWords(k - f)} ${floorName(floor)}: it has not left its prior.`,
+    );
+  } else if (f > n) {
+    out.push(
+      `From the larger of the floor and NTP (the floor), KLAL+NTP is ${
+        signedPoints(k - f)
+      } points.`,
+    );
+  }
+  return out;
+}
+
+/** "shuffled maps" -> "shuffled-map control", "pointer head" -> "pointer-head control". */
+export function controlName(kind: string): string {
+  return kind.split(", ").map((part) => part.replace(/ maps$/, "-map").replace(/ head$/, "-head"))
+    .join(", ") + " control";
+}
+
+/** The statistics of a comparison, before its wording (which needs the Holm family). */
+type RawComparison = Omit<Comparison, "pHolm" | "family" | "text">;
+
+function compareArms(
+  input: ReportInput,
+  task: string,
+  kind: Comparison["kind"],
+  klal: ArmSummary,
+  other: ArmSummary,
+): RawComparison {
+  const seeds = [...klal.accuracyBySeed.keys()].filter((s) => other.accuracyBySeed.has(s))
     .sort((a, b) => a - b);
-  const who = named ? `KLAL+NTP (${klal.arm}) vs NTP (${ntp.arm})` : "KLAL+NTP vs NTP";
   if (seeds.length === 0) {
     return {
       task,
+      kind,
       klal,
-      ntp,
+      other,
       seeds,
       meanDiff: NaN,
       p: undefined,
-      text: `${who}: no seed has accuracy for both arms, so there is nothing to compare.`,
+      bootstrap: undefined,
+      mcnemar: [],
     };
   }
   const test = pairedTTest(
     seeds.map((s) => klal.accuracyBySeed.get(s)!),
-    seeds.map((s) => ntp.accuracyBySeed.get(s)!),
+    seeds.map((s) => other.accuracyBySeed.get(s)!),
   );
-  const seedWord = seeds.length === 1 ? "seed" : "seeds";
-  const testText = test.p === undefined
-    ? `paired t-test over ${seeds.length} ${seedWord}: n=1, no p-value`
-    : `paired t-test over ${seeds.length} ${seedWord}, ${formatP(test.p)}`;
-  const caveat = test.p !== undefined && test.p >= 0.05 ? "; not significant at the 5% level" : "";
-  const beats = Number(test.meanDiff.toFixed(1)) > 0;
-  const head = beats
-    ? `${who}: ${signedPoints(test.meanDiff)} points`
-    : `${named ? `KLAL+NTP (${klal.arm})` : "KLAL+NTP"} does not beat ${
-      named ? `NTP (${ntp.arm})` : "NTP"
-    } here: ${signedPoints(test.meanDiff)} points`;
+  const a = itemsOf(input, task, klal.arm);
+  const b = itemsOf(input, task, other.arm);
   return {
     task,
+    kind,
     klal,
-    ntp,
+    other,
     seeds,
     meanDiff: test.meanDiff,
     p: test.p,
-    text: `${head} (${testText}${beats ? caveat : ""}).`,
+    bootstrap: pairedBootstrap(a, b, seeds),
+    mcnemar: mcnemarBySeed(a, b, seeds),
   };
 }
 
-/** Summaries of every task in the input: per-arm statistics and KLAL-vs-NTP verdicts. */
+/** "(paired t-test over 2 seeds, p=0.107, Holm p=0.214 over 3 tests" without the paren closed. */
+function testWords(c: RawComparison, pHolm: number | undefined, family: number): string {
+  const seedWord = c.seeds.length === 1 ? "seed" : "seeds";
+  if (c.p === undefined) return `paired t-test over ${c.seeds.length} ${seedWord}: n=1, no p-value`;
+  const holm = pHolm === undefined
+    ? ""
+    : `, Holm ${formatP(pHolm)} over ${family} ${family === 1 ? "test" : "tests"}`;
+  return `paired t-test over ${c.seeds.length} ${seedWord}, ${formatP(c.p)}${holm}`;
+}
+
+function bootstrapSentence(c: RawComparison): string | undefined {
+  if (!c.bootstrap) return undefined;
+  return `Paired bootstrap over seeds and test items: 95% interval ${
+    formatInterval(c.bootstrap, true)
+  } points.`;
+}
+
+/** The verdict of KLAL+NTP vs NTP, stated against the larger of the floor and NTP. */
+function ntpVerdict(
+  c: RawComparison,
+  pHolm: number | undefined,
+  family: number,
+  floor: TaskFloor | undefined,
+  named: boolean,
+): string {
+  const klalName = named ? `KLAL+NTP (${c.klal.arm})` : "KLAL+NTP";
+  const ntpName = named ? `NTP (${c.other.arm})` : "NTP";
+  if (c.seeds.length === 0) {
+    return `${klalName} vs ${ntpName}: no seed has accuracy for both arms, so there is nothing ` +
+      "to compare.";
+  }
+  const decisive = pHolm ?? c.p;
+  const caveat = decisive !== undefined && decisive >= 0.05
+    ? `; not significant at the 5% level${pHolm !== undefined && family > 1 ? " after Holm" : ""}`
+    : "";
+  const beats = Number(c.meanDiff.toFixed(1)) > 0;
+  const head = beats
+    ? `${klalName} vs ${ntpName}: ${signedPoints(c.meanDiff)} points`
+    : `${klalName} does not beat ${ntpName} here: ${signedPoints(c.meanDiff)} points`;
+  return [
+    `${head} (${testWords(c, pHolm, family)}${beats ? caveat : ""}).`,
+    bootstrapSentence(c),
+    ...floorSentences(floor, c.klal, c.other),
+  ].filter(Boolean).join(" ");
+}
+
+/**
+ * The verdict of KLAL+NTP vs a control: whether directing attention to the target matters,
+ * or only the extra signal. Read from the paired bootstrap (seeds and items) when there are
+ * item outcomes, else from the Holm-adjusted t-test.
+ */
+function controlVerdict(
+  c: RawComparison,
+  pHolm: number | undefined,
+  family: number,
+  floor: TaskFloor | undefined,
+  named: boolean,
+): string {
+  const klalName = named ? `KLAL+NTP (${c.klal.arm})` : "KLAL+NTP";
+  const who = `${klalName} vs ${controlName(c.other.control ?? "")} (${c.other.arm})`;
+  if (c.seeds.length === 0) {
+    return `${who}: no seed has accuracy for both arms, so there is nothing to compare.`;
+  }
+  const parts = [
+    `${who}: ${signedPoints(c.meanDiff)} points (${testWords(c, pHolm, family)}).`,
+  ];
+  const boot = bootstrapSentence(c);
+  if (boot) parts.push(boot);
+  let direction: "ahead" | "behind" | "unclear" | undefined;
+  if (c.bootstrap) {
+    direction = c.bootstrap.low > 0 ? "ahead" : c.bootstrap.high < 0 ? "behind" : "unclear";
+  } else if (pHolm !== undefined) {
+    direction = pHolm >= 0.05 ? "unclear" : c.meanDiff > 0 ? "ahead" : "behind";
+  }
+  const evidence = c.bootstrap ? "the interval excludes 0" : "Holm p < 0.05";
+  if (direction === "ahead") {
+    parts.push(
+      `KLAL+NTP is ahead of the control (${evidence}): directing attention to the target ` +
+        "matters here, not only the extra training signal.",
+    );
+  } else if (direction === "behind") {
+    parts.push(
+      `The control is ahead of KLAL+NTP (${evidence}): the extra signal, not where ` +
+        "attention goes, carries the gain here.",
+    );
+  } else if (direction === "unclear") {
+    parts.push(
+      "This run cannot tell directing attention to the target from the extra training " +
+        `signal (${c.bootstrap ? "the interval includes 0" : "Holm p ≥ 0.05"}).`,
+    );
+  } else parts.push("With one seed and no item-level outcomes there is no test.");
+  if (floor && !Number.isNaN(floor.accuracy)) {
+    const klalAt = atFloor(c.klal, floor);
+    const controlAt = atFloor(c.other, floor);
+    if (klalAt && controlAt) {
+      parts.push(`Both are at ${floorName(floor)}: neither has left its prior.`);
+    } else if (klalAt) parts.push(`KLAL+NTP is at ${floorName(floor)}.`);
+    else if (controlAt) parts.push(`The control is at ${floorName(floor)}.`);
+  }
+  return parts.join(" ");
+}
+
+/** The KLAL+NTP arm a control is compared with: same λ, layers and queries, else the first. */
+function klalForControl(input: ReportInput, klalArms: ArmSummary[], control: ArmSummary) {
+  const c = input.spec.arms[control.arm];
+  const same = (a: ArmSummary) => {
+    const k = input.spec.arms[a.arm];
+    return k && c && k.lambda === c.lambda && k.queries === c.queries &&
+      JSON.stringify(k.layers) === JSON.stringify(c.layers);
+  };
+  return klalArms.find(same) ?? primaryArm(klalArms, "KLAL+NTP", "klal") ?? klalArms[0];
+}
+
+/**
+ * Summaries of every task in the input: per-arm statistics, KLAL-vs-NTP and KLAL-vs-control
+ * verdicts (the p-values of all of them, across tasks, one Holm family), confusion counts.
+ */
 export function summarize(input: ReportInput): TaskSummary[] {
-  return taskNames(input).map((task) => {
+  const partial = taskNames(input).map((task) => {
     const taskRows = input.rows.filter((row) => row.task === task);
     const arms = armsOfTask(input, taskRows).map((arm): ArmSummary => {
       const column = paperColumn(input.spec, arm);
       const accuracyBySeed = valuesBySeed(taskRows, arm, "accuracy");
-      const ratio = [...valuesBySeed(taskRows, arm, "target_attention_ratio").values()];
-      const mass = [...valuesBySeed(taskRows, arm, "target_attention").values()];
+      const metricMean = (metric: string) =>
+        mean([...valuesBySeed(taskRows, arm, metric).values()]);
       const seeds = [...accuracyBySeed.keys()].sort((a, b) => a - b);
+      const armSpec = input.spec.arms[arm];
       return {
         arm,
         column,
-        label: column === "other" ? arm : `${column} (${arm})`,
+        label: armLabel(input.spec, arm),
+        control: column === "Control" && armSpec ? controlKind(armSpec) : undefined,
         accuracy: ci95(seeds.map((s) => accuracyBySeed.get(s)!)),
         accuracyBySeed,
-        attentionRatio: mean(ratio),
-        attentionMass: mean(mass),
+        bootstrap: armBootstrap(itemsOf(input, task, arm), seeds),
+        attentionRatio: metricMean("target_attention_ratio"),
+        attentionRatioFirst: metricMean("target_attention_ratio_first"),
+        visualShare: metricMean("visual_share"),
+        visualShareFirst: metricMean("visual_share_first"),
+        attentionMass: metricMean("target_attention"),
         poster: posterValue(task, column),
       };
     });
     const ntpArms = arms.filter((a) => a.column === "NTP");
     const klalArms = arms.filter((a) => a.column === "KLAL+NTP");
-    const named = ntpArms.length > 1 || klalArms.length > 1;
-    const comparisons = ntpArms.length > 0
-      ? klalArms.map((klal) => compare(task, klal, ntpArms[0], named))
+    const controls = arms.filter((a) => a.column === "Control");
+    const raw: RawComparison[] = ntpArms.length > 0
+      ? klalArms.map((klal) => compareArms(input, task, "ntp", klal, ntpArms[0]))
       : [];
+    if (klalArms.length > 0) {
+      for (const control of controls) {
+        const klal = klalForControl(input, klalArms, control);
+        raw.push(compareArms(input, task, "control", klal, control));
+      }
+    }
     let note: string | undefined;
     if (klalArms.length === 0) note = "No KLAL+NTP arm (lambda > 0), so no verdict.";
     else if (ntpArms.length === 0) note = "No NTP arm (lambda = 0) to compare KLAL+NTP with.";
     const withRatio = arms.filter((a) => !Number.isNaN(a.attentionRatio));
+    const withFirst = arms.filter((a) => !Number.isNaN(a.attentionRatioFirst));
     const attentionLine = withRatio.length > 0
-      ? `Target attention ratio (mass on target patches / uniform share; 1 = chance): ${
-        withRatio.map((a) => `${a.label} ${a.attentionRatio.toFixed(3)}`).join(", ")
-      }.`
+      ? "Target attention ratio (mass on target patches / uniform share; 1 = chance), all " +
+        `answer positions: ${
+          withRatio.map((a) => `${a.label} ${a.attentionRatio.toFixed(3)}`).join(", ")
+        }${
+          withFirst.length > 0
+            ? `; at the first answer position: ${
+              withFirst.map((a) => `${a.label} ${a.attentionRatioFirst.toFixed(3)}`).join(", ")
+            }`
+            : ""
+        }.`
       : undefined;
-    return { task, arms, comparisons, note, attentionLine };
+    const classes = answerClasses(input, task);
+    const confusion = classes
+      ? arms.flatMap((a) => armConfusion(task, a.arm, itemsOf(input, task, a.arm), classes) ?? [])
+      : [];
+    return {
+      task,
+      label: reportTaskLabel(input, task),
+      standIn: isStandIn(input.taskSpecs?.[task] ?? input.spec.task, task),
+      floor: input.floors?.[task],
+      arms,
+      raw,
+      named: ntpArms.length > 1 || klalArms.length > 1,
+      note,
+      attentionLine,
+      confusion,
+    };
   });
+  // One Holm family: every comparison's paired t-test p of the whole report.
+  const all = partial.flatMap((t) => t.raw);
+  const adjusted = holmAdjust(all.map((c) => c.p));
+  const family = all.filter((c) => c.p !== undefined && !Number.isNaN(c.p)).length;
+  let at = 0;
+  return partial.map(({ raw, named, ...rest }) => ({
+    ...rest,
+    comparisons: raw.map((c) => {
+      const pHolm = adjusted[at++];
+      const text = c.kind === "ntp"
+        ? ntpVerdict(c, pHolm, family, rest.floor, named)
+        : controlVerdict(c, pHolm, family, rest.floor, named);
+      return { ...c, pHolm, family, text };
+    }),
+  }));
 }
 
-/** Every verdict line of the report (one per KLAL arm and task), or the reason there is none. */
+/** Every verdict line of the report (one per comparison and task), or the reason there is none. */
 export function verdictLines(summaries: TaskSummary[]): string[] {
-  const prefix = (task: string) => summaries.length > 1 ? `${task}: ` : "";
+  const prefix = (s: TaskSummary) => summaries.length > 1 ? `${s.label}: ` : "";
   return summaries.flatMap((s) =>
     s.comparisons.length > 0
-      ? s.comparisons.map((c) => prefix(s.task) + c.text)
-      : [prefix(s.task) + (s.note ?? "No verdict.")]
+      ? s.comparisons.map((c) => prefix(s) + c.text)
+      : [prefix(s) + (s.note ?? "No verdict.")]
   );
 }
 
 // ---------------------------------------------------------------------------------------
 // Table 1, Table 2 and sample efficiency
 
-/** One task's line of Table 1: our Base / NTP / KLAL+NTP beside the poster's. */
+/** One task's line of Table 1: our floor, Base / NTP / KLAL+NTP and controls beside the poster's. */
 export interface Table1Row {
   /** Our task name (the poster's key when this experiment did not run the task). */
   task: string;
-  /** The poster's label, else the task name. */
+  /** The task's label (reportTaskLabel), else the poster's label for a task not run. */
   label: string;
   /** False when this experiment did not run the task: its cells read "not run". */
   run: boolean;
+  floor: TaskFloor | undefined;
   base: ArmSummary | undefined;
   ntp: ArmSummary | undefined;
   klal: ArmSummary | undefined;
+  /** Control arms with accuracy rows. */
+  controls: ArmSummary[];
   poster: PosterRow | undefined;
   /** KLAL+NTP minus NTP on the seeds both have, with the paired t-test. */
   gain: Comparison | undefined;
@@ -240,22 +554,24 @@ function primaryArm(
  * Table 1: the poster's five tasks in its order, then any other task this experiment ran.
  * A task without accuracy rows is "not run" (its cells stay empty, never invented).
  */
-export function table1(input: ReportInput): Table1Row[] {
-  const summaries = summarize(input);
+export function table1(input: ReportInput, summaries = summarize(input)): Table1Row[] {
   const fromSummary = (s: TaskSummary): Table1Row => {
     const base = primaryArm(s.arms, "Base", "base");
     const ntp = primaryArm(s.arms, "NTP", "ntp");
     const klal = primaryArm(s.arms, "KLAL+NTP", "klal");
-    const poster = posterRow(s.task);
     return {
       task: s.task,
-      label: poster?.label ?? s.task,
+      label: s.label,
       run: s.arms.some((a) => a.accuracy.n > 0),
+      floor: s.floor,
       base,
       ntp,
       klal,
-      poster,
-      gain: s.comparisons.find((c) => c.klal.arm === klal?.arm && c.ntp.arm === ntp?.arm),
+      controls: s.arms.filter((a) => a.column === "Control" && a.accuracy.n > 0),
+      poster: posterRow(s.task),
+      gain: s.comparisons.find((c) =>
+        c.kind === "ntp" && c.klal.arm === klal?.arm && c.other.arm === ntp?.arm
+      ),
     };
   };
   const rows: Table1Row[] = [];
@@ -267,9 +583,11 @@ export function table1(input: ReportInput): Table1Row[] {
         task: s?.task ?? key,
         label: poster.label,
         run: false,
+        floor: undefined,
         base: undefined,
         ntp: undefined,
         klal: undefined,
+        controls: [],
         poster,
         gain: undefined,
       },
@@ -440,9 +758,14 @@ export function supervisedLayers(spec: Spec, arm: ArmSpec): number[] {
     : [...arm.layers].sort((a, b) => a - b);
 }
 
-/** What the experiment swept: KLAL arms differing only by lambda, or only by layers. */
+/**
+ * What the experiment swept: KLAL arms (controls left out) differing only by lambda, or only
+ * by layers.
+ */
 export function sweeps(spec: Spec): { lambda: string[][]; layers: string[][] } {
-  const klal = Object.entries(spec.arms).filter(([, a]) => a.finetune && a.lambda > 0);
+  const klal = Object.entries(spec.arms).filter(([, a]) =>
+    a.finetune && a.lambda > 0 && controlKind(a) === undefined
+  );
   const ntp = Object.entries(spec.arms).find(([, a]) => a.finetune && a.lambda === 0)?.[0];
   const group = (keyOf: (a: ArmSpec) => string, valueOf: (a: ArmSpec) => string) => {
     const groups = new Map<string, [string, ArmSpec][]>();

@@ -33,6 +33,7 @@ export function combineSweepInputs(
   // Points that differ only in their task keep their arm names: rows already carry the task.
   const byTask = new Set(specs.map((s) => s.task.name)).size === specs.length;
   let combined: ReportInput | undefined;
+  const conflicting = new Set<string>();
   for (const { spec, input } of points) {
     const label = spec.name.slice(baseName.length + 2);
     const rename = <T extends { arm: string }>(x: T): T =>
@@ -51,11 +52,27 @@ export function combineSweepInputs(
         figures: [],
         heads: [],
         breakdown: [],
+        floors: {},
+        items: [],
+        taskSpecs: {},
       };
     }
     combined.spec.arms = { ...combined.spec.arms, ...arms };
     combined.rows.push(...input.rows.map(rename));
     combined.stages.push(...input.stages.map((s) => ({ ...s, stage: `${label} ${s.stage}` })));
+    // Item outcomes carry their task, so they travel like rows.
+    combined.items!.push(...(input.items ?? []).map(rename));
+    // A floor belongs to a test set: points that share a task but not its floor (a swept
+    // task parameter) have no one floor, so that task shows none.
+    for (const [task, floor] of Object.entries(input.floors ?? {})) {
+      const known = combined.floors![task];
+      if (known === undefined && !conflicting.has(task)) combined.floors![task] = floor;
+      else if (known && JSON.stringify(known) !== JSON.stringify(floor)) {
+        delete combined.floors![task];
+        conflicting.add(task);
+      }
+    }
+    combined.taskSpecs![spec.task.name] ??= spec.task;
     // Loss and learning curves, attention figures, heads and breakdowns carry no task: across
     // tasks under the same arm names they would mix, so those stay in the per-task reports.
     if (byTask) continue;

@@ -4,7 +4,8 @@
  * the stages gather from the cache and every other module of the report reads.
  */
 
-import type { Spec } from "../spec_types.ts";
+import type { Floor } from "../floors.ts";
+import type { Spec, TaskSpec } from "../spec_types.ts";
 
 /** One measured number: a metric of one arm and seed on one task. */
 export interface ResultRow {
@@ -40,7 +41,9 @@ export interface ReportInput {
   spec: Spec;
   /**
    * Metrics: "accuracy" (percent 0-100), "target_attention" (mass on GT patches, 0..1),
-   * "target_attention_ratio" (mass / uniform share), per layer "target_attention_ratio@L<i>".
+   * "target_attention_ratio" (mass / uniform share), "target_attention_ratio_first" (the same
+   * at the first answer position), "visual_share" and "visual_share_first" (raw share of the
+   * answer positions' attention on visual tokens), per layer "target_attention_ratio@L<i>".
    */
   rows: ResultRow[];
   /** Training loss parts per arm and seed. */
@@ -58,6 +61,35 @@ export interface ReportInput {
   heads?: HeadRow[];
   /** Held-out accuracy by the task's difficulty bucket, per arm and seed. */
   breakdown?: BreakdownRow[];
+  /** Per task, the fixed-answer floor on its test set (what one constant answer scores). */
+  floors?: Record<string, TaskFloor>;
+  /** Per task, arm and seed, every test item's outcome (for bootstraps, McNemar, confusion). */
+  items?: ItemSet[];
+  /**
+   * Per task, its task spec, where it differs from `spec.task` (a task sweep's combined
+   * report): what the task's label is read from (a real-format task on its stand-in).
+   */
+  taskSpecs?: Record<string, TaskSpec>;
+}
+
+/** A task's fixed-answer floor: the best constant answer and its accuracy (percent). */
+export type TaskFloor = Pick<Floor, "answer" | "accuracy" | "kind">;
+
+/** One test item's outcome for one arm and seed. */
+export interface ItemOutcome {
+  /** Position in the test set: the same item for every arm and seed. */
+  index: number;
+  answer: string;
+  prediction: string;
+  correct: boolean;
+}
+
+/** Every test item's outcome of one evaluated arm and seed, in test-set order. */
+export interface ItemSet {
+  task: string;
+  arm: string;
+  seed: number;
+  items: ItemOutcome[];
 }
 
 /** One point of a learning curve (validation set, during fine-tuning). */

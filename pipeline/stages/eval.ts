@@ -1,17 +1,24 @@
-/** The eval stage: a checkpoint's accuracy and grounding on the test set, with figure samples. */
+/**
+ * The eval stage: a checkpoint's accuracy and grounding on the test set, with figure samples
+ * and the test set's fixed-answer floor.
+ */
 import { createCanvas } from "@napi-rs/canvas";
 import type { Sample } from "../../tasks/task.ts";
 import { initBackend } from "../backend.ts";
 import { encodeSamples, layoutFor, mergeLayouts } from "../batch.ts";
 import type { EntryWriter } from "../cache.ts";
 import { evaluate } from "../eval.ts";
+import { fixedAnswerFloor } from "../floors.ts";
 import type { ResolvedStage } from "../plan.ts";
 import type { FigureSample } from "../report/types.ts";
 import type { Spec } from "../spec_types.ts";
 import { loadCheckpoint } from "./_checkpoint.ts";
 import { loadSamples, loadTask, type StageContext } from "./_common.ts";
 
-/** Evaluate the checkpoint `model` on the data entry `data`: predictions, metrics, figures. */
+/**
+ * Evaluate the checkpoint `model` on the data entry `data`: predictions, metrics, figures, and
+ * floor.json (what the best one constant answer scores on the same test set).
+ */
 export async function runEval(stage: ResolvedStage, out: EntryWriter, ctx: StageContext) {
   const p = stage.params as { task: string; batch_size: number; backend: Spec["backend"] };
   const backend = await initBackend(p.backend);
@@ -33,6 +40,7 @@ export async function runEval(stage: ResolvedStage, out: EntryWriter, ctx: Stage
   );
   const { predictions: _, maps, ...metrics } = result;
   await out.writeJson("metrics.json", metrics);
+  await out.writeJson("floor.json", fixedAnswerFloor(task, samples));
   // The first few held-out samples with their attention maps, for the report's figures.
   const figures: FigureSample[] = maps.map((m) => {
     const s = samples[m.index];

@@ -11,9 +11,11 @@ import {
   type FigureSample,
   type FigureSet,
   type HeadRow,
+  type ItemSet,
   type LearningRow,
   type ReportInput,
   type ResultRow,
+  type TaskFloor,
   writeReport,
 } from "../report/mod.ts";
 import type { Spec } from "../spec_types.ts";
@@ -43,6 +45,8 @@ export async function reportInput(
   const figures: FigureSet[] = [];
   const heads: HeadRow[] = [];
   const breakdown: BreakdownRow[] = [];
+  const items: ItemSet[] = [];
+  const floors: Record<string, TaskFloor> = {};
   const side = spec.task.image_size / spec.model.patch_size;
   const backends = new Set<string>();
   const stageInfo: ReportInput["stages"] = [];
@@ -76,6 +80,19 @@ export async function reportInput(
         metric: "target_attention_ratio",
         value: m.targetAttentionRatio,
       });
+      // Entries written before these measures existed lack them.
+      const measures: [string, number | undefined][] = [
+        ["target_attention_ratio_first", m.targetAttentionRatioFirst],
+        ["visual_share", m.visualShare],
+        ["visual_share_first", m.visualShareFirst],
+      ];
+      for (const [metric, value] of measures) {
+        if (typeof value === "number") rows.push({ task, arm, seed, metric, value });
+      }
+      if (manifest.files["floor.json"] && !floors[task]) {
+        const f = await cache.readJson<TaskFloor>(stage.key, "floor.json");
+        floors[task] = { answer: f.answer, accuracy: f.accuracy, kind: f.kind };
+      }
       for (const l of m.layers) {
         rows.push({
           task,
@@ -95,14 +112,28 @@ export async function reportInput(
         ? new TextDecoder().decode(await cache.readBytes(stage.key, "predictions.jsonl"))
         : "";
       const buckets = new Map<string, { correct: number; n: number }>();
+      const outcomes: ItemSet["items"] = [];
       for (const line of text.trim().split("\n").filter((l) => l.length > 0)) {
-        const p = JSON.parse(line) as { difficulty: string | number; correct: boolean };
+        const p = JSON.parse(line) as {
+          index: number;
+          answer: string;
+          prediction: string;
+          difficulty: string | number;
+          correct: boolean;
+        };
         const b = buckets.get(String(p.difficulty)) ?? { correct: 0, n: 0 };
         b.n++;
         if (p.correct) b.correct++;
         buckets.set(String(p.difficulty), b);
+        outcomes.push({
+          index: p.index,
+          answer: p.answer,
+          prediction: p.prediction,
+          correct: p.correct,
+        });
       }
       for (const [difficulty, b] of buckets) breakdown.push({ arm, seed, difficulty, ...b });
+      if (outcomes.length > 0) items.push({ task, arm, seed, items: outcomes });
     } else if (stage.kind === "finetune") {
       const log = await cache.readJson<{ log: LossPoint[]; learning?: LearningPoint[] }>(
         stage.key,
@@ -123,6 +154,8 @@ export async function reportInput(
     figures,
     heads,
     breakdown,
+    floors,
+    items,
   };
 }
 

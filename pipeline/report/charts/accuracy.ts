@@ -1,6 +1,7 @@
 /**
  * Grounding accuracy per task: each arm's mean over seeds with its 95% interval, each seed as
- * a dot, and the poster's number for the arm's column as a tick.
+ * a dot, the poster's number for the arm's column as a tick, and the task's fixed-answer
+ * floor as a dashed rule across all arms.
  */
 
 import { type Palette, paletteFor } from "../palette.ts";
@@ -14,12 +15,14 @@ export function accuracyChart(
   const arms = s.arms.filter((a) => a.accuracy.n > 0);
   if (arms.length === 0) return undefined;
   const labels = arms.map((a) => a.label);
+  // Wide enough for the longest label (control arms have long ones).
+  const step = Math.max(110, Math.min(210, 6.2 * Math.max(...labels.map((l) => l.length))));
   const x = {
     field: "label",
     type: "nominal",
     sort: labels,
     title: null,
-    axis: { labelAngle: 0, labelLimit: 160 },
+    axis: { labelAngle: 0, labelLimit: step - 6 },
   };
   const clampPercent = (v: number) => Math.min(100, Math.max(0, v));
   const summary = arms.map((a) => ({
@@ -76,6 +79,40 @@ export function accuracyChart(
       },
     },
   ];
+  const floor = s.floor && !Number.isNaN(s.floor.accuracy) ? s.floor : undefined;
+  if (floor) {
+    const values = [{
+      floor: floor.accuracy,
+      text: `fixed-answer floor ${floor.accuracy.toFixed(1)}%`,
+      answer: floor.answer,
+    }];
+    layer.push(
+      {
+        data: { values },
+        mark: { type: "rule", strokeDash: [5, 4], strokeWidth: 1.6, color: "#555" },
+        encoding: {
+          y: { ...y, field: "floor" },
+          tooltip: [
+            { field: "text", title: "floor" },
+            { field: "answer", title: "constant answer" },
+          ],
+        },
+      },
+      {
+        data: { values },
+        mark: {
+          type: "text",
+          align: "left",
+          baseline: "bottom",
+          dy: -2,
+          x: 4,
+          fontSize: 10,
+          color: "#555",
+        },
+        encoding: { y: { ...y, field: "floor" }, text: { field: "text" } },
+      },
+    );
+  }
   if (poster.length > 0) {
     layer.push({
       data: { values: poster },
@@ -92,13 +129,14 @@ export function accuracyChart(
   }
   return {
     title: {
-      text: `Grounding accuracy: ${s.task}`,
+      text: `Grounding accuracy: ${s.label}`,
       subtitle: [
         "bar = mean over seeds, line = 95% CI, dots = seeds",
         ...(poster.length > 0 ? ["black tick = poster (Qwen 2.5-VL)"] : []),
+        ...(floor ? ["dashed line = fixed-answer floor (one constant answer)"] : []),
       ],
     },
-    width: { step: 110 },
+    width: { step },
     height: 260,
     layer,
   };

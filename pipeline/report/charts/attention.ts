@@ -67,7 +67,7 @@ export function layerAttentionChart(
   };
   return {
     title: {
-      text: `Target attention ratio per layer: ${s.task}`,
+      text: `Target attention ratio per layer: ${s.label}`,
       subtitle: "attention mass on target patches / uniform share; dashed rule = chance (1)",
     },
     // A number, not a step: with xOffset a step would size each arm's bar.

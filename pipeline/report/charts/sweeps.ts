@@ -131,7 +131,7 @@ export function lambdaSweepCharts(
       arms,
       (arm) => `λ=${input.spec.arms[arm].lambda}`,
       {
-        title: `λ sweep: ${s.task}`,
+        title: `λ sweep: ${s.label}`,
         subtitle: `KLAL weight λ (λ=0 is NTP); supervised layers ${
           layers.length === input.spec.model.layers ? "all" : layers.join(", ")
         }; bar = mean, line = 95% CI, dots = seeds; right: dashed = chance (1)`,
@@ -168,7 +168,7 @@ export function layerAblationCharts(
           : layers.map((l) => `L${l}`).join("+");
       },
       {
-        title: `Which layers to supervise: ${s.task}`,
+        title: `Which layers to supervise: ${s.label}`,
         subtitle: `KLAL (λ=${lambda}) on different layers; dashed blue = the NTP arm; ` +
           "right: target attention ratio, dashed = chance (1)",
         x: "supervised layers",
