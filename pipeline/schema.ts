@@ -69,6 +69,7 @@ export interface ListField extends FieldBase {
   type: "list";
   items: ValueField;
   minItems?: number;
+  maxItems?: number;
   distinct?: boolean;
   limit?: Limit;
   noun?: string;
@@ -170,7 +171,9 @@ function valueWords(f: ValueField, plural: boolean): string {
 
 function listWords(f: ListField): string {
   const min = f.minItems ?? 0;
-  const head = min > 1
+  const head = min > 0 && min === f.maxItems
+    ? `a list of ${min} `
+    : min > 1
     ? `a list of at least ${min} `
     : min === 1
     ? "a non-empty list of "
@@ -233,6 +236,7 @@ export function problemOf(f: ValueField, value: unknown): ValueProblem | undefin
       return typeof value === "string" && (!f.pattern || f.pattern.test(value)) ? undefined : wrong;
     case "list": {
       if (!Array.isArray(value) || value.length < (f.minItems ?? 0)) return wrong;
+      if (f.maxItems !== undefined && value.length > f.maxItems) return wrong;
       const limit = listLimitProblem(f, value.length);
       if (limit) return limit;
       if (value.some((item) => problemOf(f.items, item) !== undefined)) return wrong;
@@ -356,7 +360,12 @@ export function rangeDoc(f: Field): string {
       return f.pattern ? `matching \`${f.pattern.source}\`` : "";
     case "list": {
       const parts: string[] = [];
-      if ((f.minItems ?? 0) > 0) parts.push(`at least ${f.minItems}`);
+      const min = f.minItems ?? 0;
+      if (min > 0 && min === f.maxItems) parts.push(`exactly ${min}`);
+      else {
+        if (min > 0) parts.push(`at least ${min}`);
+        if (f.maxItems !== undefined) parts.push(`at most ${f.maxItems} items`);
+      }
       if (f.distinct) parts.push("distinct");
       const items = rangeDoc(f.items);
       if (items) parts.push(`each ${items}`);

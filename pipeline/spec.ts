@@ -574,11 +574,13 @@ class Section {
   list(key: string, field: ListField): { values: unknown[]; locs: Loc[] } | undefined {
     const node = this.entry(key)!.node;
     const path = this.child(key);
-    if (node.kind !== "seq" || node.items.length < (field.minItems ?? 0)) {
+    const length = node.kind === "seq" ? node.items.length : 0;
+    const counted = length >= (field.minItems ?? 0) && length <= (field.maxItems ?? Infinity);
+    if (node.kind !== "seq" || !counted) {
       this.problems.add(node.loc, path, expectedOf(field), showNode(node));
       return undefined;
     }
-    const limit = listLimitProblem(field, node.items.length);
+    const limit = listLimitProblem(field, length);
     if (limit) {
       this.problems.add(node.loc, path, limit.expected, limit.found ?? showNode(node));
       return undefined;

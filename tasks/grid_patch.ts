@@ -19,7 +19,8 @@ import {
   LIGHT_BACKGROUND,
   patchMassOfRect,
 } from "./draw.ts";
-import { assertParams, exactMatch, isInteger, perSample } from "./common.ts";
+import { assertParams, exactMatch, perSample } from "./common.ts";
+import { defineParams } from "../pipeline/schema.ts";
 
 /** Largest grid side: row and column answers are the number words "0".."15". */
 const MAX_GRID = 16;
@@ -31,12 +32,38 @@ interface GridPatchParams {
   noise: number;
 }
 
-const DEFAULT_PARAMS: GridPatchParams = {
-  grid: "auto",
-  blobs: 2,
-  colors: COLOR_NAMES.slice(0, 4),
-  noise: 0.05,
-};
+/** `task.params`, declared once: type, range, default and doc (docs/spec-keys.md). */
+const PARAMS = defineParams({
+  grid: {
+    type: "union",
+    options: [{ type: "enum", values: ["auto"] }, { type: "int", min: 1, max: MAX_GRID }],
+    default: "auto",
+    doc: "grid side in cells (auto: one cell per patch, up to 16 x 16); divides image_size " +
+      "into cells of whole patches",
+  },
+  blobs: {
+    type: "int",
+    min: 1,
+    max: MAX_GRID * MAX_GRID,
+    default: 2,
+    doc: "coloured cells per image, at most grid * grid",
+  },
+  colors: {
+    type: "list",
+    items: {
+      type: "enum",
+      values: COLOR_NAMES,
+      expected: `colour names from ${COLOR_NAMES.join(", ")}`,
+    },
+    minItems: 1,
+    distinct: true,
+    default: COLOR_NAMES.slice(0, 4),
+    doc: "colours the squares are drawn in (distinct within an image): at least blobs",
+  },
+  noise: { type: "number", min: 0, max: 0.5, default: 0.05, doc: "pixel noise amplitude" },
+}, crossRules);
+
+const DEFAULT_PARAMS = structuredClone(PARAMS.defaultParams) as unknown as GridPatchParams;
 
 /** Params merged over the defaults (the spec validator has already checked them). */
 function paramsOf(config: TaskConfig): GridPatchParams {
@@ -60,19 +87,19 @@ function gridOf(config: TaskConfig, grid: number | "auto"): number {
   return grid === "auto" ? autoGrid(config.imageSize, config.patchSize) : grid;
 }
 
-function checkParams(config: TaskConfig): ParamProblem[] {
+/**
+ * Rules between the parameters and with the image and patch size (each field checks its own
+ * type and range): cells of whole patches, blobs that fit the grid, enough colours.
+ */
+function crossRules(config: TaskConfig, invalid: ReadonlySet<string>): ParamProblem[] {
   const params = paramsOf(config);
-  const { blobs, colors, noise } = params;
-  const grid = gridOf(config, params.grid);
+  const { blobs, colors } = params;
   const size = config.imageSize;
   const problems: ParamProblem[] = [];
   let gridOk = false;
-  if (!isInteger(grid) || grid < 1 || grid > MAX_GRID) {
-    problems.push({
-      key: "grid",
-      expected: `"auto" or an integer from 1 to ${MAX_GRID}`,
-      found: params.grid,
-    });
+  const grid = gridOf(config, params.grid);
+  if (invalid.has("grid")) {
+    // Reported by the field.
   } else if (size % grid !== 0) {
     problems.push({
       key: "grid",
@@ -90,15 +117,15 @@ function checkParams(config: TaskConfig): ParamProblem[] {
   } else {
     gridOk = true;
   }
-  const maxBlobs = gridOk ? grid * grid : Infinity;
-  if (!isInteger(blobs) || blobs < 1 || blobs > maxBlobs) {
-    const upper = gridOk ? ` to grid * grid = ${maxBlobs}` : " or more";
-    problems.push({ key: "blobs", expected: `an integer from 1${upper}`, found: blobs });
+  if (gridOk && !invalid.has("blobs") && blobs > grid * grid) {
+    problems.push({
+      key: "blobs",
+      expected: `an integer from 1 to grid * grid = ${grid * grid}`,
+      found: blobs,
+    });
   }
-  const colorProblem = colorListProblem(colors, isInteger(blobs) ? Math.max(1, blobs) : 1);
-  if (colorProblem) problems.push({ key: "colors", expected: colorProblem, found: colors });
-  if (typeof noise !== "number" || !(noise >= 0 && noise <= 0.5)) {
-    problems.push({ key: "noise", expected: "a number from 0 to 0.5", found: noise });
+  if (!invalid.has("blobs") && !invalid.has("colors") && colors.length < blobs) {
+    problems.push({ key: "colors", expected: colorListProblem(colors, blobs)!, found: colors });
   }
   return problems;
 }
@@ -160,10 +187,11 @@ export const gridPatch: SyntheticTask = {
     ...COLOR_NAMES,
     ...Array.from({ length: MAX_GRID }, (_, i) => String(i)),
   ],
-  defaultParams: { ...DEFAULT_PARAMS, colors: [...DEFAULT_PARAMS.colors] },
-  checkParams,
+  paramSchema: PARAMS.paramSchema,
+  defaultParams: PARAMS.defaultParams,
+  checkParams: PARAMS.checkParams,
   generate(seed: number, n: number, config: TaskConfig): Sample[] {
-    assertParams("grid-patch", checkParams(config));
+    assertParams("grid-patch", PARAMS.checkParams(config));
     const params = paramsOf(config);
     const grid = gridOf(config, params.grid);
     return perSample("grid-patch", seed, n, (rng) => generateOne(rng, config, params, grid));

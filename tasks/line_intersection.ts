@@ -59,7 +59,8 @@ import {
   strokePolyline,
   strokePolylineAliased,
 } from "./draw.ts";
-import { assertParams, exactMatch, isInteger, perSample } from "./common.ts";
+import { assertParams, exactMatch, perSample } from "./common.ts";
+import { defineParams } from "../pipeline/schema.ts";
 
 /** Answers are the number words "0".."9". */
 const MAX_COUNT = 9;
@@ -93,15 +94,56 @@ interface LineIntersectionParams {
   sigma_px: number | "auto";
 }
 
-const DEFAULT_PARAMS: LineIntersectionParams = {
-  curve: "polyline",
-  points: 3,
-  max_count: 2,
-  line_width: "auto",
-  antialias: "mixed",
-  colors: "mixed",
-  sigma_px: "auto",
-};
+/** `task.params`, declared once: type, range, default and doc (docs/spec-keys.md). */
+const PARAMS = defineParams({
+  curve: {
+    type: "enum",
+    values: ["polyline", "bezier"],
+    default: "polyline",
+    doc: "polylines through the control points, or the quadratic Bézier spline along them",
+  },
+  points: { type: "int", min: 2, max: 8, default: 3, doc: "control points per curve" },
+  max_count: {
+    type: "int",
+    min: 0,
+    max: MAX_COUNT,
+    default: 2,
+    doc: "largest count asked (balanced 0..max_count); at most what the curves reach " +
+      "(polyline: min(2 points - 3, points), bezier: points - 1)",
+  },
+  line_width: {
+    type: "union",
+    options: [
+      { type: "enum", values: ["auto"] },
+      { type: "number", min: 0.5, unit: "pixels" },
+      { type: "list", items: { type: "number", min: 0.5 }, minItems: 2, maxItems: 2 },
+    ],
+    default: "auto",
+    doc: "stroke width: a number, a range [min, max], or auto (1-3 px at 64 px); at most " +
+      "image_size / 8",
+  },
+  antialias: {
+    type: "union",
+    options: [{ type: "bool" }, { type: "enum", values: ["mixed"] }],
+    default: "mixed",
+    doc: "smooth edges, hard pixel edges, or mixed (each sample one or the other)",
+  },
+  colors: {
+    type: "enum",
+    values: ["benchmark", "random", "mixed"],
+    default: "mixed",
+    doc: "one red and one blue curve, two random distinct colours, or mixed",
+  },
+  sigma_px: {
+    type: "union",
+    options: [{ type: "enum", values: ["auto"] }, { type: "number", min: 0.25, unit: "pixels" }],
+    default: "auto",
+    doc: "Gaussian sigma of the map at each crossing (auto: half the line width); at most " +
+      "image_size / 2",
+  },
+}, crossRules);
+
+const DEFAULT_PARAMS = structuredClone(PARAMS.defaultParams) as unknown as LineIntersectionParams;
 
 function paramsOf(config: TaskConfig): LineIntersectionParams {
   return { ...DEFAULT_PARAMS, ...config.params } as LineIntersectionParams;
@@ -140,36 +182,34 @@ export function maxReachableCount(curve: string, points: number): number {
   return curve === "bezier" ? points - 1 : Math.min(2 * points - 3, points);
 }
 
-function checkParams(config: TaskConfig): ParamProblem[] {
+/**
+ * Rules between the parameters and with the image size (each field checks its own type and
+ * range): a count the curves reach, widths and sigma that fit the image.
+ */
+function crossRules(config: TaskConfig, invalid: ReadonlySet<string>): ParamProblem[] {
   const p = paramsOf(config);
   const { curve, points, max_count: maxCount, line_width: lineWidth } = p;
   const size = config.imageSize;
   const problems: ParamProblem[] = [];
-  const curveOk = curve === "polyline" || curve === "bezier";
-  if (!curveOk) problems.push({ key: "curve", expected: `"polyline" or "bezier"`, found: curve });
-  const pointsOk = isInteger(points) && points >= 2 && points <= 8;
-  if (!pointsOk) {
-    problems.push({ key: "points", expected: "an integer from 2 to 8", found: points });
-  }
-  const upper = curveOk && pointsOk
-    ? Math.min(MAX_COUNT, maxReachableCount(curve, points))
-    : MAX_COUNT;
-  if (!isInteger(maxCount) || maxCount < 0 || maxCount > upper) {
-    const why = upper < MAX_COUNT
-      ? ` (clean crossings of ${curve} curves of ${points} points reach at most ${upper})`
-      : "";
+  const reach = invalid.has("curve") || invalid.has("points")
+    ? MAX_COUNT
+    : Math.min(MAX_COUNT, maxReachableCount(curve, points));
+  if (!invalid.has("max_count") && maxCount > reach) {
     problems.push({
       key: "max_count",
-      expected: `an integer from 0 to ${upper}${why}`,
+      expected: `an integer from 0 to ${reach} (clean crossings of ${curve} curves of ${points} ` +
+        `points reach at most ${reach})`,
       found: maxCount,
     });
   }
   const widest = size / 8;
-  const widthIn = (w: unknown) => typeof w === "number" && w >= 0.5 && w <= widest;
-  const widthOk = lineWidth === "auto" || widthIn(lineWidth) ||
-    (Array.isArray(lineWidth) && lineWidth.length === 2 && widthIn(lineWidth[0]) &&
-      widthIn(lineWidth[1]) && lineWidth[0] <= lineWidth[1]);
-  if (!widthOk) {
+  const widths = lineWidth === "auto"
+    ? []
+    : typeof lineWidth === "number"
+    ? [lineWidth]
+    : lineWidth;
+  const ordered = widths.length < 2 || widths[0] <= widths[1];
+  if (!invalid.has("line_width") && (widths.some((w) => w > widest) || !ordered)) {
     problems.push({
       key: "line_width",
       expected: `"auto", a number of pixels from 0.5 to image_size / 8 = ${widest}, ` +
@@ -177,18 +217,8 @@ function checkParams(config: TaskConfig): ParamProblem[] {
       found: lineWidth,
     });
   }
-  if (p.antialias !== true && p.antialias !== false && p.antialias !== "mixed") {
-    problems.push({ key: "antialias", expected: `true, false or "mixed"`, found: p.antialias });
-  }
-  if (p.colors !== "benchmark" && p.colors !== "random" && p.colors !== "mixed") {
-    problems.push({
-      key: "colors",
-      expected: `"benchmark", "random" or "mixed"`,
-      found: p.colors,
-    });
-  }
   const sigma = p.sigma_px;
-  if (sigma !== "auto" && (typeof sigma !== "number" || !(sigma >= 0.25 && sigma <= size / 2))) {
+  if (!invalid.has("sigma_px") && sigma !== "auto" && sigma > size / 2) {
     problems.push({
       key: "sigma_px",
       expected: `"auto" or a number of pixels from 0.25 to image_size / 2 = ${size / 2}`,
@@ -739,10 +769,11 @@ export const lineIntersection: SyntheticTask = {
     "?",
     ...Array.from({ length: MAX_COUNT + 1 }, (_, i) => String(i)),
   ],
-  defaultParams: { ...DEFAULT_PARAMS },
-  checkParams,
+  paramSchema: PARAMS.paramSchema,
+  defaultParams: PARAMS.defaultParams,
+  checkParams: PARAMS.checkParams,
   generate(seed: number, n: number, config: TaskConfig): Sample[] {
-    assertParams("line-intersection", checkParams(config));
+    assertParams("line-intersection", PARAMS.checkParams(config));
     const params = paramsOf(config);
     return perSample(
       "line-intersection",

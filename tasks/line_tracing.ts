@@ -61,7 +61,8 @@ import {
   findCrossings,
   lineWidthOf,
 } from "./line_intersection.ts";
-import { assertParams, exactMatch, isInteger, perSample } from "./common.ts";
+import { assertParams, exactMatch, perSample } from "./common.ts";
+import { defineParams } from "../pipeline/schema.ts";
 
 /** Node names, in order; `nodes` of them are used per image. */
 export const NODE_LETTERS = ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"] as const;
@@ -89,14 +90,48 @@ interface LineTracingParams {
   distractors: number | "auto";
 }
 
-const DEFAULT_PARAMS: LineTracingParams = {
-  nodes: 6,
-  curve: "bezier",
-  line_width: "auto",
-  same_color: true,
-  min_crossings: 1,
-  distractors: "auto",
-};
+/** `task.params`, declared once: type, range, default and doc (docs/spec-keys.md). */
+const PARAMS = defineParams({
+  nodes: {
+    type: "int",
+    min: 4,
+    max: NODE_LETTERS.length,
+    default: 6,
+    doc: "labelled nodes, joined in pairs: even, at most 6 at 48 px, 8 at 64, 10 from 80",
+  },
+  curve: {
+    type: "enum",
+    values: ["bezier", "polyline"],
+    default: "bezier",
+    doc: "cubic Béziers, or two-piece polylines",
+  },
+  line_width: {
+    type: "union",
+    options: [{ type: "enum", values: ["auto"] }, { type: "number", min: 0.5, unit: "pixels" }],
+    default: "auto",
+    doc: "stroke width (auto: max(1, round(image_size / 32))); at most image_size / 16",
+  },
+  same_color: {
+    type: "bool",
+    default: true,
+    doc: "every curve in one colour, so tracing is needed rather than matching colours",
+  },
+  min_crossings: {
+    type: "int",
+    min: 0,
+    max: 4,
+    default: 1,
+    doc: "crossings the asked curve(s) hold at least",
+  },
+  distractors: {
+    type: "union",
+    options: [{ type: "enum", values: ["auto"] }, { type: "int", min: 0, max: 2 }],
+    default: "auto",
+    doc: "curves through no node (auto: 1 with 4 nodes, else 0)",
+  },
+}, crossRules);
+
+const DEFAULT_PARAMS = structuredClone(PARAMS.defaultParams) as unknown as LineTracingParams;
 
 function paramsOf(config: TaskConfig): LineTracingParams {
   return { ...DEFAULT_PARAMS, ...config.params } as LineTracingParams;
@@ -117,12 +152,16 @@ export function maxNodes(imageSize: number): number {
   return Math.max(4, Math.min(NODE_LETTERS.length, 2 * Math.floor(imageSize / 16)));
 }
 
-function checkParams(config: TaskConfig): ParamProblem[] {
+/**
+ * Rules between the parameters and with the image size (each field checks its own type and
+ * range): nodes in pairs that fit with their labels, a width that fits, colours enough.
+ */
+function crossRules(config: TaskConfig, invalid: ReadonlySet<string>): ParamProblem[] {
   const p = paramsOf(config);
   const size = config.imageSize;
   const problems: ParamProblem[] = [];
   const most = maxNodes(size);
-  if (!isInteger(p.nodes) || p.nodes < 4 || p.nodes > most || p.nodes % 2 !== 0) {
+  if (!invalid.has("nodes") && (p.nodes > most || p.nodes % 2 !== 0)) {
     const why = most < 10 ? ` (at most ${most} fit a ${size} px image with labels)` : "";
     problems.push({
       key: "nodes",
@@ -130,38 +169,16 @@ function checkParams(config: TaskConfig): ParamProblem[] {
       found: p.nodes,
     });
   }
-  if (p.curve !== "bezier" && p.curve !== "polyline") {
-    problems.push({ key: "curve", expected: `"bezier" or "polyline"`, found: p.curve });
-  }
-  const widthOk = p.line_width === "auto" ||
-    (typeof p.line_width === "number" && p.line_width >= 0.5 && p.line_width <= size / 16);
-  if (!widthOk) {
+  if (!invalid.has("line_width") && p.line_width !== "auto" && p.line_width > size / 16) {
     problems.push({
       key: "line_width",
       expected: `"auto" or a number of pixels from 0.5 to image_size / 16 = ${size / 16}`,
       found: p.line_width,
     });
   }
-  if (typeof p.same_color !== "boolean") {
-    problems.push({ key: "same_color", expected: "true or false", found: p.same_color });
-  }
-  if (!isInteger(p.min_crossings) || p.min_crossings < 0 || p.min_crossings > 4) {
-    problems.push({
-      key: "min_crossings",
-      expected: "an integer from 0 to 4",
-      found: p.min_crossings,
-    });
-  }
-  const distractorsOk = p.distractors === "auto" ||
-    (isInteger(p.distractors) && p.distractors >= 0 && p.distractors <= 2);
-  if (!distractorsOk) {
-    problems.push({
-      key: "distractors",
-      expected: `"auto" or an integer from 0 to 2`,
-      found: p.distractors,
-    });
-  } else if (
-    p.same_color === false && isInteger(p.nodes) &&
+  const valid = ["distractors", "same_color", "nodes"].every((key) => !invalid.has(key));
+  if (
+    valid && p.same_color === false &&
     p.nodes / 2 + distractorCount(p.distractors, p.nodes) > CURVE_COLORS.length
   ) {
     problems.push({
@@ -755,10 +772,11 @@ export const lineTracing: SyntheticTask = {
   name: "line-tracing",
   version: "2",
   vocabulary: ["is", "node", "connected", "to", "?", "yes", "no", ...NODE_LETTERS],
-  defaultParams: { ...DEFAULT_PARAMS },
-  checkParams,
+  paramSchema: PARAMS.paramSchema,
+  defaultParams: PARAMS.defaultParams,
+  checkParams: PARAMS.checkParams,
   generate(seed: number, n: number, config: TaskConfig): Sample[] {
-    assertParams("line-tracing", checkParams(config));
+    assertParams("line-tracing", PARAMS.checkParams(config));
     const params = paramsOf(config);
     // Answers alternate exactly: even samples are connected.
     return perSample(

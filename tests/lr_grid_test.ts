@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { Cache } from "../pipeline/cache.ts";
-import { buildPlan, resolvePlan } from "../pipeline/plan.ts";
+import { buildPlan } from "../pipeline/plan.ts";
 import { parseSpec } from "../pipeline/spec.ts";
 import { chooseLr, type LrChoice } from "../pipeline/stages/choose_lr.ts";
 import { TASKS } from "../tasks/registry.ts";
@@ -44,9 +44,13 @@ Deno.test("lr_grid end to end: trials on validation data, a choice, fine-tunes t
     const run = await runScript("pipeline/main.ts", [path, "--jobs", "1"], env);
     assert.equal(run.code, 0, run.stderr);
 
-    const spec = parseSpec(SPEC, path, [], { tasks: TASKS });
-    const stages = new Map((await resolvePlan(buildPlan(spec))).map((s) => [s.id, s]));
+    // Each stage's entry, by the key this run recorded for it (refs/).
     const cache = new Cache(`${dir}/cache`);
+    const spec = parseSpec(SPEC, path, [], { tasks: TASKS });
+    const ids = buildPlan(spec).map((s) => s.id);
+    const stages = new Map<string, { key: string }>();
+    for (const id of ids) stages.set(id, (await cache.readRef(spec.name, id))!);
+    assert.ok(ids.includes("lr-eval:klal:lr0.01:s0"), ids.join(", "));
     const choice = await cache.readJson<LrChoice>(stages.get("choose-lr:klal")!.key, "choice.json");
     assert.deepEqual(choice.trials.map((t) => t.lr), [0.001, 0.01]);
     for (const trial of choice.trials) {
