@@ -20,7 +20,7 @@ import { initBackend } from "./backend.ts";
 import { encodeSamples, layoutFor, mergeLayouts } from "./batch.ts";
 import { Cache, defaultCacheDir } from "./cache.ts";
 import { evaluate } from "./eval.ts";
-import { buildPlan, resolvePlan } from "./plan.ts";
+import { buildPlan, pretrainId, resolvePlan } from "./plan.ts";
 import { formatSpecError, loadSpec, SpecError } from "./spec.ts";
 import { loadCheckpoint } from "./stages.ts";
 import { wilsonInterval } from "./stats.ts";
@@ -193,7 +193,7 @@ async function run(o: ExternalEvalOptions): Promise<number> {
     );
   }
   const seed = o.seed ?? spec.seeds[0];
-  const stageId = armSpec.finetune ? `finetune:${o.arm}:s${seed}` : "pretrain";
+  const stageId = armSpec.finetune ? `finetune:${o.arm}:s${seed}` : pretrainId(spec, seed);
   const stage = (await resolvePlan(buildPlan(spec))).find((s) => s.id === stageId);
   if (!stage) throw new InputError(`no stage ${stageId} (seeds: ${spec.seeds.join(", ")})`);
   const cache = new Cache(defaultCacheDir());
