@@ -1,13 +1,21 @@
 /**
  * `deno task bench [--quick] [--json]`: how fast this machine trains, measured in one run.
  *
+ * - single-thread OpenBLAS sgemm GFLOP/s at the paper model's largest product, measured at
+ *   the start, middle and end of the run (the yardstick: each wasm+openblas training row
+ *   reports its model GFLOP/s as a fraction of the best of these);
  * - matmul GFLOP/s per backend at the models' real shapes, forward and backward ("wasm" is
  *   tfjs's own kernel, "wasm+openblas" the native matmul of pipeline/model/native_matmul.ts,
  *   measured when libopenblas is installed);
- * - training throughput (samples/s and model GFLOP/s) of the quickstart and paper models;
- * - the top kernels of one training step (tf.profile), with and without the native matmul;
+ * - training throughput (samples/s and model GFLOP/s) of the quickstart, 64 px record and
+ *   paper models, on wasm+openblas with and without the fused kernels of
+ *   pipeline/model/native_fused.ts (`fused`), stock wasm and the cpu backend;
+ * - the PyTorch reference (tests/reference/reference.py) training the paper model on one CPU
+ *   thread, when a python3 with torch is found, and our paper throughput as a ratio of it;
+ * - the top kernels of one training step (tf.profile) on each wasm variant;
  * - tensor count before and after N training steps (must be equal);
- * - two independent training runs serially vs in two worker processes: the speed-up.
+ * - two independent training runs serially vs in two worker processes: the speed-up, with
+ *   each run's own training time and CPU time, so that a loaded machine shows as such.
  *
  * Model FLOPs are counted analytically (matmuls only, see `trainingFlopsPerSample`).
  */
@@ -15,16 +23,27 @@ import * as tf from "@tensorflow/tfjs";
 import { PRETRAIN_TASK, TASKS, vocabularyOf } from "../tasks/registry.ts";
 import { backendLabel, initBackend } from "./backend.ts";
 import { type Encoded, encodeSamples, layoutFor, sequenceLength } from "./batch.ts";
-import { disableNativeMatmul, enableNativeMatmul } from "./model/native_matmul.ts";
+import {
+  disableNativeMatmul,
+  enableNativeMatmul,
+  fusedKernelsEnabled,
+  setFusedKernels,
+  sgemmGflops,
+} from "./model/native_matmul.ts";
 import { matmul } from "./model/ops.ts";
 import { TinyVlm } from "./model/tiny_vlm.ts";
 import { Tokenizer } from "./tokenizer.ts";
 import { AdamW, batchTensors, disposeBatch, lossParts } from "./train.ts";
 import { pathOf } from "./paths.ts";
+import process from "node:process";
 
-/** The two model sizes the bench measures. */
+/**
+ * The model sizes the bench measures: the quickstart's, the 64 px record setting's (64
+ * visual tokens, 8 px patches, d = 64, 2 layers) and the paper's.
+ */
 export const BENCH_MODELS = {
   quickstart: { imageSize: 32, grid: 4, blobs: 2, dModel: 64, layers: 2, heads: 4, batch: 32 },
+  record64: { imageSize: 64, grid: 8, blobs: 4, dModel: 64, layers: 2, heads: 4, batch: 32 },
   paper: { imageSize: 64, grid: 8, blobs: 4, dModel: 128, layers: 4, heads: 4, batch: 64 },
 } as const;
 
@@ -120,6 +139,8 @@ async function trainStep(s: Setup, optimizer: AdamW, indices: number[]): Promise
 export interface ThroughputResult {
   model: string;
   backend: string;
+  /** Whether the fused kernels of pipeline/model/native_fused.ts ran. */
+  fused: boolean;
   batch: number;
   tokens: number;
   samplesPerSecond: number;
@@ -148,6 +169,7 @@ export async function measureTraining(
   return {
     model: name,
     backend: backendLabel(),
+    fused: fusedKernelsEnabled(),
     batch: s.batch,
     tokens: s.shape.tv + s.shape.tt,
     samplesPerSecond,
@@ -227,150 +249,356 @@ async function tensorCountAcross(m: BenchModel, steps: number) {
   return { steps, before, after, flat: before === after };
 }
 
-/** Two independent training runs, one after the other vs at once in two processes. */
-async function parallelSpeedup(steps: number, backend: string) {
+/** One training run in a child process, as it reports itself. */
+interface ChildRun {
+  /** Seconds of the training steps alone (after warm-up). */
+  trainSeconds: number;
+  /** The process's CPU seconds (all threads) and wall seconds from start to exit. */
+  cpuSeconds: number;
+  processSeconds: number;
+}
+
+/**
+ * Two independent training runs (the quickstart model, `steps` steps each), one after the
+ * other vs at once in two worker processes. A warm-up run first (module and compile caches),
+ * then serial and parallel alternately, `rounds` times; each mode's best round counts. Each
+ * run reports its own training time and CPU time: in `cpuInflation` (parallel CPU per run
+ * over serial), a machine short of cores or memory bandwidth shows as more CPU per run; in
+ * `loadAverage` (before and after), other work on the machine.
+ */
+async function parallelSpeedup(steps: number, backend: string, rounds: number) {
   const worker = pathOf(import.meta.url);
-  const run = () =>
-    new Deno.Command(Deno.execPath(), {
+  const run = async (): Promise<ChildRun & { wallSeconds: number }> => {
+    const started = performance.now();
+    const out = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "--quiet", worker, "--child", String(steps), backend],
-      stdout: "null",
+      stdout: "piped",
       stderr: "inherit",
     }).output();
-  let started = performance.now();
-  await run();
-  await run();
-  const serial = (performance.now() - started) / 1000;
-  started = performance.now();
-  await Promise.all([run(), run()]);
-  const parallel = (performance.now() - started) / 1000;
+    const wallSeconds = (performance.now() - started) / 1000;
+    const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
+    if (!out.success) throw new Error(`bench worker failed (exit ${out.code})`);
+    return { ...JSON.parse(line) as ChildRun, wallSeconds };
+  };
+  const loadBefore = Deno.loadavg();
+  await run(); // warm-up
+  const serial: { seconds: number; runs: ChildRun[] }[] = [];
+  const parallel: { seconds: number; runs: ChildRun[] }[] = [];
+  for (let round = 0; round < rounds; round++) {
+    let started = performance.now();
+    const one = await run();
+    const two = await run();
+    serial.push({ seconds: (performance.now() - started) / 1000, runs: [one, two] });
+    started = performance.now();
+    const both = await Promise.all([run(), run()]);
+    parallel.push({ seconds: (performance.now() - started) / 1000, runs: both });
+  }
+  const best = <T extends { seconds: number }>(xs: T[]) =>
+    xs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+  const [s, p] = [best(serial), best(parallel)];
+  const sum = (runs: ChildRun[], key: keyof ChildRun) => runs.reduce((a, r) => a + r[key], 0);
+  // Training throughput of two runs at once over one run alone (start-up left out).
+  const trainSpeedup = (2 / Math.max(...p.runs.map((r) => r.trainSeconds))) /
+    (2 / sum(s.runs, "trainSeconds"));
   return {
     runs: 2,
     steps,
-    serialSeconds: serial,
-    parallelSeconds: parallel,
-    speedup: serial / parallel,
+    rounds,
+    serialSeconds: s.seconds,
+    parallelSeconds: p.seconds,
+    speedup: s.seconds / p.seconds,
+    trainSpeedup,
+    startupSeconds: (sum(s.runs, "processSeconds") - sum(s.runs, "trainSeconds")) / 2,
+    cpuInflation: sum(p.runs, "cpuSeconds") / sum(s.runs, "cpuSeconds"),
+    loadAverage: { before: loadBefore[0], after: Deno.loadavg()[0] },
   };
 }
 
-type Profile = Awaited<ReturnType<typeof profileStep>> & { model: string; backend: string };
+type Profile = Awaited<ReturnType<typeof profileStep>> & {
+  model: string;
+  backend: string;
+  fused: boolean;
+};
 
 /**
- * Switch to a bench row's backend: "wasm" is tfjs's own kernels, "wasm+openblas" wasm with
- * the native matmul. False when that variant is not available here.
+ * The bench's backend variants: "wasm" (tfjs's own kernels), "wasm+openblas-unfused" (the
+ * native matmul and attention kernels without the fused ones, as `KLAL_FUSED=off`),
+ * "wasm+openblas" (everything: what training uses), "cpu".
  */
-async function useBackend(label: string): Promise<boolean> {
-  await initBackend(label === "cpu" ? "cpu" : "wasm");
-  if (label === "wasm") disableNativeMatmul();
-  if (label === "wasm+openblas") return enableNativeMatmul().enabled;
-  return true;
+const VARIANTS = ["wasm", "wasm+openblas-unfused", "wasm+openblas", "cpu"] as const;
+type Variant = typeof VARIANTS[number];
+
+/** Switch to a bench variant; false when it is not available here. */
+async function useBackend(variant: Variant): Promise<boolean> {
+  await initBackend(variant === "cpu" ? "cpu" : "wasm");
+  if (variant === "wasm") disableNativeMatmul();
+  if (variant === "cpu" || variant === "wasm") return true;
+  if (!enableNativeMatmul().enabled) return false;
+  return setFusedKernels(variant === "wasm+openblas") === (variant === "wasm+openblas");
+}
+
+/** The single-thread sgemm yardstick: the paper model's largest product. */
+function sgemmShape() {
+  const m = BENCH_MODELS.paper;
+  return {
+    m: m.batch * ((m.imageSize / 8) ** 2 + 10),
+    k: m.dModel,
+    n: 4 * m.dModel,
+  };
+}
+
+/** The python3 with torch to run the reference with, or why there is none. */
+async function findTorch(): Promise<{ python: string } | { reason: string }> {
+  const chosen = Deno.env.get("KLAL_PYTHON");
+  const problems: string[] = [];
+  for (const python of chosen ? [chosen] : ["python3", "/usr/bin/python3"]) {
+    try {
+      const out = await new Deno.Command(python, {
+        args: ["-c", "import torch, numpy"],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      if (out.success) return { python };
+      problems.push(`${python} cannot import torch`);
+    } catch {
+      problems.push(`${python} not found`);
+    }
+  }
+  return { reason: problems.join("; ") };
+}
+
+/** The PyTorch reference's paper-model throughput. */
+interface TorchResult {
+  samplesPerSecond: number;
+  gflopsPerSecond: number;
+  msPerStep: number;
+  threads: number;
+  torch: string;
+  steps: number;
+}
+
+/**
+ * The PyTorch reference training the paper model on one CPU thread (reference.py bench,
+ * OMP_NUM_THREADS=1: our training is single-threaded too), or why it did not run.
+ */
+async function pytorchReference(steps: number): Promise<TorchResult | { skipped: string }> {
+  const script = Deno.env.get("KLAL_REFERENCE_SCRIPT") ??
+    pathOf(new URL("../tests/reference/reference.py", import.meta.url));
+  try {
+    Deno.statSync(script);
+  } catch {
+    return { skipped: `no ${script}` };
+  }
+  const found = await findTorch();
+  if (!("python" in found)) return { skipped: found.reason };
+  const out = await new Deno.Command(found.python, {
+    args: [script, "bench", "--device", "cpu", "--batch", "64", "--steps", String(steps), "--json"],
+    env: { OMP_NUM_THREADS: "1", MKL_NUM_THREADS: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    return { skipped: `reference.py bench failed: ${new TextDecoder().decode(out.stderr)}` };
+  }
+  const result = JSON.parse(new TextDecoder().decode(out.stdout));
+  return {
+    samplesPerSecond: result.samplesPerSecond as number,
+    gflopsPerSecond: result.gflopsPerSecond as number,
+    msPerStep: result.msPerStep as number,
+    threads: result.threads as number,
+    torch: result.torch as string,
+    steps,
+  };
 }
 
 /** Everything the bench measures. */
 export interface BenchResult {
-  machine: { cores: number; os: string; deno: string };
+  machine: { cores: number; os: string; deno: string; cpu: string; loadAverage: number[] };
   quick: boolean;
+  /** Single-thread OpenBLAS sgemm (null without OpenBLAS): the best and every measurement. */
+  sgemm: { shape: string; gflops: number; measured: number[] } | null;
   matmul: MatmulResult[];
-  training: ThroughputResult[];
+  training: (ThroughputResult & { ratioToSgemm: number | null })[];
   /** The profile of the backend training uses by default (the last of `profiles`). */
   profile: Profile;
-  /** One profile per wasm variant measured ("wasm", then "wasm+openblas" when present). */
+  /** One profile per wasm variant measured. */
   profiles: Profile[];
   tensors: Awaited<ReturnType<typeof tensorCountAcross>>;
   workers: Awaited<ReturnType<typeof parallelSpeedup>>;
+  /** The PyTorch reference on the paper model and our (default backend's) paper throughput over it. */
+  pytorch: (TorchResult & { ratio: number | null }) | { skipped: string };
+}
+
+/** The CPU's model name (Linux: /proc/cpuinfo), or "". */
+function cpuName(): string {
+  try {
+    const info = Deno.readTextFileSync("/proc/cpuinfo");
+    return info.match(/^model name\s*:\s*(.*)$/m)?.[1].trim() ?? "";
+  } catch {
+    return "";
+  }
 }
 
 /** Run the whole bench. */
 export async function bench(quick: boolean, log: (line: string) => void): Promise<BenchResult> {
-  const backends = ["wasm", "wasm+openblas", "cpu"];
   const matmulResults: MatmulResult[] = [];
   const training: ThroughputResult[] = [];
-  const measured: string[] = [];
-  for (const backend of backends) {
-    if (!(await useBackend(backend))) {
-      log(`${backend}: skipped (${enableNativeMatmul().reason})`);
+  const measured: Variant[] = [];
+  const shape = sgemmShape();
+  const sgemmRuns: number[] = [];
+  const yardstick = (when: string) => {
+    const g = sgemmGflops(shape.m, shape.k, shape.n, quick ? 3 : 10);
+    if (g === null) return;
+    sgemmRuns.push(g);
+    log(`sgemm [${shape.m},${shape.k}]x[${shape.k},${shape.n}] (${when}): ${g.toFixed(1)} GFLOP/s`);
+  };
+  yardstick("start");
+  for (const variant of VARIANTS) {
+    if (!(await useBackend(variant))) {
+      log(`${variant}: skipped (${enableNativeMatmul().reason})`);
       continue;
     }
-    measured.push(backend);
-    for (const m of Object.values(BENCH_MODELS)) {
-      const rows = m.batch * (m.imageSize ** 2 / 64 + 10);
-      if (backend === "cpu" && m === BENCH_MODELS.paper && quick) continue;
-      // The models' real shapes: the QKV projection and the first MLP layer.
-      for (const [k, n] of [[m.dModel, 3 * m.dModel], [m.dModel, 4 * m.dModel]]) {
-        matmulResults.push(measureMatmul(rows, k, n, quick ? 3 : 10));
-        log(
-          `matmul ${backend} ${matmulResults.at(-1)!.shape}: ` +
-            `fwd ${matmulResults.at(-1)!.forwardGflops.toFixed(1)} GFLOP/s, ` +
-            `bwd ${matmulResults.at(-1)!.backwardGflops.toFixed(1)} GFLOP/s`,
-        );
+    measured.push(variant);
+    // The matmul kernel is the same with and without the fused kernels.
+    if (variant !== "wasm+openblas-unfused") {
+      for (const m of Object.values(BENCH_MODELS)) {
+        const rows = m.batch * (m.imageSize ** 2 / 64 + 10);
+        if (variant === "cpu" && m !== BENCH_MODELS.quickstart && quick) continue;
+        // The models' real shapes: the QKV projection and the first MLP layer.
+        for (const [k, n] of [[m.dModel, 3 * m.dModel], [m.dModel, 4 * m.dModel]]) {
+          matmulResults.push(measureMatmul(rows, k, n, quick ? 3 : 10));
+          log(
+            `matmul ${variant} ${matmulResults.at(-1)!.shape}: ` +
+              `fwd ${matmulResults.at(-1)!.forwardGflops.toFixed(1)} GFLOP/s, ` +
+              `bwd ${matmulResults.at(-1)!.backwardGflops.toFixed(1)} GFLOP/s`,
+          );
+        }
       }
     }
     for (const [name, m] of Object.entries(BENCH_MODELS)) {
-      if (backend === "cpu" && name === "paper") continue; // minutes per step: not informative
-      const steps = quick ? 3 : name === "paper" ? 10 : 30;
+      if (variant === "cpu" && name !== "quickstart") continue; // minutes per step
+      const steps = quick ? 3 : name === "paper" ? 10 : name === "record64" ? 20 : 30;
+      if (variant === "wasm+openblas" && name === "paper") yardstick("before the paper model");
       training.push(await measureTraining(name, m, steps));
       const r = training.at(-1)!;
       log(
-        `train ${backend} ${name} (batch ${r.batch}, ${r.tokens} tokens): ` +
+        `train ${variant} ${name} (batch ${r.batch}, ${r.tokens} tokens): ` +
           `${r.samplesPerSecond.toFixed(0)} samples/s, ${r.gflopsPerSecond.toFixed(1)} GFLOP/s, ` +
           `${r.msPerStep.toFixed(0)} ms/step`,
       );
     }
   }
+  yardstick("after training");
+  const sgemm = sgemmRuns.length > 0 ? Math.max(...sgemmRuns) : null;
+  const withRatio = training.map((r) => ({
+    ...r,
+    ratioToSgemm: sgemm !== null && r.backend === "wasm+openblas"
+      ? r.gflopsPerSecond / sgemm
+      : null,
+  }));
+  for (const r of withRatio.filter((t) => t.ratioToSgemm !== null)) {
+    log(
+      `  ${r.model}${r.fused ? "" : " (unfused)"}: ${r.ratioToSgemm!.toFixed(2)} of sgemm`,
+    );
+  }
+
   const profiled = quick ? BENCH_MODELS.quickstart : BENCH_MODELS.paper;
   const profiles: Profile[] = [];
-  for (const backend of measured.filter((b) => b !== "cpu")) {
-    await useBackend(backend);
+  for (const variant of measured.filter((b) => b !== "cpu")) {
+    await useBackend(variant);
     const profile = {
       model: profiled === BENCH_MODELS.paper ? "paper" : "quickstart",
       backend: backendLabel(),
+      fused: fusedKernelsEnabled(),
       ...await profileStep(profiled),
     };
     profiles.push(profile);
     log(
-      `profile (${profile.model}, ${profile.backend}): ${profile.kernels} kernels, ${
+      `profile (${profile.model}, ${variant}): ${profile.kernels} kernels, ${
         profile.kernelMs.toFixed(0)
       } ms`,
     );
     for (const k of profile.top) {
       log(
-        `  ${k.kernel.padEnd(22)} ${String(k.calls).padStart(5)} calls ${
+        `  ${k.kernel.padEnd(24)} ${String(k.calls).padStart(5)} calls ${
           k.ms.toFixed(1).padStart(8)
         } ms ${(100 * k.share).toFixed(1).padStart(5)}%`,
       );
     }
   }
-  // The rest runs on what training uses by default (native matmul when installed).
+  // The rest runs on what training uses by default (native and fused kernels when installed).
   await initBackend("wasm");
+  const ours = training.findLast((r) =>
+    r.model === "paper" && r.backend === backendLabel() &&
+    r.fused === fusedKernelsEnabled()
+  );
   const tensors = await tensorCountAcross(BENCH_MODELS.quickstart, quick ? 20 : 100);
   log(`tensors: ${tensors.before} before, ${tensors.after} after ${tensors.steps} steps`);
-  const workers = await parallelSpeedup(quick ? 10 : 300, "wasm");
+
+  const torch = await pytorchReference(quick ? 3 : 10);
+  const pytorch: BenchResult["pytorch"] = "skipped" in torch
+    ? torch
+    : { ...torch, ratio: ours ? ours.samplesPerSecond / torch.samplesPerSecond : null };
+  log(
+    "skipped" in pytorch
+      ? `pytorch: skipped (${pytorch.skipped})`
+      : `pytorch (cpu, ${pytorch.threads} thread): ${pytorch.samplesPerSecond.toFixed(0)} ` +
+        `samples/s, ${pytorch.gflopsPerSecond.toFixed(1)} GFLOP/s; ours/pytorch ${
+          pytorch.ratio?.toFixed(2)
+        }`,
+  );
+
+  const workers = await parallelSpeedup(quick ? 10 : 300, "wasm", quick ? 1 : 2);
   log(
     `2 training runs: serial ${workers.serialSeconds.toFixed(1)} s, 2 workers ${
       workers.parallelSeconds.toFixed(1)
-    } s, speed-up ${workers.speedup.toFixed(2)}x`,
+    } s, speed-up ${workers.speedup.toFixed(2)}x (training alone ${
+      workers.trainSpeedup.toFixed(2)
+    }x; start-up ${workers.startupSeconds.toFixed(2)} s per run; CPU per run in parallel ${
+      workers.cpuInflation.toFixed(2)
+    }x; load average ${workers.loadAverage.before.toFixed(2)} -> ${
+      workers.loadAverage.after.toFixed(2)
+    })`,
   );
   return {
     machine: {
       cores: navigator.hardwareConcurrency,
       os: `${Deno.build.os} ${Deno.build.arch}`,
       deno: Deno.version.deno,
+      cpu: cpuName(),
+      loadAverage: Deno.loadavg(),
     },
     quick,
+    sgemm: sgemm === null ? null : {
+      shape: `[${shape.m},${shape.k}]x[${shape.k},${shape.n}]`,
+      gflops: sgemm,
+      measured: sgemmRuns,
+    },
     matmul: matmulResults,
-    training,
+    training: withRatio,
     profile: profiles.at(-1)!,
     profiles,
     tensors,
     workers,
+    pytorch,
   };
 }
 
 if (import.meta.main) {
   const args = Deno.args;
   if (args[0] === "--child") {
-    // One of the parallel-speedup runs: train the quickstart model for N steps.
+    // One of the parallel-speedup runs: train the quickstart model for N steps and report
+    // its own timings on stdout.
     await initBackend(args[2] as "wasm");
-    await measureTraining("quickstart", BENCH_MODELS.quickstart, Number(args[1]));
+    const r = await measureTraining("quickstart", BENCH_MODELS.quickstart, Number(args[1]));
+    const usage = process.cpuUsage();
+    const report: ChildRun = {
+      trainSeconds: r.msPerStep * Number(args[1]) / 1000,
+      cpuSeconds: (usage.user + usage.system) / 1e6,
+      // performance.now() counts from the process's start.
+      processSeconds: performance.now() / 1000,
+    };
+    console.log(JSON.stringify(report));
     Deno.exit(0);
   }
   const unknown = args.filter((a) => a !== "--quick" && a !== "--json");

@@ -6,6 +6,8 @@ import * as tf from "@tensorflow/tfjs";
 import { type Encoded, queryCount, queryStart } from "./batch.ts";
 import { klalLoss, type KlalQueries, ntpLoss, pointerLoss, selectQueries } from "./losses.ts";
 import type { TinyVlm } from "./model/tiny_vlm.ts";
+import { fusedKernelsEnabled } from "./model/native_matmul.ts";
+import { adamwUpdate, sumOfSquares } from "./model/native_fused.ts";
 import { Progress } from "./progress.ts";
 import { Rng, seedFrom } from "./rng.ts";
 
@@ -203,7 +205,8 @@ export function learningRate(step: number, options: TrainOptions): number {
  *
  * The moments live in two flat buffers and the update runs once over all parameters:
  * ~150 kernels a step instead of ~560 for a per-variable loop (kernel launches, not
- * FLOPs, dominate a small model's step on wasm).
+ * FLOPs, dominate a small model's step on wasm). With the fused kernels of
+ * model/native_fused.ts (wasm + OpenBLAS) it is two: the gradient norm, then one pass.
  */
 export class AdamW {
   private readonly m: tf.Variable;
@@ -229,6 +232,7 @@ export class AdamW {
    * gradients are first scaled so their global L2 norm is at most `clipNorm`.
    */
   async apply(grads: tf.Tensor[], lr: number, clipNorm = 0): Promise<number> {
+    if (fusedKernelsEnabled()) return await this.applyFused(grads, lr, clipNorm);
     // Reads are asynchronous so the loop also runs on backends without synchronous reads.
     const [g, norm] = tf.tidy(() => {
       const flat = tf.concat(grads.map((x) => tf.reshape(x, [-1]))); // [P]
@@ -266,6 +270,35 @@ export class AdamW {
       });
     });
     tf.dispose([g, norm]);
+    return gradNorm;
+  }
+
+  /**
+   * The same update through the fused kernels (wasm + OpenBLAS): the norm by sdot per
+   * gradient, then one pass over every parameter, with no flat copy of the gradients.
+   */
+  private async applyFused(grads: tf.Tensor[], lr: number, clipNorm: number): Promise<number> {
+    const squares = sumOfSquares(grads);
+    const gradNorm = Math.sqrt((await squares.data())[0]);
+    squares.dispose();
+    if (!Number.isFinite(gradNorm)) return gradNorm; // the caller stops; nothing is updated
+    this.t++;
+    const { beta1, beta2, epsilon } = this;
+    tf.tidy(() => {
+      const [m, v, ...values] = adamwUpdate(this.m, this.v, grads, this.variables, {
+        lr,
+        beta1,
+        beta2,
+        epsilon,
+        c1: 1 - beta1 ** this.t,
+        c2: 1 - beta2 ** this.t,
+        scale: clipNorm > 0 ? Math.min(clipNorm / Math.max(gradNorm, 1e-12), 1) : 1,
+        weightDecay: this.weightDecay,
+      });
+      this.m.assign(m);
+      this.v.assign(v);
+      this.variables.forEach((x, i) => x.assign(values[i]));
+    });
     return gradNorm;
   }
 

@@ -1,7 +1,7 @@
 /**
  * Growing the wasm heap under the native kernels (pipeline/model/native_matmul.ts,
- * native_attention.ts, wasm_kernels.ts), shared by tests/heap_growth_test.ts and the child
- * process of tests/native_repeat_test.ts.
+ * native_attention.ts, native_fused.ts, wasm_kernels.ts), shared by tests/heap_growth_test.ts
+ * and the child process of tests/native_repeat_test.ts.
  *
  * Growing the heap replaces its ArrayBuffer (the old one is detached: its views read as
  * length 0), so a kernel that kept a view or a pointer from before a growth would read or
@@ -17,6 +17,7 @@ import {
   ATTENTION_SCORES,
   ATTENTION_SCORES_GRAD,
 } from "../pipeline/model/native_attention.ts";
+import * as fused from "../pipeline/model/native_fused.ts";
 import { AdamW, batchTensors, disposeBatch, lossParts } from "../pipeline/train.ts";
 import { tinyGridData, tinyModel } from "./fixtures.ts";
 
@@ -150,8 +151,10 @@ export interface KernelCase {
 }
 
 /**
- * A call of every native kernel (matmul, Sum, Mean, the four attention kernels) and copy
- * kernel (Slice, SplitV, Concat), on the tensors `inputs` holds (dispose them after).
+ * A call of every native kernel (matmul, Sum, Mean, the four attention kernels), fused kernel
+ * (./native_fused.ts: linear and its gradients, linear + GELU, GELU's gradient, layer norms
+ * and their gradient, attention and its gradient, the sum of squares, AdamW) and copy kernel
+ * (Slice, SplitV, Concat), on the tensors `inputs` holds (dispose them after).
  */
 export function kernelCases(): { cases: KernelCase[]; inputs: tf.Tensor[] } {
   const [b, t, heads, dh] = [2, 5, 2, 3];
@@ -165,6 +168,16 @@ export function kernelCases(): { cases: KernelCase[]; inputs: tf.Tensor[] } {
   const dScores = tf.randomNormal([b, heads, t, t], 0, 1, "float32", 6);
   const dMixed = tf.randomNormal([b, t, d], 0, 1, "float32", 7);
   const attention = { heads, scale: 1 / Math.sqrt(dh) };
+  const w = tf.randomNormal([5, 3], 0, 1, "float32", 9);
+  const bias = tf.randomNormal([3], 0, 1, "float32", 10);
+  const gain = tf.randomNormal([5], 1, 0.2, "float32", 11);
+  const dy = tf.randomNormal([4, 6, 3], 0, 1, "float32", 12);
+  const keyMask = tf.tensor2d([[1, 1, 1, 1, 0], [0, 1, 1, 1, 1]]);
+  const flat = tf.randomNormal([30], 0, 1, "float32", 13);
+  const sig = tf.sigmoid(dy);
+  // AdamW's flat moments over x (120 values) and w (15).
+  const m = tf.randomNormal([135], 0, 1, "float32", 14);
+  const v = tf.abs(m);
   const run = (name: string, inputs: tf.NamedTensorMap | tf.Tensor[], attrs = {}) => () => {
     const out = tf.engine().runKernel(name, inputs as tf.NamedTensorMap, attrs);
     return Array.isArray(out) ? out as tf.Tensor[] : [out as tf.Tensor];
@@ -220,6 +233,117 @@ export function kernelCases(): { cases: KernelCase[]; inputs: tf.Tensor[] } {
       stock: true,
     },
     { name: "Concat", run: run("Concat", [x, y, x], { axis: 1 }), blas: false, stock: true },
+    ...([
+      [fused.LINEAR, { x, w, b: bias }],
+      [fused.LINEAR_GRAD_INPUT, { dy, w }],
+      [fused.LINEAR_GRAD_WEIGHT, { x, dy }],
+      [fused.LINEAR_GRAD_BIAS, { dy }],
+      [fused.LINEAR_GELU, { x, w, b: bias }],
+      [fused.GELU_GRAD, { dy, s: sig, y: dy }],
+      [fused.LAYER_NORM, { x, gain, bias: gain }],
+      [fused.RESIDUAL_LAYER_NORM, { x, r: x, gain, bias: gain }, { withSum: true }],
+      [fused.LAYER_NORM_GRAD, { dy: x, x, r: x, ds: x, gain }],
+      [fused.ATTENTION, { qkv, keyMask }, attention],
+      [fused.ATTENTION_GRAD, { dMixed, dProbs: dScores, qkv, probs }, attention],
+      [fused.SUM_SQUARES, { 0: x, 1: flat }],
+      [fused.ADAMW, { m, v, p0: x, g0: x, p1: w, g1: w }, {
+        count: 2,
+        lr: 0.1,
+        beta1: 0.9,
+        beta2: 0.999,
+        epsilon: 1e-8,
+        c1: 0.1,
+        c2: 0.001,
+        scale: 0.5,
+        weightDecay: 0.1,
+      }],
+    ] as [string, tf.NamedTensorMap, tf.NamedAttrMap?][]).map(([name, inputs, attrs]) => ({
+      name,
+      run: run(name, inputs, attrs),
+      blas: true,
+      stock: false,
+    })),
   ];
-  return { cases, inputs: [a, c, x, y, qkv, probs, dScores, dMixed] };
+  return {
+    cases,
+    inputs: [a, c, x, y, qkv, probs, dScores, dMixed, w, bias, gain, dy, keyMask, flat, sig, m, v],
+  };
+}
+
+/**
+ * A process's wasm heap grows about 50 times before it reaches wasm32's 4 GiB (each growth
+ * adds a fifth, at most 96 MiB), while growing at every allocation of every kernel case
+ * takes ~70 growths (the fused kernels allocate their intermediates). So the cases are run
+ * with growth in groups, one process per group: at most this many growths each.
+ */
+export const GROWTHS_PER_PROCESS = 36;
+
+/** How many outputs one call of each case allocates (a dry run, no growth). */
+export function allocationCounts(cases: KernelCase[]): number[] {
+  const backend = wasmBackend();
+  const makeOutput = backend.makeOutput;
+  return cases.map((kernel) => {
+    let count = 0;
+    backend.makeOutput = function (this: WasmHeapBackend, ...args) {
+      count++;
+      return makeOutput.apply(this, args);
+    };
+    try {
+      tf.dispose(kernel.run());
+    } finally {
+      delete (backend as Partial<WasmHeapBackend>).makeOutput;
+    }
+    return count;
+  });
+}
+
+/** Consecutive groups of case indices needing at most GROWTHS_PER_PROCESS growths each. */
+export function growthGroups(cases: KernelCase[]): number[][] {
+  const groups: number[][] = [[]];
+  let used = 0;
+  allocationCounts(cases).forEach((count, i) => {
+    if (count > GROWTHS_PER_PROCESS) throw new Error(`${cases[i].name} allocates ${count} times`);
+    if (used + count > GROWTHS_PER_PROCESS) {
+      groups.push([]);
+      used = 0;
+    }
+    groups.at(-1)!.push(i);
+    used += count;
+  });
+  return groups;
+}
+
+/**
+ * Run the cases of growth group `group` (modulo the number of groups) once plainly and once
+ * growing the heap at every output allocation; throws when a value changed. Returns how
+ * many times the heap grew and the kernels run.
+ */
+export function growthGroupCheck(
+  group: number,
+  blas: boolean,
+): { growths: number; names: string[]; groups: number } {
+  const { cases: all, inputs } = kernelCases();
+  const cases = all.filter((k) => blas || !k.blas);
+  const groups = growthGroups(cases);
+  const chosen = groups[((group % groups.length) + groups.length) % groups.length];
+  let growths = 0;
+  for (const kernel of chosen.map((i) => cases[i])) {
+    const before = kernel.run();
+    const after = withGrowingOutputs(kernel.run);
+    growths += after.growths;
+    if (after.growths < after.result.length) {
+      throw new Error(`${kernel.name}: the heap grew only ${after.growths} times`);
+    }
+    after.result.forEach((t, i) => {
+      if (t.shape.join() !== before[i].shape.join()) {
+        throw new Error(`${kernel.name} output ${i}: shape ${t.shape} vs ${before[i].shape}`);
+      }
+      if (maxAbsDiff(t.dataSync(), before[i].dataSync()) !== 0) {
+        throw new Error(`${kernel.name} output ${i} changed when the heap grew`);
+      }
+    });
+    tf.dispose([...before, ...after.result]);
+  }
+  tf.dispose(inputs);
+  return { growths, names: chosen.map((i) => cases[i].name), groups: groups.length };
 }

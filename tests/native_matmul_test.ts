@@ -7,7 +7,7 @@ import {
   nativeAttentionEnabled,
   nativeMatmulEnabled,
 } from "../pipeline/model/native_matmul.ts";
-import { attention } from "../pipeline/model/ops.ts";
+import { attention, attentionMask } from "../pipeline/model/ops.ts";
 import {
   disableWasmCopyKernels,
   enableWasmCopyKernels,
@@ -173,33 +173,29 @@ Deno.test({
     const [b, t, heads, dh] = [3, 7, 4, 5];
     const d = heads * dh;
     const qkv = tf.randomNormal([b, t, 3 * d], 0, 1, "float32", 5) as tf.Tensor3D;
-    const maskBias = tf.tidy(() => {
-      const causal = tf.linalg.bandPart(tf.ones([t, t]), -1, 0);
-      const keys = tf.tensor2d([[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0], [
-        1,
-        1,
-        0,
-        1,
-        1,
-        1,
-        1,
-      ]]);
-      return tf.mul(tf.sub(tf.mul(causal, tf.reshape(keys, [b, 1, 1, t])), 1), 1e9);
-    });
+    const keys = tf.tensor2d([[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0], [
+      1,
+      1,
+      0,
+      1,
+      1,
+      1,
+      1,
+    ]]);
     const wProbs = tf.randomNormal([b, heads, t, t], 0, 1, "float32", 6);
     const wMixed = tf.randomNormal([b, t, d], 0, 1, "float32", 7);
     const loss = (x: tf.Tensor) => {
-      const { probs, mixed } = attention(x as tf.Tensor3D, heads, maskBias);
+      const { probs, mixed } = attention(x as tf.Tensor3D, heads, attentionMask(keys));
       return tf.add(tf.sum(tf.mul(probs, wProbs)), tf.sum(tf.mul(mixed, wMixed)));
     };
     const { native, plain } = bothWays(() => {
-      const { probs, mixed } = attention(qkv, heads, maskBias);
+      const { probs, mixed } = tf.tidy(() => attention(qkv, heads, attentionMask(keys)));
       return [probs, mixed, tf.grad(loss)(qkv)];
     });
     assert.deepEqual(native[0].shape, [b, heads, t, t]);
     assert.deepEqual(native[1].shape, [b, t, d]);
     native.forEach((x, i) => assert.ok(maxDiff(x, plain[i]) < 1e-4, `output ${i}`));
-    tf.dispose([qkv, maskBias, wProbs, wMixed, ...native, ...plain]);
+    tf.dispose([qkv, keys, wProbs, wMixed, ...native, ...plain]);
   },
 });
 

@@ -1,18 +1,20 @@
 /**
  * A native matmul for the wasm backend: OpenBLAS `cblas_sgemm` through `Deno.dlopen`.
  *
- * Why: ~75% of a paper-size training step is the wasm `BatchMatMul` kernel, which reaches
+ * Why: ~75% of a paper-size training step was the wasm `BatchMatMul` kernel, which reaches
  * ~32-35 GFLOP/s at best (and far less at our small shapes), while single-thread OpenBLAS
- * sgemm on the same core reaches ~127 GFLOP/s (DESIGN.md, "Measured facts"). The tensors
+ * sgemm on the same core reaches ~100-127 GFLOP/s (AVX2 cores at 2.5-3 GHz). The tensors
  * already live in the wasm heap, so the kernel below hands OpenBLAS pointers into that heap:
  * no copies. sgemm's own transpose flags are fast, so transposed products need no
  * explicit transpose either.
  *
- * With the matmul come, through the same library: `Sum` and `Mean` as sgemv (below), and
- * the attention kernels of ./native_attention.ts. `enableNativeMatmul` also turns on the
- * library-free copy kernels of ./wasm_kernels.ts. Together with the custom gradients of
- * ./ops.ts these made a paper-size training step ~2x faster (`deno task bench`: 51-56 ->
- * 108-111 samples/s, back to back on a loaded 2-core machine).
+ * With the matmul come, through the same library: `Sum` and `Mean` as sgemv (below), the
+ * attention kernels of ./native_attention.ts and the fused kernels of ./native_fused.ts
+ * (whole linear, GELU, layer-norm, attention and optimizer blocks as single kernels; off with
+ * `KLAL_FUSED=off`). `enableNativeMatmul` also turns on the library-free copy kernels of
+ * ./wasm_kernels.ts. Together with the custom gradients of ./ops.ts the unfused kernels made
+ * a paper-size training step ~2x faster (`deno task bench`: 51-56 -> 108-111 samples/s, back
+ * to back on a loaded 2-core machine).
  *
  * Used only when present: without libopenblas (or with `KLAL_BLAS=off`) only the
  * bit-identical copy kernels change. A serial (single-thread) OpenBLAS is preferred: the
@@ -20,7 +22,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { attentionKernels, registerAttentionGradients, type Sgemm } from "./native_attention.ts";
+import { type FusedBlas, fusedKernels, registerFusedGradients } from "./native_fused.ts";
 import {
+  arrayAddress,
   disableWasmCopyKernels,
   enableWasmCopyKernels,
   heapPointers,
@@ -86,6 +90,54 @@ const SYMBOLS = {
     ],
     result: "void",
   },
+  // The same routines with addresses as plain numbers (./native_fused.ts issues thousands of
+  // small products per kernel call; a pointer object per operand cost more than some of them).
+  sgemmAt: {
+    name: "cblas_sgemm",
+    parameters: [
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "f32",
+      "usize",
+      "i32",
+      "usize",
+      "i32",
+      "f32",
+      "usize",
+      "i32",
+    ],
+    result: "void",
+  },
+  sgemvAt: {
+    name: "cblas_sgemv",
+    parameters: [
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "f32",
+      "usize",
+      "i32",
+      "usize",
+      "i32",
+      "f32",
+      "usize",
+      "i32",
+    ],
+    result: "void",
+  },
+  sdotAt: {
+    name: "cblas_sdot",
+    // N, X, incX, Y, incY
+    parameters: ["i32", "usize", "i32", "usize", "i32"],
+    result: "f32",
+  },
+  // A pthread build would otherwise use every core; the pipeline runs one worker per core.
+  openblas_set_num_threads: { parameters: ["i32"], result: "void", optional: true },
 } as const;
 
 const CBLAS_ROW_MAJOR = 101;
@@ -106,22 +158,30 @@ let blas: { lib: Blas; path: string } | null = null;
 const originals = new Map<string, tf.KernelConfig>();
 /** Kernels of ./native_attention.ts, registered while the native kernels are on. */
 const added: string[] = [];
+/** Kernels of ./native_fused.ts, registered while they are on. */
+const fused: string[] = [];
 
 const DISABLED = "disabled by KLAL_BLAS=off";
 
-function openBlas(): { lib: Blas; path: string } | string {
-  let requested: string | undefined;
+/** An environment variable, or undefined without env permission. */
+function env(name: string): string | undefined {
   try {
-    requested = Deno.env.get("KLAL_BLAS");
+    return Deno.env.get(name);
   } catch {
-    requested = undefined; // no env permission: use the defaults
+    return undefined; // no env permission: use the defaults
   }
+}
+
+function openBlas(): { lib: Blas; path: string } | string {
+  const requested = env("KLAL_BLAS");
   if (requested === "off") return DISABLED;
   const candidates = requested ? [requested] : CANDIDATE_LIBRARIES;
   const errors: string[] = [];
   for (const path of candidates) {
     try {
-      return { lib: Deno.dlopen(path, SYMBOLS), path };
+      const lib = Deno.dlopen(path, SYMBOLS);
+      lib.symbols.openblas_set_num_threads?.(1);
+      return { lib, path };
     } catch (e) {
       errors.push(`${path}: ${(e as Error).message.split("\n")[0]}`);
     }
@@ -316,14 +376,72 @@ export function enableNativeMatmul(): NativeMatmulStatus {
     });
     added.push(name);
   }
+  if (env("KLAL_FUSED") !== "off") setFusedKernels(true);
   return { enabled: true, library: blas.path };
 }
 
 /** Restore the wasm backend's own kernels (the library stays loaded). */
 export function disableNativeMatmul(): void {
+  setFusedKernels(false);
   restoreWasmKernels(originals);
   for (const name of added.splice(0)) tf.unregisterKernel(name, "wasm");
   disableWasmCopyKernels();
+}
+
+/**
+ * Turn the fused kernels of ./native_fused.ts on or off while the native kernels are on
+ * (`enableNativeMatmul` turns them on unless `KLAL_FUSED=off`). Returns whether they are on.
+ */
+export function setFusedKernels(on: boolean): boolean {
+  if (!on || !blas || !nativeMatmulEnabled()) {
+    for (const name of fused.splice(0)) tf.unregisterKernel(name, "wasm");
+    return false;
+  }
+  if (fused.length > 0) return true;
+  registerFusedGradients();
+  const symbols = blas.lib.symbols;
+  const routines = {
+    sgemm: symbols.sgemmAt,
+    sgemv: symbols.sgemvAt,
+    sdot: symbols.sdotAt,
+  } as unknown as FusedBlas;
+  for (const [name, kernelFunc] of Object.entries(fusedKernels(routines))) {
+    tf.registerKernel({
+      kernelName: name,
+      backendName: "wasm",
+      kernelFunc: kernelFunc as unknown as tf.KernelFunc,
+    });
+    fused.push(name);
+  }
+  return true;
+}
+
+/**
+ * Single-thread OpenBLAS sgemm at [m, k]·[k, n] in GFLOP/s: the best of `repeats` timed
+ * products after an untimed one, on buffers outside the wasm heap. Null without OpenBLAS.
+ */
+export function sgemmGflops(m: number, k: number, n: number, repeats = 10): number | null {
+  if (!findOpenBlas().found || !blas) return null;
+  const a = Float32Array.from({ length: m * k }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+  const b = Float32Array.from({ length: k * n }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
+  const c = new Float32Array(m * n);
+  const [aAt, bAt, cAt] = [a, b, c].map(arrayAddress);
+  const sgemm = blas.lib.symbols.sgemmAt;
+  const product = () =>
+    sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, m, n, k, 1, aAt, k, bAt, n, 0, cAt, n);
+  product();
+  let best = Infinity;
+  for (let i = 0; i < repeats; i++) {
+    const started = performance.now();
+    product();
+    best = Math.min(best, (performance.now() - started) / 1000);
+  }
+  return 2 * m * k * n / best / 1e9;
+}
+
+/** Whether the fused kernels of ./native_fused.ts can run now (on, and wasm active). */
+export function fusedKernelsEnabled(): boolean {
+  return fused.length > 0 && tf.getBackend() === "wasm";
 }
 
 /**

@@ -10,7 +10,14 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { seedFrom } from "../rng.ts";
-import { attention, gelu, layerNorm, linear } from "./ops.ts";
+import {
+  attention,
+  attentionMask,
+  layerNorm,
+  linear,
+  linearGelu,
+  residualLayerNorm,
+} from "./ops.ts";
 
 /** Architecture of the model. */
 export interface TinyVlmConfig {
@@ -116,9 +123,8 @@ export class TinyVlm {
   /** Logits and per-layer attention probabilities. Call inside tf.tidy. */
   forward(inputs: ForwardInputs): ForwardOutputs {
     const { dModel: d, heads, layers, vocab } = this.config;
-    const [b, tv] = inputs.patches.shape;
+    const tv = inputs.patches.shape[1];
     const tt = inputs.text.shape[1];
-    const t = tv + tt;
     const side = this.config.gridSide;
     if (tv !== side * side) throw new Error(`expected ${side * side} visual tokens, got ${tv}`);
     if (tt > this.config.maxText) {
@@ -139,23 +145,33 @@ export class TinyVlm {
     ]); // [T, d]
     let x = tf.add(tf.concat([visual, words], 1), positions) as tf.Tensor3D; // [B, T, d]
 
-    // Additive mask: 0 where query i may see key j (j <= i and j is not padding), else -1e9.
-    const causal = causalMask(t); // [T, T]
-    const allowed = tf.mul(causal, tf.reshape(inputs.keyMask, [b, 1, 1, t])); // [B, 1, T, T]
-    const maskBias = tf.mul(tf.sub(allowed, 1), 1e9);
+    // Query i may see key j <= i that is not padding.
+    const mask = attentionMask(inputs.keyMask);
 
     const attentions: tf.Tensor4D[] = [];
+    // Each residual sum is made together with the layer norm that reads it: `branch` is the
+    // sublayer output still to be added to x.
+    let branch: tf.Tensor | null = null;
     for (let l = 0; l < layers; l++) {
-      const h = layerNorm(x, this.p(`h${l}.ln1.g`), this.p(`h${l}.ln1.b`));
+      let h: tf.Tensor3D;
+      if (branch) {
+        const r = residualLayerNorm(x, branch, this.p(`h${l}.ln1.g`), this.p(`h${l}.ln1.b`));
+        [x, h] = [r.sum!, r.normed];
+      } else {
+        h = layerNorm(x, this.p(`h${l}.ln1.g`), this.p(`h${l}.ln1.b`));
+      }
       const qkv = linear(h, this.p(`h${l}.qkv.w`), this.p(`h${l}.qkv.b`));
-      const { probs, mixed } = attention(qkv as tf.Tensor3D, heads, maskBias); // [B, H, T, T]
+      const { probs, mixed } = attention(qkv as tf.Tensor3D, heads, mask); // [B, H, T, T]
       attentions.push(probs);
-      x = tf.add(x, linear(mixed, this.p(`h${l}.proj.w`), this.p(`h${l}.proj.b`)));
-      const h2 = layerNorm(x, this.p(`h${l}.ln2.g`), this.p(`h${l}.ln2.b`));
-      const hidden = gelu(linear(h2, this.p(`h${l}.fc.w`), this.p(`h${l}.fc.b`)));
-      x = tf.add(x, linear(hidden, this.p(`h${l}.out.w`), this.p(`h${l}.out.b`)));
+      const projected = linear(mixed, this.p(`h${l}.proj.w`), this.p(`h${l}.proj.b`));
+      const r = residualLayerNorm(x, projected, this.p(`h${l}.ln2.g`), this.p(`h${l}.ln2.b`));
+      x = r.sum!;
+      const hidden = linearGelu(r.normed, this.p(`h${l}.fc.w`), this.p(`h${l}.fc.b`));
+      branch = linear(hidden, this.p(`h${l}.out.w`), this.p(`h${l}.out.b`));
     }
-    const final = layerNorm(x, this.p("lnf.g"), this.p("lnf.b"));
+    const final = branch
+      ? residualLayerNorm(x, branch, this.p("lnf.g"), this.p("lnf.b"), false).normed
+      : layerNorm(x, this.p("lnf.g"), this.p("lnf.b"));
     const logits = linear(final, this.p("head.w")) as tf.Tensor3D; // [B, T, V]
     return { logits, attentions, hidden: final as tf.Tensor3D };
   }
@@ -191,11 +207,4 @@ export class TinyVlm {
     for (const v of this.params.values()) v.dispose();
     this.params.clear();
   }
-}
-
-/** [T, T] lower-triangular ones: query i may see key j <= i. */
-function causalMask(t: number): tf.Tensor2D {
-  const values = new Float32Array(t * t);
-  for (let i = 0; i < t; i++) values.fill(1, i * t, i * t + i + 1);
-  return tf.tensor2d(values, [t, t]);
 }

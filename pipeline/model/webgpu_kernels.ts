@@ -4,8 +4,8 @@
  *
  * Why: tfjs-webgpu gives each output tile one workgroup that runs the whole K loop, so a
  * [4736,128]ᵀ·[4736,128] -> [128,128] product runs on ~16 workgroups of a 132-SM H100 at
- * ~3 GFLOP/s, and these products lead a training step's kernel time (DESIGN.md, "GPU:
- * WebGPU on the lent NVIDIA H100"). Here K is cut into S chunks, each chunk of each 16x16
+ * ~3 GFLOP/s, and these products led a training step's kernel time (measured with WebGPU
+ * on an NVIDIA H100). Here K is cut into S chunks, each chunk of each 16x16
  * output tile its own workgroup, writing partial products [S, M, N]; a second kernel sums
  * them over S (one thread per output value, no atomics: deterministic).
  *

@@ -1,0 +1,367 @@
+/**
+ * The fused kernels (pipeline/model/native_fused.ts) against the unfused native kernels and
+ * stock wasm: every value and every gradient to 1e-4, for each block on its own, for a small
+ * model's loss and gradients, and for AdamW over several steps; the tensor count flat across
+ * training steps; `KLAL_FUSED=off` leaving them out.
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend } from "../pipeline/backend.ts";
+import {
+  disableNativeMatmul,
+  enableNativeMatmul,
+  fusedKernelsEnabled,
+  nativeMatmulEnabled,
+  setFusedKernels,
+} from "../pipeline/model/native_matmul.ts";
+import {
+  attention,
+  attentionMask,
+  layerNorm,
+  linear,
+  linearGelu,
+  residualLayerNorm,
+} from "../pipeline/model/ops.ts";
+import { AdamW, batchTensors, disposeBatch, lossParts } from "../pipeline/train.ts";
+import { tinyGridData, tinyModel } from "./fixtures.ts";
+
+await initBackend("wasm");
+const status = enableNativeMatmul();
+const ignore = !status.enabled;
+if (ignore) console.warn(`fused kernel tests skipped: ${status.reason}`);
+
+type Path = "fused" | "native" | "stock";
+const PATHS: Path[] = ["fused", "native", "stock"];
+
+/** Switch to one wasm path: fused kernels, native kernels without them, stock wasm. */
+function use(path: Path): void {
+  enableNativeMatmul();
+  if (path === "stock") disableNativeMatmul();
+  else setFusedKernels(path === "fused");
+  assert.equal(fusedKernelsEnabled(), path === "fused");
+  assert.equal(nativeMatmulEnabled(), path !== "stock");
+}
+
+/** `fn` on every path (leaves the fused kernels on); outputs kept, caller disposes. */
+function onEveryPath(fn: () => tf.Tensor[]): Record<Path, tf.Tensor[]> {
+  const out = {} as Record<Path, tf.Tensor[]>;
+  try {
+    for (const path of PATHS) {
+      use(path);
+      out[path] = tf.tidy(fn);
+    }
+  } finally {
+    use("fused");
+  }
+  return out;
+}
+
+function maxDiff(a: tf.Tensor, b: tf.Tensor): number {
+  assert.deepEqual(a.shape, b.shape);
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
+}
+
+/** Every output of the fused path within 1e-4 of the native and stock ones. */
+function assertSame(out: Record<Path, tf.Tensor[]>, what: string): void {
+  assert.ok(out.fused.length > 0);
+  for (const other of ["native", "stock"] as const) {
+    out.fused.forEach((t, i) => {
+      const diff = maxDiff(t, out[other][i]);
+      assert.ok(diff < 1e-4, `${what}: output ${i} differs from ${other} by ${diff}`);
+    });
+  }
+  tf.dispose(Object.values(out).flat());
+}
+
+/** A function's value and its gradients with respect to every input (tf.grads). */
+function valueAndGrads(
+  f: (...xs: tf.Tensor[]) => tf.Tensor,
+  inputs: tf.Tensor[],
+): tf.Tensor[] {
+  const { value, grads } = tf.valueAndGrads(f)(inputs);
+  return [value, ...grads];
+}
+
+const random = (shape: number[], seed: number, mean = 0, std = 1) =>
+  tf.randomNormal(shape, mean, std, "float32", seed);
+
+Deno.test({
+  name: "fused linear: with and without bias, 2-D and 3-D, int32 input; values and gradients",
+  ignore,
+  fn() {
+    const x3 = random([3, 5, 7], 1);
+    const x2 = random([6, 7], 2);
+    const w = random([7, 4], 3);
+    const b = random([4], 4);
+    const weights = random([3, 5, 4], 5);
+    const ids = tf.tensor2d([[0, 3, 6], [2, 2, 1]], [2, 3], "int32");
+    const table = random([7, 4], 6);
+    assertSame(
+      onEveryPath(() => [
+        ...valueAndGrads((x, v, c) => tf.sum(tf.mul(linear(x, v, c), weights)), [x3, w, b]),
+        ...valueAndGrads((x, v) => tf.sum(tf.square(linear(x, v))), [x2, w]),
+        ...valueAndGrads(
+          (v) => tf.sum(tf.square(linear(tf.oneHot(ids, 7), v))),
+          [table],
+        ),
+      ]),
+      "linear",
+    );
+    tf.dispose([x3, x2, w, b, weights, ids, table]);
+  },
+});
+
+Deno.test({
+  name: "fused linear + GELU: values and gradients of input, weight and bias",
+  ignore,
+  fn() {
+    const x = random([4, 6, 8], 7);
+    const w = random([8, 12], 8, 0, 0.5);
+    const b = random([12], 9, 0, 0.5);
+    const weights = random([4, 6, 12], 10);
+    assertSame(
+      onEveryPath(() =>
+        valueAndGrads((p, q, r) => tf.sum(tf.mul(linearGelu(p, q, r), weights)), [x, w, b])
+      ),
+      "linear + GELU",
+    );
+    tf.dispose([x, w, b, weights]);
+  },
+});
+
+Deno.test({
+  name: "fused layer norm and residual + layer norm: values and every gradient",
+  ignore,
+  fn() {
+    // A large mean next to a small spread: the variance is taken about the mean (two-pass).
+    const x = random([3, 5, 16], 11, 3, 2);
+    const r = random([3, 5, 16], 12);
+    const g = random([16], 13, 1, 0.5);
+    const b = random([16], 14, 0, 0.5);
+    const wy = random([3, 5, 16], 15);
+    const ws = random([3, 5, 16], 16);
+    assertSame(
+      onEveryPath(() => [
+        ...valueAndGrads((p, q, c) => tf.sum(tf.mul(layerNorm(p, q, c), wy)), [x, g, b]),
+        // Both outputs used downstream (the residual stream and the normed input).
+        ...valueAndGrads((p, s, q, c) => {
+          const { sum, normed } = residualLayerNorm(p, s, q, c);
+          return tf.add(tf.sum(tf.mul(normed, wy)), tf.sum(tf.mul(tf.square(sum!), ws)));
+        }, [x, r, g, b]),
+        // The final norm: no sum output.
+        ...valueAndGrads((p, s, q, c) => {
+          const { sum, normed } = residualLayerNorm(p, s, q, c, false);
+          assert.equal(sum, null);
+          return tf.sum(tf.mul(normed, wy));
+        }, [x, r, g, b]),
+      ]),
+      "layer norm",
+    );
+    tf.dispose([x, r, g, b, wy, ws]);
+  },
+});
+
+Deno.test({
+  name: "fused attention: causal and padding masks, a fully masked row, probs with and " +
+    "without a gradient of their own",
+  ignore,
+  fn() {
+    const [batch, t, heads, dh] = [4, 7, 3, 4];
+    const d = heads * dh;
+    const qkv = random([batch, t, 3 * d], 17) as tf.Tensor3D;
+    // Sample 2: padding at the end; sample 3: key 0 masked, so query 0 sees no key at all.
+    const keys = tf.tensor2d([
+      [1, 1, 1, 1, 1, 1, 1],
+      [1, 1, 1, 1, 1, 1, 1],
+      [1, 1, 1, 1, 1, 0, 0],
+      [0, 1, 0, 1, 1, 1, 1],
+    ]);
+    const wProbs = random([batch, heads, t, t], 18);
+    const wMixed = random([batch, t, d], 19);
+    const out = onEveryPath(() => {
+      const { probs, mixed } = attention(qkv, heads, attentionMask(keys));
+      return [
+        probs,
+        mixed,
+        tf.grad((x) => {
+          const a = attention(x as tf.Tensor3D, heads, attentionMask(keys));
+          return tf.add(tf.sum(tf.mul(a.probs, wProbs)), tf.sum(tf.mul(a.mixed, wMixed)));
+        })(qkv),
+        // The probabilities unused by the loss (a layer KLAL does not supervise).
+        tf.grad((x) =>
+          tf.sum(tf.mul(attention(x as tf.Tensor3D, heads, attentionMask(keys)).mixed, wMixed))
+        )(qkv),
+      ];
+    });
+    // Rows sum to 1; the fully masked row is uniform, as with the stock additive mask.
+    const probs = out.fused[0].arraySync() as number[][][][];
+    probs.forEach((sample) =>
+      sample.forEach((head) =>
+        head.forEach((row) => assert.ok(Math.abs(row.reduce((a, v) => a + v, 0) - 1) < 1e-5))
+      )
+    );
+    probs[3].forEach((head) => head[0].forEach((p) => assert.ok(Math.abs(p - 1 / t) < 1e-6)));
+    assertSame(out, "attention");
+    tf.dispose([qkv, keys, wProbs, wMixed]);
+  },
+});
+
+/** A small model's loss parts and the gradient of the total for every weight. */
+function lossAndGrads(
+  overrides: Record<string, number>,
+  lambda: number,
+  layers: number[],
+): tf.Tensor[] {
+  const fixture = tinyGridData(6, 8);
+  const model = tinyModel(fixture, 9, overrides);
+  const batch = batchTensors(fixture.data, [0, 1, 2, 3, 4, 5]);
+  const variables = model.variables();
+  const parts: tf.Tensor[] = [];
+  const { value, grads } = tf.variableGrads(() => {
+    const p = lossParts(model, batch, fixture.data, lambda, layers);
+    parts.push(tf.keep(p.ntp), tf.keep(p.klal));
+    return p.total;
+  }, variables);
+  const out = [value, ...parts, ...variables.map((v) => grads[v.name])];
+  disposeBatch(batch);
+  model.dispose();
+  return out;
+}
+
+for (
+  const [overrides, lambda, layers] of [
+    [{}, 1, [0, 1]],
+    [{ dModel: 32, heads: 4, layers: 3 }, 0.5, [1]],
+    [{ dModel: 24, heads: 3 }, 0, [0]],
+  ] as [Record<string, number>, number, number[]][]
+) {
+  Deno.test({
+    name: `fused kernels: a small model's losses and every gradient equal the unfused and ` +
+      `stock ones (1e-4) ${JSON.stringify(overrides)} lambda ${lambda} layers ${layers}`,
+    ignore,
+    fn() {
+      assertSame(onEveryPath(() => lossAndGrads(overrides, lambda, layers)), "model");
+    },
+  });
+}
+
+Deno.test({
+  name: "fused AdamW: weights, moments and gradient norms over 4 steps equal stock wasm's",
+  ignore,
+  async fn() {
+    const run = async (path: Path) => {
+      use(path);
+      const fixture = tinyGridData(7, 16);
+      const model = tinyModel(fixture, 4, { dModel: 32, heads: 4 });
+      const variables = model.variables();
+      const optimizer = new AdamW(variables, 0.1, 0.9, 0.999, 1e-6);
+      const norms: number[] = [];
+      for (let step = 0; step < 4; step++) {
+        const batch = batchTensors(fixture.data, [0, 1, 2, 3].map((i) => (i + 4 * step) % 16));
+        const { value, grads } = tf.variableGrads(
+          () => lossParts(model, batch, fixture.data, 1, [0, 1]).total,
+          variables,
+        );
+        // Clipping on in the first two steps (norm above 0.5), decay throughout.
+        norms.push(await optimizer.apply(variables.map((v) => grads[v.name]), 3e-3, 0.5));
+        tf.dispose([value, ...Object.values(grads)]);
+        disposeBatch(batch);
+      }
+      const state = await optimizer.snapshot();
+      const weights = variables.map((v) => v.dataSync().slice());
+      optimizer.dispose();
+      model.dispose();
+      return { norms, state, weights };
+    };
+    try {
+      const fused = await run("fused");
+      const stock = await run("stock");
+      const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
+        assert.equal(a.length, b.length);
+        for (let i = 0; i < a.length; i++) {
+          assert.ok(Math.abs(a[i] - b[i]) < 1e-4, `${what}[${i}]: ${a[i]} vs ${b[i]}`);
+        }
+      };
+      assert.ok(fused.norms[0] > 0.5, `the first step clips (norm ${fused.norms[0]})`);
+      close(fused.norms, stock.norms, "gradient norm");
+      close(fused.state.m, stock.state.m, "m");
+      close(fused.state.v, stock.state.v, "v");
+      fused.weights.forEach((w, i) => close(w, stock.weights[i], `weight ${i}`));
+    } finally {
+      use("fused");
+    }
+  },
+});
+
+Deno.test({
+  name: "fused AdamW: a non-finite gradient norm is returned and nothing is updated",
+  ignore,
+  async fn() {
+    use("fused");
+    const w = tf.variable(tf.tensor2d([[1, 2], [3, 4]]));
+    const optimizer = new AdamW([w], 0.1);
+    const grad = tf.tensor2d([[NaN, 0], [0, 1]]);
+    const norm = await optimizer.apply([grad], 0.1, 1);
+    assert.ok(!Number.isFinite(norm));
+    assert.deepEqual([...w.dataSync()], [1, 2, 3, 4]);
+    assert.equal((await optimizer.snapshot()).t, 0);
+    tf.dispose([w, grad]);
+    optimizer.dispose();
+  },
+});
+
+Deno.test({
+  name: "fused kernels: the tensor count is flat across training steps (optimizer included)",
+  ignore,
+  async fn() {
+    use("fused");
+    const fixture = tinyGridData(2, 8);
+    const model = tinyModel(fixture, 3, { dModel: 32, heads: 4 });
+    const variables = model.variables();
+    const optimizer = new AdamW(variables, 0.01);
+    const step = async () => {
+      const batch = batchTensors(fixture.data, [0, 1, 2, 3]);
+      const { value, grads } = tf.variableGrads(
+        () => lossParts(model, batch, fixture.data, 1, [1]).total,
+        variables,
+      );
+      await optimizer.apply(variables.map((v) => grads[v.name]), 1e-3, 1);
+      tf.dispose([value, ...Object.values(grads)]);
+      disposeBatch(batch);
+    };
+    await step();
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) await step();
+    assert.equal(tf.memory().numTensors, before);
+    optimizer.dispose();
+    model.dispose();
+  },
+});
+
+Deno.test({
+  name: "KLAL_FUSED=off: OpenBLAS and the unfused native kernels, no fused ones",
+  ignore,
+  async fn() {
+    const module = new URL("../pipeline/model/native_matmul.ts", import.meta.url).href;
+    const backend = new URL("../pipeline/backend.ts", import.meta.url).href;
+    const code = `
+      import { initBackend } from "${backend}";
+      import { fusedKernelsEnabled, nativeMatmulEnabled } from "${module}";
+      await initBackend("wasm");
+      console.log(JSON.stringify({ fused: fusedKernelsEnabled(), native: nativeMatmulEnabled() }));
+    `;
+    const run = async (env: Record<string, string>) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["eval", "--quiet", code],
+        env,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!;
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      return JSON.parse(text);
+    };
+    assert.deepEqual(await run({ KLAL_FUSED: "off" }), { fused: false, native: true });
+    assert.deepEqual(await run({ KLAL_FUSED: "" }), { fused: true, native: true });
+  },
+});
