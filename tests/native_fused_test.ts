@@ -22,6 +22,7 @@ import {
   linearGelu,
   residualLayerNorm,
 } from "../pipeline/model/ops.ts";
+import { LAYER_NORM_GRAD } from "../pipeline/model/native_fused.ts";
 import { AdamW, batchTensors, disposeBatch, lossParts } from "../pipeline/train.ts";
 import { tinyGridData, tinyModel } from "./fixtures.ts";
 
@@ -363,5 +364,20 @@ Deno.test({
     };
     assert.deepEqual(await run({ KLAL_FUSED: "off" }), { fused: false, native: true });
     assert.deepEqual(await run({ KLAL_FUSED: "" }), { fused: true, native: true });
+  },
+});
+
+Deno.test({
+  name: "fused kernels: a call that throws midway frees what it made",
+  ignore,
+  fn() {
+    use("fused");
+    const backend = tf.backend() as unknown as { numDataIds(): number };
+    const x = random([2, 4], 20);
+    const gain = random([3], 21); // does not broadcast against [2, 4]: the gain product throws
+    const before = backend.numDataIds();
+    assert.throws(() => tf.engine().runKernel(LAYER_NORM_GRAD, { dy: x, x, gain }));
+    assert.equal(backend.numDataIds(), before);
+    tf.dispose([x, gain]);
   },
 });

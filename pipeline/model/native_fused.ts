@@ -143,6 +143,9 @@ class Scratch {
 const ones = new Scratch(1);
 const block = new Scratch(0);
 
+/** The `Stock` helpers of the kernel call under way (their tensors are freed if it throws). */
+const open: Stock[] = [];
+
 /**
  * The wasm backend's own kernels (xnnpack and C, vectorised: elementwise arithmetic runs
  * 3-10x faster there than in a JavaScript loop) called from inside a fused kernel, with no
@@ -150,7 +153,9 @@ const block = new Scratch(0);
  */
 class Stock {
   private readonly made: tf.TensorInfo[] = [];
-  constructor(readonly backend: WasmBackendLike) {}
+  constructor(readonly backend: WasmBackendLike) {
+    open.push(this);
+  }
 
   call(name: string, inputs: Record<string, tf.TensorInfo>, attrs: tf.NamedAttrMap = {}) {
     const out = tf.getKernel(name, "wasm")!.kernelFunc({
@@ -503,7 +508,20 @@ export function fusedKernels(blas: FusedBlas): Record<string, Kernel> {
     return [mOut, vOut, ...pOut];
   }
 
-  return {
+  /** A kernel that, when it throws, first frees what its `Stock` helpers made. */
+  const guarded = (kernel: Kernel): Kernel => (args) => {
+    const mark = open.length;
+    try {
+      return kernel(args);
+    } catch (e) {
+      for (const stock of open.slice(mark)) stock.done();
+      throw e;
+    } finally {
+      open.length = mark;
+    }
+  };
+
+  const kernels: Record<string, Kernel> = {
     [LINEAR]: linear,
     [LINEAR_GRAD_INPUT]: linearGradInput,
     [LINEAR_GRAD_WEIGHT]: linearGradWeight,
@@ -518,6 +536,7 @@ export function fusedKernels(blas: FusedBlas): Record<string, Kernel> {
     [SUM_SQUARES]: sumSquares,
     [ADAMW]: adamw,
   };
+  return Object.fromEntries(Object.entries(kernels).map(([name, k]) => [name, guarded(k)]));
 }
 
 /**
