@@ -5,6 +5,7 @@
  */
 
 import type { ParamProblem, Task } from "../tasks/task.ts";
+import { pretrainMix } from "../tasks/pretrain_mix.ts";
 import { type Loc, show, showNode, toPlain } from "./_yaml_tree.ts";
 import { isString, type Section } from "./_spec_section.ts";
 import { LIMITS } from "./limits.ts";
@@ -171,13 +172,22 @@ export function validateModel(root: Section, imageSize: number | undefined): Mod
   return ok ? m as ModelSpec : undefined;
 }
 
-/** Validates `base`, the pretraining of the shared Base checkpoint. */
-export function validateBase(root: Section): BaseSpec | undefined {
+/**
+ * Validates `base`, the pretraining of the shared Base checkpoint, and its `mix`: the
+ * pretraining mix's params (tasks/pretrain_mix.ts), checked like a task's.
+ */
+export function validateBase(
+  root: Section,
+  imageSize: number | undefined,
+  patchSize: number | undefined,
+): BaseSpec | undefined {
   const section = root.section("base");
   if (!section) return undefined;
   section.checkKeys(keysOf(BASE_FIELDS));
   const { values, ok } = section.readAll(BASE_FIELDS);
-  return ok ? values as unknown as BaseSpec : undefined;
+  const mixSection = section.section("mix");
+  const mix = mixSection && validateParams(mixSection, pretrainMix, imageSize, patchSize);
+  return ok && mix ? { ...values, mix } as unknown as BaseSpec : undefined;
 }
 
 /** Validates `train`; a warm-up given must fit in the steps, a default one shrinks to fit. */

@@ -148,7 +148,7 @@ export function buildPlan(spec: Spec): Stage[] {
         n: spec.base.train,
         image_size: imageSize,
         patch_size: patchSize,
-        task_params: PRETRAIN_TASK.defaultParams,
+        task_params: { ...PRETRAIN_TASK.defaultParams, ...spec.base.mix },
       },
       inputs: {},
     };
@@ -156,7 +156,12 @@ export function buildPlan(spec: Spec): Stage[] {
     stages.push({
       id: pretrainId(spec, seed),
       kind: "pretrain",
-      params: { model: modelParams, base: { ...spec.base, seed }, backend: spec.backend },
+      // The mix is in the data's key (an input); keep it out of this stage's own params.
+      params: {
+        model: modelParams,
+        base: { ...spec.base, mix: undefined, seed },
+        backend: spec.backend,
+      },
       inputs: { data: pretrainData.id },
     });
   }

@@ -87,9 +87,8 @@ function sections(fields: Fields, prefix: string): string[] {
 }
 
 /** A task's params: its declared fields, or (undeclared) its defaults alone. */
-function taskParams(task: Task): string[] {
+function taskParams(task: Task, prefix = "task.params"): string[] {
   const head = ["", `### ${task.name}`, ""];
-  const prefix = "task.params";
   if (task.paramSchema) {
     if (Object.keys(task.paramSchema).length === 0) return [...head, "No parameters."];
     return [...head, ...table(rows(task.paramSchema, prefix))];
@@ -134,11 +133,11 @@ export function specKeysMarkdown(): string {
     "",
     "Each task's parameters (merged with its defaults). Rules between them, or with the " +
     "image and patch size, are the task's own `checkParams`.",
-    ...Object.values(TASKS).flatMap(taskParams),
+    ...Object.values(TASKS).flatMap((task) => taskParams(task)),
     "",
-    "The pretraining mix of the Base checkpoint (`base`, not selectable as `task.name`) " +
-    "uses its defaults:",
-    ...taskParams(PRETRAIN_TASK),
+    "The pretraining mix of the Base checkpoint (not selectable as `task.name`) takes its " +
+    "parameters from `base.mix`, merged with these defaults:",
+    ...taskParams(PRETRAIN_TASK, "base.mix"),
     "",
   ];
   return lines.join("\n");

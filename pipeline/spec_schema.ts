@@ -173,6 +173,12 @@ export const BASE_FIELDS = {
     default: 0,
     doc: 'seed of the pretraining data and init; "run": one Base per seed of seeds',
   },
+  mix: {
+    type: "map",
+    key: "<param>",
+    values: { type: "string", doc: "see the pretraining mix's table" },
+    doc: "the pretraining mix's parameters, merged with its defaults (its table, below)",
+  },
 } as const satisfies FieldsOf<BaseSpec>;
 
 export const TRAIN_FIELDS = {

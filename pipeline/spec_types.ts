@@ -59,6 +59,11 @@ export interface BaseSpec {
    * evaluation of that seed) start from.
    */
   seed: number | "run";
+  /**
+   * The pretraining mix's parameters (tasks/pretrain_mix.ts: `kinds`, `max_shapes`,
+   * `colors`), merged with its defaults; the default mix is the original four kinds.
+   */
+  mix: Record<string, unknown>;
 }
 
 export interface TrainSpec {

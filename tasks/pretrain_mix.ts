@@ -1,10 +1,27 @@
 /**
  * The generic image-text mix that pretrains the shared Base checkpoint (the Base model
- * never sees task data). Images hold 1 to max_shapes coloured circles and
- * squares at random pixel positions, one per image quadrant, on a light noisy
- * background; questions ask a shape's colour, the number of shapes, whether a colour is
- * present, or which quadrant a shape is in. Nothing here is grid-aligned, and no prompt
- * or answer has Grid Patch's form ("where is the COLOR patch ?" -> "R , C").
+ * never sees task data). Each sample asks one question of a kind drawn uniformly from
+ * `kinds` (the spec's `base.mix.kinds`); the default is the original four, whose samples are
+ * unchanged:
+ *
+ * - color: "what color is the shape ?" -> "red" (one shape)
+ * - count: "how many shapes ?" -> "3"
+ * - exists: "is there a red shape ?" -> "yes" / "no"
+ * - where: "where is the red shape ?" -> "top left" (its quadrant)
+ *
+ * and five more transferable skills, each opted into by naming it (./pretrain_skills.ts):
+ *
+ * - point: "locate the red shape ?" -> "37 , 62" (its centre, percent of the image)
+ * - count-color: "how many red shapes ?" -> "0" to "4"
+ * - letter: "which letter is in the red square ?" -> "C"
+ * - curve: "does the blue curve touch the square ?" -> "yes" / "no"
+ * - compare: "is the red shape left of the blue shape ?" (or "above") -> "yes" / "no"
+ *
+ * Shapes are circles and squares at random pixel positions, one per image quadrant, on a
+ * light noisy background. Nothing is grid-aligned, and no prompt has a task's form (Grid
+ * Patch's "where is the COLOR patch ?", PixMo's "point to the ...", Line Intersection's
+ * "how many times do the lines intersect ?", Line Tracing's "is node A connected to node
+ * B ?", RefCOCO's bare expressions); tests/pretrain_mix_test.ts checks it.
  */
 
 import type { ParamProblem, RgbImage, Sample, SyntheticTask, TaskConfig } from "./task.ts";
@@ -23,10 +40,21 @@ import {
 } from "./draw.ts";
 import { assertParams, exactMatch, perSample } from "./common.ts";
 import { defineParams } from "../pipeline/schema.ts";
+import {
+  LETTER_MIN_IMAGE_SIZE,
+  pointScore,
+  SKILL_KINDS,
+  SKILL_WORDS,
+  type SkillKind,
+  skillSample,
+} from "./pretrain_skills.ts";
 
-/** The question kinds, drawn uniformly; each is also the sample's `meta.difficulty`. */
-export const PRETRAIN_QUESTION_KINDS = ["color", "count", "exists", "where"] as const;
-type QuestionKind = typeof PRETRAIN_QUESTION_KINDS[number];
+/** The original question kinds (the default mix); each is also a sample's `meta.difficulty`. */
+export const ORIGINAL_QUESTION_KINDS = ["color", "count", "exists", "where"] as const;
+/** Every question kind a mix may name, the original four first. */
+export const PRETRAIN_QUESTION_KINDS = [...ORIGINAL_QUESTION_KINDS, ...SKILL_KINDS] as const;
+type QuestionKind = typeof ORIGINAL_QUESTION_KINDS[number];
+export type PretrainKind = QuestionKind | SkillKind;
 
 /** Quadrant answers, indexed by quadrant: 0 top left, 1 top right, 2 bottom left, 3 bottom right. */
 const QUADRANTS = ["top left", "top right", "bottom left", "bottom right"] as const;
@@ -38,12 +66,25 @@ const MIN_IMAGE_SIZE = 16;
 const NOISE = 0.05;
 
 interface PretrainParams {
+  kinds: PretrainKind[];
   max_shapes: number;
   colors: string[];
 }
 
 /** `task.params`, declared once: type, range, default and doc (docs/spec-keys.md). */
 const PARAMS = defineParams({
+  kinds: {
+    type: "list",
+    items: {
+      type: "enum",
+      values: PRETRAIN_QUESTION_KINDS,
+      expected: `question kinds from ${PRETRAIN_QUESTION_KINDS.join(", ")}`,
+    },
+    minItems: 1,
+    distinct: true,
+    default: [...ORIGINAL_QUESTION_KINDS],
+    doc: "question kinds, drawn uniformly (tasks/pretrain_mix.ts lists each with an example)",
+  },
   max_shapes: {
     type: "int",
     min: 1,
@@ -73,7 +114,7 @@ function paramsOf(config: TaskConfig): PretrainParams {
 
 /** Rules between the parameters, and with the image size (each field checks its own range). */
 function crossRules(config: TaskConfig, invalid: ReadonlySet<string>): ParamProblem[] {
-  const { max_shapes: maxShapes, colors } = paramsOf(config);
+  const { max_shapes: maxShapes, colors, kinds } = paramsOf(config);
   const problems: ParamProblem[] = [];
   // One more colour than shapes, so "is there a COLOR shape ?" can always answer "no".
   if (!invalid.has("max_shapes") && !invalid.has("colors") && colors.length < maxShapes + 1) {
@@ -81,6 +122,15 @@ function crossRules(config: TaskConfig, invalid: ReadonlySet<string>): ParamProb
       key: "colors",
       expected: colorListProblem(colors, maxShapes + 1)!,
       found: colors,
+    });
+  }
+  if (
+    !invalid.has("kinds") && kinds.includes("letter") && config.imageSize < LETTER_MIN_IMAGE_SIZE
+  ) {
+    problems.push({
+      key: "kinds",
+      expected: `kinds without letter below ${LETTER_MIN_IMAGE_SIZE} px (a letter fits no square)`,
+      found: kinds,
     });
   }
   if (config.imageSize < MIN_IMAGE_SIZE) {
@@ -95,15 +145,15 @@ function crossRules(config: TaskConfig, invalid: ReadonlySet<string>): ParamProb
 
 /**
  * Draws a random circle or square strictly inside `quadrant`, with a margin from the
- * image's midlines, so the quadrant of its centre is unambiguous.
+ * image's midlines, so the quadrant of its centre is unambiguous; returns its centre (px).
  */
-function drawShape(
+export function drawShape(
   rng: Rng,
   image: RgbImage,
   quadrant: number,
   color: string,
   mask?: Uint8Array,
-): void {
+): { cx: number; cy: number } {
   const half = image.width / 2;
   const left = (quadrant % 2) * half;
   const top = Math.floor(quadrant / 2) * half;
@@ -114,18 +164,24 @@ function drawShape(
     const x = left + rng.int(margin, half - margin - side);
     const y = top + rng.int(margin, half - margin - side);
     fillRect(image, { x, y, w: side, h: side }, COLORS[color], mask);
+    return { cx: x + side / 2, cy: y + side / 2 };
   } else {
     const radius = rng.uniform(Math.max(1.2, 0.15 * half), Math.max(1.2, 0.3 * half));
     const cx = left + rng.uniform(margin + radius, half - margin - radius);
     const cy = top + rng.uniform(margin + radius, half - margin - radius);
     fillCircle(image, cx, cy, radius, COLORS[color], mask);
+    return { cx, cy };
   }
 }
 
 /** One sample; all its randomness comes from `rng`. */
 function generateOne(rng: Rng, config: TaskConfig, params: PretrainParams): Sample {
   const size = config.imageSize;
-  const kind: QuestionKind = rng.pick(PRETRAIN_QUESTION_KINDS);
+  const picked: PretrainKind = rng.pick(params.kinds);
+  if ((SKILL_KINDS as readonly string[]).includes(picked)) {
+    return skillSample(rng, config, params, picked as SkillKind, drawShape);
+  }
+  const kind = picked as QuestionKind;
   const count = kind === "color" ? 1 : rng.int(1, params.max_shapes);
   const quadrants = rng.sample(4, count);
   const palette = rng.shuffle([...params.colors]);
@@ -176,31 +232,34 @@ function generateOne(rng: Rng, config: TaskConfig, params: PretrainParams): Samp
   };
 }
 
-/** The generic pretraining mix (colour, count, presence, quadrant questions about shapes). */
+/** The generic pretraining mix (questions about shapes, letters and curves; see the top). */
 export const pretrainMix: SyntheticTask = {
   name: "pretrain-mix",
-  version: "1",
+  version: "2",
   vocabulary: [
-    "what",
-    "color",
-    "is",
-    "the",
-    "shape",
-    "?",
-    "how",
-    "many",
-    "shapes",
-    "there",
-    "a",
-    "where",
-    "top",
-    "bottom",
-    "left",
-    "right",
-    "yes",
-    "no",
-    ...COLOR_NAMES,
-    ...Array.from({ length: MAX_SHAPES }, (_, i) => String(i + 1)),
+    ...new Set([
+      "what",
+      "color",
+      "is",
+      "the",
+      "shape",
+      "?",
+      "how",
+      "many",
+      "shapes",
+      "there",
+      "a",
+      "where",
+      "top",
+      "bottom",
+      "left",
+      "right",
+      "yes",
+      "no",
+      ...COLOR_NAMES,
+      ...Array.from({ length: MAX_SHAPES }, (_, i) => String(i + 1)),
+      ...SKILL_WORDS,
+    ]),
   ],
   paramSchema: PARAMS.paramSchema,
   defaultParams: PARAMS.defaultParams,
@@ -210,5 +269,10 @@ export const pretrainMix: SyntheticTask = {
     const params = paramsOf(config);
     return perSample("pretrain-mix", seed, n, (rng) => generateOne(rng, config, params));
   },
-  score: exactMatch,
+  /** Exact match; a point is right within the tolerance of ./pretrain_skills.ts. */
+  score(prediction: string, sample: Sample): boolean {
+    return sample.meta.difficulty === "point"
+      ? pointScore(prediction, sample)
+      : exactMatch(prediction, sample);
+  },
 };

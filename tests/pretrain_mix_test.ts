@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
-import { PRETRAIN_QUESTION_KINDS, pretrainMix } from "../tasks/pretrain_mix.ts";
-import { COLOR_NAMES, COLORS, LIGHT_BACKGROUND } from "../tasks/draw.ts";
+import {
+  ORIGINAL_QUESTION_KINDS,
+  PRETRAIN_QUESTION_KINDS,
+  pretrainMix,
+} from "../tasks/pretrain_mix.ts";
+import { blankImage, COLOR_NAMES, COLORS, drawText, LIGHT_BACKGROUND } from "../tasks/draw.ts";
+import { curveTouchesRect } from "../tasks/pretrain_skills.ts";
+import { TASKS } from "../tasks/registry.ts";
+import { parseSpec } from "../pipeline/spec.ts";
+import { buildPlan } from "../pipeline/plan.ts";
 import type { RgbImage, Sample, TaskConfig } from "../tasks/task.ts";
 
 function config(imageSize: number, patchSize: number, params: Record<string, unknown> = {}) {
@@ -83,10 +91,10 @@ Deno.test("pretrain-mix: same seed gives identical samples, other seeds differ",
   assert.deepStrictEqual(pretrainMix.generate(3, 5, cfg), a.slice(0, 5));
 });
 
-Deno.test("pretrain-mix: never emits Grid Patch prompts or answers", () => {
+Deno.test("pretrain-mix: the default mix never emits Grid Patch prompts or answers", () => {
   const samples = pretrainMix.generate(0, 2000, config(32, 8));
   const vocab = new Set(pretrainMix.vocabulary);
-  assert.ok(!vocab.has("patch") && !vocab.has(","));
+  assert.ok(!vocab.has("patch"));
   for (const s of samples) {
     assert.ok(!/patch/.test(s.prompt), s.prompt);
     assert.ok(!/^\d+\s*,\s*\d+$/.test(s.answer), s.answer);
@@ -147,7 +155,7 @@ Deno.test("pretrain-mix: answers and targets agree with the image's pixels", () 
 Deno.test("pretrain-mix: kinds uniform, yes/no balanced, every quadrant and count used", () => {
   const samples = pretrainMix.generate(2, 2000, config(32, 8));
   const byKind = (k: string) => samples.filter((s) => s.meta.difficulty === k);
-  for (const kind of PRETRAIN_QUESTION_KINDS) {
+  for (const kind of ORIGINAL_QUESTION_KINDS) {
     const share = byKind(kind).length / samples.length;
     assert.ok(share > 0.2 && share < 0.3, `${kind}: ${share}`);
   }
@@ -178,13 +186,14 @@ Deno.test("pretrain-mix: max_shapes and colors params are honoured", () => {
 });
 
 Deno.test("pretrain-mix: score is exact match after whitespace normalisation", () => {
-  const sample = { answer: "top left" } as Sample;
+  const sample = { answer: "top left", meta: { difficulty: "where" } } as Sample;
   assert.equal(pretrainMix.score("top left", sample), true);
   assert.equal(pretrainMix.score("  top \n left ", sample), true);
   assert.equal(pretrainMix.score("top", sample), false);
   assert.equal(pretrainMix.score("left top", sample), false);
-  assert.equal(pretrainMix.score("yes", { answer: "no" } as Sample), false);
-  assert.equal(pretrainMix.score("3", { answer: "3" } as Sample), true);
+  const of = (answer: string) => ({ answer, meta: { difficulty: "count" } }) as Sample;
+  assert.equal(pretrainMix.score("yes", of("no")), false);
+  assert.equal(pretrainMix.score("3", of("3")), true);
 });
 
 Deno.test("pretrain-mix: checkParams reports bad max_shapes, colors and image size", () => {
@@ -208,4 +217,263 @@ Deno.test("pretrain-mix: 4000 samples at 32 px generate quickly", () => {
   assert.equal(samples.length, 4000);
   console.log(`pretrain-mix: 4000 samples at 32 px in ${ms.toFixed(0)} ms`);
   assert.ok(ms < 3000, `took ${ms} ms`);
+});
+
+// ---------------------------------------------------------------------------------------
+// The transferable kinds (tasks/pretrain_skills.ts), opted into through `kinds`
+
+const SKILLS = ["point", "count-color", "letter", "curve", "compare"] as const;
+const only = (kind: string, size = 64, patch = 8) => config(size, patch, { kinds: [kind] });
+
+/** SHA-256 of samples' pixels, maps, prompts, answers and meta. */
+async function fingerprint(samples: Sample[]): Promise<string> {
+  const enc = new TextEncoder();
+  const parts = samples.flatMap((x) => [
+    new Uint8Array(x.image.data.buffer),
+    new Uint8Array(x.target.buffer),
+    enc.encode(`${x.prompt}|${x.answer}|${JSON.stringify(x.meta)}`),
+  ]);
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    all.set(p, offset);
+    offset += p.length;
+  }
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  return [...hash].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+Deno.test("pretrain-mix: the default kinds give the original four-kind mix, sample for sample", async () => {
+  assert.deepStrictEqual(pretrainMix.defaultParams.kinds, ["color", "count", "exists", "where"]);
+  assert.deepStrictEqual(PRETRAIN_QUESTION_KINDS, [...ORIGINAL_QUESTION_KINDS, ...SKILLS]);
+  // Fingerprints of the mix before the new kinds were added (seed 7, 40 samples).
+  assert.equal(
+    await fingerprint(pretrainMix.generate(7, 40, config(32, 8))),
+    "1000fa79474541e43d5adc88ad7a103a87460f8c247623643ff3890b4242e08f",
+  );
+  assert.equal(
+    await fingerprint(pretrainMix.generate(7, 40, config(64, 8))),
+    "211abbd69fc76e625ccaeb66683b0cad15859f3bb8680820cd46c22f5bbf1c91",
+  );
+});
+
+Deno.test("pretrain-mix: every kind is deterministic per seed, and drawn uniformly", () => {
+  const cfg = config(64, 8, { kinds: [...PRETRAIN_QUESTION_KINDS] });
+  const a = pretrainMix.generate(11, 60, cfg);
+  assert.deepStrictEqual(a, pretrainMix.generate(11, 60, cfg));
+  assert.notDeepStrictEqual(
+    a.map((s) => s.prompt),
+    pretrainMix.generate(12, 60, cfg).map((s) => s.prompt),
+  );
+  const samples = pretrainMix.generate(2, 1800, cfg);
+  for (const kind of PRETRAIN_QUESTION_KINDS) {
+    const share = samples.filter((s) => s.meta.difficulty === kind).length / samples.length;
+    assert.ok(share > 0.08 && share < 0.145, `${kind}: ${share}`);
+  }
+  const vocab = new Set(pretrainMix.vocabulary);
+  for (const s of samples) {
+    for (const w of `${s.prompt} ${s.answer}`.split(" ")) assert.ok(vocab.has(w), w);
+    assert.ok(Math.abs(s.target.reduce((x, y) => x + y, 0) - 1) < 1e-5);
+  }
+});
+
+Deno.test("pretrain-mix point: the centre of the asked shape in percent; the map is the shape", () => {
+  for (const [size, patch] of [[64, 8], [32, 8]]) {
+    for (const s of pretrainMix.generate(3, 150, only("point", size, patch))) {
+      const asked = /^locate the (\w+) shape \?$/.exec(s.prompt)![1];
+      const c = readColors(s.image).get(asked)!;
+      const [x, y] = s.answer.split(" , ").map(Number);
+      // The centroid of the drawn pixels is the centre, to a pixel's rounding.
+      assert.ok(Math.abs(x - (100 * c.sx) / c.n / size) <= 100 / size + 0.5, `${s.answer} x`);
+      assert.ok(Math.abs(y - (100 * c.sy) / c.n / size) <= 100 / size + 0.5, `${s.answer} y`);
+      assertClose(s.target, targetOfPixels(c.pixels, size, patch));
+      assert.ok(pretrainMix.score(s.answer, s));
+      assert.ok(
+        pretrainMix.score(`${x + 9} , ${y - 9}`, s) ===
+          (x + 9 - (s.meta.point as number[])[0] <= 10),
+      );
+      assert.ok(!pretrainMix.score(`${x + 21} , ${y}`, s));
+      assert.ok(!pretrainMix.score("top left", s));
+    }
+  }
+});
+
+Deno.test("pretrain-mix count-color: shapes of the asked colour, by quadrant; none: uniform map", () => {
+  const answers = new Set<string>();
+  for (const s of pretrainMix.generate(4, 300, only("count-color"))) {
+    const asked = /^how many (\w+) shapes \?$/.exec(s.prompt)![1];
+    const c = readColors(s.image).get(asked);
+    const quadrants = new Set(
+      (c?.pixels ?? []).map((p) => quadrantOf(p % 64 + 0.5, Math.floor(p / 64) + 0.5, 64)),
+    );
+    assert.equal(s.answer, String(quadrants.size));
+    answers.add(s.answer);
+    assertClose(s.target, c ? targetOfPixels(c.pixels, 64, 8) : new Float32Array(64).fill(1 / 64));
+  }
+  assert.deepStrictEqual([...answers].sort(), ["0", "1", "2", "3", "4"]);
+});
+
+Deno.test("pretrain-mix letter: the glyph inside the asked square; the map is the square", () => {
+  for (const [size, scale] of [[64, 2], [32, 1]]) {
+    const letters = new Set<string>();
+    for (const s of pretrainMix.generate(5, 120, only("letter", size))) {
+      const asked = /^which letter is in the (\w+) square \?$/.exec(s.prompt)![1];
+      const rgb = COLORS[asked];
+      const near = (p: number, c: readonly number[]) =>
+        [0, 1, 2].every((k) => Math.abs(s.image.data[3 * p + k] - c[k]) <= 0.1);
+      const fill: number[] = [];
+      for (let p = 0; p < size * size; p++) if (near(p, rgb)) fill.push(p);
+      const xs = fill.map((p) => p % size), ys = fill.map((p) => Math.floor(p / size));
+      const x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+      // Dark ink inside the square's box, drawn again from the answer's glyph, must match.
+      const expected = blankImage(size, LIGHT_BACKGROUND);
+      const lx = x0 + Math.floor((x1 - x0 + 1 - 5 * scale) / 2);
+      const ly = y0 + Math.floor((y1 - y0 + 1 - 7 * scale) / 2);
+      drawText(expected, s.answer, lx, ly, scale, [0, 0, 0]);
+      const box: number[] = [];
+      for (let y = y0; y <= y1; y++) {
+        for (let x = x0; x <= x1; x++) {
+          const p = y * size + x;
+          box.push(p);
+          assert.equal(
+            near(p, [0.08, 0.08, 0.08]),
+            expected.data[3 * p] === 0,
+            `${s.answer} at ${x},${y}`,
+          );
+        }
+      }
+      assertClose(s.target, targetOfPixels(box, size, 8));
+      letters.add(s.answer);
+    }
+    assert.ok(letters.size >= 8, [...letters].join(""));
+  }
+});
+
+Deno.test("pretrain-mix curve: touching by hand, and answers that follow the drawn curve", () => {
+  const rect = { x: 10, y: 10, w: 6, h: 6 };
+  assert.equal(curveTouchesRect([[0, 12.5], [31, 12.5]], 1, 32, rect), true); // through it
+  assert.equal(curveTouchesRect([[0, 9.5], [31, 9.5]], 1, 32, rect), false); // the row above
+  assert.equal(curveTouchesRect([[0, 9.5], [31, 9.5]], 3, 32, rect), true); // wide enough
+  assert.equal(curveTouchesRect([[20, 0], [20, 31]], 2, 32, rect), false); // to the right
+  let yes = 0;
+  const samples = pretrainMix.generate(6, 300, only("curve"));
+  for (const s of samples) {
+    const asked = /^does the (\w+) curve touch the square \?$/.exec(s.prompt)![1];
+    assert.equal(asked, s.meta.color);
+    if (s.answer === "yes") yes++;
+    else assert.equal(s.answer, "no");
+    // The map lies on the asked curve: its heaviest patch holds pixels of that colour.
+    const best = s.target.indexOf(Math.max(...s.target));
+    const [pr, pc] = [Math.floor(best / 8), best % 8];
+    let found = false;
+    for (let y = pr * 8; y < pr * 8 + 8 && !found; y++) {
+      for (let x = pc * 8; x < pc * 8 + 8 && !found; x++) {
+        const p = y * 64 + x;
+        found = [0, 1, 2].every((k) =>
+          Math.abs(s.image.data[3 * p + k] - COLORS[asked][k]) <= 0.12
+        );
+      }
+    }
+    assert.ok(found, s.prompt);
+  }
+  assert.ok(yes / samples.length > 0.4 && yes / samples.length < 0.6, `yes ${yes}`);
+});
+
+Deno.test("pretrain-mix compare: left of / above from the shapes' centres; the map is both", () => {
+  let yes = 0;
+  const samples = pretrainMix.generate(8, 300, only("compare"));
+  for (const s of samples) {
+    const [, a, relation, b] = /^is the (\w+) shape (left of|above) the (\w+) shape \?$/.exec(
+      s.prompt,
+    )!;
+    const colors = readColors(s.image);
+    const [ca, cb] = [colors.get(a)!, colors.get(b)!];
+    const truth = relation === "left of"
+      ? ca.sx / ca.n < cb.sx / cb.n
+      : ca.sy / ca.n < cb.sy / cb.n;
+    assert.equal(s.answer, truth ? "yes" : "no", s.prompt);
+    if (truth) yes++;
+    assertClose(s.target, targetOfPixels([...ca.pixels, ...cb.pixels], 64, 8));
+  }
+  assert.ok(yes / samples.length > 0.4 && yes / samples.length < 0.6, `yes ${yes}`);
+});
+
+Deno.test("pretrain-mix: no prompt has a task's form (first three words, template)", async () => {
+  const template = (prompt: string) =>
+    prompt.split(" ").map((w) =>
+      COLOR_NAMES.includes(w) ? "<color>" : /^\d+$/.test(w) ? "<n>" : /^[A-J]$/.test(w) ? "<L>" : w
+    ).join(" ");
+  const head = (prompt: string) =>
+    prompt.split(" ").slice(0, 3).map((w) => COLOR_NAMES.includes(w) ? "<color>" : w).join(" ");
+  const taskTemplates = new Set<string>();
+  const taskHeads = new Set<string>();
+  for (const task of Object.values(TASKS)) {
+    const cfg = { imageSize: 64, patchSize: 8, params: task.defaultParams };
+    let samples: Sample[];
+    if (task.generate) samples = task.generate(1, 100, cfg);
+    else {
+      const dir = await Deno.makeTempDir();
+      try {
+        samples = await task.load!(await task.writeStandIn!(dir, 1, 100, cfg), cfg);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    }
+    for (const s of samples) {
+      taskTemplates.add(template(s.prompt));
+      taskHeads.add(head(s.prompt));
+    }
+  }
+  const mix = pretrainMix.generate(3, 900, config(64, 8, { kinds: [...PRETRAIN_QUESTION_KINDS] }));
+  for (const s of mix) {
+    assert.ok(!taskTemplates.has(template(s.prompt)), s.prompt);
+    if ((SKILLS as readonly string[]).includes(String(s.meta.difficulty))) {
+      assert.ok(!taskHeads.has(head(s.prompt)), `${s.prompt} starts like a task's prompt`);
+    }
+  }
+});
+
+Deno.test("pretrain-mix: kinds are checked (known, distinct, letter only from 32 px)", () => {
+  const keys = (size: number, params: Record<string, unknown>) =>
+    pretrainMix.checkParams(config(size, 8, params)).map((p) => p.key);
+  assert.deepStrictEqual(keys(64, { kinds: [...PRETRAIN_QUESTION_KINDS] }), []);
+  assert.deepStrictEqual(keys(64, { kinds: ["point", "nope"] }), ["kinds"]);
+  assert.deepStrictEqual(keys(64, { kinds: ["point", "point"] }), ["kinds"]);
+  assert.deepStrictEqual(keys(64, { kinds: [] }), ["kinds"]);
+  assert.deepStrictEqual(keys(16, { kinds: ["letter"] }), ["kinds"]);
+  assert.deepStrictEqual(keys(16, { kinds: ["point", "curve", "compare", "count-color"] }), []);
+  for (
+    const s of pretrainMix.generate(
+      1,
+      200,
+      config(16, 4, { kinds: ["point", "curve", "compare", "count-color"] }),
+    )
+  ) {
+    assert.ok(Math.abs(s.target.reduce((x, y) => x + y, 0) - 1) < 1e-5);
+  }
+});
+
+Deno.test("pretrain-mix: a spec selects the mix with base.mix, which the plan's pretraining data takes", () => {
+  const yaml = (mix: string) =>
+    `name: t\ntask: { name: grid-patch, image_size: 64 }\nbase: { steps: 10${mix} }\n` +
+    `arms: { ntp: { lambda: 0 } }\n`;
+  const ctx = { tasks: TASKS };
+  const plain = parseSpec(yaml(""), "t.yaml", [], ctx);
+  assert.deepStrictEqual(plain.base.mix, pretrainMix.defaultParams);
+  const rich = parseSpec(yaml(", mix: { kinds: [point, letter] }"), "t.yaml", [], ctx);
+  assert.deepStrictEqual(rich.base.mix.kinds, ["point", "letter"]);
+  assert.equal(rich.base.mix.max_shapes, 3);
+  const data = buildPlan(rich).find((s) => s.id === "data:pretrain-mix:train:s0")!;
+  assert.deepStrictEqual(data.params.task_params, rich.base.mix);
+  // The Base's own params leave the mix to its data (an input).
+  const pretrain = buildPlan(rich).find((s) => s.id === "pretrain")!;
+  assert.equal((pretrain.params.base as Record<string, unknown>).mix, undefined);
+  assert.throws(
+    () => parseSpec(yaml(", mix: { kinds: [pointing] }"), "t.yaml", [], ctx),
+    /base\.mix\.kinds/,
+  );
+  assert.throws(
+    () => parseSpec(yaml(", mix: { shapes: 2 }"), "t.yaml", [], ctx),
+    /base\.mix\.shapes/,
+  );
 });

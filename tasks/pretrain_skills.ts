@@ -1,0 +1,272 @@
+/**
+ * The transferable question kinds of the pretraining mix (./pretrain_mix.ts), beyond its
+ * original four: pointing at a shape, counting the shapes of one colour, reading the
+ * letter in a square, whether a curve touches a square, and comparing two shapes'
+ * positions. Generic skills the tasks build on, never a task's data or prompt form.
+ *
+ * Each sample's map P is the pixels the answer depends on: the shape pointed at, the shapes
+ * counted (uniform when there are none), the square read, the curve asked about, or both
+ * shapes compared. The mix trains with NTP only; the maps keep its data like every task's.
+ */
+import type { RgbImage, Sample, TaskConfig } from "./task.ts";
+import type { Rng } from "../pipeline/rng.ts";
+import {
+  addNoise,
+  blankImage,
+  COLORS,
+  drawText,
+  fillRect,
+  flattenBezier,
+  FONT_CHARACTERS,
+  GLYPH_HEIGHT,
+  GLYPH_WIDTH,
+  LIGHT_BACKGROUND,
+  type Point,
+  polylineMask,
+  type Rgb,
+  strokePolyline,
+  targetFromMask,
+  uniformTarget,
+} from "./draw.ts";
+import { normaliseWhitespace } from "./common.ts";
+
+/** The kinds this module generates, in the order a mix lists them. */
+export const SKILL_KINDS = ["point", "count-color", "letter", "curve", "compare"] as const;
+export type SkillKind = typeof SKILL_KINDS[number];
+
+/** The letters a square may hold (the bitmap font's). */
+const LETTERS = FONT_CHARACTERS;
+
+/** Every word these kinds' prompts and answers use. */
+export const SKILL_WORDS: readonly string[] = [
+  "locate",
+  ",",
+  ...Array.from({ length: 101 }, (_, i) => String(i)),
+  "which",
+  "letter",
+  "in",
+  "square",
+  "does",
+  "curve",
+  "touch",
+  "of",
+  "above",
+  ...LETTERS,
+];
+
+/** A point answer is right when both coordinates are within this many percent of the centre. */
+export const POINT_TOLERANCE = 10;
+
+/** Smallest image whose quadrants hold a square with a readable letter. */
+export const LETTER_MIN_IMAGE_SIZE = 32;
+
+/** Most shapes in an image: one per quadrant. */
+const MAX_SHAPES = 4;
+const NOISE = 0.05;
+/** Ink of the letters: dark on every palette colour. */
+const INK: Rgb = [0.08, 0.08, 0.08];
+/** Tries to draw a curve that gives the wanted yes / no before taking what comes. */
+const CURVE_TRIES = 40;
+
+/** The mix's parameters these kinds read. */
+export interface SkillParams {
+  max_shapes: number;
+  colors: string[];
+}
+
+/** ./pretrain_mix.ts's shape drawer (passed in, so this module does not import the mix). */
+export type DrawShape = (
+  rng: Rng,
+  image: RgbImage,
+  quadrant: number,
+  color: string,
+  mask?: Uint8Array,
+) => { cx: number; cy: number };
+
+/** True when `prediction` is "X , Y" within POINT_TOLERANCE of the sample's point (percent). */
+export function pointScore(prediction: string, sample: Sample): boolean {
+  const match = /^(\d+) , (\d+)$/.exec(normaliseWhitespace(prediction));
+  const point = sample.meta.point as [number, number] | undefined;
+  if (!match || !point) return false;
+  return Math.abs(Number(match[1]) - point[0]) <= POINT_TOLERANCE &&
+    Math.abs(Number(match[2]) - point[1]) <= POINT_TOLERANCE;
+}
+
+/**
+ * True when the curve `points`, stroked `width` px wide, marks a pixel of `rect` (the pixels
+ * whose centre is within width / 2 of the curve, as it is drawn and as its map holds).
+ */
+export function curveTouchesRect(
+  points: readonly Point[],
+  width: number,
+  size: number,
+  rect: { x: number; y: number; w: number; h: number },
+): boolean {
+  const mask = polylineMask(size, points, width);
+  for (let y = rect.y; y < rect.y + rect.h; y++) {
+    for (let x = rect.x; x < rect.x + rect.w; x++) if (mask[y * size + x]) return true;
+  }
+  return false;
+}
+
+/** Percent of the image side, rounded to an integer in [0, 100]. */
+function percent(px: number, size: number): number {
+  return Math.min(100, Math.max(0, Math.round((100 * px) / size)));
+}
+
+/** One sample of a skill kind; all its randomness comes from `rng`. */
+export function skillSample(
+  rng: Rng,
+  config: TaskConfig,
+  params: SkillParams,
+  kind: SkillKind,
+  drawShape: DrawShape,
+): Sample {
+  const size = config.imageSize;
+  const image = blankImage(size, LIGHT_BACKGROUND);
+  const mask = new Uint8Array(size * size);
+  let prompt: string;
+  let answer: string;
+  const meta: Sample["meta"] = { difficulty: kind };
+  let uniform = false;
+  switch (kind) {
+    case "point": {
+      // Shapes of distinct colours; the answer is the asked shape's centre in percent.
+      const count = rng.int(1, params.max_shapes);
+      const quadrants = rng.sample(4, count);
+      const colors = rng.shuffle([...params.colors]).slice(0, count);
+      const asked = rng.int(0, count - 1);
+      let centre = { cx: 0, cy: 0 };
+      for (let s = 0; s < count; s++) {
+        const c = drawShape(rng, image, quadrants[s], colors[s], s === asked ? mask : undefined);
+        if (s === asked) centre = c;
+      }
+      const point: [number, number] = [(100 * centre.cx) / size, (100 * centre.cy) / size];
+      prompt = `locate the ${colors[asked]} shape ?`;
+      answer = `${percent(centre.cx, size)} , ${percent(centre.cy, size)}`;
+      Object.assign(meta, { color: colors[asked], point, shapes: count });
+      break;
+    }
+    case "count-color": {
+      // 1 to 4 shapes in two colours; the asked colour is one of them or (1 in 4) absent.
+      const count = rng.int(1, MAX_SHAPES);
+      const quadrants = rng.sample(4, count);
+      const palette = rng.shuffle([...params.colors]);
+      const colors = Array.from({ length: count }, () => palette[rng.int(0, 1)]);
+      const color = rng.next() < 0.25 ? palette[2] : palette[rng.int(0, 1)];
+      let n = 0;
+      for (let s = 0; s < count; s++) {
+        const relevant = colors[s] === color;
+        if (relevant) n++;
+        drawShape(rng, image, quadrants[s], colors[s], relevant ? mask : undefined);
+      }
+      prompt = `how many ${color} shapes ?`;
+      answer = String(n);
+      uniform = n === 0;
+      Object.assign(meta, { color, shapes: count });
+      break;
+    }
+    case "letter": {
+      // 2 to 4 squares of distinct colours, one per quadrant, each with a distinct letter.
+      const count = rng.int(2, MAX_SHAPES);
+      const quadrants = rng.sample(4, count);
+      const colors = rng.shuffle([...params.colors]).slice(0, count);
+      const letters = rng.shuffle([...LETTERS]).slice(0, count);
+      const asked = rng.int(0, count - 1);
+      const half = size / 2;
+      const scale = half >= 32 ? 2 : 1;
+      const lo = GLYPH_HEIGHT * scale + 4;
+      const hi = Math.max(lo, Math.floor(0.85 * half));
+      for (let s = 0; s < count; s++) {
+        const side = rng.int(lo, hi);
+        const left = (quadrants[s] % 2) * half;
+        const top = Math.floor(quadrants[s] / 2) * half;
+        const x = left + rng.int(1, Math.max(1, half - 1 - side));
+        const y = top + rng.int(1, Math.max(1, half - 1 - side));
+        fillRect(
+          image,
+          { x, y, w: side, h: side },
+          COLORS[colors[s]],
+          s === asked ? mask : undefined,
+        );
+        const lx = x + Math.floor((side - GLYPH_WIDTH * scale) / 2);
+        const ly = y + Math.floor((side - GLYPH_HEIGHT * scale) / 2);
+        drawText(image, letters[s], lx, ly, scale, INK);
+      }
+      prompt = `which letter is in the ${colors[asked]} square ?`;
+      answer = letters[asked];
+      Object.assign(meta, { color: colors[asked], squares: count });
+      break;
+    }
+    case "curve": {
+      // One square and two curves of distinct colours; does the asked curve touch it?
+      const palette = rng.shuffle([...params.colors]);
+      const squareColor = palette[0];
+      const curveColors = [palette[1], palette[2]];
+      const side = rng.int(Math.round(0.2 * size), Math.round(0.3 * size));
+      const square = { x: rng.int(0, size - side), y: rng.int(0, size - side), w: side, h: side };
+      const width = Math.max(1, Math.round(size / 32));
+      const asked = rng.int(0, 1);
+      const wanted = rng.next() < 0.5;
+      const touches = (points: Point[]) => curveTouchesRect(points, width, size, square);
+      const randomCurve = () =>
+        flattenBezier(
+          Array.from({ length: 3 }, (): Point => [rng.uniform(0, size), rng.uniform(0, size)]),
+        );
+      fillRect(image, square, COLORS[squareColor]);
+      let touch = false;
+      for (let c = 0; c < 2; c++) {
+        let points = randomCurve();
+        if (c === asked) {
+          for (let t = 1; t < CURVE_TRIES && touches(points) !== wanted; t++) {
+            points = randomCurve();
+          }
+          touch = touches(points);
+        }
+        strokePolyline(
+          image,
+          points,
+          width,
+          COLORS[curveColors[c]],
+          c === asked ? mask : undefined,
+        );
+      }
+      prompt = `does the ${curveColors[asked]} curve touch the square ?`;
+      answer = touch ? "yes" : "no";
+      Object.assign(meta, { color: curveColors[asked], square });
+      break;
+    }
+    case "compare": {
+      // Two shapes in quadrants that differ along the asked axis (so the answer is sure).
+      const relation = rng.next() < 0.5 ? "left of" : "above";
+      const count = rng.int(2, Math.max(2, params.max_shapes));
+      // a and b: a pair apart along the axis (left of: columns differ; above: rows differ).
+      const pairs = relation === "left of"
+        ? [[0, 1], [2, 3], [0, 3], [2, 1]]
+        : [[0, 2], [1, 3], [0, 3], [1, 2]];
+      const pair = rng.pick(pairs);
+      const [a, b] = rng.next() < 0.5 ? pair : [pair[1], pair[0]];
+      const others = [0, 1, 2, 3].filter((q) => q !== a && q !== b);
+      const quadrants = [a, b, ...rng.shuffle(others).slice(0, count - 2)];
+      const colors = rng.shuffle([...params.colors]).slice(0, count);
+      for (let s = 0; s < count; s++) {
+        drawShape(rng, image, quadrants[s], colors[s], s < 2 ? mask : undefined);
+      }
+      const yes = relation === "left of" ? a % 2 < b % 2 : Math.floor(a / 2) < Math.floor(b / 2);
+      prompt = `is the ${colors[0]} shape ${relation} the ${colors[1]} shape ?`;
+      answer = yes ? "yes" : "no";
+      Object.assign(meta, { relation, shapes: count });
+      break;
+    }
+  }
+  addNoise(image, rng, NOISE);
+  return {
+    image,
+    prompt,
+    answer,
+    target: uniform
+      ? uniformTarget(size, config.patchSize)
+      : targetFromMask(mask, size, config.patchSize),
+    meta,
+  };
+}
