@@ -5,22 +5,7 @@
  */
 
 import { pathOf } from "../paths.ts";
-import {
-  confusionCells,
-  floorCells,
-  NOT_RUN,
-  REACH_HEADERS,
-  reachCells,
-  setupLine,
-  STATS_HEADERS,
-  statsCells,
-  TABLE1_HEADERS,
-  table1Cells,
-  TABLE2_HEADERS,
-  table2Cells,
-  TABLE_HEADERS,
-  tableCells,
-} from "./cells.ts";
+import { confusionCells, NOT_RUN, setupLine } from "./cells.ts";
 import { STAND_IN_NOTE, TABLE1_NOTE, taskHeading } from "./markdown.ts";
 import { posterRow } from "./poster.ts";
 import type { ChartSection, ReportChart } from "./registry.ts";
@@ -33,6 +18,7 @@ import {
   table2Ours,
   verdictLines,
 } from "./summary.ts";
+import * as tables from "./tables.ts";
 import type { ReportInput, StageInfo } from "./types.ts";
 import { figureName } from "./render.ts";
 
@@ -174,7 +160,7 @@ const BOOT = `
 })();
 `;
 
-function htmlTable(headers: string[], rows: string[][], numericFrom = 1, cls = ""): string {
+function htmlTable({ headers, rows }: tables.TextTable, numericFrom = 1, cls = ""): string {
   const cellClass = (i: number) => (i >= numericFrom ? ' class="num"' : "");
   const head = headers.map((h, i) => `<th${cellClass(i)}>${escapeHtml(h)}</th>`).join("");
   const body = rows.map((r) =>
@@ -184,28 +170,26 @@ function htmlTable(headers: string[], rows: string[][], numericFrom = 1, cls = "
     `</thead>\n<tbody>\n${body}\n</tbody>\n</table></div>`;
 }
 
-/** Where the poster's columns of Table 1 begin. */
-const POSTER_FROM = TABLE1_HEADERS.indexOf("Base (poster)");
-
 /** Table 1 with grouped headers: ours (floor, arms, gain, controls) and the poster's. */
 function table1Html(rows: Table1Row[]): string {
-  const sub = TABLE1_HEADERS.slice(1).map((h) => h.replace(/ \((ours|poster)\)$/, ""))
+  const { headers, rows: cellRows } = tables.table1(rows);
+  // Where the poster's columns begin.
+  const posterFrom = headers.indexOf("Base (poster)");
+  const sub = headers.slice(1).map((h) => h.replace(/ \((ours|poster)\)$/, ""))
     .map((h) => h.replace(" (ours, paired t)", " (paired t)"));
   const head = `<tr><th rowspan="2">Task</th>` +
-    `<th class="group" colspan="${POSTER_FROM - 1}">Ours: tiny VLM, mean ± 95% CI (n seeds)` +
+    `<th class="group" colspan="${posterFrom - 1}">Ours: tiny VLM, mean ± 95% CI (n seeds)` +
     "</th>" +
-    `<th class="group" colspan="${
-      TABLE1_HEADERS.length - POSTER_FROM
-    }">Poster: Qwen 2.5-VL</th></tr>\n<tr>` +
+    `<th class="group" colspan="${headers.length - posterFrom}">Poster: Qwen 2.5-VL</th></tr>\n` +
+    "<tr>" +
     sub.map((h, i) =>
-      `<th class="num${i === 0 || i + 1 === POSTER_FROM ? " split" : ""}">${escapeHtml(h)}</th>`
+      `<th class="num${i === 0 || i + 1 === posterFrom ? " split" : ""}">${escapeHtml(h)}</th>`
     ).join("") + "</tr>";
-  const body = rows.map((row) => {
-    const cells = table1Cells(row);
-    return `<tr data-task="${escapeHtml(row.task)}">` + cells.map((c, i) => {
+  const body = cellRows.map((cells, r) => {
+    return `<tr data-task="${escapeHtml(rows[r].task)}">` + cells.map((c, i) => {
       const classes = [
         i > 0 ? "num" : "",
-        i === 1 || i === POSTER_FROM ? "split" : "",
+        i === 1 || i === posterFrom ? "split" : "",
         c === NOT_RUN ? "notrun" : "",
       ].filter(Boolean).join(" ");
       return `<td${classes ? ` class="${classes}"` : ""}>${escapeHtml(c)}</td>`;
@@ -216,8 +200,8 @@ function table1Html(rows: Table1Row[]): string {
 }
 
 function table2Html(ours: Table2Ours): string {
-  const rows = table2Cells(ours);
-  const head = TABLE2_HEADERS.map((h, i) =>
+  const { headers, rows } = tables.table2(ours);
+  const head = headers.map((h, i) =>
     `<th${i > 0 && i < 3 ? ' class="num"' : ""}>${escapeHtml(h)}</th>`
   ).join("");
   const body = rows.map((r, row) =>
@@ -299,10 +283,9 @@ export function renderHtml(
   ];
   for (const s of summaries) {
     const poster = posterRow(s.task);
-    const floor = floorCells(s.floor);
     results.push(
       `<h3>Every arm: ${escapeHtml(taskHeading(s))}</h3>`,
-      htmlTable(TABLE_HEADERS, [...(floor ? [floor] : []), ...s.arms.map(tableCells)]),
+      htmlTable(tables.arms(s)),
     );
     if (!poster) results.push('<p class="note">The poster has no number for this task.</p>');
     if (s.standIn) results.push(`<p class="note">${escapeHtml(STAND_IN_NOTE)}</p>`);
@@ -314,7 +297,7 @@ export function renderHtml(
     if (s.comparisons.length > 0) {
       results.push(
         `<h4>Statistics: ${escapeHtml(s.label)}</h4>`,
-        htmlTable(STATS_HEADERS, s.comparisons.map(statsCells), 1, "compact stats"),
+        htmlTable(tables.stats(s), 1, "compact stats"),
         '<p class="note">Holm: one family of every comparison in this report (paired ' +
           "t-test p over seeds). Bootstrap: 2000 resamples of seeds, then of test items " +
           "within each seed, the same draws for both arms. McNemar: exact, on the test " +
@@ -328,7 +311,7 @@ export function renderHtml(
         ...s.confusion.map((c) => {
           const t = confusionCells(spec, c);
           return `<div><p class="note">${escapeHtml(t.title)}</p>${
-            htmlTable(t.headers, t.rows, 1, "compact confusion")
+            htmlTable(t, 1, "compact confusion")
           }</div>`;
         }),
         "</div>",
@@ -348,7 +331,7 @@ export function renderHtml(
   if (learning) {
     training.push(
       "<h3>Sample efficiency: fine-tuning steps to reach an accuracy</h3>",
-      htmlTable(REACH_HEADERS, reachCells(learning), 1, "compact"),
+      htmlTable(tables.reach(learning), 1, "compact"),
       `<p class="note">${
         learning.thresholds.map((t) => escapeHtml(`${t.value.toFixed(1)}%: ${t.why}.`)).join(" ")
       } Steps are the first validation point at or above the threshold; "not reached" means ` +
@@ -369,14 +352,16 @@ export function renderHtml(
   ];
   if (input.stages.length > 0) {
     runInfo.push(htmlTable(
-      ["Stage", "Key", "Status", "Seconds", "Samples/s"],
-      input.stages.map((st) => [
-        st.stage,
-        st.key.slice(0, 12),
-        st.status,
-        st.seconds.toFixed(1),
-        st.samplesPerSecond === undefined ? "–" : st.samplesPerSecond.toFixed(1),
-      ]),
+      {
+        headers: ["Stage", "Key", "Status", "Seconds", "Samples/s"],
+        rows: input.stages.map((st) => [
+          st.stage,
+          st.key.slice(0, 12),
+          st.status,
+          st.seconds.toFixed(1),
+          st.samplesPerSecond === undefined ? "–" : st.samplesPerSecond.toFixed(1),
+        ]),
+      },
       3,
       "compact",
     ));

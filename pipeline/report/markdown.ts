@@ -4,22 +4,10 @@
  * the verdicts, and the steps each arm needed to reach the stated accuracies).
  */
 
-import {
-  floorCells,
-  REACH_HEADERS,
-  reachCells,
-  setupLine,
-  STATS_HEADERS,
-  statsCells,
-  TABLE1_HEADERS,
-  table1Cells,
-  TABLE2_HEADERS,
-  table2Cells,
-  TABLE_HEADERS,
-  tableCells,
-} from "./cells.ts";
+import { setupLine } from "./cells.ts";
 import { posterRow } from "./poster.ts";
 import { learningSummary, summarize, table1, table2Ours, type TaskSummary } from "./summary.ts";
+import * as tables from "./tables.ts";
 import type { ReportInput } from "./types.ts";
 
 /**
@@ -52,7 +40,7 @@ export function markdownTable(headers: string[], rows: string[][], numericFrom =
 }
 
 /** markdownTable for text from a spec: every cell through markdownText first. */
-function safeTable(headers: string[], rows: string[][]): string[] {
+function safeTable({ headers, rows }: tables.TextTable): string[] {
   return markdownTable(headers.map(markdownText), rows.map((r) => r.map(markdownText)));
 }
 
@@ -92,32 +80,27 @@ export function renderTableMarkdown(input: ReportInput): string {
   lines.push(
     "## Table 1: grounding accuracy %, ours beside the poster's (Qwen 2.5-VL)",
     "",
-    ...safeTable(TABLE1_HEADERS, rows1.map(table1Cells)),
+    ...safeTable(tables.table1(rows1)),
     "",
     markdownText(TABLE1_NOTE),
     "",
     "## Table 2: Line Intersection and Line Tracing, accuracy %",
     "",
-    ...safeTable(TABLE2_HEADERS, table2Cells(table2Ours(rows1))),
+    ...safeTable(tables.table2(table2Ours(rows1))),
     "",
     "Every row but ours is quoted from the poster: reported in the paper, not run here.",
     "",
   );
   for (const s of summaries) {
     const poster = posterRow(s.task);
-    const floor = floorCells(s.floor);
-    lines.push(`## ${markdownText(taskHeading(s))}`, "");
-    lines.push(
-      ...safeTable(TABLE_HEADERS, [...(floor ? [floor] : []), ...s.arms.map(tableCells)]),
-      "",
-    );
+    lines.push(`## ${markdownText(taskHeading(s))}`, "", ...safeTable(tables.arms(s)), "");
     if (!poster) lines.push("The poster has no number for this task.", "");
     if (s.standIn) lines.push(STAND_IN_NOTE, "");
     for (const c of s.comparisons) lines.push(markdownText(c.text), "");
     if (s.comparisons.length === 0 && s.note) lines.push(markdownText(s.note), "");
     if (s.attentionLine) lines.push(markdownText(s.attentionLine), "");
     if (s.comparisons.length > 0) {
-      lines.push(...safeTable(STATS_HEADERS, s.comparisons.map(statsCells)), "");
+      lines.push(...safeTable(tables.stats(s)), "");
     }
   }
   const learning = learningSummary(input);
@@ -125,7 +108,7 @@ export function renderTableMarkdown(input: ReportInput): string {
     lines.push(
       "## Sample efficiency: fine-tuning steps to reach an accuracy",
       "",
-      ...safeTable(REACH_HEADERS, reachCells(learning)),
+      ...safeTable(tables.reach(learning)),
       "",
       ...learning.thresholds.map((t) => markdownText(`${t.value.toFixed(1)}%: ${t.why}.`)),
       "",

@@ -15,6 +15,7 @@
  *                      Tables 1 and 2, learning, sweeps
  *   items.ts           statistics on test items: bootstraps, McNemar per seed, confusion
  *   cells.ts           the text of table cells shared by table.md, index.html, results.json
+ *   tables.ts          the tables of table.md and index.html: header row and rows, as text
  *   markdown.ts        the one markdown table writer, and the report's table.md
  *   palette.ts         arm colours; vega_config.ts: the Vega-Lite schema and look
  *   charts/*.ts        chart builders, one file per family
@@ -36,12 +37,8 @@ export {
   formatFloor,
   NOT_RUN,
   setupLine,
-  STATS_HEADERS,
-  statsCells,
   TABLE1_HEADERS,
   table1Cells,
-  TABLE2_HEADERS,
-  table2Cells,
 } from "./cells.ts";
 export { CSS, escapeHtml, inlineScriptSource, jsonForScript, renderHtml } from "./html.ts";
 export { markdownCell, markdownTable, markdownText, renderTableMarkdown } from "./markdown.ts";
@@ -80,6 +77,7 @@ export {
   type SeedMcNemar,
 } from "./items.ts";
 export { resultsJson } from "./results.ts";
+export * as tables from "./tables.ts";
 export {
   type AccuracyThreshold,
   type ArmSummary,

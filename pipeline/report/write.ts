@@ -4,6 +4,7 @@
  * every report.
  */
 
+import { replaceFolderAtomic, writeFileAtomic } from "../atomic.ts";
 import { loadBundles, renderHtml } from "./html.ts";
 import { renderTableMarkdown } from "./markdown.ts";
 import { reportCharts } from "./registry.ts";
@@ -14,8 +15,8 @@ import type { ReportInput } from "./types.ts";
 
 /**
  * Write index.html, results.json, table.md and figures/<chart>.{svg,png} into `dir`
- * (creating it). Writes to a temp dir next to `dir` and renames into place, so a crash never
- * leaves a half-written report.
+ * (creating it), replacing the folder in one step (../atomic.ts), so a crash never leaves a
+ * half-written report.
  */
 export async function writeReport(dir: string, input: ReportInput): Promise<void> {
   const bundles = await loadBundles();
@@ -26,15 +27,10 @@ export async function writeReport(dir: string, input: ReportInput): Promise<void
     raw[key] = await renderChartSvg(spec);
     svgs[key] = prefixSvgIds(raw[key], `chart${i}-`);
   }
+  // A trailing slash would put the temporary sibling inside the folder it replaces.
   const target = dir.replace(/[\\/]+$/, "");
-  const slash = Math.max(target.lastIndexOf("/"), target.lastIndexOf("\\"));
-  const parent = slash >= 0 ? target.slice(0, slash) || "/" : ".";
-  await Deno.mkdir(parent, { recursive: true });
-  const suffix = `${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
-  const temp = `${target}.tmp-${suffix}`;
-  const old = `${target}.old-${suffix}`;
-  await Deno.mkdir(`${temp}/figures`, { recursive: true });
-  try {
+  await replaceFolderAtomic(target, async (temp) => {
+    await Deno.mkdir(`${temp}/figures`);
     await Deno.writeTextFile(`${temp}/results.json`, resultsJson(input));
     await Deno.writeTextFile(`${temp}/table.md`, renderTableMarkdown(input));
     await Deno.writeTextFile(`${temp}/index.html`, renderHtml(input, charts, svgs, bundles));
@@ -43,31 +39,12 @@ export async function writeReport(dir: string, input: ReportInput): Promise<void
       await Deno.writeTextFile(`${temp}/figures/${name}.svg`, svg);
       await Deno.writeFile(`${temp}/figures/${name}.png`, await svgToPng(svg));
     }
-    let hadOld = false;
-    try {
-      await Deno.rename(target, old);
-      hadOld = true;
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
-    try {
-      await Deno.rename(temp, target);
-    } catch (error) {
-      if (hadOld) await Deno.rename(old, target);
-      throw error;
-    }
-    if (hadOld) await Deno.remove(old, { recursive: true });
-  } catch (error) {
-    await Deno.remove(temp, { recursive: true }).catch(() => {});
-    throw error;
-  }
+  });
 }
 
 /** Write `<reportsDir>/index.html` from the reports there (atomic replace). */
 export async function writeReportsIndex(reportsDir: string): Promise<void> {
   await Deno.mkdir(reportsDir, { recursive: true });
   const html = renderReportsIndex(await readReportEntries(reportsDir));
-  const temp = `${reportsDir}/.index-${crypto.randomUUID().slice(0, 8)}.html`;
-  await Deno.writeTextFile(temp, html);
-  await Deno.rename(temp, `${reportsDir}/index.html`);
+  await writeFileAtomic(`${reportsDir}/index.html`, html);
 }

@@ -1,0 +1,52 @@
+/**
+ * The report's tables as text, each its header row and body rows, so that table.md
+ * (./markdown.ts) and index.html (./html.ts) show the same tables; the cells come from
+ * ./cells.ts.
+ */
+
+import {
+  floorCells,
+  REACH_HEADERS,
+  reachCells,
+  STATS_HEADERS,
+  statsCells,
+  TABLE1_HEADERS,
+  table1Cells,
+  TABLE2_HEADERS,
+  table2Cells,
+  TABLE_HEADERS,
+  tableCells,
+} from "./cells.ts";
+import type { LearningSummary, Table1Row, Table2Ours, TaskSummary } from "./summary.ts";
+
+/** A table as text: its header row and its body rows. */
+export interface TextTable {
+  headers: string[];
+  rows: string[][];
+}
+
+/** Table 1: a row per task. */
+export function table1(rows: Table1Row[]): TextTable {
+  return { headers: TABLE1_HEADERS, rows: rows.map(table1Cells) };
+}
+
+/** Table 2: ours, then the poster's quoted rows. */
+export function table2(ours: Table2Ours): TextTable {
+  return { headers: TABLE2_HEADERS, rows: table2Cells(ours) };
+}
+
+/** One task's table of every arm, under the fixed-answer floor's row when it has one. */
+export function arms(s: TaskSummary): TextTable {
+  const floor = floorCells(s.floor);
+  return { headers: TABLE_HEADERS, rows: [...(floor ? [floor] : []), ...s.arms.map(tableCells)] };
+}
+
+/** One task's statistics: a row per comparison. */
+export function stats(s: TaskSummary): TextTable {
+  return { headers: STATS_HEADERS, rows: s.comparisons.map(statsCells) };
+}
+
+/** Sample efficiency: the steps each arm needed to reach each accuracy. */
+export function reach(summary: LearningSummary): TextTable {
+  return { headers: REACH_HEADERS, rows: reachCells(summary) };
+}
