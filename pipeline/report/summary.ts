@@ -65,6 +65,18 @@ export function round4(v: number): number {
   return Math.round(v * 1e4) / 1e4;
 }
 
+/** `items` in groups of equal `keyOf` (compared as JSON), in the order of each group's first. */
+export function groupBy<T>(items: Iterable<T>, keyOf: (item: T) => unknown): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const id = JSON.stringify(keyOf(item));
+    const group = groups.get(id);
+    if (group) group.push(item);
+    else groups.set(id, [item]);
+  }
+  return [...groups.values()];
+}
+
 /** One arm of one task, summarised over seeds. */
 export interface ArmSummary {
   arm: string;
@@ -270,18 +282,9 @@ function compareArms(
 ): RawComparison {
   const seeds = [...klal.accuracyBySeed.keys()].filter((s) => other.accuracyBySeed.has(s))
     .sort((a, b) => a - b);
+  const pair = { task, kind, klal, other, seeds };
   if (seeds.length === 0) {
-    return {
-      task,
-      kind,
-      klal,
-      other,
-      seeds,
-      meanDiff: NaN,
-      p: undefined,
-      bootstrap: undefined,
-      mcnemar: [],
-    };
+    return { ...pair, meanDiff: NaN, p: undefined, bootstrap: undefined, mcnemar: [] };
   }
   const test = pairedTTest(
     seeds.map((s) => klal.accuracyBySeed.get(s)!),
@@ -290,11 +293,7 @@ function compareArms(
   const a = itemsOf(input, task, klal.arm);
   const b = itemsOf(input, task, other.arm);
   return {
-    task,
-    kind,
-    klal,
-    other,
-    seeds,
+    ...pair,
     meanDiff: test.meanDiff,
     p: test.p,
     bootstrap: pairedBootstrap(a, b, seeds),
@@ -319,15 +318,27 @@ function bootstrapSentence(c: RawComparison): string | undefined {
   } points.`;
 }
 
+/**
+ * What a verdict is written from: the comparison, its Holm-adjusted p and the size of the
+ * Holm family, the task's floor, and whether arms go by their names (a column has several).
+ */
+interface VerdictInput {
+  c: RawComparison;
+  pHolm: number | undefined;
+  family: number;
+  floor: TaskFloor | undefined;
+  named: boolean;
+}
+
+/** "KLAL+NTP", or "KLAL+NTP (arm)" where arms go by their names. */
+function klalNameOf({ c, named }: VerdictInput): string {
+  return named ? `KLAL+NTP (${c.klal.arm})` : "KLAL+NTP";
+}
+
 /** The verdict of KLAL+NTP vs NTP, stated against the larger of the floor and NTP. */
-function ntpVerdict(
-  c: RawComparison,
-  pHolm: number | undefined,
-  family: number,
-  floor: TaskFloor | undefined,
-  named: boolean,
-): string {
-  const klalName = named ? `KLAL+NTP (${c.klal.arm})` : "KLAL+NTP";
+function ntpVerdict(v: VerdictInput): string {
+  const { c, pHolm, family, floor, named } = v;
+  const klalName = klalNameOf(v);
   const ntpName = named ? `NTP (${c.other.arm})` : "NTP";
   if (c.seeds.length === 0) {
     return `${klalName} vs ${ntpName}: no seed has accuracy for both arms, so there is nothing ` +
@@ -353,15 +364,9 @@ function ntpVerdict(
  * or only the extra signal. Read from the paired bootstrap (seeds and items) when there are
  * item outcomes, else from the Holm-adjusted t-test.
  */
-function controlVerdict(
-  c: RawComparison,
-  pHolm: number | undefined,
-  family: number,
-  floor: TaskFloor | undefined,
-  named: boolean,
-): string {
-  const klalName = named ? `KLAL+NTP (${c.klal.arm})` : "KLAL+NTP";
-  const who = `${klalName} vs ${controlName(c.other.control ?? "")} (${c.other.arm})`;
+function controlVerdict(v: VerdictInput): string {
+  const { c, pHolm, family, floor } = v;
+  const who = `${klalNameOf(v)} vs ${controlName(c.other.control ?? "")} (${c.other.arm})`;
   if (c.seeds.length === 0) {
     return `${who}: no seed has accuracy for both arms, so there is nothing to compare.`;
   }
@@ -500,9 +505,8 @@ export function summarize(input: ReportInput): TaskSummary[] {
     ...rest,
     comparisons: raw.map((c) => {
       const pHolm = adjusted[at++];
-      const text = c.kind === "ntp"
-        ? ntpVerdict(c, pHolm, family, rest.floor, named)
-        : controlVerdict(c, pHolm, family, rest.floor, named);
+      const v = { c, pHolm, family, floor: rest.floor, named };
+      const text = c.kind === "ntp" ? ntpVerdict(v) : controlVerdict(v);
       return { ...c, pHolm, family, text };
     }),
   }));
@@ -768,13 +772,8 @@ export function sweeps(spec: Spec): { lambda: string[][]; layers: string[][] } {
   );
   const ntp = Object.entries(spec.arms).find(([, a]) => a.finetune && a.lambda === 0)?.[0];
   const group = (keyOf: (a: ArmSpec) => string, valueOf: (a: ArmSpec) => string) => {
-    const groups = new Map<string, [string, ArmSpec][]>();
-    for (const entry of klal) {
-      const key = keyOf(entry[1]);
-      if (!groups.has(key)) groups.set(key, []);
-      groups.get(key)!.push(entry);
-    }
-    return [...groups.values()].filter((g) => new Set(g.map(([, a]) => valueOf(a))).size > 1);
+    return groupBy(klal, (entry) => keyOf(entry[1]))
+      .filter((g) => new Set(g.map(([, a]) => valueOf(a))).size > 1);
   };
   const layersOf = (a: ArmSpec) => JSON.stringify(supervisedLayers(spec, a));
   const lambda = group(layersOf, (a) => String(a.lambda)).map((g) => [

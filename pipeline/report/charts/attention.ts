@@ -6,8 +6,8 @@
 import { mean } from "../../stats.ts";
 import { armPalette, type Palette, paletteFor } from "../palette.ts";
 import { armLabel } from "../poster.ts";
-import { round4, type TaskSummary } from "../summary.ts";
-import type { HeadRow, ReportInput } from "../types.ts";
+import { groupBy, round4, type TaskSummary } from "../summary.ts";
+import type { ReportInput } from "../types.ts";
 
 /** Metrics that hold one layer's target attention ratio. */
 const PER_LAYER_RATIO = /^target_attention_ratio@L(\d+)$/;
@@ -33,13 +33,7 @@ export function layerAttentionChart(
     });
   }
   if (perSeed.length === 0) return undefined;
-  const groups = new Map<string, typeof perSeed>();
-  for (const d of perSeed) {
-    const id = JSON.stringify([d.label, d.index]);
-    if (!groups.has(id)) groups.set(id, []);
-    groups.get(id)!.push(d);
-  }
-  const means = [...groups.values()].map((g) => ({
+  const means = groupBy(perSeed, (d) => [d.label, d.index]).map((g) => ({
     label: g[0].label,
     layer: g[0].layer,
     index: g[0].index,
@@ -118,13 +112,7 @@ export function layerAttentionChart(
 export function headsChart(input: ReportInput) {
   const rows = input.heads ?? [];
   if (rows.length === 0) return undefined;
-  const groups = new Map<string, HeadRow[]>();
-  for (const row of rows) {
-    const id = JSON.stringify([row.arm, row.layer, row.head]);
-    if (!groups.has(id)) groups.set(id, []);
-    groups.get(id)!.push(row);
-  }
-  const values = [...groups.values()].map((g) => ({
+  const values = groupBy(rows, (row) => [row.arm, row.layer, row.head]).map((g) => ({
     label: armLabel(input.spec, g[0].arm),
     layer: `L${g[0].layer}`,
     head: `H${g[0].head}`,

@@ -141,42 +141,32 @@ export function explorerChart(input: ReportInput) {
   const defaultModel =
     models[sets.findIndex((s) => paperColumn(input.spec, s.arm) === "KLAL+NTP")] ??
       models[0];
+  // A drop-down: the signal `name` starts at `value`; `label` names it on the page.
+  const select = (
+    name: string,
+    value: string,
+    options: string[],
+    labels: string[],
+    label: string,
+  ) => ({
+    name,
+    value,
+    bind: { input: "select", options, labels, name: label },
+  });
+  // Layer or head by index, or `all` of them averaged ("mean over layers").
+  const byIndex = (what: "layer" | "head", all: string, count: number) =>
+    select(
+      `explore_${what}`,
+      all,
+      [all, ...range(count)],
+      [`mean over ${what}s`, ...range(count).map((i) => `${what} ${i}`)],
+      `${what} `,
+    );
   const params = [
-    {
-      name: "explore_sample",
-      value: String(samples[0]),
-      bind: {
-        input: "select",
-        options: samples.map(String),
-        labels: sampleLabels,
-        name: "sample ",
-      },
-    },
-    {
-      name: "explore_model",
-      value: defaultModel,
-      bind: { input: "select", options: models, labels: modelLabels, name: "model " },
-    },
-    {
-      name: "explore_layer",
-      value: "all",
-      bind: {
-        input: "select",
-        options: ["all", ...range(layerCount)],
-        labels: ["mean over layers", ...range(layerCount).map((l) => `layer ${l}`)],
-        name: "layer ",
-      },
-    },
-    {
-      name: "explore_head",
-      value: "mean",
-      bind: {
-        input: "select",
-        options: ["mean", ...range(headCount)],
-        labels: ["mean over heads", ...range(headCount).map((h) => `head ${h}`)],
-        name: "head ",
-      },
-    },
+    select("explore_sample", String(samples[0]), samples.map(String), sampleLabels, "sample "),
+    select("explore_model", defaultModel, models, modelLabels, "model "),
+    byIndex("layer", "all", layerCount),
+    byIndex("head", "mean", headCount),
     {
       name: "explore_scaled",
       value: false,

@@ -6,7 +6,7 @@
 import { mean } from "../../stats.ts";
 import { type Palette, paletteFor } from "../palette.ts";
 import { armLabel } from "../poster.ts";
-import { debiasedEma, type LearningSummary } from "../summary.ts";
+import { debiasedEma, groupBy, type LearningSummary } from "../summary.ts";
 import type { CurvePoint, ReportInput } from "../types.ts";
 
 /** Training loss per part, raw and smoothed, one line per arm and seed; undefined without curves. */
@@ -98,13 +98,7 @@ export function learningChart(
     accuracy: p.accuracy,
     attention: p.targetAttention,
   }));
-  const groups = new Map<string, typeof seeds>();
-  for (const p of seeds) {
-    const id = JSON.stringify([p.label, p.step]);
-    if (!groups.has(id)) groups.set(id, []);
-    groups.get(id)!.push(p);
-  }
-  const means = [...groups.values()].map((g) => ({
+  const means = groupBy(seeds, (p) => [p.label, p.step]).map((g) => ({
     label: g[0].label,
     step: g[0].step,
     accuracy: mean(g.map((p) => p.accuracy)),

@@ -74,56 +74,70 @@ function probeArm(results: ExperimentResults, arm: string): ProbeArm | null {
   return { arm, accuracy: rec.accuracy, ratio: rec.ratio, curve };
 }
 
+/**
+ * An investigation run as a sweep (one report per point), read from its reports (each added
+ * to `used`): its experiment, the training steps and test seed its points share (the first
+ * point's), and its results by task, gathered by `byTask`.
+ */
+async function sweepInvestigation<T>(
+  reportsDir: string,
+  experiment: string,
+  used: ExperimentResults[],
+  byTask: (reports: ExperimentResults[]) => T,
+) {
+  const reports = await sweepReports(reportsDir, experiment);
+  used.push(...reports);
+  const spec = reports[0].spec;
+  return {
+    experiment,
+    steps: spec.train.steps,
+    testSeed: spec.task.test_seed,
+    tasks: byTask(reports),
+  };
+}
+
+/** The longer-training investigation: its NTP and KLAL+NTP arms, by task. */
+function longTasks(reports: ExperimentResults[]): NonNullable<Investigation["long"]>["tasks"] {
+  const tasks: NonNullable<Investigation["long"]>["tasks"] = {};
+  for (const r of reports) {
+    const cols = columnArms(r.spec);
+    tasks[tasksOf(r)[0]] = {
+      ntp: cols.ntp ? probeArm(r, cols.ntp) : null,
+      klal: cols.klal ? probeArm(r, cols.klal) : null,
+    };
+  }
+  return tasks;
+}
+
+/** The sharpness investigation: its KLAL+NTP arm at each task.params.sigma, by task. */
+function sigmaTasks(reports: ExperimentResults[]): NonNullable<Investigation["sigma"]>["tasks"] {
+  const tasks: NonNullable<Investigation["sigma"]>["tasks"] = {};
+  for (const r of reports) {
+    const task = tasksOf(r)[0];
+    const value = Number((r.spec.task.params as Record<string, unknown> | undefined)?.sigma);
+    const klal = columnArms(r.spec).klal;
+    const arm = klal ? probeArm(r, klal) : null;
+    if (!arm || !Number.isFinite(value)) continue;
+    tasks[task] ??= { values: [], points: {} };
+    tasks[task].points[String(value)] = arm;
+    tasks[task].values.push(value);
+  }
+  for (const t of Object.values(tasks)) t.values.sort((a, b) => a - b);
+  return tasks;
+}
+
 async function collectInvestigation(
   reportsDir: string,
   sources: PaperSources,
   cache: Cache | undefined,
 ): Promise<{ investigation: Investigation; used: ExperimentResults[] }> {
   const used: ExperimentResults[] = [];
-  let long: Investigation["long"] = null;
-  if (sources.long) {
-    const reports = await sweepReports(reportsDir, sources.long);
-    used.push(...reports);
-    const tasks: NonNullable<Investigation["long"]>["tasks"] = {};
-    for (const r of reports) {
-      const cols = columnArms(r.spec);
-      tasks[tasksOf(r)[0]] = {
-        ntp: cols.ntp ? probeArm(r, cols.ntp) : null,
-        klal: cols.klal ? probeArm(r, cols.klal) : null,
-      };
-    }
-    const spec = reports[0].spec;
-    long = {
-      experiment: sources.long,
-      steps: spec.train.steps,
-      testSeed: spec.task.test_seed,
-      tasks,
-    };
-  }
-  let sigma: Investigation["sigma"] = null;
-  if (sources.sigma) {
-    const reports = await sweepReports(reportsDir, sources.sigma);
-    used.push(...reports);
-    const tasks: NonNullable<Investigation["sigma"]>["tasks"] = {};
-    for (const r of reports) {
-      const task = tasksOf(r)[0];
-      const value = Number((r.spec.task.params as Record<string, unknown> | undefined)?.sigma);
-      const klal = columnArms(r.spec).klal;
-      const arm = klal ? probeArm(r, klal) : null;
-      if (!arm || !Number.isFinite(value)) continue;
-      tasks[task] ??= { values: [], points: {} };
-      tasks[task].points[String(value)] = arm;
-      tasks[task].values.push(value);
-    }
-    for (const t of Object.values(tasks)) t.values.sort((a, b) => a - b);
-    const spec = reports[0].spec;
-    sigma = {
-      experiment: sources.sigma,
-      steps: spec.train.steps,
-      testSeed: spec.task.test_seed,
-      tasks,
-    };
-  }
+  const long = sources.long
+    ? await sweepInvestigation(reportsDir, sources.long, used, longTasks)
+    : null;
+  const sigma = sources.sigma
+    ? await sweepInvestigation(reportsDir, sources.sigma, used, sigmaTasks)
+    : null;
   let confirm: Investigation["confirm"] = null;
   if (sources.confirm) {
     const r = await readResults(reportsDir, sources.confirm);

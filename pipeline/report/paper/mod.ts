@@ -18,14 +18,5 @@ export {
 } from "./collect.ts";
 export { PAPER_CHARTS, type PaperChartEntry, paperCharts, renderPaperTable } from "./render.ts";
 export { fillTemplate, formatValue, lookup, strayNumbers } from "./template.ts";
-export type {
-  ArmRecord,
-  Investigation,
-  PaperRecord,
-  PaperSources,
-  ProbeArm,
-  SeedStats,
-  SourceRecord,
-  Table1Record,
-} from "./types.ts";
+export type * from "./types.ts";
 export { collectPaperRecord, rebuildPaper, recordJson } from "./write.ts";

@@ -284,49 +284,65 @@ function table1Chart(tasks: string[], table1: Record<string, Table1Record>, step
     ...posterRows.map((r) => ({ ...r, kind: "poster" })),
   ];
   const only = (kind: string) => [{ filter: `datum.kind === '${kind}'` }];
-  return {
-    title: {
+  return perTaskChart(
+    {
       text:
         `Table 1 (${steps} fine-tuning steps): held-out accuracy %, ours (bars: mean, whiskers: 95% CI, dots: seeds)`,
       subtitle: "black ticks: the poster's Qwen 2.5-VL numbers (quoted, not run here)",
     },
-    data: { values: table1Rows },
-    facet: { column: { field: "task", type: "nominal", sort: labels, title: null } },
-    spec: {
-      width: 110,
-      height: 200,
-      layer: [
-        {
-          transform: only("mean"),
-          mark: "bar",
-          encoding: {
-            x,
-            y: {
-              field: "accuracy",
-              type: "quantitative",
-              scale: { domain: [0, 100] },
-              title: "accuracy %",
-            },
-            color: colour,
+    table1Rows,
+    labels,
+    200,
+    [
+      {
+        transform: only("mean"),
+        mark: "bar",
+        encoding: {
+          x,
+          y: {
+            field: "accuracy",
+            type: "quantitative",
+            scale: { domain: [0, 100] },
+            title: "accuracy %",
           },
+          color: colour,
         },
-        {
-          transform: only("mean"),
-          mark: "rule",
-          encoding: { x, y: { field: "low", type: "quantitative" }, y2: { field: "high" } },
-        },
-        {
-          transform: only("seed"),
-          mark: { type: "circle", size: 22, color: "black", opacity: 0.6 },
-          encoding: { x, y: { field: "accuracy", type: "quantitative" } },
-        },
-        {
-          transform: only("poster"),
-          mark: { type: "tick", color: "black", thickness: 2 },
-          encoding: { x, y: { field: "accuracy", type: "quantitative" } },
-        },
-      ],
-    },
+      },
+      {
+        transform: only("mean"),
+        mark: "rule",
+        encoding: { x, y: { field: "low", type: "quantitative" }, y2: { field: "high" } },
+      },
+      {
+        transform: only("seed"),
+        mark: { type: "circle", size: 22, color: "black", opacity: 0.6 },
+        encoding: { x, y: { field: "accuracy", type: "quantitative" } },
+      },
+      {
+        transform: only("poster"),
+        mark: { type: "tick", color: "black", thickness: 2 },
+        encoding: { x, y: { field: "accuracy", type: "quantitative" } },
+      },
+    ],
+  );
+}
+
+/**
+ * A chart of one narrow column per task (in the order of their `labels`), each drawing
+ * `layer` over `values`.
+ */
+function perTaskChart(
+  title: { text: string; subtitle: string },
+  values: object[],
+  labels: string[],
+  height: number,
+  layer: object[],
+) {
+  return {
+    title,
+    data: { values },
+    facet: { column: { field: "task", type: "nominal", sort: labels, title: null } },
+    spec: { width: 110, height, layer },
   };
 }
 
@@ -336,32 +352,29 @@ function attentionChart(record: PaperRecord) {
   const labels = record.tasks.map((t) => record.table1[t].label);
   const x = ARM_X;
   const colour = ARM_COLOUR;
-  return {
-    title: {
+  return perTaskChart(
+    {
       text: "Attention mass on the ground-truth patches, relative to uniform (1 = chance)",
       subtitle: "mean over seeds and layers of the answer-predicting positions, held-out test set",
     },
-    data: { values: armRows },
-    facet: { column: { field: "task", type: "nominal", sort: labels, title: null } },
-    spec: {
-      width: 110,
-      height: 180,
-      layer: [
-        {
-          mark: "bar",
-          encoding: {
-            x,
-            y: { field: "ratio", type: "quantitative", title: "target attention ratio" },
-            color: colour,
-          },
+    armRows,
+    labels,
+    180,
+    [
+      {
+        mark: "bar",
+        encoding: {
+          x,
+          y: { field: "ratio", type: "quantitative", title: "target attention ratio" },
+          color: colour,
         },
-        {
-          mark: { type: "rule", strokeDash: [4, 3], color: "black" },
-          encoding: { y: { datum: 1 } },
-        },
-      ],
-    },
-  };
+      },
+      {
+        mark: { type: "rule", strokeDash: [4, 3], color: "black" },
+        encoding: { y: { datum: 1 } },
+      },
+    ],
+  );
 }
 
 /** The λ sweep (and its longer-training repeat): accuracy and attention ratio per λ. */
@@ -531,6 +544,12 @@ function longTrainingChart(record: PaperRecord) {
   // Only the two fine-tuned arms are drawn here, so the legend lists only those.
   const trained = columnPalette(["NTP", "KLAL+NTP"]);
   const colourBy = { field: "arm", type: "nominal", scale: trained, title: null };
+  const panel = (height: number, field: string, title: string) => ({
+    width: 160,
+    height,
+    mark: { type: "line", point: true },
+    encoding: { x: sx, y: { field, type: "quantitative", title }, color: colourBy },
+  });
   return {
     title: {
       text: `Investigation: ${long.steps} steps, validation accuracy % and target attention ratio`,
@@ -540,26 +559,8 @@ function longTrainingChart(record: PaperRecord) {
     facet: { column: { field: "task", type: "nominal", title: null } },
     spec: {
       vconcat: [
-        {
-          width: 160,
-          height: 130,
-          mark: { type: "line", point: true },
-          encoding: {
-            x: sx,
-            y: { field: "accuracy", type: "quantitative", title: "accuracy %" },
-            color: colourBy,
-          },
-        },
-        {
-          width: 160,
-          height: 110,
-          mark: { type: "line", point: true },
-          encoding: {
-            x: sx,
-            y: { field: "ratio", type: "quantitative", title: "target attention ratio" },
-            color: colourBy,
-          },
-        },
+        panel(130, "accuracy", "accuracy %"),
+        panel(110, "ratio", "target attention ratio"),
       ],
     },
   };
