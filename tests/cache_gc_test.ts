@@ -8,20 +8,16 @@ import { LocalExecutor, runExperiment } from "../pipeline/run.ts";
 import type { ResolvedStage } from "../pipeline/plan.ts";
 import { expandSweep } from "../pipeline/sweep.ts";
 import { TASKS } from "../tasks/registry.ts";
-import { type CommandResult, ROOT, runScript } from "./cli.ts";
+import {
+  cacheWithStrayEntry,
+  type CommandResult,
+  exists,
+  ROOT,
+  runGc,
+  smallestSpec,
+} from "./cli.ts";
 
-const SPEC = `
-name: gc-lock
-seeds: [0]
-backend: wasm
-task: { name: grid-patch, image_size: 16, train: 16, test: 8, params: { grid: 2, blobs: 1 } }
-model: { patch_size: 8, d_model: 8, layers: 1, heads: 2 }
-base: { steps: 1, batch_size: 4, train: 8 }
-train: { steps: 1, batch_size: 4, warmup: 1 }
-arms: { ntp: { lambda: 0 } }
-`;
-
-const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
+const SPEC = smallestSpec("gc-lock");
 
 /** A process that holds the experiments' lock on `root` until its stdin closes. */
 const HOLDER = `
@@ -33,21 +29,8 @@ for await (const _ of Deno.stdin.readable) { /* until the parent closes stdin */
 await lock.release();
 `;
 
-function gc(root: string, experiments: string, ...args: string[]): Promise<CommandResult> {
-  return runScript("pipeline/cache_main.ts", ["gc", "--experiments", experiments, ...args], {
-    KLAL_CACHE_DIR: root,
-  });
-}
-
 Deno.test("gc --apply deletes nothing while an experiment holds the cache, and names it", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "klal-gc-lock-" });
-  const cache = new Cache(`${dir}/cache`);
-  const key = "ab" + "0".repeat(62);
-  await cache.write(
-    key,
-    { stage: "data:x", kind: "data", params: {}, inputs: {}, codeVersion: "v1" },
-    (out) => out.writeText("a.txt", "x"),
-  );
+  const { dir, cache, key } = await cacheWithStrayEntry("gc-lock");
   // What a run in flight has: a half-written entry and a job descriptor.
   await Deno.mkdir(`${cache.root}/tmp/ab0000000000-run`, { recursive: true });
   await Deno.mkdir(`${cache.root}/jobs`);
@@ -65,7 +48,7 @@ Deno.test("gc --apply deletes nothing while an experiment holds the cache, and n
   const lines = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
   assert.equal((await lines.read()).value?.trim(), "locked");
 
-  const refused = await gc(cache.root, `${dir}/experiments`, "--apply");
+  const refused = await runGc(cache.root, `${dir}/experiments`, "--apply");
   assert.equal(refused.code, 1, refused.stdout + refused.stderr);
   assert.match(
     refused.stderr,
@@ -76,7 +59,7 @@ Deno.test("gc --apply deletes nothing while an experiment holds the cache, and n
   assert.equal(await exists(`${cache.root}/tmp/ab0000000000-run`), true);
   assert.equal(await exists(`${cache.root}/jobs/stage-1.json`), true);
   // A dry run still reports, and says why its list may change.
-  const dry = await gc(cache.root, `${dir}/experiments`);
+  const dry = await runGc(cache.root, `${dir}/experiments`);
   assert.equal(dry.code, 0, dry.stderr);
   assert.match(dry.stdout, new RegExp(`note: an experiment is running \\(pid ${holder.pid} `));
   assert.match(dry.stdout, /would remove ab0000000000/);
@@ -85,7 +68,7 @@ Deno.test("gc --apply deletes nothing while an experiment holds the cache, and n
   assert.equal((await holder.status).code, 0);
   await lines.cancel();
 
-  const apply = await gc(cache.root, `${dir}/experiments`, "--apply");
+  const apply = await runGc(cache.root, `${dir}/experiments`, "--apply");
   assert.equal(apply.code, 0, apply.stderr);
   assert.match(apply.stdout, /^removed ab0000000000/m);
   assert.equal(await cache.has(key), false);
@@ -106,7 +89,7 @@ Deno.test("a running experiment holds the cache: gc during its stages deletes no
   const executor = {
     name: "gc-in-between",
     async run(stage: ResolvedStage, descriptor: string, options: { plainProgress: boolean }) {
-      during.push(await gc(cache.root, `${dir}/experiments`, "--apply"));
+      during.push(await runGc(cache.root, `${dir}/experiments`, "--apply"));
       assert.equal(
         await exists(descriptor),
         true,
@@ -130,7 +113,7 @@ Deno.test("a running experiment holds the cache: gc during its stages deletes no
     assert.match(out.stderr, new RegExp(`an experiment is running \\(pid ${Deno.pid} .*: gc-lock`));
   }
   // The lock is released when the run ends: gc now runs, and keeps what the run used.
-  const after = await gc(cache.root, `${dir}/experiments`, "--apply");
+  const after = await runGc(cache.root, `${dir}/experiments`, "--apply");
   assert.equal(after.code, 0, after.stderr);
   assert.match(after.stdout, /^0 unreferenced entries/m);
   await Deno.remove(dir, { recursive: true });

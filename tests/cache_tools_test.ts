@@ -1,30 +1,26 @@
 /** `deno task cache ls` and `deno task cache gc`, on a real cache built by a tiny run. */
 import assert from "node:assert/strict";
 import { Cache, CACHE_MARKER } from "../pipeline/cache.ts";
-import { type CommandResult, ROOT, runScript } from "./cli.ts";
+import {
+  cacheEntryOf,
+  cacheWithStrayEntry,
+  type CommandResult,
+  exists,
+  runGc,
+  runScript,
+  smallestSpec,
+  tempRun,
+} from "./cli.ts";
 
-const SPEC = `
-name: cache-tools
-seeds: [0]
-backend: wasm
-task: { name: grid-patch, image_size: 16, train: 16, test: 8, params: { grid: 2, blobs: 1 } }
-model: { patch_size: 8, d_model: 8, layers: 1, heads: 2 }
-base: { steps: 1, batch_size: 4, train: 8 }
-train: { steps: 1, batch_size: 4, warmup: 1 }
-arms: { ntp: { lambda: 0 } }
-`;
-
-const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
+const SPEC = smallestSpec("cache-tools");
 
 /** A temp folder with the tiny spec, the environment that points at its cache, and commands. */
 async function setup() {
-  const dir = await Deno.makeTempDir({ prefix: "klal-cache-tools-" });
-  const env = { KLAL_CACHE_DIR: `${dir}/cache`, KLAL_REPORTS_DIR: `${dir}/reports` };
-  await Deno.writeTextFile(`${dir}/spec.yaml`, SPEC);
+  const { dir, spec, env } = await tempRun("cache-tools", SPEC);
   await Deno.mkdir(`${dir}/experiments`);
   return {
     dir,
-    run: (...args: string[]) => runScript("pipeline/main.ts", [`${dir}/spec.yaml`, ...args], env),
+    run: (...args: string[]) => runScript("pipeline/main.ts", [spec, ...args], env),
     ls: () => runScript("pipeline/cache_main.ts", ["ls"], env),
     // The specs gc plans are the test's own, so the repository's experiments/ never matter.
     gc: (...args: string[]) =>
@@ -34,18 +30,6 @@ async function setup() {
         env,
       ),
   };
-}
-
-/** The entry folder of `stage` (found by its manifest, before anything corrupted it). */
-async function entryOf(cacheDir: string, stage: string): Promise<string> {
-  for await (const shard of Deno.readDir(`${cacheDir}/objects`)) {
-    for await (const entry of Deno.readDir(`${cacheDir}/objects/${shard.name}`)) {
-      const dir = `${cacheDir}/objects/${shard.name}/${entry.name}`;
-      const m = JSON.parse(await Deno.readTextFile(`${dir}/manifest.json`));
-      if (m.stage === stage) return dir;
-    }
-  }
-  throw new Error(`no entry for ${stage}`);
 }
 
 Deno.test("cache ls lists entries with their users; gc keeps what specs or last runs use", async () => {
@@ -113,8 +97,8 @@ Deno.test("a corrupted manifest: ls lists it, a dry run will run it, the run mov
   const first = await t.run();
   assert.equal(first.code, 0, first.stderr);
   const cacheDir = `${t.dir}/cache`;
-  const evalDir = await entryOf(cacheDir, "eval:ntp:s0");
-  const finetuneDir = await entryOf(cacheDir, "finetune:ntp:s0");
+  const evalDir = await cacheEntryOf(cacheDir, "eval:ntp:s0");
+  const finetuneDir = await cacheEntryOf(cacheDir, "finetune:ntp:s0");
   await Deno.writeTextFile(`${evalDir}/manifest.json`, "{not json");
   const { files: _files, ...noFiles } = JSON.parse(
     await Deno.readTextFile(`${finetuneDir}/manifest.json`),
@@ -155,24 +139,13 @@ Deno.test("a corrupted manifest: ls lists it, a dry run will run it, the run mov
 });
 
 /** gc with every permission but writing: if it ever tried to delete, it could not. */
-async function gcWithoutWrite(cacheDir: string, apply: boolean): Promise<CommandResult> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--deny-write",
-      "--no-prompt",
-      `${ROOT}pipeline/cache_main.ts`,
-      "gc",
-      ...(apply ? ["--apply"] : []),
-    ],
-    env: { KLAL_CACHE_DIR: cacheDir, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+function gcWithoutWrite(cacheDir: string, apply: boolean): Promise<CommandResult> {
+  return runScript(
+    "pipeline/cache_main.ts",
+    ["gc", ...(apply ? ["--apply"] : [])],
+    { KLAL_CACHE_DIR: cacheDir },
+    ["--deny-write", "--no-prompt"],
+  );
 }
 
 Deno.test("gc refuses an empty root, / and any folder without the marker: exit 2", async () => {
@@ -221,14 +194,7 @@ Deno.test("gc refuses an empty root, / and any folder without the marker: exit 2
 });
 
 Deno.test("gc stops when it cannot tell what is in use (bad spec, no such folder, bad ref): exit 2", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "klal-cache-badspec-" });
-  const cache = new Cache(`${dir}/cache`);
-  const key = "ab" + "0".repeat(62);
-  await cache.write(
-    key,
-    { stage: "data:x", kind: "data", params: {}, inputs: {}, codeVersion: "v1" },
-    (out) => out.writeText("a.txt", "x"),
-  );
+  const { dir, cache, key } = await cacheWithStrayEntry("cache-badspec");
   await Deno.mkdir(`${dir}/cache/tmp/leftover`, { recursive: true });
   await Deno.mkdir(`${dir}/experiments`);
   await Deno.writeTextFile(`${dir}/experiments/broken.yaml`, "name: [unclosed\n");
@@ -237,11 +203,7 @@ Deno.test("gc stops when it cannot tell what is in use (bad spec, no such folder
     SPEC.replace("seeds: [0]", "seeds: zero"),
   );
   for (const apply of [[], ["--apply"]]) {
-    const out = await runScript(
-      "pipeline/cache_main.ts",
-      ["gc", "--experiments", `${dir}/experiments`, ...apply],
-      { KLAL_CACHE_DIR: `${dir}/cache` },
-    );
+    const out = await runGc(cache.root, `${dir}/experiments`, ...apply);
     assert.equal(out.code, 2, out.stdout + out.stderr);
     assert.match(
       out.stderr,
@@ -257,10 +219,7 @@ Deno.test("gc stops when it cannot tell what is in use (bad spec, no such folder
   assert.equal(await cache.has(key), true);
   assert.equal(await exists(`${dir}/cache/tmp/leftover`), true);
 
-  const gc = (experiments: string, ...args: string[]) =>
-    runScript("pipeline/cache_main.ts", ["gc", "--experiments", experiments, ...args], {
-      KLAL_CACHE_DIR: `${dir}/cache`,
-    });
+  const gc = (experiments: string, ...args: string[]) => runGc(cache.root, experiments, ...args);
   // A mistyped folder plans no spec at all: refused too.
   const typo = await gc(`${dir}/experimens`, "--apply");
   assert.equal(typo.code, 2, typo.stdout);

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { klalLoss, pointerLoss, selectQueries } from "../pipeline/losses.ts";
 import { batchTensors, controlTargets, disposeBatch, lossParts, train } from "../pipeline/train.ts";
-import { tinyGridData, tinyModel } from "./fixtures.ts";
+import { tinyGridData, tinyModel, tinyTrainOptions } from "./fixtures.ts";
 
 await tf.setBackend("cpu");
 
@@ -108,19 +108,7 @@ Deno.test("lossParts with a pointer head: total = NTP + lambda * pointer cross-e
 
 Deno.test("training with the pointer control and first-position KLAL: tensor count flat", async () => {
   const fixture = tinyGridData(5, 16);
-  const options = {
-    steps: 3,
-    batchSize: 4,
-    lr: 3e-3,
-    optimizer: "adamw" as const,
-    weightDecay: 0.01,
-    warmup: 1,
-    logEvery: 1,
-    lambda: 1,
-    layers: [0, 1],
-    seed: 1,
-    label: "test",
-  };
+  const options = tinyTrainOptions({ steps: 3, batchSize: 4, lr: 3e-3, seed: 1, label: "test" });
   for (const extra of [{ supervision: "pointer" as const }, { queries: "first" as const }]) {
     const model = tinyModel(fixture, 4);
     await train(model, fixture.data, { ...options, ...extra, steps: 1 });

@@ -4,29 +4,18 @@
  * report lists the controls as controls, beside the test set's fixed-answer floor.
  */
 import assert from "node:assert/strict";
-import { runScript } from "./cli.ts";
+import { runScript, tempRun, tinySpec } from "./cli.ts";
 
-const CONTROLS_SPEC = `
-name: e2e-controls
-seeds: [0]
-task: { name: grid-patch, image_size: 16, train: 64, test: 16, params: { grid: 2, blobs: 1 } }
-model: { patch_size: 8, d_model: 16, layers: 2, heads: 2 }
-base: { steps: 4, batch_size: 8, train: 32 }
-train: { steps: 4, batch_size: 8, warmup: 1, log_every: 1 }
-eval: { batch_size: 8 }
-arms:
-  ntp: { lambda: 0 }
-  klal: { lambda: 1, layers: all }
-  shuffled: { lambda: 1, target: shuffled }
-  pointer: { lambda: 1, supervision: pointer }
-`;
+const CONTROLS_SPEC = tinySpec("e2e-controls", {
+  ntp: "{ lambda: 0 }",
+  klal: "{ lambda: 1, layers: all }",
+  shuffled: "{ lambda: 1, target: shuffled }",
+  pointer: "{ lambda: 1, supervision: pointer }",
+});
 
 Deno.test("e2e: shuffled-map and pointer-head arms are reported as controls, with the floor", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "klal-e2e-controls-" });
+  const { dir, spec, env } = await tempRun("e2e-controls", CONTROLS_SPEC, "controls.yaml");
   try {
-    const spec = `${dir}/controls.yaml`;
-    await Deno.writeTextFile(spec, CONTROLS_SPEC);
-    const env = { KLAL_CACHE_DIR: `${dir}/cache`, KLAL_REPORTS_DIR: `${dir}/reports` };
     const run = await runScript("pipeline/main.ts", [spec, "--jobs", "2"], env);
     assert.equal(run.code, 0, run.stderr);
 

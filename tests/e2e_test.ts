@@ -3,33 +3,20 @@
  * cache, then the report files, the cache's reuse, and a lambda change.
  */
 import assert from "node:assert/strict";
-import { type CommandResult, runScript } from "./cli.ts";
+import { type CommandResult, runScript, tempRun, tinySpec } from "./cli.ts";
 
-const TINY_SPEC = `
-name: e2e-tiny
-description: "tiny end-to-end run <b>escaped</b>"
-seeds: [0]
-task: { name: grid-patch, image_size: 16, train: 64, test: 16, params: { grid: 2, blobs: 1 } }
-model: { patch_size: 8, d_model: 16, layers: 2, heads: 2 }
-base: { steps: 4, batch_size: 8, train: 32 }
-train: { steps: 4, batch_size: 8, warmup: 1, log_every: 1 }
-eval: { batch_size: 8 }
-arms:
-  base: { finetune: false }
-  ntp: { lambda: 0 }
-  klal: { lambda: 1.0, layers: all }
-`;
+const TINY_SPEC = tinySpec(
+  "e2e-tiny",
+  { base: "{ finetune: false }", ntp: "{ lambda: 0 }", klal: "{ lambda: 1.0, layers: all }" },
+  { description: '"tiny end-to-end run <b>escaped</b>"' },
+);
 
 function experiment(args: string[], env: Record<string, string>): Promise<CommandResult> {
   return runScript("pipeline/main.ts", args, env);
 }
 
-async function setup() {
-  const dir = await Deno.makeTempDir({ prefix: "klal-e2e-" });
-  const spec = `${dir}/tiny.yaml`;
-  await Deno.writeTextFile(spec, TINY_SPEC);
-  const env = { KLAL_CACHE_DIR: `${dir}/cache`, KLAL_REPORTS_DIR: `${dir}/reports` };
-  return { dir, spec, env };
+function setup() {
+  return tempRun("e2e", TINY_SPEC, "tiny.yaml");
 }
 
 Deno.test("e2e: tiny spec runs, reports, reuses the cache, reruns only KLAL on a lambda change", async () => {

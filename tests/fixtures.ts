@@ -2,7 +2,7 @@
 import { type Encoded, encodeSamples, type Layout, layoutFor } from "../pipeline/batch.ts";
 import * as tf from "@tensorflow/tfjs";
 import { TinyVlm, type TinyVlmConfig, type WeightMap } from "../pipeline/model/tiny_vlm.ts";
-import { batchTensors, disposeBatch, lossParts } from "../pipeline/train.ts";
+import { batchTensors, disposeBatch, lossParts, type TrainOptions } from "../pipeline/train.ts";
 import { Tokenizer } from "../pipeline/tokenizer.ts";
 import { gridPatch } from "../tasks/grid_patch.ts";
 import type { Sample } from "../tasks/task.ts";
@@ -56,6 +56,24 @@ export function tinyModel(
   overrides: Partial<TinyVlmConfig> = {},
 ): TinyVlm {
   return new TinyVlm(tinyModelConfig(fixture, overrides), seed);
+}
+
+/**
+ * Training options for the tiny model: AdamW (weight decay 0.01), one warm-up step, a loss
+ * point every step and KLAL with λ = 1 on layers 0 and 1, with `run`'s size, rate and seed.
+ */
+export function tinyTrainOptions(
+  run: Pick<TrainOptions, "steps" | "batchSize" | "lr" | "seed" | "label">,
+): TrainOptions {
+  return {
+    optimizer: "adamw",
+    weightDecay: 0.01,
+    warmup: 1,
+    logEvery: 1,
+    lambda: 1,
+    layers: [0, 1],
+    ...run,
+  };
 }
 
 /**

@@ -3,12 +3,9 @@ import assert from "node:assert/strict";
 import { formatBytes, LIMITS } from "../pipeline/limits.ts";
 import { buildPlan } from "../pipeline/plan.ts";
 import { loadSpec, parseSpec, SpecError } from "../pipeline/spec.ts";
-import { expandSweep } from "../pipeline/sweep.ts";
-import { TASKS } from "../tasks/registry.ts";
 import { runScript } from "./cli.ts";
+import { SPEC_CONTEXT, SPEC_FILE, sweepProblems as problems } from "./spec_fixtures.ts";
 
-const ctx = { tasks: TASKS };
-const FILE = "experiments/x.yaml";
 const SPEC = `name: limits
 task: { name: grid-patch, image_size: 32, train: 100, test: 10, params: { grid: 4, blobs: 1 } }
 model: { patch_size: 8, d_model: 64, layers: 2, heads: 4 }
@@ -19,17 +16,6 @@ arms:
   klal: { lambda: 1 }
 `;
 
-/** The problem lines of a spec (with overrides) that must not validate. */
-function problems(text: string, overrides: string[] = []): string[] {
-  try {
-    expandSweep(text, FILE, overrides, ctx);
-  } catch (error) {
-    assert.ok(error instanceof SpecError, `not a SpecError: ${error}`);
-    return error.message.split("\n");
-  }
-  assert.fail("expected a SpecError");
-}
-
 Deno.test("every bound has a reason, and the README's sizes are within them", () => {
   for (const [name, limit] of Object.entries(LIMITS)) {
     assert.ok(Number.isSafeInteger(limit.max) && limit.max > 0, name);
@@ -37,7 +23,7 @@ Deno.test("every bound has a reason, and the README's sizes are within them", ()
   }
   assert.equal(formatBytes(LIMITS.specBytes.max), "1 MiB");
   // The paper-size model and data (README, experiments/paper/all.yaml) pass.
-  parseSpec(SPEC, FILE, [
+  parseSpec(SPEC, SPEC_FILE, [
     "task.image_size=64",
     "task.train=20000",
     "task.test=1000",
@@ -47,9 +33,9 @@ Deno.test("every bound has a reason, and the README's sizes are within them", ()
     "train.steps=3000",
     "train.batch_size=64",
     "seeds=[0, 1, 2]",
-  ], ctx);
+  ], SPEC_CONTEXT);
   // So do the largest values allowed.
-  parseSpec(SPEC, FILE, [
+  parseSpec(SPEC, SPEC_FILE, [
     "task.image_size=1024",
     "model.patch_size=16",
     "model.d_model=4096",
@@ -58,7 +44,7 @@ Deno.test("every bound has a reason, and the README's sizes are within them", ()
     "train.steps=10000000",
     "train.batch_size=65536",
     "task.train=10000000",
-  ], ctx);
+  ], SPEC_CONTEXT);
 });
 
 Deno.test("absurd sizes in the file are located errors naming the bound", () => {
@@ -67,13 +53,13 @@ Deno.test("absurd sizes in the file are located errors naming the bound", () => 
     .replace("d_model: 64", "d_model: 1000000")
     .replace("steps: 10, batch_size: 8", "steps: 1e12, batch_size: 1000000000");
   assert.deepEqual(problems(text), [
-    `${FILE}:2:39 task.image_size: expected an integer <= 1024 (${LIMITS.imageSize.reason}), ` +
+    `${SPEC_FILE}:2:39 task.image_size: expected an integer <= 1024 (${LIMITS.imageSize.reason}), ` +
     "found 1000000",
-    `${FILE}:3:34 model.d_model: expected an integer <= 4096 (${LIMITS.dModel.reason}), ` +
+    `${SPEC_FILE}:3:34 model.d_model: expected an integer <= 4096 (${LIMITS.dModel.reason}), ` +
     "found 1000000",
-    `${FILE}:5:17 train.steps: expected an integer <= 10000000 (${LIMITS.steps.reason}), ` +
+    `${SPEC_FILE}:5:17 train.steps: expected an integer <= 10000000 (${LIMITS.steps.reason}), ` +
     "found 1000000000000",
-    `${FILE}:5:35 train.batch_size: expected an integer <= 65536 (${LIMITS.batchSize.reason}), ` +
+    `${SPEC_FILE}:5:35 train.batch_size: expected an integer <= 65536 (${LIMITS.batchSize.reason}), ` +
     "found 1000000000",
   ]);
 });
@@ -126,11 +112,11 @@ Deno.test("100,000 seeds are refused at once, naming the bound; 1000 plan", () =
   const many = Array.from({ length: 100_000 }, (_, i) => i).join(", ");
   const text = SPEC.replace("arms:", `seeds: [${many}]\narms:`);
   assert.deepEqual(problems(text), [
-    `${FILE}:6:8 seeds: expected at most 1000 seeds (${LIMITS.seeds.reason}), ` +
+    `${SPEC_FILE}:6:8 seeds: expected at most 1000 seeds (${LIMITS.seeds.reason}), ` +
     "found a list of 100000 seeds",
   ]);
   const seeds = Array.from({ length: 1000 }, (_, i) => i);
-  const spec = parseSpec(SPEC, FILE, [`seeds=[${seeds.join(",")}]`], ctx);
+  const spec = parseSpec(SPEC, SPEC_FILE, [`seeds=[${seeds.join(",")}]`], SPEC_CONTEXT);
   assert.equal(buildPlan(spec).filter((s) => s.kind === "finetune").length, 2000);
   assert.match(
     problems(SPEC, [`seeds=[${[...seeds, 1000].join(",")}]`])[0],
@@ -144,7 +130,7 @@ Deno.test("a sweep of 2.6e9 points is refused before it is expanded", () => {
   const block = paths.map((p) => `  ${p}: ${axis(226)}`).join("\n");
   // 226^4 = 2,608,757,776 points: validation alone says so, without building one of them.
   assert.deepEqual(problems(SPEC + `sweep:\n${block}\n`), [
-    `${FILE}:9:1 sweep: expected a sweep of at most 10000 points, the product of its axes' ` +
+    `${SPEC_FILE}:9:1 sweep: expected a sweep of at most 10000 points, the product of its axes' ` +
     `lengths (${LIMITS.sweepPoints.reason}), found 2608757776 points (226 x 226 x 226 x 226)`,
   ]);
   // The same from the command line, and a command-line axis on top of the spec's own.
@@ -168,7 +154,7 @@ Deno.test("a spec file over 1 MiB is refused by its size, before it is parsed", 
     // Valid YAML: a description of 2 MiB.
     await Deno.writeTextFile(path, SPEC + `description: "${"x".repeat(2 * 1024 * 1024)}"\n`);
     const size = (await Deno.stat(path)).size;
-    await assert.rejects(loadSpec(path, [], ctx), (error: SpecError) => {
+    await assert.rejects(loadSpec(path, [], SPEC_CONTEXT), (error: SpecError) => {
       assert.equal(
         error.message,
         `${path}: expected a YAML file of at most 1 MiB (${LIMITS.specBytes.reason}), ` +

@@ -8,7 +8,7 @@ import { buildPlan } from "../pipeline/plan.ts";
 import { parseSpec } from "../pipeline/spec.ts";
 import { chooseLr, type LrChoice } from "../pipeline/stages/choose_lr.ts";
 import { TASKS } from "../tasks/registry.ts";
-import { runScript } from "./cli.ts";
+import { runScript, tempRun, tinySpec } from "./cli.ts";
 
 Deno.test("chooseLr: the best validation accuracy; ties go to the smaller rate", () => {
   assert.equal(chooseLr([{ lr: 1e-3, accuracy: 40 }, { lr: 3e-3, accuracy: 55 }]), 3e-3);
@@ -23,24 +23,19 @@ Deno.test("chooseLr: the best validation accuracy; ties go to the smaller rate",
   assert.throws(() => chooseLr([]), /no trials/);
 });
 
-const SPEC = `
-name: lr-grid-tiny
-seeds: [0, 1]
-task: { name: grid-patch, image_size: 16, train: 32, test: 8, params: { grid: 2, blobs: 1 } }
-model: { patch_size: 8, d_model: 16, layers: 1, heads: 2 }
-base: { steps: 2, batch_size: 8, train: 16 }
-train: { steps: 2, batch_size: 8, warmup: 1, log_every: 1, eval_samples: 8, lr_grid: [0.001, 0.01] }
-eval: { batch_size: 8 }
-arms:
-  klal: { lambda: 1.0 }
-`;
+/** The tiny spec of ./cli.ts with a grid of two rates, on one layer and half the data. */
+const SPEC = tinySpec("lr-grid-tiny", { klal: "{ lambda: 1.0 }" }, {
+  seeds: "[0, 1]",
+  task: "{ name: grid-patch, image_size: 16, train: 32, test: 8, params: { grid: 2, blobs: 1 } }",
+  model: "{ patch_size: 8, d_model: 16, layers: 1, heads: 2 }",
+  base: "{ steps: 2, batch_size: 8, train: 16 }",
+  train: "{ steps: 2, batch_size: 8, warmup: 1, log_every: 1, eval_samples: 8, " +
+    "lr_grid: [0.001, 0.01] }",
+});
 
 Deno.test("lr_grid end to end: trials on validation data, a choice, fine-tunes that use it", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "klal-lr-grid-" });
+  const { dir, spec: path, env } = await tempRun("lr-grid", SPEC, "tiny.yaml");
   try {
-    const path = `${dir}/tiny.yaml`;
-    await Deno.writeTextFile(path, SPEC);
-    const env = { KLAL_CACHE_DIR: `${dir}/cache`, KLAL_REPORTS_DIR: `${dir}/reports` };
     const run = await runScript("pipeline/main.ts", [path, "--jobs", "1"], env);
     assert.equal(run.code, 0, run.stderr);
 

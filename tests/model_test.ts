@@ -6,7 +6,7 @@ import { disableNativeMatmul, enableNativeMatmul } from "../pipeline/model/nativ
 import { batchMatmul, gelu, layerNorm, matmul } from "../pipeline/model/ops.ts";
 import type { TinyVlm } from "../pipeline/model/tiny_vlm.ts";
 import { AdamW, batchTensors, disposeBatch, train } from "../pipeline/train.ts";
-import { tinyGridData, tinyModel as makeTinyModel } from "./fixtures.ts";
+import { tinyGridData, tinyModel as makeTinyModel, tinyTrainOptions } from "./fixtures.ts";
 
 await initBackend("wasm");
 
@@ -115,19 +115,7 @@ Deno.test("layer norm and GELU: values and hand-written gradients equal autograd
 });
 
 Deno.test("training: tensor count is flat across steps, loss falls, same seed same result", async () => {
-  const options = {
-    steps: 6,
-    batchSize: 8,
-    lr: 3e-3,
-    optimizer: "adamw" as const,
-    weightDecay: 0.01,
-    warmup: 1,
-    logEvery: 1,
-    lambda: 1,
-    layers: [0, 1],
-    seed: 3,
-    label: "test",
-  };
+  const options = tinyTrainOptions({ steps: 6, batchSize: 8, lr: 3e-3, seed: 3, label: "test" });
   const model = tinyModel(5);
   await train(model, data, { ...options, steps: 1 }); // first step allocates lazily-created state
   const before = tf.memory().numTensors;

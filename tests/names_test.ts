@@ -8,13 +8,10 @@ import {
   pathInside,
   RESERVED_NAMES,
 } from "../pipeline/names.ts";
-import { parseSpec, SpecError } from "../pipeline/spec.ts";
-import { expandSweep } from "../pipeline/sweep.ts";
-import { TASKS } from "../tasks/registry.ts";
+import { parseSpec } from "../pipeline/spec.ts";
 import { runScript } from "./cli.ts";
+import { SPEC_CONTEXT, SPEC_FILE, sweepProblems as problems } from "./spec_fixtures.ts";
 
-const ctx = { tasks: TASKS };
-const FILE = "experiments/x.yaml";
 const spec = (name: string) =>
   `name: ${name}
 task: { name: grid-patch, image_size: 16, train: 10, test: 5, params: { grid: 2, blobs: 1 } }
@@ -23,17 +20,6 @@ arms:
   ntp: { lambda: 0 }
   klal: { lambda: 1 }
 `;
-
-/** The problem lines of a spec that must not validate. */
-function problems(text: string, overrides: string[] = []): string[] {
-  try {
-    expandSweep(text, FILE, overrides, ctx);
-  } catch (error) {
-    assert.ok(error instanceof SpecError, `not a SpecError: ${error}`);
-    return error.message.split("\n");
-  }
-  assert.fail("expected a SpecError");
-}
 
 Deno.test("nameProblem: one segment of letters, digits, '.', '_', '-', at most 100 characters", () => {
   for (const ok of ["quickstart", "Paper-2", "lr0p001", "a.b_c-d", "x".repeat(NAME_MAX_LENGTH)]) {
@@ -92,29 +78,29 @@ Deno.test("pathInside: the joined path must lie inside the root", () => {
 
 Deno.test("spec name: a reserved, climbing, too long or sweep-like name is located and refused", () => {
   assert.deepEqual(problems(spec("index.html")), [
-    `${FILE}:1:7 name: expected a name other than "index.html" (reports/index.html is the list ` +
+    `${SPEC_FILE}:1:7 name: expected a name other than "index.html" (reports/index.html is the list ` +
     `of every report), found "index.html"`,
   ]);
   assert.deepEqual(problems(spec("Preview")), [
-    `${FILE}:1:7 name: expected a name other than "preview" (reports/preview/ holds the contact ` +
+    `${SPEC_FILE}:1:7 name: expected a name other than "preview" (reports/preview/ holds the contact ` +
     'sheets of `deno task preview`), found "Preview"',
   ]);
   assert.deepEqual(problems(spec("x".repeat(300))), [
-    `${FILE}:1:7 name: expected a name of at most 100 characters (it names the report folder), ` +
+    `${SPEC_FILE}:1:7 name: expected a name of at most 100 characters (it names the report folder), ` +
     "found a name of 300 characters",
   ]);
   assert.deepEqual(problems(spec('"a..b"')), [
-    `${FILE}:1:7 name: expected a name without ".." (it names the report folder), found "a..b"`,
+    `${SPEC_FILE}:1:7 name: expected a name without ".." (it names the report folder), found "a..b"`,
   ]);
   assert.deepEqual(problems(spec("paper--lr1")), [
-    `${FILE}:1:7 name: expected a name without "--" (a sweep names its points NAME--LABEL), ` +
+    `${SPEC_FILE}:1:7 name: expected a name without "--" (a sweep names its points NAME--LABEL), ` +
     `found "paper--lr1"`,
   ]);
   assert.deepEqual(problems(spec("quick"), ["name=../../deno"]), [
     `<override 1: name=../../deno> name: expected a string matching /^[A-Za-z0-9][A-Za-z0-9._-]*$/ ` +
     `(it names the report folder), found "../../deno"`,
   ]);
-  assert.equal(parseSpec(spec("Quick-2"), FILE, [], ctx).name, "Quick-2");
+  assert.equal(parseSpec(spec("Quick-2"), SPEC_FILE, [], SPEC_CONTEXT).name, "Quick-2");
 });
 
 Deno.test("sweep: point and arm names follow the rule and never collide", () => {
@@ -126,7 +112,7 @@ Deno.test("sweep: point and arm names follow the rule and never collide", () => 
   ]);
   // 0.5 and "0.5" are two values with one label: they would share one folder.
   assert.deepEqual(problems(spec("quick") + "sweep:\n  train.lr: [0.5, '0.5']\n"), [
-    `${FILE}:8:3 sweep.train.lr: expected values whose labels differ (each point names its ` +
+    `${SPEC_FILE}:8:3 sweep.train.lr: expected values whose labels differ (each point names its ` +
     `report folder), found "0.5" and "\\"0.5\\"", both "quick--lr0p5"`,
   ]);
   // A swept arm must not take the name of another arm.

@@ -5,21 +5,17 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { pathOf, PROJECT_ROOT, projectPath } from "../pipeline/paths.ts";
+import { tinySpec } from "./cli.ts";
 
 const REPO = fileURLToPath(new URL("../", import.meta.url)).replace(/\/$/, "");
 
-const TINY_SPEC = `
-name: paths-tiny
-seeds: [0]
-task: { name: grid-patch, image_size: 16, train: 32, test: 8, params: { grid: 2, blobs: 1 } }
-model: { patch_size: 8, d_model: 16, layers: 1, heads: 2 }
-base: { steps: 2, batch_size: 8, train: 16 }
-train: { steps: 2, batch_size: 8, warmup: 1, log_every: 1 }
-eval: { batch_size: 8 }
-arms:
-  base: { finetune: false }
-  ntp: { lambda: 0 }
-`;
+/** The tiny spec of ./cli.ts, smaller still: one layer, half the data, two steps. */
+const TINY_SPEC = tinySpec("paths-tiny", { base: "{ finetune: false }", ntp: "{ lambda: 0 }" }, {
+  task: "{ name: grid-patch, image_size: 16, train: 32, test: 8, params: { grid: 2, blobs: 1 } }",
+  model: "{ patch_size: 8, d_model: 16, layers: 1, heads: 2 }",
+  base: "{ steps: 2, batch_size: 8, train: 16 }",
+  train: "{ steps: 2, batch_size: 8, warmup: 1, log_every: 1 }",
+});
 
 Deno.test("paths: pathOf decodes what URL.pathname keeps encoded", () => {
   const url = new URL("file:///tmp/sp%20ace%20%C3%BC/x.ts");

@@ -15,6 +15,8 @@ import {
   writeReport,
 } from "../pipeline/report/mod.ts";
 import type { Spec } from "../pipeline/spec_types.ts";
+import { focusedMap, reportSpec } from "./report_fixtures.ts";
+import { armSpec } from "./spec_fixtures.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 // Only the browser has a DOM: functions passed to page.evaluate run there, not here.
@@ -31,88 +33,20 @@ if (!hasChromium) {
   console.warn(`report_browser_test: ${CHROMIUM} not found, skipping (apt-get install chromium)`);
 }
 
+/** The report spec with a λ sweep, a layer ablation and a shuffled-map control. */
 function spec(): Spec {
-  return {
+  return reportSpec({
     name: "browser-test",
     description: "every chart of the report, on made-up but consistent numbers",
-    seeds: [0, 1],
-    backend: "wasm",
-    task: { name: "grid-patch", image_size: 32, train: 200, test: 40, test_seed: 999, params: {} },
-    model: {
-      name: "tiny-vlm",
-      patch_size: 8,
-      d_model: 32,
-      layers: 2,
-      heads: 2,
-      mlp_ratio: 4,
-      position_std: 0.3,
-    },
-    base: { steps: 10, batch_size: 8, lr: 1e-3, train: 100, seed: 0 },
-    train: {
-      steps: 40,
-      batch_size: 8,
-      lr: 1e-3,
-      optimizer: "adamw",
-      weight_decay: 0.01,
-      warmup: 4,
-      log_every: 10,
-      eval_every: 10,
-      eval_samples: 40,
-      checkpoint_every: 0,
-      lr_grid: [], // no learning-rate grid
-    } as Spec["train"],
-    eval: { batch_size: 16 },
     arms: {
-      base: {
-        finetune: false,
-        lambda: 0,
-        layers: "all",
-        target: "task",
-        supervision: "attention",
-        queries: "all",
-      },
-      ntp: {
-        finetune: true,
-        lambda: 0,
-        layers: "all",
-        target: "task",
-        supervision: "attention",
-        queries: "all",
-      },
-      klal: {
-        finetune: true,
-        lambda: 1,
-        layers: "all",
-        target: "task",
-        supervision: "attention",
-        queries: "all",
-      },
-      klal_l2: {
-        finetune: true,
-        lambda: 2,
-        layers: "all",
-        target: "task",
-        supervision: "attention",
-        queries: "all",
-      },
-      klal_first: {
-        finetune: true,
-        lambda: 1,
-        layers: [0],
-        target: "task",
-        supervision: "attention",
-        queries: "all",
-      },
-      shuffled: {
-        finetune: true,
-        lambda: 1,
-        layers: "all",
-        target: "shuffled",
-        supervision: "attention",
-        queries: "all",
-      },
+      base: armSpec({ finetune: false }),
+      ntp: armSpec(),
+      klal: armSpec({ lambda: 1 }),
+      klal_l2: armSpec({ lambda: 2 }),
+      klal_first: armSpec({ lambda: 1, layers: [0] }),
+      shuffled: armSpec({ lambda: 1, target: "shuffled" }),
     },
-  };
+  });
 }
 
 /** A 32 px image: grey noise with one coloured square on the target cell. */
@@ -124,11 +58,6 @@ function image(cell: number): string {
   ctx.fillStyle = "#2255dd";
   ctx.fillRect((cell % 4) * 8 + 1, Math.floor(cell / 4) * 8 + 1, 6, 6);
   return canvas.toDataURL("image/png");
-}
-
-/** A map over 16 patches with `focus` of its mass on `cell`, the rest spread evenly. */
-function map(cell: number, focus: number): number[] {
-  return Array.from({ length: 16 }, (_, i) => (i === cell ? focus : (1 - focus) / 15));
 }
 
 /** A complete report input: every optional part filled, numbers consistent with each other. */
@@ -213,7 +142,7 @@ export function richInput(): ReportInput {
         { arm, seed, difficulty: "2 patches", correct: Math.round(value / 10), n: 20 },
       );
       const samples = [3, 9, 12].map((cell, index) => {
-        const m = map(cell, mass);
+        const m = focusedMap(cell, mass);
         return {
           index,
           prompt: "where is the blue patch ?",
@@ -221,7 +150,7 @@ export function richInput(): ReportInput {
           prediction: index < 2 && mass > 0.5 ? `${Math.floor(cell / 4)} , ${cell % 4}` : "0 , 0",
           correct: index < 2 && mass > 0.5,
           image: image(cell),
-          target: map(cell, 1),
+          target: focusedMap(cell, 1),
           layers: [m, m],
           heads: [[m, m], [m, m]],
         };

@@ -41,7 +41,9 @@ import {
 import { combineSweepInputs } from "../pipeline/report/sweep.ts";
 import type { Spec } from "../pipeline/spec_types.ts";
 import { bootstrapAccuracy, ci95 } from "../pipeline/stats.ts";
-import { fileURLToPath } from "node:url";
+import { runScript } from "./cli.ts";
+import { focusedMap, reportSpec } from "./report_fixtures.ts";
+import { armSpec } from "./spec_fixtures.ts";
 
 function assert(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(message);
@@ -53,64 +55,18 @@ function assertIncludes(text: string, part: string, what: string) {
 
 const HOSTILE = "<img src=x onerror=alert(1)>";
 
+/** The report spec with Base, NTP and KLAL+NTP, and a description that tries to inject HTML. */
 function fakeSpec(): Spec {
-  return {
+  return reportSpec({
     name: "grid-patch-test",
     description: `Fake run ${HOSTILE} & "quotes"`,
-    seeds: [0, 1],
-    backend: "wasm",
-    task: { name: "grid-patch", image_size: 32, train: 200, test: 50, test_seed: 999, params: {} },
-    model: {
-      name: "tiny-vlm",
-      patch_size: 8,
-      d_model: 64,
-      layers: 2,
-      heads: 4,
-      mlp_ratio: 4,
-      position_std: 0.1,
-    },
-    base: { steps: 100, batch_size: 16, lr: 1e-3, train: 500, seed: 7 },
-    train: {
-      steps: 40,
-      batch_size: 16,
-      lr: 1e-3,
-      optimizer: "adamw",
-      weight_decay: 0.01,
-      warmup: 5,
-      log_every: 10,
-      eval_every: 0,
-      eval_samples: 0,
-      checkpoint_every: 0,
-      lr_grid: [], // no learning-rate grid
-    } as Spec["train"],
+    task: { test: 50 },
+    model: { d_model: 64, heads: 4, position_std: 0.1 },
+    base: { steps: 100, batch_size: 16, train: 500, seed: 7 },
+    train: { batch_size: 16, warmup: 5, eval_every: 0, eval_samples: 0 },
     eval: { batch_size: 64 },
-    arms: {
-      base: {
-        finetune: false,
-        lambda: 0,
-        layers: "all",
-        target: "task",
-        supervision: "attention",
-        queries: "all",
-      },
-      ntp: {
-        finetune: true,
-        lambda: 0,
-        layers: "all",
-        target: "task",
-        supervision: "attention",
-        queries: "all",
-      },
-      klal: {
-        finetune: true,
-        lambda: 1,
-        layers: "all",
-        target: "task",
-        supervision: "attention",
-        queries: "all",
-      },
-    },
-  };
+    arms: { base: armSpec({ finetune: false }), ntp: armSpec(), klal: armSpec({ lambda: 1 }) },
+  });
 }
 
 /** Accuracies per arm per seed; ratios per arm; layer ratios per arm per layer. */
@@ -172,6 +128,37 @@ function fakeInput(accuracy: Record<string, [number, number]>): ReportInput {
     backend: "wasm",
     createdAt: "2026-01-02T03:04:05.000Z",
   };
+}
+
+/** `input` with its spec's task and every row moved to `task`. */
+function onTask(input: ReportInput, task: string): ReportInput {
+  input.spec.task.name = task;
+  for (const row of input.rows) row.task = task;
+  return input;
+}
+
+/** What writeReport wrote for a report, read back. */
+interface WrittenReport {
+  // deno-lint-ignore no-explicit-any
+  results: any;
+  md: string;
+  html: string;
+}
+
+/** Writes `input`'s report into a temporary folder, reads it back for `check`, removes it. */
+async function withWrittenReport(
+  input: ReportInput,
+  check: (report: WrittenReport) => void | Promise<void>,
+): Promise<void> {
+  const root = await Deno.makeTempDir();
+  try {
+    await writeReport(`${root}/r`, input);
+    const read = (file: string) => Deno.readTextFile(`${root}/r/${file}`);
+    const results = JSON.parse(await read("results.json"));
+    await check({ results, md: await read("table.md"), html: await read("index.html") });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 }
 
 const KLAL_WINS = { base: [5, 7], ntp: [40, 50], klal: [60, 64] } as Record<
@@ -244,14 +231,7 @@ Deno.test("verdict says 'does not beat' when NTP is better", () => {
 
 Deno.test("arms map to the paper's columns, several KLAL arms each get a row and verdict", () => {
   const input = fakeInput(KLAL_WINS);
-  input.spec.arms.klal_l0 = {
-    finetune: true,
-    lambda: 2,
-    layers: [0],
-    target: "task",
-    supervision: "attention",
-    queries: "all",
-  };
+  input.spec.arms.klal_l0 = armSpec({ lambda: 2, layers: [0] });
   input.rows.push(
     { task: "grid-patch", arm: "klal_l0", seed: 0, metric: "accuracy", value: 30 },
     { task: "grid-patch", arm: "klal_l0", seed: 1, metric: "accuracy", value: 70 },
@@ -291,10 +271,7 @@ Deno.test("poster table holds the paper's numbers", () => {
 });
 
 Deno.test("index.html is offline, inlines the bundles, shows numbers, escapes text", async () => {
-  const root = await Deno.makeTempDir();
-  try {
-    await writeReport(root + "/r", fakeInput(KLAL_WINS));
-    const html = await Deno.readTextFile(`${root}/r/index.html`);
+  await withWrittenReport(fakeInput(KLAL_WINS), ({ html }) => {
     assert(!/<script[^>]*\ssrc\s*=/i.test(html), "no external script src");
     assert(!/<link[^>]*href\s*=\s*["']?https?:/i.test(html), "no external stylesheet");
     assertIncludes(html, `var n="6.5.0"`, "vega-lite bundle (its version) is inlined");
@@ -319,9 +296,7 @@ Deno.test("index.html is offline, inlines the bundles, shows numbers, escapes te
     assert(json, "chart specs embedded");
     assert(!json[1].includes("<"), "embedded JSON has no raw <");
     assert(Object.keys(JSON.parse(json[1])).includes("loss"), "embedded specs parse");
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
+  });
 });
 
 Deno.test("every chart spec compiles and renders to SVG with marks", async () => {
@@ -371,10 +346,7 @@ Deno.test("escaping helpers", () => {
 });
 
 Deno.test("inlined bundles run on their own and render the embedded chart specs", async () => {
-  const root = await Deno.makeTempDir();
-  try {
-    await writeReport(root + "/r", fakeInput(KLAL_WINS));
-    const html = await Deno.readTextFile(`${root}/r/index.html`);
+  await withWrittenReport(fakeInput(KLAL_WINS), async ({ html }) => {
     const scripts = [...html.matchAll(/<script([^>]*)>([^]*?)<\/script>/g)];
     const code = scripts.filter((m) => !m[1].includes("application/json")).map((m) => m[2]);
     for (const source of code) new Function(source); // throws SyntaxError if escaping broke it
@@ -410,18 +382,11 @@ Deno.test("inlined bundles run on their own and render the embedded chart specs"
       assert(count > 2, `${key}: ${count} mark groups from the inlined bundles`);
     }
     assert(Object.keys(result.marks).length === 3, "all charts rendered");
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
+  });
 });
 
 // ---------------------------------------------------------------------------------------
 // Tables 1 and 2, learning curves, figures, sweeps, results.json, the reports index
-
-/** A map over 16 patches with `focus` of its mass on `cell`, the rest spread evenly. */
-function focusedMap(cell: number, focus: number): number[] {
-  return Array.from({ length: 16 }, (_, i) => (i === cell ? focus : (1 - focus) / 15));
-}
 
 function tinyPng(): string {
   const canvas = createCanvas(32, 32);
@@ -536,10 +501,7 @@ Deno.test("Table 1 lists the poster's five tasks; those this run skipped read 'n
 });
 
 Deno.test("Table 2: ours on Line Intersection beside the quoted rows, marked not run here", () => {
-  const input = fakeInput(KLAL_WINS);
-  input.spec.task.name = "line-intersection";
-  for (const row of input.rows) row.task = "line-intersection";
-  const md = renderTableMarkdown(input);
+  const md = renderTableMarkdown(onTask(fakeInput(KLAL_WINS), "line-intersection"));
   assertIncludes(
     md,
     "| NTP + KLAL (ours, tiny VLM) | 62.0 ± 25.4 (n=2) | not run | this experiment |",
@@ -581,30 +543,9 @@ Deno.test("steps to reach NTP's final accuracy and 50%, hand-computed", () => {
 Deno.test("sweeps: a λ sweep and a per-layer ablation are found from the arms", () => {
   const spec = fakeSpec();
   assert(JSON.stringify(sweeps(spec)) === '{"lambda":[],"layers":[]}', "plain spec");
-  spec.arms.klal_2 = {
-    finetune: true,
-    lambda: 2,
-    layers: "all",
-    target: "task",
-    supervision: "attention",
-    queries: "all",
-  };
-  spec.arms.klal_05 = {
-    finetune: true,
-    lambda: 0.5,
-    layers: [1, 0],
-    target: "task",
-    supervision: "attention",
-    queries: "all",
-  };
-  spec.arms.klal_l1 = {
-    finetune: true,
-    lambda: 1,
-    layers: [1],
-    target: "task",
-    supervision: "attention",
-    queries: "all",
-  };
+  spec.arms.klal_2 = armSpec({ lambda: 2 });
+  spec.arms.klal_05 = armSpec({ lambda: 0.5, layers: [1, 0] });
+  spec.arms.klal_l1 = armSpec({ lambda: 1, layers: [1] });
   const found = sweeps(spec);
   // [1, 0] is all of a 2-layer model: klal_05 joins the λ sweep.
   assert(
@@ -708,13 +649,8 @@ function htmlRowCells(html: string, rowStart: string): string[] {
 }
 
 Deno.test("results.json, table.md and index.html show the same numbers", async () => {
-  const root = await Deno.makeTempDir();
-  try {
-    const input = richInput();
-    await writeReport(`${root}/r`, input);
-    const results = JSON.parse(await Deno.readTextFile(`${root}/r/results.json`));
-    const md = await Deno.readTextFile(`${root}/r/table.md`);
-    const html = await Deno.readTextFile(`${root}/r/index.html`);
+  const input = richInput();
+  await withWrittenReport(input, ({ results, md, html }) => {
     // Table 1: recomputed from the raw rows, then found cell for cell in table.md and the HTML.
     assert(results.table1.length === 5, "five poster tasks");
     for (const row of results.table1) {
@@ -766,9 +702,7 @@ Deno.test("results.json, table.md and index.html show the same numbers", async (
       const cell = line.split(" | ")[2].replace(/ \|$/, "");
       assertIncludes(html, `<td class="num">${escapeHtml(cell)}</td>`, "same steps in HTML");
     }
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
+  });
 });
 
 Deno.test("reports/index.html lists every report, newest first, and Table 1 across them", async () => {
@@ -855,20 +789,10 @@ async function cachedRun(root: string): Promise<{ cache: Cache; spec: Spec }> {
   return { cache, spec };
 }
 
-async function reportCli(args: string[], root: string) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      fileURLToPath(new URL("../pipeline/report_main.ts", import.meta.url)),
-      ...args,
-    ],
-    env: { KLAL_CACHE_DIR: `${root}/cache`, KLAL_REPORTS_DIR: `${root}/reports`, NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+/** `deno task report ...args` on the cache and reports under `root`. */
+function reportCli(args: string[], root: string) {
+  const env = { KLAL_CACHE_DIR: `${root}/cache`, KLAL_REPORTS_DIR: `${root}/reports` };
+  return runScript("pipeline/report_main.ts", args, env);
 }
 
 Deno.test("deno task report NAME rebuilds the report from the cache; clear errors otherwise", async () => {
@@ -908,22 +832,8 @@ Deno.test("deno task report NAME rebuilds the report from the cache; clear error
 /** richInput plus a λ sweep and a layer ablation, so every kind of chart has data. */
 function everyChartInput(): ReportInput {
   const input = richInput();
-  input.spec.arms.klal_2 = {
-    finetune: true,
-    lambda: 2,
-    layers: "all",
-    target: "task",
-    supervision: "attention",
-    queries: "all",
-  };
-  input.spec.arms.klal_l1 = {
-    finetune: true,
-    lambda: 1,
-    layers: [1],
-    target: "task",
-    supervision: "attention",
-    queries: "all",
-  };
+  input.spec.arms.klal_2 = armSpec({ lambda: 2 });
+  input.spec.arms.klal_l1 = armSpec({ lambda: 1, layers: [1] });
   for (const arm of ["klal_2", "klal_l1"]) {
     for (const seed of [0, 1]) {
       input.rows.push({ task: "grid-patch", arm, seed, metric: "accuracy", value: 50 + seed });
@@ -958,11 +868,8 @@ Deno.test("chart registry: every kind has its own non-empty caption, and builds 
 });
 
 Deno.test("index.html shows every registered chart, in registry order, with its caption", async () => {
-  const root = await Deno.makeTempDir();
-  try {
-    const input = everyChartInput();
-    await writeReport(`${root}/r`, input);
-    const html = await Deno.readTextFile(`${root}/r/index.html`);
+  const input = everyChartInput();
+  await withWrittenReport(input, ({ html }) => {
     let at = 0;
     for (const chart of reportCharts(input)) {
       const figure = html.indexOf(`data-chart="${chart.key}"`, at);
@@ -978,9 +885,7 @@ Deno.test("index.html shows every registered chart, in registry order, with its 
         JSON.stringify(order),
       `chart sections in page order: ${sections}`,
     );
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
+  });
 });
 
 Deno.test("markdownTable escapes pipes, backslashes and line breaks in cells", () => {
@@ -1018,11 +923,12 @@ Deno.test("every chart carries the $schema of the installed Vega-Lite", () => {
 
 Deno.test("sweep report: points' arms renamed by label, or kept when only the task differs", () => {
   const point = (name: string, task: string, accuracy: number) => {
-    const input = fakeInput({ ntp: [accuracy, accuracy], klal: [accuracy + 10, accuracy + 10] });
+    const input = onTask(
+      fakeInput({ ntp: [accuracy, accuracy], klal: [accuracy + 10, accuracy + 10] }),
+      task,
+    );
     input.spec.name = name;
-    input.spec.task.name = task;
     delete input.spec.arms.base;
-    for (const row of input.rows) row.task = task;
     return { spec: input.spec, input };
   };
   const lr = combineSweepInputs([
@@ -1074,14 +980,8 @@ const PREDICTED: Record<string, Record<number, Record<number, string>>> = {
 /** Line Intersection with NTP, KLAL+NTP, a shuffled-map and a pointer-head control. */
 function controlsInput(): ReportInput {
   const input = fakeInput({});
-  const control = (target: "task" | "shuffled", supervision: "attention" | "pointer") => ({
-    finetune: true,
-    lambda: 1,
-    layers: "all" as const,
-    target,
-    supervision,
-    queries: "all" as const,
-  });
+  const control = (target: "task" | "shuffled", supervision: "attention" | "pointer") =>
+    armSpec({ lambda: 1, target, supervision });
   input.spec.task.name = "line-intersection";
   delete input.spec.arms.base;
   input.spec.arms.shuffled = control("shuffled", "attention");
@@ -1192,21 +1092,19 @@ Deno.test("Table 1: floor column, controls, bootstrap intervals and Holm p, hand
     `cells:\n${JSON.stringify(cells)}\nexpected:\n${JSON.stringify(expected)}`,
   );
   const md = renderTableMarkdown(input);
-  assertIncludes(md, `| ${cells.map((c) => c.replaceAll("|", "\\|")).join(" | ")} |`, "table.md");
-  assertIncludes(md, "| Floor (fixed answer) |", "floor column header");
-  assertIncludes(md, '| Fixed-answer floor (always "1") | 50.0 |', "floor row of the task table");
-  assertIncludes(
-    md,
-    "| Control: shuffled maps (shuffled) | 60.0 ± 0.0 (n=2) |",
-    "control row of the task table",
-  );
-  // The statistics table: raw and Holm p side by side, McNemar per seed.
-  assertIncludes(
-    md,
-    `| KLAL+NTP (klal) vs NTP (ntp) | +35.0 | p=${pNtp.toFixed(3)} | p=${holm.toFixed(3)} | ` +
+  const parts: [string, string][] = [
+    [`| ${cells.map((c) => c.replaceAll("|", "\\|")).join(" | ")} |`, "table.md"],
+    ["| Floor (fixed answer) |", "floor column header"],
+    ['| Fixed-answer floor (always "1") | 50.0 |', "floor row of the task table"],
+    ["| Control: shuffled maps (shuffled) | 60.0 ± 0.0 (n=2) |", "control row of the task table"],
+    // The statistics table: raw and Holm p side by side, McNemar per seed.
+    [
+      `| KLAL+NTP (klal) vs NTP (ntp) | +35.0 | p=${pNtp.toFixed(3)} | p=${holm.toFixed(3)} | ` +
       `[${sp(gainBoot.low)}, ${sp(gainBoot.high)}] | s0 4 / 1, p=0.375; s1 4 / 0, p=0.125 |`,
-    "statistics row",
-  );
+      "statistics row",
+    ],
+  ];
+  for (const [part, what] of parts) assertIncludes(md, part, what);
 });
 
 Deno.test("verdicts: against the floor, and one line per control vs KLAL+NTP", () => {
@@ -1280,11 +1178,8 @@ Deno.test("verdict wording rules at the floor, hand-built", () => {
 });
 
 Deno.test("results.json: floors, McNemar per seed, confusion counts, attention measures", async () => {
-  const root = await Deno.makeTempDir();
-  try {
-    const input = controlsInput();
-    await writeReport(`${root}/r`, input);
-    const results = JSON.parse(await Deno.readTextFile(`${root}/r/results.json`));
+  const input = controlsInput();
+  await withWrittenReport(input, ({ results, html }) => {
     assert(
       JSON.stringify(results.floors) ===
         '{"line-intersection":{"answer":"1","accuracy":50,"kind":"majority"}}',
@@ -1367,7 +1262,6 @@ Deno.test("results.json: floors, McNemar per seed, confusion counts, attention m
       "raw rows keep the first-position ratio",
     );
     // The HTML: the floor column, a confusion table per arm, the first-position ratio.
-    const html = await Deno.readTextFile(`${root}/r/index.html`);
     assertIncludes(html, "Floor (fixed answer)", "floor column");
     assert(html.split('class="compact confusion"').length - 1 === 4, "one confusion table per arm");
     assertIncludes(html, "at the first answer position: NTP (ntp) 0.900", "attention line");
@@ -1379,9 +1273,7 @@ Deno.test("results.json: floors, McNemar per seed, confusion counts, attention m
       chart.layer.some((l) => l.mark.type === "rule" && l.data.values[0]?.floor === 50),
       "a rule at the floor",
     );
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
+  });
 });
 
 Deno.test("stand-ins are named as stand-ins in every table and chart", () => {
@@ -1391,9 +1283,7 @@ Deno.test("stand-ins are named as stand-ins in every table and chart", () => {
       ["pixmo-points", "PixMo-Points stand-in (synthetic scenes)", "PixMo-Points"],
     ]
   ) {
-    const input = fakeInput(KLAL_WINS);
-    input.spec.task.name = task;
-    for (const row of input.rows) row.task = task;
+    const input = onTask(fakeInput(KLAL_WINS), task);
     const md = renderTableMarkdown(input);
     assertIncludes(md, `| ${standIn} |`, `${task}: Table 1 label`);
     assertIncludes(md, `## ${standIn} (${task})`, `${task}: section heading`);

@@ -4,34 +4,21 @@
  * was never interrupted (same backend, same seed).
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
+import { ROOT, tempRun, tinySpec } from "./cli.ts";
 
-const MAIN = fileURLToPath(new URL("../pipeline/main.ts", import.meta.url));
+const MAIN = `${ROOT}pipeline/main.ts`;
 
-const SPEC = `
-name: resume-tiny
-seeds: [0]
-backend: wasm
-task: { name: grid-patch, image_size: 16, train: 64, test: 16, params: { grid: 2, blobs: 1 } }
-model: { patch_size: 8, d_model: 16, layers: 2, heads: 2 }
-base: { steps: 2, batch_size: 8, train: 16 }
-train: { steps: 300, batch_size: 8, warmup: 1, log_every: 50, checkpoint_every: 20 }
-eval: { batch_size: 16 }
-arms:
-  klal: { lambda: 1.0 }
-`;
+/** The tiny spec of ./cli.ts with one arm fine-tuned long enough to be killed mid-way. */
+const SPEC = tinySpec("resume-tiny", { klal: "{ lambda: 1.0 }" }, {
+  backend: "wasm",
+  base: "{ steps: 2, batch_size: 8, train: 16 }",
+  train: "{ steps: 300, batch_size: 8, warmup: 1, log_every: 50, checkpoint_every: 20 }",
+  eval: "{ batch_size: 16 }",
+});
 
 async function setup(name: string) {
-  const dir = await Deno.makeTempDir({ prefix: `klal-resume-${name}-` });
-  await Deno.writeTextFile(`${dir}/spec.yaml`, SPEC);
-  return {
-    dir,
-    env: {
-      KLAL_CACHE_DIR: `${dir}/cache`,
-      KLAL_REPORTS_DIR: `${dir}/reports`,
-      KLAL_PLAIN_PROGRESS: "1",
-    },
-  };
+  const { dir, env } = await tempRun(`resume-${name}`, SPEC);
+  return { dir, env: { ...env, KLAL_PLAIN_PROGRESS: "1" } };
 }
 
 function command(dir: string, env: Record<string, string>) {

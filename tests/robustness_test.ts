@@ -7,48 +7,27 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../pipeline/backend.ts";
 import { train } from "../pipeline/train.ts";
-import { runScript } from "./cli.ts";
+import { cacheEntryOf, runScript, tempRun, tinySpec } from "./cli.ts";
 import { tinyGridData, tinyModel } from "./fixtures.ts";
 
-const SPEC = `
-name: robust-tiny
-seeds: [0, 1]
-backend: wasm
-task: { name: grid-patch, image_size: 16, train: 64, test: 16, params: { grid: 2, blobs: 1 } }
-model: { patch_size: 8, d_model: 16, layers: 2, heads: 2 }
-base: { steps: 4, batch_size: 8, train: 32 }
-train: { steps: 30, batch_size: 8, warmup: 1, log_every: 5 }
-eval: { batch_size: 16 }
-arms:
-  base: { finetune: false }
-  ntp: { lambda: 0 }
-  klal: { lambda: 1.0 }
-`;
+/** The tiny spec of ./cli.ts on the wasm backend, with two seeds and 30 training steps. */
+const SPEC = tinySpec(
+  "robust-tiny",
+  { base: "{ finetune: false }", ntp: "{ lambda: 0 }", klal: "{ lambda: 1.0 }" },
+  {
+    seeds: "[0, 1]",
+    backend: "wasm",
+    train: "{ steps: 30, batch_size: 8, warmup: 1, log_every: 5 }",
+    eval: "{ batch_size: 16 }",
+  },
+);
 
 async function setup(name: string) {
-  const dir = await Deno.makeTempDir({ prefix: `klal-${name}-` });
-  await Deno.writeTextFile(`${dir}/spec.yaml`, SPEC);
-  const env = {
-    KLAL_CACHE_DIR: `${dir}/cache`,
-    KLAL_REPORTS_DIR: `${dir}/reports`,
-    KLAL_PLAIN_PROGRESS: "1",
-  };
-  const run = (...extra: string[]) =>
-    runScript("pipeline/main.ts", [`${dir}/spec.yaml`, ...extra], env);
+  const { dir, spec, env } = await tempRun(name, SPEC);
+  const run = (...extra: string[]) => runScript("pipeline/main.ts", [spec, ...extra], env);
   const rows = async () =>
     JSON.parse(await Deno.readTextFile(`${dir}/reports/robust-tiny/results.json`)).rows;
   return { dir, run, rows };
-}
-
-async function entryOf(cacheDir: string, stage: string): Promise<string> {
-  for await (const shard of Deno.readDir(`${cacheDir}/objects`)) {
-    for await (const entry of Deno.readDir(`${cacheDir}/objects/${shard.name}`)) {
-      const dir = `${cacheDir}/objects/${shard.name}/${entry.name}`;
-      const m = JSON.parse(await Deno.readTextFile(`${dir}/manifest.json`));
-      if (m.stage === stage) return dir;
-    }
-  }
-  throw new Error(`no entry for ${stage}`);
 }
 
 Deno.test("a corrupted or truncated cache entry is reported, moved aside and recomputed", async () => {
@@ -56,11 +35,11 @@ Deno.test("a corrupted or truncated cache entry is reported, moved aside and rec
   const first = await t.run();
   assert.equal(first.code, 0, first.stderr);
   const original = await t.rows();
-  const evalDir = await entryOf(`${t.dir}/cache`, "eval:ntp:s0");
+  const evalDir = await cacheEntryOf(`${t.dir}/cache`, "eval:ntp:s0");
   const metrics = JSON.parse(await Deno.readTextFile(`${evalDir}/metrics.json`));
   metrics.accuracy = 99.9; // a wrong number that must never be served
   await Deno.writeTextFile(`${evalDir}/metrics.json`, JSON.stringify(metrics));
-  const dataDir = await entryOf(`${t.dir}/cache`, "data:grid-patch:train:s1");
+  const dataDir = await cacheEntryOf(`${t.dir}/cache`, "data:grid-patch:train:s1");
   const images = await Deno.readFile(`${dataDir}/images.u8`);
   await Deno.writeFile(`${dataDir}/images.u8`, images.subarray(0, 100)); // truncated
 

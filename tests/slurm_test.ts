@@ -11,26 +11,18 @@ import { TASKS } from "../tasks/registry.ts";
 import { SlurmExecutor } from "../pipeline/executors/slurm.ts";
 import { parseArgs } from "../pipeline/main.ts";
 import { buildPlan, type ResolvedStage, resolvePlan } from "../pipeline/plan.ts";
-import { parseSpec, SpecError } from "../pipeline/spec.ts";
-import { fileURLToPath } from "node:url";
+import { parseSpec } from "../pipeline/spec.ts";
+import { ROOT, tinySpec } from "./cli.ts";
+import { problemsOf } from "./spec_fixtures.ts";
 
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MAIN = `${ROOT}pipeline/main.ts`;
 const START = `${ROOT}tests/slurm/start.sh`;
 
 /** The tiny spec of tests/e2e_test.ts with two arms. */
-const TINY_SPEC = `
-name: slurm-tiny
-seeds: [0]
-task: { name: grid-patch, image_size: 16, train: 64, test: 16, params: { grid: 2, blobs: 1 } }
-model: { patch_size: 8, d_model: 16, layers: 2, heads: 2 }
-base: { steps: 4, batch_size: 8, train: 32 }
-train: { steps: 4, batch_size: 8, warmup: 1, log_every: 1 }
-eval: { batch_size: 8 }
-arms:
-  ntp: { lambda: 0 }
-  klal: { lambda: 1.0, layers: all }
-`;
+const TINY_SPEC = tinySpec("slurm-tiny", {
+  ntp: "{ lambda: 0 }",
+  klal: "{ lambda: 1.0, layers: all }",
+});
 
 /** A spec whose held-out data stage throws: its annotation file has no valid row. */
 const FAILING_SPEC = `
@@ -59,13 +51,7 @@ const EXECUTOR_BLOCK = `executor:
 const ctx = { tasks: TASKS };
 
 function specProblems(text: string): string[] {
-  try {
-    parseSpec(text, "x.yaml", [], ctx);
-  } catch (e) {
-    assert.ok(e instanceof SpecError, String(e));
-    return e.message.split("\n");
-  }
-  return assert.fail("expected a SpecError");
+  return problemsOf(() => parseSpec(text, "x.yaml", [], ctx));
 }
 
 Deno.test("executor block: validated strictly, defaults filled, absent when not given", () => {

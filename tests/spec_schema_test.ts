@@ -9,7 +9,7 @@ import {
   type Fields,
   problemOf,
 } from "../pipeline/schema.ts";
-import { parseSpec, SpecError } from "../pipeline/spec.ts";
+import { parseSpec } from "../pipeline/spec.ts";
 import {
   ARM_FIELDS,
   BASE_FIELDS,
@@ -25,9 +25,8 @@ import {
   TRAIN_FIELDS,
 } from "../pipeline/spec_schema.ts";
 import { PRETRAIN_TASK, TASKS } from "../tasks/registry.ts";
+import { parseProblems as problems, SPEC_CONTEXT, SPEC_FILE } from "./spec_fixtures.ts";
 
-const ctx = { tasks: TASKS };
-const FILE = "experiments/x.yaml";
 const SPEC = `name: schema
 task: { name: grid-patch, image_size: 16, train: 10, test: 5, params: { grid: 2, blobs: 1 } }
 model: { patch_size: 8, d_model: 8, layers: 2, heads: 2 }
@@ -36,20 +35,10 @@ arms:
 executor: { name: slurm, partition: p, time: 5, cpus: 1, gres: "gpu:1" }
 `;
 
-function problems(text: string, overrides: string[] = []): string[] {
-  try {
-    parseSpec(text, FILE, overrides, ctx);
-  } catch (error) {
-    assert.ok(error instanceof SpecError, String(error));
-    return error.message.split("\n");
-  }
-  assert.fail("expected a SpecError");
-}
-
 const sorted = (keys: Iterable<string>) => [...keys].sort();
 
 Deno.test("schema: each section's keys are exactly the validated spec's keys", () => {
-  const spec = parseSpec(SPEC, FILE, [], ctx);
+  const spec = parseSpec(SPEC, SPEC_FILE, [], SPEC_CONTEXT);
   // Keys the spec leaves out when not given: sweep (no sweep block), task.source (no data).
   assert.deepEqual(
     sorted(Object.keys(spec)),
@@ -118,21 +107,21 @@ Deno.test("schema: the messages derived from a field's type and range", () => {
 });
 
 Deno.test("base.seed: an integer or run", () => {
-  assert.equal(parseSpec(SPEC, FILE, ["base.seed=run"], ctx).base.seed, "run");
-  assert.equal(parseSpec(SPEC, FILE, ["base.seed=7"], ctx).base.seed, 7);
-  assert.equal(parseSpec(SPEC, FILE, [], ctx).base.seed, 0);
+  assert.equal(parseSpec(SPEC, SPEC_FILE, ["base.seed=run"], SPEC_CONTEXT).base.seed, "run");
+  assert.equal(parseSpec(SPEC, SPEC_FILE, ["base.seed=7"], SPEC_CONTEXT).base.seed, 7);
+  assert.equal(parseSpec(SPEC, SPEC_FILE, [], SPEC_CONTEXT).base.seed, 0);
   assert.deepEqual(problems(SPEC + "base: { seed: runs }\n"), [
-    `${FILE}:7:15 base.seed: expected an integer >= 0 or "run", found "runs"`,
+    `${SPEC_FILE}:7:15 base.seed: expected an integer >= 0 or "run", found "runs"`,
   ]);
 });
 
 Deno.test("train.lr_grid: distinct positive rates, each located; empty by default", () => {
-  assert.deepEqual(parseSpec(SPEC, FILE, [], ctx).train.lr_grid, []);
-  const spec = parseSpec(SPEC, FILE, ["train.lr_grid=[1e-3, 3e-3]"], ctx);
+  assert.deepEqual(parseSpec(SPEC, SPEC_FILE, [], SPEC_CONTEXT).train.lr_grid, []);
+  const spec = parseSpec(SPEC, SPEC_FILE, ["train.lr_grid=[1e-3, 3e-3]"], SPEC_CONTEXT);
   assert.deepEqual(spec.train.lr_grid, [0.001, 0.003]);
   assert.deepEqual(problems(SPEC + "train: { lr_grid: [0.001, -1, 0.001] }\n"), [
-    `${FILE}:7:27 train.lr_grid[1]: expected a number > 0, found -1`,
-    `${FILE}:7:31 train.lr_grid[2]: expected distinct learning rates, found 0.001 again ` +
+    `${SPEC_FILE}:7:27 train.lr_grid[1]: expected a number > 0, found -1`,
+    `${SPEC_FILE}:7:31 train.lr_grid[2]: expected distinct learning rates, found 0.001 again ` +
     "(train.lr_grid[0])",
   ]);
   assert.deepEqual(problems(SPEC, ["train.lr_grid=0.01"]), [
@@ -152,8 +141,8 @@ Deno.test("task params: declared fields give the defaults and the range checks",
       .replace("params: { grid: 2, blobs: 1 }", "params: { radius: 200, limit: 1.5 }"),
   );
   assert.deepEqual(lines, [
-    `${FILE}:2:83 task.params.radius: expected a number of percent-units in (0, 100], found 200`,
-    `${FILE}:2:95 task.params.limit: expected an integer >= 0, found 1.5`,
+    `${SPEC_FILE}:2:83 task.params.radius: expected a number of percent-units in (0, 100], found 200`,
+    `${SPEC_FILE}:2:95 task.params.limit: expected an integer >= 0, found 1.5`,
   ]);
   const pretrain = PRETRAIN_TASK.paramSchema!;
   assert.deepEqual(PRETRAIN_TASK.defaultParams, defaultsOf(pretrain));
@@ -168,7 +157,8 @@ Deno.test("task params: declared fields give the defaults and the range checks",
   assert.deepEqual(PRETRAIN_TASK.checkParams(config({ max_shapes: 9 })).map((p) => p.key), [
     "max_shapes",
   ]);
-  assert.deepEqual(checkFields(pretrain, { max_shapes: 2, colors: ["red", "red"] }), [{
+  const mix = { kinds: ["color"], max_shapes: 2, colors: ["red", "red"] };
+  assert.deepEqual(checkFields(pretrain, mix), [{
     key: "colors",
     expected: pretrain.colors.type === "list" ? expectedOf(pretrain.colors) : "",
     found: ["red", "red"],

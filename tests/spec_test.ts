@@ -9,6 +9,7 @@ import {
 } from "../pipeline/spec.ts";
 import type { SpecContext } from "../pipeline/spec.ts";
 import type { Task } from "../tasks/task.ts";
+import { armSpec, DEFAULT_MIX, problemsOf } from "./spec_fixtures.ts";
 
 function fakeTask(name: string, defaultParams: Record<string, unknown>): Task {
   return {
@@ -45,14 +46,7 @@ arms:
 
 /** Parses and expects failure; returns the error's message lines. */
 function problemLines(text: string, overrides: string[] = []): string[] {
-  try {
-    parseSpec(text, FILE, overrides, ctx);
-  } catch (error) {
-    assert.ok(error instanceof SpecError, `not a SpecError: ${error}`);
-    assert.equal(error.message.split("\n").length, error.problems.length);
-    return error.message.split("\n");
-  }
-  assert.fail("expected a SpecError");
+  return problemsOf(() => parseSpec(text, FILE, overrides, ctx));
 }
 
 Deno.test("a minimal spec gets every default", () => {
@@ -79,7 +73,7 @@ Deno.test("a minimal spec gets every default", () => {
       mlp_ratio: 4,
       position_std: 0.3,
     },
-    base: { steps: 300, batch_size: 32, lr: 1e-3, train: 4000, seed: 0 },
+    base: { steps: 300, batch_size: 32, lr: 1e-3, train: 4000, seed: 0, mix: DEFAULT_MIX },
     train: {
       steps: 500,
       batch_size: 32,
@@ -94,16 +88,7 @@ Deno.test("a minimal spec gets every default", () => {
       checkpoint_every: 100,
     },
     eval: { batch_size: 128 },
-    arms: {
-      ntp: {
-        finetune: true,
-        lambda: 0,
-        layers: "all",
-        target: "task",
-        supervision: "attention",
-        queries: "all",
-      },
-    },
+    arms: { ntp: armSpec() },
   });
 });
 
@@ -133,22 +118,8 @@ arms:
   assert.equal(spec.train.optimizer, "adam");
   assert.equal(spec.base.steps, 10);
   assert.deepEqual(Object.keys(spec.arms), ["base", "ntp", "klal"]);
-  assert.deepEqual(spec.arms.base, {
-    finetune: false,
-    lambda: 0,
-    layers: "all",
-    target: "task",
-    supervision: "attention",
-    queries: "all",
-  });
-  assert.deepEqual(spec.arms.klal, {
-    finetune: true,
-    lambda: 1,
-    layers: [0, 3],
-    target: "task",
-    supervision: "attention",
-    queries: "all",
-  });
+  assert.deepEqual(spec.arms.base, armSpec({ finetune: false }));
+  assert.deepEqual(spec.arms.klal, armSpec({ lambda: 1, layers: [0, 3] }));
 });
 
 Deno.test("a wrong type names line:column, path, expected and found", () => {
@@ -351,14 +322,7 @@ Deno.test("overrides change values and create arms", () => {
   ], ctx);
   assert.equal(spec.train.steps, 200);
   assert.equal(spec.train.lr, 0.001);
-  assert.deepEqual(spec.arms.klal, {
-    finetune: true,
-    lambda: 2,
-    layers: [0, 1],
-    target: "task",
-    supervision: "attention",
-    queries: "all",
-  });
+  assert.deepEqual(spec.arms.klal, armSpec({ lambda: 2, layers: [0, 1] }));
   assert.deepEqual(spec.seeds, [3, 4]);
   assert.equal(spec.task.params.grid, 6);
 });
@@ -401,7 +365,14 @@ Deno.test("base may be a path to a YAML file beside the spec", async () => {
     await Deno.writeTextFile(`${dir}/base.yaml`, "steps: 77\nlr: 0.01\n");
     await Deno.writeTextFile(`${dir}/spec.yaml`, MINIMAL + "base: base.yaml\n");
     const spec = await loadSpec(`${dir}/spec.yaml`, ["base.seed=5"], ctx);
-    assert.deepEqual(spec.base, { steps: 77, batch_size: 32, lr: 0.01, train: 4000, seed: 5 });
+    assert.deepEqual(spec.base, {
+      steps: 77,
+      batch_size: 32,
+      lr: 0.01,
+      train: 4000,
+      seed: 5,
+      mix: DEFAULT_MIX,
+    });
 
     await Deno.writeTextFile(`${dir}/base.yaml`, "steps: -1\n");
     await assert.rejects(loadSpec(`${dir}/spec.yaml`, [], ctx), (error: SpecError) => {

@@ -10,7 +10,12 @@ import { evaluate } from "../pipeline/eval.ts";
 import { TinyVlm, type WeightMap } from "../pipeline/model/tiny_vlm.ts";
 import { train } from "../pipeline/train.ts";
 import { gridPatch } from "../tasks/grid_patch.ts";
-import { lossAndGrads as fixtureLossAndGrads, tinyGridData, tinyModelConfig } from "./fixtures.ts";
+import {
+  lossAndGrads as fixtureLossAndGrads,
+  tinyGridData,
+  tinyModelConfig,
+  tinyTrainOptions,
+} from "./fixtures.ts";
 import { ROOT } from "./cli.ts";
 
 const gpu = await gpuAdapter();
@@ -39,19 +44,13 @@ Deno.test({
     );
     // The training loop and evaluation end to end on WebGPU, with a flat tensor count.
     const model = new TinyVlm(modelConfig, 4);
-    const options = {
+    const options = tinyTrainOptions({
       steps: 3,
       batchSize: 8,
       lr: 1e-3,
-      optimizer: "adamw" as const,
-      weightDecay: 0.01,
-      warmup: 1,
-      logEvery: 1,
-      lambda: 1,
-      layers: [0, 1],
       seed: 0,
       label: "webgpu",
-    };
+    });
     await train(model, data, { ...options, steps: 1 });
     const before = tf.memory().numTensors;
     const result = await train(model, data, options);
