@@ -17,6 +17,15 @@ export interface OptionSpec {
   short?: string;
 }
 
+/**
+ * Options that each take one value (`--name VALUE`), by name.
+ *
+ * @example parseCommand(args, { options: valueOptions("seed", "out") })
+ */
+export function valueOptions(...names: string[]): Record<string, OptionSpec> {
+  return Object.fromEntries(names.map((name) => [name, { type: "string" }]));
+}
+
 /** What a command accepts. */
 export interface CommandSpec {
   options: Record<string, OptionSpec>;

@@ -11,7 +11,7 @@
  * Scoring is an exact match of the normalised answer text (external labels carry no task
  * metadata). Exit status: 0 done, 1 the arm is not trained yet, 2 bad input.
  */
-import { parseCommand, printHelp, runCommand, UsageError } from "./cli.ts";
+import { parseCommand, printHelp, runCommand, UsageError, valueOptions } from "./cli.ts";
 import { writeJsonAtomic } from "./atomic.ts";
 import { decodeImage } from "../tasks/image_io.ts";
 import { TASKS } from "../tasks/registry.ts";
@@ -50,15 +50,7 @@ export interface ExternalEvalOptions {
 /** Parse argv (throws InputError, or UsageError for an unknown option or a missing value). */
 export function parseEvalArgs(args: string[]): ExternalEvalOptions {
   const parsed = parseCommand(args, {
-    options: {
-      arm: { type: "string" },
-      seed: { type: "string" },
-      images: { type: "string" },
-      labels: { type: "string" },
-      regex: { type: "string" },
-      prompt: { type: "string" },
-      name: { type: "string" },
-    },
+    options: valueOptions("arm", "seed", "images", "labels", "regex", "prompt", "name"),
     positionals: { max: Infinity },
   });
   const v = parsed.values as Record<string, string | undefined>;

@@ -10,7 +10,14 @@ import { TASKS } from "../tasks/registry.ts";
 import type { Sample, Task, TaskConfig } from "../tasks/task.ts";
 import { PROJECT_ROOT } from "./paths.ts";
 import { writeFileAtomic } from "./atomic.ts";
-import { integerOption, parseCommand, printHelp, runCommand, UsageError } from "./cli.ts";
+import {
+  integerOption,
+  parseCommand,
+  printHelp,
+  runCommand,
+  UsageError,
+  valueOptions,
+} from "./cli.ts";
 import { escapeForTerminal } from "./terminal.ts";
 
 const ROOT = PROJECT_ROOT;
@@ -31,13 +38,7 @@ export interface PreviewOptions {
 export function parsePreviewArgs(args: string[]): PreviewOptions {
   const names = Object.keys(TASKS);
   const parsed = parseCommand(args, {
-    options: {
-      n: { type: "string" },
-      seed: { type: "string" },
-      size: { type: "string" },
-      patch: { type: "string" },
-      out: { type: "string" },
-    },
+    options: valueOptions("n", "seed", "size", "patch", "out"),
     positionals: { max: 1 },
   });
   const task = parsed.positionals[0];

@@ -369,24 +369,15 @@ export function strokePolyline(
  * (for lineWidth >= 1 a straight stroke has no gaps). Marks the painted pixels in `mask`
  * when given: the same set `strokePolyline` and `polylineMask` mark.
  */
-export function strokePolylineAliased(
-  img: RgbImage,
-  points: readonly Point[],
-  lineWidth: number,
-  rgb: Rgb,
-  mask?: Uint8Array,
-): void {
+export const strokePolylineAliased: typeof strokePolyline = (img, points, lineWidth, rgb, mask) => {
   const half = lineWidth / 2;
   const half2 = half * half;
-  const data = img.data;
   forPixelsNearPolyline(img.width, img.height, points, half + 0.5, (p, v) => {
     if (v > half2) return;
-    data[3 * p] = rgb[0];
-    data[3 * p + 1] = rgb[1];
-    data[3 * p + 2] = rgb[2];
+    img.data.set(rgb, 3 * p);
     if (mask) mask[p] = 1;
   });
-}
+};
 
 /**
  * Sets in `mask` (length size * size) the pixels whose centre lies within lineWidth / 2
