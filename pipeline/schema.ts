@@ -303,6 +303,26 @@ export function checkFields(fields: Fields, params: Record<string, unknown>): Fi
 }
 
 /**
+ * A list field of distinct values from `values`, at least `minItems` of them (a task's
+ * colours, the pretraining mix's question kinds); an item is expected as
+ * "<noun> from a, b, c".
+ */
+export function distinctListOf(
+  values: readonly string[],
+  noun: string,
+  field: { minItems: number; default: readonly string[]; doc: string },
+): ListField {
+  return {
+    type: "list",
+    items: { type: "enum", values, expected: `${noun} from ${values.join(", ")}` },
+    minItems: field.minItems,
+    distinct: true,
+    default: field.default,
+    doc: field.doc,
+  };
+}
+
+/**
  * A task's parameters from their declaration: the defaults, and a checkParams that runs each
  * field's check, then the cross-field rules.
  */

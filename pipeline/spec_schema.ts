@@ -5,10 +5,11 @@
  * entry here (and its field in ./spec_types.ts, which the `satisfies` below keeps in step).
  *
  * Rules between keys (heads divide d_model, warmup <= steps, held-out seeds...) and lookups
- * (registered task names, files on disk, the name rule of ./names.ts) stay in spec.ts; a
- * task's `params` are declared by the task (tasks/*.ts, `defineParams`).
+ * (registered task names, files on disk, the name rule of ./names.ts) stay in spec.ts and
+ * its ./_spec_*.ts parts; a task's `params` are declared by the task (tasks/*.ts,
+ * `defineParams`).
  */
-import { LIMITS } from "./limits.ts";
+import { type Limit, LIMITS } from "./limits.ts";
 import { NAME_PATTERN } from "./names.ts";
 import type { Field, Fields, ListField, SectionField, ValueField } from "./schema.ts";
 import type {
@@ -25,6 +26,29 @@ import type { DataSource } from "../tasks/task.ts";
 
 /** One field per key of T: no key of the interface missing, none extra. */
 type FieldsOf<T> = { readonly [K in keyof Required<T>]: Field };
+
+/**
+ * An integer field from `min` (1 unless given) up to its bound in ./limits.ts, with a
+ * default and a one-line doc.
+ */
+function bounded<const L extends Limit, const D extends number>(
+  limit: L,
+  defaultValue: D,
+  doc: string,
+  min = 1,
+) {
+  return { type: "int", min, limit, default: defaultValue, doc } as const;
+}
+
+/** A number field above 0 (a learning rate, a standard deviation), with a default and doc. */
+function positive<const D extends number>(defaultValue: D, doc: string) {
+  return { type: "number", min: 0, exclusiveMin: true, default: defaultValue, doc } as const;
+}
+
+/** A block of keys, each declared in `fields`. */
+function section<const F extends Fields>(doc: string, fields: F) {
+  return { type: "section", doc, fields } as const;
+}
 
 /**
  * Slurm's time formats: minutes, minutes:seconds, hours:minutes:seconds, days-hours,
@@ -61,27 +85,9 @@ export const TASK_FIELDS = {
     required: true,
     doc: "a registered task (tasks/registry.ts); its params are listed below",
   },
-  image_size: {
-    type: "int",
-    min: 8,
-    limit: LIMITS.imageSize,
-    default: 32,
-    doc: "square image side in pixels",
-  },
-  train: {
-    type: "int",
-    min: 1,
-    limit: LIMITS.samples,
-    default: 4000,
-    doc: "training samples per seed",
-  },
-  test: {
-    type: "int",
-    min: 1,
-    limit: LIMITS.samples,
-    default: 500,
-    doc: "held-out test samples (one set, generated from test_seed)",
-  },
+  image_size: bounded(LIMITS.imageSize, 32, "square image side in pixels", 8),
+  train: bounded(LIMITS.samples, 4000, "training samples per seed"),
+  test: bounded(LIMITS.samples, 500, "held-out test samples (one set, generated from test_seed)"),
   test_seed: {
     type: "int",
     min: 0,
@@ -98,75 +104,38 @@ export const TASK_FIELDS = {
     type: "section",
     doc: "real-format tasks only: dataset files per split (none: the offline stand-in)",
     fields: {
-      train: { type: "section", doc: "training data (task.source.train.*)", fields: SOURCE_FIELDS },
-      test: { type: "section", doc: "test data (task.source.test.*)", fields: SOURCE_FIELDS },
+      train: section("training data (task.source.train.*)", SOURCE_FIELDS),
+      test: section("test data (task.source.test.*)", SOURCE_FIELDS),
     },
   },
 } as const satisfies FieldsOf<TaskSpec>;
 
 export const MODEL_FIELDS = {
   name: { type: "enum", values: ["tiny-vlm"], default: "tiny-vlm", doc: "the model" },
-  patch_size: {
-    type: "int",
-    min: 1,
-    limit: LIMITS.patchSize,
-    default: 8,
-    doc: "patch side in pixels; divides task.image_size, at most 4096 visual tokens",
-  },
-  d_model: {
-    type: "int",
-    min: 8,
-    limit: LIMITS.dModel,
-    default: 64,
-    doc: "model width; model.heads divides it",
-  },
-  layers: { type: "int", min: 1, limit: LIMITS.layers, default: 2, doc: "transformer layers" },
-  heads: { type: "int", min: 1, limit: LIMITS.heads, default: 4, doc: "attention heads" },
-  mlp_ratio: {
-    type: "int",
-    min: 1,
-    limit: LIMITS.mlpRatio,
-    default: 4,
-    doc: "MLP hidden size = mlp_ratio * d_model",
-  },
-  position_std: {
-    type: "number",
-    min: 0,
-    exclusiveMin: true,
-    default: 0.3,
-    doc: "init std of the position embeddings (0.3 measured best on a validation seed)",
-  },
+  patch_size: bounded(
+    LIMITS.patchSize,
+    8,
+    "patch side in pixels; divides task.image_size, at most 4096 visual tokens",
+  ),
+  d_model: bounded(LIMITS.dModel, 64, "model width; model.heads divides it", 8),
+  layers: bounded(LIMITS.layers, 2, "transformer layers"),
+  heads: bounded(LIMITS.heads, 4, "attention heads"),
+  mlp_ratio: bounded(LIMITS.mlpRatio, 4, "MLP hidden size = mlp_ratio * d_model"),
+  position_std: positive(
+    0.3,
+    "init std of the position embeddings (0.3 measured best on a validation seed)",
+  ),
 } as const satisfies FieldsOf<ModelSpec>;
 
 export const BASE_FIELDS = {
-  steps: {
-    type: "int",
-    min: 0,
-    limit: LIMITS.steps,
-    default: 300,
-    doc: "pretraining steps (0: the Base is the initialised model)",
-  },
-  batch_size: {
-    type: "int",
-    min: 1,
-    limit: LIMITS.batchSize,
-    default: 32,
-    doc: "pretraining batch size",
-  },
-  lr: {
-    type: "number",
-    min: 0,
-    exclusiveMin: true,
-    default: 1e-3,
-    doc: "pretraining learning rate",
-  },
-  train: {
-    type: "int",
-    min: 1,
-    limit: LIMITS.samples,
-    default: 4000,
-    doc: "generic pretraining samples (tasks/pretrain_mix.ts, never task data)",
-  },
+  steps: bounded(LIMITS.steps, 300, "pretraining steps (0: the Base is the initialised model)", 0),
+  batch_size: bounded(LIMITS.batchSize, 32, "pretraining batch size"),
+  lr: positive(1e-3, "pretraining learning rate"),
+  train: bounded(
+    LIMITS.samples,
+    4000,
+    "generic pretraining samples (tasks/pretrain_mix.ts, never task data)",
+  ),
   seed: {
     type: "union",
     options: [{ type: "int", min: 0 }, { type: "enum", values: ["run"] }],
@@ -182,21 +151,9 @@ export const BASE_FIELDS = {
 } as const satisfies FieldsOf<BaseSpec>;
 
 export const TRAIN_FIELDS = {
-  steps: { type: "int", min: 1, limit: LIMITS.steps, default: 500, doc: "fine-tuning steps" },
-  batch_size: {
-    type: "int",
-    min: 1,
-    limit: LIMITS.batchSize,
-    default: 32,
-    doc: "fine-tuning batch size",
-  },
-  lr: {
-    type: "number",
-    min: 0,
-    exclusiveMin: true,
-    default: 1e-3,
-    doc: "learning rate (unused when lr_grid is set)",
-  },
+  steps: bounded(LIMITS.steps, 500, "fine-tuning steps"),
+  batch_size: bounded(LIMITS.batchSize, 32, "fine-tuning batch size"),
+  lr: positive(1e-3, "learning rate (unused when lr_grid is set)"),
   lr_grid: {
     type: "list",
     items: { type: "number", min: 0, exclusiveMin: true, doc: "a learning rate" },
@@ -228,13 +185,11 @@ export const TRAIN_FIELDS = {
     default: 0,
     doc: "validation accuracy and attention every this many steps (0: never)",
   },
-  eval_samples: {
-    type: "int",
-    min: 1,
-    limit: LIMITS.samples,
-    default: 200,
-    doc: "validation samples, generated from seed task.test_seed + 1",
-  },
+  eval_samples: bounded(
+    LIMITS.samples,
+    200,
+    "validation samples, generated from seed task.test_seed + 1",
+  ),
   checkpoint_every: {
     type: "int",
     min: 0,
@@ -244,13 +199,7 @@ export const TRAIN_FIELDS = {
 } as const satisfies FieldsOf<TrainSpec>;
 
 export const EVAL_FIELDS = {
-  batch_size: {
-    type: "int",
-    min: 1,
-    limit: LIMITS.batchSize,
-    default: 128,
-    doc: "evaluation batch size",
-  },
+  batch_size: bounded(LIMITS.batchSize, 128, "evaluation batch size"),
 } as const satisfies FieldsOf<Spec["eval"]>;
 
 export const ARM_FIELDS = {
@@ -366,19 +315,18 @@ export const ROOT_FIELDS = {
     doc: "auto: WebGPU on a real GPU, else wasm",
   },
   task: { type: "section", required: true, doc: "the task and its data", fields: TASK_FIELDS },
-  model: { type: "section", doc: "the model", fields: MODEL_FIELDS },
-  base: {
-    type: "section",
-    doc: "the shared Base checkpoint (or the path of a YAML file holding this block)",
-    fields: BASE_FIELDS,
-  },
-  train: { type: "section", doc: "fine-tuning of every fine-tuned arm", fields: TRAIN_FIELDS },
-  eval: { type: "section", doc: "evaluation on the test set", fields: EVAL_FIELDS },
+  model: section("the model", MODEL_FIELDS),
+  base: section(
+    "the shared Base checkpoint (or the path of a YAML file holding this block)",
+    BASE_FIELDS,
+  ),
+  train: section("fine-tuning of every fine-tuned arm", TRAIN_FIELDS),
+  eval: section("evaluation on the test set", EVAL_FIELDS),
   arms: {
     type: "map",
     key: "<arm>",
     required: true,
-    values: { type: "section", doc: "one arm: the Base as is, or a fine-tune", fields: ARM_FIELDS },
+    values: section("one arm: the Base as is, or a fine-tune", ARM_FIELDS),
     doc: `arms by name (matching \`${ARM_NAME_PATTERN.source}\`, at most 100 characters)`,
   },
   sweep: {
@@ -387,7 +335,7 @@ export const ROOT_FIELDS = {
     values: { type: "list", items: { type: "string" }, minItems: 1 },
     doc: "dotted spec paths (or task) to lists of values: the runs of a sweep",
   },
-  executor: { type: "section", doc: "where stages run; in no key", fields: EXECUTOR_FIELDS },
+  executor: section("where stages run; in no key", EXECUTOR_FIELDS),
 } as const satisfies FieldsOf<Spec>;
 
 /** The whole spec. */

@@ -20,7 +20,7 @@ import {
   patchMassOfRect,
 } from "./draw.ts";
 import { assertParams, exactMatch, perSample } from "./common.ts";
-import { defineParams } from "../pipeline/schema.ts";
+import { defineParams, distinctListOf } from "../pipeline/schema.ts";
 
 /** Largest grid side: row and column answers are the number words "0".."15". */
 const MAX_GRID = 16;
@@ -48,18 +48,11 @@ const PARAMS = defineParams({
     default: 2,
     doc: "coloured cells per image, at most grid * grid",
   },
-  colors: {
-    type: "list",
-    items: {
-      type: "enum",
-      values: COLOR_NAMES,
-      expected: `colour names from ${COLOR_NAMES.join(", ")}`,
-    },
+  colors: distinctListOf(COLOR_NAMES, "colour names", {
     minItems: 1,
-    distinct: true,
     default: COLOR_NAMES.slice(0, 4),
     doc: "colours the squares are drawn in (distinct within an image): at least blobs",
-  },
+  }),
   noise: { type: "number", min: 0, max: 0.5, default: 0.05, doc: "pixel noise amplitude" },
 }, crossRules);
 

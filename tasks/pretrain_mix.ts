@@ -39,7 +39,7 @@ import {
   uniformTarget,
 } from "./draw.ts";
 import { assertParams, exactMatch, perSample } from "./common.ts";
-import { defineParams } from "../pipeline/schema.ts";
+import { defineParams, distinctListOf } from "../pipeline/schema.ts";
 import {
   LETTER_MIN_IMAGE_SIZE,
   pointScore,
@@ -73,18 +73,11 @@ interface PretrainParams {
 
 /** `task.params`, declared once: type, range, default and doc (docs/spec-keys.md). */
 const PARAMS = defineParams({
-  kinds: {
-    type: "list",
-    items: {
-      type: "enum",
-      values: PRETRAIN_QUESTION_KINDS,
-      expected: `question kinds from ${PRETRAIN_QUESTION_KINDS.join(", ")}`,
-    },
+  kinds: distinctListOf(PRETRAIN_QUESTION_KINDS, "question kinds", {
     minItems: 1,
-    distinct: true,
     default: [...ORIGINAL_QUESTION_KINDS],
     doc: "question kinds, drawn uniformly (tasks/pretrain_mix.ts lists each with an example)",
-  },
+  }),
   max_shapes: {
     type: "int",
     min: 1,
@@ -92,18 +85,11 @@ const PARAMS = defineParams({
     default: 3,
     doc: "most shapes in an image (one per quadrant)",
   },
-  colors: {
-    type: "list",
-    items: {
-      type: "enum",
-      values: COLOR_NAMES,
-      expected: `colour names from ${COLOR_NAMES.join(", ")}`,
-    },
+  colors: distinctListOf(COLOR_NAMES, "colour names", {
     minItems: 2,
-    distinct: true,
     default: [...COLOR_NAMES],
     doc: "the shapes' colours: at least max_shapes + 1, so a colour is always absent",
-  },
+  }),
 }, crossRules);
 
 const DEFAULT_PARAMS = structuredClone(PARAMS.defaultParams) as unknown as PretrainParams;
