@@ -35,6 +35,7 @@ import { TinyVlm } from "./model/tiny_vlm.ts";
 import { Tokenizer } from "./tokenizer.ts";
 import { AdamW, batchTensors, disposeBatch, lossParts } from "./train.ts";
 import { pathOf } from "./paths.ts";
+import { findTorchPython } from "./torch_python.ts";
 import process from "node:process";
 
 /**
@@ -347,26 +348,6 @@ function sgemmShape() {
   };
 }
 
-/** The python3 with torch to run the reference with, or why there is none. */
-async function findTorch(): Promise<{ python: string } | { reason: string }> {
-  const chosen = Deno.env.get("KLAL_PYTHON");
-  const problems: string[] = [];
-  for (const python of chosen ? [chosen] : ["python3", "/usr/bin/python3"]) {
-    try {
-      const out = await new Deno.Command(python, {
-        args: ["-c", "import torch, numpy"],
-        stdout: "null",
-        stderr: "null",
-      }).output();
-      if (out.success) return { python };
-      problems.push(`${python} cannot import torch`);
-    } catch {
-      problems.push(`${python} not found`);
-    }
-  }
-  return { reason: problems.join("; ") };
-}
-
 /** The PyTorch reference's paper-model throughput. */
 interface TorchResult {
   samplesPerSecond: number;
@@ -389,8 +370,8 @@ async function pytorchReference(steps: number): Promise<TorchResult | { skipped:
   } catch {
     return { skipped: `no ${script}` };
   }
-  const found = await findTorch();
-  if (!("python" in found)) return { skipped: found.reason };
+  const found = await findTorchPython();
+  if (!("python" in found)) return { skipped: found.problems.join("; ") };
   const out = await new Deno.Command(found.python, {
     args: [script, "bench", "--device", "cpu", "--batch", "64", "--steps", String(steps), "--json"],
     env: { OMP_NUM_THREADS: "1", MKL_NUM_THREADS: "1" },

@@ -4,7 +4,6 @@
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../pipeline/backend.ts";
 import {
   disableNativeMatmul,
   enableNativeMatmul,
@@ -13,13 +12,11 @@ import {
 import { wasmCopyKernelsEnabled } from "../pipeline/model/wasm_kernels.ts";
 import { growthGroups, kernelCases, maxAbsDiff, trainTrace } from "./heap_growth.ts";
 import { pathOf } from "../pipeline/paths.ts";
+import { wasmWithNativeKernels } from "./native_setup.ts";
 
 const CHILD = pathOf(new URL("./native_stress_child.ts", import.meta.url));
 
-await initBackend("wasm");
-const status = enableNativeMatmul();
-const blas = status.enabled;
-if (!blas) console.warn(`heap growth tests run the copy kernels only: ${status.reason}`);
+const blas = await wasmWithNativeKernels("heap growth tests run the copy kernels only");
 
 Deno.test("heap growth between training steps: losses and weights equal plain wasm's (1e-4)", async () => {
   const plain = await trainTrace({ native: false, grow: false });

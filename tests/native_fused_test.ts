@@ -6,7 +6,6 @@
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../pipeline/backend.ts";
 import {
   disableNativeMatmul,
   enableNativeMatmul,
@@ -14,22 +13,13 @@ import {
   nativeMatmulEnabled,
   setFusedKernels,
 } from "../pipeline/model/native_matmul.ts";
-import {
-  attention,
-  attentionMask,
-  layerNorm,
-  linear,
-  linearGelu,
-  residualLayerNorm,
-} from "../pipeline/model/ops.ts";
+import * as ops from "../pipeline/model/ops.ts";
 import { LAYER_NORM_GRAD } from "../pipeline/model/native_fused.ts";
 import { AdamW, batchTensors, disposeBatch, lossParts } from "../pipeline/train.ts";
 import { tinyGridData, tinyModel } from "./fixtures.ts";
+import { wasmWithNativeKernels } from "./native_setup.ts";
 
-await initBackend("wasm");
-const status = enableNativeMatmul();
-const ignore = !status.enabled;
-if (ignore) console.warn(`fused kernel tests skipped: ${status.reason}`);
+const ignore = !(await wasmWithNativeKernels("fused kernel tests skipped"));
 
 type Path = "fused" | "native" | "stock";
 const PATHS: Path[] = ["fused", "native", "stock"];
@@ -99,10 +89,10 @@ Deno.test({
     const table = random([7, 4], 6);
     assertSame(
       onEveryPath(() => [
-        ...valueAndGrads((x, v, c) => tf.sum(tf.mul(linear(x, v, c), weights)), [x3, w, b]),
-        ...valueAndGrads((x, v) => tf.sum(tf.square(linear(x, v))), [x2, w]),
+        ...valueAndGrads((x, v, c) => tf.sum(tf.mul(ops.linear(x, v, c), weights)), [x3, w, b]),
+        ...valueAndGrads((x, v) => tf.sum(tf.square(ops.linear(x, v))), [x2, w]),
         ...valueAndGrads(
-          (v) => tf.sum(tf.square(linear(tf.oneHot(ids, 7), v))),
+          (v) => tf.sum(tf.square(ops.linear(tf.oneHot(ids, 7), v))),
           [table],
         ),
       ]),
@@ -122,7 +112,7 @@ Deno.test({
     const weights = random([4, 6, 12], 10);
     assertSame(
       onEveryPath(() =>
-        valueAndGrads((p, q, r) => tf.sum(tf.mul(linearGelu(p, q, r), weights)), [x, w, b])
+        valueAndGrads((p, q, r) => tf.sum(tf.mul(ops.linearGelu(p, q, r), weights)), [x, w, b])
       ),
       "linear + GELU",
     );
@@ -143,15 +133,15 @@ Deno.test({
     const ws = random([3, 5, 16], 16);
     assertSame(
       onEveryPath(() => [
-        ...valueAndGrads((p, q, c) => tf.sum(tf.mul(layerNorm(p, q, c), wy)), [x, g, b]),
+        ...valueAndGrads((p, q, c) => tf.sum(tf.mul(ops.layerNorm(p, q, c), wy)), [x, g, b]),
         // Both outputs used downstream (the residual stream and the normed input).
         ...valueAndGrads((p, s, q, c) => {
-          const { sum, normed } = residualLayerNorm(p, s, q, c);
+          const { sum, normed } = ops.residualLayerNorm(p, s, q, c);
           return tf.add(tf.sum(tf.mul(normed, wy)), tf.sum(tf.mul(tf.square(sum!), ws)));
         }, [x, r, g, b]),
         // The final norm: no sum output.
         ...valueAndGrads((p, s, q, c) => {
-          const { sum, normed } = residualLayerNorm(p, s, q, c, false);
+          const { sum, normed } = ops.residualLayerNorm(p, s, q, c, false);
           assert.equal(sum, null);
           return tf.sum(tf.mul(normed, wy));
         }, [x, r, g, b]),
@@ -180,17 +170,19 @@ Deno.test({
     const wProbs = random([batch, heads, t, t], 18);
     const wMixed = random([batch, t, d], 19);
     const out = onEveryPath(() => {
-      const { probs, mixed } = attention(qkv, heads, attentionMask(keys));
+      const { probs, mixed } = ops.attention(qkv, heads, ops.attentionMask(keys));
       return [
         probs,
         mixed,
         tf.grad((x) => {
-          const a = attention(x as tf.Tensor3D, heads, attentionMask(keys));
+          const a = ops.attention(x as tf.Tensor3D, heads, ops.attentionMask(keys));
           return tf.add(tf.sum(tf.mul(a.probs, wProbs)), tf.sum(tf.mul(a.mixed, wMixed)));
         })(qkv),
         // The probabilities unused by the loss (a layer KLAL does not supervise).
         tf.grad((x) =>
-          tf.sum(tf.mul(attention(x as tf.Tensor3D, heads, attentionMask(keys)).mixed, wMixed))
+          tf.sum(
+            tf.mul(ops.attention(x as tf.Tensor3D, heads, ops.attentionMask(keys)).mixed, wMixed),
+          )
         )(qkv),
       ];
     });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { backendLabel, initBackend } from "../pipeline/backend.ts";
+import { backendLabel } from "../pipeline/backend.ts";
 import {
   disableNativeMatmul,
   enableNativeMatmul,
@@ -15,11 +15,9 @@ import {
 } from "../pipeline/model/wasm_kernels.ts";
 import { batchTensors, disposeBatch, lossParts } from "../pipeline/train.ts";
 import { tinyGridData, tinyModel } from "./fixtures.ts";
+import { wasmWithNativeKernels } from "./native_setup.ts";
 
-await initBackend("wasm");
-const status = enableNativeMatmul();
-const ignore = !status.enabled;
-if (ignore) console.warn(`native matmul tests skipped: ${status.reason}`);
+const ignore = !(await wasmWithNativeKernels("native matmul tests skipped"));
 
 /** Run `fn` with the native matmul on, then off; leaves it on. */
 function bothWays<T>(fn: () => T): { native: T; plain: T } {

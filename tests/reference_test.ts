@@ -16,6 +16,7 @@ import { disableNativeMatmul, enableNativeMatmul } from "../pipeline/model/nativ
 import { TinyVlm, type WeightMap } from "../pipeline/model/tiny_vlm.ts";
 import { Rng } from "../pipeline/rng.ts";
 import { AdamW, type BatchTensors, batchTensors, lossParts } from "../pipeline/train.ts";
+import { findTorchPython } from "../pipeline/torch_python.ts";
 import { tinyGridData, tinyModelConfig } from "./fixtures.ts";
 import { fileURLToPath } from "node:url";
 
@@ -34,30 +35,12 @@ const TOLERANCE = 1e-4;
 const ADAMW = { lr: 1e-3, weightDecay: 0.1, clipNorm: 1, epsilon: 1e-6 };
 const VERBOSE = Deno.env.get("KLAL_REFERENCE_VERBOSE") === "1";
 
-/**
- * The interpreter to use, or why there is none: KLAL_PYTHON when set, else the first of
- * python3 on PATH and Debian's /usr/bin/python3 (where python3-torch installs) that has torch.
- */
+/** The interpreter to use, or why there is none ("" when there is one). */
 async function findPython(): Promise<{ python: string; reason: "" } | { reason: string }> {
-  const chosen = Deno.env.get("KLAL_PYTHON");
-  const candidates = chosen ? [chosen] : ["python3", "/usr/bin/python3"];
-  const problems: string[] = [];
-  for (const python of candidates) {
-    try {
-      const out = await new Deno.Command(python, {
-        args: ["-c", "import torch, numpy"],
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      if (out.success) return { python, reason: "" };
-      const error = new TextDecoder().decode(out.stderr).trim().split("\n").at(-1);
-      problems.push(`${python} cannot import torch (${error})`);
-    } catch {
-      problems.push(`${python} not found`);
-    }
-  }
+  const found = await findTorchPython();
+  if ("python" in found) return { python: found.python, reason: "" };
   return {
-    reason: `${problems.join("; ")}; install it with: apt-get install python3-torch ` +
+    reason: `${found.problems.join("; ")}; install it with: apt-get install python3-torch ` +
       `(or set KLAL_PYTHON to a python3 that has torch)`,
   };
 }

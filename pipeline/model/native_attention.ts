@@ -12,7 +12,8 @@
  *   mixed[b, :, h] = probs[b, h] v_bh             [B, T, d]
  */
 import * as tf from "@tensorflow/tfjs";
-import { heapPointers } from "./wasm_kernels.ts";
+import { heapPointers, registerGradientsOnce } from "./wasm_kernels.ts";
+import type { KernelArgs, Sgemm, WasmHeapBackend, WasmKernel } from "./wasm_kernels.ts";
 
 /** Kernel names (registered for the wasm backend by native_matmul.ts). */
 export const ATTENTION_SCORES = "KlalAttentionScores";
@@ -20,45 +21,14 @@ export const ATTENTION_SCORES_GRAD = "KlalAttentionScoresGrad";
 export const ATTENTION_MIX = "KlalAttentionMix";
 export const ATTENTION_MIX_GRAD = "KlalAttentionMixGrad";
 
-/** cblas_sgemm with row-major order, as native_matmul.ts binds it. */
-export type Sgemm = (
-  order: number,
-  transA: number,
-  transB: number,
-  m: number,
-  n: number,
-  k: number,
-  alpha: number,
-  a: Deno.PointerValue,
-  lda: number,
-  b: Deno.PointerValue,
-  ldb: number,
-  beta: number,
-  c: Deno.PointerValue,
-  ldc: number,
-) => void;
-
-/** The parts of the wasm backend these kernels touch (tfjs-backend-wasm 4.x). */
-interface WasmBackendLike {
-  dataIdMap: { get(dataId: object): { memoryOffset: number | null } };
-  makeOutput(shape: number[], dtype: string): tf.TensorInfo;
-  wasm: { HEAPU8: Uint8Array };
-}
-
-interface KernelArgs {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs?: tf.NamedAttrMap;
-}
-
 const ROW_MAJOR = 101;
 const N = 111;
 const T = 112;
 
 /** A new float32 tensor of zeros in the wasm heap. */
-function zeros(backend: WasmBackendLike, shape: number[]): tf.TensorInfo {
+function zeros(backend: WasmHeapBackend, shape: number[]): tf.TensorInfo {
   const out = backend.makeOutput(shape, "float32");
-  const offset = backend.dataIdMap.get(out.dataId).memoryOffset!;
+  const offset = backend.dataIdMap.get(out.dataId)!.memoryOffset!;
   const size = shape.reduce((p, v) => p * v, 1);
   // The heap view is read after makeOutput, which may have grown (replaced) it.
   backend.wasm.HEAPU8.fill(0, offset, offset + 4 * size);
@@ -75,8 +45,8 @@ function dims(qkv: tf.TensorInfo, attrs: tf.NamedAttrMap | undefined) {
 
 /** Kernels over `sgemm`, keyed by kernel name. */
 export function attentionKernels(
-  sgemm: Sgemm,
-): Record<string, (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]> {
+  sgemm: Sgemm<Deno.PointerValue>,
+): Record<string, WasmKernel> {
   // Element offsets in qkv of head h of q, k, v for sample b.
   const at = (s: ReturnType<typeof dims>, b: number, part: number, h: number) =>
     b * s.t * s.d3 + part * s.d + h * s.dh;
@@ -85,7 +55,7 @@ export function attentionKernels(
   function scores(args: KernelArgs): tf.TensorInfo {
     const { qkv } = args.inputs as { qkv: tf.TensorInfo };
     const s = dims(qkv, args.attrs);
-    const backend = args.backend as WasmBackendLike;
+    const backend = args.backend as WasmHeapBackend;
     const out = backend.makeOutput([s.b, s.heads, s.t, s.t], "float32");
     // Pointers only after the last allocation (heapPointers in ./wasm_kernels.ts).
     const [src, dst] = heapPointers(backend, [qkv, out]);
@@ -104,7 +74,7 @@ export function attentionKernels(
   function scoresGrad(args: KernelArgs): tf.TensorInfo {
     const { dy, qkv } = args.inputs as { dy: tf.TensorInfo; qkv: tf.TensorInfo };
     const s = dims(qkv, args.attrs);
-    const backend = args.backend as WasmBackendLike;
+    const backend = args.backend as WasmHeapBackend;
     const out = zeros(backend, qkv.shape);
     const [grad, src, dst] = heapPointers(backend, [dy, qkv, out]);
     for (let b = 0; b < s.b; b++) {
@@ -124,7 +94,7 @@ export function attentionKernels(
   function mix(args: KernelArgs): tf.TensorInfo {
     const { probs, qkv } = args.inputs as { probs: tf.TensorInfo; qkv: tf.TensorInfo };
     const s = dims(qkv, args.attrs);
-    const backend = args.backend as WasmBackendLike;
+    const backend = args.backend as WasmHeapBackend;
     const out = backend.makeOutput([s.b, s.t, s.d], "float32");
     const [p, src, dst] = heapPointers(backend, [probs, qkv, out]);
     for (let b = 0; b < s.b; b++) {
@@ -146,7 +116,7 @@ export function attentionKernels(
       qkv: tf.TensorInfo;
     };
     const s = dims(qkv, args.attrs);
-    const backend = args.backend as WasmBackendLike;
+    const backend = args.backend as WasmHeapBackend;
     const dProbs = backend.makeOutput([s.b, s.heads, s.t, s.t], "float32");
     const dQkv = zeros(backend, qkv.shape);
     const [grad, p, src, dp, dv] = heapPointers(backend, [dy, probs, qkv, dProbs, dQkv]);
@@ -172,13 +142,9 @@ export function attentionKernels(
   };
 }
 
-let gradientsRegistered = false;
-
 /** Register the gradients of the two forward kernels (once; they are backend-neutral). */
-export function registerAttentionGradients(): void {
-  if (gradientsRegistered) return;
-  gradientsRegistered = true;
-  tf.registerGradient({
+export const registerAttentionGradients = registerGradientsOnce([
+  {
     kernelName: ATTENTION_SCORES,
     inputsToSave: ["qkv"],
     gradFunc: (dy, saved, attrs) => ({
@@ -189,8 +155,8 @@ export function registerAttentionGradients(): void {
           attrs as unknown as tf.NamedAttrMap,
         ) as tf.Tensor,
     }),
-  });
-  tf.registerGradient({
+  },
+  {
     kernelName: ATTENTION_MIX,
     inputsToSave: ["probs", "qkv"],
     gradFunc: (dy, saved, attrs) => {
@@ -201,5 +167,5 @@ export function registerAttentionGradients(): void {
       ) as tf.Tensor[];
       return { probs: () => dProbs, qkv: () => dQkv };
     },
-  });
-}
+  },
+]);

@@ -34,40 +34,17 @@
  * unfused native kernels stay), for a comparison.
  */
 import * as tf from "@tensorflow/tfjs";
-import { arrayAddress, heapAddresses, heapViews } from "./wasm_kernels.ts";
+import { arrayAddress, heapAddresses, heapViews, registerGradientsOnce } from "./wasm_kernels.ts";
+import type { KernelArgs, Sgemm, WasmHeapBackend, WasmKernel } from "./wasm_kernels.ts";
 
 /** Kernel names (registered for the wasm backend by native_matmul.ts). */
-export const LINEAR = "KlalLinear";
-export const LINEAR_GRAD_INPUT = "KlalLinearGradInput";
+export const LINEAR = "KlalLinear", LINEAR_GELU = "KlalLinearGelu", GELU_GRAD = "KlalGeluGrad";
+export const LINEAR_GRAD_INPUT = "KlalLinearGradInput", LINEAR_GRAD_BIAS = "KlalLinearGradBias";
 export const LINEAR_GRAD_WEIGHT = "KlalLinearGradWeight";
-export const LINEAR_GRAD_BIAS = "KlalLinearGradBias";
-export const LINEAR_GELU = "KlalLinearGelu";
-export const GELU_GRAD = "KlalGeluGrad";
-export const LAYER_NORM = "KlalLayerNorm";
-export const RESIDUAL_LAYER_NORM = "KlalResidualLayerNorm";
+export const LAYER_NORM = "KlalLayerNorm", RESIDUAL_LAYER_NORM = "KlalResidualLayerNorm";
 export const LAYER_NORM_GRAD = "KlalLayerNormGrad";
-export const ATTENTION = "KlalAttention";
-export const ATTENTION_GRAD = "KlalAttentionGrad";
-export const SUM_SQUARES = "KlalSumSquares";
-export const ADAMW = "KlalAdamW";
-
-/** cblas_sgemm, row-major, with operands as byte addresses (native_matmul.ts binds it). */
-export type Sgemm = (
-  order: number,
-  transA: number,
-  transB: number,
-  m: number,
-  n: number,
-  k: number,
-  alpha: number,
-  a: bigint,
-  lda: number,
-  b: bigint,
-  ldb: number,
-  beta: number,
-  c: bigint,
-  ldc: number,
-) => void;
+export const ATTENTION = "KlalAttention", ATTENTION_GRAD = "KlalAttentionGrad";
+export const SUM_SQUARES = "KlalSumSquares", ADAMW = "KlalAdamW";
 
 /** cblas_sgemv with operands as byte addresses. */
 export type Sgemv = (
@@ -90,26 +67,16 @@ export type Sdot = (n: number, x: bigint, incX: number, y: bigint, incY: number)
 
 /** The OpenBLAS routines the fused kernels call. */
 export interface FusedBlas {
-  sgemm: Sgemm;
+  /** With operands as byte addresses (native_matmul.ts binds it). */
+  sgemm: Sgemm<bigint>;
   sgemv: Sgemv;
   sdot: Sdot;
 }
 
-/** The parts of the wasm backend these kernels touch (tfjs-backend-wasm 4.x). */
-interface WasmBackendLike {
-  dataIdMap: { get(dataId: object): { memoryOffset: number | null } | undefined };
-  makeOutput(shape: number[], dtype: string): tf.TensorInfo;
+/** The parts of the wasm backend these kernels touch. */
+interface WasmBackendLike extends WasmHeapBackend {
   disposeData(dataId: object, force?: boolean): boolean;
-  wasm: { HEAPU8: Uint8Array };
 }
-
-interface KernelArgs {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs?: tf.NamedAttrMap;
-}
-
-type Kernel = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
 
 const ROW_MAJOR = 101;
 const N = 111;
@@ -196,7 +163,7 @@ class Stock {
 }
 
 /** The fused kernels over `blas`, keyed by kernel name. */
-export function fusedKernels(blas: FusedBlas): Record<string, Kernel> {
+export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
   const { sgemm, sgemv, sdot } = blas;
   const onesAt = (n: number) => arrayAddress(ones.get(n));
 
@@ -509,7 +476,7 @@ export function fusedKernels(blas: FusedBlas): Record<string, Kernel> {
   }
 
   /** A kernel that, when it throws, first frees what its `Stock` helpers made. */
-  const guarded = (kernel: Kernel): Kernel => (args) => {
+  const guarded = (kernel: WasmKernel): WasmKernel => (args) => {
     const mark = open.length;
     try {
       return kernel(args);
@@ -521,7 +488,7 @@ export function fusedKernels(blas: FusedBlas): Record<string, Kernel> {
     }
   };
 
-  const kernels: Record<string, Kernel> = {
+  const kernels: Record<string, WasmKernel> = {
     [LINEAR]: linear,
     [LINEAR_GRAD_INPUT]: linearGradInput,
     [LINEAR_GRAD_WEIGHT]: linearGradWeight,
@@ -631,13 +598,9 @@ function adamwSegment(
 const run = (name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap = {}) =>
   tf.engine().runKernel(name, inputs, attrs);
 
-let gradientsRegistered = false;
-
 /** Register the gradients of the fused forward kernels (once; backend-neutral). */
-export function registerFusedGradients(): void {
-  if (gradientsRegistered) return;
-  gradientsRegistered = true;
-  tf.registerGradient({
+export const registerFusedGradients = registerGradientsOnce([
+  {
     kernelName: LINEAR,
     inputsToSave: ["x", "w"],
     gradFunc: (dy, saved) => {
@@ -649,8 +612,8 @@ export function registerFusedGradients(): void {
         b: () => run(LINEAR_GRAD_BIAS, { dy: g }) as tf.Tensor,
       };
     },
-  });
-  tf.registerGradient({
+  },
+  {
     kernelName: LAYER_NORM,
     inputsToSave: ["x", "gain"],
     gradFunc: (dy, saved) => {
@@ -662,8 +625,8 @@ export function registerFusedGradients(): void {
       }) as tf.Tensor[];
       return { x: () => dx, gain: () => dGain, bias: () => dBias };
     },
-  });
-  tf.registerGradient({
+  },
+  {
     kernelName: RESIDUAL_LAYER_NORM,
     inputsToSave: ["x", "r", "gain"],
     gradFunc: (dys, saved, attrs) => {
@@ -676,8 +639,8 @@ export function registerFusedGradients(): void {
       // x and r get the same gradient: a second tensor over the same storage for r.
       return { x: () => dx, r: () => tf.clone(dx), gain: () => dGain, bias: () => dBias };
     },
-  });
-  tf.registerGradient({
+  },
+  {
     kernelName: ATTENTION,
     inputsToSave: ["qkv", "keyMask"],
     outputsToSave: [false, true],
@@ -694,8 +657,8 @@ export function registerFusedGradients(): void {
         keyMask: () => tf.zerosLike(keyMask),
       };
     },
-  });
-}
+  },
+]);
 
 /** Σ t² over every value of `tensors`, a scalar (the fused kernel; wasm + OpenBLAS only). */
 export function sumOfSquares(tensors: tf.Tensor[]): tf.Scalar {

@@ -21,15 +21,20 @@
  * pipeline runs one worker per core.
  */
 import * as tf from "@tensorflow/tfjs";
-import { attentionKernels, registerAttentionGradients, type Sgemm } from "./native_attention.ts";
+import { attentionKernels, registerAttentionGradients } from "./native_attention.ts";
 import { type FusedBlas, fusedKernels, registerFusedGradients } from "./native_fused.ts";
 import {
   arrayAddress,
   disableWasmCopyKernels,
   enableWasmCopyKernels,
   heapPointers,
+  type KernelArgs,
   overrideWasmKernel,
+  registerWasmKernels,
   restoreWasmKernels,
+  type Sgemm,
+  unregisterWasmKernels,
+  type WasmHeapBackend,
 } from "./wasm_kernels.ts";
 
 /** What `enableNativeMatmul` did. */
@@ -51,85 +56,23 @@ const CANDIDATE_LIBRARIES = [
   "libopenblas.so",
 ];
 
+/** The same trailing parameters of sgemm and sgemv: alpha, A, lda, B, ldb, beta, C, ldc. */
+const blasOperands = <P extends "pointer" | "usize">(p: P) =>
+  ["f32", p, "i32", p, "i32", "f32", p, "i32"] as const;
+/** cblas_sgemm's parameters: order, transA, transB, M, N, K, then the operands. */
+const sgemmParameters = <P extends "pointer" | "usize">(p: P) =>
+  ["i32", "i32", "i32", "i32", "i32", "i32", ...blasOperands(p)] as const;
+/** cblas_sgemv's parameters: order, trans, M, N, then the operands (x, incX, y, incY). */
+const sgemvParameters = <P extends "pointer" | "usize">(p: P) =>
+  ["i32", "i32", "i32", "i32", ...blasOperands(p)] as const;
+
 const SYMBOLS = {
-  cblas_sgemm: {
-    // order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc
-    parameters: [
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "f32",
-      "pointer",
-      "i32",
-      "pointer",
-      "i32",
-      "f32",
-      "pointer",
-      "i32",
-    ],
-    result: "void",
-  },
-  cblas_sgemv: {
-    // order, trans, M, N, alpha, A, lda, X, incX, beta, Y, incY
-    parameters: [
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "f32",
-      "pointer",
-      "i32",
-      "pointer",
-      "i32",
-      "f32",
-      "pointer",
-      "i32",
-    ],
-    result: "void",
-  },
+  cblas_sgemm: { parameters: sgemmParameters("pointer"), result: "void" },
+  cblas_sgemv: { parameters: sgemvParameters("pointer"), result: "void" },
   // The same routines with addresses as plain numbers (./native_fused.ts issues thousands of
   // small products per kernel call; a pointer object per operand cost more than some of them).
-  sgemmAt: {
-    name: "cblas_sgemm",
-    parameters: [
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "f32",
-      "usize",
-      "i32",
-      "usize",
-      "i32",
-      "f32",
-      "usize",
-      "i32",
-    ],
-    result: "void",
-  },
-  sgemvAt: {
-    name: "cblas_sgemv",
-    parameters: [
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "f32",
-      "usize",
-      "i32",
-      "usize",
-      "i32",
-      "f32",
-      "usize",
-      "i32",
-    ],
-    result: "void",
-  },
+  sgemmAt: { name: "cblas_sgemm", parameters: sgemmParameters("usize"), result: "void" },
+  sgemvAt: { name: "cblas_sgemv", parameters: sgemvParameters("usize"), result: "void" },
   sdotAt: {
     name: "cblas_sdot",
     // N, X, incX, Y, incY
@@ -145,13 +88,6 @@ const CBLAS_NO_TRANS = 111;
 const CBLAS_TRANS = 112;
 
 type Blas = Deno.DynamicLibrary<typeof SYMBOLS>;
-
-/** The parts of the wasm backend this kernel touches (tfjs-backend-wasm 4.x). */
-interface WasmBackendLike {
-  dataIdMap: { get(dataId: object): { memoryOffset: number | null } };
-  makeOutput(shape: number[], dtype: string): tf.TensorInfo;
-  wasm: { HEAPU8: Uint8Array };
-}
 
 let blas: { lib: Blas; path: string } | null = null;
 /** The wasm backend's own kernels that the native ones replaced, by name. */
@@ -191,8 +127,8 @@ function openBlas(): { lib: Blas; path: string } | string {
 }
 
 /** Whether `t`'s data lives in the wasm heap (not a string or an empty tensor). */
-function inHeap(backend: WasmBackendLike, t: tf.TensorInfo): boolean {
-  return backend.dataIdMap.get(t.dataId).memoryOffset != null;
+function inHeap(backend: WasmHeapBackend, t: tf.TensorInfo): boolean {
+  return backend.dataIdMap.get(t.dataId)?.memoryOffset != null;
 }
 
 /**
@@ -221,11 +157,7 @@ function batchOffset(batch: number, i: number, rows: number, cols: number): numb
   return batch === 1 ? 0 : i * rows * cols;
 }
 
-function nativeBatchMatMul(args: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs?: tf.NamedAttrMap;
-}): tf.TensorInfo | tf.TensorInfo[] {
+function nativeBatchMatMul(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
   const transposeA = Boolean(args.attrs?.transposeA);
   const transposeB = Boolean(args.attrs?.transposeB);
@@ -257,7 +189,7 @@ function nativeBatchMatMul(args: {
   const batch = Math.max(batchA, batchB);
   if (m * n * k * batch === 0) return fallback();
 
-  const backend = args.backend as WasmBackendLike;
+  const backend = args.backend as WasmHeapBackend;
   if (!inHeap(backend, a) || !inHeap(backend, b)) return fallback();
   const out = backend.makeOutput([...outer, m, n], "float32");
   // makeOutput may have grown the heap: pointers only now (heapPointers in ./wasm_kernels.ts).
@@ -299,11 +231,7 @@ function onesOf(n: number): Float32Array {
  * layer-norm gradients were ~10% of a paper-size step) and reduce with scalar loops.
  */
 function nativeReduce(kernel: "Sum" | "Mean") {
-  return (args: {
-    inputs: tf.NamedTensorInfoMap;
-    backend: unknown;
-    attrs?: tf.NamedAttrMap;
-  }): tf.TensorInfo | tf.TensorInfo[] => {
+  return (args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] => {
     const { x } = args.inputs as { x: tf.TensorInfo };
     const fallback = () => originals.get(kernel)!.kernelFunc(args as Parameters<tf.KernelFunc>[0]);
     if (!blas || x.dtype !== "float32" || x.shape.length === 0 || x.shape.includes(0)) {
@@ -318,7 +246,7 @@ function nativeReduce(kernel: "Sum" | "Mean") {
     const p = size(0, first);
     const r = size(first, last + 1);
     const c = size(last + 1, x.shape.length);
-    const backend = args.backend as WasmBackendLike;
+    const backend = args.backend as WasmHeapBackend;
     if (!inHeap(backend, x)) return fallback();
     const keepDims = Boolean(args.attrs?.keepDims);
     const outShape = x.shape.map((v, i) => (i >= first && i <= last ? 1 : v))
@@ -367,15 +295,8 @@ export function enableNativeMatmul(): NativeMatmulStatus {
   overrideWasmKernel("Sum", nativeReduce("Sum"), originals);
   overrideWasmKernel("Mean", nativeReduce("Mean"), originals);
   registerAttentionGradients();
-  const sgemm = blas.lib.symbols.cblas_sgemm as unknown as Sgemm;
-  for (const [name, kernelFunc] of Object.entries(attentionKernels(sgemm))) {
-    tf.registerKernel({
-      kernelName: name,
-      backendName: "wasm",
-      kernelFunc: kernelFunc as unknown as tf.KernelFunc,
-    });
-    added.push(name);
-  }
+  const sgemm = blas.lib.symbols.cblas_sgemm as unknown as Sgemm<Deno.PointerValue>;
+  registerWasmKernels(attentionKernels(sgemm), added);
   if (env("KLAL_FUSED") !== "off") setFusedKernels(true);
   return { enabled: true, library: blas.path };
 }
@@ -384,7 +305,7 @@ export function enableNativeMatmul(): NativeMatmulStatus {
 export function disableNativeMatmul(): void {
   setFusedKernels(false);
   restoreWasmKernels(originals);
-  for (const name of added.splice(0)) tf.unregisterKernel(name, "wasm");
+  unregisterWasmKernels(added);
   disableWasmCopyKernels();
 }
 
@@ -394,7 +315,7 @@ export function disableNativeMatmul(): void {
  */
 export function setFusedKernels(on: boolean): boolean {
   if (!on || !blas || !nativeMatmulEnabled()) {
-    for (const name of fused.splice(0)) tf.unregisterKernel(name, "wasm");
+    unregisterWasmKernels(fused);
     return false;
   }
   if (fused.length > 0) return true;
@@ -405,14 +326,7 @@ export function setFusedKernels(on: boolean): boolean {
     sgemv: symbols.sgemvAt,
     sdot: symbols.sdotAt,
   } as unknown as FusedBlas;
-  for (const [name, kernelFunc] of Object.entries(fusedKernels(routines))) {
-    tf.registerKernel({
-      kernelName: name,
-      backendName: "wasm",
-      kernelFunc: kernelFunc as unknown as tf.KernelFunc,
-    });
-    fused.push(name);
-  }
+  registerWasmKernels(fusedKernels(routines), fused);
   return true;
 }
 

@@ -14,19 +14,51 @@
  */
 import * as tf from "@tensorflow/tfjs";
 
-/** The parts of the wasm backend these kernels touch (tfjs-backend-wasm 4.x). */
-interface WasmBackendLike {
+/**
+ * The parts of the wasm backend (tfjs-backend-wasm 4.x) that a kernel working in its heap
+ * touches: where a tensor's data lies, a new output, the heap itself.
+ */
+export interface WasmHeapBackend {
   dataIdMap: { get(dataId: object): { memoryOffset: number | null } | undefined };
   makeOutput(shape: number[], dtype: string): tf.TensorInfo;
-  incRef(dataId: object): void;
   wasm: { HEAPU8: Uint8Array };
 }
 
-interface KernelArgs {
+/** The parts of the wasm backend these kernels touch. */
+interface WasmBackendLike extends WasmHeapBackend {
+  incRef(dataId: object): void;
+}
+
+/** What tfjs hands a kernel function. */
+export interface KernelArgs {
   inputs: tf.NamedTensorInfoMap;
   backend: unknown;
   attrs?: tf.NamedAttrMap;
 }
+
+/** A kernel function over {@link KernelArgs}. */
+export type WasmKernel = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
+
+/**
+ * cblas_sgemm, row-major, with its matrix operands as `Operand`: pointer objects, or byte
+ * addresses for the binding with `usize` parameters (see {@link heapAddresses}).
+ */
+export type Sgemm<Operand> = (
+  order: number,
+  transA: number,
+  transB: number,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: Operand,
+  lda: number,
+  b: Operand,
+  ldb: number,
+  beta: number,
+  c: Operand,
+  ldc: number,
+) => void;
 
 /** Bytes per element of the dtypes the wasm heap stores. */
 const BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
@@ -44,7 +76,7 @@ const originals = new Map<string, tf.KernelConfig>();
  * or a tensor does not lie inside the heap.
  */
 export function heapPointers(
-  backend: Pick<WasmBackendLike, "dataIdMap" | "wasm">,
+  backend: Pick<WasmHeapBackend, "dataIdMap" | "wasm">,
   tensors: tf.TensorInfo[],
 ): ((elements: number) => Deno.PointerValue)[] {
   const heap = backend.wasm.HEAPU8;
@@ -69,7 +101,7 @@ export function heapPointers(
  * The same rules as {@link heapPointers}: take them per call after the last allocation.
  */
 export function heapAddresses(
-  backend: Pick<WasmBackendLike, "dataIdMap" | "wasm">,
+  backend: Pick<WasmHeapBackend, "dataIdMap" | "wasm">,
   tensors: tf.TensorInfo[],
 ): bigint[] {
   const heap = backend.wasm.HEAPU8;
@@ -97,7 +129,7 @@ export function arrayAddress(array: Float32Array): bigint {
  * kernel call after its last allocation (a growth detaches them), never keep them.
  */
 export function heapViews(
-  backend: Pick<WasmBackendLike, "dataIdMap" | "wasm">,
+  backend: Pick<WasmHeapBackend, "dataIdMap" | "wasm">,
   tensors: tf.TensorInfo[],
 ): Float32Array[] {
   const heap = backend.wasm.HEAPU8;
@@ -263,7 +295,7 @@ function concat(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   return out;
 }
 
-const KERNELS: Record<string, (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]> = {
+const KERNELS: Record<string, WasmKernel> = {
   Identity: identity,
   Cast: cast,
   Slice: slice,
@@ -274,7 +306,7 @@ const KERNELS: Record<string, (args: KernelArgs) => tf.TensorInfo | tf.TensorInf
 /** Replace a wasm kernel, keeping the original (and its setup) for the cases we pass on. */
 export function overrideWasmKernel(
   name: string,
-  kernelFunc: (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[],
+  kernelFunc: WasmKernel,
   store: Map<string, tf.KernelConfig>,
 ): boolean {
   if (store.has(name)) return true;
@@ -290,6 +322,42 @@ export function overrideWasmKernel(
     kernelFunc: kernelFunc as unknown as tf.KernelFunc,
   });
   return true;
+}
+
+/**
+ * Register `kernels` (new kernel names, no stock kernel to keep) for the wasm backend and
+ * note their names in `registered`, for {@link unregisterWasmKernels}.
+ */
+export function registerWasmKernels(
+  kernels: Record<string, WasmKernel>,
+  registered: string[],
+): void {
+  for (const [name, kernelFunc] of Object.entries(kernels)) {
+    tf.registerKernel({
+      kernelName: name,
+      backendName: "wasm",
+      kernelFunc: kernelFunc as unknown as tf.KernelFunc,
+    });
+    registered.push(name);
+  }
+}
+
+/** Unregister the wasm kernels named in `registered` and empty it. */
+export function unregisterWasmKernels(registered: string[]): void {
+  for (const name of registered.splice(0)) tf.unregisterKernel(name, "wasm");
+}
+
+/**
+ * A function that registers `gradients` with tfjs on its first call and does nothing after
+ * (gradients are backend-neutral: they outlive turning the kernels off).
+ */
+export function registerGradientsOnce(gradients: tf.GradConfig[]): () => void {
+  let registered = false;
+  return () => {
+    if (registered) return;
+    registered = true;
+    for (const gradient of gradients) tf.registerGradient(gradient);
+  };
 }
 
 /** Put back the original kernels saved in `store`. */
