@@ -44,6 +44,7 @@ import {
   LETTER_MIN_IMAGE_SIZE,
   pointScore,
   SKILL_KINDS,
+  SKILL_MIN_COLORS,
   SKILL_WORDS,
   type SkillKind,
   skillSample,
@@ -109,6 +110,18 @@ function crossRules(config: TaskConfig, invalid: ReadonlySet<string>): ParamProb
       expected: colorListProblem(colors, maxShapes + 1)!,
       found: colors,
     });
+  }
+  if (!invalid.has("kinds") && !invalid.has("colors")) {
+    for (const kind of kinds) {
+      const need = SKILL_MIN_COLORS[kind as SkillKind] ?? 0;
+      if (colors.length < need) {
+        problems.push({
+          key: "colors",
+          expected: `${colorListProblem(colors, need)} (kind ${kind})`,
+          found: colors,
+        });
+      }
+    }
   }
   if (
     !invalid.has("kinds") && kinds.includes("letter") && config.imageSize < LETTER_MIN_IMAGE_SIZE

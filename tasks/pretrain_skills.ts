@@ -57,11 +57,19 @@ export const SKILL_WORDS: readonly string[] = [
 /** A point answer is right when both coordinates are within this many percent of the centre. */
 export const POINT_TOLERANCE = 10;
 
+/** Most shapes in an image: one per quadrant. */
+const MAX_SHAPES = 4;
+
+/** Colours a kind needs (distinct squares; two curve colours and the square's; one absent). */
+export const SKILL_MIN_COLORS: Readonly<Partial<Record<SkillKind, number>>> = {
+  letter: MAX_SHAPES,
+  curve: 3,
+  "count-color": 3,
+};
+
 /** Smallest image whose quadrants hold a square with a readable letter. */
 export const LETTER_MIN_IMAGE_SIZE = 32;
 
-/** Most shapes in an image: one per quadrant. */
-const MAX_SHAPES = 4;
 const NOISE = 0.05;
 /** Ink of the letters: dark on every palette colour. */
 const INK: Rgb = [0.08, 0.08, 0.08];

@@ -441,6 +441,14 @@ Deno.test("pretrain-mix: kinds are checked (known, distinct, letter only from 32
   assert.deepStrictEqual(keys(64, { kinds: ["point", "point"] }), ["kinds"]);
   assert.deepStrictEqual(keys(64, { kinds: [] }), ["kinds"]);
   assert.deepStrictEqual(keys(16, { kinds: ["letter"] }), ["kinds"]);
+  // Enough colours for each kind: four distinct squares, two curves and a square, one absent.
+  const two = { max_shapes: 1, colors: ["red", "blue"] };
+  assert.deepStrictEqual(keys(64, { ...two, kinds: ["point", "compare"] }), []);
+  assert.deepStrictEqual(keys(64, { ...two, kinds: ["curve"] }), ["colors"]);
+  assert.deepStrictEqual(keys(64, { ...two, kinds: ["count-color"] }), ["colors"]);
+  const three = { max_shapes: 2, colors: ["red", "blue", "green"] };
+  assert.deepStrictEqual(keys(64, { ...three, kinds: ["letter"] }), ["colors"]);
+  assert.deepStrictEqual(keys(64, { ...three, kinds: ["curve", "count-color", "compare"] }), []);
   assert.deepStrictEqual(keys(16, { kinds: ["point", "curve", "compare", "count-color"] }), []);
   for (
     const s of pretrainMix.generate(
@@ -476,4 +484,25 @@ Deno.test("pretrain-mix: a spec selects the mix with base.mix, which the plan's 
     () => parseSpec(yaml(", mix: { shapes: 2 }"), "t.yaml", [], ctx),
     /base\.mix\.shapes/,
   );
+});
+
+Deno.test("experiments/paper/64px: each spec parses, pretrains on the skills mix, tests on seed 3000", async () => {
+  const dir = new URL("../experiments/paper/64px/", import.meta.url);
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (!entry.name.endsWith(".yaml")) continue;
+    const text = await Deno.readTextFile(new URL(entry.name, dir));
+    const spec = parseSpec(text, `experiments/paper/64px/${entry.name}`, [], { tasks: TASKS });
+    names.push(spec.task.name);
+    assert.deepStrictEqual(spec.base.mix.kinds, [...PRETRAIN_QUESTION_KINDS]);
+    assert.equal(spec.task.image_size, 64);
+    assert.deepStrictEqual(spec.seeds, [0, 1, 2, 3, 4]);
+    // Held out of the seeds and of the pilot's validation seeds (2000-2002).
+    assert.equal(spec.task.test_seed, 3000);
+    assert.ok(spec.train.lr_grid.length > 1);
+    assert.equal(spec.arms.shuffled.target, "shuffled");
+    const pointer = ["grid-patch", "line-intersection"].includes(spec.task.name);
+    assert.equal(spec.arms.pointer?.supervision, pointer ? "pointer" : undefined);
+  }
+  assert.deepStrictEqual(names.sort(), Object.keys(TASKS).sort());
 });
