@@ -86,17 +86,21 @@ async function fixtureReports(dir: string) {
   await writeResults(
     dir,
     "t1",
-    results("t1", T1_ARMS, [
-      ["grid-patch", "base", 0, 0, 1],
-      ["grid-patch", "ntp", 0, 10, 1],
-      ["grid-patch", "ntp", 1, 20, 1],
-      ["grid-patch", "ntp", 2, 30, 1],
-      ["grid-patch", "klal", 0, 40, 5],
-      ["grid-patch", "klal", 1, 60, 7],
-      ["grid-patch", "klal", 2, 50, 6],
-      ["line-tracing", "ntp", 0, 50, 1],
-      ["line-tracing", "klal", 0, 50, 2],
-    ]),
+    {
+      ...results("t1", T1_ARMS, [
+        ["grid-patch", "base", 0, 0, 1],
+        ["grid-patch", "ntp", 0, 10, 1],
+        ["grid-patch", "ntp", 1, 20, 1],
+        ["grid-patch", "ntp", 2, 30, 1],
+        ["grid-patch", "klal", 0, 40, 5],
+        ["grid-patch", "klal", 1, 60, 7],
+        ["grid-patch", "klal", 2, 50, 6],
+        ["line-tracing", "ntp", 0, 50, 1],
+        ["line-tracing", "klal", 0, 50, 2],
+      ]),
+      // What the eval entries' floor.json held, gathered by the experiment's report.
+      floors: { "grid-patch": { answer: "1 , 1", accuracy: 25, kind: "majority" } },
+    },
   );
   await writeResults(
     dir,
@@ -191,6 +195,13 @@ Deno.test("collectPaper: Table 1 statistics, λ points, layer sets and investiga
     assert.deepEqual(grid.base!.accuracy.n, 1);
     assert.deepEqual(grid.poster, { base: 6.1, ntp: 28.6, klal: 44.9 });
     assert.deepEqual(record.table1["line-tracing"].gain!.p, null); // one seed: no test
+    // NTP (20) below the floor (25): KLAL+NTP (50) is measured against the floor, one-sample.
+    assert.deepEqual(grid.floor, { answer: "1 , 1", accuracy: 25, kind: "majority" });
+    assert.equal(grid.reference!.against, "floor");
+    near(grid.reference!.klalOverReference, 25, 1e-9);
+    near(grid.reference!.ntpOverFloor, -5, 1e-9);
+    assert.equal(record.table1["line-tracing"].floor, null);
+    assert.equal(record.table1["line-tracing"].reference, null);
     assert.deepEqual(record.lambda["grid-patch"].values, [0, 0.5, 2]);
     assert.deepEqual(record.lambdaLong!.tasks, record.lambda);
     assert.equal(record.lambdaLong!.steps, 20);
@@ -294,8 +305,21 @@ function numbersOf(value: unknown, out: number[] = []): number[] {
   return out;
 }
 
-/** Names and labels whose digits are not results ("Table 1", "Qwen 2.5-VL", file names...). */
-function withoutNames(text: string): string {
+/** Every table's rows in the record: Table 1, the longer Table 1 and the confirmation. */
+function allTable1(record: PaperRecord) {
+  return [
+    record.table1,
+    record.table1Long?.table1 ?? {},
+    record.investigation.confirm?.table1 ?? {},
+  ].flatMap((t) => Object.entries(t));
+}
+
+/**
+ * Names and labels whose digits are not results ("Table 1", "Qwen 2.5-VL", file names...), and
+ * the floors' constant answers in quotes (strings of results.json, such as "27 , 24").
+ */
+function withoutNames(text: string, answers: string[] = []): string {
+  for (const a of answers) text = text.replaceAll(`"${a}"`, " ");
   return text
     .replace(/`[^`]*`/g, " ")
     .replace(/\]\([^)]*\)/g, "] ")
@@ -329,8 +353,9 @@ Deno.test({
     // Independently of the template: each number in the prose and tables rounds from a number
     // in results.json (or a multiple of ten that counts samples, seeds or steps).
     const known = numbersOf(record);
+    const answers = allTable1(record).map(([, t]) => t.floor?.answer ?? "").filter((a) => a);
     for (const [file, text] of [["README.md", readme], ["table.md", table]]) {
-      for (const n of numbersIn(withoutNames(text))) {
+      for (const n of numbersIn(withoutNames(text, answers))) {
         const tolerance = 0.5 * 10 ** -n.decimals + 1e-9;
         const found = known.some((v) => Math.abs(Math.abs(v) - Math.abs(n.value)) <= tolerance);
         assert.ok(found, `${file}: ${n.text} is not a number of results.json`);
@@ -346,6 +371,41 @@ Deno.test({
       const svg = await Deno.readTextFile(`${PAPER}/figures/${name}.svg`);
       assert.ok(svg.startsWith("<svg"), `figures/${name}.svg is not an SVG`);
     }
+  },
+});
+
+Deno.test({
+  name: "committed paper record: a floor and a reference for every task, in the Floor column",
+  ignore: !committed,
+  fn: async () => {
+    const record = JSON.parse(await Deno.readTextFile(`${PAPER}/results.json`)) as PaperRecord;
+    const rows = allTable1(record);
+    assert.ok(rows.length >= record.tasks.length);
+    for (const task of record.tasks) assert.ok(record.table1[task], task);
+    for (const [task, t] of rows) {
+      assert.ok(t.floor, `${task}: floor`);
+      assert.ok(Number.isFinite(t.floor.accuracy) && t.floor.answer.length > 0, task);
+      assert.ok(["majority", "best-constant"].includes(t.floor.kind), task);
+      // Exact-match tasks: the floor is the majority answer, the record's own majority share.
+      if (t.majority !== null) assert.equal(t.floor.accuracy, t.majority, task);
+      const r = t.reference!;
+      const ntp = t.ntp!.accuracy.mean, klal = t.klal!.accuracy.mean;
+      near(r.accuracy, Math.max(t.floor.accuracy, ntp), 1e-9);
+      near(r.klalOverReference, klal - r.accuracy, 1e-9);
+      near(r.ntpOverFloor, ntp - t.floor.accuracy, 1e-9);
+    }
+    assert.ok(record.setup.floorNote, "setup.floorNote says how the floors were computed");
+    const table = await Deno.readTextFile(`${PAPER}/table.md`);
+    const header = table.split("\n").find((l) => l.startsWith("| Task | Base |"))!;
+    assert.ok(header.split("|").map((c) => c.trim()).includes("Floor"), header);
+    for (const task of record.tasks) {
+      const f = record.table1[task].floor!;
+      assert.ok(table.includes(`| ${f.accuracy.toFixed(1)} ("${f.answer}") |`), task);
+    }
+    const readme = await Deno.readTextFile(`${PAPER}/README.md`);
+    assert.ok(readme.includes("| Floor |"), "README's Table 1 has a Floor column");
+    const chart = JSON.stringify(paperCharts(record).table1);
+    assert.ok(chart.includes('"kind":"floor"'), "the Table 1 chart draws the floors");
   },
 });
 

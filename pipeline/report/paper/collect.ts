@@ -1,19 +1,21 @@
 /**
  * Collecting the paper record from the experiments' reports (their results.json) and, for the
- * majority-answer baseline, the test sets in the cache.
+ * majority-answer baseline and the fixed-answer floor, the test sets and eval entries in the
+ * cache.
  */
 
 import type { Cache } from "../../cache.ts";
 import type { Spec } from "../../spec_types.ts";
 import { ci95, pairedTTest } from "../../stats.ts";
 import { POSTER_TABLE1, POSTER_TABLE2 } from "../poster.ts";
-import type { LearningRow, ResultRow, StageInfo } from "../types.ts";
+import type { LearningRow, ResultRow, StageInfo, TaskFloor } from "../types.ts";
 import type {
   ArmRecord,
   Investigation,
   PaperRecord,
   PaperSources,
   ProbeArm,
+  ReferenceRecord,
   SeedStats,
   SourceRecord,
   Table1Record,
@@ -40,6 +42,8 @@ interface ExperimentResults {
   rows: ResultRow[];
   stages: StageInfo[];
   validation?: LearningRow[];
+  /** Per task, the fixed-answer floor its eval entries wrote (floor.json). */
+  floors?: Record<string, TaskFloor>;
 }
 
 /** The per-experiment reports of a sweep named `name` (`name--label`), sorted by name. */
@@ -254,6 +258,66 @@ async function majorityOf(
   return majorityShare(new TextDecoder().decode(await cache.readBytes(stage.key, "samples.jsonl")));
 }
 
+/**
+ * The fixed-answer floor of `task`'s test set: from the report (which gathered it from the eval
+ * entries' floor.json), else from floor.json of an eval entry in the cache that evaluated on
+ * that test set (same stage-name prefix as its data stage). null when neither has it.
+ */
+async function floorOf(
+  cache: Cache | undefined,
+  results: ExperimentResults,
+  task: string,
+): Promise<TaskFloor | null> {
+  const reported = results.floors?.[task];
+  if (reported) {
+    return { answer: reported.answer, accuracy: reported.accuracy, kind: reported.kind };
+  }
+  if (!cache) return null;
+  const suffix = `data:${task}:test:s${results.spec.task.test_seed}`;
+  const data = results.stages.find((s) => s.stage.endsWith(suffix));
+  if (!data) return null;
+  const prefix = data.stage.slice(0, data.stage.length - suffix.length);
+  for (const s of results.stages) {
+    if (!s.stage.startsWith(`${prefix}eval:`) || !await cache.has(s.key)) continue;
+    const f = await cache.readJson<TaskFloor>(s.key, "floor.json").catch(() => null);
+    if (f) return { answer: f.answer, accuracy: f.accuracy, kind: f.kind };
+  }
+  return null;
+}
+
+/**
+ * KLAL+NTP against the larger of the floor and NTP's mean: a paired t-test over seeds when NTP
+ * is the larger (the gain), a one-sample t-test against the constant when the floor is.
+ */
+export function referenceOf(
+  floor: TaskFloor | null,
+  ntp: ArmRecord | null,
+  klal: ArmRecord | null,
+  gain: Table1Record["gain"],
+): ReferenceRecord | null {
+  if (!floor || !Number.isFinite(floor.accuracy) || !ntp || !klal) return null;
+  const ntpMean = ntp.accuracy.mean;
+  const klalMean = klal.accuracy.mean;
+  if (floor.accuracy > ntpMean) {
+    const values = klal.accuracy.values;
+    const test = pairedTTest(values, values.map(() => floor.accuracy));
+    return {
+      against: "floor",
+      accuracy: floor.accuracy,
+      ntpOverFloor: ntpMean - floor.accuracy,
+      klalOverReference: klalMean - floor.accuracy,
+      p: test.p ?? null,
+    };
+  }
+  return {
+    against: "NTP",
+    accuracy: ntpMean,
+    ntpOverFloor: ntpMean - floor.accuracy,
+    klalOverReference: klalMean - ntpMean,
+    p: gain?.p ?? null,
+  };
+}
+
 function sourceRecord(part: SourceRecord["part"], r: ExperimentResults): SourceRecord {
   return {
     part,
@@ -439,9 +503,12 @@ async function buildTable1(
       gain = { meanDiff: test.meanDiff, p: test.p ?? null, seeds };
     }
     const poster = POSTER_TABLE1[task];
+    const floor = await floorOf(cache, t1, task);
     table1[task] = {
       label: poster?.label ?? task,
       majority: await majorityOf(cache, t1, task),
+      floor,
+      reference: referenceOf(floor, ntp, klal, gain),
       base,
       ntp,
       klal,

@@ -15,6 +15,7 @@ export {
   layerSetName,
   majorityShare,
   MissingReport,
+  referenceOf,
 } from "./collect.ts";
 export { PAPER_CHARTS, type PaperChartEntry, paperCharts, renderPaperTable } from "./render.ts";
 export { fillTemplate, formatValue, lookup, strayNumbers } from "./template.ts";

@@ -6,7 +6,7 @@
  */
 
 import { markdownTable } from "../markdown.ts";
-import { columnPalette } from "../palette.ts";
+import { COLUMN_COLOURS, columnPalette } from "../palette.ts";
 import { paperChart } from "../vega_config.ts";
 import { formatValue } from "./template.ts";
 import type { ArmRecord, PaperRecord, SeedStats, Table1Record } from "./types.ts";
@@ -28,6 +28,19 @@ function sweepTable(
   );
 }
 
+/** The floor as the tables show it: accuracy and the constant answer ('33.4 ("1")'). */
+function floorText(t: Table1Record): string {
+  return t.floor ? `${t.floor.accuracy.toFixed(1)} ("${t.floor.answer}")` : "–";
+}
+
+/** KLAL+NTP against the larger of the floor and NTP: '+22.2 over the floor (p=0.000)'. */
+function referenceText(t: Table1Record): string {
+  const r = t.reference;
+  if (!r) return "–";
+  const against = r.against === "floor" ? "the floor" : "NTP";
+  return `${formatValue(r.klalOverReference, "signed")} vs ${against} (${formatValue(r.p, "p")})`;
+}
+
 /** Table 1's markdown rows (ours beside the poster's). */
 function table1Markdown(tasks: string[], table1: Record<string, Table1Record>): string[] {
   return markdownTable(
@@ -37,7 +50,8 @@ function table1Markdown(tasks: string[], table1: Record<string, Table1Record>): 
       "NTP",
       "KLAL+NTP",
       "KLAL − NTP (paired t)",
-      "Most common answer",
+      "Floor",
+      "KLAL+NTP − max(floor, NTP)",
       "Base (poster)",
       "NTP (poster)",
       "KLAL+NTP (poster)",
@@ -53,7 +67,8 @@ function table1Markdown(tasks: string[], table1: Record<string, Table1Record>): 
         ci(t.ntp?.accuracy),
         ci(t.klal?.accuracy),
         gain,
-        t.majority === null ? "–" : t.majority.toFixed(1),
+        floorText(t),
+        referenceText(t),
         t.poster ? t.poster.base.toFixed(1) : "–",
         t.poster ? t.poster.ntp.toFixed(1) : "–",
         t.poster ? t.poster.klal.toFixed(1) : "–",
@@ -81,6 +96,11 @@ export function renderPaperTable(record: PaperRecord): string {
     "seeds) beside the poster's (Qwen 2.5-VL)",
     "",
     ...table1Markdown(record.tasks, record.table1),
+    "",
+    "Floor: the fixed-answer floor, what one constant answer (in quotes) scores on the test set; " +
+    "the last column is KLAL+NTP against the larger of the floor and NTP's mean (paired t-test " +
+    "against NTP, one-sample t-test against the floor)." +
+    (s.floorNote ? ` ${s.floorNote}` : ""),
     "",
     ...(record.table1Long
       ? [
@@ -256,13 +276,23 @@ function table1ArmRows(tasks: string[], table1: Record<string, Table1Record>): o
   return armRows;
 }
 
-/** Table 1 as a chart: per task, each arm's mean, interval and seeds beside the poster's. */
+/** The fixed-answer floor's colour: the palette's first colour outside the paper columns. */
+const FLOOR_COLOUR = COLUMN_COLOURS.other[0];
+
+/**
+ * Table 1 as a chart: per task, each arm's mean, interval and seeds beside the poster's, and
+ * the fixed-answer floor as a dashed rule across the task's arms.
+ */
 function table1Chart(tasks: string[], table1: Record<string, Table1Record>, steps: number) {
   const armRows = table1ArmRows(tasks, table1);
   const seedRows: object[] = [];
   const posterRows: object[] = [];
+  const floorRows: object[] = [];
   for (const task of tasks) {
     const t = table1[task];
+    if (t.floor && Number.isFinite(t.floor.accuracy)) {
+      floorRows.push({ task: t.label, floor: t.floor.accuracy, answer: t.floor.answer });
+    }
     for (const [column, arm] of [["Base", t.base], ["NTP", t.ntp], ["KLAL+NTP", t.klal]] as const) {
       arm?.accuracy.values.forEach((v, i) =>
         seedRows.push({ task: t.label, arm: column, accuracy: v, seed: arm.accuracy.seeds[i] })
@@ -282,13 +312,19 @@ function table1Chart(tasks: string[], table1: Record<string, Table1Record>, step
     ...armRows.map((r) => ({ ...r, kind: "mean" })),
     ...seedRows.map((r) => ({ ...r, kind: "seed" })),
     ...posterRows.map((r) => ({ ...r, kind: "poster" })),
+    ...floorRows.map((r) => ({ ...r, kind: "floor" })),
   ];
   const only = (kind: string) => [{ filter: `datum.kind === '${kind}'` }];
   return perTaskChart(
     {
       text:
         `Table 1 (${steps} fine-tuning steps): held-out accuracy %, ours (bars: mean, whiskers: 95% CI, dots: seeds)`,
-      subtitle: "black ticks: the poster's Qwen 2.5-VL numbers (quoted, not run here)",
+      subtitle: [
+        "black ticks: the poster's Qwen 2.5-VL numbers (quoted, not run here)",
+        ...(floorRows.length > 0
+          ? ["green dashed rule: the fixed-answer floor (one constant answer, test set)"]
+          : []),
+      ],
     },
     table1Rows,
     labels,
@@ -323,6 +359,17 @@ function table1Chart(tasks: string[], table1: Record<string, Table1Record>, step
         mark: { type: "tick", color: "black", thickness: 2 },
         encoding: { x, y: { field: "accuracy", type: "quantitative" } },
       },
+      {
+        transform: only("floor"),
+        mark: { type: "rule", strokeDash: [5, 3], strokeWidth: 2, color: FLOOR_COLOUR },
+        encoding: {
+          y: { field: "floor", type: "quantitative" },
+          tooltip: [
+            { field: "floor", title: "fixed-answer floor %", format: ".1f" },
+            { field: "answer", title: "constant answer" },
+          ],
+        },
+      },
     ],
   );
 }
@@ -332,7 +379,7 @@ function table1Chart(tasks: string[], table1: Record<string, Table1Record>, step
  * `layer` over `values`.
  */
 function perTaskChart(
-  title: { text: string; subtitle: string },
+  title: { text: string; subtitle: string | string[] },
   values: object[],
   labels: string[],
   height: number,

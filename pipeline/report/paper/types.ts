@@ -6,6 +6,7 @@
  */
 
 import type { PosterTable2Row } from "../poster.ts";
+import type { TaskFloor } from "../types.ts";
 
 /** Accuracy (or another metric) of one arm over seeds: mean, 95% t-interval, the raw values. */
 export interface SeedStats {
@@ -31,12 +32,36 @@ export interface Table1Record {
   label: string;
   /** Share (%) of the most common answer in the test set: accuracy of always guessing it. */
   majority: number | null;
+  /**
+   * The fixed-answer floor on the test set: what one constant answer scores (the majority
+   * answer; the best constant point or box where answers are scored by distance or overlap).
+   */
+  floor: TaskFloor | null;
+  /**
+   * What KLAL+NTP is measured against: the larger of the floor and NTP's mean, and KLAL+NTP's
+   * distance above it (a paired t-test when it is NTP, a one-sample t-test against the constant
+   * when it is the floor). null without a floor or without both fine-tuned arms.
+   */
+  reference: ReferenceRecord | null;
   base: ArmRecord | null;
   ntp: ArmRecord | null;
   klal: ArmRecord | null;
   /** KLAL+NTP minus NTP, paired over seeds. */
   gain: { meanDiff: number; p: number | null; seeds: number[] } | null;
   poster: { base: number; ntp: number; klal: number } | null;
+}
+
+/** The larger of the fixed-answer floor and NTP, and how far each arm is from it. */
+export interface ReferenceRecord {
+  against: "floor" | "NTP";
+  /** max(floor, NTP mean), %. */
+  accuracy: number;
+  /** NTP mean minus the floor, points (≤ 0: NTP has not left the fixed-answer prior). */
+  ntpOverFloor: number;
+  /** KLAL+NTP mean minus the reference, points. */
+  klalOverReference: number;
+  /** p of KLAL+NTP against the reference, over the seeds (null with fewer than two). */
+  p: number | null;
 }
 
 /** Where a part of the record came from. */
@@ -77,6 +102,20 @@ export interface PaperRecord {
     seeds: number[];
     /** Samples seen in fine-tuning: steps x batch. */
     samplesSeen: number;
+    /** How `table1[task].floor` was computed (which test sets, which generators). */
+    floorNote?: string;
+    /**
+     * The task generators that produced the record, when they differ from the current ones:
+     * their commit, Line Tracing's node count, the share (%) of test samples a position
+     * shortcut answered, and the image size of the record that will replace it. Set by hand
+     * in the committed record (collecting cannot know it).
+     */
+    generators?: {
+      commit: string;
+      lineTracingNodes: number;
+      lineTracingShortcutShare: number;
+      nextRecordImageSize: number;
+    };
   };
   /** Task names in Table 1's order. */
   tasks: string[];
