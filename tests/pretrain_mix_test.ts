@@ -486,7 +486,7 @@ Deno.test("pretrain-mix: a spec selects the mix with base.mix, which the plan's 
   );
 });
 
-Deno.test("experiments/paper/64px: each spec parses, pretrains on the skills mix, tests on seed 3000", async () => {
+Deno.test("experiments/paper/64px: each spec parses, names the pilot's mix, tests on seed 3000", async () => {
   const dir = new URL("../experiments/paper/64px/", import.meta.url);
   const names: string[] = [];
   for await (const entry of Deno.readDir(dir)) {
@@ -494,7 +494,9 @@ Deno.test("experiments/paper/64px: each spec parses, pretrains on the skills mix
     const text = await Deno.readTextFile(new URL(entry.name, dir));
     const spec = parseSpec(text, `experiments/paper/64px/${entry.name}`, [], { tasks: TASKS });
     names.push(spec.task.name);
-    assert.deepStrictEqual(spec.base.mix.kinds, [...PRETRAIN_QUESTION_KINDS]);
+    // The Base the pilot chose (docs/pilots/base-mix.md): the original four kinds, 3000 steps.
+    assert.deepStrictEqual(spec.base.mix.kinds, [...ORIGINAL_QUESTION_KINDS]);
+    assert.equal(spec.base.steps, 3000);
     assert.equal(spec.task.image_size, 64);
     assert.deepStrictEqual(spec.seeds, [0, 1, 2, 3, 4]);
     // Held out of the seeds and of the pilot's validation seeds (2000-2002).
