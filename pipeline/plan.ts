@@ -15,6 +15,7 @@
  * follows it, nothing else, and an edit to report code leaves data and checkpoints alone.
  */
 import { PRETRAIN_TASK, TASKS, vocabularyOf } from "../tasks/registry.ts";
+import { mixVocabulary } from "../tasks/pretrain_mix.ts";
 import { type Cache, sha256Hex, stageKey } from "./cache.ts";
 import { codeVersion } from "./code_version.ts";
 import type { ArmSpec, Spec } from "./spec_types.ts";
@@ -112,9 +113,13 @@ export async function stageCode(stage: Stage): Promise<{ modules: string[]; extr
   return { modules, extra };
 }
 
-/** Every word the model's vocabulary holds (all registered tasks plus the pretraining mix). */
-export function modelVocabulary(): string[] {
-  return vocabularyOf([...Object.values(TASKS), PRETRAIN_TASK]);
+/**
+ * Every word the model's vocabulary holds: all registered tasks plus the pretraining mix's
+ * kinds in use (`base.mix.kinds`; every kind when not given).
+ */
+export function modelVocabulary(mixKinds?: readonly string[]): string[] {
+  const mix = mixKinds === undefined ? PRETRAIN_TASK.vocabulary : mixVocabulary(mixKinds);
+  return [...new Set([...vocabularyOf(Object.values(TASKS)), ...mix])].sort();
 }
 
 /** Id of the Base checkpoint that seed `seed`'s fine-tunes start from (base.seed: run: its own). */
@@ -133,7 +138,8 @@ export function buildPlan(spec: Spec): Stage[] {
   const task = spec.task;
   const imageSize = task.image_size;
   const patchSize = spec.model.patch_size;
-  const modelParams = { ...spec.model, vocabulary: modelVocabulary() };
+  const mixKinds = (spec.base.mix as { kinds?: string[] }).kinds;
+  const modelParams = { ...spec.model, vocabulary: modelVocabulary(mixKinds ?? []) };
 
   // One Base for every seed, or (base.seed: run) one per seed, pretrained from that seed.
   const baseSeeds = spec.base.seed === "run" ? spec.seeds : [spec.base.seed];

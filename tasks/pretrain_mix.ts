@@ -231,35 +231,45 @@ function generateOne(rng: Rng, config: TaskConfig, params: PretrainParams): Samp
   };
 }
 
+/** The words of the original four kinds (colour, count, existence, quadrant). */
+const CORE_WORDS: readonly string[] = [
+  "what",
+  "color",
+  "is",
+  "the",
+  "shape",
+  "?",
+  "how",
+  "many",
+  "shapes",
+  "there",
+  "a",
+  "where",
+  "top",
+  "bottom",
+  "left",
+  "right",
+  "yes",
+  "no",
+  ...COLOR_NAMES,
+  ...Array.from({ length: MAX_SHAPES }, (_, i) => String(i + 1)),
+];
+
+/**
+ * The words a Base pretrained on `kinds` can see: the skill kinds' words only when one of
+ * them is in the mix, so a Base on the original four kinds keeps its vocabulary (and with it
+ * its initialisation, and the numbers of every run made before the skill kinds existed).
+ */
+export function mixVocabulary(kinds: readonly string[]): string[] {
+  const skills = kinds.some((k) => (SKILL_KINDS as readonly string[]).includes(k));
+  return [...new Set([...CORE_WORDS, ...(skills ? SKILL_WORDS : [])])];
+}
+
 /** The generic pretraining mix (questions about shapes, letters and curves; see the top). */
 export const pretrainMix: SyntheticTask = {
   name: "pretrain-mix",
   version: "2",
-  vocabulary: [
-    ...new Set([
-      "what",
-      "color",
-      "is",
-      "the",
-      "shape",
-      "?",
-      "how",
-      "many",
-      "shapes",
-      "there",
-      "a",
-      "where",
-      "top",
-      "bottom",
-      "left",
-      "right",
-      "yes",
-      "no",
-      ...COLOR_NAMES,
-      ...Array.from({ length: MAX_SHAPES }, (_, i) => String(i + 1)),
-      ...SKILL_WORDS,
-    ]),
-  ],
+  vocabulary: mixVocabulary(SKILL_KINDS),
   paramSchema: PARAMS.paramSchema,
   defaultParams: PARAMS.defaultParams,
   checkParams: PARAMS.checkParams,

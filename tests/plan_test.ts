@@ -116,11 +116,23 @@ Deno.test("plan: each stage's code is the import closure of the module that runs
   assert.deepEqual(version, [`task grid-patch version ${TASKS["grid-patch"].version}`]);
 });
 
-Deno.test("plan: the model's vocabulary is every task's words, in the Base key", async () => {
-  const words = (((await plan()).get("pretrain")!.params.model) as { vocabulary: string[] })
-    .vocabulary;
-  assert.deepEqual(words, vocabularyOf([...Object.values(TASKS), PRETRAIN_TASK]));
+Deno.test("plan: the model's vocabulary is every task's words and the mix's kinds in use", async () => {
+  const wordsOf = async (overrides: string[] = []) =>
+    (((await plan(overrides)).get("pretrain")!.params.model) as { vocabulary: string[] })
+      .vocabulary;
+  const words = await wordsOf();
+  const tasks = vocabularyOf(Object.values(TASKS));
+  assert.ok(tasks.every((w) => words.includes(w)));
   assert.ok(words.includes("patch"));
+  // The original four kinds leave out the skill kinds' words, so a Base on them keeps the
+  // vocabulary (and the initialisation) it had before those kinds existed.
+  assert.ok(!words.includes("locate") && !words.includes("touch"));
+  const withSkills = await wordsOf(["base.mix.kinds=[color,point]"]);
+  assert.ok(withSkills.includes("locate") && withSkills.includes("touch"));
+  assert.deepEqual(
+    [...withSkills].sort(),
+    vocabularyOf([...Object.values(TASKS), PRETRAIN_TASK]),
+  );
 });
 
 Deno.test("stageStatus: says why a stage runs", async () => {
