@@ -27,7 +27,7 @@ function prepareWebgpuEnvironment(): void {
     Deno.env.set("DENO_WEBGPU_BACKEND", DEFAULT_WEBGPU_BACKEND);
   }
   // Mesa's implicit Vulkan layer that picks a default GPU for displays connects to Wayland
-  // first, and without a session prints "error: XDG_RUNTIME_DIR is invalid" from every
+  // first, and without a login session prints "error: XDG_RUNTIME_DIR is invalid" from every
   // process; we choose adapters ourselves and draw nothing, so the layer is switched off.
   if (!Deno.env.get("XDG_RUNTIME_DIR") && !Deno.env.get("NODEVICE_SELECT")) {
     Deno.env.set("NODEVICE_SELECT", "1");

@@ -68,7 +68,7 @@ PY
   mkdir -p "$wasm_dir"
   cp node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm "$wasm_dir/"
 
-  # The Vulkan loader (DESIGN.md, "GPU: WebGPU on the lent NVIDIA H100").
+  # The Vulkan loader (docs/ARCHITECTURE.md, "Adding a backend": the NVIDIA machine has none).
   local tmp
   tmp=$(mktemp -d)
   if (cd "$tmp" && apt-get download libvulkan1 >/dev/null 2>&1); then
