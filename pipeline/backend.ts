@@ -133,6 +133,16 @@ export function openBlasNotice(
     `apt-get install libopenblas0-serial`;
 }
 
+let reason = "";
+
+/**
+ * Why the last initBackend chose its backend, for reports: "set in the spec", "auto: no GPU
+ * adapter", or the calibration's numbers (./backend_choice.ts).
+ */
+export function backendReason(): string {
+  return reason;
+}
+
 /** On wasm, route matmuls through OpenBLAS when it is installed (and KLAL_BLAS is not off). */
 function withNativeMatmul(): string {
   if (tf.getBackend() === "wasm") enableNativeMatmul();
@@ -145,10 +155,25 @@ function withNativeMatmul(): string {
  * Throws with a clear message when a named backend is not available on this machine.
  */
 export async function initBackend(requested: BackendName): Promise<string> {
+  reason = "set in the spec";
   if (requested === "auto") {
-    // WebGPU only on a real GPU: on a software adapter (llvmpipe) it is slower than wasm.
-    const gpu = await gpuAdapter();
-    if (gpu.available && !gpu.fallback && await setWebgpu()) return backendLabel();
+    // The runner's main process decided (./backend_choice.ts) and passed the choice on.
+    const decided = Deno.env.get("KLAL_AUTO_BACKEND");
+    if (decided === "webgpu" || decided === "wasm") {
+      reason = Deno.env.get("KLAL_BACKEND_REASON") ?? `auto: ${decided} chosen by the runner`;
+      if (decided === "webgpu") {
+        if (await setWebgpu()) return backendLabel();
+        reason = `${reason}; webgpu failed to initialise here, so the CPU path`;
+      }
+    } else {
+      // WebGPU only on a real GPU: on a software adapter (llvmpipe) it is slower than wasm.
+      const gpu = await gpuAdapter();
+      if (gpu.available && !gpu.fallback) {
+        reason = `auto: WebGPU on a real GPU adapter (${gpu.description}), not calibrated`;
+        if (await setWebgpu()) return backendLabel();
+      }
+      reason = "auto: no GPU adapter";
+    }
     for (const name of AUTO_ORDER) {
       if (await trySetBackend(name)) return withNativeMatmul();
     }

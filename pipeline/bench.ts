@@ -48,7 +48,16 @@ export const BENCH_MODELS = {
   paper: { imageSize: 64, grid: 8, blobs: 4, dModel: 128, layers: 4, heads: 4, batch: 64 },
 } as const;
 
-type BenchModel = typeof BENCH_MODELS[keyof typeof BENCH_MODELS];
+/** A model size the bench (and the backend calibration, ./backend_choice.ts) can time. */
+export interface BenchModel {
+  readonly imageSize: number;
+  readonly grid: number;
+  readonly blobs: number;
+  readonly dModel: number;
+  readonly layers: number;
+  readonly heads: number;
+  readonly batch: number;
+}
 
 /** Sizes that determine a step's FLOPs. */
 export interface FlopShape {

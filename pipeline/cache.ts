@@ -65,6 +65,7 @@ const LAYOUT_NAMES = new Set([
   "jobs",
   "evicted",
   "gpu",
+  "machine",
   "cache.lock",
   "running",
   "partial",

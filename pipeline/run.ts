@@ -7,6 +7,14 @@ import { replaceFolderAtomic, writeJsonAtomic } from "./atomic.ts";
 import { Cache, CacheRootError } from "./cache.ts";
 import { holdExperimentLock } from "./cache_lock.ts";
 import { gpuEnvironment } from "./gpu_env.ts";
+import {
+  AUTO_BACKEND_ENV,
+  BACKEND_REASON_ENV,
+  calibrationModel,
+  childDeps,
+  type ChoiceDeps,
+  chooseAutoBackend,
+} from "./backend_choice.ts";
 import { buildPlan, type ResolvedStage, resolvePlan, stageStatus } from "./plan.ts";
 import type { Spec } from "./spec_types.ts";
 import { writeReportsIndex } from "./report/mod.ts";
@@ -28,6 +36,8 @@ export interface RunOptions {
   log?: (line: string) => void;
   /** How stages run (default: local worker processes). */
   executor?: Executor;
+  /** Adapter probe and timing for `backend: auto` (default: child processes; tests inject). */
+  backendChoice?: ChoiceDeps;
 }
 
 /**
@@ -177,8 +187,25 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
     done.add(stage.id);
     statuses.set(stage.id, { status: "cached", seconds: 0 });
   }
-  const executor = options.executor ?? new LocalExecutor(gpuWorkerEnv(spec, cache, log));
   const toRun = plan.filter((s) => !done.has(s.id));
+  const workerEnv = gpuWorkerEnv(spec, cache, log);
+  // `auto` is decided once here, so every stage runs on the same backend; the choice travels
+  // in the environment and never enters stage params or cache keys.
+  if (spec.backend === "auto" && toRun.some((s) => s.kind !== "report")) {
+    const choice = await chooseAutoBackend(
+      cache.root,
+      calibrationModel(spec),
+      options.backendChoice ?? childDeps(workerEnv),
+    );
+    if (choice) {
+      Object.assign(workerEnv, {
+        [AUTO_BACKEND_ENV]: choice.backend,
+        [BACKEND_REASON_ENV]: choice.reason,
+      });
+      if (choice.source !== "no-gpu") log(`  backend ${choice.backend} (${choice.reason})`);
+    }
+  }
+  const executor = options.executor ?? new LocalExecutor(workerEnv);
   log(
     `${spec.name}: ${plan.length} stages, ${plan.length - toRun.length} cached, ` +
       `${toRun.length} to run`,
@@ -257,7 +284,11 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
  * may use it (backend auto or webgpu) and the machine has one; otherwise nothing, with the
  * reason passed on so a `webgpu` backend can say what is missing.
  */
-function gpuWorkerEnv(spec: Spec, cache: Cache, log: (line: string) => void) {
+function gpuWorkerEnv(
+  spec: Spec,
+  cache: Cache,
+  log: (line: string) => void,
+): Record<string, string> {
   if (spec.backend !== "auto" && spec.backend !== "webgpu") return {};
   if (Deno.env.get("VK_ICD_FILENAMES")) return {}; // the user configured Vulkan already
   const gpu = gpuEnvironment(`${cache.root}/gpu`);

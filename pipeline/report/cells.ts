@@ -64,6 +64,11 @@ function describeArm(spec: Spec, arm: string): string {
     : `${arm} (λ=${a.lambda}, ${layers}${queries})`;
 }
 
+/** "wasm+openblas (auto: no GPU adapter)", or the backend alone when no reason was recorded. */
+export function backendWithReason(input: ReportInput): string {
+  return input.backendReason ? `${input.backend} (${input.backendReason})` : input.backend;
+}
+
 /** One paragraph: task, model size, steps, seeds, backend, arms. */
 export function setupLine(input: ReportInput): string {
   const { spec } = input;
@@ -77,7 +82,9 @@ export function setupLine(input: ReportInput): string {
       tokensPerSide * tokensPerSide
     } visual tokens); ` +
     `fine-tuning ${spec.train.steps} steps at batch ${spec.train.batch_size}, lr ${spec.train.lr} ` +
-    `(${spec.train.optimizer}); seeds ${seeds} (n=${spec.seeds.length}); backend ${input.backend}. ` +
+    `(${spec.train.optimizer}); seeds ${seeds} (n=${spec.seeds.length}); backend ${
+      backendWithReason(input)
+    }. ` +
     `Arms: ${Object.keys(spec.arms).map((arm) => describeArm(spec, arm)).join("; ")}.`;
 }
 

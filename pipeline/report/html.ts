@@ -5,7 +5,7 @@
  */
 
 import { pathOf } from "../paths.ts";
-import { confusionCells, NOT_RUN, setupLine } from "./cells.ts";
+import { backendWithReason, confusionCells, NOT_RUN, setupLine } from "./cells.ts";
 import { STAND_IN_NOTE, TABLE1_NOTE, taskHeading } from "./markdown.ts";
 import { posterRow } from "./poster.ts";
 import type { ChartSection, ReportChart } from "./registry.ts";
@@ -348,7 +348,9 @@ export function renderHtml(
   }
 
   const runInfo = [
-    `<p>Backend ${escapeHtml(input.backend)}. ${escapeHtml(wallTimes(input.stages))}</p>`,
+    `<p>Backend ${escapeHtml(backendWithReason(input))}. ${
+      escapeHtml(wallTimes(input.stages))
+    }</p>`,
   ];
   if (input.stages.length > 0) {
     runInfo.push(htmlTable(

@@ -61,7 +61,7 @@ function comparisonJson(c: Comparison) {
 }
 
 /**
- * results.json: `{ experiment, createdAt, backend, headline, spec, rows, stages, floors,
+ * results.json: `{ experiment, createdAt, backend, backendReason, headline, spec, rows, stages, floors,
  * table1Headers, table1, table2, tasks, statistics, learning, validation }`. `rows` are the
  * raw numbers; `floors` each task's fixed-answer floor; `tasks` every arm per task with its
  * attention measures; `statistics` the comparisons (paired t, Holm, bootstrap), item-level
@@ -80,6 +80,7 @@ export function resultsJson(input: ReportInput): string {
       experiment: spec.name,
       createdAt,
       backend,
+      ...(input.backendReason ? { backendReason: input.backendReason } : {}),
       headline: verdictLines(summaries).join(" "),
       spec,
       rows,

@@ -51,6 +51,11 @@ export interface ReportInput {
   stages: StageInfo[];
   /** Which tfjs backend ran, e.g. "wasm". */
   backend: string;
+  /**
+   * Why that backend: "set in the spec", "auto: no GPU adapter", or a calibration's numbers
+   * (pipeline/backend_choice.ts). Absent for entries written before it was recorded.
+   */
+  backendReason?: string;
   /** ISO date. */
   createdAt: string;
   /** Validation accuracy and grounding measured during fine-tuning, per arm and seed. */

@@ -4,7 +4,7 @@
  */
 import { createCanvas } from "@napi-rs/canvas";
 import type { Sample } from "../../tasks/task.ts";
-import { initBackend } from "../backend.ts";
+import { backendReason, initBackend } from "../backend.ts";
 import { encodeSamples, layoutFor, mergeLayouts } from "../batch.ts";
 import type { EntryWriter } from "../cache.ts";
 import { evaluate } from "../eval.ts";
@@ -58,7 +58,7 @@ export async function runEval(stage: ResolvedStage, out: EntryWriter, ctx: Stage
     };
   });
   await out.writeJson("figures.json", figures);
-  return { backend, accuracy: result.accuracy };
+  return { backend, backendReason: backendReason(), accuracy: result.accuracy };
 }
 
 /** PNG data URL of an RGB image. */

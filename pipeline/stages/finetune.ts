@@ -4,7 +4,7 @@
  */
 import { writeFileAtomic } from "../atomic.ts";
 import type { Cache, EntryWriter } from "../cache.ts";
-import { initBackend } from "../backend.ts";
+import { backendReason, initBackend } from "../backend.ts";
 import { encodeSamples, layoutFor, mergeLayouts } from "../batch.ts";
 import { evaluate } from "../eval.ts";
 import type { WeightMap } from "../model/tiny_vlm.ts";
@@ -128,7 +128,13 @@ export async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: S
   });
   model.dispose();
   await Deno.remove(partial).catch(() => {});
-  return { backend, samplesPerSecond: result.samplesPerSecond, trainSeconds: result.seconds, lr };
+  return {
+    backend,
+    backendReason: backendReason(),
+    samplesPerSecond: result.samplesPerSecond,
+    trainSeconds: result.seconds,
+    lr,
+  };
 }
 
 // ---------------------------------------------------------------- resumable training

@@ -1,6 +1,6 @@
 /** The pretrain stage: the shared Base checkpoint, NTP on the generic pretraining mix. */
 import type { EntryWriter } from "../cache.ts";
-import { initBackend } from "../backend.ts";
+import { backendReason, initBackend } from "../backend.ts";
 import { encodeSamples, layoutFor } from "../batch.ts";
 import { TinyVlm } from "../model/tiny_vlm.ts";
 import type { ResolvedStage } from "../plan.ts";
@@ -63,5 +63,10 @@ export async function runPretrain(stage: ResolvedStage, out: EntryWriter, ctx: S
     samplesPerSecond: result.samplesPerSecond,
   });
   model.dispose();
-  return { backend, samplesPerSecond: result.samplesPerSecond, trainSeconds: result.seconds };
+  return {
+    backend,
+    backendReason: backendReason(),
+    samplesPerSecond: result.samplesPerSecond,
+    trainSeconds: result.seconds,
+  };
 }

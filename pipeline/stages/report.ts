@@ -49,12 +49,18 @@ export async function reportInput(
   const floors: Record<string, TaskFloor> = {};
   const side = spec.task.image_size / spec.model.patch_size;
   const backends = new Set<string>();
+  const reasons = new Set<string>();
   const stageInfo: ReportInput["stages"] = [];
   for (const stage of stages) {
     if (stage.kind === "report") continue;
     const manifest: Manifest = await cache.manifest(stage.key);
-    const info = manifest.info as { backend?: string; samplesPerSecond?: number };
+    const info = manifest.info as {
+      backend?: string;
+      backendReason?: string;
+      samplesPerSecond?: number;
+    };
     if (info.backend) backends.add(info.backend);
+    if (info.backendReason) reasons.add(info.backendReason);
     const status = statuses.get(stage.id);
     stageInfo.push({
       stage: stage.id,
@@ -149,6 +155,7 @@ export async function reportInput(
     curves,
     stages: stageInfo,
     backend: [...backends].sort().join(", ") || "none",
+    ...(reasons.size > 0 ? { backendReason: [...reasons].sort().join("; ") } : {}),
     createdAt: new Date().toISOString(),
     learning,
     figures,
