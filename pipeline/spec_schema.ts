@@ -312,7 +312,8 @@ export const ROOT_FIELDS = {
     type: "enum",
     values: BACKENDS,
     default: "auto",
-    doc: "auto: WebGPU on a real GPU, else wasm",
+    doc:
+      "auto: on a real GPU the faster of WebGPU and the CPU path (timed once per machine), else wasm",
   },
   task: { type: "section", required: true, doc: "the task and its data", fields: TASK_FIELDS },
   model: section("the model", MODEL_FIELDS),
