@@ -7,7 +7,9 @@
 import { TASKS } from "../tasks/registry.ts";
 import { Cache, defaultCacheDir } from "./cache.ts";
 import { SlurmExecutor } from "./executors/slurm.ts";
-import { type Executor, LocalExecutor, runExperiment, StageFailure } from "./run.ts";
+import { runExperiment, StageFailure } from "./run.ts";
+import type { Executor } from "./executors/executor.ts";
+import { LocalExecutor } from "./executors/local.ts";
 import { integerOption, parseCommand, printHelp, runCommand, UsageError } from "./cli.ts";
 import { openBlasNotice } from "./backend.ts";
 import { formatSpecError, readSpecFile, SpecError } from "./spec.ts";

@@ -20,7 +20,8 @@ import type { Spec } from "./spec_types.ts";
 import { writeReportsIndex } from "./report/mod.ts";
 import { runStage } from "./stages.ts";
 import type { WorkerDescriptor } from "./worker.ts";
-import { pathOf } from "./paths.ts";
+import type { Executor } from "./executors/executor.ts";
+import { LocalExecutor } from "./executors/local.ts";
 
 /** How to run an experiment. */
 export interface RunOptions {
@@ -38,69 +39,6 @@ export interface RunOptions {
   executor?: Executor;
   /** Adapter probe and timing for `backend: auto` (default: child processes; tests inject). */
   backendChoice?: ChoiceDeps;
-}
-
-/**
- * Runs one stage to completion somewhere (a local process, a cluster job). The stage is
- * described by the JSON file at `descriptorPath` (a WorkerDescriptor); whatever runs it
- * calls `pipeline/worker.ts` on that file. Rejects with a message naming what failed.
- */
-export interface Executor {
-  readonly name: string;
-  run(
-    stage: ResolvedStage,
-    descriptorPath: string,
-    options: { plainProgress: boolean },
-  ): Promise<void>;
-  /** Stop everything still running (Ctrl-C). */
-  cancel(): Promise<void>;
-}
-
-/** The worker entry point an executor runs: `deno run -A <WORKER_PATH> <descriptor.json>`. */
-export const WORKER_PATH = pathOf(new URL("./worker.ts", import.meta.url));
-
-/** Stages as local worker processes (the default). */
-export class LocalExecutor implements Executor {
-  readonly name = "local";
-  private readonly children = new Set<Deno.ChildProcess>();
-
-  /** Extra environment for every worker (e.g. the Vulkan set-up of pipeline/gpu_env.ts). */
-  constructor(private readonly extraEnv: Record<string, string> = {}) {}
-
-  async run(_stage: ResolvedStage, path: string, options: { plainProgress: boolean }) {
-    const env: Record<string, string> = {
-      ...this.extraEnv,
-      ...(options.plainProgress ? { KLAL_PLAIN_PROGRESS: "1" } : {}),
-    };
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", WORKER_PATH, path],
-      env,
-      stdin: "null",
-      stdout: "inherit",
-      stderr: "inherit",
-    }).spawn();
-    this.children.add(child);
-    try {
-      const status = await child.status;
-      if (!status.success) {
-        const message = await Deno.readTextFile(`${path}.error`).catch(() =>
-          `worker exited with code ${status.code}${status.signal ? ` (${status.signal})` : ""}`
-        );
-        throw new Error(message);
-      }
-    } finally {
-      this.children.delete(child);
-    }
-  }
-
-  cancel(): Promise<void> {
-    for (const child of this.children) {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* already gone */ }
-    }
-    return Promise.resolve();
-  }
 }
 
 /** What a run did. */
@@ -299,6 +237,9 @@ function gpuWorkerEnv(
 
 /** A usage problem found after parsing (exit status 2). */
 export { UsageError };
+export type { Executor } from "./executors/executor.ts";
+export { WORKER_PATH } from "./executors/executor.ts";
+export { LocalExecutor };
 
 async function runInWorker(
   executor: Executor,

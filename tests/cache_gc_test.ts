@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { Cache } from "../pipeline/cache.ts";
-import { LocalExecutor, runExperiment } from "../pipeline/run.ts";
+import { LocalExecutor } from "../pipeline/executors/local.ts";
+import { runExperiment } from "../pipeline/run.ts";
 import type { ResolvedStage } from "../pipeline/plan.ts";
 import { expandSweep } from "../pipeline/sweep.ts";
 import { TASKS } from "../tasks/registry.ts";

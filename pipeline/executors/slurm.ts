@@ -10,7 +10,7 @@
  * and reason.
  */
 import type { ResolvedStage } from "../plan.ts";
-import { type Executor, WORKER_PATH } from "../run.ts";
+import { type Executor, WORKER_PATH } from "./executor.ts";
 
 /** Cluster settings (the spec's `executor:` block, minus `name`). */
 export interface SlurmOptions {
