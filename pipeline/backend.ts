@@ -108,12 +108,15 @@ export const QUICKSTART_SECONDS = { openblas: 79, plain: 260 } as const;
  * One line for an experiment's main process (printed once per run, not per worker) when its
  * workers would train on wasm without OpenBLAS, as on a fresh machine: what that costs and
  * the Debian package that brings it. Null when OpenBLAS loads, when `KLAL_BLAS=off` asks
- * for plain wasm, when no backend in `backends` can be wasm, or when every one is `auto`
- * and an NVIDIA driver is present (WebGPU then runs; `nvidiaDirs` as in ./gpu_env.ts).
+ * for plain wasm, when no backend in `backends` can be wasm, or when every one is `auto`,
+ * an NVIDIA driver is present and the calibration is off (`KLAL_BACKEND_CALIBRATION=off`:
+ * WebGPU then runs; with the calibration on, `auto` may still choose wasm there).
+ * `nvidiaDirs` as in ./gpu_env.ts; `blas` is what OpenBLAS's lookup found (for tests).
  */
 export function openBlasNotice(
   backends: BackendName[],
   nvidiaDirs: string[] = NVIDIA_DIRS,
+  blas: ReturnType<typeof findOpenBlas> = findOpenBlas(),
 ): string | null {
   if (!backends.some((b) => b === "auto" || b === "wasm")) return null;
   const hasDriver = (dir: string) => {
@@ -123,8 +126,10 @@ export function openBlasNotice(
       return false;
     }
   };
-  if (backends.every((b) => b === "auto") && nvidiaDirs.some(hasDriver)) return null;
-  const blas = findOpenBlas();
+  const calibrationOff = Deno.env.get("KLAL_BACKEND_CALIBRATION") === "off";
+  if (backends.every((b) => b === "auto") && calibrationOff && nvidiaDirs.some(hasDriver)) {
+    return null;
+  }
   if (blas.found || blas.disabled) return null;
   const { openblas, plain } = QUICKSTART_SECONDS;
   return `note: OpenBLAS not found, so wasm trains with tfjs's own kernels, about ` +

@@ -59,14 +59,24 @@ Deno.test({
   },
 });
 
-Deno.test("notice: none for backends that cannot be wasm, none for auto beside an NVIDIA driver", async () => {
-  assert.equal(openBlasNotice(["cpu"]), null);
-  assert.equal(openBlasNotice(["webgpu", "cpu"]), null);
+Deno.test("notice: none for backends that cannot be wasm; beside an NVIDIA driver only when auto may pick wasm", async () => {
+  const missing = { found: false as const, disabled: false, reason: "not installed" };
+  assert.equal(openBlasNotice(["cpu"], [], missing), null);
+  assert.equal(openBlasNotice(["webgpu", "cpu"], [], missing), null);
   const driver = await Deno.makeTempDir({ prefix: "klal-nvidia-" });
+  const before = Deno.env.get("KLAL_BACKEND_CALIBRATION");
   try {
     await Deno.writeFile(`${driver}/libEGL_nvidia.so.0`, new Uint8Array());
-    assert.equal(openBlasNotice(["auto"], [driver]), null);
+    // The calibration may choose wasm over WebGPU: the missing OpenBLAS still matters.
+    Deno.env.delete("KLAL_BACKEND_CALIBRATION");
+    assert.match(openBlasNotice(["auto"], [driver], missing) ?? "", /OpenBLAS not found/);
+    // Without it, auto takes WebGPU on the GPU: no wasm, no notice.
+    Deno.env.set("KLAL_BACKEND_CALIBRATION", "off");
+    assert.equal(openBlasNotice(["auto"], [driver], missing), null);
+    assert.match(openBlasNotice(["wasm"], [driver], missing) ?? "", /OpenBLAS not found/);
   } finally {
+    if (before === undefined) Deno.env.delete("KLAL_BACKEND_CALIBRATION");
+    else Deno.env.set("KLAL_BACKEND_CALIBRATION", before);
     await Deno.remove(driver, { recursive: true });
   }
 });
