@@ -19,6 +19,7 @@
  *
  * Model FLOPs are counted analytically (matmuls only, see `trainingFlopsPerSample`).
  */
+import { parseCommand, printHelp, runCommand } from "./cli.ts";
 import * as tf from "@tensorflow/tfjs";
 import { PRETRAIN_TASK, TASKS, vocabularyOf } from "../tasks/registry.ts";
 import { backendLabel, initBackend } from "./backend.ts";
@@ -574,6 +575,17 @@ export async function bench(quick: boolean, log: (line: string) => void): Promis
   };
 }
 
+const BENCH_USAGE = `usage: deno task bench [--quick] [--json]
+
+  Measures this machine: sgemm, matmuls per backend, training throughput of the quickstart,
+  64 px and paper models (fused and unfused), a step's kernel profile, the tensor count, two
+  workers against one, and the PyTorch reference when torch is importable.
+
+options:
+  --quick     fewer steps and repeats
+  --json      one JSON object on stdout instead of the table
+  -h, --help  this text`;
+
 if (import.meta.main) {
   const args = Deno.args;
   if (args[0] === "--child") {
@@ -591,12 +603,21 @@ if (import.meta.main) {
     console.log(JSON.stringify(report));
     Deno.exit(0);
   }
-  const unknown = args.filter((a) => a !== "--quick" && a !== "--json");
-  if (unknown.length > 0) {
-    console.error(`error: unknown option ${unknown[0]}\nusage: deno task bench [--quick] [--json]`);
-    Deno.exit(2);
-  }
-  const json = args.includes("--json");
-  const result = await bench(args.includes("--quick"), json ? () => {} : (l) => console.log(l));
-  if (json) console.log(JSON.stringify(result, null, 2));
+  Deno.exit(
+    await runCommand(BENCH_USAGE, async () => {
+      const parsed = parseCommand(args, {
+        options: { quick: { type: "boolean" }, json: { type: "boolean" } },
+      });
+      if (parsed.help) return printHelp(BENCH_USAGE);
+      const json = parsed.values.json === true;
+      const result = await bench(
+        parsed.values.quick === true,
+        json ? () => {} : (l) => {
+          console.log(l);
+        },
+      );
+      if (json) console.log(JSON.stringify(result, null, 2));
+      return 0;
+    }),
+  );
 }

@@ -14,6 +14,7 @@ const COMMANDS: [string, string[]][] = [
   ["pipeline/report_main.ts", ["paper"]],
   ["pipeline/cache_main.ts", ["gc"]],
   ["pipeline/preview.ts", ["grid-patch"]],
+  ["pipeline/bench.ts", []],
 ];
 
 Deno.test("parseCommand: flags, values, repeats, positionals, and usage errors", () => {
