@@ -494,9 +494,9 @@ Deno.test("experiments/paper/64px: each spec parses, names the pilot's mix, test
     const text = await Deno.readTextFile(new URL(entry.name, dir));
     const spec = parseSpec(text, `experiments/paper/64px/${entry.name}`, [], { tasks: TASKS });
     names.push(spec.task.name);
-    // The Base the pilot chose (docs/pilots/base-mix.md): the original four kinds, 3000 steps.
+    // The Base the pilots chose (docs/pilots/base-mix.md): the original four kinds, 6000 steps.
     assert.deepStrictEqual(spec.base.mix.kinds, [...ORIGINAL_QUESTION_KINDS]);
-    assert.equal(spec.base.steps, 3000);
+    assert.equal(spec.base.steps, 6000);
     assert.equal(spec.task.image_size, 64);
     assert.deepStrictEqual(spec.seeds, [0, 1, 2, 3, 4]);
     // Held out of the seeds and of the pilot's validation seeds (2000-2002).
