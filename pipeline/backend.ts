@@ -116,7 +116,7 @@ export const QUICKSTART_SECONDS = { openblas: 79, plain: 260 } as const;
 export function openBlasNotice(
   backends: BackendName[],
   nvidiaDirs: string[] = NVIDIA_DIRS,
-  blas: ReturnType<typeof findOpenBlas> = findOpenBlas(),
+  blas?: ReturnType<typeof findOpenBlas>,
 ): string | null {
   if (!backends.some((b) => b === "auto" || b === "wasm")) return null;
   const hasDriver = (dir: string) => {
@@ -130,7 +130,9 @@ export function openBlasNotice(
   if (backends.every((b) => b === "auto") && calibrationOff && nvidiaDirs.some(hasDriver)) {
     return null;
   }
-  if (blas.found || blas.disabled) return null;
+  // Looked up only now: a run that cannot use wasm never opens the library.
+  const lookup = blas ?? findOpenBlas();
+  if (lookup.found || lookup.disabled) return null;
   const { openblas, plain } = QUICKSTART_SECONDS;
   return `note: OpenBLAS not found, so wasm trains with tfjs's own kernels, about ` +
     `${(plain / openblas).toFixed(1)}x slower (the quickstart: ${plain} s instead of ` +

@@ -11,6 +11,7 @@
  * The backend never enters cache keys: stage params keep `backend: auto`.
  */
 import { writeJsonAtomic } from "./atomic.ts";
+import { sha256Hex } from "./cache.ts";
 import type { BenchModel } from "./bench.ts";
 import { codeVersion } from "./code_version.ts";
 import { pathOf } from "./paths.ts";
@@ -101,17 +102,12 @@ export function cpuModelName(): string {
   return `${Deno.build.os}-${Deno.build.arch} x${navigator.hardwareConcurrency ?? 1}`;
 }
 
-async function sha256(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** Path of the cached decision for this adapter, CPU, model, batch and code. */
 export async function calibrationPath(
   cacheRoot: string,
   parts: { adapter: string; cpuModel: string; model: BenchModel; codeVersion: string },
 ): Promise<string> {
-  const hash = await sha256(JSON.stringify([
+  const hash = await sha256Hex(JSON.stringify([
     parts.adapter,
     parts.cpuModel,
     parts.model,
