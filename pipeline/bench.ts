@@ -198,23 +198,29 @@ export interface MatmulResult {
   backwardGflops: number;
 }
 
-function measureMatmul(m: number, k: number, n: number, repeats: number): MatmulResult {
+export async function measureMatmul(
+  m: number,
+  k: number,
+  n: number,
+  repeats: number,
+): Promise<MatmulResult> {
   const a = tf.randomNormal([m, k]) as tf.Tensor2D;
   const b = tf.randomNormal([k, n]) as tf.Tensor2D;
-  const time = (fn: () => tf.Tensor | tf.Tensor[]) => {
+  // Reads are asynchronous: the WebGPU backend has no synchronous read in Deno.
+  const time = async (fn: () => tf.Tensor | tf.Tensor[]) => {
     tf.dispose(fn()); // warm-up
     const started = performance.now();
     for (let i = 0; i < repeats; i++) {
       const out = fn();
-      (Array.isArray(out) ? out : [out]).forEach((t) => t.dataSync());
+      for (const t of Array.isArray(out) ? out : [out]) await t.data();
       tf.dispose(out);
     }
     return (performance.now() - started) / repeats / 1000;
   };
   const flops = 2 * m * k * n;
-  const fwd = time(() => matmul(a, b));
+  const fwd = await time(() => matmul(a, b));
   const grad = tf.grads((x, y) => tf.sum(matmul(x as tf.Tensor2D, y as tf.Tensor2D)));
-  const bwd = time(() => grad([a, b]));
+  const bwd = await time(() => grad([a, b]));
   tf.dispose([a, b]);
   // The backward pass is two matmuls of the same size (plus a cheap sum and its gradient).
   return {
@@ -225,8 +231,8 @@ function measureMatmul(m: number, k: number, n: number, repeats: number): Matmul
   };
 }
 
-/** The kernels of one training step, by total time (tf.profile). */
-export async function profileStep(m: BenchModel) {
+/** The kernels of one training step, by total time (tf.profile); the `top` longest. */
+export async function profileStep(m: BenchModel, top = 10) {
   const s = setup(m);
   const optimizer = new AdamW(s.model.variables(), 0.01);
   const indices = Array.from({ length: s.batch }, (_, i) => i % s.data.n);
@@ -242,9 +248,50 @@ export async function profileStep(m: BenchModel) {
     byKernel.set(k.name, entry);
   }
   const total = [...byKernel.values()].reduce((a, b) => a + b.ms, 0);
-  const top = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 10)
+  const longest = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, top)
     .map(([kernel, v]) => ({ kernel, calls: v.calls, ms: v.ms, share: v.ms / total }));
-  return { kernels: info.kernels.length, kernelMs: total, top };
+  return { kernels: info.kernels.length, kernelMs: total, top: longest };
+}
+
+/**
+ * Wall time of a training step's parts (ms, mean of `repeats` after one warm-up): the forward
+ * pass to the loss, forward and backward to the gradients, and the whole step with AdamW —
+ * each ends by reading a value back, so queued GPU work is counted.
+ */
+export async function phaseTimes(m: BenchModel, repeats: number) {
+  const s = setup(m);
+  const optimizer = new AdamW(s.model.variables(), 0.01);
+  const indices = Array.from({ length: s.batch }, (_, i) => i % s.data.n);
+  const variables = s.model.variables();
+  const layers = Array.from({ length: s.model.config.layers }, (_, i) => i);
+  const time = async (fn: () => Promise<void>) => {
+    await fn();
+    const started = performance.now();
+    for (let i = 0; i < repeats; i++) await fn();
+    return (performance.now() - started) / repeats;
+  };
+  const forwardMs = await time(async () => {
+    const batch = batchTensors(s.data, indices);
+    const loss = tf.tidy(() => lossParts(s.model, batch, s.data, 1, layers).total);
+    await loss.data();
+    loss.dispose();
+    disposeBatch(batch);
+  });
+  const backwardMs = await time(async () => {
+    const batch = batchTensors(s.data, indices);
+    const { value, grads } = tf.variableGrads(
+      () => lossParts(s.model, batch, s.data, 1, layers).total,
+      variables,
+    );
+    await value.data();
+    await grads[variables[0].name].data();
+    tf.dispose([value, ...Object.values(grads)]);
+    disposeBatch(batch);
+  });
+  const stepMs = await time(() => trainStep(s, optimizer, indices));
+  optimizer.dispose();
+  s.model.dispose();
+  return { batch: s.batch, forwardMs, forwardBackwardMs: backwardMs, stepMs };
 }
 
 async function tensorCountAcross(m: BenchModel, steps: number) {
@@ -457,7 +504,7 @@ export async function bench(quick: boolean, log: (line: string) => void): Promis
         if (variant === "cpu" && m !== BENCH_MODELS.quickstart && quick) continue;
         // The models' real shapes: the QKV projection and the first MLP layer.
         for (const [k, n] of [[m.dModel, 3 * m.dModel], [m.dModel, 4 * m.dModel]]) {
-          matmulResults.push(measureMatmul(rows, k, n, quick ? 3 : 10));
+          matmulResults.push(await measureMatmul(rows, k, n, quick ? 3 : 10));
           log(
             `matmul ${variant} ${matmulResults.at(-1)!.shape}: ` +
               `fwd ${matmulResults.at(-1)!.forwardGflops.toFixed(1)} GFLOP/s, ` +

@@ -15,10 +15,10 @@ import { PROJECT_ROOT } from "./paths.ts";
 import { MissingStage, rebuildReport, UnknownExperiment } from "./report/rebuild.ts";
 import {
   collectPaperRecord,
-  CPU_SOURCES,
   MissingReport,
   type PaperSources,
   rebuildPaper,
+  RECORD_SOURCES,
 } from "./report/paper/mod.ts";
 
 const USAGE = `usage: deno task report NAME
@@ -33,16 +33,20 @@ environment: KLAL_CACHE_DIR (default .cache/ in the repository),
 
 const ROOT = PROJECT_ROOT;
 
-const PAPER_USAGE = `usage: deno task report paper [--collect [--table1 NAME] [--table1-long NAME]
+const PAPER_USAGE =
+  `usage: deno task report paper [--collect [--table1 NAME[,NAME...]] [--table1-long NAME]
                                   [--lambda NAME] [--lambda-long NAME] [--layers NAME]
                                   [--long NAME] [--sigma NAME]
                                   [--confirm NAME] [--gpu TEXT]]
 
   Rebuild reports/paper/ (table.md, README.md from README.src.md, figures/*.svg) from its
   committed results.json. With --collect, first gather results.json from the experiments'
-  reports: Table 1 and the lambda sweep (each also with longer training), the layer ablation and
-  the investigations (longer training, ground-truth sharpness, a confirmation on the test seed)
-  (defaults: ${Object.values(CPU_SOURCES).join(", ")}; "none" leaves a part out).
+  reports: Table 1 (one experiment, or several whose tasks are merged), the lambda sweep (a
+  report, or the per-task reports of a sweep by that name), the layer ablation, and optionally
+  Table 1 and the sweep with longer training and investigations (longer training, ground-truth
+  sharpness, a confirmation on the test seed). Defaults: ${
+    Object.entries(RECORD_SOURCES).map(([k, v]) => `${k} ${v}`).join("; ")
+  }; "none" leaves a part out.
   --gpu names the GPU the runs used (the record says "no GPU" otherwise).`;
 
 /** \`deno task report paper ...\`: the committed paper record (see report/paper/mod.ts). */
@@ -63,8 +67,8 @@ async function paperMain(args: string[]): Promise<number> {
   });
   if (parsed.help) return printHelp(PAPER_USAGE);
   const v = parsed.values as Record<string, string | undefined>;
-  const sources: PaperSources = { ...CPU_SOURCES };
-  if (v.table1 !== undefined) sources.table1 = v.table1;
+  const sources: PaperSources = { ...RECORD_SOURCES };
+  if (v.table1 !== undefined) sources.table1 = v.table1.split(",").filter((n) => n !== "");
   const optionalSources = [
     ["table1-long", "table1Long"],
     ["lambda", "lambda"],

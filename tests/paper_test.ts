@@ -223,7 +223,7 @@ Deno.test("collectPaper: Table 1 statistics, λ points, layer sets and investiga
     const table = renderPaperTable(record);
     assert.ok(
       table.includes(
-        "| Grid Patch | 0.0 (n=1) | 20.0 ± 24.8 (n=3) | 50.0 ± 24.8 (n=3) | +30.0 (p=0.035) |",
+        "| Grid Patch | 0.0 (n=1) | 20.0 ± 24.8 (n=3) | 50.0 ± 24.8 (n=3) | +30.0 (p=0.035, Holm p=0.035) |",
       ),
       table,
     );
@@ -238,6 +238,122 @@ Deno.test("collectPaper: Table 1 statistics, λ points, layer sets and investiga
     assert.deepEqual(record.table1Long!.table1, record.table1);
     assert.deepEqual(record.investigation.confirm!.table1, record.table1);
     assert.equal(record.table1Long!.samplesSeen, 80);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Validation rows of one arm and seed: [step, accuracy %] pairs. */
+function curve(arm: string, seed: number, points: [number, number][]) {
+  return points.map(([step, accuracy]) => ({
+    arm,
+    seed,
+    step,
+    accuracy,
+    targetAttention: 0,
+    targetAttentionRatio: 1,
+  }));
+}
+
+/** Two one-task experiments, the first with both control arms and learning curves. */
+async function perTaskReports(dir: string) {
+  const arms = {
+    ...T1_ARMS,
+    shuffled: { finetune: true, lambda: 1, layers: "all", target: "shuffled" },
+    pointer: { finetune: true, lambda: 1, layers: "all", supervision: "pointer" },
+  } as unknown as Arms;
+  const grid = results("g64", arms, [
+    ["grid-patch", "ntp", 0, 10, 1],
+    ["grid-patch", "ntp", 1, 20, 1],
+    ["grid-patch", "ntp", 2, 30, 1],
+    ["grid-patch", "klal", 0, 40, 5],
+    ["grid-patch", "klal", 1, 60, 7],
+    ["grid-patch", "klal", 2, 50, 6],
+    ["grid-patch", "shuffled", 0, 10, 1],
+    ["grid-patch", "shuffled", 1, 25, 1],
+    ["grid-patch", "shuffled", 2, 25, 1],
+    ["grid-patch", "pointer", 0, 35, 1],
+    ["grid-patch", "pointer", 1, 50, 1],
+    ["grid-patch", "pointer", 2, 45, 1],
+  ]);
+  Object.assign(grid, {
+    table1: [{
+      task: "grid-patch",
+      klal: { arm: "klal", bootstrap: { estimate: 50, low: 41, high: 59, resamples: 2000 } },
+      controls: [{ arm: "shuffled", bootstrap: null }],
+    }],
+    validation: [
+      ...curve("ntp", 0, [[100, 5], [200, 20]]),
+      ...curve("ntp", 1, [[100, 10], [200, 30]]),
+      ...curve("klal", 0, [[100, 30], [200, 50]]),
+      ...curve("klal", 1, [[100, 20], [200, 60]]),
+    ],
+  });
+  await writeResults(dir, "g64", grid);
+  await writeResults(
+    dir,
+    "li64",
+    results("li64", T1_ARMS, [
+      ["line-intersection", "ntp", 0, 33, 1],
+      ["line-intersection", "klal", 0, 60, 3],
+    ]),
+  );
+}
+
+Deno.test("collectPaper: Table 1 from one experiment per task, with controls, Holm p and learning curves", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await perTaskReports(dir);
+    const record = await collectPaper({ reportsDir: dir, sources: { table1: ["g64", "li64"] } });
+    // Poster order: Line Intersection before Grid Patch.
+    assert.deepEqual(record.tasks, ["line-intersection", "grid-patch"]);
+    assert.deepEqual(record.sources.map((s) => s.experiment), ["g64", "li64"]);
+    const grid = record.table1["grid-patch"];
+    assert.equal(grid.klal!.arm, "klal", "the control arms are not taken for KLAL+NTP");
+    assert.deepEqual(grid.shuffled!.accuracy.values, [10, 25, 25]);
+    assert.deepEqual(grid.pointer!.accuracy.values, [35, 50, 45]);
+    assert.deepEqual(grid.klal!.bootstrap, { estimate: 50, low: 41, high: 59, resamples: 2000 });
+    assert.equal(grid.shuffled!.bootstrap, null);
+    const [vsNtp, vsShuffled, vsPointer] = grid.comparisons!;
+    assert.deepEqual(
+      [vsNtp.against, vsShuffled.against, vsPointer.against],
+      ["ntp", "shuffled", "pointer"],
+    );
+    // Paired differences, dof 2 (two-sided p = 1 - t / sqrt(t^2 + 2)):
+    // vs NTP 30, 40, 20: t = 5.196, p = 0.0351; vs shuffled 30, 35, 25: t = 10.392,
+    // p = 0.00914; vs pointer 5, 10, 5: t = 4, p = 0.0572.
+    near(vsNtp.p!, 1 - 5.196 / Math.sqrt(27 + 2), 5e-4);
+    near(vsShuffled.meanDiff, 30, 1e-9);
+    near(vsShuffled.p!, 1 - Math.sqrt(108) / Math.sqrt(110), 1e-4);
+    near(vsPointer.p!, 1 - 4 / Math.sqrt(18), 1e-4);
+    // Holm over the three p values (Line Intersection's one seed has none): 0.00914 x 3,
+    // 0.0351 x 2, then max(0.0572, 0.0702).
+    near(vsShuffled.pHolm!, 3 * vsShuffled.p!, 1e-9);
+    near(vsNtp.pHolm!, 2 * vsNtp.p!, 1e-9);
+    near(vsPointer.pHolm!, 2 * vsNtp.p!, 1e-9);
+    const li = record.table1["line-intersection"];
+    assert.equal(li.comparisons![0].p, null);
+    assert.equal(li.comparisons![0].pHolm, null);
+    assert.equal(li.shuffled, null);
+    // Learning: NTP ends at 20 and 30 (mean 25); its mean curve (7.5, 25) reaches 25 at step
+    // 200, KLAL+NTP's (25, 55) at step 100: ratio 0.5. Per seed: NTP s0 never, s1 at 200.
+    const learning = record.learning!["grid-patch"];
+    assert.equal(learning.threshold, 25);
+    assert.deepEqual(learning.stepsToThreshold["ntp"], [null, 200]);
+    assert.deepEqual(learning.stepsToThreshold["klal"], [100, 200]);
+    assert.equal(learning.klalOverNtpSteps, 0.5);
+    assert.deepEqual(learning.curves["klal"], [
+      { step: 100, accuracy: 25, ratio: 1 },
+      { step: 200, accuracy: 55, ratio: 1 },
+    ]);
+    assert.equal(record.learning!["line-intersection"], undefined);
+    const table = renderPaperTable(record);
+    assert.ok(table.includes("| Grid Patch | 25.0 | not reached, 200 | 100, 200 | 0.50 |"), table);
+    assert.ok(
+      table.includes("| Grid Patch | KLAL+NTP | 50.0 ± 24.8 (n=3) | [41.0, 59.0] |"),
+      table,
+    );
+    assert.ok(table.includes("+30.0 (p=0.009, Holm p=0.027)"), table);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -470,9 +586,16 @@ Deno.test("paper figures: one registry entry each, with its own caption and the 
   const dir = await Deno.makeTempDir();
   try {
     await fixtureReports(dir);
+    await perTaskReports(dir);
     const record = await collectPaper({
       reportsDir: dir,
-      sources: { table1: "t1", table1Long: "t1", lambda: "lam", layers: "lay", long: "long" },
+      sources: {
+        table1: ["g64", "li64"],
+        table1Long: "t1",
+        lambda: "lam",
+        layers: "lay",
+        long: "long",
+      },
     });
     const charts = paperCharts(record);
     assert.deepEqual(Object.keys(charts), keys, "every figure, in registry order");

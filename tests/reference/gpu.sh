@@ -24,7 +24,10 @@
 # Knobs (environment): KLAL_PYTHON (python with torch; default /opt/torch/.venv/bin/python3,
 # else python3), TORCH_BATCHES ("64 256 1024"), TORCH_STEPS (50), WEBGPU_BATCHES
 # ("64 256 1024"), WEBGPU_STEPS (5), WEBGPU_TIMEOUT (seconds per batch size, 120),
-# BENCH_ARGS ("--quick").
+# PROFILE_BATCHES ("64": the WebGPU step profiles, profile_b<B>.json), OVERHEAD_BATCHES ("64":
+# overhead_b<B>.json, the fixed costs around the kernels), SKIP_REFERENCE (1: no step 2),
+# SKIP_BENCH (1: no step 4), BENCH_ARGS ("--quick"). The batch lists may be set empty ("") to
+# skip their step.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -168,7 +171,7 @@ run() {
   fi
 
   # 2. Our losses and gradients vs PyTorch's (tiny model; webgpu too on a real GPU).
-  if [ -n "$python" ]; then
+  if [ -n "$python" ] && [ "${SKIP_REFERENCE:-0}" != 1 ]; then
     local ref_device=cpu
     [ "$cuda" = 1 ] && ref_device=cuda
     KLAL_PYTHON="$python" KLAL_REFERENCE_DEVICE="$ref_device" \
@@ -180,7 +183,7 @@ run() {
 
   # 3. Our paper-model training on WebGPU, when there is a real GPU adapter.
   if [ -n "${VK_ICD_FILENAMES:-}" ]; then
-    for b in ${WEBGPU_BATCHES:-64 256 1024}; do
+    for b in ${WEBGPU_BATCHES-64 256 1024}; do
       timeout "${WEBGPU_TIMEOUT:-120}" "$deno" run -A "$GPU_DIR/js/gpu_tools.js" webgpu "$b" \
         "${WEBGPU_STEPS:-5}" >"$out/webgpu_b$b.json"
       local rc=$?
@@ -194,15 +197,31 @@ run() {
     done
   fi
 
-  # 4. The CPU backends of `deno task bench` on this machine.
-  # shellcheck disable=SC2086
-  "$deno" run -A "$GPU_DIR/js/bench.js" ${BENCH_ARGS:---quick} --json >"$out/bench.json" &&
-    "$deno" eval '
-      const r = JSON.parse(Deno.readTextFileSync(Deno.args[0]));
-      for (const t of r.training) {
-        console.error(`[gpu.sh] bench ${t.backend} ${t.model} b${t.batch}: ` +
-          `${t.samplesPerSecond.toFixed(0)} samples/s, ${t.gflopsPerSecond.toFixed(1)} GFLOP/s`);
-      }' "$out/bench.json"
+  # 3b. Where a WebGPU step's time goes (kernels, phases, matmuls at the step's shapes).
+  if [ -n "${VK_ICD_FILENAMES:-}" ]; then
+    for b in ${PROFILE_BATCHES-64}; do
+      timeout "${WEBGPU_TIMEOUT:-120}" "$deno" run -A "$GPU_DIR/js/gpu_tools.js" profile "$b" \
+        >"$out/profile_b$b.json" || log "profile b$b: failed or timed out"
+    done
+    for b in ${OVERHEAD_BATCHES-64}; do
+      timeout "${WEBGPU_TIMEOUT:-120}" "$deno" run -A "$GPU_DIR/js/gpu_tools.js" overhead "$b" \
+        >"$out/overhead_b$b.json" || log "overhead b$b: failed or timed out"
+    done
+  fi
+
+  # 4. The CPU backends of `deno task bench` on this machine. The bundle cannot find
+  # reference.py next to itself: name it (and the python) for the PyTorch one-thread row.
+  if [ "${SKIP_BENCH:-0}" != 1 ]; then
+    # shellcheck disable=SC2086
+    KLAL_PYTHON="${python:-python3}" KLAL_REFERENCE_SCRIPT="$PWD/tests/reference/reference.py" \
+      "$deno" run -A "$GPU_DIR/js/bench.js" ${BENCH_ARGS:---quick} --json >"$out/bench.json" &&
+      "$deno" eval '
+        const r = JSON.parse(Deno.readTextFileSync(Deno.args[0]));
+        for (const t of r.training) {
+          console.error(`[gpu.sh] bench ${t.backend} ${t.model} b${t.batch}: ` +
+            `${t.samplesPerSecond.toFixed(0)} samples/s, ${t.gflopsPerSecond.toFixed(1)} GFLOP/s`);
+        }' "$out/bench.json"
+  fi
   rm -rf "$work"
   log "results in $out: $(cd "$out" && ls | tr '\n' ' ')"
 }

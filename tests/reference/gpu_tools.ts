@@ -6,11 +6,26 @@
  *   gpu_tools.ts webgpu BATCH STEPS paper-model training throughput on WebGPU, one JSON object
  *                                   (bench.ts's measureTraining: 2 warm-up steps excluded;
  *                                   KLAL_ALLOW_SOFTWARE_GPU=1 accepts llvmpipe)
+ *   gpu_tools.ts profile BATCH      where a WebGPU training step's time goes, one JSON object:
+ *                                   the tfjs flags, whether kernels can be timed on the GPU
+ *                                   (timestamp queries), the step's parts by wall time, its
+ *                                   longest kernels (tf.profile) and the matmuls at its shapes
+ *   gpu_tools.ts overhead BATCH     the fixed costs around the kernels: a read-back's latency,
+ *                                   one small dispatch's cost, matmuls queued back to back
+ *                                   (one read at the end), and the step under larger
+ *                                   submit batches
  *
  * The Vulkan variables must be in a process's environment before it starts, hence two calls.
  */
 import { gpuAdapter, initBackend } from "../../pipeline/backend.ts";
-import { BENCH_MODELS, measureTraining } from "../../pipeline/bench.ts";
+import * as tf from "@tensorflow/tfjs";
+import {
+  BENCH_MODELS,
+  measureMatmul,
+  measureTraining,
+  phaseTimes,
+  profileStep,
+} from "../../pipeline/bench.ts";
 import { gpuEnvironment } from "../../pipeline/gpu_env.ts";
 
 function shellQuote(s: string): string {
@@ -27,7 +42,10 @@ if (mode === "env" && rest.length === 1) {
   for (const [key, value] of Object.entries(found.env)) {
     console.log(`export ${key}=${shellQuote(value)}`);
   }
-} else if (mode === "webgpu" && rest.length === 2) {
+} else if (
+  (mode === "webgpu" && rest.length === 2) ||
+  ((mode === "profile" || mode === "overhead") && rest.length === 1)
+) {
   const gpu = await gpuAdapter();
   // KLAL_ALLOW_SOFTWARE_GPU=1 runs on a software adapter too (to try the path on a CPU machine).
   const software = Deno.env.get("KLAL_ALLOW_SOFTWARE_GPU") === "1";
@@ -39,9 +57,105 @@ if (mode === "env" && rest.length === 1) {
   await initBackend("webgpu");
   // bench.ts types its models' batch sizes as literals; any batch size works.
   const paper = { ...BENCH_MODELS.paper, batch: Number(rest[0]) as 64 };
-  const result = await measureTraining("paper", paper, Number(rest[1]));
-  console.log(JSON.stringify({ ...result, adapter: gpu.description }));
+  if (mode === "overhead") {
+    console.log(JSON.stringify({ adapter: gpu.description, ...await overhead(paper) }));
+  } else if (mode === "webgpu") {
+    const result = await measureTraining("paper", paper, Number(rest[1]));
+    console.log(JSON.stringify({ ...result, adapter: gpu.description }));
+  } else {
+    // tfjs-webgpu's backend object: its device says whether kernels can be timed on the GPU.
+    const backend = tf.backend() as unknown as {
+      device?: { features?: { has(f: string): boolean } };
+    };
+    const rows = paper.batch * 74;
+    const d = paper.dModel;
+    console.log(JSON.stringify({
+      adapter: gpu.description,
+      flags: tf.env().getFlags(),
+      timestampQuery: backend.device?.features?.has("timestamp-query") ?? null,
+      phases: await phaseTimes(paper, 3),
+      profile: await profileStep(paper, 30),
+      matmuls: [
+        await measureMatmul(rows, d, d, 5),
+        await measureMatmul(rows, d, 4 * d, 5),
+        await measureMatmul(rows, 4 * d, d, 5),
+        await measureMatmul(d, rows, d, 5),
+        await measureMatmul(d, rows, 4 * d, 5),
+      ],
+    }));
+  }
 } else {
-  console.error("usage: gpu_tools.ts env STATE_DIR | gpu_tools.ts webgpu BATCH STEPS");
+  console.error(
+    "usage: gpu_tools.ts overhead BATCH | " +
+      "gpu_tools.ts env STATE_DIR | gpu_tools.ts webgpu BATCH STEPS | " +
+      "gpu_tools.ts profile BATCH",
+  );
   Deno.exit(2);
+}
+
+/** Mean ms of `fn` over `repeats` runs after one warm-up. */
+async function meanMs(repeats: number, fn: () => Promise<void>): Promise<number> {
+  await fn();
+  const started = performance.now();
+  for (let i = 0; i < repeats; i++) await fn();
+  return (performance.now() - started) / repeats;
+}
+
+async function overhead(paper: typeof BENCH_MODELS.paper) {
+  const x = tf.randomNormal([64]);
+  // A scalar computed and read back: the round trip's latency.
+  const readMs = await meanMs(20, async () => {
+    const y = tf.sum(x);
+    await y.data();
+    y.dispose();
+  });
+  // 500 dependent small kernels, one read: the cost of a dispatch.
+  const chain = 500;
+  const chainMs = await meanMs(3, async () => {
+    const y = tf.tidy(() => {
+      let t = x;
+      for (let i = 0; i < chain; i++) t = tf.add(t, 1);
+      return t;
+    });
+    await y.data();
+    y.dispose();
+  });
+  x.dispose();
+  // Matmuls queued back to back, one read at the end: the kernels' own speed.
+  const rows = paper.batch * 74;
+  const d = paper.dModel;
+  const shapes: [number, number, number, boolean, boolean][] = [
+    [rows, d, 4 * d, false, false],
+    [rows, 4 * d, d, false, false],
+    [rows, 4 * d, d, false, true], // dX = dY · W^T
+    [d, rows, 4 * d, true, false], // dW = X^T · dY
+    [4 * d, rows, d, true, false],
+  ];
+  const queued = [];
+  for (const [m, k, n, ta, tb] of shapes) {
+    const a = tf.randomNormal(ta ? [k, m] : [m, k]) as tf.Tensor2D;
+    const b = tf.randomNormal(tb ? [n, k] : [k, n]) as tf.Tensor2D;
+    const reps = 10;
+    const ms = await meanMs(2, async () => {
+      const outs = tf.tidy(() => Array.from({ length: reps }, () => tf.matMul(a, b, ta, tb)));
+      await outs[reps - 1].data();
+      tf.dispose(outs);
+    }) / reps;
+    queued.push({
+      shape: `${m}x${k}x${n}`,
+      transposeA: ta,
+      transposeB: tb,
+      ms,
+      gflops: 2 * m * k * n / ms / 1e6,
+    });
+    tf.dispose([a, b]);
+  }
+  // The whole step with fewer, larger submits.
+  const submits = [];
+  for (const size of [15, 100, 1000]) {
+    tf.env().set("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE", size);
+    submits.push({ submitBatch: size, ...await phaseTimes(paper, 3) });
+  }
+  tf.env().set("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE", 15);
+  return { readMs, dispatchMs: chainMs / chain, queued, submits };
 }

@@ -6,12 +6,14 @@
 
 import type { Cache } from "../../cache.ts";
 import type { Spec } from "../../spec_types.ts";
-import { ci95, pairedTTest } from "../../stats.ts";
+import { ci95, holmAdjust, pairedTTest } from "../../stats.ts";
 import { POSTER_TABLE1, POSTER_TABLE2 } from "../poster.ts";
 import type { LearningRow, ResultRow, StageInfo, TaskFloor } from "../types.ts";
 import type {
   ArmRecord,
+  ComparisonRecord,
   Investigation,
+  LearningRecord,
   PaperRecord,
   PaperSources,
   ProbeArm,
@@ -21,16 +23,20 @@ import type {
   Table1Record,
 } from "./types.ts";
 
-/** The CPU-scale experiments (experiments/paper/cpu-*.yaml): the default sources. */
-export const CPU_SOURCES: PaperSources = {
-  table1: "paper-cpu",
-  table1Long: "paper-cpu-2400",
-  lambda: "paper-cpu-lambda",
-  lambdaLong: "paper-cpu-lambda-2400",
-  layers: "paper-cpu-layers",
-  long: "paper-cpu-long",
-  sigma: "paper-cpu-sigma",
-  confirm: "paper-cpu-li-sharp",
+/**
+ * The 64 px record's experiments (experiments/paper/64px/*.yaml): one per task for Table 1, the
+ * λ sweep (a sweep over two tasks: its per-task reports are read) and the layer ablation.
+ */
+export const RECORD_SOURCES: PaperSources = {
+  table1: [
+    "paper-64px-grid-patch",
+    "paper-64px-line-intersection",
+    "paper-64px-line-tracing",
+    "paper-64px-pixmo-points",
+    "paper-64px-refcoco",
+  ],
+  lambda: "paper-64px-lambda",
+  layers: "paper-64px-layers",
 };
 
 /** The fields of an experiment's results.json that the record reads. */
@@ -44,6 +50,27 @@ interface ExperimentResults {
   validation?: LearningRow[];
   /** Per task, the fixed-answer floor its eval entries wrote (floor.json). */
   floors?: Record<string, TaskFloor>;
+  /** Bootstrap intervals the experiment's own report computed (seeds, then test items). */
+  table1?: {
+    task: string;
+    base?: ArmInterval | null;
+    ntp?: ArmInterval | null;
+    klal?: ArmInterval | null;
+    controls?: ArmInterval[];
+  }[];
+  statistics?: {
+    comparisons?: {
+      task: string;
+      arms: [string, string];
+      bootstrap: { low: number; high: number } | null;
+    }[];
+  };
+}
+
+/** An arm's accuracy entry in an experiment's results.json table1. */
+interface ArmInterval {
+  arm: string;
+  bootstrap: { estimate: number; low: number; high: number } | null;
 }
 
 /** The per-experiment reports of a sweep named `name` (`name--label`), sorted by name. */
@@ -159,6 +186,17 @@ async function collectInvestigation(
 /** A missing or unreadable experiment report (exit 1 from the CLI). */
 export class MissingReport extends Error {}
 
+/** The report `name`, or, when there is none by that name, the per-experiment reports of its sweep. */
+async function reportOrSweep(reportsDir: string, name: string): Promise<ExperimentResults[]> {
+  try {
+    await Deno.stat(`${reportsDir}/${name}/results.json`);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return await sweepReports(reportsDir, name);
+    throw e;
+  }
+  return [await readResults(reportsDir, name)];
+}
+
 async function readResults(reportsDir: string, name: string): Promise<ExperimentResults> {
   const path = `${reportsDir}/${name}/results.json`;
   try {
@@ -201,14 +239,31 @@ function armRecord(results: ExperimentResults, task: string, arm: string): ArmRe
   const accuracy = of("accuracy");
   if (accuracy.length === 0) return null;
   const armSpec = results.spec.arms[arm];
+  const entry = results.table1?.find((t) => t.task === task);
+  const interval = entry
+    ? [entry.base, entry.ntp, entry.klal, ...(entry.controls ?? [])].find((a) => a?.arm === arm)
+    : undefined;
+  const optional = (metric: string) => {
+    const found = of(metric);
+    return found.length > 0 ? { [metricField[metric]]: seedStats(found) } : {};
+  };
   return {
     arm,
     lambda: armSpec?.finetune ? armSpec.lambda : 0,
     layers: armLayers(results.spec, arm),
     accuracy: seedStats(accuracy),
     ratio: seedStats(of("target_attention_ratio")),
+    ...optional("target_attention_ratio_first"),
+    ...optional("visual_share"),
+    ...(interval ? { bootstrap: interval.bootstrap } : {}),
   };
 }
+
+/** The ArmRecord field of each optional per-seed metric. */
+const metricField: Record<string, "ratioFirst" | "visualShare"> = {
+  target_attention_ratio_first: "ratioFirst",
+  visual_share: "visualShare",
+};
 
 function tasksOf(results: ExperimentResults): string[] {
   const seen: string[] = [];
@@ -216,13 +271,28 @@ function tasksOf(results: ExperimentResults): string[] {
   return seen;
 }
 
-/** Arms of each paper column: Base (no fine-tuning), NTP (λ = 0), KLAL+NTP (λ > 0). */
-function columnArms(spec: Spec): { base?: string; ntp?: string; klal?: string } {
+/**
+ * Arms of each paper column: Base (no fine-tuning), NTP (λ = 0), KLAL+NTP (λ > 0 toward the
+ * task's own maps, on the attention), and the controls: the shuffled-map arm and the
+ * pointer-head arm.
+ */
+function columnArms(
+  spec: Spec,
+): { base?: string; ntp?: string; klal?: string; shuffled?: string; pointer?: string } {
   const entries = Object.entries(spec.arms);
+  const find = (test: (a: Spec["arms"][string]) => boolean) =>
+    entries.find(([, a]) => test(a))?.[0];
   return {
-    base: entries.find(([, a]) => !a.finetune)?.[0],
-    ntp: entries.find(([, a]) => a.finetune && a.lambda === 0)?.[0],
-    klal: entries.find(([, a]) => a.finetune && a.lambda > 0)?.[0],
+    base: find((a) => !a.finetune),
+    ntp: find((a) => a.finetune && a.lambda === 0),
+    // Reports written before the control arms existed have neither key: read them as the
+    // task's maps on the attention.
+    klal: find((a) =>
+      a.finetune && a.lambda > 0 && a.target !== "shuffled" && a.target !== "uniform" &&
+      a.supervision !== "pointer"
+    ),
+    shuffled: find((a) => a.finetune && a.lambda > 0 && a.target === "shuffled"),
+    pointer: find((a) => a.finetune && a.lambda > 0 && a.supervision === "pointer"),
   };
 }
 
@@ -348,12 +418,19 @@ export async function collectPaper(options: {
   gpu?: string | null;
 }): Promise<PaperRecord> {
   const { reportsDir, sources, cache } = options;
-  const t1 = await readResults(reportsDir, sources.table1);
-  const lambdaResults = sources.lambda ? await readResults(reportsDir, sources.lambda) : null;
+  const t1List = await Promise.all(
+    (Array.isArray(sources.table1) ? sources.table1 : [sources.table1]).map((name) =>
+      readResults(reportsDir, name)
+    ),
+  );
+  const t1 = t1List[0];
+  const lambdaReports = sources.lambda ? await reportOrSweep(reportsDir, sources.lambda) : [];
   const layersResults = sources.layers ? await readResults(reportsDir, sources.layers) : null;
 
   const extra: [SourceRecord["part"], ExperimentResults][] = [];
-  const { tasks, table1 } = await buildTable1(t1, cache);
+  const { tasks, table1 } = await buildTable1(t1List, cache);
+  const learning: Record<string, LearningRecord> = {};
+  for (const r of t1List) Object.assign(learning, buildLearning(r));
   let table1Long: PaperRecord["table1Long"] = null;
   if (sources.table1Long) {
     const r = await readResults(reportsDir, sources.table1Long);
@@ -367,7 +444,8 @@ export async function collectPaper(options: {
     extra.push(["table1Long", r]);
   }
 
-  const lambda = lambdaResults ? buildLambda(lambdaResults) : {};
+  const lambda: PaperRecord["lambda"] = {};
+  for (const r of lambdaReports) Object.assign(lambda, buildLambda(r));
   let lambdaLong: PaperRecord["lambdaLong"] = null;
   if (sources.lambdaLong) {
     const r = await readResults(reportsDir, sources.lambdaLong);
@@ -403,8 +481,8 @@ export async function collectPaper(options: {
 
   const { investigation, used } = await collectInvestigation(reportsDir, sources, cache);
   const parts: [SourceRecord["part"], ExperimentResults | null][] = [
-    ["table1", t1],
-    ["lambda", lambdaResults],
+    ...t1List.map((r): [SourceRecord["part"], ExperimentResults] => ["table1", r]),
+    ...lambdaReports.map((r): [SourceRecord["part"], ExperimentResults] => ["lambda", r]),
     ["layers", layersResults],
     ...extra,
     ...used.map((r): [SourceRecord["part"], ExperimentResults] => ["investigation", r]),
@@ -445,6 +523,7 @@ export async function collectPaper(options: {
     },
     tasks,
     table1,
+    learning,
     table2: {
       lineIntersection: table1["line-intersection"]?.klal?.accuracy ?? null,
       lineTracing: table1["line-tracing"]?.klal?.accuracy ?? null,
@@ -482,25 +561,61 @@ function buildLambda(results: ExperimentResults): PaperRecord["lambda"] {
   return lambda;
 }
 
-/** Table 1's rows (poster order) from one experiment's results. */
+/** KLAL+NTP against `other`, paired over the seeds both have (Holm p filled in later). */
+function compare(
+  results: ExperimentResults,
+  task: string,
+  klal: ArmRecord,
+  other: ArmRecord,
+): ComparisonRecord {
+  const seeds = klal.accuracy.seeds.filter((s) => other.accuracy.seeds.includes(s));
+  const pick = (a: ArmRecord) => seeds.map((s) => a.accuracy.values[a.accuracy.seeds.indexOf(s)]);
+  const test = pairedTTest(pick(klal), pick(other));
+  const reported = results.statistics?.comparisons?.find((c) =>
+    c.task === task && c.arms[0] === klal.arm && c.arms[1] === other.arm
+  );
+  return {
+    against: other.arm,
+    meanDiff: test.meanDiff,
+    p: test.p ?? null,
+    pHolm: null,
+    bootstrap: reported?.bootstrap
+      ? { low: reported.bootstrap.low, high: reported.bootstrap.high }
+      : null,
+    seeds,
+  };
+}
+
+/**
+ * Table 1's rows (poster order) from one or more experiments' results (a task's row comes from
+ * the first experiment that has it), with Holm-adjusted p over every comparison in the table.
+ */
 async function buildTable1(
-  t1: ExperimentResults,
+  sources: ExperimentResults | ExperimentResults[],
   cache: Cache | undefined,
 ): Promise<{ tasks: string[]; table1: Record<string, Table1Record> }> {
-  const columns = columnArms(t1.spec);
+  const list = Array.isArray(sources) ? sources : [sources];
   const order = Object.keys(POSTER_TABLE1);
-  const tasks = tasksOf(t1).sort((a, b) => order.indexOf(a) - order.indexOf(b));
+  const owner = new Map<string, ExperimentResults>();
+  for (const r of list) for (const task of tasksOf(r)) if (!owner.has(task)) owner.set(task, r);
+  const tasks = [...owner.keys()].sort((a, b) => order.indexOf(a) - order.indexOf(b));
   const table1: Record<string, Table1Record> = {};
   for (const task of tasks) {
+    const t1 = owner.get(task)!;
+    const columns = columnArms(t1.spec);
     const get = (arm?: string) => (arm ? armRecord(t1, task, arm) : null);
     const base = get(columns.base), ntp = get(columns.ntp), klal = get(columns.klal);
+    const shuffled = get(columns.shuffled), pointer = get(columns.pointer);
     let gain: Table1Record["gain"] = null;
+    const comparisons: ComparisonRecord[] = [];
+    if (klal) {
+      for (const other of [ntp, shuffled, pointer]) {
+        if (other) comparisons.push(compare(t1, task, klal, other));
+      }
+    }
     if (ntp && klal) {
-      const seeds = klal.accuracy.seeds.filter((s) => ntp.accuracy.seeds.includes(s));
-      const pick = (a: ArmRecord) =>
-        seeds.map((s) => a.accuracy.values[a.accuracy.seeds.indexOf(s)]);
-      const test = pairedTTest(pick(klal), pick(ntp));
-      gain = { meanDiff: test.meanDiff, p: test.p ?? null, seeds };
+      const c = comparisons[0];
+      gain = { meanDiff: c.meanDiff, p: c.p, seeds: c.seeds };
     }
     const poster = POSTER_TABLE1[task];
     const floor = await floorOf(cache, t1, task);
@@ -512,11 +627,78 @@ async function buildTable1(
       base,
       ntp,
       klal,
+      shuffled,
+      pointer,
       gain,
+      comparisons,
       poster: poster ? { base: poster.base, ntp: poster.ntp, klal: poster.klal } : null,
     };
   }
+  // One Holm family: every comparison of the table.
+  const all = tasks.flatMap((t) => table1[t].comparisons ?? []);
+  const adjusted = holmAdjust(all.map((c) => c.p ?? undefined));
+  all.forEach((c, i) => (c.pHolm = adjusted[i] ?? null));
   return { tasks, table1 };
+}
+
+/** The validation learning curves an experiment logged (eval_every), and steps to NTP's end. */
+function buildLearning(results: ExperimentResults): Record<string, LearningRecord> {
+  const out: Record<string, LearningRecord> = {};
+  const rows = results.validation ?? [];
+  if (rows.length === 0) return out;
+  const task = tasksOf(results)[0];
+  const columns = columnArms(results.spec);
+  const curves: LearningRecord["curves"] = {};
+  const bySeed = new Map<string, Map<number, LearningRow[]>>();
+  for (const row of rows) {
+    const arm = bySeed.get(row.arm) ?? new Map<number, LearningRow[]>();
+    arm.set(row.seed, [...(arm.get(row.seed) ?? []), row]);
+    bySeed.set(row.arm, arm);
+  }
+  for (const [arm, seeds] of bySeed) {
+    const steps = new Map<number, { accuracy: number[]; ratio: number[] }>();
+    for (const points of seeds.values()) {
+      for (const p of points) {
+        const at = steps.get(p.step) ?? { accuracy: [], ratio: [] };
+        at.accuracy.push(p.accuracy);
+        at.ratio.push(p.targetAttentionRatio);
+        steps.set(p.step, at);
+      }
+    }
+    const avg = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+    curves[arm] = [...steps.entries()].sort((a, b) => a[0] - b[0])
+      .map(([step, v]) => ({ step, accuracy: avg(v.accuracy), ratio: avg(v.ratio) }));
+  }
+  const finals = (arm: string) =>
+    [...bySeed.get(arm)!.values()].map((points) =>
+      points.reduce((a, b) => (b.step > a.step ? b : a)).accuracy
+    );
+  const ntp = columns.ntp && bySeed.has(columns.ntp) ? columns.ntp : undefined;
+  const threshold = ntp ? finals(ntp).reduce((a, b) => a + b, 0) / finals(ntp).length : null;
+  const stepsToThreshold: Record<string, (number | null)[]> = {};
+  if (threshold !== null) {
+    for (const [arm, seeds] of bySeed) {
+      stepsToThreshold[arm] = [...seeds.entries()].sort((a, b) => a[0] - b[0]).map(([, pts]) =>
+        [...pts].sort((a, b) => a.step - b.step).find((p) => p.accuracy >= threshold - 1e-9)
+          ?.step ?? null
+      );
+    }
+  }
+  // On the mean curves: NTP's reaches its own final mean by its last step at the latest.
+  const curveSteps = (arm?: string) =>
+    threshold === null || !arm || !curves[arm]
+      ? null
+      : curves[arm].find((p) => p.accuracy >= threshold - 1e-9)?.step ?? null;
+  const klalSteps = curveSteps(columns.klal), ntpSteps = curveSteps(ntp);
+  out[task] = {
+    experiment: results.experiment,
+    steps: results.spec.train.steps,
+    curves,
+    threshold,
+    stepsToThreshold,
+    klalOverNtpSteps: klalSteps !== null && ntpSteps ? klalSteps / ntpSteps : null,
+  };
+  return out;
 }
 
 /** "first-half", "second-half", "all", or the layer list, for a supervised layer set. */

@@ -11,10 +11,10 @@
 
 export {
   collectPaper,
-  CPU_SOURCES,
   layerSetName,
   majorityShare,
   MissingReport,
+  RECORD_SOURCES,
   referenceOf,
 } from "./collect.ts";
 export { PAPER_CHARTS, type PaperChartEntry, paperCharts, renderPaperTable } from "./render.ts";

@@ -9,10 +9,48 @@ import { markdownTable } from "../markdown.ts";
 import { COLUMN_COLOURS, columnPalette } from "../palette.ts";
 import { paperChart } from "../vega_config.ts";
 import { formatValue } from "./template.ts";
-import type { ArmRecord, PaperRecord, SeedStats, Table1Record } from "./types.ts";
+import type {
+  ArmRecord,
+  ComparisonRecord,
+  LearningRecord,
+  PaperRecord,
+  SeedStats,
+  Table1Record,
+} from "./types.ts";
 
 const ci = (s: SeedStats | null | undefined) => formatValue(s ?? null, "ci");
-const ratioText = (a: ArmRecord | null) => (a ? a.ratio.mean.toFixed(2) : "not run");
+const ratioText = (a: ArmRecord | null | undefined) => (a ? a.ratio.mean.toFixed(2) : "not run");
+
+/** Table 1's columns, in order, with the arm each shows (null: not run). */
+function armColumns(t: Table1Record): [string, ArmRecord | null][] {
+  return [
+    ["Base", t.base],
+    ["NTP", t.ntp],
+    ["KLAL+NTP", t.klal],
+    ["Shuffled map", t.shuffled ?? null],
+    ["Pointer head", t.pointer ?? null],
+  ];
+}
+
+/** '+22.2 (p=0.001, Holm p=0.004)', or '–' without the comparison. */
+function comparisonText(t: Table1Record, against: ArmRecord | null | undefined): string {
+  const c: ComparisonRecord | undefined = against
+    ? t.comparisons?.find((c) => c.against === against.arm)
+    : undefined;
+  if (!c) return "–";
+  const holm = c.pHolm === null ? "" : `, Holm ${formatValue(c.pHolm, "p")}`;
+  return `${formatValue(c.meanDiff, "signed")} (${formatValue(c.p, "p")}${holm})`;
+}
+
+/** '[40.1, 52.3]', or '–'. */
+function bootText(a: ArmRecord | null | undefined): string {
+  return a?.bootstrap ? `[${a.bootstrap.low.toFixed(1)}, ${a.bootstrap.high.toFixed(1)}]` : "–";
+}
+
+/** A per-seed metric's mean with two decimals, or '–'. */
+function meanText(s: SeedStats | undefined, digits = 2): string {
+  return s && s.n > 0 ? s.mean.toFixed(digits) : "–";
+}
 
 /** One row per swept value: the value, accuracy and target attention ratio. */
 function sweepTable(
@@ -43,13 +81,16 @@ function referenceText(t: Table1Record): string {
 
 /** Table 1's markdown rows (ours beside the poster's). */
 function table1Markdown(tasks: string[], table1: Record<string, Table1Record>): string[] {
+  const controls = tasks.some((t) => table1[t].shuffled || table1[t].pointer);
   return markdownTable(
     [
       "Task",
       "Base",
       "NTP",
       "KLAL+NTP",
+      ...(controls ? ["Shuffled map", "Pointer head"] : []),
       "KLAL − NTP (paired t)",
+      ...(controls ? ["KLAL − shuffled map", "KLAL − pointer head"] : []),
       "Floor",
       "KLAL+NTP − max(floor, NTP)",
       "Base (poster)",
@@ -58,7 +99,9 @@ function table1Markdown(tasks: string[], table1: Record<string, Table1Record>): 
     ],
     tasks.map((task) => {
       const t = table1[task];
-      const gain = t.gain
+      const gain = t.comparisons
+        ? comparisonText(t, t.ntp)
+        : t.gain
         ? `${formatValue(t.gain.meanDiff, "signed")} (${formatValue(t.gain.p, "p")})`
         : "not run";
       return [
@@ -66,12 +109,75 @@ function table1Markdown(tasks: string[], table1: Record<string, Table1Record>): 
         ci(t.base?.accuracy),
         ci(t.ntp?.accuracy),
         ci(t.klal?.accuracy),
+        ...(controls
+          ? [t.shuffled ? ci(t.shuffled.accuracy) : "–", t.pointer ? ci(t.pointer.accuracy) : "–"]
+          : []),
         gain,
+        ...(controls ? [comparisonText(t, t.shuffled), comparisonText(t, t.pointer)] : []),
         floorText(t),
         referenceText(t),
         t.poster ? t.poster.base.toFixed(1) : "–",
         t.poster ? t.poster.ntp.toFixed(1) : "–",
         t.poster ? t.poster.klal.toFixed(1) : "–",
+      ];
+    }),
+  );
+}
+
+/** Per task and arm: the bootstrap interval and the attention measures. */
+function armDetailMarkdown(tasks: string[], table1: Record<string, Table1Record>): string[] {
+  const rows: string[][] = [];
+  for (const task of tasks) {
+    const t = table1[task];
+    for (const [column, arm] of armColumns(t)) {
+      if (!arm) continue;
+      rows.push([
+        t.label,
+        column,
+        ci(arm.accuracy),
+        bootText(arm),
+        ratioText(arm),
+        meanText(arm.ratioFirst),
+        meanText(arm.visualShare, 3),
+      ]);
+    }
+  }
+  return markdownTable(
+    [
+      "Task",
+      "Arm",
+      "Accuracy % (t-interval over seeds)",
+      "Bootstrap 95% (seeds × items)",
+      "Target attention ratio",
+      "Ratio, first answer position",
+      "Visual share of attention",
+    ],
+    rows,
+  );
+}
+
+/** Steps to NTP's final validation accuracy, per task that logged learning curves. */
+function learningMarkdown(record: PaperRecord): string[] {
+  const entries = Object.entries(record.learning ?? {});
+  if (entries.length === 0) return [];
+  const stepsText = (v: (number | null)[] | undefined) =>
+    v ? v.map((x) => (x === null ? "not reached" : String(x))).join(", ") : "–";
+  return markdownTable(
+    [
+      "Task",
+      "Threshold (NTP's final validation accuracy %)",
+      "NTP steps (per seed)",
+      "KLAL+NTP steps (per seed)",
+      "KLAL+NTP / NTP steps",
+    ],
+    entries.map(([task, l]) => {
+      const t = record.table1[task];
+      return [
+        t?.label ?? task,
+        l.threshold === null ? "–" : l.threshold.toFixed(1),
+        stepsText(t?.ntp ? l.stepsToThreshold[t.ntp.arm] : undefined),
+        stepsText(t?.klal ? l.stepsToThreshold[t.klal.arm] : undefined),
+        l.klalOverNtpSteps === null ? "–" : l.klalOverNtpSteps.toFixed(2),
       ];
     }),
   );
@@ -107,6 +213,22 @@ export function renderPaperTable(record: PaperRecord): string {
         `## Table 1 with ${record.table1Long.steps} fine-tuning steps (${record.table1Long.experiment})`,
         "",
         ...table1Markdown(record.table1Long.tasks, record.table1Long.table1),
+        "",
+      ]
+      : []),
+    "## Per arm: intervals and attention",
+    "",
+    ...armDetailMarkdown(record.tasks, record.table1),
+    "",
+    "Target attention ratio: attention mass on the ground-truth patches over their uniform " +
+    "share (1 = chance), mean over the answer positions and layers; the first answer position " +
+    "alone; visual share: the raw share of the answer positions' attention on visual tokens.",
+    "",
+    ...(record.learning && Object.keys(record.learning).length > 0
+      ? [
+        "## Sample efficiency (validation data, during fine-tuning)",
+        "",
+        ...learningMarkdown(record),
         "",
       ]
       : []),
@@ -248,8 +370,15 @@ export function renderPaperTable(record: PaperRecord): string {
   return lines.join("\n");
 }
 
-/** The three arms' colours in legend order: each column in its palette family's first colour. */
-const ARM_COLOURS = columnPalette(["Base", "NTP", "KLAL+NTP"]);
+/** The arms' colours in legend order: each paper column in its family's first colour. */
+const ARM_COLOURS = {
+  domain: ["Base", "NTP", "KLAL+NTP", "Shuffled map", "Pointer head"],
+  range: [
+    ...columnPalette(["Base", "NTP", "KLAL+NTP"]).range,
+    COLUMN_COLOURS.Control[0],
+    COLUMN_COLOURS.Control[1],
+  ],
+};
 
 /** The x axis and colour of the per-arm bars: one bar per paper column. */
 const ARM_X = { field: "arm", type: "nominal", sort: ARM_COLOURS.domain, title: null };
@@ -260,7 +389,7 @@ function table1ArmRows(tasks: string[], table1: Record<string, Table1Record>): o
   const armRows: object[] = [];
   for (const task of tasks) {
     const t = table1[task];
-    for (const [column, arm] of [["Base", t.base], ["NTP", t.ntp], ["KLAL+NTP", t.klal]] as const) {
+    for (const [column, arm] of armColumns(t)) {
       if (!arm) continue;
       const hw = arm.accuracy.halfWidth ?? 0;
       armRows.push({
@@ -293,7 +422,7 @@ function table1Chart(tasks: string[], table1: Record<string, Table1Record>, step
     if (t.floor && Number.isFinite(t.floor.accuracy)) {
       floorRows.push({ task: t.label, floor: t.floor.accuracy, answer: t.floor.answer });
     }
-    for (const [column, arm] of [["Base", t.base], ["NTP", t.ntp], ["KLAL+NTP", t.klal]] as const) {
+    for (const [column, arm] of armColumns(t)) {
       arm?.accuracy.values.forEach((v, i) =>
         seedRows.push({ task: t.label, arm: column, accuracy: v, seed: arm.accuracy.seeds[i] })
       );
@@ -613,6 +742,48 @@ function longTrainingChart(record: PaperRecord) {
   };
 }
 
+/** Validation accuracy during fine-tuning, per task that logged it, one line per arm. */
+function learningChart(record: PaperRecord) {
+  const rows: object[] = [];
+  for (const [task, l] of Object.entries(record.learning ?? {}) as [string, LearningRecord][]) {
+    const t = record.table1[task];
+    if (!t) continue;
+    for (const [column, arm] of armColumns(t)) {
+      for (const p of arm ? l.curves[arm.arm] ?? [] : []) {
+        rows.push({ task: t.label, arm: column, ...p });
+      }
+    }
+  }
+  if (rows.length === 0) return undefined;
+  const sx = { field: "step", type: "quantitative", title: "fine-tuning step" };
+  const shown = new Set(rows.map((r) => (r as { arm: string }).arm));
+  const palette = {
+    domain: ARM_COLOURS.domain.filter((d) => shown.has(d)),
+    range: ARM_COLOURS.range.filter((_, i) => shown.has(ARM_COLOURS.domain[i])),
+  };
+  const colourBy = { field: "arm", type: "nominal", scale: palette, title: null };
+  const panel = (height: number, field: string, title: string) => ({
+    width: 200,
+    height,
+    mark: { type: "line", point: true },
+    encoding: { x: sx, y: { field, type: "quantitative", title }, color: colourBy },
+  });
+  return {
+    title: {
+      text: "Learning curves: validation accuracy % and target attention ratio during fine-tuning",
+      subtitle: "mean over seeds; validation data from the test seed + 1, never the test set",
+    },
+    data: { values: rows },
+    facet: { column: { field: "task", type: "nominal", title: null } },
+    spec: {
+      vconcat: [
+        panel(150, "accuracy", "accuracy %"),
+        panel(110, "ratio", "target attention ratio"),
+      ],
+    },
+  };
+}
+
 /** A figure of the paper record: its file name under figures/, what it shows, its builder. */
 export interface PaperChartEntry {
   /** File name without `.svg`. */
@@ -637,6 +808,11 @@ export const PAPER_CHARTS: readonly PaperChartEntry[] = [
       r.table1Long
         ? table1Chart(r.table1Long.tasks, r.table1Long.table1, r.table1Long.steps)
         : undefined,
+  },
+  {
+    key: "learning",
+    caption: "Learning curves: validation accuracy and attention ratio of every fine-tuned arm.",
+    build: learningChart,
   },
   {
     key: "attention",

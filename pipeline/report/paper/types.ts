@@ -25,6 +25,42 @@ export interface ArmRecord {
   layers: number[];
   accuracy: SeedStats;
   ratio: SeedStats;
+  /** The target attention ratio at the first answer position only. */
+  ratioFirst?: SeedStats;
+  /** Raw share (0-1) of the answer positions' attention on visual tokens. */
+  visualShare?: SeedStats;
+  /** Accuracy's bootstrap 95% interval over seeds, then test items (null: no item outcomes). */
+  bootstrap?: { estimate: number; low: number; high: number } | null;
+}
+
+/** KLAL+NTP against another arm of the same task, paired over seeds. */
+export interface ComparisonRecord {
+  /** The other arm's key (its column: NTP, or a control). */
+  against: string;
+  meanDiff: number;
+  /** Paired t-test over seeds (null with fewer than two). */
+  p: number | null;
+  /** Holm-adjusted over every comparison in the record's Table 1. */
+  pHolm: number | null;
+  /** Bootstrap 95% interval of the difference (seeds, then items; null: not available). */
+  bootstrap: { low: number; high: number } | null;
+  seeds: number[];
+}
+
+/** Validation learning curves of one task (accuracy % every eval_every steps, mean over seeds). */
+export interface LearningRecord {
+  experiment: string;
+  steps: number;
+  /** Per arm key: the mean curve. */
+  curves: Record<string, { step: number; accuracy: number; ratio: number }[]>;
+  /**
+   * Steps to reach `threshold` (NTP's final validation accuracy, mean over seeds) per arm and
+   * seed (null: not reached), and the steps at which KLAL+NTP's mean curve first reaches it
+   * over the steps NTP's mean curve takes (null when KLAL+NTP's never does).
+   */
+  threshold: number | null;
+  stepsToThreshold: Record<string, (number | null)[]>;
+  klalOverNtpSteps: number | null;
 }
 
 /** One task's row of Table 1. */
@@ -46,8 +82,14 @@ export interface Table1Record {
   base: ArmRecord | null;
   ntp: ArmRecord | null;
   klal: ArmRecord | null;
+  /** The shuffled-map control: KLAL at the same λ toward another sample's map. */
+  shuffled?: ArmRecord | null;
+  /** The pointer-head control: the same map supervising a separate pointer head. */
+  pointer?: ArmRecord | null;
   /** KLAL+NTP minus NTP, paired over seeds. */
   gain: { meanDiff: number; p: number | null; seeds: number[] } | null;
+  /** KLAL+NTP against NTP and each control, with record-wide Holm p. */
+  comparisons?: ComparisonRecord[];
   poster: { base: number; ntp: number; klal: number } | null;
 }
 
@@ -120,6 +162,8 @@ export interface PaperRecord {
   /** Task names in Table 1's order. */
   tasks: string[];
   table1: Record<string, Table1Record>;
+  /** Learning curves on validation data, per task that logged them. */
+  learning?: Record<string, LearningRecord>;
   /** Table 1 again with longer fine-tuning (same setting otherwise), when it was run. */
   table1Long: {
     experiment: string;
@@ -158,7 +202,8 @@ export interface PaperRecord {
 
 /** The experiments a record is collected from (their report names under reports/). */
 export interface PaperSources {
-  table1: string;
+  /** One experiment, or several (e.g. one per task), whose tasks are merged. */
+  table1: string | string[];
   /** Table 1 with longer fine-tuning. */
   table1Long?: string;
   lambda?: string;
