@@ -36,7 +36,7 @@ const ROOT = PROJECT_ROOT;
 const PAPER_USAGE =
   `usage: deno task report paper [--collect [--table1 NAME[,NAME...]] [--table1-long NAME]
                                   [--lambda NAME] [--lambda-long NAME] [--layers NAME]
-                                  [--long NAME] [--sigma NAME]
+                                  [--long NAME] [--sigma NAME] [--tracing NAME]
                                   [--confirm NAME] [--gpu TEXT]]
 
   Rebuild reports/paper/ (table.md, README.md from README.src.md, figures/*.svg) from its
@@ -44,7 +44,7 @@ const PAPER_USAGE =
   reports: Table 1 (one experiment, or several whose tasks are merged), the lambda sweep (a
   report, or the per-task reports of a sweep by that name), the layer ablation, and optionally
   Table 1 and the sweep with longer training and investigations (longer training, ground-truth
-  sharpness, a confirmation on the test seed). Defaults: ${
+  sharpness, Line Tracing trained longer, a confirmation on the test seed). Defaults: ${
     Object.entries(RECORD_SOURCES).map(([k, v]) => `${k} ${v}`).join("; ")
   }; "none" leaves a part out.
   --gpu names the GPU the runs used (the record says "no GPU" otherwise).`;
@@ -61,6 +61,7 @@ async function paperMain(args: string[]): Promise<number> {
       layers: { type: "string" },
       long: { type: "string" },
       sigma: { type: "string" },
+      tracing: { type: "string" },
       confirm: { type: "string" },
       gpu: { type: "string" },
     },
@@ -76,6 +77,7 @@ async function paperMain(args: string[]): Promise<number> {
     ["layers", "layers"],
     ["long", "long"],
     ["sigma", "sigma"],
+    ["tracing", "tracing"],
     ["confirm", "confirm"],
   ] as const;
   for (const [flag, key] of optionalSources) {

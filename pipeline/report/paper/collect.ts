@@ -37,6 +37,8 @@ export const RECORD_SOURCES: PaperSources = {
   ],
   lambda: "paper-64px-lambda",
   layers: "paper-64px-layers",
+  long: "paper-64px-efficiency",
+  tracing: "paper-64px-line-tracing-probe",
 };
 
 /** The fields of an experiment's results.json that the record reads. */
@@ -116,7 +118,7 @@ async function sweepInvestigation<T>(
   used: ExperimentResults[],
   byTask: (reports: ExperimentResults[]) => T,
 ) {
-  const reports = await sweepReports(reportsDir, experiment);
+  const reports = await reportOrSweep(reportsDir, experiment);
   used.push(...reports);
   const spec = reports[0].spec;
   return {
@@ -169,6 +171,9 @@ async function collectInvestigation(
   const sigma = sources.sigma
     ? await sweepInvestigation(reportsDir, sources.sigma, used, sigmaTasks)
     : null;
+  const tracing = sources.tracing
+    ? await sweepInvestigation(reportsDir, sources.tracing, used, longTasks)
+    : null;
   let confirm: Investigation["confirm"] = null;
   if (sources.confirm) {
     const r = await readResults(reportsDir, sources.confirm);
@@ -180,7 +185,7 @@ async function collectInvestigation(
       ...await buildTable1(r, cache),
     };
   }
-  return { investigation: { long, sigma, confirm }, used };
+  return { investigation: { long, sigma, tracing, confirm }, used };
 }
 
 /** A missing or unreadable experiment report (exit 1 from the CLI). */

@@ -703,15 +703,21 @@ function layersChart(record: PaperRecord) {
   };
 }
 
-/** The longer-training investigation: validation curves of NTP and KLAL+NTP per task. */
+/**
+ * The longer-training investigations (and Line Tracing's, when run): validation curves of NTP
+ * and KLAL+NTP per task.
+ */
 function longTrainingChart(record: PaperRecord) {
   const long = record.investigation.long;
   if (!long) return undefined;
   const rows: object[] = [];
-  for (const [task, t] of Object.entries(long.tasks)) {
-    for (const [label, arm] of [["NTP", t.ntp], ["KLAL+NTP", t.klal]] as const) {
-      for (const p of arm?.curve ?? []) {
-        rows.push({ task: record.table1[task]?.label ?? task, arm: label, ...p });
+  const runs = [long, ...(record.investigation.tracing ? [record.investigation.tracing] : [])];
+  for (const run of runs) {
+    for (const [task, t] of Object.entries(run.tasks)) {
+      for (const [label, arm] of [["NTP", t.ntp], ["KLAL+NTP", t.klal]] as const) {
+        for (const p of arm?.curve ?? []) {
+          rows.push({ task: record.table1[task]?.label ?? task, arm: label, ...p });
+        }
       }
     }
   }
@@ -728,7 +734,9 @@ function longTrainingChart(record: PaperRecord) {
   });
   return {
     title: {
-      text: `Investigation: ${long.steps} steps, validation accuracy % and target attention ratio`,
+      text: `Longer training (${
+        [...new Set(runs.map((r) => r.steps))].join(" and ")
+      } steps): validation accuracy % and target attention ratio`,
       subtitle: `one seed; validation data from seed ${long.testSeed + 1}, never the test seed`,
     },
     data: { values: rows },

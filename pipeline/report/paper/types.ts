@@ -214,6 +214,8 @@ export interface PaperSources {
   long?: string;
   /** Investigation: ground-truth sharpness (a sweep over task.params.sigma). */
   sigma?: string;
+  /** Investigation: what it takes to learn Line Tracing (NTP and KLAL+NTP, longer). */
+  tracing?: string;
   /** Confirmation on the test seed of a validation finding (NTP and KLAL+NTP arms). */
   confirm?: string;
 }
@@ -240,6 +242,13 @@ export interface Investigation {
     steps: number;
     testSeed: number;
     tasks: Record<string, { values: number[]; points: Record<string, ProbeArm> }>;
+  } | null;
+  /** Line Tracing trained longer (absent in records collected before it existed). */
+  tracing?: {
+    experiment: string;
+    steps: number;
+    testSeed: number;
+    tasks: Record<string, { ntp: ProbeArm | null; klal: ProbeArm | null }>;
   } | null;
   /** The confirmation run on the test seed: Table 1's columns for its task(s). */
   confirm: {
