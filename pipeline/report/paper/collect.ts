@@ -525,6 +525,8 @@ export async function collectPaper(options: {
       testSeed: spec.task.test_seed,
       seeds: spec.seeds,
       samplesSeen: spec.train.steps * spec.train.batch_size,
+      floorNote: "Floors were computed on each task's own test set by the evaluation stages " +
+        "that scored the arms (their floor.json), with the generators that produced the record.",
     },
     tasks,
     table1,

@@ -2,7 +2,7 @@
  * The write-up's template, `README.src.md`: prose plus `{{path:format}}` placeholders, where
  * `path` walks results.json with `/` (e.g. `table1/grid-patch/klal/mean`) and `format` is the
  * number of decimals, `p` (a p-value), `ci` (mean ± half-width (n=...)), `signed` (+1.2),
- * `list` (an array, comma-separated) or `s` (as is). The source may hold no number of its own
+ * `list` (an array, comma-separated, null as –) or `s` (as is). The source may hold no number of its own
  * outside placeholders (checked), so the README cannot drift from the record.
  */
 
@@ -12,7 +12,11 @@ import type { PaperRecord, SeedStats } from "./types.ts";
 /** A value formatted as the README and tables show it. */
 export function formatValue(value: unknown, format: string): string {
   if (format === "s") return String(value);
-  if (format === "list") return Array.isArray(value) ? value.join(", ") : String(value);
+  if (format === "list") {
+    return Array.isArray(value)
+      ? value.map((v) => (v === null ? "–" : String(v))).join(", ")
+      : String(value);
+  }
   if (format === "p") return typeof value === "number" ? formatP(value) : "p undefined";
   if (format === "ci") {
     const s = value as SeedStats | null;
