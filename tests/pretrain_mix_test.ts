@@ -486,25 +486,34 @@ Deno.test("pretrain-mix: a spec selects the mix with base.mix, which the plan's 
   );
 });
 
-Deno.test("experiments/paper/64px: each spec parses, names the pilot's mix, tests on seed 3000", async () => {
+Deno.test("experiments/paper/64px: each spec parses, names the pilot's Base; Table 1 tests on seed 3000, the rest on validation data", async () => {
   const dir = new URL("../experiments/paper/64px/", import.meta.url);
   const names: string[] = [];
+  const lambdas = new Set<number>();
   for await (const entry of Deno.readDir(dir)) {
     if (!entry.name.endsWith(".yaml")) continue;
     const text = await Deno.readTextFile(new URL(entry.name, dir));
     const spec = parseSpec(text, `experiments/paper/64px/${entry.name}`, [], { tasks: TASKS });
-    names.push(spec.task.name);
     // The Base the pilots chose (docs/pilots/base-mix.md): the original four kinds, 6000 steps.
-    assert.deepStrictEqual(spec.base.mix.kinds, [...ORIGINAL_QUESTION_KINDS]);
-    assert.equal(spec.base.steps, 6000);
-    assert.equal(spec.task.image_size, 64);
-    assert.deepStrictEqual(spec.seeds, [0, 1, 2, 3, 4]);
-    // Held out of the seeds and of the pilot's validation seeds (2000-2002).
-    assert.equal(spec.task.test_seed, 3000);
-    assert.ok(spec.train.lr_grid.length > 1);
-    assert.equal(spec.arms.shuffled.target, "shuffled");
+    assert.deepStrictEqual(spec.base.mix.kinds, [...ORIGINAL_QUESTION_KINDS], entry.name);
+    assert.equal(spec.base.steps, 6000, entry.name);
+    assert.equal(spec.task.image_size, 64, entry.name);
+    if (spec.task.test_seed !== 3000) {
+      // The sweep, the ablation and the probes: the pilots' validation seed, never the test seed.
+      assert.equal(spec.task.test_seed, 2000, entry.name);
+      continue;
+    }
+    names.push(spec.task.name);
+    assert.deepStrictEqual(spec.seeds, [0, 1, 2, 3, 4], entry.name);
+    assert.equal(spec.train.lr, 1e-3, entry.name);
+    assert.equal(spec.arms.shuffled.target, "shuffled", entry.name);
     const pointer = ["grid-patch", "line-intersection"].includes(spec.task.name);
-    assert.equal(spec.arms.pointer?.supervision, pointer ? "pointer" : undefined);
+    assert.equal(spec.arms.pointer?.supervision, pointer ? "pointer" : undefined, entry.name);
+    // One λ for KLAL+NTP and its controls, the same in every Table 1 spec.
+    for (const arm of ["klal", "shuffled", "pointer"]) {
+      if (spec.arms[arm]) lambdas.add(spec.arms[arm].lambda);
+    }
   }
   assert.deepStrictEqual(names.sort(), Object.keys(TASKS).sort());
+  assert.deepStrictEqual([...lambdas], [0.3]);
 });

@@ -89,8 +89,11 @@ async function sweepReports(reportsDir: string, name: string): Promise<Experimen
   return await Promise.all(names.sort().map((n) => readResults(reportsDir, n)));
 }
 
-function probeArm(results: ExperimentResults, arm: string): ProbeArm | null {
-  const task = tasksOf(results)[0];
+function probeArm(
+  results: ExperimentResults,
+  arm: string,
+  task = tasksOf(results)[0],
+): ProbeArm | null {
   const rec = armRecord(results, task, arm);
   if (!rec) return null;
   const bySteps = new Map<number, { accuracy: number[]; ratio: number[] }>();
@@ -134,10 +137,12 @@ function longTasks(reports: ExperimentResults[]): NonNullable<Investigation["lon
   const tasks: NonNullable<Investigation["long"]>["tasks"] = {};
   for (const r of reports) {
     const cols = columnArms(r.spec);
-    tasks[tasksOf(r)[0]] = {
-      ntp: cols.ntp ? probeArm(r, cols.ntp) : null,
-      klal: cols.klal ? probeArm(r, cols.klal) : null,
-    };
+    for (const task of tasksOf(r)) {
+      tasks[task] = {
+        ntp: cols.ntp ? probeArm(r, cols.ntp, task) : null,
+        klal: cols.klal ? probeArm(r, cols.klal, task) : null,
+      };
+    }
   }
   return tasks;
 }
@@ -191,15 +196,17 @@ async function collectInvestigation(
 /** A missing or unreadable experiment report (exit 1 from the CLI). */
 export class MissingReport extends Error {}
 
-/** The report `name`, or, when there is none by that name, the per-experiment reports of its sweep. */
+/**
+ * The per-point reports of the sweep `name` (`name--label`: each has one task and its own
+ * learning curves), or the report `name` itself when it is not a sweep.
+ */
 async function reportOrSweep(reportsDir: string, name: string): Promise<ExperimentResults[]> {
   try {
-    await Deno.stat(`${reportsDir}/${name}/results.json`);
+    return await sweepReports(reportsDir, name);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return await sweepReports(reportsDir, name);
+    if (e instanceof MissingReport) return [await readResults(reportsDir, name)];
     throw e;
   }
-  return [await readResults(reportsDir, name)];
 }
 
 async function readResults(reportsDir: string, name: string): Promise<ExperimentResults> {
