@@ -722,28 +722,45 @@ function longTrainingChart(record: PaperRecord) {
     }
   }
   if (rows.length === 0) return undefined;
-  const sx = { field: "step", type: "quantitative", title: "fine-tuning step" };
   // Only the two fine-tuned arms are drawn here, so the legend lists only those.
-  const trained = columnPalette(["NTP", "KLAL+NTP"]);
-  const colourBy = { field: "arm", type: "nominal", scale: trained, title: null };
-  const panel = (height: number, field: string, title: string) => ({
-    width: 160,
-    height,
-    mark: { type: "line", point: true },
-    encoding: { x: sx, y: { field, type: "quantitative", title }, color: colourBy },
-  });
-  return {
-    title: {
+  return curvesChart(
+    {
       text: `Longer training (${
         [...new Set(runs.map((r) => r.steps))].join(" and ")
       } steps): validation accuracy % and target attention ratio`,
       subtitle: `one seed; validation data from seed ${long.testSeed + 1}, never the test seed`,
     },
+    rows,
+    columnPalette(["NTP", "KLAL+NTP"]),
+    { width: 160, accuracyHeight: 130 },
+  );
+}
+
+/**
+ * Validation curves, one column per task: accuracy above, the target attention ratio below, one
+ * line per arm in `palette`'s colours.
+ */
+function curvesChart(
+  title: { text: string; subtitle: string },
+  rows: object[],
+  palette: { domain: string[]; range: string[] },
+  size: { width: number; accuracyHeight: number },
+) {
+  const sx = { field: "step", type: "quantitative", title: "fine-tuning step" };
+  const colourBy = { field: "arm", type: "nominal", scale: palette, title: null };
+  const panel = (height: number, field: string, axis: string) => ({
+    width: size.width,
+    height,
+    mark: { type: "line", point: true },
+    encoding: { x: sx, y: { field, type: "quantitative", title: axis }, color: colourBy },
+  });
+  return {
+    title,
     data: { values: rows },
     facet: { column: { field: "task", type: "nominal", title: null } },
     spec: {
       vconcat: [
-        panel(130, "accuracy", "accuracy %"),
+        panel(size.accuracyHeight, "accuracy", "accuracy %"),
         panel(110, "ratio", "target attention ratio"),
       ],
     },
@@ -763,33 +780,20 @@ function learningChart(record: PaperRecord) {
     }
   }
   if (rows.length === 0) return undefined;
-  const sx = { field: "step", type: "quantitative", title: "fine-tuning step" };
   const shown = new Set(rows.map((r) => (r as { arm: string }).arm));
   const palette = {
     domain: ARM_COLOURS.domain.filter((d) => shown.has(d)),
     range: ARM_COLOURS.range.filter((_, i) => shown.has(ARM_COLOURS.domain[i])),
   };
-  const colourBy = { field: "arm", type: "nominal", scale: palette, title: null };
-  const panel = (height: number, field: string, title: string) => ({
-    width: 200,
-    height,
-    mark: { type: "line", point: true },
-    encoding: { x: sx, y: { field, type: "quantitative", title }, color: colourBy },
-  });
-  return {
-    title: {
+  return curvesChart(
+    {
       text: "Learning curves: validation accuracy % and target attention ratio during fine-tuning",
       subtitle: "mean over seeds; validation data from the test seed + 1, never the test set",
     },
-    data: { values: rows },
-    facet: { column: { field: "task", type: "nominal", title: null } },
-    spec: {
-      vconcat: [
-        panel(150, "accuracy", "accuracy %"),
-        panel(110, "ratio", "target attention ratio"),
-      ],
-    },
-  };
+    rows,
+    palette,
+    { width: 200, accuracyHeight: 150 },
+  );
 }
 
 /** A figure of the paper record: its file name under figures/, what it shows, its builder. */
