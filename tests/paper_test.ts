@@ -77,6 +77,18 @@ const T1_ARMS: Arms = {
   klal: { finetune: true, lambda: 1, layers: "all" },
 };
 
+type Row = [task: string, arm: string, seed: number, accuracy: number, ratio: number];
+
+/** Grid Patch's NTP (10, 20, 30) and KLAL+NTP (40, 60, 50) over seeds 0-2, ratios 1 and 5-7. */
+const GRID_NTP_KLAL: Row[] = [
+  ["grid-patch", "ntp", 0, 10, 1],
+  ["grid-patch", "ntp", 1, 20, 1],
+  ["grid-patch", "ntp", 2, 30, 1],
+  ["grid-patch", "klal", 0, 40, 5],
+  ["grid-patch", "klal", 1, 60, 7],
+  ["grid-patch", "klal", 2, 50, 6],
+];
+
 async function writeResults(dir: string, name: string, value: unknown) {
   await Deno.mkdir(`${dir}/${name}`, { recursive: true });
   await Deno.writeTextFile(`${dir}/${name}/results.json`, JSON.stringify(value));
@@ -89,12 +101,7 @@ async function fixtureReports(dir: string) {
     {
       ...results("t1", T1_ARMS, [
         ["grid-patch", "base", 0, 0, 1],
-        ["grid-patch", "ntp", 0, 10, 1],
-        ["grid-patch", "ntp", 1, 20, 1],
-        ["grid-patch", "ntp", 2, 30, 1],
-        ["grid-patch", "klal", 0, 40, 5],
-        ["grid-patch", "klal", 1, 60, 7],
-        ["grid-patch", "klal", 2, 50, 6],
+        ...GRID_NTP_KLAL,
         ["line-tracing", "ntp", 0, 50, 1],
         ["line-tracing", "klal", 0, 50, 2],
       ]),
@@ -263,12 +270,7 @@ async function perTaskReports(dir: string) {
     pointer: { finetune: true, lambda: 1, layers: "all", supervision: "pointer" },
   } as unknown as Arms;
   const grid = results("g64", arms, [
-    ["grid-patch", "ntp", 0, 10, 1],
-    ["grid-patch", "ntp", 1, 20, 1],
-    ["grid-patch", "ntp", 2, 30, 1],
-    ["grid-patch", "klal", 0, 40, 5],
-    ["grid-patch", "klal", 1, 60, 7],
-    ["grid-patch", "klal", 2, 50, 6],
+    ...GRID_NTP_KLAL,
     ["grid-patch", "shuffled", 0, 10, 1],
     ["grid-patch", "shuffled", 1, 25, 1],
     ["grid-patch", "shuffled", 2, 25, 1],
