@@ -165,7 +165,8 @@ export function buildPlan(spec: Spec): Stage[] {
       // The mix is in the data's key (an input); keep it out of this stage's own params.
       params: {
         model: modelParams,
-        base: { ...spec.base, mix: undefined, seed },
+        // lambda only when set, so the keys of NTP-pretrained Bases stay what they were.
+        base: { ...spec.base, mix: undefined, lambda: spec.base.lambda || undefined, seed },
         backend: spec.backend,
       },
       inputs: { data: pretrainData.id },

@@ -142,6 +142,12 @@ export const BASE_FIELDS = {
     default: 0,
     doc: 'seed of the pretraining data and init; "run": one Base per seed of seeds',
   },
+  lambda: {
+    type: "number",
+    min: 0,
+    default: 0,
+    doc: "KLAL weight of pretraining on the mix's own maps, on every layer; 0 = plain NTP",
+  },
   mix: {
     type: "map",
     key: "<param>",

@@ -60,6 +60,11 @@ export interface BaseSpec {
    */
   seed: number | "run";
   /**
+   * KLAL weight of pretraining, toward the mix's own maps on every layer (0: NTP only). Still
+   * generic data: the maps are the mix's shapes, never a task's.
+   */
+  lambda: number;
+  /**
    * The pretraining mix's parameters (tasks/pretrain_mix.ts: `kinds`, `max_shapes`,
    * `colors`), merged with its defaults; the default mix is the original four kinds.
    */

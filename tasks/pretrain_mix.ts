@@ -16,6 +16,8 @@
  * - letter: "which letter is in the red square ?" -> "C"
  * - curve: "does the blue curve touch the square ?" -> "yes" / "no"
  * - compare: "is the red shape left of the blue shape ?" (or "above") -> "yes" / "no"
+ * - cell: "where is the red shape ?" -> "2 , 5" (the row and column of its centre on the
+ *   model's patch grid; it asks what `where` asks, finer, so a mix holds one of the two)
  *
  * Shapes are circles and squares at random pixel positions, one per image quadrant, on a
  * light noisy background. Nothing is grid-aligned, and no prompt has a task's form (Grid
@@ -122,6 +124,13 @@ function crossRules(config: TaskConfig, invalid: ReadonlySet<string>): ParamProb
         });
       }
     }
+  }
+  if (!invalid.has("kinds") && kinds.includes("where") && kinds.includes("cell")) {
+    problems.push({
+      key: "kinds",
+      expected: 'at most one of "where" and "cell" (they ask the same question)',
+      found: kinds,
+    });
   }
   if (
     !invalid.has("kinds") && kinds.includes("letter") && config.imageSize < LETTER_MIN_IMAGE_SIZE

@@ -1,12 +1,14 @@
 /**
  * The transferable question kinds of the pretraining mix (./pretrain_mix.ts), beyond its
  * original four: pointing at a shape, counting the shapes of one colour, reading the
- * letter in a square, whether a curve touches a square, and comparing two shapes'
- * positions. Generic skills the tasks build on, never a task's data or prompt form.
+ * letter in a square, whether a curve touches a square, comparing two shapes' positions,
+ * and naming the cell of the model's patch grid a shape's centre lies in. Generic skills
+ * the tasks build on, never a task's data or prompt form; their answers share the tasks'
+ * answer forms ("X , Y" in percent, "ROW , COLUMN", numbers, yes / no).
  *
  * Each sample's map P is the pixels the answer depends on: the shape pointed at, the shapes
  * counted (uniform when there are none), the square read, the curve asked about, or both
- * shapes compared. The mix trains with NTP only; the maps keep its data like every task's.
+ * shapes compared. The Base trains on them with NTP, plus KLAL when `base.lambda` > 0.
  *
  * At 64 px, d = 64, 2 layers, a 3,000-step Base with any of these kinds added stayed on its
  * prior, where the original four alone did not (docs/pilots/base-mix.md).
@@ -34,7 +36,7 @@ import {
 import { normaliseWhitespace } from "./common.ts";
 
 /** The kinds this module generates, in the order a mix lists them. */
-export const SKILL_KINDS = ["point", "count-color", "letter", "curve", "compare"] as const;
+export const SKILL_KINDS = ["point", "count-color", "letter", "curve", "compare", "cell"] as const;
 export type SkillKind = typeof SKILL_KINDS[number];
 
 /** The letters a square may hold (the bitmap font's). */
@@ -156,6 +158,26 @@ export function skillSample(
       prompt = `locate the ${colors[asked]} shape ?`;
       answer = `${percent(centre.cx, size)} , ${percent(centre.cy, size)}`;
       Object.assign(meta, { color: colors[asked], point, shapes: count });
+      break;
+    }
+    case "cell": {
+      // "where" at the patch grid's resolution: the row and column of the shape's centre.
+      const count = rng.int(1, params.max_shapes);
+      const quadrants = rng.sample(4, count);
+      const colors = rng.shuffle([...params.colors]).slice(0, count);
+      const asked = rng.int(0, count - 1);
+      let centre = { cx: 0, cy: 0 };
+      for (let s = 0; s < count; s++) {
+        const c = drawShape(rng, image, quadrants[s], colors[s], s === asked ? mask : undefined);
+        if (s === asked) centre = c;
+      }
+      const side = Math.floor(size / config.patchSize);
+      const cellOf = (px: number) => Math.min(side - 1, Math.floor(px / config.patchSize));
+      const row = cellOf(centre.cy);
+      const col = cellOf(centre.cx);
+      prompt = `where is the ${colors[asked]} shape ?`;
+      answer = `${row} , ${col}`;
+      Object.assign(meta, { color: colors[asked], cell: [row, col], shapes: count });
       break;
     }
     case "count-color": {

@@ -222,7 +222,7 @@ Deno.test("pretrain-mix: 4000 samples at 32 px generate quickly", () => {
 // ---------------------------------------------------------------------------------------
 // The transferable kinds (tasks/pretrain_skills.ts), opted into through `kinds`
 
-const SKILLS = ["point", "count-color", "letter", "curve", "compare"] as const;
+const SKILLS = ["point", "count-color", "letter", "curve", "compare", "cell"] as const;
 const only = (kind: string, size = 64, patch = 8) => config(size, patch, { kinds: [kind] });
 
 /** SHA-256 of samples' pixels, maps, prompts, answers and meta. */
@@ -258,7 +258,9 @@ Deno.test("pretrain-mix: the default kinds give the original four-kind mix, samp
 });
 
 Deno.test("pretrain-mix: every kind is deterministic per seed, and drawn uniformly", () => {
-  const cfg = config(64, 8, { kinds: [...PRETRAIN_QUESTION_KINDS] });
+  // "where" and "cell" ask the same question, so no mix holds both: every kind but "where".
+  const kinds = PRETRAIN_QUESTION_KINDS.filter((k) => k !== "where");
+  const cfg = config(64, 8, { kinds });
   const a = pretrainMix.generate(11, 60, cfg);
   assert.deepStrictEqual(a, pretrainMix.generate(11, 60, cfg));
   assert.notDeepStrictEqual(
@@ -266,7 +268,7 @@ Deno.test("pretrain-mix: every kind is deterministic per seed, and drawn uniform
     pretrainMix.generate(12, 60, cfg).map((s) => s.prompt),
   );
   const samples = pretrainMix.generate(2, 1800, cfg);
-  for (const kind of PRETRAIN_QUESTION_KINDS) {
+  for (const kind of kinds) {
     const share = samples.filter((s) => s.meta.difficulty === kind).length / samples.length;
     assert.ok(share > 0.08 && share < 0.145, `${kind}: ${share}`);
   }
@@ -295,6 +297,31 @@ Deno.test("pretrain-mix point: the centre of the asked shape in percent; the map
       assert.ok(!pretrainMix.score(`${x + 21} , ${y}`, s));
       assert.ok(!pretrainMix.score("top left", s));
     }
+  }
+});
+
+Deno.test("pretrain-mix cell: the patch-grid row and column of the asked shape's centre", () => {
+  for (const [size, patch] of [[64, 8], [32, 8], [64, 16]]) {
+    const side = size / patch;
+    const answers = new Set<string>();
+    for (const s of pretrainMix.generate(6, 150, only("cell", size, patch))) {
+      const asked = /^where is the (\w+) shape \?$/.exec(s.prompt)![1];
+      const c = readColors(s.image).get(asked)!;
+      // The centroid of the drawn pixels (+ half a pixel: pixel centres) names the cell.
+      const cx = c.sx / c.n + 0.5, cy = c.sy / c.n + 0.5;
+      const [row, col] = s.answer.split(" , ").map(Number);
+      assert.ok(row >= 0 && row < side && col >= 0 && col < side, s.answer);
+      // Within a pixel of the cell (a centre on a cell border may round either way).
+      assert.ok(cy >= row * patch - 1 && cy <= (row + 1) * patch + 1, `${s.answer} row, cy ${cy}`);
+      assert.ok(cx >= col * patch - 1 && cx <= (col + 1) * patch + 1, `${s.answer} col, cx ${cx}`);
+      assert.deepStrictEqual(s.meta.cell, [row, col]);
+      assertClose(s.target, targetOfPixels(c.pixels, size, patch));
+      assert.ok(pretrainMix.score(s.answer, s));
+      assert.ok(!pretrainMix.score(`${row} , ${col + 1}`, s));
+      answers.add(s.answer);
+    }
+    // Shapes sit anywhere in their quadrant: many cells are named, not one per quadrant.
+    assert.ok(answers.size > Math.min(12, side * side - 1), `${size}/${patch}: ${answers.size}`);
   }
 });
 
@@ -424,10 +451,19 @@ Deno.test("pretrain-mix: no prompt has a task's form (first three words, templat
       taskHeads.add(head(s.prompt));
     }
   }
-  const mix = pretrainMix.generate(3, 900, config(64, 8, { kinds: [...PRETRAIN_QUESTION_KINDS] }));
+  // No mix holds both "where" and "cell": one mix with each.
+  const mix = ["cell", "where"].flatMap((left) =>
+    pretrainMix.generate(
+      3,
+      900,
+      config(64, 8, { kinds: PRETRAIN_QUESTION_KINDS.filter((k) => k !== left) }),
+    )
+  );
   for (const s of mix) {
     assert.ok(!taskTemplates.has(template(s.prompt)), s.prompt);
-    if ((SKILLS as readonly string[]).includes(String(s.meta.difficulty))) {
+    // "cell" asks the original "where" question (finer), whose first words Grid Patch shares.
+    const kind = String(s.meta.difficulty);
+    if ((SKILLS as readonly string[]).includes(kind) && kind !== "cell") {
       assert.ok(!taskHeads.has(head(s.prompt)), `${s.prompt} starts like a task's prompt`);
     }
   }
@@ -436,7 +472,12 @@ Deno.test("pretrain-mix: no prompt has a task's form (first three words, templat
 Deno.test("pretrain-mix: kinds are checked (known, distinct, letter only from 32 px)", () => {
   const keys = (size: number, params: Record<string, unknown>) =>
     pretrainMix.checkParams(config(size, 8, params)).map((p) => p.key);
-  assert.deepStrictEqual(keys(64, { kinds: [...PRETRAIN_QUESTION_KINDS] }), []);
+  assert.deepStrictEqual(
+    keys(64, { kinds: PRETRAIN_QUESTION_KINDS.filter((k) => k !== "cell") }),
+    [],
+  );
+  assert.deepStrictEqual(keys(64, { kinds: ["where", "cell"] }), ["kinds"]);
+  assert.deepStrictEqual(keys(64, { kinds: ["color", "count", "exists", "cell", "point"] }), []);
   assert.deepStrictEqual(keys(64, { kinds: ["point", "nope"] }), ["kinds"]);
   assert.deepStrictEqual(keys(64, { kinds: ["point", "point"] }), ["kinds"]);
   assert.deepStrictEqual(keys(64, { kinds: [] }), ["kinds"]);

@@ -49,6 +49,7 @@ export function reportSpec(changes: ReportSpecChanges): Spec {
       lr: 1e-3,
       train: 100,
       seed: 0,
+      lambda: 0,
       mix: DEFAULT_MIX,
       ...changes.base,
     },

@@ -1,4 +1,7 @@
-/** The pretrain stage: the shared Base checkpoint, NTP on the generic pretraining mix. */
+/**
+ * The pretrain stage: the shared Base checkpoint, NTP on the generic pretraining mix (plus
+ * KLAL toward the mix's own maps, on every layer, when `base.lambda` > 0).
+ */
 import type { EntryWriter } from "../cache.ts";
 import { backendReason, initBackend } from "../backend.ts";
 import { encodeSamples, layoutFor } from "../batch.ts";
@@ -50,7 +53,7 @@ export async function runPretrain(stage: ResolvedStage, out: EntryWriter, ctx: S
       weightDecay: 0.01,
       warmup: Math.min(50, p.base.steps),
       logEvery: 10,
-      lambda: 0,
+      lambda: p.base.lambda ?? 0,
       layers: Array.from({ length: model.config.layers }, (_, i) => i),
       seed: p.base.seed,
       label: `${ctx.experiment} pretrain`,
