@@ -36,7 +36,8 @@ Deno.test("base.lambda: the pretraining loss is NTP + lambda x KL on every logge
     try {
       const text = tinySpec(`base-lambda-${lambda * 10}`, { ntp: "{ lambda: 0 }" }, {
         backend: "wasm",
-        task: "{ name: grid-patch, image_size: 16, train: 16, test: 8, params: { grid: 2, blobs: 1 } }",
+        task:
+          "{ name: grid-patch, image_size: 16, train: 16, test: 8, params: { grid: 2, blobs: 1 } }",
         model: "{ patch_size: 8, d_model: 8, layers: 1, heads: 2 }",
         base:
           `{ steps: 12, batch_size: 4, train: 16, lambda: ${lambda}, mix: { kinds: [color, cell] } }`,
@@ -60,7 +61,10 @@ Deno.test("base.lambda: the pretraining loss is NTP + lambda x KL on every logge
       for (const row of log) {
         assert.ok(row.klal > 0, `KL at step ${row.step}: ${row.klal}`);
         const expected = row.ntp + lambda * row.klal;
-        assert.ok(Math.abs(row.total - expected) < 1e-4 * Math.max(1, expected), `step ${row.step}`);
+        assert.ok(
+          Math.abs(row.total - expected) < 1e-4 * Math.max(1, expected),
+          `step ${row.step}`,
+        );
       }
     } finally {
       await Deno.remove(dir, { recursive: true });
