@@ -11,7 +11,9 @@
  *
  * and five more transferable skills, each opted into by naming it (./pretrain_skills.ts):
  *
- * - point: "locate the red shape ?" -> "37 , 62" (its centre, percent of the image)
+ * - point: "locate the red shape ?" -> "37 , 62" (its centre, percent of the image); with
+ *   `point_prompt: point to`, "point to the red shape" (the instruction words of PixMo's
+ *   prompts, never its scenes or labels)
  * - count-color: "how many red shapes ?" -> "0" to "4"
  * - letter: "which letter is in the red square ?" -> "C"
  * - curve: "does the blue curve touch the square ?" -> "yes" / "no"
@@ -44,6 +46,8 @@ import { assertParams, exactMatch, perSample } from "./common.ts";
 import { defineParams, distinctListOf } from "../pipeline/schema.ts";
 import {
   LETTER_MIN_IMAGE_SIZE,
+  POINT_PROMPTS,
+  type PointPrompt,
   pointScore,
   SKILL_KINDS,
   SKILL_MIN_COLORS,
@@ -72,6 +76,7 @@ interface PretrainParams {
   kinds: PretrainKind[];
   max_shapes: number;
   colors: string[];
+  point_prompt: PointPrompt;
 }
 
 /** `task.params`, declared once: type, range, default and doc (docs/spec-keys.md). */
@@ -87,6 +92,12 @@ const PARAMS = defineParams({
     max: MAX_SHAPES,
     default: 3,
     doc: "most shapes in an image (one per quadrant)",
+  },
+  point_prompt: {
+    type: "enum",
+    values: POINT_PROMPTS,
+    default: "locate",
+    doc: 'the point kind\'s wording: "locate the red shape ?" or "point to the red shape"',
   },
   colors: distinctListOf(COLOR_NAMES, "colour names", {
     minItems: 2,

@@ -45,6 +45,8 @@ const LETTERS = FONT_CHARACTERS;
 /** Every word these kinds' prompts and answers use. */
 export const SKILL_WORDS: readonly string[] = [
   "locate",
+  "point",
+  "to",
   ",",
   ...Array.from({ length: 101 }, (_, i) => String(i)),
   "which",
@@ -81,10 +83,15 @@ const INK: Rgb = [0.08, 0.08, 0.08];
 /** Tries to draw a curve that gives the wanted yes / no before taking what comes. */
 const CURVE_TRIES = 40;
 
+/** Wordings of the point kind's question (the mix's `point_prompt`). */
+export const POINT_PROMPTS = ["locate", "point to"] as const;
+export type PointPrompt = typeof POINT_PROMPTS[number];
+
 /** The mix's parameters these kinds read. */
 export interface SkillParams {
   max_shapes: number;
   colors: string[];
+  point_prompt?: PointPrompt;
 }
 
 /** ./pretrain_mix.ts's shape drawer (passed in, so this module does not import the mix). */
@@ -155,7 +162,9 @@ export function skillSample(
         if (s === asked) centre = c;
       }
       const point: [number, number] = [(100 * centre.cx) / size, (100 * centre.cy) / size];
-      prompt = `locate the ${colors[asked]} shape ?`;
+      prompt = params.point_prompt === "point to"
+        ? `point to the ${colors[asked]} shape`
+        : `locate the ${colors[asked]} shape ?`;
       answer = `${percent(centre.cx, size)} , ${percent(centre.cy, size)}`;
       Object.assign(meta, { color: colors[asked], point, shapes: count });
       break;

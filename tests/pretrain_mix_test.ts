@@ -325,6 +325,31 @@ Deno.test("pretrain-mix cell: the patch-grid row and column of the asked shape's
   }
 });
 
+Deno.test("pretrain-mix point_prompt: 'point to' rewords the point question, nothing else", () => {
+  const kinds = ["color", "point"];
+  const locate = pretrainMix.generate(8, 60, config(64, 8, { kinds }));
+  const pointTo = pretrainMix.generate(8, 60, config(64, 8, { kinds, point_prompt: "point to" }));
+  let points = 0;
+  for (const [i, s] of locate.entries()) {
+    const t = pointTo[i];
+    assert.deepStrictEqual(t.image, s.image);
+    assert.deepStrictEqual([t.answer, t.target, t.meta], [s.answer, s.target, s.meta]);
+    if (s.meta.difficulty !== "point") {
+      assert.equal(t.prompt, s.prompt);
+      continue;
+    }
+    points++;
+    const color = /^locate the (\w+) shape \?$/.exec(s.prompt)![1];
+    assert.equal(t.prompt, `point to the ${color} shape`);
+    for (const w of t.prompt.split(" ")) assert.ok(pretrainMix.vocabulary.includes(w), w);
+  }
+  assert.ok(points > 15, `${points} point questions`);
+  assert.deepStrictEqual(
+    pretrainMix.checkParams(config(64, 8, { kinds, point_prompt: "point at" })).map((p) => p.key),
+    ["point_prompt"],
+  );
+});
+
 Deno.test("pretrain-mix count-color: shapes of the asked colour, by quadrant; none: uniform map", () => {
   const answers = new Set<string>();
   for (const s of pretrainMix.generate(4, 300, only("count-color"))) {
