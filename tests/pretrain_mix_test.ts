@@ -552,7 +552,7 @@ Deno.test("pretrain-mix: a spec selects the mix with base.mix, which the plan's 
   );
 });
 
-Deno.test("experiments/paper/64px: each spec parses, names the pilot's Base; Table 1 tests on seed 3000, the rest on validation data", async () => {
+Deno.test("experiments/paper/64px: each spec parses, names its Base; Table 1 tests on seed 3000, the rest on validation data", async () => {
   const dir = new URL("../experiments/paper/64px/", import.meta.url);
   const names: string[] = [];
   const lambdas = new Set<number>();
@@ -560,15 +560,25 @@ Deno.test("experiments/paper/64px: each spec parses, names the pilot's Base; Tab
     if (!entry.name.endsWith(".yaml")) continue;
     const text = await Deno.readTextFile(new URL(entry.name, dir));
     const spec = parseSpec(text, `experiments/paper/64px/${entry.name}`, [], { tasks: TASKS });
-    // The Base the pilots chose (docs/pilots/base-mix.md): the original four kinds, 6000 steps.
-    assert.deepStrictEqual(spec.base.mix.kinds, [...ORIGINAL_QUESTION_KINDS], entry.name);
     assert.equal(spec.base.steps, 6000, entry.name);
     assert.equal(spec.task.image_size, 64, entry.name);
     if (spec.task.test_seed !== 3000) {
-      // The sweep, the ablation and the probes: the pilots' validation seed, never the test seed.
+      // The sweep, the ablation and the probes: the pilots' validation seed, never the test
+      // seed; they ran from the previous Base (the original four kinds, NTP only).
       assert.equal(spec.task.test_seed, 2000, entry.name);
+      assert.deepStrictEqual(spec.base.mix.kinds, [...ORIGINAL_QUESTION_KINDS], entry.name);
+      assert.equal(spec.base.lambda, 0, entry.name);
       continue;
     }
+    // Table 1: the Base the answer-form pilots chose (docs/pilots/base-mix.md), one file for all.
+    assert.match(text, /^base: bases\/grounded\.yaml$/m, entry.name);
+    assert.deepStrictEqual(
+      spec.base.mix.kinds,
+      ["color", "count", "exists", "cell", "point"],
+      entry.name,
+    );
+    assert.equal(spec.base.mix.point_prompt, "locate", entry.name);
+    assert.equal(spec.base.lambda, 0.3, entry.name);
     names.push(spec.task.name);
     assert.deepStrictEqual(spec.seeds, [0, 1, 2, 3, 4], entry.name);
     assert.equal(spec.train.lr, 1e-3, entry.name);
