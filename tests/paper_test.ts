@@ -12,6 +12,7 @@ import {
   PAPER_CHARTS,
   paperCharts,
   type PaperRecord,
+  regimeOf,
   renderPaperTable,
   strayNumbers,
 } from "../pipeline/report/paper/mod.ts";
@@ -607,4 +608,43 @@ Deno.test("paper figures: one registry entry each, with its own caption and the 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("regimeOf: the Base above the floor by its interval's low end, NTP by 5 points", () => {
+  const stats = (mean: number) => ({ mean, halfWidth: 1, n: 5, seeds: [0], values: [mean] });
+  const arm = (mean: number, low?: number) =>
+    ({
+      arm: "x",
+      lambda: 0,
+      layers: [],
+      accuracy: stats(mean),
+      ratio: stats(1),
+      bootstrap: low === undefined ? null : { estimate: mean, low, high: mean + 1 },
+    }) as never;
+  const row = (floor: number, base: unknown, ntp: unknown) =>
+    ({ floor: { answer: "a", accuracy: floor }, base, ntp }) as never;
+  const regime = regimeOf(["a", "b", "c", "d"], {
+    // Base mean above, interval low end above: counts; NTP 5.0 points above: counts.
+    a: row(3.2, arm(8.2, 6.0), arm(8.2)),
+    // Base mean above but its interval reaches the floor: does not; NTP 4.9 above: does not.
+    b: row(3.2, arm(3.8, 2.2), arm(8.1)),
+    // No interval: the mean decides (above); NTP below the floor.
+    c: row(50, arm(50.4), arm(49.9)),
+    // No floor: neither is known.
+    d: { floor: null, base: arm(10, 9), ntp: arm(90) } as never,
+  });
+  assert.deepStrictEqual(regime.baseAbove, ["a", "c"]);
+  assert.deepStrictEqual(regime.ntpAbove, ["a"]);
+  assert.equal(regime.baseAboveCount, 2);
+  assert.equal(regime.ntpAboveCount, 1);
+  assert.ok(Math.abs(regime.perTask.a.ntpOverFloor! - 5) < 1e-9);
+  assert.ok(Math.abs(regime.perTask.b.baseOverFloor! - 0.6) < 1e-9);
+  assert.ok(Math.abs(regime.perTask.c.ntpOverFloor! + 0.1) < 1e-9);
+  assert.deepStrictEqual(regime.perTask.d, {
+    baseOverFloor: null,
+    baseAbove: false,
+    ntpOverFloor: null,
+    ntpAbove: false,
+  });
+  assert.equal(regime.ntpMargin, 5);
 });

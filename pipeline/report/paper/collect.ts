@@ -18,6 +18,7 @@ import type {
   PaperSources,
   ProbeArm,
   ReferenceRecord,
+  RegimeRecord,
   SeedStats,
   SourceRecord,
   Table1Record,
@@ -367,6 +368,40 @@ async function floorOf(
   return null;
 }
 
+/** Points NTP's mean must clear the floor by to count as learning (the regime's bar). */
+export const NTP_MARGIN = 5;
+
+/** The paper's regime per task: the Base above the floor, NTP `NTP_MARGIN` points above it. */
+export function regimeOf(tasks: string[], table1: Record<string, Table1Record>): RegimeRecord {
+  const perTask: RegimeRecord["perTask"] = {};
+  for (const task of tasks) {
+    const row = table1[task];
+    const floor = row?.floor?.accuracy;
+    const known = floor !== undefined && Number.isFinite(floor);
+    const base = row?.base;
+    const baseOverFloor = known && base ? base.accuracy.mean - floor : null;
+    const baseLow = base?.bootstrap?.low ?? base?.accuracy.mean;
+    const ntpOverFloor = known && row?.ntp ? row.ntp.accuracy.mean - floor : null;
+    perTask[task] = {
+      baseOverFloor,
+      baseAbove: known && baseLow !== undefined && baseLow > floor,
+      ntpOverFloor,
+      // A hair of slack: 8.2 - 3.2 is 4.999... in floating point.
+      ntpAbove: ntpOverFloor !== null && ntpOverFloor >= NTP_MARGIN - 1e-9,
+    };
+  }
+  const baseAbove = tasks.filter((t) => perTask[t].baseAbove);
+  const ntpAbove = tasks.filter((t) => perTask[t].ntpAbove);
+  return {
+    ntpMargin: NTP_MARGIN,
+    perTask,
+    baseAbove,
+    ntpAbove,
+    baseAboveCount: baseAbove.length,
+    ntpAboveCount: ntpAbove.length,
+  };
+}
+
 /**
  * KLAL+NTP against the larger of the floor and NTP's mean: a paired t-test over seeds when NTP
  * is the larger (the gain), a one-sample t-test against the constant when the floor is.
@@ -524,6 +559,9 @@ export async function collectPaper(options: {
       layers: spec.model.layers,
       heads: spec.model.heads,
       baseSteps: spec.base.steps,
+      baseLambda: spec.base.lambda,
+      baseKinds: (spec.base.mix.kinds as string[] | undefined)?.join(", ") ?? null,
+      baseSamples: spec.base.train,
       trainSteps: spec.train.steps,
       batchSize: spec.train.batch_size,
       lr: spec.train.lr,
@@ -537,6 +575,7 @@ export async function collectPaper(options: {
     },
     tasks,
     table1,
+    regime: regimeOf(tasks, table1),
     learning,
     table2: {
       lineIntersection: table1["line-intersection"]?.klal?.accuracy ?? null,

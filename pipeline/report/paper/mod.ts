@@ -14,8 +14,10 @@ export {
   layerSetName,
   majorityShare,
   MissingReport,
+  NTP_MARGIN,
   RECORD_SOURCES,
   referenceOf,
+  regimeOf,
 } from "./collect.ts";
 export { PAPER_CHARTS, type PaperChartEntry, paperCharts, renderPaperTable } from "./render.ts";
 export { fillTemplate, formatValue, lookup, strayNumbers } from "./template.ts";

@@ -106,6 +106,28 @@ export interface ReferenceRecord {
   p: number | null;
 }
 
+/**
+ * The paper's regime, task by task: whether the Base is above the fixed-answer floor (the
+ * lower end of its bootstrap interval over test items above it, or its mean when there is no
+ * interval) and whether NTP's mean is at least `NTP_MARGIN` points above it.
+ */
+export interface RegimeRecord {
+  /** Points NTP must clear the floor by. */
+  ntpMargin: number;
+  perTask: Record<string, {
+    baseOverFloor: number | null;
+    baseAbove: boolean;
+    ntpOverFloor: number | null;
+    ntpAbove: boolean;
+  }>;
+  /** Tasks (in Table 1's order) where the Base is above the floor. */
+  baseAbove: string[];
+  /** Tasks where NTP is at least `ntpMargin` points above the floor. */
+  ntpAbove: string[];
+  baseAboveCount: number;
+  ntpAboveCount: number;
+}
+
 /** Where a part of the record came from. */
 export interface SourceRecord {
   part: "table1" | "table1Long" | "lambda" | "lambdaLong" | "layers" | "investigation";
@@ -135,6 +157,12 @@ export interface PaperRecord {
     layers: number;
     heads: number;
     baseSteps: number;
+    /** KLAL weight of the Base's pretraining toward the mix's own maps (0: NTP only). */
+    baseLambda?: number;
+    /** The pretraining mix's question kinds, comma-separated. */
+    baseKinds?: string | null;
+    /** Generic pretraining samples. */
+    baseSamples?: number;
     trainSteps: number;
     batchSize: number;
     lr: number;
@@ -162,6 +190,8 @@ export interface PaperRecord {
   /** Task names in Table 1's order. */
   tasks: string[];
   table1: Record<string, Table1Record>;
+  /** Which tasks show the paper's regime (a Base above the floor, an NTP that learns). */
+  regime?: RegimeRecord;
   /** Learning curves on validation data, per task that logged them. */
   learning?: Record<string, LearningRecord>;
   /** Table 1 again with longer fine-tuning (same setting otherwise), when it was run. */
