@@ -134,6 +134,29 @@ function percent(px: number, size: number): number {
   return Math.min(100, Math.max(0, Math.round((100 * px) / size)));
 }
 
+/**
+ * 1 to `max_shapes` shapes of distinct colours, one per quadrant; one of them, the asked one,
+ * also drawn into `mask`. Returns how many, the asked shape's colour and its centre (px).
+ */
+function drawAskedShape(
+  rng: Rng,
+  image: RgbImage,
+  mask: Uint8Array,
+  params: SkillParams,
+  drawShape: DrawShape,
+): { count: number; color: string; centre: { cx: number; cy: number } } {
+  const count = rng.int(1, params.max_shapes);
+  const quadrants = rng.sample(4, count);
+  const colors = rng.shuffle([...params.colors]).slice(0, count);
+  const asked = rng.int(0, count - 1);
+  let centre = { cx: 0, cy: 0 };
+  for (let s = 0; s < count; s++) {
+    const c = drawShape(rng, image, quadrants[s], colors[s], s === asked ? mask : undefined);
+    if (s === asked) centre = c;
+  }
+  return { count, color: colors[asked], centre };
+}
+
 /** One sample of a skill kind; all its randomness comes from `rng`. */
 export function skillSample(
   rng: Rng,
@@ -152,41 +175,25 @@ export function skillSample(
   switch (kind) {
     case "point": {
       // Shapes of distinct colours; the answer is the asked shape's centre in percent.
-      const count = rng.int(1, params.max_shapes);
-      const quadrants = rng.sample(4, count);
-      const colors = rng.shuffle([...params.colors]).slice(0, count);
-      const asked = rng.int(0, count - 1);
-      let centre = { cx: 0, cy: 0 };
-      for (let s = 0; s < count; s++) {
-        const c = drawShape(rng, image, quadrants[s], colors[s], s === asked ? mask : undefined);
-        if (s === asked) centre = c;
-      }
+      const { count, color, centre } = drawAskedShape(rng, image, mask, params, drawShape);
       const point: [number, number] = [(100 * centre.cx) / size, (100 * centre.cy) / size];
       prompt = params.point_prompt === "point to"
-        ? `point to the ${colors[asked]} shape`
-        : `locate the ${colors[asked]} shape ?`;
+        ? `point to the ${color} shape`
+        : `locate the ${color} shape ?`;
       answer = `${percent(centre.cx, size)} , ${percent(centre.cy, size)}`;
-      Object.assign(meta, { color: colors[asked], point, shapes: count });
+      Object.assign(meta, { color, point, shapes: count });
       break;
     }
     case "cell": {
       // "where" at the patch grid's resolution: the row and column of the shape's centre.
-      const count = rng.int(1, params.max_shapes);
-      const quadrants = rng.sample(4, count);
-      const colors = rng.shuffle([...params.colors]).slice(0, count);
-      const asked = rng.int(0, count - 1);
-      let centre = { cx: 0, cy: 0 };
-      for (let s = 0; s < count; s++) {
-        const c = drawShape(rng, image, quadrants[s], colors[s], s === asked ? mask : undefined);
-        if (s === asked) centre = c;
-      }
+      const { count, color, centre } = drawAskedShape(rng, image, mask, params, drawShape);
       const side = Math.floor(size / config.patchSize);
       const cellOf = (px: number) => Math.min(side - 1, Math.floor(px / config.patchSize));
       const row = cellOf(centre.cy);
       const col = cellOf(centre.cx);
-      prompt = `where is the ${colors[asked]} shape ?`;
+      prompt = `where is the ${color} shape ?`;
       answer = `${row} , ${col}`;
-      Object.assign(meta, { color: colors[asked], cell: [row, col], shapes: count });
+      Object.assign(meta, { color, cell: [row, col], shapes: count });
       break;
     }
     case "count-color": {
