@@ -20,6 +20,7 @@ import { buildPlan, resolvePlan } from "./plan.ts";
 import { SpecError } from "./spec.ts";
 import { expandSweep } from "./sweep.ts";
 import { PROJECT_ROOT } from "./paths.ts";
+import { parse as parseYaml } from "yaml";
 
 const ROOT = PROJECT_ROOT;
 const USAGE = "usage: deno task cache ls | deno task cache gc [--apply] [--experiments DIR]";
@@ -125,13 +126,50 @@ async function specFiles(dir: string): Promise<string[]> {
   return out.sort();
 }
 
+/**
+ * The YAML files among `files` that some spec names as its `base:` block (a path relative to
+ * the spec's folder): not specs themselves. A file that does not parse names nothing here;
+ * planning it reports it.
+ */
+async function baseFiles(files: string[]): Promise<Set<string>> {
+  const bases = new Set<string>();
+  for (const file of files) {
+    let doc: unknown;
+    try {
+      doc = parseYaml(await Deno.readTextFile(file));
+    } catch {
+      continue;
+    }
+    const base = (doc as { base?: unknown } | null)?.base;
+    if (typeof base !== "string") continue;
+    const dir = file.slice(0, file.lastIndexOf("/"));
+    bases.add(normalisePath(base.startsWith("/") ? base : `${dir}/${base}`));
+  }
+  return bases;
+}
+
+/** `a/./b/../c` -> `a/c` (no file system access; symlinks are not followed). */
+function normalisePath(path: string): string {
+  const out: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "." || (part === "" && out.length > 0)) continue;
+    if (part === ".." && out.length > 0 && out[out.length - 1] !== "..") out.pop();
+    else out.push(part);
+  }
+  return out.join("/");
+}
+
 /** Keys that the specs under `experimentsDir` resolve to today (sweeps expanded). */
 export async function referencedKeys(
   experimentsDir: string,
 ): Promise<{ keys: Set<string>; problems: string[] }> {
   const keys = new Set<string>();
   const problems: string[] = [];
-  for (const file of await specFiles(experimentsDir)) {
+  const files = await specFiles(experimentsDir);
+  const bases = await baseFiles(files);
+  for (const file of files) {
+    // A `base:` block file is read by the specs naming it, and planned with them.
+    if (bases.has(normalisePath(file))) continue;
     try {
       const specs = expandSweep(await Deno.readTextFile(file), file, [], { tasks: TASKS });
       for (const spec of specs) {

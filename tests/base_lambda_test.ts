@@ -1,7 +1,7 @@
 /** base.lambda: the Base pretrains with KLAL toward the mix's own maps; 0 keeps the old keys. */
 import assert from "node:assert/strict";
 import { Cache } from "../pipeline/cache.ts";
-import { buildPlan } from "../pipeline/plan.ts";
+import { buildPlan, resolvePlan } from "../pipeline/plan.ts";
 import { runExperiment } from "../pipeline/run.ts";
 import { parseSpec } from "../pipeline/spec.ts";
 import { expandSweep } from "../pipeline/sweep.ts";
@@ -69,5 +69,38 @@ Deno.test("base.lambda: the pretraining loss is NTP + lambda x KL on every logge
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  }
+});
+
+Deno.test("cache gc: a base: block file beside the specs is planned with them, not as a spec", async () => {
+  const { referencedKeys } = await import("../pipeline/cache_main.ts");
+  const dir = await Deno.makeTempDir({ prefix: "klal-gc-base-" });
+  try {
+    await Deno.mkdir(`${dir}/bases`);
+    await Deno.writeTextFile(`${dir}/bases/b.yaml`, "steps: 7\nlambda: 0.3\n");
+    await Deno.writeTextFile(
+      `${dir}/spec.yaml`,
+      yaml("").replace(/base: \{[^}]*\}/, "base: ./bases/../bases/b.yaml"),
+    );
+    const named = await referencedKeys(dir);
+    assert.deepStrictEqual(named.problems, []);
+    const spec = parseSpec(
+      yaml(", lambda: 0.3").replace("steps: 10", "steps: 7"),
+      "t.yaml",
+      [],
+      ctx,
+    );
+    // The spec's plan is the same as with the block written inline: its Base's key is kept.
+    const resolved = await resolvePlan(buildPlan(spec));
+    const pretrain = resolved.find((s) => s.id === "pretrain")!;
+    assert.ok(named.keys.has(pretrain.key));
+    assert.equal(named.keys.size, resolved.length);
+    // The file on its own, named by no spec, is still planned, and fails as a spec.
+    await Deno.remove(`${dir}/spec.yaml`);
+    const orphan = await referencedKeys(dir);
+    assert.equal(orphan.problems.length, 1);
+    assert.match(orphan.problems[0], /bases\/b\.yaml/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -16,6 +16,7 @@ export const DEFAULT_MIX = {
   kinds: ["color", "count", "exists", "where"],
   max_shapes: 3,
   colors: ["red", "green", "blue", "yellow", "purple", "orange", "cyan", "pink"],
+  point_prompt: "locate",
 };
 
 /**

@@ -157,7 +157,7 @@ Deno.test("task params: declared fields give the defaults and the range checks",
   assert.deepEqual(PRETRAIN_TASK.checkParams(config({ max_shapes: 9 })).map((p) => p.key), [
     "max_shapes",
   ]);
-  const mix = { kinds: ["color"], max_shapes: 2, colors: ["red", "red"] };
+  const mix = { kinds: ["color"], max_shapes: 2, colors: ["red", "red"], point_prompt: "locate" };
   assert.deepEqual(checkFields(pretrain, mix), [{
     key: "colors",
     expected: pretrain.colors.type === "list" ? expectedOf(pretrain.colors) : "",

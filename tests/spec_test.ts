@@ -73,7 +73,15 @@ Deno.test("a minimal spec gets every default", () => {
       mlp_ratio: 4,
       position_std: 0.3,
     },
-    base: { steps: 300, batch_size: 32, lr: 1e-3, train: 4000, seed: 0, mix: DEFAULT_MIX },
+    base: {
+      steps: 300,
+      batch_size: 32,
+      lr: 1e-3,
+      train: 4000,
+      seed: 0,
+      lambda: 0,
+      mix: DEFAULT_MIX,
+    },
     train: {
       steps: 500,
       batch_size: 32,
@@ -371,6 +379,7 @@ Deno.test("base may be a path to a YAML file beside the spec", async () => {
       lr: 0.01,
       train: 4000,
       seed: 5,
+      lambda: 0,
       mix: DEFAULT_MIX,
     });
 
