@@ -21,6 +21,7 @@ import { SpecError } from "./spec.ts";
 import { expandSweep } from "./sweep.ts";
 import { PROJECT_ROOT } from "./paths.ts";
 import { parse as parseYaml } from "yaml";
+import { dirname, resolve } from "node:path";
 
 const ROOT = PROJECT_ROOT;
 const USAGE = "usage: deno task cache ls | deno task cache gc [--apply] [--experiments DIR]";
@@ -142,21 +143,9 @@ async function baseFiles(files: string[]): Promise<Set<string>> {
     }
     const base = (doc as { base?: unknown } | null)?.base;
     if (typeof base !== "string") continue;
-    const dir = file.slice(0, file.lastIndexOf("/"));
-    bases.add(normalisePath(base.startsWith("/") ? base : `${dir}/${base}`));
+    bases.add(resolve(dirname(file), base));
   }
   return bases;
-}
-
-/** `a/./b/../c` -> `a/c` (no file system access; symlinks are not followed). */
-function normalisePath(path: string): string {
-  const out: string[] = [];
-  for (const part of path.split("/")) {
-    if (part === "." || (part === "" && out.length > 0)) continue;
-    if (part === ".." && out.length > 0 && out[out.length - 1] !== "..") out.pop();
-    else out.push(part);
-  }
-  return out.join("/");
 }
 
 /** Keys that the specs under `experimentsDir` resolve to today (sweeps expanded). */
@@ -169,7 +158,7 @@ export async function referencedKeys(
   const bases = await baseFiles(files);
   for (const file of files) {
     // A `base:` block file is read by the specs naming it, and planned with them.
-    if (bases.has(normalisePath(file))) continue;
+    if (bases.has(resolve(file))) continue;
     try {
       const specs = expandSweep(await Deno.readTextFile(file), file, [], { tasks: TASKS });
       for (const spec of specs) {
