@@ -20,6 +20,10 @@
  * - compare: "is the red shape left of the blue shape ?" (or "above") -> "yes" / "no"
  * - cell: "where is the red shape ?" -> "2 , 5" (the row and column of its centre on the
  *   model's patch grid; it asks what `where` asks, finer, so a mix holds one of the two)
+ * - object: "locate the red triangle ?" (or "locate the circle ?") -> "37 , 62": circles,
+ *   squares and triangles in two colours, the asked one named by category, or by colour and
+ *   category when another shares its category (the words of objects, as any pretrained
+ *   model knows them; `point_prompt` words it as the point kind)
  *
  * Shapes are circles and squares at random pixel positions, one per image quadrant, on a
  * light noisy background. Nothing is grid-aligned, and no prompt has a task's form (Grid
@@ -46,6 +50,7 @@ import { assertParams, exactMatch, perSample } from "./common.ts";
 import { defineParams, distinctListOf } from "../pipeline/schema.ts";
 import {
   LETTER_MIN_IMAGE_SIZE,
+  OBJECT_WORDS,
   POINT_PROMPTS,
   type PointPrompt,
   pointScore,
@@ -97,7 +102,8 @@ const PARAMS = defineParams({
     type: "enum",
     values: POINT_PROMPTS,
     default: "locate",
-    doc: 'the point kind\'s wording: "locate the red shape ?" or "point to the red shape"',
+    doc:
+      'the point and object kinds\' wording: "locate the red shape ?" or "point to the red shape"',
   },
   colors: distinctListOf(COLOR_NAMES, "colour names", {
     minItems: 2,
@@ -282,7 +288,14 @@ const CORE_WORDS: readonly string[] = [
  */
 export function mixVocabulary(kinds: readonly string[]): string[] {
   const skills = kinds.some((k) => (SKILL_KINDS as readonly string[]).includes(k));
-  return [...new Set([...CORE_WORDS, ...(skills ? SKILL_WORDS : [])])];
+  const objects = kinds.includes("object");
+  return [
+    ...new Set([
+      ...CORE_WORDS,
+      ...(skills ? SKILL_WORDS : []),
+      ...(objects ? OBJECT_WORDS : []),
+    ]),
+  ];
 }
 
 /** The generic pretraining mix (questions about shapes, letters and curves; see the top). */
@@ -300,7 +313,7 @@ export const pretrainMix: SyntheticTask = {
   },
   /** Exact match; a point is right within the tolerance of ./pretrain_skills.ts. */
   score(prediction: string, sample: Sample): boolean {
-    return sample.meta.difficulty === "point"
+    return sample.meta.difficulty === "point" || sample.meta.difficulty === "object"
       ? pointScore(prediction, sample)
       : exactMatch(prediction, sample);
   },

@@ -20,6 +20,7 @@ import {
   blankImage,
   COLORS,
   drawText,
+  fillCircle,
   fillRect,
   flattenBezier,
   FONT_CHARACTERS,
@@ -34,9 +35,18 @@ import {
   uniformTarget,
 } from "./draw.ts";
 import { normaliseWhitespace } from "./common.ts";
+import { fillTriangle } from "./scenes.ts";
 
 /** The kinds this module generates, in the order a mix lists them. */
-export const SKILL_KINDS = ["point", "count-color", "letter", "curve", "compare", "cell"] as const;
+export const SKILL_KINDS = [
+  "point",
+  "count-color",
+  "letter",
+  "curve",
+  "compare",
+  "cell",
+  "object",
+] as const;
 export type SkillKind = typeof SKILL_KINDS[number];
 
 /** The letters a square may hold (the bitmap font's). */
@@ -60,6 +70,18 @@ export const SKILL_WORDS: readonly string[] = [
   "above",
   ...LETTERS,
 ];
+
+/** The object kind's categories ("square" is also the letter kind's word). */
+export const OBJECT_SHAPES = ["circle", "square", "triangle"] as const;
+type ObjectShape = typeof OBJECT_SHAPES[number];
+
+/**
+ * The words only the object kind adds, so that a mix without it keeps its vocabulary (and a
+ * Base pretrained on it its initialisation).
+ */
+export const OBJECT_WORDS: readonly string[] = OBJECT_SHAPES.filter((w) =>
+  !SKILL_WORDS.includes(w)
+);
 
 /** A point answer is right when both coordinates are within this many percent of the centre. */
 export const POINT_TOLERANCE = 10;
@@ -129,6 +151,46 @@ export function curveTouchesRect(
   return false;
 }
 
+/**
+ * Draws a `shape` strictly inside `quadrant` (the geometry of the mix's circles and squares,
+ * and triangles in a square box the size of the squares), marking it in `mask`. Returns the
+ * centre of its box (px), the point a pointing answer names.
+ */
+function drawObjectIn(
+  rng: Rng,
+  image: RgbImage,
+  quadrant: number,
+  shape: ObjectShape,
+  color: string,
+  mask: Uint8Array | undefined,
+): { cx: number; cy: number } {
+  const half = image.width / 2;
+  const left = (quadrant % 2) * half;
+  const top = Math.floor(quadrant / 2) * half;
+  const margin = Math.max(1, Math.round(0.1 * half));
+  if (shape === "circle") {
+    const radius = rng.uniform(Math.max(1.2, 0.15 * half), Math.max(1.2, 0.3 * half));
+    const cx = left + rng.uniform(margin + radius, half - margin - radius);
+    const cy = top + rng.uniform(margin + radius, half - margin - radius);
+    fillCircle(image, cx, cy, radius, COLORS[color], mask);
+    return { cx, cy };
+  }
+  const lo = Math.max(3, Math.round(0.3 * half));
+  const side = rng.int(lo, Math.max(lo, Math.round(0.6 * half)));
+  const x = left + rng.int(margin, Math.max(margin, half - margin - side));
+  const y = top + rng.int(margin, Math.max(margin, half - margin - side));
+  if (shape === "square") fillRect(image, { x, y, w: side, h: side }, COLORS[color], mask);
+  else {fillTriangle(
+      image,
+      [x + side / 2, y],
+      [x, y + side],
+      [x + side, y + side],
+      COLORS[color],
+      mask,
+    );}
+  return { cx: x + side / 2, cy: y + side / 2 };
+}
+
 /** Percent of the image side, rounded to an integer in [0, 100]. */
 function percent(px: number, size: number): number {
   return Math.min(100, Math.max(0, Math.round((100 * px) / size)));
@@ -182,6 +244,46 @@ export function skillSample(
         : `locate the ${color} shape ?`;
       answer = `${percent(centre.cx, size)} , ${percent(centre.cy, size)}`;
       Object.assign(meta, { color, point, shapes: count });
+      break;
+    }
+    case "object": {
+      // 2 to max_shapes objects (circle, square, triangle) in two colours, one per quadrant;
+      // the asked one is named by its category alone when no other shares it (half the
+      // time; else also by its colour) and by colour and category otherwise, which no other
+      // object shares. The answer is its centre in percent, as the point kind's.
+      const count = rng.int(2, Math.max(2, params.max_shapes));
+      const quadrants = rng.sample(4, count);
+      const palette = rng.shuffle([...params.colors]).slice(0, 2);
+      const objects = Array.from({ length: count }, () => ({
+        shape: rng.pick(OBJECT_SHAPES),
+        color: rng.pick(palette),
+      }));
+      const asked = rng.int(0, count - 1);
+      const target = objects[asked];
+      for (let s = 0; s < count; s++) {
+        const o = objects[s];
+        if (s !== asked && o.shape === target.shape && o.color === target.color) {
+          o.shape = rng.pick(OBJECT_SHAPES.filter((k) => k !== target.shape));
+        }
+      }
+      const shared = objects.some((o, s) => s !== asked && o.shape === target.shape);
+      const name = !shared && rng.next() < 0.5 ? target.shape : `${target.color} ${target.shape}`;
+      let centre = { cx: 0, cy: 0 };
+      for (let s = 0; s < count; s++) {
+        const c = drawObjectIn(
+          rng,
+          image,
+          quadrants[s],
+          objects[s].shape,
+          objects[s].color,
+          s === asked ? mask : undefined,
+        );
+        if (s === asked) centre = c;
+      }
+      const point: [number, number] = [(100 * centre.cx) / size, (100 * centre.cy) / size];
+      prompt = params.point_prompt === "point to" ? `point to the ${name}` : `locate the ${name} ?`;
+      answer = `${percent(centre.cx, size)} , ${percent(centre.cy, size)}`;
+      Object.assign(meta, { name, point, shapes: count });
       break;
     }
     case "cell": {

@@ -86,13 +86,17 @@ export function solidImage(width: number, height: number, rgb: Rgb): RgbImage {
   return { width, height, data };
 }
 
-/** Paints every pixel whose centre lies inside the triangle (a, b, c) (pixel units). */
+/**
+ * Paints every pixel whose centre lies inside the triangle (a, b, c) (pixel units), and marks
+ * it in `mask` when one is given.
+ */
 export function fillTriangle(
   img: RgbImage,
   a: readonly [number, number],
   b: readonly [number, number],
   c: readonly [number, number],
   rgb: Rgb,
+  mask?: Uint8Array,
 ): void {
   const edge = (p: readonly [number, number], q: readonly [number, number], x: number, y: number) =>
     (q[0] - p[0]) * (y - p[1]) - (q[1] - p[1]) * (x - p[0]);
@@ -115,6 +119,7 @@ export function fillTriangle(
       img.data[3 * p] = rgb[0];
       img.data[3 * p + 1] = rgb[1];
       img.data[3 * p + 2] = rgb[2];
+      if (mask) mask[p] = 1;
     }
   }
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  mixVocabulary,
   ORIGINAL_QUESTION_KINDS,
   PRETRAIN_QUESTION_KINDS,
   pretrainMix,
@@ -222,7 +223,15 @@ Deno.test("pretrain-mix: 4000 samples at 32 px generate quickly", () => {
 // ---------------------------------------------------------------------------------------
 // The transferable kinds (tasks/pretrain_skills.ts), opted into through `kinds`
 
-const SKILLS = ["point", "count-color", "letter", "curve", "compare", "cell"] as const;
+const SKILLS = [
+  "point",
+  "count-color",
+  "letter",
+  "curve",
+  "compare",
+  "cell",
+  "object",
+] as const;
 const only = (kind: string, size = 64, patch = 8) => config(size, patch, { kinds: [kind] });
 
 /** SHA-256 of samples' pixels, maps, prompts, answers and meta. */
@@ -323,6 +332,85 @@ Deno.test("pretrain-mix cell: the patch-grid row and column of the asked shape's
     // Shapes sit anywhere in their quadrant: many cells are named, not one per quadrant.
     assert.ok(answers.size > Math.min(12, side * side - 1), `${size}/${patch}: ${answers.size}`);
   }
+});
+
+/**
+ * The objects of an image read back, one per quadrant: colour, pixels, pixel box, and the
+ * category from how much of its box the shape fills (square 1, circle ~0.79, triangle ~0.5).
+ */
+function readObjects(img: RgbImage) {
+  const size = img.width;
+  const objects: {
+    color: string;
+    shape: string;
+    pixels: number[];
+    box: [number, number, number, number];
+  }[] = [];
+  for (const [color, c] of readColors(img)) {
+    const byQuadrant = new Map<string, number[]>();
+    for (const p of c.pixels) {
+      const q = quadrantOf(p % size, Math.floor(p / size), size);
+      byQuadrant.set(q, [...(byQuadrant.get(q) ?? []), p]);
+    }
+    for (const pixels of byQuadrant.values()) {
+      const xs = pixels.map((p) => p % size), ys = pixels.map((p) => Math.floor(p / size));
+      const box: [number, number, number, number] = [
+        Math.min(...xs),
+        Math.min(...ys),
+        Math.max(...xs) + 1,
+        Math.max(...ys) + 1,
+      ];
+      const fill = pixels.length / ((box[2] - box[0]) * (box[3] - box[1]));
+      const shape = fill > 0.97 ? "square" : fill > 0.65 ? "circle" : "triangle";
+      objects.push({ color, shape, pixels, box });
+    }
+  }
+  return objects;
+}
+
+Deno.test("pretrain-mix object: the name picks out one object; the answer is its centre, the map its pixels", () => {
+  const samples = pretrainMix.generate(4, 300, only("object"));
+  const names = new Set<string>();
+  let bare = 0;
+  for (const s of samples) {
+    const words = /^locate the (.+) \?$/.exec(s.prompt)![1].split(" ");
+    const [color, shape] = words.length === 2 ? words : [undefined, words[0]];
+    const objects = readObjects(s.image);
+    assert.ok(objects.length >= 2 && objects.length <= 3, `${objects.length} objects`);
+    // The name fits exactly one object; a bare category only when no other shares it.
+    const fits = objects.filter((o) => o.shape === shape && (!color || o.color === color));
+    assert.equal(
+      fits.length,
+      1,
+      `${s.prompt}: ${JSON.stringify(objects.map((o) => [o.color, o.shape]))}`,
+    );
+    if (!color) bare++;
+    names.add(shape);
+    const [o] = fits;
+    const [x, y] = s.answer.split(" , ").map(Number);
+    // The box centre, to a pixel's rounding (100 / 64 percent per pixel).
+    assert.ok(Math.abs(x - (50 * (o.box[0] + o.box[2])) / 64) <= 2.5, `${s.answer} x, ${o.box}`);
+    assert.ok(Math.abs(y - (50 * (o.box[1] + o.box[3])) / 64) <= 2.5, `${s.answer} y, ${o.box}`);
+    assertClose(s.target, targetOfPixels(o.pixels, 64, 8));
+    assert.ok(pretrainMix.score(s.answer, s));
+    assert.ok(!pretrainMix.score(`${x + 21} , ${y}`, s));
+  }
+  assert.deepStrictEqual([...names].sort(), ["circle", "square", "triangle"]);
+  assert.ok(bare > 30 && bare < 150, `${bare} bare names`);
+  // "point to" rewords it as it does the point kind's question.
+  const pointTo = pretrainMix.generate(
+    4,
+    20,
+    config(64, 8, { kinds: ["object"], point_prompt: "point to" }),
+  );
+  for (const [i, s] of pointTo.entries()) {
+    assert.equal(s.prompt, samples[i].prompt.replace(/^locate (.+) \?$/, "point to $1"));
+    assert.equal(s.answer, samples[i].answer);
+  }
+  // Its words join the vocabulary only with the kind, so other mixes keep theirs.
+  assert.ok(!mixVocabulary(["color", "point"]).includes("triangle"));
+  assert.ok(mixVocabulary(["color", "object"]).includes("triangle"));
+  assert.ok(mixVocabulary(["color", "object"]).includes("circle"));
 });
 
 Deno.test("pretrain-mix point_prompt: 'point to' rewords the point question, nothing else", () => {

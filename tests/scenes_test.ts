@@ -96,6 +96,12 @@ Deno.test("fillTriangle paints exactly the pixels whose centres are inside", () 
   const painted = Array.from({ length: 16 }, (_, p) => img.data[3 * p]);
   // Centres (x + 0.5, y + 0.5) with x + y + 1 <= 4.
   assert.deepEqual(painted, [1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 0, 1, 0, 0, 0]);
+  // With a mask, it marks the same pixels and paints nothing else.
+  const mask = new Uint8Array(16);
+  const again = solidImage(4, 4, [0, 0, 0]);
+  fillTriangle(again, [0, 0], [4, 0], [0, 4], [1, 1, 1], mask);
+  assert.deepEqual([...mask], painted);
+  assert.deepEqual(again.data, img.data);
 });
 
 Deno.test("a relation is used exactly when attributes do not single an object out", () => {
