@@ -26,10 +26,12 @@
  *   model knows them; `point_prompt` words it as the point kind)
  *
  * Shapes are circles and squares at random pixel positions, one per image quadrant, on a
- * light noisy background. Nothing is grid-aligned, and no prompt has a task's form (Grid
- * Patch's "where is the COLOR patch ?", PixMo's "point to the ...", Line Intersection's
- * "how many times do the lines intersect ?", Line Tracing's "is node A connected to node
- * B ?", RefCOCO's bare expressions); tests/pretrain_mix_test.ts checks it.
+ * light noisy background. Nothing is grid-aligned, and with the default wording no prompt has
+ * a task's form (Grid Patch's "where is the COLOR patch ?", PixMo's "point to the ...", Line
+ * Intersection's "how many times do the lines intersect ?", Line Tracing's "is node A
+ * connected to node B ?", RefCOCO's bare expressions); tests/pretrain_mix_test.ts checks it.
+ * `point_prompt: point to` is the one exception, by choice: the point and object questions
+ * then read as PixMo's ("point to the red triangle"), on the mix's own images.
  */
 
 import type { ParamProblem, RgbImage, Sample, SyntheticTask, TaskConfig } from "./task.ts";

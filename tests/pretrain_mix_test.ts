@@ -667,10 +667,10 @@ Deno.test("experiments/paper/64px: each spec parses, names its Base; Table 1 tes
     assert.match(text, /^base: bases\/grounded\.yaml$/m, entry.name);
     assert.deepStrictEqual(
       spec.base.mix.kinds,
-      ["color", "count", "exists", "cell", "point"],
+      ["color", "count", "exists", "cell", "point", "object"],
       entry.name,
     );
-    assert.equal(spec.base.mix.point_prompt, "locate", entry.name);
+    assert.equal(spec.base.mix.point_prompt, "point to", entry.name);
     assert.equal(spec.base.lambda, 0.3, entry.name);
     names.push(spec.task.name);
     assert.deepStrictEqual(spec.seeds, [0, 1, 2, 3, 4], entry.name);
