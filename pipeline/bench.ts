@@ -34,7 +34,8 @@ import {
 import { matmul } from "./model/ops.ts";
 import { TinyVlm } from "./model/tiny_vlm.ts";
 import { Tokenizer } from "./tokenizer.ts";
-import { AdamW, batchTensors, disposeBatch, lossParts } from "./train.ts";
+import { AdamW, BatchOrder, batchTensors, disposeBatch, lossParts } from "./train.ts";
+import { webgpuDevice, WebGpuTrainer } from "./model/webgpu_trainer.ts";
 import { pathOf } from "./paths.ts";
 import { findTorchPython } from "./torch_python.ts";
 import process from "node:process";
@@ -188,6 +189,70 @@ export async function measureTraining(
     msPerStep: ms,
     flopsPerSample: flops,
   };
+}
+
+/**
+ * Training throughput of the whole-step WebGPU trainer (./model/webgpu_trainer.ts) on `m`:
+ * a batch uploaded and a step submitted per step, the stats read back a few steps behind
+ * (as a training run does), 2 warm-up steps excluded, every step in flight finished before
+ * the clock stops.
+ */
+export async function measureWebgpuTrainer(
+  name: string,
+  m: BenchModel,
+  steps: number,
+  device?: GPUDevice,
+): Promise<ThroughputResult & { dispatches: number; parameters: number }> {
+  const s = setup(m);
+  const gpuDevice = device ?? await webgpuDevice();
+  const weights = await s.model.getWeights();
+  const trainer = await WebGpuTrainer.create(gpuDevice, {
+    config: s.model.config,
+    layout: s.data.layout,
+    batch: s.batch,
+    lambda: 1,
+    layers: Array.from({ length: s.model.config.layers }, (_, i) => i),
+    queries: "all",
+    weightDecay: 0.01,
+    clipNorm: 1,
+  }, Object.entries(weights).map(([n, w]) => ({ name: n, shape: w.shape, data: w.data })));
+  s.model.dispose();
+  const order = new BatchOrder(s.data.n, 0);
+  const oneStep = async () => {
+    trainer.setBatch(s.data, order.next(s.batch));
+    await trainer.step(1e-4);
+  };
+  try {
+    await oneStep();
+    await oneStep();
+    await trainer.drain(true);
+    const started = performance.now();
+    for (let i = 0; i < steps; i++) await oneStep();
+    const stats = await trainer.drain(true);
+    const ms = (performance.now() - started) / steps;
+    const last = stats.at(-1)?.stats;
+    if (!last || !Number.isFinite(last.total)) {
+      throw new Error(`webgpu trainer: loss ${last?.total}`);
+    }
+    const flops = trainingFlopsPerSample(s.shape);
+    const samplesPerSecond = s.batch / (ms / 1000);
+    return {
+      model: name,
+      backend: "webgpu-trainer",
+      fused: true,
+      batch: s.batch,
+      tokens: s.shape.tv + s.shape.tt,
+      samplesPerSecond,
+      gflopsPerSecond: samplesPerSecond * flops / 1e9,
+      msPerStep: ms,
+      flopsPerSample: flops,
+      dispatches: trainer.dispatchesPerStep,
+      parameters: trainer.parameterCount,
+    };
+  } finally {
+    trainer.dispose();
+    if (!device) gpuDevice.destroy();
+  }
 }
 
 /** Matmul speed at one shape. */

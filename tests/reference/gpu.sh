@@ -6,7 +6,8 @@
 #                                 packages of deno.json, apt-get): builds .scratch/gpu/
 #                                 (git-ignored, < 64 MiB): deno.xz (the Deno binary),
 #                                 js/*.js (deno bundles: pipeline/bench.ts, gpu_tools.ts,
-#                                 reference_test.ts), the tfjs wasm files, and
+#                                 reference_test.ts, webgpu_trainer_test.ts), the tfjs wasm
+#                                 files, and
 #                                 vulkan/libvulkan.so.1 (Debian's libvulkan1).
 #   tests/reference/gpu.sh run    on the GPU machine (no network needed); results go to $OUT
 #                                 (default .scratch/gpu/out).
@@ -18,12 +19,15 @@
 # `run` writes, under $OUT: gpu.txt (nvidia-smi -L), env.txt (Vulkan set-up or why not),
 # torch_<device>_b<B>.json (reference.py bench, TF32 off), reference_test.txt (our losses and
 # gradients vs PyTorch's, on wasm, cpu and webgpu; PyTorch on cuda), webgpu_b<B>.json (our
-# paper-model training on WebGPU), bench.json (deno task bench --quick --json: wasm/cpu) and
+# paper-model training on WebGPU through tfjs), trainer_b<B>.json (the same with the whole-step
+# WebGPU trainer), trainer_test.txt (the trainer's losses, gradients and AdamW steps against
+# tfjs on wasm, on this GPU), bench.json (deno task bench --quick --json: wasm/cpu) and
 # run.log. Without a GPU it falls back: PyTorch on cpu with few steps, no WebGPU rows.
 #
 # Knobs (environment): KLAL_PYTHON (python with torch; default /opt/torch/.venv/bin/python3,
 # else python3), TORCH_BATCHES ("64 256 1024"), TORCH_STEPS (50), WEBGPU_BATCHES
-# ("64 256 1024"), WEBGPU_STEPS (5), WEBGPU_TIMEOUT (seconds per batch size, 120),
+# ("64 256 1024"), WEBGPU_STEPS (5), TRAINER_BATCHES ("64 256 1024"), TRAINER_STEPS (50),
+# WEBGPU_TIMEOUT (seconds per batch size, 120),
 # PROFILE_BATCHES ("64": the WebGPU step profiles, profile_b<B>.json), OVERHEAD_BATCHES ("64":
 # overhead_b<B>.json, the fixed costs around the kernels), SKIP_REFERENCE (1: no step 2),
 # SKIP_BENCH (1: no step 4), BENCH_ARGS ("--quick"). The batch lists may be set empty ("") to
@@ -57,7 +61,8 @@ imports = dict(json.load(open("deno.json"))["imports"])
 imports["@napi-rs/canvas"] = "../../tests/reference/canvas_stub.ts"
 json.dump({"imports": imports}, open(sys.argv[1], "w"), indent=1)
 PY
-  for entry in pipeline/bench.ts tests/reference/gpu_tools.ts tests/reference_test.ts; do
+  for entry in pipeline/bench.ts tests/reference/gpu_tools.ts tests/reference_test.ts \
+    tests/webgpu_trainer_test.ts; do
     npx --yes "deno@${DENO_VERSION}" bundle --quiet --platform deno \
       --import-map "$GPU_DIR/import_map.json" \
       -o "$GPU_DIR/js/$(basename "$entry" .ts).js" "$entry"
@@ -193,6 +198,23 @@ run() {
         log "webgpu b$b: failed or timed out (exit $rc)"
         echo "{\"batch\": $b, \"error\": \"exit $rc (124: over ${WEBGPU_TIMEOUT:-120} s)\"}" \
           >"$out/webgpu_b$b.json"
+      fi
+    done
+  fi
+
+  # 3a. The whole-step WebGPU trainer: equal to tfjs on this GPU, then its throughput.
+  if [ -n "${VK_ICD_FILENAMES:-}" ]; then
+    "$deno" test -A --no-config "$GPU_DIR/js/webgpu_trainer_test.js" >"$out/trainer_test.txt" 2>&1
+    log "trainer test: $(grep -E 'passed|failed' "$out/trainer_test.txt" | tail -1)"
+    for b in ${TRAINER_BATCHES-64 256 1024}; do
+      timeout "${WEBGPU_TIMEOUT:-120}" "$deno" run -A "$GPU_DIR/js/gpu_tools.js" trainer "$b" \
+        "${TRAINER_STEPS:-50}" >"$out/trainer_b$b.json"
+      local trc=$?
+      if [ "$trc" = 0 ]; then
+        log "trainer b$b: $(cat "$out/trainer_b$b.json")"
+      else
+        log "trainer b$b: failed or timed out (exit $trc)"
+        echo "{\"batch\": $b, \"error\": \"exit $trc\"}" >"$out/trainer_b$b.json"
       fi
     done
   fi

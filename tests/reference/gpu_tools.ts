@@ -6,6 +6,9 @@
  *   gpu_tools.ts webgpu BATCH STEPS paper-model training throughput on WebGPU, one JSON object
  *                                   (bench.ts's measureTraining: 2 warm-up steps excluded;
  *                                   KLAL_ALLOW_SOFTWARE_GPU=1 accepts llvmpipe)
+ *   gpu_tools.ts trainer BATCH STEPS
+ *                                   the same with the whole-step WebGPU trainer
+ *                                   (pipeline/model/webgpu_trainer.ts), one JSON object
  *   gpu_tools.ts profile BATCH      where a WebGPU training step's time goes, one JSON object:
  *                                   the tfjs flags, whether kernels can be timed on the GPU
  *                                   (timestamp queries), the step's parts by wall time, its
@@ -23,6 +26,7 @@ import {
   BENCH_MODELS,
   measureMatmul,
   measureTraining,
+  measureWebgpuTrainer,
   phaseTimes,
   profileStep,
 } from "../../pipeline/bench.ts";
@@ -43,7 +47,7 @@ if (mode === "env" && rest.length === 1) {
     console.log(`export ${key}=${shellQuote(value)}`);
   }
 } else if (
-  (mode === "webgpu" && rest.length === 2) ||
+  ((mode === "webgpu" || mode === "trainer") && rest.length === 2) ||
   ((mode === "profile" || mode === "overhead") && rest.length === 1)
 ) {
   const gpu = await gpuAdapter();
@@ -54,11 +58,15 @@ if (mode === "env" && rest.length === 1) {
     console.error(`webgpu: no real GPU adapter: ${why}`);
     Deno.exit(3);
   }
-  await initBackend("webgpu");
+  // The trainer takes its initial weights from a model made on the CPU.
+  await initBackend(mode === "trainer" ? "wasm" : "webgpu");
   // bench.ts types its models' batch sizes as literals; any batch size works.
   const paper = { ...BENCH_MODELS.paper, batch: Number(rest[0]) as 64 };
   if (mode === "overhead") {
     console.log(JSON.stringify({ adapter: gpu.description, ...await overhead(paper) }));
+  } else if (mode === "trainer") {
+    const result = await measureWebgpuTrainer("paper", paper, Number(rest[1]));
+    console.log(JSON.stringify({ ...result, adapter: gpu.description }));
   } else if (mode === "webgpu") {
     const result = await measureTraining("paper", paper, Number(rest[1]));
     console.log(JSON.stringify({ ...result, adapter: gpu.description }));
@@ -88,6 +96,7 @@ if (mode === "env" && rest.length === 1) {
   console.error(
     "usage: gpu_tools.ts overhead BATCH | " +
       "gpu_tools.ts env STATE_DIR | gpu_tools.ts webgpu BATCH STEPS | " +
+      "gpu_tools.ts trainer BATCH STEPS | " +
       "gpu_tools.ts profile BATCH",
   );
   Deno.exit(2);

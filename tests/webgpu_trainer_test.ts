@@ -1,0 +1,241 @@
+/**
+ * The whole-step WebGPU trainer (pipeline/model/webgpu_trainer.ts) computes what the tfjs
+ * model computes: both losses, every parameter's gradient and the parameters after AdamW
+ * steps, against the wasm backend to 1e-4. Here the adapter is llvmpipe (a software GPU):
+ * correctness only, tiny shapes chosen off every tile size (d = 24, 3 heads of 8, MLP 48).
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { gpuAdapter, initBackend } from "../pipeline/backend.ts";
+import type { Encoded } from "../pipeline/batch.ts";
+import type { KlalQueries } from "../pipeline/losses.ts";
+import { TinyVlm, type TinyVlmConfig } from "../pipeline/model/tiny_vlm.ts";
+import {
+  splitK,
+  webgpuDevice,
+  WebGpuTrainer,
+  type WebGpuTrainerOptions,
+} from "../pipeline/model/webgpu_trainer.ts";
+import { AdamW, batchTensors, disposeBatch, lossParts } from "../pipeline/train.ts";
+import { tinyGridData, tinyModelConfig } from "./fixtures.ts";
+
+const gpu = await gpuAdapter();
+const adapterName = gpu.available ? gpu.description : gpu.reason;
+
+/** max |a - b| over max(1, max |b|): absolute for small values, relative for large. */
+function error(actual: Float32Array | number[], expected: Float32Array | number[]): number {
+  assert.equal(actual.length, expected.length);
+  let diff = 0;
+  let scale = 1;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return diff / scale;
+}
+
+interface Case {
+  name: string;
+  lambda: number;
+  layers: number[];
+  queries: KlalQueries;
+  config: Partial<TinyVlmConfig>;
+}
+
+const CASES: Case[] = [
+  { name: "KLAL on layers 0 and 2", lambda: 0.7, layers: [0, 2], queries: "all", config: {} },
+  { name: "first query only, one layer", lambda: 2, layers: [1], queries: "first", config: {} },
+  { name: "NTP only (KLAL measured)", lambda: 0, layers: [0, 1, 2], queries: "all", config: {} },
+];
+
+/** The tfjs reference: losses and gradients of one batch. */
+async function reference(
+  model: TinyVlm,
+  data: Encoded,
+  indices: number[],
+  c: Case,
+): Promise<{ ntp: number; klal: number; total: number; grads: Float32Array[] }> {
+  const batch = batchTensors(data, indices);
+  const vars = model.variables();
+  let ntp: tf.Scalar | undefined;
+  let klal: tf.Scalar | undefined;
+  const { value, grads } = tf.variableGrads(() => {
+    const parts = lossParts(model, batch, data, c.lambda, c.layers, { queries: c.queries });
+    ntp = tf.keep(parts.ntp);
+    klal = tf.keep(parts.klal);
+    return parts.total;
+  }, vars);
+  const out = {
+    ntp: (await ntp!.data())[0],
+    klal: (await klal!.data())[0],
+    total: (await value.data())[0],
+    grads: await Promise.all(vars.map(async (v) => await grads[v.name].data() as Float32Array)),
+  };
+  tf.dispose([value, ntp!, klal!, ...Object.values(grads)]);
+  disposeBatch(batch);
+  return out;
+}
+
+function trainerOptions(config: TinyVlmConfig, data: Encoded, batch: number, c: Case) {
+  return {
+    config,
+    layout: data.layout,
+    batch,
+    lambda: c.lambda,
+    layers: c.layers,
+    queries: c.queries,
+    weightDecay: 0.01,
+    clipNorm: 1,
+  } satisfies WebGpuTrainerOptions;
+}
+
+async function flatParameters(model: TinyVlm) {
+  const weights = await model.getWeights();
+  return Object.entries(weights).map(([name, w]) => ({ name, shape: w.shape, data: w.data }));
+}
+
+Deno.test("webgpu trainer: split-K plan covers K in whole tiles", () => {
+  for (const [m, n, k] of [[128, 128, 4736], [192, 128, 4096], [24, 48, 40], [64, 64, 127]]) {
+    const { splits, chunk } = splitK(m, n, k);
+    assert.equal(chunk % 16, 0, `${m}x${n}x${k}`);
+    assert.ok(chunk * splits >= k && chunk * (splits - 1) < k, `${m}x${n}x${k}`);
+  }
+  assert.equal(splitK(4736, 384, 128).splits, 1); // a forward product: no split
+  assert.ok(splitK(128, 384, 4736).splits > 1); // a weight gradient: split
+});
+
+Deno.test({
+  name: `webgpu trainer: losses and every gradient match tfjs (${adapterName})`,
+  ignore: !gpu.available,
+  async fn() {
+    await initBackend("wasm");
+    const fixture = tinyGridData(5, 24);
+    const { data } = fixture;
+    const device = await webgpuDevice();
+    const indices = [3, 0, 7, 12, 5, 9, 1, 20, 14, 2];
+    for (const c of CASES) {
+      const config = tinyModelConfig(fixture, {
+        dModel: 24,
+        heads: 3,
+        layers: 3,
+        mlpRatio: 2,
+        positionStd: 0.3,
+        ...c.config,
+      });
+      const model = new TinyVlm(config, 11);
+      const expected = await reference(model, data, indices, c);
+      const trainer = await WebGpuTrainer.create(
+        device,
+        trainerOptions(config, data, indices.length, c),
+        await flatParameters(model),
+      );
+      try {
+        trainer.setBatch(data, indices);
+        const { stats, grads } = await trainer.gradients();
+        assert.ok(
+          Math.abs(stats.ntp - expected.ntp) < 1e-4,
+          `${c.name}: ntp ${stats.ntp} vs ${expected.ntp}`,
+        );
+        assert.ok(
+          Math.abs(stats.klal - expected.klal) < 1e-4,
+          `${c.name}: klal ${stats.klal} vs ${expected.klal}`,
+        );
+        assert.ok(Math.abs(stats.total - expected.total) < 1e-4, `${c.name}: total`);
+        assert.ok(expected.klal > 0.01, `${c.name}: KLAL is measured (${expected.klal})`);
+        let at = 0;
+        const names = [...model.params.keys()];
+        let squares = 0;
+        expected.grads.forEach((g, i) => {
+          const got = grads.subarray(at, at + g.length);
+          at += g.length;
+          const e = error(got, g);
+          assert.ok(e < 1e-4, `${c.name}: gradient of ${names[i]} off by ${e}`);
+          for (const x of g) squares += x * x;
+        });
+        assert.equal(at, trainer.parameterCount);
+        const norm = Math.sqrt(squares);
+        assert.ok(Math.abs(stats.gradNorm - norm) < 1e-4 * norm, `${c.name}: norm`);
+      } finally {
+        trainer.dispose();
+        model.dispose();
+      }
+    }
+    device.destroy();
+  },
+});
+
+Deno.test({
+  name: `webgpu trainer: three AdamW steps match the tfjs optimizer (${adapterName})`,
+  ignore: !gpu.available,
+  async fn() {
+    await initBackend("wasm");
+    const fixture = tinyGridData(6, 16);
+    const { data } = fixture;
+    const config = tinyModelConfig(fixture, { dModel: 24, heads: 3, layers: 2, mlpRatio: 2 });
+    const c = CASES[0];
+    const caseHere = { ...c, layers: [0, 1] };
+    const model = new TinyVlm(config, 4);
+    const device = await webgpuDevice();
+    // Adam turns any gradient, even float noise, into a step of about lr: the key bias's
+    // gradient is 0 in exact arithmetic (a softmax ignores a constant per row) and ~1e-9 in
+    // float32, of either sign on either side. epsilon = 1e-4 keeps such noise from moving a
+    // parameter while real gradients (~1e-2 here) still do.
+    const epsilon = 1e-4;
+    const trainer = await WebGpuTrainer.create(
+      device,
+      { ...trainerOptions(config, data, 8, caseHere), epsilon },
+      await flatParameters(model),
+    );
+    const optimizer = new AdamW(model.variables(), 0.01, 0.9, 0.999, epsilon);
+    const batches = [[0, 1, 2, 3, 4, 5, 6, 7], [8, 9, 10, 11, 12, 13, 14, 15], [
+      3,
+      5,
+      7,
+      9,
+      11,
+      13,
+      15,
+      1,
+    ]];
+    const lrs = [0.05, 0.02, 0.01];
+    try {
+      const tfLosses: number[] = [];
+      for (const [s, rows] of batches.entries()) {
+        const batch = batchTensors(data, rows);
+        const vars = model.variables();
+        const { value, grads } = tf.variableGrads(
+          () => lossParts(model, batch, data, caseHere.lambda, caseHere.layers).total,
+          vars,
+        );
+        tfLosses.push((await value.data())[0]);
+        await optimizer.apply(vars.map((v) => grads[v.name]), lrs[s], 1);
+        tf.dispose([value, ...Object.values(grads)]);
+        disposeBatch(batch);
+        trainer.setBatch(data, rows);
+        await trainer.step(lrs[s]);
+      }
+      const stats = await trainer.drain(true);
+      assert.deepEqual(stats.map((s) => s.step), [1, 2, 3]);
+      stats.forEach((s, i) => {
+        assert.ok(Math.abs(s.stats.total - tfLosses[i]) < 1e-4, `step ${i + 1}: loss`);
+      });
+      assert.ok(tfLosses[2] < tfLosses[0], "the loss falls");
+      const got = await trainer.parameters();
+      const weights = await model.getWeights();
+      for (const [name, w] of Object.entries(weights)) {
+        const e = error(got.get(name)!, w.data);
+        assert.ok(e < 1e-4, `${name} after three steps off by ${e}`);
+      }
+      const state = await trainer.optimizerState();
+      const expected = await optimizer.snapshot();
+      assert.equal(state.t, expected.t);
+      assert.ok(error(state.m, expected.m) < 1e-4, "first moments");
+      assert.ok(error(state.v, expected.v) < 1e-4, "second moments");
+    } finally {
+      trainer.dispose();
+      optimizer.dispose();
+      model.dispose();
+      device.destroy();
+    }
+  },
+});
