@@ -10,6 +10,7 @@ import { fusedKernelsEnabled } from "./model/native_matmul.ts";
 import { adamwUpdate, sumOfSquares } from "./model/native_fused.ts";
 import { Progress } from "./progress.ts";
 import { Rng, seedFrom } from "./rng.ts";
+import { trainOnWebgpu, webgpuTrainerEnabled } from "./train_webgpu.ts";
 
 /** Hyper-parameters of one training run. */
 export interface TrainOptions {
@@ -374,6 +375,10 @@ export async function train(
   data: Encoded,
   options: TrainOptions,
 ): Promise<TrainResult> {
+  // On WebGPU, attention-supervised runs train through the whole-step trainer.
+  if (webgpuTrainerEnabled(tf.getBackend(), options)) {
+    return await trainOnWebgpu(model, data, options);
+  }
   const variables: tf.Variable[] = model.variables();
   const supervision = options.supervision ?? "attention";
   // The pointer head belongs to the run, not to the model: it is trained beside it and
