@@ -20,13 +20,15 @@
 # torch_<device>_b<B>.json (reference.py bench, TF32 off), reference_test.txt (our losses and
 # gradients vs PyTorch's, on wasm, cpu and webgpu; PyTorch on cuda), webgpu_b<B>.json (our
 # paper-model training on WebGPU through tfjs), trainer_b<B>.json (the same with the whole-step
-# WebGPU trainer), trainer_test.txt (the trainer's losses, gradients and AdamW steps against
+# WebGPU trainer), arm.json (a paper-size arm on WebGPU: ARM_SPEC's KLAL arm, timed by
+# part), trainer_test.txt (the trainer's losses, gradients and AdamW steps against
 # tfjs on wasm, on this GPU), bench.json (deno task bench --quick --json: wasm/cpu) and
 # run.log. Without a GPU it falls back: PyTorch on cpu with few steps, no WebGPU rows.
 #
 # Knobs (environment): KLAL_PYTHON (python with torch; default /opt/torch/.venv/bin/python3,
 # else python3), TORCH_BATCHES ("64 256 1024"), TORCH_STEPS (50), WEBGPU_BATCHES
 # ("64 256 1024"), WEBGPU_STEPS (5), TRAINER_BATCHES ("64 256 1024"), TRAINER_STEPS (50),
+# ARM_SPEC (experiments/paper/grid-patch.yaml; "" skips the arm), ARM_STEPS (the spec's),
 # WEBGPU_TIMEOUT (seconds per batch size, 120),
 # PROFILE_BATCHES ("64": the WebGPU step profiles, profile_b<B>.json), OVERHEAD_BATCHES ("64":
 # overhead_b<B>.json, the fixed costs around the kernels), SKIP_REFERENCE (1: no step 2),
@@ -219,7 +221,15 @@ run() {
     done
   fi
 
-  # 3b. Where a WebGPU step's time goes (kernels, phases, matmuls at the step's shapes).
+  # 3b. A paper-size arm through the training loop, its validation curve and the test set.
+  if [ -n "${VK_ICD_FILENAMES:-}" ] && [ -n "${ARM_SPEC-experiments/paper/grid-patch.yaml}" ]; then
+    # shellcheck disable=SC2086
+    timeout "${ARM_TIMEOUT:-480}" "$deno" run -A "$GPU_DIR/js/gpu_tools.js" arm \
+      "${ARM_SPEC-experiments/paper/grid-patch.yaml}" ${ARM_STEPS:-} >"$out/arm.json" 2>"$out/arm.log"
+    log "arm (exit $?): $(cat "$out/arm.json")"
+  fi
+
+  # 3c. Where a WebGPU step's time goes (kernels, phases, matmuls at the step's shapes).
   if [ -n "${VK_ICD_FILENAMES:-}" ]; then
     for b in ${PROFILE_BATCHES-64}; do
       timeout "${WEBGPU_TIMEOUT:-120}" "$deno" run -A "$GPU_DIR/js/gpu_tools.js" profile "$b" \

@@ -9,6 +9,12 @@
  *   gpu_tools.ts trainer BATCH STEPS
  *                                   the same with the whole-step WebGPU trainer
  *                                   (pipeline/model/webgpu_trainer.ts), one JSON object
+ *   gpu_tools.ts arm SPEC [STEPS]   a paper-size arm: the KLAL arm of SPEC (a generated task,
+ *                                   e.g. experiments/paper/grid-patch.yaml) as its fine-tune
+ *                                   stage runs it, without the cache: data generated, the
+ *                                   model trained on WebGPU from a fresh initialisation with
+ *                                   the validation curve every eval_every steps, then the test
+ *                                   set scored; one JSON object with each part's seconds
  *   gpu_tools.ts profile BATCH      where a WebGPU training step's time goes, one JSON object:
  *                                   the tfjs flags, whether kernels can be timed on the GPU
  *                                   (timestamp queries), the step's parts by wall time, its
@@ -31,6 +37,13 @@ import {
   profileStep,
 } from "../../pipeline/bench.ts";
 import { gpuEnvironment } from "../../pipeline/gpu_env.ts";
+import { encodeSamples, layoutFor, mergeLayouts } from "../../pipeline/batch.ts";
+import { evaluate } from "../../pipeline/eval.ts";
+import { TinyVlm } from "../../pipeline/model/tiny_vlm.ts";
+import { loadSpec } from "../../pipeline/spec.ts";
+import { Tokenizer } from "../../pipeline/tokenizer.ts";
+import { train } from "../../pipeline/train.ts";
+import { TASKS } from "../../tasks/registry.ts";
 
 function shellQuote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
@@ -46,6 +59,16 @@ if (mode === "env" && rest.length === 1) {
   for (const [key, value] of Object.entries(found.env)) {
     console.log(`export ${key}=${shellQuote(value)}`);
   }
+} else if (mode === "arm" && (rest.length === 1 || rest.length === 2)) {
+  const gpu = await gpuAdapter();
+  const software = Deno.env.get("KLAL_ALLOW_SOFTWARE_GPU") === "1";
+  if (!gpu.available || (gpu.fallback && !software)) {
+    console.error(`arm: no real GPU adapter: ${gpu.available ? gpu.description : gpu.reason}`);
+    Deno.exit(3);
+  }
+  await initBackend("webgpu");
+  const result = await paperArm(rest[0], rest[1] ? Number(rest[1]) : undefined);
+  console.log(JSON.stringify({ adapter: gpu.description, ...result }));
 } else if (
   ((mode === "webgpu" || mode === "trainer") && rest.length === 2) ||
   ((mode === "profile" || mode === "overhead") && rest.length === 1)
@@ -96,7 +119,7 @@ if (mode === "env" && rest.length === 1) {
   console.error(
     "usage: gpu_tools.ts overhead BATCH | " +
       "gpu_tools.ts env STATE_DIR | gpu_tools.ts webgpu BATCH STEPS | " +
-      "gpu_tools.ts trainer BATCH STEPS | " +
+      "gpu_tools.ts trainer BATCH STEPS | gpu_tools.ts arm SPEC [STEPS] | " +
       "gpu_tools.ts profile BATCH",
   );
   Deno.exit(2);
@@ -167,4 +190,94 @@ async function overhead(paper: typeof BENCH_MODELS.paper) {
   }
   tf.env().set("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE", 15);
   return { readMs, dispatchMs: chainMs / chain, queued, submits };
+}
+
+/**
+ * The KLAL arm of `specPath` as pipeline/stages/finetune.ts runs it (the spec's sizes, model,
+ * schedule and validation curve), from a fresh initialisation instead of a Base and without
+ * the cache, timed by part.
+ */
+async function paperArm(specPath: string, stepsOverride?: number) {
+  const spec = await loadSpec(specPath, [], { tasks: TASKS });
+  const task = TASKS[spec.task.name];
+  if (!task.generate) throw new Error(`arm: ${spec.task.name} is not a generated task`);
+  const arm = Object.values(spec.arms).find((a) => (a.lambda ?? 0) > 0);
+  if (!arm) throw new Error(`arm: ${specPath} has no arm with lambda > 0`);
+  const patchSize = spec.model.patch_size;
+  const config = { imageSize: spec.task.image_size, patchSize, params: spec.task.params };
+  let started = performance.now();
+  const trainSamples = task.generate(spec.seeds[0], spec.task.train, config);
+  const valSamples = task.generate(spec.task.test_seed + 1, spec.train.eval_samples, config);
+  const testSamples = task.generate(spec.task.test_seed, spec.task.test, config);
+  const tokenizer = new Tokenizer(task.vocabulary);
+  const layout = layoutFor(trainSamples, tokenizer, patchSize);
+  const data = encodeSamples(trainSamples, tokenizer, layout, patchSize);
+  const encode = (samples: typeof valSamples) =>
+    encodeSamples(
+      samples,
+      tokenizer,
+      mergeLayouts(layoutFor(samples, tokenizer, patchSize), layout),
+      patchSize,
+    );
+  const val = encode(valSamples);
+  const test = encode(testSamples);
+  const dataSeconds = (performance.now() - started) / 1000;
+  const model = new TinyVlm({
+    patchDim: layout.patchDim,
+    vocab: tokenizer.size,
+    dModel: spec.model.d_model,
+    layers: spec.model.layers,
+    heads: spec.model.heads,
+    mlpRatio: spec.model.mlp_ratio,
+    gridSide: Math.round(Math.sqrt(layout.visual)),
+    maxText: 32,
+    positionStd: spec.model.position_std,
+  }, spec.seeds[0]);
+  const t = spec.train;
+  const curve: { step: number; accuracy: number }[] = [];
+  let evalSeconds = 0;
+  started = performance.now();
+  const result = await train(model, data, {
+    steps: stepsOverride ?? t.steps,
+    batchSize: t.batch_size,
+    lr: t.lr ?? 3e-4,
+    optimizer: t.optimizer,
+    weightDecay: t.weight_decay,
+    warmup: t.warmup,
+    logEvery: t.log_every,
+    lambda: arm.lambda ?? 0,
+    layers: Array.from({ length: spec.model.layers }, (_, i) => i),
+    seed: spec.seeds[0],
+    label: "arm",
+    evalEvery: t.eval_every,
+    onEval: async (step) => {
+      const at = performance.now();
+      const r = await evaluate(model, val, valSamples, task, tokenizer, 128, 0);
+      curve.push({ step, accuracy: r.accuracy });
+      evalSeconds += (performance.now() - at) / 1000;
+    },
+  });
+  const trainAndCurveSeconds = (performance.now() - started) / 1000;
+  started = performance.now();
+  const scored = await evaluate(model, test, testSamples, task, tokenizer, spec.eval.batch_size, 0);
+  const testSeconds = (performance.now() - started) / 1000;
+  model.dispose();
+  return {
+    spec: specPath,
+    steps: stepsOverride ?? t.steps,
+    batch: t.batch_size,
+    model: { d: spec.model.d_model, layers: spec.model.layers, heads: spec.model.heads },
+    train: spec.task.train,
+    dataSeconds,
+    trainSeconds: trainAndCurveSeconds - evalSeconds,
+    curveSeconds: evalSeconds,
+    curvePoints: curve.length,
+    testSeconds,
+    armSeconds: dataSeconds + trainAndCurveSeconds + testSeconds,
+    samplesPerSecond: result.samplesPerSecond,
+    finalLoss: result.log.at(-1),
+    curve,
+    testAccuracy: scored.accuracy,
+    targetAttentionRatio: scored.targetAttentionRatio,
+  };
 }
