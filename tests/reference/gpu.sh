@@ -12,10 +12,6 @@
 #   tests/reference/gpu.sh run    on the GPU machine (no network needed); results go to $OUT
 #                                 (default .scratch/gpu/out).
 #
-# With the project's `run` tool (the lent H100):
-#
-#   run(carry=[".scratch/gpu"], command="bash tests/reference/gpu.sh run", timeout_s=600)
-#
 # `run` writes, under $OUT: gpu.txt (nvidia-smi -L), env.txt (Vulkan set-up or why not),
 # torch_<device>_b<B>.json (reference.py bench, TF32 off), reference_test.txt (our losses and
 # gradients vs PyTorch's, on wasm, cpu and webgpu; PyTorch on cuda), webgpu_b<B>.json (our
@@ -29,6 +25,7 @@
 # else python3), TORCH_BATCHES ("64 256 1024"), TORCH_STEPS (50), WEBGPU_BATCHES
 # ("64 256 1024"), WEBGPU_STEPS (5), TRAINER_BATCHES ("64 256 1024"), TRAINER_STEPS (50),
 # ARM_SPEC (experiments/paper/grid-patch.yaml; "" skips the arm), ARM_STEPS (the spec's),
+# ARM_TIMEOUT (480 s),
 # WEBGPU_TIMEOUT (seconds per batch size, 120),
 # PROFILE_BATCHES ("64": the WebGPU step profiles, profile_b<B>.json), OVERHEAD_BATCHES ("64":
 # overhead_b<B>.json, the fixed costs around the kernels), SKIP_REFERENCE (1: no step 2),
