@@ -368,7 +368,18 @@ Deno.test({
     const x = random([2, 4], 20);
     const gain = random([3], 21); // does not broadcast against [2, 4]: the gain product throws
     const before = backend.numDataIds();
-    assert.throws(() => tf.engine().runKernel(LAYER_NORM_GRAD, { dy: x, x, gain }));
+    // The stock-op path (the SIMD one checks shapes before it allocates: below).
+    Deno.env.set("KLAL_SIMD", "off");
+    try {
+      assert.throws(() => tf.engine().runKernel(LAYER_NORM_GRAD, { dy: x, x, gain }));
+    } finally {
+      Deno.env.delete("KLAL_SIMD");
+    }
+    assert.equal(backend.numDataIds(), before);
+    assert.throws(
+      () => tf.engine().runKernel(LAYER_NORM_GRAD, { dy: x, x, gain }),
+      /KlalLayerNormGrad: expected shape \[4\], got \[3\]/,
+    );
     assert.equal(backend.numDataIds(), before);
     tf.dispose([x, gain]);
   },

@@ -36,6 +36,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { arrayAddress, heapAddresses, heapViews, registerGradientsOnce } from "./wasm_kernels.ts";
 import type { KernelArgs, Sgemm, WasmHeapBackend, WasmKernel } from "./wasm_kernels.ts";
+import { type SimdKernels, simdKernels } from "./simd_kernels.ts";
 
 /** Kernel names (registered for the wasm backend by native_matmul.ts). */
 export const LINEAR = "KlalLinear", LINEAR_GELU = "KlalLinearGelu", GELU_GRAD = "KlalGeluGrad";
@@ -76,6 +77,31 @@ export interface FusedBlas {
 /** The parts of the wasm backend these kernels touch. */
 interface WasmBackendLike extends WasmHeapBackend {
   disposeData(dataId: object, force?: boolean): boolean;
+}
+
+/** Byte offsets in the wasm heap of float32 tensors (for ./simd_kernels.ts). */
+function offsets(backend: WasmBackendLike, tensors: tf.TensorInfo[]): number[] {
+  return tensors.map((t) => {
+    const offset = backend.dataIdMap.get(t.dataId)?.memoryOffset;
+    if (t.dtype !== "float32" || offset == null) {
+      throw new Error(`a ${t.dtype} [${t.shape}] tensor is not float32 data in the wasm heap`);
+    }
+    return offset;
+  });
+}
+
+/** Throws unless every tensor has the shape `shape` (the SIMD kernels read by offset). */
+function sameShapes(kernel: string, shape: number[], tensors: (tf.TensorInfo | undefined)[]) {
+  for (const t of tensors) {
+    if (t && t.shape.join(",") !== shape.join(",")) {
+      throw new Error(`${kernel}: expected shape [${shape}], got [${t.shape}]`);
+    }
+  }
+}
+
+/** The SIMD kernels for rows of `d` values (d a multiple of 4), else null. */
+function simdFor(backend: WasmBackendLike, d: number): SimdKernels | null {
+  return d % 4 === 0 ? simdKernels(backend.wasm as { asm?: { memory?: unknown } }) : null;
 }
 
 const ROW_MAJOR = 101;
@@ -250,7 +276,15 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     const u = stock.make([...x.shape.slice(0, -1), w.shape[1]]);
     linearInto(backend, x, w, b, u, GELU_SLOPE);
     const s = stock.call("Sigmoid", { x: u });
-    const y = stock.mul(stock.mul(u, s), stock.scalar(1 / GELU_SLOPE));
+    const simd = simdFor(backend, 4);
+    let y: tf.TensorInfo;
+    if (simd) {
+      y = stock.make(u.shape);
+      const [uAt, sAt, yAt] = offsets(backend, [u, s, y]);
+      simd.scaledProduct(uAt, sAt, yAt, sizeOf(u.shape), 1 / GELU_SLOPE);
+    } else {
+      y = stock.mul(stock.mul(u, s), stock.scalar(1 / GELU_SLOPE));
+    }
     stock.done(y, s);
     return [y, s];
   }
@@ -260,6 +294,13 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     const { dy, s, y } = args.inputs as { dy: tf.TensorInfo; s: tf.TensorInfo; y: tf.TensorInfo };
     const backend = args.backend as WasmBackendLike;
     const out = backend.makeOutput([...dy.shape], "float32");
+    const simd = simdFor(backend, 4);
+    if (simd) {
+      sameShapes(GELU_GRAD, dy.shape, [s, y]);
+      const [gAt, sAt, yAt, oAt] = offsets(backend, [dy, s, y, out]);
+      simd.geluGrad(gAt, sAt, yAt, oAt, sizeOf(dy.shape), GELU_SLOPE);
+      return out;
+    }
     const [g, sv, yv, o] = heapViews(backend, [dy, s, y, out]);
     geluGradLoop(g, sv, yv, o);
     return out;
@@ -281,7 +322,17 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
   /** x [..., d], gain [d], bias [d] -> layer norm of x. */
   function layerNorm(args: KernelArgs): tf.TensorInfo {
     const { x, gain, bias } = args.inputs as Record<string, tf.TensorInfo>;
-    const stock = new Stock(args.backend as WasmBackendLike);
+    const backend = args.backend as WasmBackendLike;
+    const d = x.shape[x.shape.length - 1];
+    const simd = simdFor(backend, d);
+    if (simd) {
+      sameShapes(LAYER_NORM, [d], [gain, bias]);
+      const y = backend.makeOutput([...x.shape], "float32");
+      const [xAt, yAt, gAt, bAt] = offsets(backend, [x, y, gain, bias]);
+      simd.layerNorm(xAt, 0, 0, yAt, gAt, bAt, sizeOf(x.shape) / d, d, 0, LAYER_NORM_EPSILON);
+      return y;
+    }
+    const stock = new Stock(backend);
     const { c, inverse } = centre(stock, x);
     const y = stock.add(stock.mul(stock.mul(c, inverse), gain), bias);
     stock.done(y);
@@ -292,7 +343,31 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
   function residualLayerNorm(args: KernelArgs): tf.TensorInfo[] {
     const { x, r, gain, bias } = args.inputs as Record<string, tf.TensorInfo>;
     const withSum = args.attrs?.withSum !== false;
-    const stock = new Stock(args.backend as WasmBackendLike);
+    const backend = args.backend as WasmBackendLike;
+    const d = x.shape[x.shape.length - 1];
+    const simd = simdFor(backend, d);
+    if (simd) {
+      sameShapes(RESIDUAL_LAYER_NORM, [d], [gain, bias]);
+      sameShapes(RESIDUAL_LAYER_NORM, x.shape, [r]);
+      const y = backend.makeOutput([...x.shape], "float32");
+      const sum = withSum ? backend.makeOutput([...x.shape], "float32") : y;
+      const [xAt, rAt, sAt, yAt, gAt, bAt] = offsets(backend, [x, r, sum, y, gain, bias]);
+      const flags = withSum ? 3 : 1;
+      simd.layerNorm(
+        xAt,
+        rAt,
+        sAt,
+        yAt,
+        gAt,
+        bAt,
+        sizeOf(x.shape) / d,
+        d,
+        flags,
+        LAYER_NORM_EPSILON,
+      );
+      return withSum ? [sum, y] : [y];
+    }
+    const stock = new Stock(backend);
     const s = stock.add(x, r);
     const { c, inverse } = centre(stock, s);
     const y = stock.add(stock.mul(stock.mul(c, inverse), gain), bias);
@@ -314,9 +389,43 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
   function layerNormGrad(args: KernelArgs): tf.TensorInfo[] {
     const { dy, x, r, ds, gain } = args.inputs as Record<string, tf.TensorInfo | undefined>;
     const backend = args.backend as WasmBackendLike;
-    const stock = new Stock(backend);
     const d = x!.shape[x!.shape.length - 1];
     const rows = sizeOf(x!.shape) / d;
+    const simd = simdFor(backend, d);
+    if (simd) {
+      sameShapes(LAYER_NORM_GRAD, [d], [gain]);
+      sameShapes(LAYER_NORM_GRAD, x!.shape, [dy, r, ds]);
+      const dx = backend.makeOutput([...x!.shape], "float32");
+      const dGain = backend.makeOutput([d], "float32");
+      const dBias = backend.makeOutput([d], "float32");
+      const [dyAt, xAt, gAt, dxAt, dgAt, dbAt] = offsets(backend, [
+        dy!,
+        x!,
+        gain!,
+        dx,
+        dGain,
+        dBias,
+      ]);
+      const [rAt] = r ? offsets(backend, [r]) : [0];
+      const [dsAt] = ds ? offsets(backend, [ds]) : [0];
+      const flags = (r ? 1 : 0) | (ds ? 2 : 0);
+      simd.layerNormGrad(
+        dyAt,
+        xAt,
+        rAt,
+        dsAt,
+        gAt,
+        dxAt,
+        dgAt,
+        dbAt,
+        rows,
+        d,
+        flags,
+        LAYER_NORM_EPSILON,
+      );
+      return [dx, dGain, dBias];
+    }
+    const stock = new Stock(backend);
     const { c, inverse } = centre(stock, r ? stock.add(x!, r) : x!);
     const dn = stock.mul(dy!, gain!);
     const ma = stock.rowMean(dn);

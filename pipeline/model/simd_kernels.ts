@@ -1,0 +1,69 @@
+/**
+ * The SIMD kernels of ./simd_kernels.wat, instantiated over tfjs-wasm's own memory so they
+ * work in place on tensors (byte offsets into the heap; a growth of the heap keeps them
+ * valid). Used by the fused kernels (./native_fused.ts) for layer norm forward and backward
+ * and GELU's elementwise passes, each one pass per row or value where the stock ops take
+ * several. `KLAL_SIMD=off` leaves them out (the fused kernels then use the stock ops).
+ */
+import { SIMD_KERNELS_WASM } from "./simd_kernels_wasm.ts";
+
+/** The kernels, by their WAT signatures (pointers are byte offsets in the heap). */
+export interface SimdKernels {
+  layerNorm(
+    x: number,
+    r: number,
+    sum: number,
+    y: number,
+    g: number,
+    b: number,
+    rows: number,
+    d: number,
+    flags: number,
+    eps: number,
+  ): void;
+  layerNormGrad(
+    dy: number,
+    x: number,
+    r: number,
+    ds: number,
+    g: number,
+    dx: number,
+    dgain: number,
+    dbias: number,
+    rows: number,
+    d: number,
+    flags: number,
+    eps: number,
+  ): void;
+  scaledProduct(u: number, s: number, y: number, n: number, k: number): void;
+  geluGrad(g: number, s: number, y: number, out: number, n: number, a: number): void;
+}
+
+/** The part of tfjs-wasm's module that holds its memory. */
+interface WasmModuleLike {
+  asm?: { memory?: unknown };
+}
+
+let compiled: WebAssembly.Module | null = null;
+const instances = new WeakMap<WebAssembly.Memory, SimdKernels>();
+
+/** The kernels over `wasm`'s memory, or null when they are off or cannot be had. */
+export function simdKernels(wasm: WasmModuleLike): SimdKernels | null {
+  if (Deno.env.get("KLAL_SIMD") === "off") return null;
+  const memory = wasm.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) return null;
+  let kernels = instances.get(memory);
+  if (!kernels) {
+    try {
+      compiled ??= new WebAssembly.Module(
+        Uint8Array.from(atob(SIMD_KERNELS_WASM), (c) => c.charCodeAt(0)),
+      );
+      const instance = new WebAssembly.Instance(compiled, { env: { memory } });
+      kernels = instance.exports as unknown as SimdKernels;
+    } catch {
+      return null; // no SIMD in this engine: the stock ops it is
+    }
+    instances.set(memory, kernels);
+  }
+  return kernels;
+}

@@ -1,0 +1,227 @@
+;; SIMD kernels over tfjs-wasm's own memory (imported), for the fused kernels of
+;; native_fused.ts: each works in place on tensors at byte offsets of that heap, one pass per
+;; row where the stock ops make several, four floats per instruction. Rows are `d` floats with
+;; d a multiple of 4 (the caller checks). simd_kernels_wasm.ts holds this compiled (base64);
+;; `deno task simd` rebuilds it and tests/simd_kernels_test.ts checks the two agree.
+(module
+  (import "env" "memory" (memory 1))
+
+  ;; v[0] + v[1] + v[2] + v[3]
+  (func $hsum (param $v v128) (result f32)
+    (f32.add
+      (f32.add (f32x4.extract_lane 0 (local.get $v)) (f32x4.extract_lane 1 (local.get $v)))
+      (f32.add (f32x4.extract_lane 2 (local.get $v)) (f32x4.extract_lane 3 (local.get $v)))))
+
+  ;; Layer norm of `rows` rows of x (+ r when flags & 1), the sum also written to `sum` when
+  ;; flags & 2: c = s - mean(s), inv = 1 / sqrt(mean(c^2) + eps), y = c * inv * g + b.
+  ;; y holds s, then c, between the passes.
+  (func (export "layerNorm")
+    (param $x i32) (param $r i32) (param $sum i32) (param $y i32) (param $g i32) (param $b i32)
+    (param $rows i32) (param $d i32) (param $flags i32) (param $eps f32)
+    (local $row i32) (local $j i32) (local $bytes i32) (local $fd f32)
+    (local $acc v128) (local $v v128) (local $mean v128) (local $inv v128)
+    (local.set $bytes (i32.shl (local.get $d) (i32.const 2)))
+    (local.set $fd (f32.convert_i32_u (local.get $d)))
+    (block $done (loop $rowLoop
+      (br_if $done (i32.ge_u (local.get $row) (local.get $rows)))
+      ;; s = x (+ r) into y (and sum); its total
+      (local.set $acc (v128.const f32x4 0 0 0 0))
+      (local.set $j (i32.const 0))
+      (block $e1 (loop $l1
+        (br_if $e1 (i32.ge_u (local.get $j) (local.get $bytes)))
+        (local.set $v (v128.load (i32.add (local.get $x) (local.get $j))))
+        (if (i32.and (local.get $flags) (i32.const 1))
+          (then (local.set $v
+            (f32x4.add (local.get $v) (v128.load (i32.add (local.get $r) (local.get $j)))))))
+        (if (i32.and (local.get $flags) (i32.const 2))
+          (then (v128.store (i32.add (local.get $sum) (local.get $j)) (local.get $v))))
+        (v128.store (i32.add (local.get $y) (local.get $j)) (local.get $v))
+        (local.set $acc (f32x4.add (local.get $acc) (local.get $v)))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $l1)))
+      (local.set $mean (f32x4.splat (f32.div (call $hsum (local.get $acc)) (local.get $fd))))
+      ;; c = s - mean into y; the sum of squares
+      (local.set $acc (v128.const f32x4 0 0 0 0))
+      (local.set $j (i32.const 0))
+      (block $e2 (loop $l2
+        (br_if $e2 (i32.ge_u (local.get $j) (local.get $bytes)))
+        (local.set $v
+          (f32x4.sub (v128.load (i32.add (local.get $y) (local.get $j))) (local.get $mean)))
+        (v128.store (i32.add (local.get $y) (local.get $j)) (local.get $v))
+        (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $v) (local.get $v))))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $l2)))
+      (local.set $inv (f32x4.splat (f32.div (f32.const 1)
+        (f32.sqrt (f32.add (f32.div (call $hsum (local.get $acc)) (local.get $fd))
+          (local.get $eps))))))
+      ;; y = c * inv * g + b
+      (local.set $j (i32.const 0))
+      (block $e3 (loop $l3
+        (br_if $e3 (i32.ge_u (local.get $j) (local.get $bytes)))
+        (v128.store (i32.add (local.get $y) (local.get $j))
+          (f32x4.add
+            (f32x4.mul
+              (f32x4.mul (v128.load (i32.add (local.get $y) (local.get $j))) (local.get $inv))
+              (v128.load (i32.add (local.get $g) (local.get $j))))
+            (v128.load (i32.add (local.get $b) (local.get $j)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $l3)))
+      (local.set $x (i32.add (local.get $x) (local.get $bytes)))
+      (local.set $r (i32.add (local.get $r) (local.get $bytes)))
+      (local.set $sum (i32.add (local.get $sum) (local.get $bytes)))
+      (local.set $y (i32.add (local.get $y) (local.get $bytes)))
+      (local.set $row (i32.add (local.get $row) (i32.const 1)))
+      (br $rowLoop))))
+
+  ;; Layer norm's backward over `rows` rows of a = x (+ r when flags & 1), its statistics
+  ;; recomputed: with c = a - mean, inv = 1 / sqrt(mean(c^2) + eps), dn = dy * g,
+  ;; ma = mean(dn), mc = mean(dn * c):
+  ;;   dx = (dn * inv - c * inv^3 * mc) - inv * ma   (+ ds when flags & 2),
+  ;;   dgain = sum over rows of (dy * c) * inv,  dbias = sum over rows of dy.
+  ;; dx holds a, then c, between the passes.
+  (func (export "layerNormGrad")
+    (param $dy i32) (param $x i32) (param $r i32) (param $ds i32) (param $g i32) (param $dx i32)
+    (param $dgain i32) (param $dbias i32) (param $rows i32) (param $d i32) (param $flags i32)
+    (param $eps f32)
+    (local $row i32) (local $j i32) (local $bytes i32) (local $fd f32) (local $inv f32)
+    (local $acc v128) (local $acc2 v128) (local $v v128) (local $c v128) (local $dyv v128)
+    (local $dn v128) (local $mean v128) (local $invv v128) (local $slope v128) (local $shift v128)
+    (local.set $bytes (i32.shl (local.get $d) (i32.const 2)))
+    (local.set $fd (f32.convert_i32_u (local.get $d)))
+    (local.set $j (i32.const 0))
+    (block $ez (loop $lz
+      (br_if $ez (i32.ge_u (local.get $j) (local.get $bytes)))
+      (v128.store (i32.add (local.get $dgain) (local.get $j)) (v128.const f32x4 0 0 0 0))
+      (v128.store (i32.add (local.get $dbias) (local.get $j)) (v128.const f32x4 0 0 0 0))
+      (local.set $j (i32.add (local.get $j) (i32.const 16)))
+      (br $lz)))
+    (block $done (loop $rowLoop
+      (br_if $done (i32.ge_u (local.get $row) (local.get $rows)))
+      ;; a = x (+ r) into dx; its total
+      (local.set $acc (v128.const f32x4 0 0 0 0))
+      (local.set $j (i32.const 0))
+      (block $e1 (loop $l1
+        (br_if $e1 (i32.ge_u (local.get $j) (local.get $bytes)))
+        (local.set $v (v128.load (i32.add (local.get $x) (local.get $j))))
+        (if (i32.and (local.get $flags) (i32.const 1))
+          (then (local.set $v
+            (f32x4.add (local.get $v) (v128.load (i32.add (local.get $r) (local.get $j)))))))
+        (v128.store (i32.add (local.get $dx) (local.get $j)) (local.get $v))
+        (local.set $acc (f32x4.add (local.get $acc) (local.get $v)))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $l1)))
+      (local.set $mean (f32x4.splat (f32.div (call $hsum (local.get $acc)) (local.get $fd))))
+      ;; c = a - mean into dx; the sum of squares
+      (local.set $acc (v128.const f32x4 0 0 0 0))
+      (local.set $j (i32.const 0))
+      (block $e2 (loop $l2
+        (br_if $e2 (i32.ge_u (local.get $j) (local.get $bytes)))
+        (local.set $v
+          (f32x4.sub (v128.load (i32.add (local.get $dx) (local.get $j))) (local.get $mean)))
+        (v128.store (i32.add (local.get $dx) (local.get $j)) (local.get $v))
+        (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $v) (local.get $v))))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $l2)))
+      (local.set $inv (f32.div (f32.const 1)
+        (f32.sqrt (f32.add (f32.div (call $hsum (local.get $acc)) (local.get $fd))
+          (local.get $eps)))))
+      (local.set $invv (f32x4.splat (local.get $inv)))
+      ;; mean(dn), mean(dn * c); dgain += (dy * c) * inv, dbias += dy
+      (local.set $acc (v128.const f32x4 0 0 0 0))
+      (local.set $acc2 (v128.const f32x4 0 0 0 0))
+      (local.set $j (i32.const 0))
+      (block $e3 (loop $l3
+        (br_if $e3 (i32.ge_u (local.get $j) (local.get $bytes)))
+        (local.set $dyv (v128.load (i32.add (local.get $dy) (local.get $j))))
+        (local.set $c (v128.load (i32.add (local.get $dx) (local.get $j))))
+        (local.set $dn (f32x4.mul (local.get $dyv) (v128.load (i32.add (local.get $g) (local.get $j)))))
+        (local.set $acc (f32x4.add (local.get $acc) (local.get $dn)))
+        (local.set $acc2 (f32x4.add (local.get $acc2) (f32x4.mul (local.get $dn) (local.get $c))))
+        (v128.store (i32.add (local.get $dgain) (local.get $j))
+          (f32x4.add (v128.load (i32.add (local.get $dgain) (local.get $j)))
+            (f32x4.mul (f32x4.mul (local.get $dyv) (local.get $c)) (local.get $invv))))
+        (v128.store (i32.add (local.get $dbias) (local.get $j))
+          (f32x4.add (v128.load (i32.add (local.get $dbias) (local.get $j))) (local.get $dyv)))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $l3)))
+      (local.set $shift (f32x4.splat
+        (f32.mul (local.get $inv) (f32.div (call $hsum (local.get $acc)) (local.get $fd)))))
+      (local.set $slope (f32x4.splat
+        (f32.mul (f32.mul (f32.mul (local.get $inv) (local.get $inv)) (local.get $inv))
+          (f32.div (call $hsum (local.get $acc2)) (local.get $fd)))))
+      ;; dx = (dn * inv - c * slope) - shift (+ ds)
+      (local.set $j (i32.const 0))
+      (block $e4 (loop $l4
+        (br_if $e4 (i32.ge_u (local.get $j) (local.get $bytes)))
+        (local.set $dn (f32x4.mul (v128.load (i32.add (local.get $dy) (local.get $j)))
+          (v128.load (i32.add (local.get $g) (local.get $j)))))
+        (local.set $v (f32x4.sub
+          (f32x4.sub (f32x4.mul (local.get $dn) (local.get $invv))
+            (f32x4.mul (v128.load (i32.add (local.get $dx) (local.get $j))) (local.get $slope)))
+          (local.get $shift)))
+        (if (i32.and (local.get $flags) (i32.const 2))
+          (then (local.set $v
+            (f32x4.add (local.get $v) (v128.load (i32.add (local.get $ds) (local.get $j)))))))
+        (v128.store (i32.add (local.get $dx) (local.get $j)) (local.get $v))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $l4)))
+      (local.set $dy (i32.add (local.get $dy) (local.get $bytes)))
+      (local.set $x (i32.add (local.get $x) (local.get $bytes)))
+      (local.set $r (i32.add (local.get $r) (local.get $bytes)))
+      (local.set $ds (i32.add (local.get $ds) (local.get $bytes)))
+      (local.set $dx (i32.add (local.get $dx) (local.get $bytes)))
+      (local.set $row (i32.add (local.get $row) (i32.const 1)))
+      (br $rowLoop))))
+
+  ;; y = (u * s) * k over n floats (GELU from u = 1.702 z and s = sigmoid(u), k = 1 / 1.702).
+  (func (export "scaledProduct")
+    (param $u i32) (param $s i32) (param $y i32) (param $n i32) (param $k f32)
+    (local $j i32) (local $bytes i32) (local $kv v128) (local $vec i32)
+    (local.set $bytes (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $vec (i32.and (local.get $bytes) (i32.const -16)))
+    (local.set $kv (f32x4.splat (local.get $k)))
+    (block $e (loop $l
+      (br_if $e (i32.ge_u (local.get $j) (local.get $vec)))
+      (v128.store (i32.add (local.get $y) (local.get $j))
+        (f32x4.mul (f32x4.mul (v128.load (i32.add (local.get $u) (local.get $j)))
+          (v128.load (i32.add (local.get $s) (local.get $j)))) (local.get $kv)))
+      (local.set $j (i32.add (local.get $j) (i32.const 16)))
+      (br $l)))
+    (block $et (loop $lt
+      (br_if $et (i32.ge_u (local.get $j) (local.get $bytes)))
+      (f32.store (i32.add (local.get $y) (local.get $j))
+        (f32.mul (f32.mul (f32.load (i32.add (local.get $u) (local.get $j)))
+          (f32.load (i32.add (local.get $s) (local.get $j)))) (local.get $k)))
+      (local.set $j (i32.add (local.get $j) (i32.const 4)))
+      (br $lt))))
+
+  ;; out = g * (s + a * y * (1 - s)) over n floats (GELU's gradient, a = 1.702).
+  (func (export "geluGrad")
+    (param $g i32) (param $s i32) (param $y i32) (param $out i32) (param $n i32) (param $a f32)
+    (local $j i32) (local $bytes i32) (local $vec i32) (local $av v128) (local $sv v128)
+    (local $sf f32)
+    (local.set $bytes (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $vec (i32.and (local.get $bytes) (i32.const -16)))
+    (local.set $av (f32x4.splat (local.get $a)))
+    (block $e (loop $l
+      (br_if $e (i32.ge_u (local.get $j) (local.get $vec)))
+      (local.set $sv (v128.load (i32.add (local.get $s) (local.get $j))))
+      (v128.store (i32.add (local.get $out) (local.get $j))
+        (f32x4.mul (v128.load (i32.add (local.get $g) (local.get $j)))
+          (f32x4.add (local.get $sv)
+            (f32x4.mul
+              (f32x4.mul (local.get $av) (v128.load (i32.add (local.get $y) (local.get $j))))
+              (f32x4.sub (v128.const f32x4 1 1 1 1) (local.get $sv))))))
+      (local.set $j (i32.add (local.get $j) (i32.const 16)))
+      (br $l)))
+    (block $et (loop $lt
+      (br_if $et (i32.ge_u (local.get $j) (local.get $bytes)))
+      (local.set $sf (f32.load (i32.add (local.get $s) (local.get $j))))
+      (f32.store (i32.add (local.get $out) (local.get $j))
+        (f32.mul (f32.load (i32.add (local.get $g) (local.get $j)))
+          (f32.add (local.get $sf)
+            (f32.mul (f32.mul (local.get $a) (f32.load (i32.add (local.get $y) (local.get $j))))
+              (f32.sub (f32.const 1) (local.get $sf))))))
+      (local.set $j (i32.add (local.get $j) (i32.const 4)))
+      (br $lt))))
+)
