@@ -152,52 +152,68 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "fused attention: causal and padding masks, a fully masked row, probs with and " +
-    "without a gradient of their own",
-  ignore,
-  fn() {
-    const [batch, t, heads, dh] = [4, 7, 3, 4];
-    const d = heads * dh;
-    const qkv = random([batch, t, 3 * d], 17) as tf.Tensor3D;
-    // Sample 2: padding at the end; sample 3: key 0 masked, so query 0 sees no key at all.
-    const keys = tf.tensor2d([
-      [1, 1, 1, 1, 1, 1, 1],
-      [1, 1, 1, 1, 1, 1, 1],
-      [1, 1, 1, 1, 1, 0, 0],
-      [0, 1, 0, 1, 1, 1, 1],
-    ]);
-    const wProbs = random([batch, heads, t, t], 18);
-    const wMixed = random([batch, t, d], 19);
-    const out = onEveryPath(() => {
-      const { probs, mixed } = ops.attention(qkv, heads, ops.attentionMask(keys));
-      return [
-        probs,
-        mixed,
-        tf.grad((x) => {
-          const a = ops.attention(x as tf.Tensor3D, heads, ops.attentionMask(keys));
-          return tf.add(tf.sum(tf.mul(a.probs, wProbs)), tf.sum(tf.mul(a.mixed, wMixed)));
-        })(qkv),
-        // The probabilities unused by the loss (a layer KLAL does not supervise).
-        tf.grad((x) =>
-          tf.sum(
-            tf.mul(ops.attention(x as tf.Tensor3D, heads, ops.attentionMask(keys)).mixed, wMixed),
-          )
-        )(qkv),
-      ];
-    });
-    // Rows sum to 1; the fully masked row is uniform, as with the stock additive mask.
-    const probs = out.fused[0].arraySync() as number[][][][];
-    probs.forEach((sample) =>
-      sample.forEach((head) =>
-        head.forEach((row) => assert.ok(Math.abs(row.reduce((a, v) => a + v, 0) - 1) < 1e-5))
-      )
-    );
-    probs[3].forEach((head) => head[0].forEach((p) => assert.ok(Math.abs(p - 1 / t) < 1e-6)));
-    assertSame(out, "attention");
-    tf.dispose([qkv, keys, wProbs, wMixed]);
-  },
-});
+// Sample 2: padding at the end. With a fully masked row (sample 3, key 0 masked: query 0 sees
+// no key at all) the fused kernel takes the stock Softmax; without one, the SIMD causal
+// softmax (simd_kernels.wat), here with padding inside and at the end of sample 3.
+for (
+  const [label, lastRow] of [
+    ["a fully masked row", [0, 1, 0, 1, 1, 1, 1]],
+    ["padding inside a row (SIMD softmax)", [1, 0, 1, 0, 1, 1, 0]],
+  ] as [string, number[]][]
+) {
+  Deno.test({
+    name: `fused attention: causal and padding masks, ${label}, probs with and without a ` +
+      "gradient of their own",
+    ignore,
+    fn() {
+      const [batch, t, heads, dh] = [4, 7, 3, 4];
+      const d = heads * dh;
+      const qkv = random([batch, t, 3 * d], 17) as tf.Tensor3D;
+      const keys = tf.tensor2d([
+        [1, 1, 1, 1, 1, 1, 1],
+        [1, 1, 1, 1, 1, 1, 1],
+        [1, 1, 1, 1, 1, 0, 0],
+        lastRow,
+      ]);
+      const wProbs = random([batch, heads, t, t], 18);
+      const wMixed = random([batch, t, d], 19);
+      const out = onEveryPath(() => {
+        const { probs, mixed } = ops.attention(qkv, heads, ops.attentionMask(keys));
+        return [
+          probs,
+          mixed,
+          tf.grad((x) => {
+            const a = ops.attention(x as tf.Tensor3D, heads, ops.attentionMask(keys));
+            return tf.add(tf.sum(tf.mul(a.probs, wProbs)), tf.sum(tf.mul(a.mixed, wMixed)));
+          })(qkv),
+          // The probabilities unused by the loss (a layer KLAL does not supervise).
+          tf.grad((x) =>
+            tf.sum(
+              tf.mul(ops.attention(x as tf.Tensor3D, heads, ops.attentionMask(keys)).mixed, wMixed),
+            )
+          )(qkv),
+        ];
+      });
+      // Rows sum to 1; a fully masked row is uniform, as with the stock additive mask;
+      // padded keys get 0.
+      const probs = out.fused[0].arraySync() as number[][][][];
+      probs.forEach((sample) =>
+        sample.forEach((head) =>
+          head.forEach((row) => assert.ok(Math.abs(row.reduce((a, v) => a + v, 0) - 1) < 1e-5))
+        )
+      );
+      if (lastRow[0] === 0) {
+        probs[3].forEach((head) => head[0].forEach((p) => assert.ok(Math.abs(p - 1 / t) < 1e-6)));
+      } else {
+        probs[3].forEach((head) =>
+          head.forEach((row) => assert.equal(row[1] + row[3] + row[6], 0))
+        );
+      }
+      assertSame(out, "attention");
+      tf.dispose([qkv, keys, wProbs, wMixed]);
+    },
+  });
+}
 
 /** A small model's loss parts and the gradient of the total for every weight. */
 function lossAndGrads(

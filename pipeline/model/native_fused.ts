@@ -475,6 +475,50 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     const backend = args.backend as WasmBackendLike;
     const stock = new Stock(backend);
     const scores = stock.make([batch, heads, t, t]);
+    const simd = simdFor(backend, 4);
+    // The SIMD softmax needs every row to see a key: key 0 of each sample unmasked.
+    const [keys] = heapViews(backend, [keyMask]);
+    let everyRowSees = true;
+    for (let b = 0; b < batch; b++) if (keys[b * t] === 0) everyRowSees = false;
+    if (simd && everyRowSees && keyMask.dtype === "float32") {
+      const [src0, at0] = heapAddresses(backend, [qkv, scores]);
+      for (let b = 0; b < batch; b++) {
+        for (let h = 0; h < heads; h++) {
+          const q = src0 + BigInt(4 * (b * t * d3 + h * dh));
+          const o = (b * heads + h) * t * t;
+          sgemm(
+            ROW_MAJOR,
+            N,
+            T,
+            t,
+            t,
+            dh,
+            scale,
+            q,
+            d3,
+            q + BigInt(4 * d),
+            d3,
+            0,
+            at0 + BigInt(4 * o),
+            t,
+          );
+        }
+      }
+      const [scoresAt, maskAt] = offsets(backend, [scores, keyMask]);
+      simd.softmaxCausal(scoresAt, maskAt, batch * heads, heads, t);
+      const mixed = stock.make([batch, t, d]);
+      const [src1, pAt, mixAt] = heapAddresses(backend, [qkv, scores, mixed]);
+      for (let b = 0; b < batch; b++) {
+        for (let h = 0; h < heads; h++) {
+          const v = src1 + BigInt(4 * (b * t * d3 + 2 * d + h * dh));
+          const o = pAt + BigInt(4 * (b * heads + h) * t * t);
+          const c = mixAt + BigInt(4 * (b * t * d + h * dh));
+          sgemm(ROW_MAJOR, N, N, t, dh, t, 1, o, t, v, d3, 0, c, d);
+        }
+      }
+      stock.done(mixed, scores);
+      return [mixed, scores];
+    }
     let [src, at] = heapAddresses(backend, [qkv, scores]);
     const [mask, p] = heapViews(backend, [keyMask, scores]);
     for (let b = 0; b < batch; b++) {
@@ -515,6 +559,32 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     const { batch, t, d, d3, heads, dh, scale } = dims(qkv, args.attrs);
     const backend = args.backend as WasmBackendLike;
     const out = backend.makeOutput([...qkv.shape], "float32");
+    const simd = simdFor(backend, 4);
+    if (simd) {
+      // The dP block lives in the heap here, where the SIMD softmax gradient reaches it.
+      const stock = new Stock(backend);
+      const work = stock.make([t, t]);
+      const [gAt, src, pAt, dst, wAt] = heapAddresses(backend, [dMixed, qkv, probs, out, work]);
+      const [dpIn, w] = heapViews(backend, [dProbs, work]);
+      const [pOff, wOff] = offsets(backend, [probs, work]);
+      for (let b = 0; b < batch; b++) {
+        for (let h = 0; h < heads; h++) {
+          const q = BigInt(4 * (b * t * d3 + h * dh));
+          const k = q + BigInt(4 * d);
+          const v = q + BigInt(8 * d);
+          const o = (b * heads + h) * t * t;
+          const g = gAt + BigInt(4 * (b * t * d + h * dh));
+          w.set(dpIn.subarray(o, o + t * t));
+          sgemm(ROW_MAJOR, N, T, t, t, dh, 1, g, d, src + v, d3, 1, wAt, t);
+          sgemm(ROW_MAJOR, T, N, t, dh, t, 1, pAt + BigInt(4 * o), t, g, d, 0, dst + v, d3);
+          simd.softmaxGrad(pOff + 4 * o, wOff, t);
+          sgemm(ROW_MAJOR, N, N, t, dh, t, scale, wAt, t, src + k, d3, 0, dst + q, d3);
+          sgemm(ROW_MAJOR, T, N, t, dh, t, scale, wAt, t, src + q, d3, 0, dst + k, d3);
+        }
+      }
+      stock.done();
+      return out;
+    }
     const [gAt, src, pAt, dst] = heapAddresses(backend, [dMixed, qkv, probs, out]);
     const [p, dpIn] = heapViews(backend, [probs, dProbs]);
     const scratch = block.get(t * t);

@@ -224,4 +224,195 @@
               (f32.sub (f32.const 1) (local.get $sf))))))
       (local.set $j (i32.add (local.get $j) (i32.const 4)))
       (br $lt))))
+
+  ;; exp(x) for x <= 0, four lanes: 2^n * p(r) with n = round(x / ln 2), r = x - n ln 2
+  ;; (ln 2 split in two for accuracy) and p the degree-6 Taylor polynomial (relative error
+  ;; about 1e-7 on |r| <= ln 2 / 2); lanes below -87 give 0 (as exp does in float32 for the
+  ;; masked scores).
+  (func $exp4 (param $x v128) (result v128)
+    (local $n v128) (local $r v128) (local $p v128)
+    (local.set $n (f32x4.nearest
+      (f32x4.mul (local.get $x) (v128.const f32x4 1.442695041 1.442695041 1.442695041 1.442695041))))
+    (local.set $r (f32x4.sub
+      (f32x4.sub (local.get $x)
+        (f32x4.mul (local.get $n) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375)))
+      (f32x4.mul (local.get $n)
+        (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
+    (local.set $p (v128.const f32x4 1.3888889e-3 1.3888889e-3 1.3888889e-3 1.3888889e-3))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r))
+      (v128.const f32x4 8.3333333e-3 8.3333333e-3 8.3333333e-3 8.3333333e-3)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r))
+      (v128.const f32x4 4.1666667e-2 4.1666667e-2 4.1666667e-2 4.1666667e-2)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r))
+      (v128.const f32x4 0.16666667 0.16666667 0.16666667 0.16666667)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (v128.const f32x4 0.5 0.5 0.5 0.5)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (v128.const f32x4 1 1 1 1)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (v128.const f32x4 1 1 1 1)))
+    (v128.bitselect
+      (f32x4.mul (local.get $p)
+        (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $n)) (v128.const i32x4 127 127 127 127))
+          (i32.const 23)))
+      (v128.const f32x4 0 0 0 0)
+      (f32x4.ge (local.get $x) (v128.const f32x4 -87 -87 -87 -87))))
+
+;; Causal softmax over `blocks` [t, t] score blocks in place (block k belongs to sample
+  ;; k / heads, whose key mask row of t floats is at mask + 4 t (k / heads)): row i over the
+  ;; keys j <= i with mask 1, exp(s - max) / sum; every other entry 0. Every row must see at
+  ;; least one key (the caller checks: key 0 of each sample unmasked). The chunk of four that
+  ;; holds the diagonal is done with a lane mask (j <= i), not one key at a time; only keys past
+  ;; the row's last whole chunk are.
+  (func (export "softmaxCausal")
+    (param $s i32) (param $mask i32) (param $blocks i32) (param $heads i32) (param $t i32)
+    (local $blk i32) (local $i i32) (local $j i32) (local $row i32) (local $km i32)
+    (local $end i32) (local $vend i32) (local $whole i32) (local $rowBytes i32)
+    (local $vm v128) (local $sv v128) (local $mv v128) (local $v v128) (local $keep v128)
+    (local $lanes v128) (local $iv v128)
+    (local $m f32) (local $sum f32) (local $x f32) (local $inv f32)
+    (local.set $rowBytes (i32.shl (local.get $t) (i32.const 2)))
+    (local.set $whole (i32.and (local.get $rowBytes) (i32.const -16)))
+    (local.set $row (local.get $s))
+    (block $doneB (loop $blockLoop
+      (br_if $doneB (i32.ge_u (local.get $blk) (local.get $blocks)))
+      (local.set $km (i32.add (local.get $mask)
+        (i32.mul (i32.div_u (local.get $blk) (local.get $heads)) (local.get $rowBytes))))
+      (local.set $i (i32.const 0))
+      (block $doneR (loop $rowLoop
+        (br_if $doneR (i32.ge_u (local.get $i) (local.get $t)))
+        (local.set $end (i32.shl (i32.add (local.get $i) (i32.const 1)) (i32.const 2)))
+        ;; whole chunks up to the one holding the diagonal, within the row's whole chunks
+        (local.set $vend (i32.and (i32.add (local.get $end) (i32.const 15)) (i32.const -16)))
+        (if (i32.gt_u (local.get $vend) (local.get $whole)) (then (local.set $vend (local.get $whole))))
+        (local.set $iv (i32x4.splat (local.get $i)))
+        ;; the largest allowed score
+        (local.set $vm (v128.const f32x4 -inf -inf -inf -inf))
+        (local.set $lanes (v128.const i32x4 0 1 2 3))
+        (local.set $j (i32.const 0))
+        (block $e1 (loop $l1
+          (br_if $e1 (i32.ge_u (local.get $j) (local.get $vend)))
+          (local.set $keep (v128.and
+            (f32x4.ne (v128.load (i32.add (local.get $km) (local.get $j))) (v128.const f32x4 0 0 0 0))
+            (i32x4.le_s (local.get $lanes) (local.get $iv))))
+          (local.set $vm (f32x4.max (local.get $vm)
+            (v128.bitselect (v128.load (i32.add (local.get $row) (local.get $j)))
+              (v128.const f32x4 -inf -inf -inf -inf) (local.get $keep))))
+          (local.set $lanes (i32x4.add (local.get $lanes) (v128.const i32x4 4 4 4 4)))
+          (local.set $j (i32.add (local.get $j) (i32.const 16)))
+          (br $l1)))
+        (local.set $m (f32.max
+          (f32.max (f32x4.extract_lane 0 (local.get $vm)) (f32x4.extract_lane 1 (local.get $vm)))
+          (f32.max (f32x4.extract_lane 2 (local.get $vm)) (f32x4.extract_lane 3 (local.get $vm)))))
+        (block $e1t (loop $l1t
+          (br_if $e1t (i32.ge_u (local.get $j) (local.get $end)))
+          (if (f32.ne (f32.load (i32.add (local.get $km) (local.get $j))) (f32.const 0))
+            (then (local.set $m (f32.max (local.get $m) (f32.load (i32.add (local.get $row) (local.get $j)))))))
+          (local.set $j (i32.add (local.get $j) (i32.const 4)))
+          (br $l1t)))
+        ;; exp(s - max) where allowed, 0 elsewhere; their sum
+        (local.set $mv (f32x4.splat (local.get $m)))
+        (local.set $sv (v128.const f32x4 0 0 0 0))
+        (local.set $lanes (v128.const i32x4 0 1 2 3))
+        (local.set $j (i32.const 0))
+        (block $e2 (loop $l2
+          (br_if $e2 (i32.ge_u (local.get $j) (local.get $vend)))
+          (local.set $keep (v128.and
+            (f32x4.ne (v128.load (i32.add (local.get $km) (local.get $j))) (v128.const f32x4 0 0 0 0))
+            (i32x4.le_s (local.get $lanes) (local.get $iv))))
+          (local.set $v (v128.bitselect
+            (call $exp4 (f32x4.sub (v128.load (i32.add (local.get $row) (local.get $j))) (local.get $mv)))
+            (v128.const f32x4 0 0 0 0) (local.get $keep)))
+          (v128.store (i32.add (local.get $row) (local.get $j)) (local.get $v))
+          (local.set $sv (f32x4.add (local.get $sv) (local.get $v)))
+          (local.set $lanes (i32x4.add (local.get $lanes) (v128.const i32x4 4 4 4 4)))
+          (local.set $j (i32.add (local.get $j) (i32.const 16)))
+          (br $l2)))
+        (local.set $sum (call $hsum (local.get $sv)))
+        (block $e2t (loop $l2t
+          (br_if $e2t (i32.ge_u (local.get $j) (local.get $end)))
+          (local.set $x (f32.const 0))
+          (if (f32.ne (f32.load (i32.add (local.get $km) (local.get $j))) (f32.const 0))
+            (then (local.set $x (f32x4.extract_lane 0 (call $exp4 (f32x4.splat
+              (f32.sub (f32.load (i32.add (local.get $row) (local.get $j))) (local.get $m))))))))
+          (f32.store (i32.add (local.get $row) (local.get $j)) (local.get $x))
+          (local.set $sum (f32.add (local.get $sum) (local.get $x)))
+          (local.set $j (i32.add (local.get $j) (i32.const 4)))
+          (br $l2t)))
+        ;; divide by the sum; zeros past what was written
+        (local.set $inv (f32.div (f32.const 1) (local.get $sum)))
+        (local.set $mv (f32x4.splat (local.get $inv)))
+        (local.set $j (i32.const 0))
+        (block $e3 (loop $l3
+          (br_if $e3 (i32.ge_u (local.get $j) (local.get $vend)))
+          (v128.store (i32.add (local.get $row) (local.get $j))
+            (f32x4.mul (v128.load (i32.add (local.get $row) (local.get $j))) (local.get $mv)))
+          (local.set $j (i32.add (local.get $j) (i32.const 16)))
+          (br $l3)))
+        (block $e3t (loop $l3t
+          (br_if $e3t (i32.ge_u (local.get $j) (local.get $end)))
+          (f32.store (i32.add (local.get $row) (local.get $j))
+            (f32.mul (f32.load (i32.add (local.get $row) (local.get $j))) (local.get $inv)))
+          (local.set $j (i32.add (local.get $j) (i32.const 4)))
+          (br $l3t)))
+        (if (i32.lt_u (local.get $j) (local.get $rowBytes))
+          (then (memory.fill (i32.add (local.get $row) (local.get $j)) (i32.const 0)
+            (i32.sub (local.get $rowBytes) (local.get $j)))))
+        (local.set $row (i32.add (local.get $row) (local.get $rowBytes)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $rowLoop)))
+      (local.set $blk (i32.add (local.get $blk) (i32.const 1)))
+      (br $blockLoop))))
+
+    ;; The softmax gradient of one [t, t] block in place: with P at p and dP at g, per row
+  ;; dS = P (dP - sum_j P dP) over the keys the row sees (j <= i; all t keys in a row whose
+  ;; last entry is nonzero, as a row with every key masked has), 0 elsewhere.
+  (func (export "softmaxGrad") (param $p i32) (param $g i32) (param $t i32)
+    (local $i i32) (local $j i32) (local $end i32) (local $vend i32) (local $rowBytes i32)
+    (local $acc v128) (local $dv v128) (local $dot f32)
+    (local.set $rowBytes (i32.shl (local.get $t) (i32.const 2)))
+    (block $done (loop $rowLoop
+      (br_if $done (i32.ge_u (local.get $i) (local.get $t)))
+      (local.set $end (i32.shl (i32.add (local.get $i) (i32.const 1)) (i32.const 2)))
+      (if (i32.and (i32.lt_u (local.get $end) (local.get $rowBytes))
+            (f32.ne (f32.load (i32.add (local.get $p) (i32.sub (local.get $rowBytes) (i32.const 4))))
+              (f32.const 0)))
+        (then (local.set $end (local.get $rowBytes))))
+      (local.set $vend (i32.and (local.get $end) (i32.const -16)))
+      (local.set $acc (v128.const f32x4 0 0 0 0))
+      (local.set $j (i32.const 0))
+      (block $e1 (loop $l1
+        (br_if $e1 (i32.ge_u (local.get $j) (local.get $vend)))
+        (local.set $acc (f32x4.add (local.get $acc)
+          (f32x4.mul (v128.load (i32.add (local.get $p) (local.get $j)))
+            (v128.load (i32.add (local.get $g) (local.get $j))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $l1)))
+      (local.set $dot (call $hsum (local.get $acc)))
+      (block $e1t (loop $l1t
+        (br_if $e1t (i32.ge_u (local.get $j) (local.get $end)))
+        (local.set $dot (f32.add (local.get $dot)
+          (f32.mul (f32.load (i32.add (local.get $p) (local.get $j)))
+            (f32.load (i32.add (local.get $g) (local.get $j))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $l1t)))
+      (local.set $dv (f32x4.splat (local.get $dot)))
+      (local.set $j (i32.const 0))
+      (block $e2 (loop $l2
+        (br_if $e2 (i32.ge_u (local.get $j) (local.get $vend)))
+        (v128.store (i32.add (local.get $g) (local.get $j))
+          (f32x4.mul (v128.load (i32.add (local.get $p) (local.get $j)))
+            (f32x4.sub (v128.load (i32.add (local.get $g) (local.get $j))) (local.get $dv))))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $l2)))
+      (block $e2t (loop $l2t
+        (br_if $e2t (i32.ge_u (local.get $j) (local.get $end)))
+        (f32.store (i32.add (local.get $g) (local.get $j))
+          (f32.mul (f32.load (i32.add (local.get $p) (local.get $j)))
+            (f32.sub (f32.load (i32.add (local.get $g) (local.get $j))) (local.get $dot))))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $l2t)))
+      (memory.fill (i32.add (local.get $g) (local.get $end)) (i32.const 0)
+        (i32.sub (local.get $rowBytes) (local.get $end)))
+      (local.set $p (i32.add (local.get $p) (local.get $rowBytes)))
+      (local.set $g (i32.add (local.get $g) (local.get $rowBytes)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $rowLoop))))
 )
