@@ -6,6 +6,8 @@
  * Pure tensor functions of their inputs, so tests can check them by hand.
  */
 import * as tf from "@tensorflow/tfjs";
+import { nextTokenLoss } from "./model/native_fused.ts";
+import { fusedKernelsEnabled } from "./model/native_matmul.ts";
 
 /**
  * Which answer positions KLAL supervises: `all` (every position that predicts an answer
@@ -111,6 +113,8 @@ export function klalLoss(
  * @param mask [B, T] 1 where the prediction counts (answer tokens), else 0
  */
 export function ntpLoss(logits: tf.Tensor3D, targets: tf.Tensor2D, mask: tf.Tensor2D): tf.Scalar {
+  // With the fused kernels (wasm + OpenBLAS): one kernel, one pass per row, both directions.
+  if (fusedKernelsEnabled()) return nextTokenLoss(logits, targets, mask);
   return tf.tidy(() => {
     const vocab = logits.shape[2];
     const logProbs = tf.logSoftmax(logits); // [B, T, V]

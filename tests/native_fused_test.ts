@@ -16,6 +16,7 @@ import {
 import * as ops from "../pipeline/model/ops.ts";
 import { LAYER_NORM_GRAD } from "../pipeline/model/native_fused.ts";
 import { AdamW, batchTensors, disposeBatch, lossParts } from "../pipeline/train.ts";
+import { ntpLoss } from "../pipeline/losses.ts";
 import { tinyGridData, tinyModel } from "./fixtures.ts";
 import { wasmWithNativeKernels } from "./native_setup.ts";
 
@@ -214,6 +215,43 @@ for (
     },
   });
 }
+
+Deno.test({
+  name: "fused next-token loss: value and gradient, masked rows, targets outside the vocabulary, " +
+    "with and without SIMD",
+  ignore,
+  fn() {
+    // 7 values a row: one SIMD chunk and a scalar tail. Target -1 and 7 lie outside [0, 7).
+    const logits = random([2, 5, 7], 30) as tf.Tensor3D;
+    const targets = tf.tensor2d([[0, 6, -1, 3, 2], [7, 1, 1, 5, 4]], [2, 5], "int32");
+    const mask = tf.tensor2d([[1, 1, 1, 0, 1], [1, 0, 1, 1, 1]]);
+    const loss = (x: tf.Tensor) => ntpLoss(x as tf.Tensor3D, targets, mask);
+    const both = () => [loss(logits), tf.grad(loss)(logits)];
+    for (const simd of ["on", "off"]) {
+      if (simd === "off") Deno.env.set("KLAL_SIMD", "off");
+      try {
+        assertSame(onEveryPath(both), `next-token loss, SIMD ${simd}`);
+      } finally {
+        Deno.env.delete("KLAL_SIMD");
+      }
+    }
+    // By hand for one row: target 0 at position (0, 0), weight 1/8 (8 masked positions).
+    const x = (logits.arraySync() as number[][][])[0][0];
+    const m = Math.max(...x);
+    const lse = m + Math.log(x.reduce((a, v) => a + Math.exp(v - m), 0));
+    const g = tf.tidy(() => tf.grad(loss)(logits));
+    const rows = g.arraySync() as number[][][];
+    g.dispose();
+    const grad = rows[0][0];
+    x.forEach((v, j) => {
+      const want = (Math.exp(v - lse) - (j === 0 ? 1 : 0)) / 8;
+      assert.ok(Math.abs(grad[j] - want) < 1e-6, `grad[${j}] ${grad[j]} vs ${want}`);
+    });
+    assert.ok(rows[0][2].every((v) => v === 0), "target outside the vocabulary: no gradient");
+    assert.ok(rows[0][3].every((v) => v === 0), "masked position: no gradient");
+    tf.dispose([logits, targets, mask]);
+  },
+});
 
 /** A small model's loss parts and the gradient of the total for every weight. */
 function lossAndGrads(

@@ -2,8 +2,9 @@
  * The SIMD kernels of ./simd_kernels.wat, instantiated over tfjs-wasm's own memory so they
  * work in place on tensors (byte offsets into the heap; a growth of the heap keeps them
  * valid). Used by the fused kernels (./native_fused.ts) for layer norm forward and backward,
- * GELU's elementwise passes and attention's causal softmax and its gradient, each one pass per
- * row or value where the stock ops take several. `KLAL_SIMD=off` leaves them out (the fused kernels then use the stock ops).
+ * GELU's elementwise passes, attention's causal softmax and its gradient,
+ * and next-token cross-entropy's rows, each one pass per row or value where the stock ops take
+ * several. `KLAL_SIMD=off` leaves them out (the fused kernels then use the stock ops).
  */
 import { SIMD_KERNELS_WASM } from "./simd_kernels_wasm.ts";
 
@@ -39,6 +40,24 @@ export interface SimdKernels {
   geluGrad(g: number, s: number, y: number, out: number, n: number, a: number): void;
   softmaxCausal(s: number, mask: number, blocks: number, heads: number, t: number): void;
   softmaxGrad(p: number, g: number, t: number): void;
+  biasGelu(
+    z: number,
+    b: number,
+    y: number,
+    s: number,
+    rows: number,
+    n: number,
+    slope: number,
+  ): void;
+  crossEntropyRows(
+    x: number,
+    targets: number,
+    w: number,
+    grad: number,
+    stats: number,
+    rows: number,
+    v: number,
+  ): void;
 }
 
 /** The part of tfjs-wasm's module that holds its memory. */

@@ -225,14 +225,16 @@
       (local.set $j (i32.add (local.get $j) (i32.const 4)))
       (br $lt))))
 
-  ;; exp(x) for x <= 0, four lanes: 2^n * p(r) with n = round(x / ln 2), r = x - n ln 2
-  ;; (ln 2 split in two for accuracy) and p the degree-6 Taylor polynomial (relative error
-  ;; about 1e-7 on |r| <= ln 2 / 2); lanes below -87 give 0 (as exp does in float32 for the
-  ;; masked scores).
+  ;; exp(x) for x <= 0, four lanes: 2^n * p(r) with n = round(x / ln 2) (by the 1.5 * 2^23
+  ;; shifter, whose low mantissa bits are then n), r = x - n ln 2 (ln 2 split in two for
+  ;; accuracy) and p the degree-6 Taylor polynomial (relative error about 1e-7 on
+  ;; |r| <= ln 2 / 2); lanes below -87 give 0 (as exp does in float32 for masked scores).
   (func $exp4 (param $x v128) (result v128)
-    (local $n v128) (local $r v128) (local $p v128)
-    (local.set $n (f32x4.nearest
-      (f32x4.mul (local.get $x) (v128.const f32x4 1.442695041 1.442695041 1.442695041 1.442695041))))
+    (local $t v128) (local $n v128) (local $r v128) (local $p v128)
+    (local.set $t (f32x4.add
+      (f32x4.mul (local.get $x) (v128.const f32x4 1.442695041 1.442695041 1.442695041 1.442695041))
+      (v128.const f32x4 12582912 12582912 12582912 12582912)))
+    (local.set $n (f32x4.sub (local.get $t) (v128.const f32x4 12582912 12582912 12582912 12582912)))
     (local.set $r (f32x4.sub
       (f32x4.sub (local.get $x)
         (f32x4.mul (local.get $n) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375)))
@@ -250,12 +252,14 @@
     (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (v128.const f32x4 1 1 1 1)))
     (v128.bitselect
       (f32x4.mul (local.get $p)
-        (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $n)) (v128.const i32x4 127 127 127 127))
+        (i32x4.shl
+          (i32x4.add (i32x4.sub (local.get $t) (v128.const i32x4 0x4B400000 0x4B400000 0x4B400000 0x4B400000))
+            (v128.const i32x4 127 127 127 127))
           (i32.const 23)))
       (v128.const f32x4 0 0 0 0)
       (f32x4.ge (local.get $x) (v128.const f32x4 -87 -87 -87 -87))))
 
-;; Causal softmax over `blocks` [t, t] score blocks in place (block k belongs to sample
+  ;; Causal softmax over `blocks` [t, t] score blocks in place (block k belongs to sample
   ;; k / heads, whose key mask row of t floats is at mask + 4 t (k / heads)): row i over the
   ;; keys j <= i with mask 1, exp(s - max) / sum; every other entry 0. Every row must see at
   ;; least one key (the caller checks: key 0 of each sample unmasked). The chunk of four that
@@ -414,5 +418,88 @@
       (local.set $p (i32.add (local.get $p) (local.get $rowBytes)))
       (local.set $g (i32.add (local.get $g) (local.get $rowBytes)))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $rowLoop))))
+
+  ;; Next-token cross-entropy's rows: for each row r of v logits x with weight w_r (the loss
+  ;; mask over its sum), m = max x, e = exp(x - m), sum = sum e; the gradient
+  ;; w_r (e / sum - onehot(target_r)) into grad (0 for a target outside [0, v)), and m, sum
+  ;; into stats[2r], stats[2r + 1] (the loss needs log(sum), taken by the caller).
+  (func (export "crossEntropyRows")
+    (param $x i32) (param $targets i32) (param $w i32) (param $grad i32) (param $stats i32)
+    (param $rows i32) (param $v i32)
+    (local $row i32) (local $j i32) (local $bytes i32) (local $vend i32) (local $target i32)
+    (local $vm v128) (local $sv v128) (local $mv v128) (local $e v128)
+    (local $m f32) (local $sum f32) (local $x1 f32) (local $scale f32) (local $wr f32)
+    (local.set $bytes (i32.shl (local.get $v) (i32.const 2)))
+    (local.set $vend (i32.and (local.get $bytes) (i32.const -16)))
+    (block $done (loop $rowLoop
+      (br_if $done (i32.ge_u (local.get $row) (local.get $rows)))
+      ;; max
+      (local.set $vm (v128.const f32x4 -inf -inf -inf -inf))
+      (local.set $j (i32.const 0))
+      (block $e1 (loop $l1
+        (br_if $e1 (i32.ge_u (local.get $j) (local.get $vend)))
+        (local.set $vm (f32x4.max (local.get $vm) (v128.load (i32.add (local.get $x) (local.get $j)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $l1)))
+      (local.set $m (f32.max
+        (f32.max (f32x4.extract_lane 0 (local.get $vm)) (f32x4.extract_lane 1 (local.get $vm)))
+        (f32.max (f32x4.extract_lane 2 (local.get $vm)) (f32x4.extract_lane 3 (local.get $vm)))))
+      (block $e1t (loop $l1t
+        (br_if $e1t (i32.ge_u (local.get $j) (local.get $bytes)))
+        (local.set $m (f32.max (local.get $m) (f32.load (i32.add (local.get $x) (local.get $j)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $l1t)))
+      ;; exp(x - m) into grad; the sum
+      (local.set $mv (f32x4.splat (local.get $m)))
+      (local.set $sv (v128.const f32x4 0 0 0 0))
+      (local.set $j (i32.const 0))
+      (block $e2 (loop $l2
+        (br_if $e2 (i32.ge_u (local.get $j) (local.get $vend)))
+        (local.set $e (call $exp4 (f32x4.sub (v128.load (i32.add (local.get $x) (local.get $j))) (local.get $mv))))
+        (v128.store (i32.add (local.get $grad) (local.get $j)) (local.get $e))
+        (local.set $sv (f32x4.add (local.get $sv) (local.get $e)))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $l2)))
+      (local.set $sum (call $hsum (local.get $sv)))
+      (block $e2t (loop $l2t
+        (br_if $e2t (i32.ge_u (local.get $j) (local.get $bytes)))
+        (local.set $x1 (f32x4.extract_lane 0 (call $exp4 (f32x4.splat
+          (f32.sub (f32.load (i32.add (local.get $x) (local.get $j))) (local.get $m))))))
+        (f32.store (i32.add (local.get $grad) (local.get $j)) (local.get $x1))
+        (local.set $sum (f32.add (local.get $sum) (local.get $x1)))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $l2t)))
+      (f32.store (local.get $stats) (local.get $m))
+      (f32.store (i32.add (local.get $stats) (i32.const 4)) (local.get $sum))
+      ;; w (e / sum - onehot)
+      (local.set $wr (f32.load (local.get $w)))
+      (local.set $scale (f32.div (local.get $wr) (local.get $sum)))
+      (local.set $mv (f32x4.splat (local.get $scale)))
+      (local.set $j (i32.const 0))
+      (block $e3 (loop $l3
+        (br_if $e3 (i32.ge_u (local.get $j) (local.get $vend)))
+        (v128.store (i32.add (local.get $grad) (local.get $j))
+          (f32x4.mul (v128.load (i32.add (local.get $grad) (local.get $j))) (local.get $mv)))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $l3)))
+      (block $e3t (loop $l3t
+        (br_if $e3t (i32.ge_u (local.get $j) (local.get $bytes)))
+        (f32.store (i32.add (local.get $grad) (local.get $j))
+          (f32.mul (f32.load (i32.add (local.get $grad) (local.get $j))) (local.get $scale)))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $l3t)))
+      (local.set $target (i32.load (local.get $targets)))
+      (if (i32.lt_u (local.get $target) (local.get $v))
+        (then
+          (local.set $j (i32.add (local.get $grad) (i32.shl (local.get $target) (i32.const 2))))
+          (f32.store (local.get $j) (f32.sub (f32.load (local.get $j)) (local.get $wr))))
+        (else (memory.fill (local.get $grad) (i32.const 0) (local.get $bytes))))
+      (local.set $x (i32.add (local.get $x) (local.get $bytes)))
+      (local.set $grad (i32.add (local.get $grad) (local.get $bytes)))
+      (local.set $targets (i32.add (local.get $targets) (i32.const 4)))
+      (local.set $w (i32.add (local.get $w) (i32.const 4)))
+      (local.set $stats (i32.add (local.get $stats) (i32.const 8)))
+      (local.set $row (i32.add (local.get $row) (i32.const 1)))
       (br $rowLoop))))
 )
