@@ -176,17 +176,28 @@ export async function measureTraining(
   const ms = (performance.now() - started) / steps;
   optimizer.dispose();
   s.model.dispose();
+  return throughput(name, backendLabel(), fusedKernelsEnabled(), s, ms);
+}
+
+/** A training throughput from the time of one step. */
+function throughput(
+  model: string,
+  backend: string,
+  fused: boolean,
+  s: Setup,
+  msPerStep: number,
+): ThroughputResult {
   const flops = trainingFlopsPerSample(s.shape);
-  const samplesPerSecond = s.batch / (ms / 1000);
+  const samplesPerSecond = s.batch / (msPerStep / 1000);
   return {
-    model: name,
-    backend: backendLabel(),
-    fused: fusedKernelsEnabled(),
+    model,
+    backend,
+    fused,
     batch: s.batch,
     tokens: s.shape.tv + s.shape.tt,
     samplesPerSecond,
     gflopsPerSecond: samplesPerSecond * flops / 1e9,
-    msPerStep: ms,
+    msPerStep,
     flopsPerSample: flops,
   };
 }
@@ -234,18 +245,8 @@ export async function measureWebgpuTrainer(
     if (!last || !Number.isFinite(last.total)) {
       throw new Error(`webgpu trainer: loss ${last?.total}`);
     }
-    const flops = trainingFlopsPerSample(s.shape);
-    const samplesPerSecond = s.batch / (ms / 1000);
     return {
-      model: name,
-      backend: "webgpu-trainer",
-      fused: true,
-      batch: s.batch,
-      tokens: s.shape.tv + s.shape.tt,
-      samplesPerSecond,
-      gflopsPerSecond: samplesPerSecond * flops / 1e9,
-      msPerStep: ms,
-      flopsPerSample: flops,
+      ...throughput(name, "webgpu-trainer", true, s, ms),
       dispatches: trainer.dispatchesPerStep,
       parameters: trainer.parameterCount,
     };

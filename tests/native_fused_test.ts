@@ -157,10 +157,12 @@ Deno.test({
 // no key at all) the fused kernel takes the stock Softmax; without one, the SIMD causal
 // softmax (simd_kernels.wat), here with padding inside and at the end of sample 3.
 for (
-  const [label, lastRow] of [
-    ["a fully masked row", [0, 1, 0, 1, 1, 1, 1]],
-    ["padding inside a row (SIMD softmax)", [1, 0, 1, 0, 1, 1, 0]],
-  ] as [string, number[]][]
+  const [label, lastRow, simd] of [
+    ["a fully masked row", [0, 1, 0, 1, 1, 1, 1], "on"],
+    ["padding inside a row (SIMD softmax)", [1, 0, 1, 0, 1, 1, 0], "on"],
+    ["padding inside a row, KLAL_SIMD=off", [1, 0, 1, 0, 1, 1, 0], "off"],
+    ["a fully masked row, KLAL_SIMD=off", [0, 1, 0, 1, 1, 1, 1], "off"],
+  ] as [string, number[], string][]
 ) {
   Deno.test({
     name: `fused attention: causal and padding masks, ${label}, probs with and without a ` +
@@ -178,6 +180,7 @@ for (
       ]);
       const wProbs = random([batch, heads, t, t], 18);
       const wMixed = random([batch, t, d], 19);
+      if (simd === "off") Deno.env.set("KLAL_SIMD", "off");
       const out = onEveryPath(() => {
         const { probs, mixed } = ops.attention(qkv, heads, ops.attentionMask(keys));
         return [
@@ -195,6 +198,7 @@ for (
           )(qkv),
         ];
       });
+      Deno.env.delete("KLAL_SIMD");
       // Rows sum to 1; a fully masked row is uniform, as with the stock additive mask;
       // padded keys get 0.
       const probs = out.fused[0].arraySync() as number[][][][];

@@ -119,7 +119,7 @@ const sizeOf = (shape: number[]) => shape.reduce((p, v) => p * v, 1);
 
 /**
  * Scratch space outside the wasm heap (a growth of the heap never moves it), for sgemm
- * operands a kernel makes and drops: a ones vector and one attention block.
+ * operands a kernel makes and drops: a ones vector.
  */
 class Scratch {
   private data = new Float32Array(0);
@@ -135,7 +135,6 @@ class Scratch {
 }
 
 const ones = new Scratch(1);
-const block = new Scratch(0);
 
 /** The `Stock` helpers of the kernel call under way (their tensors are freed if it throws). */
 const open: Stock[] = [];
@@ -473,7 +472,7 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
    */
   function attention(args: KernelArgs): tf.TensorInfo[] {
     const { qkv, keyMask } = args.inputs as { qkv: tf.TensorInfo; keyMask: tf.TensorInfo };
-    const { batch, t, d, d3, heads, dh, scale } = dims(qkv, args.attrs);
+    const { batch, t, d, d3, heads, dh } = dims(qkv, args.attrs);
     const backend = args.backend as WasmBackendLike;
     const stock = new Stock(backend);
     const scores = stock.make([batch, heads, t, t]);
@@ -482,62 +481,29 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     const [keys] = heapViews(backend, [keyMask]);
     let everyRowSees = true;
     for (let b = 0; b < batch; b++) if (keys[b * t] === 0) everyRowSees = false;
-    if (simd && everyRowSees && keyMask.dtype === "float32") {
-      const [src0, at0] = heapAddresses(backend, [qkv, scores]);
-      for (let b = 0; b < batch; b++) {
-        for (let h = 0; h < heads; h++) {
-          const q = src0 + BigInt(4 * (b * t * d3 + h * dh));
-          const o = (b * heads + h) * t * t;
-          sgemm(
-            ROW_MAJOR,
-            N,
-            T,
-            t,
-            t,
-            dh,
-            scale,
-            q,
-            d3,
-            q + BigInt(4 * d),
-            d3,
-            0,
-            at0 + BigInt(4 * o),
-            t,
-          );
-        }
-      }
+    let probs = scores;
+    if (simd && everyRowSees) {
+      scoreBlocks(backend, qkv, scores, args.attrs);
       const [scoresAt, maskAt] = offsets(backend, [scores, keyMask]);
       simd.softmaxCausal(scoresAt, maskAt, batch * heads, heads, t);
-      const mixed = stock.make([batch, t, d]);
-      const [src1, pAt, mixAt] = heapAddresses(backend, [qkv, scores, mixed]);
-      for (let b = 0; b < batch; b++) {
-        for (let h = 0; h < heads; h++) {
-          const v = src1 + BigInt(4 * (b * t * d3 + 2 * d + h * dh));
-          const o = pAt + BigInt(4 * (b * heads + h) * t * t);
-          const c = mixAt + BigInt(4 * (b * t * d + h * dh));
-          sgemm(ROW_MAJOR, N, N, t, dh, t, 1, o, t, v, d3, 0, c, d);
-        }
-      }
-      stock.done(mixed, scores);
-      return [mixed, scores];
+    } else {
+      const padded = Array.from({ length: batch }, (_, b) => {
+        for (let j = 0; j < t; j++) if (keys[b * t + j] === 0) return true;
+        return false;
+      });
+      // Scoring allocates nothing: views taken before it stay valid.
+      const [mask, p] = heapViews(backend, [keyMask, scores]);
+      scoreBlocks(
+        backend,
+        qkv,
+        scores,
+        args.attrs,
+        (b, o) => maskBlock(p, o, t, mask, b * t, padded[b]),
+      );
+      probs = stock.call("Softmax", { logits: scores }, { dim: 3 });
     }
-    let [src, at] = heapAddresses(backend, [qkv, scores]);
-    const [mask, p] = heapViews(backend, [keyMask, scores]);
-    for (let b = 0; b < batch; b++) {
-      let padded = false;
-      for (let j = 0; j < t; j++) if (mask[b * t + j] === 0) padded = true;
-      for (let h = 0; h < heads; h++) {
-        const q = src + BigInt(4 * (b * t * d3 + h * dh));
-        const o = (b * heads + h) * t * t;
-        const k = q + BigInt(4 * d);
-        sgemm(ROW_MAJOR, N, T, t, t, dh, scale, q, d3, k, d3, 0, at + BigInt(4 * o), t);
-        maskBlock(p, o, t, mask, b * t, padded);
-      }
-    }
-    const probs = stock.call("Softmax", { logits: scores }, { dim: 3 });
     const mixed = stock.make([batch, t, d]);
-    let mixAt: bigint;
-    [src, at, mixAt] = heapAddresses(backend, [qkv, probs, mixed]);
+    const [src, at, mixAt] = heapAddresses(backend, [qkv, probs, mixed]);
     for (let b = 0; b < batch; b++) {
       for (let h = 0; h < heads; h++) {
         const v = src + BigInt(4 * (b * t * d3 + 2 * d + h * dh));
@@ -551,6 +517,44 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
   }
 
   /**
+   * scale·q kᵀ per sample and head, by sgemm straight from qkv's layout, into the [T, T]
+   * blocks of `scores`; `after(b, o)` runs after each block (o its first value's index).
+   */
+  function scoreBlocks(
+    backend: WasmBackendLike,
+    qkv: tf.TensorInfo,
+    scores: tf.TensorInfo,
+    attrs: tf.NamedAttrMap | undefined,
+    after?: (b: number, o: number) => void,
+  ): void {
+    const { batch, t, d, d3, heads, dh, scale } = dims(qkv, attrs);
+    const [src, at] = heapAddresses(backend, [qkv, scores]);
+    for (let b = 0; b < batch; b++) {
+      for (let h = 0; h < heads; h++) {
+        const q = src + BigInt(4 * (b * t * d3 + h * dh));
+        const o = (b * heads + h) * t * t;
+        sgemm(
+          ROW_MAJOR,
+          N,
+          T,
+          t,
+          t,
+          dh,
+          scale,
+          q,
+          d3,
+          q + BigInt(4 * d),
+          d3,
+          0,
+          at + BigInt(4 * o),
+          t,
+        );
+        after?.(b, o);
+      }
+    }
+  }
+
+  /**
    * {dMixed [B, T, d], dProbs [B, H, T, T], qkv, probs} -> d qkv [B, T, 3d]. Per sample and
    * head: dP = dMixed·vᵀ + dProbs (sgemm onto a copy of the dProbs block), dv = probsᵀ·dMixed,
    * the softmax gradient dS = P·(dP - Σ P·dP) over the keys a row sees, dq = scale·dS·k and
@@ -561,36 +565,13 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     const { batch, t, d, d3, heads, dh, scale } = dims(qkv, args.attrs);
     const backend = args.backend as WasmBackendLike;
     const out = backend.makeOutput([...qkv.shape], "float32");
+    // The dP block lives in the heap, where the SIMD softmax gradient reaches it.
     const simd = simdFor(backend, 4);
-    if (simd) {
-      // The dP block lives in the heap here, where the SIMD softmax gradient reaches it.
-      const stock = new Stock(backend);
-      const work = stock.make([t, t]);
-      const [gAt, src, pAt, dst, wAt] = heapAddresses(backend, [dMixed, qkv, probs, out, work]);
-      const [dpIn, w] = heapViews(backend, [dProbs, work]);
-      const [pOff, wOff] = offsets(backend, [probs, work]);
-      for (let b = 0; b < batch; b++) {
-        for (let h = 0; h < heads; h++) {
-          const q = BigInt(4 * (b * t * d3 + h * dh));
-          const k = q + BigInt(4 * d);
-          const v = q + BigInt(8 * d);
-          const o = (b * heads + h) * t * t;
-          const g = gAt + BigInt(4 * (b * t * d + h * dh));
-          w.set(dpIn.subarray(o, o + t * t));
-          sgemm(ROW_MAJOR, N, T, t, t, dh, 1, g, d, src + v, d3, 1, wAt, t);
-          sgemm(ROW_MAJOR, T, N, t, dh, t, 1, pAt + BigInt(4 * o), t, g, d, 0, dst + v, d3);
-          simd.softmaxGrad(pOff + 4 * o, wOff, t);
-          sgemm(ROW_MAJOR, N, N, t, dh, t, scale, wAt, t, src + k, d3, 0, dst + q, d3);
-          sgemm(ROW_MAJOR, T, N, t, dh, t, scale, wAt, t, src + q, d3, 0, dst + k, d3);
-        }
-      }
-      stock.done();
-      return out;
-    }
-    const [gAt, src, pAt, dst] = heapAddresses(backend, [dMixed, qkv, probs, out]);
-    const [p, dpIn] = heapViews(backend, [probs, dProbs]);
-    const scratch = block.get(t * t);
-    const sAt = arrayAddress(scratch);
+    const stock = new Stock(backend);
+    const work = stock.make([t, t]);
+    const [gAt, src, pAt, dst, wAt] = heapAddresses(backend, [dMixed, qkv, probs, out, work]);
+    const [p, dpIn, w] = heapViews(backend, [probs, dProbs, work]);
+    const [pOff, wOff] = offsets(backend, [probs, work]);
     for (let b = 0; b < batch; b++) {
       for (let h = 0; h < heads; h++) {
         const q = BigInt(4 * (b * t * d3 + h * dh));
@@ -598,14 +579,16 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
         const v = q + BigInt(8 * d);
         const o = (b * heads + h) * t * t;
         const g = gAt + BigInt(4 * (b * t * d + h * dh));
-        scratch.set(dpIn.subarray(o, o + t * t));
-        sgemm(ROW_MAJOR, N, T, t, t, dh, 1, g, d, src + v, d3, 1, sAt, t);
+        w.set(dpIn.subarray(o, o + t * t));
+        sgemm(ROW_MAJOR, N, T, t, t, dh, 1, g, d, src + v, d3, 1, wAt, t);
         sgemm(ROW_MAJOR, T, N, t, dh, t, 1, pAt + BigInt(4 * o), t, g, d, 0, dst + v, d3);
-        softmaxGradBlock(p, o, scratch, t);
-        sgemm(ROW_MAJOR, N, N, t, dh, t, scale, sAt, t, src + k, d3, 0, dst + q, d3);
-        sgemm(ROW_MAJOR, T, N, t, dh, t, scale, sAt, t, src + q, d3, 0, dst + k, d3);
+        if (simd) simd.softmaxGrad(pOff + 4 * o, wOff, t);
+        else softmaxGradBlock(p, o, w, t);
+        sgemm(ROW_MAJOR, N, N, t, dh, t, scale, wAt, t, src + k, d3, 0, dst + q, d3);
+        sgemm(ROW_MAJOR, T, N, t, dh, t, scale, wAt, t, src + q, d3, 0, dst + k, d3);
       }
     }
+    stock.done();
     return out;
   }
 

@@ -30,6 +30,19 @@ const ITEM = `gid.x + gid.y * ${MAX_GROUPS * LINEAR_THREADS}u`;
 /** Row index of a per-row launch. */
 const ROW = `wg.x + wg.y * ${MAX_GROUPS}u`;
 
+/**
+ * The entry of a per-row kernel over `u.rows` rows: `row`, the thread's `i` and, for rows of
+ * `width` values, the row's first index `base`.
+ */
+function rowMain(width: string): string {
+  return `@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let row = ${ROW};
+  if (row >= u.rows) { return; }
+  let i = lid.x;
+  let base = row * ${width};`;
+}
+
 /** Sum and max over a 64-thread workgroup (call from uniform control flow). */
 const REDUCE = /* wgsl */ `
 var<workgroup> red: array<f32, ${ROW_THREADS}>;
@@ -110,12 +123,7 @@ ${residual ? "@group(0) @binding(3) var<storage, read> r: array<f32>;" : ""}
 @group(0) @binding(5) var<storage, read_write> hOut: array<f32>;
 @group(0) @binding(6) var<storage, read_write> rstdOut: array<f32>;
 ${REDUCE}
-@compute @workgroup_size(${ROW_THREADS})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let row = ${ROW};
-  if (row >= u.rows) { return; }
-  let i = lid.x;
-  let base = row * u.d;
+${rowMain("u.d")}
   let fd = f32(u.d);
   var s = 0.0;
   for (var c = i; c < u.d; c += ${ROW_THREADS}u) {
@@ -154,12 +162,7 @@ struct U { rows: u32, d: u32, g: u32, p0: u32 }
 @group(0) @binding(4) var<storage, read> rstd: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 ${REDUCE}
-@compute @workgroup_size(${ROW_THREADS})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let row = ${ROW};
-  if (row >= u.rows) { return; }
-  let i = lid.x;
-  let base = row * u.d;
+${rowMain("u.d")}
   let fd = f32(u.d);
   var a = 0.0;
   var b = 0.0;
@@ -178,6 +181,35 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   }
 }
 `;
+}
+
+/**
+ * WGSL loading element `e` (of 1,024) of a 64 x 16 operand tile into workgroup memory `tile`
+ * ([k * 64 + outer]), zero outside the matrix: `outer` is m for A, n for B; with `kContiguous`
+ * the operand is stored [outer, K], else [K, outer], so that neighbouring threads read
+ * neighbouring addresses either way.
+ */
+function tileLoad(
+  operand: "A" | "B",
+  tile: string,
+  outer: "m" | "n",
+  kContiguous: boolean,
+): string {
+  const o = outer + outer;
+  const g = `g${outer}`;
+  const limit = outer === "m" ? "u.M" : "u.N";
+  const at = operand === "A" ? "u.aOff" : "u.bOff";
+  const ld = operand === "A" ? "u.lda" : "u.ldb";
+  const split = kContiguous
+    ? `let ${o} = e / ${TILE_K}u; let kk = e % ${TILE_K}u;`
+    : `let kk = e / ${TILE}u; let ${o} = e % ${TILE}u;`;
+  const address = kContiguous ? `${at} + ${g} * ${ld} + gk` : `${at} + gk * ${ld} + ${g}`;
+  const origin = outer === "m" ? "m0" : "n0";
+  return `${split}
+       let ${g} = ${origin} + ${o}; let gk = k0 + kk;
+       var v = 0.0;
+       if (${g} < ${limit} && gk < kEnd) { v = ${operand}[${address}]; }
+       ${tile}[kk * ${TILE}u + ${o}] = v;`;
 }
 
 /** What a matmul does with its product before writing it. */
@@ -200,29 +232,10 @@ export type Epilogue =
  * is stored [N, K]. GELU is x·sigmoid(1.702 x).
  */
 export function matmulSource(transA: boolean, transB: boolean, epilogue: Epilogue): string {
-  // A tile in workgroup memory: as[k * 64 + m]; B tile: bs[k * 64 + n].
-  const loadA = transA
-    ? `let kk = e / ${TILE}u; let mm = e % ${TILE}u;
-       let gm = m0 + mm; let gk = k0 + kk;
-       var v = 0.0;
-       if (gm < u.M && gk < kEnd) { v = A[u.aOff + gk * u.lda + gm]; }
-       as_[kk * ${TILE}u + mm] = v;`
-    : `let mm = e / ${TILE_K}u; let kk = e % ${TILE_K}u;
-       let gm = m0 + mm; let gk = k0 + kk;
-       var v = 0.0;
-       if (gm < u.M && gk < kEnd) { v = A[u.aOff + gm * u.lda + gk]; }
-       as_[kk * ${TILE}u + mm] = v;`;
-  const loadB = transB
-    ? `let nn = e / ${TILE_K}u; let kk = e % ${TILE_K}u;
-       let gn = n0 + nn; let gk = k0 + kk;
-       var v = 0.0;
-       if (gn < u.N && gk < kEnd) { v = B[u.bOff + gn * u.ldb + gk]; }
-       bs[kk * ${TILE}u + nn] = v;`
-    : `let kk = e / ${TILE}u; let nn = e % ${TILE}u;
-       let gn = n0 + nn; let gk = k0 + kk;
-       var v = 0.0;
-       if (gn < u.N && gk < kEnd) { v = B[u.bOff + gk * u.ldb + gn]; }
-       bs[kk * ${TILE}u + nn] = v;`;
+  // A tile in workgroup memory: as_[k * 64 + m]; B tile: bs[k * 64 + n]. A is stored with k
+  // contiguous unless transposed, B the other way round.
+  const loadA = tileLoad("A", "as_", "m", !transA);
+  const loadB = tileLoad("B", "bs", "n", transB);
   const extra = {
     none: "",
     bias: "@group(0) @binding(4) var<storage, read> bias: array<f32>;",
@@ -463,12 +476,8 @@ struct U { rows: u32, V: u32, p0: u32, p1: u32 }
 @group(0) @binding(4) var<storage, read_write> rowLoss: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dLogits: array<f32>;
 ${REDUCE}
-@compute @workgroup_size(${ROW_THREADS})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let row = ${ROW};
-  if (row >= u.rows) { return; }
-  let t = lid.x;
-  let base = row * u.V;
+${rowMain("u.V")}
+  let t = i;
   var top = -3.0e38;
   for (var v = t; v < u.V; v += ${ROW_THREADS}u) { top = max(top, logits[base + v]); }
   let m = wgMax(top, t);
