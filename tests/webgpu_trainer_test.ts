@@ -331,3 +331,28 @@ Deno.test({
     device?.destroy();
   },
 });
+
+Deno.test({
+  name: `webgpu trainer: a non-finite loss stops train() naming the step and part (${adapterName})`,
+  ignore: !gpu.available,
+  async fn() {
+    const fixture = tinyGridData(8, 16);
+    const config = tinyModelConfig(fixture, { dModel: 16, heads: 2, layers: 1, mlpRatio: 2 });
+    await initBackend("webgpu");
+    const model = new TinyVlm(config, 2);
+    const weights = await model.getWeights();
+    weights["head.w"].data[0] = NaN; // every logit reading it is NaN from step 0
+    model.setWeights(weights);
+    const options = tinyTrainOptions({ steps: 3, batchSize: 8, lr: 1e-2, seed: 0, label: "nan" });
+    await assert.rejects(
+      train(model, fixture.data, { ...options, layers: [0] }),
+      /^Error: nan: ntp loss is NaN at step 0$/,
+    );
+    model.dispose();
+    await initBackend("wasm");
+    const device = (tf.findBackend("webgpu") as unknown as { device?: GPUDevice }).device;
+    await device?.queue.onSubmittedWorkDone();
+    tf.removeBackend("webgpu");
+    device?.destroy();
+  },
+});
