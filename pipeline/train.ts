@@ -376,7 +376,7 @@ export async function train(
   options: TrainOptions,
 ): Promise<TrainResult> {
   // On WebGPU, attention-supervised runs train through the whole-step trainer.
-  if (webgpuTrainerEnabled(tf.getBackend(), options)) {
+  if (webgpuTrainerEnabled(tf.getBackend(), options.supervision)) {
     return await trainOnWebgpu(model, data, options);
   }
   const variables: tf.Variable[] = model.variables();

@@ -22,9 +22,23 @@ import {
 } from "./train.ts";
 
 /** Whether ./train.ts trains through the whole-step trainer on the active backend. */
-export function webgpuTrainerEnabled(backend: string, options: TrainOptions): boolean {
-  return backend === "webgpu" && (options.supervision ?? "attention") === "attention" &&
+export function webgpuTrainerEnabled(
+  backend: string,
+  supervision: TrainOptions["supervision"] = "attention",
+): boolean {
+  return backend === "webgpu" && supervision === "attention" &&
     Deno.env.get("KLAL_WEBGPU_TRAINER") !== "off";
+}
+
+/** A stage's backend reason, saying when its training steps ran on the whole-step trainer. */
+export function trainingReason(
+  reason: string,
+  backend: string,
+  supervision: TrainOptions["supervision"] = "attention",
+): string {
+  return webgpuTrainerEnabled(backend, supervision)
+    ? `${reason}; training steps on the whole-step WebGPU trainer`
+    : reason;
 }
 
 let device: Promise<GPUDevice> | null = null;

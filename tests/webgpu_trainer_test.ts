@@ -25,6 +25,7 @@ import {
   type TrainOptions,
   type TrainSnapshot,
 } from "../pipeline/train.ts";
+import { trainingReason, webgpuTrainerEnabled } from "../pipeline/train_webgpu.ts";
 import { tinyGridData, tinyModelConfig, tinyTrainOptions } from "./fixtures.ts";
 
 const gpu = await gpuAdapter();
@@ -324,6 +325,16 @@ Deno.test({
     for (const [name, w] of Object.entries(gpuRun.weights)) {
       assert.ok(error(after[name].data, w.data) < 1e-6, `${name} after resuming`);
     }
+    // A non-finite loss stops the run, naming the step and the loss part.
+    const broken = new TinyVlm(config, 2);
+    const bad = await broken.getWeights();
+    bad["head.w"].data[0] = NaN; // every logit reading it is NaN from step 0
+    broken.setWeights(bad);
+    await assert.rejects(
+      train(broken, data, { ...options, label: "nan" }),
+      /^Error: nan: ntp loss is NaN at step 0$/,
+    );
+    broken.dispose();
     await initBackend("wasm");
     const device = (tf.findBackend("webgpu") as unknown as { device?: GPUDevice }).device;
     await device?.queue.onSubmittedWorkDone();
@@ -332,27 +343,20 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: `webgpu trainer: a non-finite loss stops train() naming the step and part (${adapterName})`,
-  ignore: !gpu.available,
-  async fn() {
-    const fixture = tinyGridData(8, 16);
-    const config = tinyModelConfig(fixture, { dModel: 16, heads: 2, layers: 1, mlpRatio: 2 });
-    await initBackend("webgpu");
-    const model = new TinyVlm(config, 2);
-    const weights = await model.getWeights();
-    weights["head.w"].data[0] = NaN; // every logit reading it is NaN from step 0
-    model.setWeights(weights);
-    const options = tinyTrainOptions({ steps: 3, batchSize: 8, lr: 1e-2, seed: 0, label: "nan" });
-    await assert.rejects(
-      train(model, fixture.data, { ...options, layers: [0] }),
-      /^Error: nan: ntp loss is NaN at step 0$/,
-    );
-    model.dispose();
-    await initBackend("wasm");
-    const device = (tf.findBackend("webgpu") as unknown as { device?: GPUDevice }).device;
-    await device?.queue.onSubmittedWorkDone();
-    tf.removeBackend("webgpu");
-    device?.destroy();
-  },
+Deno.test("webgpu trainer: when train() uses it, and what the report's backend reason says", () => {
+  const spec = "set in the spec";
+  assert.equal(
+    trainingReason(spec, "webgpu"),
+    "set in the spec; training steps on the whole-step WebGPU trainer",
+  );
+  assert.equal(trainingReason(spec, "webgpu", "pointer"), spec); // the pointer control: tfjs
+  assert.equal(trainingReason(spec, "wasm+openblas"), spec);
+  Deno.env.set("KLAL_WEBGPU_TRAINER", "off");
+  try {
+    assert.equal(webgpuTrainerEnabled("webgpu"), false);
+    assert.equal(trainingReason(spec, "webgpu"), spec);
+  } finally {
+    Deno.env.delete("KLAL_WEBGPU_TRAINER");
+  }
+  assert.equal(webgpuTrainerEnabled("webgpu"), true);
 });

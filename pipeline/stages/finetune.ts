@@ -11,6 +11,7 @@ import type { WeightMap } from "../model/tiny_vlm.ts";
 import type { ResolvedStage } from "../plan.ts";
 import type { ArmSpec, Spec, TrainSpec } from "../spec_types.ts";
 import { controlTargets, train, type TrainSnapshot } from "../train.ts";
+import { trainingReason } from "../train_webgpu.ts";
 import { loadCheckpoint, saveCheckpoint } from "./_checkpoint.ts";
 import { loadSamples, loadTask, type StageContext } from "./_common.ts";
 import type { LrChoice } from "./choose_lr.ts";
@@ -130,7 +131,7 @@ export async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: S
   await Deno.remove(partial).catch(() => {});
   return {
     backend,
-    backendReason: backendReason(),
+    backendReason: trainingReason(backendReason(), backend, p.supervision),
     samplesPerSecond: result.samplesPerSecond,
     trainSeconds: result.seconds,
     lr,

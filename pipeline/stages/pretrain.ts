@@ -10,6 +10,7 @@ import type { ResolvedStage } from "../plan.ts";
 import type { BaseSpec, ModelSpec, Spec } from "../spec_types.ts";
 import { Tokenizer } from "../tokenizer.ts";
 import { train } from "../train.ts";
+import { trainingReason } from "../train_webgpu.ts";
 import { saveCheckpoint } from "./_checkpoint.ts";
 import { loadSamples, type StageContext } from "./_common.ts";
 
@@ -68,7 +69,7 @@ export async function runPretrain(stage: ResolvedStage, out: EntryWriter, ctx: S
   model.dispose();
   return {
     backend,
-    backendReason: backendReason(),
+    backendReason: p.base.steps > 0 ? trainingReason(backendReason(), backend) : backendReason(),
     samplesPerSecond: result.samplesPerSecond,
     trainSeconds: result.seconds,
   };

@@ -60,7 +60,8 @@ export async function reportInput(
       samplesPerSecond?: number;
     };
     if (info.backend) backends.add(info.backend);
-    if (info.backendReason) reasons.add(info.backendReason);
+    // Each stage's reason may name several things ("set in the spec; training steps on ...").
+    for (const part of info.backendReason?.split("; ") ?? []) reasons.add(part);
     const status = statuses.get(stage.id);
     stageInfo.push({
       stage: stage.id,
@@ -155,7 +156,7 @@ export async function reportInput(
     curves,
     stages: stageInfo,
     backend: [...backends].sort().join(", ") || "none",
-    ...(reasons.size > 0 ? { backendReason: [...reasons].sort().join("; ") } : {}),
+    ...(reasons.size > 0 ? { backendReason: [...reasons].join("; ") } : {}),
     createdAt: new Date().toISOString(),
     learning,
     figures,
