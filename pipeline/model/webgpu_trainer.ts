@@ -100,6 +100,8 @@ const UNIFORM = 0x40 | 0x08; // UNIFORM | COPY_DST
 const READBACK = 0x01 | 0x08; // MAP_READ | COPY_DST
 /** Floats of the stats buffer: ntp, klal, total, norm, clip factor. */
 const STATS = 8;
+/** Rows each workgroup of a column sum adds up (its partial sums are then reduced). */
+const COLUMN_ROWS = 64;
 /** Steps whose stats may be in flight before `step` waits for the oldest. */
 const STATS_IN_FLIGHT = 4;
 
@@ -309,21 +311,18 @@ export class WebGpuTrainer {
     const dScores = buffer(b * heads * t * t);
     const dVisual = buffer(b * tv * d);
 
-    // Scratch for split-K partial products and column sums, sized by the largest user.
-    const products: [number, number, number][] = [
+    // Scratch for split-K partial products and column sums, sized by the largest user: the
+    // weight gradients' products [in, out] over K = the rows that read the weight.
+    const weightGradients: [number, number, number][] = [
       [pd, d, b * tv],
       [d, vocab, rows],
-      ...config.layers > 0
-        ? [[d, 3 * d, rows], [d, d, rows], [d, hidden, rows], [hidden, d, rows]] as [
-          number,
-          number,
-          number,
-        ][]
-        : [],
+      [d, 3 * d, rows],
+      [d, d, rows],
+      [d, hidden, rows],
+      [hidden, d, rows],
     ];
-    const columnSplits = (m: number) => Math.ceil(m / 64);
-    let scratchFloats = Math.max(columnSplits(rows) * Math.max(3 * d, hidden, vocab), 1);
-    for (const [m, n, k] of products) {
+    let scratchFloats = Math.ceil(rows / COLUMN_ROWS) * Math.max(3 * d, hidden, vocab);
+    for (const [m, n, k] of weightGradients) {
       const { splits } = splitK(m, n, k);
       if (splits > 1) scratchFloats = Math.max(scratchFloats, splits * m * n);
     }
@@ -434,11 +433,10 @@ export class WebGpuTrainer {
       outOff: number,
       b?: GPUBuffer,
     ) => {
-      const rowsPer = 64;
-      const splits = Math.ceil(m / rowsPer);
+      const splits = Math.ceil(m / COLUMN_ROWS);
       const bindings: Record<number, GPUBuffer> = { 1: a, 3: scratch };
       if (b) bindings[2] = b;
-      op(list, columnSumSource(!!b), [m, n, rowsPer], bindings, [Math.ceil(n / 64), splits, 1]);
+      op(list, columnSumSource(!!b), [m, n, COLUMN_ROWS], bindings, [Math.ceil(n / 64), splits, 1]);
       reduce(list, n, splits, this.grads, outOff);
     };
     const layerNorm = (
@@ -478,8 +476,8 @@ export class WebGpuTrainer {
         { 1: this.params, 2: dy, 3: saved.n, 4: saved.r, 5: dStream },
         gridRows(rows),
       );
-      columnSum(list, rows, d, dy, this.gradOff(`${prefix}.g`), saved.n);
-      columnSum(list, rows, d, dy, this.gradOff(`${prefix}.b`));
+      columnSum(list, rows, d, dy, off(`${prefix}.g`), saved.n);
+      columnSum(list, rows, d, dy, off(`${prefix}.b`));
     };
     /** Forward x·W + b; backward dX (into dx, optional), dW and db. */
     const linearGrad = (
@@ -759,10 +757,6 @@ export class WebGpuTrainer {
       throw new Error(`WebGPU trainer: ${error.message}`);
     }
     return trainer;
-  }
-
-  private gradOff(name: string): number {
-    return this.offsets.get(name)!;
   }
 
   private pipeline(source: string): GPUComputePipeline {
