@@ -6,7 +6,7 @@
  * Pure tensor functions of their inputs, so tests can check them by hand.
  */
 import * as tf from "@tensorflow/tfjs";
-import { nextTokenLoss } from "./model/native_fused.ts";
+import { nextTokenLoss } from "./model/native_loss.ts";
 import { fusedKernelsEnabled } from "./model/native_matmul.ts";
 
 /**

@@ -28,15 +28,28 @@
  * taken per call after the call's last allocation (./wasm_kernels.ts `heapViews`). Where the
  * wasm backend's own kernels are faster (elementwise arithmetic and broadcasts run on SIMD
  * there, 3-10x a JavaScript loop's speed; Sigmoid; Softmax), a fused kernel calls them
- * directly, with no engine bookkeeping (`Stock` below). Products go to OpenBLAS at addresses
- * in the same heap. Every kernel matches the stock tfjs ops it replaces to 1e-4
- * (tests/native_fused_test.ts). `KLAL_FUSED=off` leaves them out (OpenBLAS matmuls and the
- * unfused native kernels stay), for a comparison.
+ * directly, with no engine bookkeeping (`Stock`, ./native_stock.ts). Where a pass over rows
+ * is the work (layer norm both ways, GELU's gradient, the causal softmax and its gradient),
+ * the SIMD kernels of ./simd_kernels.wat do it in place (`KLAL_SIMD=off`: the stock ops and
+ * loops instead). Products go to OpenBLAS at addresses in the same heap. Next-token
+ * cross-entropy is ./native_loss.ts, registered with these. Every kernel matches the stock
+ * tfjs ops it replaces to 1e-4 (tests/native_fused_test.ts). `KLAL_FUSED=off` leaves them out
+ * (OpenBLAS matmuls and the unfused native kernels stay), for a comparison.
  */
 import * as tf from "@tensorflow/tfjs";
 import { arrayAddress, heapAddresses, heapViews, registerGradientsOnce } from "./wasm_kernels.ts";
-import type { KernelArgs, Sgemm, WasmHeapBackend, WasmKernel } from "./wasm_kernels.ts";
-import { type SimdKernels, simdKernels } from "./simd_kernels.ts";
+import type { KernelArgs, Sgemm, WasmKernel } from "./wasm_kernels.ts";
+import {
+  offsets,
+  ones,
+  sameShapes,
+  simdFor,
+  sizeOf,
+  Stock,
+  type WasmBackendLike,
+  withStocksFreedOnThrow,
+} from "./native_stock.ts";
+import { NEXT_TOKEN_LOSS, nextTokenLossKernel } from "./native_loss.ts";
 
 /** Kernel names (registered for the wasm backend by native_matmul.ts). */
 export const LINEAR = "KlalLinear", LINEAR_GELU = "KlalLinearGelu", GELU_GRAD = "KlalGeluGrad";
@@ -46,7 +59,7 @@ export const LAYER_NORM = "KlalLayerNorm", RESIDUAL_LAYER_NORM = "KlalResidualLa
 export const LAYER_NORM_GRAD = "KlalLayerNormGrad";
 export const ATTENTION = "KlalAttention", ATTENTION_GRAD = "KlalAttentionGrad";
 export const SUM_SQUARES = "KlalSumSquares", ADAMW = "KlalAdamW";
-export const NEXT_TOKEN_LOSS = "KlalNextTokenLoss";
+export { NEXT_TOKEN_LOSS };
 
 /** cblas_sgemv with operands as byte addresses. */
 export type Sgemv = (
@@ -75,36 +88,6 @@ export interface FusedBlas {
   sdot: Sdot;
 }
 
-/** The parts of the wasm backend these kernels touch. */
-interface WasmBackendLike extends WasmHeapBackend {
-  disposeData(dataId: object, force?: boolean): boolean;
-}
-
-/** Byte offsets in the wasm heap of float32 tensors (for ./simd_kernels.ts). */
-function offsets(backend: WasmBackendLike, tensors: tf.TensorInfo[]): number[] {
-  return tensors.map((t) => {
-    const offset = backend.dataIdMap.get(t.dataId)?.memoryOffset;
-    if (t.dtype !== "float32" || offset == null) {
-      throw new Error(`a ${t.dtype} [${t.shape}] tensor is not float32 data in the wasm heap`);
-    }
-    return offset;
-  });
-}
-
-/** Throws unless every tensor has the shape `shape` (the SIMD kernels read by offset). */
-function sameShapes(kernel: string, shape: number[], tensors: (tf.TensorInfo | undefined)[]) {
-  for (const t of tensors) {
-    if (t && t.shape.join(",") !== shape.join(",")) {
-      throw new Error(`${kernel}: expected shape [${shape}], got [${t.shape}]`);
-    }
-  }
-}
-
-/** The SIMD kernels for rows of `d` values (d a multiple of 4), else null. */
-function simdFor(backend: WasmBackendLike, d: number): SimdKernels | null {
-  return d % 4 === 0 ? simdKernels(backend.wasm as { asm?: { memory?: unknown } }) : null;
-}
-
 const ROW_MAJOR = 101;
 const N = 111;
 const T = 112;
@@ -114,79 +97,6 @@ export const GELU_SLOPE = 1.702;
 export const LAYER_NORM_EPSILON = 1e-5;
 /** The additive mask of a key a query may not see (as ./ops.ts builds it). */
 const MASKED = -1e9;
-
-const sizeOf = (shape: number[]) => shape.reduce((p, v) => p * v, 1);
-
-/**
- * Scratch space outside the wasm heap (a growth of the heap never moves it), for sgemm
- * operands a kernel makes and drops: a ones vector.
- */
-class Scratch {
-  private data = new Float32Array(0);
-  constructor(private readonly fillWith: number) {}
-  /** At least `n` values (filled with `fillWith` when made). */
-  get(n: number): Float32Array {
-    if (this.data.length < n) {
-      this.data = new Float32Array(Math.max(n, 2 * this.data.length, 4096));
-      if (this.fillWith !== 0) this.data.fill(this.fillWith);
-    }
-    return this.data;
-  }
-}
-
-const ones = new Scratch(1);
-
-/** The `Stock` helpers of the kernel call under way (their tensors are freed if it throws). */
-const open: Stock[] = [];
-
-/**
- * The wasm backend's own kernels (xnnpack and C, vectorised: elementwise arithmetic runs
- * 3-10x faster there than in a JavaScript loop) called from inside a fused kernel, with no
- * engine bookkeeping; every tensor made is disposed by `done` unless returned.
- */
-class Stock {
-  private readonly made: tf.TensorInfo[] = [];
-  constructor(readonly backend: WasmBackendLike) {
-    open.push(this);
-  }
-
-  call(name: string, inputs: Record<string, tf.TensorInfo>, attrs: tf.NamedAttrMap = {}) {
-    const out = tf.getKernel(name, "wasm")!.kernelFunc({
-      inputs,
-      attrs,
-      backend: this.backend as unknown as tf.KernelBackend,
-    }) as tf.TensorInfo;
-    this.made.push(out);
-    return out;
-  }
-
-  add = (a: tf.TensorInfo, b: tf.TensorInfo) => this.call("Add", { a, b });
-  sub = (a: tf.TensorInfo, b: tf.TensorInfo) => this.call("Sub", { a, b });
-  mul = (a: tf.TensorInfo, b: tf.TensorInfo) => this.call("Multiply", { a, b });
-  /** Mean over the last axis, keeping it (OpenBLAS sgemv through ./native_matmul.ts). */
-  rowMean = (x: tf.TensorInfo) =>
-    this.call("Mean", { x }, { axis: [x.shape.length - 1], keepDims: true });
-
-  /** A new tensor (disposed by `done` unless returned). */
-  make(shape: number[]): tf.TensorInfo {
-    const out = this.backend.makeOutput(shape, "float32");
-    this.made.push(out);
-    return out;
-  }
-
-  /** A scalar tensor holding `value`. */
-  scalar(value: number): tf.TensorInfo {
-    const out = this.make([]);
-    heapViews(this.backend, [out])[0][0] = value;
-    return out;
-  }
-
-  /** Dispose everything made here but `keep`. */
-  done(...keep: tf.TensorInfo[]): void {
-    for (const t of this.made) if (!keep.includes(t)) this.backend.disposeData(t.dataId);
-    this.made.length = 0;
-  }
-}
 
 /** The fused kernels over `blas`, keyed by kernel name. */
 export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
@@ -592,68 +502,6 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     return out;
   }
 
-  /**
-   * {logits [..., V], targets [...] int32, mask [...]} -> [loss, dlogits]: the mean next-token
-   * cross-entropy over the masked positions (as ../losses.ts ntpLoss) and its gradient
-   * w·(softmax - onehot), w = mask / max(Σ mask, 1), in one pass per row (SIMD where it
-   * loads, else a JavaScript loop). A target outside [0, V) has an all-zero one-hot row: it
-   * adds nothing to the loss and gets no gradient.
-   */
-  function nextTokenLoss(args: KernelArgs): tf.TensorInfo[] {
-    const { logits, targets, mask } = args.inputs as Record<string, tf.TensorInfo>;
-    const backend = args.backend as WasmBackendLike;
-    const v = logits.shape[logits.shape.length - 1];
-    const rows = sizeOf(logits.shape) / v;
-    if (logits.dtype !== "float32" || mask.dtype !== "float32" || targets.dtype !== "int32") {
-      throw new Error(`${NEXT_TOKEN_LOSS}: float32 logits and mask, int32 targets`);
-    }
-    sameShapes(NEXT_TOKEN_LOSS, logits.shape.slice(0, -1), [targets, mask]);
-    const stock = new Stock(backend);
-    const weights = stock.make([rows]);
-    const stats = stock.make([rows, 2]);
-    const grad = stock.make([...logits.shape]);
-    const loss = stock.make([]);
-    const [maskView, w] = heapViews(backend, [mask, weights]);
-    let count = 0;
-    for (let i = 0; i < rows; i++) count += maskView[i];
-    const denominator = Math.max(count, 1);
-    for (let i = 0; i < rows; i++) w[i] = maskView[i] / denominator;
-    const heap = backend.wasm.HEAPU8;
-    const [xOff, tOff, wOff, gOff, sOff] = [logits, targets, weights, grad, stats].map((t) =>
-      backend.dataIdMap.get(t.dataId)!.memoryOffset!
-    );
-    const ids = new Int32Array(heap.buffer, heap.byteOffset + tOff, rows);
-    const simd = simdFor(backend, 4);
-    const [x, st, g] = heapViews(backend, [logits, stats, grad]);
-    if (simd) {
-      simd.crossEntropyRows(xOff, tOff, wOff, gOff, sOff, rows, v);
-    } else {
-      for (let r = 0; r < rows; r++) {
-        const o = r * v;
-        let m = -Infinity;
-        for (let j = 0; j < v; j++) m = Math.max(m, x[o + j]);
-        let sum = 0;
-        for (let j = 0; j < v; j++) sum += g[o + j] = Math.exp(x[o + j] - m);
-        st[2 * r] = m;
-        st[2 * r + 1] = sum;
-        const t = ids[r];
-        const valid = t >= 0 && t < v;
-        for (let j = 0; j < v; j++) g[o + j] = valid ? w[r] * g[o + j] / sum : 0;
-        if (valid) g[o + t] -= w[r];
-      }
-    }
-    let total = 0;
-    for (let r = 0; r < rows; r++) {
-      const t = ids[r];
-      if (w[r] !== 0 && t >= 0 && t < v) {
-        total += w[r] * (st[2 * r] + Math.log(st[2 * r + 1]) - x[r * v + t]);
-      }
-    }
-    heapViews(backend, [loss])[0][0] = total;
-    stock.done(loss, grad);
-    return [loss, grad];
-  }
-
   /** {0: t0, 1: t1, ...} float32 tensors -> Σ t², a scalar (sdot per tensor). */
   function sumSquares(args: KernelArgs): tf.TensorInfo {
     const tensors = Object.values(args.inputs) as tf.TensorInfo[];
@@ -702,18 +550,6 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
   }
 
   /** A kernel that, when it throws, first frees what its `Stock` helpers made. */
-  const guarded = (kernel: WasmKernel): WasmKernel => (args) => {
-    const mark = open.length;
-    try {
-      return kernel(args);
-    } catch (e) {
-      for (const stock of open.slice(mark)) stock.done();
-      throw e;
-    } finally {
-      open.length = mark;
-    }
-  };
-
   const kernels: Record<string, WasmKernel> = {
     [LINEAR]: linear,
     [LINEAR_GRAD_INPUT]: linearGradInput,
@@ -728,9 +564,11 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     [ATTENTION_GRAD]: attentionGrad,
     [SUM_SQUARES]: sumSquares,
     [ADAMW]: adamw,
-    [NEXT_TOKEN_LOSS]: nextTokenLoss,
+    [NEXT_TOKEN_LOSS]: nextTokenLossKernel,
   };
-  return Object.fromEntries(Object.entries(kernels).map(([name, k]) => [name, guarded(k)]));
+  return Object.fromEntries(
+    Object.entries(kernels).map(([name, k]) => [name, withStocksFreedOnThrow(k)]),
+  );
 }
 
 /**
@@ -886,23 +724,6 @@ export const registerFusedGradients = registerGradientsOnce([
     },
   },
 ]);
-
-/**
- * Mean next-token cross-entropy at the masked positions (../losses.ts ntpLoss) through the
- * fused kernel, its gradient the one the kernel saves (wasm + OpenBLAS only).
- */
-export function nextTokenLoss(logits: tf.Tensor, targets: tf.Tensor, mask: tf.Tensor): tf.Scalar {
-  const ids = targets.dtype === "int32" ? targets : tf.cast(targets, "int32");
-  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
-    const [loss, grad] = run(NEXT_TOKEN_LOSS, { logits: x, targets: ids, mask }) as tf.Tensor[];
-    save([grad]);
-    return { value: loss, gradFunc: (dy, saved) => tf.mul(dy as tf.Tensor, saved[0]) };
-  });
-  const out = f(logits) as tf.Scalar;
-  if (ids !== targets) ids.dispose();
-  return out;
-}
 
 /** Σ t² over every value of `tensors`, a scalar (the fused kernel; wasm + OpenBLAS only). */
 export function sumOfSquares(tensors: tf.Tensor[]): tf.Scalar {
