@@ -24,32 +24,37 @@ import { queryCount, queryStart, sequenceLength } from "../batch.ts";
 import type { KlalQueries } from "../losses.ts";
 import { ROW_FLOOR } from "../losses.ts";
 import type { TinyVlmConfig } from "./tiny_vlm.ts";
+import { BatchUpload } from "./webgpu_batch.ts";
 import {
   ADAMW,
   ATTENTION_BACKWARD_KEYS,
   ATTENTION_BACKWARD_ROWS,
   ATTENTION_FORWARD,
+  bits,
   CLIP,
   columnSumSource,
   EMBED,
   EMBED_GRAD,
   type Epilogue,
   GATHER_VISUAL,
+  grid1d,
+  gridRows,
   KLAL_FORWARD,
   layerNormGradSource,
   layerNormSource,
   LINEAR_THREADS,
   LOSSES,
   matmulSource,
-  MAX_GROUPS,
   MAX_HEAD_QUERIES,
   MAX_TOKENS,
   NTP,
   REDUCE_SPLITS,
+  splitK,
   SUM_SQUARES,
   TILE,
-  TILE_K,
 } from "./webgpu_wgsl.ts";
+
+export { splitK };
 
 /** What the trainer needs to know about a run. */
 export interface WebGpuTrainerOptions {
@@ -105,36 +110,6 @@ const COLUMN_ROWS = 64;
 /** Steps whose stats may be in flight before `step` waits for the oldest. */
 const STATS_IN_FLIGHT = 4;
 
-/** Float bits as a u32, for the uniform blocks' f32 fields. */
-function bits(x: number): number {
-  const f = new Float32Array([x]);
-  return new Uint32Array(f.buffer)[0];
-}
-
-/** Workgroups of a 1-D launch over n items (256 threads each), folded past 65,535. */
-function grid1d(n: number): [number, number, number] {
-  const groups = Math.ceil(n / LINEAR_THREADS);
-  if (groups <= MAX_GROUPS) return [Math.max(groups, 1), 1, 1];
-  return [MAX_GROUPS, Math.ceil(groups / MAX_GROUPS), 1];
-}
-
-/** Workgroups of a per-row launch. */
-function gridRows(rows: number): [number, number, number] {
-  if (rows <= MAX_GROUPS) return [rows, 1, 1];
-  return [MAX_GROUPS, Math.ceil(rows / MAX_GROUPS), 1];
-}
-
-/**
- * How a product's K is cut: enough workgroups to fill a large GPU (~512) when the output has
- * few tiles, chunks of at least 128 (whole K-tiles).
- */
-export function splitK(m: number, n: number, k: number): { splits: number; chunk: number } {
-  const tiles = Math.ceil(m / TILE) * Math.ceil(n / TILE);
-  const wanted = Math.max(1, Math.min(Math.ceil(512 / tiles), Math.floor(k / 128)));
-  const chunk = Math.ceil(Math.ceil(k / wanted) / TILE_K) * TILE_K;
-  return { splits: Math.ceil(k / chunk), chunk };
-}
-
 /** The GPU device the trainer runs on (a high-performance adapter, its largest buffers). */
 export async function webgpuDevice(): Promise<GPUDevice> {
   const adapter = await navigator.gpu?.requestAdapter({ powerPreference: "high-performance" });
@@ -164,7 +139,6 @@ export class WebGpuTrainer {
   private readonly pending: { step: number; buffer: GPUBuffer; done: Promise<void> }[] = [];
   private readonly spare: GPUBuffer[] = [];
   private readonly finished: { step: number; stats: StepStats }[] = [];
-  private readonly sizes: { b: number; tv: number; tt: number; t: number; tq: number; d: number };
   // Device buffers that the host writes or reads.
   private readonly params: GPUBuffer;
   private readonly grads: GPUBuffer;
@@ -172,20 +146,7 @@ export class WebGpuTrainer {
   private readonly v: GPUBuffer;
   private readonly stats: GPUBuffer;
   private readonly adamwUniform: GPUBuffer;
-  private readonly batchBuffers: Record<
-    "patches" | "text" | "keyMask" | "next" | "lossWeight" | "queryWeight" | "target",
-    GPUBuffer
-  >;
-  // Host-side staging of one batch.
-  private readonly host: {
-    patches: Float32Array<ArrayBuffer>;
-    text: Int32Array<ArrayBuffer>;
-    keyMask: Float32Array<ArrayBuffer>;
-    next: Int32Array<ArrayBuffer>;
-    lossWeight: Float32Array<ArrayBuffer>;
-    queryWeight: Float32Array<ArrayBuffer>;
-    target: Float32Array<ArrayBuffer>;
-  };
+  private readonly batch: BatchUpload;
 
   private constructor(
     private readonly device: GPUDevice,
@@ -206,7 +167,6 @@ export class WebGpuTrainer {
     const side = config.gridSide;
     const pd = layout.patchDim;
     const rows = b * t;
-    this.sizes = { b, tv, tt, t, tq, d };
     if (t > MAX_TOKENS) throw new Error(`WebGPU trainer: ${t} tokens exceeds ${MAX_TOKENS}`);
     if (dh > 128) throw new Error(`WebGPU trainer: head size ${dh} exceeds 128`);
     if (heads * tq > MAX_HEAD_QUERIES) {
@@ -256,25 +216,8 @@ export class WebGpuTrainer {
     device.queue.writeBuffer(decayMask, 0, decay);
     this.stats = buffer(STATS);
 
-    this.host = {
-      patches: new Float32Array(b * tv * pd),
-      text: new Int32Array(b * tt),
-      keyMask: new Float32Array(b * t),
-      next: new Int32Array(rows),
-      lossWeight: new Float32Array(rows),
-      queryWeight: new Float32Array(b * Math.max(tq, 1)),
-      target: new Float32Array(b * tv),
-    };
-    this.batchBuffers = {
-      patches: buffer(this.host.patches.length),
-      text: buffer(this.host.text.length),
-      keyMask: buffer(this.host.keyMask.length),
-      next: buffer(rows),
-      lossWeight: buffer(rows),
-      queryWeight: buffer(this.host.queryWeight.length),
-      target: buffer(b * tv),
-    };
-    const bb = this.batchBuffers;
+    this.batch = new BatchUpload(device, options, buffer);
+    const bb = this.batch.buffers;
 
     // Activations kept for the backward pass.
     const stream = buffer(rows * d);
@@ -773,50 +716,7 @@ export class WebGpuTrainer {
 
   /** Upload the rows `indices` of `data` as the next batch. */
   setBatch(data: Encoded, indices: number[]): void {
-    const { b, tv, tt, t, tq } = this.sizes;
-    if (indices.length !== b) throw new Error(`batch of ${indices.length}, trainer built for ${b}`);
-    const h = this.host;
-    const pd = data.layout.patchDim;
-    const copy = <T extends Float32Array | Int32Array>(src: T, width: number, out: T) => {
-      indices.forEach((row, i) => out.set(src.subarray(row * width, (row + 1) * width), i * width));
-    };
-    copy(data.patches, tv * pd, h.patches);
-    copy(data.text, tt, h.text);
-    copy(data.keyMask, t, h.keyMask);
-    copy(data.nextToken, t, h.next);
-    copy(data.target, tv, h.target);
-    // NTP's weights: lossMask / Σ lossMask over the batch.
-    let masked = 0;
-    indices.forEach((row, i) => {
-      for (let j = 0; j < t; j++) {
-        const w = data.lossMask[row * t + j];
-        h.lossWeight[i * t + j] = w;
-        masked += w;
-      }
-    });
-    const denominator = Math.max(masked, 1);
-    for (let j = 0; j < h.lossWeight.length; j++) h.lossWeight[j] /= denominator;
-    // KLAL's query weights: queryMask (only the first with `first`) / count / heads.
-    const heads = this.options.config.heads;
-    h.queryWeight.fill(0);
-    indices.forEach((row, i) => {
-      let count = 0;
-      for (let q = 0; q < tq; q++) {
-        const w = this.options.queries === "first" && q > 0 ? 0 : data.queryMask[row * tq + q];
-        h.queryWeight[i * tq + q] = w;
-        count += w;
-      }
-      for (let q = 0; q < tq; q++) h.queryWeight[i * tq + q] /= Math.max(count, 1) * heads;
-    });
-    const q = this.device.queue;
-    const bb = this.batchBuffers;
-    q.writeBuffer(bb.patches, 0, h.patches);
-    q.writeBuffer(bb.text, 0, h.text);
-    q.writeBuffer(bb.keyMask, 0, h.keyMask);
-    q.writeBuffer(bb.next, 0, h.next);
-    q.writeBuffer(bb.lossWeight, 0, h.lossWeight);
-    q.writeBuffer(bb.queryWeight, 0, h.queryWeight);
-    q.writeBuffer(bb.target, 0, h.target);
+    this.batch.set(data, indices);
   }
 
   private encode(lists: Op[][]): GPUCommandEncoder {

@@ -4,6 +4,9 @@
  * residual is added). Sizes and buffer offsets travel in a per-dispatch uniform block, so one
  * pipeline serves every layer and every batch size.
  *
+ * The launch geometry that matches them lives here too (`grid1d`, `gridRows`, `splitK`), and
+ * `bits`, which writes an f32 field of a uniform block.
+ *
  * Conventions: every matrix is row-major f32 in a flat storage buffer, addressed by an element
  * offset (`…Off`) and a leading dimension (`ld…`). A 1-D launch covers `n` items with
  * `ceil(n/256)` workgroups of 256 threads, folded into a second grid dimension past 65,535
@@ -23,6 +26,36 @@ export const MAX_HEAD_QUERIES = 256;
 /** The matmul's output tile side (64 x 64 per workgroup, 4 x 4 per thread) and K step. */
 export const TILE = 64;
 export const TILE_K = 16;
+
+/** Float bits as a u32, for the uniform blocks' f32 fields. */
+export function bits(x: number): number {
+  const f = new Float32Array([x]);
+  return new Uint32Array(f.buffer)[0];
+}
+
+/** Workgroups of a 1-D launch over n items (256 threads each), folded past 65,535. */
+export function grid1d(n: number): [number, number, number] {
+  const groups = Math.ceil(n / LINEAR_THREADS);
+  if (groups <= MAX_GROUPS) return [Math.max(groups, 1), 1, 1];
+  return [MAX_GROUPS, Math.ceil(groups / MAX_GROUPS), 1];
+}
+
+/** Workgroups of a per-row launch. */
+export function gridRows(rows: number): [number, number, number] {
+  if (rows <= MAX_GROUPS) return [rows, 1, 1];
+  return [MAX_GROUPS, Math.ceil(rows / MAX_GROUPS), 1];
+}
+
+/**
+ * How a product's K is cut: enough workgroups to fill a large GPU (~512) when the output has
+ * few tiles, chunks of at least 128 (whole K-tiles).
+ */
+export function splitK(m: number, n: number, k: number): { splits: number; chunk: number } {
+  const tiles = Math.ceil(m / TILE) * Math.ceil(n / TILE);
+  const wanted = Math.max(1, Math.min(Math.ceil(512 / tiles), Math.floor(k / 128)));
+  const chunk = Math.ceil(Math.ceil(k / wanted) / TILE_K) * TILE_K;
+  return { splits: Math.ceil(k / chunk), chunk };
+}
 
 /** Global item index of a 1-D launch (see `grid1d` in ./webgpu_trainer.ts). */
 const ITEM = `gid.x + gid.y * ${MAX_GROUPS * LINEAR_THREADS}u`;
