@@ -108,6 +108,25 @@ find_python() {
   return 1
 }
 
+# Paper-model training throughput, one JSON file per batch size: `gpu_tools.ts MODE B STEPS`
+# into $out/MODE_bB.json (an error object when it fails or runs past WEBGPU_TIMEOUT).
+throughput() {
+  local mode=$1 steps=$2 b rc
+  shift 2
+  for b in "$@"; do
+    timeout "${WEBGPU_TIMEOUT:-120}" "$deno" run -A "$GPU_DIR/js/gpu_tools.js" "$mode" "$b" \
+      "$steps" >"$out/${mode}_b$b.json"
+    rc=$?
+    if [ "$rc" = 0 ]; then
+      log "$mode b$b: $(cat "$out/${mode}_b$b.json")"
+    else
+      log "$mode b$b: failed or timed out (exit $rc)"
+      echo "{\"batch\": $b, \"error\": \"exit $rc (124: over ${WEBGPU_TIMEOUT:-120} s)\"}" \
+        >"$out/${mode}_b$b.json"
+    fi
+  done
+}
+
 run() {
   local out="${OUT:-$GPU_DIR/out}"
   mkdir -p "$out"
@@ -185,37 +204,15 @@ run() {
       "$(grep -E 'passed|failed' "$out/reference_test.txt" | tail -1)"
   fi
 
-  # 3. Our paper-model training on WebGPU, when there is a real GPU adapter.
+  # 3. Our paper-model training on WebGPU, when there is a real GPU adapter: through tfjs, and
+  # (3a) the whole-step trainer, first its equality tests on this GPU.
   if [ -n "${VK_ICD_FILENAMES:-}" ]; then
-    for b in ${WEBGPU_BATCHES-64 256 1024}; do
-      timeout "${WEBGPU_TIMEOUT:-120}" "$deno" run -A "$GPU_DIR/js/gpu_tools.js" webgpu "$b" \
-        "${WEBGPU_STEPS:-5}" >"$out/webgpu_b$b.json"
-      local rc=$?
-      if [ "$rc" = 0 ]; then
-        log "webgpu b$b: $(cat "$out/webgpu_b$b.json")"
-      else
-        log "webgpu b$b: failed or timed out (exit $rc)"
-        echo "{\"batch\": $b, \"error\": \"exit $rc (124: over ${WEBGPU_TIMEOUT:-120} s)\"}" \
-          >"$out/webgpu_b$b.json"
-      fi
-    done
-  fi
-
-  # 3a. The whole-step WebGPU trainer: equal to tfjs on this GPU, then its throughput.
-  if [ -n "${VK_ICD_FILENAMES:-}" ]; then
+    # shellcheck disable=SC2086
+    throughput webgpu "${WEBGPU_STEPS:-5}" ${WEBGPU_BATCHES-64 256 1024}
     "$deno" test -A --no-config "$GPU_DIR/js/webgpu_trainer_test.js" >"$out/trainer_test.txt" 2>&1
     log "trainer test: $(grep -E 'passed|failed' "$out/trainer_test.txt" | tail -1)"
-    for b in ${TRAINER_BATCHES-64 256 1024}; do
-      timeout "${WEBGPU_TIMEOUT:-120}" "$deno" run -A "$GPU_DIR/js/gpu_tools.js" trainer "$b" \
-        "${TRAINER_STEPS:-50}" >"$out/trainer_b$b.json"
-      local trc=$?
-      if [ "$trc" = 0 ]; then
-        log "trainer b$b: $(cat "$out/trainer_b$b.json")"
-      else
-        log "trainer b$b: failed or timed out (exit $trc)"
-        echo "{\"batch\": $b, \"error\": \"exit $trc\"}" >"$out/trainer_b$b.json"
-      fi
-    done
+    # shellcheck disable=SC2086
+    throughput trainer "${TRAINER_STEPS:-50}" ${TRAINER_BATCHES-64 256 1024}
   fi
 
   # 3b. A paper-size arm through the training loop, its validation curve and the test set.
