@@ -1,6 +1,7 @@
 /** Tiny Grid Patch data and a tiny model, shared by the tests that train or compare backends. */
 import { type Encoded, encodeSamples, type Layout, layoutFor } from "../pipeline/batch.ts";
 import * as tf from "@tensorflow/tfjs";
+import { initBackend } from "../pipeline/backend.ts";
 import { TinyVlm, type TinyVlmConfig, type WeightMap } from "../pipeline/model/tiny_vlm.ts";
 import { batchTensors, disposeBatch, lossParts, type TrainOptions } from "../pipeline/train.ts";
 import { Tokenizer } from "../pipeline/tokenizer.ts";
@@ -104,4 +105,17 @@ export async function lossAndGrads(
   disposeBatch(batch);
   model.dispose();
   return out;
+}
+
+/**
+ * Back to wasm and the WebGPU device released now rather than at process exit (an orderly
+ * teardown): tfjs's dispose frees its buffers but leaves the device, so destroy it after the
+ * queue drains. tfjs-webgpu cannot be set again in the same process afterwards.
+ */
+export async function releaseWebgpu(): Promise<void> {
+  await initBackend("wasm");
+  const device = (tf.findBackend("webgpu") as unknown as { device?: GPUDevice }).device;
+  await device?.queue.onSubmittedWorkDone();
+  tf.removeBackend("webgpu");
+  device?.destroy();
 }

@@ -12,6 +12,7 @@ import { train } from "../pipeline/train.ts";
 import { gridPatch } from "../tasks/grid_patch.ts";
 import {
   lossAndGrads as fixtureLossAndGrads,
+  releaseWebgpu,
   tinyGridData,
   tinyModelConfig,
   tinyTrainOptions,
@@ -59,13 +60,7 @@ Deno.test({
     const evaluated = await evaluate(model, data, samples, gridPatch, tokenizer, 8, 2);
     assert.equal(evaluated.predictions.length, 16);
     model.dispose();
-    await initBackend("wasm");
-    // Release the GPU device now rather than at process exit (an orderly teardown): tfjs's
-    // dispose frees its buffers but leaves the device, so destroy it after the queue drains.
-    const device = (tf.findBackend("webgpu") as unknown as { device?: GPUDevice }).device;
-    await device?.queue.onSubmittedWorkDone();
-    tf.removeBackend("webgpu");
-    device?.destroy();
+    await releaseWebgpu();
   },
 });
 

@@ -26,7 +26,7 @@ import {
   type TrainSnapshot,
 } from "../pipeline/train.ts";
 import { trainingReason, webgpuTrainerEnabled } from "../pipeline/train_webgpu.ts";
-import { tinyGridData, tinyModelConfig, tinyTrainOptions } from "./fixtures.ts";
+import { releaseWebgpu, tinyGridData, tinyModelConfig, tinyTrainOptions } from "./fixtures.ts";
 
 const gpu = await gpuAdapter();
 const adapterName = gpu.available ? gpu.description : gpu.reason;
@@ -335,11 +335,7 @@ Deno.test({
       /^Error: nan: ntp loss is NaN at step 0$/,
     );
     broken.dispose();
-    await initBackend("wasm");
-    const device = (tf.findBackend("webgpu") as unknown as { device?: GPUDevice }).device;
-    await device?.queue.onSubmittedWorkDone();
-    tf.removeBackend("webgpu");
-    device?.destroy();
+    await releaseWebgpu();
   },
 });
 
