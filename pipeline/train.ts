@@ -193,6 +193,23 @@ export function controlTargets(data: Encoded, kind: "shuffled" | "uniform", seed
   return { ...data, target };
 }
 
+/** Whether step `step` (0-based) records a loss point. */
+export function logDue(step: number, options: TrainOptions): boolean {
+  return step % options.logEvery === 0 || step === options.steps - 1;
+}
+
+/** Whether `onEval` runs after step `step` (every evalEvery steps and after the last). */
+export function evalDue(step: number, options: TrainOptions): boolean {
+  const every = options.evalEvery ?? 0;
+  return !!options.onEval && every > 0 && ((step + 1) % every === 0 || step === options.steps - 1);
+}
+
+/** Whether `onCheckpoint` runs after step `step` (every checkpointEvery steps, not the last). */
+export function checkpointDue(step: number, options: TrainOptions): boolean {
+  const ckpt = options.checkpointEvery ?? 0;
+  return !!options.onCheckpoint && ckpt > 0 && (step + 1) % ckpt === 0 && step + 1 < options.steps;
+}
+
 /** Learning rate at `step` (0-based): linear warm-up, then cosine decay to 10%. */
 export function learningRate(step: number, options: TrainOptions): number {
   const { lr, warmup, steps } = options;
@@ -454,17 +471,11 @@ export async function train(
       if (!Number.isFinite(gradNorm)) {
         throw new Error(`${options.label}: gradient norm is ${gradNorm} at step ${step}`);
       }
-      if (step % options.logEvery === 0 || step === options.steps - 1) {
-        log.push({ step, ...values });
-      }
-      const every = options.evalEvery ?? 0;
-      if (options.onEval && every > 0 && ((step + 1) % every === 0 || step === options.steps - 1)) {
-        await options.onEval(step + 1);
-      }
+      if (logDue(step, options)) log.push({ step, ...values });
+      if (evalDue(step, options)) await options.onEval!(step + 1);
       progress.update(step + 1, values, options.batchSize);
-      const ckpt = options.checkpointEvery ?? 0;
-      if (options.onCheckpoint && ckpt > 0 && (step + 1) % ckpt === 0 && step + 1 < options.steps) {
-        await options.onCheckpoint({
+      if (checkpointDue(step, options)) {
+        await options.onCheckpoint!({
           step: step + 1,
           optimizer: await optimizer.snapshot(),
           order: order.snapshot(),

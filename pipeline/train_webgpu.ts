@@ -15,7 +15,10 @@ import type { TinyVlm, WeightMap } from "./model/tiny_vlm.ts";
 import { Progress } from "./progress.ts";
 import {
   BatchOrder,
+  checkpointDue,
+  evalDue,
   learningRate,
+  logDue,
   type LossPoint,
   type TrainOptions,
   type TrainResult,
@@ -93,9 +96,7 @@ export async function trainOnWebgpu(
       if (!Number.isFinite(stats.gradNorm)) {
         throw new Error(`${options.label}: gradient norm is ${stats.gradNorm} at step ${step}`);
       }
-      if (step % options.logEvery === 0 || step === options.steps - 1) {
-        log.push({ step, ...values });
-      }
+      if (logDue(step, options)) log.push({ step, ...values });
       progress.update(step + 1, values, options.batchSize);
     }
   };
@@ -115,15 +116,13 @@ export async function trainOnWebgpu(
       await trainer.step(learningRate(step, options));
       inFlight.push(step);
       record(await trainer.drain());
-      const every = options.evalEvery ?? 0;
-      if (options.onEval && every > 0 && ((step + 1) % every === 0 || step === options.steps - 1)) {
+      if (evalDue(step, options)) {
         await settle();
-        await options.onEval(step + 1);
+        await options.onEval!(step + 1);
       }
-      const ckpt = options.checkpointEvery ?? 0;
-      if (options.onCheckpoint && ckpt > 0 && (step + 1) % ckpt === 0 && step + 1 < options.steps) {
+      if (checkpointDue(step, options)) {
         await settle();
-        await options.onCheckpoint({
+        await options.onCheckpoint!({
           step: step + 1,
           optimizer: await trainer.optimizerState(),
           order: order.snapshot(),
