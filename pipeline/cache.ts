@@ -219,6 +219,11 @@ export class Cache {
         );
       }
     }
+    // Another process may have marked the root between the read above and the listing: its
+    // marker then shows in the listing (it is written before anything else), and wins.
+    if (names.includes(CACHE_MARKER) && (await this.markerFormat()) !== undefined) {
+      return "marked";
+    }
     const found = names.length === 0 ? "new" : "adopted";
     if (names.length > 0 && !(await this.hasCacheLayout(names))) {
       const shown = names.sort().slice(0, 5).join(", ") + (names.length > 5 ? ", ..." : "");

@@ -170,6 +170,26 @@ Deno.test("marker: a cache made before the marker is adopted; a foreign folder i
   await Deno.remove(foreign, { recursive: true });
 });
 
+Deno.test("marker: a root another process marks between our read and our listing is a cache", async () => {
+  // The race of two processes on one new root: ours reads no marker, the other writes it
+  // and creates its lock, then ours lists the folder.
+  const dir = await Deno.makeTempDir({ prefix: "klal-cache-race-" });
+  const ours = new Cache(dir);
+  const read = ours.markerFormat.bind(ours);
+  let calls = 0;
+  ours.markerFormat = async () => {
+    if (calls++ > 0) return await read();
+    assert.equal(await read(), undefined);
+    assert.equal(await new Cache(dir).prepare({ write: true }), "new");
+    await Deno.writeTextFile(`${dir}/cache.lock`, "");
+    await Deno.mkdir(`${dir}/running`);
+    return undefined;
+  };
+  assert.equal(await ours.prepare({ write: true }), "marked");
+  assert.equal(calls, 2);
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("manifestProblem: invalid JSON, missing or malformed fields, another entry's key", () => {
   const key = "ab" + "5".repeat(62);
   const whole = {
