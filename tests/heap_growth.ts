@@ -239,7 +239,7 @@ export function kernelCases(): { cases: KernelCase[]; inputs: tf.Tensor[] } {
       [fused.LINEAR_GRAD_WEIGHT, { x, dy }],
       [fused.LINEAR_GRAD_BIAS, { dy }],
       [fused.LINEAR_GELU, { x, w, b: bias }],
-      [fused.GELU_GRAD, { dy, s: sig, y: dy }],
+      [fused.GELU_GRAD, { dy, slope: sig }],
       [fused.LAYER_NORM, { x, gain, bias: gain }],
       [fused.RESIDUAL_LAYER_NORM, { x, r: x, gain, bias: gain }, { withSum: true }],
       [fused.LAYER_NORM_GRAD, { dy: x, x, r: x, ds: x, gain }],

@@ -104,20 +104,31 @@ Deno.test({
 });
 
 Deno.test({
-  name: "fused linear + GELU: values and gradients of input, weight and bias",
+  name: "fused linear + GELU: values and gradients of input, weight and bias, SIMD and not",
   ignore,
   fn() {
-    const x = random([4, 6, 8], 7);
-    const w = random([8, 12], 8, 0, 0.5);
-    const b = random([12], 9, 0, 0.5);
-    const weights = random([4, 6, 12], 10);
-    assertSame(
-      onEveryPath(() =>
-        valueAndGrads((p, q, r) => tf.sum(tf.mul(ops.linearGelu(p, q, r), weights)), [x, w, b])
-      ),
-      "linear + GELU",
-    );
-    tf.dispose([x, w, b, weights]);
+    // 12 outputs: the SIMD pass, then the stock-op fallback; 10: not a multiple of 4.
+    for (const [n, simd] of [[12, "on"], [12, "off"], [10, "on"]] as const) {
+      const x = random([4, 6, 8], 7);
+      const w = random([8, n], 8, 0, 0.5);
+      const b = random([n], 9, 0, 0.5);
+      const weights = random([4, 6, n], 10);
+      if (simd === "off") Deno.env.set("KLAL_SIMD", "off");
+      try {
+        assertSame(
+          onEveryPath(() =>
+            valueAndGrads(
+              (p, q, r) => tf.sum(tf.mul(ops.linearGelu(p, q, r), weights)),
+              [x, w, b],
+            )
+          ),
+          `linear + GELU, ${n} outputs, SIMD ${simd}`,
+        );
+      } finally {
+        Deno.env.delete("KLAL_SIMD");
+      }
+      tf.dispose([x, w, b, weights]);
+    }
   },
 });
 
@@ -297,7 +308,8 @@ for (
 }
 
 Deno.test({
-  name: "fused AdamW: weights, moments and gradient norms over 4 steps equal stock wasm's",
+  name:
+    "fused AdamW (SIMD and scalar): weights, moments, gradient norms over 4 steps equal stock wasm's",
   ignore,
   async fn() {
     const run = async (path: Path) => {
@@ -327,6 +339,8 @@ Deno.test({
     try {
       const fused = await run("fused");
       const stock = await run("stock");
+      Deno.env.set("KLAL_SIMD", "off"); // the fused kernel's scalar loop
+      const scalar = await run("fused").finally(() => Deno.env.delete("KLAL_SIMD"));
       const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
         assert.equal(a.length, b.length);
         for (let i = 0; i < a.length; i++) {
@@ -338,6 +352,9 @@ Deno.test({
       close(fused.state.m, stock.state.m, "m");
       close(fused.state.v, stock.state.v, "v");
       fused.weights.forEach((w, i) => close(w, stock.weights[i], `weight ${i}`));
+      close(scalar.state.m, stock.state.m, "m (scalar)");
+      close(scalar.state.v, stock.state.v, "v (scalar)");
+      scalar.weights.forEach((w, i) => close(w, stock.weights[i], `weight ${i} (scalar)`));
     } finally {
       use("fused");
     }

@@ -50,14 +50,30 @@ Deno.test("simd kernels: layer norm, its gradient and the GELU passes by hand", 
   assert.ok(Math.abs(f[36] + inv) < 1e-6);
   assert.deepEqual(Array.from(f.subarray(37, 40)), [0, 0, 0]);
   assert.deepEqual(Array.from(f.subarray(40, 44)), [1, 0, 0, 0]);
-  // GELU passes over 5 values (4 by SIMD, 1 in the scalar tail).
-  f.set([1, 2, 3, 4, 5], 200);
-  f.set([0.5, 0.25, 1, 0, 2], 210);
-  k.scaledProduct(800, 840, 880, 5, 0.5);
-  assert.deepEqual(Array.from(f.subarray(220, 225)), [0.25, 0.25, 1.5, 0, 5]);
-  k.geluGrad(800, 840, 880, 960, 5, 2); // g·(s + 2·y·(1 - s)) with y the line above
-  const want = [1 * (0.5 + 2 * 0.25 * 0.5), 2 * (0.25 + 2 * 0.25 * 0.75), 3, 0, 5 * (2 - 2 * 5)];
-  assert.deepEqual(Array.from(f.subarray(240, 245)), want);
+  // GELU of a product plus bias, two rows of 4: u = z + b; s = sigmoid(1.702 u), y = u s,
+  // slope d = s + 1.702 y (1 - s). u = -60 is where exp(-1.702 u) is capped (s ~ 0, not NaN).
+  f.set([0, 1, -1, 2, 10, -60, 0.5, -3], 200);
+  f.set([0.5, 0, 1, -2], 210);
+  k.biasGelu(800, 840, 880, 920, 2, 4, 1.702);
+  const u = [0.5, 1, 0, 0, 10.5, -60, 1.5, -5];
+  const sig = u.map((v) => 1 / (1 + Math.exp(-1.702 * v)));
+  const gy = u.map((v, i) => v * sig[i]);
+  const slope = gy.map((v, i) => sig[i] + 1.702 * v * (1 - sig[i]));
+  u.forEach((_, i) => {
+    assert.ok(Math.abs(f[220 + i] - gy[i]) < 1e-6, `gelu y[${i}] ${f[220 + i]} vs ${gy[i]}`);
+    assert.ok(Math.abs(f[230 + i] - slope[i]) < 1e-6, `gelu d[${i}] ${f[230 + i]} vs ${slope[i]}`);
+  });
+  // Its gradient: out = g d, and the bias gradient the column sums (colsum starts as junk).
+  f.set([1, -2, 3, 0.5, 2, 1, -1, 4], 240);
+  f.set([9, 9, 9, 9], 260);
+  k.geluGradBias(960, 920, 1000, 1040, 2, 4);
+  const g = [1, -2, 3, 0.5, 2, 1, -1, 4];
+  const out = g.map((v, i) => v * f[230 + i]);
+  assert.deepEqual(Array.from(f.subarray(250, 258)), out.map(Math.fround));
+  [0, 1, 2, 3].forEach((j) => {
+    const want = out[j] + out[4 + j];
+    assert.ok(Math.abs(f[260 + j] - want) < 1e-6, `colsum[${j}] ${f[260 + j]} vs ${want}`);
+  });
 });
 
 Deno.test("simd kernels: KLAL_SIMD=off turns them off; no memory, no kernels", () => {

@@ -176,45 +176,59 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
   }
 
   /**
-   * x, w, b -> [y = gelu(x·w + b), s = sigmoid(1.702 (x·w + b))]: the product scaled by
-   * 1.702 (u, the bias included), the backend's own Sigmoid on u (xnnpack's, faster than a
-   * sigmoid built on simd_kernels.wat's exp), y = u·s·(1/1.702) in one SIMD pass.
+   * x, w, b -> [y = gelu(u), d = gelu'(u)] with u = x·w + b and gelu(u) = u·s, s =
+   * sigmoid(1.702 u): d = s + 1.702·y·(1 - s) is all the gradient needs. With the SIMD
+   * kernels and a bias: the product, then one pass per row for the bias, the sigmoid, y and
+   * d. Otherwise the product scaled by 1.702 (the bias included), the backend's own Sigmoid
+   * and elementwise ops.
    */
   function linearGelu(args: KernelArgs): tf.TensorInfo[] {
     const { x, w, b } = args.inputs as { x: tf.TensorInfo; w: tf.TensorInfo; b?: tf.TensorInfo };
     const backend = args.backend as WasmBackendLike;
     const stock = new Stock(backend);
-    const u = stock.make([...x.shape.slice(0, -1), w.shape[1]]);
+    const n = w.shape[1];
+    const shape = [...x.shape.slice(0, -1), n];
+    const simd = simdFor(backend, n);
+    if (simd && b) {
+      const y = stock.make(shape);
+      linearInto(backend, x, w, undefined, y, 1);
+      const slope = stock.make(shape);
+      const [yAt, bAt, slopeAt] = offsets(backend, [y, b, slope]);
+      simd.biasGelu(yAt, bAt, yAt, slopeAt, sizeOf(shape) / n, n, GELU_SLOPE);
+      stock.done(y, slope);
+      return [y, slope];
+    }
+    const u = stock.make(shape);
     linearInto(backend, x, w, b, u, GELU_SLOPE);
     const s = stock.call("Sigmoid", { x: u });
-    const simd = simdFor(backend, 4);
-    let y: tf.TensorInfo;
-    if (simd) {
-      y = stock.make(u.shape);
-      const [uAt, sAt, yAt] = offsets(backend, [u, s, y]);
-      simd.scaledProduct(uAt, sAt, yAt, sizeOf(u.shape), 1 / GELU_SLOPE);
-    } else {
-      y = stock.mul(stock.mul(u, s), stock.scalar(1 / GELU_SLOPE));
-    }
-    stock.done(y, s);
-    return [y, s];
+    const y = stock.mul(stock.mul(u, s), stock.scalar(1 / GELU_SLOPE));
+    const slope = stock.add(
+      s,
+      stock.mul(stock.mul(y, stock.sub(stock.scalar(1), s)), stock.scalar(GELU_SLOPE)),
+    );
+    stock.done(y, slope);
+    return [y, slope];
   }
 
-  /** dy, s, y -> dy · gelu'(x) = dy · (s + 1.702 y (1 - s)), one pass. */
-  function geluGrad(args: KernelArgs): tf.TensorInfo {
-    const { dy, s, y } = args.inputs as { dy: tf.TensorInfo; s: tf.TensorInfo; y: tf.TensorInfo };
+  /** dy, d (gelu' kept by LINEAR_GELU) -> [dz = dy·d, its sum over all but the last axis]. */
+  function geluGrad(args: KernelArgs): tf.TensorInfo[] {
+    const { dy, slope } = args.inputs as { dy: tf.TensorInfo; slope: tf.TensorInfo };
     const backend = args.backend as WasmBackendLike;
-    const out = backend.makeOutput([...dy.shape], "float32");
-    const simd = simdFor(backend, 4);
+    sameShapes(GELU_GRAD, dy.shape, [slope]);
+    const n = dy.shape[dy.shape.length - 1];
+    const simd = simdFor(backend, n);
     if (simd) {
-      sameShapes(GELU_GRAD, dy.shape, [s, y]);
-      const [gAt, sAt, yAt, oAt] = offsets(backend, [dy, s, y, out]);
-      simd.geluGrad(gAt, sAt, yAt, oAt, sizeOf(dy.shape), GELU_SLOPE);
-      return out;
+      const out = backend.makeOutput([...dy.shape], "float32");
+      const bias = backend.makeOutput([n], "float32");
+      const [gAt, dAt, oAt, bAt] = offsets(backend, [dy, slope, out, bias]);
+      simd.geluGradBias(gAt, dAt, oAt, bAt, sizeOf(dy.shape) / n, n);
+      return [out, bias];
     }
-    const [g, sv, yv, o] = heapViews(backend, [dy, s, y, out]);
-    geluGradLoop(g, sv, yv, o);
-    return out;
+    const stock = new Stock(backend);
+    const out = stock.mul(dy, slope);
+    const bias = linearGradBias({ ...args, inputs: { dy: out } });
+    stock.done(out);
+    return [out, bias];
   }
 
   /**
@@ -534,17 +548,63 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     const mOut = backend.makeOutput([...inputs.m.shape], "float32");
     const vOut = backend.makeOutput([...inputs.v.shape], "float32");
     const pOut = params.map((p) => backend.makeOutput([...p.shape], "float32"));
-    const [m, v, m2, v2] = heapViews(backend, [inputs.m, inputs.v, mOut, vOut]);
     const { beta1, beta2, scale } = a;
     const root = Math.sqrt(a.c2);
     const stepScale = a.lr / a.c1 * root;
     const epsilon = a.epsilon * root;
+    const simd = simdFor(backend, 4);
     let offset = 0;
     for (let i = 0; i < count; i++) {
-      const [p, g, out] = heapViews(backend, [params[i], grads[i], pOut[i]]);
       const decay = a.weightDecay > 0 && params[i].shape.length >= 2 ? 1 - a.lr * a.weightDecay : 1;
-      adamwSegment(p, g, out, m, v, m2, v2, offset, decay, beta1, beta2, scale, stepScale, epsilon);
-      offset += p.length;
+      const n = sizeOf(params[i].shape);
+      if (simd) {
+        const [pAt, gAt, outAt, mAt, vAt, m2At, v2At] = offsets(backend, [
+          params[i],
+          grads[i],
+          pOut[i],
+          inputs.m,
+          inputs.v,
+          mOut,
+          vOut,
+        ]);
+        const o = 4 * offset;
+        simd.adamw(
+          pAt,
+          gAt,
+          outAt,
+          mAt + o,
+          vAt + o,
+          m2At + o,
+          v2At + o,
+          n,
+          decay,
+          beta1,
+          beta2,
+          scale,
+          stepScale,
+          epsilon,
+        );
+      } else {
+        const [p, g, out] = heapViews(backend, [params[i], grads[i], pOut[i]]);
+        const [m, v, m2, v2] = heapViews(backend, [inputs.m, inputs.v, mOut, vOut]);
+        adamwSegment(
+          p,
+          g,
+          out,
+          m,
+          v,
+          m2,
+          v2,
+          offset,
+          decay,
+          beta1,
+          beta2,
+          scale,
+          stepScale,
+          epsilon,
+        );
+      }
+      offset += n;
     }
     return [mOut, vOut, ...pOut];
   }
@@ -618,15 +678,6 @@ function softmaxGradBlock(p: Float32Array, o: number, scratch: Float32Array, t: 
     for (let j = 0; j < end; j++) dot += p[row + j] * scratch[r + j];
     for (let j = 0; j < end; j++) scratch[r + j] = p[row + j] * (scratch[r + j] - dot);
     if (end < t) scratch.fill(0, r + end, r + t);
-  }
-}
-
-/** o = g · (s + 1.702 y (1 - s)), elementwise (a function of its own: optimised whole). */
-function geluGradLoop(g: Float32Array, s: Float32Array, y: Float32Array, o: Float32Array): void {
-  const n = o.length;
-  for (let i = 0; i < n; i++) {
-    const si = s[i];
-    o[i] = g[i] * (si + GELU_SLOPE * y[i] * (1 - si));
   }
 }
 

@@ -21,7 +21,6 @@ import {
   LAYER_NORM,
   LINEAR,
   LINEAR_GELU,
-  LINEAR_GRAD_BIAS,
   LINEAR_GRAD_INPUT,
   LINEAR_GRAD_WEIGHT,
   RESIDUAL_LAYER_NORM,
@@ -258,26 +257,29 @@ export function gelu(x: tf.Tensor): tf.Tensor {
   return geluOp(x);
 }
 
-/** gelu(x·w + b) through the fused kernel: the sigmoid saved for the gradient. */
+/** gelu(x·w + b) through the fused kernel: its slope gelu' saved for the gradient. */
 const linearGeluOp = tf.customGrad((...args: GradArgs) => {
   const [x, w, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-  const [y, s] = tf.engine().runKernel(LINEAR_GELU, { x, w, b }) as tf.Tensor[];
-  save([x, w, s, y]);
+  const [y, slope] = tf.engine().runKernel(LINEAR_GELU, { x, w, b }) as tf.Tensor[];
+  save([x, w, slope]);
   return {
     value: y,
     gradFunc: (dy, saved) => {
-      const [sx, sw, ss, sy] = saved;
-      const dz = tf.engine().runKernel(GELU_GRAD, { dy: dy as tf.Tensor, s: ss, y: sy });
+      const [sx, sw, sslope] = saved;
+      const [dz, db] = tf.engine().runKernel(GELU_GRAD, {
+        dy: dy as tf.Tensor,
+        slope: sslope,
+      }) as tf.Tensor[];
       return [
-        tf.engine().runKernel(LINEAR_GRAD_INPUT, { dy: dz as tf.Tensor, w: sw }) as tf.Tensor,
-        tf.engine().runKernel(LINEAR_GRAD_WEIGHT, { x: sx, dy: dz as tf.Tensor }) as tf.Tensor,
-        tf.engine().runKernel(LINEAR_GRAD_BIAS, { dy: dz as tf.Tensor }) as tf.Tensor,
+        tf.engine().runKernel(LINEAR_GRAD_INPUT, { dy: dz, w: sw }) as tf.Tensor,
+        tf.engine().runKernel(LINEAR_GRAD_WEIGHT, { x: sx, dy: dz }) as tf.Tensor,
+        db,
       ];
     },
   };
 });
 
-/** gelu(x·w + b): one kernel forward and four backward with the fused kernels. */
+/** gelu(x·w + b): one kernel forward and three backward with the fused kernels. */
 export function linearGelu(x: tf.Tensor, w: tf.Tensor, bias: tf.Tensor): tf.Tensor {
   if (fusedKernelsEnabled()) return linearGeluOp(x, w, bias);
   return gelu(linear(x, w, bias));

@@ -15,6 +15,7 @@ export async function compileSimdKernels(): Promise<Uint8Array> {
   const wabt = await wabtInit();
   const module = wabt.parseWat("simd_kernels.wat", await Deno.readTextFile(SOURCE), {
     simd: true,
+    relaxed_simd: true,
   });
   try {
     module.validate();

@@ -36,18 +36,40 @@ export interface SimdKernels {
     flags: number,
     eps: number,
   ): void;
-  scaledProduct(u: number, s: number, y: number, n: number, k: number): void;
-  geluGrad(g: number, s: number, y: number, out: number, n: number, a: number): void;
   softmaxCausal(s: number, mask: number, blocks: number, heads: number, t: number): void;
   softmaxGrad(p: number, g: number, t: number): void;
   biasGelu(
     z: number,
     b: number,
     y: number,
-    s: number,
+    slope: number,
     rows: number,
     n: number,
+    a: number,
+  ): void;
+  geluGradBias(
+    g: number,
     slope: number,
+    out: number,
+    colsum: number,
+    rows: number,
+    n: number,
+  ): void;
+  adamw(
+    p: number,
+    g: number,
+    out: number,
+    m: number,
+    v: number,
+    m2: number,
+    v2: number,
+    n: number,
+    decay: number,
+    beta1: number,
+    beta2: number,
+    scale: number,
+    step: number,
+    eps: number,
   ): void;
   crossEntropyRows(
     x: number,

@@ -173,55 +173,129 @@
       (local.set $row (i32.add (local.get $row) (i32.const 1)))
       (br $rowLoop))))
 
-  ;; y = (u * s) * k over n floats (GELU from u = 1.702 z and s = sigmoid(u), k = 1 / 1.702).
-  (func (export "scaledProduct")
-    (param $u i32) (param $s i32) (param $y i32) (param $n i32) (param $k f32)
-    (local $j i32) (local $bytes i32) (local $kv v128) (local $vec i32)
+  ;; GELU of a product plus bias over `rows` rows of n floats (n a multiple of 4): with
+  ;; u = z + b (b broadcast over rows) and s = sigmoid(a u) = 1 / (1 + exp(-a u)), y = u s and
+  ;; its slope d = dy/du = s + a y (1 - s), kept for the gradient, into `s`. y may be z. Per
+  ;; row: u into y and -a u (at most 87, so exp stays finite) into s; s to exp(s) by
+  ;; $expShift; then d and y in place.
+  (func (export "biasGelu")
+    (param $z i32) (param $b i32) (param $y i32) (param $s i32) (param $rows i32) (param $n i32)
+    (param $a f32)
+    (local $row i32) (local $j i32) (local $bytes i32) (local $u v128) (local $e v128)
+    (local $na v128) (local $av v128) (local $cap v128) (local $one v128)
     (local.set $bytes (i32.shl (local.get $n) (i32.const 2)))
-    (local.set $vec (i32.and (local.get $bytes) (i32.const -16)))
-    (local.set $kv (f32x4.splat (local.get $k)))
-    (block $e (loop $l
-      (br_if $e (i32.ge_u (local.get $j) (local.get $vec)))
-      (v128.store (i32.add (local.get $y) (local.get $j))
-        (f32x4.mul (f32x4.mul (v128.load (i32.add (local.get $u) (local.get $j)))
-          (v128.load (i32.add (local.get $s) (local.get $j)))) (local.get $kv)))
-      (local.set $j (i32.add (local.get $j) (i32.const 16)))
-      (br $l)))
-    (block $et (loop $lt
-      (br_if $et (i32.ge_u (local.get $j) (local.get $bytes)))
-      (f32.store (i32.add (local.get $y) (local.get $j))
-        (f32.mul (f32.mul (f32.load (i32.add (local.get $u) (local.get $j)))
-          (f32.load (i32.add (local.get $s) (local.get $j)))) (local.get $k)))
-      (local.set $j (i32.add (local.get $j) (i32.const 4)))
-      (br $lt))))
-
-  ;; out = g * (s + a * y * (1 - s)) over n floats (GELU's gradient, a = 1.702).
-  (func (export "geluGrad")
-    (param $g i32) (param $s i32) (param $y i32) (param $out i32) (param $n i32) (param $a f32)
-    (local $j i32) (local $bytes i32) (local $vec i32) (local $av v128) (local $sv v128)
-    (local $sf f32)
-    (local.set $bytes (i32.shl (local.get $n) (i32.const 2)))
-    (local.set $vec (i32.and (local.get $bytes) (i32.const -16)))
     (local.set $av (f32x4.splat (local.get $a)))
+    (local.set $na (f32x4.splat (f32.neg (local.get $a))))
+    (local.set $cap (v128.const f32x4 87 87 87 87))
+    (local.set $one (v128.const f32x4 1 1 1 1))
+    (block $done (loop $rowLoop
+      (br_if $done (i32.ge_u (local.get $row) (local.get $rows)))
+      (local.set $j (i32.const 0))
+      (block $e1 (loop $l1
+        (br_if $e1 (i32.ge_u (local.get $j) (local.get $bytes)))
+        (local.set $u (f32x4.add (v128.load (i32.add (local.get $z) (local.get $j)))
+          (v128.load (i32.add (local.get $b) (local.get $j)))))
+        (v128.store (i32.add (local.get $y) (local.get $j)) (local.get $u))
+        (v128.store (i32.add (local.get $s) (local.get $j))
+          (f32x4.min (f32x4.mul (local.get $u) (local.get $na)) (local.get $cap)))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $l1)))
+      (drop (call $expShift (local.get $s) (local.get $s) (local.get $bytes) (f32.const 0)))
+      (local.set $j (i32.const 0))
+      (block $e2 (loop $l2
+        (br_if $e2 (i32.ge_u (local.get $j) (local.get $bytes)))
+        (local.set $e (f32x4.div (local.get $one)
+          (f32x4.add (local.get $one) (v128.load (i32.add (local.get $s) (local.get $j))))))
+        (local.set $u (f32x4.mul (v128.load (i32.add (local.get $y) (local.get $j))) (local.get $e)))
+        (v128.store (i32.add (local.get $y) (local.get $j)) (local.get $u))
+        (v128.store (i32.add (local.get $s) (local.get $j))
+          (f32x4.relaxed_madd (f32x4.mul (local.get $u) (local.get $av))
+            (f32x4.sub (local.get $one) (local.get $e)) (local.get $e)))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $l2)))
+      (local.set $z (i32.add (local.get $z) (local.get $bytes)))
+      (local.set $y (i32.add (local.get $y) (local.get $bytes)))
+      (local.set $s (i32.add (local.get $s) (local.get $bytes)))
+      (local.set $row (i32.add (local.get $row) (i32.const 1)))
+      (br $rowLoop))))
+
+  ;; GELU's gradient and its bias's, over `rows` rows of n floats (n a multiple of 4):
+  ;; out = g d (d the slope biasGelu kept) and colsum[j] = the sum over rows of out[., j].
+  (func (export "geluGradBias")
+    (param $g i32) (param $d i32) (param $out i32) (param $colsum i32) (param $rows i32)
+    (param $n i32)
+    (local $row i32) (local $j i32) (local $bytes i32) (local $v v128)
+    (local.set $bytes (i32.shl (local.get $n) (i32.const 2)))
+    (memory.fill (local.get $colsum) (i32.const 0) (local.get $bytes))
+    (block $done (loop $rowLoop
+      (br_if $done (i32.ge_u (local.get $row) (local.get $rows)))
+      (local.set $j (i32.const 0))
+      (block $e (loop $l
+        (br_if $e (i32.ge_u (local.get $j) (local.get $bytes)))
+        (local.set $v (f32x4.mul (v128.load (i32.add (local.get $g) (local.get $j)))
+          (v128.load (i32.add (local.get $d) (local.get $j)))))
+        (v128.store (i32.add (local.get $out) (local.get $j)) (local.get $v))
+        (v128.store (i32.add (local.get $colsum) (local.get $j))
+          (f32x4.add (v128.load (i32.add (local.get $colsum) (local.get $j))) (local.get $v)))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $l)))
+      (local.set $g (i32.add (local.get $g) (local.get $bytes)))
+      (local.set $d (i32.add (local.get $d) (local.get $bytes)))
+      (local.set $out (i32.add (local.get $out) (local.get $bytes)))
+      (local.set $row (i32.add (local.get $row) (i32.const 1)))
+      (br $rowLoop))))
+
+  ;; AdamW over n values of one parameter p with gradient g and moments m, v (new moments
+  ;; into m2, v2; m2 may be m, v2 may be v): with gs = g scale (the clipping factor),
+  ;; m' = b1 m + (1 - b1) gs, v' = b2 v + (1 - b2) gs^2,
+  ;; out = p decay - m' step / (sqrt(v') + eps).
+  (func (export "adamw")
+    (param $p i32) (param $g i32) (param $out i32) (param $m i32) (param $v i32) (param $m2 i32)
+    (param $v2 i32) (param $n i32) (param $decay f32) (param $b1 f32) (param $b2 f32)
+    (param $scale f32) (param $step f32) (param $eps f32)
+    (local $j i32) (local $bytes i32) (local $vec i32)
+    (local $gs v128) (local $mv v128) (local $vv v128)
+    (local $decayV v128) (local $b1V v128) (local $c1V v128) (local $b2V v128) (local $c2V v128)
+    (local $scaleV v128) (local $stepV v128) (local $epsV v128)
+    (local $gf f32) (local $mf f32) (local $vf f32)
+    (local.set $bytes (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $vec (i32.and (local.get $bytes) (i32.const -16)))
+    (local.set $decayV (f32x4.splat (local.get $decay)))
+    (local.set $b1V (f32x4.splat (local.get $b1)))
+    (local.set $c1V (f32x4.splat (f32.sub (f32.const 1) (local.get $b1))))
+    (local.set $b2V (f32x4.splat (local.get $b2)))
+    (local.set $c2V (f32x4.splat (f32.sub (f32.const 1) (local.get $b2))))
+    (local.set $scaleV (f32x4.splat (local.get $scale)))
+    (local.set $stepV (f32x4.splat (local.get $step)))
+    (local.set $epsV (f32x4.splat (local.get $eps)))
     (block $e (loop $l
       (br_if $e (i32.ge_u (local.get $j) (local.get $vec)))
-      (local.set $sv (v128.load (i32.add (local.get $s) (local.get $j))))
+      (local.set $gs (f32x4.mul (v128.load (i32.add (local.get $g) (local.get $j))) (local.get $scaleV)))
+      (local.set $mv (f32x4.add (f32x4.mul (local.get $b1V) (v128.load (i32.add (local.get $m) (local.get $j))))
+        (f32x4.mul (local.get $c1V) (local.get $gs))))
+      (local.set $vv (f32x4.add (f32x4.mul (local.get $b2V) (v128.load (i32.add (local.get $v) (local.get $j))))
+        (f32x4.mul (local.get $c2V) (f32x4.mul (local.get $gs) (local.get $gs)))))
+      (v128.store (i32.add (local.get $m2) (local.get $j)) (local.get $mv))
+      (v128.store (i32.add (local.get $v2) (local.get $j)) (local.get $vv))
       (v128.store (i32.add (local.get $out) (local.get $j))
-        (f32x4.mul (v128.load (i32.add (local.get $g) (local.get $j)))
-          (f32x4.add (local.get $sv)
-            (f32x4.mul
-              (f32x4.mul (local.get $av) (v128.load (i32.add (local.get $y) (local.get $j))))
-              (f32x4.sub (v128.const f32x4 1 1 1 1) (local.get $sv))))))
+        (f32x4.sub (f32x4.mul (v128.load (i32.add (local.get $p) (local.get $j))) (local.get $decayV))
+          (f32x4.div (f32x4.mul (local.get $mv) (local.get $stepV))
+            (f32x4.add (f32x4.sqrt (local.get $vv)) (local.get $epsV)))))
       (local.set $j (i32.add (local.get $j) (i32.const 16)))
       (br $l)))
     (block $et (loop $lt
       (br_if $et (i32.ge_u (local.get $j) (local.get $bytes)))
-      (local.set $sf (f32.load (i32.add (local.get $s) (local.get $j))))
+      (local.set $gf (f32.mul (f32.load (i32.add (local.get $g) (local.get $j))) (local.get $scale)))
+      (local.set $mf (f32.add (f32.mul (local.get $b1) (f32.load (i32.add (local.get $m) (local.get $j))))
+        (f32.mul (f32.sub (f32.const 1) (local.get $b1)) (local.get $gf))))
+      (local.set $vf (f32.add (f32.mul (local.get $b2) (f32.load (i32.add (local.get $v) (local.get $j))))
+        (f32.mul (f32.sub (f32.const 1) (local.get $b2)) (f32.mul (local.get $gf) (local.get $gf)))))
+      (f32.store (i32.add (local.get $m2) (local.get $j)) (local.get $mf))
+      (f32.store (i32.add (local.get $v2) (local.get $j)) (local.get $vf))
       (f32.store (i32.add (local.get $out) (local.get $j))
-        (f32.mul (f32.load (i32.add (local.get $g) (local.get $j)))
-          (f32.add (local.get $sf)
-            (f32.mul (f32.mul (local.get $a) (f32.load (i32.add (local.get $y) (local.get $j))))
-              (f32.sub (f32.const 1) (local.get $sf))))))
+        (f32.sub (f32.mul (f32.load (i32.add (local.get $p) (local.get $j))) (local.get $decay))
+          (f32.div (f32.mul (local.get $mf) (local.get $step))
+            (f32.add (f32.sqrt (local.get $vf)) (local.get $eps)))))
       (local.set $j (i32.add (local.get $j) (i32.const 4)))
       (br $lt))))
 
@@ -259,21 +333,84 @@
       (v128.const f32x4 0 0 0 0)
       (f32x4.ge (local.get $x) (v128.const f32x4 -87 -87 -87 -87))))
 
+  ;; dst = exp(src - m) over `bytes` bytes (a multiple of 4; dst may be src), and its sum:
+  ;; $exp4's arithmetic written out with its constants in locals, set once a call, and with
+  ;; fused multiply-adds (relaxed SIMD's madd: fused where the CPU has FMA). Inside a loop the
+  ;; engine rebuilds every v128.const at each use, which made a call of $exp4 per four values
+  ;; about twice as slow; the madds take off another quarter or more. Lanes below -87 give 0;
+  ;; x up to 87 stays finite.
+  (func $expShift (param $src i32) (param $dst i32) (param $bytes i32) (param $m f32) (result f32)
+    (local $j i32) (local $vec i32) (local $x1 f32) (local $sum f32)
+    (local $x v128) (local $t v128) (local $n v128) (local $r v128) (local $p v128)
+    (local $sv v128) (local $mv v128)
+    (local $log2e v128) (local $shift v128) (local $negLn2hi v128) (local $negLn2lo v128)
+    (local $c6 v128) (local $c5 v128) (local $c4 v128) (local $c3 v128) (local $c2 v128)
+    (local $one v128) (local $bias v128) (local $floor v128)
+    (local.set $log2e (v128.const f32x4 1.442695041 1.442695041 1.442695041 1.442695041))
+    (local.set $shift (v128.const f32x4 12582912 12582912 12582912 12582912))
+    (local.set $negLn2hi (v128.const f32x4 -0.693359375 -0.693359375 -0.693359375 -0.693359375))
+    (local.set $negLn2lo (v128.const f32x4 2.12194440e-4 2.12194440e-4 2.12194440e-4 2.12194440e-4))
+    (local.set $c6 (v128.const f32x4 1.3888889e-3 1.3888889e-3 1.3888889e-3 1.3888889e-3))
+    (local.set $c5 (v128.const f32x4 8.3333333e-3 8.3333333e-3 8.3333333e-3 8.3333333e-3))
+    (local.set $c4 (v128.const f32x4 4.1666667e-2 4.1666667e-2 4.1666667e-2 4.1666667e-2))
+    (local.set $c3 (v128.const f32x4 0.16666667 0.16666667 0.16666667 0.16666667))
+    (local.set $c2 (v128.const f32x4 0.5 0.5 0.5 0.5))
+    (local.set $one (v128.const f32x4 1 1 1 1))
+    (local.set $bias (v128.const i32x4 0x4B3FFF81 0x4B3FFF81 0x4B3FFF81 0x4B3FFF81))
+    (local.set $floor (v128.const f32x4 -87 -87 -87 -87))
+    (local.set $mv (f32x4.splat (local.get $m)))
+    (local.set $vec (i32.and (local.get $bytes) (i32.const -16)))
+    (block $e (loop $l
+      (br_if $e (i32.ge_u (local.get $j) (local.get $vec)))
+      (local.set $x (f32x4.sub (v128.load (i32.add (local.get $src) (local.get $j))) (local.get $mv)))
+      (local.set $t (f32x4.relaxed_madd (local.get $x) (local.get $log2e) (local.get $shift)))
+      (local.set $n (f32x4.sub (local.get $t) (local.get $shift)))
+      (local.set $r (f32x4.relaxed_madd (local.get $n) (local.get $negLn2hi) (local.get $x)))
+      (local.set $r (f32x4.relaxed_madd (local.get $n) (local.get $negLn2lo) (local.get $r)))
+      (local.set $p (f32x4.relaxed_madd (local.get $c6) (local.get $r) (local.get $c5)))
+      (local.set $p (f32x4.relaxed_madd (local.get $p) (local.get $r) (local.get $c4)))
+      (local.set $p (f32x4.relaxed_madd (local.get $p) (local.get $r) (local.get $c3)))
+      (local.set $p (f32x4.relaxed_madd (local.get $p) (local.get $r) (local.get $c2)))
+      (local.set $p (f32x4.relaxed_madd (local.get $p) (local.get $r) (local.get $one)))
+      (local.set $p (f32x4.relaxed_madd (local.get $p) (local.get $r) (local.get $one)))
+      ;; 2^n: n sits in t's low mantissa bits; t - (shifter - 127), moved to the exponent
+      (local.set $p (v128.and
+        (f32x4.mul (local.get $p)
+          (i32x4.shl (i32x4.sub (local.get $t) (local.get $bias)) (i32.const 23)))
+        (f32x4.ge (local.get $x) (local.get $floor))))
+      (v128.store (i32.add (local.get $dst) (local.get $j)) (local.get $p))
+      (local.set $sv (f32x4.add (local.get $sv) (local.get $p)))
+      (local.set $j (i32.add (local.get $j) (i32.const 16)))
+      (br $l)))
+    (local.set $sum (call $hsum (local.get $sv)))
+    (block $et (loop $lt
+      (br_if $et (i32.ge_u (local.get $j) (local.get $bytes)))
+      (local.set $x1 (f32x4.extract_lane 0 (call $exp4 (f32x4.splat
+        (f32.sub (f32.load (i32.add (local.get $src) (local.get $j))) (local.get $m))))))
+      (f32.store (i32.add (local.get $dst) (local.get $j)) (local.get $x1))
+      (local.set $sum (f32.add (local.get $sum) (local.get $x1)))
+      (local.set $j (i32.add (local.get $j) (i32.const 4)))
+      (br $lt)))
+    (local.get $sum))
+
   ;; Causal softmax over `blocks` [t, t] score blocks in place (block k belongs to sample
   ;; k / heads, whose key mask row of t floats is at mask + 4 t (k / heads)): row i over the
   ;; keys j <= i with mask 1, exp(s - max) / sum; every other entry 0. Every row must see at
   ;; least one key (the caller checks: key 0 of each sample unmasked). The chunk of four that
   ;; holds the diagonal is done with a lane mask (j <= i), not one key at a time; only keys past
-  ;; the row's last whole chunk are.
+  ;; the row's last whole chunk are. The first pass sets the keys a row does not see to -inf
+  ;; (so $expShift makes them 0) while it finds the maximum.
   (func (export "softmaxCausal")
     (param $s i32) (param $mask i32) (param $blocks i32) (param $heads i32) (param $t i32)
     (local $blk i32) (local $i i32) (local $j i32) (local $row i32) (local $km i32)
-    (local $end i32) (local $vend i32) (local $whole i32) (local $rowBytes i32)
-    (local $vm v128) (local $sv v128) (local $mv v128) (local $v v128) (local $keep v128)
-    (local $lanes v128) (local $iv v128)
-    (local $m f32) (local $sum f32) (local $x f32) (local $inv f32)
+    (local $end i32) (local $vend i32) (local $whole i32) (local $rowBytes i32) (local $span i32)
+    (local $vm v128) (local $mv v128) (local $v v128) (local $lanes v128) (local $iv v128)
+    (local $ninf v128) (local $four v128)
+    (local $m f32) (local $x f32) (local $inv f32)
     (local.set $rowBytes (i32.shl (local.get $t) (i32.const 2)))
     (local.set $whole (i32.and (local.get $rowBytes) (i32.const -16)))
+    (local.set $ninf (v128.const f32x4 -inf -inf -inf -inf))
+    (local.set $four (v128.const i32x4 4 4 4 4))
     (local.set $row (local.get $s))
     (block $doneB (loop $blockLoop
       (br_if $doneB (i32.ge_u (local.get $blk) (local.get $blocks)))
@@ -286,20 +423,24 @@
         ;; whole chunks up to the one holding the diagonal, within the row's whole chunks
         (local.set $vend (i32.and (i32.add (local.get $end) (i32.const 15)) (i32.const -16)))
         (if (i32.gt_u (local.get $vend) (local.get $whole)) (then (local.set $vend (local.get $whole))))
+        (local.set $span (select (local.get $vend) (local.get $end)
+          (i32.gt_u (local.get $vend) (local.get $end))))
         (local.set $iv (i32x4.splat (local.get $i)))
-        ;; the largest allowed score
-        (local.set $vm (v128.const f32x4 -inf -inf -inf -inf))
+        ;; unseen keys to -inf; the largest seen score
+        (local.set $vm (local.get $ninf))
         (local.set $lanes (v128.const i32x4 0 1 2 3))
         (local.set $j (i32.const 0))
         (block $e1 (loop $l1
           (br_if $e1 (i32.ge_u (local.get $j) (local.get $vend)))
-          (local.set $keep (v128.and
-            (f32x4.ne (v128.load (i32.add (local.get $km) (local.get $j))) (v128.const f32x4 0 0 0 0))
-            (i32x4.le_s (local.get $lanes) (local.get $iv))))
-          (local.set $vm (f32x4.max (local.get $vm)
-            (v128.bitselect (v128.load (i32.add (local.get $row) (local.get $j)))
-              (v128.const f32x4 -inf -inf -inf -inf) (local.get $keep))))
-          (local.set $lanes (i32x4.add (local.get $lanes) (v128.const i32x4 4 4 4 4)))
+          (local.set $v (v128.bitselect
+            (v128.load (i32.add (local.get $row) (local.get $j)))
+            (local.get $ninf)
+            (v128.and
+              (f32x4.ne (v128.load (i32.add (local.get $km) (local.get $j))) (v128.const f32x4 0 0 0 0))
+              (i32x4.le_s (local.get $lanes) (local.get $iv)))))
+          (v128.store (i32.add (local.get $row) (local.get $j)) (local.get $v))
+          (local.set $vm (f32x4.max (local.get $vm) (local.get $v)))
+          (local.set $lanes (i32x4.add (local.get $lanes) (local.get $four)))
           (local.set $j (i32.add (local.get $j) (i32.const 16)))
           (br $l1)))
         (local.set $m (f32.max
@@ -307,41 +448,16 @@
           (f32.max (f32x4.extract_lane 2 (local.get $vm)) (f32x4.extract_lane 3 (local.get $vm)))))
         (block $e1t (loop $l1t
           (br_if $e1t (i32.ge_u (local.get $j) (local.get $end)))
+          (local.set $x (f32.const -inf))
           (if (f32.ne (f32.load (i32.add (local.get $km) (local.get $j))) (f32.const 0))
-            (then (local.set $m (f32.max (local.get $m) (f32.load (i32.add (local.get $row) (local.get $j)))))))
+            (then (local.set $x (f32.load (i32.add (local.get $row) (local.get $j))))))
+          (f32.store (i32.add (local.get $row) (local.get $j)) (local.get $x))
+          (local.set $m (f32.max (local.get $m) (local.get $x)))
           (local.set $j (i32.add (local.get $j) (i32.const 4)))
           (br $l1t)))
-        ;; exp(s - max) where allowed, 0 elsewhere; their sum
-        (local.set $mv (f32x4.splat (local.get $m)))
-        (local.set $sv (v128.const f32x4 0 0 0 0))
-        (local.set $lanes (v128.const i32x4 0 1 2 3))
-        (local.set $j (i32.const 0))
-        (block $e2 (loop $l2
-          (br_if $e2 (i32.ge_u (local.get $j) (local.get $vend)))
-          (local.set $keep (v128.and
-            (f32x4.ne (v128.load (i32.add (local.get $km) (local.get $j))) (v128.const f32x4 0 0 0 0))
-            (i32x4.le_s (local.get $lanes) (local.get $iv))))
-          (local.set $v (v128.bitselect
-            (call $exp4 (f32x4.sub (v128.load (i32.add (local.get $row) (local.get $j))) (local.get $mv)))
-            (v128.const f32x4 0 0 0 0) (local.get $keep)))
-          (v128.store (i32.add (local.get $row) (local.get $j)) (local.get $v))
-          (local.set $sv (f32x4.add (local.get $sv) (local.get $v)))
-          (local.set $lanes (i32x4.add (local.get $lanes) (v128.const i32x4 4 4 4 4)))
-          (local.set $j (i32.add (local.get $j) (i32.const 16)))
-          (br $l2)))
-        (local.set $sum (call $hsum (local.get $sv)))
-        (block $e2t (loop $l2t
-          (br_if $e2t (i32.ge_u (local.get $j) (local.get $end)))
-          (local.set $x (f32.const 0))
-          (if (f32.ne (f32.load (i32.add (local.get $km) (local.get $j))) (f32.const 0))
-            (then (local.set $x (f32x4.extract_lane 0 (call $exp4 (f32x4.splat
-              (f32.sub (f32.load (i32.add (local.get $row) (local.get $j))) (local.get $m))))))))
-          (f32.store (i32.add (local.get $row) (local.get $j)) (local.get $x))
-          (local.set $sum (f32.add (local.get $sum) (local.get $x)))
-          (local.set $j (i32.add (local.get $j) (i32.const 4)))
-          (br $l2t)))
-        ;; divide by the sum; zeros past what was written
-        (local.set $inv (f32.div (f32.const 1) (local.get $sum)))
+        ;; exp(s - max) (0 where unseen), divided by the sum; zeros past the span
+        (local.set $inv (f32.div (f32.const 1)
+          (call $expShift (local.get $row) (local.get $row) (local.get $span) (local.get $m))))
         (local.set $mv (f32x4.splat (local.get $inv)))
         (local.set $j (i32.const 0))
         (block $e3 (loop $l3
@@ -428,8 +544,8 @@
     (param $x i32) (param $targets i32) (param $w i32) (param $grad i32) (param $stats i32)
     (param $rows i32) (param $v i32)
     (local $row i32) (local $j i32) (local $bytes i32) (local $vend i32) (local $target i32)
-    (local $vm v128) (local $sv v128) (local $mv v128) (local $e v128)
-    (local $m f32) (local $sum f32) (local $x1 f32) (local $scale f32) (local $wr f32)
+    (local $vm v128) (local $mv v128)
+    (local $m f32) (local $sum f32) (local $scale f32) (local $wr f32)
     (local.set $bytes (i32.shl (local.get $v) (i32.const 2)))
     (local.set $vend (i32.and (local.get $bytes) (i32.const -16)))
     (block $done (loop $rowLoop
@@ -451,25 +567,7 @@
         (local.set $j (i32.add (local.get $j) (i32.const 4)))
         (br $l1t)))
       ;; exp(x - m) into grad; the sum
-      (local.set $mv (f32x4.splat (local.get $m)))
-      (local.set $sv (v128.const f32x4 0 0 0 0))
-      (local.set $j (i32.const 0))
-      (block $e2 (loop $l2
-        (br_if $e2 (i32.ge_u (local.get $j) (local.get $vend)))
-        (local.set $e (call $exp4 (f32x4.sub (v128.load (i32.add (local.get $x) (local.get $j))) (local.get $mv))))
-        (v128.store (i32.add (local.get $grad) (local.get $j)) (local.get $e))
-        (local.set $sv (f32x4.add (local.get $sv) (local.get $e)))
-        (local.set $j (i32.add (local.get $j) (i32.const 16)))
-        (br $l2)))
-      (local.set $sum (call $hsum (local.get $sv)))
-      (block $e2t (loop $l2t
-        (br_if $e2t (i32.ge_u (local.get $j) (local.get $bytes)))
-        (local.set $x1 (f32x4.extract_lane 0 (call $exp4 (f32x4.splat
-          (f32.sub (f32.load (i32.add (local.get $x) (local.get $j))) (local.get $m))))))
-        (f32.store (i32.add (local.get $grad) (local.get $j)) (local.get $x1))
-        (local.set $sum (f32.add (local.get $sum) (local.get $x1)))
-        (local.set $j (i32.add (local.get $j) (i32.const 4)))
-        (br $l2t)))
+      (local.set $sum (call $expShift (local.get $x) (local.get $grad) (local.get $bytes) (local.get $m)))
       (f32.store (local.get $stats) (local.get $m))
       (f32.store (i32.add (local.get $stats) (i32.const 4)) (local.get $sum))
       ;; w (e / sum - onehot)
