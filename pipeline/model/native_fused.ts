@@ -407,9 +407,17 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     for (let b = 0; b < batch; b++) if (keys[b * t] === 0) everyRowSees = false;
     let probs = scores;
     if (simd && everyRowSees) {
-      scoreBlocks(backend, qkv, scores, args.attrs);
+      const mixed = stock.make([batch, t, d]);
+      // Block by block, so the softmax and the mixing read a block still in cache.
       const [scoresAt, maskAt] = offsets(backend, [scores, keyMask]);
-      simd.softmaxCausal(scoresAt, maskAt, batch * heads, heads, t);
+      const [src, at, mixAt] = heapAddresses(backend, [qkv, scores, mixed]);
+      scoreBlocks(backend, qkv, scores, args.attrs, (b, o) => {
+        simd.softmaxCausal(scoresAt + 4 * o, maskAt + 4 * b * t, 1, 1, t);
+        const h = (o / (t * t)) % heads;
+        mixBlock(src, at, mixAt, b, h);
+      });
+      stock.done(mixed, probs);
+      return [mixed, probs];
     } else {
       const padded = Array.from({ length: batch }, (_, b) => {
         for (let j = 0; j < t; j++) if (keys[b * t + j] === 0) return true;
@@ -426,15 +434,17 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
       );
       probs = stock.call("Softmax", { logits: scores }, { dim: 3 });
     }
+    // mixed[b, :, h] = probs[b, h] v_bh (addresses taken after the last allocation).
+    function mixBlock(src: bigint, at: bigint, mixAt: bigint, b: number, h: number): void {
+      const v = src + BigInt(4 * (b * t * d3 + 2 * d + h * dh));
+      const o = at + BigInt(4 * (b * heads + h) * t * t);
+      const c = mixAt + BigInt(4 * (b * t * d + h * dh));
+      sgemm(ROW_MAJOR, N, N, t, dh, t, 1, o, t, v, d3, 0, c, d);
+    }
     const mixed = stock.make([batch, t, d]);
     const [src, at, mixAt] = heapAddresses(backend, [qkv, probs, mixed]);
     for (let b = 0; b < batch; b++) {
-      for (let h = 0; h < heads; h++) {
-        const v = src + BigInt(4 * (b * t * d3 + 2 * d + h * dh));
-        const o = at + BigInt(4 * (b * heads + h) * t * t);
-        const c = mixAt + BigInt(4 * (b * t * d + h * dh));
-        sgemm(ROW_MAJOR, N, N, t, dh, t, 1, o, t, v, d3, 0, c, d);
-      }
+      for (let h = 0; h < heads; h++) mixBlock(src, at, mixAt, b, h);
     }
     stock.done(mixed, probs);
     return [mixed, probs];
