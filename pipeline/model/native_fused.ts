@@ -104,8 +104,9 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
   const onesAt = (n: number) => arrayAddress(ones.get(n));
 
   /**
-   * out [M, N] = alpha·(x [M, K]·w [K, N] + b), b broadcast over rows: b first (a rank-1
-   * product ones·b), then the product added onto it.
+   * out [M, N] = alpha·(x [M, K]·w [K, N] + b), b broadcast over rows: b first, then the
+   * product added onto it. With alpha 1, b is copied into the rows (row 0, then the rows
+   * made so far, doubling: a dozen memory copies); otherwise a rank-1 product ones·b.
    */
   function linearInto(
     backend: WasmBackendLike,
@@ -122,7 +123,14 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     }
     const [xAt, wAt, outAt, bAt] = heapAddresses(backend, b ? [x, w, out, b] : [x, w, out]);
     let beta = 0;
-    if (b) {
+    if (b && alpha === 1) {
+      const [rows, bias] = heapViews(backend, [out, b]);
+      rows.set(bias.subarray(0, n));
+      for (let made = 1; made < m; made *= 2) {
+        rows.copyWithin(made * n, 0, Math.min(made, m - made) * n);
+      }
+      beta = 1;
+    } else if (b) {
       sgemm(ROW_MAJOR, N, N, m, n, 1, alpha, onesAt(m), 1, bAt, n, 0, outAt, n);
       beta = 1;
     }
