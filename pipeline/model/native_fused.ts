@@ -413,15 +413,21 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     const [keys] = heapViews(backend, [keyMask]);
     let everyRowSees = true;
     for (let b = 0; b < batch; b++) if (keys[b * t] === 0) everyRowSees = false;
+    // mixed[b, :, h] = probs[b, h] v_bh (addresses taken after the last allocation).
+    function mixBlock(src: bigint, at: bigint, mixAt: bigint, b: number, h: number): void {
+      const v = src + BigInt(4 * (b * t * d3 + 2 * d + h * dh));
+      const o = at + BigInt(4 * (b * heads + h) * t * t);
+      const c = mixAt + BigInt(4 * (b * t * d + h * dh));
+      sgemm(ROW_MAJOR, N, N, t, dh, t, 1, o, t, v, d3, 0, c, d);
+    }
     let probs = scores;
     if (simd && everyRowSees) {
       const mixed = stock.make([batch, t, d]);
       // Block by block, so the softmax and the mixing read a block still in cache.
       const [scoresAt, maskAt] = offsets(backend, [scores, keyMask]);
       const [src, at, mixAt] = heapAddresses(backend, [qkv, scores, mixed]);
-      scoreBlocks(backend, qkv, scores, args.attrs, (b, o) => {
+      scoreBlocks(backend, qkv, scores, args.attrs, (b, h, o) => {
         simd.softmaxCausal(scoresAt + 4 * o, maskAt + 4 * b * t, 1, 1, t);
-        const h = (o / (t * t)) % heads;
         mixBlock(src, at, mixAt, b, h);
       });
       stock.done(mixed, probs);
@@ -438,16 +444,9 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
         qkv,
         scores,
         args.attrs,
-        (b, o) => maskBlock(p, o, t, mask, b * t, padded[b]),
+        (b, _h, o) => maskBlock(p, o, t, mask, b * t, padded[b]),
       );
       probs = stock.call("Softmax", { logits: scores }, { dim: 3 });
-    }
-    // mixed[b, :, h] = probs[b, h] v_bh (addresses taken after the last allocation).
-    function mixBlock(src: bigint, at: bigint, mixAt: bigint, b: number, h: number): void {
-      const v = src + BigInt(4 * (b * t * d3 + 2 * d + h * dh));
-      const o = at + BigInt(4 * (b * heads + h) * t * t);
-      const c = mixAt + BigInt(4 * (b * t * d + h * dh));
-      sgemm(ROW_MAJOR, N, N, t, dh, t, 1, o, t, v, d3, 0, c, d);
     }
     const mixed = stock.make([batch, t, d]);
     const [src, at, mixAt] = heapAddresses(backend, [qkv, probs, mixed]);
@@ -460,14 +459,14 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
 
   /**
    * scale·q kᵀ per sample and head, by sgemm straight from qkv's layout, into the [T, T]
-   * blocks of `scores`; `after(b, o)` runs after each block (o its first value's index).
+   * blocks of `scores`; `after(b, h, o)` runs after each block (o its first value's index).
    */
   function scoreBlocks(
     backend: WasmBackendLike,
     qkv: tf.TensorInfo,
     scores: tf.TensorInfo,
     attrs: tf.NamedAttrMap | undefined,
-    after?: (b: number, o: number) => void,
+    after?: (b: number, h: number, o: number) => void,
   ): void {
     const { batch, t, d, d3, heads, dh, scale } = dims(qkv, attrs);
     const [src, at] = heapAddresses(backend, [qkv, scores]);
@@ -491,7 +490,7 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
           at + BigInt(4 * o),
           t,
         );
-        after?.(b, o);
+        after?.(b, h, o);
       }
     }
   }
@@ -575,52 +574,15 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     for (let i = 0; i < count; i++) {
       const decay = a.weightDecay > 0 && params[i].shape.length >= 2 ? 1 - a.lr * a.weightDecay : 1;
       const n = sizeOf(params[i].shape);
+      const hyper = [decay, beta1, beta2, scale, stepScale, epsilon] as const;
+      const tensors = [params[i], grads[i], pOut[i], inputs.m, inputs.v, mOut, vOut];
       if (simd) {
-        const [pAt, gAt, outAt, mAt, vAt, m2At, v2At] = offsets(backend, [
-          params[i],
-          grads[i],
-          pOut[i],
-          inputs.m,
-          inputs.v,
-          mOut,
-          vOut,
-        ]);
+        // Byte offsets; the moments at this parameter's place in the flat ones.
+        const [pAt, gAt, outAt, mAt, vAt, m2At, v2At] = offsets(backend, tensors);
         const o = 4 * offset;
-        simd.adamw(
-          pAt,
-          gAt,
-          outAt,
-          mAt + o,
-          vAt + o,
-          m2At + o,
-          v2At + o,
-          n,
-          decay,
-          beta1,
-          beta2,
-          scale,
-          stepScale,
-          epsilon,
-        );
+        simd.adamw(pAt, gAt, outAt, mAt + o, vAt + o, m2At + o, v2At + o, n, ...hyper);
       } else {
-        const [p, g, out] = heapViews(backend, [params[i], grads[i], pOut[i]]);
-        const [m, v, m2, v2] = heapViews(backend, [inputs.m, inputs.v, mOut, vOut]);
-        adamwSegment(
-          p,
-          g,
-          out,
-          m,
-          v,
-          m2,
-          v2,
-          offset,
-          decay,
-          beta1,
-          beta2,
-          scale,
-          stepScale,
-          epsilon,
-        );
+        adamwSegment(heapViews(backend, tensors), offset, ...hyper);
       }
       offset += n;
     }
@@ -699,15 +661,12 @@ function softmaxGradBlock(p: Float32Array, o: number, scratch: Float32Array, t: 
   }
 }
 
-/** The AdamW update of one parameter's values (its moments at `offset` of the flat ones). */
+/**
+ * The AdamW update of one parameter's values: views [p, g, out, m, v, m2, v2], its moments at
+ * `offset` of the flat ones.
+ */
 function adamwSegment(
-  p: Float32Array,
-  g: Float32Array,
-  out: Float32Array,
-  m: Float32Array,
-  v: Float32Array,
-  m2: Float32Array,
-  v2: Float32Array,
+  [p, g, out, m, v, m2, v2]: Float32Array[],
   offset: number,
   decay: number,
   beta1: number,

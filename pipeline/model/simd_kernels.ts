@@ -2,9 +2,10 @@
  * The SIMD kernels of ./simd_kernels.wat, instantiated over tfjs-wasm's own memory so they
  * work in place on tensors (byte offsets into the heap; a growth of the heap keeps them
  * valid). Used by the fused kernels (./native_fused.ts) for layer norm forward and backward,
- * GELU's elementwise passes, attention's causal softmax and its gradient,
- * and next-token cross-entropy's rows, each one pass per row or value where the stock ops take
- * several. `KLAL_SIMD=off` leaves them out (the fused kernels then use the stock ops).
+ * GELU with its bias and slope and its gradient with the bias's, attention's causal softmax and
+ * its gradient, next-token cross-entropy's rows and AdamW, each one pass per row or value where
+ * the stock ops take several. The module uses relaxed SIMD's fused multiply-add; where it cannot
+ * be compiled, or with `KLAL_SIMD=off`, the fused kernels use the stock ops.
  */
 import { SIMD_KERNELS_WASM } from "./simd_kernels_wasm.ts";
 
