@@ -102,7 +102,7 @@ export function backendLabel(): string {
 }
 
 /** The quickstart from a cold cache on 2 CPU cores (README), with and without OpenBLAS, in s. */
-export const QUICKSTART_SECONDS = { openblas: 79, plain: 260 } as const;
+export const QUICKSTART_SECONDS = { openblas: 66, plain: 236 } as const;
 
 /**
  * One line for an experiment's main process (printed once per run, not per worker) when its
