@@ -6,6 +6,7 @@
  * Pure tensor functions of their inputs, so tests can check them by hand.
  */
 import * as tf from "@tensorflow/tfjs";
+import { klalLossFromProbs } from "./model/native_klal.ts";
 import { nextTokenLoss } from "./model/native_loss.ts";
 import { fusedKernelsEnabled } from "./model/native_matmul.ts";
 
@@ -44,9 +45,12 @@ export function pointerLoss(logits: tf.Tensor2D, target: tf.Tensor2D): tf.Scalar
 /** Added to each row's visual mass before renormalising (see visualAttention). */
 export const ROW_FLOOR = 1e-6;
 
+/** Lower clamp of Q before the log (KlalOptions.epsilon's default). */
+export const KLAL_EPSILON = 1e-8;
+
 /** Options of {@link klalLoss}. */
 export interface KlalOptions {
-  /** Lower clamp of Q before the log (default 1e-8). */
+  /** Lower clamp of Q before the log (default KLAL_EPSILON). */
   epsilon?: number;
   /**
    * [B, Tq] weights of the query positions (1 = an answer-predicting position, 0 = padding).
@@ -89,7 +93,7 @@ export function klalLoss(
   options: KlalOptions = {},
 ): tf.Scalar {
   if (attentions.length === 0) throw new Error("klalLoss needs at least one layer");
-  const epsilon = options.epsilon ?? 1e-8;
+  const epsilon = options.epsilon ?? KLAL_EPSILON;
   return tf.tidy(() => {
     // sum_i P_i log P_i, with 0 log 0 = 0.
     const positive = tf.greater(target, 0);
@@ -103,6 +107,34 @@ export function klalLoss(
     }
     return tf.div(total, attentions.length) as tf.Scalar;
   });
+}
+
+/**
+ * {@link klalLoss} over the answer-to-visual block of full attention probabilities: query
+ * rows q0..q0+Tq-1 (Tq from `queryMask` [B, Tq]) and the first Tv keys (Tv from `target`) of
+ * each [B, H, T, T] tensor. With the fused kernels (wasm + OpenBLAS), two kernels that read the
+ * block in place; otherwise klalLoss on slices.
+ */
+export function klalLossOverRows(
+  probs: tf.Tensor4D[],
+  target: tf.Tensor2D,
+  queryMask: tf.Tensor2D,
+  q0: number,
+): tf.Scalar {
+  if (fusedKernelsEnabled()) {
+    return klalLossFromProbs(probs, target, queryMask, q0, {
+      epsilon: KLAL_EPSILON,
+      floor: ROW_FLOOR,
+    });
+  }
+  const [tq, tv] = [queryMask.shape[1], target.shape[1]];
+  return tf.tidy(() =>
+    klalLoss(
+      probs.map((p) => tf.slice(p, [0, 0, q0, 0], [-1, -1, tq, tv]) as tf.Tensor4D),
+      target,
+      { queryMask },
+    )
+  );
 }
 
 /**

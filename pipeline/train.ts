@@ -4,7 +4,13 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type Encoded, queryCount, queryStart } from "./batch.ts";
-import { klalLoss, type KlalQueries, ntpLoss, pointerLoss, selectQueries } from "./losses.ts";
+import {
+  klalLossOverRows,
+  type KlalQueries,
+  ntpLoss,
+  pointerLoss,
+  selectQueries,
+} from "./losses.ts";
 import type { TinyVlm } from "./model/tiny_vlm.ts";
 import { fusedKernelsEnabled } from "./model/native_matmul.ts";
 import { adamwUpdate, sumOfSquares } from "./model/native_fused.ts";
@@ -156,9 +162,12 @@ export function lossParts(
   const { pointer } = options;
   const out = model.forward(batch);
   const ntp = ntpLoss(out.logits, batch.nextToken, batch.lossMask);
-  const klal = klalLoss(answerToVisual(out.attentions, layers, data), batch.target, {
-    queryMask: selectQueries(batch.queryMask, options.queries ?? "all"),
-  });
+  const klal = klalLossOverRows(
+    layers.map((l) => out.attentions[l]),
+    batch.target,
+    selectQueries(batch.queryMask, options.queries ?? "all"),
+    queryStart(data.layout),
+  );
   if (!(lambda > 0)) return { ntp, klal, total: ntp };
   if (!pointer) return { ntp, klal, total: tf.add(ntp, tf.mul(klal, lambda)) as tf.Scalar };
   // The pointer reads the position that predicts the first answer token.

@@ -16,7 +16,7 @@ import {
 import * as ops from "../pipeline/model/ops.ts";
 import { LAYER_NORM_GRAD } from "../pipeline/model/native_fused.ts";
 import { AdamW, batchTensors, disposeBatch, lossParts } from "../pipeline/train.ts";
-import { ntpLoss } from "../pipeline/losses.ts";
+import { klalLoss, klalLossOverRows, type KlalQueries, ntpLoss } from "../pipeline/losses.ts";
 import { tinyGridData, tinyModel } from "./fixtures.ts";
 import { wasmWithNativeKernels } from "./native_setup.ts";
 
@@ -268,11 +268,54 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "fused KLAL: value and gradients over the query rows' visual keys, masked and empty " +
+    "query rows, zeros in P, a Q under eps, two layers",
+  ignore,
+  fn() {
+    // 2 layers of [3, 2, 7, 7] attention: query rows 3..5 (Tq 3), visual keys 0..3 (Tv 4).
+    const softmaxed = (seed: number) => tf.softmax(random([3, 2, 7, 7], seed, 0, 2)) as tf.Tensor4D;
+    const [a0, a1] = [softmaxed(40), softmaxed(41)];
+    // Sample 2's query rows put (almost) nothing on key 3 of either layer: its Q there falls
+    // under eps = 1e-8 while P there is nonzero (the clamp and its zero gradient).
+    const far = tf.tensor4d(
+      Array.from({ length: 3 * 2 * 7 * 7 }, (_, k) => (k % 7 === 3 && k >= 2 * 98 ? 0 : 1)),
+      [3, 2, 7, 7],
+    );
+    const [p0, p1] = [tf.mul(a0, far) as tf.Tensor4D, tf.mul(a1, far) as tf.Tensor4D];
+    const target = tf.tensor2d([[0.5, 0.5, 0, 0], [0.1, 0.2, 0.3, 0.4], [0, 0, 0, 1]]);
+    // Sample 1 has no query row (count clamped to 1: Q = 0, all clamped).
+    const mask = tf.tensor2d([[1, 1, 0], [0, 0, 0], [1, 0, 1]]);
+    const loss = (x: tf.Tensor, y: tf.Tensor) =>
+      klalLossOverRows([x as tf.Tensor4D, y as tf.Tensor4D], target, mask, 3);
+    assertSame(onEveryPath(() => valueAndGrads(loss, [p0, p1])), "KLAL");
+    // The reference formula itself on slices agrees with what the paths share.
+    const slices = (x: tf.Tensor4D) => tf.slice(x, [0, 0, 3, 0], [-1, -1, 3, 4]) as tf.Tensor4D;
+    const [fused, reference] = [
+      tf.tidy(() => loss(p0, p1)),
+      tf.tidy(() => klalLoss([slices(p0), slices(p1)], target, { queryMask: mask })),
+    ];
+    assert.ok(Math.abs(fused.dataSync()[0] - reference.dataSync()[0]) < 1e-5);
+    // Outside the query rows and the visual keys the gradient is 0.
+    const g = tf.tidy(() => tf.grads(loss)([p0, p1])[0]);
+    const values = g.arraySync() as number[][][][];
+    assert.ok(values[0][1][2].every((v) => v === 0), "row 2 is not a query row");
+    assert.ok(values[0][1].every((row) => row.slice(4).every((v) => v === 0)), "keys 4..6");
+    assert.ok(values[1].every((head) => head.every((row) => row.every((v) => v === 0))));
+    assert.ok(values[0][0][3].some((v) => v !== 0), "a query row with weight gets a gradient");
+    // Rows whose visual mass is ~1e-6 (all attention on text): ROW_FLOOR halves their share.
+    const faint = tf.tidy(() => tf.mul(p0, tf.scalar(2e-6)) as tf.Tensor4D);
+    assertSame(onEveryPath(() => [loss(faint, p1)]), "KLAL, faint rows");
+    tf.dispose([a0, a1, far, p0, p1, target, mask, fused, reference, g, faint]);
+  },
+});
+
 /** A small model's loss parts and the gradient of the total for every weight. */
 function lossAndGrads(
   overrides: Record<string, number>,
   lambda: number,
   layers: number[],
+  queries: KlalQueries = "all",
 ): tf.Tensor[] {
   const fixture = tinyGridData(6, 8);
   const model = tinyModel(fixture, 9, overrides);
@@ -280,7 +323,7 @@ function lossAndGrads(
   const variables = model.variables();
   const parts: tf.Tensor[] = [];
   const { value, grads } = tf.variableGrads(() => {
-    const p = lossParts(model, batch, fixture.data, lambda, layers);
+    const p = lossParts(model, batch, fixture.data, lambda, layers, { queries });
     parts.push(tf.keep(p.ntp), tf.keep(p.klal));
     return p.total;
   }, variables);
@@ -291,18 +334,20 @@ function lossAndGrads(
 }
 
 for (
-  const [overrides, lambda, layers] of [
-    [{}, 1, [0, 1]],
-    [{ dModel: 32, heads: 4, layers: 3 }, 0.5, [1]],
-    [{ dModel: 24, heads: 3 }, 0, [0]],
-  ] as [Record<string, number>, number, number[]][]
+  const [overrides, lambda, layers, queries] of [
+    [{}, 1, [0, 1], "all"],
+    [{ dModel: 32, heads: 4, layers: 3 }, 0.5, [1], "all"],
+    [{ dModel: 24, heads: 3 }, 0, [0], "all"],
+    [{}, 1, [1], "first"],
+  ] as [Record<string, number>, number, number[], KlalQueries][]
 ) {
   Deno.test({
     name: `fused kernels: a small model's losses and every gradient equal the unfused and ` +
-      `stock ones (1e-4) ${JSON.stringify(overrides)} lambda ${lambda} layers ${layers}`,
+      `stock ones (1e-4) ${JSON.stringify(overrides)} lambda ${lambda} layers ${layers} ` +
+      `queries ${queries}`,
     ignore,
     fn() {
-      assertSame(onEveryPath(() => lossAndGrads(overrides, lambda, layers)), "model");
+      assertSame(onEveryPath(() => lossAndGrads(overrides, lambda, layers, queries)), "model");
     },
   });
 }

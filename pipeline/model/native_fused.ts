@@ -50,6 +50,7 @@ import {
   withStocksFreedOnThrow,
 } from "./native_stock.ts";
 import { NEXT_TOKEN_LOSS, nextTokenLossKernel } from "./native_loss.ts";
+import { KLAL_LOSS, KLAL_LOSS_GRAD, klalLossGradKernel, klalLossKernel } from "./native_klal.ts";
 
 /** Kernel names (registered for the wasm backend by native_matmul.ts). */
 export const LINEAR = "KlalLinear", LINEAR_GELU = "KlalLinearGelu", GELU_GRAD = "KlalGeluGrad";
@@ -59,7 +60,7 @@ export const LAYER_NORM = "KlalLayerNorm", RESIDUAL_LAYER_NORM = "KlalResidualLa
 export const LAYER_NORM_GRAD = "KlalLayerNormGrad";
 export const ATTENTION = "KlalAttention", ATTENTION_GRAD = "KlalAttentionGrad";
 export const SUM_SQUARES = "KlalSumSquares", ADAMW = "KlalAdamW";
-export { NEXT_TOKEN_LOSS };
+export { KLAL_LOSS, KLAL_LOSS_GRAD, NEXT_TOKEN_LOSS };
 
 /** cblas_sgemv with operands as byte addresses. */
 export type Sgemv = (
@@ -605,6 +606,8 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     [SUM_SQUARES]: sumSquares,
     [ADAMW]: adamw,
     [NEXT_TOKEN_LOSS]: nextTokenLossKernel,
+    [KLAL_LOSS]: klalLossKernel,
+    [KLAL_LOSS_GRAD]: klalLossGradKernel,
   };
   return Object.fromEntries(
     Object.entries(kernels).map(([name, k]) => [name, withStocksFreedOnThrow(k)]),
