@@ -4,6 +4,7 @@
  *   <root>/objects/<key[0:2]>/<key>/   one finished entry: output files + manifest.json
  *   <root>/tmp/                        entries being written (renamed into objects/ when whole)
  *   <root>/refs/<experiment>/<stage>.json   the key a stage of an experiment last resolved to
+ *   <root>/partial/<key>.ckpt          resumable mid-training checkpoints (and <key>.prev.ckpt)
  *   <root>/.klal-cache                 marker: this folder is a cache (format version inside)
  *
  * An entry becomes visible only by an atomic rename of a complete directory, so a crash or
@@ -17,6 +18,7 @@ import { publishFolderOnce, writeFileAtomic, writeJsonAtomic } from "./atomic.ts
 import { resolve } from "node:path";
 import { canonicalJson } from "./spec.ts";
 import { pathOf } from "./paths.ts";
+import { SetupError } from "./cli.ts";
 
 /** What manifest.json records for every entry. */
 export interface Manifest {
@@ -56,6 +58,17 @@ export const CACHE_MARKER = ".klal-cache";
 /** Layout version written into the marker; a cache with a higher one is refused. */
 export const CACHE_FORMAT = 1;
 
+/** Folder at the root that holds resumable mid-training checkpoints. */
+export const PARTIAL_DIR = "partial";
+
+/**
+ * The stage key a file in partial/ belongs to (a checkpoint, the previous one, or a temp
+ * sibling of either), or undefined for a name the cache does not make.
+ */
+export function partialKeyOf(fileName: string): string | undefined {
+  return /^([0-9a-f]{64})\.(?:prev\.)?ckpt(?:\.[\w-]+)?$/.exec(fileName)?.[1];
+}
+
 /** Names the cache itself creates at its root (an unmarked folder holding only these is one). */
 const LAYOUT_NAMES = new Set([
   "objects",
@@ -75,7 +88,32 @@ const LAYOUT_NAMES = new Set([
 const MARKER_TEMP = /^\.klal-cache\.(?:[\w-]+\.tmp|tmp-[\w-]+)$/;
 
 /** The cache root cannot be used: empty, the filesystem root, not a cache, a newer format. */
-export class CacheRootError extends Error {}
+export class CacheRootError extends SetupError {}
+
+/**
+ * A cache entry whose manifest or files do not match what it recorded when it was written
+ * (flipped bytes, a truncated or missing file): never served as a result.
+ */
+export class DamagedEntry extends Error {
+  constructor(readonly key: string, readonly problems: string[]) {
+    super(`cache entry ${key.slice(0, 12)} is damaged (${problems.join("; ")})`);
+  }
+}
+
+/** What is wrong with `bytes` as the file `name` a manifest records, or undefined. */
+async function fileProblem(
+  name: string,
+  expected: { bytes: number; sha256: string },
+  bytes: Uint8Array,
+): Promise<string | undefined> {
+  if (bytes.length !== expected.bytes) {
+    return `${name}: ${bytes.length} bytes, manifest says ${expected.bytes}`;
+  }
+  if ((await sha256Hex(bytes)) !== expected.sha256) {
+    return `${name}: content does not match its sha256`;
+  }
+  return undefined;
+}
 
 /** What a lookup of one key finds. */
 export type EntryState =
@@ -313,43 +351,68 @@ export class Cache {
     return (await this.lookup(key)).state === "ok";
   }
 
-  /** The entry's manifest; throws when the entry is missing or corrupted. */
+  /** The entry's manifest; throws NotFound when it is missing, DamagedEntry when corrupted. */
   async manifest(key: string): Promise<Manifest> {
     const entry = await this.lookup(key);
     if (entry.state === "ok") return entry.manifest;
     if (entry.state === "missing") throw new Deno.errors.NotFound(`no cache entry ${key}`);
-    throw new Error(`cache entry ${key.slice(0, 12)} is corrupted (${entry.problem})`);
+    throw new DamagedEntry(key, [entry.problem]);
   }
 
-  /** Bytes of one output file of an entry. */
-  readBytes(key: string, name: string): Promise<Uint8Array> {
-    return Deno.readFile(`${this.entryDir(key)}/${name}`);
+  /**
+   * Bytes of one output file of an entry, checked against the size and sha256 its manifest
+   * records: every read of an entry goes through here, so no command serves damaged bytes.
+   * Throws DamagedEntry when they differ (or the file is gone), NotFound for a missing entry.
+   */
+  async readBytes(key: string, name: string): Promise<Uint8Array> {
+    const manifest = await this.manifest(key);
+    const expected = manifest.files[name];
+    if (!expected) {
+      throw new Deno.errors.NotFound(`cache entry ${key.slice(0, 12)} has no file ${name}`);
+    }
+    const bytes = await this.readEntryFile(key, name);
+    const problem = typeof bytes === "string" ? bytes : await fileProblem(name, expected, bytes);
+    if (problem !== undefined) throw new DamagedEntry(key, [problem]);
+    return bytes as Uint8Array;
   }
 
-  /** One JSON output file of an entry. */
+  /** One JSON output file of an entry, checked as readBytes checks it. */
   async readJson<T>(key: string, name: string): Promise<T> {
-    return JSON.parse(await Deno.readTextFile(`${this.entryDir(key)}/${name}`)) as T;
+    return JSON.parse(new TextDecoder().decode(await this.readBytes(key, name))) as T;
   }
 
-  /** Check every file against the hashes in the manifest; returns the problems found. */
+  /**
+   * Check a whole entry, its manifest and every file against the hashes it records; returns
+   * the problems found (none for a sound entry). What each command runs before it uses an
+   * entry: `experiment` recomputes what fails, `eval` and `report` refuse it.
+   */
   async verify(key: string): Promise<string[]> {
     const entry = await this.lookup(key);
     if (entry.state === "corrupted") return [entry.problem];
+    if (entry.state === "missing") return ["the entry is missing"];
     const problems: string[] = [];
-    const m = await this.manifest(key);
-    for (const [name, expected] of Object.entries(m.files)) {
-      try {
-        const bytes = await this.readBytes(key, name);
-        if (bytes.length !== expected.bytes) {
-          problems.push(`${name}: ${bytes.length} bytes, manifest says ${expected.bytes}`);
-        } else if ((await sha256Hex(bytes)) !== expected.sha256) {
-          problems.push(`${name}: content does not match its sha256`);
-        }
-      } catch (e) {
-        problems.push(`${name}: ${(e as Error).message}`);
-      }
+    for (const [name, expected] of Object.entries(entry.manifest.files)) {
+      const bytes = await this.readEntryFile(key, name);
+      const problem = typeof bytes === "string" ? bytes : await fileProblem(name, expected, bytes);
+      if (problem !== undefined) problems.push(problem);
     }
     return problems;
+  }
+
+  /** Throw DamagedEntry unless `verify(key)` finds nothing wrong. */
+  async requireSound(key: string): Promise<void> {
+    const problems = await this.verify(key);
+    if (problems.length > 0) throw new DamagedEntry(key, problems);
+  }
+
+  /** A file of an entry, or why it cannot be read (a message naming the file). */
+  private async readEntryFile(key: string, name: string): Promise<Uint8Array | string> {
+    try {
+      return await Deno.readFile(`${this.entryDir(key)}/${name}`);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return `${name}: missing`;
+      return `${name}: ${(e as Error).message}`;
+    }
   }
 
   /**
@@ -441,6 +504,17 @@ export class Cache {
     // Unique even for two evictions of one key in the same millisecond.
     const aside = `${key}-${Date.now()}-${crypto.randomUUID().slice(0, 8)}`;
     await Deno.rename(this.entryDir(key), `${this.root}/evicted/${aside}`);
+  }
+
+  /**
+   * The resumable mid-training checkpoints of stage `key` (./stages/_resume.ts), newest first:
+   * outside its entry, which appears only whole.
+   */
+  partialPaths(key: string): { newest: string; previous: string } {
+    return {
+      newest: `${this.root}/${PARTIAL_DIR}/${key}.ckpt`,
+      previous: `${this.root}/${PARTIAL_DIR}/${key}.prev.ckpt`,
+    };
   }
 
   /** The key a stage of `experiment` resolved to last time, if any. */

@@ -1,20 +1,22 @@
 /**
  * `deno task cache ls` — every cache entry: key, stage, size, which experiments use it
- * (corrupted entries are listed as such).
- * `deno task cache gc [--apply] [--experiments DIR]` — entries that neither a spec under
- * experiments/ (or DIR) nor an experiment's last run (refs/) uses; dry run by default,
- * --apply deletes them, plus leftovers in tmp/, evicted/, jobs/ and running/.
+ * (corrupted entries are listed as such), then the resumable checkpoints in partial/.
+ * `deno task cache verify` — every entry's files checked against the hashes in its manifest;
+ * exit 1 when one is damaged (the next `deno task experiment` recomputes it).
+ * `deno task cache gc [--apply] [--experiments DIR]` — entries and partial checkpoints that
+ * neither a spec under experiments/ (or DIR) nor an experiment's last run (refs/) uses; dry
+ * run by default, --apply deletes them, plus leftovers in tmp/, evicted/, jobs/ and running/.
  *
  * gc works only in a folder marked as a cache, holds the cache lock exclusive while it
  * deletes, and stops before deleting anything when it cannot tell what is in use.
  *
- * Exit status: 0 done; 1 `gc --apply` while an experiment runs (nothing deleted); 2 refused,
- * nothing deleted: the root is not a cache (empty, /, no marker), a spec fails to plan, a ref
- * is unreadable, or bad usage.
+ * Exit status: 0 done; 1 `gc --apply` while an experiment runs (nothing deleted), or `verify`
+ * found a damaged entry; 2 refused, nothing deleted: the root is not a cache (empty, /, a
+ * file, no marker), a spec fails to plan, a ref is unreadable, or bad usage.
  */
 import { TASKS } from "../tasks/registry.ts";
 import { parseCommand, printHelp, runCommand, UsageError } from "./cli.ts";
-import { Cache, CacheRootError, defaultCacheDir } from "./cache.ts";
+import { Cache, CacheRootError, defaultCacheDir, PARTIAL_DIR, partialKeyOf } from "./cache.ts";
 import { describeHolders, type HeldLock, tryExclusiveLock } from "./cache_lock.ts";
 import { buildPlan, resolvePlan } from "./plan.ts";
 import { SpecError } from "./spec.ts";
@@ -24,7 +26,17 @@ import { parse as parseYaml } from "yaml";
 import { dirname, resolve } from "node:path";
 
 const ROOT = PROJECT_ROOT;
-const USAGE = "usage: deno task cache ls | deno task cache gc [--apply] [--experiments DIR]";
+const USAGE = `usage: deno task cache ls | verify | gc [--apply] [--experiments DIR]
+
+  ls                 every entry: key, size, stage, the experiments whose last run used it;
+                     then the resumable checkpoints of unfinished fine-tunes (partial/)
+  verify             check every entry's files against the hashes in its manifest
+                     (exit 1 when one is damaged; the next experiment run recomputes it)
+  gc                 what no spec under experiments/ and no last run uses (dry run)
+    --apply          delete it, with the leftovers of interrupted runs
+    --experiments DIR  the folder of specs whose stages are kept (default: experiments/)
+
+environment: KLAL_CACHE_DIR (default .cache/ in the repository)`;
 
 /** One cache entry as the tools show it. */
 export interface EntryInfo {
@@ -117,6 +129,25 @@ export async function listEntries(
   return { entries, refProblems };
 }
 
+/** A resumable checkpoint file in partial/ (./stages/_resume.ts). */
+export interface PartialInfo {
+  file: string;
+  key: string;
+  bytes: number;
+}
+
+/** The checkpoint files in partial/ (names the cache does not make are left out). */
+export async function listPartials(cache: Cache): Promise<PartialInfo[]> {
+  const out: PartialInfo[] = [];
+  for await (const entry of listDir(`${cache.root}/${PARTIAL_DIR}`)) {
+    const key = partialKeyOf(entry.name);
+    if (!entry.isFile || key === undefined) continue;
+    const bytes = (await Deno.stat(`${cache.root}/${PARTIAL_DIR}/${entry.name}`)).size;
+    out.push({ file: entry.name, key, bytes });
+  }
+  return out.sort((a, b) => a.file.localeCompare(b.file));
+}
+
 async function specFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   for await (const entry of listDir(dir)) {
@@ -188,6 +219,11 @@ function human(bytes: number): string {
   return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
 }
 
+/** "1 thing", "2 things". */
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
 function describe(e: EntryInfo): string {
   return e.corrupted ? `(corrupted: ${e.corrupted})` : e.stage;
 }
@@ -199,10 +235,40 @@ function refuseRoot(e: unknown): number {
   return 2;
 }
 
-async function ls(cache: Cache): Promise<number> {
+/**
+ * Refuse a root that cannot be read as a cache (CacheRootError): empty, the filesystem root,
+ * a file, unreadable. A folder that does not exist yet is an empty cache.
+ */
+async function readableRoot(cache: Cache): Promise<void> {
   const problem = cache.rootProblem();
-  if (problem) return refuseRoot(new CacheRootError(problem));
+  if (problem) throw new CacheRootError(problem);
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(cache.root);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw new CacheRootError(`cannot read the cache root ${cache.root}: ${(e as Error).message}`);
+  }
+  if (!info.isDirectory) {
+    throw new CacheRootError(
+      `the cache root ${cache.root} is a file, not a folder: point KLAL_CACHE_DIR at a folder`,
+    );
+  }
+  try {
+    for await (const _ of Deno.readDir(cache.root)) break;
+  } catch (e) {
+    throw new CacheRootError(`cannot read the cache root ${cache.root}: ${(e as Error).message}`);
+  }
+}
+
+async function ls(cache: Cache): Promise<number> {
+  try {
+    await readableRoot(cache);
+  } catch (e) {
+    return refuseRoot(e);
+  }
   const { entries, refProblems } = await listEntries(cache);
+  const partials = await listPartials(cache);
   for (const p of refProblems) console.error(`warning: unreadable ref ${p}`);
   for (const e of entries) {
     console.log(
@@ -211,14 +277,54 @@ async function ls(cache: Cache): Promise<number> {
       }`,
     );
   }
+  for (const p of partials) {
+    const which = p.file.endsWith(".prev.ckpt")
+      ? "previous"
+      : p.file.endsWith(".ckpt")
+      ? "newest"
+      : "being written";
+    console.log(
+      `${p.key.slice(0, 12)}  ${human(p.bytes).padStart(9)}  ${
+        `partial checkpoint (${which})`.padEnd(34)
+      } -`,
+    );
+  }
   const total = entries.reduce((a, e) => a + e.bytes, 0);
+  const partialBytes = partials.reduce((a, p) => a + p.bytes, 0);
   const corrupted = entries.filter((e) => e.corrupted).length;
-  console.log(
-    `${entries.length} entries, ${
-      corrupted > 0 ? `${corrupted} corrupted (the next run recomputes them), ` : ""
-    }${human(total)} in ${cache.root}`,
-  );
+  const parts = [
+    `${entries.length} entries`,
+    ...(corrupted > 0 ? [`${corrupted} corrupted (the next run recomputes them)`] : []),
+    ...(partials.length > 0
+      ? [`${count(partials.length, "partial checkpoint")} (${human(partialBytes)})`]
+      : []),
+  ];
+  console.log(`${parts.join(", ")}, ${human(total + partialBytes)} in ${cache.root}`);
   return 0;
+}
+
+/** Check every entry's files against its manifest; exit 1 when one is damaged. */
+async function verifyAll(cache: Cache): Promise<number> {
+  try {
+    await readableRoot(cache);
+  } catch (e) {
+    return refuseRoot(e);
+  }
+  const { entries } = await listEntries(cache);
+  let damaged = 0;
+  for (const e of entries) {
+    const problems = await cache.verify(e.key);
+    if (problems.length === 0) continue;
+    damaged++;
+    console.log(`damaged ${e.key.slice(0, 12)}  ${e.stage}: ${problems.join("; ")}`);
+  }
+  console.log(
+    damaged === 0
+      ? `${entries.length} entries, all sound`
+      : `${damaged} of ${entries.length} entries damaged: never served; the next ` +
+        "`deno task experiment` that uses one moves it aside and recomputes it",
+  );
+  return damaged === 0 ? 0 : 1;
 }
 
 async function gc(cache: Cache, apply: boolean, experimentsDir: string): Promise<number> {
@@ -277,6 +383,17 @@ async function gc(cache: Cache, apply: boolean, experimentsDir: string): Promise
       console.log(`${apply ? "removed" : "would remove"} ${e.key.slice(0, 12)}  ${describe(e)}`);
       if (apply) await removeEntry(cache, e.key);
     }
+    // A checkpoint is kept while a spec plans its stage and the stage has no entry yet (the
+    // next run resumes from it); any other is a leftover.
+    const finished = new Set(entries.map((e) => e.key));
+    const stale = (await listPartials(cache)).filter((p) =>
+      !keys.has(p.key) || finished.has(p.key)
+    );
+    for (const p of stale) {
+      freed += p.bytes;
+      console.log(`${apply ? "removed" : "would remove"} partial/${p.file}`);
+      if (apply) await Deno.remove(`${cache.root}/${PARTIAL_DIR}/${p.file}`).catch(() => {});
+    }
     if (apply) {
       for (const leftover of ["tmp", "evicted", "jobs", "running"]) {
         await Deno.remove(`${cache.root}/${leftover}`, { recursive: true }).catch((e) => {
@@ -287,9 +404,9 @@ async function gc(cache: Cache, apply: boolean, experimentsDir: string): Promise
       }
     }
     console.log(
-      `${unused.length} unreferenced entries, ${human(freed)}${
-        apply ? " freed" : " (dry run: add --apply to delete)"
-      }`,
+      `${unused.length} unreferenced entries, ${
+        stale.length > 0 ? `${count(stale.length, "stale partial checkpoint")}, ` : ""
+      }${human(freed)}${apply ? " freed" : " (dry run: add --apply to delete)"}`,
     );
     return 0;
   } finally {
@@ -314,6 +431,10 @@ export function main(args: string[]): Promise<number> {
       if (parseCommand(rest, { options: {} }).help) return printHelp(USAGE);
       return await ls(new Cache(defaultCacheDir()));
     }
+    if (command === "verify") {
+      if (parseCommand(rest, { options: {} }).help) return printHelp(USAGE);
+      return await verifyAll(new Cache(defaultCacheDir()));
+    }
     if (command === "gc") {
       const parsed = parseCommand(rest, {
         options: { apply: { type: "boolean" }, experiments: { type: "string" } },
@@ -324,7 +445,9 @@ export function main(args: string[]): Promise<number> {
       return await gc(new Cache(defaultCacheDir()), parsed.values.apply === true, experimentsDir);
     }
     throw new UsageError(
-      command === undefined ? 'expected "ls" or "gc"' : `expected "ls" or "gc", found "${command}"`,
+      command === undefined
+        ? 'expected "ls", "verify" or "gc"'
+        : `expected "ls", "verify" or "gc", found "${command}"`,
     );
   });
 }

@@ -10,6 +10,40 @@ import { escapeForTerminal } from "./terminal.ts";
 /** A bad command line: exit status 2. */
 export class UsageError extends Error {}
 
+/**
+ * The command cannot run where it was pointed (a cache folder that is read-only or not a
+ * cache): exit status 2, with the message and no usage text.
+ */
+export class SetupError extends Error {}
+
+/** Environment variable that makes failures print their stack traces. */
+export const DEBUG_ENV = "KLAL_DEBUG";
+
+/**
+ * True when `e` says a path cannot be written: a read-only filesystem, no permission from the
+ * OS, or none from Deno (`--deny-write`).
+ */
+export function isNotWritable(e: unknown): boolean {
+  if (e instanceof Deno.errors.PermissionDenied) return true;
+  if (e instanceof Deno.errors.NotCapable) return /write access/.test(e.message);
+  return e instanceof Error && /read-only file system|os error 30\b/i.test(e.message);
+}
+
+/**
+ * One failure as the user sees it: `error: <message>` on stderr; the stack trace only with
+ * KLAL_DEBUG=1 (it names this code's internals, not what went wrong).
+ */
+export function printFailure(error: unknown): void {
+  const message = error instanceof Error ? error.message : String(error);
+  // Line by line: several stages may fail at once, one line each.
+  const lines = message.split("\n").map((line) => escapeForTerminal(line));
+  console.error(`error: ${lines.join("\n")}`);
+  if (Deno.env.get(DEBUG_ENV) !== "1" || !(error instanceof Error)) return;
+  // A failure wrapped to name its step keeps the original, whose stack says where it was.
+  const origin = error.cause instanceof Error ? error.cause : error;
+  for (const line of origin.stack?.split("\n") ?? []) console.error(escapeForTerminal(line));
+}
+
 /** One option of a command: a flag (boolean) or a value (string), possibly repeated. */
 export interface OptionSpec {
   type: "boolean" | "string";
@@ -107,7 +141,8 @@ export function integerOption(name: string, text: string, min = 0): number {
 
 /**
  * Run a command's body with the shared exit convention: a UsageError prints the message and
- * the usage to stderr and gives 2; the body's own status otherwise.
+ * the usage to stderr and gives 2; a SetupError prints its message and gives 2; any other
+ * failure prints its message (printFailure) and gives 1; the body's own status otherwise.
  */
 export async function runCommand(usage: string, body: () => Promise<number>): Promise<number> {
   try {
@@ -117,7 +152,8 @@ export async function runCommand(usage: string, body: () => Promise<number>): Pr
       console.error(`error: ${escapeForTerminal(error.message)}\n\n${usage}`);
       return 2;
     }
-    throw error;
+    printFailure(error);
+    return error instanceof SetupError ? 2 : 1;
   }
 }
 

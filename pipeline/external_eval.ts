@@ -13,6 +13,7 @@
  */
 import { parseCommand, printHelp, runCommand, UsageError, valueOptions } from "./cli.ts";
 import { writeJsonAtomic } from "./atomic.ts";
+import { CsvError, parseCsv } from "./csv.ts";
 import { decodeImage } from "../tasks/image_io.ts";
 import { TASKS } from "../tasks/registry.ts";
 import type { Sample } from "../tasks/task.ts";
@@ -119,7 +120,12 @@ function describeRow(row: unknown): string {
   return `an object with file: ${kind(r.file)}, answer: ${kind(r.answer)}`;
 }
 
-/** file name -> answer, from a CSV (`file,answer`, header optional) or JSON labels file. */
+/**
+ * file name -> answer, from a CSV (`file,answer`, header optional; ./csv.ts: an answer that
+ * holds a comma is quoted, `"2 , 2"`) or a JSON labels file (a list of {file, answer} or an
+ * object file -> answer). A row with more columns, or a second row for a file with another
+ * answer, is refused naming file:line.
+ */
 export async function readLabels(path: string): Promise<Map<string, string>> {
   let text: string;
   try {
@@ -128,6 +134,7 @@ export async function readLabels(path: string): Promise<Map<string, string>> {
     throw new InputError(`${path}: cannot read labels (${(e as Error).message})`);
   }
   const labels = new Map<string, string>();
+  const firstAt = new Map<string, string>();
   if (/\.json$/i.test(path)) {
     let data: unknown;
     try {
@@ -149,21 +156,93 @@ export async function readLabels(path: string): Promise<Map<string, string>> {
             `number answer, found ${describeRow(row)}`,
         );
       }
-      labels.set(r.file, String(r.answer));
+      const place = `row ${i + 1}`;
+      addLabel(labels, firstAt, {
+        file: r.file,
+        answer: String(r.answer),
+        where: `${path} ${place}`,
+        place,
+      });
     });
     return labels;
   }
-  text.split(/\r?\n/).forEach((line, i) => {
-    if (line.trim() === "") return;
-    const cells = line.split(",").map((c) => c.trim().replace(/^"(.*)"$/, "$1"));
-    if (i === 0 && cells[0].toLowerCase() === "file") return; // header
-    if (cells.length < 2 || cells[0] === "") {
-      const what = cells.length < 2 ? "a line with no comma" : "a line with an empty file name";
-      throw new InputError(`${path}:${i + 1}: expected "file,answer", found ${what}`);
+  let records;
+  try {
+    records = parseCsv(text);
+  } catch (e) {
+    if (e instanceof CsvError) throw new InputError(`${path}:${e.message}`);
+    throw e;
+  }
+  records.forEach(({ line, fields }, i) => {
+    if (i === 0 && fields[0].toLowerCase() === "file") return; // header
+    if (fields.length !== 2 || fields[0] === "") {
+      const what = fields.length < 2
+        ? "a line with no comma"
+        : fields.length > 2
+        ? `${fields.length} columns (quote an answer that holds a comma: "2 , 2")`
+        : "an empty file name";
+      throw new InputError(`${path}:${line}: expected "file,answer", found ${what}`);
     }
-    labels.set(cells[0], cells.slice(1).join(",").trim());
+    const [file, answer] = fields;
+    addLabel(labels, firstAt, { file, answer, where: `${path}:${line}`, place: `line ${line}` });
   });
   return labels;
+}
+
+/**
+ * Record `file`'s answer, read at `where` (`place` is the same spot in short, for a later
+ * message). The same file again with another answer is refused; with the same one it is kept.
+ */
+function addLabel(
+  labels: Map<string, string>,
+  firstAt: Map<string, string>,
+  row: { file: string; answer: string; where: string; place: string },
+): void {
+  const known = labels.get(row.file);
+  if (known !== undefined && known !== row.answer) {
+    throw new InputError(
+      `${row.where}: a second, different answer for ${row.file} (first given at ${
+        firstAt.get(row.file)
+      })`,
+    );
+  }
+  labels.set(row.file, row.answer);
+  if (!firstAt.has(row.file)) firstAt.set(row.file, row.place);
+}
+
+/**
+ * The images of folder `dir` (sorted names): regular .png/.jpg/.jpeg files and links to them.
+ * Every other entry is in `skipped` with the reason, so a caller can name what it leaves out.
+ */
+export async function imageFiles(dir: string): Promise<{ files: string[]; skipped: string[] }> {
+  const files: string[] = [];
+  const skipped: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch (e) {
+    throw new InputError(`--images ${dir}: ${(e as Error).message}`);
+  }
+  for (const entry of entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) {
+    const name = entry.name;
+    let why: string | undefined;
+    if (!/\.(png|jpe?g)$/i.test(name)) why = "not .png/.jpg";
+    else if (entry.isDirectory) why = "a folder";
+    else if (entry.isSymlink) {
+      // A link counts as what it points to.
+      const target = await Deno.stat(`${dir}/${name}`).catch(() => undefined);
+      why = target === undefined
+        ? "a broken link"
+        : target.isFile
+        ? undefined
+        : target.isDirectory
+        ? "a link to a folder"
+        : "a link to something other than a file";
+    } else if (!entry.isFile) why = "not a regular file";
+    if (why === undefined) files.push(name);
+    else skipped.push(`${name} (${why})`);
+  }
+  return { files, skipped };
 }
 
 /** The answer a file name carries, by `regex` (group `answer`, else the first group). */
@@ -195,16 +274,23 @@ async function run(o: ExternalEvalOptions): Promise<number> {
     );
     return 1;
   }
+  // The checkpoint is checked whole against its manifest before a prediction is made.
+  const problems = await cache.verify(stage.key);
+  if (problems.length > 0) {
+    console.error(
+      `error: ${stageId} of ${spec.name}: its cache entry ${stage.key.slice(0, 12)} is damaged ` +
+        `(${problems.join("; ")}); run \`deno task experiment ${o.spec}\` to recompute it`,
+    );
+    return 1;
+  }
 
   // Images and their answers.
-  let files: string[];
-  try {
-    files = [...Deno.readDirSync(o.images)].filter((e) =>
-      e.isFile && /\.(png|jpe?g)$/i.test(e.name)
-    )
-      .map((e) => e.name).sort();
-  } catch (e) {
-    throw new InputError(`--images ${o.images}: ${(e as Error).message}`);
+  const { files, skipped } = await imageFiles(o.images);
+  if (skipped.length > 0) {
+    console.error(
+      `note: ${skipped.length} entr${skipped.length === 1 ? "y" : "ies"} of ${o.images} ` +
+        `not scored: ${skipped.join(", ")}`,
+    );
   }
   if (files.length === 0) throw new InputError(`--images ${o.images}: no .png/.jpg files`);
   const labels = o.labels ? await readLabels(o.labels) : undefined;

@@ -2,15 +2,24 @@
  * `deno task experiment [SPEC.yaml] [key.path=value ...] [--dry-run] [--force STAGE] [--jobs N]
  *  [--executor local|slurm]`
  *
- * Exit status: 0 done, 1 a stage failed (the message names it), 2 bad spec or usage.
+ * Exit status: 0 done, 1 a stage failed (the message names it), 2 bad spec, usage or setup
+ * (a cache folder that is read-only or not a cache). KLAL_DEBUG=1 adds stack traces.
  */
 import { TASKS } from "../tasks/registry.ts";
 import { Cache, defaultCacheDir } from "./cache.ts";
 import { SlurmExecutor } from "./executors/slurm.ts";
-import { runExperiment, StageFailure } from "./run.ts";
+import { runExperiment } from "./run.ts";
 import type { Executor } from "./executors/executor.ts";
 import { LocalExecutor } from "./executors/local.ts";
-import { integerOption, parseCommand, printHelp, runCommand, UsageError } from "./cli.ts";
+import {
+  integerOption,
+  parseCommand,
+  printFailure,
+  printHelp,
+  runCommand,
+  SetupError,
+  UsageError,
+} from "./cli.ts";
 import { openBlasNotice } from "./backend.ts";
 import { formatSpecError, readSpecFile, SpecError } from "./spec.ts";
 import { type ExecutorName, EXECUTORS, type Spec } from "./spec_types.ts";
@@ -18,6 +27,7 @@ import { expandSweep } from "./sweep.ts";
 import { writeSweepReport } from "./report/sweep.ts";
 import { PROJECT_ROOT } from "./paths.ts";
 import { escapeForTerminal } from "./terminal.ts";
+import { resolve } from "node:path";
 
 const USAGE = `usage: deno task experiment [SPEC.yaml] [key.path=value ...] [options]
 
@@ -141,6 +151,7 @@ async function main(args: string[]): Promise<number> {
           force: cli.force,
           jobs,
           executor,
+          specFile: resolve(cli.specPath),
         }),
       );
     }
@@ -167,11 +178,9 @@ async function main(args: string[]): Promise<number> {
       console.error(`error: ${escapeForTerminal(e.message)}`);
       return 2;
     }
-    if (e instanceof StageFailure) {
-      console.error(`error: ${e.message}`);
-      return 1;
-    }
-    throw e;
+    // The message; the stack trace only with KLAL_DEBUG=1.
+    printFailure(e);
+    return e instanceof SetupError ? 2 : 1;
   }
 }
 

@@ -2,9 +2,9 @@
  * The runner: plan a spec, skip what the cache has, run the rest (independent stages in
  * parallel worker processes), then publish the report to `reports/<name>/`.
  */
-import { UsageError } from "./cli.ts";
+import { isNotWritable, SetupError, UsageError } from "./cli.ts";
 import { replaceFolderAtomic, writeJsonAtomic } from "./atomic.ts";
-import { Cache, CacheRootError } from "./cache.ts";
+import type { Cache } from "./cache.ts";
 import { holdExperimentLock } from "./cache_lock.ts";
 import { gpuEnvironment } from "./gpu_env.ts";
 import {
@@ -17,7 +17,7 @@ import {
 } from "./backend_choice.ts";
 import { buildPlan, type ResolvedStage, resolvePlan, stageStatus } from "./plan.ts";
 import type { Spec } from "./spec_types.ts";
-import { writeReportsIndex } from "./report/mod.ts";
+import { REPORT_SOURCE, reportSource, writeReportsIndex } from "./report/mod.ts";
 import { runStage } from "./stages.ts";
 import type { WorkerDescriptor } from "./worker.ts";
 import type { Executor } from "./executors/executor.ts";
@@ -37,6 +37,11 @@ export interface RunOptions {
   log?: (line: string) => void;
   /** How stages run (default: local worker processes). */
   executor?: Executor;
+  /**
+   * The spec file the run was started from (absolute), recorded as `source.json` in the
+   * published report so that a later run of another file with the same `name:` says so.
+   */
+  specFile?: string;
   /** Adapter probe and timing for `backend: auto` (default: child processes; tests inject). */
   backendChoice?: ChoiceDeps;
 }
@@ -75,14 +80,12 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
     );
   }
 
-  try {
+  const inCache = (what: string) => ({ what, folder: `cache folder ${cache.root}` });
+  await mainStep(inCache("preparing the cache"), async () => {
     // A dry run checks the root the same way but writes nothing (not even the marker).
     const found = await cache.prepare({ write: !options.dryRun });
     if (found === "adopted" && !options.dryRun) log(`marked ${cache.root} as a cache`);
-  } catch (e) {
-    if (e instanceof CacheRootError) throw new UsageError(e.message);
-    throw e;
-  }
+  });
 
   if (options.dryRun) {
     log(`plan for ${spec.name} (${plan.length} stages):`);
@@ -99,32 +102,37 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
 
   // Shared with other experiments, exclusive to `cache gc --apply`: gc never deletes the
   // temp folders, job descriptors or not-yet-referenced entries of this run.
-  await using _lock = await holdExperimentLock(
-    cache,
-    spec.name,
-    () => log(`  waiting: cache gc is deleting in ${cache.root}`),
+  await using _lock = await mainStep(
+    inCache("locking the cache"),
+    () =>
+      holdExperimentLock(
+        cache,
+        spec.name,
+        () => log(`  waiting: cache gc is deleting in ${cache.root}`),
+      ),
   );
-
-  for (const stage of plan) {
-    if (matchesForce(stage.id, force)) await cache.evict(stage.key);
-  }
 
   const statuses = new Map<string, { status: "cached" | "ran"; seconds: number }>();
   const done = new Set<string>();
-  for (const stage of plan) {
-    if ((await cache.lookup(stage.key)).state === "missing") continue;
-    // Never serve a damaged entry: its manifest, then every file against its hash.
-    const problems = await cache.verify(stage.key);
-    if (problems.length > 0) {
-      log(
-        `  corrupt cache entry of ${stage.id} (${problems.join("; ")}): moved aside, recomputing`,
-      );
-      await cache.evict(stage.key);
-      continue;
+  await mainStep(inCache("checking the cached entries"), async () => {
+    for (const stage of plan) {
+      if (matchesForce(stage.id, force)) await cache.evict(stage.key);
     }
-    done.add(stage.id);
-    statuses.set(stage.id, { status: "cached", seconds: 0 });
-  }
+    for (const stage of plan) {
+      if ((await cache.lookup(stage.key)).state === "missing") continue;
+      // Never serve a damaged entry: its manifest, then every file against its hash.
+      const problems = await cache.verify(stage.key);
+      if (problems.length > 0) {
+        log(
+          `  corrupt cache entry of ${stage.id} (${problems.join("; ")}): moved aside, recomputing`,
+        );
+        await cache.evict(stage.key);
+        continue;
+      }
+      done.add(stage.id);
+      statuses.set(stage.id, { status: "cached", seconds: 0 });
+    }
+  });
   const toRun = plan.filter((s) => !done.has(s.id));
   const workerEnv = gpuWorkerEnv(spec, cache, log);
   // `auto` is decided once here, so every stage runs on the same backend; the choice travels
@@ -190,24 +198,43 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
   const report = plan.find((s) => s.kind === "report")!;
   if (!done.has(report.id)) {
     const started = performance.now();
-    await runStage(report, { cache, experiment: spec.name }, { stages: plan, statuses });
+    await mainStep(
+      inCache(`stage ${report.id}`),
+      () => runStage(report, { cache, experiment: spec.name }, { stages: plan, statuses }),
+    );
     statuses.set(report.id, { status: "ran", seconds: (performance.now() - started) / 1000 });
     log(`  done report`);
   }
-  for (const stage of plan) {
-    await cache.writeRef(spec.name, stage.id, {
-      key: stage.key,
-      params: stage.params,
-      inputs: stage.inputKeys,
-      codeVersion: stage.codeVersion,
-    });
-  }
+  await mainStep(inCache("recording the run in refs/"), async () => {
+    for (const stage of plan) {
+      await cache.writeRef(spec.name, stage.id, {
+        key: stage.key,
+        params: stage.params,
+        inputs: stage.inputKeys,
+        codeVersion: stage.codeVersion,
+      });
+    }
+  });
   const reportDir = `${options.reportsDir}/${spec.name}`;
   // Two runs of one spec may finish together: publish one at a time.
-  await cache.withLock(`publish-${spec.name}`, async () => {
-    await publishReport(cache, report.key, reportDir);
-    await writeReportsIndex(options.reportsDir);
-  });
+  await mainStep(
+    {
+      what: `publishing the report to ${reportDir}`,
+      folder: `reports folder ${options.reportsDir}`,
+    },
+    () =>
+      cache.withLock(`publish-${spec.name}`, async () => {
+        const previous = await reportSource(reportDir);
+        if (previous && options.specFile && previous !== options.specFile) {
+          log(
+            `  note: ${reportDir} was made from ${previous}; it now holds the report of ` +
+              `${options.specFile} (both specs are named ${spec.name})`,
+          );
+        }
+        await publishReport(cache, report.key, reportDir, options.specFile);
+        await writeReportsIndex(options.reportsDir);
+      }),
+  );
   return {
     stages: plan.map((s) => ({ id: s.id, key: s.key, ...statuses.get(s.id)! })),
     reportDir,
@@ -215,6 +242,29 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
     plan,
     statuses,
   };
+}
+
+/**
+ * Run one step of the main process (`what`), its failures reported as a stage's are: a
+ * StageFailure "<what> failed: <message>" (exit 1), or a SetupError "<folder> is read-only"
+ * when the OS refused a write there (exit 2). The runner's own errors pass through.
+ */
+async function mainStep<T>(
+  step: { what: string; folder: string },
+  fn: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof StageFailure || e instanceof UsageError || e instanceof SetupError) throw e;
+    const message = e instanceof Error ? e.message : String(e);
+    if (isNotWritable(e)) {
+      throw new SetupError(`${step.folder} is read-only (${step.what}: ${message})`, {
+        cause: e,
+      });
+    }
+    throw new StageFailure(`${step.what} failed: ${message}`, { cause: e });
+  }
 }
 
 /**
@@ -263,8 +313,16 @@ async function runInWorker(
   }
 }
 
-/** Copy a report entry to `dir` atomically (a temporary folder swapped in for the old one). */
-async function publishReport(cache: Cache, key: string, dir: string): Promise<void> {
+/**
+ * Copy a report entry to `dir` atomically (a temporary folder swapped in for the old one),
+ * with `source.json` naming the spec file when it is known.
+ */
+async function publishReport(
+  cache: Cache,
+  key: string,
+  dir: string,
+  specFile?: string,
+): Promise<void> {
   const names = Object.keys((await cache.manifest(key)).files);
   await replaceFolderAtomic(dir, async (temp) => {
     for (const name of names) {
@@ -272,6 +330,12 @@ async function publishReport(cache: Cache, key: string, dir: string): Promise<vo
         await Deno.mkdir(`${temp}/${name.slice(0, name.lastIndexOf("/"))}`, { recursive: true });
       }
       await Deno.writeFile(`${temp}/${name}`, await cache.readBytes(key, name));
+    }
+    if (specFile) {
+      await Deno.writeTextFile(
+        `${temp}/${REPORT_SOURCE}`,
+        JSON.stringify({ spec: specFile }) + "\n",
+      );
     }
   });
 }

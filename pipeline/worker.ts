@@ -4,6 +4,7 @@
  * On failure the message goes to `<descriptor>.error` for the runner to report.
  */
 import { Cache } from "./cache.ts";
+import { DEBUG_ENV } from "./cli.ts";
 import type { ResolvedStage } from "./plan.ts";
 import { runStage } from "./stages/mod.ts";
 
@@ -28,7 +29,9 @@ if (import.meta.main) {
       onReuse: () => Deno.writeTextFileSync(`${path}.reused`, ""),
     });
   } catch (e) {
-    const message = e instanceof Error ? (e.stack ?? e.message) : String(e);
+    // The message is what the runner prints; the stack trace only when asked for.
+    const debug = Deno.env.get(DEBUG_ENV) === "1";
+    const message = e instanceof Error ? ((debug ? e.stack : undefined) ?? e.message) : String(e);
     await Deno.writeTextFile(`${path}.error`, message);
     Deno.exit(1);
   }

@@ -230,7 +230,7 @@ Deno.test("a corrupted manifest is a corrupted entry: never served, replaced by 
   assert.equal(found.state, "corrupted");
   assert.equal(await cache.has(key), false);
   assert.match((await cache.verify(key))[0], /^manifest\.json: not valid JSON/);
-  await assert.rejects(cache.manifest(key), /cache entry ef6{10} is corrupted \(manifest\.json/);
+  await assert.rejects(cache.manifest(key), /cache entry ef6{10} is damaged \(manifest\.json/);
 
   const { files: _files, ...noFiles } = JSON.parse(whole);
   await Deno.writeTextFile(manifestPath, JSON.stringify(noFiles));

@@ -87,7 +87,7 @@ Deno.test("cache ls lists entries with their users; gc keeps what specs or last 
   assert.equal(bad.code, 2);
   assert.match(
     bad.stderr,
-    /expected "ls" or "gc", found "prune"/,
+    /expected "ls", "verify" or "gc", found "prune"/,
   );
   await Deno.remove(t.dir, { recursive: true });
 });

@@ -18,7 +18,7 @@ arms:
   ntp: { lambda: 0 }
 `;
 
-Deno.test("labels: CSV with or without header, JSON list or map, answers from names", async () => {
+Deno.test("labels: CSV with or without header, JSON list or map", async () => {
   const dir = await Deno.makeTempDir({ prefix: "klal-labels-" });
   await Deno.writeTextFile(`${dir}/a.csv`, "file,answer\nx.png,1\ny.png, 2 \n");
   assert.deepEqual([...(await readLabels(`${dir}/a.csv`))], [["x.png", "1"], ["y.png", "2"]]);
@@ -49,6 +49,50 @@ Deno.test("labels: CSV with or without header, JSON list or map, answers from na
     );
     return true;
   });
+  assert.equal(answerFromName("gt_2_img3.png", /gt_(\d+)_/), "2");
+});
+
+Deno.test("labels CSV: quoted commas, BOM, CRLF; extra columns and conflicting rows refused", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "klal-labels-csv-" });
+  const read = async (name: string, text: string) => {
+    await Deno.writeTextFile(`${dir}/${name}`, text);
+    return [...(await readLabels(`${dir}/${name}`))];
+  };
+  // Grid Patch and PixMo answers hold commas; their spacing is kept as written.
+  assert.deepEqual(
+    await read("a.csv", '\uFEFFfile,answer\r\n"a, b.png","2 , 2"\r\nc.png, "1 , 0"\r\n'),
+    [["a, b.png", "2 , 2"], ["c.png", "1 , 0"]],
+  );
+  assert.deepEqual(await read("b.csv", 'x.png,"say ""yes"""\nx.png,"say ""yes"""\n'), [
+    ["x.png", 'say "yes"'],
+  ]);
+  await assert.rejects(read("c.csv", "file,answer\nx.png,2 , 2\n"), (e: Error) => {
+    assert.equal(
+      e.message,
+      `${dir}/c.csv:2: expected "file,answer", found 3 columns (quote an answer that holds a ` +
+        'comma: "2 , 2")',
+    );
+    return true;
+  });
+  await assert.rejects(read("d.csv", "file,answer\nx.png,1\ny.png,0\nx.png,2\n"), (e: Error) => {
+    assert.equal(
+      e.message,
+      `${dir}/d.csv:4: a second, different answer for x.png (first given at line 2)`,
+    );
+    return true;
+  });
+  await assert.rejects(
+    read("e.csv", 'file,answer\nx.png,"2 , 2\n'),
+    new RegExp(`e\\.csv:2:7: a quoted field is never closed$`),
+  );
+  await assert.rejects(
+    read("f.json", '[{"file":"x.png","answer":1},{"file":"x.png","answer":"2"}]'),
+    /f\.json row 2: a second, different answer for x\.png \(first given at row 1\)$/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("answers from file names", () => {
   assert.equal(answerFromName("gt_2_img3.png", /gt_(\d+)_/), "2");
   assert.equal(answerFromName("img3-n1.png", /-n(?<answer>\d)/), "1");
   assert.equal(answerFromName("img.png", /gt_(\d+)/), undefined);

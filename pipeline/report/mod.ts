@@ -119,4 +119,4 @@ export type {
   TaskFloor,
 } from "./types.ts";
 export { paperChart, reportChart, VEGA_LITE_SCHEMA } from "./vega_config.ts";
-export { writeReport, writeReportsIndex } from "./write.ts";
+export { REPORT_SOURCE, reportSource, writeReport, writeReportsIndex } from "./write.ts";

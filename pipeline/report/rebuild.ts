@@ -8,7 +8,8 @@ import type { Cache } from "../cache.ts";
 import { buildPlan, type ResolvedStage, resolvePlan } from "../plan.ts";
 import type { Spec } from "../spec_types.ts";
 import { reportInput } from "../stages/report.ts";
-import { writeReport, writeReportsIndex } from "./write.ts";
+import { writeFileAtomic } from "../atomic.ts";
+import { REPORT_SOURCE, writeReport, writeReportsIndex } from "./write.ts";
 
 /** NAME is not an experiment the cache knows (exit 2). */
 export class UnknownExperiment extends Error {}
@@ -43,23 +44,39 @@ export async function cachedStages(
   const stages: ResolvedStage[] = [];
   const fromLastRun: string[] = [];
   const missing: string[] = [];
+  const damaged: string[] = [];
   for (const stage of plan) {
-    if (stage.kind === "report" || await cache.has(stage.key)) {
+    if (stage.kind === "report") {
       stages.push(stage);
       continue;
     }
-    const ref = await cache.readRef(name, stage.id);
-    if (ref && await cache.has(ref.key)) {
+    let key = stage.key;
+    if (!(await cache.has(key))) {
+      const ref = await cache.readRef(name, stage.id);
+      if (!ref || !(await cache.has(ref.key))) {
+        missing.push(`${stage.id} (${stage.key.slice(0, 12)})`);
+        continue;
+      }
+      key = ref.key;
       fromLastRun.push(stage.id);
-      stages.push({ ...stage, key: ref.key, inputKeys: ref.inputs, codeVersion: ref.codeVersion });
-    } else {
-      missing.push(`${stage.id} (${stage.key.slice(0, 12)})`);
+      stages.push({ ...stage, key, inputKeys: ref.inputs, codeVersion: ref.codeVersion });
+    } else stages.push(stage);
+    // Every entry is checked whole against its manifest before the report reads any of it.
+    const problems = await cache.verify(key);
+    if (problems.length > 0) {
+      damaged.push(`${stage.id} (${key.slice(0, 12)}: ${problems.join("; ")})`);
     }
   }
   if (missing.length > 0) {
     throw new MissingStage(
       `experiment ${name}: the cache has no result for ${missing.join(", ")}; run ` +
         "`deno task experiment` with its spec to compute it",
+    );
+  }
+  if (damaged.length > 0) {
+    throw new MissingStage(
+      `experiment ${name}: damaged cache entries, not used: ${damaged.join(", ")}; run ` +
+        "`deno task experiment` with its spec to recompute them",
     );
   }
   const notes = fromLastRun.length === 0 ? [] : [
@@ -97,7 +114,10 @@ export async function rebuildReport(
   const { stages, notes } = await cachedStages(cache, name, spec);
   const input = await reportInput(spec, stages, cache, new Map());
   const dir = `${options.reportsDir}/${name}`;
+  const source = await Deno.readTextFile(`${dir}/${REPORT_SOURCE}`).catch(() => undefined);
   await writeReport(dir, input);
+  // The spec file the last run was started from stays recorded beside the rebuilt report.
+  if (source !== undefined) await writeFileAtomic(`${dir}/${REPORT_SOURCE}`, source);
   await writeReportsIndex(options.reportsDir);
   return { dir, notes };
 }

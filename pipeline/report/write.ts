@@ -42,6 +42,19 @@ export async function writeReport(dir: string, input: ReportInput): Promise<void
   });
 }
 
+/** File in a published report naming the spec file it was made from. */
+export const REPORT_SOURCE = "source.json";
+
+/** The spec file the report in `dir` was made from, if it records one. */
+export async function reportSource(dir: string): Promise<string | undefined> {
+  try {
+    const spec = JSON.parse(await Deno.readTextFile(`${dir}/${REPORT_SOURCE}`)).spec;
+    return typeof spec === "string" ? spec : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Write `<reportsDir>/index.html` from the reports there (atomic replace). */
 export async function writeReportsIndex(reportsDir: string): Promise<void> {
   await Deno.mkdir(reportsDir, { recursive: true });

@@ -2,18 +2,17 @@
  * The finetune stage: one arm and seed trained from the Base checkpoint, with KLAL at the
  * arm's lambda, measured on the validation set as it learns and resumable after a kill.
  */
-import { writeFileAtomic } from "../atomic.ts";
-import type { Cache, EntryWriter } from "../cache.ts";
+import type { EntryWriter } from "../cache.ts";
 import { backendReason, initBackend } from "../backend.ts";
 import { encodeSamples, layoutFor, mergeLayouts } from "../batch.ts";
 import { evaluate } from "../eval.ts";
-import type { WeightMap } from "../model/tiny_vlm.ts";
 import type { ResolvedStage } from "../plan.ts";
 import type { ArmSpec, Spec, TrainSpec } from "../spec_types.ts";
-import { controlTargets, train, type TrainSnapshot } from "../train.ts";
+import { controlTargets, train } from "../train.ts";
 import { trainingReason } from "../train_webgpu.ts";
 import { loadCheckpoint, saveCheckpoint } from "./_checkpoint.ts";
 import { loadSamples, loadTask, type StageContext } from "./_common.ts";
+import { readPartial, removePartials, writePartial } from "./_resume.ts";
 import type { LrChoice } from "./choose_lr.ts";
 
 /** Held-out accuracy and grounding measured during fine-tuning (validation set). */
@@ -79,20 +78,24 @@ export async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: S
       });
     };
   }
-  const partial = partialPath(ctx.cache, stage.key);
-  const resumed = readPartial(partial);
+  const label = `${ctx.experiment} ${stage.id}`;
+  const resumed = await readPartial(
+    ctx.cache,
+    stage.key,
+    (line) => console.error(`${label}: ${line}`),
+  );
   if (resumed) {
     model.setWeights(resumed.weights);
     curve.push(...(resumed.extra.curve as LearningPoint[]));
     const pointer = resumed.extra.pointer as number[] | undefined;
     if (pointer) resumed.snapshot.pointer = Float32Array.from(pointer);
-    console.error(`${ctx.experiment} ${stage.id}: resuming from step ${resumed.snapshot.step}`);
+    console.error(`${label}: resuming from step ${resumed.snapshot.step}`);
   }
   const result = await train(model, data, {
     resume: resumed?.snapshot,
     checkpointEvery: Number(stage.runtime?.checkpoint_every ?? 0),
     onCheckpoint: async (snapshot) =>
-      writePartial(partial, snapshot, await model.getWeights(), {
+      writePartial(ctx.cache, stage.key, snapshot, await model.getWeights(), {
         curve,
         ...(snapshot.pointer ? { pointer: Array.from(snapshot.pointer) } : {}),
       }),
@@ -115,7 +118,7 @@ export async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: S
     queries: p.queries ?? "all",
     supervision: p.supervision ?? "attention",
     seed: p.seed,
-    label: `${ctx.experiment} ${stage.id}`,
+    label,
   });
   await saveCheckpoint(out, model, tokenizer, layout);
   await out.writeJson("log.json", {
@@ -128,7 +131,7 @@ export async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: S
     ...(stage.inputKeys.lr ? { lrChosenBy: stage.inputs.lr } : {}),
   });
   model.dispose();
-  await Deno.remove(partial).catch(() => {});
+  await removePartials(ctx.cache, stage.key);
   return {
     backend,
     backendReason: trainingReason(backendReason(), backend, p.supervision),
@@ -136,100 +139,4 @@ export async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: S
     trainSeconds: result.seconds,
     lr,
   };
-}
-
-// ---------------------------------------------------------------- resumable training
-
-/** Where a stage keeps its mid-training checkpoint (outside the entry, which is all-or-nothing). */
-function partialPath(cache: Cache, key: string): string {
-  return `${cache.root}/partial/${key}.ckpt`;
-}
-
-interface ResumableCheckpoint {
-  snapshot: TrainSnapshot;
-  weights: WeightMap;
-  extra: Record<string, unknown>;
-}
-
-/**
- * Write a resumable checkpoint atomically: one file, written beside its final name and
- * renamed over it, so a kill at any moment leaves the previous checkpoint or the new one.
- * Layout: u32 header length, JSON header, then float32 weights, Adam m, Adam v.
- */
-async function writePartial(
-  path: string,
-  snapshot: TrainSnapshot,
-  weights: WeightMap,
-  extra: Record<string, unknown>,
-): Promise<void> {
-  const names = Object.keys(weights);
-  const header = new TextEncoder().encode(JSON.stringify({
-    step: snapshot.step,
-    t: snapshot.optimizer.t,
-    order: snapshot.order,
-    log: snapshot.log,
-    seconds: snapshot.seconds,
-    tensors: names.map((n) => ({
-      name: n,
-      shape: weights[n].shape,
-      length: weights[n].data.length,
-    })),
-    moments: snapshot.optimizer.m.length,
-    extra,
-  }));
-  const floats = names.reduce((a, n) => a + weights[n].data.length, 0) +
-    2 * snapshot.optimizer.m.length;
-  const pad = (4 - ((4 + header.length) % 4)) % 4;
-  const bytes = new Uint8Array(4 + header.length + pad + 4 * floats);
-  new DataView(bytes.buffer).setUint32(0, header.length, true);
-  bytes.set(header, 4);
-  const body = new Float32Array(bytes.buffer, 4 + header.length + pad, floats);
-  let o = 0;
-  for (const n of names) {
-    body.set(weights[n].data, o);
-    o += weights[n].data.length;
-  }
-  body.set(snapshot.optimizer.m, o);
-  body.set(snapshot.optimizer.v, o + snapshot.optimizer.m.length);
-  await writeFileAtomic(path, bytes);
-}
-
-/** The checkpoint at `path`, or undefined when there is none (or it cannot be read whole). */
-function readPartial(path: string): ResumableCheckpoint | undefined {
-  let bytes: Uint8Array;
-  try {
-    bytes = Deno.readFileSync(path);
-  } catch {
-    return undefined;
-  }
-  try {
-    const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true);
-    const h = JSON.parse(new TextDecoder().decode(bytes.subarray(4, 4 + length)));
-    const pad = (4 - ((4 + length) % 4)) % 4;
-    const copy = bytes.slice(4 + length + pad);
-    const body = new Float32Array(copy.buffer, 0, copy.byteLength / 4);
-    const weights: WeightMap = {};
-    let o = 0;
-    for (const t of h.tensors as { name: string; shape: number[]; length: number }[]) {
-      weights[t.name] = { shape: t.shape, data: body.slice(o, o + t.length) };
-      o += t.length;
-    }
-    const m = body.slice(o, o + h.moments);
-    const v = body.slice(o + h.moments, o + 2 * h.moments);
-    if (v.length !== h.moments) throw new Error("truncated");
-    return {
-      snapshot: {
-        step: h.step,
-        optimizer: { t: h.t, m, v },
-        order: h.order,
-        log: h.log,
-        seconds: h.seconds,
-      },
-      weights,
-      extra: h.extra,
-    };
-  } catch (e) {
-    console.error(`ignoring unreadable checkpoint ${path}: ${(e as Error).message}`);
-    return undefined;
-  }
 }
