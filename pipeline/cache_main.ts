@@ -15,7 +15,14 @@
  * file, no marker), a spec fails to plan, a ref is unreadable, or bad usage.
  */
 import { TASKS } from "../tasks/registry.ts";
-import { parseCommand, printHelp, runCommand, UsageError } from "./cli.ts";
+import {
+  isNotWritable,
+  parseCommand,
+  printHelp,
+  runCommand,
+  SetupError,
+  UsageError,
+} from "./cli.ts";
 import { Cache, CacheRootError, defaultCacheDir, PARTIAL_DIR, partialKeyOf } from "./cache.ts";
 import { describeHolders, type HeldLock, tryExclusiveLock } from "./cache_lock.ts";
 import { buildPlan, resolvePlan } from "./plan.ts";
@@ -342,8 +349,13 @@ async function gc(cache: Cache, apply: boolean, experimentsDir: string): Promise
   let lock: HeldLock | undefined;
   const attempt = await tryExclusiveLock(cache).catch((e) => {
     // A dry run needs no lock: on a cache it cannot write to, it lists without one.
-    if (apply) throw e;
-    return undefined;
+    if (!apply) return undefined;
+    if (isNotWritable(e)) {
+      throw new SetupError(
+        `cache folder ${cache.root} is read-only, so gc --apply deletes nothing (${e.message})`,
+      );
+    }
+    throw e;
   });
   if (attempt && "holders" in attempt) {
     const running = describeHolders(attempt.holders);

@@ -285,6 +285,23 @@ Deno.test("main-process failures: one line each, exit 1 for a failed run, 2 for 
     /^error: cache folder .*cache is read-only \(locking the cache: /m,
   );
 
+  const gc = await runScript(
+    "pipeline/cache_main.ts",
+    [
+      "gc",
+      "--apply",
+      "--experiments",
+      dir,
+    ],
+    env,
+    [`--deny-write=${dir}/cache`],
+  );
+  assert.equal(gc.code, 2, gc.stderr);
+  assert.match(
+    gc.stderr,
+    /^error: cache folder .*cache is read-only, so gc --apply deletes nothing/m,
+  );
+
   // cache ls on a file is refused with a message.
   const ls = await runScript("pipeline/cache_main.ts", ["ls"], {
     KLAL_CACHE_DIR: `${dir}/reports-file`,
