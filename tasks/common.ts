@@ -1,5 +1,5 @@
 /** Helpers every task file shares: parameter checks, per-sample seeding, exact-match scoring. */
-import { Rng, seedFrom } from "../pipeline/rng.ts";
+import { Rng, seedFrom } from "../pipeline/lib/rng.ts";
 import type { ParamProblem, Sample } from "./task.ts";
 
 /** True for a safe integer. */

@@ -5,7 +5,7 @@
  */
 
 import type { RgbImage } from "./task.ts";
-import type { Rng } from "../pipeline/rng.ts";
+import type { Rng } from "../pipeline/lib/rng.ts";
 
 /** An RGB colour, each channel in [0, 1]. */
 export type Rgb = readonly [number, number, number];

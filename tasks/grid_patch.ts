@@ -8,7 +8,7 @@
  */
 
 import type { ParamProblem, Sample, SyntheticTask, TaskConfig } from "./task.ts";
-import { Rng } from "../pipeline/rng.ts";
+import { Rng } from "../pipeline/lib/rng.ts";
 import {
   addNoise,
   blankImage,
@@ -20,7 +20,7 @@ import {
   patchMassOfRect,
 } from "./draw.ts";
 import { assertParams, exactMatch, perSample } from "./common.ts";
-import { defineParams, distinctListOf } from "../pipeline/schema.ts";
+import { defineParams, distinctListOf } from "../pipeline/lib/schema.ts";
 
 /** Largest grid side: row and column answers are the number words "0".."15". */
 const MAX_GRID = 16;

@@ -11,7 +11,7 @@
  *   copied from one file into the other.
  */
 
-import { escapeForTerminal } from "../pipeline/terminal.ts";
+import { escapeForTerminal } from "../pipeline/lib/terminal.ts";
 import { sha256Hex } from "./image_io.ts";
 import type { DataSource } from "./task.ts";
 

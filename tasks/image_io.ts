@@ -15,7 +15,7 @@
 
 import { createCanvas, ImageData, loadImage } from "@napi-rs/canvas";
 import { type FileMetaData, parquetMetadata, parquetReadObjects } from "hyparquet";
-import { clip, escapeForTerminal } from "../pipeline/terminal.ts";
+import { clip, escapeForTerminal } from "../pipeline/lib/terminal.ts";
 import type { RgbImage } from "./task.ts";
 
 /** A decoded image resized to the model's square input, with the file's own size. */

@@ -49,7 +49,7 @@
  */
 
 import type { ParamProblem, Sample, SyntheticTask, TaskConfig } from "./task.ts";
-import { Rng, seedFrom } from "../pipeline/rng.ts";
+import { Rng, seedFrom } from "../pipeline/lib/rng.ts";
 import {
   blankImage,
   COLORS,
@@ -60,7 +60,7 @@ import {
   strokePolylineAliased,
 } from "./draw.ts";
 import { assertParams, exactMatch, perSample } from "./common.ts";
-import { defineParams } from "../pipeline/schema.ts";
+import { defineParams } from "../pipeline/lib/schema.ts";
 
 /** Answers are the number words "0".."9". */
 const MAX_COUNT = 9;

@@ -36,7 +36,7 @@
  */
 
 import type { ParamProblem, Sample, SyntheticTask, TaskConfig } from "./task.ts";
-import { Rng } from "../pipeline/rng.ts";
+import { Rng } from "../pipeline/lib/rng.ts";
 import {
   blankImage,
   COLORS,
@@ -62,7 +62,7 @@ import {
   lineWidthOf,
 } from "./line_intersection.ts";
 import { assertParams, exactMatch, perSample } from "./common.ts";
-import { defineParams } from "../pipeline/schema.ts";
+import { defineParams } from "../pipeline/lib/schema.ts";
 
 /** Node names, in order; `nodes` of them are used per image. */
 export const NODE_LETTERS = ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"] as const;

@@ -23,7 +23,7 @@
  */
 
 import type { DataSource, RealFormatTask, Sample, SourceProblem, TaskConfig } from "./task.ts";
-import { Rng, seedFrom } from "../pipeline/rng.ts";
+import { Rng, seedFrom } from "../pipeline/lib/rng.ts";
 import {
   baseName,
   type DecodedImage,
@@ -40,7 +40,7 @@ import { COLOR_NAMES } from "./draw.ts";
 import { type Attributes, generateScene, objectsMatching, SCENE_WORDS, SHAPES } from "./scenes.ts";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { assertParams } from "./common.ts";
-import { defineParams } from "../pipeline/schema.ts";
+import { defineParams } from "../pipeline/lib/schema.ts";
 import { assertHeldOut, sameFile } from "./holdout.ts";
 
 /** A point in percent of the image's width (x) and height (y). */

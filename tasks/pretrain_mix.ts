@@ -35,7 +35,7 @@
  */
 
 import type { ParamProblem, RgbImage, Sample, SyntheticTask, TaskConfig } from "./task.ts";
-import { Rng } from "../pipeline/rng.ts";
+import { Rng } from "../pipeline/lib/rng.ts";
 import {
   addNoise,
   blankImage,
@@ -49,7 +49,7 @@ import {
   uniformTarget,
 } from "./draw.ts";
 import { assertParams, exactMatch, perSample } from "./common.ts";
-import { defineParams, distinctListOf } from "../pipeline/schema.ts";
+import { defineParams, distinctListOf } from "../pipeline/lib/schema.ts";
 import {
   LETTER_MIN_IMAGE_SIZE,
   OBJECT_WORDS,

@@ -14,7 +14,7 @@
  * prior, where the original four alone did not (docs/pilots/base-mix.md).
  */
 import type { RgbImage, Sample, TaskConfig } from "./task.ts";
-import type { Rng } from "../pipeline/rng.ts";
+import type { Rng } from "../pipeline/lib/rng.ts";
 import {
   addNoise,
   blankImage,

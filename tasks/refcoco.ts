@@ -26,7 +26,7 @@
  */
 
 import type { DataSource, RealFormatTask, Sample, SourceProblem, TaskConfig } from "./task.ts";
-import { Rng, seedFrom } from "../pipeline/rng.ts";
+import { Rng, seedFrom } from "../pipeline/lib/rng.ts";
 import { Parser } from "pickleparser";
 import {
   baseName,
@@ -45,7 +45,7 @@ import {
 import { patchMassOfRect } from "./draw.ts";
 import { chooseExpressions, generateScene, SCENE_WORDS, SHAPES } from "./scenes.ts";
 import { assertParams } from "./common.ts";
-import { defineParams } from "../pipeline/schema.ts";
+import { defineParams } from "../pipeline/lib/schema.ts";
 import { assertHeldOut, sameFile } from "./holdout.ts";
 
 /** A box in percent of the image's width and height: [x1, y1, x2, y2]. */

@@ -8,7 +8,7 @@
  */
 
 import type { RgbImage } from "./task.ts";
-import type { Rng } from "../pipeline/rng.ts";
+import type { Rng } from "../pipeline/lib/rng.ts";
 import { addNoise, COLOR_NAMES, COLORS, fillCircle, fillRect, type Rgb } from "./draw.ts";
 
 /** Object categories. */

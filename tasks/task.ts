@@ -5,7 +5,7 @@
  * the ground-truth attention distribution P over the visual-token (patch) grid.
  */
 
-import type { Fields } from "../pipeline/schema.ts";
+import type { Fields } from "../pipeline/lib/schema.ts";
 
 /** An RGB image, row-major HWC, values in [0, 1]. */
 export interface RgbImage {
@@ -52,7 +52,7 @@ export interface Task {
   /** Known `task.params` keys with their defaults (unknown keys are spec errors). */
   defaultParams: Record<string, unknown>;
   /**
-   * Each `task.params` key's type, range, default and doc (pipeline/schema.ts), from which
+   * Each `task.params` key's type, range, default and doc (pipeline/lib/schema.ts), from which
    * `defaultParams`, the range checks of `checkParams` and docs/spec-keys.md are derived
    * (`defineParams`).
    */

@@ -6,7 +6,7 @@ import {
   temporarySibling,
   writeFileAtomic,
   writeJsonAtomic,
-} from "../pipeline/atomic.ts";
+} from "../pipeline/lib/atomic.ts";
 
 async function names(dir: string): Promise<string[]> {
   const out: string[] = [];

@@ -1,5 +1,5 @@
 /**
- * The `backend: auto` decision (pipeline/backend_choice.ts) with the adapter probe and the
+ * The `backend: auto` decision (pipeline/run/backend_choice.ts) with the adapter probe and the
  * timing injected, so it runs without a GPU; and a tiny run whose report says why.
  */
 import assert from "node:assert/strict";
@@ -11,8 +11,8 @@ import {
   chooseAutoBackend,
   decide,
   type Timed,
-} from "../pipeline/backend_choice.ts";
-import { BENCH_MODELS } from "../pipeline/bench.ts";
+} from "../pipeline/run/backend_choice.ts";
+import { BENCH_MODELS } from "../pipeline/commands/bench.ts";
 import { runScript, smallestSpec, tempRun } from "./cli.ts";
 
 const MODEL = BENCH_MODELS.paper;
@@ -143,7 +143,7 @@ Deno.test("auto: a recorded measurement decides without probing or timing", asyn
 Deno.test("e2e: a tiny auto run's report says which backend ran and why", async () => {
   const spec = smallestSpec("backend-reason").replace("backend: wasm", "backend: auto");
   const { dir, spec: path, env } = await tempRun("backend-reason", spec);
-  const run = await runScript("pipeline/main.ts", [path], env);
+  const run = await runScript("pipeline/commands/experiment.ts", [path], env);
   assert.equal(run.code, 0, run.stderr);
   const report = `${dir}/reports/backend-reason`;
   const results = JSON.parse(await Deno.readTextFile(`${report}/results.json`));
@@ -153,7 +153,7 @@ Deno.test("e2e: a tiny auto run's report says which backend ran and why", async 
   assert.match(table, /backend wasm(\+openblas)? \(auto: no GPU adapter\)/);
   // Named in the spec: the report says so, and no machine folder was needed.
   const named = await tempRun("backend-named", smallestSpec("backend-named"));
-  const second = await runScript("pipeline/main.ts", [named.spec], named.env);
+  const second = await runScript("pipeline/commands/experiment.ts", [named.spec], named.env);
   assert.equal(second.code, 0, second.stderr);
   const namedResults = JSON.parse(
     await Deno.readTextFile(`${named.dir}/reports/backend-named/results.json`),

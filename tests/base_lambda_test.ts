@@ -1,10 +1,10 @@
 /** base.lambda: the Base pretrains with KLAL toward the mix's own maps; 0 keeps the old keys. */
 import assert from "node:assert/strict";
-import { Cache } from "../pipeline/cache.ts";
-import { buildPlan, resolvePlan } from "../pipeline/plan.ts";
-import { runExperiment } from "../pipeline/run.ts";
-import { parseSpec } from "../pipeline/spec.ts";
-import { expandSweep } from "../pipeline/sweep.ts";
+import { Cache } from "../pipeline/cache/store.ts";
+import { buildPlan, resolvePlan } from "../pipeline/run/plan.ts";
+import { runExperiment } from "../pipeline/run/runner.ts";
+import { parseSpec } from "../pipeline/spec/mod.ts";
+import { expandSweep } from "../pipeline/spec/sweep.ts";
 import { TASKS } from "../tasks/registry.ts";
 import { tinySpec } from "./cli.ts";
 
@@ -73,7 +73,7 @@ Deno.test("base.lambda: the pretraining loss is NTP + lambda x KL on every logge
 });
 
 Deno.test("cache gc: a base: block file beside the specs is planned with them, not as a spec", async () => {
-  const { referencedKeys } = await import("../pipeline/cache_main.ts");
+  const { referencedKeys } = await import("../pipeline/commands/cache.ts");
   const dir = await Deno.makeTempDir({ prefix: "klal-gc-base-" });
   try {
     await Deno.mkdir(`${dir}/bases`);

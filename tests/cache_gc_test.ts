@@ -3,11 +3,11 @@
  * deleting a run's temp folders and job descriptors under it.
  */
 import assert from "node:assert/strict";
-import { Cache } from "../pipeline/cache.ts";
-import { LocalExecutor } from "../pipeline/executors/local.ts";
-import { runExperiment } from "../pipeline/run.ts";
-import type { ResolvedStage } from "../pipeline/plan.ts";
-import { expandSweep } from "../pipeline/sweep.ts";
+import { Cache } from "../pipeline/cache/store.ts";
+import { LocalExecutor } from "../pipeline/run/executors/local.ts";
+import { runExperiment } from "../pipeline/run/runner.ts";
+import type { ResolvedStage } from "../pipeline/run/plan.ts";
+import { expandSweep } from "../pipeline/spec/sweep.ts";
 import { TASKS } from "../tasks/registry.ts";
 import {
   cacheWithStrayEntry,
@@ -22,8 +22,8 @@ const SPEC = smallestSpec("gc-lock");
 
 /** A process that holds the experiments' lock on `root` until its stdin closes. */
 const HOLDER = `
-import { Cache } from "${new URL("../pipeline/cache.ts", import.meta.url).href}";
-import { holdExperimentLock } from "${new URL("../pipeline/cache_lock.ts", import.meta.url).href}";
+import { Cache } from "${new URL("../pipeline/cache/store.ts", import.meta.url).href}";
+import { holdExperimentLock } from "${new URL("../pipeline/cache/lock.ts", import.meta.url).href}";
 const lock = await holdExperimentLock(new Cache(Deno.args[0]), "held-by-test");
 console.log("locked");
 for await (const _ of Deno.stdin.readable) { /* until the parent closes stdin */ }

@@ -7,7 +7,7 @@ import {
   manifestProblem,
   sha256Hex,
   stageKey,
-} from "../pipeline/cache.ts";
+} from "../pipeline/cache/store.ts";
 
 async function tempCache(): Promise<Cache> {
   return new Cache(await Deno.makeTempDir({ prefix: "klal-cache-test-" }));

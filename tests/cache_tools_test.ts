@@ -1,6 +1,6 @@
 /** `deno task cache ls` and `deno task cache gc`, on a real cache built by a tiny run. */
 import assert from "node:assert/strict";
-import { Cache, CACHE_MARKER } from "../pipeline/cache.ts";
+import { Cache, CACHE_MARKER } from "../pipeline/cache/store.ts";
 import {
   cacheEntryOf,
   cacheWithStrayEntry,
@@ -20,12 +20,12 @@ async function setup() {
   await Deno.mkdir(`${dir}/experiments`);
   return {
     dir,
-    run: (...args: string[]) => runScript("pipeline/main.ts", [spec, ...args], env),
-    ls: () => runScript("pipeline/cache_main.ts", ["ls"], env),
+    run: (...args: string[]) => runScript("pipeline/commands/experiment.ts", [spec, ...args], env),
+    ls: () => runScript("pipeline/commands/cache.ts", ["ls"], env),
     // The specs gc plans are the test's own, so the repository's experiments/ never matter.
     gc: (...args: string[]) =>
       runScript(
-        "pipeline/cache_main.ts",
+        "pipeline/commands/cache.ts",
         ["gc", "--experiments", `${dir}/experiments`, ...args],
         env,
       ),
@@ -81,7 +81,7 @@ Deno.test("cache ls lists entries with their users; gc keeps what specs or last 
   assert.match(unplanned.stdout, /would remove \w{12}\s+finetune:ntp:s0/);
   assert.match(unplanned.stdout, /^7 unreferenced entries/m);
 
-  const bad = await runScript("pipeline/cache_main.ts", ["prune"], {
+  const bad = await runScript("pipeline/commands/cache.ts", ["prune"], {
     KLAL_CACHE_DIR: `${t.dir}/cache`,
   });
   assert.equal(bad.code, 2);
@@ -141,7 +141,7 @@ Deno.test("a corrupted manifest: ls lists it, a dry run will run it, the run mov
 /** gc with every permission but writing: if it ever tried to delete, it could not. */
 function gcWithoutWrite(cacheDir: string, apply: boolean): Promise<CommandResult> {
   return runScript(
-    "pipeline/cache_main.ts",
+    "pipeline/commands/cache.ts",
     ["gc", ...(apply ? ["--apply"] : [])],
     { KLAL_CACHE_DIR: cacheDir },
     ["--deny-write", "--no-prompt"],
@@ -167,7 +167,7 @@ Deno.test("gc refuses an empty root, / and any folder without the marker: exit 2
     await Deno.writeTextFile(`${dir}/${sub}/keep.txt`, "mine");
   }
   const env = { KLAL_CACHE_DIR: dir };
-  const apply = await runScript("pipeline/cache_main.ts", ["gc", "--apply"], env);
+  const apply = await runScript("pipeline/commands/cache.ts", ["gc", "--apply"], env);
   assert.equal(apply.code, 2, apply.stdout);
   assert.match(apply.stderr, /has no \.klal-cache file, so it is not known to be a cache/);
   for (const sub of ["tmp", "jobs", "evicted"]) {
@@ -177,17 +177,21 @@ Deno.test("gc refuses an empty root, / and any folder without the marker: exit 2
   assert.equal(await exists(`${dir}/${CACHE_MARKER}`), false);
   assert.equal(await exists(`${dir}/cache.lock`), false);
 
-  const missing = await runScript("pipeline/cache_main.ts", ["gc"], {
+  const missing = await runScript("pipeline/commands/cache.ts", ["gc"], {
     KLAL_CACHE_DIR: `${dir}/missing`,
   });
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /no cache at .*missing \(the folder does not exist\)/);
-  const ls = await runScript("pipeline/cache_main.ts", ["ls"], { KLAL_CACHE_DIR: "" });
+  const ls = await runScript("pipeline/commands/cache.ts", ["ls"], { KLAL_CACHE_DIR: "" });
   assert.equal(ls.code, 2);
   assert.match(ls.stderr, /the cache root is empty/);
   // A run refuses such a folder too, before writing anything into it.
   await Deno.writeTextFile(`${dir}/spec.yaml`, SPEC);
-  const run = await runScript("pipeline/main.ts", [`${dir}/spec.yaml`, "--dry-run"], env);
+  const run = await runScript(
+    "pipeline/commands/experiment.ts",
+    [`${dir}/spec.yaml`, "--dry-run"],
+    env,
+  );
   assert.equal(run.code, 2);
   assert.match(run.stderr, /is not empty and is not a cache/);
   await Deno.remove(dir, { recursive: true });

@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { Cache } from "../pipeline/cache.ts";
+import { Cache } from "../pipeline/cache/store.ts";
 /**
  * Running the pipeline's commands as a user would, in a subprocess, on tiny specs in
  * temporary folders (shared by tests).
@@ -17,7 +17,7 @@ export interface CommandResult {
 
 /**
  * `deno run -A ...flags <ROOT><script> ...args` with `env` added (plain progress lines, no
- * colour), e.g. `runScript("pipeline/main.ts", [spec], { KLAL_CACHE_DIR: dir })`.
+ * colour), e.g. `runScript("pipeline/commands/experiment.ts", [spec], { KLAL_CACHE_DIR: dir })`.
  */
 export async function runScript(
   script: string,
@@ -100,7 +100,7 @@ export function runGc(
   experiments: string,
   ...args: string[]
 ): Promise<CommandResult> {
-  return runScript("pipeline/cache_main.ts", ["gc", "--experiments", experiments, ...args], {
+  return runScript("pipeline/commands/cache.ts", ["gc", "--experiments", experiments, ...args], {
     KLAL_CACHE_DIR: cacheDir,
   });
 }

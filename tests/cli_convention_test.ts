@@ -4,17 +4,17 @@
  * and exits 2. Also the shared parser on its own.
  */
 import assert from "node:assert/strict";
-import { integerOption, parseCommand, UsageError } from "../pipeline/cli.ts";
+import { integerOption, parseCommand, UsageError } from "../pipeline/lib/cli.ts";
 import { runScript } from "./cli.ts";
 
 const COMMANDS: [string, string[]][] = [
-  ["pipeline/main.ts", []],
-  ["pipeline/external_eval.ts", []],
-  ["pipeline/report_main.ts", []],
-  ["pipeline/report_main.ts", ["paper"]],
-  ["pipeline/cache_main.ts", ["gc"]],
-  ["pipeline/preview.ts", ["grid-patch"]],
-  ["pipeline/bench.ts", []],
+  ["pipeline/commands/experiment.ts", []],
+  ["pipeline/commands/eval.ts", []],
+  ["pipeline/commands/report.ts", []],
+  ["pipeline/commands/report.ts", ["paper"]],
+  ["pipeline/commands/cache.ts", ["gc"]],
+  ["pipeline/commands/preview.ts", ["grid-patch"]],
+  ["pipeline/commands/bench.ts", []],
 ];
 
 Deno.test("parseCommand: flags, values, repeats, positionals, and usage errors", () => {

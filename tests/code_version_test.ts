@@ -4,10 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { pathToFileURL } from "node:url";
-import { codeVersion, importClosure, scanImports } from "../pipeline/code_version.ts";
-import type { ResolvedStage, Stage } from "../pipeline/plan.ts";
-import { parseSpec } from "../pipeline/spec.ts";
-import type { Spec } from "../pipeline/spec_types.ts";
+import { codeVersion, importClosure, scanImports } from "../pipeline/cache/code_version.ts";
+import type { ResolvedStage, Stage } from "../pipeline/run/plan.ts";
+import { parseSpec } from "../pipeline/spec/mod.ts";
+import type { Spec } from "../pipeline/spec/types.ts";
 import { TASKS } from "../tasks/registry.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -57,7 +57,7 @@ type Q = typeof import("./typeof_import.ts");
 });
 
 Deno.test("importClosure: the native kernels are in the training and eval modules' closures", async () => {
-  const kernels = ["pipeline/model/native_matmul.ts", "pipeline/model/native_attention.ts"];
+  const kernels = ["pipeline/kernels/native_matmul.ts", "pipeline/kernels/native_attention.ts"];
   for (const entry of ["pretrain", "finetune", "eval"]) {
     const { files, packages } = await importClosure([`pipeline/stages/${entry}.ts`]);
     for (const k of kernels) assert.ok(files.includes(k), `${entry}: ${k}`);
@@ -109,7 +109,7 @@ async function copyRepository(): Promise<string> {
 
 /** Stage id -> key, planned by the copy of the repository at `dir`. */
 async function keysOf(dir: string, spec: Spec): Promise<Map<string, string>> {
-  const plan = await import(pathToFileURL(`${dir}/pipeline/plan.ts`).href) as {
+  const plan = await import(pathToFileURL(`${dir}/pipeline/run/plan.ts`).href) as {
     buildPlan(spec: Spec): Stage[];
     resolvePlan(stages: Stage[]): Promise<ResolvedStage[]>;
   };
@@ -175,11 +175,11 @@ Deno.test("stage keys follow the code each stage runs (edited copies of the repo
 
   // A native kernel: every trained or evaluated stage, no data.
   assert.deepEqual(
-    changed(base, await keysAfter(spec, appendTo("pipeline/model/native_matmul.ts"))),
+    changed(base, await keysAfter(spec, appendTo("pipeline/kernels/native_matmul.ts"))),
     trained,
   );
   assert.deepEqual(
-    changed(base, await keysAfter(spec, appendTo("pipeline/model/native_attention.ts"))),
+    changed(base, await keysAfter(spec, appendTo("pipeline/kernels/native_attention.ts"))),
     trained,
   );
 

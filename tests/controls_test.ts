@@ -4,8 +4,14 @@
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { klalLoss, pointerLoss, selectQueries } from "../pipeline/losses.ts";
-import { batchTensors, controlTargets, disposeBatch, lossParts, train } from "../pipeline/train.ts";
+import { klalLoss, pointerLoss, selectQueries } from "../pipeline/model/losses.ts";
+import {
+  batchTensors,
+  controlTargets,
+  disposeBatch,
+  lossParts,
+  train,
+} from "../pipeline/train/loop.ts";
 import { tinyGridData, tinyModel, tinyTrainOptions } from "./fixtures.ts";
 
 await tf.setBackend("cpu");

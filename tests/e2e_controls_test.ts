@@ -16,7 +16,7 @@ const CONTROLS_SPEC = tinySpec("e2e-controls", {
 Deno.test("e2e: shuffled-map and pointer-head arms are reported as controls, with the floor", async () => {
   const { dir, spec, env } = await tempRun("e2e-controls", CONTROLS_SPEC, "controls.yaml");
   try {
-    const run = await runScript("pipeline/main.ts", [spec, "--jobs", "2"], env);
+    const run = await runScript("pipeline/commands/experiment.ts", [spec, "--jobs", "2"], env);
     assert.equal(run.code, 0, run.stderr);
 
     const report = `${dir}/reports/e2e-controls`;

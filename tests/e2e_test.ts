@@ -12,7 +12,7 @@ const TINY_SPEC = tinySpec(
 );
 
 function experiment(args: string[], env: Record<string, string>): Promise<CommandResult> {
-  return runScript("pipeline/main.ts", args, env);
+  return runScript("pipeline/commands/experiment.ts", args, env);
 }
 
 function setup() {

@@ -4,8 +4,8 @@
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { evaluate } from "../pipeline/eval.ts";
-import { queryCount, queryStart } from "../pipeline/batch.ts";
+import { evaluate } from "../pipeline/eval/evaluate.ts";
+import { queryCount, queryStart } from "../pipeline/model/batch.ts";
 import type { ForwardInputs, TinyVlm } from "../pipeline/model/tiny_vlm.ts";
 import { gridPatch } from "../tasks/grid_patch.ts";
 import { tinyGridData } from "./fixtures.ts";

@@ -1,6 +1,6 @@
 /** `deno task eval`: a trained arm on a folder of outside images, labels by file or by name. */
 import assert from "node:assert/strict";
-import { answerFromName, readLabels } from "../pipeline/external_eval.ts";
+import { answerFromName, readLabels } from "../pipeline/commands/eval.ts";
 import { encodePng } from "../tasks/image_io.ts";
 import { TASKS } from "../tasks/registry.ts";
 import { runScript } from "./cli.ts";
@@ -121,13 +121,13 @@ Deno.test("deno task eval: accuracy with its interval, recorded; clear errors", 
     "--regex",
     "_gt(\\d+)\\.png$",
   ];
-  const untrained = await runScript("pipeline/external_eval.ts", evalArgs, env);
+  const untrained = await runScript("pipeline/commands/eval.ts", evalArgs, env);
   assert.equal(untrained.code, 1);
   assert.match(untrained.stderr, /finetune:ntp:s0 of external-tiny is not in the cache/);
 
-  const trained = await runScript("pipeline/main.ts", [`${dir}/spec.yaml`], env);
+  const trained = await runScript("pipeline/commands/experiment.ts", [`${dir}/spec.yaml`], env);
   assert.equal(trained.code, 0, trained.stderr);
-  const run = await runScript("pipeline/external_eval.ts", evalArgs, env);
+  const run = await runScript("pipeline/commands/eval.ts", evalArgs, env);
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stdout, /finetune:ntp:s0 on images: accuracy \d+\.\d% \(\d\/6; 95% CI/);
   const record = JSON.parse(
@@ -144,7 +144,7 @@ Deno.test("deno task eval: accuracy with its interval, recorded; clear errors", 
     record.predictions.filter((p: { correct: boolean }) => p.correct).length,
   );
 
-  const bad = await runScript("pipeline/external_eval.ts", [
+  const bad = await runScript("pipeline/commands/eval.ts", [
     ...evalArgs.slice(0, -1),
     "_count(\\d+)",
   ], env);

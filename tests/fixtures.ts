@@ -1,10 +1,15 @@
 /** Tiny Grid Patch data and a tiny model, shared by the tests that train or compare backends. */
-import { type Encoded, encodeSamples, type Layout, layoutFor } from "../pipeline/batch.ts";
+import { type Encoded, encodeSamples, type Layout, layoutFor } from "../pipeline/model/batch.ts";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../pipeline/backend.ts";
+import { initBackend } from "../pipeline/kernels/backend.ts";
 import { TinyVlm, type TinyVlmConfig, type WeightMap } from "../pipeline/model/tiny_vlm.ts";
-import { batchTensors, disposeBatch, lossParts, type TrainOptions } from "../pipeline/train.ts";
-import { Tokenizer } from "../pipeline/tokenizer.ts";
+import {
+  batchTensors,
+  disposeBatch,
+  lossParts,
+  type TrainOptions,
+} from "../pipeline/train/loop.ts";
+import { Tokenizer } from "../pipeline/model/tokenizer.ts";
 import { gridPatch } from "../tasks/grid_patch.ts";
 import type { Sample } from "../tasks/task.ts";
 

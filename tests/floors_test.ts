@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fixedAnswerFloor } from "../pipeline/floors.ts";
+import { fixedAnswerFloor } from "../pipeline/eval/floors.ts";
 import type { Sample } from "../tasks/task.ts";
 
 function sample(answer: string): Sample {

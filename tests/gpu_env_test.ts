@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { gpuEnvironment } from "../pipeline/gpu_env.ts";
+import { gpuEnvironment } from "../pipeline/kernels/gpu_env.ts";
 
 async function fakeMachine(files: string[]): Promise<string> {
   const root = await Deno.makeTempDir({ prefix: "klal-gpu-env-" });

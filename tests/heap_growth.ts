@@ -1,5 +1,5 @@
 /**
- * Growing the wasm heap under the native kernels (pipeline/model/native_matmul.ts,
+ * Growing the wasm heap under the native kernels (pipeline/kernels/native_matmul.ts,
  * native_attention.ts, native_fused.ts, wasm_kernels.ts), shared by tests/heap_growth_test.ts
  * and the child process of tests/native_repeat_test.ts.
  *
@@ -10,15 +10,15 @@
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { disableNativeMatmul, enableNativeMatmul } from "../pipeline/model/native_matmul.ts";
+import { disableNativeMatmul, enableNativeMatmul } from "../pipeline/kernels/native_matmul.ts";
 import {
   ATTENTION_MIX,
   ATTENTION_MIX_GRAD,
   ATTENTION_SCORES,
   ATTENTION_SCORES_GRAD,
-} from "../pipeline/model/native_attention.ts";
-import * as fused from "../pipeline/model/native_fused.ts";
-import { AdamW, batchTensors, disposeBatch, lossParts } from "../pipeline/train.ts";
+} from "../pipeline/kernels/native_attention.ts";
+import * as fused from "../pipeline/kernels/native_fused.ts";
+import { AdamW, batchTensors, disposeBatch, lossParts } from "../pipeline/train/loop.ts";
 import { tinyGridData, tinyModel } from "./fixtures.ts";
 
 /** The parts of tfjs-backend-wasm 4.x these helpers touch. */

@@ -8,10 +8,10 @@ import {
   disableNativeMatmul,
   enableNativeMatmul,
   nativeMatmulEnabled,
-} from "../pipeline/model/native_matmul.ts";
-import { wasmCopyKernelsEnabled } from "../pipeline/model/wasm_kernels.ts";
+} from "../pipeline/kernels/native_matmul.ts";
+import { wasmCopyKernelsEnabled } from "../pipeline/kernels/wasm_kernels.ts";
 import { growthGroups, kernelCases, maxAbsDiff, trainTrace } from "./heap_growth.ts";
-import { pathOf } from "../pipeline/paths.ts";
+import { pathOf } from "../pipeline/lib/paths.ts";
 import { wasmWithNativeKernels } from "./native_setup.ts";
 
 const CHILD = pathOf(new URL("./native_stress_child.ts", import.meta.url));

@@ -5,9 +5,9 @@
  * names what it skips; a report replaced from another spec file says so.
  */
 import assert from "node:assert/strict";
-import { Cache, DamagedEntry, PARTIAL_DIR } from "../pipeline/cache.ts";
+import { Cache, DamagedEntry, PARTIAL_DIR } from "../pipeline/cache/store.ts";
 import { readPartial, writePartial } from "../pipeline/stages/_resume.ts";
-import type { TrainSnapshot } from "../pipeline/train.ts";
+import type { TrainSnapshot } from "../pipeline/train/loop.ts";
 import { encodePng } from "../tasks/image_io.ts";
 import { TASKS } from "../tasks/registry.ts";
 import {
@@ -53,7 +53,8 @@ Deno.test("cache: a read checks the file against its manifest; verify lists ever
 
 Deno.test("flipped bytes: eval and report refuse them, cache verify names them, experiment recomputes", async () => {
   const { dir, spec, env } = await tempRun("integrity", smallestSpec("integrity-tiny"));
-  const run = (...args: string[]) => runScript("pipeline/main.ts", [spec, ...args], env);
+  const run = (...args: string[]) =>
+    runScript("pipeline/commands/experiment.ts", [spec, ...args], env);
   const first = await run();
   assert.equal(first.code, 0, first.stderr);
 
@@ -73,7 +74,7 @@ Deno.test("flipped bytes: eval and report refuse them, cache verify names them, 
   await Deno.writeTextFile(`${dir}/images/notes.txt`, "x");
   await Deno.writeTextFile(`${dir}/labels.json`, JSON.stringify(labels));
   const evaluate = () =>
-    runScript("pipeline/external_eval.ts", [
+    runScript("pipeline/commands/eval.ts", [
       spec,
       "--arm",
       "ntp",
@@ -102,7 +103,7 @@ Deno.test("flipped bytes: eval and report refuse them, cache verify names them, 
   );
   assert.doesNotMatch(damaged.stdout, /accuracy/);
 
-  const verify = await runScript("pipeline/cache_main.ts", ["verify"], env);
+  const verify = await runScript("pipeline/commands/cache.ts", ["verify"], env);
   assert.equal(verify.code, 1, verify.stderr);
   assert.match(verify.stdout, /damaged [0-9a-f]{12} {2}finetune:ntp:s0: weights\.f32: content/);
   assert.match(verify.stdout, /^1 of 7 entries damaged/m);
@@ -114,7 +115,7 @@ Deno.test("flipped bytes: eval and report refuse them, cache verify names them, 
   const tampered = text.slice(0, at) + (text[at] === "7" ? "8" : "7") + text.slice(at + 1);
   await Deno.writeTextFile(`${evalEntry}/metrics.json`, tampered);
   const tableBefore = await Deno.readTextFile(`${dir}/reports/integrity-tiny/table.md`);
-  const report = await runScript("pipeline/report_main.ts", ["integrity-tiny"], env);
+  const report = await runScript("pipeline/commands/report.ts", ["integrity-tiny"], env);
   assert.equal(report.code, 1, report.stdout);
   assert.match(
     report.stderr,
@@ -127,19 +128,19 @@ Deno.test("flipped bytes: eval and report refuse them, cache verify names them, 
   assert.match(again.stdout, /corrupt cache entry of finetune:ntp:s0 \(weights\.f32: content/);
   assert.match(again.stdout, /corrupt cache entry of eval:ntp:s0 \(metrics\.json: content/);
   assert.equal(await Deno.readTextFile(`${dir}/reports/integrity-tiny/table.md`), tableBefore);
-  const clean = await runScript("pipeline/cache_main.ts", ["verify"], env);
+  const clean = await runScript("pipeline/commands/cache.ts", ["verify"], env);
   assert.equal(clean.code, 0, clean.stdout);
   assert.match(clean.stdout, /^7 entries, all sound$/m);
 
   // The same experiment name from another spec file replaces the report, and says so.
   await Deno.copyFile(spec, `${dir}/other.yaml`);
-  const other = await runScript("pipeline/main.ts", [`${dir}/other.yaml`], env);
+  const other = await runScript("pipeline/commands/experiment.ts", [`${dir}/other.yaml`], env);
   assert.equal(other.code, 0, other.stderr);
   assert.match(
     other.stdout,
     /note: .*reports\/integrity-tiny was made from .*\/spec\.yaml; it now holds the report of .*\/other\.yaml \(both specs are named integrity-tiny\)/,
   );
-  const same = await runScript("pipeline/main.ts", [`${dir}/other.yaml`], env);
+  const same = await runScript("pipeline/commands/experiment.ts", [`${dir}/other.yaml`], env);
   assert.doesNotMatch(same.stdout, /was made from/);
   await Deno.remove(dir, { recursive: true });
 });
@@ -212,7 +213,7 @@ Deno.test("partial checkpoints: ls counts them, gc removes those no spec plans",
   );
   // A partial checkpoint of a finished entry is a leftover too.
   await Deno.writeFile(cache.partialPaths(key).newest, new Uint8Array(100));
-  const ls = await runScript("pipeline/cache_main.ts", ["ls"], env);
+  const ls = await runScript("pipeline/commands/cache.ts", ["ls"], env);
   assert.equal(ls.code, 0, ls.stderr);
   assert.match(
     ls.stdout,
@@ -237,7 +238,7 @@ Deno.test("main-process failures: one line each, exit 1 for a failed run, 2 for 
   const { dir, spec, env } = await tempRun("integrity-main", smallestSpec("integrity-main"));
   // The reports folder is a file: publishing fails after every stage has run.
   await Deno.writeTextFile(`${dir}/reports-file`, "");
-  const publish = await runScript("pipeline/main.ts", [spec], {
+  const publish = await runScript("pipeline/commands/experiment.ts", [spec], {
     ...env,
     KLAL_REPORTS_DIR: `${dir}/reports-file`,
   });
@@ -252,11 +253,15 @@ Deno.test("main-process failures: one line each, exit 1 for a failed run, 2 for 
   await Deno.writeTextFile(`${dir}/cache/tmp-blocker`, "");
   await Deno.remove(`${dir}/cache/tmp`, { recursive: true });
   await Deno.rename(`${dir}/cache/tmp-blocker`, `${dir}/cache/tmp`);
-  const stage = await runScript("pipeline/main.ts", [spec, "--force", "report"], env);
+  const stage = await runScript(
+    "pipeline/commands/experiment.ts",
+    [spec, "--force", "report"],
+    env,
+  );
   assert.equal(stage.code, 1, stage.stderr);
   assert.match(stage.stderr, /^error: stage report failed: /m);
   assert.doesNotMatch(stage.stderr, STACK_FRAME);
-  const debug = await runScript("pipeline/main.ts", [spec, "--force", "report"], {
+  const debug = await runScript("pipeline/commands/experiment.ts", [spec, "--force", "report"], {
     ...env,
     KLAL_DEBUG: "1",
   });
@@ -264,7 +269,7 @@ Deno.test("main-process failures: one line each, exit 1 for a failed run, 2 for 
   await Deno.remove(`${dir}/cache/tmp`);
 
   // A cache folder this process may not write to is a bad setup.
-  const readOnly = await runScript("pipeline/main.ts", [spec], {
+  const readOnly = await runScript("pipeline/commands/experiment.ts", [spec], {
     ...env,
     KLAL_CACHE_DIR: `${dir}/new-cache`,
   }, [`--deny-write=${dir}/new-cache`]);
@@ -276,7 +281,7 @@ Deno.test("main-process failures: one line each, exit 1 for a failed run, 2 for 
   assert.doesNotMatch(readOnly.stderr, STACK_FRAME);
 
   // An existing cache that may not be written: refused at its lock, before any stage.
-  const lockedOut = await runScript("pipeline/main.ts", [spec], env, [
+  const lockedOut = await runScript("pipeline/commands/experiment.ts", [spec], env, [
     `--deny-write=${dir}/cache`,
   ]);
   assert.equal(lockedOut.code, 2, lockedOut.stderr);
@@ -286,7 +291,7 @@ Deno.test("main-process failures: one line each, exit 1 for a failed run, 2 for 
   );
 
   const gc = await runScript(
-    "pipeline/cache_main.ts",
+    "pipeline/commands/cache.ts",
     [
       "gc",
       "--apply",
@@ -303,7 +308,7 @@ Deno.test("main-process failures: one line each, exit 1 for a failed run, 2 for 
   );
 
   // cache ls on a file is refused with a message.
-  const ls = await runScript("pipeline/cache_main.ts", ["ls"], {
+  const ls = await runScript("pipeline/commands/cache.ts", ["ls"], {
     KLAL_CACHE_DIR: `${dir}/reports-file`,
   });
   assert.equal(ls.code, 2, ls.stderr);

@@ -1,8 +1,8 @@
 /** Upper bounds on spec values: located errors at validation, never a crash after training. */
 import assert from "node:assert/strict";
-import { formatBytes, LIMITS } from "../pipeline/limits.ts";
-import { buildPlan } from "../pipeline/plan.ts";
-import { loadSpec, parseSpec, SpecError } from "../pipeline/spec.ts";
+import { formatBytes, LIMITS } from "../pipeline/spec/limits.ts";
+import { buildPlan } from "../pipeline/run/plan.ts";
+import { loadSpec, parseSpec, SpecError } from "../pipeline/spec/mod.ts";
 import { runScript } from "./cli.ts";
 import { SPEC_CONTEXT, SPEC_FILE, sweepProblems as problems } from "./spec_fixtures.ts";
 
@@ -162,7 +162,7 @@ Deno.test("a spec file over 1 MiB is refused by its size, before it is parsed", 
       );
       return true;
     });
-    const run = await runScript("pipeline/main.ts", [path, "--dry-run"], {
+    const run = await runScript("pipeline/commands/experiment.ts", [path, "--dry-run"], {
       KLAL_CACHE_DIR: `${dir}/cache`,
       KLAL_REPORTS_DIR: `${dir}/reports`,
     });

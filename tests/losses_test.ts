@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { klalLoss, ntpLoss, visualAttention } from "../pipeline/losses.ts";
+import { klalLoss, ntpLoss, visualAttention } from "../pipeline/model/losses.ts";
 
 await tf.setBackend("cpu");
 

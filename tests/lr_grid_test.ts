@@ -3,9 +3,9 @@
  * the trials, the choice and the fine-tunes that take it, in a temporary cache.
  */
 import assert from "node:assert/strict";
-import { Cache } from "../pipeline/cache.ts";
-import { buildPlan } from "../pipeline/plan.ts";
-import { parseSpec } from "../pipeline/spec.ts";
+import { Cache } from "../pipeline/cache/store.ts";
+import { buildPlan } from "../pipeline/run/plan.ts";
+import { parseSpec } from "../pipeline/spec/mod.ts";
 import { chooseLr, type LrChoice } from "../pipeline/stages/choose_lr.ts";
 import { TASKS } from "../tasks/registry.ts";
 import { runScript, tempRun, tinySpec } from "./cli.ts";
@@ -36,7 +36,7 @@ const SPEC = tinySpec("lr-grid-tiny", { klal: "{ lambda: 1.0 }" }, {
 Deno.test("lr_grid end to end: trials on validation data, a choice, fine-tunes that use it", async () => {
   const { dir, spec: path, env } = await tempRun("lr-grid", SPEC, "tiny.yaml");
   try {
-    const run = await runScript("pipeline/main.ts", [path, "--jobs", "1"], env);
+    const run = await runScript("pipeline/commands/experiment.ts", [path, "--jobs", "1"], env);
     assert.equal(run.code, 0, run.stderr);
 
     // Each stage's entry, by the key this run recorded for it (refs/).

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../pipeline/backend.ts";
-import { queryStart } from "../pipeline/batch.ts";
-import { disableNativeMatmul, enableNativeMatmul } from "../pipeline/model/native_matmul.ts";
+import { initBackend } from "../pipeline/kernels/backend.ts";
+import { queryStart } from "../pipeline/model/batch.ts";
+import { disableNativeMatmul, enableNativeMatmul } from "../pipeline/kernels/native_matmul.ts";
 import { batchMatmul, gelu, layerNorm, matmul } from "../pipeline/model/ops.ts";
 import type { TinyVlm } from "../pipeline/model/tiny_vlm.ts";
-import { AdamW, batchTensors, disposeBatch, train } from "../pipeline/train.ts";
+import { AdamW, batchTensors, disposeBatch, train } from "../pipeline/train/loop.ts";
 import { tinyGridData, tinyModel as makeTinyModel, tinyTrainOptions } from "./fixtures.ts";
 
 await initBackend("wasm");

@@ -7,8 +7,8 @@ import {
   nameProblem,
   pathInside,
   RESERVED_NAMES,
-} from "../pipeline/names.ts";
-import { parseSpec } from "../pipeline/spec.ts";
+} from "../pipeline/spec/names.ts";
+import { parseSpec } from "../pipeline/spec/mod.ts";
 import { runScript } from "./cli.ts";
 import { SPEC_CONTEXT, SPEC_FILE, sweepProblems as problems } from "./spec_fixtures.ts";
 
@@ -151,7 +151,7 @@ Deno.test("deno task eval: --name or the images' folder must be a valid name, be
       ...extra,
     ];
     const climbing = await runScript(
-      "pipeline/external_eval.ts",
+      "pipeline/commands/eval.ts",
       args(`${dir}/images`, "--name", "./../../../deno"),
       env,
     );
@@ -162,18 +162,18 @@ Deno.test("deno task eval: --name or the images' folder must be a valid name, be
     );
     assert.doesNotMatch(climbing.stderr, /not in the cache/);
     const reserved = await runScript(
-      "pipeline/external_eval.ts",
+      "pipeline/commands/eval.ts",
       args(`${dir}/images`, "--name", "x".repeat(101)),
       env,
     );
     assert.equal(reserved.code, 2);
     assert.match(reserved.stderr, /--name: expected a name of at most 100 characters/);
-    const folder = await runScript("pipeline/external_eval.ts", args(`${dir}/my images/`), env);
+    const folder = await runScript("pipeline/commands/eval.ts", args(`${dir}/my images/`), env);
     assert.equal(folder.code, 2);
     assert.match(folder.stderr, /its folder name cannot label the record .*; give --name LABEL/);
     // A valid label gets as far as the cache (nothing is trained here): exit 1.
     const valid = await runScript(
-      "pipeline/external_eval.ts",
+      "pipeline/commands/eval.ts",
       args(`${dir}/my images`, "--name", "blind"),
       env,
     );

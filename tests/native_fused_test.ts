@@ -1,5 +1,5 @@
 /**
- * The fused kernels (pipeline/model/native_fused.ts) against the unfused native kernels and
+ * The fused kernels (pipeline/kernels/native_fused.ts) against the unfused native kernels and
  * stock wasm: every value and every gradient to 1e-4, for each block on its own, for a small
  * model's loss and gradients, and for AdamW over several steps; the tensor count flat across
  * training steps; `KLAL_FUSED=off` leaving them out.
@@ -12,11 +12,11 @@ import {
   fusedKernelsEnabled,
   nativeMatmulEnabled,
   setFusedKernels,
-} from "../pipeline/model/native_matmul.ts";
+} from "../pipeline/kernels/native_matmul.ts";
 import * as ops from "../pipeline/model/ops.ts";
-import { LAYER_NORM_GRAD } from "../pipeline/model/native_fused.ts";
-import { AdamW, batchTensors, disposeBatch, lossParts } from "../pipeline/train.ts";
-import { klalLoss, klalLossOverRows, type KlalQueries, ntpLoss } from "../pipeline/losses.ts";
+import { LAYER_NORM_GRAD } from "../pipeline/kernels/native_fused.ts";
+import { AdamW, batchTensors, disposeBatch, lossParts } from "../pipeline/train/loop.ts";
+import { klalLoss, klalLossOverRows, type KlalQueries, ntpLoss } from "../pipeline/model/losses.ts";
 import { tinyGridData, tinyModel } from "./fixtures.ts";
 import { wasmWithNativeKernels } from "./native_setup.ts";
 
@@ -455,8 +455,8 @@ Deno.test({
   name: "KLAL_FUSED=off: OpenBLAS and the unfused native kernels, no fused ones",
   ignore,
   async fn() {
-    const module = new URL("../pipeline/model/native_matmul.ts", import.meta.url).href;
-    const backend = new URL("../pipeline/backend.ts", import.meta.url).href;
+    const module = new URL("../pipeline/kernels/native_matmul.ts", import.meta.url).href;
+    const backend = new URL("../pipeline/kernels/backend.ts", import.meta.url).href;
     const code = `
       import { initBackend } from "${backend}";
       import { fusedKernelsEnabled, nativeMatmulEnabled } from "${module}";

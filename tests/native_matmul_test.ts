@@ -1,19 +1,19 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { backendLabel } from "../pipeline/backend.ts";
+import { backendLabel } from "../pipeline/kernels/backend.ts";
 import {
   disableNativeMatmul,
   enableNativeMatmul,
   nativeAttentionEnabled,
   nativeMatmulEnabled,
-} from "../pipeline/model/native_matmul.ts";
+} from "../pipeline/kernels/native_matmul.ts";
 import { attention, attentionMask } from "../pipeline/model/ops.ts";
 import {
   disableWasmCopyKernels,
   enableWasmCopyKernels,
   wasmCopyKernelsEnabled,
-} from "../pipeline/model/wasm_kernels.ts";
-import { batchTensors, disposeBatch, lossParts } from "../pipeline/train.ts";
+} from "../pipeline/kernels/wasm_kernels.ts";
+import { batchTensors, disposeBatch, lossParts } from "../pipeline/train/loop.ts";
 import { tinyGridData, tinyModel } from "./fixtures.ts";
 import { wasmWithNativeKernels } from "./native_setup.ts";
 

@@ -5,7 +5,7 @@
  * ("corrupted size vs. prev_size", "double free"), and only in some runs.
  */
 import assert from "node:assert/strict";
-import { pathOf } from "../pipeline/paths.ts";
+import { pathOf } from "../pipeline/lib/paths.ts";
 
 const RUNS = 20;
 const CHILD = pathOf(new URL("./native_stress_child.ts", import.meta.url));

@@ -1,6 +1,6 @@
 /** Setup shared by the tests of the native (OpenBLAS) kernels on the wasm backend. */
-import { initBackend } from "../pipeline/backend.ts";
-import { enableNativeMatmul } from "../pipeline/model/native_matmul.ts";
+import { initBackend } from "../pipeline/kernels/backend.ts";
+import { enableNativeMatmul } from "../pipeline/kernels/native_matmul.ts";
 
 /**
  * Switch to the wasm backend and turn the native kernels on; whether they are on. When they

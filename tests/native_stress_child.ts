@@ -9,8 +9,8 @@
  * `--group N`: which group of kernel cases grows the heap at every allocation (N modulo the
  * number of groups, see GROWTHS_PER_PROCESS); `--kernels-only`: no training run.
  */
-import { initBackend } from "../pipeline/backend.ts";
-import { enableNativeMatmul } from "../pipeline/model/native_matmul.ts";
+import { initBackend } from "../pipeline/kernels/backend.ts";
+import { enableNativeMatmul } from "../pipeline/kernels/native_matmul.ts";
 import { growthGroupCheck, heapBytes, maxAbsDiff, trainTrace } from "./heap_growth.ts";
 
 await initBackend("wasm");

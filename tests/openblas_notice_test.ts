@@ -1,14 +1,14 @@
 /**
- * The experiment's one-line notice when OpenBLAS is missing (pipeline/backend.ts
- * `openBlasNotice`, printed by pipeline/main.ts): exactly once per run, sweeps included,
+ * The experiment's one-line notice when OpenBLAS is missing (pipeline/kernels/backend.ts
+ * `openBlasNotice`, printed by pipeline/commands/experiment.ts): exactly once per run, sweeps included,
  * and never when OpenBLAS loads, when KLAL_BLAS=off, or when wasm cannot run.
  */
 import assert from "node:assert/strict";
-import { openBlasNotice } from "../pipeline/backend.ts";
-import { findOpenBlas } from "../pipeline/model/native_matmul.ts";
-import { pathOf } from "../pipeline/paths.ts";
+import { openBlasNotice } from "../pipeline/kernels/backend.ts";
+import { findOpenBlas } from "../pipeline/kernels/native_matmul.ts";
+import { pathOf } from "../pipeline/lib/paths.ts";
 
-const MAIN = pathOf(new URL("../pipeline/main.ts", import.meta.url));
+const MAIN = pathOf(new URL("../pipeline/commands/experiment.ts", import.meta.url));
 const NOTICE = /OpenBLAS not found/;
 const MISSING = "/nonexistent/openblas/libopenblas.so.0";
 

@@ -538,7 +538,9 @@ Deno.test({
       for (const f of ["results.json", "README.src.md"]) {
         await Deno.copyFile(`${PAPER}/${f}`, `${dir}/paper/${f}`);
       }
-      const r = await runScript("pipeline/report_main.ts", ["paper"], { KLAL_REPORTS_DIR: dir });
+      const r = await runScript("pipeline/commands/report.ts", ["paper"], {
+        KLAL_REPORTS_DIR: dir,
+      });
       assert.deepEqual(r.code, 0, r.stderr);
       for (const f of ["table.md", "README.md"]) {
         assert.deepEqual(
@@ -562,13 +564,13 @@ Deno.test({
 });
 
 Deno.test("deno task report paper: bad flags exit 2 with the usage; a missing record exits 1", async () => {
-  const bad = await runScript("pipeline/report_main.ts", ["paper", "--colect"]);
+  const bad = await runScript("pipeline/commands/report.ts", ["paper", "--colect"]);
   assert.deepEqual(bad.code, 2);
   assert.ok(bad.stderr.includes("unknown option --colect"), bad.stderr);
   assert.ok(bad.stderr.includes("usage: deno task report paper"), bad.stderr);
   const dir = await Deno.makeTempDir();
   try {
-    const missing = await runScript("pipeline/report_main.ts", ["paper"], {
+    const missing = await runScript("pipeline/commands/report.ts", ["paper"], {
       KLAL_REPORTS_DIR: dir,
     });
     assert.deepEqual(missing.code, 1, missing.stderr);

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { pathOf, PROJECT_ROOT, projectPath } from "../pipeline/paths.ts";
+import { pathOf, PROJECT_ROOT, projectPath } from "../pipeline/lib/paths.ts";
 import { tinySpec } from "./cli.ts";
 
 const REPO = fileURLToPath(new URL("../", import.meta.url)).replace(/\/$/, "");
@@ -64,7 +64,7 @@ Deno.test({
       }).output();
     const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
-    const out = await run("pipeline/main.ts", [spec, "--jobs", "2"]);
+    const out = await run("pipeline/commands/experiment.ts", [spec, "--jobs", "2"]);
     assert.equal(out.code, 0, text(out.stderr) + text(out.stdout));
     const results = JSON.parse(
       await Deno.readTextFile(`${clone}/reports/paths-tiny/results.json`),
@@ -77,7 +77,7 @@ Deno.test({
 
     // gc (dry run) plans every spec under the clone's experiments/: the entries this spec
     // uses are kept, so none of them is listed for deletion.
-    const gc = await run("pipeline/cache_main.ts", ["gc"]);
+    const gc = await run("pipeline/commands/cache.ts", ["gc"]);
     const gcText = text(gc.stdout) + text(gc.stderr);
     assert.equal(gc.code, 0, gcText);
     assert.doesNotMatch(gcText, /would remove/);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { Cache } from "../pipeline/cache.ts";
-import { importClosure } from "../pipeline/code_version.ts";
+import { Cache } from "../pipeline/cache/store.ts";
+import { importClosure } from "../pipeline/cache/code_version.ts";
 import {
   buildPlan,
   diffPaths,
@@ -8,8 +8,8 @@ import {
   resolvePlan,
   stageCode,
   stageStatus,
-} from "../pipeline/plan.ts";
-import { canonicalJson, parseSpec } from "../pipeline/spec.ts";
+} from "../pipeline/run/plan.ts";
+import { canonicalJson, parseSpec } from "../pipeline/spec/mod.ts";
 import { PRETRAIN_TASK, TASKS, vocabularyOf } from "../tasks/registry.ts";
 
 const SPEC = `
@@ -100,12 +100,12 @@ Deno.test("plan: each stage's code is the import closure of the module that runs
   for (const f of ["tasks/grid_patch.ts", "tasks/common.ts", "pipeline/stages/data.ts"]) {
     assert.ok(data.includes(f), f);
   }
-  for (const f of ["pipeline/train.ts", "tasks/refcoco.ts", "tasks/registry.ts"]) {
+  for (const f of ["pipeline/train/loop.ts", "tasks/refcoco.ts", "tasks/registry.ts"]) {
     assert.ok(!data.includes(f), f);
   }
   for (const id of ["pretrain", "finetune:klal:s0", "eval:klal:s0"]) {
     const code = await files(id);
-    for (const f of ["pipeline/model/native_matmul.ts", "pipeline/model/native_attention.ts"]) {
+    for (const f of ["pipeline/kernels/native_matmul.ts", "pipeline/kernels/native_attention.ts"]) {
       assert.ok(code.includes(f), `${id}: ${f}`);
     }
     assert.ok(!code.some((f) => /report|stages\.ts$/.test(f)), id);

@@ -8,8 +8,8 @@ import {
 import { blankImage, COLOR_NAMES, COLORS, drawText, LIGHT_BACKGROUND } from "../tasks/draw.ts";
 import { curveTouchesRect } from "../tasks/pretrain_skills.ts";
 import { TASKS } from "../tasks/registry.ts";
-import { parseSpec } from "../pipeline/spec.ts";
-import { buildPlan } from "../pipeline/plan.ts";
+import { parseSpec } from "../pipeline/spec/mod.ts";
+import { buildPlan } from "../pipeline/run/plan.ts";
 import type { RgbImage, Sample, TaskConfig } from "../tasks/task.ts";
 
 function config(imageSize: number, patchSize: number, params: Record<string, unknown> = {}) {

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { parsePreviewArgs, previewSamples, renderContactSheet } from "../pipeline/preview.ts";
+import {
+  parsePreviewArgs,
+  previewSamples,
+  renderContactSheet,
+} from "../pipeline/commands/preview.ts";
 import { TASKS } from "../tasks/registry.ts";
 
 Deno.test("preview: a PNG contact sheet of 4 columns, one cell per sample", async () => {

@@ -11,12 +11,12 @@
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { backendLabel, gpuAdapter, initBackend } from "../pipeline/backend.ts";
-import { disableNativeMatmul, enableNativeMatmul } from "../pipeline/model/native_matmul.ts";
+import { backendLabel, gpuAdapter, initBackend } from "../pipeline/kernels/backend.ts";
+import { disableNativeMatmul, enableNativeMatmul } from "../pipeline/kernels/native_matmul.ts";
 import { TinyVlm, type WeightMap } from "../pipeline/model/tiny_vlm.ts";
-import { Rng } from "../pipeline/rng.ts";
-import { AdamW, type BatchTensors, batchTensors, lossParts } from "../pipeline/train.ts";
-import { findTorchPython } from "../pipeline/torch_python.ts";
+import { Rng } from "../pipeline/lib/rng.ts";
+import { AdamW, type BatchTensors, batchTensors, lossParts } from "../pipeline/train/loop.ts";
+import { findTorchPython } from "../pipeline/lib/torch_python.ts";
 import { tinyGridData, tinyModelConfig } from "./fixtures.ts";
 import { fileURLToPath } from "node:url";
 

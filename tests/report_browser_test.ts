@@ -14,7 +14,7 @@ import {
   type ResultRow,
   writeReport,
 } from "../pipeline/report/mod.ts";
-import type { Spec } from "../pipeline/spec_types.ts";
+import type { Spec } from "../pipeline/spec/types.ts";
 import { focusedMap, reportSpec } from "./report_fixtures.ts";
 import { armSpec } from "./spec_fixtures.ts";
 

@@ -1,5 +1,5 @@
 /** Inputs of the report tests: a small Grid Patch spec, and attention maps over its patches. */
-import type { BaseSpec, ModelSpec, Spec, TaskSpec, TrainSpec } from "../pipeline/spec_types.ts";
+import type { BaseSpec, ModelSpec, Spec, TaskSpec, TrainSpec } from "../pipeline/spec/types.ts";
 import { DEFAULT_MIX } from "./spec_fixtures.ts";
 
 /** What a report test's spec changes: its name, description and arms, and any section's keys. */

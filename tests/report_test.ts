@@ -1,8 +1,8 @@
 import { createCanvas, loadImage } from "@napi-rs/canvas";
 import * as vega from "vega";
 import * as vegaLite from "vega-lite";
-import { Cache } from "../pipeline/cache.ts";
-import { buildPlan, resolvePlan } from "../pipeline/plan.ts";
+import { Cache } from "../pipeline/cache/store.ts";
+import { buildPlan, resolvePlan } from "../pipeline/run/plan.ts";
 import {
   armLabel,
   armPalette,
@@ -38,9 +38,9 @@ import {
   verdictLines,
   writeReport,
 } from "../pipeline/report/mod.ts";
-import { combineSweepInputs } from "../pipeline/report/sweep.ts";
-import type { Spec } from "../pipeline/spec_types.ts";
-import { bootstrapAccuracy, ci95 } from "../pipeline/stats.ts";
+import { combineSweepInputs } from "../pipeline/run/sweep_report.ts";
+import type { Spec } from "../pipeline/spec/types.ts";
+import { bootstrapAccuracy, ci95 } from "../pipeline/report/stats.ts";
 import { runScript } from "./cli.ts";
 import { focusedMap, reportSpec } from "./report_fixtures.ts";
 import { armSpec } from "./spec_fixtures.ts";
@@ -792,7 +792,7 @@ async function cachedRun(root: string): Promise<{ cache: Cache; spec: Spec }> {
 /** `deno task report ...args` on the cache and reports under `root`. */
 function reportCli(args: string[], root: string) {
   const env = { KLAL_CACHE_DIR: `${root}/cache`, KLAL_REPORTS_DIR: `${root}/reports` };
-  return runScript("pipeline/report_main.ts", args, env);
+  return runScript("pipeline/commands/report.ts", args, env);
 }
 
 Deno.test("deno task report NAME rebuilds the report from the cache; clear errors otherwise", async () => {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { ROOT, tempRun, tinySpec } from "./cli.ts";
 
-const MAIN = `${ROOT}pipeline/main.ts`;
+const MAIN = `${ROOT}pipeline/commands/experiment.ts`;
 
 /** The tiny spec of ./cli.ts with one arm fine-tuned long enough to be killed mid-way. */
 const SPEC = tinySpec("resume-tiny", { klal: "{ lambda: 1.0 }" }, {

@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../pipeline/backend.ts";
-import { train } from "../pipeline/train.ts";
+import { initBackend } from "../pipeline/kernels/backend.ts";
+import { train } from "../pipeline/train/loop.ts";
 import { cacheEntryOf, runScript, tempRun, tinySpec } from "./cli.ts";
 import { tinyGridData, tinyModel } from "./fixtures.ts";
 
@@ -24,7 +24,8 @@ const SPEC = tinySpec(
 
 async function setup(name: string) {
   const { dir, spec, env } = await tempRun(name, SPEC);
-  const run = (...extra: string[]) => runScript("pipeline/main.ts", [spec, ...extra], env);
+  const run = (...extra: string[]) =>
+    runScript("pipeline/commands/experiment.ts", [spec, ...extra], env);
   const rows = async () =>
     JSON.parse(await Deno.readTextFile(`${dir}/reports/robust-tiny/results.json`)).rows;
   return { dir, run, rows };

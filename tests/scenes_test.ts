@@ -13,7 +13,7 @@ import {
   solidImage,
 } from "../tasks/scenes.ts";
 import { COLOR_NAMES, COLORS } from "../tasks/draw.ts";
-import { Rng } from "../pipeline/rng.ts";
+import { Rng } from "../pipeline/lib/rng.ts";
 
 function obj(
   shape: SceneObject["shape"],

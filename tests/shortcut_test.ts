@@ -1,7 +1,7 @@
 /**
  * Shortcut probes for every synthetic task: rules that answer without looking at what
  * the question is about, fitted on the first half of held-out samples and scored on the
- * second half (tasks/shortcuts.ts), must stay within 5 points of the majority answer.
+ * second half (tests/shortcuts.ts), must stay within 5 points of the majority answer.
  * Each test prints its table (rule, accuracy, majority).
  */
 import assert from "node:assert/strict";
@@ -22,7 +22,7 @@ import {
   promptMajorityRule,
   type RuleScore,
   segmentsCross,
-} from "../tasks/shortcuts.ts";
+} from "./shortcuts.ts";
 import type { Point } from "../tasks/draw.ts";
 import type { Sample, SyntheticTask } from "../tasks/task.ts";
 

@@ -1,16 +1,16 @@
 /**
- * The SIMD kernels: the committed binary (pipeline/model/simd_kernels_wasm.ts) is the WAT
+ * The SIMD kernels: the committed binary (pipeline/kernels/simd_kernels_wasm.ts) is the WAT
  * source compiled, and each kernel computes its formula on values checked by hand here (the
  * fused kernels that call them are checked against the stock ops in native_fused_test.ts).
  */
 import assert from "node:assert/strict";
-import { compileSimdKernels, simdModuleSource } from "../pipeline/model/simd_build.ts";
-import { simdKernels } from "../pipeline/model/simd_kernels.ts";
+import { compileSimdKernels, simdModuleSource } from "../pipeline/commands/simd.ts";
+import { simdKernels } from "../pipeline/kernels/simd_kernels.ts";
 
 Deno.test("simd kernels: the committed binary is simd_kernels.wat compiled", async () => {
   const fresh = simdModuleSource(await compileSimdKernels());
   const committed = await Deno.readTextFile(
-    new URL("../pipeline/model/simd_kernels_wasm.ts", import.meta.url),
+    new URL("../pipeline/kernels/simd_kernels_wasm.ts", import.meta.url),
   );
   // deno fmt may rewrap the generated file; the base64 text is what must agree.
   const payload = (s: string) => s.match(/"[A-Za-z0-9+/=]+"/g)!.join("");

@@ -8,14 +8,14 @@
  */
 import assert from "node:assert/strict";
 import { TASKS } from "../tasks/registry.ts";
-import { SlurmExecutor } from "../pipeline/executors/slurm.ts";
-import { parseArgs } from "../pipeline/main.ts";
-import { buildPlan, type ResolvedStage, resolvePlan } from "../pipeline/plan.ts";
-import { parseSpec } from "../pipeline/spec.ts";
+import { SlurmExecutor } from "../pipeline/run/executors/slurm.ts";
+import { parseArgs } from "../pipeline/commands/experiment.ts";
+import { buildPlan, type ResolvedStage, resolvePlan } from "../pipeline/run/plan.ts";
+import { parseSpec } from "../pipeline/spec/mod.ts";
 import { ROOT, tinySpec } from "./cli.ts";
 import { problemsOf } from "./spec_fixtures.ts";
 
-const MAIN = `${ROOT}pipeline/main.ts`;
+const MAIN = `${ROOT}pipeline/commands/experiment.ts`;
 const START = `${ROOT}tests/slurm/start.sh`;
 
 /** The tiny spec of tests/e2e_test.ts with two arms. */
@@ -142,7 +142,10 @@ Deno.test("sbatch arguments: job name, log files, resources, extra options, quot
     ]
   ) assert.ok(args.includes(expected), `${expected} missing from ${args.join(" ")}`);
   const wrap = args.at(-1)!;
-  assert.match(wrap, /^--wrap='\/opt\/my deno\/deno' run -A --quiet \S+\/pipeline\/worker\.ts /);
+  assert.match(
+    wrap,
+    /^--wrap='\/opt\/my deno\/deno' run -A --quiet \S+\/pipeline\/run\/worker\.ts /,
+  );
   assert.ok(wrap.endsWith(" /shared/cache/jobs/stage-1.json"));
 });
 

@@ -1,9 +1,10 @@
 /** Real-format data selected by path in a spec: validation errors and the data stage. */
 import assert from "node:assert/strict";
-import { Cache } from "../pipeline/cache.ts";
-import { buildPlan, resolvePlan } from "../pipeline/plan.ts";
-import { parseSpec, SpecError } from "../pipeline/spec.ts";
-import { loadSamples, runStage } from "../pipeline/stages.ts";
+import { Cache } from "../pipeline/cache/store.ts";
+import { buildPlan, resolvePlan } from "../pipeline/run/plan.ts";
+import { parseSpec, SpecError } from "../pipeline/spec/mod.ts";
+import { runStage } from "../pipeline/stages/mod.ts";
+import { loadSamples } from "../pipeline/stages/_common.ts";
 import { TASKS } from "../tasks/registry.ts";
 import { encodePng, sha256Hex } from "../tasks/image_io.ts";
 import { writePickle } from "../tasks/refcoco.ts";

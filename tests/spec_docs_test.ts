@@ -1,8 +1,12 @@
 /** docs/spec-keys.md is what the schema generates (`deno task spec-keys` writes it). */
 import assert from "node:assert/strict";
-import type { Fields, SectionField } from "../pipeline/schema.ts";
-import { SPEC_KEYS_PATH, specKeysDocument, specKeysMarkdown } from "../pipeline/spec_docs.ts";
-import { ROOT_FIELDS } from "../pipeline/spec_schema.ts";
+import type { Fields, SectionField } from "../pipeline/lib/schema.ts";
+import {
+  SPEC_KEYS_PATH,
+  specKeysDocument,
+  specKeysMarkdown,
+} from "../pipeline/commands/spec_keys.ts";
+import { ROOT_FIELDS } from "../pipeline/spec/schema.ts";
 import { PRETRAIN_TASK, TASKS } from "../tasks/registry.ts";
 import { ROOT, runScript } from "./cli.ts";
 
@@ -51,7 +55,7 @@ Deno.test("docs: every key of the spec and of every task's params has a row", ()
 });
 
 Deno.test("deno task spec-keys --check passes on the committed file", async () => {
-  const run = await runScript("pipeline/spec_docs.ts", ["--check"]);
+  const run = await runScript("pipeline/commands/spec_keys.ts", ["--check"]);
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stdout, /is up to date/);
 });

@@ -1,8 +1,8 @@
 /** Specs in tests: an arm's settings written out, and the problem lines of a bad spec. */
 import assert from "node:assert/strict";
-import { parseSpec, type SpecContext, SpecError } from "../pipeline/spec.ts";
-import type { ArmSpec } from "../pipeline/spec_types.ts";
-import { expandSweep } from "../pipeline/sweep.ts";
+import { parseSpec, type SpecContext, SpecError } from "../pipeline/spec/mod.ts";
+import type { ArmSpec } from "../pipeline/spec/types.ts";
+import { expandSweep } from "../pipeline/spec/sweep.ts";
 import { TASKS } from "../tasks/registry.ts";
 
 /** The file a spec given as text is reported in. */

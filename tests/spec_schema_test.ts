@@ -1,4 +1,4 @@
-/** The spec schema (pipeline/spec_schema.ts) and task params declared with defineParams. */
+/** The spec schema (pipeline/spec/schema.ts) and task params declared with defineParams. */
 import assert from "node:assert/strict";
 import {
   checkFields,
@@ -8,8 +8,8 @@ import {
   type Field,
   type Fields,
   problemOf,
-} from "../pipeline/schema.ts";
-import { parseSpec } from "../pipeline/spec.ts";
+} from "../pipeline/lib/schema.ts";
+import { parseSpec } from "../pipeline/spec/mod.ts";
 import {
   ARM_FIELDS,
   BASE_FIELDS,
@@ -23,7 +23,7 @@ import {
   SPEC_SCHEMA,
   TASK_FIELDS,
   TRAIN_FIELDS,
-} from "../pipeline/spec_schema.ts";
+} from "../pipeline/spec/schema.ts";
 import { PRETRAIN_TASK, TASKS } from "../tasks/registry.ts";
 import { parseProblems as problems, SPEC_CONTEXT, SPEC_FILE } from "./spec_fixtures.ts";
 

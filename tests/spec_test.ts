@@ -6,8 +6,8 @@ import {
   loadSpec,
   parseSpec,
   SpecError,
-} from "../pipeline/spec.ts";
-import type { SpecContext } from "../pipeline/spec.ts";
+} from "../pipeline/spec/mod.ts";
+import type { SpecContext } from "../pipeline/spec/mod.ts";
 import type { Task } from "../tasks/task.ts";
 import { armSpec, DEFAULT_MIX, problemsOf } from "./spec_fixtures.ts";
 

@@ -14,7 +14,7 @@ import {
   T_CRITICAL_95,
   tCritical95,
   wilsonInterval,
-} from "../pipeline/stats.ts";
+} from "../pipeline/report/stats.ts";
 
 function assertClose(actual: number | undefined, expected: number, tolerance = 1e-9, what = "") {
   if (actual === undefined || !(Math.abs(actual - expected) <= tolerance)) {

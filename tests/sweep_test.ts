@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
-import { SpecError } from "../pipeline/spec.ts";
-import { axisLabel, expandSweep, splitSweepOverrides, splitValues } from "../pipeline/sweep.ts";
+import { SpecError } from "../pipeline/spec/mod.ts";
+import {
+  axisLabel,
+  expandSweep,
+  splitSweepOverrides,
+  splitValues,
+} from "../pipeline/spec/sweep.ts";
 import { TASKS } from "../tasks/registry.ts";
 import { fileURLToPath } from "node:url";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { clip, escapeForTerminal } from "../pipeline/terminal.ts";
+import { clip, escapeForTerminal } from "../pipeline/lib/terminal.ts";
 
 Deno.test("escapeForTerminal: control characters become escapes, printable text stays", () => {
   assert.equal(escapeForTerminal("a\x1b[31mred\x1b[0m"), "a\\x1b[31mred\\x1b[0m");

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { TASKS } from "../tasks/registry.ts";
 import { fileURLToPath } from "node:url";
 
-const MAIN = fileURLToPath(new URL("../pipeline/main.ts", import.meta.url));
+const MAIN = fileURLToPath(new URL("../pipeline/commands/experiment.ts", import.meta.url));
 const HOSTILE = "<img src=x onerror=alert(1)>";
 
 Deno.test("a hostile label from a dataset file reaches the report escaped", async () => {
@@ -61,7 +61,7 @@ arms:
 });
 
 Deno.test("YAML tags instantiate nothing: a tagged value is read as plain data", async () => {
-  const { parseSpec } = await import("../pipeline/spec.ts");
+  const { parseSpec } = await import("../pipeline/spec/mod.ts");
   const spec = parseSpec(
     `name: tags
 description: !!js/function "function () { globalThis.pwned = true }"

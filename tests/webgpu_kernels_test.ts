@@ -1,11 +1,11 @@
 /**
- * The split-K matmul of pipeline/model/webgpu_kernels.ts computes what tfjs's matmul
+ * The split-K matmul of pipeline/kernels/webgpu_kernels.ts computes what tfjs's matmul
  * computes, and a training step with it wired in matches the plain WebGPU path. Here the
  * adapter is llvmpipe (a software GPU): correctness only, small shapes.
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { gpuAdapter, initBackend } from "../pipeline/backend.ts";
+import { gpuAdapter, initBackend } from "../pipeline/kernels/backend.ts";
 import {
   disableSplitKMatmul,
   enableSplitKMatmul,
@@ -13,7 +13,7 @@ import {
   splitKMatmulCount,
   splitPlan,
   useSplitK,
-} from "../pipeline/model/webgpu_kernels.ts";
+} from "../pipeline/kernels/webgpu_kernels.ts";
 import type { WeightMap } from "../pipeline/model/tiny_vlm.ts";
 import { lossAndGrads as fixtureLossAndGrads, tinyGridData, tinyModelConfig } from "./fixtures.ts";
 

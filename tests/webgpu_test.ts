@@ -5,10 +5,10 @@
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { gpuAdapter, initBackend } from "../pipeline/backend.ts";
-import { evaluate } from "../pipeline/eval.ts";
+import { gpuAdapter, initBackend } from "../pipeline/kernels/backend.ts";
+import { evaluate } from "../pipeline/eval/evaluate.ts";
 import { TinyVlm, type WeightMap } from "../pipeline/model/tiny_vlm.ts";
-import { train } from "../pipeline/train.ts";
+import { train } from "../pipeline/train/loop.ts";
 import { gridPatch } from "../tasks/grid_patch.ts";
 import {
   lossAndGrads as fixtureLossAndGrads,
@@ -79,7 +79,7 @@ Deno.test({
   // A fresh process with DENO_WEBGPU_BACKEND unset, as a user's would be.
   const probe = `
     Deno.env.delete("DENO_WEBGPU_BACKEND");
-    const { gpuAdapter } = await import(${JSON.stringify(`${ROOT}pipeline/backend.ts`)});
+    const { gpuAdapter } = await import(${JSON.stringify(`${ROOT}pipeline/kernels/backend.ts`)});
     const gpu = await gpuAdapter();
     const maps = Deno.readTextFileSync("/proc/self/maps");
     console.log(JSON.stringify({

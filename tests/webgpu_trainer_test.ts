@@ -1,21 +1,21 @@
 /**
- * The whole-step WebGPU trainer (pipeline/model/webgpu_trainer.ts) computes what the tfjs
+ * The whole-step WebGPU trainer (pipeline/train/webgpu/trainer.ts) computes what the tfjs
  * model computes: both losses, every parameter's gradient and the parameters after AdamW
  * steps, against the wasm backend to 1e-4. Here the adapter is llvmpipe (a software GPU):
  * correctness only, tiny shapes chosen off every tile size (d = 24, 3 heads of 8, MLP 48).
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { gpuAdapter, initBackend } from "../pipeline/backend.ts";
-import type { Encoded } from "../pipeline/batch.ts";
-import type { KlalQueries } from "../pipeline/losses.ts";
+import { gpuAdapter, initBackend } from "../pipeline/kernels/backend.ts";
+import type { Encoded } from "../pipeline/model/batch.ts";
+import type { KlalQueries } from "../pipeline/model/losses.ts";
 import { TinyVlm, type TinyVlmConfig, type WeightMap } from "../pipeline/model/tiny_vlm.ts";
 import {
   splitK,
   webgpuDevice,
   WebGpuTrainer,
   type WebGpuTrainerOptions,
-} from "../pipeline/model/webgpu_trainer.ts";
+} from "../pipeline/train/webgpu/trainer.ts";
 import {
   AdamW,
   batchTensors,
@@ -24,8 +24,8 @@ import {
   train,
   type TrainOptions,
   type TrainSnapshot,
-} from "../pipeline/train.ts";
-import { trainingReason, webgpuTrainerEnabled } from "../pipeline/train_webgpu.ts";
+} from "../pipeline/train/loop.ts";
+import { trainingReason, webgpuTrainerEnabled } from "../pipeline/train/webgpu/loop.ts";
 import { releaseWebgpu, tinyGridData, tinyModelConfig, tinyTrainOptions } from "./fixtures.ts";
 
 const gpu = await gpuAdapter();

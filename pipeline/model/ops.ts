@@ -9,12 +9,12 @@
  * native OpenBLAS matmul (or on other backends) the flags are free and tfjs's own matMul
  * and gradient run (no transposes, no custom-gradient bookkeeping).
  *
- * With the fused kernels of ./native_fused.ts (wasm + OpenBLAS, unless `KLAL_FUSED=off`),
+ * With the fused kernels of ../kernels/native_fused.ts (wasm + OpenBLAS, unless `KLAL_FUSED=off`),
  * `linear`, `linearGelu`, `layerNorm`, `residualLayerNorm` and `attention` are one kernel
  * each, forward and backward.
  */
 import * as tf from "@tensorflow/tfjs";
-import { ATTENTION_MIX, ATTENTION_SCORES } from "./native_attention.ts";
+import { ATTENTION_MIX, ATTENTION_SCORES } from "../kernels/native_attention.ts";
 import {
   ATTENTION,
   GELU_GRAD,
@@ -24,12 +24,12 @@ import {
   LINEAR_GRAD_INPUT,
   LINEAR_GRAD_WEIGHT,
   RESIDUAL_LAYER_NORM,
-} from "./native_fused.ts";
+} from "../kernels/native_fused.ts";
 import {
   fusedKernelsEnabled,
   nativeAttentionEnabled,
   nativeMatmulEnabled,
-} from "./native_matmul.ts";
+} from "../kernels/native_matmul.ts";
 
 /** True when matMul's transpose flags cost nothing extra on the active backend. */
 function transposeFlagsAreFree(): boolean {
@@ -134,8 +134,8 @@ function maskBias(keyMask: tf.Tensor2D): tf.Tensor4D {
  * heads of dh values) side by side; `mask` says which keys each query sees. Returns the
  * attention probabilities [B, H, T, T] and the mixed values [B, T, d] (heads side by side,
  * ready for the output projection). With wasm + OpenBLAS the products read and write qkv's
- * layout in place (./native_attention.ts), with the fused kernels mask and softmax included
- * (./native_fused.ts); elsewhere the tfjs ops below.
+ * layout in place (../kernels/native_attention.ts), with the fused kernels mask and softmax included
+ * (../kernels/native_fused.ts); elsewhere the tfjs ops below.
  */
 export function attention(
   qkv: tf.Tensor3D,

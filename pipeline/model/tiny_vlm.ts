@@ -9,7 +9,7 @@
  * and every layer's attention probabilities, so KLAL and the figures read them directly.
  */
 import * as tf from "@tensorflow/tfjs";
-import { seedFrom } from "../rng.ts";
+import { seedFrom } from "../lib/rng.ts";
 import {
   attention,
   attentionMask,
@@ -37,7 +37,7 @@ export interface TinyVlmConfig {
   positionStd: number;
 }
 
-/** Inputs of one forward pass (see pipeline/batch.ts for the layout). */
+/** Inputs of one forward pass (see pipeline/model/batch.ts for the layout). */
 export interface ForwardInputs {
   /** [B, Tv, patchDim] */
   patches: tf.Tensor3D;

@@ -6,8 +6,8 @@
  */
 
 import { createCanvas, Image } from "@napi-rs/canvas";
-import { targetSupport } from "../metrics.ts";
-import { mean } from "../stats.ts";
+import { targetSupport } from "../eval/target_support.ts";
+import { mean } from "./stats.ts";
 import { COLUMN_ORDER, paperColumn } from "./poster.ts";
 import { round4 } from "./summary.ts";
 import type { FigureSet, ReportInput } from "./types.ts";

@@ -3,8 +3,8 @@
  * the three files cannot disagree on a number or its rounding.
  */
 
-import type { Spec } from "../spec_types.ts";
-import type { ConfidenceInterval } from "../stats.ts";
+import type { Spec } from "../spec/types.ts";
+import type { ConfidenceInterval } from "./stats.ts";
 import type { ArmConfusion } from "./items.ts";
 import { armLabel, controlKind, POSTER_TABLE2 } from "./poster.ts";
 import {

@@ -4,7 +4,7 @@
  * bundles load, and the run itself (stages, cache keys, the resolved spec).
  */
 
-import { pathOf } from "../paths.ts";
+import { pathOf, projectUrl } from "../lib/paths.ts";
 import { backendWithReason, confusionCells, NOT_RUN, setupLine } from "./cells.ts";
 import { STAND_IN_NOTE, TABLE1_NOTE, taskHeading } from "./markdown.ts";
 import { posterRow } from "./poster.ts";
@@ -65,7 +65,7 @@ function bundleUrls(pkg: string, file: string): URL[] {
   } catch {
     // Not resolvable this way; fall through to the repository-relative path.
   }
-  urls.push(new URL(`../../node_modules/${pkg}/build/${file}`, import.meta.url));
+  urls.push(projectUrl(`node_modules/${pkg}/build/${file}`));
   return urls;
 }
 

@@ -11,7 +11,7 @@ import {
   confusionMatrix,
   mcnemarExact,
   type McNemarTest,
-} from "../stats.ts";
+} from "./stats.ts";
 import type { ItemOutcome, ReportInput } from "./types.ts";
 
 /** Resamples of every bootstrap in a report (fixed seed: a report is reproducible). */

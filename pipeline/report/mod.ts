@@ -29,7 +29,7 @@
  * report); and paper/, the committed paper record.
  */
 
-export { targetSupport } from "../metrics.ts";
+export { targetSupport } from "../eval/target_support.ts";
 export { lightGrayImage, massOnTarget, relativeToUniform } from "./attention_maps.ts";
 export {
   formatAccuracy,

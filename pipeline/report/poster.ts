@@ -5,7 +5,7 @@
  * is labelled (a real-format task run on its offline stand-in says so).
  */
 
-import type { ArmSpec, Spec, TaskSpec } from "../spec_types.ts";
+import type { ArmSpec, Spec, TaskSpec } from "../spec/types.ts";
 
 /**
  * The paper's columns, an arm maps to one by the spec's convention; "Control" holds our

@@ -18,7 +18,7 @@ import {
   verdictLines,
 } from "./summary.ts";
 import type { ReportInput } from "./types.ts";
-import type { BootstrapInterval } from "../stats.ts";
+import type { BootstrapInterval } from "./stats.ts";
 
 /** A bootstrap interval as results.json stores it (null: no item outcomes). */
 function bootJson(interval: BootstrapInterval | undefined) {

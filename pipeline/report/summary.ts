@@ -8,7 +8,7 @@
  * from here.
  */
 
-import type { ArmSpec, Spec } from "../spec_types.ts";
+import type { ArmSpec, Spec } from "../spec/types.ts";
 import {
   type BootstrapInterval,
   ci95,
@@ -17,7 +17,7 @@ import {
   mean,
   pairedTTest,
   wilsonInterval,
-} from "../stats.ts";
+} from "./stats.ts";
 import {
   answerClasses,
   armBootstrap,

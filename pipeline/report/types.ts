@@ -4,8 +4,8 @@
  * the stages gather from the cache and every other module of the report reads.
  */
 
-import type { Floor } from "../floors.ts";
-import type { Spec, TaskSpec } from "../spec_types.ts";
+import type { Floor } from "../eval/floors.ts";
+import type { Spec, TaskSpec } from "../spec/types.ts";
 
 /** One measured number: a metric of one arm and seed on one task. */
 export interface ResultRow {
@@ -53,7 +53,7 @@ export interface ReportInput {
   backend: string;
   /**
    * Why that backend: "set in the spec", "auto: no GPU adapter", or a calibration's numbers
-   * (pipeline/backend_choice.ts). Absent for entries written before it was recorded.
+   * (pipeline/run/backend_choice.ts). Absent for entries written before it was recorded.
    */
   backendReason?: string;
   /** ISO date. */

@@ -4,7 +4,7 @@
  * every report.
  */
 
-import { replaceFolderAtomic, writeFileAtomic } from "../atomic.ts";
+import { replaceFolderAtomic, writeFileAtomic } from "../lib/atomic.ts";
 import { loadBundles, renderHtml } from "./html.ts";
 import { renderTableMarkdown } from "./markdown.ts";
 import { reportCharts } from "./registry.ts";
@@ -15,7 +15,7 @@ import type { ReportInput } from "./types.ts";
 
 /**
  * Write index.html, results.json, table.md and figures/<chart>.{svg,png} into `dir`
- * (creating it), replacing the folder in one step (../atomic.ts), so a crash never leaves a
+ * (creating it), replacing the folder in one step (../lib/atomic.ts), so a crash never leaves a
  * half-written report.
  */
 export async function writeReport(dir: string, input: ReportInput): Promise<void> {

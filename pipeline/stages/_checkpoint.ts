@@ -1,8 +1,8 @@
 /** Model checkpoints in a cache entry: weights as one float32 file plus a JSON index. */
-import type { Layout } from "../batch.ts";
-import type { Cache, EntryWriter } from "../cache.ts";
+import type { Layout } from "../model/batch.ts";
+import type { Cache, EntryWriter } from "../cache/store.ts";
 import { TinyVlm, type TinyVlmConfig, type WeightMap } from "../model/tiny_vlm.ts";
-import { Tokenizer } from "../tokenizer.ts";
+import { Tokenizer } from "../model/tokenizer.ts";
 
 interface CheckpointIndex {
   config: TinyVlmConfig;

@@ -1,10 +1,11 @@
 /**
  * What every stage module shares: the context a stage runs in, the task a stage names, and
  * the reader of data entries. Kept free of runtime imports, so a stage's import closure (its
- * code version, ../code_version.ts) gains nothing by importing it but this file.
+ * code version, ../cache/code_version.ts) gains nothing by importing it but this file.
  */
-import type { Cache } from "../cache.ts";
+import type { Cache } from "../cache/store.ts";
 import type { Sample, Task } from "../../tasks/task.ts";
+import { projectUrl } from "../lib/paths.ts";
 
 /** What every stage gets besides its own params. */
 export interface StageContext {
@@ -29,7 +30,7 @@ export async function loadTask(name: string): Promise<Task> {
   const path = taskModulePath(name);
   let module: Record<string, unknown>;
   try {
-    module = await import(new URL(`../../${path}`, import.meta.url).href);
+    module = await import(projectUrl(path).href);
   } catch (e) {
     throw new Error(`unknown task ${name}: cannot import ${path}: ${(e as Error).message}`);
   }

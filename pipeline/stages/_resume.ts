@@ -9,10 +9,10 @@
  * previous checkpoint, or step 0, is where training continues, so damaged weights are never
  * resumed and then cached under a valid manifest.
  */
-import { writeFileAtomic } from "../atomic.ts";
-import type { Cache } from "../cache.ts";
+import { writeFileAtomic } from "../lib/atomic.ts";
+import type { Cache } from "../cache/store.ts";
 import type { WeightMap } from "../model/tiny_vlm.ts";
-import type { TrainSnapshot } from "../train.ts";
+import type { TrainSnapshot } from "../train/loop.ts";
 
 const MAGIC = new TextEncoder().encode("KLALCKP2");
 const HASH_BYTES = 32;

@@ -5,8 +5,8 @@
  * to the smaller rate. Writes `choice.json` (LrChoice), which each fine-tune of the arm reads
  * its rate from (./finetune.ts).
  */
-import type { EntryWriter } from "../cache.ts";
-import type { ResolvedStage } from "../plan.ts";
+import type { EntryWriter } from "../cache/store.ts";
+import type { ResolvedStage } from "../run/plan.ts";
 import type { StageContext } from "./_common.ts";
 
 /** One rate of the grid and the validation accuracy (%) its fine-tune reached. */

@@ -1,12 +1,12 @@
 /**
  * The data stage: a task's samples for one split and seed, stored as image bytes, targets and
  * text. The task is loaded from its own module by name, so this module's import closure holds
- * no task code; the stage's code version adds the task's module (../plan.ts, `stageCode`).
+ * no task code; the stage's code version adds the task's module (../run/plan.ts, `stageCode`).
  */
 import type { DataSource, Sample, Task, TaskConfig } from "../../tasks/task.ts";
-import type { EntryWriter } from "../cache.ts";
-import type { ResolvedStage } from "../plan.ts";
-import { Rng, seedFrom } from "../rng.ts";
+import type { EntryWriter } from "../cache/store.ts";
+import type { ResolvedStage } from "../run/plan.ts";
+import { Rng, seedFrom } from "../lib/rng.ts";
 import { loadTask } from "./_common.ts";
 
 /** Parameters of a data stage. */

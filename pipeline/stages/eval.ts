@@ -4,14 +4,14 @@
  */
 import { createCanvas } from "@napi-rs/canvas";
 import type { Sample } from "../../tasks/task.ts";
-import { backendReason, initBackend } from "../backend.ts";
-import { encodeSamples, layoutFor, mergeLayouts } from "../batch.ts";
-import type { EntryWriter } from "../cache.ts";
-import { evaluate } from "../eval.ts";
-import { fixedAnswerFloor } from "../floors.ts";
-import type { ResolvedStage } from "../plan.ts";
+import { backendReason, initBackend } from "../kernels/backend.ts";
+import { encodeSamples, layoutFor, mergeLayouts } from "../model/batch.ts";
+import type { EntryWriter } from "../cache/store.ts";
+import { evaluate } from "../eval/evaluate.ts";
+import { fixedAnswerFloor } from "../eval/floors.ts";
+import type { ResolvedStage } from "../run/plan.ts";
 import type { FigureSample } from "../report/types.ts";
-import type { Spec } from "../spec_types.ts";
+import type { Spec } from "../spec/types.ts";
 import { loadCheckpoint } from "./_checkpoint.ts";
 import { loadSamples, loadTask, type StageContext } from "./_common.ts";
 

@@ -2,14 +2,14 @@
  * The finetune stage: one arm and seed trained from the Base checkpoint, with KLAL at the
  * arm's lambda, measured on the validation set as it learns and resumable after a kill.
  */
-import type { EntryWriter } from "../cache.ts";
-import { backendReason, initBackend } from "../backend.ts";
-import { encodeSamples, layoutFor, mergeLayouts } from "../batch.ts";
-import { evaluate } from "../eval.ts";
-import type { ResolvedStage } from "../plan.ts";
-import type { ArmSpec, Spec, TrainSpec } from "../spec_types.ts";
-import { controlTargets, train } from "../train.ts";
-import { trainingReason } from "../train_webgpu.ts";
+import type { EntryWriter } from "../cache/store.ts";
+import { backendReason, initBackend } from "../kernels/backend.ts";
+import { encodeSamples, layoutFor, mergeLayouts } from "../model/batch.ts";
+import { evaluate } from "../eval/evaluate.ts";
+import type { ResolvedStage } from "../run/plan.ts";
+import type { ArmSpec, Spec, TrainSpec } from "../spec/types.ts";
+import { controlTargets, train } from "../train/loop.ts";
+import { trainingReason } from "../train/webgpu/loop.ts";
 import { loadCheckpoint, saveCheckpoint } from "./_checkpoint.ts";
 import { loadSamples, loadTask, type StageContext } from "./_common.ts";
 import { readPartial, removePartials, writePartial } from "./_resume.ts";

@@ -3,7 +3,7 @@
  * reads its inputs only through the cache, by key.
  *
  * Each kind of stage lives in its own module, whose import closure is the kind's code
- * version (../plan.ts, `STAGE_MODULES`):
+ * version (../run/plan.ts, `STAGE_MODULES`):
  *
  *   data.ts      a task's samples (the task's module is loaded by name, ./_common.ts)
  *   pretrain.ts  the Base checkpoint
@@ -16,8 +16,8 @@
  * stage's module is imported when a stage of its kind first runs, so a process that only
  * generates data never loads the model.
  */
-import type { EntryWriter, Manifest } from "../cache.ts";
-import type { ResolvedStage, StageKind } from "../plan.ts";
+import type { EntryWriter, Manifest } from "../cache/store.ts";
+import type { ResolvedStage, StageKind } from "../run/plan.ts";
 import type { StageContext } from "./_common.ts";
 import type { ReportExtra } from "./report.ts";
 

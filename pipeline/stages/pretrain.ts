@@ -2,15 +2,15 @@
  * The pretrain stage: the shared Base checkpoint, NTP on the generic pretraining mix (plus
  * KLAL toward the mix's own maps, on every layer, when `base.lambda` > 0).
  */
-import type { EntryWriter } from "../cache.ts";
-import { backendReason, initBackend } from "../backend.ts";
-import { encodeSamples, layoutFor } from "../batch.ts";
+import type { EntryWriter } from "../cache/store.ts";
+import { backendReason, initBackend } from "../kernels/backend.ts";
+import { encodeSamples, layoutFor } from "../model/batch.ts";
 import { TinyVlm } from "../model/tiny_vlm.ts";
-import type { ResolvedStage } from "../plan.ts";
-import type { BaseSpec, ModelSpec, Spec } from "../spec_types.ts";
-import { Tokenizer } from "../tokenizer.ts";
-import { train } from "../train.ts";
-import { trainingReason } from "../train_webgpu.ts";
+import type { ResolvedStage } from "../run/plan.ts";
+import type { BaseSpec, ModelSpec, Spec } from "../spec/types.ts";
+import { Tokenizer } from "../model/tokenizer.ts";
+import { train } from "../train/loop.ts";
+import { trainingReason } from "../train/webgpu/loop.ts";
 import { saveCheckpoint } from "./_checkpoint.ts";
 import { loadSamples, type StageContext } from "./_common.ts";
 
@@ -20,7 +20,7 @@ const MAX_TEXT_TOKENS = 32;
 /** Pretrain a model on the data entry `data`; write its checkpoint and loss log. */
 export async function runPretrain(stage: ResolvedStage, out: EntryWriter, ctx: StageContext) {
   const p = stage.params as {
-    /** `vocabulary`: every word of every task, sorted (../plan.ts, `modelVocabulary`). */
+    /** `vocabulary`: every word of every task, sorted (../run/plan.ts, `modelVocabulary`). */
     model: ModelSpec & { vocabulary: string[] };
     /** `seed`: this Base's own (the plan gives one per seed for base.seed: run). */
     base: BaseSpec & { seed: number };

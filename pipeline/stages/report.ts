@@ -2,9 +2,9 @@
  * The report stage, run in the main process: gathers every eval and finetune entry of a plan
  * and writes the report (../report.ts) into its own cache entry.
  */
-import type { Cache, EntryWriter, Manifest } from "../cache.ts";
-import type { evaluate } from "../eval.ts";
-import type { ResolvedStage } from "../plan.ts";
+import type { Cache, EntryWriter, Manifest } from "../cache/store.ts";
+import type { evaluate } from "../eval/evaluate.ts";
+import type { ResolvedStage } from "../run/plan.ts";
 import {
   type BreakdownRow,
   type CurvePoint,
@@ -18,8 +18,8 @@ import {
   type TaskFloor,
   writeReport,
 } from "../report/mod.ts";
-import type { Spec } from "../spec_types.ts";
-import type { LossPoint } from "../train.ts";
+import type { Spec } from "../spec/types.ts";
+import type { LossPoint } from "../train/loop.ts";
 import type { StageContext } from "./_common.ts";
 import type { LearningPoint } from "./finetune.ts";
 

@@ -5,7 +5,7 @@
 #   tests/reference/gpu.sh pack   on a CPU machine with network (Deno 2.9.6 via npx, the npm
 #                                 packages of deno.json, apt-get): builds .scratch/gpu/
 #                                 (git-ignored, < 64 MiB): deno.xz (the Deno binary),
-#                                 js/*.js (deno bundles: pipeline/bench.ts, gpu_tools.ts,
+#                                 js/*.js (deno bundles: pipeline/commands/bench.ts, gpu_tools.ts,
 #                                 reference_test.ts, webgpu_trainer_test.ts), the tfjs wasm
 #                                 files, and
 #                                 vulkan/libvulkan.so.1 (Debian's libvulkan1).
@@ -60,7 +60,7 @@ imports = dict(json.load(open("deno.json"))["imports"])
 imports["@napi-rs/canvas"] = "../../tests/reference/canvas_stub.ts"
 json.dump({"imports": imports}, open(sys.argv[1], "w"), indent=1)
 PY
-  for entry in pipeline/bench.ts tests/reference/gpu_tools.ts tests/reference_test.ts \
+  for entry in pipeline/commands/bench.ts tests/reference/gpu_tools.ts tests/reference_test.ts \
     tests/webgpu_trainer_test.ts; do
     npx --yes "deno@${DENO_VERSION}" bundle --quiet --platform deno \
       --import-map "$GPU_DIR/import_map.json" \
@@ -165,7 +165,7 @@ run() {
     log "no GPU: falling back to CPU figures"
   fi
 
-  # Vulkan for Deno's WebGPU: pipeline/gpu_env.ts's set-up, exported into this shell.
+  # Vulkan for Deno's WebGPU: pipeline/kernels/gpu_env.ts's set-up, exported into this shell.
   if KLAL_VULKAN_DIR="$PWD/$GPU_DIR/vulkan" "$deno" run -A "$GPU_DIR/js/gpu_tools.js" env \
     "$work/vulkan" >"$work/env.sh" 2>"$out/env.txt"; then
     # shellcheck disable=SC1091

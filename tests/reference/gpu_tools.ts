@@ -1,14 +1,14 @@
 /**
  * What tests/reference/gpu.sh needs from the pipeline on the GPU machine, in one bundle:
  *
- *   gpu_tools.ts env STATE_DIR      the Vulkan set-up of pipeline/gpu_env.ts as shell `export`
+ *   gpu_tools.ts env STATE_DIR      the Vulkan set-up of pipeline/kernels/gpu_env.ts as shell `export`
  *                                   lines (exit 3, with the reason on stderr, when not ready)
  *   gpu_tools.ts webgpu BATCH STEPS paper-model training throughput on WebGPU, one JSON object
  *                                   (bench.ts's measureTraining: 2 warm-up steps excluded;
  *                                   KLAL_ALLOW_SOFTWARE_GPU=1 accepts llvmpipe)
  *   gpu_tools.ts trainer BATCH STEPS
  *                                   the same with the whole-step WebGPU trainer
- *                                   (pipeline/model/webgpu_trainer.ts), one JSON object
+ *                                   (pipeline/train/webgpu/trainer.ts), one JSON object
  *   gpu_tools.ts arm SPEC [STEPS]   a paper-size arm: the KLAL arm of SPEC (a generated task,
  *                                   e.g. experiments/paper/grid-patch.yaml) as its fine-tune
  *                                   stage runs it, without the cache: data generated, the
@@ -26,7 +26,7 @@
  *
  * The Vulkan variables must be in a process's environment before it starts, hence two calls.
  */
-import { gpuAdapter, initBackend } from "../../pipeline/backend.ts";
+import { gpuAdapter, initBackend } from "../../pipeline/kernels/backend.ts";
 import * as tf from "@tensorflow/tfjs";
 import {
   BENCH_MODELS,
@@ -35,14 +35,14 @@ import {
   measureWebgpuTrainer,
   phaseTimes,
   profileStep,
-} from "../../pipeline/bench.ts";
-import { gpuEnvironment } from "../../pipeline/gpu_env.ts";
-import { encodeSamples, layoutFor, mergeLayouts } from "../../pipeline/batch.ts";
-import { evaluate } from "../../pipeline/eval.ts";
+} from "../../pipeline/commands/bench.ts";
+import { gpuEnvironment } from "../../pipeline/kernels/gpu_env.ts";
+import { encodeSamples, layoutFor, mergeLayouts } from "../../pipeline/model/batch.ts";
+import { evaluate } from "../../pipeline/eval/evaluate.ts";
 import { TinyVlm } from "../../pipeline/model/tiny_vlm.ts";
-import { loadSpec } from "../../pipeline/spec.ts";
-import { Tokenizer } from "../../pipeline/tokenizer.ts";
-import { train } from "../../pipeline/train.ts";
+import { loadSpec } from "../../pipeline/spec/mod.ts";
+import { Tokenizer } from "../../pipeline/model/tokenizer.ts";
+import { train } from "../../pipeline/train/loop.ts";
 import { TASKS } from "../../tasks/registry.ts";
 
 function shellQuote(s: string): string {

@@ -4,11 +4,11 @@
 Written from the TypeScript sources' *behaviour*, not translated line by line:
 
   model      pipeline/model/tiny_vlm.ts  (TinyVlm.forward)
-  losses     pipeline/losses.ts          (ntpLoss, klalLoss, visualAttention, ROW_FLOOR)
-  query rows pipeline/batch.ts           (queryStart, queryCount) and train.ts (answerToVisual)
-  optimizer  pipeline/train.ts           (AdamW.apply: global-norm clip, decoupled decay on
+  losses     pipeline/model/losses.ts          (ntpLoss, klalLoss, visualAttention, ROW_FLOOR)
+  query rows pipeline/model/batch.ts           (queryStart, queryCount) and train.ts (answerToVisual)
+  optimizer  pipeline/train/loop.ts           (AdamW.apply: global-norm clip, decoupled decay on
                                           matrices only)
-  FLOPs      pipeline/bench.ts           (trainingFlopsPerSample)
+  FLOPs      pipeline/commands/bench.ts           (trainingFlopsPerSample)
 
 Modes:
 
@@ -38,9 +38,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# pipeline/losses.ts: added to each (head, query) row's visual mass before renormalising.
+# pipeline/model/losses.ts: added to each (head, query) row's visual mass before renormalising.
 ROW_FLOOR = 1e-6
-# pipeline/losses.ts: default lower clamp of Q before the log.
+# pipeline/model/losses.ts: default lower clamp of Q before the log.
 KLAL_EPSILON = 1e-8
 # pipeline/model/tiny_vlm.ts: layerNorm's epsilon, GELU's sigmoid slope, the mask's bias.
 LAYER_NORM_EPSILON = 1e-5
@@ -164,7 +164,7 @@ def losses(w, cfg, batch, layout, lam, layers):
 
 
 # ---------------------------------------------------------------------------------------
-# AdamW as pipeline/train.ts applies it
+# AdamW as pipeline/train/loop.ts applies it
 
 
 class AdamW:
@@ -275,7 +275,7 @@ PAPER = {
 
 
 def training_flops_per_sample(tv, tt, patch_dim, vocab, d, layers, mlp_ratio):
-    """Mirrors trainingFlopsPerSample in pipeline/bench.ts: 3x the forward matmul FLOPs."""
+    """Mirrors trainingFlopsPerSample in pipeline/commands/bench.ts: 3x the forward matmul FLOPs."""
     t = tv + tt
     per_layer = (2 * t * d * 3 * d + 4 * t * t * d + 2 * t * d * d
                  + 4 * t * d * mlp_ratio * d)

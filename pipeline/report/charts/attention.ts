@@ -3,7 +3,7 @@
  * and the attention mass on the target patches per layer and head.
  */
 
-import { mean } from "../../stats.ts";
+import { mean } from "../stats.ts";
 import { armPalette, type Palette, paletteFor } from "../palette.ts";
 import { armLabel } from "../poster.ts";
 import { groupBy, round4, type TaskSummary } from "../summary.ts";

@@ -3,7 +3,7 @@
  * accuracy and grounding during fine-tuning) with the accuracy thresholds read off them.
  */
 
-import { mean } from "../../stats.ts";
+import { mean } from "../stats.ts";
 import { type Palette, paletteFor } from "../palette.ts";
 import { armLabel } from "../poster.ts";
 import { debiasedEma, groupBy, type LearningSummary } from "../summary.ts";

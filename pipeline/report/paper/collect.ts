@@ -4,9 +4,9 @@
  * cache.
  */
 
-import type { Cache } from "../../cache.ts";
-import type { Spec } from "../../spec_types.ts";
-import { ci95, holmAdjust, pairedTTest } from "../../stats.ts";
+import type { Cache } from "../../cache/store.ts";
+import type { Spec } from "../../spec/types.ts";
+import { ci95, holmAdjust, pairedTTest } from "../stats.ts";
 import { POSTER_TABLE1, POSTER_TABLE2 } from "../poster.ts";
 import type { LearningRow, ResultRow, StageInfo, TaskFloor } from "../types.ts";
 import type {

@@ -4,7 +4,7 @@
  * Every file is written through a temporary file and a rename, never half-written.
  */
 
-import type { Cache } from "../../cache.ts";
+import type { Cache } from "../../cache/store.ts";
 import { renderChartSvg } from "../render.ts";
 import { collectPaper } from "./collect.ts";
 import { paperCharts, renderPaperTable } from "./render.ts";

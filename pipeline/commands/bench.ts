@@ -1,0 +1,736 @@
+/**
+ * `deno task bench [--quick] [--json]`: how fast this machine trains, measured in one run.
+ *
+ * - single-thread OpenBLAS sgemm GFLOP/s at the paper model's largest product, measured at
+ *   the start, middle and end of the run (the yardstick: each wasm+openblas training row
+ *   reports its model GFLOP/s as a fraction of the best of these);
+ * - matmul GFLOP/s per backend at the models' real shapes, forward and backward ("wasm" is
+ *   tfjs's own kernel, "wasm+openblas" the native matmul of pipeline/kernels/native_matmul.ts,
+ *   measured when libopenblas is installed);
+ * - training throughput (samples/s and model GFLOP/s) of the quickstart, 64 px record and
+ *   paper models, on wasm+openblas with and without the fused kernels of
+ *   pipeline/kernels/native_fused.ts (`fused`), stock wasm and the cpu backend;
+ * - the PyTorch reference (tests/reference/reference.py) training the paper model on one CPU
+ *   thread, when a python3 with torch is found, and our paper throughput as a ratio of it;
+ * - the top kernels of one training step (tf.profile) on each wasm variant;
+ * - tensor count before and after N training steps (must be equal);
+ * - two independent training runs serially vs in two worker processes: the speed-up, with
+ *   each run's own training time and CPU time, so that a loaded machine shows as such.
+ *
+ * Model FLOPs are counted analytically (matmuls only, see `trainingFlopsPerSample`).
+ */
+import { parseCommand, printHelp, runCommand } from "../lib/cli.ts";
+import * as tf from "@tensorflow/tfjs";
+import { PRETRAIN_TASK, TASKS, vocabularyOf } from "../../tasks/registry.ts";
+import { backendLabel, initBackend } from "../kernels/backend.ts";
+import { type Encoded, encodeSamples, layoutFor, sequenceLength } from "../model/batch.ts";
+import {
+  disableNativeMatmul,
+  enableNativeMatmul,
+  fusedKernelsEnabled,
+  setFusedKernels,
+  sgemmGflops,
+} from "../kernels/native_matmul.ts";
+import { matmul } from "../model/ops.ts";
+import { TinyVlm } from "../model/tiny_vlm.ts";
+import { Tokenizer } from "../model/tokenizer.ts";
+import { AdamW, BatchOrder, batchTensors, disposeBatch, lossParts } from "../train/loop.ts";
+import { webgpuDevice, WebGpuTrainer } from "../train/webgpu/trainer.ts";
+import { projectPath } from "../lib/paths.ts";
+import { findTorchPython } from "../lib/torch_python.ts";
+import process from "node:process";
+
+/**
+ * The model sizes the bench measures: the quickstart's, the 64 px record setting's (64
+ * visual tokens, 8 px patches, d = 64, 2 layers) and the paper's.
+ */
+export const BENCH_MODELS = {
+  quickstart: { imageSize: 32, grid: 4, blobs: 2, dModel: 64, layers: 2, heads: 4, batch: 32 },
+  record64: { imageSize: 64, grid: 8, blobs: 4, dModel: 64, layers: 2, heads: 4, batch: 32 },
+  paper: { imageSize: 64, grid: 8, blobs: 4, dModel: 128, layers: 4, heads: 4, batch: 64 },
+} as const;
+
+/** A model size the bench (and the backend calibration, ../run/backend_choice.ts) can time. */
+export interface BenchModel {
+  readonly imageSize: number;
+  readonly grid: number;
+  readonly blobs: number;
+  readonly dModel: number;
+  readonly layers: number;
+  readonly heads: number;
+  readonly batch: number;
+}
+
+/** Sizes that determine a step's FLOPs. */
+export interface FlopShape {
+  /** Visual tokens, text tokens. */
+  tv: number;
+  tt: number;
+  patchDim: number;
+  vocab: number;
+  d: number;
+  layers: number;
+  mlpRatio: number;
+}
+
+/**
+ * Matmul FLOPs of one training sample: 3x the forward pass (the backward pass computes two
+ * matmuls per forward matmul). Forward, with T = Tv + Tt:
+ *
+ *   patch embedding 2 Tv P d  +  token embedding (one-hot matmul) 2 Tt V d
+ *   + layers x [ qkv 2 T d 3d + scores 2 T T d + attention x values 2 T T d
+ *                + projection 2 T d d + MLP 2 * 2 T d (r d) ]
+ *   + output head 2 T d V
+ */
+export function trainingFlopsPerSample(s: FlopShape): number {
+  const t = s.tv + s.tt;
+  const perLayer = 2 * t * s.d * 3 * s.d + 4 * t * t * s.d + 2 * t * s.d * s.d +
+    4 * t * s.d * s.mlpRatio * s.d;
+  const forward = 2 * s.tv * s.patchDim * s.d + 2 * s.tt * s.vocab * s.d +
+    s.layers * perLayer + 2 * t * s.d * s.vocab;
+  return 3 * forward;
+}
+
+interface Setup {
+  model: TinyVlm;
+  data: Encoded;
+  shape: FlopShape;
+  batch: number;
+}
+
+function setup(m: BenchModel): Setup {
+  const task = TASKS["grid-patch"];
+  const tokenizer = new Tokenizer(vocabularyOf([...Object.values(TASKS), PRETRAIN_TASK]));
+  const samples = task.generate!(1, Math.max(256, m.batch), {
+    imageSize: m.imageSize,
+    patchSize: 8,
+    params: { ...task.defaultParams, grid: m.grid, blobs: m.blobs },
+  });
+  const layout = layoutFor(samples, tokenizer, 8);
+  const data = encodeSamples(samples, tokenizer, layout, 8);
+  const model = new TinyVlm({
+    patchDim: layout.patchDim,
+    vocab: tokenizer.size,
+    dModel: m.dModel,
+    layers: m.layers,
+    heads: m.heads,
+    mlpRatio: 4,
+    gridSide: m.imageSize / 8,
+    maxText: 32,
+    positionStd: 0.3,
+  }, 0);
+  const shape: FlopShape = {
+    tv: layout.visual,
+    tt: sequenceLength(layout) - layout.visual,
+    patchDim: layout.patchDim,
+    vocab: tokenizer.size,
+    d: m.dModel,
+    layers: m.layers,
+    mlpRatio: 4,
+  };
+  return { model, data, shape, batch: m.batch };
+}
+
+/** One full training step (NTP + KLAL, AdamW). */
+async function trainStep(s: Setup, optimizer: AdamW, indices: number[]): Promise<void> {
+  const variables = s.model.variables();
+  const batch = batchTensors(s.data, indices);
+  const layers = Array.from({ length: s.model.config.layers }, (_, i) => i);
+  const { value, grads } = tf.variableGrads(
+    () => lossParts(s.model, batch, s.data, 1, layers).total,
+    variables,
+  );
+  await optimizer.apply(variables.map((v) => grads[v.name]), 1e-4, 1);
+  await value.data();
+  value.dispose();
+  tf.dispose(Object.values(grads));
+  disposeBatch(batch);
+}
+
+/** Training throughput of one model. */
+export interface ThroughputResult {
+  model: string;
+  backend: string;
+  /** Whether the fused kernels of pipeline/kernels/native_fused.ts ran. */
+  fused: boolean;
+  batch: number;
+  tokens: number;
+  samplesPerSecond: number;
+  gflopsPerSecond: number;
+  msPerStep: number;
+  flopsPerSample: number;
+}
+
+export async function measureTraining(
+  name: string,
+  m: BenchModel,
+  steps: number,
+): Promise<ThroughputResult> {
+  const s = setup(m);
+  const optimizer = new AdamW(s.model.variables(), 0.01);
+  const indices = Array.from({ length: s.batch }, (_, i) => i % s.data.n);
+  await trainStep(s, optimizer, indices); // warm-up: kernels compile, state allocates
+  await trainStep(s, optimizer, indices);
+  const started = performance.now();
+  for (let i = 0; i < steps; i++) await trainStep(s, optimizer, indices);
+  const ms = (performance.now() - started) / steps;
+  optimizer.dispose();
+  s.model.dispose();
+  return throughput(name, backendLabel(), fusedKernelsEnabled(), s, ms);
+}
+
+/** A training throughput from the time of one step. */
+function throughput(
+  model: string,
+  backend: string,
+  fused: boolean,
+  s: Setup,
+  msPerStep: number,
+): ThroughputResult {
+  const flops = trainingFlopsPerSample(s.shape);
+  const samplesPerSecond = s.batch / (msPerStep / 1000);
+  return {
+    model,
+    backend,
+    fused,
+    batch: s.batch,
+    tokens: s.shape.tv + s.shape.tt,
+    samplesPerSecond,
+    gflopsPerSecond: samplesPerSecond * flops / 1e9,
+    msPerStep,
+    flopsPerSample: flops,
+  };
+}
+
+/**
+ * Training throughput of the whole-step WebGPU trainer (../train/webgpu/trainer.ts) on `m`:
+ * a batch uploaded and a step submitted per step, the stats read back a few steps behind
+ * (as a training run does), 2 warm-up steps excluded, every step in flight finished before
+ * the clock stops.
+ */
+export async function measureWebgpuTrainer(
+  name: string,
+  m: BenchModel,
+  steps: number,
+  device?: GPUDevice,
+): Promise<ThroughputResult & { dispatches: number; parameters: number }> {
+  const s = setup(m);
+  const gpuDevice = device ?? await webgpuDevice();
+  const weights = await s.model.getWeights();
+  const trainer = await WebGpuTrainer.create(gpuDevice, {
+    config: s.model.config,
+    layout: s.data.layout,
+    batch: s.batch,
+    lambda: 1,
+    layers: Array.from({ length: s.model.config.layers }, (_, i) => i),
+    queries: "all",
+    weightDecay: 0.01,
+    clipNorm: 1,
+  }, Object.entries(weights).map(([n, w]) => ({ name: n, shape: w.shape, data: w.data })));
+  s.model.dispose();
+  const order = new BatchOrder(s.data.n, 0);
+  const oneStep = async () => {
+    trainer.setBatch(s.data, order.next(s.batch));
+    await trainer.step(1e-4);
+  };
+  try {
+    await oneStep();
+    await oneStep();
+    await trainer.drain(true);
+    const started = performance.now();
+    for (let i = 0; i < steps; i++) await oneStep();
+    const stats = await trainer.drain(true);
+    const ms = (performance.now() - started) / steps;
+    const last = stats.at(-1)?.stats;
+    if (!last || !Number.isFinite(last.total)) {
+      throw new Error(`webgpu trainer: loss ${last?.total}`);
+    }
+    return {
+      ...throughput(name, "webgpu-trainer", true, s, ms),
+      dispatches: trainer.dispatchesPerStep,
+      parameters: trainer.parameterCount,
+    };
+  } finally {
+    trainer.dispose();
+    if (!device) gpuDevice.destroy();
+  }
+}
+
+/** Matmul speed at one shape. */
+export interface MatmulResult {
+  backend: string;
+  shape: string;
+  forwardGflops: number;
+  backwardGflops: number;
+}
+
+export async function measureMatmul(
+  m: number,
+  k: number,
+  n: number,
+  repeats: number,
+): Promise<MatmulResult> {
+  const a = tf.randomNormal([m, k]) as tf.Tensor2D;
+  const b = tf.randomNormal([k, n]) as tf.Tensor2D;
+  // Reads are asynchronous: the WebGPU backend has no synchronous read in Deno.
+  const time = async (fn: () => tf.Tensor | tf.Tensor[]) => {
+    tf.dispose(fn()); // warm-up
+    const started = performance.now();
+    for (let i = 0; i < repeats; i++) {
+      const out = fn();
+      for (const t of Array.isArray(out) ? out : [out]) await t.data();
+      tf.dispose(out);
+    }
+    return (performance.now() - started) / repeats / 1000;
+  };
+  const flops = 2 * m * k * n;
+  const fwd = await time(() => matmul(a, b));
+  const grad = tf.grads((x, y) => tf.sum(matmul(x as tf.Tensor2D, y as tf.Tensor2D)));
+  const bwd = await time(() => grad([a, b]));
+  tf.dispose([a, b]);
+  // The backward pass is two matmuls of the same size (plus a cheap sum and its gradient).
+  return {
+    backend: backendLabel(),
+    shape: `[${m},${k}]x[${k},${n}]`,
+    forwardGflops: flops / fwd / 1e9,
+    backwardGflops: 2 * flops / bwd / 1e9,
+  };
+}
+
+/** The kernels of one training step, by total time (tf.profile); the `top` longest. */
+export async function profileStep(m: BenchModel, top = 10) {
+  const s = setup(m);
+  const optimizer = new AdamW(s.model.variables(), 0.01);
+  const indices = Array.from({ length: s.batch }, (_, i) => i % s.data.n);
+  await trainStep(s, optimizer, indices);
+  const info = await tf.profile(() => trainStep(s, optimizer, indices));
+  optimizer.dispose();
+  s.model.dispose();
+  const byKernel = new Map<string, { ms: number; calls: number }>();
+  for (const k of info.kernels) {
+    const entry = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
+    entry.ms += Number(k.kernelTimeMs) || 0;
+    entry.calls++;
+    byKernel.set(k.name, entry);
+  }
+  const total = [...byKernel.values()].reduce((a, b) => a + b.ms, 0);
+  const longest = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, top)
+    .map(([kernel, v]) => ({ kernel, calls: v.calls, ms: v.ms, share: v.ms / total }));
+  return { kernels: info.kernels.length, kernelMs: total, top: longest };
+}
+
+/**
+ * Wall time of a training step's parts (ms, mean of `repeats` after one warm-up): the forward
+ * pass to the loss, forward and backward to the gradients, and the whole step with AdamW —
+ * each ends by reading a value back, so queued GPU work is counted.
+ */
+export async function phaseTimes(m: BenchModel, repeats: number) {
+  const s = setup(m);
+  const optimizer = new AdamW(s.model.variables(), 0.01);
+  const indices = Array.from({ length: s.batch }, (_, i) => i % s.data.n);
+  const variables = s.model.variables();
+  const layers = Array.from({ length: s.model.config.layers }, (_, i) => i);
+  const time = async (fn: () => Promise<void>) => {
+    await fn();
+    const started = performance.now();
+    for (let i = 0; i < repeats; i++) await fn();
+    return (performance.now() - started) / repeats;
+  };
+  const forwardMs = await time(async () => {
+    const batch = batchTensors(s.data, indices);
+    const loss = tf.tidy(() => lossParts(s.model, batch, s.data, 1, layers).total);
+    await loss.data();
+    loss.dispose();
+    disposeBatch(batch);
+  });
+  const backwardMs = await time(async () => {
+    const batch = batchTensors(s.data, indices);
+    const { value, grads } = tf.variableGrads(
+      () => lossParts(s.model, batch, s.data, 1, layers).total,
+      variables,
+    );
+    await value.data();
+    await grads[variables[0].name].data();
+    tf.dispose([value, ...Object.values(grads)]);
+    disposeBatch(batch);
+  });
+  const stepMs = await time(() => trainStep(s, optimizer, indices));
+  optimizer.dispose();
+  s.model.dispose();
+  return { batch: s.batch, forwardMs, forwardBackwardMs: backwardMs, stepMs };
+}
+
+async function tensorCountAcross(m: BenchModel, steps: number) {
+  const s = setup(m);
+  const optimizer = new AdamW(s.model.variables(), 0.01);
+  const indices = Array.from({ length: s.batch }, (_, i) => i % s.data.n);
+  await trainStep(s, optimizer, indices);
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < steps; i++) await trainStep(s, optimizer, indices);
+  const after = tf.memory().numTensors;
+  optimizer.dispose();
+  s.model.dispose();
+  return { steps, before, after, flat: before === after };
+}
+
+/** One training run in a child process, as it reports itself. */
+interface ChildRun {
+  /** Seconds of the training steps alone (after warm-up). */
+  trainSeconds: number;
+  /** The process's CPU seconds (all threads) and wall seconds from start to exit. */
+  cpuSeconds: number;
+  processSeconds: number;
+}
+
+/**
+ * Two independent training runs (the quickstart model, `steps` steps each), one after the
+ * other vs at once in two worker processes. A warm-up run first (module and compile caches),
+ * then serial and parallel alternately, `rounds` times; each mode's best round counts. Each
+ * run reports its own training time and CPU time: in `cpuInflation` (parallel CPU per run
+ * over serial), a machine short of cores or memory bandwidth shows as more CPU per run; in
+ * `loadAverage` (before and after), other work on the machine.
+ */
+async function parallelSpeedup(steps: number, backend: string, rounds: number) {
+  const worker = projectPath("pipeline/commands/bench.ts");
+  const run = async (): Promise<ChildRun & { wallSeconds: number }> => {
+    const started = performance.now();
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", worker, "--child", String(steps), backend],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    const wallSeconds = (performance.now() - started) / 1000;
+    const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
+    if (!out.success) throw new Error(`bench worker failed (exit ${out.code})`);
+    return { ...JSON.parse(line) as ChildRun, wallSeconds };
+  };
+  const loadBefore = Deno.loadavg();
+  await run(); // warm-up
+  const serial: { seconds: number; runs: ChildRun[] }[] = [];
+  const parallel: { seconds: number; runs: ChildRun[] }[] = [];
+  for (let round = 0; round < rounds; round++) {
+    let started = performance.now();
+    const one = await run();
+    const two = await run();
+    serial.push({ seconds: (performance.now() - started) / 1000, runs: [one, two] });
+    started = performance.now();
+    const both = await Promise.all([run(), run()]);
+    parallel.push({ seconds: (performance.now() - started) / 1000, runs: both });
+  }
+  const best = <T extends { seconds: number }>(xs: T[]) =>
+    xs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+  const [s, p] = [best(serial), best(parallel)];
+  const sum = (runs: ChildRun[], key: keyof ChildRun) => runs.reduce((a, r) => a + r[key], 0);
+  // Training throughput of two runs at once over one run alone (start-up left out).
+  const trainSpeedup = (2 / Math.max(...p.runs.map((r) => r.trainSeconds))) /
+    (2 / sum(s.runs, "trainSeconds"));
+  return {
+    runs: 2,
+    steps,
+    rounds,
+    serialSeconds: s.seconds,
+    parallelSeconds: p.seconds,
+    speedup: s.seconds / p.seconds,
+    trainSpeedup,
+    startupSeconds: (sum(s.runs, "processSeconds") - sum(s.runs, "trainSeconds")) / 2,
+    cpuInflation: sum(p.runs, "cpuSeconds") / sum(s.runs, "cpuSeconds"),
+    loadAverage: { before: loadBefore[0], after: Deno.loadavg()[0] },
+  };
+}
+
+type Profile = Awaited<ReturnType<typeof profileStep>> & {
+  model: string;
+  backend: string;
+  fused: boolean;
+};
+
+/**
+ * The bench's backend variants: "wasm" (tfjs's own kernels), "wasm+openblas-unfused" (the
+ * native matmul and attention kernels without the fused ones, as `KLAL_FUSED=off`),
+ * "wasm+openblas" (everything: what training uses), "cpu".
+ */
+const VARIANTS = ["wasm", "wasm+openblas-unfused", "wasm+openblas", "cpu"] as const;
+type Variant = typeof VARIANTS[number];
+
+/** Switch to a bench variant; false when it is not available here. */
+async function useBackend(variant: Variant): Promise<boolean> {
+  await initBackend(variant === "cpu" ? "cpu" : "wasm");
+  if (variant === "wasm") disableNativeMatmul();
+  if (variant === "cpu" || variant === "wasm") return true;
+  if (!enableNativeMatmul().enabled) return false;
+  return setFusedKernels(variant === "wasm+openblas") === (variant === "wasm+openblas");
+}
+
+/** The single-thread sgemm yardstick: the paper model's largest product. */
+function sgemmShape() {
+  const m = BENCH_MODELS.paper;
+  return {
+    m: m.batch * ((m.imageSize / 8) ** 2 + 10),
+    k: m.dModel,
+    n: 4 * m.dModel,
+  };
+}
+
+/** The PyTorch reference's paper-model throughput. */
+interface TorchResult {
+  samplesPerSecond: number;
+  gflopsPerSecond: number;
+  msPerStep: number;
+  threads: number;
+  torch: string;
+  steps: number;
+}
+
+/**
+ * The PyTorch reference training the paper model on one CPU thread (reference.py bench,
+ * OMP_NUM_THREADS=1: our training is single-threaded too), or why it did not run.
+ */
+async function pytorchReference(steps: number): Promise<TorchResult | { skipped: string }> {
+  const script = Deno.env.get("KLAL_REFERENCE_SCRIPT") ??
+    projectPath("tests/reference/reference.py");
+  try {
+    Deno.statSync(script);
+  } catch {
+    return { skipped: `no ${script}` };
+  }
+  const found = await findTorchPython();
+  if (!("python" in found)) return { skipped: found.problems.join("; ") };
+  const out = await new Deno.Command(found.python, {
+    args: [script, "bench", "--device", "cpu", "--batch", "64", "--steps", String(steps), "--json"],
+    env: { OMP_NUM_THREADS: "1", MKL_NUM_THREADS: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    return { skipped: `reference.py bench failed: ${new TextDecoder().decode(out.stderr)}` };
+  }
+  const result = JSON.parse(new TextDecoder().decode(out.stdout));
+  return {
+    samplesPerSecond: result.samplesPerSecond as number,
+    gflopsPerSecond: result.gflopsPerSecond as number,
+    msPerStep: result.msPerStep as number,
+    threads: result.threads as number,
+    torch: result.torch as string,
+    steps,
+  };
+}
+
+/** Everything the bench measures. */
+export interface BenchResult {
+  machine: { cores: number; os: string; deno: string; cpu: string; loadAverage: number[] };
+  quick: boolean;
+  /** Single-thread OpenBLAS sgemm (null without OpenBLAS): the best and every measurement. */
+  sgemm: { shape: string; gflops: number; measured: number[] } | null;
+  matmul: MatmulResult[];
+  training: (ThroughputResult & { ratioToSgemm: number | null })[];
+  /** The profile of the backend training uses by default (the last of `profiles`). */
+  profile: Profile;
+  /** One profile per wasm variant measured. */
+  profiles: Profile[];
+  tensors: Awaited<ReturnType<typeof tensorCountAcross>>;
+  workers: Awaited<ReturnType<typeof parallelSpeedup>>;
+  /** The PyTorch reference on the paper model and our (default backend's) paper throughput over it. */
+  pytorch: (TorchResult & { ratio: number | null }) | { skipped: string };
+}
+
+/** The CPU's model name (Linux: /proc/cpuinfo), or "". */
+function cpuName(): string {
+  try {
+    const info = Deno.readTextFileSync("/proc/cpuinfo");
+    return info.match(/^model name\s*:\s*(.*)$/m)?.[1].trim() ?? "";
+  } catch {
+    return "";
+  }
+}
+
+/** Run the whole bench. */
+export async function bench(quick: boolean, log: (line: string) => void): Promise<BenchResult> {
+  const matmulResults: MatmulResult[] = [];
+  const training: ThroughputResult[] = [];
+  const measured: Variant[] = [];
+  const shape = sgemmShape();
+  const sgemmRuns: number[] = [];
+  const yardstick = (when: string) => {
+    const g = sgemmGflops(shape.m, shape.k, shape.n, quick ? 3 : 10);
+    if (g === null) return;
+    sgemmRuns.push(g);
+    log(`sgemm [${shape.m},${shape.k}]x[${shape.k},${shape.n}] (${when}): ${g.toFixed(1)} GFLOP/s`);
+  };
+  yardstick("start");
+  for (const variant of VARIANTS) {
+    if (!(await useBackend(variant))) {
+      log(`${variant}: skipped (${enableNativeMatmul().reason})`);
+      continue;
+    }
+    measured.push(variant);
+    // The matmul kernel is the same with and without the fused kernels.
+    if (variant !== "wasm+openblas-unfused") {
+      for (const m of Object.values(BENCH_MODELS)) {
+        const rows = m.batch * (m.imageSize ** 2 / 64 + 10);
+        if (variant === "cpu" && m !== BENCH_MODELS.quickstart && quick) continue;
+        // The models' real shapes: the QKV projection and the first MLP layer.
+        for (const [k, n] of [[m.dModel, 3 * m.dModel], [m.dModel, 4 * m.dModel]]) {
+          matmulResults.push(await measureMatmul(rows, k, n, quick ? 3 : 10));
+          log(
+            `matmul ${variant} ${matmulResults.at(-1)!.shape}: ` +
+              `fwd ${matmulResults.at(-1)!.forwardGflops.toFixed(1)} GFLOP/s, ` +
+              `bwd ${matmulResults.at(-1)!.backwardGflops.toFixed(1)} GFLOP/s`,
+          );
+        }
+      }
+    }
+    for (const [name, m] of Object.entries(BENCH_MODELS)) {
+      if (variant === "cpu" && name !== "quickstart") continue; // minutes per step
+      const steps = quick ? 3 : name === "paper" ? 10 : name === "record64" ? 20 : 30;
+      if (variant === "wasm+openblas" && name === "paper") yardstick("before the paper model");
+      training.push(await measureTraining(name, m, steps));
+      const r = training.at(-1)!;
+      log(
+        `train ${variant} ${name} (batch ${r.batch}, ${r.tokens} tokens): ` +
+          `${r.samplesPerSecond.toFixed(0)} samples/s, ${r.gflopsPerSecond.toFixed(1)} GFLOP/s, ` +
+          `${r.msPerStep.toFixed(0)} ms/step`,
+      );
+    }
+  }
+  yardstick("after training");
+  const sgemm = sgemmRuns.length > 0 ? Math.max(...sgemmRuns) : null;
+  const withRatio = training.map((r) => ({
+    ...r,
+    ratioToSgemm: sgemm !== null && r.backend === "wasm+openblas"
+      ? r.gflopsPerSecond / sgemm
+      : null,
+  }));
+  for (const r of withRatio.filter((t) => t.ratioToSgemm !== null)) {
+    log(
+      `  ${r.model}${r.fused ? "" : " (unfused)"}: ${r.ratioToSgemm!.toFixed(2)} of sgemm`,
+    );
+  }
+
+  const profiled = quick ? BENCH_MODELS.quickstart : BENCH_MODELS.paper;
+  const profiles: Profile[] = [];
+  for (const variant of measured.filter((b) => b !== "cpu")) {
+    await useBackend(variant);
+    const profile = {
+      model: profiled === BENCH_MODELS.paper ? "paper" : "quickstart",
+      backend: backendLabel(),
+      fused: fusedKernelsEnabled(),
+      ...await profileStep(profiled),
+    };
+    profiles.push(profile);
+    log(
+      `profile (${profile.model}, ${variant}): ${profile.kernels} kernels, ${
+        profile.kernelMs.toFixed(0)
+      } ms`,
+    );
+    for (const k of profile.top) {
+      log(
+        `  ${k.kernel.padEnd(24)} ${String(k.calls).padStart(5)} calls ${
+          k.ms.toFixed(1).padStart(8)
+        } ms ${(100 * k.share).toFixed(1).padStart(5)}%`,
+      );
+    }
+  }
+  // The rest runs on what training uses by default (native and fused kernels when installed).
+  await initBackend("wasm");
+  const ours = training.findLast((r) =>
+    r.model === "paper" && r.backend === backendLabel() &&
+    r.fused === fusedKernelsEnabled()
+  );
+  const tensors = await tensorCountAcross(BENCH_MODELS.quickstart, quick ? 20 : 100);
+  log(`tensors: ${tensors.before} before, ${tensors.after} after ${tensors.steps} steps`);
+
+  const torch = await pytorchReference(quick ? 3 : 10);
+  const pytorch: BenchResult["pytorch"] = "skipped" in torch
+    ? torch
+    : { ...torch, ratio: ours ? ours.samplesPerSecond / torch.samplesPerSecond : null };
+  log(
+    "skipped" in pytorch
+      ? `pytorch: skipped (${pytorch.skipped})`
+      : `pytorch (cpu, ${pytorch.threads} thread): ${pytorch.samplesPerSecond.toFixed(0)} ` +
+        `samples/s, ${pytorch.gflopsPerSecond.toFixed(1)} GFLOP/s; ours/pytorch ${
+          pytorch.ratio?.toFixed(2)
+        }`,
+  );
+
+  const workers = await parallelSpeedup(quick ? 10 : 300, "wasm", quick ? 1 : 2);
+  log(
+    `2 training runs: serial ${workers.serialSeconds.toFixed(1)} s, 2 workers ${
+      workers.parallelSeconds.toFixed(1)
+    } s, speed-up ${workers.speedup.toFixed(2)}x (training alone ${
+      workers.trainSpeedup.toFixed(2)
+    }x; start-up ${workers.startupSeconds.toFixed(2)} s per run; CPU per run in parallel ${
+      workers.cpuInflation.toFixed(2)
+    }x; load average ${workers.loadAverage.before.toFixed(2)} -> ${
+      workers.loadAverage.after.toFixed(2)
+    })`,
+  );
+  return {
+    machine: {
+      cores: navigator.hardwareConcurrency,
+      os: `${Deno.build.os} ${Deno.build.arch}`,
+      deno: Deno.version.deno,
+      cpu: cpuName(),
+      loadAverage: Deno.loadavg(),
+    },
+    quick,
+    sgemm: sgemm === null ? null : {
+      shape: `[${shape.m},${shape.k}]x[${shape.k},${shape.n}]`,
+      gflops: sgemm,
+      measured: sgemmRuns,
+    },
+    matmul: matmulResults,
+    training: withRatio,
+    profile: profiles.at(-1)!,
+    profiles,
+    tensors,
+    workers,
+    pytorch,
+  };
+}
+
+const BENCH_USAGE = `usage: deno task bench [--quick] [--json]
+
+  Measures this machine: sgemm, matmuls per backend, training throughput of the quickstart,
+  64 px and paper models (fused and unfused), a step's kernel profile, the tensor count, two
+  workers against one, and the PyTorch reference when torch is importable.
+
+options:
+  --quick     fewer steps and repeats
+  --json      one JSON object on stdout instead of the table
+  -h, --help  this text`;
+
+if (import.meta.main) {
+  const args = Deno.args;
+  if (args[0] === "--child") {
+    // One of the parallel-speedup runs: train the quickstart model for N steps and report
+    // its own timings on stdout.
+    await initBackend(args[2] as "wasm");
+    const r = await measureTraining("quickstart", BENCH_MODELS.quickstart, Number(args[1]));
+    const usage = process.cpuUsage();
+    const report: ChildRun = {
+      trainSeconds: r.msPerStep * Number(args[1]) / 1000,
+      cpuSeconds: (usage.user + usage.system) / 1e6,
+      // performance.now() counts from the process's start.
+      processSeconds: performance.now() / 1000,
+    };
+    console.log(JSON.stringify(report));
+    Deno.exit(0);
+  }
+  Deno.exit(
+    await runCommand(BENCH_USAGE, async () => {
+      const parsed = parseCommand(args, {
+        options: { quick: { type: "boolean" }, json: { type: "boolean" } },
+      });
+      if (parsed.help) return printHelp(BENCH_USAGE);
+      const json = parsed.values.json === true;
+      const result = await bench(
+        parsed.values.quick === true,
+        json ? () => {} : (l) => {
+          console.log(l);
+        },
+      );
+      if (json) console.log(JSON.stringify(result, null, 2));
+      return 0;
+    }),
+  );
+}

@@ -1,0 +1,360 @@
+/**
+ * Small-sample statistics for reports: means, Student-t confidence intervals, a paired
+ * t-test with an exact two-sided p-value, and the Wilson interval for a proportion.
+ * Pure functions, so tests can check them against hand-computed values.
+ */
+import { Rng } from "../lib/rng.ts";
+
+// deno-fmt-ignore
+/** Two-sided 95% Student-t critical values t_{0.975, dof} for dof = 1..30 (index = dof - 1). */
+export const T_CRITICAL_95: readonly number[] = [
+  12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+  2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+  2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+];
+
+/** Arithmetic mean; NaN for an empty list. */
+export function mean(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  let sum = 0;
+  for (const v of values) sum += v;
+  return sum / values.length;
+}
+
+/** Sample standard deviation (n - 1 denominator); NaN when n < 2. */
+export function sampleStd(values: readonly number[]): number {
+  const n = values.length;
+  if (n < 2) return NaN;
+  const m = mean(values);
+  let squares = 0;
+  for (const v of values) squares += (v - m) * (v - m);
+  return Math.sqrt(squares / (n - 1));
+}
+
+/** t_{0.975, dof} from the table for dof 1..30, 1.96 beyond; NaN for dof < 1. */
+export function tCritical95(dof: number): number {
+  if (!(dof >= 1)) return NaN;
+  return dof <= T_CRITICAL_95.length ? T_CRITICAL_95[Math.floor(dof) - 1] : 1.96;
+}
+
+/** A mean with its 95% confidence interval; `halfWidth` is undefined when n < 2. */
+export interface ConfidenceInterval {
+  n: number;
+  mean: number;
+  halfWidth: number | undefined;
+  low: number | undefined;
+  high: number | undefined;
+}
+
+/** 95% CI of the mean: half-width = t_{0.975, n-1} * s / sqrt(n); undefined half-width for n < 2. */
+export function ci95(values: readonly number[]): ConfidenceInterval {
+  const n = values.length;
+  const m = mean(values);
+  if (n < 2) return { n, mean: m, halfWidth: undefined, low: undefined, high: undefined };
+  const halfWidth = tCritical95(n - 1) * sampleStd(values) / Math.sqrt(n);
+  return { n, mean: m, halfWidth, low: m - halfWidth, high: m + halfWidth };
+}
+
+/** Natural log of the gamma function (Lanczos approximation, g = 7, ~15 digits) for x > 0. */
+export function logGamma(x: number): number {
+  if (x < 0.5) {
+    // Reflection keeps the series in its accurate range.
+    return Math.log(Math.PI / Math.abs(Math.sin(Math.PI * x))) - logGamma(1 - x);
+  }
+  const c = [
+    0.99999999999980993,
+    676.5203681218851,
+    -1259.1392167224028,
+    771.32342877765313,
+    -176.61502916214059,
+    12.507343278686905,
+    -0.13857109526572012,
+    9.9843695780195716e-6,
+    1.5056327351493116e-7,
+  ];
+  const z = x - 1;
+  let sum = c[0];
+  for (let i = 1; i < c.length; i++) sum += c[i] / (z + i);
+  const t = z + 7.5;
+  return 0.5 * Math.log(2 * Math.PI) + (z + 0.5) * Math.log(t) - t + Math.log(sum);
+}
+
+/** Continued fraction for the incomplete beta function (modified Lentz, Numerical Recipes). */
+function betaContinuedFraction(x: number, a: number, b: number): number {
+  const tiny = 1e-300;
+  const qab = a + b;
+  const qap = a + 1;
+  const qam = a - 1;
+  let c = 1;
+  let d = 1 - qab * x / qap;
+  if (Math.abs(d) < tiny) d = tiny;
+  d = 1 / d;
+  let h = d;
+  for (let m = 1; m <= 300; m++) {
+    const m2 = 2 * m;
+    let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
+    d = 1 + aa * d;
+    if (Math.abs(d) < tiny) d = tiny;
+    c = 1 + aa / c;
+    if (Math.abs(c) < tiny) c = tiny;
+    d = 1 / d;
+    h *= d * c;
+    aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+    d = 1 + aa * d;
+    if (Math.abs(d) < tiny) d = tiny;
+    c = 1 + aa / c;
+    if (Math.abs(c) < tiny) c = tiny;
+    d = 1 / d;
+    const delta = d * c;
+    h *= delta;
+    if (Math.abs(delta - 1) < 1e-15) break;
+  }
+  return h;
+}
+
+/** Regularized incomplete beta I_x(a, b) for 0 <= x <= 1, a, b > 0. */
+export function regularizedIncompleteBeta(x: number, a: number, b: number): number {
+  if (!(a > 0 && b > 0) || !(x >= 0 && x <= 1)) return NaN;
+  if (x === 0) return 0;
+  if (x === 1) return 1;
+  const logFront = logGamma(a + b) - logGamma(a) - logGamma(b) + a * Math.log(x) +
+    b * Math.log(1 - x);
+  const front = Math.exp(logFront);
+  // The continued fraction converges fast for x < (a+1)/(a+b+2); use the symmetry otherwise.
+  if (x < (a + 1) / (a + b + 2)) return front * betaContinuedFraction(x, a, b) / a;
+  return 1 - front * betaContinuedFraction(1 - x, b, a) / b;
+}
+
+/** Two-sided p-value P(|T| >= |t|) for Student's t with `dof` degrees of freedom. */
+export function studentTTwoSidedP(t: number, dof: number): number {
+  if (Number.isNaN(t) || !(dof > 0)) return NaN;
+  if (!Number.isFinite(t)) return 0;
+  return regularizedIncompleteBeta(dof / (dof + t * t), dof / 2, 0.5);
+}
+
+/** Result of a paired t-test on a - b. */
+export interface PairedTTest {
+  n: number;
+  meanDiff: number;
+  t: number;
+  dof: number;
+  /** Two-sided p; undefined when n < 2. */
+  p: number | undefined;
+}
+
+/**
+ * Paired two-sided t-test of mean(a - b) = 0. n < 2 gives t = NaN and p undefined;
+ * identical pairs (all differences equal zero) give t = 0, p = 1.
+ */
+export function pairedTTest(a: readonly number[], b: readonly number[]): PairedTTest {
+  if (a.length !== b.length) {
+    throw new Error(`pairedTTest: expected equal lengths, got ${a.length} and ${b.length}`);
+  }
+  const diffs = a.map((v, i) => v - b[i]);
+  const n = diffs.length;
+  const meanDiff = mean(diffs);
+  const dof = n - 1;
+  if (n < 2) return { n, meanDiff, t: NaN, dof, p: undefined };
+  const sd = sampleStd(diffs);
+  if (sd === 0) {
+    // Every pair differs by the same amount: no spread to test against.
+    if (meanDiff === 0) return { n, meanDiff, t: 0, dof, p: 1 };
+    return { n, meanDiff, t: meanDiff > 0 ? Infinity : -Infinity, dof, p: 0 };
+  }
+  const t = meanDiff / (sd / Math.sqrt(n));
+  return { n, meanDiff, t, dof, p: studentTTwoSidedP(t, dof) };
+}
+
+/** A proportion with its Wilson score interval. */
+export interface ProportionInterval {
+  estimate: number;
+  low: number;
+  high: number;
+}
+
+/** Wilson score interval for successes / n (default z = 1.96, 95%); n = 0 gives [0, 1]. */
+export function wilsonInterval(successes: number, n: number, z = 1.96): ProportionInterval {
+  if (n <= 0) return { estimate: NaN, low: 0, high: 1 };
+  const phat = successes / n;
+  const z2 = z * z;
+  const denominator = 1 + z2 / n;
+  const center = (phat + z2 / (2 * n)) / denominator;
+  const half = z * Math.sqrt(phat * (1 - phat) / n + z2 / (4 * n * n)) / denominator;
+  return { estimate: phat, low: Math.max(0, center - half), high: Math.min(1, center + half) };
+}
+
+/**
+ * Holm's step-down adjustment of p-values for a family of tests (controls the family-wise
+ * error rate). Returns adjusted p-values in the input order; undefined stays undefined
+ * and is left out of the family.
+ *
+ * @example holmAdjust([0.01, 0.04, 0.03]) // [0.03, 0.06, 0.06]
+ */
+export function holmAdjust(pValues: readonly (number | undefined)[]): (number | undefined)[] {
+  const present = pValues
+    .map((p, index) => ({ p, index }))
+    .filter((e): e is { p: number; index: number } => e.p !== undefined && !Number.isNaN(e.p))
+    .sort((a, b) => a.p - b.p);
+  const m = present.length;
+  const adjusted: (number | undefined)[] = pValues.map(() => undefined);
+  let running = 0;
+  present.forEach(({ p, index }, rank) => {
+    // Monotone: an adjusted p is never below the one of a smaller raw p.
+    running = Math.max(running, Math.min(1, (m - rank) * p));
+    adjusted[index] = running;
+  });
+  return adjusted;
+}
+
+/** log of the binomial coefficient C(n, k). */
+function logChoose(n: number, k: number): number {
+  return logGamma(n + 1) - logGamma(k + 1) - logGamma(n - k + 1);
+}
+
+/** Item-level McNemar test of two classifiers scored on the same items. */
+export interface McNemarTest {
+  /** Items only the first got right. */
+  onlyA: number;
+  /** Items only the second got right. */
+  onlyB: number;
+  /** Exact two-sided p (binomial on the discordant items, p = 1/2); 1 when none differ. */
+  p: number;
+}
+
+/**
+ * Exact McNemar test: under the null, each discordant item is equally likely to favour
+ * either arm, so min(onlyA, onlyB) ~ Binomial(onlyA + onlyB, 1/2); two-sided p doubles the
+ * tail (capped at 1).
+ */
+export function mcnemarExact(a: readonly boolean[], b: readonly boolean[]): McNemarTest {
+  if (a.length !== b.length) {
+    throw new Error(`mcnemarExact: expected equal lengths, got ${a.length} and ${b.length}`);
+  }
+  let onlyA = 0;
+  let onlyB = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] && !b[i]) onlyA++;
+    else if (!a[i] && b[i]) onlyB++;
+  }
+  const n = onlyA + onlyB;
+  if (n === 0) return { onlyA, onlyB, p: 1 };
+  const k = Math.min(onlyA, onlyB);
+  let tail = 0;
+  if (n <= 1000) {
+    // Products of small integers and a power of two: exact for the counts that matter.
+    let term = Math.pow(0.5, n);
+    for (let i = 0; i <= k; i++) {
+      tail += term;
+      term = term * (n - i) / (i + 1);
+    }
+  } else {
+    for (let i = 0; i <= k; i++) tail += Math.exp(logChoose(n, i) - n * Math.LN2);
+  }
+  return { onlyA, onlyB, p: Math.min(1, 2 * tail) };
+}
+
+/** A percentile bootstrap interval. */
+export interface BootstrapInterval {
+  estimate: number;
+  low: number;
+  high: number;
+  resamples: number;
+}
+
+/** The q-quantile (0..1) of sorted values, linear between order statistics. */
+export function quantileSorted(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  const position = (sorted.length - 1) * q;
+  const lo = Math.floor(position);
+  const hi = Math.ceil(position);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (position - lo);
+}
+
+/**
+ * Two-level percentile bootstrap of accuracy (%) over seeds and test items: each resample
+ * draws seeds with replacement, then, within each drawn seed, test items with replacement,
+ * so the interval holds both training-seed variation and test-sampling error.
+ * `correct[s][i]` is whether seed s got item i right. With `baseline` (same shape), the
+ * statistic is the paired difference accuracy(correct) - accuracy(baseline), the same seeds
+ * and items drawn for both.
+ */
+export function bootstrapAccuracy(
+  correct: readonly (readonly boolean[])[],
+  options: { baseline?: readonly (readonly boolean[])[]; resamples?: number; seed?: number } = {},
+): BootstrapInterval {
+  const resamples = options.resamples ?? 2000;
+  const baseline = options.baseline;
+  if (baseline && baseline.length !== correct.length) {
+    throw new Error(
+      `bootstrapAccuracy: expected ${correct.length} baseline seeds, got ${baseline.length}`,
+    );
+  }
+  // Rows as 0/1 bytes; each resample counts hits as it draws (seeds first, then each drawn
+  // seed's items), the same draws for the baseline.
+  const bits = (rows: readonly (readonly boolean[])[]) =>
+    rows.map((row) => Uint8Array.from(row, (v) => (v ? 1 : 0)));
+  const rowsA = bits(correct);
+  const rowsB = baseline ? bits(baseline) : undefined;
+  const percent = (hits: number, total: number) => (total === 0 ? NaN : 100 * hits / total);
+  let hitsA = 0;
+  let hitsB = 0;
+  let total = 0;
+  rowsA.forEach((row, s) => {
+    for (let i = 0; i < row.length; i++) {
+      hitsA += row[i];
+      if (rowsB && rowsB[s][i]) hitsB++;
+    }
+    total += row.length;
+  });
+  const estimate = percent(hitsA, total) - (rowsB ? percent(hitsB, total) : 0);
+  if (correct.length === 0) return { estimate: NaN, low: NaN, high: NaN, resamples: 0 };
+  const rng = new Rng(options.seed ?? 12345);
+  const k = rowsA.length;
+  const drawn = new Int32Array(k);
+  const draws: number[] = [];
+  for (let r = 0; r < resamples; r++) {
+    for (let j = 0; j < k; j++) drawn[j] = Math.floor(rng.next() * k);
+    hitsA = 0;
+    hitsB = 0;
+    total = 0;
+    for (let j = 0; j < k; j++) {
+      const a = rowsA[drawn[j]];
+      const b = rowsB?.[drawn[j]];
+      const n = a.length;
+      for (let i = 0; i < n; i++) {
+        const pick = Math.floor(rng.next() * n);
+        hitsA += a[pick];
+        if (b && b[pick]) hitsB++;
+      }
+      total += n;
+    }
+    draws.push(percent(hitsA, total) - (rowsB ? percent(hitsB, total) : 0));
+  }
+  draws.sort((x, y) => x - y);
+  return {
+    estimate,
+    low: quantileSorted(draws, 0.025),
+    high: quantileSorted(draws, 0.975),
+    resamples,
+  };
+}
+
+/**
+ * Confusion counts: `matrix[t][p]` = items whose true class is `classes[t]` and predicted
+ * class `classes[p]`; predictions outside `classes` are counted in the last column "other".
+ */
+export function confusionMatrix(
+  truths: readonly string[],
+  predictions: readonly string[],
+  classes: readonly string[],
+): { classes: string[]; matrix: number[][] } {
+  const columns = [...classes, "other"];
+  const matrix = classes.map(() => columns.map(() => 0));
+  truths.forEach((truth, i) => {
+    const t = classes.indexOf(truth);
+    if (t < 0) return;
+    const p = classes.indexOf(predictions[i]);
+    matrix[t][p < 0 ? classes.length : p]++;
+  });
+  return { classes: columns, matrix };
+}

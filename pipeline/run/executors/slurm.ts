@@ -1,0 +1,285 @@
+/**
+ * Stages as Slurm jobs: each ready stage becomes one `sbatch` job that runs the same
+ * worker command as the local executor (`deno run -A pipeline/run/worker.ts <descriptor>`).
+ * The cache, the descriptors and the job logs live under `KLAL_CACHE_DIR`, which must be a
+ * path every node shares; the per-key lock in the cache keeps two jobs off one key.
+ *
+ * One poll loop watches every job in flight with a single `squeue` call per interval,
+ * streams each job's log files as they grow (lines prefixed by the stage id), and on a
+ * job's end asks `sacct` (or `scontrol`, where accounting is off) for its state, exit code
+ * and reason.
+ */
+import type { ResolvedStage } from "../plan.ts";
+import { type Executor, WORKER_PATH } from "./executor.ts";
+
+/** Cluster settings (the spec's `executor:` block, minus `name`). */
+export interface SlurmOptions {
+  partition?: string;
+  /** Slurm time limit, e.g. "30", "2:00:00", "1-12:00:00". */
+  time?: string;
+  cpus?: number;
+  /** Generic resources, e.g. "gpu:1". */
+  gres?: string;
+  /** Extra sbatch options, passed as given (after the ones above, so they win). */
+  sbatch?: string[];
+  /** Seconds between polls of the queue (default 1). */
+  pollSeconds?: number;
+  /** The Deno binary the jobs run (default: this one; it must be reachable from the nodes). */
+  denoPath?: string;
+  /** Where streamed job output goes (default: stderr). */
+  log?: (line: string) => void;
+}
+
+/** States after which a job never runs again. */
+const FINAL_STATES = new Set([
+  "COMPLETED",
+  "FAILED",
+  "CANCELLED",
+  "TIMEOUT",
+  "NODE_FAIL",
+  "PREEMPTED",
+  "OUT_OF_MEMORY",
+  "BOOT_FAIL",
+  "DEADLINE",
+]);
+
+/** How many tail lines of a failed job's stderr go into the error message. */
+const STDERR_TAIL_LINES = 20;
+
+interface EndState {
+  state: string;
+  exitCode: string;
+  reason: string;
+}
+
+/** A log file read as it grows; complete lines only (the rest waits for its newline). */
+class LogTail {
+  private offset = 0;
+  private partial = "";
+  private readonly decoder = new TextDecoder();
+
+  constructor(readonly path: string) {}
+
+  /** New complete lines since the last call (all remaining text when `final`). */
+  async read(final = false): Promise<string[]> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(this.path);
+    } catch {
+      return []; // not created yet (the job has not started)
+    }
+    try {
+      await file.seek(this.offset, Deno.SeekMode.Start);
+      const chunk = new Uint8Array(64 * 1024);
+      for (;;) {
+        const n = await file.read(chunk);
+        if (n === null || n === 0) break;
+        this.offset += n;
+        this.partial += this.decoder.decode(chunk.subarray(0, n), { stream: true });
+      }
+    } finally {
+      file.close();
+    }
+    const lines = this.partial.split("\n");
+    this.partial = final ? "" : lines.pop()!;
+    return lines.filter((line, i) => line !== "" || i < lines.length - 1);
+  }
+}
+
+interface Job {
+  id: string;
+  stage: ResolvedStage;
+  descriptorPath: string;
+  out: LogTail;
+  err: LogTail;
+  /** Polls in a row where neither squeue nor the end-state query knew the job. */
+  unknownPolls: number;
+  settle: (error?: Error) => void;
+}
+
+/** Runs stages as `sbatch` jobs and waits for them with `squeue`/`sacct`. */
+export class SlurmExecutor implements Executor {
+  readonly name = "slurm";
+  private readonly jobs = new Map<string, Job>();
+  private polling: Promise<void> | undefined;
+  private cancelled = false;
+  private readonly log: (line: string) => void;
+
+  constructor(private readonly options: SlurmOptions = {}) {
+    this.log = options.log ?? ((line) => console.error(line));
+  }
+
+  /** The sbatch arguments for one stage (exported for tests and `--dry-run`-style checks). */
+  sbatchArgs(stage: ResolvedStage, descriptorPath: string): string[] {
+    const o = this.options;
+    const root = WORKER_PATH.slice(0, WORKER_PATH.lastIndexOf("/pipeline/"));
+    const deno = o.denoPath ?? Deno.execPath();
+    const command = [deno, "run", "-A", "--quiet", WORKER_PATH, descriptorPath]
+      .map(shellQuote).join(" ");
+    return [
+      "--parsable",
+      `--job-name=klal-${stage.id}`,
+      `--output=${descriptorPath}.out`,
+      `--error=${descriptorPath}.err`,
+      `--chdir=${root}`,
+      "--export=ALL",
+      // A node failure must fail the stage with Slurm's reason, not silently requeue it.
+      "--no-requeue",
+      ...(o.partition ? [`--partition=${o.partition}`] : []),
+      ...(o.time ? [`--time=${o.time}`] : []),
+      ...(o.cpus ? [`--cpus-per-task=${o.cpus}`] : []),
+      ...(o.gres ? [`--gres=${o.gres}`] : []),
+      ...(o.sbatch ?? []),
+      `--wrap=${command}`,
+    ];
+  }
+
+  async run(stage: ResolvedStage, descriptorPath: string): Promise<void> {
+    if (this.cancelled) throw new Error("cancelled before submission");
+    const submitted = await slurm("sbatch", this.sbatchArgs(stage, descriptorPath), {
+      KLAL_PLAIN_PROGRESS: "1",
+      NO_COLOR: "1",
+      DENO_NO_UPDATE_CHECK: "1",
+    });
+    if (!submitted.ok) {
+      throw new Error(`sbatch refused the job: ${submitted.stderr.trim() || submitted.stdout}`);
+    }
+    const id = submitted.stdout.trim().split(";")[0];
+    if (!/^\d+(_\d+)?$/.test(id)) throw new Error(`sbatch printed no job id: ${submitted.stdout}`);
+    this.log(`  [${stage.id}] slurm job ${id}`);
+    if (this.cancelled) await slurm("scancel", [id]); // Ctrl-C came while sbatch ran
+
+    const done = new Promise<void>((resolve, reject) => {
+      this.jobs.set(id, {
+        id,
+        stage,
+        descriptorPath,
+        out: new LogTail(`${descriptorPath}.out`),
+        err: new LogTail(`${descriptorPath}.err`),
+        unknownPolls: 0,
+        settle: (error) => error ? reject(error) : resolve(),
+      });
+    });
+    this.polling ??= this.pollLoop().finally(() => this.polling = undefined);
+    await done;
+    // The logs were streamed already; a failed job's stay beside its descriptor's error.
+    await Deno.remove(`${descriptorPath}.out`).catch(() => {});
+    await Deno.remove(`${descriptorPath}.err`).catch(() => {});
+  }
+
+  /** `scancel` every job in flight; their `run` calls then fail as CANCELLED. */
+  async cancel(): Promise<void> {
+    this.cancelled = true;
+    const ids = [...this.jobs.keys()];
+    if (ids.length === 0) return;
+    this.log(`cancelling ${ids.length} slurm job(s): ${ids.join(" ")}`);
+    const result = await slurm("scancel", ids);
+    if (!result.ok) this.log(`scancel: ${result.stderr.trim()}`);
+  }
+
+  private async pollLoop(): Promise<void> {
+    const interval = (this.options.pollSeconds ?? 1) * 1000;
+    let squeueFailures = 0;
+    while (this.jobs.size > 0) {
+      await new Promise((r) => setTimeout(r, interval));
+      const ids = [...this.jobs.keys()];
+      const listed = await slurm("squeue", ["-h", "-t", "all", "-j", ids.join(","), "-o", "%i|%T"]);
+      // A single unknown id makes squeue fail with "Invalid job id": treat it as not listed.
+      if (!listed.ok && !/invalid job id/i.test(listed.stderr)) {
+        if (++squeueFailures % 30 === 1) this.log(`squeue failed: ${listed.stderr.trim()}`);
+        continue; // a busy controller; the jobs are still there
+      }
+      squeueFailures = 0;
+      const states = new Map<string, string>();
+      for (const line of listed.stdout.split("\n")) {
+        const [id, state] = line.trim().split("|");
+        if (id && state) states.set(id, state);
+      }
+      for (const job of [...this.jobs.values()]) {
+        await this.stream(job);
+        const state = states.get(job.id);
+        if (state !== undefined && !FINAL_STATES.has(state)) continue;
+        const end = await endState(job.id);
+        if (!end || !FINAL_STATES.has(end.state)) {
+          // squeue no longer lists it and nothing records its end (yet): wait a little.
+          if (++job.unknownPolls < 30) continue;
+        }
+        await this.stream(job, true);
+        this.jobs.delete(job.id);
+        job.settle(await this.failure(job, end));
+      }
+    }
+  }
+
+  private async stream(job: Job, final = false): Promise<void> {
+    for (const tail of [job.out, job.err]) {
+      for (const line of await tail.read(final)) this.log(`  [${job.stage.id}] ${line}`);
+    }
+  }
+
+  /** The error for a job that ended, or undefined when it succeeded. */
+  private async failure(job: Job, end: EndState | undefined): Promise<Error | undefined> {
+    if (end?.state === "COMPLETED" && end.exitCode === "0:0") return undefined;
+    const what = end
+      ? `${end.state}, exit code ${end.exitCode}, reason ${end.reason || "None"}`
+      : "no end state (squeue, sacct and scontrol no longer know the job)";
+    const lines = [`slurm job ${job.id} (klal-${job.stage.id}) ended ${what}`];
+    const workerError = await Deno.readTextFile(`${job.descriptorPath}.error`).catch(() => "");
+    if (workerError) lines.push(`worker error: ${workerError.trim()}`);
+    const stderr = await Deno.readTextFile(`${job.descriptorPath}.err`).catch(() => "");
+    const tail = stderr.trimEnd().split("\n").slice(-STDERR_TAIL_LINES).join("\n");
+    if (tail) lines.push(`stderr (${job.descriptorPath}.err, last lines):\n${tail}`);
+    return new Error(lines.join("\n"));
+  }
+}
+
+/** The end state from accounting (`sacct`), or from the controller when accounting is off. */
+async function endState(id: string): Promise<EndState | undefined> {
+  const sacct = await slurm("sacct", ["-n", "-P", "-X", "-j", id, "-o", "State,ExitCode,Reason"]);
+  const row = sacct.ok ? sacct.stdout.split("\n").find((line) => line.trim()) : undefined;
+  if (row) {
+    const [state, exitCode, reason] = row.trim().split("|");
+    // "CANCELLED by 0" -> "CANCELLED"
+    const end = { state: state.split(" ")[0], exitCode, reason: reason ?? "" };
+    if (FINAL_STATES.has(end.state)) return end;
+  }
+  const shown = await slurm("scontrol", ["show", "job", "-o", id]);
+  if (!shown.ok) return undefined;
+  const field = (name: string) => new RegExp(`(?:^|\\s)${name}=(\\S*)`).exec(shown.stdout)?.[1];
+  const state = field("JobState");
+  if (!state) return undefined;
+  return { state, exitCode: field("ExitCode") ?? "?", reason: field("Reason") ?? "" };
+}
+
+interface CommandResult {
+  ok: boolean;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a Slurm client command; a missing command is a clear error, not a crash. */
+async function slurm(
+  command: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CommandResult> {
+  try {
+    const out = await new Deno.Command(command, { args, env, stdin: "null" }).output();
+    const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+    return { ok: out.success, stdout: text(out.stdout), stderr: text(out.stderr) };
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      return {
+        ok: false,
+        stdout: "",
+        stderr: `${command}: not found on PATH (is Slurm installed?)`,
+      };
+    }
+    throw e;
+  }
+}
+
+/** Quotes one word for /bin/sh (sbatch --wrap runs its text in a shell). */
+function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}

@@ -1,0 +1,412 @@
+/**
+ * Turns a spec into the stage graph and resolves every stage's cache key.
+ *
+ *   data(task, split, seed) -> pretrain(base) -> finetune(arm, seed) -> eval(arm, seed) -> report
+ *
+ * With train.lr_grid, each fine-tuned arm first has a trial per learning rate on the first
+ * seed (lr-finetune, evaluated on the validation set by lr-eval) and a choose-lr stage whose
+ * choice every fine-tune of the arm takes as an input; with base.seed: run, one pretrain
+ * stage per seed (pretrain:s<seed>) that the seed's stages start from.
+ *
+ * A key is the SHA-256 of canonical JSON of the stage's own params, its inputs' keys and
+ * the code version of the stage: a hash of the import closure of the module that runs its
+ * kind (../cache/code_version.ts), plus, for a stage that names a task, the task's own module and
+ * its `version`. So an edit to a task's generator invalidates that task's data and what
+ * follows it, nothing else, and an edit to report code leaves data and checkpoints alone.
+ */
+import { PRETRAIN_TASK, TASKS, vocabularyOf } from "../../tasks/registry.ts";
+import { mixVocabulary } from "../../tasks/pretrain_mix.ts";
+import { type Cache, sha256Hex, stageKey } from "../cache/store.ts";
+import { codeVersion } from "../cache/code_version.ts";
+import type { ArmSpec, Spec } from "../spec/types.ts";
+import { taskModulePath } from "../stages/_common.ts";
+import { projectUrl } from "../lib/paths.ts";
+
+/**
+ * The kinds of stage, in pipeline order. `lr-finetune` and `lr-eval` are the trials of
+ * train.lr_grid: a fine-tune and its evaluation on the validation set, run by the same
+ * modules as `finetune` and `eval` but kinds of their own, so that nothing that gathers an
+ * arm's results (the report reads every finetune and eval stage) counts them.
+ */
+export type StageKind =
+  | "data"
+  | "pretrain"
+  | "lr-finetune"
+  | "lr-eval"
+  | "choose-lr"
+  | "finetune"
+  | "eval"
+  | "report";
+
+/** One node of the stage graph. */
+export interface Stage {
+  /** Readable id, unique in a plan, e.g. "finetune:klal:s0". */
+  id: string;
+  kind: StageKind;
+  /** Everything the stage's output depends on besides its inputs and code. */
+  params: Record<string, unknown>;
+  /** Input name -> id of the stage that produces it. */
+  inputs: Record<string, string>;
+  /** Settings that change how a stage runs but not what it produces: not in the key. */
+  runtime?: Record<string, unknown>;
+  /** Arm and seed, for finetune/eval stages (and the trials and choice of train.lr_grid). */
+  arm?: string;
+  seed?: number;
+}
+
+/** A stage with its key resolved. */
+export interface ResolvedStage extends Stage {
+  key: string;
+  inputKeys: Record<string, string>;
+  codeVersion: string;
+}
+
+/** The module that runs each kind of stage: its import closure is the kind's code. */
+export const STAGE_MODULES: Readonly<Record<StageKind, string>> = {
+  data: "pipeline/stages/data.ts",
+  pretrain: "pipeline/stages/pretrain.ts",
+  "lr-finetune": "pipeline/stages/finetune.ts",
+  "lr-eval": "pipeline/stages/eval.ts",
+  "choose-lr": "pipeline/stages/choose_lr.ts",
+  finetune: "pipeline/stages/finetune.ts",
+  eval: "pipeline/stages/eval.ts",
+  report: "pipeline/stages/report.ts",
+};
+
+const taskModules = new Map<string, Promise<string>>();
+
+/**
+ * Root-relative path of the module that defines task `name` (the one the stages load it from,
+ * ../stages/_common.ts), checked to export the task the registry holds under that name.
+ */
+function taskModule(name: string): Promise<string> {
+  let path = taskModules.get(name);
+  if (!path) {
+    path = (async () => {
+      const task = name === PRETRAIN_TASK.name ? PRETRAIN_TASK : TASKS[name];
+      if (!task) throw new Error(`unknown task ${name}`);
+      const file = taskModulePath(name);
+      const module = await import(projectUrl(file).href);
+      if (!Object.values(module).includes(task)) {
+        throw new Error(`task ${name}: ${file} does not export the task the registry holds`);
+      }
+      return file;
+    })();
+    taskModules.set(name, path);
+  }
+  return path;
+}
+
+/**
+ * What a stage's code version covers: the module that runs its kind and, for a stage whose
+ * params name a task (data, finetune, eval), the task's own module, which the stage loads by
+ * name and so is outside the first module's closure, and the task's declared `version`.
+ */
+export async function stageCode(stage: Stage): Promise<{ modules: string[]; extra: string[] }> {
+  const modules = [STAGE_MODULES[stage.kind]];
+  const extra: string[] = [];
+  const name = stage.params.task;
+  if (typeof name === "string") {
+    modules.push(await taskModule(name));
+    const task = name === PRETRAIN_TASK.name ? PRETRAIN_TASK : TASKS[name];
+    extra.push(`task ${name} version ${task.version}`);
+  }
+  return { modules, extra };
+}
+
+/**
+ * Every word the model's vocabulary holds: all registered tasks plus the pretraining mix's
+ * kinds in use (`base.mix.kinds`; every kind when not given).
+ */
+export function modelVocabulary(mixKinds?: readonly string[]): string[] {
+  const mix = mixKinds === undefined ? PRETRAIN_TASK.vocabulary : mixVocabulary(mixKinds);
+  return [...new Set([...vocabularyOf(Object.values(TASKS)), ...mix])].sort();
+}
+
+/** Id of the Base checkpoint that seed `seed`'s fine-tunes start from (base.seed: run: its own). */
+export function pretrainId(spec: Spec, seed: number): string {
+  return spec.base.seed === "run" ? `pretrain:s${seed}` : "pretrain";
+}
+
+/** A learning rate as it appears in stage ids: `lr0.001`, `lr1e-7`. */
+export function lrLabel(lr: number): string {
+  return `lr${lr}`;
+}
+
+/** The stage graph of a spec (keys not yet resolved). */
+export function buildPlan(spec: Spec): Stage[] {
+  const stages: Stage[] = [];
+  const task = spec.task;
+  const imageSize = task.image_size;
+  const patchSize = spec.model.patch_size;
+  const mixKinds = (spec.base.mix as { kinds?: string[] }).kinds;
+  const modelParams = { ...spec.model, vocabulary: modelVocabulary(mixKinds ?? []) };
+
+  // One Base for every seed, or (base.seed: run) one per seed, pretrained from that seed.
+  const baseSeeds = spec.base.seed === "run" ? spec.seeds : [spec.base.seed];
+  for (const seed of baseSeeds) {
+    const pretrainData: Stage = {
+      id: `data:${PRETRAIN_TASK.name}:train:s${seed}`,
+      kind: "data",
+      params: {
+        task: PRETRAIN_TASK.name,
+        split: "train",
+        seed,
+        n: spec.base.train,
+        image_size: imageSize,
+        patch_size: patchSize,
+        task_params: { ...PRETRAIN_TASK.defaultParams, ...spec.base.mix },
+      },
+      inputs: {},
+    };
+    stages.push(pretrainData);
+    stages.push({
+      id: pretrainId(spec, seed),
+      kind: "pretrain",
+      // The mix is in the data's key (an input); keep it out of this stage's own params.
+      params: {
+        model: modelParams,
+        // lambda only when set, so the keys of NTP-pretrained Bases stay what they were.
+        base: { ...spec.base, mix: undefined, lambda: spec.base.lambda || undefined, seed },
+        backend: spec.backend,
+      },
+      inputs: { data: pretrainData.id },
+    });
+  }
+
+  // Real data: train from source.train; test and the validation curves from source.test.
+  const sourceOf = (split: "train" | "val" | "test") =>
+    split === "train" ? task.source?.train : task.source?.test;
+  const dataStage = (split: "train" | "val" | "test", seed: number, n: number): Stage => ({
+    id: `data:${task.name}:${split}:s${seed}`,
+    kind: "data",
+    params: {
+      task: task.name,
+      split,
+      seed,
+      n,
+      image_size: imageSize,
+      patch_size: patchSize,
+      task_params: task.params,
+      ...(sourceOf(split) ? { source: sourceOf(split) } : {}),
+    },
+    inputs: {},
+  });
+  const testData = dataStage("test", task.test_seed, task.test);
+  stages.push(testData);
+  // Learning curves and the choice of learning rate are measured on a validation set from
+  // test_seed + 1, never on the test set.
+  const lrGrid = spec.train.lr_grid;
+  const finetuned = Object.values(spec.arms).some((arm) => arm.finetune);
+  const valData = spec.train.eval_every > 0 || (lrGrid.length > 0 && finetuned)
+    ? dataStage("val", task.test_seed + 1, spec.train.eval_samples)
+    : undefined;
+  if (valData) stages.push(valData);
+  // The curves: only when asked for (the validation set's key stays out of the others').
+  const curveInput: Record<string, string> = spec.train.eval_every > 0 && valData
+    ? { val: valData.id }
+    : {};
+
+  const evalParams = { task: task.name, batch_size: spec.eval.batch_size, backend: spec.backend };
+  const evalStage = (id: string, model: string, arm: string, seed?: number): Stage => ({
+    id,
+    kind: "eval",
+    params: evalParams,
+    inputs: { model, data: testData.id },
+    arm,
+    seed,
+  });
+
+  const evals: string[] = [];
+  const finetunes: string[] = [];
+  const choices: string[] = [];
+  // Ids of the training data stages planned so far: a set, so planning stays linear in seeds.
+  const trainData = new Set<string>();
+  const trainDataId = (seed: number) => {
+    const id = `data:${task.name}:train:s${seed}`;
+    if (!trainData.has(id)) {
+      trainData.add(id);
+      stages.push(dataStage("train", seed, task.train));
+    }
+    return id;
+  };
+  // How often to checkpoint does not change the result: keep it out of the key; nor does the
+  // grid of learning rates when there is none (the keys of runs without one stay as they were).
+  const trainParams = (lr?: number) => ({
+    ...spec.train,
+    checkpoint_every: undefined,
+    lr_grid: undefined,
+    ...(lr === undefined ? {} : { lr }),
+  });
+  const finetuneParams = (armSpec: ArmSpec, seed: number, train: Record<string, unknown>) => {
+    const layers = armSpec.layers === "all"
+      ? Array.from({ length: spec.model.layers }, (_, i) => i)
+      : [...armSpec.layers].sort((a, b) => a - b);
+    return {
+      task: task.name,
+      train,
+      lambda: armSpec.lambda,
+      // Supervised layers do nothing when lambda is 0: keep them out of the NTP key.
+      layers: armSpec.lambda > 0 ? layers : [],
+      // Neither do the maps, the supervision kind or the supervised positions.
+      ...(armSpec.lambda > 0
+        ? {
+          target: armSpec.target,
+          supervision: armSpec.supervision,
+          queries: armSpec.queries,
+        }
+        : {}),
+      seed,
+      backend: spec.backend,
+    };
+  };
+  const runtime = { checkpoint_every: spec.train.checkpoint_every };
+
+  for (const [arm, armSpec] of Object.entries(spec.arms)) {
+    if (!armSpec.finetune) {
+      if (spec.base.seed === "run") {
+        // One Base per seed: each is evaluated, reported with n = seeds.
+        for (const seed of spec.seeds) {
+          const e = evalStage(`eval:${arm}:s${seed}`, pretrainId(spec, seed), arm, seed);
+          stages.push(e);
+          evals.push(e.id);
+        }
+      } else {
+        // The Base checkpoint is shared by every seed: one evaluation, reported with n = 1.
+        const e = evalStage(`eval:${arm}`, "pretrain", arm, spec.base.seed);
+        stages.push(e);
+        evals.push(e.id);
+      }
+      continue;
+    }
+    // train.lr_grid: a fine-tune per rate on the first seed, each evaluated on the validation
+    // set; choose-lr picks the rate this arm's fine-tunes take (an input, so in their keys).
+    let choice: string | undefined;
+    if (lrGrid.length > 0 && valData) {
+      const seed = spec.seeds[0];
+      const data = trainDataId(seed);
+      const trials: Record<string, string> = {};
+      lrGrid.forEach((lr, i) => {
+        const trial: Stage = {
+          id: `lr-finetune:${arm}:${lrLabel(lr)}:s${seed}`,
+          kind: "lr-finetune",
+          params: finetuneParams(armSpec, seed, trainParams(lr)),
+          runtime,
+          inputs: { base: pretrainId(spec, seed), data, ...curveInput },
+          arm,
+          seed,
+        };
+        const validation: Stage = {
+          id: `lr-eval:${arm}:${lrLabel(lr)}:s${seed}`,
+          kind: "lr-eval",
+          params: evalParams,
+          inputs: { model: trial.id, data: valData.id },
+          arm,
+          seed,
+        };
+        stages.push(trial, validation);
+        trials[`trial${i}`] = validation.id;
+      });
+      choice = `choose-lr:${arm}`;
+      stages.push({
+        id: choice,
+        kind: "choose-lr",
+        params: { grid: lrGrid, seed, samples: spec.train.eval_samples },
+        inputs: trials,
+        arm,
+      });
+      choices.push(choice);
+    }
+    for (const seed of spec.seeds) {
+      const data = trainDataId(seed);
+      const finetune: Stage = {
+        id: `finetune:${arm}:s${seed}`,
+        kind: "finetune",
+        // With a grid the rate comes from the choice (its key is in the inputs').
+        params: finetuneParams(
+          armSpec,
+          seed,
+          choice ? { ...trainParams(), lr: undefined } : trainParams(),
+        ),
+        runtime,
+        inputs: {
+          base: pretrainId(spec, seed),
+          data,
+          ...curveInput,
+          ...(choice ? { lr: choice } : {}),
+        },
+        arm,
+        seed,
+      };
+      stages.push(finetune);
+      finetunes.push(finetune.id);
+      const e = evalStage(`eval:${arm}:s${seed}`, finetune.id, arm, seed);
+      stages.push(e);
+      evals.push(e.id);
+    }
+  }
+
+  stages.push({
+    id: "report",
+    kind: "report",
+    params: { spec: { ...spec, executor: undefined } }, // where stages ran is not a param
+    inputs: Object.fromEntries([...evals, ...finetunes, ...choices].map((id) => [id, id])),
+  });
+  return stages;
+}
+
+/** Resolve every stage's key, in order (inputs always precede their consumers). */
+export async function resolvePlan(stages: Stage[]): Promise<ResolvedStage[]> {
+  const byId = new Map<string, ResolvedStage>();
+  for (const stage of stages) {
+    const inputKeys: Record<string, string> = {};
+    for (const [name, id] of Object.entries(stage.inputs)) {
+      const input = byId.get(id);
+      if (!input) throw new Error(`stage ${stage.id} needs ${id}, which is not planned before it`);
+      inputKeys[name] = input.key;
+    }
+    const code = await stageCode(stage);
+    const version = await codeVersion(code.modules, code.extra);
+    const source = stage.params.source as { path: string } | undefined;
+    if (source) {
+      // The dataset's annotation file is part of the key: new data, new stage.
+      stage.params.source_sha256 = await sha256Hex(await Deno.readFile(source.path));
+    }
+    const key = await stageKey(stage.kind, stage.params, inputKeys, version);
+    byId.set(stage.id, { ...stage, key, inputKeys, codeVersion: version });
+  }
+  return [...byId.values()];
+}
+
+/** Why a stage will run, DVC-style: "cached", or "run (params changed: train.lr)". */
+export async function stageStatus(
+  cache: Cache,
+  experiment: string,
+  stage: ResolvedStage,
+): Promise<{ cached: boolean; reason: string }> {
+  if (await cache.has(stage.key)) return { cached: true, reason: "cached" };
+  const ref = await cache.readRef(experiment, stage.id);
+  if (!ref) return { cached: false, reason: "run (new stage)" };
+  if (ref.key === stage.key) return { cached: false, reason: "run (missing from cache)" };
+  const reasons: string[] = [];
+  const changed = diffPaths(ref.params, stage.params);
+  if (changed.length > 0) {
+    const shown = changed.slice(0, 4).join(", ") + (changed.length > 4 ? ", ..." : "");
+    reasons.push(`params changed: ${shown}`);
+  }
+  const inputs = Object.keys(stage.inputKeys).filter((k) => ref.inputs[k] !== stage.inputKeys[k]);
+  if (inputs.length > 0) reasons.push(`input changed: ${inputs.join(", ")}`);
+  if (ref.codeVersion !== stage.codeVersion) reasons.push("code changed");
+  return { cached: false, reason: `run (${reasons.join("; ") || "key changed"})` };
+}
+
+/** Dotted paths whose values differ between two JSON values. */
+export function diffPaths(a: unknown, b: unknown, prefix = ""): string[] {
+  const isObject = (x: unknown): x is Record<string, unknown> =>
+    typeof x === "object" && x !== null && !Array.isArray(x);
+  if (isObject(a) && isObject(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+    return keys.flatMap((k) => diffPaths(a[k], b[k], prefix ? `${prefix}.${k}` : k));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix || "(value)"];
+}

@@ -1,0 +1,341 @@
+/**
+ * The runner: plan a spec, skip what the cache has, run the rest (independent stages in
+ * parallel worker processes), then publish the report to `reports/<name>/`.
+ */
+import { isNotWritable, SetupError, UsageError } from "../lib/cli.ts";
+import { replaceFolderAtomic, writeJsonAtomic } from "../lib/atomic.ts";
+import type { Cache } from "../cache/store.ts";
+import { holdExperimentLock } from "../cache/lock.ts";
+import { gpuEnvironment } from "../kernels/gpu_env.ts";
+import {
+  AUTO_BACKEND_ENV,
+  BACKEND_REASON_ENV,
+  calibrationModel,
+  childDeps,
+  type ChoiceDeps,
+  chooseAutoBackend,
+} from "./backend_choice.ts";
+import { buildPlan, type ResolvedStage, resolvePlan, stageStatus } from "./plan.ts";
+import type { Spec } from "../spec/types.ts";
+import { REPORT_SOURCE, reportSource, writeReportsIndex } from "../report/mod.ts";
+import { runStage } from "../stages/mod.ts";
+import type { WorkerDescriptor } from "./worker.ts";
+import type { Executor } from "./executors/executor.ts";
+import { LocalExecutor } from "./executors/local.ts";
+
+/** How to run an experiment. */
+export interface RunOptions {
+  cache: Cache;
+  /** Folder that receives `<name>/` with the report. */
+  reportsDir: string;
+  dryRun?: boolean;
+  /** Stage ids or id prefixes to recompute even if cached ("finetune:klal", "eval"). */
+  force?: string[];
+  /** Parallel worker processes (default: number of cores). */
+  jobs?: number;
+  /** Where progress lines go (default: stdout). */
+  log?: (line: string) => void;
+  /** How stages run (default: local worker processes). */
+  executor?: Executor;
+  /**
+   * The spec file the run was started from (absolute), recorded as `source.json` in the
+   * published report so that a later run of another file with the same `name:` says so.
+   */
+  specFile?: string;
+  /** Adapter probe and timing for `backend: auto` (default: child processes; tests inject). */
+  backendChoice?: ChoiceDeps;
+}
+
+/** What a run did. */
+export interface RunSummary {
+  stages: { id: string; key: string; status: "cached" | "ran"; seconds: number }[];
+  reportDir?: string;
+  /** Cache key of the report entry (its table.md is what was published). */
+  reportKey?: string;
+  /** The resolved plan and what each stage did (for sweep reports). */
+  plan: ResolvedStage[];
+  statuses: Map<string, { status: "cached" | "ran"; seconds: number }>;
+}
+
+/** A stage failed; the message names it. */
+export class StageFailure extends Error {}
+
+/** True when `id` is selected by a --force pattern (exact id or a `:`-separated prefix). */
+export function matchesForce(id: string, patterns: string[]): boolean {
+  return patterns.some((p) => id === p || id.startsWith(`${p}:`) || p === "all");
+}
+
+/** Plan, run and report one experiment. Throws StageFailure when a stage fails. */
+export async function runExperiment(spec: Spec, options: RunOptions): Promise<RunSummary> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const { cache } = options;
+  const plan = await resolvePlan(buildPlan(spec));
+  const force = options.force ?? [];
+  const unknownForce = force.filter((p) => !plan.some((s) => matchesForce(s.id, [p])));
+  if (unknownForce.length > 0) {
+    throw new UsageError(
+      `--force ${unknownForce.join(", ")} matches no stage; stages: ${
+        plan.map((s) => s.id).join(", ")
+      }`,
+    );
+  }
+
+  const inCache = (what: string) => ({ what, folder: `cache folder ${cache.root}` });
+  await mainStep(inCache("preparing the cache"), async () => {
+    // A dry run checks the root the same way but writes nothing (not even the marker).
+    const found = await cache.prepare({ write: !options.dryRun });
+    if (found === "adopted" && !options.dryRun) log(`marked ${cache.root} as a cache`);
+  });
+
+  if (options.dryRun) {
+    log(`plan for ${spec.name} (${plan.length} stages):`);
+    for (const stage of plan) {
+      const entry = await cache.lookup(stage.key);
+      const { reason } = entry.state === "corrupted"
+        ? { reason: `run (corrupted entry: ${entry.problem})` }
+        : await stageStatus(cache, spec.name, stage);
+      const shown = matchesForce(stage.id, force) ? "run (forced)" : reason;
+      log(`  ${stage.id.padEnd(34)} ${stage.key.slice(0, 12)}  ${shown}`);
+    }
+    return { stages: [], plan, statuses: new Map() };
+  }
+
+  // Shared with other experiments, exclusive to `cache gc --apply`: gc never deletes the
+  // temp folders, job descriptors or not-yet-referenced entries of this run.
+  await using _lock = await mainStep(
+    inCache("locking the cache"),
+    () =>
+      holdExperimentLock(
+        cache,
+        spec.name,
+        () => log(`  waiting: cache gc is deleting in ${cache.root}`),
+      ),
+  );
+
+  const statuses = new Map<string, { status: "cached" | "ran"; seconds: number }>();
+  const done = new Set<string>();
+  await mainStep(inCache("checking the cached entries"), async () => {
+    for (const stage of plan) {
+      if (matchesForce(stage.id, force)) await cache.evict(stage.key);
+    }
+    for (const stage of plan) {
+      if ((await cache.lookup(stage.key)).state === "missing") continue;
+      // Never serve a damaged entry: its manifest, then every file against its hash.
+      const problems = await cache.verify(stage.key);
+      if (problems.length > 0) {
+        log(
+          `  corrupt cache entry of ${stage.id} (${problems.join("; ")}): moved aside, recomputing`,
+        );
+        await cache.evict(stage.key);
+        continue;
+      }
+      done.add(stage.id);
+      statuses.set(stage.id, { status: "cached", seconds: 0 });
+    }
+  });
+  const toRun = plan.filter((s) => !done.has(s.id));
+  const workerEnv = gpuWorkerEnv(spec, cache, log);
+  // `auto` is decided once here, so every stage runs on the same backend; the choice travels
+  // in the environment and never enters stage params or cache keys.
+  if (spec.backend === "auto" && toRun.some((s) => s.kind !== "report")) {
+    const choice = await chooseAutoBackend(
+      cache.root,
+      calibrationModel(spec),
+      options.backendChoice ?? childDeps(workerEnv),
+    );
+    if (choice) {
+      Object.assign(workerEnv, {
+        [AUTO_BACKEND_ENV]: choice.backend,
+        [BACKEND_REASON_ENV]: choice.reason,
+      });
+      if (choice.source !== "no-gpu") log(`  backend ${choice.backend} (${choice.reason})`);
+    }
+  }
+  const executor = options.executor ?? new LocalExecutor(workerEnv);
+  log(
+    `${spec.name}: ${plan.length} stages, ${plan.length - toRun.length} cached, ` +
+      `${toRun.length} to run`,
+  );
+
+  const jobs = Math.max(1, options.jobs ?? navigator.hardwareConcurrency ?? 1);
+  const running = new Map<string, Promise<void>>();
+  const failures: string[] = [];
+  const workerStages = toRun.filter((s) => s.kind !== "report");
+  const parallel = jobs > 1 && workerStages.length > 1;
+
+  const launch = (stage: ResolvedStage) => {
+    log(`  run  ${stage.id} (${stage.key.slice(0, 12)})`);
+    const started = performance.now();
+    const promise = runInWorker(executor, stage, cache, spec.name, parallel).then(
+      (reused) => {
+        const seconds = (performance.now() - started) / 1000;
+        statuses.set(stage.id, { status: reused ? "cached" : "ran", seconds });
+        done.add(stage.id);
+        log(
+          reused
+            ? `  done ${stage.id}: another process computed it (waited ${seconds.toFixed(1)} s)`
+            : `  done ${stage.id} in ${seconds.toFixed(1)} s`,
+        );
+      },
+      (e) => {
+        failures.push(`stage ${stage.id} failed: ${(e as Error).message}`);
+      },
+    ).finally(() => running.delete(stage.id));
+    running.set(stage.id, promise);
+  };
+
+  while (failures.length === 0) {
+    const pending = workerStages.filter((s) => !done.has(s.id) && !running.has(s.id));
+    if (pending.length === 0 && running.size === 0) break;
+    const ready = pending.filter((s) => Object.values(s.inputs).every((id) => done.has(id)));
+    for (const stage of ready.slice(0, jobs - running.size)) launch(stage);
+    if (running.size === 0) throw new Error("stage graph has a cycle or a missing input");
+    await Promise.race(running.values());
+  }
+  await Promise.allSettled(running.values());
+  if (failures.length > 0) throw new StageFailure(failures.join("\n"));
+
+  const report = plan.find((s) => s.kind === "report")!;
+  if (!done.has(report.id)) {
+    const started = performance.now();
+    await mainStep(
+      inCache(`stage ${report.id}`),
+      () => runStage(report, { cache, experiment: spec.name }, { stages: plan, statuses }),
+    );
+    statuses.set(report.id, { status: "ran", seconds: (performance.now() - started) / 1000 });
+    log(`  done report`);
+  }
+  await mainStep(inCache("recording the run in refs/"), async () => {
+    for (const stage of plan) {
+      await cache.writeRef(spec.name, stage.id, {
+        key: stage.key,
+        params: stage.params,
+        inputs: stage.inputKeys,
+        codeVersion: stage.codeVersion,
+      });
+    }
+  });
+  const reportDir = `${options.reportsDir}/${spec.name}`;
+  // Two runs of one spec may finish together: publish one at a time.
+  await mainStep(
+    {
+      what: `publishing the report to ${reportDir}`,
+      folder: `reports folder ${options.reportsDir}`,
+    },
+    () =>
+      cache.withLock(`publish-${spec.name}`, async () => {
+        const previous = await reportSource(reportDir);
+        if (previous && options.specFile && previous !== options.specFile) {
+          log(
+            `  note: ${reportDir} was made from ${previous}; it now holds the report of ` +
+              `${options.specFile} (both specs are named ${spec.name})`,
+          );
+        }
+        await publishReport(cache, report.key, reportDir, options.specFile);
+        await writeReportsIndex(options.reportsDir);
+      }),
+  );
+  return {
+    stages: plan.map((s) => ({ id: s.id, key: s.key, ...statuses.get(s.id)! })),
+    reportDir,
+    reportKey: report.key,
+    plan,
+    statuses,
+  };
+}
+
+/**
+ * Run one step of the main process (`what`), its failures reported as a stage's are: a
+ * StageFailure "<what> failed: <message>" (exit 1), or a SetupError "<folder> is read-only"
+ * when the OS refused a write there (exit 2). The runner's own errors pass through.
+ */
+async function mainStep<T>(
+  step: { what: string; folder: string },
+  fn: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof StageFailure || e instanceof UsageError || e instanceof SetupError) throw e;
+    const message = e instanceof Error ? e.message : String(e);
+    if (isNotWritable(e)) {
+      throw new SetupError(`${step.folder} is read-only (${step.what}: ${message})`, {
+        cause: e,
+      });
+    }
+    throw new StageFailure(`${step.what} failed: ${message}`, { cause: e });
+  }
+}
+
+/**
+ * Environment that lets worker processes see an NVIDIA GPU through WebGPU, when the spec
+ * may use it (backend auto or webgpu) and the machine has one; otherwise nothing, with the
+ * reason passed on so a `webgpu` backend can say what is missing.
+ */
+function gpuWorkerEnv(
+  spec: Spec,
+  cache: Cache,
+  log: (line: string) => void,
+): Record<string, string> {
+  if (spec.backend !== "auto" && spec.backend !== "webgpu") return {};
+  if (Deno.env.get("VK_ICD_FILENAMES")) return {}; // the user configured Vulkan already
+  const gpu = gpuEnvironment(`${cache.root}/gpu`);
+  if (!gpu.ready) return { KLAL_GPU_SETUP: gpu.reason };
+  log(`  GPU: NVIDIA driver in ${gpu.driverDir}; workers get VK_ICD_FILENAMES=${gpu.icdFile}`);
+  return gpu.env;
+}
+
+/** A usage problem found after parsing (exit status 2). */
+export { UsageError };
+export type { Executor } from "./executors/executor.ts";
+export { WORKER_PATH } from "./executors/executor.ts";
+export { LocalExecutor };
+
+async function runInWorker(
+  executor: Executor,
+  stage: ResolvedStage,
+  cache: Cache,
+  experiment: string,
+  plainProgress: boolean,
+): Promise<boolean> {
+  // Descriptors live in the cache (a shared path on a cluster), so any node can read them.
+  await Deno.mkdir(`${cache.root}/jobs`, { recursive: true });
+  const path = `${cache.root}/jobs/stage-${crypto.randomUUID()}.json`;
+  const descriptor: WorkerDescriptor = { stage, cacheRoot: cache.root, experiment };
+  await writeJsonAtomic(path, descriptor, 0);
+  try {
+    await executor.run(stage, path, { plainProgress });
+    return await Deno.stat(`${path}.reused`).then(() => true, () => false);
+  } finally {
+    await Deno.remove(path).catch(() => {});
+    await Deno.remove(`${path}.error`).catch(() => {});
+    await Deno.remove(`${path}.reused`).catch(() => {});
+  }
+}
+
+/**
+ * Copy a report entry to `dir` atomically (a temporary folder swapped in for the old one),
+ * with `source.json` naming the spec file when it is known.
+ */
+async function publishReport(
+  cache: Cache,
+  key: string,
+  dir: string,
+  specFile?: string,
+): Promise<void> {
+  const names = Object.keys((await cache.manifest(key)).files);
+  await replaceFolderAtomic(dir, async (temp) => {
+    for (const name of names) {
+      if (name.includes("/")) {
+        await Deno.mkdir(`${temp}/${name.slice(0, name.lastIndexOf("/"))}`, { recursive: true });
+      }
+      await Deno.writeFile(`${temp}/${name}`, await cache.readBytes(key, name));
+    }
+    if (specFile) {
+      await Deno.writeTextFile(
+        `${temp}/${REPORT_SOURCE}`,
+        JSON.stringify({ spec: specFile }) + "\n",
+      );
+    }
+  });
+}

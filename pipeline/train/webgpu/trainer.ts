@@ -1,0 +1,862 @@
+/**
+ * A whole training step of the tiny VLM (../../model/tiny_vlm.ts) on WebGPU, outside tfjs: forward, both
+ * losses, backward, the gradient norm, clipping and AdamW, as ~180 dispatches of the WGSL
+ * kernels in ./wgsl.ts, recorded into one command buffer per step.
+ *
+ * Why: through tfjs-webgpu a paper-model step is ~1,560 kernels, each paying ~0.18 ms of host
+ * bookkeeping (a bind group, a uniform buffer, the engine's tape), plus two read-backs a step
+ * for the clipping norm and the loss; measured on an NVIDIA H100, the kernels were a fifth of
+ * the step. Here every buffer, bind group and uniform block is made once, when the trainer is
+ * built (the step's shapes never change), so a step is a few small uploads (the batch, the
+ * learning rate) and the recorded dispatches; the norm and the clipping factor stay on the GPU
+ * and the losses come back asynchronously, a few steps behind.
+ *
+ * Layout: every parameter lives in one flat buffer in the model's variable order (the same
+ * order, and so the same flat moments, as ../loop.ts `AdamW`), and its gradient at the same
+ * offset of a second one. The computation is the model's, term by term (the reference is the
+ * tfjs path: tests/webgpu_trainer_test.ts checks the losses, every gradient and an AdamW step
+ * against it to 1e-4); the one difference is a query row with every key masked, which the
+ * tfjs mask makes softmax over s - 1e9 and this one over -1e9 (uniform either way for |s| < 32;
+ * no sample has such a row, since visual tokens are never padding).
+ */
+import type { Encoded, Layout } from "../../model/batch.ts";
+import { queryCount, queryStart, sequenceLength } from "../../model/batch.ts";
+import type { KlalQueries } from "../../model/losses.ts";
+import { ROW_FLOOR } from "../../model/losses.ts";
+import type { TinyVlmConfig } from "../../model/tiny_vlm.ts";
+import { BatchUpload } from "./batch.ts";
+import {
+  ADAMW,
+  ATTENTION_BACKWARD_KEYS,
+  ATTENTION_BACKWARD_ROWS,
+  ATTENTION_FORWARD,
+  bits,
+  CLIP,
+  columnSumSource,
+  EMBED,
+  EMBED_GRAD,
+  type Epilogue,
+  GATHER_VISUAL,
+  grid1d,
+  gridRows,
+  KLAL_FORWARD,
+  layerNormGradSource,
+  layerNormSource,
+  LINEAR_THREADS,
+  LOSSES,
+  matmulSource,
+  MAX_HEAD_QUERIES,
+  MAX_TOKENS,
+  NTP,
+  REDUCE_SPLITS,
+  splitK,
+  SUM_SQUARES,
+  TILE,
+} from "./wgsl.ts";
+
+export { splitK };
+
+/** What the trainer needs to know about a run. */
+export interface WebGpuTrainerOptions {
+  config: TinyVlmConfig;
+  layout: Layout;
+  batch: number;
+  /** KLAL weight (0: NTP only; KLAL is still measured). */
+  lambda: number;
+  /** Supervised layers (at least one: KLAL is always measured). */
+  layers: number[];
+  queries: KlalQueries;
+  /** Decoupled weight decay on parameters of rank >= 2 (0: Adam). */
+  weightDecay: number;
+  /** Global gradient-norm clip (0: off). */
+  clipNorm: number;
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+  /** KLAL's lower clamp of Q (as ../../model/losses.ts klalLoss, default 1e-8). */
+  klalEpsilon?: number;
+}
+
+/** One parameter: name, shape, initial values (the model's variables, in order). */
+export interface FlatParameter {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+/** A step's numbers, as the GPU computed them. */
+export interface StepStats {
+  ntp: number;
+  klal: number;
+  total: number;
+  /** The global gradient norm before clipping. */
+  gradNorm: number;
+}
+
+/** One recorded dispatch. */
+interface Op {
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  groups: [number, number, number];
+}
+
+const STORAGE = 0x80 | 0x08 | 0x04; // STORAGE | COPY_DST | COPY_SRC
+const UNIFORM = 0x40 | 0x08; // UNIFORM | COPY_DST
+const READBACK = 0x01 | 0x08; // MAP_READ | COPY_DST
+/** Floats of the stats buffer: ntp, klal, total, norm, clip factor. */
+const STATS = 8;
+/** Rows each workgroup of a column sum adds up (its partial sums are then reduced). */
+const COLUMN_ROWS = 64;
+/** Steps whose stats may be in flight before `step` waits for the oldest. */
+const STATS_IN_FLIGHT = 4;
+
+/** The GPU device the trainer runs on (a high-performance adapter, its largest buffers). */
+export async function webgpuDevice(): Promise<GPUDevice> {
+  const adapter = await navigator.gpu?.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) throw new Error("WebGPU: no adapter");
+  const limits = adapter.limits;
+  return await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+      maxBufferSize: limits.maxBufferSize,
+      maxStorageBuffersPerShaderStage: Math.min(limits.maxStorageBuffersPerShaderStage, 10),
+    },
+  });
+}
+
+/** The whole-step trainer (see the top of this file). */
+export class WebGpuTrainer {
+  readonly parameterCount: number;
+  /** Dispatches of one training step. */
+  readonly dispatchesPerStep: number;
+  private readonly offsets = new Map<string, number>();
+  private readonly buffers: GPUBuffer[] = [];
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly forwardOps: Op[] = [];
+  private readonly backwardOps: Op[] = [];
+  private readonly updateOps: Op[] = [];
+  private t = 0;
+  private readonly pending: { step: number; buffer: GPUBuffer; done: Promise<void> }[] = [];
+  private readonly spare: GPUBuffer[] = [];
+  private readonly finished: { step: number; stats: StepStats }[] = [];
+  // Device buffers that the host writes or reads.
+  private readonly params: GPUBuffer;
+  private readonly grads: GPUBuffer;
+  private readonly m: GPUBuffer;
+  private readonly v: GPUBuffer;
+  private readonly stats: GPUBuffer;
+  private readonly adamwUniform: GPUBuffer;
+  private readonly batch: BatchUpload;
+
+  private constructor(
+    private readonly device: GPUDevice,
+    private readonly options: WebGpuTrainerOptions,
+    parameters: FlatParameter[],
+  ) {
+    const { config, layout, batch: b } = options;
+    const tv = layout.visual;
+    const t = sequenceLength(layout);
+    const tt = t - tv;
+    const tq = queryCount(layout);
+    const q0 = queryStart(layout);
+    const d = config.dModel;
+    const heads = config.heads;
+    const dh = d / heads;
+    const hidden = config.mlpRatio * d;
+    const vocab = config.vocab;
+    const side = config.gridSide;
+    const pd = layout.patchDim;
+    const rows = b * t;
+    if (t > MAX_TOKENS) throw new Error(`WebGPU trainer: ${t} tokens exceeds ${MAX_TOKENS}`);
+    if (dh > 128) throw new Error(`WebGPU trainer: head size ${dh} exceeds 128`);
+    if (heads * tq > MAX_HEAD_QUERIES) {
+      throw new Error(`WebGPU trainer: ${heads} heads x ${tq} queries exceeds ${MAX_HEAD_QUERIES}`);
+    }
+    if (options.layers.length === 0) throw new Error("WebGPU trainer: no supervised layer");
+    if (tv !== side * side) throw new Error(`expected ${side * side} visual tokens, got ${tv}`);
+    if (tt > config.maxText) throw new Error(`text of ${tt} tokens exceeds ${config.maxText}`);
+
+    // Parameters, flat, in the model's order.
+    let total = 0;
+    for (const p of parameters) {
+      this.offsets.set(p.name, total);
+      total += p.data.length;
+    }
+    this.parameterCount = total;
+    const flat = new Float32Array(total);
+    const decay = new Float32Array(total);
+    for (const p of parameters) {
+      const at = this.offsets.get(p.name)!;
+      flat.set(p.data, at);
+      if (options.weightDecay > 0 && p.shape.length >= 2) decay.fill(1, at, at + p.data.length);
+    }
+    const off = (name: string) => {
+      const o = this.offsets.get(name);
+      if (o === undefined) throw new Error(`WebGPU trainer: no parameter ${name}`);
+      return o;
+    };
+    // The embedding tables must lie one after another (EMBED_GRAD writes them as one block).
+    if (
+      off("position.row") !== off("token") + vocab * d ||
+      off("position.col") !== off("position.row") + side * d ||
+      off("position.text") !== off("position.col") + side * d
+    ) throw new Error("WebGPU trainer: unexpected parameter order");
+
+    const buffer = (floats: number) => {
+      const buf = device.createBuffer({ size: Math.max(16, 4 * floats), usage: STORAGE });
+      this.buffers.push(buf);
+      return buf;
+    };
+    this.params = buffer(total);
+    device.queue.writeBuffer(this.params, 0, flat);
+    this.grads = buffer(total);
+    this.m = buffer(total);
+    this.v = buffer(total);
+    const decayMask = buffer(total);
+    device.queue.writeBuffer(decayMask, 0, decay);
+    this.stats = buffer(STATS);
+
+    this.batch = new BatchUpload(device, options, buffer);
+    const bb = this.batch.buffers;
+
+    // Activations kept for the backward pass.
+    const stream = buffer(rows * d);
+    const layers = Array.from({ length: config.layers }, () => ({
+      n1: buffer(rows * d),
+      h1: buffer(rows * d),
+      r1: buffer(rows),
+      qkv: buffer(rows * 3 * d),
+      probs: buffer(b * heads * t * t),
+      mixed: buffer(rows * d),
+      proj: buffer(rows * d),
+      n2: buffer(rows * d),
+      h2: buffer(rows * d),
+      r2: buffer(rows),
+      pre: buffer(rows * hidden),
+      act: buffer(rows * hidden),
+      branch: buffer(rows * d),
+    }));
+    const nf = buffer(rows * d);
+    const hf = buffer(rows * d);
+    const rf = buffer(rows);
+    const logits = buffer(rows * vocab);
+    const rowLoss = buffer(rows);
+    const slots = options.layers.length;
+    const qBuf = buffer(slots * b * tv);
+    const kl = buffer(slots * b);
+    // Gradients of activations.
+    const dLogits = buffer(rows * vocab);
+    const dStream = buffer(rows * d);
+    const dH = buffer(rows * d);
+    const dPre = buffer(rows * hidden);
+    const dMixed = buffer(rows * d);
+    const dQkv = buffer(rows * 3 * d);
+    const dScores = buffer(b * heads * t * t);
+    const dVisual = buffer(b * tv * d);
+
+    // Scratch for split-K partial products and column sums, sized by the largest user: the
+    // weight gradients' products [in, out] over K = the rows that read the weight.
+    const weightGradients: [number, number, number][] = [
+      [pd, d, b * tv],
+      [d, vocab, rows],
+      [d, 3 * d, rows],
+      [d, d, rows],
+      [d, hidden, rows],
+      [hidden, d, rows],
+    ];
+    let scratchFloats = Math.ceil(rows / COLUMN_ROWS) * Math.max(3 * d, hidden, vocab);
+    for (const [m, n, k] of weightGradients) {
+      const { splits } = splitK(m, n, k);
+      if (splits > 1) scratchFloats = Math.max(scratchFloats, splits * m * n);
+    }
+    const scratch = buffer(scratchFloats);
+    const normParts = Math.ceil(total / (LINEAR_THREADS * 8));
+    const normScratch = buffer(normParts);
+
+    // --- op builders -------------------------------------------------------------------
+    const uniform = (values: number[]) => {
+      const data = new Uint32Array(Math.ceil(values.length / 4) * 4);
+      data.set(values);
+      const buf = device.createBuffer({ size: data.byteLength, usage: UNIFORM });
+      device.queue.writeBuffer(buf, 0, data);
+      this.buffers.push(buf);
+      return buf;
+    };
+    const op = (
+      list: Op[],
+      source: string,
+      values: number[],
+      bindings: Record<number, GPUBuffer>,
+      groups: [number, number, number],
+    ): GPUBuffer => {
+      const pipeline = this.pipeline(source);
+      const u = uniform(values);
+      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: u } }];
+      for (const [binding, buf] of Object.entries(bindings)) {
+        entries.push({ binding: Number(binding), resource: { buffer: buf } });
+      }
+      const bindGroup = device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries,
+      });
+      list.push({ pipeline, bindGroup, groups });
+      return u;
+    };
+
+    /** C = op(A)·op(B) (+ epilogue), split over K into scratch and summed when worth it. */
+    const matmul = (
+      list: Op[],
+      spec: {
+        m: number;
+        n: number;
+        k: number;
+        a: GPUBuffer;
+        aOff?: number;
+        lda: number;
+        transA?: boolean;
+        b: GPUBuffer;
+        bOff?: number;
+        ldb: number;
+        transB?: boolean;
+        c: GPUBuffer;
+        cOff?: number;
+        epilogue?: Epilogue;
+        bias?: number;
+        aux?: GPUBuffer;
+        g?: GPUBuffer;
+        split?: boolean;
+      },
+    ) => {
+      const epilogue = spec.epilogue ?? "none";
+      const { splits, chunk } = spec.split
+        ? splitK(spec.m, spec.n, spec.k)
+        : { splits: 1, chunk: spec.k };
+      if (splits > 1 && epilogue !== "none") throw new Error("split-K with an epilogue");
+      const direct = splits === 1;
+      const bindings: Record<number, GPUBuffer> = {
+        1: spec.a,
+        2: spec.b,
+        3: direct ? spec.c : scratch,
+      };
+      if (epilogue === "bias" || epilogue === "gelu") bindings[4] = this.params;
+      if (epilogue === "gelu") bindings[5] = spec.g!;
+      if (epilogue === "geluGrad") bindings[4] = spec.aux!;
+      op(
+        list,
+        matmulSource(spec.transA ?? false, spec.transB ?? false, epilogue),
+        [
+          spec.m,
+          spec.n,
+          spec.k,
+          chunk,
+          spec.lda,
+          spec.ldb,
+          spec.n,
+          spec.aOff ?? 0,
+          spec.bOff ?? 0,
+          direct ? spec.cOff ?? 0 : 0,
+          spec.m * spec.n,
+          spec.bias ?? 0,
+          0,
+        ],
+        bindings,
+        [Math.ceil(spec.n / TILE), Math.ceil(spec.m / TILE), splits],
+      );
+      if (!direct) reduce(list, spec.m * spec.n, splits, spec.c, spec.cOff ?? 0);
+    };
+    const reduce = (list: Op[], n: number, splits: number, out: GPUBuffer, outOff: number) => {
+      op(list, REDUCE_SPLITS, [n, splits, outOff], { 1: scratch, 2: out }, grid1d(n));
+    };
+    /** grads[outOff..+n] = Σ_rows a (⊙ b) over an [m, n] matrix. */
+    const columnSum = (
+      list: Op[],
+      m: number,
+      n: number,
+      a: GPUBuffer,
+      outOff: number,
+      b?: GPUBuffer,
+    ) => {
+      const splits = Math.ceil(m / COLUMN_ROWS);
+      const bindings: Record<number, GPUBuffer> = { 1: a, 3: scratch };
+      if (b) bindings[2] = b;
+      op(list, columnSumSource(!!b), [m, n, COLUMN_ROWS], bindings, [Math.ceil(n / 64), splits, 1]);
+      reduce(list, n, splits, this.grads, outOff);
+    };
+    const layerNorm = (
+      x: GPUBuffer,
+      r: GPUBuffer | null,
+      writeSum: boolean,
+      prefix: string,
+      out: { n: GPUBuffer; h: GPUBuffer; r: GPUBuffer },
+    ) => {
+      const bindings: Record<number, GPUBuffer> = {
+        1: this.params,
+        2: x,
+        4: out.n,
+        5: out.h,
+        6: out.r,
+      };
+      if (r) bindings[3] = r;
+      op(
+        this.forwardOps,
+        layerNormSource(r !== null, writeSum),
+        [rows, d, off(`${prefix}.g`), off(`${prefix}.b`)],
+        bindings,
+        gridRows(rows),
+      );
+    };
+    const layerNormGrad = (
+      dy: GPUBuffer,
+      saved: { n: GPUBuffer; r: GPUBuffer },
+      prefix: string,
+      accumulate: boolean,
+    ) => {
+      const list = this.backwardOps;
+      op(
+        list,
+        layerNormGradSource(accumulate),
+        [rows, d, off(`${prefix}.g`)],
+        { 1: this.params, 2: dy, 3: saved.n, 4: saved.r, 5: dStream },
+        gridRows(rows),
+      );
+      columnSum(list, rows, d, dy, off(`${prefix}.g`), saved.n);
+      columnSum(list, rows, d, dy, off(`${prefix}.b`));
+    };
+    /** Forward x·W + b; backward dX (into dx, optional), dW and db. */
+    const linearGrad = (
+      x: GPUBuffer,
+      k: number,
+      n: number,
+      dy: GPUBuffer,
+      prefix: string,
+      dx: GPUBuffer | null,
+      dxEpilogue?: { aux: GPUBuffer },
+      hasBias = true,
+    ) => {
+      const list = this.backwardOps;
+      matmul(list, {
+        m: k,
+        n,
+        k: rows,
+        a: x,
+        lda: k,
+        transA: true,
+        b: dy,
+        ldb: n,
+        c: this.grads,
+        cOff: off(`${prefix}${hasBias ? ".w" : ""}`),
+        split: true,
+      });
+      if (hasBias) columnSum(list, rows, n, dy, off(`${prefix}.b`));
+      if (dx) {
+        matmul(list, {
+          m: rows,
+          n: k,
+          k: n,
+          a: dy,
+          lda: n,
+          b: this.params,
+          bOff: off(`${prefix}${hasBias ? ".w" : ""}`),
+          ldb: n,
+          transB: true,
+          c: dx,
+          epilogue: dxEpilogue ? "geluGrad" : "none",
+          aux: dxEpilogue?.aux,
+        });
+      }
+    };
+
+    // --- forward -----------------------------------------------------------------------
+    const f = this.forwardOps;
+    op(
+      f,
+      EMBED,
+      [
+        rows * d,
+        t,
+        tv,
+        tt,
+        d,
+        pd,
+        side,
+        off("patch.w"),
+        off("patch.b"),
+        off("token"),
+        off("position.row"),
+        off("position.col"),
+        off("position.text"),
+      ],
+      { 1: this.params, 2: bb.patches, 3: bb.text, 4: stream },
+      grid1d(rows * d),
+    );
+    const scale = 1 / Math.sqrt(dh);
+    for (let l = 0; l < config.layers; l++) {
+      const s = layers[l];
+      if (l === 0) layerNorm(stream, null, false, `h${l}.ln1`, { n: s.n1, h: s.h1, r: s.r1 });
+      else {layerNorm(stream, layers[l - 1].branch, true, `h${l}.ln1`, {
+          n: s.n1,
+          h: s.h1,
+          r: s.r1,
+        });}
+      matmul(f, {
+        m: rows,
+        n: 3 * d,
+        k: d,
+        a: s.h1,
+        lda: d,
+        b: this.params,
+        bOff: off(`h${l}.qkv.w`),
+        ldb: 3 * d,
+        c: s.qkv,
+        epilogue: "bias",
+        bias: off(`h${l}.qkv.b`),
+      });
+      op(f, ATTENTION_FORWARD, [t, d, heads, dh, bits(scale)], {
+        1: s.qkv,
+        2: bb.keyMask,
+        3: s.probs,
+        4: s.mixed,
+      }, [t, heads, b]);
+      matmul(f, {
+        m: rows,
+        n: d,
+        k: d,
+        a: s.mixed,
+        lda: d,
+        b: this.params,
+        bOff: off(`h${l}.proj.w`),
+        ldb: d,
+        c: s.proj,
+        epilogue: "bias",
+        bias: off(`h${l}.proj.b`),
+      });
+      layerNorm(stream, s.proj, true, `h${l}.ln2`, { n: s.n2, h: s.h2, r: s.r2 });
+      matmul(f, {
+        m: rows,
+        n: hidden,
+        k: d,
+        a: s.h2,
+        lda: d,
+        b: this.params,
+        bOff: off(`h${l}.fc.w`),
+        ldb: hidden,
+        c: s.pre,
+        epilogue: "gelu",
+        bias: off(`h${l}.fc.b`),
+        g: s.act,
+      });
+      matmul(f, {
+        m: rows,
+        n: d,
+        k: hidden,
+        a: s.act,
+        lda: hidden,
+        b: this.params,
+        bOff: off(`h${l}.out.w`),
+        ldb: d,
+        c: s.branch,
+        epilogue: "bias",
+        bias: off(`h${l}.out.b`),
+      });
+    }
+    if (config.layers > 0) {
+      layerNorm(stream, layers[config.layers - 1].branch, false, "lnf", { n: nf, h: hf, r: rf });
+    } else {
+      layerNorm(stream, null, false, "lnf", { n: nf, h: hf, r: rf });
+    }
+    matmul(f, {
+      m: rows,
+      n: vocab,
+      k: d,
+      a: hf,
+      lda: d,
+      b: this.params,
+      bOff: off("head.w"),
+      ldb: vocab,
+      c: logits,
+    });
+    op(f, NTP, [rows, vocab], {
+      1: logits,
+      2: bb.next,
+      3: bb.lossWeight,
+      4: rowLoss,
+      5: dLogits,
+    }, gridRows(rows));
+    const eps = options.klalEpsilon ?? 1e-8;
+    options.layers.forEach((l, slot) => {
+      if (l < 0 || l >= config.layers) throw new Error(`WebGPU trainer: no layer ${l}`);
+      op(f, KLAL_FORWARD, [b, heads, t, tv, tq, q0, slot, bits(eps), bits(ROW_FLOOR)], {
+        1: layers[l].probs,
+        2: bb.queryWeight,
+        3: bb.target,
+        4: qBuf,
+        5: kl,
+      }, [b, 1, 1]);
+    });
+    op(f, LOSSES, [rows, b, slots, bits(options.lambda)], { 1: rowLoss, 2: kl, 3: this.stats }, [
+      1,
+      1,
+      1,
+    ]);
+
+    // --- backward ----------------------------------------------------------------------
+    const back = this.backwardOps;
+    linearGrad(hf, d, vocab, dLogits, "head.w", dH, undefined, false);
+    layerNormGrad(dH, { n: nf, r: rf }, "lnf", false);
+    const coef = -options.lambda / (slots * b);
+    for (let l = config.layers - 1; l >= 0; l--) {
+      const s = layers[l];
+      // The branch (MLP output) and the stream after attention both receive dStream.
+      linearGrad(s.act, hidden, d, dStream, `h${l}.out`, dPre, { aux: s.pre });
+      linearGrad(s.h2, d, hidden, dPre, `h${l}.fc`, dH);
+      layerNormGrad(dH, { n: s.n2, r: s.r2 }, `h${l}.ln2`, true);
+      linearGrad(s.mixed, d, d, dStream, `h${l}.proj`, dMixed);
+      const slot = options.layers.indexOf(l);
+      op(back, ATTENTION_BACKWARD_ROWS, [
+        b,
+        t,
+        d,
+        heads,
+        dh,
+        tv,
+        tq,
+        q0,
+        Math.max(slot, 0),
+        bits(scale),
+        bits(coef),
+        bits(eps),
+        bits(ROW_FLOOR),
+        slot >= 0 && options.lambda > 0 ? 1 : 0,
+      ], {
+        1: s.qkv,
+        2: s.probs,
+        3: dMixed,
+        4: dScores,
+        5: dQkv,
+        6: bb.target,
+        7: qBuf,
+        8: bb.queryWeight,
+      }, [t, heads, b]);
+      op(back, ATTENTION_BACKWARD_KEYS, [t, d, heads, dh, bits(scale)], {
+        1: s.qkv,
+        2: s.probs,
+        3: dMixed,
+        4: dScores,
+        5: dQkv,
+      }, [t, heads, b]);
+      linearGrad(s.h1, d, 3 * d, dQkv, `h${l}.qkv`, dH);
+      layerNormGrad(dH, { n: s.n1, r: s.r1 }, `h${l}.ln1`, true);
+    }
+    // The embedding: patch.w and patch.b from the visual rows, the tables from everything.
+    op(back, GATHER_VISUAL, [b * tv * d, t, tv, d], { 1: dStream, 2: dVisual }, grid1d(b * tv * d));
+    matmul(back, {
+      m: pd,
+      n: d,
+      k: b * tv,
+      a: bb.patches,
+      lda: pd,
+      transA: true,
+      b: dVisual,
+      ldb: d,
+      c: this.grads,
+      cOff: off("patch.w"),
+      split: true,
+    });
+    columnSum(back, b * tv, d, dVisual, off("patch.b"));
+    const tableValues = (vocab + 2 * side + config.maxText) * d;
+    op(back, EMBED_GRAD, [tableValues, b, t, tv, tt, d, vocab, side, off("token")], {
+      1: dStream,
+      2: bb.text,
+      3: this.grads,
+    }, grid1d(tableValues));
+
+    // --- norm, clipping, AdamW ---------------------------------------------------------
+    const up = this.updateOps;
+    op(up, SUM_SQUARES, [total], { 1: this.grads, 2: normScratch }, [normParts, 1, 1]);
+    op(up, CLIP, [normParts, bits(options.clipNorm)], { 1: normScratch, 2: this.stats }, [1, 1, 1]);
+    this.adamwUniform = op(up, ADAMW, [total, 0, 0, 0, 0, 0], {
+      1: this.params,
+      2: this.grads,
+      3: this.m,
+      4: this.v,
+      5: decayMask,
+      6: this.stats,
+    }, grid1d(total));
+    this.dispatchesPerStep = this.forwardOps.length + this.backwardOps.length +
+      this.updateOps.length;
+  }
+
+  /** Build a trainer over `parameters` (the model's variables, in order) on `device`. */
+  static async create(
+    device: GPUDevice,
+    options: WebGpuTrainerOptions,
+    parameters: FlatParameter[],
+  ): Promise<WebGpuTrainer> {
+    device.pushErrorScope("validation");
+    const trainer = new WebGpuTrainer(device, options, parameters);
+    const error = await device.popErrorScope();
+    if (error) {
+      trainer.dispose();
+      throw new Error(`WebGPU trainer: ${error.message}`);
+    }
+    return trainer;
+  }
+
+  private pipeline(source: string): GPUComputePipeline {
+    let p = this.pipelines.get(source);
+    if (!p) {
+      p = this.device.createComputePipeline({
+        layout: "auto",
+        compute: { module: this.device.createShaderModule({ code: source }), entryPoint: "main" },
+      });
+      this.pipelines.set(source, p);
+    }
+    return p;
+  }
+
+  /** Upload the rows `indices` of `data` as the next batch. */
+  setBatch(data: Encoded, indices: number[]): void {
+    this.batch.set(data, indices);
+  }
+
+  private encode(lists: Op[][]): GPUCommandEncoder {
+    const encoder = this.device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    for (const list of lists) {
+      for (const o of list) {
+        pass.setPipeline(o.pipeline);
+        pass.setBindGroup(0, o.bindGroup);
+        pass.dispatchWorkgroups(o.groups[0], o.groups[1], o.groups[2]);
+      }
+    }
+    pass.end();
+    return encoder;
+  }
+
+  /**
+   * One training step on the current batch at learning rate `lr`: submitted, not awaited.
+   * Its stats arrive later through `drain`; at most a few steps are in flight.
+   */
+  async step(lr: number): Promise<void> {
+    while (this.pending.length >= STATS_IN_FLIGHT) await this.collect();
+    this.t++;
+    const beta1 = this.options.beta1 ?? 0.9;
+    const beta2 = this.options.beta2 ?? 0.999;
+    const epsilon = this.options.epsilon ?? 1e-8;
+    const c1 = 1 - beta1 ** this.t;
+    const root = Math.sqrt(1 - beta2 ** this.t);
+    const decay = this.options.weightDecay > 0 ? 1 - lr * this.options.weightDecay : 1;
+    this.device.queue.writeBuffer(
+      this.adamwUniform,
+      4,
+      new Uint32Array([
+        bits(beta1),
+        bits(beta2),
+        bits(lr / c1 * root),
+        bits(epsilon * root),
+        bits(decay),
+      ]),
+    );
+    const encoder = this.encode([this.forwardOps, this.backwardOps, this.updateOps]);
+    const readback = this.spare.pop() ??
+      this.device.createBuffer({ size: 4 * STATS, usage: READBACK });
+    encoder.copyBufferToBuffer(this.stats, 0, readback, 0, 4 * STATS);
+    this.device.queue.submit([encoder.finish()]);
+    this.pending.push({ step: this.t, buffer: readback, done: readback.mapAsync(GPUMapMode.READ) });
+  }
+
+  /** Wait for the oldest step in flight and keep its stats. */
+  private async collect(): Promise<void> {
+    const p = this.pending.shift()!;
+    await p.done;
+    const s = new Float32Array(p.buffer.getMappedRange().slice(0));
+    p.buffer.unmap();
+    this.spare.push(p.buffer);
+    this.finished.push({
+      step: p.step,
+      stats: { ntp: s[0], klal: s[1], total: s[2], gradNorm: s[3] },
+    });
+  }
+
+  /**
+   * The stats of every step finished since the last call, oldest first (`all`: wait for
+   * every step in flight). Step numbers count from 1 (the optimizer's t).
+   */
+  async drain(all = false): Promise<{ step: number; stats: StepStats }[]> {
+    if (all) { while (this.pending.length > 0) await this.collect(); }
+    return this.finished.splice(0);
+  }
+
+  /** Forward and backward on the current batch, no update: the stats and the flat gradient. */
+  async gradients(): Promise<{ stats: StepStats; grads: Float32Array }> {
+    await this.drain(true);
+    const encoder = this.encode([this.forwardOps, this.backwardOps, [
+      this.updateOps[0],
+      this.updateOps[1],
+    ]]);
+    const s = await this.read(this.stats, STATS, encoder);
+    const grads = await this.read(this.grads, this.parameterCount);
+    return { stats: { ntp: s[0], klal: s[1], total: s[2], gradNorm: s[3] }, grads };
+  }
+
+  private async read(
+    src: GPUBuffer,
+    floats: number,
+    encoder?: GPUCommandEncoder,
+  ): Promise<Float32Array> {
+    const e = encoder ?? this.device.createCommandEncoder();
+    const staging = this.device.createBuffer({ size: 4 * floats, usage: READBACK });
+    e.copyBufferToBuffer(src, 0, staging, 0, 4 * floats);
+    this.device.queue.submit([e.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = new Float32Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  /** The current parameters, by name (waits for every step in flight). */
+  async parameters(): Promise<Map<string, Float32Array>> {
+    await this.drain(true);
+    const flat = await this.read(this.params, this.parameterCount);
+    const out = new Map<string, Float32Array>();
+    const names = [...this.offsets.keys()];
+    names.forEach((name, i) => {
+      const end = i + 1 < names.length ? this.offsets.get(names[i + 1])! : this.parameterCount;
+      out.set(name, flat.slice(this.offsets.get(name)!, end));
+    });
+    return out;
+  }
+
+  /** The optimizer's state (flat moments in the model's order, as ../loop.ts AdamW). */
+  async optimizerState(): Promise<{ t: number; m: Float32Array; v: Float32Array }> {
+    await this.drain(true);
+    return {
+      t: this.t,
+      m: await this.read(this.m, this.parameterCount),
+      v: await this.read(this.v, this.parameterCount),
+    };
+  }
+
+  /** Continue from an optimizer state taken from a run over the same parameters. */
+  restoreOptimizer(state: { t: number; m: Float32Array; v: Float32Array }): void {
+    if (state.m.length !== this.parameterCount) {
+      throw new Error(
+        `optimizer snapshot has ${state.m.length} values, expected ${this.parameterCount}`,
+      );
+    }
+    this.t = state.t;
+    this.device.queue.writeBuffer(this.m, 0, new Float32Array(state.m));
+    this.device.queue.writeBuffer(this.v, 0, new Float32Array(state.v));
+  }
+
+  /** Free every buffer (the device stays). */
+  dispose(): void {
+    for (const b of this.buffers) b.destroy();
+    for (const p of this.pending) p.buffer.destroy();
+    for (const b of this.spare) b.destroy();
+    this.buffers.length = 0;
+    this.pending.length = 0;
+    this.spare.length = 0;
+  }
+}

@@ -1,0 +1,825 @@
+/**
+ * WGSL sources of the whole-step WebGPU trainer (./trainer.ts): one compute shader per
+ * kernel kind, each specialised by a few compile-time choices (transposes, epilogue, whether a
+ * residual is added). Sizes and buffer offsets travel in a per-dispatch uniform block, so one
+ * pipeline serves every layer and every batch size.
+ *
+ * The launch geometry that matches them lives here too (`grid1d`, `gridRows`, `splitK`), and
+ * `bits`, which writes an f32 field of a uniform block.
+ *
+ * Conventions: every matrix is row-major f32 in a flat storage buffer, addressed by an element
+ * offset (`…Off`) and a leading dimension (`ld…`). A 1-D launch covers `n` items with
+ * `ceil(n/256)` workgroups of 256 threads, folded into a second grid dimension past 65,535
+ * workgroups (`ITEM`); a per-row launch gives each row one workgroup of 64 threads.
+ */
+
+/** Threads of a 1-D launch's workgroup. */
+export const LINEAR_THREADS = 256;
+/** Workgroups per grid dimension (WebGPU's default limit). */
+export const MAX_GROUPS = 65535;
+/** Threads of a per-row workgroup (layer norm, softmax rows, attention rows). */
+export const ROW_THREADS = 64;
+/** Longest sequence the attention kernels hold in workgroup memory. */
+export const MAX_TOKENS = 512;
+/** Largest heads x answer positions the KLAL kernel holds in workgroup memory. */
+export const MAX_HEAD_QUERIES = 256;
+/** The matmul's output tile side (64 x 64 per workgroup, 4 x 4 per thread) and K step. */
+export const TILE = 64;
+export const TILE_K = 16;
+
+/** Float bits as a u32, for the uniform blocks' f32 fields. */
+export function bits(x: number): number {
+  const f = new Float32Array([x]);
+  return new Uint32Array(f.buffer)[0];
+}
+
+/** Workgroups of a 1-D launch over n items (256 threads each), folded past 65,535. */
+export function grid1d(n: number): [number, number, number] {
+  const groups = Math.ceil(n / LINEAR_THREADS);
+  if (groups <= MAX_GROUPS) return [Math.max(groups, 1), 1, 1];
+  return [MAX_GROUPS, Math.ceil(groups / MAX_GROUPS), 1];
+}
+
+/** Workgroups of a per-row launch. */
+export function gridRows(rows: number): [number, number, number] {
+  if (rows <= MAX_GROUPS) return [rows, 1, 1];
+  return [MAX_GROUPS, Math.ceil(rows / MAX_GROUPS), 1];
+}
+
+/**
+ * How a product's K is cut: enough workgroups to fill a large GPU (~512) when the output has
+ * few tiles, chunks of at least 128 (whole K-tiles).
+ */
+export function splitK(m: number, n: number, k: number): { splits: number; chunk: number } {
+  const tiles = Math.ceil(m / TILE) * Math.ceil(n / TILE);
+  const wanted = Math.max(1, Math.min(Math.ceil(512 / tiles), Math.floor(k / 128)));
+  const chunk = Math.ceil(Math.ceil(k / wanted) / TILE_K) * TILE_K;
+  return { splits: Math.ceil(k / chunk), chunk };
+}
+
+/** Global item index of a 1-D launch (see `grid1d` in ./trainer.ts). */
+const ITEM = `gid.x + gid.y * ${MAX_GROUPS * LINEAR_THREADS}u`;
+
+/** Row index of a per-row launch. */
+const ROW = `wg.x + wg.y * ${MAX_GROUPS}u`;
+
+/**
+ * The entry of a per-row kernel over `u.rows` rows: `row`, the thread's `i` and, for rows of
+ * `width` values, the row's first index `base`.
+ */
+function rowMain(width: string): string {
+  return `@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let row = ${ROW};
+  if (row >= u.rows) { return; }
+  let i = lid.x;
+  let base = row * ${width};`;
+}
+
+/** Sum and max over a 64-thread workgroup (call from uniform control flow). */
+const REDUCE = /* wgsl */ `
+var<workgroup> red: array<f32, ${ROW_THREADS}>;
+fn wgSum(v: f32, i: u32) -> f32 {
+  red[i] = v;
+  workgroupBarrier();
+  for (var s = ${ROW_THREADS / 2}u; s > 0u; s >>= 1u) {
+    if (i < s) { red[i] += red[i + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+fn wgMax(v: f32, i: u32) -> f32 {
+  red[i] = v;
+  workgroupBarrier();
+  for (var s = ${ROW_THREADS / 2}u; s > 0u; s >>= 1u) {
+    if (i < s) { red[i] = max(red[i], red[i + s]); }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+`;
+
+const f32Bits = (name: string) => `bitcast<f32>(u.${name})`;
+
+/**
+ * The embedding: visual token t of sample b is patches·patch.w + patch.b + row[t / side] +
+ * col[t % side]; text token k is token[id] + position.text[k].
+ */
+export const EMBED = /* wgsl */ `
+struct U { n: u32, T: u32, Tv: u32, Tt: u32, d: u32, pd: u32, side: u32, pw: u32,
+           pb: u32, tok: u32, row: u32, col: u32, ptext: u32, p0: u32, p1: u32, p2: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> params: array<f32>;
+@group(0) @binding(2) var<storage, read> patches: array<f32>;
+@group(0) @binding(3) var<storage, read> text: array<i32>;
+@group(0) @binding(4) var<storage, read_write> x: array<f32>;
+@compute @workgroup_size(${LINEAR_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let idx = ${ITEM};
+  if (idx >= u.n) { return; }
+  let j = idx % u.d;
+  let r = idx / u.d;
+  let b = r / u.T;
+  let t = r % u.T;
+  if (t < u.Tv) {
+    var acc = 0.0;
+    let base = (b * u.Tv + t) * u.pd;
+    for (var p = 0u; p < u.pd; p++) { acc += patches[base + p] * params[u.pw + p * u.d + j]; }
+    let grid = params[u.row + (t / u.side) * u.d + j] + params[u.col + (t % u.side) * u.d + j];
+    x[idx] = (acc + params[u.pb + j]) + grid;
+  } else {
+    let k = t - u.Tv;
+    let id = u32(text[b * u.Tt + k]);
+    x[idx] = params[u.tok + id * u.d + j] + params[u.ptext + k * u.d + j];
+  }
+}
+`;
+
+/**
+ * Layer norm of one row per workgroup: with `residual`, the row is x + r, written back into x
+ * (the residual stream) when `writeSum`. Writes the normalised row n, the output n·g + b and
+ * the row's 1/sqrt(var + 1e-5).
+ */
+export function layerNormSource(residual: boolean, writeSum: boolean): string {
+  const read = residual ? "x[base + c] + r[base + c]" : "x[base + c]";
+  return /* wgsl */ `
+struct U { rows: u32, d: u32, g: u32, b: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> params: array<f32>;
+@group(0) @binding(2) var<storage, ${writeSum ? "read_write" : "read"}> x: array<f32>;
+${residual ? "@group(0) @binding(3) var<storage, read> r: array<f32>;" : ""}
+@group(0) @binding(4) var<storage, read_write> nOut: array<f32>;
+@group(0) @binding(5) var<storage, read_write> hOut: array<f32>;
+@group(0) @binding(6) var<storage, read_write> rstdOut: array<f32>;
+${REDUCE}
+${rowMain("u.d")}
+  let fd = f32(u.d);
+  var s = 0.0;
+  for (var c = i; c < u.d; c += ${ROW_THREADS}u) {
+    let v = ${read};
+    ${writeSum ? "x[base + c] = v;" : ""}
+    s += v;
+  }
+  let mean = wgSum(s, i) / fd;
+  var q = 0.0;
+  for (var c = i; c < u.d; c += ${ROW_THREADS}u) {
+    let v = ${writeSum ? "x[base + c]" : read} - mean;
+    q += v * v;
+  }
+  let rstd = inverseSqrt(wgSum(q, i) / fd + 1e-5);
+  for (var c = i; c < u.d; c += ${ROW_THREADS}u) {
+    let n = (${writeSum ? "x[base + c]" : read} - mean) * rstd;
+    nOut[base + c] = n;
+    hOut[base + c] = n * params[u.g + c] + params[u.b + c];
+  }
+  if (i == 0u) { rstdOut[row] = rstd; }
+}
+`;
+}
+
+/**
+ * Layer norm's backward for one row: dn = dy·g, dx = rstd·(dn - mean(dn) - n·mean(dn·n)),
+ * written into (or, with `accumulate`, added to) the residual stream's gradient.
+ */
+export function layerNormGradSource(accumulate: boolean): string {
+  return /* wgsl */ `
+struct U { rows: u32, d: u32, g: u32, p0: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> params: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read> n: array<f32>;
+@group(0) @binding(4) var<storage, read> rstd: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dx: array<f32>;
+${REDUCE}
+${rowMain("u.d")}
+  let fd = f32(u.d);
+  var a = 0.0;
+  var b = 0.0;
+  for (var c = i; c < u.d; c += ${ROW_THREADS}u) {
+    let dn = dy[base + c] * params[u.g + c];
+    a += dn;
+    b += dn * n[base + c];
+  }
+  let meanDn = wgSum(a, i) / fd;
+  let meanDnN = wgSum(b, i) / fd;
+  let r = rstd[row];
+  for (var c = i; c < u.d; c += ${ROW_THREADS}u) {
+    let dn = dy[base + c] * params[u.g + c];
+    let g = r * (dn - meanDn - n[base + c] * meanDnN);
+    dx[base + c] = ${accumulate ? "dx[base + c] + g" : "g"};
+  }
+}
+`;
+}
+
+/**
+ * WGSL loading element `e` (of 1,024) of a 64 x 16 operand tile into workgroup memory `tile`
+ * ([k * 64 + outer]), zero outside the matrix: `outer` is m for A, n for B; with `kContiguous`
+ * the operand is stored [outer, K], else [K, outer], so that neighbouring threads read
+ * neighbouring addresses either way.
+ */
+function tileLoad(
+  operand: "A" | "B",
+  tile: string,
+  outer: "m" | "n",
+  kContiguous: boolean,
+): string {
+  const o = outer + outer;
+  const g = `g${outer}`;
+  const limit = outer === "m" ? "u.M" : "u.N";
+  const at = operand === "A" ? "u.aOff" : "u.bOff";
+  const ld = operand === "A" ? "u.lda" : "u.ldb";
+  const split = kContiguous
+    ? `let ${o} = e / ${TILE_K}u; let kk = e % ${TILE_K}u;`
+    : `let kk = e / ${TILE}u; let ${o} = e % ${TILE}u;`;
+  const address = kContiguous ? `${at} + ${g} * ${ld} + gk` : `${at} + gk * ${ld} + ${g}`;
+  const origin = outer === "m" ? "m0" : "n0";
+  return `${split}
+       let ${g} = ${origin} + ${o}; let gk = k0 + kk;
+       var v = 0.0;
+       if (${g} < ${limit} && gk < kEnd) { v = ${operand}[${address}]; }
+       ${tile}[kk * ${TILE}u + ${o}] = v;`;
+}
+
+/** What a matmul does with its product before writing it. */
+export type Epilogue =
+  /** C = A·B */
+  | "none"
+  /** C = A·B + bias */
+  | "bias"
+  /** C = A·B + bias (the pre-activation), G = gelu(C) */
+  | "gelu"
+  /** C = (A·B) ⊙ gelu'(aux): the gradient at the pre-activation aux */
+  | "geluGrad";
+
+/**
+ * C[M, N] = op(A)[M, K] · op(B)[K, N] on 64 x 64 output tiles, 16 x 16 threads of 4 x 4
+ * outputs each (rows and columns interleaved by 16, so a warp's loads and stores are
+ * contiguous), K in steps of 16 through workgroup memory. Workgroup z takes the K-chunk
+ * [z·kChunk, (z+1)·kChunk) and writes its partial product at cOff + z·splitStride (a split-K
+ * product; ./trainer.ts sums the partials). `transA`: A is stored [K, M]; `transB`: B
+ * is stored [N, K]. GELU is x·sigmoid(1.702 x).
+ */
+export function matmulSource(transA: boolean, transB: boolean, epilogue: Epilogue): string {
+  // A tile in workgroup memory: as_[k * 64 + m]; B tile: bs[k * 64 + n]. A is stored with k
+  // contiguous unless transposed, B the other way round.
+  const loadA = tileLoad("A", "as_", "m", !transA);
+  const loadB = tileLoad("B", "bs", "n", transB);
+  const extra = {
+    none: "",
+    bias: "@group(0) @binding(4) var<storage, read> bias: array<f32>;",
+    gelu: `@group(0) @binding(4) var<storage, read> bias: array<f32>;
+           @group(0) @binding(5) var<storage, read_write> G: array<f32>;`,
+    geluGrad: "@group(0) @binding(4) var<storage, read> aux: array<f32>;",
+  }[epilogue];
+  const write = {
+    none: "C[o] = acc[i * 4u + j];",
+    bias: "C[o] = acc[i * 4u + j] + bias[u.biasOff + col];",
+    gelu: `let a = acc[i * 4u + j] + bias[u.biasOff + col];
+           C[o] = a;
+           G[o] = a / (1.0 + exp(-1.702 * a));`,
+    geluGrad: `let a = aux[u.auxOff + row * u.ldc + col];
+               let s = 1.0 / (1.0 + exp(-1.702 * a));
+               C[o] = acc[i * 4u + j] * (s + 1.702 * (a * s) * (1.0 - s));`,
+  }[epilogue];
+  return /* wgsl */ `
+struct U { M: u32, N: u32, K: u32, kChunk: u32, lda: u32, ldb: u32, ldc: u32, aOff: u32,
+           bOff: u32, cOff: u32, splitStride: u32, biasOff: u32, auxOff: u32, p0: u32,
+           p1: u32, p2: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+${extra}
+var<workgroup> as_: array<f32, ${TILE * TILE_K}>;
+var<workgroup> bs: array<f32, ${TILE * TILE_K}>;
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let tid = lid.y * 16u + lid.x;
+  let m0 = wg.y * ${TILE}u;
+  let n0 = wg.x * ${TILE}u;
+  let kBegin = wg.z * u.kChunk;
+  let kEnd = min(u.K, kBegin + u.kChunk);
+  var acc: array<f32, 16>;
+  for (var k0 = kBegin; k0 < kEnd; k0 += ${TILE_K}u) {
+    for (var r = 0u; r < 4u; r++) {
+      let e = tid + r * 256u;
+      { ${loadA} }
+      { ${loadB} }
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${TILE_K}u; kk++) {
+      let a = vec4<f32>(as_[kk * ${TILE}u + lid.y], as_[kk * ${TILE}u + lid.y + 16u],
+                        as_[kk * ${TILE}u + lid.y + 32u], as_[kk * ${TILE}u + lid.y + 48u]);
+      let b = vec4<f32>(bs[kk * ${TILE}u + lid.x], bs[kk * ${TILE}u + lid.x + 16u],
+                        bs[kk * ${TILE}u + lid.x + 32u], bs[kk * ${TILE}u + lid.x + 48u]);
+      for (var i = 0u; i < 4u; i++) {
+        acc[i * 4u + 0u] += a[i] * b[0];
+        acc[i * 4u + 1u] += a[i] * b[1];
+        acc[i * 4u + 2u] += a[i] * b[2];
+        acc[i * 4u + 3u] += a[i] * b[3];
+      }
+    }
+    workgroupBarrier();
+  }
+  let cBase = u.cOff + wg.z * u.splitStride;
+  for (var i = 0u; i < 4u; i++) {
+    let row = m0 + lid.y + i * 16u;
+    if (row >= u.M) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      let col = n0 + lid.x + j * 16u;
+      if (col >= u.N) { continue; }
+      let o = cBase + row * u.ldc + col;
+      ${write}
+    }
+  }
+}
+`;
+}
+
+/** out[outOff + i] = Σ_s part[s·n + i] (the partials of a split-K product or column sum). */
+export const REDUCE_SPLITS = /* wgsl */ `
+struct U { n: u32, splits: u32, outOff: u32, p0: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(${LINEAR_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let idx = ${ITEM};
+  if (idx >= u.n) { return; }
+  var s = 0.0;
+  for (var k = 0u; k < u.splits; k++) { s += part[k * u.n + idx]; }
+  out[u.outOff + idx] = s;
+}
+`;
+
+/**
+ * Column sums over a chunk of rows per workgroup row-block: part[z·N + j] = Σ_rows A[i, j]
+ * (times B[i, j] with `product`: layer norm's gain gradient Σ dy·n).
+ */
+export function columnSumSource(product: boolean): string {
+  return /* wgsl */ `
+struct U { M: u32, N: u32, rowsPer: u32, p0: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+${product ? "@group(0) @binding(2) var<storage, read> B: array<f32>;" : ""}
+@group(0) @binding(3) var<storage, read_write> part: array<f32>;
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let j = wg.x * ${ROW_THREADS}u + lid.x;
+  if (j >= u.N) { return; }
+  let begin = wg.y * u.rowsPer;
+  let end = min(u.M, begin + u.rowsPer);
+  var s = 0.0;
+  for (var i = begin; i < end; i++) {
+    s += A[i * u.N + j]${product ? " * B[i * u.N + j]" : ""};
+  }
+  part[wg.y * u.N + j] = s;
+}
+`;
+}
+
+/**
+ * Causal attention for one (query i, head h, sample b) per workgroup, reading q, k and v from
+ * the fused qkv rows [B·T, 3d]: scores scale·q·k over every key, -1e9 where key j > i or is
+ * padding, softmax, the probabilities written to [B, H, T, T] and the mixed values into the
+ * heads-side-by-side [B·T, d].
+ */
+export const ATTENTION_FORWARD = /* wgsl */ `
+struct U { T: u32, d: u32, H: u32, dh: u32, scale: u32, p0: u32, p1: u32, p2: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> keyMask: array<f32>;
+@group(0) @binding(3) var<storage, read_write> probs: array<f32>;
+@group(0) @binding(4) var<storage, read_write> mixed: array<f32>;
+var<workgroup> q: array<f32, 128>;
+var<workgroup> p: array<f32, ${MAX_TOKENS}>;
+${REDUCE}
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = wg.x;
+  let h = wg.y;
+  let b = wg.z;
+  let t = lid.x;
+  let d3 = 3u * u.d;
+  let scale = ${f32Bits("scale")};
+  for (var c = t; c < u.dh; c += ${ROW_THREADS}u) { q[c] = qkv[(b * u.T + i) * d3 + h * u.dh + c]; }
+  workgroupBarrier();
+  var top = -3.0e38;
+  for (var j = t; j < u.T; j += ${ROW_THREADS}u) {
+    var s = -1e9;
+    if (j <= i && keyMask[b * u.T + j] != 0.0) {
+      let kb = (b * u.T + j) * d3 + u.d + h * u.dh;
+      var dot = 0.0;
+      for (var c = 0u; c < u.dh; c++) { dot += q[c] * qkv[kb + c]; }
+      s = dot * scale;
+    }
+    p[j] = s;
+    top = max(top, s);
+  }
+  let m = wgMax(top, t);
+  var z = 0.0;
+  for (var j = t; j < u.T; j += ${ROW_THREADS}u) {
+    let e = exp(p[j] - m);
+    p[j] = e;
+    z += e;
+  }
+  let total = wgSum(z, t);
+  let row = ((b * u.H + h) * u.T + i) * u.T;
+  for (var j = t; j < u.T; j += ${ROW_THREADS}u) {
+    let v = p[j] / total;
+    p[j] = v;
+    probs[row + j] = v;
+  }
+  workgroupBarrier();
+  for (var c = t; c < u.dh; c += ${ROW_THREADS}u) {
+    var acc = 0.0;
+    for (var j = 0u; j < u.T; j++) { acc += p[j] * qkv[(b * u.T + j) * d3 + 2u * u.d + h * u.dh + c]; }
+    mixed[(b * u.T + i) * u.d + h * u.dh + c] = acc;
+  }
+}
+`;
+
+/**
+ * KLAL's Q for one supervised layer, one sample per workgroup: each answer-query row's visual
+ * attention renormalised (a / (Σ_visual a + 1e-6)), averaged over heads and weighted over
+ * query positions (qw = queryMask / count / heads); writes Q [B, Tv] into its layer slot and
+ * the sample's KL(P || max(Q, eps)).
+ */
+export const KLAL_FORWARD = /* wgsl */ `
+struct U { B: u32, H: u32, T: u32, Tv: u32, Tq: u32, q0: u32, slot: u32, eps: u32,
+           floor: u32, p0: u32, p1: u32, p2: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> probs: array<f32>;
+@group(0) @binding(2) var<storage, read> qw: array<f32>;
+@group(0) @binding(3) var<storage, read> goal: array<f32>;
+@group(0) @binding(4) var<storage, read_write> qOut: array<f32>;
+@group(0) @binding(5) var<storage, read_write> kl: array<f32>;
+var<workgroup> rowSum: array<f32, ${MAX_HEAD_QUERIES}>;
+${REDUCE}
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let b = wg.x;
+  let t = lid.x;
+  let rows = u.H * u.Tq;
+  for (var r = t; r < rows; r += ${ROW_THREADS}u) {
+    let h = r / u.Tq;
+    let base = ((b * u.H + h) * u.T + u.q0 + r % u.Tq) * u.T;
+    var s = 0.0;
+    for (var v = 0u; v < u.Tv; v++) { s += probs[base + v]; }
+    rowSum[r] = s + ${f32Bits("floor")};
+  }
+  workgroupBarrier();
+  let eps = ${f32Bits("eps")};
+  var part = 0.0;
+  for (var v = t; v < u.Tv; v += ${ROW_THREADS}u) {
+    var qv = 0.0;
+    for (var r = 0u; r < rows; r++) {
+      let qi = r % u.Tq;
+      let w = qw[b * u.Tq + qi];
+      if (w != 0.0) {
+        let base = ((b * u.H + r / u.Tq) * u.T + u.q0 + qi) * u.T;
+        qv += w * probs[base + v] / rowSum[r];
+      }
+    }
+    qOut[(u.slot * u.B + b) * u.Tv + v] = qv;
+    let pv = goal[b * u.Tv + v];
+    if (pv > 0.0) { part += pv * (log(pv) - log(max(qv, eps))); }
+  }
+  let total = wgSum(part, t);
+  if (t == 0u) { kl[u.slot * u.B + b] = total; }
+}
+`;
+
+/**
+ * Next-token cross-entropy of one position per workgroup: w = lossMask / Σ lossMask (set on
+ * the host per batch); the row's loss w·(logsumexp - logit[target]) and its gradient
+ * w·(softmax - onehot) over the vocabulary.
+ */
+export const NTP = /* wgsl */ `
+struct U { rows: u32, V: u32, p0: u32, p1: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> next: array<i32>;
+@group(0) @binding(3) var<storage, read> weight: array<f32>;
+@group(0) @binding(4) var<storage, read_write> rowLoss: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dLogits: array<f32>;
+${REDUCE}
+${rowMain("u.V")}
+  let t = i;
+  var top = -3.0e38;
+  for (var v = t; v < u.V; v += ${ROW_THREADS}u) { top = max(top, logits[base + v]); }
+  let m = wgMax(top, t);
+  var z = 0.0;
+  for (var v = t; v < u.V; v += ${ROW_THREADS}u) { z += exp(logits[base + v] - m); }
+  let lse = m + log(wgSum(z, t));
+  let w = weight[row];
+  let want = u32(next[row]);
+  for (var v = t; v < u.V; v += ${ROW_THREADS}u) {
+    let hot = select(0.0, 1.0, v == want);
+    dLogits[base + v] = w * (exp(logits[base + v] - lse) - hot);
+  }
+  if (t == 0u) { rowLoss[row] = select(0.0, w * (lse - logits[base + want]), w != 0.0); }
+}
+`;
+
+/**
+ * The step's losses into stats[0..2]: NTP = Σ row losses, KLAL = mean over supervised layers
+ * of the batch-mean KL, total = NTP + λ·KLAL. One workgroup.
+ */
+export const LOSSES = /* wgsl */ `
+struct U { rows: u32, B: u32, slots: u32, lambda: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> rowLoss: array<f32>;
+@group(0) @binding(2) var<storage, read> kl: array<f32>;
+@group(0) @binding(3) var<storage, read_write> stats: array<f32>;
+${REDUCE}
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+  let t = lid.x;
+  var a = 0.0;
+  for (var r = t; r < u.rows; r += ${ROW_THREADS}u) { a += rowLoss[r]; }
+  let ntp = wgSum(a, t);
+  var klal = 0.0;
+  for (var s = 0u; s < u.slots; s++) {
+    var k = 0.0;
+    for (var b = t; b < u.B; b += ${ROW_THREADS}u) { k += kl[s * u.B + b]; }
+    klal += wgSum(k, t) / f32(u.B);
+  }
+  klal = klal / f32(max(u.slots, 1u));
+  if (t == 0u) {
+    stats[0] = ntp;
+    stats[1] = klal;
+    stats[2] = ntp + ${f32Bits("lambda")} * klal;
+  }
+}
+`;
+
+/**
+ * Attention backward, one query row (i, h, b) per workgroup: dP_ij = dmixed_i·v_j, plus, on a
+ * supervised layer's answer-query rows, KLAL's gradient through Q (coef = -λ / (layers·B):
+ * G_v = coef·qw·P_v / Q_v, dP_v += G_v / S - Σ_u G_u a_u / S², S the row's visual mass +
+ * 1e-6); then dS = P·(dP - Σ P·dP), written to [B, H, T, T] for the key side, and
+ * dq_i = scale·Σ_j dS_ij k_j.
+ */
+export const ATTENTION_BACKWARD_ROWS = /* wgsl */ `
+struct U { B: u32, T: u32, d: u32, H: u32, dh: u32, Tv: u32, Tq: u32, q0: u32,
+           slot: u32, scale: u32, coef: u32, eps: u32, floor: u32, supervised: u32,
+           p0: u32, p1: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> probs: array<f32>;
+@group(0) @binding(3) var<storage, read> dMixed: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dScores: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dQkv: array<f32>;
+@group(0) @binding(6) var<storage, read> goal: array<f32>;
+@group(0) @binding(7) var<storage, read> qBuf: array<f32>;
+@group(0) @binding(8) var<storage, read> qw: array<f32>;
+var<workgroup> gm: array<f32, 128>;
+var<workgroup> p: array<f32, ${MAX_TOKENS}>;
+var<workgroup> dp: array<f32, ${MAX_TOKENS}>;
+var<workgroup> gk: array<f32, ${MAX_TOKENS}>;
+${REDUCE}
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = wg.x;
+  let h = wg.y;
+  let b = wg.z;
+  let t = lid.x;
+  let d3 = 3u * u.d;
+  let row = ((b * u.H + h) * u.T + i) * u.T;
+  for (var c = t; c < u.dh; c += ${ROW_THREADS}u) { gm[c] = dMixed[(b * u.T + i) * u.d + h * u.dh + c]; }
+  for (var j = t; j < u.T; j += ${ROW_THREADS}u) { p[j] = probs[row + j]; }
+  workgroupBarrier();
+  for (var j = t; j < u.T; j += ${ROW_THREADS}u) {
+    var g = 0.0;
+    if (p[j] != 0.0) {
+      let vb = (b * u.T + j) * d3 + 2u * u.d + h * u.dh;
+      for (var c = 0u; c < u.dh; c++) { g += gm[c] * qkv[vb + c]; }
+    }
+    dp[j] = g;
+  }
+  workgroupBarrier();
+  if (u.supervised != 0u && i >= u.q0 && i < u.q0 + u.Tq) {
+    let w = qw[b * u.Tq + i - u.q0];
+    let coef = ${f32Bits("coef")};
+    let eps = ${f32Bits("eps")};
+    var mass = 0.0;
+    for (var v = t; v < u.Tv; v += ${ROW_THREADS}u) { mass += p[v]; }
+    let s = wgSum(mass, t) + ${f32Bits("floor")};
+    var ga = 0.0;
+    for (var v = t; v < u.Tv; v += ${ROW_THREADS}u) {
+      let pv = goal[b * u.Tv + v];
+      let qv = qBuf[(u.slot * u.B + b) * u.Tv + v];
+      var g = 0.0;
+      if (pv > 0.0 && qv >= eps) { g = coef * w * pv / qv; }
+      gk[v] = g;
+      ga += g * p[v];
+    }
+    let sum = wgSum(ga, t);
+    for (var v = t; v < u.Tv; v += ${ROW_THREADS}u) { dp[v] += gk[v] / s - sum / (s * s); }
+    workgroupBarrier();
+  }
+  var pd = 0.0;
+  for (var j = t; j < u.T; j += ${ROW_THREADS}u) { pd += p[j] * dp[j]; }
+  let dot = wgSum(pd, t);
+  for (var j = t; j < u.T; j += ${ROW_THREADS}u) {
+    let ds = p[j] * (dp[j] - dot);
+    gk[j] = ds;
+    dScores[row + j] = ds;
+  }
+  workgroupBarrier();
+  let scale = ${f32Bits("scale")};
+  for (var c = t; c < u.dh; c += ${ROW_THREADS}u) {
+    var acc = 0.0;
+    for (var j = 0u; j < u.T; j++) { acc += gk[j] * qkv[(b * u.T + j) * d3 + u.d + h * u.dh + c]; }
+    dQkv[(b * u.T + i) * d3 + h * u.dh + c] = acc * scale;
+  }
+}
+`;
+
+/**
+ * Attention backward, one key column (j, h, b) per workgroup: dk_j = scale·Σ_i dS_ij q_i and
+ * dv_j = Σ_i P_ij dmixed_i, into the k and v parts of the qkv gradient.
+ */
+export const ATTENTION_BACKWARD_KEYS = /* wgsl */ `
+struct U { T: u32, d: u32, H: u32, dh: u32, scale: u32, p0: u32, p1: u32, p2: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> probs: array<f32>;
+@group(0) @binding(3) var<storage, read> dMixed: array<f32>;
+@group(0) @binding(4) var<storage, read> dScores: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dQkv: array<f32>;
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let j = wg.x;
+  let h = wg.y;
+  let b = wg.z;
+  let d3 = 3u * u.d;
+  let scale = ${f32Bits("scale")};
+  let column = (b * u.H + h) * u.T * u.T + j;
+  for (var c2 = lid.x; c2 < 2u * u.dh; c2 += ${ROW_THREADS}u) {
+    var acc = 0.0;
+    if (c2 < u.dh) {
+      for (var i = 0u; i < u.T; i++) {
+        acc += dScores[column + i * u.T] * qkv[(b * u.T + i) * d3 + h * u.dh + c2];
+      }
+      dQkv[(b * u.T + j) * d3 + u.d + h * u.dh + c2] = acc * scale;
+    } else {
+      let c = c2 - u.dh;
+      for (var i = 0u; i < u.T; i++) {
+        acc += probs[column + i * u.T] * dMixed[(b * u.T + i) * u.d + h * u.dh + c];
+      }
+      dQkv[(b * u.T + j) * d3 + 2u * u.d + h * u.dh + c] = acc;
+    }
+  }
+}
+`;
+
+/** The visual rows of the embedding's gradient, [B·Tv, d] from [B·T, d]. */
+export const GATHER_VISUAL = /* wgsl */ `
+struct U { n: u32, T: u32, Tv: u32, d: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> dx: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(${LINEAR_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let idx = ${ITEM};
+  if (idx >= u.n) { return; }
+  let j = idx % u.d;
+  let r = idx / u.d;
+  out[idx] = dx[((r / u.Tv) * u.T + r % u.Tv) * u.d + j];
+}
+`;
+
+/**
+ * Gradients of the token table and the three position tables, which lie one after another in
+ * the parameter layout (token [V, d], row [side, d], col [side, d], text [maxText, d]): one
+ * thread per value, summing the embedding gradient over the positions that read it.
+ */
+export const EMBED_GRAD = /* wgsl */ `
+struct U { n: u32, B: u32, T: u32, Tv: u32, Tt: u32, d: u32, V: u32, side: u32, out: u32,
+           p0: u32, p1: u32, p2: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> dx: array<f32>;
+@group(0) @binding(2) var<storage, read> text: array<i32>;
+@group(0) @binding(3) var<storage, read_write> grads: array<f32>;
+@compute @workgroup_size(${LINEAR_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let idx = ${ITEM};
+  if (idx >= u.n) { return; }
+  let j = idx % u.d;
+  var r = idx / u.d;
+  var s = 0.0;
+  if (r < u.V) {
+    for (var b = 0u; b < u.B; b++) {
+      for (var k = 0u; k < u.Tt; k++) {
+        if (u32(text[b * u.Tt + k]) == r) { s += dx[(b * u.T + u.Tv + k) * u.d + j]; }
+      }
+    }
+  } else if (r < u.V + u.side) {
+    r -= u.V;
+    for (var b = 0u; b < u.B; b++) {
+      for (var c = 0u; c < u.side; c++) { s += dx[(b * u.T + r * u.side + c) * u.d + j]; }
+    }
+  } else if (r < u.V + 2u * u.side) {
+    r -= u.V + u.side;
+    for (var b = 0u; b < u.B; b++) {
+      for (var c = 0u; c < u.side; c++) { s += dx[(b * u.T + c * u.side + r) * u.d + j]; }
+    }
+  } else {
+    r -= u.V + 2u * u.side;
+    if (r < u.Tt) {
+      for (var b = 0u; b < u.B; b++) { s += dx[(b * u.T + u.Tv + r) * u.d + j]; }
+    }
+  }
+  grads[u.out + idx] = s;
+}
+`;
+
+/** Partial sums of squares of the gradients, 8 values a thread. */
+export const SUM_SQUARES = /* wgsl */ `
+struct U { n: u32, p0: u32, p1: u32, p2: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> g: array<f32>;
+@group(0) @binding(2) var<storage, read_write> part: array<f32>;
+var<workgroup> red: array<f32, ${LINEAR_THREADS}>;
+@compute @workgroup_size(${LINEAR_THREADS})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let base = wg.x * ${LINEAR_THREADS * 8}u + lid.x;
+  var s = 0.0;
+  for (var k = 0u; k < 8u; k++) {
+    let idx = base + k * ${LINEAR_THREADS}u;
+    if (idx < u.n) { let v = g[idx]; s += v * v; }
+  }
+  red[lid.x] = s;
+  workgroupBarrier();
+  for (var w = ${LINEAR_THREADS / 2}u; w > 0u; w >>= 1u) {
+    if (lid.x < w) { red[lid.x] += red[lid.x + w]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) { part[wg.x] = red[0]; }
+}
+`;
+
+/**
+ * The global gradient norm from the partial sums and the clipping factor
+ * min(clip / max(norm, 1e-12), 1) (1 when clip is 0): stats[3] = norm, stats[4] = factor.
+ */
+export const CLIP = /* wgsl */ `
+struct U { parts: u32, clip: u32, p0: u32, p1: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> stats: array<f32>;
+${REDUCE}
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+  var s = 0.0;
+  for (var k = lid.x; k < u.parts; k += ${ROW_THREADS}u) { s += part[k]; }
+  let norm = sqrt(wgSum(s, lid.x));
+  let clip = ${f32Bits("clip")};
+  if (lid.x == 0u) {
+    stats[3] = norm;
+    stats[4] = select(1.0, min(clip / max(norm, 1e-12), 1.0), clip > 0.0);
+  }
+}
+`;
+
+/**
+ * AdamW over the flat parameters, skipped when the gradient norm is not finite:
+ *   m' = β1 m + (1-β1) g,  v' = β2 v + (1-β2) g²  (g already scaled by the clipping factor)
+ *   p' = p·(1 - lr·wd where decay[i] = 1) - m'·stepScale / (sqrt(v') + epsScaled),
+ * stepScale = lr / c1 · sqrt(c2), epsScaled = eps · sqrt(c2) (the bias corrections folded in).
+ */
+export const ADAMW = /* wgsl */ `
+struct U { n: u32, beta1: u32, beta2: u32, stepScale: u32, epsScaled: u32, decay: u32,
+           p0: u32, p1: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read_write> params: array<f32>;
+@group(0) @binding(2) var<storage, read> grads: array<f32>;
+@group(0) @binding(3) var<storage, read_write> m: array<f32>;
+@group(0) @binding(4) var<storage, read_write> v: array<f32>;
+@group(0) @binding(5) var<storage, read> decayMask: array<f32>;
+@group(0) @binding(6) var<storage, read> stats: array<f32>;
+@compute @workgroup_size(${LINEAR_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let idx = ${ITEM};
+  if (idx >= u.n) { return; }
+  if ((bitcast<u32>(stats[3]) & 0x7f800000u) == 0x7f800000u) { return; }
+  let beta1 = ${f32Bits("beta1")};
+  let beta2 = ${f32Bits("beta2")};
+  let g = grads[idx] * stats[4];
+  let mi = beta1 * m[idx] + (1.0 - beta1) * g;
+  let vi = beta2 * v[idx] + (1.0 - beta2) * g * g;
+  m[idx] = mi;
+  v[idx] = vi;
+  let keep = select(1.0, ${f32Bits("decay")}, decayMask[idx] != 0.0);
+  params[idx] = params[idx] * keep - mi * ${f32Bits("stepScale")} / (sqrt(vi) + ${
+  f32Bits("epsScaled")
+});
+}
+`;
