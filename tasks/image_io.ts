@@ -17,6 +17,9 @@ import { createCanvas, ImageData, loadImage } from "@napi-rs/canvas";
 import { type FileMetaData, parquetMetadata, parquetReadObjects } from "hyparquet";
 import { clip, escapeForTerminal } from "../pipeline/lib/terminal.ts";
 import type { RgbImage } from "./task.ts";
+import { sha256Hex } from "../pipeline/lib/hash.ts";
+
+export { sha256Hex };
 
 /** A decoded image resized to the model's square input, with the file's own size. */
 export interface DecodedImage {
@@ -390,12 +393,6 @@ export async function encodePng(img: RgbImage): Promise<Uint8Array> {
   const canvas = createCanvas(width, height);
   canvas.getContext("2d").putImageData(new ImageData(rgba, width, height), 0, 0);
   return new Uint8Array(await canvas.encode("png"));
-}
-
-/** Lower-case hex sha256 of `bytes`. */
-export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** One annotation record and where it came from. */

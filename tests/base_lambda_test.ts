@@ -6,7 +6,7 @@ import { runExperiment } from "../pipeline/run/runner.ts";
 import { parseSpec } from "../pipeline/spec/mod.ts";
 import { expandSweep } from "../pipeline/spec/sweep.ts";
 import { TASKS } from "../tasks/registry.ts";
-import { tinySpec } from "./cli.ts";
+import { paramsOf, tinySpec } from "./cli.ts";
 
 const ctx = { tasks: TASKS };
 const yaml = (base: string) =>
@@ -23,7 +23,7 @@ Deno.test("base.lambda: 0 (the default) leaves the Base's params as before; > 0 
   // Not even an explicit lambda: 0 key: a spec written before the key existed keeps its cache.
   assert.equal(JSON.stringify(plain.params), JSON.stringify(zero.params));
   assert.ok(!JSON.stringify(plain.params).includes("lambda"));
-  assert.equal((kl.params.base as { lambda: number }).lambda, 0.3);
+  assert.equal((paramsOf(kl).base as { lambda: number }).lambda, 0.3);
   assert.throws(
     () => parseSpec(yaml(", lambda: -1"), "t.yaml", [], ctx),
     /base\.lambda/,

@@ -139,3 +139,8 @@ export async function cacheEntryOf(cacheDir: string, stage: string): Promise<str
   }
   throw new Error(`no entry for ${stage}`);
 }
+
+/** A planned stage's params as plain data, whatever its kind (for assertions on plans). */
+export function paramsOf(stage: { params: unknown }): Record<string, unknown> {
+  return stage.params as Record<string, unknown>;
+}

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { paramsOf } from "./cli.ts";
 import { Cache } from "../pipeline/cache/store.ts";
 import { importClosure } from "../pipeline/cache/code_version.ts";
 import {
@@ -118,7 +119,7 @@ Deno.test("plan: each stage's code is the import closure of the module that runs
 
 Deno.test("plan: the model's vocabulary is every task's words and the mix's kinds in use", async () => {
   const wordsOf = async (overrides: string[] = []) =>
-    (((await plan(overrides)).get("pretrain")!.params.model) as { vocabulary: string[] })
+    ((paramsOf((await plan(overrides)).get("pretrain")!).model) as { vocabulary: string[] })
       .vocabulary;
   const words = await wordsOf();
   const tasks = vocabularyOf(Object.values(TASKS));
@@ -193,10 +194,10 @@ Deno.test("plan: 1000 seeds give one training set per seed and every arm's stage
         base: "pretrain",
         data: `data:grid-patch:train:s${seed}`,
       });
-      assert.equal(finetune.params.seed, seed);
+      assert.equal(paramsOf(finetune).seed, seed);
       assert.equal(byId.get(`eval:${arm}:s${seed}`)!.inputs.model, finetune.id);
     }
-    assert.equal(byId.get(`data:grid-patch:train:s${seed}`)!.params.seed, seed);
+    assert.equal(paramsOf(byId.get(`data:grid-patch:train:s${seed}`)!).seed, seed);
   }
   // Each training set is planned before its first fine-tune; the report reads every
   // evaluation (eval:base too) and every fine-tune.
@@ -218,8 +219,8 @@ Deno.test("plan: base.seed run pretrains one Base per seed, which that seed's st
   for (const seed of [0, 1]) {
     const pretrain = stages.get(`pretrain:s${seed}`)!;
     assert.deepEqual(pretrain.inputs, { data: `data:pretrain-mix:train:s${seed}` });
-    assert.equal((pretrain.params.base as { seed: number }).seed, seed);
-    assert.equal(stages.get(`data:pretrain-mix:train:s${seed}`)!.params.seed, seed);
+    assert.equal((paramsOf(pretrain).base as { seed: number }).seed, seed);
+    assert.equal(paramsOf(stages.get(`data:pretrain-mix:train:s${seed}`)!).seed, seed);
     for (const arm of ["ntp", "klal"]) {
       assert.equal(stages.get(`finetune:${arm}:s${seed}`)!.inputs.base, `pretrain:s${seed}`);
     }
@@ -242,7 +243,7 @@ Deno.test("plan: train.lr_grid plans trials on the first seed, validation evals 
   const ids = [...stages.keys()];
   const val = "data:grid-patch:val:s1001";
   assert.ok(stages.has(val), "the validation set is planned although eval_every is 0");
-  assert.equal(stages.get(val)!.params.n, 200); // train.eval_samples
+  assert.equal(paramsOf(stages.get(val)!).n, 200); // train.eval_samples
   for (const arm of ["ntp", "klal"]) {
     const trials = ids.filter((id) => id.startsWith(`lr-finetune:${arm}:`));
     assert.deepEqual(trials, [`lr-finetune:${arm}:lr0.001:s5`, `lr-finetune:${arm}:lr0.003:s5`]);
@@ -270,7 +271,7 @@ Deno.test("plan: train.lr_grid plans trials on the first seed, validation evals 
         lr: `choose-lr:${arm}`,
       });
       assert.equal(finetune.inputKeys.lr, choose.key);
-      assert.equal((finetune.params.train as { lr?: number }).lr, undefined);
+      assert.equal((paramsOf(finetune).train as { lr?: number }).lr, undefined);
       assert.ok(ids.indexOf(choose.id) < ids.indexOf(finetune.id));
     }
   }
@@ -292,7 +293,7 @@ Deno.test("plan: train.lr_grid plans trials on the first seed, validation evals 
 
 Deno.test("plan: without a grid, fine-tune params hold no lr_grid (their keys are as before)", async () => {
   const stages = await plan();
-  const train = stages.get("finetune:klal:s0")!.params.train as Record<string, unknown>;
+  const train = paramsOf(stages.get("finetune:klal:s0")!).train as Record<string, unknown>;
   assert.equal(train.lr, 1e-3);
   assert.ok(canonicalJson(train).indexOf("lr_grid") < 0);
   assert.ok(![...stages.keys()].some((id) => /^(lr-|choose-lr)/.test(id)));

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { paramsOf } from "./cli.ts";
 import {
   mixVocabulary,
   ORIGINAL_QUESTION_KINDS,
@@ -626,10 +627,10 @@ Deno.test("pretrain-mix: a spec selects the mix with base.mix, which the plan's 
   assert.deepStrictEqual(rich.base.mix.kinds, ["point", "letter"]);
   assert.equal(rich.base.mix.max_shapes, 3);
   const data = buildPlan(rich).find((s) => s.id === "data:pretrain-mix:train:s0")!;
-  assert.deepStrictEqual(data.params.task_params, rich.base.mix);
+  assert.deepStrictEqual(paramsOf(data).task_params, rich.base.mix);
   // The Base's own params leave the mix to its data (an input).
   const pretrain = buildPlan(rich).find((s) => s.id === "pretrain")!;
-  assert.equal((pretrain.params.base as Record<string, unknown>).mix, undefined);
+  assert.equal((paramsOf(pretrain).base as Record<string, unknown>).mix, undefined);
   assert.throws(
     () => parseSpec(yaml(", mix: { kinds: [pointing] }"), "t.yaml", [], ctx),
     /base\.mix\.kinds/,

@@ -1,4 +1,5 @@
 /** Real-format data selected by path in a spec: validation errors and the data stage. */
+import { paramsOf } from "./cli.ts";
 import assert from "node:assert/strict";
 import { Cache } from "../pipeline/cache/store.ts";
 import { buildPlan, resolvePlan } from "../pipeline/run/plan.ts";
@@ -69,9 +70,9 @@ Deno.test("task.source: the data stage reads real-format files through the task'
   assert.equal(parsed.task.source?.train?.path, written.path);
   const stages = await resolvePlan(buildPlan(parsed));
   const train = stages.find((s) => s.id === "data:pixmo-points:train:s0")!;
-  assert.equal(train.params.source_sha256 !== undefined, true);
+  assert.equal(paramsOf(train).source_sha256 !== undefined, true);
   const test = stages.find((s) => s.id.startsWith("data:pixmo-points:test"))!;
-  assert.equal(test.params.source, undefined); // no test source: the offline stand-in
+  assert.equal(paramsOf(test).source, undefined); // no test source: the offline stand-in
   const cache = new Cache(`${dir}/cache`);
   await runStage(train, { cache, experiment: "source-test" });
   const samples = await loadSamples(cache, train.key);

@@ -21,7 +21,7 @@
  * Results are cached for the life of the process: a file edited after its first read is not
  * read again.
  */
-import { sha256Hex } from "./store.ts";
+import { sha256Hex } from "../lib/hash.ts";
 import { PROJECT_URL } from "../lib/paths.ts";
 
 /** The repository root: paths in a code version are relative to it. */

@@ -16,9 +16,12 @@
  */
 import { publishFolderOnce, writeFileAtomic, writeJsonAtomic } from "../lib/atomic.ts";
 import { resolve } from "node:path";
-import { canonicalJson } from "../spec/mod.ts";
+import { canonicalJson } from "../lib/canonical_json.ts";
+import { sha256Hex } from "../lib/hash.ts";
 import { projectPath } from "../lib/paths.ts";
 import { SetupError } from "../lib/cli.ts";
+
+export { sha256Hex };
 
 /** What manifest.json records for every entry. */
 export interface Manifest {
@@ -156,13 +159,6 @@ export function manifestProblem(text: string, key: string): string | undefined {
   if (bad.length > 0) return `manifest.json: missing or malformed ${bad.join(", ")}`;
   if (m.key !== key) return `manifest.json: records key ${String(m.key)}, not this entry's`;
   return undefined;
-}
-
-/** SHA-256 of bytes or text, as lowercase hex. */
-export async function sha256Hex(data: Uint8Array | string): Promise<string> {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** Key of a stage: SHA-256 of canonical JSON of its kind, params, input keys and code version. */

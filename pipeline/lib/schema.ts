@@ -7,7 +7,11 @@
  * accept, so that a task's code (and so its cache keys) does not change when a spec key is
  * added.
  */
-import type { Limit } from "../spec/limits.ts";
+/** One upper bound of a value: the largest allowed, and why (pipeline/spec/limits.ts). */
+export interface Limit {
+  max: number;
+  reason: string;
+}
 
 /** What every field has. */
 interface FieldBase {

@@ -33,10 +33,10 @@ export function escapeForTerminal(text: string): string {
   });
 }
 
-/** `text` cut to at most `max` characters, marked with "..." when cut. */
-export function clip(text: string, max: number): string {
+/** `text` cut to at most `max` characters, ending in `mark` ("..." unless given) when cut. */
+export function clip(text: string, max: number, mark = "..."): string {
   if (text.length <= max) return text;
-  let end = Math.max(0, max - 3);
+  let end = Math.max(0, max - mark.length);
   if (/[\ud800-\udbff]/.test(text[end - 1] ?? "")) end--; // never half a surrogate pair
-  return `${text.slice(0, end)}...`;
+  return `${text.slice(0, end)}${mark}`;
 }

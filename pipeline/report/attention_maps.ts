@@ -11,6 +11,7 @@ import { mean } from "./stats.ts";
 import { COLUMN_ORDER, paperColumn } from "./poster.ts";
 import { round4 } from "./summary.ts";
 import type { FigureSet, ReportInput } from "./types.ts";
+import { clip as clipText } from "../lib/terminal.ts";
 
 /** Pixels per side of one attention map in the figures. */
 export const MAP_PX = 136;
@@ -186,9 +187,9 @@ export function commonSamples(sets: FigureSet[]): number[] {
     .filter((index) => sets.every((set) => set.samples.some((s) => s.index === index)));
 }
 
-/** `text` cut to at most `max` characters, an ellipsis marking the cut. */
+/** `text` cut to at most `max` characters, ending in "…" when cut. */
 export function clip(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+  return clipText(text, max, "…");
 }
 
 /** Every map the explorer can show, keyed "sample|model|layer|head" (layer "all", head "mean"). */

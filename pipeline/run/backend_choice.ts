@@ -11,7 +11,7 @@
  * The backend never enters cache keys: stage params keep `backend: auto`.
  */
 import { writeJsonAtomic } from "../lib/atomic.ts";
-import { sha256Hex } from "../cache/store.ts";
+import { sha256Hex } from "../lib/hash.ts";
 import type { BenchModel } from "../commands/bench.ts";
 import { codeVersion } from "../cache/code_version.ts";
 import { projectPath } from "../lib/paths.ts";

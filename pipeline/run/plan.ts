@@ -16,50 +16,24 @@
  */
 import { PRETRAIN_TASK, TASKS, vocabularyOf } from "../../tasks/registry.ts";
 import { mixVocabulary } from "../../tasks/pretrain_mix.ts";
-import { type Cache, sha256Hex, stageKey } from "../cache/store.ts";
+import { type Cache, stageKey } from "../cache/store.ts";
+import { sha256Hex } from "../lib/hash.ts";
 import { codeVersion } from "../cache/code_version.ts";
 import type { ArmSpec, Spec } from "../spec/types.ts";
+import {
+  type DataParams,
+  type EvalParams,
+  finetuneLayers,
+  type FinetuneParams,
+  type ResolvedStage,
+  type Stage,
+  type StageKind,
+  type TrainParams,
+} from "../stages/types.ts";
 import { taskModulePath } from "../stages/_common.ts";
 import { projectUrl } from "../lib/paths.ts";
 
-/**
- * The kinds of stage, in pipeline order. `lr-finetune` and `lr-eval` are the trials of
- * train.lr_grid: a fine-tune and its evaluation on the validation set, run by the same
- * modules as `finetune` and `eval` but kinds of their own, so that nothing that gathers an
- * arm's results (the report reads every finetune and eval stage) counts them.
- */
-export type StageKind =
-  | "data"
-  | "pretrain"
-  | "lr-finetune"
-  | "lr-eval"
-  | "choose-lr"
-  | "finetune"
-  | "eval"
-  | "report";
-
-/** One node of the stage graph. */
-export interface Stage {
-  /** Readable id, unique in a plan, e.g. "finetune:klal:s0". */
-  id: string;
-  kind: StageKind;
-  /** Everything the stage's output depends on besides its inputs and code. */
-  params: Record<string, unknown>;
-  /** Input name -> id of the stage that produces it. */
-  inputs: Record<string, string>;
-  /** Settings that change how a stage runs but not what it produces: not in the key. */
-  runtime?: Record<string, unknown>;
-  /** Arm and seed, for finetune/eval stages (and the trials and choice of train.lr_grid). */
-  arm?: string;
-  seed?: number;
-}
-
-/** A stage with its key resolved. */
-export interface ResolvedStage extends Stage {
-  key: string;
-  inputKeys: Record<string, string>;
-  codeVersion: string;
-}
+export type { ResolvedStage, Stage, StageKind } from "../stages/types.ts";
 
 /** The module that runs each kind of stage: its import closure is the kind's code. */
 export const STAGE_MODULES: Readonly<Record<StageKind, string>> = {
@@ -105,7 +79,7 @@ function taskModule(name: string): Promise<string> {
 export async function stageCode(stage: Stage): Promise<{ modules: string[]; extra: string[] }> {
   const modules = [STAGE_MODULES[stage.kind]];
   const extra: string[] = [];
-  const name = stage.params.task;
+  const name = "task" in stage.params ? stage.params.task : undefined;
   if (typeof name === "string") {
     modules.push(await taskModule(name));
     const task = name === PRETRAIN_TASK.name ? PRETRAIN_TASK : TASKS[name];
@@ -145,7 +119,7 @@ export function buildPlan(spec: Spec): Stage[] {
   // One Base for every seed, or (base.seed: run) one per seed, pretrained from that seed.
   const baseSeeds = spec.base.seed === "run" ? spec.seeds : [spec.base.seed];
   for (const seed of baseSeeds) {
-    const pretrainData: Stage = {
+    const pretrainData: Stage<"data"> = {
       id: `data:${PRETRAIN_TASK.name}:train:s${seed}`,
       kind: "data",
       params: {
@@ -156,7 +130,7 @@ export function buildPlan(spec: Spec): Stage[] {
         image_size: imageSize,
         patch_size: patchSize,
         task_params: { ...PRETRAIN_TASK.defaultParams, ...spec.base.mix },
-      },
+      } satisfies DataParams,
       inputs: {},
     };
     stages.push(pretrainData);
@@ -177,7 +151,7 @@ export function buildPlan(spec: Spec): Stage[] {
   // Real data: train from source.train; test and the validation curves from source.test.
   const sourceOf = (split: "train" | "val" | "test") =>
     split === "train" ? task.source?.train : task.source?.test;
-  const dataStage = (split: "train" | "val" | "test", seed: number, n: number): Stage => ({
+  const dataStage = (split: DataParams["split"], seed: number, n: number): Stage<"data"> => ({
     id: `data:${task.name}:${split}:s${seed}`,
     kind: "data",
     params: {
@@ -189,7 +163,7 @@ export function buildPlan(spec: Spec): Stage[] {
       patch_size: patchSize,
       task_params: task.params,
       ...(sourceOf(split) ? { source: sourceOf(split) } : {}),
-    },
+    } satisfies DataParams,
     inputs: {},
   });
   const testData = dataStage("test", task.test_seed, task.test);
@@ -207,8 +181,12 @@ export function buildPlan(spec: Spec): Stage[] {
     ? { val: valData.id }
     : {};
 
-  const evalParams = { task: task.name, batch_size: spec.eval.batch_size, backend: spec.backend };
-  const evalStage = (id: string, model: string, arm: string, seed?: number): Stage => ({
+  const evalParams: EvalParams = {
+    task: task.name,
+    batch_size: spec.eval.batch_size,
+    backend: spec.backend,
+  };
+  const evalStage = (id: string, model: string, arm: string, seed?: number): Stage<"eval"> => ({
     id,
     kind: "eval",
     params: evalParams,
@@ -232,34 +210,28 @@ export function buildPlan(spec: Spec): Stage[] {
   };
   // How often to checkpoint does not change the result: keep it out of the key; nor does the
   // grid of learning rates when there is none (the keys of runs without one stay as they were).
-  const trainParams = (lr?: number) => ({
+  const trainParams = (lr?: number): TrainParams => ({
     ...spec.train,
     checkpoint_every: undefined,
     lr_grid: undefined,
     ...(lr === undefined ? {} : { lr }),
   });
-  const finetuneParams = (armSpec: ArmSpec, seed: number, train: Record<string, unknown>) => {
-    const layers = armSpec.layers === "all"
-      ? Array.from({ length: spec.model.layers }, (_, i) => i)
-      : [...armSpec.layers].sort((a, b) => a - b);
-    return {
-      task: task.name,
-      train,
-      lambda: armSpec.lambda,
-      // Supervised layers do nothing when lambda is 0: keep them out of the NTP key.
-      layers: armSpec.lambda > 0 ? layers : [],
-      // Neither do the maps, the supervision kind or the supervised positions.
-      ...(armSpec.lambda > 0
-        ? {
-          target: armSpec.target,
-          supervision: armSpec.supervision,
-          queries: armSpec.queries,
-        }
-        : {}),
-      seed,
-      backend: spec.backend,
-    };
-  };
+  const finetuneParams = (armSpec: ArmSpec, seed: number, train: TrainParams): FinetuneParams => ({
+    task: task.name,
+    train,
+    lambda: armSpec.lambda,
+    layers: finetuneLayers(armSpec, spec.model.layers),
+    // Neither do the maps, the supervision kind or the supervised positions when lambda is 0.
+    ...(armSpec.lambda > 0
+      ? {
+        target: armSpec.target,
+        supervision: armSpec.supervision,
+        queries: armSpec.queries,
+      }
+      : {}),
+    seed,
+    backend: spec.backend,
+  });
   const runtime = { checkpoint_every: spec.train.checkpoint_every };
 
   for (const [arm, armSpec] of Object.entries(spec.arms)) {
@@ -287,7 +259,7 @@ export function buildPlan(spec: Spec): Stage[] {
       const data = trainDataId(seed);
       const trials: Record<string, string> = {};
       lrGrid.forEach((lr, i) => {
-        const trial: Stage = {
+        const trial: Stage<"lr-finetune"> = {
           id: `lr-finetune:${arm}:${lrLabel(lr)}:s${seed}`,
           kind: "lr-finetune",
           params: finetuneParams(armSpec, seed, trainParams(lr)),
@@ -296,7 +268,7 @@ export function buildPlan(spec: Spec): Stage[] {
           arm,
           seed,
         };
-        const validation: Stage = {
+        const validation: Stage<"lr-eval"> = {
           id: `lr-eval:${arm}:${lrLabel(lr)}:s${seed}`,
           kind: "lr-eval",
           params: evalParams,
@@ -319,7 +291,7 @@ export function buildPlan(spec: Spec): Stage[] {
     }
     for (const seed of spec.seeds) {
       const data = trainDataId(seed);
-      const finetune: Stage = {
+      const finetune: Stage<"finetune"> = {
         id: `finetune:${arm}:s${seed}`,
         kind: "finetune",
         // With a grid the rate comes from the choice (its key is in the inputs').
@@ -367,10 +339,9 @@ export async function resolvePlan(stages: Stage[]): Promise<ResolvedStage[]> {
     }
     const code = await stageCode(stage);
     const version = await codeVersion(code.modules, code.extra);
-    const source = stage.params.source as { path: string } | undefined;
-    if (source) {
+    if (stage.kind === "data" && stage.params.source) {
       // The dataset's annotation file is part of the key: new data, new stage.
-      stage.params.source_sha256 = await sha256Hex(await Deno.readFile(source.path));
+      stage.params.source_sha256 = await sha256Hex(await Deno.readFile(stage.params.source.path));
     }
     const key = await stageKey(stage.kind, stage.params, inputKeys, version);
     byId.set(stage.id, { ...stage, key, inputKeys, codeVersion: version });

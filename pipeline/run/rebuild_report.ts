@@ -7,6 +7,7 @@
 import type { Cache } from "../cache/store.ts";
 import { buildPlan, type ResolvedStage, resolvePlan } from "./plan.ts";
 import type { Spec } from "../spec/types.ts";
+import type { ReportParams } from "../stages/types.ts";
 import { reportInput } from "../stages/report.ts";
 import { writeFileAtomic } from "../lib/atomic.ts";
 import { REPORT_SOURCE, writeReport, writeReportsIndex } from "../report/write.ts";
@@ -104,7 +105,7 @@ export async function rebuildReport(
     );
   }
   const ref = await cache.readRef(name, "report");
-  const spec = (ref?.params as { spec?: Spec } | undefined)?.spec;
+  const spec = (ref?.params as Partial<ReportParams> | undefined)?.spec;
   if (!spec) {
     throw new MissingStage(
       `experiment ${name} never reached its report stage, so the cache does not hold its ` +

@@ -8,11 +8,9 @@
  * error message quotes.
  */
 
-/** One bound: the largest value allowed, and why. */
-export interface Limit {
-  max: number;
-  reason: string;
-}
+import type { Limit } from "../lib/schema.ts";
+
+export type { Limit };
 
 export const LIMITS = {
   /** Read from the file's size before it is parsed. */

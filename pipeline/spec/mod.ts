@@ -64,20 +64,7 @@ export interface SpecContext {
   tasks: Record<string, Task>;
 }
 
-/** Canonical JSON: object keys sorted at every level, no whitespace (for cache keys). */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) {
-    return `[${value.map((item) => item === undefined ? "null" : canonicalJson(item)).join(",")}]`;
-  }
-  if (value !== null && typeof value === "object") {
-    const record = value as Record<string, unknown>;
-    const keys = Object.keys(record).filter((key) => record[key] !== undefined).sort();
-    return `{${
-      keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`).join(",")
-    }}`;
-  }
-  return JSON.stringify(value) ?? "null";
-}
+export { canonicalJson } from "../lib/canonical_json.ts";
 
 /** The top-level keys of a spec. */
 const ROOT_KEYS = keysOf(ROOT_FIELDS);

@@ -11,6 +11,7 @@
  */
 import { writeFileAtomic } from "../lib/atomic.ts";
 import type { Cache } from "../cache/store.ts";
+import { sha256Bytes } from "../lib/hash.ts";
 import type { WeightMap } from "../model/tiny_vlm.ts";
 import type { TrainSnapshot } from "../train/loop.ts";
 
@@ -61,7 +62,7 @@ export async function encodePartial(
   body.set(snapshot.optimizer.m, o);
   body.set(snapshot.optimizer.v, o + snapshot.optimizer.m.length);
   bytes.set(MAGIC, 0);
-  bytes.set(await sha256(bytes.subarray(start)), MAGIC.length);
+  bytes.set(await sha256Bytes(bytes.subarray(start)), MAGIC.length);
   return bytes;
 }
 
@@ -72,7 +73,7 @@ export async function decodePartial(bytes: Uint8Array): Promise<ResumableCheckpo
     return "not a checkpoint of this format";
   }
   const recorded = bytes.subarray(MAGIC.length, start);
-  const actual = await sha256(bytes.subarray(start));
+  const actual = await sha256Bytes(bytes.subarray(start));
   if (!actual.every((b, i) => b === recorded[i])) {
     return "its sha256 does not match its content";
   }
@@ -163,9 +164,4 @@ export async function removePartials(cache: Cache, key: string): Promise<void> {
   for (const path of Object.values(cache.partialPaths(key))) {
     await Deno.remove(path).catch(() => {});
   }
-}
-
-/** SHA-256 of `bytes` (raw, 32 bytes). */
-async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
 }

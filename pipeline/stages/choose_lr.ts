@@ -6,7 +6,7 @@
  * its rate from (./finetune.ts).
  */
 import type { EntryWriter } from "../cache/store.ts";
-import type { ResolvedStage } from "../run/plan.ts";
+import type { ResolvedStage } from "./types.ts";
 import type { StageContext } from "./_common.ts";
 
 /** One rate of the grid and the validation accuracy (%) its fine-tune reached. */
@@ -46,8 +46,12 @@ export function chooseLr(trials: readonly LrTrial[]): number {
 }
 
 /** Read each trial's validation accuracy, choose, and write `choice.json`. */
-export async function runChooseLr(stage: ResolvedStage, out: EntryWriter, ctx: StageContext) {
-  const p = stage.params as { grid: number[]; seed: number; samples: number };
+export async function runChooseLr(
+  stage: ResolvedStage<"choose-lr">,
+  out: EntryWriter,
+  ctx: StageContext,
+) {
+  const p = stage.params;
   const trials: LrTrial[] = [];
   for (const [i, lr] of p.grid.entries()) {
     const key = stage.inputKeys[`trial${i}`];

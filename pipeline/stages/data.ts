@@ -3,23 +3,11 @@
  * text. The task is loaded from its own module by name, so this module's import closure holds
  * no task code; the stage's code version adds the task's module (../run/plan.ts, `stageCode`).
  */
-import type { DataSource, Sample, Task, TaskConfig } from "../../tasks/task.ts";
+import type { Sample, Task, TaskConfig } from "../../tasks/task.ts";
 import type { EntryWriter } from "../cache/store.ts";
-import type { ResolvedStage } from "../run/plan.ts";
+import type { DataParams, ResolvedStage } from "./types.ts";
 import { Rng, seedFrom } from "../lib/rng.ts";
 import { loadTask } from "./_common.ts";
-
-/** Parameters of a data stage. */
-interface DataParams {
-  task: string;
-  seed: number;
-  split: string;
-  n: number;
-  image_size: number;
-  patch_size: number;
-  task_params: Record<string, unknown>;
-  source?: DataSource;
-}
 
 /**
  * Samples of a data stage: generated (synthetic tasks); loaded from the spec's source (real
@@ -44,8 +32,8 @@ async function produceSamples(task: Task, p: DataParams, config: TaskConfig): Pr
 }
 
 /** Data files: images as bytes (quantised like any stored image), targets, text and meta. */
-export async function runData(stage: ResolvedStage, out: EntryWriter) {
-  const p = { ...stage.params } as unknown as DataParams;
+export async function runData(stage: ResolvedStage<"data">, out: EntryWriter) {
+  const p = { ...stage.params };
   const task = await loadTask(p.task);
   const config = { imageSize: p.image_size, patchSize: p.patch_size, params: p.task_params };
   const samples = await produceSamples(task, p, config);

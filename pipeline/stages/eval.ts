@@ -9,9 +9,8 @@ import { encodeSamples, layoutFor, mergeLayouts } from "../model/batch.ts";
 import type { EntryWriter } from "../cache/store.ts";
 import { evaluate } from "../eval/evaluate.ts";
 import { fixedAnswerFloor } from "../eval/floors.ts";
-import type { ResolvedStage } from "../run/plan.ts";
+import type { ResolvedStage } from "./types.ts";
 import type { FigureSample } from "../report/types.ts";
-import type { Spec } from "../spec/types.ts";
 import { loadCheckpoint } from "./_checkpoint.ts";
 import { loadSamples, loadTask, type StageContext } from "./_common.ts";
 
@@ -19,8 +18,12 @@ import { loadSamples, loadTask, type StageContext } from "./_common.ts";
  * Evaluate the checkpoint `model` on the data entry `data`: predictions, metrics, figures, and
  * floor.json (what the best one constant answer scores on the same test set).
  */
-export async function runEval(stage: ResolvedStage, out: EntryWriter, ctx: StageContext) {
-  const p = stage.params as { task: string; batch_size: number; backend: Spec["backend"] };
+export async function runEval(
+  stage: ResolvedStage<"eval" | "lr-eval">,
+  out: EntryWriter,
+  ctx: StageContext,
+) {
+  const p = stage.params;
   const backend = await initBackend(p.backend);
   const task = await loadTask(p.task);
   const { model, tokenizer, layout: trained } = await loadCheckpoint(

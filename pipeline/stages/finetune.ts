@@ -6,8 +6,7 @@ import type { EntryWriter } from "../cache/store.ts";
 import { backendReason, initBackend } from "../kernels/backend.ts";
 import { encodeSamples, layoutFor, mergeLayouts } from "../model/batch.ts";
 import { evaluate } from "../eval/evaluate.ts";
-import type { ResolvedStage } from "../run/plan.ts";
-import type { ArmSpec, Spec, TrainSpec } from "../spec/types.ts";
+import { klalLayers, type ResolvedStage } from "./types.ts";
 import { controlTargets, train } from "../train/loop.ts";
 import { trainingReason } from "../train/webgpu/loop.ts";
 import { loadCheckpoint, saveCheckpoint } from "./_checkpoint.ts";
@@ -28,19 +27,13 @@ export interface LearningPoint {
  * With an input `lr` (a choose-lr entry, train.lr_grid) the learning rate is the one chosen
  * there; log.json records the rate used either way.
  */
-export async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: StageContext) {
-  const p = stage.params as {
-    task: string;
-    /** `lr` is absent when the input `lr` chooses it. */
-    train: Omit<TrainSpec, "lr" | "lr_grid"> & { lr?: number };
-    lambda: number;
-    layers: number[];
-    target?: ArmSpec["target"];
-    supervision?: ArmSpec["supervision"];
-    queries?: ArmSpec["queries"];
-    seed: number;
-    backend: Spec["backend"];
-  };
+export async function runFinetune(
+  stage: ResolvedStage<"finetune" | "lr-finetune">,
+  out: EntryWriter,
+  ctx: StageContext,
+) {
+  const p = stage.params;
+
   const backend = await initBackend(p.backend);
   const { model, tokenizer } = await loadCheckpoint(ctx.cache, stage.inputKeys.base);
   const samples = await loadSamples(ctx.cache, stage.inputKeys.data);
@@ -110,11 +103,7 @@ export async function runFinetune(stage: ResolvedStage, out: EntryWriter, ctx: S
     logEvery: t.log_every,
     lambda: p.lambda,
     // With lambda 0 KLAL is only measured (for the curves), over every layer.
-    layers: p.layers.length > 0
-      ? p.layers
-      : model.config.layers > 0
-      ? Array.from({ length: model.config.layers }, (_, i) => i)
-      : [],
+    layers: klalLayers(p, model.config.layers),
     queries: p.queries ?? "all",
     supervision: p.supervision ?? "attention",
     seed: p.seed,

@@ -17,22 +17,23 @@
  * generates data never loads the model.
  */
 import type { EntryWriter, Manifest } from "../cache/store.ts";
-import type { ResolvedStage, StageKind } from "../run/plan.ts";
+import type { ResolvedStage, StageKind } from "./types.ts";
 import type { StageContext } from "./_common.ts";
 import type { ReportExtra } from "./report.ts";
 
 export type { StageContext } from "./_common.ts";
 export type { ReportExtra } from "./report.ts";
 
-type Produce = (
-  stage: ResolvedStage,
+/** What computes a stage of kind K: its typed stage in, the entry's files out. */
+type Produce<K extends StageKind> = (
+  stage: ResolvedStage<K>,
   out: EntryWriter,
   ctx: StageContext,
   extra?: ReportExtra,
 ) => Promise<Record<string, unknown>>;
 
 /** The function that computes each kind of stage, imported on first use. */
-const PRODUCERS: Record<StageKind, () => Promise<Produce>> = {
+const PRODUCERS: { [K in StageKind]: () => Promise<Produce<K>> } = {
   data: async () => (await import("./data.ts")).runData,
   pretrain: async () => (await import("./pretrain.ts")).runPretrain,
   "lr-finetune": async () => (await import("./finetune.ts")).runFinetune,
@@ -49,6 +50,11 @@ const PRODUCERS: Record<StageKind, () => Promise<Produce>> = {
   },
 };
 
+/** The producer of `stage`'s kind (the one place a stage's kind and its function meet). */
+async function producerOf<K extends StageKind>(stage: ResolvedStage<K>): Promise<Produce<K>> {
+  return await (PRODUCERS[stage.kind as K] as () => Promise<Produce<K>>)();
+}
+
 /** Run one stage and store its outputs under its key. */
 export async function runStage(
   stage: ResolvedStage,
@@ -61,7 +67,7 @@ export async function runStage(
       ctx.onReuse?.();
       return await ctx.cache.manifest(stage.key);
     }
-    const produce = await PRODUCERS[stage.kind]();
+    const produce = await producerOf(stage);
     return await ctx.cache.write(
       stage.key,
       {

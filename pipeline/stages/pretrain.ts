@@ -6,8 +6,7 @@ import type { EntryWriter } from "../cache/store.ts";
 import { backendReason, initBackend } from "../kernels/backend.ts";
 import { encodeSamples, layoutFor } from "../model/batch.ts";
 import { TinyVlm } from "../model/tiny_vlm.ts";
-import type { ResolvedStage } from "../run/plan.ts";
-import type { BaseSpec, ModelSpec, Spec } from "../spec/types.ts";
+import type { ResolvedStage } from "./types.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
 import { train } from "../train/loop.ts";
 import { trainingReason } from "../train/webgpu/loop.ts";
@@ -18,14 +17,13 @@ import { loadSamples, type StageContext } from "./_common.ts";
 const MAX_TEXT_TOKENS = 32;
 
 /** Pretrain a model on the data entry `data`; write its checkpoint and loss log. */
-export async function runPretrain(stage: ResolvedStage, out: EntryWriter, ctx: StageContext) {
-  const p = stage.params as {
-    /** `vocabulary`: every word of every task, sorted (../run/plan.ts, `modelVocabulary`). */
-    model: ModelSpec & { vocabulary: string[] };
-    /** `seed`: this Base's own (the plan gives one per seed for base.seed: run). */
-    base: BaseSpec & { seed: number };
-    backend: Spec["backend"];
-  };
+export async function runPretrain(
+  stage: ResolvedStage<"pretrain">,
+  out: EntryWriter,
+  ctx: StageContext,
+) {
+  const p = stage.params;
+
   const backend = await initBackend(p.backend);
   const samples = await loadSamples(ctx.cache, stage.inputKeys.data);
   const tokenizer = new Tokenizer(p.model.vocabulary);

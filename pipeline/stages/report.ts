@@ -4,7 +4,7 @@
  */
 import type { Cache, EntryWriter, Manifest } from "../cache/store.ts";
 import type { evaluate } from "../eval/evaluate.ts";
-import type { ResolvedStage } from "../run/plan.ts";
+import type { ResolvedStage } from "./types.ts";
 import {
   type BreakdownRow,
   type CurvePoint,
@@ -169,12 +169,12 @@ export async function reportInput(
 
 /** Write the report of `extra.stages` into the entry. */
 export async function runReport(
-  stage: ResolvedStage,
+  stage: ResolvedStage<"report">,
   out: EntryWriter,
   ctx: StageContext,
   extra: ReportExtra,
 ) {
-  const spec = (stage.params as { spec: Spec }).spec;
+  const spec = stage.params.spec;
   const input = await reportInput(spec, extra.stages, ctx.cache, extra.statuses);
   const scratch = await Deno.makeTempDir({ prefix: "klal-report-" });
   try {
