@@ -43,26 +43,49 @@ export interface DataParams {
 }
 
 /** The model as the Base is built: the spec's model and the vocabulary of every task. */
-export type ModelParams = ModelSpec & { vocabulary: string[] };
+export interface ModelParams {
+  name: ModelSpec["name"];
+  patch_size: number;
+  d_model: number;
+  layers: number;
+  heads: number;
+  mlp_ratio: number;
+  position_std: number;
+  vocabulary: string[];
+}
 
 /** Pretraining the Base: the mix is in its data's key (an input), not here. */
 export interface PretrainParams {
   model: ModelParams;
-  /** `seed`: this Base's own; `lambda` only when set (the keys of NTP Bases stay as they were). */
-  base: Omit<BaseSpec, "mix" | "lambda" | "seed"> & {
-    mix?: undefined;
-    lambda?: number;
+  base: {
+    steps: number;
+    batch_size: number;
+    lr: number;
+    train: number;
+    /** This Base's own seed (base.seed: run gives one Base per seed). */
     seed: number;
+    /** Only when set, so the keys of NTP-pretrained Bases stay what they were. */
+    lambda?: number;
+    mix?: undefined;
   };
   backend: Spec["backend"];
 }
 
-/** The training settings a fine-tune reads (`lr` is absent when a choose-lr input sets it). */
-export type TrainParams = Omit<TrainSpec, "lr" | "lr_grid" | "checkpoint_every"> & {
+/** The training settings a fine-tune reads. */
+export interface TrainParams {
+  steps: number;
+  batch_size: number;
+  /** Absent when a choose-lr input sets it. */
   lr?: number;
+  optimizer: TrainSpec["optimizer"];
+  weight_decay: number;
+  warmup: number;
+  log_every: number;
+  eval_every: number;
+  eval_samples: number;
   lr_grid?: undefined;
   checkpoint_every?: undefined;
-};
+}
 
 /** One arm and seed fine-tuned from the Base. */
 export interface FinetuneParams {
