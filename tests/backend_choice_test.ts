@@ -12,7 +12,7 @@ import {
   decide,
   type Timed,
 } from "../pipeline/run/backend_choice.ts";
-import { BENCH_MODELS } from "../pipeline/commands/bench.ts";
+import { BENCH_MODELS } from "../pipeline/train/throughput.ts";
 import { runScript, smallestSpec, tempRun } from "./cli.ts";
 
 const MODEL = BENCH_MODELS.paper;

@@ -7,7 +7,7 @@
  *                                       there (tfjs-webgpu with KLAL_WEBGPU_TRAINER=off)
  */
 import { gpuAdapter, initBackend } from "../kernels/backend.ts";
-import { type BenchModel, measureTraining, measureWebgpuTrainer } from "../commands/bench.ts";
+import { type BenchModel, measureTraining, measureWebgpuTrainer } from "../train/throughput.ts";
 
 const [mode, backend, model, steps] = Deno.args;
 if (mode === "probe") {

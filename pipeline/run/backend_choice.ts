@@ -12,7 +12,7 @@
  */
 import { writeJsonAtomic } from "../lib/atomic.ts";
 import { sha256Hex } from "../lib/hash.ts";
-import type { BenchModel } from "../commands/bench.ts";
+import type { BenchModel } from "../train/throughput.ts";
 import { codeVersion } from "../cache/code_version.ts";
 import { projectPath } from "../lib/paths.ts";
 import type { Spec } from "../spec/types.ts";
@@ -24,7 +24,7 @@ export type AutoBackend = "webgpu" | "wasm";
 export const AUTO_BACKEND_ENV = "KLAL_AUTO_BACKEND";
 export const BACKEND_REASON_ENV = "KLAL_BACKEND_REASON";
 
-/** Training steps timed after the warm-up steps (bench.ts's measureTraining runs 2). */
+/** Training steps timed after the warm-up steps (../train/throughput.ts's measureTraining runs 2). */
 export const CALIBRATION_STEPS = 5;
 
 /** What the adapter probe found. */

@@ -35,7 +35,7 @@ import {
   measureWebgpuTrainer,
   phaseTimes,
   profileStep,
-} from "../../pipeline/commands/bench.ts";
+} from "../../pipeline/train/throughput.ts";
 import { gpuEnvironment } from "../../pipeline/kernels/gpu_env.ts";
 import { encodeSamples, layoutFor, mergeLayouts } from "../../pipeline/model/batch.ts";
 import { evaluate } from "../../pipeline/eval/evaluate.ts";
