@@ -5,13 +5,10 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { klalLoss, pointerLoss, selectQueries } from "../pipeline/model/losses.ts";
-import {
-  batchTensors,
-  controlTargets,
-  disposeBatch,
-  lossParts,
-  train,
-} from "../pipeline/train/loop.ts";
+import { batchTensors, disposeBatch } from "../pipeline/model/batch_tensors.ts";
+import { controlTargets } from "../pipeline/train/controls.ts";
+import { lossParts } from "../pipeline/model/losses.ts";
+import { train } from "../pipeline/train/loop.ts";
 import { tinyGridData, tinyModel, tinyTrainOptions } from "./fixtures.ts";
 
 await tf.setBackend("cpu");

@@ -3,12 +3,9 @@ import { type Encoded, encodeSamples, type Layout, layoutFor } from "../pipeline
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../pipeline/kernels/backend.ts";
 import { TinyVlm, type TinyVlmConfig, type WeightMap } from "../pipeline/model/tiny_vlm.ts";
-import {
-  batchTensors,
-  disposeBatch,
-  lossParts,
-  type TrainOptions,
-} from "../pipeline/train/loop.ts";
+import { batchTensors, disposeBatch } from "../pipeline/model/batch_tensors.ts";
+import { lossParts } from "../pipeline/model/losses.ts";
+import { type TrainOptions } from "../pipeline/train/options.ts";
 import { Tokenizer } from "../pipeline/model/tokenizer.ts";
 import { gridPatch } from "../tasks/grid_patch.ts";
 import type { Sample } from "../tasks/task.ts";

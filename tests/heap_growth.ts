@@ -18,7 +18,9 @@ import {
   ATTENTION_SCORES_GRAD,
 } from "../pipeline/kernels/native_attention.ts";
 import * as fused from "../pipeline/kernels/native_fused.ts";
-import { AdamW, batchTensors, disposeBatch, lossParts } from "../pipeline/train/loop.ts";
+import { AdamW } from "../pipeline/train/adamw.ts";
+import { batchTensors, disposeBatch } from "../pipeline/model/batch_tensors.ts";
+import { lossParts } from "../pipeline/model/losses.ts";
 import { tinyGridData, tinyModel } from "./fixtures.ts";
 
 /** The parts of tfjs-backend-wasm 4.x these helpers touch. */

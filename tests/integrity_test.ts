@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Cache, DamagedEntry, PARTIAL_DIR } from "../pipeline/cache/store.ts";
 import { readPartial, writePartial } from "../pipeline/stages/_resume.ts";
-import type { TrainSnapshot } from "../pipeline/train/loop.ts";
+import type { TrainSnapshot } from "../pipeline/train/options.ts";
 import { encodePng } from "../tasks/image_io.ts";
 import { TASKS } from "../tasks/registry.ts";
 import {

@@ -5,7 +5,9 @@ import { queryStart } from "../pipeline/model/batch.ts";
 import { disableNativeMatmul, enableNativeMatmul } from "../pipeline/kernels/native_matmul.ts";
 import { batchMatmul, gelu, layerNorm, matmul } from "../pipeline/model/ops.ts";
 import type { TinyVlm } from "../pipeline/model/tiny_vlm.ts";
-import { AdamW, batchTensors, disposeBatch, train } from "../pipeline/train/loop.ts";
+import { AdamW } from "../pipeline/train/adamw.ts";
+import { batchTensors, disposeBatch } from "../pipeline/model/batch_tensors.ts";
+import { train } from "../pipeline/train/loop.ts";
 import { tinyGridData, tinyModel as makeTinyModel, tinyTrainOptions } from "./fixtures.ts";
 
 await initBackend("wasm");

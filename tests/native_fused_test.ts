@@ -15,7 +15,9 @@ import {
 } from "../pipeline/kernels/native_matmul.ts";
 import * as ops from "../pipeline/model/ops.ts";
 import { LAYER_NORM_GRAD } from "../pipeline/kernels/native_fused.ts";
-import { AdamW, batchTensors, disposeBatch, lossParts } from "../pipeline/train/loop.ts";
+import { AdamW } from "../pipeline/train/adamw.ts";
+import { batchTensors, disposeBatch } from "../pipeline/model/batch_tensors.ts";
+import { lossParts } from "../pipeline/model/losses.ts";
 import { klalLoss, klalLossOverRows, type KlalQueries, ntpLoss } from "../pipeline/model/losses.ts";
 import { tinyGridData, tinyModel } from "./fixtures.ts";
 import { wasmWithNativeKernels } from "./native_setup.ts";

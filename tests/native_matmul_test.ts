@@ -13,7 +13,8 @@ import {
   enableWasmCopyKernels,
   wasmCopyKernelsEnabled,
 } from "../pipeline/kernels/wasm_kernels.ts";
-import { batchTensors, disposeBatch, lossParts } from "../pipeline/train/loop.ts";
+import { batchTensors, disposeBatch } from "../pipeline/model/batch_tensors.ts";
+import { lossParts } from "../pipeline/model/losses.ts";
 import { tinyGridData, tinyModel } from "./fixtures.ts";
 import { wasmWithNativeKernels } from "./native_setup.ts";
 

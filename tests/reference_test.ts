@@ -15,7 +15,9 @@ import { backendLabel, gpuAdapter, initBackend } from "../pipeline/kernels/backe
 import { disableNativeMatmul, enableNativeMatmul } from "../pipeline/kernels/native_matmul.ts";
 import { TinyVlm, type WeightMap } from "../pipeline/model/tiny_vlm.ts";
 import { Rng } from "../pipeline/lib/rng.ts";
-import { AdamW, type BatchTensors, batchTensors, lossParts } from "../pipeline/train/loop.ts";
+import { AdamW } from "../pipeline/train/adamw.ts";
+import { type BatchTensors, batchTensors } from "../pipeline/model/batch_tensors.ts";
+import { lossParts } from "../pipeline/model/losses.ts";
 import { findTorchPython } from "../pipeline/lib/torch_python.ts";
 import { tinyGridData, tinyModelConfig } from "./fixtures.ts";
 import { fileURLToPath } from "node:url";

@@ -5,7 +5,7 @@ import { Cache } from "../pipeline/cache/store.ts";
 import { buildPlan, resolvePlan } from "../pipeline/run/plan.ts";
 import { parseSpec, SpecError } from "../pipeline/spec/mod.ts";
 import { runStage } from "../pipeline/stages/mod.ts";
-import { loadSamples } from "../pipeline/stages/_common.ts";
+import { loadSamples } from "../pipeline/stages/_data_entry.ts";
 import { TASKS } from "../tasks/registry.ts";
 import { encodePng, sha256Hex } from "../tasks/image_io.ts";
 import { writePickle } from "../tasks/refcoco.ts";

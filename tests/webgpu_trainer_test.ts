@@ -16,15 +16,11 @@ import {
   WebGpuTrainer,
   type WebGpuTrainerOptions,
 } from "../pipeline/train/webgpu/trainer.ts";
-import {
-  AdamW,
-  batchTensors,
-  disposeBatch,
-  lossParts,
-  train,
-  type TrainOptions,
-  type TrainSnapshot,
-} from "../pipeline/train/loop.ts";
+import { AdamW } from "../pipeline/train/adamw.ts";
+import { batchTensors, disposeBatch } from "../pipeline/model/batch_tensors.ts";
+import { lossParts } from "../pipeline/model/losses.ts";
+import { train } from "../pipeline/train/loop.ts";
+import { type TrainOptions, type TrainSnapshot } from "../pipeline/train/options.ts";
 import { trainingReason, webgpuTrainerEnabled } from "../pipeline/train/webgpu/loop.ts";
 import { releaseWebgpu, tinyGridData, tinyModelConfig, tinyTrainOptions } from "./fixtures.ts";
 

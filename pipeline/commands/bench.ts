@@ -29,7 +29,7 @@ import {
   setFusedKernels,
   sgemmGflops,
 } from "../kernels/native_matmul.ts";
-import { AdamW } from "../train/loop.ts";
+import { AdamW } from "../train/adamw.ts";
 import { projectPath } from "../lib/paths.ts";
 import { findTorchPython } from "../lib/torch_python.ts";
 import process from "node:process";

@@ -9,7 +9,8 @@ import { ROW_FLOOR, selectQueries, visualAttention } from "../model/losses.ts";
 import { targetSupport } from "./target_support.ts";
 import type { TinyVlm } from "../model/tiny_vlm.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
-import { answerToVisual, batchTensors, disposeBatch } from "../train/loop.ts";
+import { answerToVisual } from "../model/losses.ts";
+import { batchTensors, disposeBatch } from "../model/batch_tensors.ts";
 
 /** One held-out sample's outcome. */
 export interface Prediction {

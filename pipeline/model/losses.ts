@@ -9,6 +9,10 @@ import * as tf from "@tensorflow/tfjs";
 import { klalLossFromProbs } from "../kernels/native_klal.ts";
 import { nextTokenLoss } from "../kernels/native_loss.ts";
 import { fusedKernelsEnabled } from "../kernels/native_matmul.ts";
+import { KLAL_EPSILON, ROW_FLOOR } from "./klal_constants.ts";
+import { type Encoded, queryCount, queryStart } from "./batch.ts";
+import type { BatchTensors } from "./batch_tensors.ts";
+import type { TinyVlm } from "./tiny_vlm.ts";
 
 /**
  * Which answer positions KLAL supervises: `all` (every position that predicts an answer
@@ -42,11 +46,7 @@ export function pointerLoss(logits: tf.Tensor2D, target: tf.Tensor2D): tf.Scalar
   });
 }
 
-/** Added to each row's visual mass before renormalising (see visualAttention). */
-export const ROW_FLOOR = 1e-6;
-
-/** Lower clamp of Q before the log (KlalOptions.epsilon's default). */
-export const KLAL_EPSILON = 1e-8;
+export { KLAL_EPSILON, ROW_FLOOR };
 
 /** Options of {@link klalLoss}. */
 export interface KlalOptions {
@@ -155,4 +155,54 @@ export function ntpLoss(logits: tf.Tensor3D, targets: tf.Tensor2D, mask: tf.Tens
     const masked = tf.sum(tf.mul(tokenLoss, mask));
     return tf.div(masked, tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
   });
+}
+
+/**
+ * The attention slices KLAL supervises: for each layer in `layers`, the rows of the
+ * answer-query positions and the columns of the visual tokens, [B, H, Tq, Tv].
+ */
+export function answerToVisual(
+  attentions: tf.Tensor4D[],
+  layers: number[],
+  data: Pick<Encoded, "layout">,
+): tf.Tensor4D[] {
+  const q0 = queryStart(data.layout);
+  const tq = queryCount(data.layout);
+  const tv = data.layout.visual;
+  return layers.map((l) => tf.slice(attentions[l], [0, 0, q0, 0], [-1, -1, tq, tv]));
+}
+
+/** Supervision options of {@link lossParts} beyond lambda and the layers. */
+export interface LossOptions {
+  queries?: KlalQueries;
+  /** The pointer head [d, Tv] of a pointer-supervised run; lambda then weighs its loss. */
+  pointer?: tf.Variable;
+}
+
+/** Loss parts of one batch; `total` is what the gradient follows. */
+export function lossParts(
+  model: TinyVlm,
+  batch: BatchTensors,
+  data: Pick<Encoded, "layout">,
+  lambda: number,
+  layers: number[],
+  options: LossOptions = {},
+): { ntp: tf.Scalar; klal: tf.Scalar; total: tf.Scalar } {
+  const { pointer } = options;
+  const out = model.forward(batch);
+  const ntp = ntpLoss(out.logits, batch.nextToken, batch.lossMask);
+  const klal = klalLossOverRows(
+    layers.map((l) => out.attentions[l]),
+    batch.target,
+    selectQueries(batch.queryMask, options.queries ?? "all"),
+    queryStart(data.layout),
+  );
+  if (!(lambda > 0)) return { ntp, klal, total: ntp };
+  if (!pointer) return { ntp, klal, total: tf.add(ntp, tf.mul(klal, lambda)) as tf.Scalar };
+  // The pointer reads the position that predicts the first answer token.
+  const [b, , d] = out.hidden.shape;
+  const q0 = queryStart(data.layout);
+  const state = tf.reshape(tf.slice(out.hidden, [0, q0, 0], [b, 1, d]), [b, d]); // [B, d]
+  const guess = pointerLoss(tf.matMul(state, pointer) as tf.Tensor2D, batch.target);
+  return { ntp, klal, total: tf.add(ntp, tf.mul(guess, lambda)) as tf.Scalar };
 }

@@ -13,7 +13,7 @@ import { writeFileAtomic } from "../lib/atomic.ts";
 import type { Cache } from "../cache/store.ts";
 import { sha256Bytes } from "../lib/hash.ts";
 import type { WeightMap } from "../model/tiny_vlm.ts";
-import type { TrainSnapshot } from "../train/loop.ts";
+import type { TrainSnapshot } from "../train/options.ts";
 
 const MAGIC = new TextEncoder().encode("KLALCKP2");
 const HASH_BYTES = 32;

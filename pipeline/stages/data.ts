@@ -8,6 +8,7 @@ import type { EntryWriter } from "../cache/store.ts";
 import type { DataParams, ResolvedStage } from "./types.ts";
 import { Rng, seedFrom } from "../lib/rng.ts";
 import { loadTask } from "./_common.ts";
+import { writeSamples } from "./_data_entry.ts";
 
 /**
  * Samples of a data stage: generated (synthetic tasks); loaded from the spec's source (real
@@ -38,21 +39,6 @@ export async function runData(stage: ResolvedStage<"data">, out: EntryWriter) {
   const config = { imageSize: p.image_size, patchSize: p.patch_size, params: p.task_params };
   const samples = await produceSamples(task, p, config);
   p.n = samples.length;
-  const pixels = p.image_size * p.image_size * 3;
-  const tv = (p.image_size / p.patch_size) ** 2;
-  const images = new Uint8Array(p.n * pixels);
-  const targets = new Float32Array(p.n * tv);
-  const lines: string[] = [];
-  samples.forEach((s, i) => {
-    for (let j = 0; j < pixels; j++) {
-      images[i * pixels + j] = Math.round(Math.min(1, Math.max(0, s.image.data[j])) * 255);
-    }
-    targets.set(s.target, i * tv);
-    lines.push(JSON.stringify({ prompt: s.prompt, answer: s.answer, meta: s.meta }));
-  });
-  await out.writeBytes("images.u8", images);
-  await out.writeBytes("targets.f32", new Uint8Array(targets.buffer));
-  await out.writeText("samples.jsonl", lines.join("\n") + "\n");
-  await out.writeJson("data.json", { n: p.n, image_size: p.image_size, patches: tv });
+  await writeSamples(out, samples, p.image_size, p.patch_size);
   return { samples: p.n };
 }

@@ -12,7 +12,8 @@ import { fixedAnswerFloor } from "../eval/floors.ts";
 import type { ResolvedStage } from "./types.ts";
 import type { FigureSample } from "../report/types.ts";
 import { loadCheckpoint } from "./_checkpoint.ts";
-import { loadSamples, loadTask, type StageContext } from "./_common.ts";
+import { loadTask, type StageContext } from "./_common.ts";
+import { loadSamples } from "./_data_entry.ts";
 
 /**
  * Evaluate the checkpoint `model` on the data entry `data`: predictions, metrics, figures, and

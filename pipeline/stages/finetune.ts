@@ -7,10 +7,12 @@ import { backendReason, initBackend } from "../kernels/backend.ts";
 import { encodeSamples, layoutFor, mergeLayouts } from "../model/batch.ts";
 import { evaluate } from "../eval/evaluate.ts";
 import { klalLayers, type ResolvedStage } from "./types.ts";
-import { controlTargets, train } from "../train/loop.ts";
+import { controlTargets } from "../train/controls.ts";
+import { train } from "../train/loop.ts";
 import { trainingReason } from "../train/webgpu/loop.ts";
 import { loadCheckpoint, saveCheckpoint } from "./_checkpoint.ts";
-import { loadSamples, loadTask, type StageContext } from "./_common.ts";
+import { loadTask, type StageContext } from "./_common.ts";
+import { loadSamples } from "./_data_entry.ts";
 import { readPartial, removePartials, writePartial } from "./_resume.ts";
 import type { LrChoice } from "./choose_lr.ts";
 

@@ -11,7 +11,8 @@ import { Tokenizer } from "../model/tokenizer.ts";
 import { train } from "../train/loop.ts";
 import { trainingReason } from "../train/webgpu/loop.ts";
 import { saveCheckpoint } from "./_checkpoint.ts";
-import { loadSamples, type StageContext } from "./_common.ts";
+import { type StageContext } from "./_common.ts";
+import { loadSamples } from "./_data_entry.ts";
 
 /** Text positions the model reserves beyond the visual tokens. */
 const MAX_TEXT_TOKENS = 32;

@@ -19,7 +19,7 @@ import {
   writeReport,
 } from "../report/mod.ts";
 import type { Spec } from "../spec/types.ts";
-import type { LossPoint } from "../train/loop.ts";
+import type { LossPoint } from "../train/options.ts";
 import type { StageContext } from "./_common.ts";
 import type { LearningPoint } from "./finetune.ts";
 

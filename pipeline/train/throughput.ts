@@ -13,7 +13,10 @@ import { fusedKernelsEnabled } from "../kernels/native_matmul.ts";
 import { matmul } from "../model/ops.ts";
 import { TinyVlm } from "../model/tiny_vlm.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
-import { AdamW, BatchOrder, batchTensors, disposeBatch, lossParts } from "./loop.ts";
+import { AdamW } from "./adamw.ts";
+import { BatchOrder } from "./schedule.ts";
+import { batchTensors, disposeBatch } from "../model/batch_tensors.ts";
+import { lossParts } from "../model/losses.ts";
 import { webgpuDevice, WebGpuTrainer } from "./webgpu/trainer.ts";
 
 /**

@@ -4,9 +4,17 @@
  * (NTP: lossMask / Σ lossMask; KLAL: queryMask / count / heads, only the first answer position
  * with `queries: first`), and everything written to its storage buffer.
  */
-import type { Encoded } from "../../model/batch.ts";
+import type { Encoded, Layout } from "../../model/batch.ts";
 import { queryCount, sequenceLength } from "../../model/batch.ts";
-import type { WebGpuTrainerOptions } from "./trainer.ts";
+import type { KlalQueries } from "../../model/losses.ts";
+
+/** What a batch's shape and weights depend on (a part of the trainer's options). */
+export interface BatchOptions {
+  layout: Layout;
+  batch: number;
+  queries: KlalQueries;
+  config: { heads: number };
+}
 
 /** The batch's storage buffers, as the kernels bind them. */
 export type BatchBuffers = Record<
@@ -35,7 +43,7 @@ export class BatchUpload {
   /** `storage(floats)` makes a storage buffer of that many 4-byte values. */
   constructor(
     private readonly device: GPUDevice,
-    private readonly options: WebGpuTrainerOptions,
+    private readonly options: BatchOptions,
     storage: (floats: number) => GPUBuffer,
   ) {
     const { layout, batch: b } = options;

@@ -13,16 +13,8 @@ import { webgpuDevice, WebGpuTrainer } from "./trainer.ts";
 import type { StepStats } from "./trainer.ts";
 import type { TinyVlm, WeightMap } from "../../model/tiny_vlm.ts";
 import { Progress } from "../progress.ts";
-import {
-  BatchOrder,
-  checkpointDue,
-  evalDue,
-  learningRate,
-  logDue,
-  type LossPoint,
-  type TrainOptions,
-  type TrainResult,
-} from "../loop.ts";
+import { BatchOrder, checkpointDue, evalDue, learningRate, logDue } from "../schedule.ts";
+import { type LossPoint, type TrainOptions, type TrainResult } from "../options.ts";
 
 /** Whether ../loop.ts trains through the whole-step trainer on the active backend. */
 export function webgpuTrainerEnabled(

@@ -22,7 +22,7 @@
 import type { Encoded, Layout } from "../../model/batch.ts";
 import { queryCount, queryStart, sequenceLength } from "../../model/batch.ts";
 import type { KlalQueries } from "../../model/losses.ts";
-import { ROW_FLOOR } from "../../model/losses.ts";
+import { ROW_FLOOR } from "../../model/klal_constants.ts";
 import type { TinyVlmConfig } from "../../model/tiny_vlm.ts";
 import { BatchUpload } from "./batch.ts";
 import {
