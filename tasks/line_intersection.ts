@@ -48,7 +48,7 @@
  * themselves: P is uniform over the patches that either curve's stroke touches.
  */
 
-import type { ParamProblem, Sample, SyntheticTask, TaskConfig } from "./task.ts";
+import type { ParamProblem, Sample, ShortcutRule, SyntheticTask, TaskConfig } from "./task.ts";
 import { Rng, seedFrom } from "../pipeline/lib/rng.ts";
 import {
   blankImage,
@@ -754,6 +754,20 @@ function generateOne(
   );
 }
 
+/**
+ * The parity shortcut: two graphs of functions of x swap their vertical order an odd number
+ * of times exactly when they cross an odd number of times, so whether the curves' end points
+ * swap order tells "1" from "0 or 2" without finding a crossing (BlindTest's plots share
+ * this). +1: the same order at both ends, -1: swapped.
+ */
+export const PARITY_SHORTCUT: ShortcutRule = {
+  name: "the curves' end points swap order (parity)",
+  feature(sample) {
+    const [a, b] = sample.meta.points as Point[][];
+    return Math.sign(a[0][1] - b[0][1]) * Math.sign(a[a.length - 1][1] - b[b.length - 1][1]);
+  },
+};
+
 /** The Line Intersection task: count the crossings of two coloured curves. */
 export const lineIntersection: SyntheticTask = {
   name: "line-intersection",
@@ -783,4 +797,5 @@ export const lineIntersection: SyntheticTask = {
     );
   },
   score: exactMatch,
+  shortcuts: [PARITY_SHORTCUT],
 };

@@ -89,6 +89,23 @@ export interface Task {
   metrics?(prediction: string, sample: Sample): Record<string, number>;
   /** True when `prediction` (decoded model output, words joined by spaces) is correct. */
   score(prediction: string, sample: Sample): boolean;
+  /**
+   * Rules a reviewer would think of that answer without reading what the question asks about
+   * in the image (Line Intersection: the curves' end points give the count's parity). The
+   * eval stage scores each as a shortcut floor (../pipeline/eval/floors.ts), which a claim
+   * must clear as it clears the fixed-answer floor.
+   */
+  shortcuts?: readonly ShortcutRule[];
+}
+
+/**
+ * One shortcut: a feature of a sample that the rule answers from; it answers, for each value
+ * of the feature, the most common answer among the samples with that value.
+ */
+export interface ShortcutRule {
+  /** What the rule reads, in words: 'end points swap order (parity)'. */
+  name: string;
+  feature(sample: Sample): string | number;
 }
 
 /** Where a real-format dataset lives on disk. */

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { fixedAnswerFloor } from "../pipeline/eval/floors.ts";
+import { fixedAnswerFloor, shortcutFloors } from "../pipeline/eval/floors.ts";
+import {
+  INK_THRESHOLD,
+  inkPatches,
+  inkRatio,
+  questionBlind,
+} from "../pipeline/eval/question_blind.ts";
+import { lineIntersection, PARITY_SHORTCUT } from "../tasks/line_intersection.ts";
 import type { Sample } from "../tasks/task.ts";
 
 function sample(answer: string): Sample {
@@ -36,4 +43,66 @@ Deno.test("fixedAnswerFloor: point answers get the best constant under the task'
 
 Deno.test("fixedAnswerFloor: empty test set", () => {
   assert.ok(Number.isNaN(fixedAnswerFloor({ score: () => true }, []).accuracy));
+});
+
+Deno.test("shortcutFloors: the best answer per feature value, by hand; best rule first", () => {
+  const withF = (answer: string, f: number): Sample => ({
+    ...sample(answer),
+    meta: { difficulty: "", f },
+  });
+  // f = 1: answers 1, 1, 0 (best "1": 2 right); f = -1: 0, 2, 2, 0, 0 (best "0": 3 right).
+  const samples = [
+    withF("1", 1),
+    withF("1", 1),
+    withF("0", 1),
+    withF("0", -1),
+    withF("2", -1),
+    withF("2", -1),
+    withF("0", -1),
+    withF("0", -1),
+  ];
+  const byF = { name: "f", feature: (s: Sample) => s.meta.f as number };
+  const constant = { name: "nothing", feature: () => 0 }; // the majority answer: "0", 4 of 8
+  assert.deepEqual(shortcutFloors([constant, byF], samples), [
+    { rule: "f", accuracy: 62.5 },
+    { rule: "nothing", accuracy: 50 },
+  ]);
+  assert.deepEqual(shortcutFloors([byF], []), []);
+});
+
+Deno.test("inkRatio: attention spread over the inked patches, by hand", () => {
+  // 16 px, 8 px patches (2 x 2): white with ink in patches 0 and 1; the target is patch 0.
+  const data = new Float32Array(16 * 16 * 3).fill(1);
+  for (const [x, y] of [[2, 2], [12, 3]]) data.fill(0, 3 * (y * 16 + x), 3 * (y * 16 + x) + 3);
+  const s = {
+    image: { width: 16, height: 16, data },
+    target: Float32Array.from([1, 0, 0, 0]),
+  } as unknown as Sample;
+  assert.deepEqual(inkPatches(s.image, 8), [true, true, false, false]);
+  // mass on the target 1/2, its share 1/4: ratio 2.
+  assert.equal(inkRatio(s, 8), 2);
+  assert.deepEqual(questionBlind([s, s], 8), { ink: 2 });
+  // Noise below the threshold is not ink.
+  const faint = new Float32Array(16 * 16 * 3).fill(1);
+  faint[0] = 1 - INK_THRESHOLD / 2;
+  assert.deepEqual(inkPatches({ width: 16, height: 16, data: faint }, 8), [
+    false,
+    false,
+    false,
+    false,
+  ]);
+});
+
+Deno.test("line-intersection's parity shortcut scores near two thirds, above the majority", () => {
+  const samples = lineIntersection.generate(3, 300, {
+    imageSize: 64,
+    patchSize: 8,
+    params: { ...lineIntersection.defaultParams },
+  });
+  const [parity] = shortcutFloors(lineIntersection.shortcuts!, samples);
+  const majority = fixedAnswerFloor(lineIntersection, samples);
+  assert.equal(parity.rule, PARITY_SHORTCUT.name);
+  // "1" vs "0 or 2" with balanced counts: at most 2/3 (plus sampling noise); well above 1/3.
+  assert.ok(parity.accuracy > majority.accuracy + 20, `${parity.accuracy} vs ${majority.accuracy}`);
+  assert.ok(parity.accuracy <= 100 * 2 / 3 + 5, `${parity.accuracy}`);
 });

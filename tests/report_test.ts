@@ -1177,6 +1177,46 @@ Deno.test("verdict wording rules at the floor, hand-built", () => {
   assert(!verdictLines(summarize(fakeInput(KLAL_WINS)))[0].includes("floor"), "no floor");
 });
 
+Deno.test("shortcut floor: claims against the larger of it and the fixed-answer floor", async () => {
+  const input = fakeInput(KLAL_WINS); // NTP 45, KLAL+NTP 62 (means)
+  input.floors = {
+    "grid-patch": {
+      answer: "0 , 0",
+      accuracy: 10,
+      kind: "majority",
+      shortcut: { rule: "a rule", accuracy: 46 },
+      questionBlind: { ink: 3.25 },
+    },
+  };
+  const verdict = verdictLines(summarize(input))[0];
+  // NTP 45 is 1 point below the shortcut's 46: at the floor (within 2), whatever the
+  // fixed-answer floor says; KLAL+NTP's 62 is stated from the shortcut floor.
+  assertIncludes(
+    verdict,
+    "NTP is 1.0 points below the shortcut floor (46.0%, answering from a rule; fixed-answer " +
+      'floor (10.0%, always "0 , 0") is lower), so NTP has not left its prior',
+    "NTP against the shortcut floor",
+  );
+  assertIncludes(
+    verdict,
+    "From the larger of the floor and NTP (the floor), KLAL+NTP is +16.0 points.",
+    "from the shortcut floor",
+  );
+  await withWrittenReport(input, ({ results, md }) => {
+    const row = results.table1.find((r: { task: string }) => r.task === "grid-patch");
+    assert(row.shortcut.rule === "a rule" && row.shortcut.accuracy === 46, "table1[].shortcut");
+    assert(row.cells[1] === '10.0 (always "0 , 0"); shortcut 46.0 (a rule)', row.cells[1]);
+    const task = results.tasks.find((t: { task: string }) => t.task === "grid-patch");
+    assert(task.questionBlind.ink === 3.25, "tasks[].questionBlind");
+    assertIncludes(md, "| Shortcut floor (a rule) | 46.0 |", "shortcut row");
+    assertIncludes(
+      md,
+      "| Question-blind: uniform over patches with ink | – | – | 3.250 | 3.250 |",
+      "question-blind row",
+    );
+  });
+});
+
 Deno.test("results.json: floors, McNemar per seed, confusion counts, attention measures", async () => {
   const input = controlsInput();
   await withWrittenReport(input, ({ results, html }) => {

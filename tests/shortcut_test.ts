@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { gridPatch } from "../tasks/grid_patch.ts";
-import { findCrossings, lineIntersection } from "../tasks/line_intersection.ts";
+import { findCrossings, lineIntersection, PARITY_SHORTCUT } from "../tasks/line_intersection.ts";
 import { lineTracing, type TracingCurve, tracingPolyline } from "../tasks/line_tracing.ts";
 import {
   applyThreshold,
@@ -173,10 +173,7 @@ Deno.test("shortcuts: line-intersection, 64 px, defaults: no answer from the pro
   // they cross an odd number of times, so the curves' end points tell the parity of the
   // count (BlindTest's line plots share this): "1" vs "0 or 2", at most 66.7% with
   // balanced 0/1/2. Printed for the record, checked to give no more than parity does.
-  const endOrder = samples.map((s) => {
-    const [a, b] = s.meta.points as Point[][];
-    return Math.sign(a[0][1] - b[0][1]) * Math.sign(a[a.length - 1][1] - b[b.length - 1][1]);
-  });
+  const endOrder = samples.map((s) => PARITY_SHORTCUT.feature(s) as number);
   const parity = bestThresholdRule(endOrder, labels, "end points swap order (parity; printed)");
   const scores = [majorityRule(labels), promptMajorityRule(samples.map((s) => s.prompt), labels)];
   report(`line-intersection, ${N} held-out samples at 64 px, defaults`, [...scores, parity], ms);

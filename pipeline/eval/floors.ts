@@ -8,7 +8,7 @@
  * scored with the task's own `score`), so the floor is the best any constant from that set
  * can do: an optimistic floor, which makes claims against it conservative.
  */
-import type { Sample, Task } from "../../tasks/task.ts";
+import type { Sample, ShortcutRule, Task } from "../../tasks/task.ts";
 
 /** The best constant answer and its accuracy (%) on the test samples. */
 export interface Floor {
@@ -61,4 +61,39 @@ export function fixedAnswerFloor(task: Pick<Task, "score">, samples: Sample[]): 
     kind: "best-constant",
     candidates: candidates.length,
   };
+}
+
+/** A shortcut rule's score: what answering from the rule's feature alone gets. */
+export interface ShortcutFloor {
+  rule: string;
+  accuracy: number;
+}
+
+/**
+ * Each rule's accuracy (%) on `samples`: for every value of the rule's feature, the most
+ * common answer among the samples with that value, fitted on the scored samples themselves
+ * like the fixed-answer floor, so an optimistic floor.
+ * Exact answers only (the tasks with shortcut rules are exact-match ones). Sorted best first.
+ *
+ * @example shortcutFloors([PARITY_SHORTCUT], testSamples) // [{ rule: "...", accuracy: 66.7 }]
+ */
+export function shortcutFloors(
+  rules: readonly ShortcutRule[],
+  samples: readonly Sample[],
+): ShortcutFloor[] {
+  if (samples.length === 0) return [];
+  return rules.map((rule) => {
+    const byValue = new Map<string | number, Map<string, number>>();
+    for (const s of samples) {
+      const value = rule.feature(s);
+      const counts = byValue.get(value) ?? new Map<string, number>();
+      counts.set(s.answer, (counts.get(s.answer) ?? 0) + 1);
+      byValue.set(value, counts);
+    }
+    let hits = 0;
+    for (const counts of byValue.values()) {
+      hits += Math.max(...counts.values());
+    }
+    return { rule: rule.name, accuracy: 100 * hits / samples.length };
+  }).sort((a, b) => b.accuracy - a.accuracy);
 }

@@ -44,7 +44,10 @@ function formatRatio(value: number): string {
 export function formatFloor(floor: TaskFloor | undefined): string {
   if (!floor || Number.isNaN(floor.accuracy)) return "–";
   const how = floor.kind === "majority" ? "always" : "constant";
-  return `${floor.accuracy.toFixed(1)} (${how} "${floor.answer}")`;
+  const shortcut = floor.shortcut
+    ? `; shortcut ${floor.shortcut.accuracy.toFixed(1)} (${floor.shortcut.rule})`
+    : "";
+  return `${floor.accuracy.toFixed(1)} (${how} "${floor.answer}")${shortcut}`;
 }
 
 function formatPoster(value: number | undefined): string {
@@ -118,15 +121,40 @@ export function tableCells(arm: ArmSummary): string[] {
   ];
 }
 
-/** The per-task table's first row: the fixed-answer floor (undefined when not recorded). */
-export function floorCells(floor: TaskFloor | undefined): string[] | undefined {
-  if (!floor || Number.isNaN(floor.accuracy)) return undefined;
+/**
+ * The per-task table's first rows, from what the eval stage recorded: the fixed-answer
+ * floor, the best shortcut rule, and the question-blind attention baseline (attention spread
+ * evenly over the patches with ink, whatever the question: its ratio, at every position).
+ */
+export function floorCells(floor: TaskFloor | undefined): string[][] {
+  if (!floor || Number.isNaN(floor.accuracy)) return [];
   const how = floor.kind === "majority" ? "always" : "best constant";
-  return [
+  const dashes = (from: number) => TABLE_HEADERS.slice(from).map(() => "–");
+  const rows = [[
     `Fixed-answer floor (${how} "${floor.answer}")`,
     floor.accuracy.toFixed(1),
-    ...TABLE_HEADERS.slice(2).map(() => "–"),
-  ];
+    ...dashes(2),
+  ]];
+  if (floor.shortcut) {
+    rows.push([
+      `Shortcut floor (${floor.shortcut.rule})`,
+      floor.shortcut.accuracy.toFixed(1),
+      ...dashes(2),
+    ]);
+  }
+  const blind = floor.questionBlind?.ink;
+  if (blind !== undefined && !Number.isNaN(blind)) {
+    const ratio = formatRatio(blind);
+    rows.push([
+      "Question-blind: uniform over patches with ink",
+      "–",
+      "–",
+      ratio,
+      ratio,
+      ...dashes(5),
+    ]);
+  }
+  return rows;
 }
 
 /** Headers of the per-task statistics table (one row per comparison). */

@@ -63,7 +63,7 @@ function comparisonJson(c: Comparison) {
 /**
  * results.json: `{ experiment, createdAt, backend, backendReason, headline, spec, rows, stages, floors,
  * table1Headers, table1, table2, tasks, statistics, learning, validation }`. `rows` are the
- * raw numbers; `floors` each task's fixed-answer floor; `tasks` every arm per task with its
+ * raw numbers; `floors` each task's fixed-answer floor (with its best shortcut rule and question-blind attention ratio; also `table1[].shortcut` and `tasks[].questionBlind`); `tasks` every arm per task with its
  * attention measures; `statistics` the comparisons (paired t, Holm, bootstrap), item-level
  * McNemar per seed and confusion counts; `validation` the learning curves (validation set,
  * during fine-tuning); the rest is what the tables show.
@@ -92,6 +92,7 @@ export function resultsJson(input: ReportInput): string {
         label: r.label,
         run: r.run,
         floor: r.floor ?? null,
+        shortcut: r.floor?.shortcut ?? null,
         base: ciJson(r.base),
         ntp: ciJson(r.ntp),
         klal: ciJson(r.klal),
@@ -113,6 +114,7 @@ export function resultsJson(input: ReportInput): string {
         label: s.label,
         standIn: s.standIn,
         floor: s.floor ?? null,
+        questionBlind: s.floor?.questionBlind ?? null,
         arms: s.arms.map((a) => ({
           arm: a.arm,
           label: a.label,

@@ -215,16 +215,28 @@ function offsetWords(diff: number): string {
   return `${text} points ${diff > 0 ? "above" : "below"}`;
 }
 
-/** 'the fixed-answer floor (33.4%, always "1")'. */
-function floorName(floor: TaskFloor): string {
-  const how = floor.kind === "majority" ? "always" : "the best constant,";
-  return `the fixed-answer floor (${floor.accuracy.toFixed(1)}%, ${how} "${floor.answer}")`;
+/**
+ * The floor a claim is stated against: the larger of the fixed-answer floor and the task's
+ * best shortcut rule (what answering from a cue a reviewer would think of gets).
+ */
+export function claimFloor(floor: TaskFloor): number {
+  return Math.max(floor.accuracy, floor.shortcut?.accuracy ?? -Infinity);
 }
 
-/** Whether an arm's mean accuracy is within FLOOR_MARGIN points of the floor (or below). */
+/** 'the fixed-answer floor (33.4%, always "1")', or the shortcut floor when it is larger. */
+function floorName(floor: TaskFloor): string {
+  const how = floor.kind === "majority" ? "always" : "the best constant,";
+  const fixed = `the fixed-answer floor (${floor.accuracy.toFixed(1)}%, ${how} "${floor.answer}")`;
+  if (!floor.shortcut || floor.shortcut.accuracy <= floor.accuracy) return fixed;
+  return `the shortcut floor (${
+    floor.shortcut.accuracy.toFixed(1)
+  }%, answering from ${floor.shortcut.rule}; ${fixed.replace(/^the /, "")} is lower)`;
+}
+
+/** Whether an arm's mean accuracy is within FLOOR_MARGIN points of the claim floor (or below). */
 export function atFloor(arm: ArmSummary, floor: TaskFloor | undefined): boolean {
   return floor !== undefined && arm.accuracy.n > 0 && !Number.isNaN(floor.accuracy) &&
-    arm.accuracy.mean <= floor.accuracy + FLOOR_MARGIN;
+    arm.accuracy.mean <= claimFloor(floor) + FLOOR_MARGIN;
 }
 
 /**
@@ -237,7 +249,7 @@ export function atFloor(arm: ArmSummary, floor: TaskFloor | undefined): boolean 
  */
 function floorSentences(floor: TaskFloor | undefined, klal: ArmSummary, ntp: ArmSummary) {
   if (!floor || Number.isNaN(floor.accuracy) || ntp.accuracy.n === 0) return [];
-  const f = floor.accuracy;
+  const f = claimFloor(floor);
   const n = ntp.accuracy.mean;
   const k = klal.accuracy.mean;
   const out: string[] = [];

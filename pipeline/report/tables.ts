@@ -35,10 +35,9 @@ export function table2(ours: Table2Ours): TextTable {
   return { headers: TABLE2_HEADERS, rows: table2Cells(ours) };
 }
 
-/** One task's table of every arm, under the fixed-answer floor's row when it has one. */
+/** One task's table of every arm, under the rows of its floors when it has them. */
 export function arms(s: TaskSummary): TextTable {
-  const floor = floorCells(s.floor);
-  return { headers: TABLE_HEADERS, rows: [...(floor ? [floor] : []), ...s.arms.map(tableCells)] };
+  return { headers: TABLE_HEADERS, rows: [...floorCells(s.floor), ...s.arms.map(tableCells)] };
 }
 
 /** One task's statistics: a row per comparison. */

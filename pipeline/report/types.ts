@@ -4,7 +4,8 @@
  * the stages gather from the cache and every other module of the report reads.
  */
 
-import type { Floor } from "../eval/floors.ts";
+import type { Floor, ShortcutFloor } from "../eval/floors.ts";
+import type { QuestionBlind } from "../eval/question_blind.ts";
 import type { Spec, TaskSpec } from "../spec/types.ts";
 
 /** One measured number: a metric of one arm and seed on one task. */
@@ -77,8 +78,14 @@ export interface ReportInput {
   taskSpecs?: Record<string, TaskSpec>;
 }
 
-/** A task's fixed-answer floor: the best constant answer and its accuracy (percent). */
-export type TaskFloor = Pick<Floor, "answer" | "accuracy" | "kind">;
+/**
+ * A task's floors on its test set: the best constant answer and its accuracy (percent); the
+ * best of the task's shortcut rules, when it has any; the question-blind attention ratio.
+ */
+export type TaskFloor = Pick<Floor, "answer" | "accuracy" | "kind"> & {
+  shortcut?: ShortcutFloor;
+  questionBlind?: QuestionBlind;
+};
 
 /** One test item's outcome for one arm and seed. */
 export interface ItemOutcome {

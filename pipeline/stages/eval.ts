@@ -8,7 +8,8 @@ import { backendReason, initBackend } from "../kernels/backend.ts";
 import { encodeSamples, layoutFor, mergeLayouts } from "../model/batch.ts";
 import type { EntryWriter } from "../cache/store.ts";
 import { evaluate } from "../eval/evaluate.ts";
-import { fixedAnswerFloor } from "../eval/floors.ts";
+import { fixedAnswerFloor, shortcutFloors } from "../eval/floors.ts";
+import { questionBlind } from "../eval/question_blind.ts";
 import type { ResolvedStage } from "./types.ts";
 import type { FigureSample } from "../report/types.ts";
 import { loadCheckpoint } from "./_checkpoint.ts";
@@ -44,7 +45,14 @@ export async function runEval(
   );
   const { predictions: _, maps, ...metrics } = result;
   await out.writeJson("metrics.json", metrics);
-  await out.writeJson("floor.json", fixedAnswerFloor(task, samples));
+  // What answering or attending without the image's content gets: the fixed-answer floor, the
+  // task's shortcut rules (best first) and the question-blind attention baseline.
+  const shortcuts = shortcutFloors(task.shortcuts ?? [], samples);
+  await out.writeJson("floor.json", {
+    ...fixedAnswerFloor(task, samples),
+    ...(shortcuts.length > 0 ? { shortcut: shortcuts[0], shortcuts } : {}),
+    questionBlind: questionBlind(samples, patchSize),
+  });
   // The first few held-out samples with their attention maps, for the report's figures.
   const figures: FigureSample[] = maps.map((m) => {
     const s = samples[m.index];

@@ -98,7 +98,13 @@ export async function reportInput(
       }
       if (manifest.files["floor.json"] && !floors[task]) {
         const f = await cache.readJson<TaskFloor>(stage.key, "floor.json");
-        floors[task] = { answer: f.answer, accuracy: f.accuracy, kind: f.kind };
+        floors[task] = {
+          answer: f.answer,
+          accuracy: f.accuracy,
+          kind: f.kind,
+          ...(f.shortcut ? { shortcut: f.shortcut } : {}),
+          ...(f.questionBlind ? { questionBlind: f.questionBlind } : {}),
+        };
       }
       for (const l of m.layers) {
         rows.push({
