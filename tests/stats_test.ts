@@ -1,8 +1,9 @@
 import nodeAssert from "node:assert/strict";
 import {
-  bootstrapAccuracy,
+  bootstrapCrossed,
   ci95,
   confusionMatrix,
+  crossedBootstrapDraws,
   holmAdjust,
   logGamma,
   mcnemarExact,
@@ -148,25 +149,25 @@ Deno.test("mcnemarExact: discordant counts and the exact binomial p", () => {
   nodeAssert.throws(() => mcnemarExact([true], []), /equal lengths/);
 });
 
-Deno.test("bootstrapAccuracy: estimate, deterministic, wider with fewer items, paired zero", () => {
+Deno.test("bootstrapCrossed: estimate, deterministic, wider with fewer items, paired zero", () => {
   const seeds = [
     [true, false, true, true],
     [true, true, false, false],
   ];
-  const interval = bootstrapAccuracy(seeds, { resamples: 500, seed: 7 });
+  const interval = bootstrapCrossed(seeds, { resamples: 500, seed: 7 });
   nodeAssert.equal(interval.estimate, 62.5); // 5 of 8
   nodeAssert.ok(interval.low < 62.5 && interval.high > 62.5);
   nodeAssert.ok(interval.low >= 0 && interval.high <= 100);
-  nodeAssert.deepEqual(bootstrapAccuracy(seeds, { resamples: 500, seed: 7 }), interval);
+  nodeAssert.deepEqual(bootstrapCrossed(seeds, { resamples: 500, seed: 7 }), interval);
   // Every seed perfect: no spread at all.
-  const perfect = bootstrapAccuracy([[true, true], [true, true]], { resamples: 100 });
+  const perfect = bootstrapCrossed([[true, true], [true, true]], { resamples: 100 });
   nodeAssert.deepEqual([perfect.low, perfect.high], [100, 100]);
   // Test sampling alone: one seed, 400 items at 50% gives about +-4.9 points (1.96*sqrt(.25/400)).
   const half = [Array.from({ length: 400 }, (_, i) => i % 2 === 0)];
-  const wide = bootstrapAccuracy(half, { resamples: 2000, seed: 1 });
+  const wide = bootstrapCrossed(half, { resamples: 2000, seed: 1 });
   nodeAssert.ok(Math.abs((wide.high - wide.low) / 2 - 4.9) < 0.8, JSON.stringify(wide));
   // A paired difference of an arm with itself is exactly zero in every resample.
-  const self = bootstrapAccuracy(seeds, { baseline: seeds, resamples: 200 });
+  const self = bootstrapCrossed(seeds, { baseline: seeds, resamples: 200 });
   nodeAssert.deepEqual([self.estimate, self.low, self.high], [0, 0, 0]);
 });
 
@@ -182,4 +183,70 @@ Deno.test("confusionMatrix: rows are truths, columns predictions, unknown answer
     [0, 0, 1, 1],
     [0, 0, 1, 0],
   ]);
+});
+
+/** The distinct values a bootstrap's resamples took, rounded to 1e-9. */
+function drawnValues(draws: Float64Array): number[] {
+  return [...new Set(Array.from(draws, (v) => Math.round(v * 1e9) / 1e9))].sort((a, b) => a - b);
+}
+
+Deno.test("crossed bootstrap: one seed, two items: 0, 50, 100 with probabilities 1/4, 1/2, 1/4", () => {
+  const draws = crossedBootstrapDraws([[true, false]], { resamples: 4000 });
+  nodeAssert.deepEqual(drawnValues(draws), [0, 50, 100]);
+  const half = draws.filter((v) => v === 50).length / draws.length;
+  nodeAssert.ok(Math.abs(half - 0.5) < 0.03, `P(50) = ${half}`);
+  const interval = bootstrapCrossed([[true, false]], { resamples: 4000 });
+  nodeAssert.deepEqual([interval.estimate, interval.low, interval.high], [50, 0, 100]);
+});
+
+Deno.test("crossed bootstrap: seeds share the drawn items; nested draws them per seed", () => {
+  // Two seeds with the same outcomes: crossed, every resample is one item set scored by both,
+  // so only 0, 50, 100 occur (drawing items per seed would also give 25 and 75).
+  const rows = [[true, false], [true, false]];
+  nodeAssert.deepEqual(drawnValues(crossedBootstrapDraws(rows, { resamples: 2000 })), [0, 50, 100]);
+  // Everything right: a degenerate interval at 100.
+  const all = bootstrapCrossed([[true, true, true], [true, true, true]]);
+  nodeAssert.deepEqual([all.estimate, all.low, all.high], [100, 100, 100]);
+});
+
+Deno.test("crossed bootstrap: clusters are drawn whole", () => {
+  // Items 0, 1 share one image (both right), items 2, 3 another (both wrong): drawing images,
+  // a resample holds 0, 2 or 4 right items of 4; drawing items, also 1 or 3.
+  const rows = [[true, true, false, false]];
+  const byImage = crossedBootstrapDraws(rows, { clusters: ["a", "a", "b", "b"], resamples: 2000 });
+  nodeAssert.deepEqual(drawnValues(byImage), [0, 50, 100]);
+  const byItem = crossedBootstrapDraws(rows, { resamples: 2000 });
+  nodeAssert.deepEqual(drawnValues(byItem), [0, 25, 50, 75, 100]);
+});
+
+Deno.test("crossed bootstrap: Bases drawn before seeds (groups)", () => {
+  // Base A's two seeds get everything right, Base B's nothing: drawing Bases, a resample is
+  // A + A (100), A + B (50) or B + B (0); drawing the four seeds directly also gives 25, 75.
+  const right = [true, true];
+  const wrong = [false, false];
+  const rows = [right, right, wrong, wrong];
+  const byBase = crossedBootstrapDraws(rows, { groups: ["A", "A", "B", "B"], resamples: 2000 });
+  nodeAssert.deepEqual(drawnValues(byBase), [0, 50, 100]);
+  nodeAssert.deepEqual(
+    drawnValues(crossedBootstrapDraws(rows, { resamples: 2000 })),
+    [0, 25, 50, 75, 100],
+  );
+});
+
+Deno.test("crossed bootstrap: a paired difference, and shapes that do not cross are refused", () => {
+  const a = [[true, true, false, true]];
+  const b = [[true, false, false, true]];
+  const diff = bootstrapCrossed(a, { baseline: b, resamples: 2000 });
+  nodeAssert.equal(diff.estimate, 25);
+  nodeAssert.ok(diff.low >= 0 && diff.high <= 100, `${diff.low} ${diff.high}`);
+  const same = bootstrapCrossed(a, { baseline: a });
+  nodeAssert.deepEqual([same.estimate, same.low, same.high], [0, 0, 0]);
+  nodeAssert.throws(
+    () => crossedBootstrapDraws([[true], [true, false]]),
+    /every seed must score the same test items/,
+  );
+  nodeAssert.throws(
+    () => crossedBootstrapDraws([[true, false]], { clusters: ["a"] }),
+    /1 clusters for 2 items/,
+  );
 });

@@ -22,6 +22,8 @@ export interface Prediction {
   difficulty: string | number;
   /** Attention mass on the target patches, mean over layers and heads. */
   targetAttention: number;
+  /** The image file the item asks about (real-format data, where items share images). */
+  image?: string;
 }
 
 /** Grounding of one layer: mass on target patches and its ratio to a uniform share. */
@@ -214,6 +216,7 @@ export async function evaluate(
     correct: task.score(answers[i], s),
     difficulty: s.meta.difficulty,
     targetAttention: round(perSample[i], 5),
+    ...(typeof s.meta.file === "string" ? { image: s.meta.file } : {}),
   }));
   const n = data.n;
   const extra: Record<string, number> = {};

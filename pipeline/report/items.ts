@@ -1,12 +1,13 @@
 /**
- * Statistics on the test items themselves (each eval entry's predictions.jsonl): two-level
- * bootstrap intervals over seeds and items, item-level McNemar tests per seed, and the
+ * Statistics on the test items themselves (each eval entry's predictions.jsonl): bootstrap
+ * intervals over seeds crossed with the test items (every seed scores the same items; items
+ * that share an image are drawn together), item-level McNemar tests per seed, and the
  * confusion of truth and prediction for tasks whose answers form a small closed set. Pure
  * functions of a ReportInput's `items`.
  */
 
 import {
-  bootstrapAccuracy,
+  bootstrapCrossed,
   type BootstrapInterval,
   confusionMatrix,
   mcnemarExact,
@@ -45,11 +46,18 @@ function bitString(rows: readonly (readonly boolean[])[]): string {
 function memoBootstrap(
   correct: boolean[][],
   baseline: boolean[][] | undefined,
+  clusters: string[],
 ): BootstrapInterval {
-  const key = `${BOOTSTRAP_RESAMPLES}|${bitString(correct)}|${baseline ? bitString(baseline) : ""}`;
+  const key = `${BOOTSTRAP_RESAMPLES}|${bitString(correct)}|${
+    baseline ? bitString(baseline) : ""
+  }|${clusters.join("\u0000")}`;
   const hit = memo.get(key);
   if (hit) return hit;
-  const interval = bootstrapAccuracy(correct, { baseline, resamples: BOOTSTRAP_RESAMPLES });
+  const interval = bootstrapCrossed(correct, {
+    baseline,
+    clusters,
+    resamples: BOOTSTRAP_RESAMPLES,
+  });
   if (memo.size >= MEMO_SIZE) memo.delete(memo.keys().next().value!);
   memo.set(key, interval);
   return interval;
@@ -59,42 +67,60 @@ function correctness(items: Map<number, ItemOutcome>, indices: readonly number[]
   return indices.map((i) => items.get(i)!.correct);
 }
 
+/** Item indices both arms have for one seed, ascending. */
+function sharedIndices(a: Map<number, ItemOutcome>, b: Map<number, ItemOutcome>): number[] {
+  return [...a.keys()].filter((i) => b.has(i)).sort((x, y) => x - y);
+}
+
+/** The item indices every one of `sets` holds, ascending (the crossed design's items). */
+function commonIndices(sets: readonly Map<number, ItemOutcome>[]): number[] {
+  if (sets.length === 0) return [];
+  return [...sets[0].keys()].filter((i) => sets.every((m) => m.has(i))).sort((x, y) => x - y);
+}
+
+/** Each item's cluster: the image it asks about where items share images, else itself. */
+function clustersOf(items: Map<number, ItemOutcome>, indices: readonly number[]): string[] {
+  return indices.map((i) => items.get(i)!.image ?? `#${i}`);
+}
+
 /**
- * The bootstrap interval of one arm's accuracy over `seeds` and their test items; undefined
- * unless every one of those seeds has item outcomes.
+ * The bootstrap interval of one arm's accuracy over `seeds` crossed with the test items they
+ * all scored; undefined unless every one of those seeds has item outcomes.
  */
 export function armBootstrap(
   items: ItemsBySeed,
   seeds: readonly number[],
 ): BootstrapInterval | undefined {
   if (seeds.length === 0 || !seeds.every((s) => (items.get(s)?.size ?? 0) > 0)) return undefined;
+  const sets = seeds.map((s) => items.get(s)!);
+  const indices = commonIndices(sets);
+  if (indices.length === 0) return undefined;
   return memoBootstrap(
-    seeds.map((s) => [...items.get(s)!.values()].sort((a, b) => a.index - b.index))
-      .map((list) => list.map((item) => item.correct)),
+    sets.map((set) => correctness(set, indices)),
     undefined,
+    clustersOf(sets[0], indices),
   );
 }
 
-/** Item indices both arms have for one seed, ascending. */
-function sharedIndices(a: Map<number, ItemOutcome>, b: Map<number, ItemOutcome>): number[] {
-  return [...a.keys()].filter((i) => b.has(i)).sort((x, y) => x - y);
-}
-
 /**
- * The paired bootstrap interval of accuracy(a) - accuracy(b) over `seeds` and the test items
- * both arms have (the same seeds and items drawn for both); undefined unless every seed has
- * shared items.
+ * The paired bootstrap interval of accuracy(a) - accuracy(b) over `seeds` crossed with the
+ * test items both arms scored on every seed (the same draws for both); undefined unless there
+ * are such items.
  */
 export function pairedBootstrap(
   a: ItemsBySeed,
   b: ItemsBySeed,
   seeds: readonly number[],
 ): BootstrapInterval | undefined {
-  const shared = seeds.map((s) => a.has(s) && b.has(s) ? sharedIndices(a.get(s)!, b.get(s)!) : []);
-  if (seeds.length === 0 || shared.some((indices) => indices.length === 0)) return undefined;
+  if (seeds.length === 0 || !seeds.every((s) => a.has(s) && b.has(s))) return undefined;
+  const setsA = seeds.map((s) => a.get(s)!);
+  const setsB = seeds.map((s) => b.get(s)!);
+  const indices = commonIndices([...setsA, ...setsB]);
+  if (indices.length === 0) return undefined;
   return memoBootstrap(
-    seeds.map((s, j) => correctness(a.get(s)!, shared[j])),
-    seeds.map((s, j) => correctness(b.get(s)!, shared[j])),
+    setsA.map((set) => correctness(set, indices)),
+    setsB.map((set) => correctness(set, indices)),
+    clustersOf(setsA[0], indices),
   );
 }
 

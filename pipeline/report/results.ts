@@ -138,7 +138,8 @@ export function resultsJson(input: ReportInput): string {
         },
         bootstrap: {
           resamples: BOOTSTRAP_RESAMPLES,
-          levels: "seeds, then test items within each seed",
+          levels:
+            "seeds crossed with test items (the same items for every seed), items sharing an image drawn together",
         },
         floorMargin: FLOOR_MARGIN,
         comparisons: comparisons.map(comparisonJson),

@@ -270,71 +270,126 @@ export function quantileSorted(sorted: readonly number[], q: number): number {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (position - lo);
 }
 
+/** How the test items and seeds of a bootstrap were drawn in the experiment. */
+export interface BootstrapDesign {
+  /**
+   * The cluster of each test item (items that share an image): a resample draws clusters with
+   * replacement and takes all their items; by default every item is its own cluster.
+   */
+  clusters?: readonly (string | number)[];
+  /**
+   * The group of each seed (the Base it was fine-tuned from): a resample draws groups with
+   * replacement, then seeds within each drawn group; by default seeds are drawn directly.
+   */
+  groups?: readonly (string | number)[];
+}
+
+/** Indices 0..n-1 grouped by label, in first-seen order. */
+function groupIndices(labels: readonly (string | number)[]): number[][] {
+  const byLabel = new Map<string | number, number[]>();
+  labels.forEach((label, i) => {
+    const list = byLabel.get(label) ?? [];
+    list.push(i);
+    byLabel.set(label, list);
+  });
+  return [...byLabel.values()];
+}
+
 /**
- * Two-level percentile bootstrap of accuracy (%) over seeds and test items: each resample
- * draws seeds with replacement, then, within each drawn seed, test items with replacement,
- * so the interval holds both training-seed variation and test-sampling error.
- * `correct[s][i]` is whether seed s got item i right. With `baseline` (same shape), the
- * statistic is the paired difference accuracy(correct) - accuracy(baseline), the same seeds
- * and items drawn for both.
+ * The resampled statistics of a crossed bootstrap (see bootstrapCrossed): one accuracy, or
+ * paired difference, per resample, in draw order.
  */
-export function bootstrapAccuracy(
+export function crossedBootstrapDraws(
   correct: readonly (readonly boolean[])[],
-  options: { baseline?: readonly (readonly boolean[])[]; resamples?: number; seed?: number } = {},
+  options: {
+    baseline?: readonly (readonly boolean[])[];
+    resamples?: number;
+    seed?: number;
+  } & BootstrapDesign = {},
+): Float64Array {
+  const resamples = options.resamples ?? 2000;
+  const k = correct.length;
+  const n = k === 0 ? 0 : correct[0].length;
+  const { baseline } = options;
+  if (correct.some((row) => row.length !== n)) {
+    throw new Error("crossed bootstrap: every seed must score the same test items");
+  }
+  if (baseline && (baseline.length !== k || baseline.some((row) => row.length !== n))) {
+    throw new Error(`crossed bootstrap: the baseline must have ${k} seeds of ${n} items`);
+  }
+  if (options.clusters && options.clusters.length !== n) {
+    throw new Error(`crossed bootstrap: ${options.clusters.length} clusters for ${n} items`);
+  }
+  if (options.groups && options.groups.length !== k) {
+    throw new Error(`crossed bootstrap: ${options.groups.length} groups for ${k} seeds`);
+  }
+  const draws = new Float64Array(resamples);
+  if (k === 0 || n === 0) return draws.fill(NaN);
+  // Per seed, per item: 1 right, 0 wrong (the difference with the baseline: -1, 0 or 1).
+  const value = correct.map((row, s) =>
+    Int8Array.from(row, (v, i) => (v ? 1 : 0) - (baseline?.[s][i] ? 1 : 0))
+  );
+  const clusters = groupIndices(options.clusters ?? Array.from({ length: n }, (_, i) => i));
+  const groups = groupIndices(options.groups ?? Array.from({ length: k }, () => 0));
+  const direct = options.groups === undefined;
+  const rng = new Rng(options.seed ?? 12345);
+  const pick = (m: number) => Math.floor(rng.next() * m);
+  for (let r = 0; r < resamples; r++) {
+    // Seeds: groups drawn, then seeds within each drawn group (or seeds drawn directly).
+    const seeds: number[] = [];
+    if (direct) { for (let j = 0; j < k; j++) seeds.push(pick(k)); }
+    else {
+      for (let g = 0; g < groups.length; g++) {
+        const group = groups[pick(groups.length)];
+        for (let j = 0; j < group.length; j++) seeds.push(group[pick(group.length)]);
+      }
+    }
+    // Items: clusters drawn with replacement; the same items for every drawn seed (crossed).
+    const items: number[] = [];
+    for (let c = 0; c < clusters.length; c++) items.push(...clusters[pick(clusters.length)]);
+    let sum = 0;
+    for (const s of seeds) {
+      const row = value[s];
+      for (const i of items) sum += row[i];
+    }
+    draws[r] = 100 * sum / (seeds.length * items.length);
+  }
+  return draws;
+}
+
+/**
+ * Percentile bootstrap of accuracy (%) for a crossed design: every seed scored the same test
+ * items, so a resample draws seeds (or, with `groups`, Bases and then seeds within each) and,
+ * independently, one set of items (or, with `clusters`, of images) that every drawn seed is
+ * scored on. The interval then holds the seed-to-seed and Base-to-Base variation and the
+ * test-sampling error, without counting one test item as independent draws per seed. With
+ * `baseline` (same shape) the statistic is the paired difference, the same draws for both.
+ */
+export function bootstrapCrossed(
+  correct: readonly (readonly boolean[])[],
+  options: {
+    baseline?: readonly (readonly boolean[])[];
+    resamples?: number;
+    seed?: number;
+  } & BootstrapDesign = {},
 ): BootstrapInterval {
   const resamples = options.resamples ?? 2000;
-  const baseline = options.baseline;
-  if (baseline && baseline.length !== correct.length) {
-    throw new Error(
-      `bootstrapAccuracy: expected ${correct.length} baseline seeds, got ${baseline.length}`,
-    );
-  }
-  // Rows as 0/1 bytes; each resample counts hits as it draws (seeds first, then each drawn
-  // seed's items), the same draws for the baseline.
-  const bits = (rows: readonly (readonly boolean[])[]) =>
-    rows.map((row) => Uint8Array.from(row, (v) => (v ? 1 : 0)));
-  const rowsA = bits(correct);
-  const rowsB = baseline ? bits(baseline) : undefined;
-  const percent = (hits: number, total: number) => (total === 0 ? NaN : 100 * hits / total);
-  let hitsA = 0;
-  let hitsB = 0;
+  const k = correct.length;
+  if (k === 0) return { estimate: NaN, low: NaN, high: NaN, resamples: 0 };
+  const draws = crossedBootstrapDraws(correct, options);
+  let sum = 0;
   let total = 0;
-  rowsA.forEach((row, s) => {
-    for (let i = 0; i < row.length; i++) {
-      hitsA += row[i];
-      if (rowsB && rowsB[s][i]) hitsB++;
-    }
-    total += row.length;
-  });
-  const estimate = percent(hitsA, total) - (rowsB ? percent(hitsB, total) : 0);
-  if (correct.length === 0) return { estimate: NaN, low: NaN, high: NaN, resamples: 0 };
-  const rng = new Rng(options.seed ?? 12345);
-  const k = rowsA.length;
-  const drawn = new Int32Array(k);
-  const draws: number[] = [];
-  for (let r = 0; r < resamples; r++) {
-    for (let j = 0; j < k; j++) drawn[j] = Math.floor(rng.next() * k);
-    hitsA = 0;
-    hitsB = 0;
-    total = 0;
-    for (let j = 0; j < k; j++) {
-      const a = rowsA[drawn[j]];
-      const b = rowsB?.[drawn[j]];
-      const n = a.length;
-      for (let i = 0; i < n; i++) {
-        const pick = Math.floor(rng.next() * n);
-        hitsA += a[pick];
-        if (b && b[pick]) hitsB++;
-      }
-      total += n;
-    }
-    draws.push(percent(hitsA, total) - (rowsB ? percent(hitsB, total) : 0));
-  }
-  draws.sort((x, y) => x - y);
+  correct.forEach((row, s) =>
+    row.forEach((v, i) => {
+      sum += (v ? 1 : 0) - (options.baseline?.[s][i] ? 1 : 0);
+      total++;
+    })
+  );
+  const sorted = Array.from(draws).sort((a, b) => a - b);
   return {
-    estimate,
-    low: quantileSorted(draws, 0.025),
-    high: quantileSorted(draws, 0.975),
+    estimate: total === 0 ? NaN : 100 * sum / total,
+    low: quantileSorted(sorted, 0.025),
+    high: quantileSorted(sorted, 0.975),
     resamples,
   };
 }

@@ -88,7 +88,7 @@ export interface ArmSummary {
   accuracy: ConfidenceInterval;
   accuracyBySeed: Map<number, number>;
   /**
-   * Two-level bootstrap 95% interval over seeds and test items (test sampling included);
+   * Bootstrap 95% interval over seeds crossed with test items (test sampling included);
    * undefined without item outcomes for every seed.
    */
   bootstrap: BootstrapInterval | undefined;

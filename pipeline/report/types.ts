@@ -94,6 +94,8 @@ export interface ItemOutcome {
   answer: string;
   prediction: string;
   correct: boolean;
+  /** The image the item asks about, where several items share one (cluster bootstrap). */
+  image?: string;
 }
 
 /** Every test item's outcome of one evaluated arm and seed, in test-set order. */

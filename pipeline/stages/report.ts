@@ -133,6 +133,7 @@ export async function reportInput(
           prediction: string;
           difficulty: string | number;
           correct: boolean;
+          image?: string;
         };
         const b = buckets.get(String(p.difficulty)) ?? { correct: 0, n: 0 };
         b.n++;
@@ -143,6 +144,7 @@ export async function reportInput(
           answer: p.answer,
           prediction: p.prediction,
           correct: p.correct,
+          ...(p.image === undefined ? {} : { image: p.image }),
         });
       }
       for (const [difficulty, b] of buckets) breakdown.push({ arm, seed, difficulty, ...b });
