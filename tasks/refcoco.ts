@@ -760,7 +760,10 @@ export const refcoco: RealFormatTask = {
   writeStandIn,
   /** `iou`: IoU of the predicted and ground-truth boxes (0 when unparseable). */
   metrics(prediction: string, sample: Sample): Record<string, number> {
-    return { iou: iouOf(prediction, sample) };
+    const iou = iouOf(prediction, sample);
+    // Mean IoU tells whether a model learnt the answer's form at all; IoU >= 0.3 beside the
+    // task's own threshold (0.5) shows how close the boxes come.
+    return { iou, accuracy_iou30: iou >= 0.3 ? 100 : 0 };
   },
   score(prediction: string, sample: Sample): boolean {
     const minIou = typeof sample.meta.minIou === "number"

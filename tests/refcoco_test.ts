@@ -182,15 +182,21 @@ Deno.test("words, boxes, IoU", () => {
   assert.equal(boxIou([10, 10, 0, 0], [0, 0, 10, 10]), 0);
 });
 
-Deno.test("score: Acc@IoU >= 0.5 at the boundary; metrics iou", () => {
+Deno.test("score: Acc@IoU >= 0.5 at the boundary; metrics iou and accuracy at IoU >= 0.3", () => {
   const half = sampleWithBox([0, 0, 50, 100]);
   assert.equal(refcoco.score("0 0 100 100", half), true); // IoU exactly 0.5
   const less = sampleWithBox([0, 0, 49, 100]);
   assert.equal(refcoco.score("0 0 100 100", less), false); // IoU 0.49
   assert.equal(refcoco.score("0 0 49 100", less), true);
   assert.equal(refcoco.score("left man", less), false);
-  assert.deepEqual(refcoco.metrics!("0 0 100 100", half), { iou: 0.5 });
-  assert.deepEqual(refcoco.metrics!("nonsense", half), { iou: 0 });
+  assert.deepEqual(refcoco.metrics!("0 0 100 100", half), { iou: 0.5, accuracy_iou30: 100 });
+  assert.deepEqual(refcoco.metrics!("nonsense", half), { iou: 0, accuracy_iou30: 0 });
+  // [0, 0, 30, 100] against [0, 0, 100, 100]: IoU 0.3, at the threshold; 29: below.
+  assert.deepEqual(refcoco.metrics!("0 0 100 100", sampleWithBox([0, 0, 30, 100])), {
+    iou: 0.3,
+    accuracy_iou30: 100,
+  });
+  assert.equal(refcoco.metrics!("0 0 100 100", sampleWithBox([0, 0, 29, 100])).accuracy_iou30, 0);
 });
 
 Deno.test("boxTarget: patches weighted by covered fraction, sums to 1", () => {

@@ -1223,6 +1223,27 @@ Deno.test("shortcut floor: claims against the larger of it and the fixed-answer 
   });
 });
 
+Deno.test("a task's own measures (mean IoU) reach the task's notes and results.json", async () => {
+  const input = fakeInput(KLAL_WINS);
+  for (const [arm, values] of [["ntp", [0.2, 0.4]], ["klal", [0.5, 0.7]]] as const) {
+    values.forEach((value, seed) =>
+      input.rows.push({ task: "grid-patch", arm, seed, metric: "iou", value })
+    );
+  }
+  await withWrittenReport(input, ({ results, md }) => {
+    const arms = results.tasks[0].arms;
+    const klal = arms.find((a: { arm: string }) => a.arm === "klal");
+    assert(Math.abs(klal.task_metrics.iou - 0.6) < 1e-12, JSON.stringify(klal.task_metrics));
+    assert(
+      Object.keys(arms.find((a: { arm: string }) => a.arm === "base").task_metrics).length === 0,
+      "base",
+    );
+    assertIncludes(md, "The task's own measures, mean over seeds: ", "measures line");
+    assertIncludes(md, "iou 0.300", "NTP's mean IoU");
+    assertIncludes(md, "iou 0.600", "KLAL+NTP's mean IoU");
+  });
+});
+
 Deno.test("results.json: floors, McNemar per seed, confusion counts, attention measures", async () => {
   const input = controlsInput();
   await withWrittenReport(input, ({ results, html }) => {

@@ -294,6 +294,7 @@ export function renderHtml(
       results.push(`<p class="note">${escapeHtml(s.note)}</p>`);
     }
     if (s.attentionLine) results.push(`<p>${escapeHtml(s.attentionLine)}</p>`);
+    if (s.measuresLine) results.push(`<p>${escapeHtml(s.measuresLine)}</p>`);
     if (s.comparisons.length > 0) {
       results.push(
         `<h4>Statistics: ${escapeHtml(s.label)}</h4>`,

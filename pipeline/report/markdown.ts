@@ -99,6 +99,7 @@ export function renderTableMarkdown(input: ReportInput): string {
     for (const c of s.comparisons) lines.push(markdownText(c.text), "");
     if (s.comparisons.length === 0 && s.note) lines.push(markdownText(s.note), "");
     if (s.attentionLine) lines.push(markdownText(s.attentionLine), "");
+    if (s.measuresLine) lines.push(markdownText(s.measuresLine), "");
     if (s.comparisons.length > 0) {
       lines.push(...safeTable(tables.stats(s)), "");
     }

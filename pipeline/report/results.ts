@@ -127,6 +127,7 @@ export function resultsJson(input: ReportInput): string {
           target_attention_ratio_first: num(a.attentionRatioFirst),
           visual_share: num(a.visualShare),
           visual_share_first: num(a.visualShareFirst),
+          task_metrics: a.taskMetrics,
         })),
         verdicts: s.comparisons.map((c) => c.text),
       })),

@@ -100,6 +100,11 @@ export interface ArmSummary {
   visualShare: number;
   /** Mean over seeds of visual_share_first; NaN when absent. */
   visualShareFirst: number;
+  /**
+   * Mean over seeds of each of the task's own measures (RefCOCO: mean IoU and accuracy at
+   * IoU >= 0.3), by name; empty for tasks without any.
+   */
+  taskMetrics: Record<string, number>;
   /** Mean over seeds of target_attention (mass); NaN when absent. */
   attentionMass: number;
   poster: number | undefined;
@@ -147,6 +152,8 @@ export interface TaskSummary {
   note: string | undefined;
   /** "Target attention ratio ...: NTP 1.020, KLAL+NTP 11.300." when the rows exist. */
   attentionLine: string | undefined;
+  /** The task's own measures per arm (mean IoU, ...), when it has any. */
+  measuresLine: string | undefined;
   /** Truth x prediction per arm, for a task whose answers form a small closed set. */
   confusion: ArmConfusion[];
 }
@@ -181,6 +188,31 @@ function armsOfTask(input: ReportInput, taskRows: ResultRow[]): string[] {
   const rank = (arm: string) => COLUMN_ORDER.indexOf(paperColumn(input.spec, arm));
   return arms.map((arm, i) => ({ arm, i })).sort((a, b) => rank(a.arm) - rank(b.arm) || a.i - b.i)
     .map((entry) => entry.arm);
+}
+
+/** '; attention that ignores the question (spread over the patches with ink): 31.8'. */
+function questionBlindWords(floor: TaskFloor | undefined): string {
+  const ink = floor?.questionBlind?.ink;
+  if (ink === undefined || Number.isNaN(ink)) return "";
+  return `; attention that ignores the question, spread evenly over the patches with ink, ` +
+    `scores ${ink.toFixed(3)}`;
+}
+
+/** The metrics every eval entry records, whatever the task (the rest are the task's own). */
+const EVAL_METRICS = new Set([
+  "accuracy",
+  "target_attention",
+  "target_attention_ratio",
+  "target_attention_ratio_first",
+  "visual_share",
+  "visual_share_first",
+]);
+
+/** The names of the task's own measures among an arm's rows, sorted. */
+function taskMetricNames(rows: readonly ResultRow[], arm: string): string[] {
+  const names = rows.filter((r) => r.arm === arm && !EVAL_METRICS.has(r.metric))
+    .map((r) => r.metric).filter((m) => !m.startsWith("target_attention_ratio@"));
+  return [...new Set(names)].sort();
 }
 
 /** Format a p-value for a verdict: "p=0.073", "p<0.001". */
@@ -459,6 +491,9 @@ export function summarize(input: ReportInput): TaskSummary[] {
         visualShare: metricMean("visual_share"),
         visualShareFirst: metricMean("visual_share_first"),
         attentionMass: metricMean("target_attention"),
+        taskMetrics: Object.fromEntries(
+          taskMetricNames(taskRows, arm).map((name) => [name, metricMean(name)]),
+        ),
         poster: posterValue(task, column),
       };
     });
@@ -489,7 +524,17 @@ export function summarize(input: ReportInput): TaskSummary[] {
               withFirst.map((a) => `${a.label} ${a.attentionRatioFirst.toFixed(3)}`).join(", ")
             }`
             : ""
-        }.`
+        }${questionBlindWords(input.floors?.[task])}.`
+      : undefined;
+    const withMeasures = arms.filter((a) => Object.keys(a.taskMetrics).length > 0);
+    const measuresLine = withMeasures.length > 0
+      ? `The task's own measures, mean over seeds: ${
+        withMeasures.map((a) =>
+          `${a.label} ${
+            Object.entries(a.taskMetrics).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ")
+          }`
+        ).join("; ")
+      }.`
       : undefined;
     const classes = answerClasses(input, task);
     const confusion = classes
@@ -505,6 +550,7 @@ export function summarize(input: ReportInput): TaskSummary[] {
       named: ntpArms.length > 1 || klalArms.length > 1,
       note,
       attentionLine,
+      measuresLine,
       confusion,
     };
   });
