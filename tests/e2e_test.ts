@@ -45,6 +45,15 @@ Deno.test("e2e: tiny spec runs, reports, reuses the cache, reruns only KLAL on a
   assert.match(table, /6\.1/); // poster Base
   assert.match(table, /28\.6/); // poster NTP
   assert.match(table, /44\.9/); // poster KLAL+NTP
+  // Beside the arms: what attention blind to the question scores, what the Base saw of the
+  // task's questions (Grid Patch's "patch" is no word of the default mix).
+  assert.match(
+    table,
+    /\| Question-blind: uniform over patches with ink \| – \| – \| \d+\.\d{3} \|/,
+  );
+  assert.match(table, /What the Base saw of the questions: 0 of \d+ distinct test prompts/);
+  const tasks = results.tasks as { promptOverlap: { seen: number; distinct: number } }[];
+  assert.equal(tasks[0].promptOverlap.seen, 0);
   const html = await Deno.readTextFile(`${report}/index.html`);
   assert.match(html, /<svg/);
   assert.ok(html.includes("&lt;b&gt;escaped&lt;/b&gt;"));

@@ -7,6 +7,7 @@ import {
   questionBlind,
 } from "../pipeline/eval/question_blind.ts";
 import { lineIntersection, PARITY_SHORTCUT } from "../tasks/line_intersection.ts";
+import { promptOverlap } from "../pipeline/eval/prompt_overlap.ts";
 import type { Sample } from "../tasks/task.ts";
 
 function sample(answer: string): Sample {
@@ -105,4 +106,20 @@ Deno.test("line-intersection's parity shortcut scores near two thirds, above the
   // "1" vs "0 or 2" with balanced counts: at most 2/3 (plus sampling noise); well above 1/3.
   assert.ok(parity.accuracy > majority.accuracy + 20, `${parity.accuracy} vs ${majority.accuracy}`);
   assert.ok(parity.accuracy <= 100 * 2 / 3 + 5, `${parity.accuracy}`);
+});
+
+Deno.test("promptOverlap: test prompts seen word for word, and their words, by hand", () => {
+  const o = promptOverlap(
+    ["Point to the cat", "point to  the cat", "point to the dog", "where is it ?"],
+    ["point to the cat", "where is the cat ?"],
+  );
+  // Distinct: "point to the cat", "point to the dog", "where is it ?"; seen: the first only.
+  // Words: point, to, the, cat, dog, where, is, it, ? (9); seen: all but dog and it (7).
+  assert.deepEqual(o, {
+    distinct: 3,
+    seen: 1,
+    words: 9,
+    wordsSeen: 7,
+    examples: ["point to the cat"],
+  });
 });

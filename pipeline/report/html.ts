@@ -295,6 +295,7 @@ export function renderHtml(
     }
     if (s.attentionLine) results.push(`<p>${escapeHtml(s.attentionLine)}</p>`);
     if (s.measuresLine) results.push(`<p>${escapeHtml(s.measuresLine)}</p>`);
+    if (s.overlapLine) results.push(`<p>${escapeHtml(s.overlapLine)}</p>`);
     if (s.comparisons.length > 0) {
       results.push(
         `<h4>Statistics: ${escapeHtml(s.label)}</h4>`,

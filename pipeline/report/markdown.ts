@@ -100,6 +100,7 @@ export function renderTableMarkdown(input: ReportInput): string {
     if (s.comparisons.length === 0 && s.note) lines.push(markdownText(s.note), "");
     if (s.attentionLine) lines.push(markdownText(s.attentionLine), "");
     if (s.measuresLine) lines.push(markdownText(s.measuresLine), "");
+    if (s.overlapLine) lines.push(markdownText(s.overlapLine), "");
     if (s.comparisons.length > 0) {
       lines.push(...safeTable(tables.stats(s)), "");
     }

@@ -115,6 +115,7 @@ export function resultsJson(input: ReportInput): string {
         standIn: s.standIn,
         floor: s.floor ?? null,
         questionBlind: s.floor?.questionBlind ?? null,
+        promptOverlap: input.promptOverlap?.[s.task] ?? null,
         arms: s.arms.map((a) => ({
           arm: a.arm,
           label: a.label,

@@ -43,6 +43,7 @@ import {
   taskLabel,
 } from "./poster.ts";
 import type { LearningRow, ReportInput, ResultRow, TaskFloor } from "./types.ts";
+import type { PromptOverlap } from "../eval/prompt_overlap.ts";
 
 /**
  * Debiased exponential moving average (Adam-style): m_t = a*x_t + (1-a)*m_{t-1} with m_0 = 0,
@@ -154,6 +155,8 @@ export interface TaskSummary {
   attentionLine: string | undefined;
   /** The task's own measures per arm (mean IoU, ...), when it has any. */
   measuresLine: string | undefined;
+  /** What the Base's pretraining prompts hold of the test prompts, when both were read. */
+  overlapLine: string | undefined;
   /** Truth x prediction per arm, for a task whose answers form a small closed set. */
   confusion: ArmConfusion[];
 }
@@ -196,6 +199,17 @@ function questionBlindWords(floor: TaskFloor | undefined): string {
   if (ink === undefined || Number.isNaN(ink)) return "";
   return `; attention that ignores the question, spread evenly over the patches with ink, ` +
     `scores ${ink.toFixed(3)}`;
+}
+
+/** 'Prompts the Base saw: 27 of 27 distinct test prompts occur word for word ...'. */
+function overlapWords(o: PromptOverlap | undefined): string | undefined {
+  if (!o) return undefined;
+  const examples = o.examples.length > 0
+    ? ` (${o.examples.map((e) => `"${e}"`).join(", ")}${o.seen > o.examples.length ? ", ..." : ""})`
+    : "";
+  return `What the Base saw of the questions: ${o.seen} of ${o.distinct} distinct test prompts ` +
+    `occur word for word among its pretraining prompts${examples}; ${o.wordsSeen} of the ` +
+    `${o.words} words of the test prompts occur there.`;
 }
 
 /** The metrics every eval entry records, whatever the task (the rest are the task's own). */
@@ -551,6 +565,7 @@ export function summarize(input: ReportInput): TaskSummary[] {
       note,
       attentionLine,
       measuresLine,
+      overlapLine: overlapWords(input.promptOverlap?.[task]),
       confusion,
     };
   });

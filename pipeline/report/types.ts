@@ -6,6 +6,7 @@
 
 import type { Floor, ShortcutFloor } from "../eval/floors.ts";
 import type { QuestionBlind } from "../eval/question_blind.ts";
+import type { PromptOverlap } from "../eval/prompt_overlap.ts";
 import type { Spec, TaskSpec } from "../spec/types.ts";
 
 /** One measured number: a metric of one arm and seed on one task. */
@@ -71,6 +72,8 @@ export interface ReportInput {
   floors?: Record<string, TaskFloor>;
   /** Per task, arm and seed, every test item's outcome (for bootstraps, McNemar, confusion). */
   items?: ItemSet[];
+  /** Per task, how much of its test prompts the Base's pretraining prompts hold. */
+  promptOverlap?: Record<string, PromptOverlap>;
   /**
    * Per task, its task spec, where it differs from `spec.task` (a task sweep's combined
    * report): what the task's label is read from (a real-format task on its stand-in).

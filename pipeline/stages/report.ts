@@ -22,6 +22,7 @@ import type { Spec } from "../spec/types.ts";
 import type { LossPoint } from "../train/options.ts";
 import type { StageContext } from "./_common.ts";
 import type { LearningPoint } from "./finetune.ts";
+import { promptOverlap } from "../eval/prompt_overlap.ts";
 
 /** What the report stage needs besides its inputs: the whole plan and what each stage did. */
 export interface ReportExtra {
@@ -51,6 +52,8 @@ export async function reportInput(
   const backends = new Set<string>();
   const reasons = new Set<string>();
   const stageInfo: ReportInput["stages"] = [];
+  const testPrompts: string[] = [];
+  const pretrainPrompts: string[] = [];
   for (const stage of stages) {
     if (stage.kind === "report") continue;
     const manifest: Manifest = await cache.manifest(stage.key);
@@ -72,7 +75,15 @@ export async function reportInput(
     });
     const arm = stage.arm!;
     const seed = stage.seed!;
-    if (stage.kind === "eval") {
+    if (stage.kind === "data") {
+      // The test set's prompts and the Base's pretraining prompts, for what the Base has seen.
+      const own = stage.params.task === spec.task.name;
+      if (own && stage.params.split !== "test") continue;
+      const text = new TextDecoder().decode(await cache.readBytes(stage.key, "samples.jsonl"));
+      const prompts = text.trim().split("\n").filter((l) => l.length > 0)
+        .map((l) => (JSON.parse(l) as { prompt: string }).prompt);
+      (own ? testPrompts : pretrainPrompts).push(...prompts);
+    } else if (stage.kind === "eval") {
       const m = await cache.readJson<EvalMetrics>(stage.key, "metrics.json");
       const task = spec.task.name;
       rows.push({ task, arm, seed, metric: "accuracy", value: m.accuracy });
@@ -172,6 +183,9 @@ export async function reportInput(
     breakdown,
     floors,
     items,
+    ...(testPrompts.length > 0 && pretrainPrompts.length > 0
+      ? { promptOverlap: { [spec.task.name]: promptOverlap(testPrompts, pretrainPrompts) } }
+      : {}),
   };
 }
 
