@@ -528,17 +528,17 @@ export function summarize(input: ReportInput): TaskSummary[] {
     else if (ntpArms.length === 0) note = "No NTP arm (lambda = 0) to compare KLAL+NTP with.";
     const withRatio = arms.filter((a) => !Number.isNaN(a.attentionRatio));
     const withFirst = arms.filter((a) => !Number.isNaN(a.attentionRatioFirst));
+    // The first answer position leads: it has read no answer text, so its attention is the
+    // model's own grounding, not a read-back of the answer it is writing.
+    const list = (xs: ArmSummary[], value: (a: ArmSummary) => number) =>
+      xs.map((a) => `${a.label} ${value(a).toFixed(3)}`).join(", ");
     const attentionLine = withRatio.length > 0
-      ? "Target attention ratio (mass on target patches / uniform share; 1 = chance), all " +
-        `answer positions: ${
-          withRatio.map((a) => `${a.label} ${a.attentionRatio.toFixed(3)}`).join(", ")
-        }${
-          withFirst.length > 0
-            ? `; at the first answer position: ${
-              withFirst.map((a) => `${a.label} ${a.attentionRatioFirst.toFixed(3)}`).join(", ")
-            }`
-            : ""
-        }${questionBlindWords(input.floors?.[task])}.`
+      ? "Target attention ratio (mass on target patches / uniform share; 1 = chance)" +
+        (withFirst.length > 0
+          ? `, at the first answer position: ${list(withFirst, (a) => a.attentionRatioFirst)}; ` +
+            "over all answer positions: "
+          : ", over all answer positions: ") +
+        `${list(withRatio, (a) => a.attentionRatio)}${questionBlindWords(input.floors?.[task])}.`
       : undefined;
     const withMeasures = arms.filter((a) => Object.keys(a.taskMetrics).length > 0);
     const measuresLine = withMeasures.length > 0

@@ -78,7 +78,7 @@ export async function reportInput(
     if (stage.kind === "data") {
       // The test set's prompts and the Base's pretraining prompts, for what the Base has seen.
       const own = stage.params.task === spec.task.name;
-      if (own && stage.params.split !== "test") continue;
+      if ((own && stage.params.split !== "test") || !manifest.files["samples.jsonl"]) continue;
       const text = new TextDecoder().decode(await cache.readBytes(stage.key, "samples.jsonl"));
       const prompts = text.trim().split("\n").filter((l) => l.length > 0)
         .map((l) => (JSON.parse(l) as { prompt: string }).prompt);
