@@ -194,8 +194,9 @@ Deno.test("collectPaper: Table 1 statistics, λ points, layer sets and investiga
     const grid = record.table1["grid-patch"];
     assert.deepEqual(grid.ntp!.accuracy.mean, 20);
     assert.deepEqual(grid.klal!.accuracy.values, [40, 60, 50]);
-    // 95% t-interval of 40, 60, 50: sd 10, t(2) = 4.303 -> 4.303 * 10 / sqrt(3).
-    near(grid.klal!.accuracy.halfWidth!, 4.303 * 10 / Math.sqrt(3), 1e-9);
+    // 95% t-interval of 40, 60, 50: sd 10, t(2) = 0.95 sqrt(2 / (1 - 0.95^2)) = 4.3027.
+    const t2 = 0.95 * Math.sqrt(2 / (1 - 0.95 * 0.95));
+    near(grid.klal!.accuracy.halfWidth!, t2 * 10 / Math.sqrt(3), 1e-9);
     assert.deepEqual(grid.klal!.ratio.mean, 6);
     // Paired differences 30, 40, 20: mean 30, sd 10, t = 30 / (10 / sqrt 3) = 5.196, dof 2.
     assert.deepEqual(grid.gain!.meanDiff, 30);

@@ -12,7 +12,6 @@ import {
   regularizedIncompleteBeta,
   sampleStd,
   studentTTwoSidedP,
-  T_CRITICAL_95,
   tCritical95,
   wilsonInterval,
 } from "../pipeline/report/stats.ts";
@@ -38,17 +37,34 @@ Deno.test("mean and sampleStd match hand values", () => {
 Deno.test("ci95 uses Student t with n-1 dof", () => {
   const ci = ci95([1, 2, 3]);
   assertClose(ci.mean, 2);
-  assertClose(ci.halfWidth, 4.303 * 1 / Math.sqrt(3), 1e-12, "half-width [1,2,3]");
-  assertClose(ci.low, 2 - 4.303 / Math.sqrt(3), 1e-12);
-  assertClose(ci.high, 2 + 4.303 / Math.sqrt(3), 1e-12);
-  // n = 2: t(1) = 12.706, s = |a-b|/sqrt(2), half = 12.706 * s / sqrt(2) = 12.706 * |a-b| / 2
-  assertClose(ci95([40, 50]).halfWidth, 12.706 * 5, 1e-9, "n=2");
+  // t_{0.975, 2} = 0.95 sqrt(2 / (1 - 0.95^2)) = 4.3026527...
+  const t2 = 0.95 * Math.sqrt(2 / (1 - 0.95 * 0.95));
+  assertClose(ci.halfWidth, t2 / Math.sqrt(3), 1e-9, "half-width [1,2,3]");
+  assertClose(ci.low, 2 - t2 / Math.sqrt(3), 1e-9);
+  assertClose(ci.high, 2 + t2 / Math.sqrt(3), 1e-9);
+  // n = 2: t(1) = tan(0.475 pi) = 12.7062..., half = t(1) * |a-b| / 2
+  assertClose(ci95([40, 50]).halfWidth, Math.tan(0.475 * Math.PI) * 5, 1e-8, "n=2");
   const one = ci95([5]);
   assert(one.halfWidth === undefined && one.n === 1 && one.mean === 5, "n=1 has no half-width");
-  assertClose(tCritical95(30), 2.042);
-  assertClose(tCritical95(31), 1.96);
-  assertClose(tCritical95(1000), 1.96);
-  assert(T_CRITICAL_95.length === 30, "table covers dof 1..30");
+});
+
+Deno.test("tCritical95: exact for every dof, closed forms at 1 and 2, no jump after 30", () => {
+  // dof 1 (Cauchy): tan(pi (0.975 - 0.5)); dof 2: a sqrt(2 / (1 - a^2)) with a = 2 * 0.975 - 1.
+  assertClose(tCritical95(1), Math.tan(0.475 * Math.PI), 1e-9, "dof 1");
+  const a = 2 * 0.475;
+  assertClose(tCritical95(2), a * Math.sqrt(2 / (1 - a * a)), 1e-9, "dof 2");
+  // Standard table values (more digits than the usual three).
+  assertClose(tCritical95(10), 2.228138852, 1e-8, "dof 10");
+  assertClose(tCritical95(30), 2.042272456, 1e-8, "dof 30");
+  assertClose(tCritical95(31), 2.039513446, 1e-8, "dof 31");
+  assertClose(tCritical95(60), 2.000297822, 1e-8, "dof 60");
+  assertClose(tCritical95(1000), 1.962339081, 1e-8, "dof 1000");
+  // Monotone, toward 1.95996 from above.
+  for (let dof = 1; dof < 80; dof++) {
+    assert(tCritical95(dof + 1) < tCritical95(dof), `t(${dof + 1}) < t(${dof})`);
+  }
+  assert(tCritical95(1e6) > 1.959963 && tCritical95(1e6) < 1.96, "large dof");
+  assert(Number.isNaN(tCritical95(0)), "dof 0");
 });
 
 Deno.test("incomplete beta and t distribution match closed forms", () => {

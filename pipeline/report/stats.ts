@@ -5,14 +5,6 @@
  */
 import { Rng } from "../lib/rng.ts";
 
-// deno-fmt-ignore
-/** Two-sided 95% Student-t critical values t_{0.975, dof} for dof = 1..30 (index = dof - 1). */
-export const T_CRITICAL_95: readonly number[] = [
-  12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-  2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-  2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-];
-
 /** Arithmetic mean; NaN for an empty list. */
 export function mean(values: readonly number[]): number {
   if (values.length === 0) return NaN;
@@ -31,10 +23,29 @@ export function sampleStd(values: readonly number[]): number {
   return Math.sqrt(squares / (n - 1));
 }
 
-/** t_{0.975, dof} from the table for dof 1..30, 1.96 beyond; NaN for dof < 1. */
+const tCriticalMemo = new Map<number, number>();
+
+/**
+ * t_{0.975, dof}, the two-sided 95% Student-t critical value, for any dof >= 1 (not only
+ * whole ones): the t at which studentTTwoSidedP is 0.05, found by bisection to 1e-12 (the p
+ * falls as t grows). NaN for dof < 1.
+ *
+ * @example tCritical95(4) // 2.7764451...
+ */
 export function tCritical95(dof: number): number {
   if (!(dof >= 1)) return NaN;
-  return dof <= T_CRITICAL_95.length ? T_CRITICAL_95[Math.floor(dof) - 1] : 1.96;
+  const known = tCriticalMemo.get(dof);
+  if (known !== undefined) return known;
+  let lo = 1.9; // below t_{0.975, infinity} = 1.95996...
+  let hi = 13; // above t_{0.975, 1} = 12.7062...
+  while (hi - lo > 1e-12) {
+    const mid = (lo + hi) / 2;
+    if (studentTTwoSidedP(mid, dof) > 0.05) lo = mid;
+    else hi = mid;
+  }
+  const t = (lo + hi) / 2;
+  tCriticalMemo.set(dof, t);
+  return t;
 }
 
 /** A mean with its 95% confidence interval; `halfWidth` is undefined when n < 2. */
