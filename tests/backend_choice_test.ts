@@ -14,6 +14,11 @@ import {
 } from "../pipeline/run/backend_choice.ts";
 import { BENCH_MODELS } from "../pipeline/train/throughput.ts";
 import { runScript, smallestSpec, tempRun } from "./cli.ts";
+import { Cache } from "../pipeline/cache/store.ts";
+import { SetupError } from "../pipeline/lib/cli.ts";
+import { runExperiment } from "../pipeline/run/runner.ts";
+import { parseSpec } from "../pipeline/spec/mod.ts";
+import { TASKS } from "../tasks/registry.ts";
 
 const MODEL = BENCH_MODELS.paper;
 const H100: AdapterProbe = { real: true, description: "NVIDIA H100 80GB HBM3" };
@@ -161,4 +166,38 @@ Deno.test("e2e: a tiny auto run's report says which backend ran and why", async 
   assert.equal(namedResults.backendReason, "set in the spec");
   await Deno.remove(dir, { recursive: true });
   await Deno.remove(named.dir, { recursive: true });
+});
+
+Deno.test("backend webgpu without an adapter: a setup error before any stage runs", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "klal-no-webgpu-" });
+  const text = smallestSpec("no-webgpu").replace("backend: wasm", "backend: webgpu");
+  const spec = parseSpec(text, `${dir}/spec.yaml`, [], { tasks: TASKS });
+  const cache = new Cache(`${dir}/cache`);
+  const deps = fake(
+    { real: false, available: false, description: "navigator.gpu found no adapter" },
+    {
+      webgpu: { label: "webgpu", samplesPerSecond: 0 },
+      wasm: { label: "wasm", samplesPerSecond: 1 },
+    },
+  ).deps;
+  await assert.rejects(
+    runExperiment(spec, {
+      cache,
+      reportsDir: `${dir}/reports`,
+      backendChoice: deps,
+      log: () => {},
+    }),
+    (e: Error) => {
+      assert.ok(e instanceof SetupError);
+      assert.equal(
+        e.message,
+        "backend webgpu is not available on this machine (navigator.gpu found no adapter); " +
+          'use "auto", "wasm" or "cpu"',
+      );
+      return true;
+    },
+  );
+  const entries = await Array.fromAsync(Deno.readDir(`${cache.root}/objects`)).catch(() => []);
+  assert.deepEqual(entries, [], "no stage ran");
+  await Deno.remove(dir, { recursive: true });
 });

@@ -81,6 +81,20 @@ Deno.test("e2e: tiny spec runs, reports, reuses the cache, reruns only KLAL on a
     [...forced.stdout.matchAll(/^\s+run\s+(\S+)/gm)].map((m) => m[1]),
     ["eval:ntp:s0"],
   );
+  // A forced stage's readers rerun too: their keys are the same, their input is not.
+  const forcedPlan = await experiment([spec, "--force", "finetune:ntp", "--dry-run"], env);
+  assert.match(forcedPlan.stdout, /finetune:ntp:s0 +[0-9a-f]{12} +run \(forced\)/);
+  assert.match(
+    forcedPlan.stdout,
+    /eval:ntp:s0 +[0-9a-f]{12} +run \(forced: reads finetune:ntp:s0\)/,
+  );
+  assert.match(forcedPlan.stdout, /eval:klal:s0 +[0-9a-f]{12} +cached/);
+  const refit = await experiment([spec, "--force", "finetune:ntp"], env);
+  assert.equal(refit.code, 0, refit.stderr);
+  assert.deepEqual(
+    [...refit.stdout.matchAll(/^\s+run\s+(\S+)/gm)].map((m) => m[1]).sort(),
+    ["eval:ntp:s0", "finetune:ntp:s0"],
+  );
   await Deno.remove(dir, { recursive: true });
 });
 

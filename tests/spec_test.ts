@@ -303,7 +303,7 @@ arms:
 `);
   assert.deepEqual(lines, [
     `${FILE}:1:7 name: expected a string matching /^[A-Za-z0-9][A-Za-z0-9._-]*$/ (it names the report folder), found "Bad Name"`,
-    `${FILE}:2:10 backend: expected one of "auto", "webgpu", "wasm", "cpu", "tensorflow", "tensorflow-gpu", found "gpu"`,
+    `${FILE}:2:10 backend: expected one of "auto", "webgpu", "wasm", "cpu", found "gpu"`,
     `${FILE}:4:8 model.patch_size: expected a divisor of task.image_size (30), found 8`,
     `${FILE}:4:30 model.heads: expected a divisor of model.d_model (64), found 5`,
     `${FILE}:6:3 arms.Klal: expected an arm name matching /^[a-z][a-z0-9_-]*$/, found "Klal"`,

@@ -37,7 +37,8 @@ const USAGE = `usage: deno task experiment [SPEC.yaml] [key.path=value ...] [opt
 options:
   --dry-run          print every stage with its key and whether it is cached or why it runs
   --force STAGE      recompute STAGE even if cached (an id such as finetune:klal:s0, or a
-                     prefix such as finetune or eval:ntp); may repeat
+                     prefix such as finetune or eval:ntp), and every stage that reads it;
+                     may repeat
   --jobs N           stages in flight at once (default: number of cores; slurm: 64)
   --executor NAME    where stages run: local (worker processes, the default) or slurm
                      (one sbatch job per stage; overrides the spec's executor.name)

@@ -197,13 +197,6 @@ export async function initBackend(requested: BackendName): Promise<string> {
     }
     return backendLabel();
   }
-  if (requested === "tensorflow" || requested === "tensorflow-gpu") {
-    // tfjs-node(-gpu) downloads libtensorflow at install time from outside the registries.
-    throw new Error(
-      `backend "${requested}" needs @tensorflow/tfjs-node, which cannot be installed here; ` +
-        `use "auto", "wasm" or "cpu"`,
-    );
-  }
   if (!(await trySetBackend(requested))) {
     throw new Error(`backend "${requested}" failed to initialise`);
   }

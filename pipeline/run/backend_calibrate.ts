@@ -1,7 +1,8 @@
 /**
  * Child process of the backend calibration (./backend_choice.ts); prints one JSON line.
  *
- *   probe                               { real, description } of navigator.gpu's adapter
+ *   probe                               { real, available, description } of navigator.gpu's
+ *                                       adapter (available: any, software ones included)
  *   time <webgpu|wasm> <model> <steps>  { label, samplesPerSecond } of training steps: on
  *                                       webgpu, of the whole-step trainer that training uses
  *                                       there (tfjs-webgpu with KLAL_WEBGPU_TRAINER=off)
@@ -13,7 +14,13 @@ const [mode, backend, model, steps] = Deno.args;
 if (mode === "probe") {
   const a = await gpuAdapter();
   const real = a.available && !a.fallback;
-  console.log(JSON.stringify({ real, description: a.available ? a.description : a.reason }));
+  console.log(
+    JSON.stringify({
+      real,
+      available: a.available,
+      description: a.available ? a.description : a.reason,
+    }),
+  );
 } else if (
   mode === "time" && backend === "webgpu" && Deno.env.get("KLAL_WEBGPU_TRAINER") !== "off"
 ) {

@@ -31,6 +31,8 @@ export const CALIBRATION_STEPS = 5;
 export interface AdapterProbe {
   /** A real (not software, not fallback) GPU adapter. */
   real: boolean;
+  /** Any adapter at all, software ones included (what `backend: webgpu` needs). */
+  available?: boolean;
   description: string;
 }
 
@@ -208,7 +210,7 @@ export function childDeps(workerEnv: Record<string, string>): ChoiceDeps {
       try {
         return await child(["probe"], workerEnv) as AdapterProbe;
       } catch {
-        return { real: false, description: "probe failed" };
+        return { real: false, available: false, description: "probe failed" };
       }
     },
     async time(backend, model) {

@@ -65,6 +65,27 @@ export function matchesForce(id: string, patterns: string[]): boolean {
   return patterns.some((p) => id === p || id.startsWith(`${p}:`) || p === "all");
 }
 
+/**
+ * The stages `--force` recomputes, each with why: those the patterns name, and every stage
+ * that reads one of them, directly or not (their keys stay the same, so without this they
+ * would be served results built on the old output). `plan` lists inputs before consumers.
+ */
+export function forcedStages(
+  plan: readonly { id: string; inputs: Record<string, string> }[],
+  patterns: string[],
+): Map<string, string> {
+  const forced = new Map<string, string>();
+  if (patterns.length === 0) return forced;
+  for (const stage of plan) {
+    if (matchesForce(stage.id, patterns)) forced.set(stage.id, "forced");
+    else {
+      const input = Object.values(stage.inputs).find((id) => forced.has(id));
+      if (input) forced.set(stage.id, `forced: reads ${input}`);
+    }
+  }
+  return forced;
+}
+
 /** Plan, run and report one experiment. Throws StageFailure when a stage fails. */
 export async function runExperiment(spec: Spec, options: RunOptions): Promise<RunSummary> {
   const log = options.log ?? ((line: string) => console.log(line));
@@ -79,6 +100,7 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
       }`,
     );
   }
+  const forced = forcedStages(plan, force);
 
   const inCache = (what: string) => ({ what, folder: `cache folder ${cache.root}` });
   await mainStep(inCache("preparing the cache"), async () => {
@@ -94,7 +116,8 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
       const { reason } = entry.state === "corrupted"
         ? { reason: `run (corrupted entry: ${entry.problem})` }
         : await stageStatus(cache, spec.name, stage);
-      const shown = matchesForce(stage.id, force) ? "run (forced)" : reason;
+      const why = forced.get(stage.id);
+      const shown = why ? `run (${why})` : reason;
       log(`  ${stage.id.padEnd(34)} ${stage.key.slice(0, 12)}  ${shown}`);
     }
     return { stages: [], plan, statuses: new Map() };
@@ -116,7 +139,7 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
   const done = new Set<string>();
   await mainStep(inCache("checking the cached entries"), async () => {
     for (const stage of plan) {
-      if (matchesForce(stage.id, force)) await cache.evict(stage.key);
+      if (forced.has(stage.id)) await cache.evict(stage.key);
     }
     for (const stage of plan) {
       if ((await cache.lookup(stage.key)).state === "missing") continue;
@@ -135,6 +158,17 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
   });
   const toRun = plan.filter((s) => !done.has(s.id));
   const workerEnv = gpuWorkerEnv(spec, cache, log);
+  // A spec that names webgpu on a machine without an adapter is a bad setup: say so before
+  // any stage starts, not at the first one that trains.
+  if (spec.backend === "webgpu" && toRun.some((s) => s.kind !== "report")) {
+    const adapter = await (options.backendChoice ?? childDeps(workerEnv)).probe();
+    if (adapter.available === false) {
+      throw new SetupError(
+        `backend webgpu is not available on this machine (${adapter.description}); ` +
+          'use "auto", "wasm" or "cpu"',
+      );
+    }
+  }
   // `auto` is decided once here, so every stage runs on the same backend; the choice travels
   // in the environment and never enters stage params or cache keys.
   if (spec.backend === "auto" && toRun.some((s) => s.kind !== "report")) {

@@ -7,7 +7,7 @@
  */
 import type { DataSource } from "../../tasks/task.ts";
 
-export const BACKENDS = ["auto", "webgpu", "wasm", "cpu", "tensorflow", "tensorflow-gpu"] as const;
+export const BACKENDS = ["auto", "webgpu", "wasm", "cpu"] as const;
 export type BackendName = typeof BACKENDS[number];
 
 export interface TaskSpec {
