@@ -9,7 +9,7 @@
  * - exists: "is there a red shape ?" -> "yes" / "no"
  * - where: "where is the red shape ?" -> "top left" (its quadrant)
  *
- * and five more transferable skills, each opted into by naming it (./pretrain_skills.ts):
+ * and more transferable skills, each opted into by naming it (./pretrain_skills.ts):
  *
  * - point: "locate the red shape ?" -> "37 , 62" (its centre, percent of the image); with
  *   `point_prompt: point to`, "point to the red shape" (the instruction words of PixMo's
@@ -24,6 +24,9 @@
  *   squares and triangles in two colours, the asked one named by category, or by colour and
  *   category when another shares its category (the words of objects, as any pretrained
  *   model knows them; `point_prompt` words it as the point kind)
+ * - box: "find the red triangle ?" -> "21 40 47 66": the object kind's images, the answer the
+ *   asked object's box "X1 Y1 X2 Y2" in integer percent (RefCOCO's answer form), right at IoU
+ *   >= 0.5
  *
  * Shapes are circles and squares at random pixel positions, one per image quadrant, on a
  * light noisy background. Nothing is grid-aligned, and with the default wording no prompt has
@@ -51,6 +54,8 @@ import {
 import { assertParams, exactMatch, perSample } from "./common.ts";
 import { defineParams, distinctListOf } from "../pipeline/lib/schema.ts";
 import {
+  BOX_WORDS,
+  boxScore,
   LETTER_MIN_IMAGE_SIZE,
   OBJECT_WORDS,
   POINT_PROMPTS,
@@ -291,11 +296,13 @@ const CORE_WORDS: readonly string[] = [
 export function mixVocabulary(kinds: readonly string[]): string[] {
   const skills = kinds.some((k) => (SKILL_KINDS as readonly string[]).includes(k));
   const objects = kinds.includes("object");
+  const boxes = kinds.includes("box");
   return [
     ...new Set([
       ...CORE_WORDS,
       ...(skills ? SKILL_WORDS : []),
       ...(objects ? OBJECT_WORDS : []),
+      ...(boxes ? BOX_WORDS : []),
     ]),
   ];
 }
@@ -313,8 +320,12 @@ export const pretrainMix: SyntheticTask = {
     const params = paramsOf(config);
     return perSample("pretrain-mix", seed, n, (rng) => generateOne(rng, config, params));
   },
-  /** Exact match; a point is right within the tolerance of ./pretrain_skills.ts. */
+  /**
+   * Exact match; a point is right within the tolerance of ./pretrain_skills.ts, a box at IoU
+   * >= 0.5 (RefCOCO's rule).
+   */
   score(prediction: string, sample: Sample): boolean {
+    if (sample.meta.difficulty === "box") return boxScore(prediction, sample);
     return sample.meta.difficulty === "point" || sample.meta.difficulty === "object"
       ? pointScore(prediction, sample)
       : exactMatch(prediction, sample);

@@ -36,6 +36,7 @@ import {
 } from "./draw.ts";
 import { normaliseWhitespace } from "./common.ts";
 import { fillTriangle } from "./scenes.ts";
+import { boxIou, parseBox, type PercentBox } from "./boxes.ts";
 
 /** The kinds this module generates, in the order a mix lists them. */
 export const SKILL_KINDS = [
@@ -46,6 +47,7 @@ export const SKILL_KINDS = [
   "compare",
   "cell",
   "object",
+  "box",
 ] as const;
 export type SkillKind = typeof SKILL_KINDS[number];
 
@@ -82,6 +84,12 @@ type ObjectShape = typeof OBJECT_SHAPES[number];
 export const OBJECT_WORDS: readonly string[] = OBJECT_SHAPES.filter((w) =>
   !SKILL_WORDS.includes(w)
 );
+
+/** The words only the box kind adds (its objects' names, and its verb), for the same reason. */
+export const BOX_WORDS: readonly string[] = ["find", "?", ...OBJECT_WORDS];
+
+/** A box answer is right when its IoU with the asked shape's box is at least this (RefCOCO's). */
+export const BOX_MIN_IOU = 0.5;
 
 /** A point answer is right when both coordinates are within this many percent of the centre. */
 export const POINT_TOLERANCE = 10;
@@ -191,6 +199,28 @@ function drawObjectIn(
   return { cx: x + side / 2, cy: y + side / 2 };
 }
 
+/** True when `prediction` is a box "X1 Y1 X2 Y2" whose IoU with the sample's is >= BOX_MIN_IOU. */
+export function boxScore(prediction: string, sample: Sample): boolean {
+  const box = parseBox(normaliseWhitespace(prediction));
+  const truth = sample.meta.box as PercentBox | undefined;
+  return box !== null && truth !== undefined && boxIou(box, truth) >= BOX_MIN_IOU;
+}
+
+/** The bounding box of the marked pixels of a `size` x `size` mask, in integer percent. */
+function maskBox(mask: Uint8Array, size: number): PercentBox {
+  let [x1, y1, x2, y2] = [size, size, -1, -1];
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      if (!mask[y * size + x]) continue;
+      x1 = Math.min(x1, x);
+      y1 = Math.min(y1, y);
+      x2 = Math.max(x2, x);
+      y2 = Math.max(y2, y);
+    }
+  }
+  return [percent(x1, size), percent(y1, size), percent(x2 + 1, size), percent(y2 + 1, size)];
+}
+
 /** Percent of the image side, rounded to an integer in [0, 100]. */
 function percent(px: number, size: number): number {
   return Math.min(100, Math.max(0, Math.round((100 * px) / size)));
@@ -284,6 +314,42 @@ export function skillSample(
       prompt = params.point_prompt === "point to" ? `point to the ${name}` : `locate the ${name} ?`;
       answer = `${percent(centre.cx, size)} , ${percent(centre.cy, size)}`;
       Object.assign(meta, { name, point, shapes: count });
+      break;
+    }
+    case "box": {
+      // The object kind's layout and naming; the answer is the asked object's bounding box
+      // "X1 Y1 X2 Y2" in integer percent (RefCOCO's answer form), from the pixels drawn.
+      const count = rng.int(2, Math.max(2, params.max_shapes));
+      const quadrants = rng.sample(4, count);
+      const palette = rng.shuffle([...params.colors]).slice(0, 2);
+      const objects = Array.from({ length: count }, () => ({
+        shape: rng.pick(OBJECT_SHAPES),
+        color: rng.pick(palette),
+      }));
+      const asked = rng.int(0, count - 1);
+      const target = objects[asked];
+      for (let s = 0; s < count; s++) {
+        const o = objects[s];
+        if (s !== asked && o.shape === target.shape && o.color === target.color) {
+          o.shape = rng.pick(OBJECT_SHAPES.filter((k) => k !== target.shape));
+        }
+      }
+      const shared = objects.some((o, s) => s !== asked && o.shape === target.shape);
+      const name = !shared && rng.next() < 0.5 ? target.shape : `${target.color} ${target.shape}`;
+      for (let s = 0; s < count; s++) {
+        drawObjectIn(
+          rng,
+          image,
+          quadrants[s],
+          objects[s].shape,
+          objects[s].color,
+          s === asked ? mask : undefined,
+        );
+      }
+      const box = maskBox(mask, size);
+      prompt = `find the ${name} ?`;
+      answer = box.join(" ");
+      Object.assign(meta, { name, box, shapes: count });
       break;
     }
     case "cell": {

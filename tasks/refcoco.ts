@@ -43,18 +43,28 @@ import {
   showName,
 } from "./image_io.ts";
 import { patchMassOfRect } from "./draw.ts";
-import { chooseExpressions, generateScene, SCENE_WORDS, SHAPES } from "./scenes.ts";
-import { assertParams } from "./common.ts";
-import { defineParams } from "../pipeline/lib/schema.ts";
-import { assertHeldOut, sameFile } from "./holdout.ts";
+import { boxIou, parseBox, type PercentBox } from "./boxes.ts";
 
-/** A box in percent of the image's width and height: [x1, y1, x2, y2]. */
-export type PercentBox = [number, number, number, number];
+export { boxIou, parseBox, type PercentBox };
+import {
+  chooseExpressions,
+  generateScene,
+  SCENE_WORDS,
+  SHAPES,
+  type Size,
+  SIZES,
+} from "./scenes.ts";
+import { assertParams } from "./common.ts";
+import { defineParams, distinctListOf } from "../pipeline/lib/schema.ts";
+import { assertHeldOut, sameFile } from "./holdout.ts";
 
 interface RefcocoParams {
   min_iou: number;
   split: string;
   limit: number;
+  stand_in_sizes: Size[];
+  stand_in_refs: number;
+  stand_in_expressions: number;
 }
 
 const SPLITS = ["train", "val", "testA", "testB", "test"];
@@ -76,6 +86,27 @@ const PARAMS = defineParams({
     doc: "split read when the source names none; the split a stand-in fills",
   },
   limit: { type: "int", min: 0, default: 0, doc: "read at most this many samples (0: all)" },
+  stand_in_sizes: distinctListOf(SIZES, "object sizes", {
+    minItems: 1,
+    default: [...SIZES],
+    doc: "the offline stand-in's object sizes (large alone: boxes big enough for IoU >= 0.5 " +
+      "at 64 px)",
+  }),
+  stand_in_refs: {
+    type: "int",
+    min: 1,
+    max: 6,
+    default: 2,
+    doc: "objects the stand-in refers to per image (1 with stand_in_expressions 1: one item " +
+      "per image)",
+  },
+  stand_in_expressions: {
+    type: "int",
+    min: 1,
+    max: 3,
+    default: 3,
+    doc: "most expressions per referred object in the stand-in (1 to this many)",
+  },
 });
 
 const DEFAULT_PARAMS = structuredClone(PARAMS.defaultParams) as unknown as RefcocoParams;
@@ -280,26 +311,6 @@ export function expressionWords(text: string): string[] {
 /** A box as answer text: `X1 Y1 X2 Y2`, integer percent clamped to 0..100. */
 export function formatBox(box: PercentBox): string {
   return box.map((v) => String(Math.min(100, Math.max(0, Math.round(v))))).join(" ");
-}
-
-/** The box in a prediction: exactly four numbers (commas allowed between); else null. */
-export function parseBox(prediction: string): PercentBox | null {
-  const words = prediction.trim().split(/\s+/).filter((w) => w !== "" && w !== ",");
-  if (words.length !== 4 || !words.every((w) => /^-?\d+(\.\d+)?$/.test(w))) return null;
-  return words.map(Number) as PercentBox;
-}
-
-/** Intersection over union of two [x1, y1, x2, y2] boxes; 0 when either has no area. */
-export function boxIou(a: PercentBox, b: PercentBox): number {
-  const area = (r: PercentBox) => Math.max(0, r[2] - r[0]) * Math.max(0, r[3] - r[1]);
-  const inter = area([
-    Math.max(a[0], b[0]),
-    Math.max(a[1], b[1]),
-    Math.min(a[2], b[2]),
-    Math.min(a[3], b[3]),
-  ]);
-  const union = area(a) + area(b) - inter;
-  return union > 0 ? inter / union : 0;
 }
 
 /** The percent box of a COCO `[x, y, w, h]` pixel box in a `width` x `height` image. */
@@ -667,7 +678,8 @@ async function writeStandIn(
   config: TaskConfig,
 ): Promise<DataSource> {
   throwOnProblems(config);
-  const { split } = paramsOf(config);
+  const params = paramsOf(config);
+  const { split } = params;
   await Deno.mkdir(`${dir}/images`, { recursive: true });
   const refs: PickleValue[] = [];
   const images: PickleValue[] = [];
@@ -679,7 +691,7 @@ async function writeStandIn(
     const rng = new Rng(seedFrom("refcoco", seed, s));
     const others = SPLITS.filter((x) => x !== split && x !== "test");
     const sceneSplit = s % OTHER_SPLIT_EVERY === 1 ? rng.pick(others) : split;
-    const scene = generateScene(rng);
+    const scene = generateScene(rng, { sizes: params.stand_in_sizes });
     const imageId = 1000 + s;
     const name = `scene-${String(s).padStart(6, "0")}.png`;
     await Deno.writeFile(`${dir}/images/${name}`, await encodePng(scene.image));
@@ -698,8 +710,8 @@ async function writeStandIn(
     const order = rng.shuffle(scene.objects.map((_, i) => i));
     let referred = 0;
     for (const i of order) {
-      if (referred === 2 || (sceneSplit === split && filled >= n)) break;
-      let texts = chooseExpressions(rng, scene.objects, i, rng.int(1, 3));
+      if (referred === params.stand_in_refs || (sceneSplit === split && filled >= n)) break;
+      let texts = chooseExpressions(rng, scene.objects, i, rng.int(1, params.stand_in_expressions));
       if (texts.length === 0) continue;
       if (sceneSplit === split) {
         texts = texts.slice(0, n - filled);

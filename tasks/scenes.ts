@@ -59,6 +59,8 @@ export interface SceneOptions {
   maxSide: number;
   /** Palette names the objects may take. */
   colors: readonly string[];
+  /** The sizes objects are drawn at (both by default). */
+  sizes: readonly Size[];
 }
 
 const DEFAULT_SCENE_OPTIONS: SceneOptions = {
@@ -67,6 +69,7 @@ const DEFAULT_SCENE_OPTIONS: SceneOptions = {
   minSide: 128,
   maxSide: 224,
   colors: COLOR_NAMES,
+  sizes: SIZES,
 };
 
 /** Half-extent of an object as a fraction of the image's shorter side. */
@@ -185,7 +188,7 @@ export function generateScene(rng: Rng, options: Partial<SceneOptions> = {}): Sc
   const wanted = rng.int(opts.minObjects, opts.maxObjects);
   const objects: SceneObject[] = [];
   for (let attempt = 0; attempt < 400 && objects.length < wanted; attempt++) {
-    const size = rng.pick(SIZES);
+    const size = rng.pick(opts.sizes);
     const [lo, hi] = HALF_EXTENT[size];
     const r = Math.round(shorter * rng.uniform(lo, hi));
     const cx = rng.int(r + 2, width - r - 2);

@@ -232,6 +232,7 @@ const SKILLS = [
   "compare",
   "cell",
   "object",
+  "box",
 ] as const;
 const only = (kind: string, size = 64, patch = 8) => config(size, patch, { kinds: [kind] });
 
@@ -686,4 +687,29 @@ Deno.test("experiments/paper/64px: each spec parses, names its Base; Table 1 tes
   }
   assert.deepStrictEqual(names.sort(), Object.keys(TASKS).sort());
   assert.deepStrictEqual([...lambdas], [0.3]);
+});
+
+Deno.test("pretrain-mix box kind: the asked object's pixel box in percent, scored at IoU >= 0.5", () => {
+  const samples = pretrainMix.generate(5, 40, only("box"));
+  for (const s of samples) {
+    assert.match(s.prompt, /^find the ((\w+) )?(circle|square|triangle) \?$/);
+    const box = s.answer.split(" ").map(Number);
+    assert.equal(box.length, 4);
+    assert.deepEqual(box, s.meta.box);
+    assert.ok(box[0] < box[2] && box[1] < box[3], s.answer);
+    assert.equal(pretrainMix.score(s.answer, s), true);
+    // Every patch the map holds lies inside the box (the map is the object's pixels).
+    const side = 8;
+    s.target.forEach((p, i) => {
+      if (p <= 0) return;
+      const [x, y] = [(i % side) * 12.5, Math.floor(i / side) * 12.5];
+      assert.ok(x + 12.5 > box[0] && x < box[2] && y + 12.5 > box[1] && y < box[3], `${i}`);
+    });
+    // A box of the whole image, or one half a box off, misses.
+    assert.equal(pretrainMix.score("0 0 100 100", s), false);
+    assert.equal(pretrainMix.score("not a box", s), false);
+  }
+  // Its words come only with it: a mix without the box kind keeps its vocabulary.
+  assert.ok(mixVocabulary(["box"]).includes("find"));
+  assert.ok(!mixVocabulary(["object", "point"]).includes("find"));
 });

@@ -385,3 +385,30 @@ Deno.test("stand-in: refs pickle + instances.json, split filled, deterministic, 
     assert.deepEqual(await Deno.readFile(`${dir}/a/${f}`), await Deno.readFile(`${dir}/b/${f}`));
   }
 });
+
+Deno.test("stand-in: larger objects and one item per image when asked", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "klal-refcoco-sizes-" });
+  const config = (params: Record<string, unknown>) => ({
+    imageSize: 64,
+    patchSize: 8,
+    params: { ...refcoco.defaultParams, ...params },
+  });
+  const wide = config({ stand_in_sizes: ["large"], stand_in_refs: 1, stand_in_expressions: 1 });
+  const samples = await refcoco.load!(await refcoco.writeStandIn!(`${dir}/a`, 9, 60, wide), wide);
+  assert.equal(samples.length, 60);
+  assert.equal(new Set(samples.map((s) => s.meta.file)).size, 60, "one item per image");
+  // Large objects: a half-extent of at least 13% of the shorter side (squares at 85% of it),
+  // sides of 128-224 px: every box is at least 2 * 0.85 * 0.13 * 128 / 224 = 12.6% wide.
+  for (const s of samples) {
+    const [x1, , x2] = s.meta.box as number[];
+    assert.ok(x2 - x1 >= 12.6 - 1, `box ${s.meta.box}`); // percent boxes are rounded
+  }
+  const usual = config({});
+  const shared = await refcoco.load!(await refcoco.writeStandIn!(`${dir}/b`, 9, 60, usual), usual);
+  assert.ok(new Set(shared.map((s) => s.meta.file)).size < 40, "by default images hold several");
+  await assert.rejects(
+    refcoco.writeStandIn!(`${dir}/c`, 9, 5, config({ stand_in_refs: 0 })),
+    /stand_in_refs/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
