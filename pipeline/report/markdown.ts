@@ -56,9 +56,11 @@ export const STAND_IN_NOTE = "This task ran on its offline stand-in (synthetic s
 
 /** The note under Table 1: what the intervals and the floor are. */
 export const TABLE1_NOTE = "Ours: mean over seeds ± 95% Student-t interval (n seeds); where the " +
-  "test items' outcomes are recorded, also a 95% bootstrap interval over seeds and test items " +
-  '("boot"), which includes test-sampling error. Floor: the best one constant answer on the ' +
-  "test set (majority answer, or the best constant point or box under the task's scorer). " +
+  "test items' outcomes are recorded, also a 95% bootstrap interval over seeds crossed with the " +
+  'test items ("boot"), which includes test-sampling error. Floor: the best one constant answer ' +
+  "on the test set (majority answer, or the best constant point or box under the task's " +
+  "scorer), and, where the task has one, the shortcut floor: the best answer per value of a " +
+  "cue that needs no grounding; claims are stated against the larger. " +
   "KLAL − NTP: paired over seeds, with the two-sided paired t-test p, its Holm-adjusted p " +
   "over every comparison of the report, and the paired bootstrap interval. Controls: arms " +
   "that put KLAL's weight on shuffled or uniform maps or on a pointer head. " +
