@@ -472,10 +472,19 @@ async function* refsRows(source: DataSource, params: RefcocoParams): AsyncGenera
     images.set(numberField(im, "id", where), im);
   });
   const annotations = new Map<number, { ann: Record<string, unknown>; where: string }>();
+  // Every object of each image (crowd regions aside): the candidates a referring expression
+  // picks from, for the question-blind baseline that attends to all of them.
+  const objectsOf = new Map<number, number[][]>();
   instances.annotations.forEach((ann, i) => {
     const where = `${instancesName} annotations[${i}]`;
     if (!isRecord(ann)) throw new Error(`${where}: expected an object, got ${describe(ann)}`);
     annotations.set(numberField(ann, "id", where), { ann, where });
+    const box = Array.isArray(ann.bbox) ? ann.bbox.map(numberOf) : [];
+    if (ann.iscrowd === 1 || typeof ann.image_id !== "number") return;
+    if (box.length !== 4 || !box.every(Number.isFinite)) return; // checked where referred
+    const list = objectsOf.get(ann.image_id) ?? [];
+    list.push(box);
+    objectsOf.set(ann.image_id, list);
   });
 
   for (let r = 0; r < refs.length; r++) {
@@ -515,7 +524,17 @@ async function* refsRows(source: DataSource, params: RefcocoParams): AsyncGenera
         ? sentence.tokens.join(" ")
         : undefined;
       if (text === undefined) throw new Error(`${sWhere}: expected "sent", "raw" or "tokens"`);
-      const meta = { expression: text, split, refId, annId, imageId, file: name, row: r + 1 };
+      const candidates = (objectsOf.get(imageId) ?? []).map((b) => percentBox(b, width, height));
+      const meta = {
+        expression: text,
+        split,
+        refId,
+        annId,
+        imageId,
+        file: name,
+        row: r + 1,
+        candidates,
+      };
       return { text, where: sWhere, meta };
     });
     yield {

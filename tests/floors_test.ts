@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { fixedAnswerFloor, shortcutFloors } from "../pipeline/eval/floors.ts";
 import {
+  candidatePatches,
   INK_THRESHOLD,
   inkPatches,
   inkRatio,
@@ -122,4 +123,23 @@ Deno.test("promptOverlap: test prompts seen word for word, and their words, by h
     wordsSeen: 7,
     examples: ["point to the cat"],
   });
+});
+
+Deno.test("candidatePatches and the objects baseline, by hand", () => {
+  // 32 px, 8 px patches (4 x 4). Candidates: [0, 0, 50, 25] covers rows 0, columns 0-1; [75,
+  // 75, 100, 100] covers patch 15. The target is patch 0: mass 1/3 over a share of 1/16.
+  const target = new Float32Array(16);
+  target[0] = 1;
+  const s = {
+    image: { width: 32, height: 32, data: new Float32Array(32 * 32 * 3).fill(1) },
+    target,
+    meta: { difficulty: "", candidates: [[0, 0, 50, 25], [75, 75, 100, 100]] },
+  } as unknown as Sample;
+  const covered = candidatePatches(s, 8)!;
+  assert.deepEqual(covered.flatMap((v, i) => (v ? [i] : [])), [0, 1, 15]);
+  const blind = questionBlind([s], 8);
+  assert.equal(blind.objects, (1 / 3) / (1 / 16));
+  assert.equal(blind.ink, 1, "a blank image has no ink: uniform attention");
+  // Samples that list no candidates give no objects baseline.
+  assert.equal(questionBlind([{ ...s, meta: { difficulty: "" } }], 8).objects, undefined);
 });

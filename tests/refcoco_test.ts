@@ -397,6 +397,13 @@ Deno.test("stand-in: larger objects and one item per image when asked", async ()
   const samples = await refcoco.load!(await refcoco.writeStandIn!(`${dir}/a`, 9, 60, wide), wide);
   assert.equal(samples.length, 60);
   assert.equal(new Set(samples.map((s) => s.meta.file)).size, 60, "one item per image");
+  // Every object of the image is a candidate, the referred one among them.
+  for (const s of samples) {
+    const candidates = s.meta.candidates as number[][];
+    assert.ok(candidates.length >= 3, `${candidates.length} candidates`); // scenes hold 3-6
+    const box = s.meta.box as number[];
+    assert.ok(candidates.some((c) => c.every((v, k) => Math.abs(v - box[k]) < 1e-9)), "referred");
+  }
   // Large objects: a half-extent of at least 13% of the shorter side (squares at 85% of it),
   // sides of 128-224 px: every box is at least 2 * 0.85 * 0.13 * 128 / 224 = 12.6% wide.
   for (const s of samples) {

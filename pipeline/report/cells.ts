@@ -142,17 +142,14 @@ export function floorCells(floor: TaskFloor | undefined): string[][] {
       ...dashes(2),
     ]);
   }
-  const blind = floor.questionBlind?.ink;
-  if (blind !== undefined && !Number.isNaN(blind)) {
+  const blindRows: [string, number | undefined][] = [
+    ["Question-blind: uniform over patches with ink", floor.questionBlind?.ink],
+    ["Question-blind: uniform over every candidate object", floor.questionBlind?.objects],
+  ];
+  for (const [label, blind] of blindRows) {
+    if (blind === undefined || Number.isNaN(blind)) continue;
     const ratio = formatRatio(blind);
-    rows.push([
-      "Question-blind: uniform over patches with ink",
-      "–",
-      "–",
-      ratio,
-      ratio,
-      ...dashes(5),
-    ]);
+    rows.push([label, "–", "–", ratio, ratio, ...dashes(5)]);
   }
   return rows;
 }

@@ -197,8 +197,13 @@ function armsOfTask(input: ReportInput, taskRows: ResultRow[]): string[] {
 function questionBlindWords(floor: TaskFloor | undefined): string {
   const ink = floor?.questionBlind?.ink;
   if (ink === undefined || Number.isNaN(ink)) return "";
+  const objects = floor?.questionBlind?.objects;
   return `; attention that ignores the question, spread evenly over the patches with ink, ` +
-    `scores ${ink.toFixed(3)}`;
+    `scores ${ink.toFixed(3)}${
+      objects === undefined || Number.isNaN(objects)
+        ? ""
+        : `, over the patches of every candidate object ${objects.toFixed(3)}`
+    }`;
 }
 
 /** 'Prompts the Base saw: 27 of 27 distinct test prompts occur word for word ...'. */
