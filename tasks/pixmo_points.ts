@@ -523,6 +523,17 @@ export const pixmoPoints: RealFormatTask = {
     const hit = pixmoPoints.score(prediction, sample) ? 1 : 0;
     return { hit, precision: hit };
   },
+  /** Its points (or the answer's one point), the map of Gaussians around them. */
+  fromLabel(label, config) {
+    const answer = parsePoint(label.answer);
+    const points = label.points?.map(([x, y]) => ({ x, y })) ?? (answer ? [answer] : null);
+    if (!points) return `the answer is not a point "X , Y" and the label gives no points`;
+    const params = paramsOf(config);
+    return {
+      meta: { points, radius: params.radius, difficulty: difficultyOf(points.length) },
+      target: gaussianPointTarget(points, config.imageSize, config.patchSize, params.sigma),
+    };
+  },
   score(prediction: string, sample: Sample): boolean {
     const p = parsePoint(prediction);
     const radius = typeof sample.meta.radius === "number"

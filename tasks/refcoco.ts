@@ -796,6 +796,15 @@ export const refcoco: RealFormatTask = {
     // task's own threshold (0.5) shows how close the boxes come.
     return { iou, accuracy_iou30: iou >= 0.3 ? 100 : 0 };
   },
+  /** Its box (or the answer's), the map of the patches the box covers. */
+  fromLabel(label, config) {
+    const box = label.box ?? parseBox(label.answer);
+    if (!box) return `the answer is not a box "X1 Y1 X2 Y2" and the label gives no box`;
+    return {
+      meta: { box, minIou: paramsOf(config).min_iou, difficulty: "outside" },
+      target: boxTarget(box, config.imageSize, config.patchSize),
+    };
+  },
   score(prediction: string, sample: Sample): boolean {
     const minIou = typeof sample.meta.minIou === "number"
       ? sample.meta.minIou

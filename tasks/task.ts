@@ -96,6 +96,23 @@ export interface Task {
    * must clear as it clears the fixed-answer floor.
    */
   shortcuts?: readonly ShortcutRule[];
+  /**
+   * An outside image's label as this task's sample (`deno task eval`): the meta its scorer
+   * reads and its ground-truth map, from the answer and, where the label gives them, points or
+   * a box in percent; or what is wrong with the label. Tasks whose scorer reads the answer
+   * alone need none.
+   */
+  fromLabel?(
+    label: OutsideLabel,
+    config: TaskConfig,
+  ): { meta: Record<string, unknown>; target: Float32Array } | string;
+}
+
+/** What a labels file says of one outside image (../pipeline/eval/labels.ts). */
+export interface OutsideLabel {
+  answer: string;
+  points?: [number, number][];
+  box?: [number, number, number, number];
 }
 
 /**

@@ -1,6 +1,11 @@
 /** `deno task eval`: a trained arm on a folder of outside images, labels by file or by name. */
 import assert from "node:assert/strict";
-import { answerFromName, readLabels } from "../pipeline/commands/eval.ts";
+import { answerFromName, readLabels as readLabelRows } from "../pipeline/eval/labels.ts";
+
+/** The labels of a file as file -> answer (what most of these tests check). */
+async function readLabels(path: string): Promise<Map<string, string>> {
+  return new Map([...(await readLabelRows(path))].map(([file, label]) => [file, label.answer]));
+}
 import { encodePng } from "../tasks/image_io.ts";
 import { TASKS } from "../tasks/registry.ts";
 import { runScript } from "./cli.ts";
@@ -150,5 +155,109 @@ Deno.test("deno task eval: accuracy with its interval, recorded; clear errors", 
   ], env);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /6 image\(s\) have no answer matching --regex/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("labels: prompts per image, points and boxes in percent; bad ones named", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "klal-labels-rich-" });
+  const read = async (name: string, text: string) => {
+    await Deno.writeTextFile(`${dir}/${name}`, text);
+    return await readLabelRows(`${dir}/${name}`);
+  };
+  const csv = await read("a.csv", 'file,answer,prompt\nx.png,"2 , 2",where is the red patch ?\n');
+  assert.deepEqual(csv.get("x.png"), { answer: "2 , 2", prompt: "where is the red patch ?" });
+  await assert.rejects(
+    read("b.csv", "file,answer,prompt\nx.png,1\n"),
+    /b\.csv:2: expected "file,answer,prompt", found 2 columns/,
+  );
+  await assert.rejects(
+    read("c.csv", "file,answer,colour\nx.png,1,red\n"),
+    /c\.csv:1: expected the header "file,answer" or "file,answer,prompt", found 3 columns/,
+  );
+  const json = await read(
+    "d.json",
+    JSON.stringify([
+      {
+        file: "p.png",
+        answer: "40 , 60",
+        prompt: "point to the cat",
+        points: [[40, 60], [70, 20]],
+      },
+      { file: "b.png", answer: "10 20 30 40", box: [10, 20, 30, 40] },
+    ]),
+  );
+  assert.deepEqual(json.get("p.png"), {
+    answer: "40 , 60",
+    prompt: "point to the cat",
+    points: [[40, 60], [70, 20]],
+  });
+  assert.deepEqual(json.get("b.png")!.box, [10, 20, 30, 40]);
+  await assert.rejects(
+    read("e.json", JSON.stringify([{ file: "p.png", answer: "1", points: [[40, 160]] }])),
+    /e\.json row 1: expected points to be a non-empty list of \[x, y\] in percent \(0-100\)$/,
+  );
+  await assert.rejects(
+    read("f.json", JSON.stringify([{ file: "b.png", answer: "1", box: [30, 20, 10, 40] }])),
+    /f\.json row 1: expected box to be \[x1, y1, x2, y2\] in percent, x1 < x2 and y1 < y2$/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("deno task eval on points: the task's scorer, a prompt per image, attention on the target", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "klal-external-points-" });
+  const env = { KLAL_CACHE_DIR: `${dir}/cache`, KLAL_REPORTS_DIR: `${dir}/reports` };
+  await Deno.writeTextFile(
+    `${dir}/spec.yaml`,
+    SPEC.replace("name: external-tiny", "name: external-points")
+      .replace(
+        "{ name: line-intersection, image_size: 32, train: 32, test: 8, params: { max_count: 2 } }",
+        "{ name: pixmo-points, image_size: 32, train: 32, test: 8 }",
+      ),
+  );
+  const trained = await runScript("pipeline/commands/experiment.ts", [`${dir}/spec.yaml`], env);
+  assert.equal(trained.code, 0, trained.stderr);
+  // Outside images: the stand-in's own scenes, each with its prompt and its points.
+  const task = TASKS["pixmo-points"];
+  const config = { imageSize: 48, patchSize: 8, params: { ...task.defaultParams } };
+  const samples = await task.load!(await task.writeStandIn!(`${dir}/src`, 5, 6, config), config);
+  await Deno.mkdir(`${dir}/images`);
+  const rows = [];
+  for (const [i, s] of samples.entries()) {
+    await Deno.writeFile(`${dir}/images/p${i}.png`, await encodePng(s.image));
+    const points = (s.meta.points as { x: number; y: number }[]).map((p) => [p.x, p.y]);
+    rows.push({ file: `p${i}.png`, answer: s.answer, prompt: s.prompt, points });
+  }
+  await Deno.writeTextFile(`${dir}/labels.json`, JSON.stringify(rows));
+  const run = await runScript("pipeline/commands/eval.ts", [
+    `${dir}/spec.yaml`,
+    "--arm",
+    "ntp",
+    "--images",
+    `${dir}/images`,
+    "--labels",
+    `${dir}/labels.json`,
+  ], env);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(
+    run.stdout,
+    /attention on the target: ratio \d+\.\d{3} at the first answer position/,
+  );
+  const record = JSON.parse(
+    await Deno.readTextFile(`${dir}/reports/external-points/external/images.json`),
+  );
+  assert.equal(record.n, 6);
+  assert.equal(record.prompt, null, "no one prompt: each image has its own");
+  assert.deepEqual(
+    record.predictions.map((p: { prompt: string }) => p.prompt),
+    samples.map((s) => s.prompt),
+  );
+  assert.ok(record.attention.targetAttentionRatio > 0);
+  // Scored as the task scores: a prediction counts when it hits one of the points.
+  for (const [i, p] of record.predictions.entries()) {
+    assert.equal(
+      p.correct,
+      task.score(p.prediction, { ...samples[i], meta: { ...samples[i].meta } }),
+    );
+  }
   await Deno.remove(dir, { recursive: true });
 });

@@ -8,12 +8,16 @@
  * named `answer`). Images are resized to the model's input. Prints accuracy with its 95%
  * (Wilson) interval and records it under `reports/<name>/external/<label>.json`.
  *
- * Scoring is an exact match of the normalised answer text (external labels carry no task
- * metadata). Exit status: 0 done, 1 the arm is not trained yet, 2 bad input.
+ * Scoring is the task's own: an exact match of the answer text, a point within the task's
+ * radius, a box at its IoU (points and boxes in percent, from the answer or the label's
+ * `points` / `box`). Where the label gives the target, the attention on it is reported too. A
+ * label may carry its image's prompt (a CSV prompt column, or JSON rows with `prompt`).
+ *
+ * Exit status: 0 done, 1 the arm is not trained yet, 2 bad input.
  */
 import { parseCommand, printHelp, runCommand, UsageError, valueOptions } from "../lib/cli.ts";
 import { writeJsonAtomic } from "../lib/atomic.ts";
-import { CsvError, parseCsv } from "../lib/csv.ts";
+import { answerFromName, type Label, LabelsError, readLabels } from "../eval/labels.ts";
 import { decodeImage } from "../../tasks/image_io.ts";
 import { TASKS } from "../../tasks/registry.ts";
 import type { Sample } from "../../tasks/task.ts";
@@ -111,105 +115,6 @@ export function recordLabel(o: Pick<ExternalEvalOptions, "name" | "images">): st
   return folder;
 }
 
-/** What a labels row is, without its content (the labels file is not echoed). */
-function describeRow(row: unknown): string {
-  if (row === null || typeof row !== "object") return row === null ? "null" : `a ${typeof row}`;
-  if (Array.isArray(row)) return `a list of ${row.length} items`;
-  const r = row as Record<string, unknown>;
-  const kind = (v: unknown) => v === undefined ? "none" : Array.isArray(v) ? "a list" : typeof v;
-  return `an object with file: ${kind(r.file)}, answer: ${kind(r.answer)}`;
-}
-
-/**
- * file name -> answer, from a CSV (`file,answer`, header optional; ../lib/csv.ts: an answer that
- * holds a comma is quoted, `"2 , 2"`) or a JSON labels file (a list of {file, answer} or an
- * object file -> answer). A row with more columns, or a second row for a file with another
- * answer, is refused naming file:line.
- */
-export async function readLabels(path: string): Promise<Map<string, string>> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    throw new InputError(`${path}: cannot read labels (${(e as Error).message})`);
-  }
-  const labels = new Map<string, string>();
-  const firstAt = new Map<string, string>();
-  if (/\.json$/i.test(path)) {
-    let data: unknown;
-    try {
-      data = JSON.parse(text);
-    } catch (e) {
-      // The parser's message quotes the file's text: keep only where it stopped.
-      const at = /at position \d+( \(line \d+ column \d+\))?/.exec((e as Error).message)?.[0];
-      throw new InputError(`${path}: not valid JSON${at ? ` (${at})` : ""}`);
-    }
-    const rows = Array.isArray(data) ? data : Object.entries(data as Record<string, unknown>)
-      .map(([file, answer]) => ({ file, answer }));
-    rows.forEach((row, i) => {
-      const r = row as { file?: unknown; answer?: unknown };
-      if (
-        typeof r.file !== "string" || (typeof r.answer !== "string" && typeof r.answer !== "number")
-      ) {
-        throw new InputError(
-          `${path} row ${i + 1}: expected {file, answer} with a string file and a string or ` +
-            `number answer, found ${describeRow(row)}`,
-        );
-      }
-      const place = `row ${i + 1}`;
-      addLabel(labels, firstAt, {
-        file: r.file,
-        answer: String(r.answer),
-        where: `${path} ${place}`,
-        place,
-      });
-    });
-    return labels;
-  }
-  let records;
-  try {
-    records = parseCsv(text);
-  } catch (e) {
-    if (e instanceof CsvError) throw new InputError(`${path}:${e.message}`);
-    throw e;
-  }
-  records.forEach(({ line, fields }, i) => {
-    if (i === 0 && fields[0].toLowerCase() === "file") return; // header
-    if (fields.length !== 2 || fields[0] === "") {
-      const what = fields.length < 2
-        ? "a line with no comma"
-        : fields.length > 2
-        ? `${fields.length} columns (quote an answer that holds a comma: "2 , 2")`
-        : "an empty file name";
-      throw new InputError(`${path}:${line}: expected "file,answer", found ${what}`);
-    }
-    const [file, answer] = fields;
-    addLabel(labels, firstAt, { file, answer, where: `${path}:${line}`, place: `line ${line}` });
-  });
-  return labels;
-}
-
-/**
- * Record `file`'s answer, read at `where` (`place` is the same spot in short, for a later
- * message). The same file again with another answer is refused; with the same one it is kept.
- */
-function addLabel(
-  labels: Map<string, string>,
-  firstAt: Map<string, string>,
-  row: { file: string; answer: string; where: string; place: string },
-): void {
-  const known = labels.get(row.file);
-  if (known !== undefined && known !== row.answer) {
-    throw new InputError(
-      `${row.where}: a second, different answer for ${row.file} (first given at ${
-        firstAt.get(row.file)
-      })`,
-    );
-  }
-  labels.set(row.file, row.answer);
-  if (!firstAt.has(row.file)) firstAt.set(row.file, row.place);
-}
-
 /**
  * The images of folder `dir` (sorted names): regular .png/.jpg/.jpeg files and links to them.
  * Every other entry is in `skipped` with the reason, so a caller can name what it leaves out.
@@ -244,15 +149,6 @@ export async function imageFiles(dir: string): Promise<{ files: string[]; skippe
   }
   return { files, skipped };
 }
-
-/** The answer a file name carries, by `regex` (group `answer`, else the first group). */
-export function answerFromName(name: string, regex: RegExp): string | undefined {
-  const m = name.match(regex);
-  if (!m) return undefined;
-  return m.groups?.answer ?? m[1] ?? m[0];
-}
-
-const normalise = (text: string) => text.trim().toLowerCase().split(/\s+/).join(" ");
 
 async function run(o: ExternalEvalOptions): Promise<number> {
   const spec = await loadSpec(o.spec, o.overrides, { tasks: TASKS });
@@ -293,12 +189,18 @@ async function run(o: ExternalEvalOptions): Promise<number> {
     );
   }
   if (files.length === 0) throw new InputError(`--images ${o.images}: no .png/.jpg files`);
-  const labels = o.labels ? await readLabels(o.labels) : undefined;
+  let labels: Map<string, Label> | undefined;
+  try {
+    labels = o.labels ? await readLabels(o.labels) : undefined;
+  } catch (e) {
+    if (e instanceof LabelsError) throw new InputError(e.message);
+    throw e;
+  }
   const missing: string[] = [];
-  const answers = files.map((f) => {
-    const a = labels ? labels.get(f) : answerFromName(f, o.regex!);
-    if (a === undefined) missing.push(f);
-    return a ?? "";
+  const rows: Label[] = files.map((f) => {
+    const found = labels ? labels.get(f) : answerFromName(f, o.regex!);
+    if (found === undefined) missing.push(f);
+    return typeof found === "string" ? { answer: found } : found ?? { answer: "" };
   });
   if (missing.length > 0) {
     const how = labels ? `in ${o.labels}` : `matching --regex ${o.regex}`;
@@ -317,17 +219,22 @@ async function run(o: ExternalEvalOptions): Promise<number> {
     }
   }
 
-  // The prompt: given, or the task's own when all its prompts are the same.
+  // The prompt: each label's own, else the one given, else the task's when all its prompts
+  // are the same.
   const size = spec.task.image_size;
   const patch = spec.model.patch_size;
+  const config = { imageSize: size, patchSize: patch, params: spec.task.params };
   let prompt = o.prompt;
-  if (!prompt) {
+  if (!prompt && rows.some((r) => r.prompt === undefined)) {
     const prompts = new Set(
       task.generate?.(0, 32, { imageSize: size, patchSize: patch, params: spec.task.params })
         .map((s) => s.prompt) ?? [],
     );
     if (prompts.size !== 1) {
-      throw new InputError(`task ${task.name} asks several questions: give --prompt TEXT`);
+      throw new InputError(
+        `task ${task.name} asks several questions: give --prompt TEXT, or a prompt per image ` +
+          "in the labels (a prompt column, or JSON rows with a prompt)",
+      );
     }
     prompt = [...prompts][0];
   }
@@ -342,20 +249,25 @@ async function run(o: ExternalEvalOptions): Promise<number> {
     } catch (e) {
       throw new InputError(`${o.images}/${f}: ${(e as Error).message}`);
     }
+    // The task's own meta and map where it can make them from the label (points, boxes),
+    // else a uniform map: no attention measure then.
+    const own = task.fromLabel?.(rows[i], config);
+    if (typeof own === "string") throw new InputError(`${o.labels ?? "--regex"}: ${f}: ${own}`);
     samples.push({
       image,
-      prompt,
-      answer: answers[i],
-      target: new Float32Array(tv).fill(1 / tv), // no ground-truth map for outside images
-      meta: { difficulty: answers[i], file: f },
+      prompt: rows[i].prompt ?? prompt!,
+      answer: rows[i].answer,
+      target: own?.target ?? new Float32Array(tv).fill(1 / tv),
+      meta: { difficulty: rows[i].answer, ...own?.meta, file: f },
     });
   }
+  const mapped = task.fromLabel !== undefined;
   const { model, tokenizer, layout: trained } = await loadCheckpoint(cache, stage.key);
   const own = layoutFor(samples, tokenizer, patch);
   const layout = mergeLayouts(own, trained);
   const data = encodeSamples(samples, tokenizer, layout, patch);
-  const exact = { ...task, score: (p: string, s: Sample) => normalise(p) === normalise(s.answer) };
-  const result = await evaluate(model, data, samples, exact, tokenizer, spec.eval.batch_size, 0);
+  // The task's own scorer: exact match, a point within its radius, a box at its IoU.
+  const result = await evaluate(model, data, samples, task, tokenizer, spec.eval.batch_size, 0);
   model.dispose();
   const correct = result.predictions.filter((p) => p.correct).length;
   const ci = wilsonInterval(correct, samples.length);
@@ -366,6 +278,20 @@ async function run(o: ExternalEvalOptions): Promise<number> {
         (100 * ci.high).toFixed(1)
       }%)`,
   );
+  // Where the labels give the target (points, boxes), where the answer positions look.
+  const attention = mapped
+    ? {
+      targetAttentionRatio: result.targetAttentionRatio,
+      targetAttentionRatioFirst: result.targetAttentionRatioFirst,
+      ...result.extra,
+    }
+    : undefined;
+  if (attention) {
+    console.log(
+      `attention on the target: ratio ${attention.targetAttentionRatioFirst.toFixed(3)} at the ` +
+        `first answer position, ${attention.targetAttentionRatio.toFixed(3)} over all (1 = chance)`,
+    );
+  }
   const reportsDir = Deno.env.get("KLAL_REPORTS_DIR") ?? `${ROOT}/reports`;
   const out = pathInside(reportsDir, spec.name, "external");
   const recordPath = pathInside(out, `${label}.json`);
@@ -375,13 +301,15 @@ async function run(o: ExternalEvalOptions): Promise<number> {
     stage: stageId,
     key: stage.key,
     images: o.images,
-    prompt,
+    prompt: prompt ?? null,
     n: samples.length,
     correct,
     accuracy: result.accuracy,
     ci95: [100 * ci.low, 100 * ci.high],
+    ...(attention ? { attention } : {}),
     predictions: result.predictions.map((p, i) => ({
       file: files[i],
+      prompt: p.prompt,
       answer: p.answer,
       prediction: p.prediction,
       correct: p.correct,
