@@ -84,6 +84,47 @@ Deno.test("task.source: the data stage reads real-format files through the task'
   }
 });
 
+Deno.test("task.source: the validation set is held out of the training file, never the test file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "klal-source-val-" });
+  const config = {
+    imageSize: 32,
+    patchSize: 8,
+    params: { ...TASKS["pixmo-points"].defaultParams },
+  };
+  const train = await TASKS["pixmo-points"].writeStandIn!(`${dir}/train`, 7, 24, config);
+  const test = await TASKS["pixmo-points"].writeStandIn!(`${dir}/test`, 8, 6, config);
+  const rel = (p: string) => p.replace(`${dir}/`, "");
+  const text = spec(
+    "pixmo-points",
+    `    train: { path: ${rel(train.path)}, images: ${rel(train.images!)} }\n` +
+      `    test: { path: ${rel(test.path)}, images: ${rel(test.images!)} }`,
+  ).replace("arms:", "train: { steps: 2, eval_every: 1, eval_samples: 5 }\narms:");
+  const plan = await resolvePlan(buildPlan(parseSpec(text, `${dir}/x.yaml`, [], { tasks: TASKS })));
+  const stage = (prefix: string) => plan.find((s) => s.id.startsWith(prefix))!;
+  const cache = new Cache(`${dir}/cache`);
+  // Each sample keeps its row of the file (meta.row): the rows tell the splits apart.
+  const rows = async (prefix: string) => {
+    const st = stage(prefix);
+    assert.equal(paramsOf(st).source !== undefined, true, prefix);
+    await runStage(st, { cache, experiment: "source-val" });
+    return (await loadSamples(cache, st.key)).map((x) => x.meta.row as number);
+  };
+  assert.equal(paramsOf(stage("data:pixmo-points:val")).holdout, 5);
+  assert.equal(paramsOf(stage("data:pixmo-points:train")).holdout, 5);
+  assert.equal(paramsOf(stage("data:pixmo-points:test")).holdout, undefined);
+  assert.equal(
+    (paramsOf(stage("data:pixmo-points:val")).source as { path: string }).path,
+    train.path,
+    "validation comes from the training file, not the test file",
+  );
+  const val = await rows("data:pixmo-points:val");
+  const fit = await rows("data:pixmo-points:train");
+  assert.equal(val.length, 5);
+  assert.equal(fit.length, 6);
+  assert.deepEqual(val.filter((r) => fit.includes(r)), [], "held-out rows are never trained on");
+  await Deno.remove(dir, { recursive: true });
+});
+
 /** Two distinct PNG images under `dir/images` (cat.png, dog.png) and their sha256. */
 async function twoImages(dir: string): Promise<{ cat: string; dog: string }> {
   await Deno.mkdir(`${dir}/images`, { recursive: true });

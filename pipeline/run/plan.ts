@@ -148,9 +148,15 @@ export function buildPlan(spec: Spec): Stage[] {
     });
   }
 
-  // Real data: train from source.train; test and the validation curves from source.test.
+  // Learning curves and the choice of learning rate are measured on a validation set, never
+  // on the test set: from test_seed + 1 for generated data; for real data, rows of the
+  // training file held out of training (`holdout`: the same rows whatever the seed).
+  const lrGrid = spec.train.lr_grid;
+  const finetuned = Object.values(spec.arms).some((arm) => arm.finetune);
+  const needsVal = spec.train.eval_every > 0 || (lrGrid.length > 0 && finetuned);
   const sourceOf = (split: "train" | "val" | "test") =>
-    split === "train" ? task.source?.train : task.source?.test;
+    split === "test" ? task.source?.test : task.source?.train;
+  const holdout = needsVal && task.source?.train ? spec.train.eval_samples : undefined;
   const dataStage = (split: DataParams["split"], seed: number, n: number): Stage<"data"> => ({
     id: `data:${task.name}:${split}:s${seed}`,
     kind: "data",
@@ -163,16 +169,13 @@ export function buildPlan(spec: Spec): Stage[] {
       patch_size: patchSize,
       task_params: task.params,
       ...(sourceOf(split) ? { source: sourceOf(split) } : {}),
+      ...(split !== "test" && holdout !== undefined ? { holdout } : {}),
     } satisfies DataParams,
     inputs: {},
   });
   const testData = dataStage("test", task.test_seed, task.test);
   stages.push(testData);
-  // Learning curves and the choice of learning rate are measured on a validation set from
-  // test_seed + 1, never on the test set.
-  const lrGrid = spec.train.lr_grid;
-  const finetuned = Object.values(spec.arms).some((arm) => arm.finetune);
-  const valData = spec.train.eval_every > 0 || (lrGrid.length > 0 && finetuned)
+  const valData = needsVal
     ? dataStage("val", task.test_seed + 1, spec.train.eval_samples)
     : undefined;
   if (valData) stages.push(valData);

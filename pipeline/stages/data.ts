@@ -12,7 +12,8 @@ import { writeSamples } from "./_data_entry.ts";
 
 /**
  * Samples of a data stage: generated (synthetic tasks); loaded from the spec's source (real
- * data; a seeded subset of `n` when the file holds more); or, for real-format tasks without
+ * data; a seeded subset of `n` when the file holds more, the validation rows held out of the
+ * training file and kept out of training, see DataParams.holdout); or, for real-format tasks without
  * a source, an offline stand-in written in the real format and read back by the same loader.
  */
 async function produceSamples(task: Task, p: DataParams, config: TaskConfig): Promise<Sample[]> {
@@ -20,7 +21,15 @@ async function produceSamples(task: Task, p: DataParams, config: TaskConfig): Pr
   if (!task.load || !task.writeStandIn) throw new Error(`task ${p.task} has no data`);
   if (p.source) {
     const all = await task.load(p.source, config);
-    const order = new Rng(seedFrom(p.task, p.split, p.seed)).shuffle(all.map((_, i) => i));
+    let rows = all.map((_, i) => i);
+    if (p.holdout !== undefined) {
+      // The held-out rows depend on the file alone, never on the seed: validation stays out
+      // of every fine-tune's training data.
+      const fixed = new Rng(seedFrom(p.task, "holdout")).shuffle(rows);
+      const held = Math.min(p.holdout, Math.floor(all.length / 2));
+      rows = p.split === "val" ? fixed.slice(0, held) : fixed.slice(held);
+    }
+    const order = new Rng(seedFrom(p.task, p.split, p.seed)).shuffle(rows);
     return order.slice(0, p.n).sort((a, b) => a - b).map((i) => all[i]);
   }
   const dir = await Deno.makeTempDir({ prefix: `klal-${p.task}-` });

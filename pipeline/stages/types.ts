@@ -40,6 +40,11 @@ export interface DataParams {
   /** Real data: the annotation file, and its SHA-256 (filled in when the key is resolved). */
   source?: DataSource;
   source_sha256?: string;
+  /**
+   * Real data with a validation set: this many rows of the training file are held out (the
+   * same rows for every seed); the val split is them, the train split draws from the rest.
+   */
+  holdout?: number;
 }
 
 /** The model as the Base is built: the spec's model and the vocabulary of every task. */
