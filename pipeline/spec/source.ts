@@ -100,8 +100,10 @@ export function validateSource(
       section.problems.add(testPath.node.loc, "task.source.test.path", expected, found);
       return null;
     }
-    const pair = { train: { ...out.train }, test: { ...out.test } };
-    out.train.pair = out.test.pair = pair;
+    // The test stage checks its rows against the training file when it loads them; the
+    // training data does not name the test file, so its key (and every training after it)
+    // stays the same whichever test set a spec evaluates on.
+    out.test.pair = { train: { ...out.train }, test: { ...out.test } };
   }
   return ok ? out : null;
 }
