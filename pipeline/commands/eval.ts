@@ -33,8 +33,23 @@ import { PROJECT_ROOT } from "../lib/paths.ts";
 import { nameProblem, pathInside } from "../spec/names.ts";
 
 const ROOT = PROJECT_ROOT;
-const USAGE = "usage: deno task eval SPEC --arm ARM [--seed S] --images DIR " +
-  "(--labels FILE | --regex RE) [--prompt TEXT] [--name LABEL] [key.path=value ...]";
+const USAGE =
+  `usage: deno task eval SPEC --arm ARM [--seed S] --images DIR (--labels FILE | --regex RE)
+                 [--prompt TEXT] [--name LABEL] [key.path=value ...]
+
+  SPEC               the experiment spec whose trained arm is evaluated (run it first)
+  --arm ARM          the arm (a fine-tuned one, or the Base arm)
+  --seed S           which fine-tune seed (default: the spec's first)
+  --images DIR       a folder of .png/.jpg images (links to files count; other entries are named)
+  --labels FILE      file,answer[,prompt] CSV, or JSON rows {file, answer, prompt?, points?, box?}
+                     (points and boxes in percent of the image)
+  --regex RE         the answer from each file name: group "answer", else the first group
+  --prompt TEXT      the question for images whose label has none (default: the task's own)
+  --name LABEL       the record's name: reports/<spec name>/external/LABEL.json (default: DIR's)
+  -h, --help         this text
+
+Scored by the task's own scorer; accuracy with its 95% (Wilson) interval; exit 0 done, 1 the
+arm is not trained (or its cache entry is damaged), 2 bad input.`;
 
 /** Bad input: exit 2. */
 export class InputError extends Error {}

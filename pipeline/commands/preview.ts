@@ -21,8 +21,16 @@ import {
 import { escapeForTerminal } from "../lib/terminal.ts";
 
 const ROOT = PROJECT_ROOT;
-const USAGE = "usage: deno task preview TASK [--n 16] [--seed S] [--size PX] [--patch PX] " +
-  "[--out FILE]";
+const USAGE =
+  `usage: deno task preview TASK [--n 16] [--seed S] [--size PX] [--patch PX] [--out FILE]
+
+  TASK               a registered task (real-format tasks show their offline stand-in)
+  --n N              samples on the sheet (default 16)
+  --seed S           the samples' seed (default 0)
+  --size PX          image side in pixels (default 64)
+  --patch PX         patch side: the ground-truth map's grid (default 8; divides --size)
+  --out FILE         the PNG written (default reports/preview/TASK.png)
+  -h, --help         this text`;
 
 /** Command-line options of the preview. */
 export interface PreviewOptions {
