@@ -221,6 +221,50 @@ function maskBox(mask: Uint8Array, size: number): PercentBox {
   return [percent(x1, size), percent(y1, size), percent(x2 + 1, size), percent(y2 + 1, size)];
 }
 
+/**
+ * The object and box kinds' layout: 2 to max_shapes objects (circle, square, triangle) in two
+ * colours, one per quadrant; the asked one, marked in `mask`, is named by its category alone
+ * when no other shares it (half the time; else also by its colour) and by colour and category
+ * otherwise, which no other object shares. Returns its name and centre (px) and the count.
+ */
+function drawNamedObjects(
+  rng: Rng,
+  image: RgbImage,
+  params: SkillParams,
+  mask: Uint8Array,
+): { name: string; centre: { cx: number; cy: number }; count: number } {
+  const count = rng.int(2, Math.max(2, params.max_shapes));
+  const quadrants = rng.sample(4, count);
+  const palette = rng.shuffle([...params.colors]).slice(0, 2);
+  const objects = Array.from({ length: count }, () => ({
+    shape: rng.pick(OBJECT_SHAPES),
+    color: rng.pick(palette),
+  }));
+  const asked = rng.int(0, count - 1);
+  const target = objects[asked];
+  for (let s = 0; s < count; s++) {
+    const o = objects[s];
+    if (s !== asked && o.shape === target.shape && o.color === target.color) {
+      o.shape = rng.pick(OBJECT_SHAPES.filter((k) => k !== target.shape));
+    }
+  }
+  const shared = objects.some((o, s) => s !== asked && o.shape === target.shape);
+  const name = !shared && rng.next() < 0.5 ? target.shape : `${target.color} ${target.shape}`;
+  let centre = { cx: 0, cy: 0 };
+  for (let s = 0; s < count; s++) {
+    const c = drawObjectIn(
+      rng,
+      image,
+      quadrants[s],
+      objects[s].shape,
+      objects[s].color,
+      s === asked ? mask : undefined,
+    );
+    if (s === asked) centre = c;
+  }
+  return { name, centre, count };
+}
+
 /** Percent of the image side, rounded to an integer in [0, 100]. */
 function percent(px: number, size: number): number {
   return Math.min(100, Math.max(0, Math.round((100 * px) / size)));
@@ -277,39 +321,8 @@ export function skillSample(
       break;
     }
     case "object": {
-      // 2 to max_shapes objects (circle, square, triangle) in two colours, one per quadrant;
-      // the asked one is named by its category alone when no other shares it (half the
-      // time; else also by its colour) and by colour and category otherwise, which no other
-      // object shares. The answer is its centre in percent, as the point kind's.
-      const count = rng.int(2, Math.max(2, params.max_shapes));
-      const quadrants = rng.sample(4, count);
-      const palette = rng.shuffle([...params.colors]).slice(0, 2);
-      const objects = Array.from({ length: count }, () => ({
-        shape: rng.pick(OBJECT_SHAPES),
-        color: rng.pick(palette),
-      }));
-      const asked = rng.int(0, count - 1);
-      const target = objects[asked];
-      for (let s = 0; s < count; s++) {
-        const o = objects[s];
-        if (s !== asked && o.shape === target.shape && o.color === target.color) {
-          o.shape = rng.pick(OBJECT_SHAPES.filter((k) => k !== target.shape));
-        }
-      }
-      const shared = objects.some((o, s) => s !== asked && o.shape === target.shape);
-      const name = !shared && rng.next() < 0.5 ? target.shape : `${target.color} ${target.shape}`;
-      let centre = { cx: 0, cy: 0 };
-      for (let s = 0; s < count; s++) {
-        const c = drawObjectIn(
-          rng,
-          image,
-          quadrants[s],
-          objects[s].shape,
-          objects[s].color,
-          s === asked ? mask : undefined,
-        );
-        if (s === asked) centre = c;
-      }
+      // The answer is the asked object's centre in percent, as the point kind's.
+      const { name, centre, count } = drawNamedObjects(rng, image, params, mask);
       const point: [number, number] = [(100 * centre.cx) / size, (100 * centre.cy) / size];
       prompt = params.point_prompt === "point to" ? `point to the ${name}` : `locate the ${name} ?`;
       answer = `${percent(centre.cx, size)} , ${percent(centre.cy, size)}`;
@@ -317,35 +330,9 @@ export function skillSample(
       break;
     }
     case "box": {
-      // The object kind's layout and naming; the answer is the asked object's bounding box
-      // "X1 Y1 X2 Y2" in integer percent (RefCOCO's answer form), from the pixels drawn.
-      const count = rng.int(2, Math.max(2, params.max_shapes));
-      const quadrants = rng.sample(4, count);
-      const palette = rng.shuffle([...params.colors]).slice(0, 2);
-      const objects = Array.from({ length: count }, () => ({
-        shape: rng.pick(OBJECT_SHAPES),
-        color: rng.pick(palette),
-      }));
-      const asked = rng.int(0, count - 1);
-      const target = objects[asked];
-      for (let s = 0; s < count; s++) {
-        const o = objects[s];
-        if (s !== asked && o.shape === target.shape && o.color === target.color) {
-          o.shape = rng.pick(OBJECT_SHAPES.filter((k) => k !== target.shape));
-        }
-      }
-      const shared = objects.some((o, s) => s !== asked && o.shape === target.shape);
-      const name = !shared && rng.next() < 0.5 ? target.shape : `${target.color} ${target.shape}`;
-      for (let s = 0; s < count; s++) {
-        drawObjectIn(
-          rng,
-          image,
-          quadrants[s],
-          objects[s].shape,
-          objects[s].color,
-          s === asked ? mask : undefined,
-        );
-      }
+      // The answer is the asked object's bounding box "X1 Y1 X2 Y2" in integer percent
+      // (RefCOCO's answer form), from the pixels drawn.
+      const { name, count } = drawNamedObjects(rng, image, params, mask);
       const box = maskBox(mask, size);
       prompt = `find the ${name} ?`;
       answer = box.join(" ");

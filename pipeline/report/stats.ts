@@ -295,6 +295,16 @@ export interface BootstrapDesign {
   groups?: readonly (string | number)[];
 }
 
+/** A crossed bootstrap's options: the paired arm, the resamples and their seed, the design. */
+export type BootstrapOptions = {
+  /** The other arm's outcomes (same shape): the statistic is then the paired difference. */
+  baseline?: readonly (readonly boolean[])[];
+  /** Resamples drawn (default 2000). */
+  resamples?: number;
+  /** The resampling's seed (default 12345: a report is reproducible). */
+  seed?: number;
+} & BootstrapDesign;
+
 /** Indices 0..n-1 grouped by label, in first-seen order. */
 function groupIndices(labels: readonly (string | number)[]): number[][] {
   const byLabel = new Map<string | number, number[]>();
@@ -312,11 +322,7 @@ function groupIndices(labels: readonly (string | number)[]): number[][] {
  */
 export function crossedBootstrapDraws(
   correct: readonly (readonly boolean[])[],
-  options: {
-    baseline?: readonly (readonly boolean[])[];
-    resamples?: number;
-    seed?: number;
-  } & BootstrapDesign = {},
+  options: BootstrapOptions = {},
 ): Float64Array {
   const resamples = options.resamples ?? 2000;
   const k = correct.length;
@@ -378,11 +384,7 @@ export function crossedBootstrapDraws(
  */
 export function bootstrapCrossed(
   correct: readonly (readonly boolean[])[],
-  options: {
-    baseline?: readonly (readonly boolean[])[];
-    resamples?: number;
-    seed?: number;
-  } & BootstrapDesign = {},
+  options: BootstrapOptions = {},
 ): BootstrapInterval {
   const resamples = options.resamples ?? 2000;
   const k = correct.length;
