@@ -30,9 +30,9 @@
  *
  * Prompt "is node X connected to node Y ?", answer "yes" or "no", alternating exactly
  * (even samples "yes"). Ground truth P: per-patch coverage of the pixels the answer
- * depends on: the curve joining X and Y when they are connected, both curves leaving X
- * and Y when they are not, the two asked nodes' discs and the ink of their two labels;
- * normalised.
+ * depends on: the curve traced from X (it ends at Y exactly when they are connected), the
+ * discs of X and Y and the ink of their labels; normalised. One curve and two nodes for
+ * either answer, so the map's size does not give the answer away.
  */
 
 import type { ParamProblem, Sample, SyntheticTask, TaskConfig } from "./task.ts";
@@ -710,14 +710,20 @@ function generateOne(
     const colorNames = params.same_color
       ? lines.map(() => CURVE_COLOR_NAME)
       : rng.sample(CURVE_COLORS.length, lines.length).map((k) => CURVE_COLORS[k]);
-    const mask = new Uint8Array(size * size); // the pixels the answer depends on
+    // The pixels the answer depends on: the curve traced from the first-named node and the
+    // two asked nodes with their labels. "yes": that curve ends at the second node; "no": it
+    // ends elsewhere, which settles the answer as well. One curve and two nodes either way,
+    // so the map's size says little of the answer (tests/line_tracing_test.ts measures it).
+    const traced = path.find((c) => pairs[c].includes(asked[0]))!;
+    const marked = new Set([asked[0], asked[1]]);
+    const mask = new Uint8Array(size * size);
     lines.forEach((line, c) => {
       strokePolyline(
         image,
         line,
         geometry.lineWidth,
         COLORS[colorNames[c]],
-        path.includes(c) ? mask : undefined,
+        c === traced ? mask : undefined,
       );
     });
     nodes.forEach(([x, y], k) => {
@@ -727,11 +733,11 @@ function generateOne(
         y,
         geometry.nodeRadius,
         NODE_COLOR,
-        asked.includes(k) ? mask : undefined,
+        marked.has(k) ? mask : undefined,
       );
     });
     labelRects.forEach((r, k) => {
-      const ink = asked.includes(k) ? mask : undefined;
+      const ink = marked.has(k) ? mask : undefined;
       drawText(image, labels[k], r.x, r.y, geometry.fontScale, NODE_COLOR, ink);
     });
 
@@ -770,7 +776,7 @@ function generateOne(
 /** The Line Tracing task: are two labelled nodes joined by one of the crossing curves? */
 export const lineTracing: SyntheticTask = {
   name: "line-tracing",
-  version: "2",
+  version: "3",
   vocabulary: ["is", "node", "connected", "to", "?", "yes", "no", ...NODE_LETTERS],
   paramSchema: PARAMS.paramSchema,
   defaultParams: PARAMS.defaultParams,
