@@ -315,3 +315,49 @@ Deno.test("main-process failures: one line each, exit 1 for a failed run, 2 for 
   assert.match(ls.stderr, /^error: the cache root .*reports-file is a file, not a folder/m);
   await Deno.remove(dir, { recursive: true });
 });
+
+/** Mounts a tmpfs of `size` at `dir` for `fn`; false (nothing run) where mounting is refused. */
+async function onSmallDisk(dir: string, size: string, fn: () => Promise<void>): Promise<boolean> {
+  const mount = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir],
+    stdout: "null",
+    stderr: "null",
+  }).output().catch(() => ({ success: false }));
+  if (!mount.success) return false;
+  try {
+    await fn();
+  } finally {
+    await new Deno.Command("umount", { args: [dir] }).output();
+  }
+  return true;
+}
+
+const canMount = await (async () => {
+  const dir = await Deno.makeTempDir({ prefix: "klal-mount-probe-" });
+  const ok = await onSmallDisk(dir, "64k", () => Promise.resolve());
+  await Deno.remove(dir, { recursive: true });
+  return ok;
+})();
+
+Deno.test({
+  name: "a full disk: the failing stage named in one line, exit 1, no entry left half-written" +
+    (canMount ? "" : " (skipped: this machine refuses to mount a tmpfs)"),
+  ignore: !canMount,
+  async fn() {
+    const { dir, spec, env } = await tempRun("integrity-disk", smallestSpec("integrity-disk"));
+    await Deno.mkdir(`${dir}/disk`);
+    const mounted = await onSmallDisk(`${dir}/disk`, "300k", async () => {
+      const cacheEnv = { ...env, KLAL_CACHE_DIR: `${dir}/disk/cache` };
+      const full = await runScript("pipeline/commands/experiment.ts", [spec], cacheEnv);
+      assert.equal(full.code, 1, full.stderr);
+      assert.match(full.stderr, /^error: stage \S+ failed: No space left on device/m);
+      assert.doesNotMatch(full.stderr, STACK_FRAME);
+      // Whatever was written is whole: every entry matches its manifest.
+      const verify = await runScript("pipeline/commands/cache.ts", ["verify"], cacheEnv);
+      assert.equal(verify.code, 0, verify.stdout);
+      assert.match(verify.stdout, /entries, all sound$/m);
+    });
+    assert.ok(mounted);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
