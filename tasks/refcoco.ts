@@ -441,12 +441,17 @@ interface RefRow {
   texts: { text: string; where: string; meta: Record<string, unknown> }[];
 }
 
+/** The COCO instances file a pickle source reads (its `extra.instances`, else beside it). */
+function instancesPathOf(source: DataSource): string {
+  return source.extra?.instances ?? `${dirOf(source.path)}/instances.json`;
+}
+
 /** The original release: refs(unc).p + instances.json. */
 async function* refsRows(source: DataSource, params: RefcocoParams): AsyncGenerator<RefRow> {
   const file = showName(baseName(source.path));
   const split = source.split ?? params.split;
   const imagesDir = source.images ?? `${dirOf(source.path)}/images`;
-  const instancesPath = source.extra?.instances ?? `${dirOf(source.path)}/instances.json`;
+  const instancesPath = instancesPathOf(source);
   const instancesName = showName(baseName(instancesPath));
   const refs = readPickleData(await Deno.readFile(source.path), file);
   if (!Array.isArray(refs)) {
@@ -789,6 +794,10 @@ export const refcoco: RealFormatTask = {
   checkSources,
   load,
   writeStandIn,
+  /** The pickle format reads COCO's instances.json beside its refs; the export reads one file. */
+  sourceFiles(source) {
+    return /\.(p|pkl|pickle)$/i.test(source.path) ? [instancesPathOf(source)] : [];
+  },
   /** `iou`: IoU of the predicted and ground-truth boxes (0 when unparseable). */
   metrics(prediction: string, sample: Sample): Record<string, number> {
     const iou = iouOf(prediction, sample);

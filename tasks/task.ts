@@ -97,6 +97,12 @@ export interface Task {
    */
   shortcuts?: readonly ShortcutRule[];
   /**
+   * The files besides `source.path` that `load` reads from a source (not its images), e.g.
+   * RefCOCO's instances.json: their content enters the data stage's key, so editing one
+   * recomputes the data and what follows it.
+   */
+  sourceFiles?(source: DataSource): string[];
+  /**
    * An outside image's label as this task's sample (`deno task eval`): the meta its scorer
    * reads and its ground-truth map, from the answer and, where the label gives them, points or
    * a box in percent; or what is wrong with the label. Tasks whose scorer reads the answer

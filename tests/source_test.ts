@@ -309,3 +309,30 @@ Deno.test("task.source: RefCOCO test refs that are training refs (same image and
   );
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("task.source: RefCOCO's instances.json is part of the data key; a missing one is named", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "klal-source-instances-" });
+  const config = { imageSize: 32, patchSize: 8, params: { ...TASKS["refcoco"].defaultParams } };
+  const written = await TASKS["refcoco"].writeStandIn!(`${dir}/data`, 3, 6, config);
+  const rel = (p: string) => p.replace(`${dir}/`, "");
+  const text = spec(
+    "refcoco",
+    `    train: { path: ${rel(written.path)}, images: ${rel(written.images!)} }`,
+  );
+  const trainKey = async () => {
+    const parsed = parseSpec(text, `${dir}/x.yaml`, [], { tasks: TASKS });
+    const plan = await resolvePlan(buildPlan(parsed));
+    return plan.find((s) => s.id === "data:refcoco:train:s0")!.key;
+  };
+  const before = await trainKey();
+  await Deno.writeTextFile(`${dir}/data/notes.txt`, "not read by the loader");
+  assert.equal(await trainKey(), before, "a file the loader does not read changes nothing");
+  const instances = `${dir}/data/instances.json`;
+  const coco = JSON.parse(await Deno.readTextFile(instances));
+  coco.annotations[0].bbox[0] += 1; // one box moved by a pixel
+  await Deno.writeTextFile(instances, JSON.stringify(coco));
+  assert.notEqual(await trainKey(), before, "an edited instances.json is new data");
+  await Deno.remove(instances);
+  await assert.rejects(trainKey(), /instances\.json: no such file \(read with .*refs\(unc\)\.p\)/);
+  await Deno.remove(dir, { recursive: true });
+});

@@ -32,6 +32,7 @@ import {
 } from "../stages/types.ts";
 import { taskModulePath } from "../stages/_common.ts";
 import { projectUrl } from "../lib/paths.ts";
+import { UsageError } from "../lib/cli.ts";
 
 export type { ResolvedStage, Stage, StageKind } from "../stages/types.ts";
 
@@ -343,13 +344,36 @@ export async function resolvePlan(stages: Stage[]): Promise<ResolvedStage[]> {
     const code = await stageCode(stage);
     const version = await codeVersion(code.modules, code.extra);
     if (stage.kind === "data" && stage.params.source) {
-      // The dataset's annotation file is part of the key: new data, new stage.
-      stage.params.source_sha256 = await sha256Hex(await Deno.readFile(stage.params.source.path));
+      // The dataset's annotation file, and every other file its loader reads, are part of the
+      // key: new data, new stage.
+      const source = stage.params.source;
+      stage.params.source_sha256 = await sha256Hex(await Deno.readFile(source.path));
+      const task = TASKS[stage.params.task];
+      const files = task?.sourceFiles?.(source) ?? [];
+      if (files.length > 0) {
+        stage.params.files_sha256 = Object.fromEntries(
+          await Promise.all(
+            files.map(async (f) =>
+              [f, await sha256Hex(await readSourceFile(f, source.path))] as const
+            ),
+          ),
+        );
+      }
     }
     const key = await stageKey(stage.kind, stage.params, inputKeys, version);
     byId.set(stage.id, { ...stage, key, inputKeys, codeVersion: version });
   }
   return [...byId.values()];
+}
+
+/** A file a loader reads beside `annotations`; a missing one is a usage error (exit 2). */
+async function readSourceFile(path: string, annotations: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    throw new UsageError(`${path}: no such file (read with ${annotations})`);
+  }
 }
 
 /** Why a stage will run, DVC-style: "cached", or "run (params changed: train.lr)". */

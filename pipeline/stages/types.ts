@@ -40,6 +40,8 @@ export interface DataParams {
   /** Real data: the annotation file, and its SHA-256 (filled in when the key is resolved). */
   source?: DataSource;
   source_sha256?: string;
+  /** The other files the task's loader reads from the source (Task.sourceFiles), by content. */
+  files_sha256?: Record<string, string>;
   /**
    * Real data with a validation set: this many rows of the training file are held out (the
    * same rows for every seed); the val split is them, the train split draws from the rest.
