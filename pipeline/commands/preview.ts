@@ -1,13 +1,16 @@
 /**
  * `deno task preview TASK [--n 16] [--seed S] [--size PX] [--patch PX] [--out FILE]`
+ * `deno task preview SPEC.yaml [--split train|test] [--n 16] [--out FILE]`
  *
  * A PNG contact sheet of a task's samples: each image scaled up, the ground-truth map
  * overlaid (red, opacity by P), and the prompt and answer printed under it. Real-format
- * tasks show their offline stand-in, read back through the real loader.
+ * tasks show their offline stand-in, read back through the real loader; with a spec, the
+ * spec's own data (its task's params, and for real data the split's source files).
  */
 import { createCanvas } from "@napi-rs/canvas";
 import { TASKS } from "../../tasks/registry.ts";
-import type { Sample, Task, TaskConfig } from "../../tasks/task.ts";
+import type { DataSource, Sample, Task, TaskConfig } from "../../tasks/task.ts";
+import { formatSpecError, loadSpec, SpecError } from "../spec/mod.ts";
 import { PROJECT_ROOT } from "../lib/paths.ts";
 import { writeFileAtomic } from "../lib/atomic.ts";
 import {
@@ -29,7 +32,9 @@ const USAGE =
   --seed S           the samples' seed (default 0)
   --size PX          image side in pixels (default 64)
   --patch PX         patch side: the ground-truth map's grid (default 8; divides --size)
-  --out FILE         the PNG written (default reports/preview/TASK.png)
+  --out FILE         the PNG written (default reports/preview/TASK.png, or NAME-SPLIT.png)
+  SPEC.yaml          a spec: its task, sizes and params, and for real data the split's file
+  --split SPLIT      with a spec: train (default) or test
   -h, --help         this text`;
 
 /** Command-line options of the preview. */
@@ -40,6 +45,37 @@ export interface PreviewOptions {
   size: number;
   patch: number;
   out: string;
+  /** With a spec: its task's params and the split's source (real data), else the defaults. */
+  params?: Record<string, unknown>;
+  source?: DataSource;
+}
+
+/**
+ * Options for a spec's own data (`deno task preview SPEC.yaml [--split train|test]`): its
+ * task, image and patch size, params and, for real data, the split's source file; the seed
+ * is the split's (the first fine-tune seed, or test_seed).
+ */
+export async function specPreviewOptions(args: string[]): Promise<PreviewOptions> {
+  const parsed = parseCommand(args, {
+    options: valueOptions("n", "out", "split"),
+    positionals: { min: 1, max: 1 },
+  });
+  const v = parsed.values as Record<string, string | undefined>;
+  const split = v.split ?? "train";
+  if (split !== "train" && split !== "test") {
+    throw new UsageError(`--split expects train or test, found ${split}`);
+  }
+  const spec = await loadSpec(parsed.positionals[0], [], { tasks: TASKS });
+  return {
+    task: spec.task.name,
+    n: Math.max(1, v.n === undefined ? 16 : integerOption("n", v.n)),
+    seed: split === "train" ? spec.seeds[0] : spec.task.test_seed,
+    size: spec.task.image_size,
+    patch: spec.model.patch_size,
+    out: v.out ?? `${ROOT}/reports/preview/${spec.name}-${split}.png`,
+    params: spec.task.params,
+    source: spec.task.source?.[split],
+  };
 }
 
 /** Parse argv; throws UsageError on anything unexpected. */
@@ -76,7 +112,7 @@ export async function previewSamples(task: Task, o: PreviewOptions): Promise<Sam
   const config: TaskConfig = {
     imageSize: o.size,
     patchSize: o.patch,
-    params: { ...task.defaultParams },
+    params: { ...task.defaultParams, ...o.params },
   };
   const problems = task.checkParams(config);
   if (problems.length > 0) {
@@ -86,6 +122,7 @@ export async function previewSamples(task: Task, o: PreviewOptions): Promise<Sam
     );
   }
   if (task.generate) return task.generate(o.seed, o.n, config);
+  if (o.source) return (await task.load!(o.source, config)).slice(0, o.n);
   const dir = await Deno.makeTempDir({ prefix: "klal-preview-" });
   try {
     const source = await task.writeStandIn!(dir, o.seed, o.n, config);
@@ -159,7 +196,20 @@ function fitText(
 export function main(args: string[]): Promise<number> {
   return runCommand(USAGE, async () => {
     if (args.includes("-h") || args.includes("--help")) return printHelp(USAGE);
-    const options = parsePreviewArgs(args);
+    // A spec file previews that spec's own data; a task name, the task's defaults.
+    const first = args.find((a) => !a.startsWith("-"));
+    let options: PreviewOptions;
+    try {
+      options = first && /\.ya?ml$/i.test(first)
+        ? await specPreviewOptions(args)
+        : parsePreviewArgs(args);
+    } catch (e) {
+      if (e instanceof SpecError) {
+        console.error(formatSpecError(e));
+        return 2;
+      }
+      throw e;
+    }
     let samples: Sample[];
     try {
       samples = await previewSamples(TASKS[options.task], options);
