@@ -170,7 +170,7 @@ Deno.test("stage keys follow the code each stage runs (edited copies of the repo
     "data:grid-patch:train:s0",
     "data:grid-patch:val:s1001",
   ];
-  const pretrainData = "data:pretrain-mix:train:s0";
+  const pretrainData = ["data:pretrain-mix:train:s0", "data:pretrain-mix:val:s0"];
   const trained = ["eval:base", "eval:klal:s0", "finetune:klal:s0", "pretrain", "report"];
 
   // A native kernel: every trained or evaluated stage, no data.
@@ -186,7 +186,7 @@ Deno.test("stage keys follow the code each stage runs (edited copies of the repo
   // tasks/common.ts (every sample's seed stream): all data, and so everything after it.
   assert.deepEqual(
     changed(base, await keysAfter(spec, appendTo("tasks/common.ts"))),
-    [...data, pretrainData, ...trained].sort(),
+    [...data, ...pretrainData, ...trained].sort(),
   );
 
   // The task's own generator: its data and what follows; not the Base checkpoint's data.

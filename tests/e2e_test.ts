@@ -24,7 +24,7 @@ Deno.test("e2e: tiny spec runs, reports, reuses the cache, reruns only KLAL on a
 
   const first = await experiment([spec, "--jobs", "2"], env);
   assert.equal(first.code, 0, first.stderr);
-  assert.match(first.stdout, /10 stages, 0 cached, 10 to run/);
+  assert.match(first.stdout, /11 stages, 0 cached, 11 to run/);
 
   const report = `${dir}/reports/e2e-tiny`;
   const results = JSON.parse(await Deno.readTextFile(`${report}/results.json`));
@@ -54,15 +54,31 @@ Deno.test("e2e: tiny spec runs, reports, reuses the cache, reruns only KLAL on a
   assert.match(table, /What the Base saw of the questions: 0 of \d+ distinct test prompts/);
   const tasks = results.tasks as { promptOverlap: { seen: number; distinct: number } }[];
   assert.equal(tasks[0].promptOverlap.seen, 0);
+  // What the Base answers of its own mix on held-out samples: every kind of the default mix,
+  // 100 items per kind in all, each kind beside its best constant answer.
+  const skills = results.baseSkills as {
+    stage: string;
+    skills: { kind: string; n: number; accuracy: number; floor: number }[];
+  }[];
+  assert.deepEqual(skills.map((b) => b.stage), ["pretrain"]);
+  assert.deepEqual(skills[0].skills.map((k) => k.kind), ["color", "count", "exists", "where"]);
+  assert.equal(skills[0].skills.reduce((sum, k) => sum + k.n, 0), 400);
+  for (const k of skills[0].skills) {
+    assert.ok(k.n > 0 && k.floor > 0 && k.floor <= 100, JSON.stringify(k));
+    assert.ok(Math.abs(k.accuracy * k.n / 100 - Math.round(k.accuracy * k.n / 100)) < 1e-9);
+  }
+  assert.match(table, /## The Base: what it answers of its pretraining mix/);
+  assert.match(table, /\| exists \| \d+ \| \d+\.\d \| \d+\.\d \("(yes|no)"\) \|/);
   const html = await Deno.readTextFile(`${report}/index.html`);
   assert.match(html, /<svg/);
+  assert.ok(html.includes("The Base: what it answers of its pretraining mix"));
   assert.ok(html.includes("&lt;b&gt;escaped&lt;/b&gt;"));
   assert.ok(!html.includes("<b>escaped</b>"));
   assert.ok(!/<script[^>]+src=["']https?:/.test(html), "report loads a script from the network");
 
   const second = await experiment([spec], env);
   assert.equal(second.code, 0, second.stderr);
-  assert.match(second.stdout, /10 stages, 10 cached, 0 to run/);
+  assert.match(second.stdout, /11 stages, 11 cached, 0 to run/);
 
   const dry = await experiment([spec, "arms.klal.lambda=2", "--dry-run"], env);
   assert.equal(dry.code, 0, dry.stderr);
@@ -71,7 +87,7 @@ Deno.test("e2e: tiny spec runs, reports, reuses the cache, reruns only KLAL on a
 
   const third = await experiment([spec, "arms.klal.lambda=2"], env);
   assert.equal(third.code, 0, third.stderr);
-  assert.match(third.stdout, /10 stages, 7 cached, 3 to run/);
+  assert.match(third.stdout, /11 stages, 8 cached, 3 to run/);
   const ran = [...third.stdout.matchAll(/^\s+run\s+(\S+)/gm)].map((m) => m[1]).sort();
   assert.deepEqual(ran, ["eval:klal:s0", "finetune:klal:s0"]);
 

@@ -37,6 +37,7 @@ Deno.test("plan: the stage graph of a spec", async () => {
   const stages = await plan();
   assert.deepEqual([...stages.keys()], [
     "data:pretrain-mix:train:s0",
+    "data:pretrain-mix:val:s0",
     "pretrain",
     "data:grid-patch:test:s1000",
     "eval:base",
@@ -56,6 +57,12 @@ Deno.test("plan: the stage graph of a spec", async () => {
     base: "pretrain",
     data: "data:grid-patch:train:s1",
   });
+  // The Base's held-out mix samples: the mix's params, a seed of their own, 100 per kind.
+  const train = paramsOf(stages.get("data:pretrain-mix:train:s0")!);
+  const heldout = paramsOf(stages.get("data:pretrain-mix:val:s0")!);
+  assert.deepEqual(heldout.task_params, train.task_params);
+  assert.notEqual(heldout.seed, train.seed);
+  assert.equal(heldout.n, 100 * (train.task_params as { kinds: string[] }).kinds.length);
   assert.deepEqual(stages.get("eval:base")!.inputs, {
     model: "pretrain",
     data: "data:grid-patch:test:s1000",
@@ -178,15 +185,15 @@ Deno.test("plan: 1000 seeds give one training set per seed and every arm's stage
   const seeds = Array.from({ length: 1000 }, (_, i) => i);
   const spec = parseSpec(SPEC, "plan.yaml", [`seeds=[${seeds.join(",")}]`], { tasks: TASKS });
   const stages = await resolvePlan(buildPlan(spec));
-  // pretraining data, Base, test data, eval:base, then per seed one training set and a
-  // fine-tune and an evaluation for each of ntp and klal, then the report.
-  assert.equal(stages.length, 4 + 1000 * 5 + 1);
+  // pretraining data and its held-out samples, Base, test data, eval:base, then per seed one
+  // training set and a fine-tune and an evaluation for each of ntp and klal, then the report.
+  assert.equal(stages.length, 5 + 1000 * 5 + 1);
   const ids = stages.map((s) => s.id);
   assert.equal(new Set(ids).size, ids.length);
   const count = (kind: string) => stages.filter((s) => s.kind === kind).length;
   assert.deepEqual(
     ["data", "pretrain", "finetune", "eval", "report"].map(count),
-    [1 + 1 + 1000, 1, 2000, 1 + 2000, 1],
+    [2 + 1 + 1000, 1, 2000, 1 + 2000, 1],
   );
   const byId = new Map(stages.map((s) => [s.id, s]));
   for (const seed of [0, 499, 999]) {
@@ -214,13 +221,18 @@ Deno.test("plan: base.seed run pretrains one Base per seed, which that seed's st
   const ids = [...stages.keys()];
   assert.deepEqual(ids.filter((id) => /^(pretrain|data:pretrain-mix)/.test(id)), [
     "data:pretrain-mix:train:s0",
+    "data:pretrain-mix:val:s0",
     "pretrain:s0",
     "data:pretrain-mix:train:s1",
+    "data:pretrain-mix:val:s1",
     "pretrain:s1",
   ]);
   for (const seed of [0, 1]) {
     const pretrain = stages.get(`pretrain:s${seed}`)!;
-    assert.deepEqual(pretrain.inputs, { data: `data:pretrain-mix:train:s${seed}` });
+    assert.deepEqual(pretrain.inputs, {
+      data: `data:pretrain-mix:train:s${seed}`,
+      heldout: `data:pretrain-mix:val:s${seed}`,
+    });
     assert.equal((paramsOf(pretrain).base as { seed: number }).seed, seed);
     assert.equal(paramsOf(stages.get(`data:pretrain-mix:train:s${seed}`)!).seed, seed);
     for (const arm of ["ntp", "klal"]) {

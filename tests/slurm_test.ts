@@ -222,7 +222,7 @@ Deno.test({
         const env = { ...onSlurm, KLAL_REPORTS_DIR: `${dir}/slurm-reports` };
         const slurmRun = await experiment([`${dir}/tiny.yaml`, "--executor", "slurm"], env);
         assert.equal(slurmRun.code, 0, slurmRun.stdout + slurmRun.stderr);
-        assert.match(slurmRun.stdout, /9 stages, 0 cached, 9 to run/);
+        assert.match(slurmRun.stdout, /10 stages, 0 cached, 10 to run/);
         // Every worker stage was a Slurm job, and its progress streamed back by stage id.
         const jobs = [...slurmRun.stderr.matchAll(/^\s+\[(\S+)\] slurm job \d+$/gm)];
         assert.equal(jobs.length, 8, slurmRun.stderr);
@@ -238,14 +238,14 @@ Deno.test({
         // Rerunning resumes from the shared cache: nothing is submitted.
         const again = await experiment([`${dir}/tiny.yaml`, "--executor", "slurm"], env);
         assert.equal(again.code, 0, again.stderr);
-        assert.match(again.stdout, /9 stages, 9 cached, 0 to run/);
+        assert.match(again.stdout, /10 stages, 10 cached, 0 to run/);
         assert.doesNotMatch(again.stderr, /slurm job/);
 
         // The spec's executor block changes no key: the local cache serves all of it.
         await Deno.writeTextFile(`${dir}/block.yaml`, TINY_SPEC + EXECUTOR_BLOCK);
         const block = await experiment([`${dir}/block.yaml`], local);
         assert.equal(block.code, 0, block.stderr);
-        assert.match(block.stdout, /9 stages, 9 cached, 0 to run/);
+        assert.match(block.stdout, /10 stages, 10 cached, 0 to run/);
       });
 
       await t.step("a failing stage reports the stage, Slurm's state and the error", async () => {

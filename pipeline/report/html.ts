@@ -6,7 +6,13 @@
 
 import { pathOf, projectUrl } from "../lib/paths.ts";
 import { backendWithReason, confusionCells, NOT_RUN, setupLine } from "./cells.ts";
-import { STAND_IN_NOTE, TABLE1_NOTE, taskHeading } from "./markdown.ts";
+import {
+  BASE_SKILLS_NOTE,
+  BASE_SKILLS_TITLE,
+  STAND_IN_NOTE,
+  TABLE1_NOTE,
+  taskHeading,
+} from "./markdown.ts";
 import { posterRow } from "./poster.ts";
 import type { ChartSection, ReportChart } from "./registry.ts";
 import {
@@ -347,6 +353,17 @@ export function renderHtml(
   const breakdowns = figures("breakdowns");
   if (breakdowns.length > 0) {
     sections.push({ id: "breakdowns", title: SECTION_TITLES.breakdowns, html: breakdowns });
+  }
+
+  if (input.baseSkills && input.baseSkills.length > 0) {
+    sections.push({
+      id: "base",
+      title: BASE_SKILLS_TITLE,
+      html: [
+        htmlTable(tables.baseSkills(input.baseSkills), 2, "compact"),
+        `<p class="note">${escapeHtml(BASE_SKILLS_NOTE)}</p>`,
+      ],
+    });
   }
 
   const runInfo = [

@@ -50,6 +50,16 @@ export function taskHeading(s: TaskSummary): string {
 }
 
 /** The note on a real-format task run on its offline stand-in. */
+/** The heading of the Base's held-out skills table. */
+export const BASE_SKILLS_TITLE = "The Base: what it answers of its pretraining mix";
+
+/** What the Base's skills table shows and why. */
+export const BASE_SKILLS_NOTE =
+  "Greedy accuracy of the Base on held-out mix samples (a seed of their own, never trained " +
+  "on), per question kind, beside what the kind's best constant answer scores on the same " +
+  "samples: a kind the Base answers above its floor is a skill it brings to fine-tuning, " +
+  "whatever a task's wording.";
+
 export const STAND_IN_NOTE = "This task ran on its offline stand-in (synthetic scenes in the " +
   "real format), not on the dataset: the poster's numbers are for the real data, context " +
   "rather than a target.";
@@ -106,6 +116,16 @@ export function renderTableMarkdown(input: ReportInput): string {
     if (s.comparisons.length > 0) {
       lines.push(...safeTable(tables.stats(s)), "");
     }
+  }
+  if (input.baseSkills && input.baseSkills.length > 0) {
+    lines.push(
+      `## ${BASE_SKILLS_TITLE}`,
+      "",
+      ...safeTable(tables.baseSkills(input.baseSkills)),
+      "",
+      markdownText(BASE_SKILLS_NOTE),
+      "",
+    );
   }
   const learning = learningSummary(input);
   if (learning) {

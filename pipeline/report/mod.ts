@@ -105,6 +105,7 @@ export {
   verdictLines,
 } from "./summary.ts";
 export type {
+  BaseSkills,
   BreakdownRow,
   CurvePoint,
   FigureSample,

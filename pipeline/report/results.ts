@@ -62,7 +62,7 @@ function comparisonJson(c: Comparison) {
 
 /**
  * results.json: `{ experiment, createdAt, backend, backendReason, headline, spec, rows, stages, floors,
- * table1Headers, table1, table2, tasks, statistics, learning, validation }`. `rows` are the
+ * baseSkills, table1Headers, table1, table2, tasks, statistics, learning, validation }`. `rows` are the
  * raw numbers; `floors` each task's fixed-answer floor (with its best shortcut rule and question-blind attention ratio; also `table1[].shortcut` and `tasks[].questionBlind`); `tasks` every arm per task with its
  * attention measures; `statistics` the comparisons (paired t, Holm, bootstrap), item-level
  * McNemar per seed and confusion counts; `validation` the learning curves (validation set,
@@ -86,6 +86,7 @@ export function resultsJson(input: ReportInput): string {
       rows,
       stages,
       floors: input.floors ?? {},
+      baseSkills: input.baseSkills ?? [],
       table1Headers: TABLE1_HEADERS,
       table1: rows1.map((r) => ({
         task: r.task,

@@ -18,6 +18,7 @@ import {
   tableCells,
 } from "./cells.ts";
 import type { LearningSummary, Table1Row, Table2Ours, TaskSummary } from "./summary.ts";
+import type { BaseSkills } from "./types.ts";
 
 /** A table as text: its header row and its body rows. */
 export interface TextTable {
@@ -48,4 +49,21 @@ export function stats(s: TaskSummary): TextTable {
 /** Sample efficiency: the steps each arm needed to reach each accuracy. */
 export function reach(summary: LearningSummary): TextTable {
   return { headers: REACH_HEADERS, rows: reachCells(summary) };
+}
+
+/** What each Base answers of its mix kinds on held-out samples, beside each kind's floor. */
+export function baseSkills(bases: BaseSkills[]): TextTable {
+  const many = bases.length > 1;
+  return {
+    headers: [...(many ? ["Base"] : []), "Mix kind", "Held-out items", "Base %", "Floor %"],
+    rows: bases.flatMap((b) =>
+      b.skills.map((k) => [
+        ...(many ? [b.stage] : []),
+        k.kind,
+        String(k.n),
+        k.accuracy.toFixed(1),
+        `${k.floor.toFixed(1)} ("${k.floorAnswer}")`,
+      ])
+    ),
+  };
 }

@@ -74,11 +74,19 @@ export interface ReportInput {
   items?: ItemSet[];
   /** Per task, how much of its test prompts the Base's pretraining prompts hold. */
   promptOverlap?: Record<string, PromptOverlap>;
+  /** Per Base (its pretrain stage), what it answers of each mix kind on held-out samples. */
+  baseSkills?: BaseSkills[];
   /**
    * Per task, its task spec, where it differs from `spec.task` (a task sweep's combined
    * report): what the task's label is read from (a real-format task on its stand-in).
    */
   taskSpecs?: Record<string, TaskSpec>;
+}
+
+/** One Base's held-out accuracy per mix kind, beside each kind's fixed-answer floor (%). */
+export interface BaseSkills {
+  stage: string;
+  skills: { kind: string; n: number; accuracy: number; floor: number; floorAnswer: string }[];
 }
 
 /**

@@ -16,6 +16,7 @@
  */
 import { PRETRAIN_TASK, TASKS, vocabularyOf } from "../../tasks/registry.ts";
 import { mixVocabulary } from "../../tasks/pretrain_mix.ts";
+import { seedFrom } from "../lib/rng.ts";
 import { type Cache, stageKey } from "../cache/store.ts";
 import { sha256Hex } from "../lib/hash.ts";
 import { codeVersion } from "../cache/code_version.ts";
@@ -98,6 +99,9 @@ export function modelVocabulary(mixKinds?: readonly string[]): string[] {
   return [...new Set([...vocabularyOf(Object.values(TASKS)), ...mix])].sort();
 }
 
+/** Held-out mix samples per kind the Base is scored on (`skills.json` of its stage). */
+export const HELD_OUT_PER_KIND = 100;
+
 /** Id of the Base checkpoint that seed `seed`'s fine-tunes start from (base.seed: run: its own). */
 export function pretrainId(spec: Spec, seed: number): string {
   return spec.base.seed === "run" ? `pretrain:s${seed}` : "pretrain";
@@ -135,6 +139,20 @@ export function buildPlan(spec: Spec): Stage[] {
       inputs: {},
     };
     stages.push(pretrainData);
+    // Held-out mix samples (a seed of their own, never trained on): what the Base learned of
+    // each kind, beside the kind's floor.
+    const kinds = mixKinds ?? PRETRAIN_TASK.defaultParams.kinds as string[];
+    const heldout: Stage<"data"> = {
+      ...pretrainData,
+      id: `data:${PRETRAIN_TASK.name}:val:s${seed}`,
+      params: {
+        ...pretrainData.params,
+        split: "val",
+        seed: seedFrom(PRETRAIN_TASK.name, "held-out", seed),
+        n: HELD_OUT_PER_KIND * kinds.length,
+      },
+    };
+    stages.push(heldout);
     stages.push({
       id: pretrainId(spec, seed),
       kind: "pretrain",
@@ -145,7 +163,7 @@ export function buildPlan(spec: Spec): Stage[] {
         base: { ...spec.base, mix: undefined, lambda: spec.base.lambda || undefined, seed },
         backend: spec.backend,
       },
-      inputs: { data: pretrainData.id },
+      inputs: { data: pretrainData.id, heldout: heldout.id },
     });
   }
 

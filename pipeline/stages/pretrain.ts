@@ -1,10 +1,16 @@
 /**
  * The pretrain stage: the shared Base checkpoint, NTP on the generic pretraining mix (plus
- * KLAL toward the mix's own maps, on every layer, when `base.lambda` > 0).
+ * KLAL toward the mix's own maps, on every layer, when `base.lambda` > 0), and what the Base
+ * learned of each of its kinds: accuracy on held-out mix samples (another seed, never trained
+ * on) beside each kind's fixed-answer floor (`skills.json`).
  */
 import type { EntryWriter } from "../cache/store.ts";
 import { backendReason, initBackend } from "../kernels/backend.ts";
-import { encodeSamples, layoutFor } from "../model/batch.ts";
+import { encodeSamples, layoutFor, mergeLayouts } from "../model/batch.ts";
+import { evaluate } from "../eval/evaluate.ts";
+import { fixedAnswerFloor } from "../eval/floors.ts";
+import type { Sample } from "../../tasks/task.ts";
+import { pretrainMix } from "../../tasks/pretrain_mix.ts";
 import { TinyVlm } from "../model/tiny_vlm.ts";
 import type { ResolvedStage } from "./types.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
@@ -60,6 +66,10 @@ export async function runPretrain(
     },
   );
   await saveCheckpoint(out, model, tokenizer, layout);
+  if (stage.inputKeys.heldout) {
+    const heldout = await loadSamples(ctx.cache, stage.inputKeys.heldout);
+    await out.writeJson("skills.json", await mixSkills(model, tokenizer, layout, heldout));
+  }
   await out.writeJson("log.json", {
     log: result.log,
     seconds: result.seconds,
@@ -72,4 +82,43 @@ export async function runPretrain(
     samplesPerSecond: result.samplesPerSecond,
     trainSeconds: result.seconds,
   };
+}
+
+/** One mix kind's held-out accuracy (%) beside what its best constant answer scores. */
+export interface SkillScore {
+  kind: string;
+  n: number;
+  accuracy: number;
+  floor: number;
+  floorAnswer: string;
+}
+
+/**
+ * What the Base answers of each mix kind on held-out samples: greedy accuracy per kind (the
+ * sample's `meta.difficulty`) and that kind's fixed-answer floor on the same samples, so a
+ * kind counts as learned only above its floor.
+ */
+export async function mixSkills(
+  model: TinyVlm,
+  tokenizer: Tokenizer,
+  trained: ReturnType<typeof layoutFor>,
+  samples: Sample[],
+): Promise<SkillScore[]> {
+  const patchSize = Math.sqrt(model.config.patchDim / 3);
+  const layout = mergeLayouts(layoutFor(samples, tokenizer, patchSize), trained);
+  const data = encodeSamples(samples, tokenizer, layout, patchSize);
+  const result = await evaluate(model, data, samples, pretrainMix, tokenizer, 64, 0);
+  const kinds = [...new Set(samples.map((s) => String(s.meta.difficulty)))].sort();
+  return kinds.map((kind) => {
+    const own = samples.flatMap((s, i) => String(s.meta.difficulty) === kind ? [i] : []);
+    const correct = own.filter((i) => result.predictions[i].correct).length;
+    const floor = fixedAnswerFloor(pretrainMix, own.map((i) => samples[i]));
+    return {
+      kind,
+      n: own.length,
+      accuracy: 100 * correct / own.length,
+      floor: floor.accuracy,
+      floorAnswer: floor.answer,
+    };
+  });
 }

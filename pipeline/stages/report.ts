@@ -6,6 +6,7 @@ import type { Cache, EntryWriter, Manifest } from "../cache/store.ts";
 import type { evaluate } from "../eval/evaluate.ts";
 import type { ResolvedStage } from "./types.ts";
 import {
+  type BaseSkills,
   type BreakdownRow,
   type CurvePoint,
   type FigureSample,
@@ -54,6 +55,7 @@ export async function reportInput(
   const stageInfo: ReportInput["stages"] = [];
   const testPrompts: string[] = [];
   const pretrainPrompts: string[] = [];
+  const baseSkills: BaseSkills[] = [];
   for (const stage of stages) {
     if (stage.kind === "report") continue;
     const manifest: Manifest = await cache.manifest(stage.key);
@@ -78,7 +80,8 @@ export async function reportInput(
     if (stage.kind === "data") {
       // The test set's prompts and the Base's pretraining prompts, for what the Base has seen.
       const own = stage.params.task === spec.task.name;
-      if ((own && stage.params.split !== "test") || !manifest.files["samples.jsonl"]) continue;
+      const wanted = own ? stage.params.split === "test" : stage.params.split === "train";
+      if (!wanted || !manifest.files["samples.jsonl"]) continue;
       const text = new TextDecoder().decode(await cache.readBytes(stage.key, "samples.jsonl"));
       const prompts = text.trim().split("\n").filter((l) => l.length > 0)
         .map((l) => (JSON.parse(l) as { prompt: string }).prompt);
@@ -160,6 +163,9 @@ export async function reportInput(
       }
       for (const [difficulty, b] of buckets) breakdown.push({ arm, seed, difficulty, ...b });
       if (outcomes.length > 0) items.push({ task, arm, seed, items: outcomes });
+    } else if (stage.kind === "pretrain" && manifest.files["skills.json"]) {
+      const skills = await cache.readJson<BaseSkills["skills"]>(stage.key, "skills.json");
+      baseSkills.push({ stage: stage.id, skills });
     } else if (stage.kind === "finetune") {
       const log = await cache.readJson<{ log: LossPoint[]; learning?: LearningPoint[] }>(
         stage.key,
@@ -183,6 +189,7 @@ export async function reportInput(
     breakdown,
     floors,
     items,
+    ...(baseSkills.length > 0 ? { baseSkills } : {}),
     ...(testPrompts.length > 0 && pretrainPrompts.length > 0
       ? { promptOverlap: { [spec.task.name]: promptOverlap(testPrompts, pretrainPrompts) } }
       : {}),
