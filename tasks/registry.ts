@@ -7,10 +7,12 @@ import { lineTracing } from "./line_tracing.ts";
 import { pretrainMix } from "./pretrain_mix.ts";
 import { pixmoPoints } from "./pixmo_points.ts";
 import { refcoco } from "./refcoco.ts";
+import { grounding } from "./grounding.ts";
 
 /** The tasks a spec's `task.name` may select. */
 export const TASKS: Record<string, Task> = {
   "grid-patch": gridPatch,
+  "grounding": grounding,
   "line-intersection": lineIntersection,
   "line-tracing": lineTracing,
   "pixmo-points": pixmoPoints,

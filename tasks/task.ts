@@ -103,6 +103,16 @@ export interface Task {
    */
   sourceFiles?(source: DataSource): string[];
   /**
+   * Real-format tasks: the prompts `load` would read from `source`, without reading an image
+   * (the run's vocabulary is built from them, ../pipeline/run/vocabulary.ts).
+   */
+  prompts?(source: DataSource, config: TaskConfig): Promise<string[]>;
+  /**
+   * Real-format tasks: the image files `load` reads from `source`, each once. Their content
+   * enters the data stage's key (with a memo on path, size and modification time).
+   */
+  images?(source: DataSource, config: TaskConfig): Promise<string[]>;
+  /**
    * An outside image's label as this task's sample (`deno task eval`): the meta its scorer
    * reads and its ground-truth map, from the answer and, where the label gives them, points or
    * a box in percent; or what is wrong with the label. Tasks whose scorer reads the answer

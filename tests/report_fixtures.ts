@@ -30,6 +30,7 @@ export function reportSpec(changes: ReportSpecChanges): Spec {
       train: 200,
       test: 40,
       test_seed: 999,
+      subset_seed: 0,
       params: {},
       ...changes.task,
     },

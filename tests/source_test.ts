@@ -210,7 +210,7 @@ Deno.test("task.source: test rows that are training rows stop the data stage, na
   const cache = new Cache(`${dir}/cache`);
   // The test stage checks its rows against the training file; the training data names no test
   // file, so it is the same entry whichever test set a spec evaluates on.
-  const stage = stages.find((s) => s.id === "data:pixmo-points:test:s1000")!;
+  const stage = stages.find((s) => s.id === "data:pixmo-points:test:s0")!;
   await assert.rejects(
     runStage(stage, { cache, experiment: "source-test" }),
     new RegExp(
@@ -334,5 +334,84 @@ Deno.test("task.source: RefCOCO's instances.json is part of the data key; a miss
   assert.notEqual(await trainKey(), before, "an edited instances.json is new data");
   await Deno.remove(instances);
   await assert.rejects(trainKey(), /instances\.json: no such file \(read with .*refs\(unc\)\.p\)/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("task.source: every row by default, subsets from subset_seed, validation from its own file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "klal-source-" });
+  await Deno.mkdir(`${dir}/images`);
+  await Deno.writeFile(
+    `${dir}/images/a.png`,
+    await encodePng({ width: 8, height: 8, data: new Float32Array(192).fill(0.5) }),
+  );
+  for (const split of ["train", "val", "test"]) {
+    const rows = Array.from(
+      { length: split === "train" ? 5 : 3 },
+      (_, i) => JSON.stringify({ image: "a.png", category: `${split} ${i}`, point: [i, i] }),
+    );
+    await Deno.writeTextFile(`${dir}/${split}.jsonl`, rows.join("\n") + "\n");
+  }
+  const text = (extra: string, sizes = "") => `
+name: all-rows
+seeds: [0, 1]
+task:
+  name: grounding
+  image_size: 32${sizes}
+  subset_seed: 7
+  source:
+    train: { path: train.jsonl, images: images }
+    test: { path: test.jsonl, images: images }
+${extra}
+model: { patch_size: 8, d_model: 8, layers: 1, heads: 2 }
+train: { eval_every: 10, eval_samples: 2 }
+arms: { ntp: { lambda: 0 } }
+`;
+  const own = parseSpec(
+    text("    val: { path: val.jsonl, images: images }"),
+    `${dir}/x.yaml`,
+    [],
+    { tasks: TASKS },
+  );
+  assert.equal(own.task.train, "all");
+  assert.equal(own.task.test, "all");
+  const ids = buildPlan(own).filter((s) => s.kind === "data" && s.id.startsWith("data:grounding"));
+  // One training set for both fine-tune seeds, drawn with the subset seed.
+  assert.deepEqual(ids.map((s) => s.id).sort(), [
+    "data:grounding:test:s7",
+    "data:grounding:train:s7",
+    "data:grounding:val:s7",
+  ]);
+  const byId = new Map(ids.map((s) => [s.id, paramsOf(s)]));
+  const val = byId.get("data:grounding:val:s7")!;
+  assert.equal((val.source as { path: string }).path, `${dir}/val.jsonl`);
+  assert.equal(val.holdout, undefined, "validation from its own file holds nothing out");
+  assert.equal(byId.get("data:grounding:train:s7")!.n, "all");
+  const cache = new Cache(`${dir}/cache`);
+  const resolved = await resolvePlan(buildPlan(own));
+  const train = resolved.find((s) => s.id === "data:grounding:train:s7")!;
+  await runStage(train, { cache, experiment: "all-rows" });
+  const samples = await loadSamples(cache, train.key);
+  assert.deepEqual(
+    samples.map((s) => s.prompt),
+    [0, 1, 2, 3, 4].map((i) => `point to the train ${i}`),
+  );
+  // Without its own file, validation rows are held out of the training file.
+  const carved = buildPlan(parseSpec(text(""), `${dir}/x.yaml`, [], { tasks: TASKS }));
+  assert.equal(paramsOf(carved.find((s) => s.id === "data:grounding:val:s7")!).holdout, 2);
+  // "all" needs the split's file.
+  const noTest = text("", "\n  test: 5").replace(
+    "    test: { path: test.jsonl, images: images }\n",
+    "",
+  );
+  assert.equal(parseSpec(noTest, `${dir}/x.yaml`, [], { tasks: TASKS }).task.test, 5);
+  const bad = problems(
+    text("", "\n  test: all").replace("    test: { path: test.jsonl, images: images }\n", ""),
+    `${dir}/x.yaml`,
+  );
+  assert.equal(bad.length, 1);
+  assert.match(
+    bad[0],
+    /x\.yaml:7:9 task\.test: expected a number of samples \(all: every row of task\.source\.test, real data only\), found all/,
+  );
   await Deno.remove(dir, { recursive: true });
 });

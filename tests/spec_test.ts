@@ -62,6 +62,7 @@ Deno.test("a minimal spec gets every default", () => {
       train: 4000,
       test: 500,
       test_seed: 1000,
+      subset_seed: 0,
       params: { grid: 4 },
     },
     model: {

@@ -249,8 +249,15 @@ export function problemOf(f: ValueField, value: unknown): ValueProblem | undefin
       }
       return undefined;
     }
-    case "union":
-      return f.options.some((o) => problemOf(o, value) === undefined) ? undefined : wrong;
+    case "union": {
+      const problems = f.options.map((o) => problemOf(o, value));
+      if (problems.some((p) => p === undefined)) return undefined;
+      // A number beyond an integer option's bound says so, as that option alone would.
+      const int = f.options.findIndex((o) => o.type === "int");
+      return int >= 0 && typeof value === "number" && Number.isInteger(value)
+        ? problems[int]
+        : wrong;
+    }
   }
 }
 

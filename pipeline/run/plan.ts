@@ -173,10 +173,21 @@ export function buildPlan(spec: Spec): Stage[] {
   const lrGrid = spec.train.lr_grid;
   const finetuned = Object.values(spec.arms).some((arm) => arm.finetune);
   const needsVal = spec.train.eval_every > 0 || (lrGrid.length > 0 && finetuned);
+  // Validation from its own file when the spec names one, else rows held out of training.
   const sourceOf = (split: "train" | "val" | "test") =>
-    split === "test" ? task.source?.test : task.source?.train;
-  const holdout = needsVal && task.source?.train ? spec.train.eval_samples : undefined;
-  const dataStage = (split: DataParams["split"], seed: number, n: number): Stage<"data"> => ({
+    split === "test"
+      ? task.source?.test
+      : split === "val"
+      ? task.source?.val ?? task.source?.train
+      : task.source?.train;
+  const holdout = needsVal && task.source?.train && !task.source.val
+    ? spec.train.eval_samples
+    : undefined;
+  const dataStage = (
+    split: DataParams["split"],
+    seed: number,
+    n: number | "all",
+  ): Stage<"data"> => ({
     id: `data:${task.name}:${split}:s${seed}`,
     kind: "data",
     params: {
@@ -192,10 +203,19 @@ export function buildPlan(spec: Spec): Stage[] {
     } satisfies DataParams,
     inputs: {},
   });
-  const testData = dataStage("test", task.test_seed, task.test);
+  // Real data: subsets are drawn with the spec's subset seed, the same for every fine-tune.
+  const testData = dataStage(
+    "test",
+    task.source?.test ? task.subset_seed : task.test_seed,
+    task.test,
+  );
   stages.push(testData);
   const valData = needsVal
-    ? dataStage("val", task.test_seed + 1, spec.train.eval_samples)
+    ? dataStage(
+      "val",
+      task.source?.val || task.source?.train ? task.subset_seed : task.test_seed + 1,
+      spec.train.eval_samples,
+    )
     : undefined;
   if (valData) stages.push(valData);
   // The curves: only when asked for (the validation set's key stays out of the others').
@@ -222,7 +242,8 @@ export function buildPlan(spec: Spec): Stage[] {
   const choices: string[] = [];
   // Ids of the training data stages planned so far: a set, so planning stays linear in seeds.
   const trainData = new Set<string>();
-  const trainDataId = (seed: number) => {
+  const trainDataId = (fineTuneSeed: number) => {
+    const seed = task.source?.train ? task.subset_seed : fineTuneSeed;
     const id = `data:${task.name}:train:s${seed}`;
     if (!trainData.has(id)) {
       trainData.add(id);

@@ -45,7 +45,7 @@ import { validateSweep } from "./sweep_block.ts";
 import { experimentNameProblem, NAME_PATTERN } from "./names.ts";
 import { SpecError, type SpecProblem } from "./errors.ts";
 import { EVAL_FIELDS, keysOf, ROOT_FIELDS } from "./schema.ts";
-import type { Spec } from "./types.ts";
+import type { Spec, TaskSpec } from "./types.ts";
 
 export {
   formatProblem,
@@ -105,6 +105,7 @@ function validate(
   const seeds = validateSeeds(root);
   const task = validateTask(root, ctx.tasks, seeds);
   const source = validateSource(root, task.task, specDir);
+  const sizes = source !== null && task.spec ? realDataSizes(root, task.spec, source) : undefined;
   const imageSize = imageSizeIfValid(root);
   const model = validateModel(root, imageSize);
   const params = task.task && task.paramsSection
@@ -122,13 +123,13 @@ function validate(
     problems.list.length > 0 || name === undefined || !top.ok || seeds.seeds === undefined ||
     task.spec === undefined || params === undefined || model === undefined ||
     base === undefined || train === undefined || !evalValues?.ok || arms === undefined ||
-    source === null || sweep === null || executor === null
+    source === null || sweep === null || executor === null || sizes === null
   ) return undefined;
   return {
     name,
     ...top.values as Pick<Spec, "description" | "backend">,
     seeds: seeds.seeds,
-    task: { ...task.spec, params, ...(source ? { source } : {}) },
+    task: { ...task.spec, ...sizes, params, ...(source ? { source } : {}) },
     model,
     base,
     train,
@@ -209,4 +210,33 @@ export function readSpecFile(path: string): Promise<string> {
 /** Read the spec file (an unreadable file is a SpecError naming it), then parseSpec. */
 export async function loadSpec(path: string, overrides: string[], ctx: SpecContext): Promise<Spec> {
   return parseSpec(await readSpecFile(path), path, overrides, ctx);
+}
+
+/**
+ * `task.train` and `task.test` with real data: every row (`all`) unless a number is written;
+ * `all` without that split's source is an error (a generator or stand-in needs a number).
+ */
+function realDataSizes(
+  root: Section,
+  task: Omit<TaskSpec, "params">,
+  source: TaskSpec["source"] | undefined,
+): Pick<TaskSpec, "train" | "test"> | null {
+  const section = root.section("task");
+  let ok = true;
+  const size = (split: "train" | "test") => {
+    const written = section?.entry(split);
+    if (!written) return source?.[split] ? "all" : task[split];
+    if (task[split] === "all" && !source?.[split]) {
+      section!.problems.add(
+        written.node.loc,
+        `task.${split}`,
+        `a number of samples (all: every row of task.source.${split}, real data only)`,
+        "all",
+      );
+      ok = false;
+    }
+    return task[split];
+  };
+  const out = { train: size("train"), test: size("test") };
+  return ok ? out : null;
 }

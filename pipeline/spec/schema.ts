@@ -86,8 +86,25 @@ export const TASK_FIELDS = {
     doc: "a registered task (tasks/registry.ts); its params are listed below",
   },
   image_size: bounded(LIMITS.imageSize, 32, "square image side in pixels", 8),
-  train: bounded(LIMITS.samples, 4000, "training samples per seed"),
-  test: bounded(LIMITS.samples, 500, "held-out test samples (one set, generated from test_seed)"),
+  train: {
+    type: "union",
+    options: [{ type: "int", min: 1, limit: LIMITS.samples }, { type: "enum", values: ["all"] }],
+    default: 4000,
+    doc: "training samples per seed; all: every row of task.source.train (the default with it)",
+  },
+  test: {
+    type: "union",
+    options: [{ type: "int", min: 1, limit: LIMITS.samples }, { type: "enum", values: ["all"] }],
+    default: 500,
+    doc: "held-out test samples (one set, generated from test_seed); all: every row of " +
+      "task.source.test (the default with it)",
+  },
+  subset_seed: {
+    type: "int",
+    min: 0,
+    default: 0,
+    doc: "real data: the seed that draws a subset of train or test rows (never a fine-tune's)",
+  },
   test_seed: {
     type: "int",
     min: 0,
@@ -105,6 +122,10 @@ export const TASK_FIELDS = {
     doc: "real-format tasks only: dataset files per split (none: the offline stand-in)",
     fields: {
       train: section("training data (task.source.train.*)", SOURCE_FIELDS),
+      val: section(
+        "validation data (task.source.val.*); none: rows held out of task.source.train",
+        SOURCE_FIELDS,
+      ),
       test: section("test data (task.source.test.*)", SOURCE_FIELDS),
     },
   },

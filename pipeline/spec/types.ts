@@ -14,10 +14,12 @@ export interface TaskSpec {
   /** Registry name, e.g. "grid-patch". */
   name: string;
   image_size: number;
-  /** Training samples per seed. */
-  train: number;
-  /** Held-out test samples (one set, generated from `test_seed`). */
-  test: number;
+  /** Training samples per seed; "all": every row of `source.train` (real data only). */
+  train: number | "all";
+  /** Held-out test samples (one set, generated from `test_seed`); "all": every test row. */
+  test: number | "all";
+  /** Real data: the seed that draws a subset of rows (the same for every fine-tune seed). */
+  subset_seed: number;
   /** Seed of the held-out set; neither it nor it + 1 (validation) may be one of `seeds`. */
   test_seed: number;
   /** Task parameters, merged with the task's defaults. */
@@ -26,7 +28,7 @@ export interface TaskSpec {
    * Real-format tasks only: dataset files per split (absolute paths after validation).
    * A split without a source uses the task's offline stand-in generator.
    */
-  source?: { train?: DataSource; test?: DataSource };
+  source?: { train?: DataSource; val?: DataSource; test?: DataSource };
 }
 
 export interface ModelSpec {

@@ -17,7 +17,11 @@ import { writeSamples } from "./_data_entry.ts";
  * a source, an offline stand-in written in the real format and read back by the same loader.
  */
 async function produceSamples(task: Task, p: DataParams, config: TaskConfig): Promise<Sample[]> {
-  if (task.generate) return task.generate(p.seed, p.n, config);
+  const n = p.n;
+  if (task.generate) {
+    if (n === "all") throw new Error(`task ${p.task} generates its data: n must be a number`);
+    return task.generate(p.seed, n, config);
+  }
   if (!task.load || !task.writeStandIn) throw new Error(`task ${p.task} has no data`);
   if (p.source) {
     const all = await task.load(p.source, config);
@@ -30,12 +34,13 @@ async function produceSamples(task: Task, p: DataParams, config: TaskConfig): Pr
       rows = p.split === "val" ? fixed.slice(0, held) : fixed.slice(held);
     }
     const order = new Rng(seedFrom(p.task, p.split, p.seed)).shuffle(rows);
-    return order.slice(0, p.n).sort((a, b) => a - b).map((i) => all[i]);
+    return (n === "all" ? order : order.slice(0, n)).sort((a, b) => a - b).map((i) => all[i]);
   }
+  if (n === "all") throw new Error(`task ${p.task}: a stand-in needs a number of samples`);
   const dir = await Deno.makeTempDir({ prefix: `klal-${p.task}-` });
   try {
-    const source = await task.writeStandIn(dir, p.seed, p.n, config);
-    return (await task.load(source, config)).slice(0, p.n);
+    const source = await task.writeStandIn(dir, p.seed, n, config);
+    return (await task.load(source, config)).slice(0, n);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -33,7 +33,8 @@ export interface DataParams {
   task: string;
   split: "train" | "val" | "test";
   seed: number;
-  n: number;
+  /** Samples; "all": every row of the source (real data). */
+  n: number | "all";
   image_size: number;
   patch_size: number;
   task_params: Record<string, unknown>;

@@ -201,14 +201,16 @@ async function paperArm(specPath: string, stepsOverride?: number) {
   const spec = await loadSpec(specPath, [], { tasks: TASKS });
   const task = TASKS[spec.task.name];
   if (!task.generate) throw new Error(`arm: ${spec.task.name} is not a generated task`);
+  const { train: trainN, test: testN } = spec.task;
+  if (trainN === "all" || testN === "all") throw new Error(`arm: ${specPath} has real data sizes`);
   const arm = Object.values(spec.arms).find((a) => (a.lambda ?? 0) > 0);
   if (!arm) throw new Error(`arm: ${specPath} has no arm with lambda > 0`);
   const patchSize = spec.model.patch_size;
   const config = { imageSize: spec.task.image_size, patchSize, params: spec.task.params };
   let started = performance.now();
-  const trainSamples = task.generate(spec.seeds[0], spec.task.train, config);
+  const trainSamples = task.generate(spec.seeds[0], trainN, config);
   const valSamples = task.generate(spec.task.test_seed + 1, spec.train.eval_samples, config);
-  const testSamples = task.generate(spec.task.test_seed, spec.task.test, config);
+  const testSamples = task.generate(spec.task.test_seed, testN, config);
   const tokenizer = new Tokenizer(task.vocabulary);
   const layout = layoutFor(trainSamples, tokenizer, patchSize);
   const data = encodeSamples(trainSamples, tokenizer, layout, patchSize);

@@ -166,8 +166,8 @@ export interface PaperRecord {
     trainSteps: number;
     batchSize: number;
     lr: number;
-    trainSamples: number;
-    testSamples: number;
+    trainSamples: number | "all";
+    testSamples: number | "all";
     testSeed: number;
     seeds: number[];
     /** Samples seen in fine-tuning: steps x batch. */
