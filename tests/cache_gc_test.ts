@@ -107,8 +107,8 @@ Deno.test("a running experiment holds the cache: gc during its stages deletes no
     jobs: 1,
     log: () => {},
   });
-  assert.equal(summary.stages.length, 7);
-  assert.equal(during.length, 6);
+  assert.equal(summary.stages.length, 8);
+  assert.equal(during.length, 7);
   for (const out of during) {
     assert.equal(out.code, 1, out.stdout + out.stderr);
     assert.match(out.stderr, new RegExp(`an experiment is running \\(pid ${Deno.pid} .*: gc-lock`));

@@ -40,7 +40,7 @@ Deno.test("cache ls lists entries with their users; gc keeps what specs or last 
   const ls = await t.ls();
   assert.equal(ls.code, 0, ls.stderr);
   assert.match(ls.stdout, /finetune:ntp:s0\s+cache-tools/);
-  assert.match(ls.stdout, /^7 entries, [\d.]+ (KB|MB) in /m);
+  assert.match(ls.stdout, /^8 entries, [\d.]+ (KB|MB) in /m);
 
   // No spec under the experiments folder names this experiment, but its last run (refs/)
   // used every entry: nothing is garbage.
@@ -48,7 +48,7 @@ Deno.test("cache ls lists entries with their users; gc keeps what specs or last 
   assert.equal(keep.code, 0, keep.stderr);
   assert.doesNotMatch(keep.stdout, /removed/);
   assert.match(keep.stdout, /^0 unreferenced entries, 0 B freed/m);
-  assert.match((await t.ls()).stdout, /^7 entries/m);
+  assert.match((await t.ls()).stdout, /^8 entries/m);
 
   // An entry nothing uses (as a run of older code or params leaves behind) is garbage.
   const stale = "ab" + "0".repeat(62);
@@ -62,12 +62,12 @@ Deno.test("cache ls lists entries with their users; gc keeps what specs or last 
   assert.match(dry.stdout, /^would remove ab0000000000\s+data:old$/m);
   assert.match(dry.stdout, /^1 unreferenced entries, .* \(dry run: add --apply to delete\)/m);
   // ...but a dry run deletes nothing.
-  assert.match((await t.ls()).stdout, /^8 entries/m);
+  assert.match((await t.ls()).stdout, /^9 entries/m);
   const apply = await t.gc("--apply");
   assert.equal(apply.code, 0, apply.stderr);
   assert.match(apply.stdout, /^removed ab0000000000\s+data:old$/m);
   assert.match(apply.stdout, /^1 unreferenced entries, .* freed/m);
-  assert.match((await t.ls()).stdout, /^7 entries/m);
+  assert.match((await t.ls()).stdout, /^8 entries/m);
 
   // Without refs/, the entries are in use while a spec under the experiments folder plans to
   // them, and garbage once it is gone.
@@ -79,7 +79,7 @@ Deno.test("cache ls lists entries with their users; gc keeps what specs or last 
   await Deno.remove(`${t.dir}/experiments/cache-tools.yaml`);
   const unplanned = await t.gc();
   assert.match(unplanned.stdout, /would remove \w{12}\s+finetune:ntp:s0/);
-  assert.match(unplanned.stdout, /^7 unreferenced entries/m);
+  assert.match(unplanned.stdout, /^8 unreferenced entries/m);
 
   const bad = await runScript("pipeline/commands/cache.ts", ["prune"], {
     KLAL_CACHE_DIR: `${t.dir}/cache`,
@@ -109,7 +109,7 @@ Deno.test("a corrupted manifest: ls lists it, a dry run will run it, the run mov
   assert.equal(ls.code, 0, ls.stderr);
   assert.match(ls.stdout, /\(corrupted: manifest\.json: not valid JSON .*\) cache-tools/);
   assert.match(ls.stdout, /\(corrupted: manifest\.json: missing or malformed files\) cache-tools/);
-  assert.match(ls.stdout, /^7 entries, 2 corrupted \(the next run recomputes them\), /m);
+  assert.match(ls.stdout, /^8 entries, 2 corrupted \(the next run recomputes them\), /m);
 
   const dry = await t.run("--dry-run");
   assert.equal(dry.code, 0, dry.stderr);
@@ -133,7 +133,7 @@ Deno.test("a corrupted manifest: ls lists it, a dry run will run it, the run mov
   assert.match(second.stdout, /run\s+eval:ntp:s0/);
   assert.equal([...Deno.readDirSync(`${cacheDir}/evicted`)].length, 2);
   const after = await t.ls();
-  assert.match(after.stdout, /^7 entries, [\d.]+ (KB|MB) in /m);
+  assert.match(after.stdout, /^8 entries, [\d.]+ (KB|MB) in /m);
   assert.doesNotMatch(after.stdout, /corrupted/);
   await Deno.remove(t.dir, { recursive: true });
 });

@@ -106,7 +106,7 @@ Deno.test("flipped bytes: eval and report refuse them, cache verify names them, 
   const verify = await runScript("pipeline/commands/cache.ts", ["verify"], env);
   assert.equal(verify.code, 1, verify.stderr);
   assert.match(verify.stdout, /damaged [0-9a-f]{12} {2}finetune:ntp:s0: weights\.f32: content/);
-  assert.match(verify.stdout, /^1 of 7 entries damaged/m);
+  assert.match(verify.stdout, /^1 of 8 entries damaged/m);
 
   // One digit of an eval entry's accuracy changed: the rebuilt report must not show it.
   const evalEntry = await cacheEntryOf(`${dir}/cache`, "eval:ntp:s0");
@@ -130,7 +130,7 @@ Deno.test("flipped bytes: eval and report refuse them, cache verify names them, 
   assert.equal(await Deno.readTextFile(`${dir}/reports/integrity-tiny/table.md`), tableBefore);
   const clean = await runScript("pipeline/commands/cache.ts", ["verify"], env);
   assert.equal(clean.code, 0, clean.stdout);
-  assert.match(clean.stdout, /^7 entries, all sound$/m);
+  assert.match(clean.stdout, /^8 entries, all sound$/m);
 
   // The same experiment name from another spec file replaces the report, and says so.
   await Deno.copyFile(spec, `${dir}/other.yaml`);

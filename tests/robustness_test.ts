@@ -69,7 +69,7 @@ Deno.test("two processes on one spec: each stage is computed once, both finish",
   const computed = [...(a.stdout + b.stdout).matchAll(/^\s+done (\S+) in /gm)].map((m) => m[1]);
   const stages = computed.filter((id) => id !== "report");
   assert.equal(new Set(stages).size, stages.length, `computed twice: ${stages.sort().join(" ")}`);
-  assert.equal(stages.length, 14, stages.join(" "));
+  assert.equal(stages.length, 15, stages.join(" "));
   // The waiting process says so, and no temp files are left behind.
   assert.match(a.stdout + b.stdout, /another process computed it/);
   assert.deepEqual([...Deno.readDirSync(`${t.dir}/cache/tmp`)], []);

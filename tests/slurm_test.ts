@@ -225,7 +225,7 @@ Deno.test({
         assert.match(slurmRun.stdout, /10 stages, 0 cached, 10 to run/);
         // Every worker stage was a Slurm job, and its progress streamed back by stage id.
         const jobs = [...slurmRun.stderr.matchAll(/^\s+\[(\S+)\] slurm job \d+$/gm)];
-        assert.equal(jobs.length, 8, slurmRun.stderr);
+        assert.equal(jobs.length, 9, slurmRun.stderr);
         assert.match(
           slurmRun.stderr,
           /\[finetune:klal:s0\] slurm-tiny finetune:klal:s0 \[#+\] 4\/4/,
@@ -260,7 +260,7 @@ Deno.test({
         assert.equal(run.code, 1, run.stdout + run.stderr);
         assert.match(
           run.stderr,
-          /stage data:pixmo-points:test:s1000 failed: slurm job \d+ \(klal-data:pixmo-points:test:s1000\) ended FAILED, exit code 1:0, reason NonZeroExitCode/,
+          /stage data:pixmo-points:test:s0 failed: slurm job \d+ \(klal-data:pixmo-points:test:s0\) ended FAILED, exit code 1:0, reason NonZeroExitCode/,
         );
         assert.match(run.stderr, /worker error: .*bad\.jsonl row 1: expected "image_url"/);
       });
@@ -314,12 +314,12 @@ Deno.test({
         let stderr = "";
         const ids = () => [...stderr.matchAll(/slurm job (\d+)/g)].map((m) => m[1]);
         const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-        while (ids().length < 3) { // the three data stages are ready at once
+        while (ids().length < 4) { // the four data stages are ready at once
           const { value, done } = await reader.read();
           if (done) break;
           stderr += value;
         }
-        assert.equal(ids().length, 3, stderr);
+        assert.equal(ids().length, 4, stderr);
         child.kill("SIGINT");
         for (;;) {
           const { value, done } = await reader.read();
@@ -327,7 +327,7 @@ Deno.test({
           stderr += value;
         }
         assert.equal((await child.status).code, 130, stderr);
-        assert.match(stderr, /cancelling 3 slurm job/);
+        assert.match(stderr, /cancelling 4 slurm job/);
         const states = await command("squeue", [
           "-h",
           "-t",
@@ -337,7 +337,7 @@ Deno.test({
           "-o",
           "%T",
         ]);
-        assert.deepEqual(states.stdout.trim().split("\n"), ["CANCELLED", "CANCELLED", "CANCELLED"]);
+        assert.deepEqual(states.stdout.trim().split("\n"), new Array(4).fill("CANCELLED"));
       });
     } finally {
       Deno.env.delete("SLURM_CONF");
