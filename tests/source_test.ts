@@ -388,6 +388,23 @@ arms: { ntp: { lambda: 0 } }
   assert.equal(byId.get("data:grounding:train:s7")!.n, "all");
   const cache = new Cache(`${dir}/cache`);
   const resolved = await resolvePlan(buildPlan(own));
+  // The data's words join the Base's vocabulary; the report says what each split brought:
+  // "val" and "test" are words no training prompt holds.
+  const vocabulary = (paramsOf(resolved.find((s) => s.kind === "pretrain")!).model as {
+    vocabulary: string[];
+  }).vocabulary;
+  for (const w of ["train", "val", "test", "point"]) assert.ok(vocabulary.includes(w), w);
+  const report = paramsOf(resolved.find((s) => s.kind === "report")!).vocabulary as {
+    splits: Record<
+      string,
+      { prompts: number; tokens: number; unseenTokens: number; unseenExamples: string[] }
+    >;
+  };
+  assert.deepEqual(Object.keys(report.splits), ["test", "train", "val"]);
+  assert.equal(report.splits.train.prompts, 5);
+  assert.equal(report.splits.train.tokens, 5 * 5); // "point to the train 0"
+  assert.equal(report.splits.test.unseenTokens, 3);
+  assert.deepEqual(report.splits.test.unseenExamples, ["test"]);
   const train = resolved.find((s) => s.id === "data:grounding:train:s7")!;
   await runStage(train, { cache, experiment: "all-rows" });
   const samples = await loadSamples(cache, train.key);

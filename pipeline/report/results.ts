@@ -87,6 +87,7 @@ export function resultsJson(input: ReportInput): string {
       stages,
       floors: input.floors ?? {},
       baseSkills: input.baseSkills ?? [],
+      vocabulary: input.vocabulary ?? null,
       table1Headers: TABLE1_HEADERS,
       table1: rows1.map((r) => ({
         task: r.task,

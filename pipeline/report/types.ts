@@ -74,6 +74,8 @@ export interface ReportInput {
   items?: ItemSet[];
   /** Per task, how much of its test prompts the Base's pretraining prompts hold. */
   promptOverlap?: Record<string, PromptOverlap>;
+  /** Real data: the words its prompts added to the model's vocabulary, per split. */
+  vocabulary?: VocabularyReport;
   /** Per Base (its pretrain stage), what it answers of each mix kind on held-out samples. */
   baseSkills?: BaseSkills[];
   /**
@@ -170,4 +172,26 @@ export interface BreakdownRow {
   difficulty: string;
   correct: number;
   n: number;
+}
+
+/** What one split's prompts hold. */
+export interface SplitWords {
+  /** Prompts read (every row of the split's file). */
+  prompts: number;
+  /** Word tokens in them, and distinct words. */
+  tokens: number;
+  distinct: number;
+  /** Distinct words the Base's vocabulary did not have (added from the data). */
+  added: number;
+  /** Word tokens of this split whose word no training prompt holds (0 for train). */
+  unseenTokens: number;
+  /** A few of those words, most frequent first. */
+  unseenExamples: string[];
+}
+
+/** The data's contribution to the vocabulary, per split. */
+export interface VocabularyReport {
+  /** Words the data added to the Base's. */
+  added: number;
+  splits: Record<string, SplitWords>;
 }

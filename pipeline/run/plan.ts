@@ -26,6 +26,8 @@ import {
   type EvalParams,
   finetuneLayers,
   type FinetuneParams,
+  type PretrainParams,
+  type ReportParams,
   type ResolvedStage,
   type Stage,
   type StageKind,
@@ -34,6 +36,7 @@ import {
 import { taskModulePath } from "../stages/_common.ts";
 import { projectUrl } from "../lib/paths.ts";
 import { UsageError } from "../lib/cli.ts";
+import { dataVocabulary } from "./vocabulary.ts";
 
 export type { ResolvedStage, Stage, StageKind } from "../stages/types.ts";
 
@@ -373,6 +376,21 @@ export function buildPlan(spec: Spec): Stage[] {
 /** Resolve every stage's key, in order (inputs always precede their consumers). */
 export async function resolvePlan(stages: Stage[]): Promise<ResolvedStage[]> {
   const byId = new Map<string, ResolvedStage>();
+  // Real data: its prompts' words join every Base's vocabulary (stored in its checkpoint and
+  // shared by what starts from it); the report records what each split brought.
+  const pretrain = stages.find((s) => s.kind === "pretrain");
+  const base = pretrain ? (pretrain.params as PretrainParams).model.vocabulary : [];
+  const data = await dataVocabulary(stages, TASKS, base);
+  if (data) {
+    for (const stage of stages) {
+      if (stage.kind === "pretrain") {
+        const model = (stage.params as PretrainParams).model;
+        model.vocabulary = [...new Set([...model.vocabulary, ...data.words])].sort();
+      } else if (stage.kind === "report") {
+        (stage.params as ReportParams).vocabulary = data.report;
+      }
+    }
+  }
   for (const stage of stages) {
     const inputKeys: Record<string, string> = {};
     for (const [name, id] of Object.entries(stage.inputs)) {

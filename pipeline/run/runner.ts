@@ -2,6 +2,8 @@
  * The runner: plan a spec, skip what the cache has, run the rest (independent stages in
  * parallel worker processes), then publish the report to `reports/<name>/`.
  */
+import { vocabularyLines } from "./vocabulary.ts";
+import type { ReportParams } from "../stages/types.ts";
 import { isNotWritable, SetupError, UsageError } from "../lib/cli.ts";
 import { replaceFolderAtomic, writeJsonAtomic } from "../lib/atomic.ts";
 import type { Cache } from "../cache/store.ts";
@@ -190,6 +192,8 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
     `${spec.name}: ${plan.length} stages, ${plan.length - toRun.length} cached, ` +
       `${toRun.length} to run`,
   );
+  const words = plan.find((s) => s.kind === "report")?.params as ReportParams | undefined;
+  if (words?.vocabulary) { for (const line of vocabularyLines(words.vocabulary)) log(line); }
 
   const jobs = Math.max(1, options.jobs ?? navigator.hardwareConcurrency ?? 1);
   const running = new Map<string, Promise<void>>();

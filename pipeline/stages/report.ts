@@ -204,7 +204,10 @@ export async function runReport(
   extra: ReportExtra,
 ) {
   const spec = stage.params.spec;
-  const input = await reportInput(spec, extra.stages, ctx.cache, extra.statuses);
+  const input = {
+    ...await reportInput(spec, extra.stages, ctx.cache, extra.statuses),
+    ...(stage.params.vocabulary ? { vocabulary: stage.params.vocabulary } : {}),
+  };
   const scratch = await Deno.makeTempDir({ prefix: "klal-report-" });
   try {
     await writeReport(`${scratch}/report`, input);

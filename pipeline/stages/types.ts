@@ -9,6 +9,7 @@
  * Type-only but for the one rule both sides share (which layers a fine-tune's KLAL covers), so
  * that a stage's import closure, and so its code version, gains nothing else by importing it.
  */
+import type { VocabularyReport } from "../report/types.ts";
 import type { DataSource } from "../../tasks/task.ts";
 import type { ArmSpec, BaseSpec, ModelSpec, Spec, TrainSpec } from "../spec/types.ts";
 
@@ -127,6 +128,8 @@ export interface ChooseLrParams {
 /** The report of a whole plan: the resolved spec, without where its stages ran. */
 export interface ReportParams {
   spec: Spec & { executor?: undefined };
+  /** Real data: the words its prompts added to the vocabulary, per split. */
+  vocabulary?: VocabularyReport;
 }
 
 /** Each kind's params. */
