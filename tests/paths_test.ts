@@ -34,6 +34,12 @@ async function copyProject(dest: string) {
       .output();
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   }
+  // The example specs read the fixtures made for them.
+  await Deno.mkdir(`${dest}/tests/fixtures`, { recursive: true });
+  const fixtures = await new Deno.Command("cp", {
+    args: ["-r", `${REPO}/tests/fixtures/own-data`, `${dest}/tests/fixtures/`],
+  }).output();
+  assert.equal(fixtures.code, 0, new TextDecoder().decode(fixtures.stderr));
   for (const file of ["deno.json", "deno.lock"]) {
     await Deno.copyFile(`${REPO}/${file}`, `${dest}/${file}`);
   }
