@@ -26,3 +26,8 @@ export function boxIou(a: PercentBox, b: PercentBox): number {
   const union = area(a) + area(b) - inter;
   return union > 0 ? inter / union : 0;
 }
+
+/** A box as answer text: `X1 Y1 X2 Y2`, integer percent clamped to 0..100. */
+export function formatBox(box: PercentBox): string {
+  return box.map((v) => String(Math.min(100, Math.max(0, Math.round(v))))).join(" ");
+}

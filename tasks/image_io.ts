@@ -114,6 +114,20 @@ const startsWith = (b: Uint8Array, text: string, at = 0) =>
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
+/** `decodeImage`, with an error that names the image and where it was asked for. */
+export async function decodeNamed(
+  bytes: Uint8Array,
+  size: number,
+  name: string,
+  where: string,
+): Promise<DecodedImage> {
+  try {
+    return await decodeImage(bytes, size);
+  } catch (e) {
+    throw new Error(`${where}: cannot decode image ${showName(name)} (${(e as Error).message})`);
+  }
+}
+
 /**
  * The format and size an image file's header gives, read without decoding: PNG (IHDR),
  * JPEG (the first SOF marker), GIF (logical screen), WebP (VP8, VP8L or VP8X) or BMP

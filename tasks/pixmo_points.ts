@@ -55,8 +55,8 @@ interface PixmoParams {
   limit: number;
 }
 
-/** `task.params`, declared once: type, range, default and doc (docs/spec-keys.md). */
-const PARAMS = defineParams({
+/** The point fields a pointing task declares: hit radius and the map's sigma. */
+export const POINT_FIELDS = {
   radius: {
     type: "number",
     min: 0,
@@ -75,6 +75,11 @@ const PARAMS = defineParams({
     default: 0.75,
     doc: "Gaussian sigma of the ground-truth map",
   },
+} as const;
+
+/** `task.params`, declared once: type, range, default and doc (docs/spec-keys.md). */
+const PARAMS = defineParams({
+  ...POINT_FIELDS,
   limit: { type: "int", min: 0, default: 0, doc: "read at most this many samples (0: all)" },
 });
 

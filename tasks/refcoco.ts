@@ -31,7 +31,7 @@ import { Parser } from "pickleparser";
 import {
   baseName,
   type DecodedImage,
-  decodeImage,
+  decodeNamed,
   describeValue as describe,
   encodePng,
   isRecord,
@@ -43,9 +43,10 @@ import {
   showName,
 } from "./image_io.ts";
 import { patchMassOfRect } from "./draw.ts";
-import { boxIou, parseBox, type PercentBox } from "./boxes.ts";
+import { boxIou, formatBox, parseBox, type PercentBox } from "./boxes.ts";
+import { promptWords } from "./text.ts";
 
-export { boxIou, parseBox, type PercentBox };
+export { boxIou, formatBox, parseBox, type PercentBox };
 import {
   chooseExpressions,
   generateScene,
@@ -303,15 +304,7 @@ export function writePickle(value: PickleValue): Uint8Array {
 // Text, boxes, scoring.
 
 /** Words of an expression: lower-cased, punctuation split off as words of its own. */
-export function expressionWords(text: string): string[] {
-  return text.toLowerCase().replace(/([.,!?;:"()[\]{}])/g, " $1 ").trim().split(/\s+/)
-    .filter((w) => w !== "");
-}
-
-/** A box as answer text: `X1 Y1 X2 Y2`, integer percent clamped to 0..100. */
-export function formatBox(box: PercentBox): string {
-  return box.map((v) => String(Math.min(100, Math.max(0, Math.round(v))))).join(" ");
-}
+export const expressionWords = promptWords;
 
 /** The percent box of a COCO `[x, y, w, h]` pixel box in a `width` x `height` image. */
 export function percentBox(bbox: readonly number[], width: number, height: number): PercentBox {
@@ -386,14 +379,6 @@ async function readImageFile(dir: string, name: string, where: string): Promise<
       throw new Error(`${where}: image ${showName(name)} not found in ${showName(dir)}`);
     }
     throw e;
-  }
-}
-
-async function decodeOrThrow(bytes: Uint8Array, size: number, name: string, where: string) {
-  try {
-    return await decodeImage(bytes, size);
-  } catch (e) {
-    throw new Error(`${where}: cannot decode image ${showName(name)} (${(e as Error).message})`);
   }
 }
 
@@ -668,7 +653,7 @@ async function load(source: DataSource, config: TaskConfig): Promise<Sample[]> {
     let pending = decoded.get(row.imageKey);
     if (!pending) {
       pending = row.readImage().then((bytes) =>
-        decodeOrThrow(bytes, config.imageSize, row.imageName, row.where)
+        decodeNamed(bytes, config.imageSize, row.imageName, row.where)
       );
       decoded.set(row.imageKey, pending);
     }
