@@ -415,6 +415,11 @@ arms: { ntp: { lambda: 0 } }
   // Without its own file, validation rows are held out of the training file.
   const carved = buildPlan(parseSpec(text(""), `${dir}/x.yaml`, [], { tasks: TASKS }));
   assert.equal(paramsOf(carved.find((s) => s.id === "data:grounding:val:s7")!).holdout, 2);
+  // The training file read for validation too counts once, as train.
+  const carvedReport = paramsOf((await resolvePlan(carved)).find((s) => s.kind === "report")!)
+    .vocabulary as { splits: Record<string, { prompts: number }> };
+  assert.deepEqual(Object.keys(carvedReport.splits), ["test", "train"]);
+  assert.equal(carvedReport.splits.train.prompts, 5);
   // "all" needs the split's file.
   const noTest = text("", "\n  test: 5").replace(
     "    test: { path: test.jsonl, images: images }\n",

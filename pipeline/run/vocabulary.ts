@@ -25,9 +25,11 @@ export async function dataVocabulary(
   const bySplit = new Map<string, Map<string, number>>();
   const prompts = new Map<string, number>();
   const seen = new Set<string>();
-  for (const stage of stages) {
-    if (stage.kind !== "data") continue;
-    const p = stage.params as DataParams;
+  // Training files first, so that a file read for two splits counts as train.
+  const order = ["train", "val", "test"];
+  const data = stages.filter((s) => s.kind === "data").map((s) => s.params as DataParams)
+    .sort((a, b) => order.indexOf(a.split) - order.indexOf(b.split));
+  for (const p of data) {
     const task = tasks[p.task];
     if (!p.source || !task?.prompts) continue;
     // The same file read for two splits (validation held out of train) counts once, as train.
