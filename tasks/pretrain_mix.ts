@@ -27,6 +27,8 @@
  * - box: "find the red triangle ?" -> "21 40 47 66": the object kind's images, the answer the
  *   asked object's box "X1 Y1 X2 Y2" in integer percent (RefCOCO's answer form), right at IoU
  *   >= 0.5
+ * - label: "locate the letter C ?" -> "37 , 62": 2 to 4 small dark letters, each inside one
+ *   patch (the size of Line Tracing's node labels), the answer the asked letter's centre
  *
  * Shapes are circles and squares at random pixel positions, one per image quadrant, on a
  * light noisy background. Nothing is grid-aligned, and with the default wording no prompt has
@@ -326,7 +328,8 @@ export const pretrainMix: SyntheticTask = {
    */
   score(prediction: string, sample: Sample): boolean {
     if (sample.meta.difficulty === "box") return boxScore(prediction, sample);
-    return sample.meta.difficulty === "point" || sample.meta.difficulty === "object"
+    const kind = sample.meta.difficulty;
+    return kind === "point" || kind === "object" || kind === "label"
       ? pointScore(prediction, sample)
       : exactMatch(prediction, sample);
   },

@@ -2,7 +2,7 @@
  * The transferable question kinds of the pretraining mix (./pretrain_mix.ts), beyond its
  * original four: pointing at a shape, counting the shapes of one colour, reading the
  * letter in a square, whether a curve touches a square, comparing two shapes' positions,
- * and naming the cell of the model's patch grid a shape's centre lies in. Generic skills
+ * finding a small letter by its name (as Line Tracing's node labels), and naming the cell of the model's patch grid a shape's centre lies in. Generic skills
  * the tasks build on, never a task's data or prompt form; their answers share the tasks'
  * answer forms ("X , Y" in percent, "ROW , COLUMN", numbers, yes / no).
  *
@@ -48,6 +48,7 @@ export const SKILL_KINDS = [
   "cell",
   "object",
   "box",
+  "label",
 ] as const;
 export type SkillKind = typeof SKILL_KINDS[number];
 
@@ -265,6 +266,43 @@ function drawNamedObjects(
   return { name, centre, count };
 }
 
+/**
+ * The label kind's layout: 2 to 4 distinct letters at scale 1, dark on the background, each
+ * inside one cell of a grid of cells of max(patch, glyph) px (so at patch 8 one visual token
+ * holds the whole letter), no two in cells that touch (even at a corner). The asked letter's
+ * ink goes into `mask`. Returns it, the centre of its glyph box (px) and the count.
+ */
+function drawLabels(
+  rng: Rng,
+  image: RgbImage,
+  config: TaskConfig,
+  mask: Uint8Array,
+): { letter: string; centre: { cx: number; cy: number }; count: number } {
+  const size = image.width;
+  const cell = Math.max(config.patchSize, GLYPH_WIDTH + 1, GLYPH_HEIGHT + 1);
+  const side = Math.floor(size / cell);
+  const wanted = rng.int(2, MAX_SHAPES);
+  const cells: Array<[number, number]> = [];
+  for (const k of rng.shuffle(Array.from({ length: side * side }, (_, i) => i))) {
+    const [r, c] = [Math.floor(k / side), k % side];
+    if (cells.every(([r2, c2]) => Math.max(Math.abs(r - r2), Math.abs(c - c2)) >= 2)) {
+      cells.push([r, c]);
+    }
+    if (cells.length === wanted) break;
+  }
+  const letters = rng.shuffle([...LETTERS]).slice(0, cells.length);
+  const asked = rng.int(0, cells.length - 1);
+  let centre = { cx: 0, cy: 0 };
+  for (let s = 0; s < cells.length; s++) {
+    const [r, c] = cells[s];
+    const x = c * cell + rng.int(0, cell - GLYPH_WIDTH);
+    const y = r * cell + rng.int(0, cell - GLYPH_HEIGHT);
+    drawText(image, letters[s], x, y, 1, INK, s === asked ? mask : undefined);
+    if (s === asked) centre = { cx: x + GLYPH_WIDTH / 2, cy: y + GLYPH_HEIGHT / 2 };
+  }
+  return { letter: letters[asked], centre, count: cells.length };
+}
+
 /** Percent of the image side, rounded to an integer in [0, 100]. */
 function percent(px: number, size: number): number {
   return Math.min(100, Math.max(0, Math.round((100 * px) / size)));
@@ -337,6 +375,16 @@ export function skillSample(
       prompt = `find the ${name} ?`;
       answer = box.join(" ");
       Object.assign(meta, { name, box, shapes: count });
+      break;
+    }
+    case "label": {
+      // Small dark letters, each wholly inside one patch (Line Tracing's node labels), no two
+      // in touching patches; the answer is the asked letter's centre in percent.
+      const { letter, centre, count } = drawLabels(rng, image, config, mask);
+      const point: [number, number] = [(100 * centre.cx) / size, (100 * centre.cy) / size];
+      prompt = `locate the letter ${letter} ?`;
+      answer = `${percent(centre.cx, size)} , ${percent(centre.cy, size)}`;
+      Object.assign(meta, { letter, point, letters: count });
       break;
     }
     case "cell": {

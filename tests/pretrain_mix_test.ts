@@ -233,6 +233,7 @@ const SKILLS = [
   "cell",
   "object",
   "box",
+  "label",
 ] as const;
 const only = (kind: string, size = 64, patch = 8) => config(size, patch, { kinds: [kind] });
 
@@ -281,7 +282,8 @@ Deno.test("pretrain-mix: every kind is deterministic per seed, and drawn uniform
   const samples = pretrainMix.generate(2, 1800, cfg);
   for (const kind of kinds) {
     const share = samples.filter((s) => s.meta.difficulty === kind).length / samples.length;
-    assert.ok(share > 0.08 && share < 0.145, `${kind}: ${share}`);
+    const expected = 1 / kinds.length; // 1,800 draws: a standard error of about 0.0065
+    assert.ok(Math.abs(share - expected) < 0.025, `${kind}: ${share} against ${expected}`);
   }
   const vocab = new Set(pretrainMix.vocabulary);
   for (const s of samples) {
@@ -489,6 +491,54 @@ Deno.test("pretrain-mix letter: the glyph inside the asked square; the map is th
     }
     assert.ok(letters.size >= 8, [...letters].join(""));
   }
+});
+
+Deno.test("pretrain-mix label: small letters, each inside one patch, none touching; the answer is the asked letter's centre", () => {
+  const size = 64, patch = 8;
+  const counts = new Set<number>();
+  for (const s of pretrainMix.generate(7, 80, only("label", size, patch))) {
+    const letter = /^locate the letter ([A-J]) \?$/.exec(s.prompt)![1];
+    // The ink, grouped by the patch it lies in: each group is one glyph's box.
+    const dark = (p: number) => s.image.data[3 * p] < 0.3;
+    const byPatch = new Map<number, number[]>();
+    for (let p = 0; p < size * size; p++) {
+      if (!dark(p)) continue;
+      const k = Math.floor(Math.floor(p / size) / patch) * 8 + Math.floor((p % size) / patch);
+      byPatch.set(k, [...(byPatch.get(k) ?? []), p]);
+    }
+    const patches = [...byPatch.keys()];
+    counts.add(patches.length);
+    assert.ok(patches.length >= 2 && patches.length <= 4, s.prompt);
+    for (const a of patches) {
+      for (const b of patches) {
+        if (a === b) continue;
+        const apart = Math.max(Math.abs((a >> 3) - (b >> 3)), Math.abs((a & 7) - (b & 7)));
+        assert.ok(apart >= 2, `patches ${a} and ${b} touch`);
+      }
+    }
+    // The map is one of those glyphs; drawn again from the asked letter, it matches the ink.
+    const marked = [...s.target].flatMap((v, i) => v > 0 ? [i] : []);
+    assert.equal(marked.length, 1);
+    const ink = byPatch.get(marked[0])!;
+    const xs = ink.map((p) => p % size), ys = ink.map((p) => Math.floor(p / size));
+    const [x0, y0] = [Math.min(...xs), Math.min(...ys)];
+    // The glyph's box starts at its leftmost column of ink (every glyph A-J has ink in column
+    // 0 but I and J: redraw at each start the box allows and keep the one that matches).
+    const starts = [0, 1, 2].map((d) => x0 - d).filter((x) => x >= 0);
+    const start = starts.find((x) => {
+      const e = blankImage(size, LIGHT_BACKGROUND);
+      drawText(e, letter, x, y0, 1, [0, 0, 0]);
+      return ink.every((p) => e.data[3 * p] === 0) &&
+        ink.length === [...Array(size * size).keys()].filter((p) => e.data[3 * p] === 0).length;
+    });
+    assert.ok(start !== undefined, `${letter} drawn at ${x0},${y0}`);
+    const [cx, cy] = s.answer.split(" , ").map(Number);
+    assert.equal(cx, Math.round((100 * (start! + 2.5)) / size));
+    assert.equal(cy, Math.round((100 * (y0 + 3.5)) / size));
+    assert.equal(pretrainMix.score(s.answer, s), true);
+    assert.equal(pretrainMix.score(`${cx} , ${cy > 50 ? cy - 15 : cy + 15}`, s), false);
+  }
+  assert.deepEqual([...counts].sort(), [2, 3, 4]);
 });
 
 Deno.test("pretrain-mix curve: touching by hand, and answers that follow the drawn curve", () => {
