@@ -419,6 +419,8 @@ interface RefRow {
   imageKey: string;
   /** The image's file name, for messages and `meta.file`. */
   imageName: string;
+  /** The image file it reads (none when its bytes are embedded in the row). */
+  imagePath?: string;
   readImage(): Promise<Uint8Array>;
   /** The box in percent, given the decoded image. */
   box(image: DecodedImage): PercentBox;
@@ -531,6 +533,7 @@ async function* refsRows(source: DataSource, params: RefcocoParams): AsyncGenera
       where,
       imageKey: name,
       imageName: name,
+      imagePath: `${imagesDir}/${name}`,
       readImage: () => readImageFile(imagesDir, name, where),
       // The annotation's pixels are those of instances.json's width x height.
       box: () => percentBox(bbox, width, height),
@@ -587,6 +590,7 @@ async function* exportRows(source: DataSource, params: RefcocoParams): AsyncGene
       // Embedded bytes belong to their row; a named file is shared by the rows naming it.
       imageKey: bytes ? `embedded image of row ${row}` : name,
       imageName: name,
+      imagePath: bytes ? undefined : `${imagesDir}/${name}`,
       readImage: () => bytes ? Promise.resolve(bytes) : readImageFile(imagesDir, name, where),
       box: (image) => percentBox(bbox, image.naturalWidth, image.naturalHeight),
       texts: texts.map((text) => ({
@@ -782,6 +786,18 @@ export const refcoco: RealFormatTask = {
   /** The pickle format reads COCO's instances.json beside its refs; the export reads one file. */
   sourceFiles(source) {
     return /\.(p|pkl|pickle)$/i.test(source.path) ? [instancesPathOf(source)] : [];
+  },
+  /** The image files the split's rows name (embedded images are in the annotation file). */
+  async images(source, config) {
+    const params = paramsOf(config);
+    const out = new Set<string>();
+    let n = 0;
+    for await (const row of rowsOf(source, params)) {
+      if (row.imagePath) out.add(row.imagePath);
+      n += row.texts.length;
+      if (params.limit > 0 && n >= params.limit) break;
+    }
+    return [...out];
   },
   /** `iou`: IoU of the predicted and ground-truth boxes (0 when unparseable). */
   metrics(prediction: string, sample: Sample): Record<string, number> {

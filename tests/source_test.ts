@@ -9,6 +9,9 @@ import { loadSamples } from "../pipeline/stages/_data_entry.ts";
 import { TASKS } from "../tasks/registry.ts";
 import { encodePng, sha256Hex } from "../tasks/image_io.ts";
 import { writePickle } from "../tasks/refcoco.ts";
+import { FileDigests } from "../pipeline/lib/file_digest.ts";
+import type { DataParams } from "../pipeline/stages/types.ts";
+import { UsageError } from "../pipeline/lib/cli.ts";
 
 const spec = (task: string, source: string) => `
 name: source-test
@@ -333,7 +336,62 @@ Deno.test("task.source: RefCOCO's instances.json is part of the data key; a miss
   await Deno.writeTextFile(instances, JSON.stringify(coco));
   assert.notEqual(await trainKey(), before, "an edited instances.json is new data");
   await Deno.remove(instances);
-  await assert.rejects(trainKey(), /instances\.json: no such file \(read with .*refs\(unc\)\.p\)/);
+  await assert.rejects(trainKey(), /instances\.json: no such file \(named by .*refs\(unc\)\.p\)/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("task.source: every image the source names is in the data key by content, through a memo on size and mtime", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "klal-source-images-" });
+  for (const task of ["refcoco", "grounding"]) {
+    const config = { imageSize: 32, patchSize: 8, params: { ...TASKS[task].defaultParams } };
+    const written = await TASKS[task].writeStandIn!(`${dir}/${task}`, 3, 6, config);
+    const rel = (p: string) => p.replace(`${dir}/`, "");
+    const text = spec(
+      task,
+      `    train: { path: ${rel(written.path)}, images: ${rel(written.images!)} }`,
+    );
+    const memo = `${dir}/memo-${task}.json`;
+    const resolve = async (digests = new FileDigests(memo)) => {
+      const parsed = parseSpec(text, `${dir}/x.yaml`, [], { tasks: TASKS });
+      const stage = (await resolvePlan(buildPlan(parsed), { digests }))
+        .find((s) => s.id === `data:${task}:train:s0`)!;
+      await digests.save();
+      return { key: stage.key, images: (stage.params as DataParams).images!, digests };
+    };
+    const first = await resolve();
+    const names = [...Deno.readDirSync(written.images!)].map((e) => e.name).sort();
+    assert.ok(
+      first.images.count >= 2 && first.images.count <= names.length,
+      `${task}: ${first.images.count}`,
+    );
+    assert.equal(first.digests.hashed, first.images.count + 1 + (task === "refcoco" ? 1 : 0));
+    // A second plan answers every file from the memo, to the same key.
+    const again = await resolve();
+    assert.equal(again.key, first.key);
+    assert.equal(again.digests.hashed, 0, `${task}: nothing hashed twice`);
+    // An image the source does not name changes nothing; one it names, by a byte, is new data.
+    await Deno.writeFile(`${written.images}/unused.png`, new Uint8Array([1, 2, 3]));
+    assert.equal((await resolve()).key, first.key);
+    const used = names.find((n) => n.endsWith(".png"))!;
+    const bytes = await Deno.readFile(`${written.images}/${used}`);
+    await Deno.writeFile(`${written.images}/${used}`, new Uint8Array([...bytes, 0]));
+    const edited = await resolve();
+    assert.notEqual(edited.key, first.key, `${task}: an edited image is new data`);
+    assert.notEqual(edited.images.sha256, first.images.sha256);
+    assert.equal(edited.digests.hashed, 1, "only the edited image is read again");
+    // A memo that cannot be read is ignored: every file is hashed again, to the same key.
+    await Deno.writeTextFile(memo, "{ not json");
+    const fresh = await resolve();
+    assert.equal(fresh.key, edited.key);
+    assert.equal(fresh.digests.hashed, edited.images.count + 1 + (task === "refcoco" ? 1 : 0));
+    // A missing image is a usage error naming it and the file that names it.
+    await Deno.remove(`${written.images}/${used}`);
+    await assert.rejects(
+      resolve(),
+      (e: Error) =>
+        e instanceof UsageError && e.message.includes(`${used}: no such file (named by `),
+    );
+  }
   await Deno.remove(dir, { recursive: true });
 });
 

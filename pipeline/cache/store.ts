@@ -5,6 +5,7 @@
  *   <root>/tmp/                        entries being written (renamed into objects/ when whole)
  *   <root>/refs/<experiment>/<stage>.json   the key a stage of an experiment last resolved to
  *   <root>/partial/<key>.ckpt          resumable mid-training checkpoints (and <key>.prev.ckpt)
+ *   <root>/memo/file-digests.json      SHA-256 of source files and images, by path, size, mtime
  *   <root>/.klal-cache                 marker: this folder is a cache (format version inside)
  *
  * An entry becomes visible only by an atomic rename of a complete directory, so a crash or
@@ -18,6 +19,7 @@ import { publishFolderOnce, writeFileAtomic, writeJsonAtomic } from "../lib/atom
 import { resolve } from "node:path";
 import { canonicalJson } from "../lib/canonical_json.ts";
 import { sha256Hex } from "../lib/hash.ts";
+import { FileDigests } from "../lib/file_digest.ts";
 import { projectPath } from "../lib/paths.ts";
 import { SetupError } from "../lib/cli.ts";
 
@@ -85,6 +87,7 @@ const LAYOUT_NAMES = new Set([
   "cache.lock",
   "running",
   "partial",
+  "memo",
 ]);
 
 /** A marker being written (temp name, renamed into place): never a sign of foreign files. */
@@ -189,6 +192,11 @@ export class Cache {
     // Resolved once, so every message names the real folder and workers started elsewhere
     // see the same one; an empty root stays empty (resolving would make it the cwd).
     this.root = root.trim() === "" ? "" : resolve(root);
+  }
+
+  /** Digests of source files and images, remembered in this cache (./../lib/file_digest.ts). */
+  fileDigests(): FileDigests {
+    return new FileDigests(this.root === "" ? undefined : `${this.root}/memo/file-digests.json`);
   }
 
   /** Why this root can never be a cache (empty, the filesystem root), else undefined. */

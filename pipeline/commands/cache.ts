@@ -14,6 +14,7 @@
  * found a damaged entry; 2 refused, nothing deleted: the root is not a cache (empty, /, a
  * file, no marker), a spec fails to plan, a ref is unreadable, or bad usage.
  */
+import type { FileDigests } from "../lib/file_digest.ts";
 import { TASKS } from "../../tasks/registry.ts";
 import {
   isNotWritable,
@@ -195,6 +196,7 @@ async function baseFiles(files: string[]): Promise<Set<string>> {
 /** Keys that the specs under `experimentsDir` resolve to today (sweeps expanded). */
 export async function referencedKeys(
   experimentsDir: string,
+  digests?: FileDigests,
 ): Promise<{ keys: Set<string>; problems: string[] }> {
   const keys = new Set<string>();
   const problems: string[] = [];
@@ -206,7 +208,7 @@ export async function referencedKeys(
     try {
       const specs = expandSweep(await Deno.readTextFile(file), file, [], { tasks: TASKS });
       for (const spec of specs) {
-        for (const stage of await resolvePlan(buildPlan(spec))) keys.add(stage.key);
+        for (const stage of await resolvePlan(buildPlan(spec), { digests })) keys.add(stage.key);
       }
     } catch (e) {
       problems.push(formatProblem(file, e));
@@ -376,7 +378,7 @@ async function gc(cache: Cache, apply: boolean, experimentsDir: string): Promise
   } else if (attempt && apply) lock = attempt.lock;
   else await attempt?.lock.release();
   try {
-    const { keys, problems } = await referencedKeys(experimentsDir);
+    const { keys, problems } = await referencedKeys(experimentsDir, cache.fileDigests());
     if (problems.length > 0) {
       for (const p of problems) console.error(`error: cannot plan ${p}`);
       console.error(

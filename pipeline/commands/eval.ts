@@ -176,9 +176,10 @@ async function run(o: ExternalEvalOptions): Promise<number> {
   }
   const seed = o.seed ?? spec.seeds[0];
   const stageId = armSpec.finetune ? `finetune:${o.arm}:s${seed}` : pretrainId(spec, seed);
-  const stage = (await resolvePlan(buildPlan(spec))).find((s) => s.id === stageId);
-  if (!stage) throw new InputError(`no stage ${stageId} (seeds: ${spec.seeds.join(", ")})`);
   const cache = new Cache(defaultCacheDir());
+  const plan = await resolvePlan(buildPlan(spec), { digests: cache.fileDigests() });
+  const stage = plan.find((s) => s.id === stageId);
+  if (!stage) throw new InputError(`no stage ${stageId} (seeds: ${spec.seeds.join(", ")})`);
   if (!(await cache.has(stage.key))) {
     console.error(
       `error: ${stageId} of ${spec.name} is not in the cache: run \`deno task experiment ${o.spec}\` first`,

@@ -18,7 +18,7 @@ import { PRETRAIN_TASK, TASKS, vocabularyOf } from "../../tasks/registry.ts";
 import { mixVocabulary } from "../../tasks/pretrain_mix.ts";
 import { seedFrom } from "../lib/rng.ts";
 import { type Cache, stageKey } from "../cache/store.ts";
-import { sha256Hex } from "../lib/hash.ts";
+import { FileDigests } from "../lib/file_digest.ts";
 import { codeVersion } from "../cache/code_version.ts";
 import type { ArmSpec, Spec } from "../spec/types.ts";
 import {
@@ -373,8 +373,17 @@ export function buildPlan(spec: Spec): Stage[] {
   return stages;
 }
 
+/** How resolvePlan hashes files (a memo on path, size and mtime; none: hash every file). */
+export interface ResolveOptions {
+  digests?: FileDigests;
+}
+
 /** Resolve every stage's key, in order (inputs always precede their consumers). */
-export async function resolvePlan(stages: Stage[]): Promise<ResolvedStage[]> {
+export async function resolvePlan(
+  stages: Stage[],
+  options: ResolveOptions = {},
+): Promise<ResolvedStage[]> {
+  const digests = options.digests ?? new FileDigests();
   const byId = new Map<string, ResolvedStage>();
   // Real data: its prompts' words join every Base's vocabulary (stored in its checkpoint and
   // shared by what starts from it); the report records what each split brought.
@@ -401,21 +410,7 @@ export async function resolvePlan(stages: Stage[]): Promise<ResolvedStage[]> {
     const code = await stageCode(stage);
     const version = await codeVersion(code.modules, code.extra);
     if (stage.kind === "data" && stage.params.source) {
-      // The dataset's annotation file, and every other file its loader reads, are part of the
-      // key: new data, new stage.
-      const source = stage.params.source;
-      stage.params.source_sha256 = await sha256Hex(await Deno.readFile(source.path));
-      const task = TASKS[stage.params.task];
-      const files = task?.sourceFiles?.(source) ?? [];
-      if (files.length > 0) {
-        stage.params.files_sha256 = Object.fromEntries(
-          await Promise.all(
-            files.map(async (f) =>
-              [f, await sha256Hex(await readSourceFile(f, source.path))] as const
-            ),
-          ),
-        );
-      }
+      await keySourceFiles(stage.params, digests);
     }
     const key = await stageKey(stage.kind, stage.params, inputKeys, version);
     byId.set(stage.id, { ...stage, key, inputKeys, codeVersion: version });
@@ -423,13 +418,45 @@ export async function resolvePlan(stages: Stage[]): Promise<ResolvedStage[]> {
   return [...byId.values()];
 }
 
-/** A file a loader reads beside `annotations`; a missing one is a usage error (exit 2). */
-async function readSourceFile(path: string, annotations: string): Promise<Uint8Array> {
+/**
+ * A real-data stage's files by content, into its params (so into its key): the annotation
+ * file, every other file its loader reads (Task.sourceFiles) and every image the annotation
+ * file names (Task.images: their count and one digest over their paths and contents). New
+ * data, new stage; a missing file is a usage error before anything runs.
+ */
+async function keySourceFiles(params: DataParams, digests: FileDigests): Promise<void> {
+  const source = params.source!;
+  params.source_sha256 = await readDigest(digests, source.path, source.path);
+  const task = TASKS[params.task];
+  const files = task?.sourceFiles?.(source) ?? [];
+  if (files.length > 0) {
+    params.files_sha256 = Object.fromEntries(
+      await Promise.all(
+        files.map(async (f) => [f, await readDigest(digests, f, source.path)] as const),
+      ),
+    );
+  }
+  if (task?.images) {
+    const config = {
+      imageSize: params.image_size,
+      patchSize: params.patch_size,
+      params: params.task_params,
+    };
+    const paths = await task.images(source, config);
+    for (const path of paths) await readDigest(digests, path, source.path);
+    params.images = { count: new Set(paths).size, sha256: await digests.digestAll(paths) };
+  }
+}
+
+/** A file's digest; a missing one is a usage error (exit 2) naming the file that names it. */
+async function readDigest(digests: FileDigests, path: string, named: string): Promise<string> {
   try {
-    return await Deno.readFile(path);
+    return await digests.digest(path);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
-    throw new UsageError(`${path}: no such file (read with ${annotations})`);
+    throw new UsageError(
+      path === named ? `${path}: no such file` : `${path}: no such file (named by ${named})`,
+    );
   }
 }
 

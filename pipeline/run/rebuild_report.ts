@@ -41,7 +41,7 @@ export async function cachedStages(
   name: string,
   spec: Spec,
 ): Promise<{ stages: ResolvedStage[]; notes: string[] }> {
-  const plan = await resolvePlan(buildPlan(spec));
+  const plan = await resolvePlan(buildPlan(spec), { digests: cache.fileDigests() });
   const stages: ResolvedStage[] = [];
   const fromLastRun: string[] = [];
   const missing: string[] = [];

@@ -92,7 +92,8 @@ export function forcedStages(
 export async function runExperiment(spec: Spec, options: RunOptions): Promise<RunSummary> {
   const log = options.log ?? ((line: string) => console.log(line));
   const { cache } = options;
-  const plan = await resolvePlan(buildPlan(spec));
+  const digests = cache.fileDigests();
+  const plan = await resolvePlan(buildPlan(spec), { digests });
   const force = options.force ?? [];
   const unknownForce = force.filter((p) => !plan.some((s) => matchesForce(s.id, [p])));
   if (unknownForce.length > 0) {
@@ -109,6 +110,8 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
     // A dry run checks the root the same way but writes nothing (not even the marker).
     const found = await cache.prepare({ write: !options.dryRun });
     if (found === "adopted" && !options.dryRun) log(`marked ${cache.root} as a cache`);
+    // What planning hashed, remembered for the next plan (never written by a dry run).
+    if (!options.dryRun) await digests.save();
   });
 
   if (options.dryRun) {

@@ -44,6 +44,8 @@ export interface DataParams {
   source_sha256?: string;
   /** The other files the task's loader reads from the source (Task.sourceFiles), by content. */
   files_sha256?: Record<string, string>;
+  /** The images the source names (Task.images): how many, and one digest of paths and contents. */
+  images?: { count: number; sha256: string };
   /**
    * Real data with a validation set: this many rows of the training file are held out (the
    * same rows for every seed); the val split is them, the train split draws from the rest.
