@@ -80,3 +80,63 @@ for (const example of ["coco", "points-jsonl", "boxes-csv"]) {
     await Deno.remove(dir, { recursive: true });
   });
 }
+
+Deno.test("own data: task.source.tests evaluates the same trainings on more test sets, each reported", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "klal-own-tests-" });
+  const root = Deno.cwd();
+  const text = (await Deno.readTextFile("experiments/examples/coco.yaml"))
+    .replaceAll("../../tests/fixtures", `${root}/tests/fixtures`)
+    .replace(
+      "    test: {",
+      "    tests:\n" +
+        `      again: { path: ${root}/${FIXTURES}/instances_test.json, images: ${root}/${FIXTURES}/images }\n` +
+        `      later: { path: ${root}/${FIXTURES}/instances_val.json, images: ${root}/${FIXTURES}/images }\n` +
+        "    test: {",
+    );
+  await Deno.writeTextFile(`${dir}/spec.yaml`, text);
+  const env = { KLAL_CACHE_DIR: `${dir}/cache`, KLAL_REPORTS_DIR: `${dir}/reports` };
+  const dry = await runScript(
+    "pipeline/commands/experiment.ts",
+    [`${dir}/spec.yaml`, ...TINY, "--dry-run"],
+    env,
+  );
+  assert.equal(dry.code, 0, dry.stderr);
+  // One training per arm and seed; an evaluation of each on every test set.
+  assert.equal((dry.stdout.match(/^\s+finetune:/gm) ?? []).length, 2);
+  for (const id of ["eval:klal:s0:again", "eval:ntp:s0:later", "eval:base:again"]) {
+    assert.match(dry.stdout, new RegExp(`^\\s+${id}\\s`, "m"), id);
+  }
+  assert.match(dry.stdout, /^\s+data:grounding:test:again:s0\s/m);
+  const run = await runScript(
+    "pipeline/commands/experiment.ts",
+    [`${dir}/spec.yaml`, ...TINY, "--jobs", "1"],
+    env,
+  );
+  assert.equal(run.code, 0, run.stderr);
+  const report = `${dir}/reports/example-coco`;
+  const results = JSON.parse(await Deno.readTextFile(`${report}/results.json`));
+  assert.deepEqual(results.testSets.map((t: { name: string }) => t.name), ["again", "later"]);
+  // "again" is the main test file: the same trainings score it exactly as the main test set.
+  const main = results.tasks[0].arms;
+  const again = results.testSets[0].arms;
+  for (const arm of ["base", "ntp", "klal"]) {
+    const pick = (arms: { arm: string; accuracy: { mean: number } }[]) =>
+      arms.find((a) => a.arm === arm)!.accuracy.mean;
+    assert.equal(pick(again), pick(main), arm);
+  }
+  assert.deepEqual(results.testSets[0].floor, results.tasks[0].floor);
+  assert.ok(Array.isArray(results.testSets[1].comparisons));
+  const table = await Deno.readTextFile(`${report}/table.md`);
+  assert.match(table, /^## test set again \(grounding\)$/m);
+  assert.match(table, /^## test set later \(grounding\)$/m);
+  assert.match(table, /its comparisons are a Holm family of their own/);
+  // A test set named badly is a located spec error (exit 2) before anything runs.
+  await Deno.writeTextFile(`${dir}/bad.yaml`, text.replace("      again:", "      Again!:"));
+  const bad = await runScript("pipeline/commands/experiment.ts", [`${dir}/bad.yaml`], env);
+  assert.equal(bad.code, 2);
+  assert.match(
+    bad.stderr,
+    /bad\.yaml:\d+:\d+ task\.source\.tests\.Again!: expected a test set name matching/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});

@@ -24,10 +24,18 @@ function paths(fields: Fields, prefix: string): string[] {
   return Object.entries(fields).flatMap(([key, field]) => {
     const path = prefix ? `${prefix}.${key}` : key;
     if (field.type === "section" && path === "task.source") {
-      // task.source.train and task.source.test share their keys: listed together.
-      const [first] = Object.values(field.fields) as SectionField[];
-      const splits = Object.keys(field.fields).join(" \\| ");
-      return [path, ...paths(first.fields, `${path}.<${splits}>`)];
+      // task.source.train, val and test share their keys: listed together; then the map of
+      // further test sets, its entries with the same keys.
+      const inner = Object.entries(field.fields);
+      const splits = inner.filter(([, f]) => f.type === "section");
+      const first = splits[0][1] as SectionField;
+      const names = splits.map(([k]) => k).join(" \\| ");
+      const maps = inner.flatMap(([k, f]) =>
+        f.type === "map" && f.values.type === "section"
+          ? paths(f.values.fields, `${path}.${k}.${f.key}`)
+          : []
+      );
+      return [path, ...paths(first.fields, `${path}.<${names}>`), ...maps];
     }
     if (field.type === "section") return [path, ...paths(field.fields, path)];
     if (field.type === "map" && field.values.type === "section") {

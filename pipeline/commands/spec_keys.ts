@@ -63,16 +63,21 @@ function sections(fields: Fields, prefix: string): string[] {
   for (const [key, field] of Object.entries(fields)) {
     const path = prefix ? `${prefix}.${key}` : key;
     if (field.type === "section") {
-      // task.source.train and task.source.test share their keys: list them once.
-      const inner = Object.values(field.fields);
-      const shared = inner.length > 1 &&
-        inner.every((f) => f.type === "section" && f.fields === (inner[0] as typeof f).fields);
+      // task.source.train, val and test share their keys: list them once (then the map of
+      // further test sets, whose entries hold the same keys).
+      const inner = Object.entries(field.fields).filter(([, f]) => f.type === "section");
+      const first = inner[0]?.[1] as Extract<Field, { type: "section" }> | undefined;
+      const shared = first !== undefined && inner.length > 1 &&
+        inner.every(([, f]) => f.type === "section" && f.fields === first.fields);
       if (shared) {
-        const first = inner[0] as Extract<Field, { type: "section" }>;
-        const splits = Object.keys(field.fields).join(", ");
+        const splits = inner.map(([k]) => k).join(", ");
         const at = `${path}.<${splits.replaceAll(", ", " | ")}>`;
         out.push("", `## \`${at}\``, "", sentence(`${field.doc} (${splits})`), "");
         out.push(...table(rows(first.fields, at)));
+        out.push(...sections(
+          Object.fromEntries(Object.entries(field.fields).filter(([, f]) => f.type === "map")),
+          path,
+        ));
         continue;
       }
       out.push("", `## \`${path}\``, "", sentence(field.doc ?? ""), "");

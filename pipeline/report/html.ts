@@ -12,6 +12,7 @@ import {
   STAND_IN_NOTE,
   TABLE1_NOTE,
   taskHeading,
+  TEST_SET_NOTE,
 } from "./markdown.ts";
 import { posterRow } from "./poster.ts";
 import type { ChartSection, ReportChart } from "./registry.ts";
@@ -22,6 +23,7 @@ import {
   type Table1Row,
   type Table2Ours,
   table2Ours,
+  testSetSummaries,
   verdictLines,
 } from "./summary.ts";
 import * as tables from "./tables.ts";
@@ -287,13 +289,14 @@ export function renderHtml(
     '<p class="note">Every row but ours is quoted from the poster&#39;s Table 2: reported in ' +
     "the paper, not run here.</p>",
   ];
-  for (const s of summaries) {
+  for (const s of [...summaries, ...testSetSummaries(input)]) {
     const poster = posterRow(s.task);
     results.push(
       `<h3>Every arm: ${escapeHtml(taskHeading(s))}</h3>`,
       htmlTable(tables.arms(s)),
     );
-    if (!poster) results.push('<p class="note">The poster has no number for this task.</p>');
+    if (s.testSet) results.push(`<p class="note">${escapeHtml(TEST_SET_NOTE)}</p>`);
+    else if (!poster) results.push('<p class="note">The poster has no number for this task.</p>');
     if (s.standIn) results.push(`<p class="note">${escapeHtml(STAND_IN_NOTE)}</p>`);
     for (const c of s.comparisons) results.push(`<p class="verdict">${escapeHtml(c.text)}</p>`);
     if (s.comparisons.length === 0 && s.note) {
@@ -306,7 +309,9 @@ export function renderHtml(
       results.push(
         `<h4>Statistics: ${escapeHtml(s.label)}</h4>`,
         htmlTable(tables.stats(s), 1, "compact stats"),
-        '<p class="note">Holm: one family of every comparison in this report (paired ' +
+        `<p class="note">Holm: one family of every comparison ${
+          s.testSet ? "on this test set" : "in this report"
+        } (paired ` +
           "t-test p over seeds). Bootstrap: 2000 resamples of seeds, then of test items " +
           "within each seed, the same draws for both arms. McNemar: exact, on the test " +
           "items both arms answered, per seed.</p>",

@@ -6,7 +6,14 @@
 
 import { setupLine } from "./cells.ts";
 import { posterRow } from "./poster.ts";
-import { learningSummary, summarize, table1, table2Ours, type TaskSummary } from "./summary.ts";
+import {
+  learningSummary,
+  summarize,
+  table1,
+  table2Ours,
+  type TaskSummary,
+  testSetSummaries,
+} from "./summary.ts";
 import * as tables from "./tables.ts";
 import type { ReportInput } from "./types.ts";
 
@@ -50,6 +57,11 @@ export function taskHeading(s: TaskSummary): string {
 }
 
 /** The note on a real-format task run on its offline stand-in. */
+/** What a further test set's section is (task.source.tests). */
+export const TEST_SET_NOTE = "Another test set, evaluating the same trainings as the main one " +
+  "(task.source.tests): its numbers are not in Table 1, its comparisons are a Holm family of " +
+  "their own, and the poster's number is for its own split, so none is shown.";
+
 /** The heading of the Base's held-out skills table. */
 export const BASE_SKILLS_TITLE = "The Base: what it answers of its pretraining mix";
 
@@ -103,10 +115,11 @@ export function renderTableMarkdown(input: ReportInput): string {
     "Every row but ours is quoted from the poster: reported in the paper, not run here.",
     "",
   );
-  for (const s of summaries) {
+  for (const s of [...summaries, ...testSetSummaries(input)]) {
     const poster = posterRow(s.task);
     lines.push(`## ${markdownText(taskHeading(s))}`, "", ...safeTable(tables.arms(s)), "");
-    if (!poster) lines.push("The poster has no number for this task.", "");
+    if (s.testSet) lines.push(markdownText(TEST_SET_NOTE), "");
+    else if (!poster) lines.push("The poster has no number for this task.", "");
     if (s.standIn) lines.push(STAND_IN_NOTE, "");
     for (const c of s.comparisons) lines.push(markdownText(c.text), "");
     if (s.comparisons.length === 0 && s.note) lines.push(markdownText(s.note), "");

@@ -118,6 +118,7 @@ export type {
   ResultRow,
   StageInfo,
   TaskFloor,
+  TestSetInput,
 } from "./types.ts";
 export { paperChart, reportChart, VEGA_LITE_SCHEMA } from "./vega_config.ts";
 export { REPORT_SOURCE, reportSource, writeReport, writeReportsIndex } from "./write.ts";

@@ -15,6 +15,8 @@ import {
   summarize,
   table1,
   table2Ours,
+  type TaskSummary,
+  testSetSummaries,
   verdictLines,
 } from "./summary.ts";
 import type { ReportInput } from "./types.ts";
@@ -62,9 +64,10 @@ function comparisonJson(c: Comparison) {
 
 /**
  * results.json: `{ experiment, createdAt, backend, backendReason, headline, spec, rows, stages, floors,
- * baseSkills, table1Headers, table1, table2, tasks, statistics, learning, validation }`. `rows` are the
+ * baseSkills, table1Headers, table1, table2, tasks, testSets, statistics, learning, validation }`. `rows` are the
  * raw numbers; `floors` each task's fixed-answer floor (with its best shortcut rule and question-blind attention ratio; also `table1[].shortcut` and `tasks[].questionBlind`); `tasks` every arm per task with its
- * attention measures; `statistics` the comparisons (paired t, Holm, bootstrap), item-level
+ * attention measures; `testSets` each further test set (task.source.tests) as `tasks` lists a
+ * task, with its own comparisons; `statistics` the comparisons (paired t, Holm, bootstrap), item-level
  * McNemar per seed and confusion counts; `validation` the learning curves (validation set,
  * during fine-tuning); the rest is what the tables show.
  */
@@ -111,28 +114,12 @@ export function resultsJson(input: ReportInput): string {
         poster: r.poster ?? null,
         cells: table1Cells(r),
       })),
-      tasks: summaries.map((s) => ({
-        task: s.task,
-        label: s.label,
-        standIn: s.standIn,
-        floor: s.floor ?? null,
-        questionBlind: s.floor?.questionBlind ?? null,
-        promptOverlap: input.promptOverlap?.[s.task] ?? null,
-        arms: s.arms.map((a) => ({
-          arm: a.arm,
-          label: a.label,
-          column: a.column,
-          control: a.control ?? null,
-          accuracy: ciJson(a),
-          atFloor: s.floor && a.accuracy.n > 0 ? atFloor(a, s.floor) : null,
-          target_attention: num(a.attentionMass),
-          target_attention_ratio: num(a.attentionRatio),
-          target_attention_ratio_first: num(a.attentionRatioFirst),
-          visual_share: num(a.visualShare),
-          visual_share_first: num(a.visualShareFirst),
-          task_metrics: a.taskMetrics,
-        })),
-        verdicts: s.comparisons.map((c) => c.text),
+      tasks: summaries.map((s) => taskJson(input, s)),
+      // Further test sets (task.source.tests): the same trainings, each its own Holm family.
+      testSets: testSetSummaries(input).map((s) => ({
+        name: s.testSet,
+        ...taskJson(input, s),
+        comparisons: s.comparisons.map(comparisonJson),
       })),
       statistics: {
         holm: {
@@ -176,4 +163,31 @@ export function resultsJson(input: ReportInput): string {
     null,
     2,
   ) + "\n";
+}
+
+/** One task's summary as results.json lists it (every arm with its measures, the verdicts). */
+function taskJson(input: ReportInput, s: TaskSummary) {
+  return {
+    task: s.task,
+    label: s.label,
+    standIn: s.standIn,
+    floor: s.floor ?? null,
+    questionBlind: s.floor?.questionBlind ?? null,
+    promptOverlap: input.promptOverlap?.[s.task] ?? null,
+    arms: s.arms.map((a) => ({
+      arm: a.arm,
+      label: a.label,
+      column: a.column,
+      control: a.control ?? null,
+      accuracy: ciJson(a),
+      atFloor: s.floor && a.accuracy.n > 0 ? atFloor(a, s.floor) : null,
+      target_attention: num(a.attentionMass),
+      target_attention_ratio: num(a.attentionRatio),
+      target_attention_ratio_first: num(a.attentionRatioFirst),
+      visual_share: num(a.visualShare),
+      visual_share_first: num(a.visualShareFirst),
+      task_metrics: a.taskMetrics,
+    })),
+    verdicts: s.comparisons.map((c) => c.text),
+  };
 }

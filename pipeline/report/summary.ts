@@ -159,6 +159,36 @@ export interface TaskSummary {
   overlapLine: string | undefined;
   /** Truth x prediction per arm, for a task whose answers form a small closed set. */
   confusion: ArmConfusion[];
+  /** A further test set's name (task.source.tests): its own Holm family, no poster number. */
+  testSet?: string;
+}
+
+/**
+ * The further test sets (task.source.tests), each summarised as the main test set is, from
+ * its own rows, items and floor: the same trainings, another test set. Each is its own Holm
+ * family (the main report's family is unchanged by adding one), and the poster's number,
+ * which is for its own split, is left out.
+ */
+export function testSetSummaries(input: ReportInput): TaskSummary[] {
+  const task = input.spec.task.name;
+  return (input.testSets ?? []).flatMap((t) => {
+    const sub: ReportInput = {
+      ...input,
+      rows: t.rows,
+      items: t.items,
+      floors: t.floor ? { [task]: t.floor } : {},
+      testSets: undefined,
+      promptOverlap: undefined,
+    };
+    const s = summarize(sub).find((x) => x.task === task);
+    if (!s) return [];
+    return [{
+      ...s,
+      label: `test set ${t.name}`,
+      testSet: t.name,
+      arms: s.arms.map((a) => ({ ...a, poster: undefined })),
+    }];
+  });
 }
 
 /** Tasks in the order they first appear in the rows (the spec's task when there are none). */

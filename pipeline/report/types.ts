@@ -83,6 +83,19 @@ export interface ReportInput {
    * report): what the task's label is read from (a real-format task on its stand-in).
    */
   taskSpecs?: Record<string, TaskSpec>;
+  /**
+   * The further test sets of a real-data spec (task.source.tests), each evaluating the same
+   * trainings: their own rows, items and floor, summarised as the main test set is.
+   */
+  testSets?: TestSetInput[];
+}
+
+/** One further test set's measurements (the rows and items of its eval stages). */
+export interface TestSetInput {
+  name: string;
+  rows: ResultRow[];
+  items: ItemSet[];
+  floor?: TaskFloor;
 }
 
 /** One Base's held-out accuracy per mix kind, beside each kind's fixed-answer floor (%). */

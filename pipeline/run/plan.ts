@@ -190,22 +190,26 @@ export function buildPlan(spec: Spec): Stage[] {
     split: DataParams["split"],
     seed: number,
     n: number | "all",
-  ): Stage<"data"> => ({
-    id: `data:${task.name}:${split}:s${seed}`,
-    kind: "data",
-    params: {
-      task: task.name,
-      split,
-      seed,
-      n,
-      image_size: imageSize,
-      patch_size: patchSize,
-      task_params: task.params,
-      ...(sourceOf(split) ? { source: sourceOf(split) } : {}),
-      ...(split !== "test" && holdout !== undefined ? { holdout } : {}),
-    } satisfies DataParams,
-    inputs: {},
-  });
+    testSet?: string,
+  ): Stage<"data"> => {
+    const source = testSet ? task.source?.tests?.[testSet] : sourceOf(split);
+    return {
+      id: `data:${task.name}:${split}${testSet ? `:${testSet}` : ""}:s${seed}`,
+      kind: "data",
+      params: {
+        task: task.name,
+        split,
+        seed,
+        n,
+        image_size: imageSize,
+        patch_size: patchSize,
+        task_params: task.params,
+        ...(source ? { source } : {}),
+        ...(split !== "test" && holdout !== undefined ? { holdout } : {}),
+      } satisfies DataParams,
+      inputs: {},
+    };
+  };
   // Real data: subsets are drawn with the spec's subset seed, the same for every fine-tune.
   const testData = dataStage(
     "test",
@@ -213,6 +217,12 @@ export function buildPlan(spec: Spec): Stage[] {
     task.test,
   );
   stages.push(testData);
+  // Further test sets (task.source.tests): the same trainings, evaluated on each.
+  const moreTests = Object.keys(task.source?.tests ?? {}).map((name) => {
+    const data = dataStage("test", task.subset_seed, task.test, name);
+    stages.push(data);
+    return { name, data: data.id };
+  });
   const valData = needsVal
     ? dataStage(
       "val",
@@ -239,6 +249,22 @@ export function buildPlan(spec: Spec): Stage[] {
     arm,
     seed,
   });
+  // An evaluation on the main test set, then one on each further test set.
+  const pushEvals = (id: string, model: string, arm: string, seed?: number) => {
+    const main = evalStage(id, model, arm, seed);
+    stages.push(main);
+    evals.push(main.id);
+    for (const t of moreTests) {
+      const e: Stage<"eval"> = {
+        ...main,
+        id: `${id}:${t.name}`,
+        inputs: { model, data: t.data },
+        testSet: t.name,
+      };
+      stages.push(e);
+      evals.push(e.id);
+    }
+  };
 
   const evals: string[] = [];
   const finetunes: string[] = [];
@@ -285,15 +311,11 @@ export function buildPlan(spec: Spec): Stage[] {
       if (spec.base.seed === "run") {
         // One Base per seed: each is evaluated, reported with n = seeds.
         for (const seed of spec.seeds) {
-          const e = evalStage(`eval:${arm}:s${seed}`, pretrainId(spec, seed), arm, seed);
-          stages.push(e);
-          evals.push(e.id);
+          pushEvals(`eval:${arm}:s${seed}`, pretrainId(spec, seed), arm, seed);
         }
       } else {
         // The Base checkpoint is shared by every seed: one evaluation, reported with n = 1.
-        const e = evalStage(`eval:${arm}`, "pretrain", arm, spec.base.seed);
-        stages.push(e);
-        evals.push(e.id);
+        pushEvals(`eval:${arm}`, "pretrain", arm, spec.base.seed);
       }
       continue;
     }
@@ -358,9 +380,7 @@ export function buildPlan(spec: Spec): Stage[] {
       };
       stages.push(finetune);
       finetunes.push(finetune.id);
-      const e = evalStage(`eval:${arm}:s${seed}`, finetune.id, arm, seed);
-      stages.push(e);
-      evals.push(e.id);
+      pushEvals(`eval:${arm}:s${seed}`, finetune.id, arm, seed);
     }
   }
 

@@ -127,6 +127,13 @@ export const TASK_FIELDS = {
         SOURCE_FIELDS,
       ),
       test: section("test data (task.source.test.*)", SOURCE_FIELDS),
+      tests: {
+        type: "map",
+        key: "<name>",
+        values: section("one more test set (task.source.tests.<name>.*)", SOURCE_FIELDS),
+        doc: "more test sets by name (matching `" + "^[a-z][a-z0-9_-]*$" +
+          "`), each evaluating the same trainings as task.source.test, reported beside it",
+      },
     },
   },
 } as const satisfies FieldsOf<TaskSpec>;

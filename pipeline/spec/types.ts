@@ -28,7 +28,16 @@ export interface TaskSpec {
    * Real-format tasks only: dataset files per split (absolute paths after validation).
    * A split without a source uses the task's offline stand-in generator.
    */
-  source?: { train?: DataSource; val?: DataSource; test?: DataSource };
+  source?: {
+    train?: DataSource;
+    val?: DataSource;
+    test?: DataSource;
+    /**
+     * More test sets by name, each evaluating the same trainings (RefCOCO's testA, testB):
+     * their own data and eval stages, reported beside the main test set.
+     */
+    tests?: Record<string, DataSource>;
+  };
 }
 
 export interface ModelSpec {

@@ -17,6 +17,7 @@ import {
   type ReportInput,
   type ResultRow,
   type TaskFloor,
+  type TestSetInput,
   writeReport,
 } from "../report/mod.ts";
 import type { Spec } from "../spec/types.ts";
@@ -56,6 +57,7 @@ export async function reportInput(
   const testPrompts: string[] = [];
   const pretrainPrompts: string[] = [];
   const baseSkills: BaseSkills[] = [];
+  const testSets = new Map<string, TestSetInput>();
   for (const stage of stages) {
     if (stage.kind === "report") continue;
     const manifest: Manifest = await cache.manifest(stage.key);
@@ -86,6 +88,12 @@ export async function reportInput(
       const prompts = text.trim().split("\n").filter((l) => l.length > 0)
         .map((l) => (JSON.parse(l) as { prompt: string }).prompt);
       (own ? testPrompts : pretrainPrompts).push(...prompts);
+    } else if (stage.kind === "eval" && stage.testSet) {
+      // A further test set: its accuracy, task measures, attention ratios, floor and items.
+      const set = testSets.get(stage.testSet) ??
+        { name: stage.testSet, rows: [], items: [] } as TestSetInput;
+      testSets.set(stage.testSet, set);
+      await readFurtherEval(cache, stage, spec.task.name, manifest, set);
     } else if (stage.kind === "eval") {
       const m = await cache.readJson<EvalMetrics>(stage.key, "metrics.json");
       const task = spec.task.name;
@@ -111,14 +119,7 @@ export async function reportInput(
         if (typeof value === "number") rows.push({ task, arm, seed, metric, value });
       }
       if (manifest.files["floor.json"] && !floors[task]) {
-        const f = await cache.readJson<TaskFloor>(stage.key, "floor.json");
-        floors[task] = {
-          answer: f.answer,
-          accuracy: f.accuracy,
-          kind: f.kind,
-          ...(f.shortcut ? { shortcut: f.shortcut } : {}),
-          ...(f.questionBlind ? { questionBlind: f.questionBlind } : {}),
-        };
+        floors[task] = floorOf(await cache.readJson<TaskFloor>(stage.key, "floor.json"));
       }
       for (const l of m.layers) {
         rows.push({
@@ -190,10 +191,60 @@ export async function reportInput(
     floors,
     items,
     ...(baseSkills.length > 0 ? { baseSkills } : {}),
+    ...(testSets.size > 0 ? { testSets: [...testSets.values()] } : {}),
     ...(testPrompts.length > 0 && pretrainPrompts.length > 0
       ? { promptOverlap: { [spec.task.name]: promptOverlap(testPrompts, pretrainPrompts) } }
       : {}),
   };
+}
+
+/** What the report keeps of an eval entry's floor.json. */
+function floorOf(f: TaskFloor): TaskFloor {
+  return {
+    answer: f.answer,
+    accuracy: f.accuracy,
+    kind: f.kind,
+    ...(f.shortcut ? { shortcut: f.shortcut } : {}),
+    ...(f.questionBlind ? { questionBlind: f.questionBlind } : {}),
+  };
+}
+
+/** One eval entry of a further test set into `set`: what its summary reads. */
+async function readFurtherEval(
+  cache: Cache,
+  stage: ResolvedStage,
+  task: string,
+  manifest: Manifest,
+  set: TestSetInput,
+): Promise<void> {
+  const [arm, seed] = [stage.arm!, stage.seed!];
+  const m = await cache.readJson<EvalMetrics>(stage.key, "metrics.json");
+  const push = (metric: string, value: number | undefined) => {
+    if (typeof value === "number") set.rows.push({ task, arm, seed, metric, value });
+  };
+  push("accuracy", m.accuracy);
+  for (const [metric, value] of Object.entries(m.extra ?? {})) push(metric, value);
+  push("target_attention", m.targetAttention);
+  push("target_attention_ratio", m.targetAttentionRatio);
+  push("target_attention_ratio_first", m.targetAttentionRatioFirst);
+  if (manifest.files["floor.json"] && !set.floor) {
+    set.floor = floorOf(await cache.readJson<TaskFloor>(stage.key, "floor.json"));
+  }
+  if (!manifest.files["predictions.jsonl"]) return;
+  const text = new TextDecoder().decode(await cache.readBytes(stage.key, "predictions.jsonl"));
+  const items: ItemSet["items"] = text.trim().split("\n").filter((l) => l.length > 0).map(
+    (line) => {
+      const p = JSON.parse(line) as ItemSet["items"][number];
+      return {
+        index: p.index,
+        answer: p.answer,
+        prediction: p.prediction,
+        correct: p.correct,
+        ...(p.image === undefined ? {} : { image: p.image }),
+      };
+    },
+  );
+  if (items.length > 0) set.items.push({ task, arm, seed, items });
 }
 
 /** Write the report of `extra.stages` into the entry. */

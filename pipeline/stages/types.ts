@@ -157,6 +157,8 @@ interface StageFields {
   /** Arm and seed, for finetune/eval stages (and the trials and choice of train.lr_grid). */
   arm?: string;
   seed?: number;
+  /** Eval stages of a further test set (task.source.tests): its name. */
+  testSet?: string;
 }
 
 /** One node of the stage graph, of kind K (any kind by default: a union narrowed by `kind`). */
