@@ -221,7 +221,7 @@ Deno.test("deno task eval on points: the task's scorer, a prompt per image, atte
   const config = { imageSize: 48, patchSize: 8, params: { ...task.defaultParams } };
   const samples = await task.load!(await task.writeStandIn!(`${dir}/src`, 5, 6, config), config);
   await Deno.mkdir(`${dir}/images`);
-  const rows = [];
+  const rows: { file: string; answer: string; prompt: string; points: number[][] }[] = [];
   for (const [i, s] of samples.entries()) {
     await Deno.writeFile(`${dir}/images/p${i}.png`, await encodePng(s.image));
     const points = (s.meta.points as { x: number; y: number }[]).map((p) => [p.x, p.y]);
@@ -259,5 +259,42 @@ Deno.test("deno task eval on points: the task's scorer, a prompt per image, atte
       task.score(p.prediction, { ...samples[i], meta: { ...samples[i].meta } }),
     );
   }
+  assert.deepEqual(record.unknownWords, {
+    words: record.unknownWords.words,
+    unknown: 0,
+    distinct: [],
+  });
+  // Prompts with words the checkpoint never saw: counted and named; above the rate, refused.
+  const evalWith = async (rewrite: (p: string) => string, extra: string[] = []) => {
+    const reworded = rows.map((r) => ({ ...r, prompt: rewrite(r.prompt) }));
+    await Deno.writeTextFile(`${dir}/labels2.json`, JSON.stringify(reworded));
+    return await runScript("pipeline/commands/eval.ts", [
+      `${dir}/spec.yaml`,
+      ...["--arm", "ntp", "--images", `${dir}/images`, "--labels", `${dir}/labels2.json`],
+      ...extra,
+    ], env);
+  };
+  const words = rows.reduce((n, r) => n + r.prompt.trim().split(/\s+/).length, 0);
+  const refused = await evalWith((p) => `${p} zebra`);
+  assert.equal(refused.code, 2, refused.stderr);
+  const pct = (100 * 6 / (words + 6)).toFixed(1);
+  assert.match(
+    refused.stderr,
+    new RegExp(
+      `labels2\\.json: 6 of the prompts' ${words + 6} words \\(${pct}%\\) are not in the ` +
+        `vocabulary of finetune:ntp:s0, expected at most 5\\.0% \\(--max-unknown\\): zebra \\(6\\)`,
+    ),
+  );
+  const allowed = await evalWith((p) => `${p} zebra`, ["--max-unknown", "0.5", "--name", "z"]);
+  assert.equal(allowed.code, 0, allowed.stderr);
+  assert.match(
+    allowed.stderr,
+    /note: 6 of the prompts' \d+ words are unknown to finetune:ntp:s0 and read as <unk>: zebra \(6\)/,
+  );
+  const z = JSON.parse(await Deno.readTextFile(`${dir}/reports/external-points/external/z.json`));
+  assert.deepEqual(z.unknownWords.distinct, [{ word: "zebra", count: 6 }]);
+  const bad = await evalWith((p) => p, ["--max-unknown", "2"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--max-unknown expects a share from 0 to 1, found 2/);
   await Deno.remove(dir, { recursive: true });
 });

@@ -30,6 +30,7 @@ import { formatSpecError, loadSpec, SpecError } from "../spec/mod.ts";
 import { loadCheckpoint } from "../stages/_checkpoint.ts";
 import { wilsonInterval } from "../report/stats.ts";
 import { PROJECT_ROOT } from "../lib/paths.ts";
+import { MAX_UNKNOWN_RATE, unknownWords } from "../run/vocabulary.ts";
 import { nameProblem, pathInside } from "../spec/names.ts";
 
 const ROOT = PROJECT_ROOT;
@@ -46,6 +47,8 @@ const USAGE =
   --regex RE         the answer from each file name: group "answer", else the first group
   --prompt TEXT      the question for images whose label has none (default: the task's own)
   --name LABEL       the record's name: reports/<spec name>/external/LABEL.json (default: DIR's)
+  --max-unknown R    refuse when more than this share of the prompts' words is unknown to the
+                     checkpoint's vocabulary (default 0.05; each unknown word reads as <unk>)
   -h, --help         this text
 
 Scored by the task's own scorer; accuracy with its 95% (Wilson) interval; exit 0 done, 1 the
@@ -64,13 +67,24 @@ export interface ExternalEvalOptions {
   regex?: RegExp;
   prompt?: string;
   name?: string;
+  /** Largest share of unknown prompt words accepted (MAX_UNKNOWN_RATE by default). */
+  maxUnknown?: number;
   overrides: string[];
 }
 
 /** Parse argv (throws InputError, or UsageError for an unknown option or a missing value). */
 export function parseEvalArgs(args: string[]): ExternalEvalOptions {
   const parsed = parseCommand(args, {
-    options: valueOptions("arm", "seed", "images", "labels", "regex", "prompt", "name"),
+    options: valueOptions(
+      "arm",
+      "seed",
+      "images",
+      "labels",
+      "regex",
+      "prompt",
+      "name",
+      "max-unknown",
+    ),
     positionals: { max: Infinity },
   });
   const v = parsed.values as Record<string, string | undefined>;
@@ -85,6 +99,13 @@ export function parseEvalArgs(args: string[]): ExternalEvalOptions {
   if (v.seed !== undefined) {
     if (!/^\d+$/.test(v.seed)) throw new InputError(`--seed expects an integer, found ${v.seed}`);
     o.seed = Number(v.seed);
+  }
+  if (v["max-unknown"] !== undefined) {
+    const rate = Number(v["max-unknown"]);
+    if (!/^\d*\.?\d+$/.test(v["max-unknown"]) || !(rate >= 0 && rate <= 1)) {
+      throw new InputError(`--max-unknown expects a share from 0 to 1, found ${v["max-unknown"]}`);
+    }
+    o.maxUnknown = rate;
   }
   if (v.regex !== undefined) {
     try {
@@ -256,6 +277,30 @@ async function run(o: ExternalEvalOptions): Promise<number> {
   }
 
   await initBackend(spec.backend);
+  const { model, tokenizer, layout: trained } = await loadCheckpoint(cache, stage.key);
+  // Words the checkpoint cannot read: counted, named, and refused above the rate, before any
+  // image is decoded or answered.
+  const prompts = rows.map((r) => r.prompt ?? prompt!);
+  const unknown = unknownWords(prompts, new Set(tokenizer.words));
+  const maxUnknown = o.maxUnknown ?? MAX_UNKNOWN_RATE;
+  const rate = unknown.words === 0 ? 0 : unknown.unknown / unknown.words;
+  const named = unknown.distinct.slice(0, 10).map((d) => `${d.word} (${d.count})`).join(", ") +
+    (unknown.distinct.length > 10 ? ", ..." : "");
+  if (rate > maxUnknown) {
+    model.dispose();
+    throw new InputError(
+      `${o.labels ?? "--prompt"}: ${unknown.unknown} of the prompts' ${unknown.words} words ` +
+        `(${(100 * rate).toFixed(1)}%) are not in the vocabulary of ${stageId}, expected at most ` +
+        `${(100 * maxUnknown).toFixed(1)}% (--max-unknown): ${named}. Train on data whose ` +
+        "prompts hold these words (the run's vocabulary is built from its data), or reword them",
+    );
+  }
+  if (unknown.unknown > 0) {
+    console.error(
+      `note: ${unknown.unknown} of the prompts' ${unknown.words} words are unknown to ` +
+        `${stageId} and read as <unk>: ${named}`,
+    );
+  }
   const tv = (size / patch) ** 2;
   const samples: Sample[] = [];
   for (const [i, f] of files.entries()) {
@@ -278,7 +323,6 @@ async function run(o: ExternalEvalOptions): Promise<number> {
     });
   }
   const mapped = task.fromLabel !== undefined;
-  const { model, tokenizer, layout: trained } = await loadCheckpoint(cache, stage.key);
   const own = layoutFor(samples, tokenizer, patch);
   const layout = mergeLayouts(own, trained);
   const data = encodeSamples(samples, tokenizer, layout, patch);
@@ -323,6 +367,7 @@ async function run(o: ExternalEvalOptions): Promise<number> {
     accuracy: result.accuracy,
     ci95: [100 * ci.low, 100 * ci.high],
     ...(attention ? { attention } : {}),
+    unknownWords: { words: unknown.words, unknown: unknown.unknown, distinct: unknown.distinct },
     predictions: result.predictions.map((p, i) => ({
       file: files[i],
       prompt: p.prompt,

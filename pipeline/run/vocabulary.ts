@@ -9,6 +9,7 @@ import type { Task } from "../../tasks/task.ts";
 import { UsageError } from "../lib/cli.ts";
 import type { DataParams, Stage } from "../stages/types.ts";
 import type { SplitWords, VocabularyReport } from "../report/types.ts";
+import { splitWords } from "../model/tokenizer.ts";
 
 /** Most words a run's data may add: beyond this the embedding table outgrows the tiny model. */
 export const MAX_DATA_WORDS = 20_000;
@@ -92,4 +93,37 @@ export function vocabularyLines(report: VocabularyReport): string[] {
           (s.unseenExamples.length > 0 ? ` (${s.unseenExamples.join(", ")})` : ""))
     ),
   ];
+}
+
+/**
+ * Most of an outside evaluation's prompt words (`deno task eval`) that may be unknown to the
+ * checkpoint's vocabulary (each becomes `<unk>`): above it the command refuses the labels,
+ * since the model would answer questions it cannot read. `--max-unknown` sets another rate.
+ */
+export const MAX_UNKNOWN_RATE = 0.05;
+
+/** How many of the words of `texts` a vocabulary lacks: the counts and each unknown word. */
+export interface UnknownWords {
+  words: number;
+  unknown: number;
+  /** Unknown words, most frequent first, with their counts. */
+  distinct: { word: string; count: number }[];
+}
+
+/** The words of `texts` (split as the tokenizer splits) that `known` lacks. */
+export function unknownWords(texts: readonly string[], known: ReadonlySet<string>): UnknownWords {
+  const counts = new Map<string, number>();
+  let words = 0;
+  let unknown = 0;
+  for (const text of texts) {
+    for (const w of splitWords(text)) {
+      words++;
+      if (known.has(w)) continue;
+      unknown++;
+      counts.set(w, (counts.get(w) ?? 0) + 1);
+    }
+  }
+  const distinct = [...counts].map(([word, count]) => ({ word, count }))
+    .sort((a, b) => b.count - a.count || (a.word < b.word ? -1 : 1));
+  return { words, unknown, distinct };
 }
