@@ -150,6 +150,45 @@ function pixmoRow(name: string, sha: string, label: string, x = 50): string {
   });
 }
 
+Deno.test("task.source.tests: named test sets need the main one, names of their own, existing files, held-out rows", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "klal-source-tests-" });
+  await Deno.writeTextFile(`${dir}/a.jsonl`, "");
+  await Deno.writeTextFile(`${dir}/b.jsonl`, "");
+  const file = `${dir}/x.yaml`;
+  const alone = problems(
+    spec("pixmo-points", "    train: { path: a.jsonl }\n    tests: { b: { path: b.jsonl } }"),
+    file,
+  );
+  assert.equal(alone.length, 1);
+  assert.match(alone[0], /x\.yaml:10:5 task\.source\.tests: expected task\.source\.test beside it/);
+  const named = problems(
+    spec(
+      "pixmo-points",
+      "    train: { path: a.jsonl }\n    test: { path: b.jsonl }\n" +
+        "    tests: { B: { path: b.jsonl }, c: { path: nope.jsonl } }",
+    ),
+    file,
+  );
+  assert.equal(named.length, 2, named.join("\n"));
+  assert.match(named[0], /task\.source\.tests\.B: expected a test set name matching/);
+  assert.match(
+    named[1],
+    /task\.source\.tests\.c\.path: expected an existing file .*found "nope\.jsonl"/,
+  );
+  // Once every file exists, each named test set is checked against the training file.
+  const training = problems(
+    spec(
+      "pixmo-points",
+      "    train: { path: a.jsonl }\n    test: { path: b.jsonl }\n" +
+        "    tests: { d: { path: a.jsonl } }",
+    ),
+    file,
+  );
+  assert.equal(training.length, 1, training.join("\n"));
+  assert.match(training[0], /x\.yaml:11:25 task\.source\.tests\.d\.path: expected a test file other than source\.train.s/);
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("task.source: test and train the same file is a spec error naming both", async () => {
   const dir = await Deno.makeTempDir({ prefix: "klal-source-" });
   const { cat } = await twoImages(dir);
