@@ -4,7 +4,10 @@
  * the cell's "row , col". Ground truth P: uniform over the patches covering that cell.
  *
  * `grid: "auto"` (the default) gives one cell per patch where that is at most 16 x 16
- * cells: 8 x 8 cells of 8 px at 64 px with patch 8, 4 x 4 at 32 px (see autoGrid).
+ * cells: 8 x 8 cells of 8 px at 64 px with patch 8, 4 x 4 at 32 px (see autoGrid). A grid
+ * may also have cells smaller than a patch, each patch holding a whole number of cells
+ * (16 x 16 cells of 4 px at 64 px with patch 8: four cells to a patch); the map is then the
+ * one patch that holds the asked cell, and the answer names a cell the patch grid cannot.
  */
 
 import type { ParamProblem, Sample, SyntheticTask, TaskConfig } from "./task.ts";
@@ -39,7 +42,7 @@ const PARAMS = defineParams({
     options: [{ type: "enum", values: ["auto"] }, { type: "int", min: 1, max: MAX_GRID }],
     default: "auto",
     doc: "grid side in cells (auto: one cell per patch, up to 16 x 16); divides image_size " +
-      "into cells of whole patches",
+      "into cells of whole patches, or into cells a patch holds a whole number of",
   },
   blobs: {
     type: "int",
@@ -99,12 +102,14 @@ function crossRules(config: TaskConfig, invalid: ReadonlySet<string>): ParamProb
       expected: `a divisor of image_size ${size}`,
       found: grid,
     });
-  } else if ((size / grid) % config.patchSize !== 0) {
+  } else if (
+    (size / grid) % config.patchSize !== 0 && config.patchSize % (size / grid) !== 0
+  ) {
     problems.push({
       key: "grid",
       expected: `a grid whose cell side (image_size ${size} / grid = ${
         size / grid
-      } px) is a multiple of patch_size ${config.patchSize}`,
+      } px) is a multiple or a divisor of patch_size ${config.patchSize}`,
       found: grid,
     });
   } else {

@@ -114,6 +114,29 @@ Deno.test("grid-patch: 64 px, patch 8, grid 4: target is uniform over the cell's
   assert.deepStrictEqual(nonzeroIndices(hand), [20, 21, 28, 29]);
 });
 
+Deno.test("grid-patch: 64 px, patch 8, grid 16: cells of 4 px, the map one-hot on the patch that holds the cell", () => {
+  const samples = gridPatch.generate(
+    2,
+    400,
+    config(64, 8, { grid: 16, blobs: 8, colors: COLOR_NAMES }),
+  );
+  const quarters = new Set<string>();
+  for (const s of samples) {
+    const { row, col } = parseAnswer(s.answer);
+    assert.ok(row < 16 && col < 16);
+    // Cell (row, col) lies in patch (row >> 1, col >> 1) of the 8 x 8 patch grid.
+    assert.deepStrictEqual(nonzeroIndices(s.target), [(row >> 1) * 8 + (col >> 1)]);
+    assert.equal(colorAt(s.image, col * 4 + 2, row * 4 + 2), s.meta.color);
+    quarters.add(`${row % 2},${col % 2}`);
+  }
+  // The answer tells apart the four cells of a patch: every quarter is asked.
+  assert.equal(quarters.size, 4);
+  // By hand: cell (5, 6) is patch (2, 3), index 19.
+  assert.deepStrictEqual(nonzeroIndices(patchMassOfRect(64, 8, { x: 24, y: 20, w: 4, h: 4 })), [
+    19,
+  ]);
+});
+
 Deno.test("grid-patch: patchMassOfRect weighs partly covered patches by area", () => {
   // 16 px, patch 8: a 4x8 rect straddling the vertical patch border at x = 8.
   const mass = patchMassOfRect(16, 8, { x: 6, y: 0, w: 4, h: 8 });
@@ -183,7 +206,9 @@ Deno.test("grid-patch: checkParams reports bad grid, blobs, colors and noise", (
   assert.deepStrictEqual(keys(16, 16, { grid: "auto", blobs: 2 }), ["blobs"]); // one cell
   assert.deepStrictEqual(keys(64, 8, { grid: 8, blobs: 4 }), []);
   assert.deepStrictEqual(keys(32, 8, { grid: 3 }), ["grid"]); // 32 % 3 != 0
-  assert.deepStrictEqual(keys(32, 8, { grid: 8 }), ["grid"]); // cell 4 px < patch 8
+  assert.deepStrictEqual(keys(32, 8, { grid: 8 }), []); // cells of 4 px, 4 to a patch of 8
+  assert.deepStrictEqual(keys(64, 8, { grid: 16 }), []);
+  assert.deepStrictEqual(keys(48, 16, { grid: 8 }), ["grid"]); // cell 6 px: 16 holds no whole number
   assert.deepStrictEqual(keys(48, 8, { grid: 4 }), ["grid"]); // cell 12 px, not a multiple of 8
   assert.deepStrictEqual(keys(32, 8, { grid: 0 }), ["grid"]);
   assert.deepStrictEqual(keys(32, 8, { grid: "4" }), ["grid"]);
@@ -197,9 +222,12 @@ Deno.test("grid-patch: checkParams reports bad grid, blobs, colors and noise", (
   assert.deepStrictEqual(keys(32, 8, { colors: ["red", "toString"] }), ["colors"]);
   assert.deepStrictEqual(keys(32, 8, { colors: "red" }), ["colors"]);
   assert.deepStrictEqual(keys(32, 8, { noise: -1 }), ["noise"]);
-  const problem = gridPatch.checkParams(config(32, 8, { grid: 8 }))[0];
-  assert.equal(problem.found, 8);
-  assert.match(problem.expected, /patch_size 8/);
+  const problem = gridPatch.checkParams(config(48, 8, { grid: 4 }))[0];
+  assert.equal(problem.found, 4);
+  assert.match(
+    problem.expected,
+    /cell side \(image_size 48 \/ grid = 12 px\) is a multiple or a divisor of patch_size 8/,
+  );
   assert.throws(() => gridPatch.generate(0, 1, config(32, 8, { grid: 3 })), /grid/);
 });
 
