@@ -6,6 +6,7 @@
  *   <root>/refs/<experiment>/<stage>.json   the key a stage of an experiment last resolved to
  *   <root>/partial/<key>.ckpt          resumable mid-training checkpoints (and <key>.prev.ckpt)
  *   <root>/memo/file-digests.json      SHA-256 of source files and images, by path, size, mtime
+ *   <root>/live/<experiment>/<stage>.jsonl   a training stage's metrics while it runs
  *   <root>/.klal-cache                 marker: this folder is a cache (format version inside)
  *
  * An entry becomes visible only by an atomic rename of a complete directory, so a crash or
@@ -88,6 +89,7 @@ const LAYOUT_NAMES = new Set([
   "running",
   "partial",
   "memo",
+  "live",
 ]);
 
 /** A marker being written (temp name, renamed into place): never a sign of foreign files. */

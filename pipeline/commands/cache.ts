@@ -415,7 +415,7 @@ async function gc(cache: Cache, apply: boolean, experimentsDir: string): Promise
       if (apply) await Deno.remove(`${cache.root}/${PARTIAL_DIR}/${p.file}`).catch(() => {});
     }
     if (apply) {
-      for (const leftover of ["tmp", "evicted", "jobs", "running"]) {
+      for (const leftover of ["tmp", "evicted", "jobs", "running", "live"]) {
         await Deno.remove(`${cache.root}/${leftover}`, { recursive: true }).catch((e) => {
           if (!(e instanceof Deno.errors.NotFound)) {
             console.error(`warning: cannot remove ${cache.root}/${leftover}: ${e.message}`);

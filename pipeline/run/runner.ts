@@ -2,6 +2,8 @@
  * The runner: plan a spec, skip what the cache has, run the rest (independent stages in
  * parallel worker processes), then publish the report to `reports/<name>/`.
  */
+import { liveMetricsPath } from "../train/live_metrics.ts";
+import { dirname } from "node:path";
 import { vocabularyLines } from "./vocabulary.ts";
 import type { ReportParams } from "../stages/types.ts";
 import { isNotWritable, SetupError, UsageError } from "../lib/cli.ts";
@@ -197,6 +199,12 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
   );
   const words = plan.find((s) => s.kind === "report")?.params as ReportParams | undefined;
   if (words?.vocabulary) { for (const line of vocabularyLines(words.vocabulary)) log(line); }
+  if (toRun.some((s) => s.kind === "pretrain" || s.kind.endsWith("finetune"))) {
+    log(
+      `  live metrics: ${dirname(liveMetricsPath(cache.root, spec.name, "x"))}/ ` +
+        "(one .jsonl per training stage while it runs; follow one with tail -f)",
+    );
+  }
 
   const jobs = Math.max(1, options.jobs ?? navigator.hardwareConcurrency ?? 1);
   const running = new Map<string, Promise<void>>();

@@ -2,6 +2,7 @@
  * The finetune stage: one arm and seed trained from the Base checkpoint, with KLAL at the
  * arm's lambda, measured on the validation set as it learns and resumable after a kill.
  */
+import { LiveMetrics, liveMetricsPath } from "../train/live_metrics.ts";
 import type { EntryWriter } from "../cache/store.ts";
 import { backendReason, initBackend } from "../kernels/backend.ts";
 import { encodeSamples, layoutFor, mergeLayouts } from "../model/batch.ts";
@@ -56,6 +57,7 @@ export async function runFinetune(
     console.error(`${ctx.experiment} ${stage.id}: lr ${lr}, chosen by ${stage.inputs.lr}`);
   }
   const curve: LearningPoint[] = [];
+  let live: LiveMetrics | undefined;
   let onEval: ((step: number) => Promise<void>) | undefined;
   if (stage.inputKeys.val) {
     const task = await loadTask(p.task);
@@ -70,6 +72,12 @@ export async function runFinetune(
         accuracy: r.accuracy,
         targetAttention: r.targetAttention,
         targetAttentionRatio: r.targetAttentionRatio,
+      });
+      live?.append({
+        step,
+        val_accuracy: r.accuracy,
+        val_target_attention: r.targetAttention,
+        val_target_attention_ratio: r.targetAttentionRatio,
       });
     };
   }
@@ -86,7 +94,12 @@ export async function runFinetune(
     if (pointer) resumed.snapshot.pointer = Float32Array.from(pointer);
     console.error(`${label}: resuming from step ${resumed.snapshot.step}`);
   }
+  live = new LiveMetrics(
+    liveMetricsPath(ctx.cache.root, ctx.experiment, stage.id),
+    resumed?.snapshot.step ?? 0,
+  );
   const result = await train(model, data, {
+    onMetrics: (point) => live!.append({ ...point }),
     resume: resumed?.snapshot,
     checkpointEvery: Number(stage.runtime?.checkpoint_every ?? 0),
     onCheckpoint: async (snapshot) =>
@@ -112,6 +125,8 @@ export async function runFinetune(
     label,
   });
   await saveCheckpoint(out, model, tokenizer, layout);
+  await out.writeBytes("metrics.jsonl", new TextEncoder().encode(live.text()));
+  live.close(true);
   await out.writeJson("log.json", {
     log: result.log,
     seconds: result.seconds,

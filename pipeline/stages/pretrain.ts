@@ -4,6 +4,7 @@
  * learned of each of its kinds: accuracy on held-out mix samples (another seed, never trained
  * on) beside each kind's fixed-answer floor (`skills.json`).
  */
+import { LiveMetrics, liveMetricsPath } from "../train/live_metrics.ts";
 import type { EntryWriter } from "../cache/store.ts";
 import { backendReason, initBackend } from "../kernels/backend.ts";
 import { encodeSamples, layoutFor, mergeLayouts } from "../model/batch.ts";
@@ -48,10 +49,12 @@ export async function runPretrain(
     maxText: MAX_TEXT_TOKENS,
     positionStd: p.model.position_std,
   }, p.base.seed);
+  const live = new LiveMetrics(liveMetricsPath(ctx.cache.root, ctx.experiment, stage.id));
   const result = p.base.steps === 0 ? { log: [], seconds: 0, samplesPerSecond: 0 } : await train(
     model,
     data,
     {
+      onMetrics: (point) => live.append({ ...point }),
       steps: p.base.steps,
       batchSize: p.base.batch_size,
       lr: p.base.lr,
@@ -66,6 +69,8 @@ export async function runPretrain(
     },
   );
   await saveCheckpoint(out, model, tokenizer, layout);
+  await out.writeBytes("metrics.jsonl", new TextEncoder().encode(live.text()));
+  live.close(true);
   if (stage.inputKeys.heldout) {
     const heldout = await loadSamples(ctx.cache, stage.inputKeys.heldout);
     await out.writeJson("skills.json", await mixSkills(model, tokenizer, layout, heldout));

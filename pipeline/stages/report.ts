@@ -172,7 +172,17 @@ export async function reportInput(
         stage.key,
         "log.json",
       );
-      for (const point of log.log) curves.push({ arm, seed, ...point });
+      // The live metrics' loss lines when the entry has them (the same points as log.json's,
+      // with the learning rate and gradient norm beside them), else log.json's.
+      const metrics = manifest.files["metrics.jsonl"]
+        ? new TextDecoder().decode(await cache.readBytes(stage.key, "metrics.jsonl"))
+          .split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as LossPoint)
+          .filter((p) => typeof p.total === "number")
+        : undefined;
+      for (const point of metrics ?? log.log) {
+        const { step, ntp, klal, total } = point;
+        curves.push({ arm, seed, step, ntp, klal, total });
+      }
       for (const point of log.learning ?? []) learning.push({ arm, seed, ...point });
     }
   }

@@ -13,7 +13,7 @@ import { trainOnWebgpu, webgpuTrainerEnabled } from "./webgpu/loop.ts";
 import { batchTensors, disposeBatch } from "../model/batch_tensors.ts";
 import { lossParts } from "../model/losses.ts";
 import { AdamW } from "./adamw.ts";
-import { BatchOrder, checkpointDue, evalDue, learningRate, logDue } from "./schedule.ts";
+import { BatchOrder, checkpointDue, evalDue, learningRate, logDue, StepMeter } from "./schedule.ts";
 import type { LossPoint, TrainOptions, TrainResult } from "./options.ts";
 
 export type { LossPoint, TrainOptions, TrainResult, TrainSnapshot } from "./options.ts";
@@ -59,6 +59,7 @@ export async function train(
   const log: LossPoint[] = [];
   const clipNorm = options.clipNorm ?? 1;
   const started = performance.now();
+  const meter = new StepMeter(options);
   let first = 0;
   let earlier = 0;
   if (options.resume) {
@@ -100,12 +101,16 @@ export async function train(
           throw new Error(`${options.label}: ${part} loss is ${v} at step ${step}`);
         }
       }
-      const gradNorm = await optimizer.apply(gradList, learningRate(step, options), clipNorm);
+      const lr = learningRate(step, options);
+      const gradNorm = await optimizer.apply(gradList, lr, clipNorm);
       tf.dispose(gradList);
       if (!Number.isFinite(gradNorm)) {
         throw new Error(`${options.label}: gradient norm is ${gradNorm} at step ${step}`);
       }
-      if (logDue(step, options)) log.push({ step, ...values });
+      if (logDue(step, options)) {
+        log.push({ step, ...values });
+        meter.logged(step, values, lr, gradNorm);
+      }
       if (evalDue(step, options)) await options.onEval!(step + 1);
       progress.update(step + 1, values, options.batchSize);
       if (checkpointDue(step, options)) {

@@ -41,6 +41,18 @@ export interface TrainOptions {
   onCheckpoint?: (snapshot: TrainSnapshot) => void | Promise<void>;
   /** Continue from this snapshot instead of step 0 (model weights already restored). */
   resume?: TrainSnapshot;
+  /** Called at every logged step with the loss parts, learning rate and gradient norm. */
+  onMetrics?: (point: MetricPoint) => void;
+}
+
+/** One logged step as the live metrics hold it (./live_metrics.ts). */
+export interface MetricPoint extends LossPoint {
+  /** The learning rate the step used. */
+  lr: number;
+  /** The global gradient norm before clipping. */
+  grad_norm: number;
+  /** Training samples per second since the previous logged step (or the start). */
+  samples_per_second: number;
 }
 
 /** Everything besides the model weights that a resumed run needs to continue exactly. */

@@ -3,7 +3,7 @@
  * loop (./webgpu/loop.ts): the learning-rate schedule (linear warm-up, cosine decay), the
  * steps that log, evaluate or checkpoint, and the seeded order of the batches.
  */
-import type { TrainOptions, TrainSnapshot } from "./options.ts";
+import type { LossPoint, TrainOptions, TrainSnapshot } from "./options.ts";
 import { Rng, seedFrom } from "../lib/rng.ts";
 
 /** Whether step `step` (0-based) records a loss point. */
@@ -64,5 +64,33 @@ export class BatchOrder {
       out.push(this.order[this.cursor++]);
     }
     return out;
+  }
+}
+
+/**
+ * Hands each logged step to `options.onMetrics` with the samples per second since the last
+ * logged step (or since the meter was made), so that a live view shows the current speed.
+ */
+export class StepMeter {
+  private last = performance.now();
+  private lastStep: number;
+
+  constructor(private readonly options: TrainOptions) {
+    this.lastStep = (options.resume?.step ?? 0) - 1;
+  }
+
+  logged(step: number, values: Omit<LossPoint, "step">, lr: number, gradNorm: number): void {
+    const now = performance.now();
+    const samples = (step - this.lastStep) * this.options.batchSize;
+    const seconds = Math.max((now - this.last) / 1000, 1e-9);
+    this.last = now;
+    this.lastStep = step;
+    this.options.onMetrics?.({
+      step,
+      ...values,
+      lr,
+      grad_norm: gradNorm,
+      samples_per_second: samples / seconds,
+    });
   }
 }

@@ -13,7 +13,14 @@ import { webgpuDevice, WebGpuTrainer } from "./trainer.ts";
 import type { StepStats } from "./trainer.ts";
 import type { TinyVlm, WeightMap } from "../../model/tiny_vlm.ts";
 import { Progress } from "../progress.ts";
-import { BatchOrder, checkpointDue, evalDue, learningRate, logDue } from "../schedule.ts";
+import {
+  BatchOrder,
+  checkpointDue,
+  evalDue,
+  learningRate,
+  logDue,
+  StepMeter,
+} from "../schedule.ts";
 import { type LossPoint, type TrainOptions, type TrainResult } from "../options.ts";
 
 /** Whether ../loop.ts trains through the whole-step trainer on the active backend. */
@@ -65,6 +72,7 @@ export async function trainOnWebgpu(
   const progress = new Progress(options.label, options.steps, options.resume?.step ?? 0);
   const log: LossPoint[] = [];
   const started = performance.now();
+  const meter = new StepMeter(options);
   let first = 0;
   let earlier = 0;
   if (options.resume) {
@@ -88,7 +96,10 @@ export async function trainOnWebgpu(
       if (!Number.isFinite(stats.gradNorm)) {
         throw new Error(`${options.label}: gradient norm is ${stats.gradNorm} at step ${step}`);
       }
-      if (logDue(step, options)) log.push({ step, ...values });
+      if (logDue(step, options)) {
+        log.push({ step, ...values });
+        meter.logged(step, values, learningRate(step, options), stats.gradNorm);
+      }
       progress.update(step + 1, values, options.batchSize);
     }
   };
