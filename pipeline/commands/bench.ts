@@ -4,12 +4,16 @@
  * - single-thread OpenBLAS sgemm GFLOP/s at the paper model's largest product, measured at
  *   the start, middle and end of the run (the yardstick: each wasm+openblas training row
  *   reports its model GFLOP/s as a fraction of the best of these);
+ * - the GEMM itself at the models' products (each linear layer's forward x·W, backward dy·Wᵀ
+ *   and xᵀ·dy, and attention's blocks): GFLOP/s of the SIMD BLAS (pipeline/kernels/simd_blas.ts),
+ *   OpenBLAS (when installed) and stock tfjs-wasm's BatchMatMul, side by side;
  * - matmul GFLOP/s per backend at the models' real shapes, forward and backward ("wasm" is
  *   tfjs's own kernel, "wasm+openblas" the native matmul of pipeline/kernels/native_matmul.ts,
- *   measured when libopenblas is installed);
+ *   measured when libopenblas is installed, "wasm+simd" the same on the SIMD BLAS);
  * - training throughput (samples/s and model GFLOP/s) of the quickstart, 64 px record and
  *   paper models, on wasm+openblas with and without the fused kernels of
- *   pipeline/kernels/native_fused.ts (`fused`), stock wasm and the cpu backend;
+ *   pipeline/kernels/native_fused.ts (`fused`), wasm+simd (fused), stock wasm and the cpu
+ *   backend;
  * - the PyTorch reference (tests/reference/reference.py) training the paper model on one CPU
  *   thread, when a python3 with torch is found, and our paper throughput as a ratio of it;
  * - the top kernels of one training step (tf.profile) on each wasm variant;
@@ -23,12 +27,15 @@ import { parseCommand, printHelp, runCommand } from "../lib/cli.ts";
 import * as tf from "@tensorflow/tfjs";
 import { backendLabel, initBackend } from "../kernels/backend.ts";
 import {
+  type BlasProvider,
+  blasRoutines,
   disableNativeMatmul,
   enableNativeMatmul,
   fusedKernelsEnabled,
   setFusedKernels,
   sgemmGflops,
 } from "../kernels/native_matmul.ts";
+import type { WasmHeapBackend } from "../kernels/wasm_kernels.ts";
 import { AdamW } from "../train/adamw.ts";
 import { projectPath } from "../lib/paths.ts";
 import { findTorchPython } from "../lib/torch_python.ts";
@@ -132,9 +139,10 @@ type Profile = Awaited<ReturnType<typeof profileStep>> & {
 /**
  * The bench's backend variants: "wasm" (tfjs's own kernels), "wasm+openblas-unfused" (the
  * native matmul and attention kernels without the fused ones, as `KLAL_FUSED=off`),
- * "wasm+openblas" (everything: what training uses), "cpu".
+ * "wasm+openblas" (everything: what training uses where OpenBLAS is installed), "wasm+simd"
+ * (everything on the SIMD BLAS: what training uses without OpenBLAS), "cpu".
  */
-const VARIANTS = ["wasm", "wasm+openblas-unfused", "wasm+openblas", "cpu"] as const;
+const VARIANTS = ["wasm", "wasm+openblas-unfused", "wasm+openblas", "wasm+simd", "cpu"] as const;
 type Variant = typeof VARIANTS[number];
 
 /** Switch to a bench variant; false when it is not available here. */
@@ -142,8 +150,116 @@ async function useBackend(variant: Variant): Promise<boolean> {
   await initBackend(variant === "cpu" ? "cpu" : "wasm");
   if (variant === "wasm") disableNativeMatmul();
   if (variant === "cpu" || variant === "wasm") return true;
-  if (!enableNativeMatmul().enabled) return false;
-  return setFusedKernels(variant === "wasm+openblas") === (variant === "wasm+openblas");
+  const blas: BlasProvider = variant === "wasm+simd" ? "simd" : "openblas";
+  if (!enableNativeMatmul(blas).enabled) return false;
+  const fused = variant !== "wasm+openblas-unfused";
+  return setFusedKernels(fused) === fused;
+}
+
+/** One product of the GEMM comparison: GFLOP/s of each implementation (null: not here). */
+export interface GemmResult {
+  /** Which product: "x·W", "dy·Wᵀ", "xᵀ·dy", "q·kᵀ", "p·v" (model and d in `shape`'s sizes). */
+  product: string;
+  /** op(A) [m, k] times op(B) [k, n], with the flags: "NN", "NT", "TN". */
+  shape: string;
+  simd: number | null;
+  openblas: number | null;
+  /** tfjs-wasm's own BatchMatMul through tf.matMul (the transposes as its flags). */
+  stock: number;
+}
+
+/**
+ * The models' products: per model and linear layer (d -> 3d and d -> 4d), forward x·W and the
+ * two backward products; attention's per-head blocks, scores q·kᵀ and the mix p·v.
+ */
+function gemmShapes(): {
+  product: string;
+  m: number;
+  k: number;
+  n: number;
+  ta: boolean;
+  tb: boolean;
+}[] {
+  const out: ReturnType<typeof gemmShapes> = [];
+  const seen = new Set<string>();
+  const add = (product: string, m: number, k: number, n: number, ta: boolean, tb: boolean) => {
+    const key = `${m},${k},${n},${ta},${tb}`;
+    if (!seen.has(key)) out.push({ product, m, k, n, ta, tb });
+    seen.add(key);
+  };
+  for (const m of Object.values(BENCH_MODELS)) {
+    const rows = m.batch * (m.imageSize ** 2 / 64 + 10);
+    for (const n of [3 * m.dModel, 4 * m.dModel]) {
+      add("x·W", rows, m.dModel, n, false, false);
+      add("dy·Wᵀ", rows, n, m.dModel, false, true);
+      add("xᵀ·dy", m.dModel, rows, n, true, false);
+    }
+    const t = m.imageSize ** 2 / 64 + 10;
+    const dh = m.dModel / m.heads;
+    add("q·kᵀ", t, dh, t, false, true);
+    add("p·v", t, t, dh, false, false);
+  }
+  return out;
+}
+
+/** The best of `repeats` runs of `fn` (after two untimed ones), in seconds. */
+function bestSeconds(fn: () => void, repeats: number): number {
+  fn();
+  fn();
+  let best = Infinity;
+  for (let i = 0; i < repeats; i++) {
+    const started = performance.now();
+    fn();
+    best = Math.min(best, (performance.now() - started) / 1000);
+  }
+  return best;
+}
+
+/**
+ * The GEMM comparison on the wasm backend, operands in its heap: each BLAS's sgemm called
+ * directly (`blasRoutines`), stock tfjs-wasm through tf.matMul with the native kernels off.
+ * Small products run in a loop of enough calls to time (at least ~2 ms per timed run).
+ */
+async function gemmComparison(repeats: number): Promise<GemmResult[]> {
+  await initBackend("wasm");
+  disableNativeMatmul();
+  const backend = tf.backend() as unknown as WasmHeapBackend;
+  const results: GemmResult[] = [];
+  for (const g of gemmShapes()) {
+    const flops = 2 * g.m * g.k * g.n;
+    const calls = Math.max(1, Math.ceil(4e6 / flops));
+    const a = tf.randomNormal(g.ta ? [g.k, g.m] : [g.m, g.k]) as tf.Tensor2D;
+    const b = tf.randomNormal(g.tb ? [g.n, g.k] : [g.k, g.n]) as tf.Tensor2D;
+    const c = tf.zeros([g.m, g.n]);
+    const blas = (provider: BlasProvider) => {
+      const r = blasRoutines(provider);
+      if (!r) return null;
+      const [aAt, bAt, cAt] = r.addresses(backend, [a, b, c]);
+      const [ta, tb] = [g.ta ? 112 : 111, g.tb ? 112 : 111];
+      const [lda, ldb] = [g.ta ? g.m : g.k, g.tb ? g.k : g.n];
+      const s = bestSeconds(() => {
+        for (let i = 0; i < calls; i++) {
+          r.sgemm(101, ta, tb, g.m, g.n, g.k, 1, aAt, lda, bAt, ldb, 0, cAt, g.n);
+        }
+      }, repeats);
+      return calls * flops / s / 1e9;
+    };
+    const simd = blas("simd");
+    const openblas = blas("openblas");
+    const stock = calls * flops / bestSeconds(() => {
+      for (let i = 0; i < calls; i++) tf.tidy(() => tf.matMul(a, b, g.ta, g.tb)).dispose();
+    }, repeats) / 1e9;
+    tf.dispose([a, b, c]);
+    const flags = `${g.ta ? "T" : "N"}${g.tb ? "T" : "N"}`;
+    results.push({
+      product: g.product,
+      shape: `[${g.m},${g.k}]x[${g.k},${g.n}] ${flags}`,
+      simd,
+      openblas,
+      stock,
+    });
+  }
+  return results;
 }
 
 /** The single-thread sgemm yardstick: the paper model's largest product. */
@@ -206,6 +322,8 @@ export interface BenchResult {
   quick: boolean;
   /** Single-thread OpenBLAS sgemm (null without OpenBLAS): the best and every measurement. */
   sgemm: { shape: string; gflops: number; measured: number[] } | null;
+  /** The SIMD BLAS's, OpenBLAS's and stock tfjs-wasm's GEMM at the models' products. */
+  gemm: GemmResult[];
   matmul: MatmulResult[];
   training: (ThroughputResult & { ratioToSgemm: number | null })[];
   /** The profile of the backend training uses by default (the last of `profiles`). */
@@ -242,6 +360,16 @@ export async function bench(quick: boolean, log: (line: string) => void): Promis
     log(`sgemm [${shape.m},${shape.k}]x[${shape.k},${shape.n}] (${when}): ${g.toFixed(1)} GFLOP/s`);
   };
   yardstick("start");
+  const gemm = await gemmComparison(quick ? 3 : 10);
+  const fmt = (g: number | null) => (g === null ? "-" : g.toFixed(1)).padStart(6);
+  log("GEMM GFLOP/s        shape                             simd  openblas  stock wasm");
+  for (const g of gemm) {
+    log(
+      `  ${g.product.padEnd(8)} ${g.shape.padEnd(34)} ${fmt(g.simd)}    ${fmt(g.openblas)}      ${
+        fmt(g.stock)
+      }`,
+    );
+  }
   for (const variant of VARIANTS) {
     if (!(await useBackend(variant))) {
       log(`${variant}: skipped (${enableNativeMatmul().reason})`);
@@ -363,6 +491,7 @@ export async function bench(quick: boolean, log: (line: string) => void): Promis
       gflops: sgemm,
       measured: sgemmRuns,
     },
+    gemm,
     matmul: matmulResults,
     training: withRatio,
     profile: profiles.at(-1)!,
@@ -375,9 +504,10 @@ export async function bench(quick: boolean, log: (line: string) => void): Promis
 
 const BENCH_USAGE = `usage: deno task bench [--quick] [--json]
 
-  Measures this machine: sgemm, matmuls per backend, training throughput of the quickstart,
-  64 px and paper models (fused and unfused), a step's kernel profile, the tensor count, two
-  workers against one, and the PyTorch reference when torch is importable.
+  Measures this machine: sgemm, the SIMD BLAS's GEMM beside OpenBLAS's and stock wasm's at
+  the models' products, matmuls per backend, training throughput of the quickstart, 64 px and
+  paper models (OpenBLAS fused and unfused, the SIMD BLAS), a step's kernel profile, the
+  tensor count, two workers against one, and the PyTorch reference when torch is importable.
 
 options:
   --quick     fewer steps and repeats

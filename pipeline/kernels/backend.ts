@@ -2,13 +2,16 @@
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-cpu";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
-import { enableNativeMatmul, findOpenBlas, nativeMatmulEnabled } from "./native_matmul.ts";
+import { blasProvider, enableNativeMatmul, findOpenBlas } from "./native_matmul.ts";
 import { enableSplitKMatmul } from "./webgpu_kernels.ts";
 import type { BackendName } from "../spec/types.ts";
 import { NVIDIA_DIRS } from "./gpu_env.ts";
 import { projectUrl } from "../lib/paths.ts";
 
-/** Order `auto` tries after WebGPU on a real GPU: wasm (with OpenBLAS when present), cpu. */
+/**
+ * Order `auto` tries after WebGPU on a real GPU: wasm (with OpenBLAS when present, else the
+ * SIMD BLAS), cpu.
+ */
 const AUTO_ORDER = ["wasm", "cpu"] as const;
 
 /**
@@ -95,11 +98,13 @@ async function trySetBackend(name: string): Promise<boolean> {
 
 /**
  * The active backend's name for reports: "wasm+openblas" when wasm's matmuls run through
- * OpenBLAS (pipeline/kernels/native_matmul.ts), otherwise tfjs's own name.
+ * OpenBLAS (pipeline/kernels/native_matmul.ts), "wasm+simd" through the SIMD BLAS shipped with
+ * the project (./simd_blas.ts), otherwise tfjs's own name.
  */
 export function backendLabel(): string {
   const name = tf.getBackend();
-  return name === "wasm" && nativeMatmulEnabled() ? "wasm+openblas" : name;
+  const blas = name === "wasm" ? blasProvider() : null;
+  return blas ? `wasm+${blas}` : name;
 }
 
 /** The quickstart from a cold cache on 2 CPU cores (README), with and without OpenBLAS, in s. */
@@ -151,7 +156,10 @@ export function backendReason(): string {
   return reason;
 }
 
-/** On wasm, route matmuls through OpenBLAS when it is installed (and KLAL_BLAS is not off). */
+/**
+ * On wasm, route matmuls through OpenBLAS when it is installed, else through the SIMD BLAS
+ * (KLAL_BLAS: `simd` for the SIMD BLAS regardless, `off` for neither).
+ */
 function withNativeMatmul(): string {
   if (tf.getBackend() === "wasm") enableNativeMatmul();
   return backendLabel();
@@ -159,7 +167,8 @@ function withNativeMatmul(): string {
 
 /**
  * Initialise `requested` ("auto" picks the fastest working one) and return the name of
- * the backend that is now active ("wasm+openblas" when wasm's matmuls use OpenBLAS).
+ * the backend that is now active ("wasm+openblas" or "wasm+simd" when wasm's matmuls use a
+ * BLAS).
  * Throws with a clear message when a named backend is not available on this machine.
  */
 export async function initBackend(requested: BackendName): Promise<string> {

@@ -1,6 +1,7 @@
 /**
- * Multi-head attention products read straight from the fused QKV activations (wasm +
- * OpenBLAS only; pipeline/model/ops.ts `attention` is the plain tfjs version of the same).
+ * Multi-head attention products read straight from the fused QKV activations (wasm with a
+ * BLAS, OpenBLAS or ./simd_blas.ts, only; pipeline/model/ops.ts `attention` is the plain tfjs
+ * version of the same).
  *
  * qkv is [B, T, 3d]: row (b, t) holds q, then k, then v, each as H heads of dh values. Head h
  * of q for sample b is a [T, dh] matrix with row stride 3d, which sgemm reads in place (its
@@ -12,8 +13,9 @@
  *   mixed[b, :, h] = probs[b, h] v_bh             [B, T, d]
  */
 import * as tf from "@tensorflow/tfjs";
-import { heapPointers, registerGradientsOnce } from "./wasm_kernels.ts";
-import type { KernelArgs, Sgemm, WasmHeapBackend, WasmKernel } from "./wasm_kernels.ts";
+import { registerGradientsOnce } from "./wasm_kernels.ts";
+import type { KernelArgs, WasmHeapBackend, WasmKernel } from "./wasm_kernels.ts";
+import type { FusedBlas } from "./native_fused.ts";
 
 /** Kernel names (registered for the wasm backend by native_matmul.ts). */
 export const ATTENTION_SCORES = "KlalAttentionScores";
@@ -43,10 +45,17 @@ function dims(qkv: tf.TensorInfo, attrs: tf.NamedAttrMap | undefined) {
   return { b, t, d, d3, heads, dh: d / heads, scale: attrs!.scale as number };
 }
 
-/** Kernels over `sgemm`, keyed by kernel name. */
+/** Kernels over `blas`'s sgemm, keyed by kernel name. */
 export function attentionKernels(
-  sgemm: Sgemm<Deno.PointerValue>,
+  blas: Pick<FusedBlas, "sgemm" | "addresses">,
 ): Record<string, WasmKernel> {
+  const sgemm = blas.sgemm;
+  /**
+   * For each tensor, a function from an element offset to its address (float32 data), taken
+   * per call after the call's last allocation.
+   */
+  const addressesOf = (backend: WasmHeapBackend, tensors: tf.TensorInfo[]) =>
+    blas.addresses(backend, tensors).map((at) => (elements: number) => at + BigInt(4 * elements));
   // Element offsets in qkv of head h of q, k, v for sample b.
   const at = (s: ReturnType<typeof dims>, b: number, part: number, h: number) =>
     b * s.t * s.d3 + part * s.d + h * s.dh;
@@ -57,8 +66,8 @@ export function attentionKernels(
     const s = dims(qkv, args.attrs);
     const backend = args.backend as WasmHeapBackend;
     const out = backend.makeOutput([s.b, s.heads, s.t, s.t], "float32");
-    // Pointers only after the last allocation (heapPointers in ./wasm_kernels.ts).
-    const [src, dst] = heapPointers(backend, [qkv, out]);
+    // Addresses only after the last allocation (heapAddresses in ./wasm_kernels.ts).
+    const [src, dst] = addressesOf(backend, [qkv, out]);
     for (let b = 0; b < s.b; b++) {
       for (let h = 0; h < s.heads; h++) {
         const q = src(at(s, b, 0, h));
@@ -76,7 +85,7 @@ export function attentionKernels(
     const s = dims(qkv, args.attrs);
     const backend = args.backend as WasmHeapBackend;
     const out = zeros(backend, qkv.shape);
-    const [grad, src, dst] = heapPointers(backend, [dy, qkv, out]);
+    const [grad, src, dst] = addressesOf(backend, [dy, qkv, out]);
     for (let b = 0; b < s.b; b++) {
       for (let h = 0; h < s.heads; h++) {
         const g = grad((b * s.heads + h) * s.t * s.t);
@@ -96,7 +105,7 @@ export function attentionKernels(
     const s = dims(qkv, args.attrs);
     const backend = args.backend as WasmHeapBackend;
     const out = backend.makeOutput([s.b, s.t, s.d], "float32");
-    const [p, src, dst] = heapPointers(backend, [probs, qkv, out]);
+    const [p, src, dst] = addressesOf(backend, [probs, qkv, out]);
     for (let b = 0; b < s.b; b++) {
       for (let h = 0; h < s.heads; h++) {
         const a = p((b * s.heads + h) * s.t * s.t);
@@ -119,7 +128,7 @@ export function attentionKernels(
     const backend = args.backend as WasmHeapBackend;
     const dProbs = backend.makeOutput([s.b, s.heads, s.t, s.t], "float32");
     const dQkv = zeros(backend, qkv.shape);
-    const [grad, p, src, dp, dv] = heapPointers(backend, [dy, probs, qkv, dProbs, dQkv]);
+    const [grad, p, src, dp, dv] = addressesOf(backend, [dy, probs, qkv, dProbs, dQkv]);
     for (let b = 0; b < s.b; b++) {
       for (let h = 0; h < s.heads; h++) {
         const g = grad(b * s.t * s.d + h * s.dh);

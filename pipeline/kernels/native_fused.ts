@@ -1,8 +1,8 @@
 /**
- * Fused kernels for the wasm backend with OpenBLAS: each model block is one kernel forward
- * and one to three backward, instead of a dozen tfjs ops with their engine bookkeeping (a
- * tape node, saved-tensor clones, scope tracking, a gradient closure each). A paper-size
- * step ran ~1,370 kernels; with these ~650.
+ * Fused kernels for the wasm backend with a BLAS (OpenBLAS, or the SIMD BLAS of
+ * ./simd_blas.ts): each model block is one kernel forward and one to three backward, instead
+ * of a dozen tfjs ops with their engine bookkeeping (a tape node, saved-tensor clones, scope
+ * tracking, a gradient closure each). A paper-size step ran ~1,370 kernels; with these ~650.
  *
  * - `linear`: x·W + b, the bias written into the output by a rank-1 sgemm (ones·b) and the
  *   product accumulated onto it (beta = 1), so no separate Add; gradients as three direct
@@ -31,17 +31,16 @@
  * directly, with no engine bookkeeping (`Stock`, ./native_stock.ts). Where a pass over rows
  * is the work (layer norm both ways, GELU's gradient, the causal softmax and its gradient),
  * the SIMD kernels of ./simd_kernels.wat do it in place (`KLAL_SIMD=off`: the stock ops and
- * loops instead). Products go to OpenBLAS at addresses in the same heap. Next-token
+ * loops instead). Products go to the BLAS at addresses in the same heap. Next-token
  * cross-entropy is ./native_loss.ts, registered with these. Every kernel matches the stock
  * tfjs ops it replaces to 1e-4 (tests/native_fused_test.ts). `KLAL_FUSED=off` leaves them out
- * (OpenBLAS matmuls and the unfused native kernels stay), for a comparison.
+ * (the BLAS matmuls and the unfused native kernels stay), for a comparison.
  */
 import * as tf from "@tensorflow/tfjs";
-import { arrayAddress, heapAddresses, heapViews, registerGradientsOnce } from "./wasm_kernels.ts";
-import type { KernelArgs, Sgemm, WasmKernel } from "./wasm_kernels.ts";
+import { heapViews, registerGradientsOnce } from "./wasm_kernels.ts";
+import type { KernelArgs, Sgemm, WasmHeapBackend, WasmKernel } from "./wasm_kernels.ts";
 import {
   offsets,
-  ones,
   sameShapes,
   simdFor,
   sizeOf,
@@ -81,12 +80,23 @@ export type Sgemv = (
 /** cblas_sdot with operands as byte addresses. */
 export type Sdot = (n: number, x: bigint, incX: number, y: bigint, incY: number) => number;
 
-/** The OpenBLAS routines the fused kernels call. */
+/**
+ * The BLAS routines the native kernels call (OpenBLAS bound by native_matmul.ts, or the SIMD
+ * BLAS of ./simd_blas.ts), with the addresses of their operands as they take them.
+ */
 export interface FusedBlas {
-  /** With operands as byte addresses (native_matmul.ts binds it). */
+  /** With operands as byte addresses. */
   sgemm: Sgemm<bigint>;
   sgemv: Sgemv;
   sdot: Sdot;
+  /**
+   * The addresses of `tensors`' data for these routines, per kernel call after its last
+   * allocation (absolute for OpenBLAS, ./wasm_kernels.ts `heapAddresses`; heap offsets for the
+   * SIMD BLAS).
+   */
+  addresses(backend: WasmHeapBackend, tensors: tf.TensorInfo[]): bigint[];
+  /** The address of at least `n` ones. */
+  ones(n: number): bigint;
 }
 
 const ROW_MAJOR = 101;
@@ -102,7 +112,7 @@ const MASKED = -1e9;
 /** The fused kernels over `blas`, keyed by kernel name. */
 export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
   const { sgemm, sgemv, sdot } = blas;
-  const onesAt = (n: number) => arrayAddress(ones.get(n));
+  const onesAt = (n: number) => blas.ones(n);
 
   /**
    * out [M, N] = alpha·(x [M, K]·w [K, N] + b), b broadcast over rows: b first, then the
@@ -122,7 +132,7 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     if ([x, w, ...(b ? [b] : [])].some((t) => t.dtype !== "float32")) {
       throw new Error(`${LINEAR}: float32 inputs only (got ${x.dtype}, ${w.dtype})`);
     }
-    const [xAt, wAt, outAt, bAt] = heapAddresses(backend, b ? [x, w, out, b] : [x, w, out]);
+    const [xAt, wAt, outAt, bAt] = blas.addresses(backend, b ? [x, w, out, b] : [x, w, out]);
     let beta = 0;
     if (b && alpha === 1) {
       const [rows, bias] = heapViews(backend, [out, b]);
@@ -154,7 +164,7 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     const [k, n] = w.shape;
     const m = sizeOf(dy.shape) / n;
     const out = backend.makeOutput([...dy.shape.slice(0, -1), k], "float32");
-    const [dyAt, wAt, outAt] = heapAddresses(backend, [dy, w, out]);
+    const [dyAt, wAt, outAt] = blas.addresses(backend, [dy, w, out]);
     sgemm(ROW_MAJOR, N, T, m, k, n, 1, dyAt, n, wAt, n, 0, outAt, k);
     return out;
   }
@@ -167,7 +177,7 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     const n = dy.shape[dy.shape.length - 1];
     const m = sizeOf(x.shape) / k;
     const out = backend.makeOutput([k, n], "float32");
-    const [xAt, dyAt, outAt] = heapAddresses(backend, [x, dy, out]);
+    const [xAt, dyAt, outAt] = blas.addresses(backend, [x, dy, out]);
     sgemm(ROW_MAJOR, T, N, k, n, m, 1, xAt, k, dyAt, n, 0, outAt, n);
     return out;
   }
@@ -179,7 +189,7 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     const n = dy.shape[dy.shape.length - 1];
     const m = sizeOf(dy.shape) / n;
     const out = backend.makeOutput([n], "float32");
-    const [dyAt, outAt] = heapAddresses(backend, [dy, out]);
+    const [dyAt, outAt] = blas.addresses(backend, [dy, out]);
     sgemv(ROW_MAJOR, T, m, n, 1, dyAt, n, onesAt(m), 1, 0, outAt, 1);
     return out;
   }
@@ -374,7 +384,7 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
       sh[i] = inv[i] * a[i];
       sl[i] = inv[i] * inv[i] * inv[i] * m[i];
     }
-    const [dycAt, dyAt, invAt, dGainAt, dBiasAt] = heapAddresses(backend, [
+    const [dycAt, dyAt, invAt, dGainAt, dBiasAt] = blas.addresses(backend, [
       dyc,
       dy!,
       inverse,
@@ -426,7 +436,7 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
       const mixed = stock.make([batch, t, d]);
       // Block by block, so the softmax and the mixing read a block still in cache.
       const [scoresAt, maskAt] = offsets(backend, [scores, keyMask]);
-      const [src, at, mixAt] = heapAddresses(backend, [qkv, scores, mixed]);
+      const [src, at, mixAt] = blas.addresses(backend, [qkv, scores, mixed]);
       scoreBlocks(backend, qkv, scores, args.attrs, (b, h, o) => {
         simd.softmaxCausal(scoresAt + 4 * o, maskAt + 4 * b * t, 1, 1, t);
         mixBlock(src, at, mixAt, b, h);
@@ -450,7 +460,7 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
       probs = stock.call("Softmax", { logits: scores }, { dim: 3 });
     }
     const mixed = stock.make([batch, t, d]);
-    const [src, at, mixAt] = heapAddresses(backend, [qkv, probs, mixed]);
+    const [src, at, mixAt] = blas.addresses(backend, [qkv, probs, mixed]);
     for (let b = 0; b < batch; b++) {
       for (let h = 0; h < heads; h++) mixBlock(src, at, mixAt, b, h);
     }
@@ -470,7 +480,7 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     after?: (b: number, h: number, o: number) => void,
   ): void {
     const { batch, t, d, d3, heads, dh, scale } = dims(qkv, attrs);
-    const [src, at] = heapAddresses(backend, [qkv, scores]);
+    const [src, at] = blas.addresses(backend, [qkv, scores]);
     for (let b = 0; b < batch; b++) {
       for (let h = 0; h < heads; h++) {
         const q = src + BigInt(4 * (b * t * d3 + h * dh));
@@ -511,7 +521,7 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     const simd = simdFor(backend, 4);
     const stock = new Stock(backend);
     const work = stock.make([t, t]);
-    const [gAt, src, pAt, dst, wAt] = heapAddresses(backend, [dMixed, qkv, probs, out, work]);
+    const [gAt, src, pAt, dst, wAt] = blas.addresses(backend, [dMixed, qkv, probs, out, work]);
     const [p, dpIn, w] = heapViews(backend, [probs, dProbs, work]);
     const [pOff, wOff] = offsets(backend, [probs, work]);
     for (let b = 0; b < batch; b++) {
@@ -539,7 +549,7 @@ export function fusedKernels(blas: FusedBlas): Record<string, WasmKernel> {
     const tensors = Object.values(args.inputs) as tf.TensorInfo[];
     const backend = args.backend as WasmBackendLike;
     const out = backend.makeOutput([], "float32");
-    const addresses = heapAddresses(backend, tensors);
+    const addresses = blas.addresses(backend, tensors);
     let total = 0;
     tensors.forEach((x, i) => {
       const n = sizeOf(x.shape);
@@ -756,7 +766,7 @@ export const registerFusedGradients = registerGradientsOnce([
   },
 ]);
 
-/** Σ t² over every value of `tensors`, a scalar (the fused kernel; wasm + OpenBLAS only). */
+/** Σ t² over every value of `tensors`, a scalar (the fused kernel; wasm with a BLAS only). */
 export function sumOfSquares(tensors: tf.Tensor[]): tf.Scalar {
   const inputs: tf.NamedTensorMap = {};
   tensors.forEach((t, i) => (inputs[i] = t));
@@ -780,7 +790,7 @@ export interface AdamWUpdate {
 
 /**
  * One AdamW update in one kernel: the new flat moments and the new value of each parameter,
- * [m', v', p0', p1', ...] (wasm + OpenBLAS only; call inside tf.tidy and assign).
+ * [m', v', p0', p1', ...] (wasm with a BLAS only; call inside tf.tidy and assign).
  */
 export function adamwUpdate(
   m: tf.Tensor,
