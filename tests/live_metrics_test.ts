@@ -68,7 +68,7 @@ Deno.test("live metrics: the training loop reports each logged step's losses, le
   }
 });
 
-Deno.test("live metrics: a run's training stages keep them in their cache entries (metrics.jsonl) and leave no live file", async () => {
+Deno.test("live metrics: a run's training stages keep them in their cache entries (metrics.jsonl) and leave no live file; the published results.json records the run", async () => {
   const dir = await Deno.makeTempDir({ prefix: "klal-live-run-" });
   await Deno.writeTextFile(
     `${dir}/spec.yaml`,
@@ -107,5 +107,18 @@ arms:
   assert.deepEqual(val.map((l) => l.step), [2, 4]);
   assert.ok((await lines("pretrain")).length >= 1);
   assert.deepEqual([...Deno.readDirSync(`${dir}/cache/live/live-tiny`)], []);
+  // The published results.json records the run that made it (not the cache entry's copy).
+  const published = JSON.parse(await Deno.readTextFile(`${dir}/reports/live-tiny/results.json`));
+  const r = published.run;
+  assert.deepEqual(r.argv, ["deno", "task", "experiment", `${dir}/spec.yaml`]);
+  assert.equal(r.deno, Deno.version.deno);
+  assert.equal(r.host, Deno.hostname());
+  assert.match(r.tfjs, /^\d+\.\d+\.\d+$/);
+  assert.ok(r.commit === null || /^[0-9a-f]{40}$/.test(r.commit), r.commit);
+  assert.equal(typeof r.dirty, r.commit === null ? "object" : "boolean");
+  const entry = JSON.parse(
+    new TextDecoder().decode(await cache.readBytes(await keyOf("report"), "results.json")),
+  );
+  assert.equal(entry.run, undefined);
   await Deno.remove(dir, { recursive: true });
 });

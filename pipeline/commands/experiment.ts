@@ -153,6 +153,7 @@ async function main(args: string[]): Promise<number> {
           jobs,
           executor,
           specFile: resolve(cli.specPath),
+          argv: ["deno", "task", "experiment", ...args],
         }),
       );
     }

@@ -2,6 +2,7 @@
  * The runner: plan a spec, skip what the cache has, run the rest (independent stages in
  * parallel worker processes), then publish the report to `reports/<name>/`.
  */
+import { type Provenance, provenance } from "../lib/provenance.ts";
 import { liveMetricsPath } from "../train/live_metrics.ts";
 import { dirname } from "node:path";
 import { vocabularyLines } from "./vocabulary.ts";
@@ -48,6 +49,8 @@ export interface RunOptions {
   specFile?: string;
   /** Adapter probe and timing for `backend: auto` (default: child processes; tests inject). */
   backendChoice?: ChoiceDeps;
+  /** The command line, recorded with the run's provenance in the published results.json. */
+  argv?: string[];
 }
 
 /** What a run did. */
@@ -94,6 +97,7 @@ export function forcedStages(
 export async function runExperiment(spec: Spec, options: RunOptions): Promise<RunSummary> {
   const log = options.log ?? ((line: string) => console.log(line));
   const { cache } = options;
+  const started = provenance(options.argv ?? []);
   const digests = cache.fileDigests();
   const plan = await resolvePlan(buildPlan(spec), { digests });
   const force = options.force ?? [];
@@ -280,7 +284,7 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
               `${options.specFile} (both specs are named ${spec.name})`,
           );
         }
-        await publishReport(cache, report.key, reportDir, options.specFile);
+        await publishReport(cache, report.key, reportDir, options.specFile, await started);
         await writeReportsIndex(options.reportsDir);
       }),
   );
@@ -371,6 +375,7 @@ async function publishReport(
   key: string,
   dir: string,
   specFile?: string,
+  run?: Provenance,
 ): Promise<void> {
   const names = Object.keys((await cache.manifest(key)).files);
   await replaceFolderAtomic(dir, async (temp) => {
@@ -378,7 +383,18 @@ async function publishReport(
       if (name.includes("/")) {
         await Deno.mkdir(`${temp}/${name.slice(0, name.lastIndexOf("/"))}`, { recursive: true });
       }
-      await Deno.writeFile(`${temp}/${name}`, await cache.readBytes(key, name));
+      const bytes = await cache.readBytes(key, name);
+      if (name === "results.json" && run) {
+        // The run that published it (commit, dirty tree, argv, host, versions): not part of
+        // the cached entry, whose key covers only what the numbers depend on.
+        const results = JSON.parse(new TextDecoder().decode(bytes));
+        await Deno.writeTextFile(
+          `${temp}/${name}`,
+          JSON.stringify({ ...results, run }, null, 2) + "\n",
+        );
+        continue;
+      }
+      await Deno.writeFile(`${temp}/${name}`, bytes);
     }
     if (specFile) {
       await Deno.writeTextFile(
