@@ -607,8 +607,8 @@
 
   ;; The work area sgemm needs (bytes, allocated by the caller): op(B) packed, KC = 256 rows
   ;; by NC = 512 columns, as panels of 8 columns (for each k, the panel's 8 values, zero past
-  ;; n), then a 4x8 tile for the edges of C.
-  (func (export "sgemmWorkBytes") (result i32) (i32.const 524416))
+  ;; n), then a 6x8 tile for the edges of C.
+  (func (export "sgemmWorkBytes") (result i32) (i32.const 524480))
 
   ;; C = beta C (0 when beta is 0, whatever C held) over m rows of n.
   (func $scaleC (param $m i32) (param $n i32) (param $beta f32) (param $c i32) (param $ldc i32)
@@ -635,7 +635,10 @@
   (func $packB (param $tb i32) (param $b i32) (param $ldb i32) (param $pc i32) (param $jc i32)
     (param $kc i32) (param $nc i32) (param $dst i32)
     (local $j i32) (local $nr i32) (local $kk i32) (local $jj i32) (local $src i32) (local $d i32)
-    (local $rowBytes i32)
+    (local $rowBytes i32) (local $k0 i32) (local $s i32)
+    (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128)
+    (local $r4 v128) (local $r5 v128) (local $r6 v128) (local $r7 v128)
+    (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
     (local.set $rowBytes (i32.shl (local.get $ldb) (i32.const 2)))
     (block $done (loop $panels
       (br_if $done (i32.ge_u (local.get $j) (local.get $nc)))
@@ -677,16 +680,72 @@
                 (local.set $kk (i32.add (local.get $kk) (i32.const 1)))
                 (br $l2))))))
         (else
-          ;; op(B)[kk, j] = B[(jc + j) ldb + pc + kk]: column jj of the panel is a row of B
+          ;; op(B)[kk, j] = B[(jc + j) ldb + pc + kk]: column jj of the panel is a row of B.
+          ;; A full panel four k at a time: 4 values of each of its 8 rows, transposed by
+          ;; shuffles (two 4x4 blocks); the rest one value at a time.
+          (local.set $kk (i32.const 0))
+          (if (i32.eq (local.get $nr) (i32.const 8))
+            (then
+              (local.set $src (i32.add (local.get $b) (i32.shl
+                (i32.add (i32.mul (i32.add (local.get $jc) (local.get $j)) (local.get $ldb))
+                  (local.get $pc)) (i32.const 2))))
+              (block $e7 (loop $l7
+                (br_if $e7 (i32.gt_u (i32.add (local.get $kk) (i32.const 4)) (local.get $kc)))
+                (local.set $s (local.get $src))
+              (local.set $r0 (v128.load (local.get $s)))
+              (local.set $s (i32.add (local.get $s) (local.get $rowBytes)))
+              (local.set $r1 (v128.load (local.get $s)))
+              (local.set $s (i32.add (local.get $s) (local.get $rowBytes)))
+              (local.set $r2 (v128.load (local.get $s)))
+              (local.set $s (i32.add (local.get $s) (local.get $rowBytes)))
+              (local.set $r3 (v128.load (local.get $s)))
+              (local.set $s (i32.add (local.get $s) (local.get $rowBytes)))
+              (local.set $r4 (v128.load (local.get $s)))
+              (local.set $s (i32.add (local.get $s) (local.get $rowBytes)))
+              (local.set $r5 (v128.load (local.get $s)))
+              (local.set $s (i32.add (local.get $s) (local.get $rowBytes)))
+              (local.set $r6 (v128.load (local.get $s)))
+              (local.set $s (i32.add (local.get $s) (local.get $rowBytes)))
+              (local.set $r7 (v128.load (local.get $s)))
+              (local.set $s (i32.add (local.get $s) (local.get $rowBytes)))
+                (local.set $s (i32.add (local.get $d) (i32.shl (local.get $kk) (i32.const 5))))
+              (local.set $t0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r0) (local.get $r1)))
+              (local.set $t1 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r0) (local.get $r1)))
+              (local.set $t2 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r2) (local.get $r3)))
+              (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r2) (local.get $r3)))
+              (v128.store offset=0 (local.get $s)
+                (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t2)))
+              (v128.store offset=32 (local.get $s)
+                (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t2)))
+              (v128.store offset=64 (local.get $s)
+                (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t1) (local.get $t3)))
+              (v128.store offset=96 (local.get $s)
+                (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t1) (local.get $t3)))
+              (local.set $t0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r4) (local.get $r5)))
+              (local.set $t1 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r4) (local.get $r5)))
+              (local.set $t2 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r6) (local.get $r7)))
+              (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r6) (local.get $r7)))
+              (v128.store offset=16 (local.get $s)
+                (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t2)))
+              (v128.store offset=48 (local.get $s)
+                (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t2)))
+              (v128.store offset=80 (local.get $s)
+                (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t1) (local.get $t3)))
+              (v128.store offset=112 (local.get $s)
+                (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t1) (local.get $t3)))
+                (local.set $src (i32.add (local.get $src) (i32.const 16)))
+                (local.set $kk (i32.add (local.get $kk) (i32.const 4)))
+                (br $l7)))))
+          (local.set $k0 (local.get $kk))
           (local.set $jj (i32.const 0))
           (block $e4 (loop $l4
             (br_if $e4 (i32.ge_u (local.get $jj) (i32.const 8)))
-            (local.set $kk (i32.const 0))
+            (local.set $kk (local.get $k0))
             (if (i32.lt_u (local.get $jj) (local.get $nr))
               (then
                 (local.set $src (i32.add (local.get $b) (i32.shl
                   (i32.add (i32.mul (i32.add (local.get $jc) (i32.add (local.get $j) (local.get $jj)))
-                    (local.get $ldb)) (local.get $pc)) (i32.const 2))))
+                    (local.get $ldb)) (i32.add (local.get $pc) (local.get $k0))) (i32.const 2))))
                 (block $e5 (loop $l5
                   (br_if $e5 (i32.ge_u (local.get $kk) (local.get $kc)))
                   (f32.store (i32.add (local.get $d) (i32.shl (local.get $kk) (i32.const 5)))
@@ -709,8 +768,8 @@
 
   ;; C = alpha op(A) op(B) + beta C, with op(A) m x k, op(B) k x n (ta, tb: 1 transposes the
   ;; stored matrix), row-major with leading dimensions lda, ldb, ldc; beta 0 never reads C.
-  ;; Blocks of 256 rows and 512 columns of op(B) are packed into `work`; each 4x8 tile of C
-  ;; is eight f32x4 accumulators over the block's k, with the four rows of op(A) read in
+  ;; Blocks of 256 rows and 512 columns of op(B) are packed into `work`; each 6x8 tile of C
+  ;; is 12 f32x4 accumulators over the block's k, with the six rows of op(A) read in
   ;; place (a row past m repeats the last one, its results dropped).
   (func (export "sgemm")
     (param $ta i32) (param $tb i32) (param $m i32) (param $n i32) (param $k i32)
@@ -718,12 +777,16 @@
     (param $beta f32) (param $c i32) (param $ldc i32) (param $work i32)
     (local $jc i32) (local $nc i32) (local $pc i32) (local $kc i32) (local $cb f32)
     (local $i0 i32) (local $mr i32) (local $j i32) (local $nr i32) (local $last i32)
-    (local $pa i32) (local $o1 i32) (local $o2 i32) (local $o3 i32) (local $astep i32)
+    (local $pa i32) (local $o1 i32) (local $o2 i32) (local $o3 i32) (local $o4 i32) (local $o5 i32) (local $astep i32)
     (local $rowStep i32) (local $p i32) (local $pb i32) (local $end i32) (local $cp i32)
     (local $ldcBytes i32) (local $tile i32) (local $r i32) (local $jj i32) (local $q i32)
     (local $v f32)
-    (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
-    (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
+    (local $c00 v128) (local $c01 v128)
+    (local $c10 v128) (local $c11 v128)
+    (local $c20 v128) (local $c21 v128)
+    (local $c30 v128) (local $c31 v128)
+    (local $c40 v128) (local $c41 v128)
+    (local $c50 v128) (local $c51 v128)
     (local $b0 v128) (local $b1 v128) (local $av v128) (local $va v128) (local $vb v128)
     (if (i32.or (i32.eqz (local.get $m)) (i32.eqz (local.get $n))) (then (return)))
     (if (i32.or (i32.eqz (local.get $k)) (f32.eq (local.get $alpha) (f32.const 0)))
@@ -753,7 +816,7 @@
         (block $iDone (loop $iLoop
           (br_if $iDone (i32.ge_u (local.get $i0) (local.get $m)))
           (local.set $mr (i32.sub (local.get $m) (local.get $i0)))
-          (if (i32.gt_u (local.get $mr) (i32.const 4)) (then (local.set $mr (i32.const 4))))
+          (if (i32.gt_u (local.get $mr) (i32.const 6)) (then (local.set $mr (i32.const 6))))
           ;; op(A)[i0 + r, pc + kk] at pa + o_r + kk astep
           (if (i32.eqz (local.get $ta))
             (then
@@ -771,7 +834,11 @@
             (select (i32.const 1) (local.get $last) (i32.gt_u (local.get $last) (i32.const 1)))))
           (local.set $o2 (i32.mul (local.get $rowStep)
             (select (i32.const 2) (local.get $last) (i32.gt_u (local.get $last) (i32.const 2)))))
-          (local.set $o3 (i32.mul (local.get $rowStep) (local.get $last)))
+          (local.set $o3 (i32.mul (local.get $rowStep)
+            (select (i32.const 3) (local.get $last) (i32.gt_u (local.get $last) (i32.const 3)))))
+          (local.set $o4 (i32.mul (local.get $rowStep)
+            (select (i32.const 4) (local.get $last) (i32.gt_u (local.get $last) (i32.const 4)))))
+          (local.set $o5 (i32.mul (local.get $rowStep) (local.get $last)))
           (local.set $j (i32.const 0))
           (block $jDone (loop $jLoop
             (br_if $jDone (i32.ge_u (local.get $j) (local.get $nc)))
@@ -789,6 +856,10 @@
             (local.set $c21 (v128.const f32x4 0 0 0 0))
             (local.set $c30 (v128.const f32x4 0 0 0 0))
             (local.set $c31 (v128.const f32x4 0 0 0 0))
+            (local.set $c40 (v128.const f32x4 0 0 0 0))
+            (local.set $c41 (v128.const f32x4 0 0 0 0))
+            (local.set $c50 (v128.const f32x4 0 0 0 0))
+            (local.set $c51 (v128.const f32x4 0 0 0 0))
             (loop $kLoop
               (local.set $b0 (v128.load (local.get $pb)))
               (local.set $b1 (v128.load offset=16 (local.get $pb)))
@@ -804,13 +875,19 @@
               (local.set $av (v128.load32_splat (i32.add (local.get $p) (local.get $o3))))
               (local.set $c30 (f32x4.relaxed_madd (local.get $av) (local.get $b0) (local.get $c30)))
               (local.set $c31 (f32x4.relaxed_madd (local.get $av) (local.get $b1) (local.get $c31)))
+              (local.set $av (v128.load32_splat (i32.add (local.get $p) (local.get $o4))))
+              (local.set $c40 (f32x4.relaxed_madd (local.get $av) (local.get $b0) (local.get $c40)))
+              (local.set $c41 (f32x4.relaxed_madd (local.get $av) (local.get $b1) (local.get $c41)))
+              (local.set $av (v128.load32_splat (i32.add (local.get $p) (local.get $o5))))
+              (local.set $c50 (f32x4.relaxed_madd (local.get $av) (local.get $b0) (local.get $c50)))
+              (local.set $c51 (f32x4.relaxed_madd (local.get $av) (local.get $b1) (local.get $c51)))
               (local.set $p (i32.add (local.get $p) (local.get $astep)))
               (local.set $pb (i32.add (local.get $pb) (i32.const 32)))
               (br_if $kLoop (i32.lt_u (local.get $pb) (local.get $end))))
             (local.set $cp (i32.add (local.get $c) (i32.shl
               (i32.add (i32.mul (local.get $i0) (local.get $ldc))
                 (i32.add (local.get $jc) (local.get $j))) (i32.const 2))))
-            (if (i32.and (i32.eq (local.get $mr) (i32.const 4)) (i32.eq (local.get $nr) (i32.const 8)))
+            (if (i32.and (i32.eq (local.get $mr) (i32.const 6)) (i32.eq (local.get $nr) (i32.const 8)))
               (then
                 (if (f32.eq (local.get $cb) (f32.const 0))
                   (then
@@ -824,7 +901,13 @@
                     (v128.store offset=16 (local.get $cp) (f32x4.mul (local.get $va) (local.get $c21)))
                     (local.set $cp (i32.add (local.get $cp) (local.get $ldcBytes)))
                     (v128.store (local.get $cp) (f32x4.mul (local.get $va) (local.get $c30)))
-                    (v128.store offset=16 (local.get $cp) (f32x4.mul (local.get $va) (local.get $c31))))
+                    (v128.store offset=16 (local.get $cp) (f32x4.mul (local.get $va) (local.get $c31)))
+                    (local.set $cp (i32.add (local.get $cp) (local.get $ldcBytes)))
+                    (v128.store (local.get $cp) (f32x4.mul (local.get $va) (local.get $c40)))
+                    (v128.store offset=16 (local.get $cp) (f32x4.mul (local.get $va) (local.get $c41)))
+                    (local.set $cp (i32.add (local.get $cp) (local.get $ldcBytes)))
+                    (v128.store (local.get $cp) (f32x4.mul (local.get $va) (local.get $c50)))
+                    (v128.store offset=16 (local.get $cp) (f32x4.mul (local.get $va) (local.get $c51))))
                   (else
                     (v128.store (local.get $cp) (f32x4.relaxed_madd (local.get $vb)
                       (v128.load (local.get $cp)) (f32x4.mul (local.get $va) (local.get $c00))))
@@ -844,7 +927,17 @@
                     (v128.store (local.get $cp) (f32x4.relaxed_madd (local.get $vb)
                       (v128.load (local.get $cp)) (f32x4.mul (local.get $va) (local.get $c30))))
                     (v128.store offset=16 (local.get $cp) (f32x4.relaxed_madd (local.get $vb)
-                      (v128.load offset=16 (local.get $cp)) (f32x4.mul (local.get $va) (local.get $c31)))))))
+                      (v128.load offset=16 (local.get $cp)) (f32x4.mul (local.get $va) (local.get $c31))))
+                    (local.set $cp (i32.add (local.get $cp) (local.get $ldcBytes)))
+                    (v128.store (local.get $cp) (f32x4.relaxed_madd (local.get $vb)
+                      (v128.load (local.get $cp)) (f32x4.mul (local.get $va) (local.get $c40))))
+                    (v128.store offset=16 (local.get $cp) (f32x4.relaxed_madd (local.get $vb)
+                      (v128.load offset=16 (local.get $cp)) (f32x4.mul (local.get $va) (local.get $c41))))
+                    (local.set $cp (i32.add (local.get $cp) (local.get $ldcBytes)))
+                    (v128.store (local.get $cp) (f32x4.relaxed_madd (local.get $vb)
+                      (v128.load (local.get $cp)) (f32x4.mul (local.get $va) (local.get $c50))))
+                    (v128.store offset=16 (local.get $cp) (f32x4.relaxed_madd (local.get $vb)
+                      (v128.load offset=16 (local.get $cp)) (f32x4.mul (local.get $va) (local.get $c51)))))))
               (else
                 ;; An edge tile: through the tile buffer, the rows and columns inside C only.
                 (v128.store offset=0 (local.get $tile) (local.get $c00))
@@ -855,6 +948,10 @@
                 (v128.store offset=80 (local.get $tile) (local.get $c21))
                 (v128.store offset=96 (local.get $tile) (local.get $c30))
                 (v128.store offset=112 (local.get $tile) (local.get $c31))
+                (v128.store offset=128 (local.get $tile) (local.get $c40))
+                (v128.store offset=144 (local.get $tile) (local.get $c41))
+                (v128.store offset=160 (local.get $tile) (local.get $c50))
+                (v128.store offset=176 (local.get $tile) (local.get $c51))
                 (local.set $r (i32.const 0))
                 (block $rDone (loop $rLoop
                   (br_if $rDone (i32.ge_u (local.get $r) (local.get $mr)))
@@ -876,7 +973,7 @@
                   (br $rLoop)))))
             (local.set $j (i32.add (local.get $j) (i32.const 8)))
             (br $jLoop)))
-          (local.set $i0 (i32.add (local.get $i0) (i32.const 4)))
+          (local.set $i0 (i32.add (local.get $i0) (i32.const 6)))
           (br $iLoop)))
         (local.set $pc (i32.add (local.get $pc) (local.get $kc)))
         (br $pcLoop)))
