@@ -1,5 +1,6 @@
 /**
- * Every command shares one convention: `--help` prints the usage on stdout and exits 0; an
+ * Every command shares one convention: `--help` prints the usage on stdout and exits 0
+ * (`--version`: the version line); an
  * unknown option prints "error: unknown option ...", a blank line and the usage on stderr,
  * and exits 2. Also the shared parser on its own.
  */
@@ -15,6 +16,7 @@ const COMMANDS: [string, string[]][] = [
   ["pipeline/commands/cache.ts", ["gc"]],
   ["pipeline/commands/preview.ts", ["grid-patch"]],
   ["pipeline/commands/bench.ts", []],
+  ["pipeline/commands/pilot_table.ts", []],
 ];
 
 Deno.test("parseCommand: flags, values, repeats, positionals, and usage errors", () => {
@@ -53,10 +55,16 @@ Deno.test("parseCommand: flags, values, repeats, positionals, and usage errors",
 
 for (const [script, prefix] of COMMANDS) {
   const name = [script, ...prefix].join(" ");
-  Deno.test(`${name}: --help exits 0 with the usage; an unknown option exits 2`, async () => {
+  Deno.test(`${name}: --help exits 0 with the usage, --version with the version line; an unknown option exits 2`, async () => {
     const help = await runScript(script, [...prefix, "--help"]);
     assert.equal(help.code, 0, help.stderr);
     assert.match(help.stdout, /^usage: deno task /m);
+    const version = await runScript(script, [...prefix, "--version"]);
+    assert.equal(version.code, 0, version.stderr);
+    assert.match(
+      version.stdout,
+      /^klal (commit [0-9a-f]{12}(\+changes)?|not a git checkout) \(deno \d+\.\d+\.\d+, tfjs \d+\.\d+\.\d+\)\n$/,
+    );
     const bad = await runScript(script, [...prefix, "--frob"]);
     assert.equal(bad.code, 2, bad.stdout + bad.stderr);
     assert.match(bad.stderr, /^error: unknown option --frob\n\nusage: deno task /m);

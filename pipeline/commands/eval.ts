@@ -15,7 +15,14 @@
  *
  * Exit status: 0 done, 1 the arm is not trained yet, 2 bad input.
  */
-import { parseCommand, printHelp, runCommand, UsageError, valueOptions } from "../lib/cli.ts";
+import {
+  helpRequested,
+  parseCommand,
+  printHelp,
+  runCommand,
+  UsageError,
+  valueOptions,
+} from "../lib/cli.ts";
 import { writeJsonAtomic } from "../lib/atomic.ts";
 import { answerFromName, type Label, LabelsError, readLabels } from "../eval/labels.ts";
 import { decodeImage } from "../../tasks/image_io.ts";
@@ -384,7 +391,7 @@ async function run(o: ExternalEvalOptions): Promise<number> {
 /** The command; returns the exit status (2: bad usage, spec or input). */
 export function main(args: string[]): Promise<number> {
   return runCommand(USAGE, async () => {
-    if (args.includes("-h") || args.includes("--help")) return printHelp(USAGE);
+    if (helpRequested(args)) return printHelp(USAGE);
     try {
       return await run(parseEvalArgs(args));
     } catch (e) {

@@ -14,6 +14,7 @@ import { formatSpecError, loadSpec, SpecError } from "../spec/mod.ts";
 import { PROJECT_ROOT } from "../lib/paths.ts";
 import { writeFileAtomic } from "../lib/atomic.ts";
 import {
+  helpRequested,
   integerOption,
   parseCommand,
   printHelp,
@@ -195,7 +196,7 @@ function fitText(
 /** The command: parse, generate, render, write; returns the exit status. */
 export function main(args: string[]): Promise<number> {
   return runCommand(USAGE, async () => {
-    if (args.includes("-h") || args.includes("--help")) return printHelp(USAGE);
+    if (helpRequested(args)) return printHelp(USAGE);
     // A spec file previews that spec's own data; a task name, the task's defaults.
     const first = args.find((a) => !a.startsWith("-"));
     let options: PreviewOptions;

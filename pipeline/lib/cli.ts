@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { escapeForTerminal } from "./terminal.ts";
+import { PROJECT_ROOT } from "./paths.ts";
 
 /** A bad command line: exit status 2. */
 export class UsageError extends Error {}
@@ -98,12 +99,13 @@ function shortMessage(error: Error & { code?: string }): string {
 /**
  * Parse `args` against `spec`; throws UsageError (never node's own error) on unknown
  * options, a missing value, or too few or too many positionals. `--help`/`-h` is always
- * accepted and reported as `help: true` (then nothing else is checked).
+ * accepted and reported as `help: true` (then nothing else is checked); so is `--version`,
+ * after which the command's `printHelp` prints the version line instead of the usage.
  *
  * @example parseCommand(["--apply"], { options: { apply: { type: "boolean" } } })
  */
 export function parseCommand(args: string[], spec: CommandSpec): ParsedCommand {
-  if (args.includes("--help") || args.includes("-h")) {
+  if (helpRequested(args)) {
     return { values: {}, positionals: [], help: true };
   }
   let parsed;
@@ -157,8 +159,53 @@ export async function runCommand(usage: string, body: () => Promise<number>): Pr
   }
 }
 
-/** Print the usage for `--help` and give exit status 0. */
+/** Whether the last command line parsed asked for `--version`. */
+let versionAsked = false;
+
+/**
+ * Whether `args` ask for `--help`, `-h` or `--version` (for commands that look before they
+ * parse); `printHelp` then prints what was asked for.
+ */
+export function helpRequested(args: readonly string[]): boolean {
+  const help = args.includes("--help") || args.includes("-h");
+  versionAsked = !help && args.includes("--version");
+  return help || versionAsked;
+}
+
+/**
+ * The project's version line: its git commit (with "+changes" when the working tree has
+ * uncommitted changes) or "not a git checkout", and the Deno and tfjs versions.
+ */
+export function versionLine(): string {
+  const git = (...args: string[]) => {
+    try {
+      const out = new Deno.Command("git", {
+        args: ["-C", PROJECT_ROOT, ...args],
+        stdout: "piped",
+        stderr: "null",
+      }).outputSync();
+      return out.success ? new TextDecoder().decode(out.stdout).trim() : null;
+    } catch {
+      return null;
+    }
+  };
+  const commit = git("rev-parse", "--short=12", "HEAD");
+  const dirty = commit !== null && (git("status", "--porcelain") ?? "") !== "";
+  const where = commit === null
+    ? "not a git checkout"
+    : `commit ${commit}${dirty ? "+changes" : ""}`;
+  let tfjs = "unknown";
+  try {
+    const config = JSON.parse(Deno.readTextFileSync(`${PROJECT_ROOT}/deno.json`));
+    tfjs = /@([\d.]+)$/.exec(config.imports?.["@tensorflow/tfjs"] ?? "")?.[1] ?? tfjs;
+  } catch {
+    // Without the project's deno.json the line says so.
+  }
+  return `klal ${where} (deno ${Deno.version.deno}, tfjs ${tfjs})`;
+}
+
+/** Print the usage for `--help` (the version line for `--version`) and give exit status 0. */
 export function printHelp(usage: string): number {
-  console.log(usage);
+  console.log(versionAsked ? versionLine() : usage);
   return 0;
 }
