@@ -1,10 +1,12 @@
 /**
  * The experiment's one-line notice when OpenBLAS is missing (pipeline/kernels/backend.ts
  * `openBlasNotice`, printed by pipeline/commands/experiment.ts): exactly once per run, sweeps included,
- * and never when OpenBLAS loads, when KLAL_BLAS=off, or when wasm cannot run.
+ * naming the SIMD BLAS that trains instead, and never when OpenBLAS loads, when KLAL_BLAS=off or
+ * simd, or when wasm cannot run.
  */
 import assert from "node:assert/strict";
-import { openBlasNotice } from "../pipeline/kernels/backend.ts";
+import { openBlasNotice, QUICKSTART_SECONDS } from "../pipeline/kernels/backend.ts";
+import { simdBlasAvailable } from "../pipeline/kernels/simd_blas.ts";
 import { findOpenBlas } from "../pipeline/kernels/native_matmul.ts";
 import { pathOf } from "../pipeline/lib/paths.ts";
 
@@ -37,8 +39,12 @@ Deno.test("OpenBLAS missing: the experiment prints the notice exactly once, swee
     const lines = out.split("\n").filter((line) => NOTICE.test(line));
     assert.equal(lines.length, 1, out);
     assert.equal(out.split("OpenBLAS not found").length, 2, out);
-    assert.match(lines[0], /3\.6x slower/);
-    assert.match(lines[0], /236 s instead of 66 s/);
+    // Without OpenBLAS the SIMD BLAS trains (tfjs's own kernels where it cannot run).
+    const { openblas, simd, plain } = QUICKSTART_SECONDS;
+    const seconds = simdBlasAvailable().available ? simd : plain;
+    assert.ok(lines[0].includes(`${(seconds / openblas).toFixed(1)}x slower`), lines[0]);
+    assert.ok(lines[0].includes(`${seconds} s instead of ${openblas} s`), lines[0]);
+    if (simdBlasAvailable().available) assert.match(lines[0], /on the SIMD BLAS .*\(wasm\+simd\)/);
     assert.match(lines[0], /apt-get install libopenblas0-serial/);
     if (args.length > 0) assert.match(out, /sweep: 2 experiments/);
   }
@@ -46,6 +52,7 @@ Deno.test("OpenBLAS missing: the experiment prints the notice exactly once, swee
 
 Deno.test("OpenBLAS off by choice, or a cpu backend: no notice", async () => {
   assert.doesNotMatch(await dryRun("off", []), NOTICE);
+  assert.doesNotMatch(await dryRun("simd", []), NOTICE);
   assert.doesNotMatch(await dryRun(MISSING, ["backend=cpu"]), NOTICE);
 });
 

@@ -6,6 +6,7 @@ import { blasProvider, enableNativeMatmul, findOpenBlas } from "./native_matmul.
 import { enableSplitKMatmul } from "./webgpu_kernels.ts";
 import type { BackendName } from "../spec/types.ts";
 import { NVIDIA_DIRS } from "./gpu_env.ts";
+import { simdBlasAvailable } from "./simd_blas.ts";
 import { projectUrl } from "../lib/paths.ts";
 
 /**
@@ -107,13 +108,18 @@ export function backendLabel(): string {
   return blas ? `wasm+${blas}` : name;
 }
 
-/** The quickstart from a cold cache on 2 CPU cores (README), with and without OpenBLAS, in s. */
-export const QUICKSTART_SECONDS = { openblas: 66, plain: 236 } as const;
+/**
+ * The quickstart from a cold cache on 2 CPU cores (README), in s: with OpenBLAS, with the SIMD
+ * BLAS (back to back with OpenBLAS on the same loaded machine, 154 s against 106 s, scaled to
+ * the README's 66 s: docs/measurements/cpu-simd-blas.md) and on tfjs's own kernels.
+ */
+export const QUICKSTART_SECONDS = { openblas: 66, simd: 96, plain: 236 } as const;
 
 /**
  * One line for an experiment's main process (printed once per run, not per worker) when its
- * workers would train on wasm without OpenBLAS, as on a fresh machine: what that costs and
- * the Debian package that brings it. Null when OpenBLAS loads, when `KLAL_BLAS=off` asks
+ * workers would train on wasm without OpenBLAS, as on a fresh machine (on the SIMD BLAS, or on
+ * tfjs's own kernels where that cannot run): what that costs and the Debian package that brings
+ * it. Null when OpenBLAS loads, when `KLAL_BLAS=off` asks
  * for plain wasm, when no backend in `backends` can be wasm, or when every one is `auto`,
  * an NVIDIA driver is present and the calibration is off (`KLAL_BACKEND_CALIBRATION=off`:
  * WebGPU then runs; with the calibration on, `auto` may still choose wasm there).
@@ -139,9 +145,12 @@ export function openBlasNotice(
   // Looked up only now: a run that cannot use wasm never opens the library.
   const lookup = blas ?? findOpenBlas();
   if (lookup.found || lookup.disabled) return null;
-  const { openblas, plain } = QUICKSTART_SECONDS;
-  return `note: OpenBLAS not found, so wasm trains with tfjs's own kernels, about ` +
-    `${(plain / openblas).toFixed(1)}x slower (the quickstart: ${plain} s instead of ` +
+  const { openblas, simd, plain } = QUICKSTART_SECONDS;
+  const [how, seconds] = simdBlasAvailable().available
+    ? ["on the SIMD BLAS shipped with the project (wasm+simd)", simd]
+    : ["with tfjs's own kernels", plain];
+  return `note: OpenBLAS not found, so wasm trains ${how}, about ` +
+    `${(seconds / openblas).toFixed(1)}x slower (the quickstart: ${seconds} s instead of ` +
     `${openblas} s on 2 cores); Debian's libopenblas0-serial brings it: ` +
     `apt-get install libopenblas0-serial`;
 }

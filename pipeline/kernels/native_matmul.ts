@@ -22,7 +22,7 @@
  * `KLAL_BLAS` picks the BLAS: unset (or `auto`), OpenBLAS where it loads, else the SIMD BLAS;
  * a library path, that OpenBLAS, else the SIMD BLAS; `simd`, the SIMD BLAS even where OpenBLAS
  * is installed; `off`, no BLAS (only the bit-identical copy kernels change). OpenBLAS goes
- * first where it loads: its AVX2 kernels are ~2-3x the SIMD BLAS's 128-bit ones
+ * first where it loads: its AVX2 kernels are ~2-2.5x the SIMD BLAS's 128-bit ones
  * (docs/measurements/cpu-simd-blas.md). A serial (single-thread) OpenBLAS is preferred: the
  * pipeline runs one worker per core.
  */
