@@ -1,8 +1,9 @@
 /**
  * Our model, losses and AdamW step against an independent PyTorch reference
  * (tests/reference/reference.py, float64): L_NTP, L_KLAL, every weight's gradient and the
- * weights after one AdamW step, on each CPU backend (wasm, cpu, and wasm+openblas when
- * OpenBLAS is installed, webgpu on a real GPU adapter or with KLAL_ALLOW_SOFTWARE_GPU=1). Cases: KLAL over all layers; KLAL over one layer with rows of
+ * weights after one AdamW step, on each CPU backend (wasm, cpu, wasm+openblas when
+ * OpenBLAS is installed, wasm+simd (the SIMD BLAS), webgpu on a real GPU adapter or with
+ * KLAL_ALLOW_SOFTWARE_GPU=1). Cases: KLAL over all layers; KLAL over one layer with rows of
  * zero ground truth and masked (padding) query positions.
  *
  * Needs python3 with torch (Debian: apt-get install python3-torch), or KLAL_PYTHON naming
@@ -265,19 +266,25 @@ const gpu = await gpuAdapter();
 const WEBGPU = gpu.available &&
   (!gpu.fallback || Deno.env.get("KLAL_ALLOW_SOFTWARE_GPU") === "1");
 
-/** Switch to a backend row ("wasm", "cpu", "wasm+openblas", "webgpu"); false when not here. */
+/**
+ * Switch to a backend row ("wasm", "cpu", "wasm+openblas", "wasm+simd", "webgpu"); false when
+ * not here.
+ */
 async function useBackend(label: string): Promise<boolean> {
   if (label === "webgpu") return WEBGPU && await initBackend("webgpu") === "webgpu";
   await initBackend(label === "cpu" ? "cpu" : "wasm");
   if (label === "wasm") disableNativeMatmul();
-  if (label === "wasm+openblas") return enableNativeMatmul().enabled;
+  if (label === "wasm+openblas") return enableNativeMatmul("openblas").enabled;
+  if (label === "wasm+simd") return enableNativeMatmul("simd").enabled;
   return true;
 }
 
 const weights = await perturbedWeights();
 let torchOutcomes: Promise<Outcome[]> | undefined;
 
-for (const backend of ["wasm", "cpu", "wasm+openblas", ...(WEBGPU ? ["webgpu"] : [])]) {
+for (
+  const backend of ["wasm", "cpu", "wasm+openblas", "wasm+simd", ...(WEBGPU ? ["webgpu"] : [])]
+) {
   Deno.test({
     name: `reference: ${backend} losses, gradients and AdamW step equal PyTorch's${
       SKIP_REASON ? ` (skipped: ${SKIP_REASON})` : ""
@@ -285,7 +292,9 @@ for (const backend of ["wasm", "cpu", "wasm+openblas", ...(WEBGPU ? ["webgpu"] :
     ignore: SKIP_REASON !== "",
     async fn(t) {
       if (!(await useBackend(backend))) {
-        const why = backend === "webgpu" ? "no GPU adapter" : enableNativeMatmul().reason;
+        const why = backend === "webgpu"
+          ? "no GPU adapter"
+          : enableNativeMatmul(backend === "wasm+simd" ? "simd" : "openblas").reason;
         console.warn(`reference_test: ${backend} not available here (${why})`);
         return;
       }
