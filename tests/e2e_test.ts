@@ -105,6 +105,29 @@ Deno.test("e2e: tiny spec runs, reports, reuses the cache, reruns only KLAL on a
     /eval:ntp:s0 +[0-9a-f]{12} +run \(forced: reads finetune:ntp:s0\)/,
   );
   assert.match(forcedPlan.stdout, /eval:klal:s0 +[0-9a-f]{12} +cached/);
+  // The same plan as one JSON document on stdout (the progress lines on stderr).
+  const json = await experiment([spec, "--force", "finetune:ntp", "--dry-run", "--json"], env);
+  assert.equal(json.code, 0, json.stderr);
+  const plan = JSON.parse(json.stdout);
+  assert.equal(plan.experiment, "e2e-tiny");
+  const byId = new Map(plan.stages.map((s: { id: string }) => [s.id, s]));
+  assert.deepEqual(
+    { ...byId.get("finetune:ntp:s0") as object, key: undefined, inputs: undefined },
+    {
+      id: "finetune:ntp:s0",
+      kind: "finetune",
+      key: undefined,
+      cached: false,
+      reason: "run (forced)",
+      inputs: undefined,
+    },
+  );
+  assert.equal((byId.get("eval:klal:s0") as { cached: boolean }).cached, true);
+  assert.match((byId.get("eval:ntp:s0") as { key: string }).key, /^[0-9a-f]{64}$/);
+  assert.match(json.stderr, /plan for e2e-tiny/);
+  const alone = await experiment([spec, "--json"], env);
+  assert.equal(alone.code, 2);
+  assert.match(alone.stderr, /--json goes with --dry-run/);
   const refit = await experiment([spec, "--force", "finetune:ntp"], env);
   assert.equal(refit.code, 0, refit.stderr);
   assert.deepEqual(

@@ -36,6 +36,8 @@ const USAGE = `usage: deno task experiment [SPEC.yaml] [key.path=value ...] [opt
 
 options:
   --dry-run          print every stage with its key and whether it is cached or why it runs
+  --json             with --dry-run: the plan as one JSON document on stdout (the
+                     progress lines go to stderr)
   --force STAGE      recompute STAGE even if cached (an id such as finetune:klal:s0, or a
                      prefix such as finetune or eval:ntp), and every stage that reads it;
                      may repeat
@@ -55,6 +57,7 @@ export interface Cli {
   specPath: string;
   overrides: string[];
   dryRun: boolean;
+  json: boolean;
   force: string[];
   jobs?: number;
   executor?: ExecutorName;
@@ -66,16 +69,26 @@ export function parseArgs(args: string[]): Cli {
   const parsed = parseCommand(args, {
     options: {
       "dry-run": { type: "boolean" },
+      json: { type: "boolean" },
       force: { type: "string", multiple: true },
       jobs: { type: "string" },
       executor: { type: "string" },
     },
     positionals: { max: Infinity },
   });
-  const cli: Cli = { specPath: "", overrides: [], dryRun: false, force: [], help: parsed.help };
+  const cli: Cli = {
+    specPath: "",
+    overrides: [],
+    dryRun: false,
+    json: false,
+    force: [],
+    help: parsed.help,
+  };
   if (parsed.help) return cli;
   const { values } = parsed;
   cli.dryRun = values["dry-run"] === true;
+  cli.json = values.json === true;
+  if (cli.json && !cli.dryRun) throw new UsageError("--json goes with --dry-run");
   cli.force = (values.force as string[] | undefined) ?? [];
   if (values.jobs !== undefined) cli.jobs = integerOption("jobs", values.jobs as string, 1);
   if (values.executor !== undefined) {
@@ -135,11 +148,15 @@ async function main(args: string[]): Promise<number> {
     const started = performance.now();
     const cache = new Cache(defaultCacheDir());
     const reportsDir = Deno.env.get("KLAL_REPORTS_DIR") ?? `${ROOT}/reports`;
-    if (specs.length > 1) console.log(`sweep: ${specs.length} experiments`);
+    // With --json, stdout holds the JSON document alone; every other line goes to stderr.
+    const say = cli.json
+      ? (line: string) => console.error(line)
+      : (line: string) => console.log(line);
+    if (specs.length > 1) say(`sweep: ${specs.length} experiments`);
     const executor = makeExecutor(cli, specs[0]);
     // Once per run, here rather than in each worker: wasm without OpenBLAS is much slower.
     const notice = executor.name === "local" ? openBlasNotice(specs.map((s) => s.backend)) : null;
-    if (notice) console.log(notice);
+    if (notice) say(notice);
     const jobs = cli.jobs ?? (executor.name === "slurm" ? SLURM_DEFAULT_JOBS : undefined);
     if (!cli.dryRun) cancelOnSignal(executor);
     const summaries = [];
@@ -154,8 +171,17 @@ async function main(args: string[]): Promise<number> {
           executor,
           specFile: resolve(cli.specPath),
           argv: ["deno", "task", "experiment", ...args],
+          log: say,
         }),
       );
+    }
+    if (cli.json) {
+      const plans = summaries.map((s, i) => ({
+        experiment: specs[i].name,
+        stages: s.dryRun ?? [],
+      }));
+      console.log(JSON.stringify(plans.length === 1 ? plans[0] : { sweep: plans }, null, 2));
+      return 0;
     }
     let reportDir = summaries[0].reportDir;
     let table = summaries[0].reportKey

@@ -53,6 +53,17 @@ export interface RunOptions {
   argv?: string[];
 }
 
+/** One stage of a dry run's plan (`--dry-run --json` prints these). */
+export interface DryRunStage {
+  id: string;
+  kind: string;
+  key: string;
+  cached: boolean;
+  /** "cached", or why it would run ("run (params changed: train.lr)", "run (forced)"). */
+  reason: string;
+  inputs: Record<string, string>;
+}
+
 /** What a run did. */
 export interface RunSummary {
   stages: { id: string; key: string; status: "cached" | "ran"; seconds: number }[];
@@ -62,6 +73,8 @@ export interface RunSummary {
   /** The resolved plan and what each stage did (for sweep reports). */
   plan: ResolvedStage[];
   statuses: Map<string, { status: "cached" | "ran"; seconds: number }>;
+  /** A dry run: each stage's key, whether it is cached, and why it would run. */
+  dryRun?: DryRunStage[];
 }
 
 /** A stage failed; the message names it. */
@@ -122,6 +135,7 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
 
   if (options.dryRun) {
     log(`plan for ${spec.name} (${plan.length} stages):`);
+    const dryRun: DryRunStage[] = [];
     for (const stage of plan) {
       const entry = await cache.lookup(stage.key);
       const { reason } = entry.state === "corrupted"
@@ -130,8 +144,16 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
       const why = forced.get(stage.id);
       const shown = why ? `run (${why})` : reason;
       log(`  ${stage.id.padEnd(34)} ${stage.key.slice(0, 12)}  ${shown}`);
+      dryRun.push({
+        id: stage.id,
+        kind: stage.kind,
+        key: stage.key,
+        cached: shown === "cached",
+        reason: shown,
+        inputs: stage.inputs,
+      });
     }
-    return { stages: [], plan, statuses: new Map() };
+    return { stages: [], plan, statuses: new Map(), dryRun };
   }
 
   // Shared with other experiments, exclusive to `cache gc --apply`: gc never deletes the
