@@ -23,6 +23,7 @@
  *
  * Model FLOPs are counted analytically (matmuls only, see `trainingFlopsPerSample`).
  */
+import { bestSeconds } from "../lib/timing.ts";
 import { parseCommand, printHelp, runCommand } from "../lib/cli.ts";
 import * as tf from "@tensorflow/tfjs";
 import { backendLabel, initBackend } from "../kernels/backend.ts";
@@ -200,19 +201,6 @@ function gemmShapes(): {
     add("p·v", t, t, dh, false, false);
   }
   return out;
-}
-
-/** The best of `repeats` runs of `fn` (after two untimed ones), in seconds. */
-function bestSeconds(fn: () => void, repeats: number): number {
-  fn();
-  fn();
-  let best = Infinity;
-  for (let i = 0; i < repeats; i++) {
-    const started = performance.now();
-    fn();
-    best = Math.min(best, (performance.now() - started) / 1000);
-  }
-  return best;
 }
 
 /**

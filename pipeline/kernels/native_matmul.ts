@@ -26,6 +26,7 @@
  * (docs/measurements/cpu-simd-blas.md). A serial (single-thread) OpenBLAS is preferred: the
  * pipeline runs one worker per core.
  */
+import { bestSeconds } from "../lib/timing.ts";
 import * as tf from "@tensorflow/tfjs";
 import { attentionKernels, registerAttentionGradients } from "./native_attention.ts";
 import { type FusedBlas, fusedKernels, registerFusedGradients } from "./native_fused.ts";
@@ -420,14 +421,7 @@ export function sgemmGflops(
   const sgemm = blas.lib.symbols.sgemmAt;
   const product = () =>
     sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, m, n, k, 1, aAt, k, bAt, n, 0, cAt, n);
-  product();
-  let best = Infinity;
-  for (let i = 0; i < repeats; i++) {
-    const started = performance.now();
-    product();
-    best = Math.min(best, (performance.now() - started) / 1000);
-  }
-  return 2 * m * k * n / best / 1e9;
+  return 2 * m * k * n / bestSeconds(product, repeats, 1) / 1e9;
 }
 
 /** Whether the fused kernels of ./native_fused.ts can run now (on, and wasm active). */

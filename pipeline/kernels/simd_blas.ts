@@ -11,6 +11,7 @@
  * for the reductions are allocated once per heap through tfjs-wasm's own malloc, so a product
  * allocates nothing: heap views a kernel holds stay valid across its products.
  */
+import { bestSeconds } from "../lib/timing.ts";
 import * as tf from "@tensorflow/tfjs";
 import type { FusedBlas } from "./native_fused.ts";
 import { type SimdKernels, simdModule, simdModuleCompiles } from "./simd_kernels.ts";
@@ -191,15 +192,7 @@ export function simdSgemmGflops(m: number, k: number, n: number, repeats = 10): 
     const [aAt, bAt, cAt] = blas.addresses(backend, [a, b, c]);
     const product = () =>
       blas.sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, m, n, k, 1, aAt, k, bAt, n, 0, cAt, n);
-    product();
-    product();
-    let best = Infinity;
-    for (let i = 0; i < repeats; i++) {
-      const started = performance.now();
-      product();
-      best = Math.min(best, (performance.now() - started) / 1000);
-    }
-    return 2 * m * k * n / best / 1e9;
+    return 2 * m * k * n / bestSeconds(product, repeats) / 1e9;
   } finally {
     tf.dispose([a, b, c]);
   }
