@@ -1,6 +1,11 @@
 /** `deno task pilot-table`: a Base pilot's tables from its reports, and the Base rule's judgement. */
 import assert from "node:assert/strict";
-import { judge, type PilotResults, pilotTables } from "../pipeline/commands/pilot_table.ts";
+import {
+  judge,
+  type PilotResults,
+  pilotTables,
+  tieMargin,
+} from "../pipeline/commands/pilot_table.ts";
 import { runScript } from "./cli.ts";
 
 const DIR = "docs/pilots/results/base-letters";
@@ -30,6 +35,12 @@ Deno.test("pilot-table: the letters pilot's committed reports give its write-up'
   assert.match(text, /\| Grid Patch \| no: 4\.3 against 3\.0 \| yes: where \+64\.4 \| no \|/);
   assert.match(text, /\| Line Tracing \| no: 49\.9 against 50\.0 \| \(no kind applies\) \| no \|/);
   assert.match(text, /^2 of 5 tasks in the regime: fewer than 4 of 5/m);
+  // By hand: Line Intersection 72.1 - 61.2 = 10.9, PixMo 34.6 - 12.4 = 22.2; mean 16.55
+  // (printed to one decimal from its binary value, 16.549...).
+  const results = await letters();
+  const inRegime = results.map(judge).filter((j) => j.inRegime);
+  assert.ok(Math.abs(tieMargin(inRegime) - 16.55) < 1e-9);
+  assert.match(text, /capped at 40, is 16\.5 points\./);
   assert.match(text, /\| pilot-letters-line-tracing \| 15 \| 568 \| 289 \|/);
 });
 
@@ -52,6 +63,8 @@ Deno.test("pilot-table: the rule's boundaries, computed by hand", async () => {
   assert.equal(at(70, 49.9, 40).inRegime, false);
   assert.deepEqual(at(70, 55, 40).skill, { kind: "count", margin: 15 });
   assert.equal(at(70, 55, 40).floorWhy, "shortcut");
+  // The tie-break caps each margin at 40: 70 - 61.2 = 8.8 and 150 - 61.2 -> 40; mean 24.4.
+  assert.ok(Math.abs(tieMargin([at(70, 55, 40), at(150, 55, 40)]) - 24.4) < 1e-9);
 });
 
 Deno.test("pilot-table: a file that is not a report's results.json is refused (exit 2)", async () => {

@@ -28,6 +28,15 @@ export const MARGIN_ABOVE_FLOOR = 5;
 export const CEILING = 90;
 /** Condition 2 (amended): the Base's held-out skill this many points above its kind's floor. */
 export const SKILL_MARGIN = 10;
+/** Ties go to the larger mean margin of NTP above its larger floor, each margin capped here. */
+export const MARGIN_CAP = 40;
+
+/** The rule's tie-break: NTP's mean margin above the larger floor, each capped at MARGIN_CAP. */
+export function tieMargin(judged: readonly Judgement[]): number {
+  const margins = judged.map((j) => Math.min(MARGIN_CAP, j.ntp - j.largerFloor));
+  return margins.reduce((a, b) => a + b, 0) / Math.max(1, margins.length);
+}
+
 /** The rule's threshold: this many of the five tasks in the regime choose a Base. */
 export const TASKS_NEEDED = 4;
 
@@ -312,13 +321,20 @@ export function pilotTables(results: PilotResults[]): string[] {
     ),
     "",
   );
-  const inRegime = [...judged.values()].filter((j) => j.inRegime).length;
+  const regime = [...judged.values()].filter((j) => j.inRegime);
+  const inRegime = regime.length;
   out.push(
     `${inRegime} of ${judged.size} tasks in the regime: ${
       inRegime >= TASKS_NEEDED && judged.size >= 5
         ? "a candidate the rule can choose"
         : `fewer than ${TASKS_NEEDED} of 5, so the rule cannot choose this candidate`
-    }.`,
+    }.${
+      inRegime > 0
+        ? ` Tie-break: NTP's mean margin above the larger floor over those tasks, each capped at ${MARGIN_CAP}, is ${
+          fixed(tieMargin(regime))
+        } points.`
+        : ""
+    }`,
     "",
   );
 
