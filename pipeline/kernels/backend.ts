@@ -109,11 +109,11 @@ export function backendLabel(): string {
 }
 
 /**
- * The quickstart from a cold cache on 2 CPU cores (README), in s: with OpenBLAS, with the SIMD
- * BLAS (back to back with OpenBLAS on the same loaded machine, 154 s against 106 s, scaled to
- * the README's 66 s: docs/measurements/cpu-simd-blas.md) and on tfjs's own kernels.
+ * The quickstart from a cold cache on 2 idle CPU cores (README), in s: with OpenBLAS and with
+ * the SIMD BLAS, measured back to back on a fresh clone (docs/measurements/cpu-simd-blas.md),
+ * and on tfjs's own kernels (measured earlier).
  */
-export const QUICKSTART_SECONDS = { openblas: 66, simd: 96, plain: 236 } as const;
+export const QUICKSTART_SECONDS = { openblas: 49, simd: 79, plain: 236 } as const;
 
 /**
  * One line for an experiment's main process (printed once per run, not per worker) when its
