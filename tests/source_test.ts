@@ -185,7 +185,10 @@ Deno.test("task.source.tests: named test sets need the main one, names of their 
     file,
   );
   assert.equal(training.length, 1, training.join("\n"));
-  assert.match(training[0], /x\.yaml:11:25 task\.source\.tests\.d\.path: expected a test file other than source\.train.s/);
+  assert.match(
+    training[0],
+    /x\.yaml:11:25 task\.source\.tests\.d\.path: expected a test file other than source\.train.s/,
+  );
   await Deno.remove(dir, { recursive: true });
 });
 
