@@ -57,7 +57,6 @@ export async function runFinetune(
     console.error(`${ctx.experiment} ${stage.id}: lr ${lr}, chosen by ${stage.inputs.lr}`);
   }
   const curve: LearningPoint[] = [];
-  let live: LiveMetrics | undefined;
   let onEval: ((step: number) => Promise<void>) | undefined;
   if (stage.inputKeys.val) {
     const task = await loadTask(p.task);
@@ -73,7 +72,8 @@ export async function runFinetune(
         targetAttention: r.targetAttention,
         targetAttentionRatio: r.targetAttentionRatio,
       });
-      live?.append({
+      // Called only while training runs, when `live` (made below) exists.
+      live.append({
         step,
         val_accuracy: r.accuracy,
         val_target_attention: r.targetAttention,
@@ -94,12 +94,12 @@ export async function runFinetune(
     if (pointer) resumed.snapshot.pointer = Float32Array.from(pointer);
     console.error(`${label}: resuming from step ${resumed.snapshot.step}`);
   }
-  live = new LiveMetrics(
+  const live = new LiveMetrics(
     liveMetricsPath(ctx.cache.root, ctx.experiment, stage.id),
     resumed?.snapshot.step ?? 0,
   );
   const result = await train(model, data, {
-    onMetrics: (point) => live!.append({ ...point }),
+    onMetrics: (point) => live.append({ ...point }),
     resume: resumed?.snapshot,
     checkpointEvery: Number(stage.runtime?.checkpoint_every ?? 0),
     onCheckpoint: async (snapshot) =>
