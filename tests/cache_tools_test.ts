@@ -21,7 +21,7 @@ async function setup() {
   return {
     dir,
     run: (...args: string[]) => runScript("pipeline/commands/experiment.ts", [spec, ...args], env),
-    ls: () => runScript("pipeline/commands/cache.ts", ["ls"], env),
+    ls: (...args: string[]) => runScript("pipeline/commands/cache.ts", ["ls", ...args], env),
     // The specs gc plans are the test's own, so the repository's experiments/ never matter.
     gc: (...args: string[]) =>
       runScript(
@@ -41,6 +41,19 @@ Deno.test("cache ls lists entries with their users; gc keeps what specs or last 
   assert.equal(ls.code, 0, ls.stderr);
   assert.match(ls.stdout, /finetune:ntp:s0\s+cache-tools/);
   assert.match(ls.stdout, /^8 entries, [\d.]+ (KB|MB) in /m);
+  // The same listing as one JSON document.
+  const json = await t.ls("--json");
+  assert.equal(json.code, 0, json.stderr);
+  const listed = JSON.parse(json.stdout);
+  assert.equal(listed.root, `${t.dir}/cache`);
+  assert.equal(listed.entries.length, 8);
+  const ntp = listed.entries.find((e: { stage: string }) => e.stage === "finetune:ntp:s0");
+  assert.deepEqual(ntp.usedBy, ["cache-tools"]);
+  assert.match(ntp.key, /^[0-9a-f]{64}$/);
+  assert.equal(
+    listed.bytes,
+    listed.entries.reduce((a: number, e: { bytes: number }) => a + e.bytes, 0),
+  );
 
   // No spec under the experiments folder names this experiment, but its last run (refs/)
   // used every entry: nothing is garbage.

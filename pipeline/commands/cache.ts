@@ -40,10 +40,11 @@ import { parse as parseYaml } from "yaml";
 import { dirname, resolve } from "node:path";
 
 const ROOT = PROJECT_ROOT;
-const USAGE = `usage: deno task cache ls | verify | gc [--apply] [--experiments DIR]
+const USAGE = `usage: deno task cache ls [--json] | verify | gc [--apply] [--experiments DIR]
 
   ls                 every entry: key, size, stage, the experiments whose last run used it;
                      then the resumable checkpoints of unfinished fine-tunes (partial/)
+    --json           the same as one JSON document ({root, entries, partials, bytes})
   verify             check every entry's files against the hashes in its manifest
                      (exit 1 when one is damaged; the next experiment run recomputes it)
   gc                 what no spec under experiments/ and no last run uses (dry run)
@@ -276,7 +277,7 @@ async function readableRoot(cache: Cache): Promise<void> {
   }
 }
 
-async function ls(cache: Cache): Promise<number> {
+async function ls(cache: Cache, json = false): Promise<number> {
   try {
     await readableRoot(cache);
   } catch (e) {
@@ -285,6 +286,11 @@ async function ls(cache: Cache): Promise<number> {
   const { entries, refProblems } = await listEntries(cache);
   const partials = await listPartials(cache);
   for (const p of refProblems) console.error(`warning: unreadable ref ${p}`);
+  if (json) {
+    const bytes = [...entries, ...partials].reduce((a, e) => a + e.bytes, 0);
+    console.log(JSON.stringify({ root: cache.root, entries, partials, bytes }, null, 2));
+    return 0;
+  }
   for (const e of entries) {
     console.log(
       `${e.key.slice(0, 12)}  ${human(e.bytes).padStart(9)}  ${describe(e).padEnd(34)} ${
@@ -448,8 +454,9 @@ export function main(args: string[]): Promise<number> {
     const [command, ...rest] = args;
     if (command === "-h" || command === "--help") return printHelp(USAGE);
     if (command === "ls") {
-      if (parseCommand(rest, { options: {} }).help) return printHelp(USAGE);
-      return await ls(new Cache(defaultCacheDir()));
+      const parsed = parseCommand(rest, { options: { json: { type: "boolean" } } });
+      if (parsed.help) return printHelp(USAGE);
+      return await ls(new Cache(defaultCacheDir()), parsed.values.json === true);
     }
     if (command === "verify") {
       if (parseCommand(rest, { options: {} }).help) return printHelp(USAGE);
