@@ -252,6 +252,29 @@ Deno.test("plan: base.seed run pretrains one Base per seed, which that seed's st
   assert.notEqual(stages.get("finetune:klal:s1")!.key, shared.get("finetune:klal:s1")!.key);
 });
 
+Deno.test("plan: a list of Base seeds pretrains each, its block of seeds starts from it", async () => {
+  const stages = await plan(["seeds=[0, 1, 2, 3]", "base.seed=[7, 8]"]);
+  const ids = [...stages.keys()];
+  assert.deepEqual(ids.filter((id) => id.startsWith("pretrain")), ["pretrain:s7", "pretrain:s8"]);
+  assert.equal((paramsOf(stages.get("pretrain:s8")!).base as { seed: number }).seed, 8);
+  // Seeds 0, 1 from Base 7; 2, 3 from Base 8: every fine-tune seed distinct, nested in a Base.
+  const baseOf = (seed: number) => stages.get(`finetune:ntp:s${seed}`)!.inputs.base;
+  assert.deepEqual([0, 1, 2, 3].map(baseOf), [
+    "pretrain:s7",
+    "pretrain:s7",
+    "pretrain:s8",
+    "pretrain:s8",
+  ]);
+  // The Base arm: one evaluation per Base, under the Base's seed.
+  const evals = ids.filter((id) => id.startsWith("eval:base"));
+  assert.deepEqual(evals, ["eval:base:b7", "eval:base:b8"]);
+  assert.equal(stages.get("eval:base:b8")!.inputs.model, "pretrain:s8");
+  assert.equal(stages.get("eval:base:b8")!.seed, 8);
+  // Base 7's Base is base.seed: 7's, one cache entry for both.
+  const single = await plan(["base.seed=7"]);
+  assert.equal(stages.get("pretrain:s7")!.key, single.get("pretrain")!.key);
+});
+
 Deno.test("plan: train.lr_grid plans trials on the first seed, validation evals and choose-lr", async () => {
   const stages = await plan(["train.lr_grid=[0.001, 0.003]", "seeds=[5, 6]"]);
   const ids = [...stages.keys()];

@@ -96,7 +96,10 @@ Deno.test("schema: every key has a doc, and every default passes its own check",
 Deno.test("schema: the messages derived from a field's type and range", () => {
   assert.equal(expectedOf(TRAIN_FIELDS.lr), "a number > 0");
   assert.equal(expectedOf(TRAIN_FIELDS.lr_grid), "a list of distinct numbers > 0");
-  assert.equal(expectedOf(BASE_FIELDS.seed), 'an integer >= 0 or "run"');
+  assert.equal(
+    expectedOf(BASE_FIELDS.seed),
+    'an integer >= 0 or "run" or a list of at least 2 distinct integers >= 0',
+  );
   assert.equal(expectedOf(ROOT_FIELDS.seeds), "a non-empty list of distinct integers >= 0");
   assert.equal(expectedOf(ROOT_FIELDS.backend).startsWith('one of "auto", "webgpu"'), true);
   assert.deepEqual(problemOf(TASK_FIELDS.image_size, 2048), {
@@ -106,12 +109,23 @@ Deno.test("schema: the messages derived from a field's type and range", () => {
   assert.deepEqual(problemOf(TASK_FIELDS.image_size, 4), { expected: "an integer >= 8" });
 });
 
-Deno.test("base.seed: an integer or run", () => {
+Deno.test("base.seed: an integer, run, or a list of Bases that divides the seeds", () => {
   assert.equal(parseSpec(SPEC, SPEC_FILE, ["base.seed=run"], SPEC_CONTEXT).base.seed, "run");
   assert.equal(parseSpec(SPEC, SPEC_FILE, ["base.seed=7"], SPEC_CONTEXT).base.seed, 7);
   assert.equal(parseSpec(SPEC, SPEC_FILE, [], SPEC_CONTEXT).base.seed, 0);
+  const listed = parseSpec(SPEC, SPEC_FILE, ["seeds=[0,1,2,3]", "base.seed=[5,6]"], SPEC_CONTEXT);
+  assert.deepEqual(listed.base.seed, [5, 6]);
+  const expected = 'an integer >= 0 or "run" or a list of at least 2 distinct integers >= 0';
   assert.deepEqual(problems(SPEC + "base: { seed: runs }\n"), [
-    `${SPEC_FILE}:7:15 base.seed: expected an integer >= 0 or "run", found "runs"`,
+    `${SPEC_FILE}:7:15 base.seed: expected ${expected}, found "runs"`,
+  ]);
+  assert.deepEqual(problems(SPEC + "base: { seed: [5] }\n"), [
+    `${SPEC_FILE}:7:15 base.seed: expected ${expected}, found [5]`,
+  ]);
+  // Two seeds cannot be split into three equal blocks.
+  assert.deepEqual(problems(SPEC + "seeds: [0, 1]\nbase: { seed: [5, 6, 7] }\n"), [
+    `${SPEC_FILE}:8:15 base.seed: expected as many Bases as divide the 2 seeds evenly (each ` +
+    "Base takes an equal block of seeds, in order), found 3 Bases",
   ]);
 });
 

@@ -164,6 +164,15 @@ export const STATS_HEADERS = [
   "McNemar per seed (only KLAL / only other, p)",
 ];
 
+/** The statistics table's headers when seeds are nested in several Bases. */
+export const STATS_HEADERS_BASES = STATS_HEADERS.map((h, i) =>
+  i === 2
+    ? "Paired t over Bases' means"
+    : i === 4
+    ? "Paired bootstrap 95% (Bases › seeds × items)"
+    : h
+);
+
 /** "KLAL+NTP (klal) vs NTP (ntp)", "KLAL+NTP (klal) vs shuffled-map control (shuffled)". */
 export function comparisonName(c: Comparison): string {
   return `${c.klal.label} vs ${

@@ -4,6 +4,7 @@
  * bundles load, and the run itself (stages, cache keys, the resolved spec).
  */
 
+import { describeBases } from "../spec/bases.ts";
 import { pathOf, projectUrl } from "../lib/paths.ts";
 import { backendWithReason, confusionCells, NOT_RUN, setupLine } from "./cells.ts";
 import {
@@ -306,15 +307,18 @@ export function renderHtml(
     if (s.measuresLine) results.push(`<p>${escapeHtml(s.measuresLine)}</p>`);
     if (s.overlapLine) results.push(`<p>${escapeHtml(s.overlapLine)}</p>`);
     if (s.comparisons.length > 0) {
+      const nested = s.comparisons.some((c) => c.bases);
       results.push(
         `<h4>Statistics: ${escapeHtml(s.label)}</h4>`,
         htmlTable(tables.stats(s), 1, "compact stats"),
         `<p class="note">Holm: one family of every comparison ${
           s.testSet ? "on this test set" : "in this report"
-        } (paired ` +
-          "t-test p over seeds). Bootstrap: 2000 resamples of seeds, then of test items " +
-          "within each seed, the same draws for both arms. McNemar: exact, on the test " +
-          "items both arms answered, per seed.</p>",
+        } (paired t-test p over ${nested ? "the Bases' means, seeds nested in Bases" : "seeds"}` +
+          `). Bootstrap: 2000 resamples of ${
+            nested ? "Bases, then seeds within each drawn Base," : "seeds"
+          } crossed with one draw of test items (items sharing an image drawn together) that ` +
+          "every drawn seed is scored on, the same draws for both arms. McNemar: exact, on " +
+          "the test items both arms answered, per seed.</p>",
       );
     }
     if (s.confusion.length > 0) {
@@ -420,7 +424,7 @@ export function renderHtml(
   parts.push(
     `<p class="meta">Created ${escapeHtml(input.createdAt)} · backend ${
       escapeHtml(input.backend)
-    } · seeds ${escapeHtml(spec.seeds.join(", "))}</p>`,
+    } · seeds ${escapeHtml(spec.seeds.join(", "))} · ${escapeHtml(describeBases(spec))}</p>`,
     `<nav class="toc">${
       sections.map((s) => `<a href="#${s.id}">${escapeHtml(s.title)}</a>`).join("")
     }</nav>`,

@@ -14,6 +14,8 @@ import {
   type McNemarTest,
 } from "./stats.ts";
 import type { ItemOutcome, ReportInput } from "./types.ts";
+import type { Spec } from "../spec/types.ts";
+import { baseOfSeed } from "../spec/bases.ts";
 
 /** Resamples of every bootstrap in a report (fixed seed: a report is reproducible). */
 export const BOOTSTRAP_RESAMPLES = 2000;
@@ -47,15 +49,17 @@ function memoBootstrap(
   correct: boolean[][],
   baseline: boolean[][] | undefined,
   clusters: string[],
+  groups: readonly number[] | undefined,
 ): BootstrapInterval {
   const key = `${BOOTSTRAP_RESAMPLES}|${bitString(correct)}|${
     baseline ? bitString(baseline) : ""
-  }|${clusters.join("\u0000")}`;
+  }|${clusters.join("\u0000")}|${groups?.join(",") ?? ""}`;
   const hit = memo.get(key);
   if (hit) return hit;
   const interval = bootstrapCrossed(correct, {
     baseline,
     clusters,
+    groups,
     resamples: BOOTSTRAP_RESAMPLES,
   });
   if (memo.size >= MEMO_SIZE) memo.delete(memo.keys().next().value!);
@@ -85,11 +89,13 @@ function clustersOf(items: Map<number, ItemOutcome>, indices: readonly number[])
 
 /**
  * The bootstrap interval of one arm's accuracy over `seeds` crossed with the test items they
- * all scored; undefined unless every one of those seeds has item outcomes.
+ * all scored; undefined unless every one of those seeds has item outcomes. `groups` (the Base
+ * of each seed, when there are several) makes Bases a level: drawn first, then their seeds.
  */
 export function armBootstrap(
   items: ItemsBySeed,
   seeds: readonly number[],
+  groups?: readonly number[],
 ): BootstrapInterval | undefined {
   if (seeds.length === 0 || !seeds.every((s) => (items.get(s)?.size ?? 0) > 0)) return undefined;
   const sets = seeds.map((s) => items.get(s)!);
@@ -99,18 +105,20 @@ export function armBootstrap(
     sets.map((set) => correctness(set, indices)),
     undefined,
     clustersOf(sets[0], indices),
+    groups,
   );
 }
 
 /**
  * The paired bootstrap interval of accuracy(a) - accuracy(b) over `seeds` crossed with the
  * test items both arms scored on every seed (the same draws for both); undefined unless there
- * are such items.
+ * are such items. `groups` as for armBootstrap.
  */
 export function pairedBootstrap(
   a: ItemsBySeed,
   b: ItemsBySeed,
   seeds: readonly number[],
+  groups?: readonly number[],
 ): BootstrapInterval | undefined {
   if (seeds.length === 0 || !seeds.every((s) => a.has(s) && b.has(s))) return undefined;
   const setsA = seeds.map((s) => a.get(s)!);
@@ -121,6 +129,7 @@ export function pairedBootstrap(
     setsA.map((set) => correctness(set, indices)),
     setsB.map((set) => correctness(set, indices)),
     clustersOf(setsA[0], indices),
+    groups,
   );
 }
 
@@ -209,4 +218,18 @@ export function armConfusion(
   }
   const { classes: columns, matrix } = confusionMatrix(truths, predictions, classes);
   return { task, arm, seeds, classes: columns, matrix };
+}
+
+/**
+ * Per seed of a fine-tuned arm, the seed of its Base, when the spec lists several Bases
+ * (base.seed a list; ../spec/bases.ts); undefined otherwise (one Base, or one per seed).
+ */
+export function baseGroups(
+  spec: Spec,
+  arm: string,
+  seeds: readonly number[],
+): number[] | undefined {
+  if (!Array.isArray(spec.base.seed) || !spec.arms[arm]?.finetune) return undefined;
+  if (!seeds.every((s) => spec.seeds.includes(s))) return undefined;
+  return seeds.map((s) => baseOfSeed(spec, s));
 }

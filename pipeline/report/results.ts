@@ -3,6 +3,7 @@
  * other tools (the reports index, the paper record) read numbers instead of parsing tables.
  */
 
+import { seedsByBase } from "../spec/bases.ts";
 import { formatAccuracy, TABLE1_HEADERS, table1Cells } from "./cells.ts";
 import { BOOTSTRAP_RESAMPLES, MAX_CONFUSION_CLASSES } from "./items.ts";
 import { POSTER_TABLE2 } from "./poster.ts";
@@ -55,6 +56,7 @@ function comparisonJson(c: Comparison) {
     kind: c.kind,
     arms: [c.klal.arm, c.other.arm],
     seeds: c.seeds,
+    bases: c.bases ?? null,
     meanDiff: num(c.meanDiff),
     p: c.p ?? null,
     pHolm: c.pHolm ?? null,
@@ -63,9 +65,9 @@ function comparisonJson(c: Comparison) {
 }
 
 /**
- * results.json: `{ experiment, createdAt, backend, backendReason, headline, spec, rows, stages, floors,
- * baseSkills, table1Headers, table1, table2, tasks, testSets, statistics, learning, validation }`. `rows` are the
- * raw numbers; `floors` each task's fixed-answer floor (with its best shortcut rule and question-blind attention ratio; also `table1[].shortcut` and `tasks[].questionBlind`); `tasks` every arm per task with its
+ * results.json: `{ experiment, createdAt, backend, backendReason, headline, spec, bases, rows, stages, floors,
+ * baseSkills, table1Headers, table1, table2, tasks, testSets, statistics, learning, validation }`. `bases` which
+ * fine-tune seeds started from which Base; `rows` are the raw numbers; `floors` each task's fixed-answer floor (with its best shortcut rule and question-blind attention ratio; also `table1[].shortcut` and `tasks[].questionBlind`); `tasks` every arm per task with its
  * attention measures; `testSets` each further test set (task.source.tests) as `tasks` lists a
  * task, with its own comparisons; `statistics` the comparisons (paired t, Holm, bootstrap), item-level
  * McNemar per seed and confusion counts; `validation` the learning curves (validation set,
@@ -78,6 +80,7 @@ export function resultsJson(input: ReportInput): string {
   const ours2 = table2Ours(rows1);
   const learning = learningSummary(input);
   const comparisons = summaries.flatMap((s) => s.comparisons);
+  const several = comparisons.some((c) => c.bases);
   return JSON.stringify(
     {
       experiment: spec.name,
@@ -86,6 +89,8 @@ export function resultsJson(input: ReportInput): string {
       ...(input.backendReason ? { backendReason: input.backendReason } : {}),
       headline: verdictLines(summaries).join(" "),
       spec,
+      // Which Base each fine-tune seed started from (base.seed; ../spec/bases.ts).
+      bases: [...seedsByBase(spec)].map(([seed, seeds]) => ({ seed, seeds })),
       rows,
       stages,
       floors: input.floors ?? {},
@@ -124,13 +129,15 @@ export function resultsJson(input: ReportInput): string {
       statistics: {
         holm: {
           family: "every KLAL+NTP vs NTP and KLAL+NTP vs control comparison of the report " +
-            "(paired t-test p over seeds)",
+            (several
+              ? "(paired t-test p over the Bases' means, seeds nested in Bases)"
+              : "(paired t-test p over seeds)"),
           tests: comparisons.filter((c) => c.p !== undefined).length,
         },
         bootstrap: {
           resamples: BOOTSTRAP_RESAMPLES,
-          levels:
-            "seeds crossed with test items (the same items for every seed), items sharing an image drawn together",
+          levels: (several ? "Bases, then seeds within each drawn Base, " : "seeds ") +
+            "crossed with test items (the same items for every seed), items sharing an image drawn together",
         },
         floorMargin: FLOOR_MARGIN,
         comparisons: comparisons.map(comparisonJson),

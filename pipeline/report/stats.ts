@@ -272,6 +272,13 @@ export interface BootstrapInterval {
   resamples: number;
 }
 
+/** The mean of `values` within each group, in first-seen order of the groups. */
+export function groupMeans(values: readonly number[], groups: readonly number[]): number[] {
+  const byGroup = new Map<number, number[]>();
+  groups.forEach((g, i) => byGroup.set(g, [...byGroup.get(g) ?? [], values[i]]));
+  return [...byGroup.values()].map(mean);
+}
+
 /** The q-quantile (0..1) of sorted values, linear between order statistics. */
 export function quantileSorted(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return NaN;

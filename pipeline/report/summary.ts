@@ -13,6 +13,7 @@ import {
   type BootstrapInterval,
   ci95,
   type ConfidenceInterval,
+  groupMeans,
   holmAdjust,
   mean,
   pairedTTest,
@@ -23,6 +24,7 @@ import {
   armBootstrap,
   type ArmConfusion,
   armConfusion,
+  baseGroups,
   itemsOf,
   mcnemarBySeed,
   pairedBootstrap,
@@ -122,8 +124,13 @@ export interface Comparison {
   /** The reference: the NTP arm, or the control. */
   other: ArmSummary;
   seeds: number[];
+  /**
+   * Per seed, its Base, when the fine-tunes start from several (base.seed a list): the test is
+   * then over the Bases' means and the bootstrap draws Bases first. Undefined with one Base.
+   */
+  bases?: number[];
   meanDiff: number;
-  /** Paired t-test over seeds; undefined with one seed. */
+  /** Paired t-test over seeds (over Bases' means, with several); undefined with one seed. */
   p: number | undefined;
   /** p after Holm's adjustment over every comparison of the report (one family). */
   pHolm: number | undefined;
@@ -375,23 +382,31 @@ function compareArms(
 ): RawComparison {
   const seeds = [...klal.accuracyBySeed.keys()].filter((s) => other.accuracyBySeed.has(s))
     .sort((a, b) => a - b);
-  const pair = { task, kind, klal, other, seeds };
+  const bases = baseGroups(input.spec, klal.arm, seeds);
+  const pair = { task, kind, klal, other, seeds, ...(bases ? { bases } : {}) };
   if (seeds.length === 0) {
     return { ...pair, meanDiff: NaN, p: undefined, bootstrap: undefined, mcnemar: [] };
   }
-  const test = pairedTTest(
-    seeds.map((s) => klal.accuracyBySeed.get(s)!),
-    seeds.map((s) => other.accuracyBySeed.get(s)!),
-  );
+  const accA = seeds.map((s) => klal.accuracyBySeed.get(s)!);
+  const accB = seeds.map((s) => other.accuracyBySeed.get(s)!);
+  // Seeds nested in Bases: the Bases are the replicates, so the test is over their means
+  // (a seed-within-Base model's test of the arm effect, Bases random; df = Bases - 1).
+  const test = pairedTTest(accA, accB);
+  const p = bases ? pairedTTest(groupMeans(accA, bases), groupMeans(accB, bases)).p : test.p;
   const a = itemsOf(input, task, klal.arm);
   const b = itemsOf(input, task, other.arm);
   return {
     ...pair,
     meanDiff: test.meanDiff,
-    p: test.p,
-    bootstrap: pairedBootstrap(a, b, seeds),
+    p,
+    bootstrap: pairedBootstrap(a, b, seeds, bases),
     mcnemar: mcnemarBySeed(a, b, seeds),
   };
+}
+
+/** "3 Bases" when a comparison's seeds come from several Bases. */
+function basesCount(c: RawComparison): number | undefined {
+  return c.bases ? new Set(c.bases).size : undefined;
 }
 
 /** "(paired t-test over 2 seeds, p=0.107, Holm p=0.214 over 3 tests" without the paren closed. */
@@ -401,12 +416,17 @@ function testWords(c: RawComparison, pHolm: number | undefined, family: number):
   const holm = pHolm === undefined
     ? ""
     : `, Holm ${formatP(pHolm)} over ${family} ${family === 1 ? "test" : "tests"}`;
-  return `paired t-test over ${c.seeds.length} ${seedWord}, ${formatP(c.p)}${holm}`;
+  const bases = basesCount(c);
+  const over = bases
+    ? `the means of ${bases} Bases (${c.seeds.length} ${seedWord} nested in them)`
+    : `${c.seeds.length} ${seedWord}`;
+  return `paired t-test over ${over}, ${formatP(c.p)}${holm}`;
 }
 
 function bootstrapSentence(c: RawComparison): string | undefined {
   if (!c.bootstrap) return undefined;
-  return `Paired bootstrap over seeds and test items: 95% interval ${
+  const levels = basesCount(c) ? "Bases, seeds within them," : "seeds";
+  return `Paired bootstrap over ${levels} and test items: 95% interval ${
     formatInterval(c.bootstrap, true)
   } points.`;
 }
@@ -534,7 +554,11 @@ export function summarize(input: ReportInput): TaskSummary[] {
         control: column === "Control" && armSpec ? controlKind(armSpec) : undefined,
         accuracy: ci95(seeds.map((s) => accuracyBySeed.get(s)!)),
         accuracyBySeed,
-        bootstrap: armBootstrap(itemsOf(input, task, arm), seeds),
+        bootstrap: armBootstrap(
+          itemsOf(input, task, arm),
+          seeds,
+          baseGroups(input.spec, arm, seeds),
+        ),
         attentionRatio: metricMean("target_attention_ratio"),
         attentionRatioFirst: metricMean("target_attention_ratio_first"),
         visualShare: metricMean("visual_share"),

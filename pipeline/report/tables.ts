@@ -9,6 +9,7 @@ import {
   REACH_HEADERS,
   reachCells,
   STATS_HEADERS,
+  STATS_HEADERS_BASES,
   statsCells,
   TABLE1_HEADERS,
   table1Cells,
@@ -43,7 +44,11 @@ export function arms(s: TaskSummary): TextTable {
 
 /** One task's statistics: a row per comparison. */
 export function stats(s: TaskSummary): TextTable {
-  return { headers: STATS_HEADERS, rows: s.comparisons.map(statsCells) };
+  const nested = s.comparisons.some((c) => c.bases);
+  return {
+    headers: nested ? STATS_HEADERS_BASES : STATS_HEADERS,
+    rows: s.comparisons.map(statsCells),
+  };
 }
 
 /** Sample efficiency: the steps each arm needed to reach each accuracy. */

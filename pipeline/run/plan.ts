@@ -5,8 +5,9 @@
  *
  * With train.lr_grid, each fine-tuned arm first has a trial per learning rate on the first
  * seed (lr-finetune, evaluated on the validation set by lr-eval) and a choose-lr stage whose
- * choice every fine-tune of the arm takes as an input; with base.seed: run, one pretrain
- * stage per seed (pretrain:s<seed>) that the seed's stages start from.
+ * choice every fine-tune of the arm takes as an input; with base.seed: run or a list of Base
+ * seeds, one pretrain stage per Base (pretrain:s<base seed>) that its seeds' stages start from
+ * (../spec/bases.ts).
  *
  * A key is the SHA-256 of canonical JSON of the stage's own params, its inputs' keys and
  * the code version of the stage: a hash of the import closure of the module that runs its
@@ -21,6 +22,7 @@ import { type Cache, stageKey } from "../cache/store.ts";
 import { FileDigests } from "../lib/file_digest.ts";
 import { codeVersion } from "../cache/code_version.ts";
 import type { ArmSpec, Spec } from "../spec/types.ts";
+import { baseOfSeed, baseSeeds } from "../spec/bases.ts";
 import {
   type DataParams,
   type EvalParams,
@@ -105,9 +107,9 @@ export function modelVocabulary(mixKinds?: readonly string[]): string[] {
 /** Held-out mix samples per kind the Base is scored on (`skills.json` of its stage). */
 export const HELD_OUT_PER_KIND = 100;
 
-/** Id of the Base checkpoint that seed `seed`'s fine-tunes start from (base.seed: run: its own). */
+/** Id of the Base checkpoint that seed `seed`'s fine-tunes start from (one of several: by seed). */
 export function pretrainId(spec: Spec, seed: number): string {
-  return spec.base.seed === "run" ? `pretrain:s${seed}` : "pretrain";
+  return typeof spec.base.seed === "number" ? "pretrain" : `pretrain:s${baseOfSeed(spec, seed)}`;
 }
 
 /** A learning rate as it appears in stage ids: `lr0.001`, `lr1e-7`. */
@@ -124,9 +126,8 @@ export function buildPlan(spec: Spec): Stage[] {
   const mixKinds = (spec.base.mix as { kinds?: string[] }).kinds;
   const modelParams = { ...spec.model, vocabulary: modelVocabulary(mixKinds ?? []) };
 
-  // One Base for every seed, or (base.seed: run) one per seed, pretrained from that seed.
-  const baseSeeds = spec.base.seed === "run" ? spec.seeds : [spec.base.seed];
-  for (const seed of baseSeeds) {
+  // One Base for every seed, or one per Base seed (base.seed: run, or a list of Base seeds).
+  for (const seed of baseSeeds(spec)) {
     const pretrainData: Stage<"data"> = {
       id: `data:${PRETRAIN_TASK.name}:train:s${seed}`,
       kind: "data",
@@ -157,7 +158,7 @@ export function buildPlan(spec: Spec): Stage[] {
     };
     stages.push(heldout);
     stages.push({
-      id: pretrainId(spec, seed),
+      id: typeof spec.base.seed === "number" ? "pretrain" : `pretrain:s${seed}`,
       kind: "pretrain",
       // The mix is in the data's key (an input); keep it out of this stage's own params.
       params: {
@@ -312,6 +313,11 @@ export function buildPlan(spec: Spec): Stage[] {
         // One Base per seed: each is evaluated, reported with n = seeds.
         for (const seed of spec.seeds) {
           pushEvals(`eval:${arm}:s${seed}`, pretrainId(spec, seed), arm, seed);
+        }
+      } else if (Array.isArray(spec.base.seed)) {
+        // Several Bases: each is evaluated once, reported with n = Bases, under its own seed.
+        for (const base of spec.base.seed) {
+          pushEvals(`eval:${arm}:b${base}`, `pretrain:s${base}`, arm, base);
         }
       } else {
         // The Base checkpoint is shared by every seed: one evaluation, reported with n = 1.

@@ -111,7 +111,7 @@ function validate(
   const params = task.task && task.paramsSection
     ? validateParams(task.paramsSection, task.task, imageSize, model?.patch_size)
     : undefined;
-  const base = validateBase(root, imageSize, model?.patch_size);
+  const base = validateBase(root, imageSize, model?.patch_size, seeds.seeds);
   const train = validateTrain(root);
   const evalSection = root.section("eval");
   evalSection?.checkKeys(keysOf(EVAL_FIELDS));

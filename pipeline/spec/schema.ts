@@ -166,9 +166,22 @@ export const BASE_FIELDS = {
   ),
   seed: {
     type: "union",
-    options: [{ type: "int", min: 0 }, { type: "enum", values: ["run"] }],
+    options: [
+      { type: "int", min: 0 },
+      { type: "enum", values: ["run"] },
+      {
+        type: "list",
+        items: { type: "int", min: 0, doc: "a Base seed" },
+        minItems: 2,
+        distinct: true,
+        limit: LIMITS.seeds,
+        noun: "Base seed",
+      },
+    ],
     default: 0,
-    doc: 'seed of the pretraining data and init; "run": one Base per seed of seeds',
+    doc: 'seed of the pretraining data and init; "run": one Base per seed of seeds; a list: ' +
+      "one Base per seed listed, the seeds split among them in order, in equal blocks (Bases " +
+      "a level of the analysis)",
   },
   lambda: {
     type: "number",

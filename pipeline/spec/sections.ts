@@ -180,11 +180,25 @@ export function validateBase(
   root: Section,
   imageSize: number | undefined,
   patchSize: number | undefined,
+  seeds: readonly number[] | undefined,
 ): BaseSpec | undefined {
   const section = root.section("base");
   if (!section) return undefined;
   section.checkKeys(keysOf(BASE_FIELDS));
   const { values, ok } = section.readAll(BASE_FIELDS);
+  // A list of Bases splits the fine-tune seeds among them in equal blocks (./bases.ts).
+  const bases = values.seed;
+  if (ok && Array.isArray(bases) && seeds && seeds.length % bases.length !== 0) {
+    section.problems.add(
+      section.entry("seed")?.node.loc ?? section.loc,
+      "base.seed",
+      `as many Bases as divide the ${seeds.length} ${
+        seeds.length === 1 ? "seed" : "seeds"
+      } evenly (each Base takes an equal block of seeds, in order)`,
+      `${bases.length} Bases`,
+    );
+    return undefined;
+  }
   const mixSection = section.section("mix");
   const mix = mixSection && validateParams(mixSection, pretrainMix, imageSize, patchSize);
   return ok && mix ? { ...values, mix } as unknown as BaseSpec : undefined;

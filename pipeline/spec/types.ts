@@ -67,9 +67,10 @@ export interface BaseSpec {
   /**
    * Seed of the pretraining data and the model's init, or "run": one Base per seed of
    * `seeds`, pretrained from that seed, which that seed's fine-tunes (and the Base arm's
-   * evaluation of that seed) start from.
+   * evaluation of that seed) start from; or a list: one Base per seed listed, `seeds` split
+   * among them in order in equal blocks (./bases.ts).
    */
-  seed: number | "run";
+  seed: number | "run" | number[];
   /**
    * KLAL weight of pretraining, toward the mix's own maps on every layer (0: NTP only). Still
    * generic data: the maps are the mix's shapes, never a task's.
