@@ -132,3 +132,27 @@ Deno.test("bases: with one Base the test stays over seeds", () => {
   assert.deepEqual(json.bases, [{ seed: 0, seeds: [0, 1, 2, 3] }]);
   assert.equal(json.statistics.comparisons[0].bases, null);
 });
+
+Deno.test("bases: a control on the first Base's seeds is compared over those seeds", () => {
+  const input = twoBases();
+  input.spec.arms.shuffled = armSpec({ lambda: 1, target: "shuffled", seeds: [0, 1] });
+  // The control: 50% and 56% (28 of 50) on Base 10's seeds; KLAL+NTP 60 and 70 there.
+  [25, 28].forEach((count, seed) => {
+    input.rows.push({
+      task: "grid-patch",
+      arm: "shuffled",
+      seed,
+      metric: "accuracy",
+      value: 2 * count,
+    });
+    input.items!.push({ task: "grid-patch", arm: "shuffled", seed, items: outcomes(count) });
+  });
+  const [, control] = summarize(input)[0].comparisons;
+  assert.equal(control.kind, "control");
+  assert.deepEqual(control.seeds, [0, 1]);
+  assert.equal(control.bases, undefined);
+  // Gains +10 and +14: t = 12 / (sqrt(8) / sqrt(2)) = 6 on 1 dof.
+  const byHand = 1 - 2 / Math.PI * Math.atan(6);
+  assert.ok(Math.abs(control.p! - byHand) < 1e-9, `p ${control.p} vs ${byHand}`);
+  assert.match(control.text, /paired t-test over 2 seeds/);
+});

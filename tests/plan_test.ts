@@ -275,6 +275,19 @@ Deno.test("plan: a list of Base seeds pretrains each, its block of seeds starts 
   assert.equal(stages.get("pretrain:s7")!.key, single.get("pretrain")!.key);
 });
 
+Deno.test("plan: an arm's own seeds: its fine-tunes only on those", async () => {
+  const stages = await plan(["seeds=[0, 1, 2, 3]", "base.seed=[7, 8]", "arms.klal.seeds=[0, 1]"]);
+  const ids = [...stages.keys()];
+  assert.deepEqual(ids.filter((id) => id.startsWith("finetune:klal")), [
+    "finetune:klal:s0",
+    "finetune:klal:s1",
+  ]);
+  assert.equal(ids.filter((id) => id.startsWith("finetune:ntp")).length, 4);
+  // The same fine-tune as in a spec of Base 7 alone with seeds 0 and 1: one cache entry.
+  const alone = await plan(["seeds=[0, 1]", "base.seed=7"]);
+  assert.equal(stages.get("finetune:klal:s1")!.key, alone.get("finetune:klal:s1")!.key);
+});
+
 Deno.test("plan: train.lr_grid plans trials on the first seed, validation evals and choose-lr", async () => {
   const stages = await plan(["train.lr_grid=[0.001, 0.003]", "seeds=[5, 6]"]);
   const ids = [...stages.keys()];

@@ -59,7 +59,10 @@ Deno.test("docs: every key of the spec and of every task's params has a row", ()
     }
   }
   assert.match(text, /\| `train\.lr_grid` \| list of number \| distinct, each > 0, at most 100 /);
-  assert.match(text, /\| `base\.seed` \| integer \\\| "run" \| >= 0 \| `0` \|/);
+  assert.match(
+    text,
+    /\| `base\.seed` \| integer \\\| "run" \\\| list of integer \| >= 0; at least 2, distinct, each >= 0, at most 1000 .*\| `0` \|/,
+  );
 });
 
 Deno.test("deno task spec-keys --check passes on the committed file", async () => {

@@ -31,6 +31,7 @@ export function armSpec(settings: Partial<ArmSpec> = {}): ArmSpec {
     target: "task",
     supervision: "attention",
     queries: "all",
+    seeds: "all",
     ...settings,
   };
 }

@@ -129,6 +129,25 @@ Deno.test("base.seed: an integer, run, or a list of Bases that divides the seeds
   ]);
 });
 
+Deno.test("arms.<arm>.seeds: all by default, or some of the spec's seeds", () => {
+  assert.equal(parseSpec(SPEC, SPEC_FILE, [], SPEC_CONTEXT).arms.ntp.seeds, "all");
+  const some = parseSpec(
+    SPEC,
+    SPEC_FILE,
+    ["seeds=[0, 1, 2]", "arms.ntp.seeds=[2, 0]"],
+    SPEC_CONTEXT,
+  );
+  assert.deepEqual(some.arms.ntp.seeds, [2, 0]);
+  assert.deepEqual(problems(SPEC, ["seeds=[0, 1]", "arms.ntp.seeds=[1, 5]"]), [
+    "<override 2: arms.ntp.seeds=[1, 5]> arms.ntp.seeds[1]: expected one of the spec's seeds " +
+    "(0, 1), found 5",
+  ]);
+  assert.deepEqual(problems(SPEC, ["arms.base.finetune=false", "arms.base.seeds=[0]"]), [
+    "<override 2: arms.base.seeds=[0]> arms.base.seeds: expected no seeds when finetune is " +
+    "false (it would be ignored), found [0]",
+  ]);
+});
+
 Deno.test("train.lr_grid: distinct positive rates, each located; empty by default", () => {
   assert.deepEqual(parseSpec(SPEC, SPEC_FILE, [], SPEC_CONTEXT).train.lr_grid, []);
   const spec = parseSpec(SPEC, SPEC_FILE, ["train.lr_grid=[1e-3, 3e-3]"], SPEC_CONTEXT);

@@ -222,7 +222,8 @@ export function armConfusion(
 
 /**
  * Per seed of a fine-tuned arm, the seed of its Base, when the spec lists several Bases
- * (base.seed a list; ../spec/bases.ts); undefined otherwise (one Base, or one per seed).
+ * (base.seed a list; ../spec/bases.ts) and `seeds` span more than one; undefined otherwise
+ * (one Base, one per seed, or seeds of one Base only).
  */
 export function baseGroups(
   spec: Spec,
@@ -231,5 +232,7 @@ export function baseGroups(
 ): number[] | undefined {
   if (!Array.isArray(spec.base.seed) || !spec.arms[arm]?.finetune) return undefined;
   if (!seeds.every((s) => spec.seeds.includes(s))) return undefined;
-  return seeds.map((s) => baseOfSeed(spec, s));
+  const groups = seeds.map((s) => baseOfSeed(spec, s));
+  // Seeds of one Base only (a control on the first Base's seeds): Bases are no level there.
+  return new Set(groups).size > 1 ? groups : undefined;
 }

@@ -327,9 +327,10 @@ export function buildPlan(spec: Spec): Stage[] {
     }
     // train.lr_grid: a fine-tune per rate on the first seed, each evaluated on the validation
     // set; choose-lr picks the rate this arm's fine-tunes take (an input, so in their keys).
+    const armSeeds = armSpec.seeds === "all" ? spec.seeds : armSpec.seeds;
     let choice: string | undefined;
     if (lrGrid.length > 0 && valData) {
-      const seed = spec.seeds[0];
+      const seed = armSeeds[0];
       const data = trainDataId(seed);
       const trials: Record<string, string> = {};
       lrGrid.forEach((lr, i) => {
@@ -363,7 +364,7 @@ export function buildPlan(spec: Spec): Stage[] {
       });
       choices.push(choice);
     }
-    for (const seed of spec.seeds) {
+    for (const seed of armSeeds) {
       const data = trainDataId(seed);
       const finetune: Stage<"finetune"> = {
         id: `finetune:${arm}:s${seed}`,

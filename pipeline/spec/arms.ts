@@ -10,8 +10,15 @@ import { NAME_MAX_LENGTH } from "./names.ts";
 import { ARM_FIELDS, ARM_NAME_PATTERN, keysOf } from "./schema.ts";
 import type { ArmSpec } from "./types.ts";
 
-/** Validates one arm; its layers must be below the model's depth when that is known. */
-function validateArm(arm: Section, depth: number | undefined): ArmSpec | undefined {
+/**
+ * Validates one arm; its layers must be below the model's depth when that is known, its seeds
+ * among the spec's when those are known.
+ */
+function validateArm(
+  arm: Section,
+  depth: number | undefined,
+  seeds: readonly number[] | undefined,
+): ArmSpec | undefined {
   arm.checkKeys(keysOf(ARM_FIELDS));
   const { values, ok: valuesOk } = arm.readAll(ARM_FIELDS, ["layers"]);
   let ok = valuesOk;
@@ -68,6 +75,21 @@ function validateArm(arm: Section, depth: number | undefined): ArmSpec | undefin
       }
     }
   }
+  const armSeeds = values.seeds;
+  if (Array.isArray(armSeeds) && seeds) {
+    const node = arm.entry("seeds")!.node;
+    armSeeds.forEach((seed, i) => {
+      if (seeds.includes(seed as number)) return;
+      const item = node.kind === "seq" ? node.items[i] : node;
+      arm.problems.add(
+        item.loc,
+        `${arm.child("seeds")}[${i}]`,
+        `one of the spec's seeds (${seeds.join(", ")})`,
+        String(seed),
+      );
+      ok = false;
+    });
+  }
   if (!ok || layers === undefined) return undefined;
   return { ...values, layers } as ArmSpec;
 }
@@ -76,6 +98,7 @@ function validateArm(arm: Section, depth: number | undefined): ArmSpec | undefin
 export function validateArms(
   root: Section,
   depth: number | undefined,
+  seeds?: readonly number[],
 ): Record<string, ArmSpec> | undefined {
   const expected = "a non-empty mapping of arm names to arm settings";
   if (!root.entry("arms")) {
@@ -109,7 +132,7 @@ export function validateArms(
       ok = false;
     }
     const arm = section.section(name, true);
-    const spec = arm ? validateArm(arm, depth) : undefined;
+    const spec = arm ? validateArm(arm, depth, seeds) : undefined;
     if (spec) arms[name] = spec;
     else ok = false;
   }

@@ -116,7 +116,7 @@ function validate(
   const evalSection = root.section("eval");
   evalSection?.checkKeys(keysOf(EVAL_FIELDS));
   const evalValues = evalSection?.readAll(EVAL_FIELDS);
-  const arms = validateArms(root, model?.layers);
+  const arms = validateArms(root, model?.layers, seeds.seeds);
   const sweep = validateSweep(root);
   const executor = validateExecutor(root);
   if (

@@ -291,6 +291,23 @@ export const ARM_FIELDS = {
     default: "all",
     doc: "answer positions supervised: all (the paper's) or the first only",
   },
+  seeds: {
+    type: "union",
+    options: [
+      { type: "enum", values: ["all"] },
+      {
+        type: "list",
+        items: { type: "int", min: 0, doc: "one of the spec's seeds" },
+        minItems: 1,
+        distinct: true,
+        limit: LIMITS.seeds,
+        noun: "seed",
+      },
+    ],
+    default: "all",
+    doc: "the seeds this arm is fine-tuned on: all (the spec's seeds), or some of them (a " +
+      "control on the first Base's seeds)",
+  },
 } as const satisfies FieldsOf<ArmSpec>;
 
 const NO_SPACES = /^\S+$/;

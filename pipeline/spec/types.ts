@@ -130,6 +130,8 @@ export interface ArmSpec {
   supervision: "attention" | "pointer";
   /** Answer positions KLAL supervises: every one (`all`, the paper's) or the first only. */
   queries: "all" | "first";
+  /** The seeds the arm is fine-tuned on: every seed of the spec, or some of them. */
+  seeds: "all" | number[];
 }
 
 export const EXECUTORS = ["local", "slurm"] as const;

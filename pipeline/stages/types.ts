@@ -214,7 +214,10 @@ const _TRAIN_KEYS_PLACED: AllPlaced<
 > = true;
 /** base: the mix is the pretraining data's (task_params). */
 const _BASE_KEYS_PLACED: AllPlaced<Unplaced<BaseSpec, PretrainParams["base"], "mix">> = true;
-/** arms: finetune picks the stage kind (eval of the Base, or a fine-tune and its eval). */
-const _ARM_KEYS_PLACED: AllPlaced<Unplaced<ArmSpec, FinetuneParams, "finetune">> = true;
+/**
+ * arms: finetune picks the stage kind (eval of the Base, or a fine-tune and its eval); seeds
+ * which fine-tunes there are (each has its own seed).
+ */
+const _ARM_KEYS_PLACED: AllPlaced<Unplaced<ArmSpec, FinetuneParams, "finetune" | "seeds">> = true;
 /** model: every key is the Base's. */
 const _MODEL_KEYS_PLACED: AllPlaced<Unplaced<ModelSpec, ModelParams, never>> = true;
