@@ -1,6 +1,7 @@
 /**
- * The experiment report: `table.md`, `results.json`, one offline `index.html` (vega, vega-lite
- * and vega-embed inlined) and every chart as SVG and PNG under `figures/`. It shows the
+ * The experiment report: `table.md`, `results.json`, Table 1 as `table1.csv` and `table1.tex`, one
+ * offline `index.html` (vega, vega-lite and vega-embed inlined) and every chart as SVG, PNG and
+ * Vega-Lite spec under `figures/`. It shows the
  * poster's Tables 1 and 2 beside ours, the empirical observation (attention on target patches
  * per layer and head), poster-like attention maps and an in-page attention explorer, training
  * and learning curves with steps-to-accuracy, difficulty breakdowns, λ and layer sweeps, and
@@ -21,7 +22,8 @@
  *   charts/*.ts        chart builders, one file per family
  *   registry.ts        every chart kind: key, section, caption, builder (the page order)
  *   attention_maps.ts  shared pieces of the attention figure and explorer
- *   html.ts            index.html; render.ts: SVG and PNG; results.ts: results.json
+ *   html.ts            index.html; render.ts: SVG and PNG; results.ts: results.json;
+ *                      exports.ts: Table 1 as CSV and LaTeX
  *   write.ts           writing a report and reports/index.html (reports_index.ts)
  *
  * Beside them, reading a finished run from the cache (they use the stages, so they are not
@@ -40,6 +42,7 @@ export {
   TABLE1_HEADERS,
   table1Cells,
 } from "./cells.ts";
+export { latexText, TABLE1_CSV_COLUMNS, table1Csv, table1Latex } from "./exports.ts";
 export { CSS, escapeHtml, inlineScriptSource, jsonForScript, renderHtml } from "./html.ts";
 export { markdownCell, markdownTable, markdownText, renderTableMarkdown } from "./markdown.ts";
 export { armPalette, COLUMN_COLOURS, columnPalette, type Palette } from "./palette.ts";

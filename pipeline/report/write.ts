@@ -1,7 +1,7 @@
 /**
- * Writing a report: index.html, results.json, table.md and every chart as SVG and PNG under
- * figures/, into a temporary folder renamed into place; and reports/index.html, the list of
- * every report.
+ * Writing a report: index.html, results.json, table.md, Table 1 as table1.csv and table1.tex,
+ * and every chart as SVG, PNG and its Vega-Lite spec under figures/, into a temporary folder
+ * renamed into place; and reports/index.html, the list of every report.
  */
 
 import { replaceFolderAtomic, writeFileAtomic } from "../lib/atomic.ts";
@@ -11,11 +11,13 @@ import { reportCharts } from "./registry.ts";
 import { readReportEntries, renderReportsIndex } from "./reports_index.ts";
 import { figureName, prefixSvgIds, renderChartSvg, svgToPng } from "./render.ts";
 import { resultsJson } from "./results.ts";
+import { table1Csv, table1Latex } from "./exports.ts";
+import { summarize, table1 } from "./summary.ts";
 import type { ReportInput } from "./types.ts";
 
 /**
- * Write index.html, results.json, table.md and figures/<chart>.{svg,png} into `dir`
- * (creating it), replacing the folder in one step (../lib/atomic.ts), so a crash never leaves a
+ * Write index.html, results.json, table.md, table1.{csv,tex} and
+ * figures/<chart>.{svg,png,vl.json} into `dir` (creating it), replacing the folder in one step (../lib/atomic.ts), so a crash never leaves a
  * half-written report.
  */
 export async function writeReport(dir: string, input: ReportInput): Promise<void> {
@@ -33,11 +35,21 @@ export async function writeReport(dir: string, input: ReportInput): Promise<void
     await Deno.mkdir(`${temp}/figures`);
     await Deno.writeTextFile(`${temp}/results.json`, resultsJson(input));
     await Deno.writeTextFile(`${temp}/table.md`, renderTableMarkdown(input));
+    const rows = table1(input, summarize(input));
+    await Deno.writeTextFile(`${temp}/table1.csv`, table1Csv(rows));
+    const caption = `Table 1 of ${input.spec.name}: grounding accuracy %, ours beside the ` +
+      "poster's (Qwen 2.5-VL)";
+    await Deno.writeTextFile(`${temp}/table1.tex`, table1Latex(rows, caption));
     await Deno.writeTextFile(`${temp}/index.html`, renderHtml(input, charts, svgs, bundles));
-    for (const [key, svg] of Object.entries(raw)) {
+    for (const { key, spec } of charts) {
       const name = figureName(key);
-      await Deno.writeTextFile(`${temp}/figures/${name}.svg`, svg);
-      await Deno.writeFile(`${temp}/figures/${name}.png`, await svgToPng(svg));
+      await Deno.writeTextFile(`${temp}/figures/${name}.svg`, raw[key]);
+      await Deno.writeFile(`${temp}/figures/${name}.png`, await svgToPng(raw[key]));
+      // The chart's Vega-Lite spec, data inline: open it in the Vega editor or vl-convert.
+      await Deno.writeTextFile(
+        `${temp}/figures/${name}.vl.json`,
+        JSON.stringify(spec, null, 2) + "\n",
+      );
     }
   });
 }

@@ -327,7 +327,8 @@ export function buildPlan(spec: Spec): Stage[] {
     }
     // train.lr_grid: a fine-tune per rate on the first seed, each evaluated on the validation
     // set; choose-lr picks the rate this arm's fine-tunes take (an input, so in their keys).
-    const armSeeds = armSpec.seeds === "all" ? spec.seeds : armSpec.seeds;
+    // (A spec stored before arms had seeds holds none: every seed.)
+    const armSeeds = Array.isArray(armSpec.seeds) ? armSpec.seeds : spec.seeds;
     let choice: string | undefined;
     if (lrGrid.length > 0 && valData) {
       const seed = armSeeds[0];
