@@ -17,6 +17,7 @@
 import type { FileDigests } from "../lib/file_digest.ts";
 import { TASKS } from "../../tasks/registry.ts";
 import {
+  helpRequested,
   isNotWritable,
   parseCommand,
   printHelp,
@@ -452,7 +453,7 @@ async function removeEntry(cache: Cache, key: string): Promise<void> {
 export function main(args: string[]): Promise<number> {
   return runCommand(USAGE, async () => {
     const [command, ...rest] = args;
-    if (command === "-h" || command === "--help") return printHelp(USAGE);
+    if (command !== undefined && helpRequested([command])) return printHelp(USAGE);
     if (command === "ls") {
       const parsed = parseCommand(rest, { options: { json: { type: "boolean" } } });
       if (parsed.help) return printHelp(USAGE);

@@ -7,6 +7,7 @@
  */
 import wabtInit from "wabt";
 import { projectUrl } from "../lib/paths.ts";
+import { parseCommand, printHelp, runCommand } from "../lib/cli.ts";
 
 const SOURCE = projectUrl("pipeline/kernels/simd_kernels.wat");
 const TARGET = projectUrl("pipeline/kernels/simd_kernels_wasm.ts");
@@ -43,8 +44,29 @@ export function simdModuleSource(binary: Uint8Array): string {
   ].join("\n");
 }
 
-if (import.meta.main) {
-  const binary = await compileSimdKernels();
-  await Deno.writeTextFile(TARGET, simdModuleSource(binary));
-  console.log(`${TARGET.pathname}: ${binary.length} bytes of wasm`);
+const USAGE = `usage: deno task simd
+
+  Compiles pipeline/kernels/simd_kernels.wat into pipeline/kernels/simd_kernels_wasm.ts (the
+  wasm binary, base64), then formats that file.
+
+options:
+  --version    the project's commit and the Deno and tfjs versions
+  -h, --help   this text`;
+
+/** The command: compile the WAT source and write the module that carries it. */
+export function main(args: string[]): Promise<number> {
+  return runCommand(USAGE, async () => {
+    if (parseCommand(args, { options: {} }).help) return printHelp(USAGE);
+    const binary = await compileSimdKernels();
+    await Deno.writeTextFile(TARGET, simdModuleSource(binary));
+    const fmt = await new Deno.Command(Deno.execPath(), {
+      args: ["fmt", "--quiet", TARGET.pathname],
+    })
+      .output();
+    if (!fmt.success) throw new Error(`deno fmt ${TARGET.pathname} failed`);
+    console.log(`${TARGET.pathname}: ${binary.length} bytes of wasm`);
+    return 0;
+  });
 }
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

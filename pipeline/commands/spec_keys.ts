@@ -8,6 +8,7 @@
  *
  * tests/spec_docs_test.ts fails when the committed file is not what this writes.
  */
+import { parseCommand, printHelp, runCommand } from "../lib/cli.ts";
 import { defaultDoc, type Field, type Fields, rangeDoc, typeWords } from "../lib/schema.ts";
 import { ROOT_FIELDS } from "../spec/schema.ts";
 import { PRETRAIN_TASK, TASKS } from "../../tasks/registry.ts";
@@ -173,24 +174,41 @@ export async function specKeysDocument(): Promise<string> {
   return await formatMarkdown(specKeysMarkdown());
 }
 
-if (import.meta.main) {
-  const path = new URL(SPEC_KEYS_PATH, ROOT);
-  const text = await specKeysDocument();
-  if (Deno.args.includes("--check")) {
-    let current = "";
-    try {
-      current = await Deno.readTextFile(path);
-    } catch {
-      // A missing file differs.
+const USAGE = `usage: deno task spec-keys [--check]
+
+  Writes ${SPEC_KEYS_PATH}: every key of a spec and of every task's params, from the schema.
+
+options:
+  --check      write nothing; exit 1 when the file differs from what the schema gives
+  --version    the project's commit and the Deno and tfjs versions
+  -h, --help   this text`;
+
+/** The command: write docs/spec-keys.md, or with --check compare it. */
+export function main(args: string[]): Promise<number> {
+  return runCommand(USAGE, async () => {
+    const parsed = parseCommand(args, { options: { check: { type: "boolean" } } });
+    if (parsed.help) return printHelp(USAGE);
+    const path = new URL(SPEC_KEYS_PATH, ROOT);
+    const text = await specKeysDocument();
+    if (parsed.values.check) {
+      let current = "";
+      try {
+        current = await Deno.readTextFile(path);
+      } catch {
+        // A missing file differs.
+      }
+      if (current !== text) {
+        console.error(`${SPEC_KEYS_PATH} is out of date: run \`deno task spec-keys\``);
+        return 1;
+      }
+      console.log(`${SPEC_KEYS_PATH} is up to date`);
+      return 0;
     }
-    if (current !== text) {
-      console.error(`${SPEC_KEYS_PATH} is out of date: run \`deno task spec-keys\``);
-      Deno.exit(1);
-    }
-    console.log(`${SPEC_KEYS_PATH} is up to date`);
-  } else {
     await Deno.mkdir(new URL("docs/", ROOT), { recursive: true });
     await Deno.writeTextFile(path, text);
     console.log(`wrote ${SPEC_KEYS_PATH}`);
-  }
+    return 0;
+  });
 }
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

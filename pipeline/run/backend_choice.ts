@@ -10,6 +10,7 @@
  * `KLAL_BACKEND_MEASUREMENT=<file.json>` decides from recorded samples/s instead of timing.
  * The backend never enters cache keys: stage params keep `backend: auto`.
  */
+import { STAGE_PERMISSIONS } from "./executors/executor.ts";
 import { writeJsonAtomic } from "../lib/atomic.ts";
 import { sha256Hex } from "../lib/hash.ts";
 import type { BenchModel } from "../train/throughput.ts";
@@ -188,7 +189,7 @@ const CALIBRATE_PATH = projectPath("pipeline/run/backend_calibrate.ts");
 
 async function child(args: string[], env: Record<string, string>): Promise<unknown> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", CALIBRATE_PATH, ...args],
+    args: ["run", ...STAGE_PERMISSIONS, "--quiet", CALIBRATE_PATH, ...args],
     env,
     stdin: "null",
     stdout: "piped",

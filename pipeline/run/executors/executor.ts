@@ -21,5 +21,25 @@ export interface Executor {
   cancel(): Promise<void>;
 }
 
-/** The worker entry point an executor runs: `deno run -A <WORKER_PATH> <descriptor.json>`. */
+/**
+ * The permissions a stage runs with: files (the cache, data, the project's modules), the
+ * environment, the system's description (cores, memory, host), and foreign functions (the
+ * OpenBLAS and WebGPU paths). No network and no subprocesses: a stage that reaches for either
+ * fails with Deno's permission error, and `--no-prompt` keeps it from asking.
+ */
+export const STAGE_PERMISSIONS: readonly string[] = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-sys",
+  "--allow-ffi",
+  "--no-prompt",
+];
+
+/** The worker entry point an executor runs: `deno run <STAGE_PERMISSIONS> <WORKER_PATH> <descriptor.json>`. */
 export const WORKER_PATH = projectPath("pipeline/run/worker.ts");
+
+/** The arguments of `deno` that run the worker on one stage's descriptor. */
+export function workerArgs(descriptorPath: string): string[] {
+  return ["run", ...STAGE_PERMISSIONS, "--quiet", WORKER_PATH, descriptorPath];
+}

@@ -1,6 +1,6 @@
 /** The default executor: each stage in a local worker process. */
 import type { ResolvedStage } from "../plan.ts";
-import { type Executor, WORKER_PATH } from "./executor.ts";
+import { type Executor, workerArgs } from "./executor.ts";
 
 /** Stages as local worker processes (the default). */
 export class LocalExecutor implements Executor {
@@ -16,7 +16,7 @@ export class LocalExecutor implements Executor {
       ...(options.plainProgress ? { KLAL_PLAIN_PROGRESS: "1" } : {}),
     };
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", WORKER_PATH, path],
+      args: workerArgs(path),
       env,
       stdin: "null",
       stdout: "inherit",

@@ -10,7 +10,7 @@
  * and reason.
  */
 import type { ResolvedStage } from "../plan.ts";
-import { type Executor, WORKER_PATH } from "./executor.ts";
+import { type Executor, WORKER_PATH, workerArgs } from "./executor.ts";
 
 /** Cluster settings (the spec's `executor:` block, minus `name`). */
 export interface SlurmOptions {
@@ -114,8 +114,7 @@ export class SlurmExecutor implements Executor {
     const o = this.options;
     const root = WORKER_PATH.slice(0, WORKER_PATH.lastIndexOf("/pipeline/"));
     const deno = o.denoPath ?? Deno.execPath();
-    const command = [deno, "run", "-A", "--quiet", WORKER_PATH, descriptorPath]
-      .map(shellQuote).join(" ");
+    const command = [deno, ...workerArgs(descriptorPath)].map(shellQuote).join(" ");
     return [
       "--parsable",
       `--job-name=klal-${stage.id}`,
