@@ -11,6 +11,8 @@ import {
 } from "../pipeline/report/exports.ts";
 import { type ReportInput, summarize, table1, writeReport } from "../pipeline/report/mod.ts";
 import { parseCsv } from "../pipeline/lib/csv.ts";
+import { sha256Hex } from "../pipeline/lib/hash.ts";
+import { lmmsSample, lmmsSamplesJsonl, samplesPath } from "../pipeline/report/samples.ts";
 import { reportSpec } from "./report_fixtures.ts";
 import { armSpec } from "./spec_fixtures.ts";
 
@@ -118,4 +120,39 @@ Deno.test("a written report holds table1.csv, table1.tex and each chart's Vega-L
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test("lmms-eval samples: every field of one line, the hashes by known digests", async () => {
+  const line = await lmmsSample(
+    { index: 7, prompt: "abc", answer: "3", prediction: "2", correct: false, difficulty: 4 },
+    { task: "line-intersection", arm: "klal", seed: 2 },
+  );
+  const doc = { task: "line-intersection", prompt: "abc", answer: "3", difficulty: 4 };
+  assert.deepEqual(line, {
+    doc_id: 7,
+    doc,
+    target: "3",
+    arguments: [["abc", { do_sample: false, temperature: 0 }]],
+    resps: [["2"]],
+    filtered_resps: ["2"],
+    doc_hash: await sha256Hex(JSON.stringify(doc)),
+    // SHA-256 of "abc" (FIPS 180-2's example) and of "3".
+    prompt_hash: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+    target_hash: "4e07408562bedb8b60ce05c1decfe3ad16b72230967de01f640b7e4729b49fce",
+    exact_match: 0,
+    arm: "klal",
+    seed: 2,
+  });
+  assert.equal(
+    samplesPath({ task: "refcoco", arm: "ntp", seed: 3 }),
+    "samples/refcoco/samples_ntp_s3.jsonl",
+  );
+  assert.equal(
+    samplesPath({ task: "refcoco", arm: "ntp", seed: 3 }, "val"),
+    "samples/refcoco_val/samples_ntp_s3.jsonl",
+  );
+  const text = '{"index":0,"prompt":"p","answer":"a","prediction":"a","correct":true}\n\n';
+  const jsonl = await lmmsSamplesJsonl(text, { task: "t", arm: "a", seed: 0 });
+  assert.equal(jsonl.split("\n").length, 2);
+  assert.equal(JSON.parse(jsonl).exact_match, 1);
 });

@@ -94,18 +94,21 @@ Deno.test("flipped bytes: eval and report refuse them, cache verify names them, 
   );
 
   const finetune = await cacheEntryOf(`${dir}/cache`, "finetune:ntp:s0");
-  await flipBytes(`${finetune}/weights.f32`, 8);
+  await flipBytes(`${finetune}/model.safetensors`, 200);
   const damaged = await evaluate();
   assert.equal(damaged.code, 1, damaged.stdout);
   assert.match(
     damaged.stderr,
-    /error: finetune:ntp:s0 of integrity-tiny: its cache entry [0-9a-f]{12} is damaged \(weights\.f32: content does not match its sha256\); run `deno task experiment .*spec\.yaml` to recompute it/,
+    /error: finetune:ntp:s0 of integrity-tiny: its cache entry [0-9a-f]{12} is damaged \(model\.safetensors: content does not match its sha256\); run `deno task experiment .*spec\.yaml` to recompute it/,
   );
   assert.doesNotMatch(damaged.stdout, /accuracy/);
 
   const verify = await runScript("pipeline/commands/cache.ts", ["verify"], env);
   assert.equal(verify.code, 1, verify.stderr);
-  assert.match(verify.stdout, /damaged [0-9a-f]{12} {2}finetune:ntp:s0: weights\.f32: content/);
+  assert.match(
+    verify.stdout,
+    /damaged [0-9a-f]{12} {2}finetune:ntp:s0: model\.safetensors: content/,
+  );
   assert.match(verify.stdout, /^1 of 8 entries damaged/m);
 
   // One digit of an eval entry's accuracy changed: the rebuilt report must not show it.
@@ -119,13 +122,16 @@ Deno.test("flipped bytes: eval and report refuse them, cache verify names them, 
   assert.equal(report.code, 1, report.stdout);
   assert.match(
     report.stderr,
-    /damaged cache entries, not used: finetune:ntp:s0 \([0-9a-f]{12}: weights\.f32: content does not match its sha256\), eval:ntp:s0 \([0-9a-f]{12}: metrics\.json: content/,
+    /damaged cache entries, not used: finetune:ntp:s0 \([0-9a-f]{12}: model\.safetensors: content does not match its sha256\), eval:ntp:s0 \([0-9a-f]{12}: metrics\.json: content/,
   );
   assert.equal(await Deno.readTextFile(`${dir}/reports/integrity-tiny/table.md`), tableBefore);
 
   const again = await run();
   assert.equal(again.code, 0, again.stderr);
-  assert.match(again.stdout, /corrupt cache entry of finetune:ntp:s0 \(weights\.f32: content/);
+  assert.match(
+    again.stdout,
+    /corrupt cache entry of finetune:ntp:s0 \(model\.safetensors: content/,
+  );
   assert.match(again.stdout, /corrupt cache entry of eval:ntp:s0 \(metrics\.json: content/);
   assert.equal(await Deno.readTextFile(`${dir}/reports/integrity-tiny/table.md`), tableBefore);
   const clean = await runScript("pipeline/commands/cache.ts", ["verify"], env);

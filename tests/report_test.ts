@@ -769,6 +769,17 @@ async function cachedRun(root: string): Promise<{ cache: Cache; spec: Spec }> {
           targetAttentionRatio: 3.2,
           layers: [layer(0), layer(1)],
         });
+        const item = (index: number, prediction: string) =>
+          JSON.stringify({
+            index,
+            prompt: "where is the red patch ?",
+            answer: "1 , 2",
+            prediction,
+            correct: prediction === "1 , 2",
+            difficulty: "1 patch",
+            targetAttention: 0.25,
+          });
+        await out.writeText("predictions.jsonl", `${item(0, "1 , 2")}\n${item(1, "0 , 0")}\n`);
       } else if (stage.kind === "finetune") {
         await out.writeJson("log.json", {
           log: [{ step: 0, ntp: 2, klal: 1, total: 3 }, { step: 9, ntp: 1, klal: 0.5, total: 1.5 }],
@@ -809,6 +820,20 @@ Deno.test("deno task report NAME rebuilds the report from the cache; clear error
     const index = await Deno.readTextFile(`${root}/reports/index.html`);
     assertIncludes(index, 'href="cached-run/index.html"', "reports index lists it");
     assertIncludes(index, escapeHtml(results.headline), "with its headline");
+
+    // --samples: each evaluation's items as lmms-eval samples, one file per arm and seed.
+    const withSamples = await reportCli(["cached-run", "--samples"], root);
+    assert(withSamples.code === 0, `--samples: exit ${withSamples.code}: ${withSamples.stderr}`);
+    assertIncludes(withSamples.stdout, "samples: 10 items in 5 files", "says what it wrote");
+    const lines = (await Deno.readTextFile(
+      `${root}/reports/cached-run/samples/grid-patch/samples_klal_s1.jsonl`,
+    )).trim().split("\n").map((l) => JSON.parse(l));
+    assert(lines.length === 2, `${lines.length} samples`);
+    assert(lines[0].doc_id === 0 && lines[1].doc_id === 1, "doc ids are the items' indices");
+    assert(JSON.stringify(lines[1].resps) === '[["0 , 0"]]', "resps");
+    assert(JSON.stringify(lines[1].filtered_resps) === '["0 , 0"]', "filtered_resps");
+    assert(lines[0].exact_match === 1 && lines[1].exact_match === 0, "exact_match");
+    assert(lines[0].target === "1 , 2" && lines[0].arm === "klal" && lines[0].seed === 1, "target");
 
     const unknown = await reportCli(["no-such-run"], root);
     assert(unknown.code === 2, `unknown name: exit ${unknown.code}`);

@@ -21,12 +21,19 @@ import {
   RECORD_SOURCES,
 } from "../report/paper/mod.ts";
 
-const USAGE = `usage: deno task report NAME
+const USAGE = `usage: deno task report NAME [--samples]
 
-  Rebuild reports/NAME/ (index.html, results.json, table.md, figures/) from the cache, with no
-  training, and refresh reports/index.html. NAME is an experiment's name (its spec's "name").
-  \`deno task report paper [--collect]\` rebuilds the committed paper record instead
-  (reports/paper/; see --help there).
+  Rebuild reports/NAME/ (index.html, results.json, table.md, table1.csv, table1.tex, figures/)
+  from the cache, with no training, and refresh reports/index.html. NAME is an experiment's
+  name (its spec's "name"). \`deno task report paper [--collect]\` rebuilds the committed
+  paper record instead (reports/paper/; see --help there).
+
+options:
+  --samples    also write every evaluation's per-item predictions as JSONL in the shape
+               lmms-eval logs with --log_samples: reports/NAME/samples/TASK/samples_ARM_sS.jsonl
+               (fields: docs/formats.md)
+  --version    the project's commit and the Deno and tfjs versions
+  -h, --help   this text
 
 environment: KLAL_CACHE_DIR (default .cache/ in the repository),
              KLAL_REPORTS_DIR (default reports/ in the repository)`;
@@ -122,14 +129,18 @@ export function main(args: string[]): Promise<number> {
 
 /** \`deno task report NAME\`. */
 async function reportMain(args: string[]): Promise<number> {
-  const parsed = parseCommand(args, { options: {}, positionals: { min: 1, max: 1 } });
+  const parsed = parseCommand(args, {
+    options: { samples: { type: "boolean" } },
+    positionals: { min: 1, max: 1 },
+  });
   if (parsed.help) return printHelp(USAGE);
   const names = parsed.positionals;
   const cache = new Cache(defaultCacheDir());
   const reportsDir = Deno.env.get("KLAL_REPORTS_DIR") ?? `${ROOT}/reports`;
   try {
     const started = performance.now();
-    const { dir, notes } = await rebuildReport(names[0], { cache, reportsDir });
+    const samples = parsed.values.samples === true;
+    const { dir, notes } = await rebuildReport(names[0], { cache, reportsDir, samples });
     for (const note of notes) console.log(`note: ${note}`);
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     console.log(`report: ${dir}/index.html  (${seconds} s)`);

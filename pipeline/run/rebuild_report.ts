@@ -11,6 +11,7 @@ import type { ReportParams } from "../stages/types.ts";
 import { reportInput } from "../stages/report.ts";
 import { writeFileAtomic } from "../lib/atomic.ts";
 import { REPORT_SOURCE, writeReport, writeReportsIndex } from "../report/write.ts";
+import { lmmsSamplesJsonl, samplesPath } from "../report/samples.ts";
 
 /** NAME is not an experiment the cache knows (exit 2). */
 export class UnknownExperiment extends Error {}
@@ -90,10 +91,14 @@ export async function cachedStages(
   return { stages, notes };
 }
 
-/** Rebuild `<reportsDir>/<name>/` from the cache; returns the folder and any notes. */
+/**
+ * Rebuild `<reportsDir>/<name>/` from the cache; returns the folder and any notes. With
+ * `samples`, every evaluation's per-item predictions also go to `samples/` in the shape
+ * lmms-eval logs them (../report/samples.ts).
+ */
 export async function rebuildReport(
   name: string,
-  options: { cache: Cache; reportsDir: string },
+  options: { cache: Cache; reportsDir: string; samples?: boolean },
 ): Promise<{ dir: string; notes: string[] }> {
   const { cache } = options;
   const known = await knownExperiments(cache);
@@ -117,8 +122,29 @@ export async function rebuildReport(
   const dir = `${options.reportsDir}/${name}`;
   const source = await Deno.readTextFile(`${dir}/${REPORT_SOURCE}`).catch(() => undefined);
   await writeReport(dir, input);
+  if (options.samples) notes.push(await writeSamples(cache, stages, dir));
   // The spec file the last run was started from stays recorded beside the rebuilt report.
   if (source !== undefined) await writeFileAtomic(`${dir}/${REPORT_SOURCE}`, source);
   await writeReportsIndex(options.reportsDir);
   return { dir, notes };
+}
+
+/** Each eval stage's predictions as lmms-eval samples under `<dir>/samples/`; says how many. */
+async function writeSamples(cache: Cache, stages: ResolvedStage[], dir: string): Promise<string> {
+  let files = 0;
+  let items = 0;
+  for (const stage of stages) {
+    if (stage.kind !== "eval" || stage.arm === undefined) continue;
+    const manifest = await cache.manifest(stage.key);
+    if (!manifest.files["predictions.jsonl"]) continue;
+    const text = new TextDecoder().decode(await cache.readBytes(stage.key, "predictions.jsonl"));
+    const source = { task: stage.params.task, arm: stage.arm, seed: stage.seed ?? 0 };
+    const path = `${dir}/${samplesPath(source, stage.testSet)}`;
+    await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    const jsonl = await lmmsSamplesJsonl(text, source);
+    await writeFileAtomic(path, jsonl);
+    files++;
+    items += jsonl.split("\n").length - 1;
+  }
+  return `samples: ${items} items in ${files} files under ${dir}/samples/ (lmms-eval's --log_samples shape)`;
 }

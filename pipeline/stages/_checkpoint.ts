@@ -1,14 +1,26 @@
-/** Model checkpoints in a cache entry: weights as one float32 file plus a JSON index. */
+/**
+ * Model checkpoints in a cache entry: the weights as `model.safetensors` (readable by the
+ * safetensors and Hugging Face tools; its metadata holds the model's config and vocabulary
+ * too) and `checkpoint.json` (config, vocabulary, batch layout). Entries written before hold
+ * `weights.f32` with the tensors' offsets in `checkpoint.json`, and still load.
+ */
 import type { Layout } from "../model/batch.ts";
 import type { Cache, EntryWriter } from "../cache/store.ts";
 import { TinyVlm, type TinyVlmConfig, type WeightMap } from "../model/tiny_vlm.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
+import { decodeSafetensors, encodeSafetensors } from "../lib/safetensors.ts";
+
+/** The weights file of a checkpoint entry. */
+export const WEIGHTS_FILE = "model.safetensors";
 
 interface CheckpointIndex {
   config: TinyVlmConfig;
   vocabulary: string[];
   layout: Layout;
-  tensors: { name: string; shape: number[]; offset: number; length: number }[];
+  /** The weights' file (model.safetensors); absent in entries written before it. */
+  weights?: string;
+  /** Entries written before: each tensor's place in weights.f32. */
+  tensors?: { name: string; shape: number[]; offset: number; length: number }[];
 }
 
 /** Write `model`'s weights, its tokenizer's vocabulary and the batch layout it trained on. */
@@ -19,20 +31,17 @@ export async function saveCheckpoint(
   layout: Layout,
 ): Promise<void> {
   const weights = await model.getWeights();
-  const tensors: CheckpointIndex["tensors"] = [];
-  let offset = 0;
-  for (const [name, w] of Object.entries(weights)) {
-    tensors.push({ name, shape: w.shape, offset, length: w.data.length });
-    offset += w.data.length;
-  }
-  const flat = new Float32Array(offset);
-  for (const t of tensors) flat.set(weights[t.name].data, t.offset);
-  await out.writeBytes("weights.f32", new Uint8Array(flat.buffer));
+  const metadata = {
+    format: "klal tiny-vlm",
+    config: JSON.stringify(model.config),
+    vocabulary: JSON.stringify(tokenizer.words),
+  };
+  await out.writeBytes(WEIGHTS_FILE, encodeSafetensors(weights, metadata));
   const index: CheckpointIndex = {
     config: model.config,
     vocabulary: [...tokenizer.words],
     layout,
-    tensors,
+    weights: WEIGHTS_FILE,
   };
   await out.writeJson("checkpoint.json", index);
 }
@@ -43,11 +52,15 @@ export async function loadCheckpoint(
   key: string,
 ): Promise<{ model: TinyVlm; tokenizer: Tokenizer; layout: Layout }> {
   const index = await cache.readJson<CheckpointIndex>(key, "checkpoint.json");
-  const bytes = await cache.readBytes(key, "weights.f32");
-  const flat = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-  const weights: WeightMap = {};
-  for (const t of index.tensors) {
-    weights[t.name] = { shape: t.shape, data: flat.subarray(t.offset, t.offset + t.length) };
+  let weights: WeightMap = {};
+  if (index.weights) {
+    weights = decodeSafetensors(await cache.readBytes(key, index.weights)).tensors as WeightMap;
+  } else {
+    const bytes = await cache.readBytes(key, "weights.f32");
+    const flat = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    for (const t of index.tensors ?? []) {
+      weights[t.name] = { shape: t.shape, data: flat.subarray(t.offset, t.offset + t.length) };
+    }
   }
   const model = new TinyVlm(index.config, 0);
   model.setWeights(weights);
