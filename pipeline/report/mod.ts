@@ -124,4 +124,11 @@ export type {
   TestSetInput,
 } from "./types.ts";
 export { paperChart, reportChart, VEGA_LITE_SCHEMA } from "./vega_config.ts";
-export { REPORT_SOURCE, reportSource, writeReport, writeReportsIndex } from "./write.ts";
+export {
+  REPORT_SOURCE,
+  reportSource,
+  RESOLVED_SPEC,
+  RUNS_SUFFIX,
+  writeReport,
+  writeReportsIndex,
+} from "./write.ts";

@@ -24,6 +24,24 @@ export interface ReportEntry {
     run: boolean;
     cells: string[];
   }[];
+  /** The experiment's earlier runs kept in `<path>.runs/`, newest first (their ids). */
+  runs?: string[];
+}
+
+/** The suffix of a report's history folder (write.ts's RUNS_SUFFIX). */
+const HISTORY = ".runs";
+
+/** Run ids in `<reportsDir>/<path>.runs/`, newest first. */
+async function runsOf(reportsDir: string, path: string): Promise<string[]> {
+  const ids: string[] = [];
+  try {
+    for await (const e of Deno.readDir(`${reportsDir}/${path}${HISTORY}`)) {
+      if (e.isDirectory && !/\.(tmp|old)-/.test(e.name)) ids.push(e.name);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return ids.sort().reverse();
 }
 
 /** The columns reports/index.html shows of each report's Table 1, by header. */
@@ -66,6 +84,7 @@ export async function readReportEntries(reportsDir: string): Promise<ReportEntry
           headline: String(r.headline ?? ""),
           table1Headers: Array.isArray(r.table1Headers) ? r.table1Headers.map(String) : undefined,
           table1: Array.isArray(r.table1) ? r.table1 : [],
+          runs: await runsOf(reportsDir, rel),
         });
       } catch {
         // A results.json that does not parse is not listed.
@@ -76,7 +95,9 @@ export async function readReportEntries(reportsDir: string): Promise<ReportEntry
     let children: string[] = [];
     try {
       for await (const e of Deno.readDir(dir)) {
-        if (e.isDirectory && !/\.(tmp|old)-/.test(e.name)) children.push(e.name);
+        if (e.isDirectory && !/\.(tmp|old)-/.test(e.name) && !e.name.endsWith(HISTORY)) {
+          children.push(e.name);
+        }
       }
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
@@ -90,6 +111,23 @@ export async function readReportEntries(reportsDir: string): Promise<ReportEntry
   );
 }
 
+/** The runs of one experiment, newest first: each run's report and the spec it ran. */
+function runsCell(e: ReportEntry): string {
+  const runs = e.runs ?? [];
+  if (runs.length === 0) return "–";
+  const base = `${e.path.split("/").map(encodeURIComponent).join("/")}${HISTORY}`;
+  const when = (id: string) => {
+    const m = /^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})/.exec(id);
+    return m ? `${m[1]}-${m[2]}-${m[3]} ${m[4]}:${m[5]}:${m[6]} UTC` : id;
+  };
+  return runs.map((id) => {
+    const dir = `${base}/${encodeURIComponent(id)}`;
+    return `<a href="${escapeHtml(`${dir}/index.html`)}" title="${escapeHtml(id)}">${
+      escapeHtml(when(id))
+    }</a> (<a href="${escapeHtml(`${dir}/spec.json`)}">spec</a>)`;
+  }).join("<br>");
+}
+
 /** reports/index.html: every experiment with date, backend and headline, and Table 1 across them. */
 export function renderReportsIndex(entries: ReportEntry[]): string {
   const link = (e: ReportEntry, file: string) =>
@@ -100,7 +138,9 @@ export function renderReportsIndex(entries: ReportEntry[]): string {
     `</td><td>${escapeHtml(e.createdAt.replace("T", " ").replace(/\.\d+Z$/, " UTC"))}</td>` +
     `<td>${escapeHtml(e.backend)}</td><td class="text">${escapeHtml(e.headline)}</td>` +
     `<td><a href="${escapeHtml(link(e, "results.json"))}">results.json</a> · ` +
-    `<a href="${escapeHtml(link(e, "table.md"))}">table.md</a></td></tr>`
+    `<a href="${escapeHtml(link(e, "table.md"))}">table.md</a> · ` +
+    `<a href="${escapeHtml(link(e, "spec.json"))}">spec</a></td>` +
+    `<td class="text">${runsCell(e)}</td></tr>`
   ).join("\n");
   // Table 1 across experiments: for each poster task the newest report that ran it, under
   // that report's label for it (a stand-in says so).
@@ -143,7 +183,7 @@ export function renderReportsIndex(entries: ReportEntry[]): string {
     entries.length === 0 ? '<p class="note">No reports yet.</p>' : [
       '<div class="scroll"><table id="experiments">',
       "<thead><tr><th>Experiment</th><th>Date</th><th>Backend</th><th>Headline</th>" +
-      "<th>Files</th></tr></thead>",
+      "<th>Files</th><th>Runs, newest first</th></tr></thead>",
       `<tbody>\n${rows}\n</tbody>`,
       "</table></div>",
     ].join("\n"),

@@ -16,7 +16,7 @@ import { summarize, table1 } from "./summary.ts";
 import type { ReportInput } from "./types.ts";
 
 /**
- * Write index.html, results.json, table.md, table1.{csv,tex} and
+ * Write index.html, results.json, spec.json (the spec, resolved), table.md, table1.{csv,tex} and
  * figures/<chart>.{svg,png,vl.json} into `dir` (creating it), replacing the folder in one step (../lib/atomic.ts), so a crash never leaves a
  * half-written report.
  */
@@ -34,6 +34,10 @@ export async function writeReport(dir: string, input: ReportInput): Promise<void
   await replaceFolderAtomic(target, async (temp) => {
     await Deno.mkdir(`${temp}/figures`);
     await Deno.writeTextFile(`${temp}/results.json`, resultsJson(input));
+    await Deno.writeTextFile(
+      `${temp}/${RESOLVED_SPEC}`,
+      JSON.stringify(input.spec, null, 2) + "\n",
+    );
     await Deno.writeTextFile(`${temp}/table.md`, renderTableMarkdown(input));
     const rows = table1(input, summarize(input));
     await Deno.writeTextFile(`${temp}/table1.csv`, table1Csv(rows));
@@ -56,6 +60,12 @@ export async function writeReport(dir: string, input: ReportInput): Promise<void
 
 /** File in a published report naming the spec file it was made from. */
 export const REPORT_SOURCE = "source.json";
+
+/** File in a published report holding the spec it ran, fully resolved (every default filled). */
+export const RESOLVED_SPEC = "spec.json";
+
+/** A report folder's history of runs: `reports/<name>.runs/<run id>/`, one report per run. */
+export const RUNS_SUFFIX = ".runs";
 
 /** The spec file the report in `dir` was made from, if it records one. */
 export async function reportSource(dir: string): Promise<string | undefined> {

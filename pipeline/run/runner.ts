@@ -22,7 +22,7 @@ import {
 } from "./backend_choice.ts";
 import { buildPlan, type ResolvedStage, resolvePlan, stageStatus } from "./plan.ts";
 import type { Spec } from "../spec/types.ts";
-import { REPORT_SOURCE, reportSource, writeReportsIndex } from "../report/mod.ts";
+import { REPORT_SOURCE, reportSource, RUNS_SUFFIX, writeReportsIndex } from "../report/mod.ts";
 import { runStage } from "../stages/mod.ts";
 import type { WorkerDescriptor } from "./worker.ts";
 import type { Executor } from "./executors/executor.ts";
@@ -388,9 +388,22 @@ async function runInWorker(
   }
 }
 
+/** Runs of one experiment kept in its history folder (the oldest beyond it are removed). */
+export const RUNS_KEPT = 20;
+
+/**
+ * A run's id: its start time (UTC, to the second) and the first 8 hex digits of its report's
+ * key, e.g. `20261207-110235-3fa2b1c9`; ids sort by time.
+ */
+export function runId(startedAt: string, reportKey: string): string {
+  const stamp = startedAt.replace(/\.\d+Z$/, "").replace(/[-:]/g, "").replace("T", "-");
+  return `${stamp}-${reportKey.slice(0, 8)}`;
+}
+
 /**
  * Copy a report entry to `dir` atomically (a temporary folder swapped in for the old one),
- * with `source.json` naming the spec file when it is known.
+ * with `source.json` naming the spec file when it is known; with the run's provenance, the same copy also goes to the experiment's history,
+ * `<dir>.runs/<run id>/` (RUNS_KEPT newest kept).
  */
 async function publishReport(
   cache: Cache,
@@ -400,7 +413,7 @@ async function publishReport(
   run?: Provenance,
 ): Promise<void> {
   const names = Object.keys((await cache.manifest(key)).files);
-  await replaceFolderAtomic(dir, async (temp) => {
+  const fill = async (temp: string) => {
     for (const name of names) {
       if (name.includes("/")) {
         await Deno.mkdir(`${temp}/${name.slice(0, name.lastIndexOf("/"))}`, { recursive: true });
@@ -424,5 +437,16 @@ async function publishReport(
         JSON.stringify({ spec: specFile }) + "\n",
       );
     }
-  });
+  };
+  await replaceFolderAtomic(dir, fill);
+  if (!run) return;
+  const history = `${dir}${RUNS_SUFFIX}`;
+  await replaceFolderAtomic(`${history}/${runId(run.startedAt, key)}`, fill);
+  const ids = [];
+  for await (const e of Deno.readDir(history)) {
+    if (e.isDirectory && !/\.(tmp|old)-/.test(e.name)) ids.push(e.name);
+  }
+  for (const old of ids.sort().reverse().slice(RUNS_KEPT)) {
+    await Deno.remove(`${history}/${old}`, { recursive: true });
+  }
 }
