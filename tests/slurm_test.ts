@@ -63,10 +63,17 @@ Deno.test("executor block: validated strictly, defaults filled, absent when not 
     time: "0:10:00",
     cpus: 1,
     sbatch: ["--comment=klal-test"],
+    stages: {},
   });
   // Minutes as a bare number, and overrides reach the block like any other key.
   const minutes = parseSpec(TINY_SPEC, "x.yaml", ["executor.time=90", "executor.gres=gpu:1"], ctx);
-  assert.deepEqual(minutes.executor, { name: "local", time: "90", gres: "gpu:1", sbatch: [] });
+  assert.deepEqual(minutes.executor, {
+    name: "local",
+    time: "90",
+    gres: "gpu:1",
+    sbatch: [],
+    stages: {},
+  });
   for (const time of ["5:30", "1-12", "1-12:30", "2-00:00:00", "UNLIMITED"]) {
     const ok = parseSpec(TINY_SPEC, "x.yaml", [`executor.time="${time}"`], ctx);
     assert.equal(ok.executor?.time, time);
@@ -133,7 +140,8 @@ Deno.test("sbatch arguments: job name, log files, resources, extra options, quot
       "--output=/shared/cache/jobs/stage-1.json.out",
       "--error=/shared/cache/jobs/stage-1.json.err",
       "--export=ALL",
-      "--no-requeue",
+      "--requeue",
+      "--open-mode=append",
       "--partition=gpu",
       "--time=2:00:00",
       "--cpus-per-task=4",
@@ -144,9 +152,39 @@ Deno.test("sbatch arguments: job name, log files, resources, extra options, quot
   const wrap = args.at(-1)!;
   assert.match(
     wrap,
-    /^--wrap='\/opt\/my deno\/deno' run -A --quiet \S+\/pipeline\/run\/worker\.ts /,
+    /^--wrap='\/opt\/my deno\/deno' run --allow-read --allow-write --allow-env --allow-sys --allow-ffi --no-prompt --quiet \S+\/pipeline\/run\/worker\.ts /,
   );
   assert.ok(wrap.endsWith(" /shared/cache/jobs/stage-1.json"));
+});
+
+Deno.test("sbatch arguments per stage kind: data and report on CPU, each kind's own resources", () => {
+  const executor = new SlurmExecutor({
+    partition: "gpu",
+    time: "2:00:00",
+    cpus: 4,
+    gres: "gpu:1",
+    sbatch: ["--qos=long"],
+    stages: {
+      finetune: { time: "6:00:00", sbatch: ["--mem=16G"] },
+      eval: { gres: "" },
+      data: { partition: "cpu", cpus: 2 },
+    },
+  });
+  const args = (kind: string) =>
+    executor.sbatchArgs({ id: `${kind}:x`, kind } as ResolvedStage, "/shared/j.json");
+  const has = (kind: string, flag: string) => args(kind).includes(flag);
+  // The common gres goes to the training stages only.
+  assert.ok(has("pretrain", "--gres=gpu:1") && has("finetune", "--gres=gpu:1"));
+  assert.ok(!args("data").some((a) => a.startsWith("--gres")), args("data").join(" "));
+  assert.ok(!args("report").some((a) => a.startsWith("--gres")));
+  assert.ok(!args("choose-lr").some((a) => a.startsWith("--gres")));
+  // "" asks for none; a kind's own values win, the rest are the common ones.
+  assert.ok(!args("eval").some((a) => a.startsWith("--gres")));
+  assert.ok(has("finetune", "--time=6:00:00") && !has("finetune", "--time=2:00:00"));
+  assert.ok(has("finetune", "--qos=long") && has("finetune", "--mem=16G"));
+  assert.ok(!has("pretrain", "--mem=16G"));
+  assert.ok(has("data", "--partition=cpu") && has("data", "--cpus-per-task=2"));
+  assert.ok(has("report", "--partition=gpu") && has("report", "--cpus-per-task=4"));
 });
 
 // ---------------------------------------------------------------------------------------
@@ -190,8 +228,18 @@ async function command(program: string, args: string[], env: Record<string, stri
 }
 
 function experiment(args: string[], env: Record<string, string>): Promise<Run> {
-  return command(Deno.execPath(), ["run", "-A", MAIN, ...args], env);
+  // Polls at most a second apart, so the tiny stages' tests stay quick.
+  const polled = { KLAL_SLURM_POLL_SECONDS: "1", ...env };
+  return command(Deno.execPath(), ["run", "-A", MAIN, ...args], polled);
 }
+
+/** A spec whose one fine-tune runs long enough, checkpointing, to be requeued mid-way. */
+const REQUEUE_SPEC = tinySpec("slurm-requeue", { klal: "{ lambda: 1.0 }" }, {
+  backend: "wasm",
+  base: "{ steps: 2, batch_size: 8, train: 16 }",
+  train: "{ steps: 160, batch_size: 8, warmup: 1, log_every: 40, checkpoint_every: 20 }",
+  eval: "{ batch_size: 16 }",
+});
 
 async function resultRows(reportsDir: string, name: string): Promise<unknown[]> {
   return JSON.parse(await Deno.readTextFile(`${reportsDir}/${name}/results.json`)).rows;
@@ -278,6 +326,86 @@ Deno.test({
           },
         );
       });
+
+      await t.step(
+        "polls back off: doubling from the first wait, the longest once running",
+        async () => {
+          const executor = new SlurmExecutor({
+            pollSeconds: 0.25,
+            runningPollSeconds: 1,
+            log: () => {},
+          });
+          const stage = { id: "data:sleep" } as ResolvedStage;
+          // A job that starts Deno and fails (no descriptor): its waits are what is checked.
+          await assert.rejects(
+            executor.run(stage, `${dir}/sleeping.json`),
+            /\(klal-data:sleep\) ended FAILED/,
+          );
+          const waits = executor.pollWaits;
+          assert.equal(waits[0], 0.25, waits.join(" "));
+          assert.ok(waits.every((w, i) => i === 0 || w >= waits[i - 1]), waits.join(" "));
+          assert.ok(Math.max(...waits) <= 1, waits.join(" "));
+        },
+      );
+
+      await t.step(
+        "a job requeued mid-fine-tune (as on preemption) resumes and finishes",
+        async () => {
+          await Deno.writeTextFile(`${dir}/requeue.yaml`, REQUEUE_SPEC);
+          const local = {
+            KLAL_CACHE_DIR: `${dir}/cache-rq-local`,
+            KLAL_REPORTS_DIR: `${dir}/rq-local`,
+          };
+          const whole = await experiment([`${dir}/requeue.yaml`, "--executor", "local"], local);
+          assert.equal(whole.code, 0, whole.stderr);
+          const env = {
+            ...slurmEnv,
+            KLAL_CACHE_DIR: `${dir}/cache-rq`,
+            KLAL_REPORTS_DIR: `${dir}/rq-slurm`,
+            KLAL_SLURM_POLL_SECONDS: "1",
+            NO_COLOR: "1",
+          };
+          const child = new Deno.Command(Deno.execPath(), {
+            args: ["run", "-A", MAIN, `${dir}/requeue.yaml`, "--executor", "slurm"],
+            env,
+            stdin: "null",
+            stdout: "null",
+            stderr: "piped",
+          }).spawn();
+          let stderr = "";
+          const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+          const partial = `${dir}/cache-rq/partial`;
+          const checkpointed = () => {
+            try {
+              return [...Deno.readDirSync(partial)].some((e) => e.name.endsWith(".prev.ckpt"));
+            } catch {
+              return false;
+            }
+          };
+          let requeued = "";
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            stderr += value;
+            const job = /\[finetune:klal:s0\] slurm job (\d+)/.exec(stderr)?.[1];
+            if (job && !requeued && checkpointed()) {
+              const r = await command("scontrol", ["requeue", job]);
+              assert.equal(r.code, 0, r.stderr);
+              requeued = job;
+            }
+          }
+          const status = await child.status;
+          assert.equal(status.code, 0, stderr);
+          assert.ok(requeued, `never requeued: ${stderr}`);
+          // The same job id came back and the fine-tune went on from its checkpoint.
+          assert.match(stderr, /\[finetune:klal:s0\] .*resuming from step \d+/);
+          assert.equal([...stderr.matchAll(/\[finetune:klal:s0\] slurm job /g)].length, 1);
+          assert.deepEqual(
+            await resultRows(`${dir}/rq-slurm`, "slurm-requeue"),
+            await resultRows(`${dir}/rq-local`, "slurm-requeue"),
+          );
+        },
+      );
 
       await t.step("cancel() scancels the jobs in flight", async () => {
         let submitted!: () => void;

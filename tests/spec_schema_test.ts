@@ -148,6 +148,30 @@ Deno.test("arms.<arm>.seeds: all by default, or some of the spec's seeds", () =>
   ]);
 });
 
+Deno.test("executor.stages: resources per known stage kind, a misspelt kind named", () => {
+  const base = SPEC.replace(/executor: .*\n/, "");
+  const spec = parseSpec(
+    base +
+      'executor: { name: slurm, gres: "gpu:1", stages: { data: { cpus: 2 }, finetune: { time: 90, gres: "gpu:2" } } }\n',
+    SPEC_FILE,
+    [],
+    SPEC_CONTEXT,
+  );
+  assert.deepEqual(spec.executor!.stages, {
+    data: { cpus: 2 },
+    finetune: { time: "90", gres: "gpu:2" },
+  });
+  const [problem] = problems(
+    base + "executor: { name: slurm, stages: { finetun: { cpus: 2 } } }\n",
+  );
+  assert.match(
+    problem,
+    /executor\.stages\.finetun: expected a stage kind: data, pretrain, lr-finetune, lr-eval, choose-lr, finetune, eval, report, found "finetun"; did you mean "finetune"\?/,
+  );
+  const [key] = problems(base + "executor: { name: slurm, stages: { data: { cpu: 2 } } }\n");
+  assert.match(key, /executor\.stages\.data\.cpu/);
+});
+
 Deno.test("train.lr_grid: distinct positive rates, each located; empty by default", () => {
   assert.deepEqual(parseSpec(SPEC, SPEC_FILE, [], SPEC_CONTEXT).train.lr_grid, []);
   const spec = parseSpec(SPEC, SPEC_FILE, ["train.lr_grid=[1e-3, 3e-3]"], SPEC_CONTEXT);

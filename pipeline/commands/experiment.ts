@@ -118,8 +118,11 @@ const SLURM_DEFAULT_JOBS = 64;
 function makeExecutor(cli: Cli, spec: Spec): Executor {
   const name = cli.executor ?? spec.executor?.name ?? "local";
   if (name === "local") return new LocalExecutor();
-  const { partition, time, cpus, gres, sbatch } = spec.executor ?? { sbatch: [] };
-  return new SlurmExecutor({ partition, time, cpus, gres, sbatch });
+  const { partition, time, cpus, gres, sbatch, stages } = spec.executor ?? { sbatch: [] };
+  // KLAL_SLURM_POLL_SECONDS: the longest wait between polls of the queue (default 10 s).
+  const poll = Number(Deno.env.get("KLAL_SLURM_POLL_SECONDS") ?? "");
+  const waits = poll > 0 ? { pollSeconds: Math.min(1, poll), runningPollSeconds: poll } : {};
+  return new SlurmExecutor({ partition, time, cpus, gres, sbatch, stages, ...waits });
 }
 
 /** On Ctrl-C (or SIGTERM): cancel what the executor has in flight (scancel), then exit. */

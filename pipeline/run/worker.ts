@@ -1,5 +1,5 @@
 /**
- * Runs one stage in its own process: `deno run -A pipeline/run/worker.ts <descriptor.json>`.
+ * Runs one stage in its own process: `deno run <STAGE_PERMISSIONS> pipeline/run/worker.ts <descriptor.json>` (executors/executor.ts).
  * Independent stages run in parallel this way (tfjs-wasm threads do not start under Deno).
  * On failure the message goes to `<descriptor>.error` for the runner to report.
  */
@@ -18,7 +18,9 @@ export interface WorkerDescriptor {
 if (import.meta.main) {
   const path = Deno.args[0];
   if (!path) {
-    console.error("usage: deno run -A pipeline/run/worker.ts <descriptor.json>");
+    console.error(
+      "usage: deno run --allow-read --allow-write --allow-env --allow-sys --allow-ffi pipeline/run/worker.ts <descriptor.json>",
+    );
     Deno.exit(2);
   }
   const descriptor: WorkerDescriptor = JSON.parse(await Deno.readTextFile(path));

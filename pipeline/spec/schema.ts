@@ -349,6 +349,32 @@ export const EXECUTOR_FIELDS = {
     default: [],
     doc: 'extra sbatch options, e.g. ["--qos=long", "--account=lab"]',
   },
+  stages: {
+    type: "map",
+    key: "<stage kind>",
+    values: {
+      type: "section",
+      doc: "this kind's resources, over the ones above",
+      fields: {
+        partition: { type: "string", pattern: NO_SPACES, doc: "Slurm partition" },
+        time: {
+          type: "union",
+          options: [{ type: "int", min: 1 }, { type: "string", pattern: SLURM_TIME_PATTERN }],
+          doc: "Slurm time limit",
+        },
+        cpus: { type: "int", min: 1, doc: "CPUs per stage" },
+        gres: { type: "string", pattern: NO_SPACES, doc: 'generic resources ("" for none)' },
+        sbatch: {
+          type: "list",
+          items: { type: "string", pattern: /^-/, doc: "an sbatch option" },
+          doc: "extra sbatch options of this kind, after the common ones",
+        },
+      },
+    },
+    doc: "per stage kind (data, pretrain, lr-finetune, lr-eval, choose-lr, finetune, eval, " +
+      "report), resources over the common ones; data, choose-lr and report ask for no gres " +
+      "unless given here",
+  },
 } as const satisfies FieldsOf<ExecutorSpec>;
 
 /** The seeds list (its item locations are kept for the test_seed check). */

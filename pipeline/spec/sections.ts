@@ -20,7 +20,15 @@ import {
   TASK_FIELDS,
   TRAIN_FIELDS,
 } from "./schema.ts";
-import type { BaseSpec, ExecutorSpec, ModelSpec, TaskSpec, TrainSpec } from "./types.ts";
+import {
+  type BaseSpec,
+  type ExecutorSpec,
+  type ModelSpec,
+  STAGE_KIND_NAMES,
+  type StageResources,
+  type TaskSpec,
+  type TrainSpec,
+} from "./types.ts";
 
 /** Validates `seeds` (ROOT_FIELDS.seeds), keeping where each seed is written. */
 export function validateSeeds(root: Section): { seeds?: number[]; locs: Loc[] } {
@@ -234,10 +242,48 @@ export function validateExecutor(root: Section): ExecutorSpec | undefined | null
   if (!section) return null;
   section.checkKeys(keysOf(EXECUTOR_FIELDS));
   const { values, ok } = section.readAll(EXECUTOR_FIELDS);
-  if (!ok) return null;
+  const stages = validateStageResources(section);
+  if (!ok || stages === null) return null;
   // A time in minutes may be written as a number; sbatch takes it as text.
   if (values.time !== undefined) values.time = String(values.time);
-  return values as unknown as ExecutorSpec;
+  return { ...values, stages: stages ?? {} } as unknown as ExecutorSpec;
+}
+
+/** `executor.stages`: per stage kind (a known one), its resources; absent: undefined; bad: null. */
+function validateStageResources(
+  executor: Section,
+): Record<string, StageResources> | undefined | null {
+  const entry = executor.entry("stages");
+  if (!entry) return undefined;
+  const stages = executor.section("stages");
+  if (!stages?.map) return stages ? {} : null;
+  const fields = EXECUTOR_FIELDS.stages.values.fields;
+  const out: Record<string, StageResources> = {};
+  let ok = true;
+  for (const [kind, kindEntry] of stages.map.entries) {
+    if (!(STAGE_KIND_NAMES as readonly string[]).includes(kind)) {
+      const guess = nearest(kind, STAGE_KIND_NAMES);
+      stages.problems.add(
+        kindEntry.keyLoc,
+        stages.child(kind),
+        `a stage kind: ${STAGE_KIND_NAMES.join(", ")}`,
+        `${JSON.stringify(kind)}${guess ? `; did you mean ${JSON.stringify(guess)}?` : ""}`,
+      );
+      ok = false;
+      continue;
+    }
+    const one = stages.section(kind);
+    if (!one) {
+      ok = false;
+      continue;
+    }
+    one.checkKeys(keysOf(fields));
+    const read = one.readAll(fields);
+    if (!read.ok) ok = false;
+    const v = read.values as StageResources & { time?: string | number };
+    out[kind] = { ...v, ...(v.time !== undefined ? { time: String(v.time) } : {}) };
+  }
+  return ok ? out : null;
 }
 
 /** `task.source`: real data files per split, paths relative to the spec file's folder. */

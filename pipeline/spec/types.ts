@@ -153,6 +153,36 @@ export interface ExecutorSpec {
   gres?: string;
   /** Extra sbatch options, e.g. ["--qos=long", "--account=lab"]. */
   sbatch: string[];
+  /**
+   * Per stage kind, resources over the ones above (data, choose-lr and report stages ask for
+   * no gres unless given here).
+   */
+  stages: Record<string, StageResources>;
+}
+
+/** The kinds of stage, as `executor.stages` names them (../stages/types.ts checks the list). */
+export const STAGE_KIND_NAMES = [
+  "data",
+  "pretrain",
+  "lr-finetune",
+  "lr-eval",
+  "choose-lr",
+  "finetune",
+  "eval",
+  "report",
+] as const;
+
+/** Stage kinds that run on CPU unless executor.stages gives them gres. */
+export const CPU_STAGE_KINDS: readonly string[] = ["data", "choose-lr", "report"];
+
+/** One stage kind's Slurm resources (executor.stages.<kind>). */
+export interface StageResources {
+  partition?: string;
+  time?: string;
+  cpus?: number;
+  /** Generic resources; "" asks for none. */
+  gres?: string;
+  sbatch?: string[];
 }
 
 export interface Spec {

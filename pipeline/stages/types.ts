@@ -12,6 +12,7 @@
 import type { VocabularyReport } from "../report/types.ts";
 import type { DataSource } from "../../tasks/task.ts";
 import type { ArmSpec, BaseSpec, ModelSpec, Spec, TrainSpec } from "../spec/types.ts";
+import type { STAGE_KIND_NAMES } from "../spec/types.ts";
 
 /**
  * The kinds of stage, in pipeline order. `lr-finetune` and `lr-eval` are the trials of
@@ -219,5 +220,9 @@ const _BASE_KEYS_PLACED: AllPlaced<Unplaced<BaseSpec, PretrainParams["base"], "m
  * which fine-tunes there are (each has its own seed).
  */
 const _ARM_KEYS_PLACED: AllPlaced<Unplaced<ArmSpec, FinetuneParams, "finetune" | "seeds">> = true;
+/** executor.stages names every stage kind, and nothing else. */
+const _STAGE_KINDS_NAMED: [StageKind] extends [typeof STAGE_KIND_NAMES[number]]
+  ? [typeof STAGE_KIND_NAMES[number]] extends [StageKind] ? true : false
+  : false = true;
 /** model: every key is the Base's. */
 const _MODEL_KEYS_PLACED: AllPlaced<Unplaced<ModelSpec, ModelParams, never>> = true;

@@ -1,16 +1,18 @@
 /**
  * Stages as Slurm jobs: each ready stage becomes one `sbatch` job that runs the same
- * worker command as the local executor (`deno run -A pipeline/run/worker.ts <descriptor>`).
+ * worker command as the local executor (`deno run <STAGE_PERMISSIONS> pipeline/run/worker.ts <descriptor>`).
  * The cache, the descriptors and the job logs live under `KLAL_CACHE_DIR`, which must be a
  * path every node shares; the per-key lock in the cache keeps two jobs off one key.
  *
- * One poll loop watches every job in flight with a single `squeue` call per interval,
+ * One poll loop watches every job in flight with a single `squeue` call per interval (1 s,
+ * doubling to 10 s; 10 s once a job runs),
  * streams each job's log files as they grow (lines prefixed by the stage id), and on a
  * job's end asks `sacct` (or `scontrol`, where accounting is off) for its state, exit code
  * and reason.
  */
 import type { ResolvedStage } from "../plan.ts";
 import { type Executor, WORKER_PATH, workerArgs } from "./executor.ts";
+import { CPU_STAGE_KINDS, type StageResources } from "../../spec/types.ts";
 
 /** Cluster settings (the spec's `executor:` block, minus `name`). */
 export interface SlurmOptions {
@@ -22,8 +24,18 @@ export interface SlurmOptions {
   gres?: string;
   /** Extra sbatch options, passed as given (after the ones above, so they win). */
   sbatch?: string[];
-  /** Seconds between polls of the queue (default 1). */
+  /**
+   * Per stage kind, resources over the ones above; data, choose-lr and report stages ask
+   * for no gres unless their own entry gives one ("" asks for none).
+   */
+  stages?: Record<string, StageResources>;
+  /**
+   * Seconds before the first poll of the queue (default 1); each poll after waits twice as
+   * long, up to `runningPollSeconds`, and no less than that once a job is running.
+   */
   pollSeconds?: number;
+  /** Seconds between polls while a job runs, the longest wait (default 10). */
+  runningPollSeconds?: number;
   /** The Deno binary the jobs run (default: this one; it must be reachable from the nodes). */
   denoPath?: string;
   /** Where streamed job output goes (default: stderr). */
@@ -115,6 +127,12 @@ export class SlurmExecutor implements Executor {
     const root = WORKER_PATH.slice(0, WORKER_PATH.lastIndexOf("/pipeline/"));
     const deno = o.denoPath ?? Deno.execPath();
     const command = [deno, ...workerArgs(descriptorPath)].map(shellQuote).join(" ");
+    const own = o.stages?.[stage.kind] ?? {};
+    const partition = own.partition ?? o.partition;
+    const time = own.time ?? o.time;
+    const cpus = own.cpus ?? o.cpus;
+    // Data, choose-lr and report stages need no GPU: the common gres is not theirs.
+    const gres = own.gres ?? (CPU_STAGE_KINDS.includes(stage.kind) ? undefined : o.gres);
     return [
       "--parsable",
       `--job-name=klal-${stage.id}`,
@@ -122,13 +140,16 @@ export class SlurmExecutor implements Executor {
       `--error=${descriptorPath}.err`,
       `--chdir=${root}`,
       "--export=ALL",
-      // A node failure must fail the stage with Slurm's reason, not silently requeue it.
-      "--no-requeue",
-      ...(o.partition ? [`--partition=${o.partition}`] : []),
-      ...(o.time ? [`--time=${o.time}`] : []),
-      ...(o.cpus ? [`--cpus-per-task=${o.cpus}`] : []),
-      ...(o.gres ? [`--gres=${o.gres}`] : []),
+      // A preempted (or node-failed) job goes back in the queue under the same id; a
+      // fine-tune resumes from its last checkpoint, and the logs carry on where they were.
+      "--requeue",
+      "--open-mode=append",
+      ...(partition ? [`--partition=${partition}`] : []),
+      ...(time ? [`--time=${time}`] : []),
+      ...(cpus ? [`--cpus-per-task=${cpus}`] : []),
+      ...(gres ? [`--gres=${gres}`] : []),
       ...(o.sbatch ?? []),
+      ...(own.sbatch ?? []),
       `--wrap=${command}`,
     ];
   }
@@ -176,11 +197,18 @@ export class SlurmExecutor implements Executor {
     if (!result.ok) this.log(`scancel: ${result.stderr.trim()}`);
   }
 
+  /** Seconds between polls so far, in order (the backoff, for tests and the log). */
+  readonly pollWaits: number[] = [];
+
   private async pollLoop(): Promise<void> {
-    const interval = (this.options.pollSeconds ?? 1) * 1000;
+    const first = this.options.pollSeconds ?? 1;
+    const longest = Math.max(first, this.options.runningPollSeconds ?? 10);
+    let wait = first;
     let squeueFailures = 0;
     while (this.jobs.size > 0) {
-      await new Promise((r) => setTimeout(r, interval));
+      this.pollWaits.push(wait);
+      await new Promise((r) => setTimeout(r, wait * 1000));
+      wait = Math.min(2 * wait, longest);
       const ids = [...this.jobs.keys()];
       const listed = await slurm("squeue", ["-h", "-t", "all", "-j", ids.join(","), "-o", "%i|%T"]);
       // A single unknown id makes squeue fail with "Invalid job id": treat it as not listed.
@@ -194,6 +222,8 @@ export class SlurmExecutor implements Executor {
         const [id, state] = line.trim().split("|");
         if (id && state) states.set(id, state);
       }
+      // A running job ends in minutes, not seconds: poll it no faster than `longest`.
+      if ([...states.values()].includes("RUNNING")) wait = longest;
       for (const job of [...this.jobs.values()]) {
         await this.stream(job);
         const state = states.get(job.id);
