@@ -1,5 +1,5 @@
 /**
- * `deno task experiment [SPEC.yaml] [key.path=value ...] [--dry-run] [--force STAGE] [--jobs N]
+ * `deno task experiment [SPEC.yaml] [key.path=value ...] [--dry-run] [--force STAGE] [--keep-going] [--jobs N]
  *  [--executor local|slurm]`
  *
  * Exit status: 0 done, 1 a stage failed (the message names it), 2 bad spec, usage or setup
@@ -44,6 +44,9 @@ options:
   --jobs N           stages in flight at once (default: number of cores; slurm: 64)
   --executor NAME    where stages run: local (worker processes, the default) or slurm
                      (one sbatch job per stage; overrides the spec's executor.name)
+  --keep-going       after a stage fails, run every stage that does not need it (their
+                     results are cached); the run still fails and names what did not run
+  --version          the project's commit and the Deno and tfjs versions
   -h, --help         this text
 
 environment: KLAL_CACHE_DIR (default .cache/ in the repository),
@@ -59,6 +62,7 @@ export interface Cli {
   dryRun: boolean;
   json: boolean;
   force: string[];
+  keepGoing: boolean;
   jobs?: number;
   executor?: ExecutorName;
   help: boolean;
@@ -71,6 +75,7 @@ export function parseArgs(args: string[]): Cli {
       "dry-run": { type: "boolean" },
       json: { type: "boolean" },
       force: { type: "string", multiple: true },
+      "keep-going": { type: "boolean" },
       jobs: { type: "string" },
       executor: { type: "string" },
     },
@@ -82,6 +87,7 @@ export function parseArgs(args: string[]): Cli {
     dryRun: false,
     json: false,
     force: [],
+    keepGoing: false,
     help: parsed.help,
   };
   if (parsed.help) return cli;
@@ -90,6 +96,7 @@ export function parseArgs(args: string[]): Cli {
   cli.json = values.json === true;
   if (cli.json && !cli.dryRun) throw new UsageError("--json goes with --dry-run");
   cli.force = (values.force as string[] | undefined) ?? [];
+  cli.keepGoing = values["keep-going"] === true;
   if (values.jobs !== undefined) cli.jobs = integerOption("jobs", values.jobs as string, 1);
   if (values.executor !== undefined) {
     const name = values.executor as string;
@@ -170,6 +177,7 @@ async function main(args: string[]): Promise<number> {
           reportsDir,
           dryRun: cli.dryRun,
           force: cli.force,
+          keepGoing: cli.keepGoing,
           jobs,
           executor,
           specFile: resolve(cli.specPath),

@@ -49,6 +49,11 @@ export interface RunOptions {
   specFile?: string;
   /** Adapter probe and timing for `backend: auto` (default: child processes; tests inject). */
   backendChoice?: ChoiceDeps;
+  /**
+   * After a stage fails, go on running every stage that does not need it (`--keep-going`);
+   * the run still fails, naming every failure and what could not run.
+   */
+  keepGoing?: boolean;
   /** The command line, recorded with the run's provenance in the published results.json. */
   argv?: string[];
 }
@@ -254,21 +259,52 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
       },
       (e) => {
         failures.push(`stage ${stage.id} failed: ${(e as Error).message}`);
+        failed.add(stage.id);
+        if (options.keepGoing) {
+          log(`  FAIL ${stage.id} (going on with the stages that do not need it)`);
+        }
       },
     ).finally(() => running.delete(stage.id));
     running.set(stage.id, promise);
   };
 
-  while (failures.length === 0) {
-    const pending = workerStages.filter((s) => !done.has(s.id) && !running.has(s.id));
-    if (pending.length === 0 && running.size === 0) break;
-    const ready = pending.filter((s) => Object.values(s.inputs).every((id) => done.has(id)));
+  // Without keepGoing the first failure stops new launches; with it, every stage that does
+  // not need a failed one still runs, and those that do are listed as not run.
+  const failed = new Set<string>();
+  const blocked = new Map<string, string>(); // stage id -> the failed stage it needs
+  while (options.keepGoing || failures.length === 0) {
+    const pending = workerStages.filter((s) =>
+      !done.has(s.id) && !running.has(s.id) && !failed.has(s.id) && !blocked.has(s.id)
+    );
+    for (const s of pending) {
+      const needs = Object.values(s.inputs).find((id) => failed.has(id) || blocked.has(id));
+      if (needs) blocked.set(s.id, failed.has(needs) ? needs : blocked.get(needs)!);
+    }
+    const open = pending.filter((s) => !blocked.has(s.id));
+    if (open.length === 0 && running.size === 0) break;
+    const ready = open.filter((s) => Object.values(s.inputs).every((id) => done.has(id)));
     for (const stage of ready.slice(0, jobs - running.size)) launch(stage);
+    // (The plan is in dependency order, so one pass above marked every stage downstream of a
+    // failure: what is open has inputs that are done, running or open.)
     if (running.size === 0) throw new Error("stage graph has a cycle or a missing input");
     await Promise.race(running.values());
   }
   await Promise.allSettled(running.values());
-  if (failures.length > 0) throw new StageFailure(failures.join("\n"));
+  if (failures.length > 0) {
+    if (blocked.size > 0) {
+      const ids = [...blocked.keys()];
+      failures.push(
+        `not run, ${ids.length} stage(s) that need a failed one: ${ids.slice(0, 8).join(", ")}${
+          ids.length > 8 ? ", ..." : ""
+        }`,
+      );
+    }
+    if (options.keepGoing) {
+      const ran = [...statuses.values()].filter((s) => s.status === "ran").length;
+      failures.push(`finished ${ran} stage(s); their results are cached, the report was not made`);
+    }
+    throw new StageFailure(failures.join("\n"));
+  }
 
   const report = plan.find((s) => s.kind === "report")!;
   if (!done.has(report.id)) {
