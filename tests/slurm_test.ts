@@ -407,6 +407,62 @@ Deno.test({
         },
       );
 
+      await t.step("a driver killed mid-run, run again, reattaches to its jobs", async () => {
+        const env = {
+          ...slurmEnv,
+          KLAL_CACHE_DIR: `${dir}/cache-re`,
+          KLAL_REPORTS_DIR: `${dir}/re-reports`,
+          KLAL_SLURM_POLL_SECONDS: "1",
+          NO_COLOR: "1",
+        };
+        // The first driver's jobs wait 5 s to start; it is killed (no scancel) once four are in.
+        const child = new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            MAIN,
+            `${dir}/tiny.yaml`,
+            "--executor",
+            "slurm",
+            `executor.sbatch=["--begin=now+5"]`,
+          ],
+          env,
+          stdin: "null",
+          stdout: "null",
+          stderr: "piped",
+        }).spawn();
+        let stderr = "";
+        const ids = () => [...stderr.matchAll(/slurm job (\d+)/g)].map((m) => m[1]);
+        const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+        while (ids().length < 4) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          stderr += value;
+        }
+        child.kill("SIGKILL");
+        await child.status;
+        await reader.cancel();
+        const orphans = ids();
+        assert.equal(orphans.length, 4, stderr);
+        // Run again (without the delay: the executor block is in no key): it waits on the
+        // four jobs still queued instead of submitting their stages again.
+        const again = await experiment([`${dir}/tiny.yaml`, "--executor", "slurm"], env);
+        assert.equal(again.code, 0, again.stderr);
+        for (const id of orphans) {
+          assert.match(
+            again.stderr,
+            new RegExp(`reattached to slurm job ${id} \\(submitted by an earlier run\\)`),
+          );
+        }
+        const fresh = [...again.stderr.matchAll(/\] slurm job (\d+)$/gm)].map((m) => m[1]);
+        assert.ok(fresh.every((id) => !orphans.includes(id)), again.stderr);
+        assert.equal(fresh.length + orphans.length, 9, again.stderr);
+        assert.deepEqual(
+          await resultRows(`${dir}/re-reports`, "slurm-tiny"),
+          await resultRows(`${dir}/local`, "slurm-tiny"),
+        );
+      });
+
       await t.step("cancel() scancels the jobs in flight", async () => {
         let submitted!: () => void;
         const seen = new Promise<void>((resolve) => submitted = resolve);

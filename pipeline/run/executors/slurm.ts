@@ -154,8 +154,47 @@ export class SlurmExecutor implements Executor {
     ];
   }
 
+  /**
+   * The file that records the job computing `stage` (beside the descriptors, in the shared
+   * cache), so that a later run of the driver reattaches to it instead of submitting again.
+   */
+  private recordPath(stage: ResolvedStage, descriptorPath: string): string {
+    return `${descriptorPath.slice(0, descriptorPath.lastIndexOf("/"))}/slurm-${stage.key}.json`;
+  }
+
+  /** A job an earlier driver submitted for `stage` that is still queued or running. */
+  private async earlierJob(
+    stage: ResolvedStage,
+    descriptorPath: string,
+  ): Promise<{ id: string; descriptorPath: string } | undefined> {
+    if (!stage.key) return undefined;
+    let record: { id: string; descriptorPath: string };
+    try {
+      record = JSON.parse(await Deno.readTextFile(this.recordPath(stage, descriptorPath)));
+    } catch {
+      return undefined;
+    }
+    const listed = await slurm("squeue", ["-h", "-t", "all", "-j", record.id, "-o", "%T"]);
+    const state = listed.ok ? listed.stdout.trim() : "";
+    return state && !FINAL_STATES.has(state) ? record : undefined;
+  }
+
   async run(stage: ResolvedStage, descriptorPath: string): Promise<void> {
     if (this.cancelled) throw new Error("cancelled before submission");
+    const record = this.recordPath(stage, descriptorPath);
+    const earlier = await this.earlierJob(stage, descriptorPath);
+    if (earlier) {
+      // The driver that submitted it is gone (a lost terminal, a killed login shell): wait on
+      // its job, reading its logs, rather than computing the stage twice.
+      this.log(
+        `  [${stage.id}] reattached to slurm job ${earlier.id} (submitted by an earlier run)`,
+      );
+      await this.waitFor(stage, earlier.id, earlier.descriptorPath);
+      await Deno.remove(record).catch(() => {});
+      await Deno.remove(earlier.descriptorPath).catch(() => {});
+      await Deno.remove(`${earlier.descriptorPath}.error`).catch(() => {});
+      return;
+    }
     const submitted = await slurm("sbatch", this.sbatchArgs(stage, descriptorPath), {
       KLAL_PLAIN_PROGRESS: "1",
       NO_COLOR: "1",
@@ -166,9 +205,28 @@ export class SlurmExecutor implements Executor {
     }
     const id = submitted.stdout.trim().split(";")[0];
     if (!/^\d+(_\d+)?$/.test(id)) throw new Error(`sbatch printed no job id: ${submitted.stdout}`);
-    this.log(`  [${stage.id}] slurm job ${id}`);
-    if (this.cancelled) await slurm("scancel", [id]); // Ctrl-C came while sbatch ran
+    // In flight (so Ctrl-C cancels it) and recorded (so a later driver finds it) before the
+    // line that names it.
+    const done = this.waitFor(stage, id, descriptorPath);
+    done.catch(() => {}); // awaited below; this keeps an early throw from leaving it unhandled
+    try {
+      if (stage.key) {
+        await Deno.writeTextFile(`${record}.tmp`, JSON.stringify({ id, descriptorPath }) + "\n");
+        await Deno.rename(`${record}.tmp`, record);
+      }
+      this.log(`  [${stage.id}] slurm job ${id}`);
+      if (this.cancelled) await slurm("scancel", [id]); // Ctrl-C came while sbatch ran
+      await done;
+    } finally {
+      await Deno.remove(record).catch(() => {});
+    }
+  }
 
+  /**
+   * Track job `id` of `stage` from now (its polls start at once) and wait for it to end,
+   * streaming its logs; rejects when it failed.
+   */
+  private async waitFor(stage: ResolvedStage, id: string, descriptorPath: string): Promise<void> {
     const done = new Promise<void>((resolve, reject) => {
       this.jobs.set(id, {
         id,
