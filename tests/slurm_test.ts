@@ -157,6 +157,36 @@ Deno.test("sbatch arguments: job name, log files, resources, extra options, quot
   assert.ok(wrap.endsWith(" /shared/cache/jobs/stage-1.json"));
 });
 
+Deno.test("a job array: one element per stage, each worker's output in its own files", () => {
+  const executor = new SlurmExecutor({ gres: "gpu:1", denoPath: "/usr/bin/deno" });
+  const entries = [0, 1, 2].map((i) => ({
+    stage: { id: `finetune:ntp:s${i}`, kind: "finetune" } as ResolvedStage,
+    descriptorPath: `/shared/jobs/stage-${i}.json`,
+  }));
+  const args = executor.arrayArgs(entries);
+  for (
+    const expected of [
+      "--parsable",
+      "--array=0-2",
+      "--job-name=klal-finetune[3]",
+      "--output=/shared/jobs/array-%A_%a.log",
+      "--gres=gpu:1",
+      "--requeue",
+    ]
+  ) assert.ok(args.includes(expected), `${expected} missing from ${args.join(" ")}`);
+  const wrap = args.at(-1)!;
+  assert.ok(
+    wrap.startsWith('--wrap=case "$SLURM_ARRAY_TASK_ID" in 0) exec /usr/bin/deno run '),
+    wrap,
+  );
+  assert.match(
+    wrap,
+    / 2\) exec \S+ run .* \/shared\/jobs\/stage-2\.json >>\/shared\/jobs\/stage-2\.json\.out 2>>\/shared\/jobs\/stage-2\.json\.err;; esac$/,
+  );
+  assert.equal(args.filter((a) => a.startsWith("--wrap=")).length, 1);
+  assert.equal(args.filter((a) => a.startsWith("--job-name=")).length, 1);
+});
+
 Deno.test("sbatch arguments per stage kind: data and report on CPU, each kind's own resources", () => {
   const executor = new SlurmExecutor({
     partition: "gpu",
@@ -237,7 +267,7 @@ function experiment(args: string[], env: Record<string, string>): Promise<Run> {
 const REQUEUE_SPEC = tinySpec("slurm-requeue", { klal: "{ lambda: 1.0 }" }, {
   backend: "wasm",
   base: "{ steps: 2, batch_size: 8, train: 16 }",
-  train: "{ steps: 160, batch_size: 8, warmup: 1, log_every: 40, checkpoint_every: 20 }",
+  train: "{ steps: 600, batch_size: 8, warmup: 1, log_every: 100, checkpoint_every: 40 }",
   eval: "{ batch_size: 16 }",
 });
 
@@ -272,8 +302,13 @@ Deno.test({
         assert.equal(slurmRun.code, 0, slurmRun.stdout + slurmRun.stderr);
         assert.match(slurmRun.stdout, /10 stages, 0 cached, 10 to run/);
         // Every worker stage was a Slurm job, and its progress streamed back by stage id.
-        const jobs = [...slurmRun.stderr.matchAll(/^\s+\[(\S+)\] slurm job \d+$/gm)];
+        const jobs = [...slurmRun.stderr.matchAll(/^\s+\[(\S+)\] slurm job (\d+)(_\d+)?$/gm)];
         assert.equal(jobs.length, 9, slurmRun.stderr);
+        // The four data stages, ready together, went as one job array of four elements.
+        const data = jobs.filter((m) => m[1].startsWith("data:"));
+        assert.equal(data.length, 4);
+        assert.equal(new Set(data.map((m) => m[2])).size, 1, slurmRun.stderr);
+        assert.deepEqual(data.map((m) => m[3]).sort(), ["_0", "_1", "_2", "_3"]);
         assert.match(
           slurmRun.stderr,
           /\[finetune:klal:s0\] slurm-tiny finetune:klal:s0 \[#+\] 4\/4/,
@@ -308,7 +343,7 @@ Deno.test({
         assert.equal(run.code, 1, run.stdout + run.stderr);
         assert.match(
           run.stderr,
-          /stage data:pixmo-points:test:s0 failed: slurm job \d+ \(klal-data:pixmo-points:test:s0\) ended FAILED, exit code 1:0, reason NonZeroExitCode/,
+          /stage data:pixmo-points:test:s0 failed: slurm job \d+(_\d+)? \(klal-data:pixmo-points:test:s0\) ended FAILED, exit code 1:0, reason NonZeroExitCode/,
         );
         assert.match(run.stderr, /worker error: .*bad\.jsonl row 1: expected "image_url"/);
       });
@@ -382,18 +417,26 @@ Deno.test({
               return false;
             }
           };
+          const reading = (async () => {
+            for (;;) {
+              const { value, done } = await reader.read();
+              if (done) return;
+              stderr += value;
+            }
+          })();
+          // Once the fine-tune has two checkpoints, requeue its job (what preemption does).
           let requeued = "";
-          for (;;) {
-            const { value, done } = await reader.read();
-            if (done) break;
-            stderr += value;
-            const job = /\[finetune:klal:s0\] slurm job (\d+)/.exec(stderr)?.[1];
-            if (job && !requeued && checkpointed()) {
+          const deadline = Date.now() + 120_000;
+          while (!requeued && Date.now() < deadline) {
+            const job = /\[finetune:klal:s0\] slurm job (\d+(?:_\d+)?)/.exec(stderr)?.[1];
+            if (job && checkpointed()) {
               const r = await command("scontrol", ["requeue", job]);
               assert.equal(r.code, 0, r.stderr);
               requeued = job;
             }
+            await new Promise((r) => setTimeout(r, 50));
           }
+          await reading;
           const status = await child.status;
           assert.equal(status.code, 0, stderr);
           assert.ok(requeued, `never requeued: ${stderr}`);
@@ -432,7 +475,7 @@ Deno.test({
           stderr: "piped",
         }).spawn();
         let stderr = "";
-        const ids = () => [...stderr.matchAll(/slurm job (\d+)/g)].map((m) => m[1]);
+        const ids = () => [...stderr.matchAll(/slurm job (\d+(?:_\d+)?)/g)].map((m) => m[1]);
         const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
         while (ids().length < 4) {
           const { value, done } = await reader.read();
@@ -454,7 +497,7 @@ Deno.test({
             new RegExp(`reattached to slurm job ${id} \\(submitted by an earlier run\\)`),
           );
         }
-        const fresh = [...again.stderr.matchAll(/\] slurm job (\d+)$/gm)].map((m) => m[1]);
+        const fresh = [...again.stderr.matchAll(/\] slurm job (\d+(?:_\d+)?)$/gm)].map((m) => m[1]);
         assert.ok(fresh.every((id) => !orphans.includes(id)), again.stderr);
         assert.equal(fresh.length + orphans.length, 9, again.stderr);
         assert.deepEqual(
@@ -496,7 +539,7 @@ Deno.test({
           stderr: "piped",
         }).spawn();
         let stderr = "";
-        const ids = () => [...stderr.matchAll(/slurm job (\d+)/g)].map((m) => m[1]);
+        const ids = () => [...stderr.matchAll(/slurm job (\d+(?:_\d+)?)/g)].map((m) => m[1]);
         const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
         while (ids().length < 4) { // the four data stages are ready at once
           const { value, done } = await reader.read();
@@ -514,14 +557,17 @@ Deno.test({
         assert.match(stderr, /cancelling 4 slurm job/);
         const states = await command("squeue", [
           "-h",
+          "-r",
           "-t",
           "all",
           "-j",
-          ids().join(","),
+          [...new Set(ids().map((id) => id.split("_")[0]))].join(","),
           "-o",
           "%T",
         ]);
-        assert.deepEqual(states.stdout.trim().split("\n"), new Array(4).fill("CANCELLED"));
+        // A job array cancelled while pending is one record (its elements never started).
+        const listed = states.stdout.trim().split("\n");
+        assert.ok(listed.length >= 1 && listed.every((s) => s === "CANCELLED"), states.stdout);
       });
     } finally {
       Deno.env.delete("SLURM_CONF");

@@ -130,7 +130,8 @@ export function resultsJson(input: ReportInput): string {
         holm: {
           family: "every KLAL+NTP vs NTP and KLAL+NTP vs control comparison of the report " +
             (several
-              ? "(paired t-test p over the Bases' means, seeds nested in Bases)"
+              ? "(paired t-test p over the Bases' means where a comparison's seeds come " +
+                "from several Bases, seeds nested in them; over seeds otherwise)"
               : "(paired t-test p over seeds)"),
           tests: comparisons.filter((c) => c.p !== undefined).length,
         },

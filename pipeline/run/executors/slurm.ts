@@ -1,5 +1,6 @@
 /**
- * Stages as Slurm jobs: each ready stage becomes one `sbatch` job that runs the same
+ * Stages as Slurm jobs: each ready stage becomes one `sbatch` job (stages of one kind ready
+ * together: one job array, an element each) that runs the same
  * worker command as the local executor (`deno run <STAGE_PERMISSIONS> pipeline/run/worker.ts <descriptor>`).
  * The cache, the descriptors and the job logs live under `KLAL_CACHE_DIR`, which must be a
  * path every node shares; the per-key lock in the cache keeps two jobs off one key.
@@ -36,6 +37,11 @@ export interface SlurmOptions {
   pollSeconds?: number;
   /** Seconds between polls while a job runs, the longest wait (default 10). */
   runningPollSeconds?: number;
+  /**
+   * Stages of one kind ready together go in one job array (default true); false: one
+   * `sbatch` per stage.
+   */
+  arrays?: boolean;
   /** The Deno binary the jobs run (default: this one; it must be reachable from the nodes). */
   denoPath?: string;
   /** Where streamed job output goes (default: stderr). */
@@ -98,6 +104,32 @@ class LogTail {
   }
 }
 
+/** A stage gathered for submission, and how to hand back its job id. */
+interface Pending {
+  stage: ResolvedStage;
+  descriptorPath: string;
+  resolve: (id: string) => void;
+  reject: (error: Error) => void;
+}
+
+/** How long ready stages are gathered before their kind's array is submitted. */
+const ARRAY_WINDOW_MS = 300;
+
+/** `sbatch --parsable ...`: the job id it printed, or an error naming what it said. */
+async function sbatch(args: string[]): Promise<string> {
+  const submitted = await slurm("sbatch", args, {
+    KLAL_PLAIN_PROGRESS: "1",
+    NO_COLOR: "1",
+    DENO_NO_UPDATE_CHECK: "1",
+  });
+  if (!submitted.ok) {
+    throw new Error(`sbatch refused the job: ${submitted.stderr.trim() || submitted.stdout}`);
+  }
+  const id = submitted.stdout.trim().split(";")[0];
+  if (!/^\d+(_\d+)?$/.test(id)) throw new Error(`sbatch printed no job id: ${submitted.stdout}`);
+  return id;
+}
+
 interface Job {
   id: string;
   stage: ResolvedStage;
@@ -154,6 +186,74 @@ export class SlurmExecutor implements Executor {
     ];
   }
 
+  /** Stages waiting to be submitted, by kind: gathered for ARRAY_WINDOW_MS, then one array. */
+  private readonly batches = new Map<string, Pending[]>();
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * The sbatch arguments of one job array running `entries` (stages of one kind, so of one
+   * set of resources): element i runs entry i's worker, its output appended to that
+   * descriptor's .out and .err files as a single job's would be.
+   */
+  arrayArgs(entries: readonly { stage: ResolvedStage; descriptorPath: string }[]): string[] {
+    const first = entries[0];
+    const jobs = first.descriptorPath.slice(0, first.descriptorPath.lastIndexOf("/"));
+    const deno = this.options.denoPath ?? Deno.execPath();
+    const cases = entries.map(({ descriptorPath }, i) => {
+      const command = [deno, ...workerArgs(descriptorPath)].map(shellQuote).join(" ");
+      const out = shellQuote(`${descriptorPath}.out`);
+      const err = shellQuote(`${descriptorPath}.err`);
+      return `${i}) exec ${command} >>${out} 2>>${err};;`;
+    });
+    const single = this.sbatchArgs(first.stage, first.descriptorPath).filter((a) =>
+      !/^--(job-name|output|error|wrap)=/.test(a)
+    );
+    return [
+      ...single,
+      `--job-name=klal-${first.stage.kind}[${entries.length}]`,
+      `--array=0-${entries.length - 1}`,
+      `--output=${jobs}/array-%A_%a.log`,
+      `--error=${jobs}/array-%A_%a.log`,
+      `--wrap=case "$SLURM_ARRAY_TASK_ID" in ${cases.join(" ")} esac`,
+    ];
+  }
+
+  /** Submit `stage`'s job, alone or, with others of its kind ready at once, as an array element. */
+  private submit(stage: ResolvedStage, descriptorPath: string): Promise<string> {
+    if (this.options.arrays === false) {
+      return sbatch(this.sbatchArgs(stage, descriptorPath));
+    }
+    return new Promise((resolve, reject) => {
+      const kind = stage.kind ?? "stage";
+      this.batches.set(kind, [
+        ...this.batches.get(kind) ?? [],
+        { stage, descriptorPath, resolve, reject },
+      ]);
+      this.flushTimer ??= setTimeout(() => this.flush(), ARRAY_WINDOW_MS);
+    });
+  }
+
+  /** Submit every gathered batch: one job for a lone stage, one array for several. */
+  private async flush(): Promise<void> {
+    this.flushTimer = undefined;
+    const batches = [...this.batches.values()];
+    this.batches.clear();
+    for (const entries of batches) {
+      try {
+        if (entries.length === 1) {
+          entries[0].resolve(
+            await sbatch(this.sbatchArgs(entries[0].stage, entries[0].descriptorPath)),
+          );
+          continue;
+        }
+        const master = await sbatch(this.arrayArgs(entries));
+        entries.forEach((entry, i) => entry.resolve(`${master}_${i}`));
+      } catch (e) {
+        for (const entry of entries) entry.reject(e as Error);
+      }
+    }
+  }
+
   /**
    * The file that records the job computing `stage` (beside the descriptors, in the shared
    * cache), so that a later run of the driver reattaches to it instead of submitting again.
@@ -174,7 +274,7 @@ export class SlurmExecutor implements Executor {
     } catch {
       return undefined;
     }
-    const listed = await slurm("squeue", ["-h", "-t", "all", "-j", record.id, "-o", "%T"]);
+    const listed = await slurm("squeue", ["-h", "-r", "-t", "all", "-j", record.id, "-o", "%T"]);
     const state = listed.ok ? listed.stdout.trim() : "";
     return state && !FINAL_STATES.has(state) ? record : undefined;
   }
@@ -195,16 +295,7 @@ export class SlurmExecutor implements Executor {
       await Deno.remove(`${earlier.descriptorPath}.error`).catch(() => {});
       return;
     }
-    const submitted = await slurm("sbatch", this.sbatchArgs(stage, descriptorPath), {
-      KLAL_PLAIN_PROGRESS: "1",
-      NO_COLOR: "1",
-      DENO_NO_UPDATE_CHECK: "1",
-    });
-    if (!submitted.ok) {
-      throw new Error(`sbatch refused the job: ${submitted.stderr.trim() || submitted.stdout}`);
-    }
-    const id = submitted.stdout.trim().split(";")[0];
-    if (!/^\d+(_\d+)?$/.test(id)) throw new Error(`sbatch printed no job id: ${submitted.stdout}`);
+    const id = await this.submit(stage, descriptorPath);
     // In flight (so Ctrl-C cancels it) and recorded (so a later driver finds it) before the
     // line that names it.
     const done = this.waitFor(stage, id, descriptorPath);
@@ -243,6 +334,11 @@ export class SlurmExecutor implements Executor {
     // The logs were streamed already; a failed job's stay beside its descriptor's error.
     await Deno.remove(`${descriptorPath}.out`).catch(() => {});
     await Deno.remove(`${descriptorPath}.err`).catch(() => {});
+    if (id.includes("_")) {
+      // An array element's own log (the shell around the worker; normally empty).
+      const jobs = descriptorPath.slice(0, descriptorPath.lastIndexOf("/"));
+      await Deno.remove(`${jobs}/array-${id}.log`).catch(() => {});
+    }
   }
 
   /** `scancel` every job in flight; their `run` calls then fail as CANCELLED. */
@@ -268,7 +364,16 @@ export class SlurmExecutor implements Executor {
       await new Promise((r) => setTimeout(r, wait * 1000));
       wait = Math.min(2 * wait, longest);
       const ids = [...this.jobs.keys()];
-      const listed = await slurm("squeue", ["-h", "-t", "all", "-j", ids.join(","), "-o", "%i|%T"]);
+      const listed = await slurm("squeue", [
+        "-h",
+        "-r", // array elements one per line, pending ones included
+        "-t",
+        "all",
+        "-j",
+        ids.join(","),
+        "-o",
+        "%i|%T",
+      ]);
       // A single unknown id makes squeue fail with "Invalid job id": treat it as not listed.
       if (!listed.ok && !/invalid job id/i.test(listed.stderr)) {
         if (++squeueFailures % 30 === 1) this.log(`squeue failed: ${listed.stderr.trim()}`);
