@@ -13,6 +13,7 @@
  * Exit status: 0 done; 2 bad usage or a file that is not a report's results.json.
  */
 import { parseCommand, printHelp, runCommand, UsageError } from "../lib/cli.ts";
+import { CEILING, MARGIN_ABOVE_FLOOR } from "../report/record.ts";
 
 const USAGE = `usage: deno task pilot-table RESULTS.json...
 
@@ -22,10 +23,9 @@ const USAGE = `usage: deno task pilot-table RESULTS.json...
 
 Prints the pilot's tables as Markdown (docs/pilots/base-rule.md's judgement included).`;
 
-/** The Base rule's condition 1: NTP this many points above the larger floor ... */
-export const MARGIN_ABOVE_FLOOR = 5;
-/** ... and below this accuracy, so a gain can show. */
-export const CEILING = 90;
+// The Base rule's condition 1 (NTP MARGIN_ABOVE_FLOOR points above the larger floor and below
+// CEILING) is the record's regime too: one definition, in ../report/record.ts.
+export { CEILING, MARGIN_ABOVE_FLOOR };
 /** Condition 2 (amended): the Base's held-out skill this many points above its kind's floor. */
 export const SKILL_MARGIN = 10;
 /** Ties go to the larger mean margin of NTP above its larger floor, each margin capped here. */
