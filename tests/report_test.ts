@@ -602,7 +602,9 @@ Deno.test("every chart of a full report compiles, and figures/ has its SVG and P
   try {
     await writeReport(`${root}/r`, input);
     const files = [...Deno.readDirSync(`${root}/r/figures`)].map((e) => e.name).sort();
-    const expected = keys.flatMap((k) => [`${figureName(k)}.png`, `${figureName(k)}.svg`]).sort();
+    const expected = keys.flatMap((k) =>
+      [".png", ".svg", ".vl.json"].map((ext) => `${figureName(k)}${ext}`)
+    ).sort();
     assert(JSON.stringify(files) === JSON.stringify(expected), `figures: ${files}`);
     for (const key of keys) {
       const svg = await Deno.readTextFile(`${root}/r/figures/${figureName(key)}.svg`);

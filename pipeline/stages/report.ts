@@ -136,32 +136,15 @@ export async function reportInput(
         const samples = await cache.readJson<FigureSample[]>(stage.key, "figures.json");
         figures.push({ arm, seed, gridSide: side, samples });
       }
-      const text = manifest.files["predictions.jsonl"]
-        ? new TextDecoder().decode(await cache.readBytes(stage.key, "predictions.jsonl"))
-        : "";
+      const predictions = await readPredictions(cache, stage.key, manifest);
       const buckets = new Map<string, { correct: number; n: number }>();
-      const outcomes: ItemSet["items"] = [];
-      for (const line of text.trim().split("\n").filter((l) => l.length > 0)) {
-        const p = JSON.parse(line) as {
-          index: number;
-          answer: string;
-          prediction: string;
-          difficulty: string | number;
-          correct: boolean;
-          image?: string;
-        };
+      for (const p of predictions) {
         const b = buckets.get(String(p.difficulty)) ?? { correct: 0, n: 0 };
         b.n++;
         if (p.correct) b.correct++;
         buckets.set(String(p.difficulty), b);
-        outcomes.push({
-          index: p.index,
-          answer: p.answer,
-          prediction: p.prediction,
-          correct: p.correct,
-          ...(p.image === undefined ? {} : { image: p.image }),
-        });
       }
+      const outcomes = predictions.map(outcomeOf);
       for (const [difficulty, b] of buckets) breakdown.push({ arm, seed, difficulty, ...b });
       if (outcomes.length > 0) items.push({ task, arm, seed, items: outcomes });
     } else if (stage.kind === "pretrain" && manifest.files["skills.json"]) {
@@ -240,21 +223,40 @@ async function readFurtherEval(
   if (manifest.files["floor.json"] && !set.floor) {
     set.floor = floorOf(await cache.readJson<TaskFloor>(stage.key, "floor.json"));
   }
-  if (!manifest.files["predictions.jsonl"]) return;
-  const text = new TextDecoder().decode(await cache.readBytes(stage.key, "predictions.jsonl"));
-  const items: ItemSet["items"] = text.trim().split("\n").filter((l) => l.length > 0).map(
-    (line) => {
-      const p = JSON.parse(line) as ItemSet["items"][number];
-      return {
-        index: p.index,
-        answer: p.answer,
-        prediction: p.prediction,
-        correct: p.correct,
-        ...(p.image === undefined ? {} : { image: p.image }),
-      };
-    },
-  );
+  const items = (await readPredictions(cache, stage.key, manifest)).map(outcomeOf);
   if (items.length > 0) set.items.push({ task, arm, seed, items });
+}
+
+/** One line of an eval entry's predictions.jsonl (the fields the report reads). */
+interface PredictionLine {
+  index: number;
+  answer: string;
+  prediction: string;
+  difficulty: string | number;
+  correct: boolean;
+  image?: string;
+}
+
+/** An eval entry's per-item predictions, in test-set order (none without the file). */
+async function readPredictions(
+  cache: Cache,
+  key: string,
+  manifest: Manifest,
+): Promise<PredictionLine[]> {
+  if (!manifest.files["predictions.jsonl"]) return [];
+  const text = new TextDecoder().decode(await cache.readBytes(key, "predictions.jsonl"));
+  return text.split("\n").filter((l) => l.trim().length > 0).map((l) => JSON.parse(l));
+}
+
+/** A prediction as the report's item outcome (the image only where items share one). */
+function outcomeOf(p: PredictionLine): ItemSet["items"][number] {
+  return {
+    index: p.index,
+    answer: p.answer,
+    prediction: p.prediction,
+    correct: p.correct,
+    ...(p.image === undefined ? {} : { image: p.image }),
+  };
 }
 
 /** Write the report of `extra.stages` into the entry. */
