@@ -171,7 +171,7 @@ arms:
 `);
   assert.deepEqual(lines, [
     `${FILE}:5:5 arms.klal.lamda: expected a known key, found "lamda"; ` +
-    `valid keys: finetune, lambda, layers, target, supervision, queries; did you mean "lambda"?`,
+    `valid keys: finetune, lambda, layers, target, supervision, queries, seeds; did you mean "lambda"?`,
   ]);
 });
 
