@@ -13,7 +13,7 @@
  *   poster.ts          the paper's columns (and the controls) and quoted numbers; arm and
  *                      task labels (a stand-in named as one)
  *   summary.ts         summaries and statistics: verdicts against the fixed-answer floor,
- *                      Tables 1 and 2, learning, sweeps
+ *                      Tables 1 and 2, sweeps; learning.ts: steps to reach a validation accuracy
  *   items.ts           statistics on test items: bootstraps, McNemar per seed, confusion
  *   cells.ts           the text of table cells shared by table.md, index.html, results.json
  *   tables.ts          the tables of table.md and index.html: header row and rows, as text
