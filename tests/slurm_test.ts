@@ -434,7 +434,14 @@ Deno.test({
               assert.equal(r.code, 0, r.stderr);
               // Slurm holds a requeued job back for a while (its begin time moves on); let
               // it go at once, as a cluster does once the preempting job is done.
-              await command("scontrol", ["update", `JobId=${job}`, "StartTime=now"]);
+              for (let i = 0; i < 100; i++) {
+                const shown = await command("scontrol", ["show", "job", "-o", job]);
+                if (/Reason=BeginTime/.test(shown.stdout)) {
+                  await command("scontrol", ["update", `JobId=${job}`, "StartTime=now"]);
+                  break;
+                }
+                await new Promise((r) => setTimeout(r, 100));
+              }
               requeued = job;
             }
             await new Promise((r) => setTimeout(r, 50));

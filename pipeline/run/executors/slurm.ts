@@ -138,6 +138,8 @@ interface Job {
   err: LogTail;
   /** Polls in a row where neither squeue nor the end-state query knew the job. */
   unknownPolls: number;
+  /** The last poll saw it ended without success (confirmed, or not, by the next). */
+  failedOnce?: boolean;
   settle: (error?: Error) => void;
 }
 
@@ -390,11 +392,19 @@ export class SlurmExecutor implements Executor {
       for (const job of [...this.jobs.values()]) {
         await this.stream(job);
         const state = states.get(job.id);
-        if (state !== undefined && !FINAL_STATES.has(state)) continue;
+        if (state !== undefined && !FINAL_STATES.has(state)) {
+          job.failedOnce = false;
+          continue;
+        }
         const end = await endState(job.id);
         if (!end || !FINAL_STATES.has(end.state)) {
           // squeue no longer lists it and nothing records its end (yet): wait a little.
           if (++job.unknownPolls < 30) continue;
+        } else if (!(end.state === "COMPLETED" && end.exitCode === "0:0") && !job.failedOnce) {
+          // A requeued job (preemption, a node failure) shows its killed attempt as ended for
+          // a moment before it is pending again: believe a failure seen twice in a row.
+          job.failedOnce = true;
+          continue;
         }
         await this.stream(job, true);
         this.jobs.delete(job.id);
