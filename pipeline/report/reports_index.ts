@@ -140,7 +140,7 @@ export function renderReportsIndex(entries: ReportEntry[]): string {
     `<td><a href="${escapeHtml(link(e, "results.json"))}">results.json</a> · ` +
     `<a href="${escapeHtml(link(e, "table.md"))}">table.md</a> · ` +
     `<a href="${escapeHtml(link(e, "spec.json"))}">spec</a></td>` +
-    `<td class="text">${runsCell(e)}</td></tr>`
+    `<td class="runs">${runsCell(e)}</td></tr>`
   ).join("\n");
   // Table 1 across experiments: for each poster task the newest report that ran it, under
   // that report's label for it (a stand-in says so).
@@ -170,7 +170,7 @@ export function renderReportsIndex(entries: ReportEntry[]): string {
     '<meta charset="utf-8">',
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
     "<title>KLAL reports</title>",
-    `<style>${CSS}\ntd.text { white-space: normal; text-align: left; max-width: 520px; }</style>`,
+    `<style>${CSS}\ntd.text { white-space: normal; text-align: left; min-width: 320px; max-width: 520px; }\ntd.runs { white-space: nowrap; text-align: left; }</style>`,
     "</head>",
     "<body>",
     "<main>",
