@@ -437,7 +437,8 @@ Deno.test({
               for (let i = 0; i < 100; i++) {
                 const shown = await command("scontrol", ["show", "job", "-o", job]);
                 if (/Reason=BeginTime/.test(shown.stdout)) {
-                  await command("scontrol", ["update", `JobId=${job}`, "StartTime=now"]);
+                  // (a few seconds on, so that its killed attempt has finished completing)
+                  await command("scontrol", ["update", `JobId=${job}`, "StartTime=now+5"]);
                   break;
                 }
                 await new Promise((r) => setTimeout(r, 100));
