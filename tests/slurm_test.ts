@@ -346,6 +346,15 @@ Deno.test({
           /stage data:pixmo-points:test:s0 failed: slurm job \d+(_\d+)? \(klal-data:pixmo-points:test:s0\) ended FAILED, exit code 1:0, reason NonZeroExitCode/,
         );
         assert.match(run.stderr, /worker error: .*bad\.jsonl row 1: expected "image_url"/);
+
+        // --keep-going: the same failure, and the stages that do not need it still run.
+        const going = await experiment(
+          [`${dir}/fail.yaml`, "--executor", "slurm", "--keep-going"],
+          { ...env, KLAL_CACHE_DIR: `${dir}/cache-fail-going` },
+        );
+        assert.equal(going.code, 1, going.stdout + going.stderr);
+        assert.match(going.stdout, /done finetune:ntp:s0 in/);
+        assert.match(going.stderr, /not run, 1 stage\(s\) that need a failed one: eval:ntp:s0/);
       });
 
       await t.step("a job whose descriptor is missing fails with its stderr tail", async () => {
