@@ -312,13 +312,8 @@ export const ARM_FIELDS = {
 
 const NO_SPACES = /^\S+$/;
 
-export const EXECUTOR_FIELDS = {
-  name: {
-    type: "enum",
-    values: EXECUTORS,
-    default: "local",
-    doc: "where stages run (--executor overrides it)",
-  },
+/** A stage's Slurm resources: for every stage (executor.*) or one kind (executor.stages.*). */
+const SLURM_RESOURCE_FIELDS = {
   partition: {
     type: "string",
     pattern: NO_SPACES,
@@ -346,30 +341,26 @@ export const EXECUTOR_FIELDS = {
     type: "list",
     items: { type: "string", pattern: /^-/, doc: "an sbatch option" },
     expected: `a list of sbatch options, each starting with "-" (e.g. ["--qos=long"])`,
-    default: [],
     doc: 'extra sbatch options, e.g. ["--qos=long", "--account=lab"]',
   },
+} as const;
+
+export const EXECUTOR_FIELDS = {
+  name: {
+    type: "enum",
+    values: EXECUTORS,
+    default: "local",
+    doc: "where stages run (--executor overrides it)",
+  },
+  ...SLURM_RESOURCE_FIELDS,
+  sbatch: { ...SLURM_RESOURCE_FIELDS.sbatch, default: [] },
   stages: {
     type: "map",
     key: "<stage kind>",
     values: {
       type: "section",
-      doc: "this kind's resources, over the ones above",
-      fields: {
-        partition: { type: "string", pattern: NO_SPACES, doc: "Slurm partition" },
-        time: {
-          type: "union",
-          options: [{ type: "int", min: 1 }, { type: "string", pattern: SLURM_TIME_PATTERN }],
-          doc: "Slurm time limit",
-        },
-        cpus: { type: "int", min: 1, doc: "CPUs per stage" },
-        gres: { type: "string", pattern: NO_SPACES, doc: 'generic resources ("" for none)' },
-        sbatch: {
-          type: "list",
-          items: { type: "string", pattern: /^-/, doc: "an sbatch option" },
-          doc: "extra sbatch options of this kind, after the common ones",
-        },
-      },
+      doc: "this kind's resources, over the ones above (its sbatch options after theirs)",
+      fields: SLURM_RESOURCE_FIELDS,
     },
     doc: "per stage kind (data, pretrain, lr-finetune, lr-eval, choose-lr, finetune, eval, " +
       "report), resources over the common ones; data, choose-lr and report ask for no gres " +
