@@ -161,6 +161,14 @@ Deno.test("executor.stages: resources per known stage kind, a misspelt kind name
     data: { cpus: 2 },
     finetune: { time: "90", gres: "gpu:2" },
   });
+  // "" asks a kind for no gres at all (the common gres is not its).
+  const none = parseSpec(
+    base + 'executor: { name: slurm, gres: "gpu:1", stages: { eval: { gres: "" } } }\n',
+    SPEC_FILE,
+    [],
+    SPEC_CONTEXT,
+  );
+  assert.deepEqual(none.executor!.stages, { eval: { gres: "" } });
   const [problem] = problems(
     base + "executor: { name: slurm, stages: { finetun: { cpus: 2 } } }\n",
   );

@@ -360,7 +360,15 @@ export const EXECUTOR_FIELDS = {
     values: {
       type: "section",
       doc: "this kind's resources, over the ones above (its sbatch options after theirs)",
-      fields: SLURM_RESOURCE_FIELDS,
+      fields: {
+        ...SLURM_RESOURCE_FIELDS,
+        gres: {
+          ...SLURM_RESOURCE_FIELDS.gres,
+          pattern: /^\S*$/,
+          expected: `generic resources such as "gpu:1", or "" for none (no spaces)`,
+          doc: 'generic resources of this kind, e.g. "gpu:2"; "" asks for none',
+        },
+      },
     },
     doc: "per stage kind (data, pretrain, lr-finetune, lr-eval, choose-lr, finetune, eval, " +
       "report), resources over the common ones; data, choose-lr and report ask for no gres " +
