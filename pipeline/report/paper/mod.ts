@@ -20,6 +20,13 @@ export {
   regimeOf,
 } from "./collect.ts";
 export { PAPER_CHARTS, type PaperChartEntry, paperCharts, renderPaperTable } from "./render.ts";
-export { fillTemplate, formatValue, lookup, strayNumbers } from "./template.ts";
+export {
+  COUNT_WORDS,
+  fillTemplate,
+  formatValue,
+  lookup,
+  strayCountWords,
+  strayNumbers,
+} from "./template.ts";
 export type * from "./types.ts";
 export { collectPaperRecord, rebuildPaper, recordJson } from "./write.ts";

@@ -2,16 +2,21 @@
  * The write-up's template, `README.src.md`: prose plus `{{path:format}}` placeholders, where
  * `path` walks results.json with `/` (e.g. `table1/grid-patch/klal/mean`) and `format` is the
  * number of decimals, `p` (a p-value), `ci` (mean ± half-width (n=...)), `signed` (+1.2),
- * `list` (an array, comma-separated, null as –) or `s` (as is). The source may hold no number of its own
+ * `list` (an array, comma-separated, null as –), `s` (as is) or `S` (as is, first letter
+ * capitalised). The source may hold no number of its own
  * outside placeholders (checked), so the README cannot drift from the record.
  */
 
 import { formatP } from "../summary.ts";
-import type { PaperRecord, SeedStats } from "./types.ts";
+import type { SeedStats } from "./types.ts";
 
 /** A value formatted as the README and tables show it. */
 export function formatValue(value: unknown, format: string): string {
   if (format === "s") return String(value);
+  if (format === "S") {
+    const text = String(value);
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
   if (format === "list") {
     return Array.isArray(value)
       ? value.map((v) => (v === null ? "–" : String(v))).join(", ")
@@ -35,7 +40,7 @@ export function formatValue(value: unknown, format: string): string {
     }
     return value.toFixed(Number(format));
   }
-  throw new Error(`unknown format "${format}" (expected 0-9, p, ci, signed, list or s)`);
+  throw new Error(`unknown format "${format}" (expected 0-9, p, ci, signed, list, s or S)`);
 }
 
 /** Walk `record` along a `/`-separated path; throws naming the first missing segment. */
@@ -52,10 +57,10 @@ export function lookup(record: unknown, path: string): unknown {
   return node;
 }
 
-const PLACEHOLDER = /\{\{\s*([^}:]+?)\s*(?::\s*([a-z0-9]+)\s*)?\}\}/g;
+const PLACEHOLDER = /\{\{\s*([^}:]+?)\s*(?::\s*([A-Za-z0-9]+)\s*)?\}\}/g;
 
 /** Fill every `{{path:format}}` of `template` from the record. */
-export function fillTemplate(template: string, record: PaperRecord): string {
+export function fillTemplate(template: string, record: unknown): string {
   const errors: string[] = [];
   const out = template.replace(PLACEHOLDER, (whole, path: string, format = "s") => {
     try {
@@ -91,4 +96,65 @@ export function strayNumbers(template: string): string[] {
   text = text.replace(/`[^`]*`/g, " "); // commands and code
   for (const pattern of allowed) text = text.replace(pattern, " ");
   return [...text.matchAll(/\d+(?:\.\d+)?/g)].map((m) => m[0]);
+}
+
+/**
+ * Counts and quantifiers about the data that the prose spells out ("three", "every", "both",
+ * "half", "twice", ...) outside placeholders and code spans: each must come from the record as
+ * a computed phrase. Empty when the source is clean.
+ */
+export const COUNT_WORDS = [
+  "zero",
+  "one",
+  "two",
+  "three",
+  "four",
+  "five",
+  "six",
+  "seven",
+  "eight",
+  "nine",
+  "ten",
+  "eleven",
+  "twelve",
+  "thirteen",
+  "fourteen",
+  "fifteen",
+  "sixteen",
+  "seventeen",
+  "eighteen",
+  "nineteen",
+  "twenty",
+  "thirty",
+  "forty",
+  "fifty",
+  "hundred",
+  "thousand",
+  "million",
+  "dozen",
+  "once",
+  "twice",
+  "thrice",
+  "half",
+  "both",
+  "neither",
+  "none",
+  "every",
+  "all",
+  "each",
+  "always",
+  "never",
+  "most",
+  "majority",
+  "several",
+  "many",
+  "few",
+  "single",
+];
+
+export function strayCountWords(template: string): string[] {
+  let text = template.replace(PLACEHOLDER, " ");
+  text = text.replace(/`[^`]*`/g, " ").replace(/<!--[\s\S]*?-->/g, " ");
+  const pattern = new RegExp(`\\b(?:${COUNT_WORDS.join("|")})\\b`, "gi");
+  return [...text.matchAll(pattern)].map((m) => m[0]);
 }
