@@ -14,10 +14,12 @@ import {
   writeRecordFiles,
 } from "../report/record_files.ts";
 
-const USAGE = `usage: deno task record [--check] [--dir DIR]
+const USAGE = `usage: deno task record [--check] [--dir DIR] [--readme FILE]
 
   --dir DIR     the record's folder (default docs/record): results/TASK/results.json,
                 validation/NAME/results.json, wall.json and README.src.md in it
+  --readme FILE the top-level README whose record table is rendered between its
+                record-table markers (default README.md; "none" leaves it alone)
   --check       write nothing; exit 1 naming each file that differs from what the results give
   --version     the project's commit and the Deno and tfjs versions
   -h, --help    this text
@@ -30,21 +32,30 @@ table.md and figures/ (Vega-Lite specs and SVG) from record.json.`;
 export function main(args: string[]): Promise<number> {
   return runCommand(USAGE, async () => {
     const parsed = parseCommand(args, {
-      options: { check: { type: "boolean" }, dir: { type: "string" } },
+      options: {
+        check: { type: "boolean" },
+        dir: { type: "string" },
+        readme: { type: "string" },
+      },
     });
     if (parsed.help) return printHelp(USAGE);
     const dir = (parsed.values.dir as string | undefined) ?? "docs/record";
-    const files = await renderRecordFiles(dir, await collectRecord(dir));
+    const readme = (parsed.values.readme as string | undefined) ?? "README.md";
+    const files = await renderRecordFiles(
+      dir,
+      await collectRecord(dir),
+      readme === "none" ? undefined : readme,
+    );
     if (parsed.values.check) {
-      const stale = await staleRecordFiles(dir, files);
+      const stale = await staleRecordFiles(files);
       if (stale.length > 0) {
-        console.error(`${dir}: out of date: ${stale.join(", ")} (run deno task record)`);
+        console.error(`out of date: ${stale.join(", ")} (run deno task record)`);
         return 1;
       }
-      console.log(`${dir}: up to date (${files.size} files)`);
+      console.log(`up to date (${files.size} files)`);
       return 0;
     }
-    for (const name of await writeRecordFiles(dir, files)) console.log(`wrote ${dir}/${name}`);
+    for (const path of await writeRecordFiles(files)) console.log(`wrote ${path}`);
     return 0;
   });
 }

@@ -132,6 +132,12 @@ export function isStandIn(taskSpec: Pick<TaskSpec, "name" | "source">, task: str
   return key in REAL_FORMAT && taskSpec.name === task && !taskSpec.source?.test;
 }
 
+/** The label of a real-format task run on its stand-in, or null for a synthetic task. */
+export function standInLabel(task: string): string | null {
+  const key = posterKey(task) ?? task;
+  return key in REAL_FORMAT ? `${REAL_FORMAT[key]} stand-in (synthetic scenes)` : null;
+}
+
 /**
  * The one label of a task in every table and chart: the poster's ("Grid Patch", "RefCOCO
  * (val)"), or for a real-format task run on its stand-in "RefCOCO stand-in (synthetic
@@ -140,8 +146,6 @@ export function isStandIn(taskSpec: Pick<TaskSpec, "name" | "source">, task: str
  */
 export function taskLabel(spec: Pick<Spec, "task">, task: string, taskSpec?: TaskSpec): string {
   const own = taskSpec ?? spec.task;
-  if (isStandIn(own, task)) {
-    return `${REAL_FORMAT[posterKey(task) ?? task]} stand-in (synthetic scenes)`;
-  }
+  if (isStandIn(own, task)) return standInLabel(task)!;
   return posterRow(task)?.label ?? task;
 }

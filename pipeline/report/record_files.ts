@@ -8,7 +8,7 @@
 import { renderChartSvg } from "./render.ts";
 import { fillTemplate, strayCountWords, strayNumbers } from "./paper/template.ts";
 import { RECORD_TASKS } from "./record.ts";
-import { recordCharts, recordTableMd, recordTables } from "./record_render.ts";
+import { readmeTable, recordCharts, recordTableMd, recordTables } from "./record_render.ts";
 import {
   buildRecord,
   type RecordWriteup,
@@ -65,10 +65,53 @@ export async function collectRecord(dir: string): Promise<RecordWriteup> {
   }, wall);
 }
 
-/** Every file the record renders, by path under `dir`, from its record.json and README.src.md. */
+/** Markdown as `deno fmt` leaves it, so that `deno task check` and `--check` agree. */
+export async function formatMarkdown(text: string): Promise<string> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--ext", "md", "-"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(text));
+  await writer.close();
+  const out = await child.output();
+  if (!out.success) {
+    throw new Error(
+      `deno fmt could not format the Markdown: ${new TextDecoder().decode(out.stderr)}`,
+    );
+  }
+  return new TextDecoder().decode(out.stdout);
+}
+
+/** The markers in the top-level README between which its record table is rendered. */
+export const README_MARKERS = {
+  begin: /<!-- record-table:begin[^>]*-->\n/,
+  end: "<!-- record-table:end -->",
+};
+
+/** `text` with the part between the record-table markers replaced by `table`. */
+export function replaceBetweenMarkers(text: string, table: string, path: string): string {
+  const begin = README_MARKERS.begin.exec(text);
+  const end = text.indexOf(README_MARKERS.end);
+  if (!begin || end < begin.index) {
+    throw new Error(
+      `${path}: no "<!-- record-table:begin ... -->" line followed by "${README_MARKERS.end}"`,
+    );
+  }
+  const from = begin.index + begin[0].length;
+  return `${text.slice(0, from)}\n${table}\n\n${text.slice(end)}`;
+}
+
+/**
+ * Every file the record renders, by path (`dir/NAME`, and `readme` when given: the top-level
+ * README whose record table is rendered between its markers), from record.json and README.src.md.
+ */
 export async function renderRecordFiles(
   dir: string,
   record: RecordWriteup,
+  readme?: string,
 ): Promise<Map<string, string>> {
   const template = await Deno.readTextFile(`${dir}/README.src.md`);
   const problems = [
@@ -82,21 +125,32 @@ export async function renderRecordFiles(
     );
   }
   const files = new Map<string, string>();
-  files.set("record.json", JSON.stringify(record, null, 2) + "\n");
-  files.set("table.md", recordTableMd(record));
-  files.set("README.md", fillTemplate(template, { ...record, tables: recordTables(record) }));
+  files.set(`${dir}/record.json`, JSON.stringify(record, null, 2) + "\n");
+  files.set(`${dir}/table.md`, recordTableMd(record));
+  files.set(
+    `${dir}/README.md`,
+    fillTemplate(template, { ...record, tables: recordTables(record) }),
+  );
   for (const [name, chart] of Object.entries(recordCharts(record))) {
-    files.set(`figures/${name}.vl.json`, JSON.stringify(chart, null, 2) + "\n");
-    files.set(`figures/${name}.svg`, await renderChartSvg(chart));
+    files.set(`${dir}/figures/${name}.vl.json`, JSON.stringify(chart, null, 2) + "\n");
+    files.set(`${dir}/figures/${name}.svg`, await renderChartSvg(chart));
+  }
+  if (readme !== undefined) {
+    const text = await Deno.readTextFile(readme);
+    files.set(
+      readme,
+      await formatMarkdown(replaceBetweenMarkers(text, readmeTable(record), readme)),
+    );
   }
   return files;
 }
 
-/** Write the rendered files under `dir` (atomic renames); returns their paths. */
-export async function writeRecordFiles(dir: string, files: Map<string, string>): Promise<string[]> {
-  await Deno.mkdir(`${dir}/figures`, { recursive: true });
-  for (const [name, text] of files) {
-    const path = `${dir}/${name}`;
+/** Write the rendered files (atomic renames); returns their paths. */
+export async function writeRecordFiles(files: Map<string, string>): Promise<string[]> {
+  for (const [path, text] of files) {
+    await Deno.mkdir(path.slice(0, Math.max(0, path.lastIndexOf("/"))) || ".", {
+      recursive: true,
+    });
     const temp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
     try {
       await Deno.writeTextFile(temp, text);
@@ -109,13 +163,12 @@ export async function writeRecordFiles(dir: string, files: Map<string, string>):
   return [...files.keys()];
 }
 
-/** The files under `dir` whose committed content differs from `files`. */
-export async function staleRecordFiles(dir: string, files: Map<string, string>): Promise<string[]> {
+/** The paths whose current content differs from `files`. */
+export async function staleRecordFiles(files: Map<string, string>): Promise<string[]> {
   const stale: string[] = [];
-  for (const [name, text] of files) {
-    const path = `${dir}/${name}`;
+  for (const [path, text] of files) {
     const current = await exists(path) ? await Deno.readTextFile(path) : null;
-    if (current !== text) stale.push(name);
+    if (current !== text) stale.push(path);
   }
   return stale;
 }

@@ -45,9 +45,7 @@ export function table1(r: RecordWriteup): string {
         arm(t.klal)
       } | ${signed(t.gain.diff)} ${span(t.gain.low, t.gain.high, true)} | ${pText(t.gain.p)} | ${
         pText(t.gain.pHolm)
-      } | ${t.baseGainsText} | ${t.bases} × ${t.seedsPerBase} | ${t.verdict}${
-        t.inRegime ? "" : " (" + t.regime + ")"
-      } |`,
+      } | ${t.baseGainsText} | ${t.bases} × ${t.seedsPerBase} | ${t.verdict} |`,
     );
   }
   return lines.join("\n");
@@ -193,6 +191,31 @@ export function timeTable(r: RecordWriteup): string {
   return lines.join("\n");
 }
 
+/** The top-level README's summary of Table 1 (between its record-table markers). */
+export function readmeTable(r: RecordWriteup): string {
+  const lines = [
+    "| task | floor | NTP | KLAL+NTP | KLAL+NTP − NTP [95%] | Holm p | Bases × seeds | verdict | attention claim |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+  ];
+  for (const t of Object.values(r.tasks)) {
+    lines.push(
+      `| ${t.label} | ${f1(t.largerFloor)} | ${f1(t.ntp?.mean)} | ${f1(t.klal?.mean)} | ${
+        signed(t.gain.diff)
+      } ${span(t.gain.low, t.gain.high, true)} | ${
+        pText(t.gain.pHolm)
+      } | ${t.bases} × ${t.seedsPerBase} | ${t.verdict} | ${t.attention.verdict} |`,
+    );
+  }
+  lines.push(
+    "",
+    `Test accuracy % on ${r.design.testItems} items per task (test seed ${r.design.testSeed}), ` +
+      `mean over seeds; the interval is the hierarchical bootstrap (Bases, seeds, items); Holm ` +
+      `over the ${r.design.tasks} tasks of the paired t-test over the Bases' means; the floor is ` +
+      "the larger of the fixed-answer and shortcut floors.",
+  );
+  return lines.join("\n");
+}
+
 /** Every table, by the name `{{tables/NAME}}` uses. */
 export function recordTables(r: RecordWriteup): Record<string, string> {
   return {
@@ -227,6 +250,27 @@ export function recordTableMd(r: RecordWriteup): string {
   return parts.join("\n");
 }
 
+const ARM_COLOURS = {
+  field: "arm",
+  type: "nominal",
+  scale: { domain: ["NTP", "KLAL+NTP"], range: ["#4c78a8", "#f58518"] },
+};
+
+/** One column per task, in the record's order ("... stand-in": synthetic scenes, said in the subtitle). */
+function taskColumns(r: RecordWriteup) {
+  return {
+    column: {
+      field: "task",
+      type: "nominal",
+      title: null,
+      sort: Object.values(r.tasks).map((t) => t.label),
+      header: {
+        labelExpr: "split(datum.label, ' (')[0]",
+      },
+    },
+  };
+}
+
 /** The figures: per-seed accuracy by Base, the λ sweep, the learning curves. */
 export function recordCharts(r: RecordWriteup): Record<string, object> {
   const seeds: object[] = [];
@@ -242,10 +286,11 @@ export function recordCharts(r: RecordWriteup): Record<string, object> {
     $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     title: {
       text: "Test accuracy % per fine-tune seed (dots), by Base (shape), NTP and KLAL+NTP",
-      subtitle: "each panel one task; the tick is the arm's mean over seeds",
+      subtitle:
+        "a panel per task (stand-ins: synthetic scenes); the tick is the arm's mean over seeds",
     },
     data: { values: seeds },
-    facet: { column: { field: "task", type: "nominal", title: null } },
+    facet: taskColumns(r),
     spec: {
       width: 110,
       height: 220,
@@ -253,14 +298,20 @@ export function recordCharts(r: RecordWriteup): Record<string, object> {
         {
           mark: { type: "point", filled: true, opacity: 0.7 },
           encoding: {
-            x: { field: "arm", type: "nominal", sort: ["NTP", "KLAL+NTP"], title: null },
+            x: {
+              field: "arm",
+              type: "nominal",
+              sort: ["NTP", "KLAL+NTP"],
+              title: null,
+              axis: { labelAngle: 0 },
+            },
             y: {
               field: "accuracy",
               type: "quantitative",
               scale: { domain: [0, 100] },
               title: "accuracy %",
             },
-            color: { field: "arm", type: "nominal", legend: null },
+            color: { ...ARM_COLOURS, legend: null },
             shape: { field: "base", type: "nominal", title: "Base" },
             xOffset: { field: "base", type: "nominal" },
           },
@@ -292,9 +343,10 @@ export function recordCharts(r: RecordWriteup): Record<string, object> {
     $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     title: {
       text: "λ sweep on validation data from the first Base (line: mean over seeds; band: 95% CI)",
+      subtitle: "stand-ins: synthetic scenes",
     },
     data: { values: lambdaRows },
-    facet: { column: { field: "task", type: "nominal", title: null } },
+    facet: taskColumns(r),
     spec: {
       width: 180,
       height: 160,
@@ -334,10 +386,10 @@ export function recordCharts(r: RecordWriteup): Record<string, object> {
     $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     title: {
       text: "Validation accuracy % during fine-tuning (mean over seeds)",
-      subtitle: "the record's validation seed; logged every train.eval_every steps",
+      subtitle: "the record's validation seed (stand-ins: synthetic scenes)",
     },
     data: { values: curveRows },
-    facet: { column: { field: "task", type: "nominal", title: null } },
+    facet: taskColumns(r),
     spec: {
       width: 150,
       height: 160,
@@ -345,7 +397,7 @@ export function recordCharts(r: RecordWriteup): Record<string, object> {
       encoding: {
         x: { field: "step", type: "quantitative", title: "step" },
         y: { field: "accuracy", type: "quantitative", title: "accuracy %" },
-        color: { field: "arm", type: "nominal", sort: ["NTP", "KLAL+NTP"] },
+        color: { ...ARM_COLOURS, title: null },
       },
     },
   };

@@ -199,6 +199,14 @@ function taskWriteup(r: TaskResults, reading: TaskReading, wall: WallEntry | und
       reading: c.rulesOut
         ? `rules out "${CONTROL_ALTERNATIVES[c.arm] ?? c.arm}"`
         : `cannot tell KLAL+NTP from the ${CONTROL_NAMES[c.arm] ?? c.arm}`,
+      outcome: c.rulesOut ? "is ruled out" : "cannot be told apart from KLAL+NTP",
+      vsNtp: stats && row.ntp
+        ? stats.mean < row.ntp.mean
+          ? "below NTP"
+          : stats.mean > row.ntp.mean
+          ? "above NTP"
+          : "at NTP"
+        : null,
     };
   }
   const learning = learningOf(r, row.ntp!.arm, row.klal!.arm);
@@ -247,6 +255,7 @@ function taskWriteup(r: TaskResults, reading: TaskReading, wall: WallEntry | und
     baseGainsText: reading.baseGains.map((b) => signedText(b.gain)).join(", "),
     positiveBases: countPhrase(positiveBases, nBases, "Base"),
     seedsGaining: countPhrase(seedGains.filter((g) => g > 0).length, seedGains.length, "seed"),
+    lowRule: "below half of KLAL+NTP's mean accuracy",
     ntpSeedsLow: countPhrase(ntpLow, ntpSeeds.size, "NTP seed"),
     klalSeedsLow: countPhrase(klalLow, klalSeeds.size, "KLAL+NTP seed"),
     ntpSeedsText: [...ntpSeeds.values()].map((v) => v.toFixed(1)).join(", "),
@@ -336,6 +345,8 @@ export interface SweepArm {
   ratio: number;
   /** Mean over seeds of the arm's accuracy − NTP's on the same seed. */
   gain: number | null;
+  /** Per fine-tune seed, the accuracy. */
+  seeds: Record<string, number>;
 }
 
 /** Read a validation report: its arms with their λ, layers, accuracy and attention ratio. */
@@ -359,6 +370,7 @@ export function readSweep(r: TaskResults): { task: string; label: string; arms: 
       accuracy: { mean: c.mean, halfWidth: c.halfWidth ?? null, n: c.n },
       ratio,
       gain: arm === ntpArm || diffs.length === 0 ? null : mean(diffs),
+      seeds: Object.fromEntries(acc),
     };
   });
   return { task: row.task, label: row.label, arms };
@@ -385,10 +397,38 @@ export function buildRecord(
   const count = (k: number, noun = "task") => countPhrase(k, n, noun);
   const lambdaSets = validation.lambda.map(readSweep);
   const layerSets = validation.layers.map(readSweep);
-  const best = (set: ReturnType<typeof readSweep>) =>
-    set.arms.filter((a) => a.lambda > 0).reduce((a, b) =>
+  const recordLambda = spec.arms.klal?.lambda ?? 0;
+  /** The best KLAL arm on validation, and its paired difference from the record's setting. */
+  const best = (set: ReturnType<typeof readSweep>) => {
+    const top = set.arms.filter((a) => a.lambda > 0).reduce((a, b) =>
       b.accuracy.mean > a.accuracy.mean ? b : a
     );
+    const chosen = set.arms.find((a) => a.lambda === recordLambda && a.layers === "all");
+    const diffs = chosen
+      ? Object.entries(top.seeds).filter(([s]) => s in chosen.seeds).map(([s, v]) =>
+        v - chosen.seeds[s]
+      )
+      : [];
+    const c = ci95(diffs);
+    const separated = top !== chosen && c.low !== undefined && (c.low > 0 || c.high! < 0);
+    return {
+      ...top,
+      vsRecord: {
+        diff: top === chosen ? 0 : c.mean,
+        low: c.low ?? null,
+        high: c.high ?? null,
+        reading: top === chosen
+          ? "the record's own setting"
+          : `${
+            signedText(c.mean)
+          } points from the record's setting (paired 95% interval over seeds [${
+            signedText(c.low ?? NaN)
+          }, ${signedText(c.high ?? NaN)}], ${
+            separated ? "excluding" : "including"
+          } no difference)`,
+      },
+    };
+  };
   const stageSeconds = list.reduce((s, t) => s + t.stageSeconds, 0);
   const wallSeconds = wall.reduce((s, w) => s + w.seconds, 0);
   const table2 = first.table2?.quoted ?? [];
@@ -416,12 +456,15 @@ export function buildRecord(
       alpha: ALPHA,
       regimeMargin: MARGIN_ABOVE_FLOOR,
       ceiling: CEILING,
+      cores: (first as { run?: { cores?: number } }).run?.cores ?? null,
       controlSeeds: numberWord(spec.arms.shuffled?.seeds?.length ?? 0),
       tasks: numberWord(n),
     },
     counts: {
       tasks: n,
       inRegime: count(inRegime.length),
+      inRegimeWord: numberWord(inRegime.length),
+      ntpAboveUniform: count(list.filter((t) => t.attention.ntp > 1).length),
       reproduced: count(by("reproduced").length),
       consistent: count(by("consistent, not confirmed").length),
       notReproduced: count(by("not reproduced").length),
@@ -432,6 +475,9 @@ export function buildRecord(
         "task in the regime",
         "tasks in the regime",
       ),
+      testSetGenerated: [...new Set(list.map((t) => t.testSetGenerated))].length === 1
+        ? `${list[0].testSetGenerated} per task`
+        : list.map((t) => `${t.label} ${t.testSetGenerated}`).join(", "),
       basesMax: numberWord(Math.max(...list.map((t) => t.bases))),
       basesMin: numberWord(Math.min(...list.map((t) => t.bases))),
       dofMax: numberWord(Math.max(...list.map((t) => t.bases)) - 1),

@@ -29,4 +29,4 @@ export {
   strayNumbers,
 } from "./template.ts";
 export type * from "./types.ts";
-export { collectPaperRecord, rebuildPaper, recordJson } from "./write.ts";
+export { collectPaperRecord, rebuildPaper, recordJson, withStandInLabels } from "./write.ts";

@@ -49,7 +49,7 @@ export function lookup(record: unknown, path: string): unknown {
   const done: string[] = [];
   for (const key of path.split("/")) {
     if (node === null || typeof node !== "object" || !(key in node)) {
-      throw new Error(`results.json has no "${[...done, key].join("/")}"`);
+      throw new Error(`the record has no "${[...done, key].join("/")}"`);
     }
     node = (node as Record<string, unknown>)[key];
     done.push(key);
@@ -155,6 +155,7 @@ export const COUNT_WORDS = [
 export function strayCountWords(template: string): string[] {
   let text = template.replace(PLACEHOLDER, " ");
   text = text.replace(/`[^`]*`/g, " ").replace(/<!--[\s\S]*?-->/g, " ");
-  const pattern = new RegExp(`\\b(?:${COUNT_WORDS.join("|")})\\b`, "gi");
+  // A word of its own: "half-width" and "zero-shot" are terms, not counts.
+  const pattern = new RegExp(`(?<![\\w-])(?:${COUNT_WORDS.join("|")})(?![\\w-])`, "gi");
   return [...text.matchAll(pattern)].map((m) => m[0]);
 }

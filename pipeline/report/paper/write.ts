@@ -7,6 +7,7 @@
 import type { Cache } from "../../cache/store.ts";
 import { renderChartSvg } from "../render.ts";
 import { collectPaper } from "./collect.ts";
+import { standInLabel } from "../poster.ts";
 import { paperCharts, renderPaperTable } from "./render.ts";
 import { fillTemplate, strayNumbers } from "./template.ts";
 import type { PaperRecord, PaperSources } from "./types.ts";
@@ -21,6 +22,18 @@ async function writeAtomic(path: string, text: string): Promise<void> {
     await Deno.remove(temp).catch(() => {});
     throw e;
   }
+}
+
+/**
+ * The record with its PixMo-Points and RefCOCO rows labelled as the stand-ins they ran on
+ * ("PixMo-Points stand-in (synthetic scenes)"), as every table and chart names them.
+ */
+export function withStandInLabels(record: PaperRecord): PaperRecord {
+  for (const [task, row] of Object.entries(record.table1)) {
+    const label = standInLabel(task);
+    if (label && !row.label.includes("stand-in")) row.label = label;
+  }
+  return record;
 }
 
 /** Serialise the record as committed (stable key order, two-space indent, final newline). */
@@ -48,7 +61,9 @@ export async function collectPaperRecord(
  * `dir/results.json`. Returns the files written.
  */
 export async function rebuildPaper(dir: string): Promise<string[]> {
-  const record = JSON.parse(await Deno.readTextFile(`${dir}/results.json`)) as PaperRecord;
+  const record = withStandInLabels(
+    JSON.parse(await Deno.readTextFile(`${dir}/results.json`)) as PaperRecord,
+  );
   const template = await Deno.readTextFile(`${dir}/README.src.md`);
   const stray = strayNumbers(template);
   if (stray.length > 0) {
