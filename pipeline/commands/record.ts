@@ -6,7 +6,7 @@
  *
  * Exit status: 0 done (or up to date); 1 a file is stale or unreadable; 2 bad usage.
  */
-import { parseCommand, printHelp, runCommand } from "../lib/cli.ts";
+import { parseCommand, printHelp, runCommand, UsageError } from "../lib/cli.ts";
 import {
   collectRecord,
   renderRecordFiles,
@@ -16,13 +16,13 @@ import {
 
 const USAGE = `usage: deno task record [--check] [--dir DIR] [--readme FILE]
 
-  --dir DIR     the record's folder (default docs/record): results/TASK/results.json,
-                validation/NAME/results.json, wall.json and README.src.md in it
-  --readme FILE the top-level README whose record table is rendered between its
-                record-table markers (default README.md; "none" leaves it alone)
-  --check       write nothing; exit 1 naming each file that differs from what the results give
-  --version     the project's commit and the Deno and tfjs versions
-  -h, --help    this text
+  --dir DIR       the record's folder (default docs/record): results/TASK/results.json,
+                  validation/NAME/results.json, wall.json and README.src.md in it
+  --readme FILE   the top-level README whose record table is rendered between its
+                  record-table markers (default README.md; "none" leaves it alone)
+  --check         write nothing; exit 1 naming each file that differs from the results
+  --version       the project's commit and the Deno and tfjs versions
+  -h, --help      this text
 
 Computes record.json from the task reports, the validation runs and the timings, and renders
 README.md from README.src.md (refused if its prose holds a number or a count word of its own),
@@ -41,6 +41,11 @@ export function main(args: string[]): Promise<number> {
     if (parsed.help) return printHelp(USAGE);
     const dir = (parsed.values.dir as string | undefined) ?? "docs/record";
     const readme = (parsed.values.readme as string | undefined) ?? "README.md";
+    for (const path of [`${dir}/results`, `${dir}/README.src.md`]) {
+      if (!(await Deno.stat(path).then(() => true, () => false))) {
+        throw new UsageError(`${path}: not found (--dir names the record's folder)`);
+      }
+    }
     const files = await renderRecordFiles(
       dir,
       await collectRecord(dir),

@@ -126,10 +126,10 @@ export async function renderRecordFiles(
   }
   const files = new Map<string, string>();
   files.set(`${dir}/record.json`, JSON.stringify(record, null, 2) + "\n");
-  files.set(`${dir}/table.md`, recordTableMd(record));
+  files.set(`${dir}/table.md`, await formatMarkdown(recordTableMd(record)));
   files.set(
     `${dir}/README.md`,
-    fillTemplate(template, { ...record, tables: recordTables(record) }),
+    await formatMarkdown(fillTemplate(template, { ...record, tables: recordTables(record) })),
   );
   for (const [name, chart] of Object.entries(recordCharts(record))) {
     files.set(`${dir}/figures/${name}.vl.json`, JSON.stringify(chart, null, 2) + "\n");

@@ -2,7 +2,9 @@
  * The record's tables (Markdown) and figures (Vega-Lite), rendered from record.json alone
  * (record_write.ts computes it). The tables also reach README.md through `{{tables/NAME}}`.
  */
+import { COLUMN_COLOURS } from "./palette.ts";
 import type { RecordWriteup, SweepArm } from "./record_write.ts";
+import { reportChart } from "./vega_config.ts";
 
 type Task = RecordWriteup["tasks"][string];
 
@@ -62,7 +64,9 @@ export function attentionTable(r: RecordWriteup): string {
     lines.push(
       `| ${t.label} | ${f2(a.questionBlind)} | ${f2(a.ntp)} | ${
         f2(a.klal)
-      } | ${a.perBase} | ${a.basesAbove} | ${a.verdict} |`,
+      } | ${a.perBase} | ${a.basesAbove} | ${a.verdict}${
+        t.inRegime ? "" : " (not read: the task is out of the regime)"
+      } |`,
     );
   }
   return lines.join("\n");
@@ -115,6 +119,22 @@ export function iouTable(r: RecordWriteup): string {
   return lines.join("\n");
 }
 
+/** Per-class accuracy on the closed-answer tasks. */
+export function confusionTable(r: RecordWriteup): string {
+  const lines = [
+    "| task | true answer | NTP: % right | KLAL+NTP: % right |",
+    "| --- | --- | ---: | ---: |",
+  ];
+  for (const t of Object.values(r.tasks)) {
+    const c = t.confusion;
+    if (!c) continue;
+    c.classes.forEach((name, i) => {
+      lines.push(`| ${t.label} | "${name}" | ${f1(c.ntp[i])} | ${f1(c.klal[i])} |`);
+    });
+  }
+  return lines.join("\n");
+}
+
 /** Sample efficiency: steps to NTP's plateau on the tasks in the regime. */
 export function learningTable(r: RecordWriteup): string {
   const lines = [
@@ -133,6 +153,13 @@ export function learningTable(r: RecordWriteup): string {
   return lines.join("\n");
 }
 
+/** NTP (no supervised layer) first, then single layers in order, then every layer. */
+function layerOrder(layers: string): number {
+  if (layers === "none") return -1;
+  if (layers === "all") return Number.MAX_SAFE_INTEGER;
+  return Number(/\d+/.exec(layers)?.[0] ?? 0);
+}
+
 function sweepTable(
   sets: Record<string, { label: string; arms: SweepArm[] }>,
   by: "lambda" | "layers",
@@ -145,7 +172,7 @@ function sweepTable(
   ];
   for (const s of Object.values(sets)) {
     const arms = [...s.arms].sort((a, b) =>
-      by === "lambda" ? a.lambda - b.lambda : a.layers.localeCompare(b.layers)
+      by === "lambda" ? a.lambda - b.lambda : layerOrder(a.layers) - layerOrder(b.layers)
     );
     for (const a of arms) {
       const hw = a.accuracy.halfWidth === null ? "" : ` ± ${a.accuracy.halfWidth.toFixed(1)}`;
@@ -186,8 +213,11 @@ export function timeTable(r: RecordWriteup): string {
     );
   }
   lines.push(
-    `| all | ${r.time.stageHours.toFixed(2)} | ${r.time.wallMinutes.toFixed(1)} | |`,
+    `| the record's specs | ${r.time.stageHours.toFixed(2)} | ${r.time.wallMinutes.toFixed(1)} | |`,
   );
+  for (const v of r.time.validation) {
+    lines.push(`| ${v.spec} | – | ${f1(v.wallMinutes)} | ${f1(v.maxRssGb)} |`);
+  }
   return lines.join("\n");
 }
 
@@ -203,7 +233,9 @@ export function readmeTable(r: RecordWriteup): string {
         signed(t.gain.diff)
       } ${span(t.gain.low, t.gain.high, true)} | ${
         pText(t.gain.pHolm)
-      } | ${t.bases} × ${t.seedsPerBase} | ${t.verdict} | ${t.attention.verdict} |`,
+      } | ${t.bases} × ${t.seedsPerBase} | ${t.verdict} | ${
+        t.inRegime ? t.attention.verdict : "not read (out of the regime)"
+      } |`,
     );
   }
   lines.push(
@@ -223,6 +255,7 @@ export function recordTables(r: RecordWriteup): Record<string, string> {
     attention: attentionTable(r),
     controls: controlsTable(r),
     iou: iouTable(r),
+    confusion: confusionTable(r),
     learning: learningTable(r),
     lambda: sweepTable(r.lambda, "lambda"),
     layers: sweepTable(r.layers, "layers"),
@@ -239,6 +272,7 @@ export function recordTableMd(r: RecordWriteup): string {
     attention: "Attention at the first answer position (ratio to the uniform share)",
     controls: "Controls (first Base)",
     iou: "Box measures",
+    confusion: "Per-class accuracy (closed answers)",
     learning: "Sample efficiency (validation, learning curves)",
     lambda: "λ sweep (validation, first Base)",
     layers: "Layer ablation (validation, first Base)",
@@ -253,7 +287,10 @@ export function recordTableMd(r: RecordWriteup): string {
 const ARM_COLOURS = {
   field: "arm",
   type: "nominal",
-  scale: { domain: ["NTP", "KLAL+NTP"], range: ["#4c78a8", "#f58518"] },
+  scale: {
+    domain: ["NTP", "KLAL+NTP"],
+    range: [COLUMN_COLOURS["NTP"][0], COLUMN_COLOURS["KLAL+NTP"][0]],
+  },
 };
 
 /** One column per task, in the record's order ("... stand-in": synthetic scenes, said in the subtitle). */
@@ -283,7 +320,6 @@ export function recordCharts(r: RecordWriteup): Record<string, object> {
     }
   }
   const accuracy = {
-    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     title: {
       text: "Test accuracy % per fine-tune seed (dots), by Base (shape), NTP and KLAL+NTP",
       subtitle:
@@ -340,7 +376,6 @@ export function recordCharts(r: RecordWriteup): Record<string, object> {
     }
   }
   const lambda = {
-    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     title: {
       text: "λ sweep on validation data from the first Base (line: mean over seeds; band: 95% CI)",
       subtitle: "stand-ins: synthetic scenes",
@@ -352,15 +387,19 @@ export function recordCharts(r: RecordWriteup): Record<string, object> {
       height: 160,
       layer: [
         {
-          mark: { type: "area", opacity: 0.25, color: "#e45756" },
+          mark: { type: "area", opacity: 0.25, color: COLUMN_COLOURS["KLAL+NTP"][0] },
           encoding: {
-            x: { field: "lambda", type: "ordinal", title: "λ (0 = NTP)" },
+            x: { field: "lambda", type: "ordinal", title: "λ (0 = NTP)", axis: { labelAngle: 0 } },
             y: { field: "low", type: "quantitative", title: "accuracy %" },
             y2: { field: "high" },
           },
         },
         {
-          mark: { type: "line", point: true, color: "#e45756" },
+          mark: {
+            type: "line",
+            color: COLUMN_COLOURS["KLAL+NTP"][0],
+            point: { color: COLUMN_COLOURS["KLAL+NTP"][0] },
+          },
           encoding: {
             x: { field: "lambda", type: "ordinal" },
             y: { field: "accuracy", type: "quantitative" },
@@ -383,7 +422,6 @@ export function recordCharts(r: RecordWriteup): Record<string, object> {
     }
   }
   const learning = {
-    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     title: {
       text: "Validation accuracy % during fine-tuning (mean over seeds)",
       subtitle: "the record's validation seed (stand-ins: synthetic scenes)",
@@ -401,5 +439,9 @@ export function recordCharts(r: RecordWriteup): Record<string, object> {
       },
     },
   };
-  return { accuracy, lambda, learning };
+  return {
+    accuracy: reportChart(accuracy),
+    lambda: reportChart(lambda),
+    learning: reportChart(learning),
+  };
 }

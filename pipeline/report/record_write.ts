@@ -210,6 +210,7 @@ function taskWriteup(r: TaskResults, reading: TaskReading, wall: WallEntry | und
     };
   }
   const learning = learningOf(r, row.ntp!.arm, row.klal!.arm);
+  const confusion = confusionOf(r, row.task, row.ntp!.arm, row.klal!.arm);
   const stageSeconds = r.stages.filter((s) => s.status === "ran").reduce(
     (sum, s) => sum + s.seconds,
     0,
@@ -284,12 +285,40 @@ function taskWriteup(r: TaskResults, reading: TaskReading, wall: WallEntry | und
       klalAt30: armMetric(r, row.task, row.klal!.arm, "accuracy_iou30"),
     },
     learning,
+    confusion,
     stageSeconds,
     stageHours: stageSeconds / 3600,
     wallSeconds: wall?.seconds ?? null,
     wallMinutes: wall ? wall.seconds / 60 : null,
     maxRssGb: wall ? wall.maxRssKb / 1024 / 1024 : null,
   };
+}
+
+/**
+ * Per-class accuracy (% of the items of each true class answered right; rows of the report's
+ * confusion matrix, summed over seeds) of NTP and KLAL+NTP, on closed-answer tasks.
+ */
+function confusionOf(r: TaskResults, task: string, ntpArm: string, klalArm: string) {
+  const all = (r.statistics as { confusion?: ConfusionEntry[] }).confusion ?? [];
+  const recall = (arm: string) => {
+    const c = all.find((x) => x.task === task && x.arm === arm);
+    return c?.matrix.map((row, i) => {
+      const total = row.reduce((a, b) => a + b, 0);
+      return total === 0 ? null : (100 * row[i]) / total;
+    });
+  };
+  const ntp = recall(ntpArm);
+  const klal = recall(klalArm);
+  const classes = all.find((x) => x.task === task && x.arm === ntpArm)?.classes;
+  if (!ntp || !klal || !classes) return null;
+  return { classes: classes.slice(0, ntp.length), ntp, klal };
+}
+
+interface ConfusionEntry {
+  task: string;
+  arm: string;
+  classes: string[];
+  matrix: number[][];
 }
 
 /** Steps to NTP's plateau (its final validation accuracy, mean over seeds) for NTP and KLAL+NTP. */
@@ -430,7 +459,10 @@ export function buildRecord(
     };
   };
   const stageSeconds = list.reduce((s, t) => s + t.stageSeconds, 0);
-  const wallSeconds = wall.reduce((s, w) => s + w.seconds, 0);
+  const taskNames = new Set(list.map((t) => t.task));
+  const wallSeconds = wall.filter((w) => taskNames.has(w.spec)).reduce((s, w) => s + w.seconds, 0);
+  const validationWall = wall.filter((w) => !taskNames.has(w.spec));
+  const validationSeconds = validationWall.reduce((s, w) => s + w.seconds, 0);
   const table2 = first.table2?.quoted ?? [];
   return {
     design: {
@@ -510,6 +542,13 @@ export function buildRecord(
       wallSeconds,
       wallHours: wallSeconds / 3600,
       wallMinutes: wallSeconds / 60,
+      validation: validationWall.map((w) => ({
+        spec: w.spec,
+        wallMinutes: w.seconds / 60,
+        maxRssGb: w.maxRssKb / 1024 / 1024,
+      })),
+      validationHours: validationSeconds / 3600,
+      allHours: (wallSeconds + validationSeconds) / 3600,
     },
   };
 }
