@@ -38,8 +38,8 @@ function floorText(t: Task): string {
 /** Table 1: every task of the record, Bases as a level. */
 export function table1(r: RecordWriteup): string {
   const lines = [
-    "| task | floor | Base | NTP | KLAL+NTP | KLAL+NTP − NTP [95%] | p (Bases' means) | Holm p | gain per Base | Bases × seeds | verdict |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+    "| task | floor | Base | NTP | KLAL+NTP | KLAL+NTP − NTP [95%] | p (Bases' means) | Holm p | Holm p (report) | gain per Base | Bases × seeds | verdict |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
   ];
   for (const t of Object.values(r.tasks)) {
     lines.push(
@@ -47,6 +47,8 @@ export function table1(r: RecordWriteup): string {
         arm(t.klal)
       } | ${signed(t.gain.diff)} ${span(t.gain.low, t.gain.high, true)} | ${pText(t.gain.p)} | ${
         pText(t.gain.pHolm)
+      } | ${
+        pText(t.gain.pHolmReport)
       } | ${t.baseGainsText} | ${t.bases} × ${t.seedsPerBase} | ${t.verdict} |`,
     );
   }
@@ -65,7 +67,7 @@ export function attentionTable(r: RecordWriteup): string {
       `| ${t.label} | ${f2(a.questionBlind)} | ${f2(a.ntp)} | ${
         f2(a.klal)
       } | ${a.perBase} | ${a.basesAbove} | ${a.verdict}${
-        t.inRegime ? "" : " (not read: the task is out of the regime)"
+        t.inRegime ? "" : " by the criterion alone; not read: the task is out of the regime"
       } |`,
     );
   }
@@ -75,14 +77,16 @@ export function attentionTable(r: RecordWriteup): string {
 /** The controls, each against KLAL+NTP on the first Base's seeds. */
 export function controlsTable(r: RecordWriteup): string {
   const lines = [
-    "| task | control | control accuracy | KLAL+NTP − control [95%] | Holm p (report) | reading |",
-    "| --- | --- | ---: | ---: | ---: | --- |",
+    "| task | control | control | NTP, same seeds | KLAL+NTP, same seeds | KLAL+NTP − control [95%] | Holm p (report) | reading |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
   ];
   for (const t of Object.values(r.tasks)) {
     for (const c of Object.values(t.controls) as Record<string, never>[]) {
       const x = c as unknown as {
         name: string;
         mean: number | null;
+        ntpSameSeeds: number;
+        klalSameSeeds: number;
         diff: number;
         low: number | null;
         high: number | null;
@@ -90,9 +94,9 @@ export function controlsTable(r: RecordWriteup): string {
         reading: string;
       };
       lines.push(
-        `| ${t.label} | ${x.name} | ${f1(x.mean)} | ${signed(x.diff)} ${
-          span(x.low, x.high, true)
-        } | ${pText(x.pHolm)} | ${x.reading} |`,
+        `| ${t.label} | ${x.name} | ${f1(x.mean)} | ${f1(x.ntpSameSeeds)} | ${
+          f1(x.klalSameSeeds)
+        } | ${signed(x.diff)} ${span(x.low, x.high, true)} | ${pText(x.pHolm)} | ${x.reading} |`,
       );
     }
   }
@@ -122,14 +126,20 @@ export function iouTable(r: RecordWriteup): string {
 /** Per-class accuracy on the closed-answer tasks. */
 export function confusionTable(r: RecordWriteup): string {
   const lines = [
-    "| task | true answer | NTP: % right | KLAL+NTP: % right |",
-    "| --- | --- | ---: | ---: |",
+    "| task | true answer | NTP: % right | NTP: most common wrong answer (%) | KLAL+NTP: % right | KLAL+NTP: most common wrong answer (%) |",
+    "| --- | --- | ---: | --- | ---: | --- |",
   ];
   for (const t of Object.values(r.tasks)) {
     const c = t.confusion;
     if (!c) continue;
     c.classes.forEach((name, i) => {
-      lines.push(`| ${t.label} | "${name}" | ${f1(c.ntp[i])} | ${f1(c.klal[i])} |`);
+      const wrong = (w: { answer: string; share: number } | null) =>
+        w ? `"${w.answer}" (${f1(w.share)})` : "–";
+      lines.push(
+        `| ${t.label} | "${name}" | ${f1(c.ntp[i])} | ${wrong(c.ntpConfused[i])} | ${
+          f1(c.klal[i])
+        } | ${wrong(c.klalConfused[i])} |`,
+      );
     });
   }
   return lines.join("\n");
@@ -138,7 +148,7 @@ export function confusionTable(r: RecordWriteup): string {
 /** Sample efficiency: steps to NTP's plateau on the tasks in the regime. */
 export function learningTable(r: RecordWriteup): string {
   const lines = [
-    "| task | NTP's plateau (validation %) | NTP: seeds reaching it, median step | KLAL+NTP: seeds reaching it, median step |",
+    "| task | NTP's final validation mean (%) | NTP: seeds reaching it, median step | KLAL+NTP: seeds reaching it, median step |",
     "| --- | ---: | --- | --- |",
   ];
   for (const t of Object.values(r.tasks)) {
@@ -193,7 +203,9 @@ export function table2(r: RecordWriteup): string {
     "| --- | ---: | ---: |",
     `| KLAL+NTP here (tiny model trained on the task's own distribution) | ${
       f1(r.table2.ours.lineIntersection)
-    } | ${f1(r.table2.ours.lineTracing)} |`,
+    } | ${f1(r.table2.ours.lineTracing)}${
+      r.tasks.lineTracing && !r.tasks.lineTracing.inRegime ? " (out of the regime)" : ""
+    } |`,
   ];
   for (const q of r.table2.quoted) {
     lines.push(`| ${q.model} (quoted) | ${f1(q.lineIntersection)} | ${f1(q.lineTracing)} |`);

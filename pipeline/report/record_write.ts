@@ -186,26 +186,44 @@ function taskWriteup(r: TaskResults, reading: TaskReading, wall: WallEntry | und
   const controls: Record<string, unknown> = {};
   for (const c of reading.controls) {
     const stats = row.controls?.find((x) => x.arm === c.arm);
+    const seeds = [...perSeed(r, c.arm).keys()];
+    const ntpSame = mean(seeds.filter((x) => ntpSeeds.has(x)).map((x) => ntpSeeds.get(x)!));
+    const klalSame = mean(seeds.filter((x) => klalSeeds.has(x)).map((x) => klalSeeds.get(x)!));
+    const low = c.bootstrap?.low ?? null;
+    const high = c.bootstrap?.high ?? null;
+    const name = CONTROL_NAMES[c.arm] ?? c.arm;
+    const alternative = CONTROL_ALTERNATIVES[c.arm] ?? c.arm;
+    // Ruled out (KLAL+NTP ahead, report's Holm p < alpha); ahead but not after Holm (the
+    // interval above 0); cannot tell (the interval includes 0); the control ahead (below 0).
+    const reading = c.rulesOut
+      ? `rules out "${alternative}"`
+      : low !== null && low > 0
+      ? `KLAL+NTP ahead (the interval above 0), not after Holm: "${alternative}" not ruled out`
+      : high !== null && high < 0
+      ? `the ${name} ahead of KLAL+NTP`
+      : `cannot tell KLAL+NTP from the ${name} (the interval includes 0)`;
     controls[c.arm] = {
-      name: CONTROL_NAMES[c.arm] ?? c.arm,
-      alternative: CONTROL_ALTERNATIVES[c.arm] ?? c.arm,
+      name,
+      alternative,
       mean: stats?.mean ?? null,
       n: stats?.n ?? null,
+      ntpSameSeeds: ntpSame,
+      klalSameSeeds: klalSame,
       diff: c.diff,
       pHolm: c.pHolm,
-      low: c.bootstrap?.low ?? null,
-      high: c.bootstrap?.high ?? null,
+      low,
+      high,
       rulesOut: c.rulesOut,
-      reading: c.rulesOut
-        ? `rules out "${CONTROL_ALTERNATIVES[c.arm] ?? c.arm}"`
-        : `cannot tell KLAL+NTP from the ${CONTROL_NAMES[c.arm] ?? c.arm}`,
-      outcome: c.rulesOut ? "is ruled out" : "cannot be told apart from KLAL+NTP",
-      vsNtp: stats && row.ntp
-        ? stats.mean < row.ntp.mean
-          ? "below NTP"
-          : stats.mean > row.ntp.mean
-          ? "above NTP"
-          : "at NTP"
+      reading,
+      outcome: c.rulesOut
+        ? `rules out its alternative ("${alternative}")`
+        : low !== null && low > 0
+        ? "trails KLAL+NTP, though not after Holm"
+        : high !== null && high < 0
+        ? "is ahead of KLAL+NTP"
+        : "cannot be told from KLAL+NTP",
+      vsNtp: stats
+        ? stats.mean < ntpSame ? "below NTP" : stats.mean > ntpSame ? "above NTP" : "at NTP"
         : null,
     };
   }
@@ -236,7 +254,8 @@ function taskWriteup(r: TaskResults, reading: TaskReading, wall: WallEntry | und
       ? "in the regime"
       : reading.ntp >= 90
       ? "out of the regime (NTP at the ceiling)"
-      : "out of the regime (NTP within the margin of the floor)",
+      : `out of the regime (NTP ${signedText(reading.ntp - reading.largerFloor)} points from the ` +
+        `larger floor, short of the ${MARGIN_ABOVE_FLOOR}-point margin)`,
     base: row.base ?? null,
     ntp: row.ntp,
     klal: row.klal,
@@ -249,6 +268,7 @@ function taskWriteup(r: TaskResults, reading: TaskReading, wall: WallEntry | und
       diff: reading.gain,
       p: reading.p,
       pHolm: reading.pHolm,
+      pHolmReport: (row as { gain?: { pHolm?: number | null } }).gain?.pHolm ?? null,
       low: reading.bootstrap?.low ?? null,
       high: reading.bootstrap?.high ?? null,
     },
@@ -260,6 +280,22 @@ function taskWriteup(r: TaskResults, reading: TaskReading, wall: WallEntry | und
     ntpSeedsLow: countPhrase(ntpLow, ntpSeeds.size, "NTP seed"),
     klalSeedsLow: countPhrase(klalLow, klalSeeds.size, "KLAL+NTP seed"),
     ntpSeedsText: [...ntpSeeds.values()].map((v) => v.toFixed(1)).join(", "),
+    ntpSeedsLowPerBase: (r.bases ?? []).map((b) =>
+      `${
+        countPhrase(
+          b.seeds.filter((x) => (ntpSeeds.get(x) ?? Infinity) < half).length,
+          b.seeds.length,
+          "seed",
+        )
+      } on Base ${b.seed}`
+    ).join(", "),
+    ntpSeedsInside: countPhrase(
+      [...ntpSeeds.values()].filter((v) =>
+        v >= reading.largerFloor + MARGIN_ABOVE_FLOOR && v < CEILING
+      ).length,
+      ntpSeeds.size,
+      "NTP seed",
+    ),
     perSeed: [...ntpSeeds.keys()].map((seed) => ({
       seed,
       base: (r.bases ?? []).find((b) => b.seeds.includes(seed))?.seed ?? null,
@@ -275,6 +311,18 @@ function taskWriteup(r: TaskResults, reading: TaskReading, wall: WallEntry | und
         ", ",
       ),
       basesAbove: countPhrase(attentionAbove, nBases, "Base"),
+      basesAboveNtp: countPhrase(
+        reading.attention.filter((a) => a.klal > a.ntp).length,
+        nBases,
+        "Base",
+      ),
+      basesAboveBlind: countPhrase(
+        reading.attention.filter((a) =>
+          reading.questionBlind === undefined || a.klal > reading.questionBlind
+        ).length,
+        nBases,
+        "Base",
+      ),
       verdict: reading.attentionReproduced ? "reproduced" : "not reproduced",
     },
     controls,
@@ -307,11 +355,31 @@ function confusionOf(r: TaskResults, task: string, ntpArm: string, klalArm: stri
       return total === 0 ? null : (100 * row[i]) / total;
     });
   };
+  /** Per true class, the most common wrong answer and its share of the class's items. */
+  const confused = (arm: string) => {
+    const c = all.find((x) => x.task === task && x.arm === arm);
+    return c?.matrix.map((row, i) => {
+      const total = row.reduce((a, b) => a + b, 0);
+      let best = -1;
+      row.forEach((v, j) => {
+        if (j !== i && (best < 0 || v > row[best])) best = j;
+      });
+      return best < 0 || total === 0
+        ? null
+        : { answer: c.classes[best], share: (100 * row[best]) / total };
+    });
+  };
   const ntp = recall(ntpArm);
   const klal = recall(klalArm);
   const classes = all.find((x) => x.task === task && x.arm === ntpArm)?.classes;
   if (!ntp || !klal || !classes) return null;
-  return { classes: classes.slice(0, ntp.length), ntp, klal };
+  return {
+    classes: classes.slice(0, ntp.length),
+    ntp,
+    klal,
+    ntpConfused: confused(ntpArm)!,
+    klalConfused: confused(klalArm)!,
+  };
 }
 
 interface ConfusionEntry {
@@ -477,6 +545,9 @@ export function buildRecord(
       layers: spec.model.layers,
       heads: spec.model.heads,
       steps: spec.train.steps,
+      optimizer: (spec.train as { optimizer?: string }).optimizer ?? null,
+      warmup: (spec.train as { warmup?: number }).warmup ?? null,
+      queries: (spec.arms.klal as { queries?: string } | undefined)?.queries ?? null,
       batch: spec.train.batch_size,
       lr: spec.train.lr,
       lambda: spec.arms.klal?.lambda ?? null,
