@@ -51,6 +51,23 @@ Deno.test("record: Holm over the tasks read; out of the regime is not a test", (
   assert.match(text, /\| pointer \| −0\.3 \| 0\.738 \| \[−2\.9, \+2\.4\] \| no: cannot tell \|/);
 });
 
+Deno.test("record: the interval above 0 with a Base's gain not positive fits no pre-registered criterion", () => {
+  const r = li();
+  const base0 = r.bases!.find((b) => b.seed === 0)!.seeds;
+  const ntp = new Map(
+    r.rows.filter((x) => x.arm === "ntp" && x.metric === "accuracy").map((x) => [x.seed, x.value]),
+  );
+  for (const row of r.rows) {
+    if (row.arm === "klal" && row.metric === "accuracy" && base0.includes(row.seed)) {
+      row.value = ntp.get(row.seed)! - 1; // Base 0: KLAL+NTP one point behind on each seed
+    }
+  }
+  const [t] = readRecord([r]);
+  assert.ok(Math.abs(t.baseGains[0].gain - -1) < 1e-9);
+  assert.ok(t.bootstrap!.low > 0 && t.pHolm! > 0.05);
+  assert.equal(t.verdict, "not confirmed: the interval above 0, a Base's gain not");
+});
+
 Deno.test("deno task record-table prints the reading; a file that is not a report is refused", async () => {
   const ok = await runScript("pipeline/commands/record_table.ts", [LI]);
   assert.equal(ok.code, 0, ok.stderr);

@@ -86,7 +86,9 @@ export interface TaskReading {
     | "reproduced"
     | "consistent, not confirmed"
     | "not reproduced"
-    | "not a test of the claim";
+    | "not a test of the claim"
+    /** In the regime, the interval above 0, but a Base's gain not positive: no criterion fits. */
+    | "not confirmed: the interval above 0, a Base's gain not";
   /** Per Base, KLAL+NTP's and NTP's mean first-position ratio; the question-blind baseline. */
   attention: { base: number; klal: number; ntp: number }[];
   questionBlind: number | undefined;
@@ -176,6 +178,8 @@ export function readRecord(results: readonly RecordResults[]): TaskReading[] {
       ? "reproduced"
       : consistent
       ? "consistent, not confirmed"
+      : (t.bootstrap?.low ?? -Infinity) > 0
+      ? "not confirmed: the interval above 0, a Base's gain not"
       : "not reproduced";
     return { ...t, pHolm, verdict };
   });
