@@ -14,6 +14,7 @@ import { ROOT_FIELDS } from "../spec/schema.ts";
 import { PRETRAIN_TASK, TASKS } from "../../tasks/registry.ts";
 import type { Task } from "../../tasks/task.ts";
 import { PROJECT_URL } from "../lib/paths.ts";
+import { formatMarkdown } from "../lib/format_markdown.ts";
 
 /** Where the file is written, relative to the repository root. */
 export const SPEC_KEYS_PATH = "docs/spec-keys.md";
@@ -148,25 +149,6 @@ export function specKeysMarkdown(): string {
     "",
   ];
   return lines.join("\n");
-}
-
-/** `markdown` as `deno fmt` writes it (the repository's settings, deno.json). */
-export async function formatMarkdown(markdown: string): Promise<string> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["fmt", "--ext=md", "-"],
-    cwd: ROOT,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(markdown));
-  await writer.close();
-  const out = await child.output();
-  if (!out.success) {
-    throw new Error(`deno fmt failed: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return new TextDecoder().decode(out.stdout);
 }
 
 /** docs/spec-keys.md as the schema gives it. */

@@ -5,6 +5,8 @@
  * through a temporary file and a rename. `renderRecordFiles` returns the files' contents
  * without writing, so a check can compare them with what is committed.
  */
+import { writeFileAtomic } from "../lib/atomic.ts";
+import { formatMarkdown } from "../lib/format_markdown.ts";
 import { renderChartSvg } from "./render.ts";
 import { fillTemplate, strayCountWords, strayNumbers } from "./paper/template.ts";
 import { RECORD_TASKS } from "./record.ts";
@@ -63,26 +65,6 @@ export async function collectRecord(dir: string): Promise<RecordWriteup> {
     lambda: await validationReports(dir, VALIDATION_RUNS.lambda),
     layers: await validationReports(dir, VALIDATION_RUNS.layers),
   }, wall);
-}
-
-/** Markdown as `deno fmt` leaves it, so that `deno task check` and `--check` agree. */
-export async function formatMarkdown(text: string): Promise<string> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["fmt", "--ext", "md", "-"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(text));
-  await writer.close();
-  const out = await child.output();
-  if (!out.success) {
-    throw new Error(
-      `deno fmt could not format the Markdown: ${new TextDecoder().decode(out.stderr)}`,
-    );
-  }
-  return new TextDecoder().decode(out.stdout);
 }
 
 /** The markers in the top-level README between which its record table is rendered. */
@@ -145,21 +127,9 @@ export async function renderRecordFiles(
   return files;
 }
 
-/** Write the rendered files (atomic renames); returns their paths. */
+/** Write the rendered files (each atomically); returns their paths. */
 export async function writeRecordFiles(files: Map<string, string>): Promise<string[]> {
-  for (const [path, text] of files) {
-    await Deno.mkdir(path.slice(0, Math.max(0, path.lastIndexOf("/"))) || ".", {
-      recursive: true,
-    });
-    const temp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-    try {
-      await Deno.writeTextFile(temp, text);
-      await Deno.rename(temp, path);
-    } catch (e) {
-      await Deno.remove(temp).catch(() => {});
-      throw e;
-    }
-  }
+  for (const [path, text] of files) await writeFileAtomic(path, text);
   return [...files.keys()];
 }
 

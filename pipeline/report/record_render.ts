@@ -3,6 +3,7 @@
  * (record_write.ts computes it). The tables also reach README.md through `{{tables/NAME}}`.
  */
 import { COLUMN_COLOURS } from "./palette.ts";
+import { formatValue } from "./paper/template.ts";
 import type { RecordWriteup, SweepArm } from "./record_write.ts";
 import { reportChart } from "./vega_config.ts";
 
@@ -10,11 +11,8 @@ type Task = RecordWriteup["tasks"][string];
 
 const f1 = (x: number | null | undefined) => x === null || x === undefined ? "–" : x.toFixed(1);
 const f2 = (x: number | null | undefined) => x === null || x === undefined ? "–" : x.toFixed(2);
-const signed = (x: number | null | undefined) => {
-  if (x === null || x === undefined || !Number.isFinite(x)) return "–";
-  const text = Math.abs(x).toFixed(1);
-  return text === "0.0" ? "0.0" : `${x > 0 ? "+" : "−"}${text}`;
-};
+const signed = (x: number | null | undefined) =>
+  x === null || x === undefined || !Number.isFinite(x) ? "–" : formatValue(x, "signed");
 const pText = (p: number | null | undefined) =>
   p === null || p === undefined ? "–" : p < 0.001 ? "<0.001" : p.toFixed(3);
 const span = (low: number | null | undefined, high: number | null | undefined, sign = false) =>

@@ -6,7 +6,8 @@
  * and every count or quantifier about the data, reaches the prose through a placeholder or a
  * phrase computed here (`countPhrase`), never typed by hand.
  */
-import { ci95, mean } from "./stats.ts";
+import { formatValue, NUMBER_WORDS } from "./paper/template.ts";
+import { ci95, mean, quantileSorted } from "./stats.ts";
 import {
   ALPHA,
   CEILING,
@@ -68,33 +69,9 @@ export interface WallEntry {
   maxRssKb: number;
 }
 
-const WORDS = [
-  "zero",
-  "one",
-  "two",
-  "three",
-  "four",
-  "five",
-  "six",
-  "seven",
-  "eight",
-  "nine",
-  "ten",
-  "eleven",
-  "twelve",
-  "thirteen",
-  "fourteen",
-  "fifteen",
-  "sixteen",
-  "seventeen",
-  "eighteen",
-  "nineteen",
-  "twenty",
-];
-
 /** A count as a word up to twenty, as digits above. */
 export function numberWord(n: number): string {
-  return Number.isInteger(n) && n >= 0 && n < WORDS.length ? WORDS[n] : String(n);
+  return Number.isInteger(n) && n >= 0 && n < NUMBER_WORDS.length ? NUMBER_WORDS[n] : String(n);
 }
 
 /**
@@ -136,10 +113,7 @@ export function stepsToThreshold(
 }
 
 function median(values: readonly number[]): number | null {
-  if (values.length === 0) return null;
-  const s = [...values].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+  return values.length === 0 ? null : quantileSorted([...values].sort((a, b) => a - b), 0.5);
 }
 
 const CONTROL_NAMES: Record<string, string> = {
@@ -428,9 +402,9 @@ function learningOf(r: TaskResults, ntpArm: string, klalArm: string) {
   };
 }
 
+/** A signed difference as the write-up shows it (+1.2, −0.3, 0.0). */
 function signedText(v: number): string {
-  const text = Math.abs(v).toFixed(1);
-  return text === "0.0" ? "0.0" : `${v > 0 ? "+" : "−"}${text}`;
+  return formatValue(v, "signed");
 }
 
 /** A validation run (λ sweep or layer ablation point): per arm, accuracy and first-position ratio. */

@@ -98,12 +98,8 @@ export function strayNumbers(template: string): string[] {
   return [...text.matchAll(/\d+(?:\.\d+)?/g)].map((m) => m[0]);
 }
 
-/**
- * Counts and quantifiers about the data that the prose spells out ("three", "every", "both",
- * "half", "twice", ...) outside placeholders and code spans: each must come from the record as
- * a computed phrase. Empty when the source is clean.
- */
-export const COUNT_WORDS = [
+/** Number words up to twenty, as the record's computed phrases spell counts. */
+export const NUMBER_WORDS = [
   "zero",
   "one",
   "two",
@@ -125,6 +121,11 @@ export const COUNT_WORDS = [
   "eighteen",
   "nineteen",
   "twenty",
+] as const;
+
+/** The words `strayCountWords` refuses in the prose: numbers, multiples and quantifiers. */
+export const COUNT_WORDS: readonly string[] = [
+  ...NUMBER_WORDS,
   "thirty",
   "forty",
   "fifty",
@@ -152,6 +153,11 @@ export const COUNT_WORDS = [
   "single",
 ];
 
+/**
+ * Counts and quantifiers about the data that the prose spells out ("three", "every", "both",
+ * "half", "twice", ...) outside placeholders and code spans: each must come from the record as
+ * a computed phrase. Empty when the source is clean.
+ */
 export function strayCountWords(template: string): string[] {
   let text = template.replace(PLACEHOLDER, " ");
   text = text.replace(/`[^`]*`/g, " ").replace(/<!--[\s\S]*?-->/g, " ");
