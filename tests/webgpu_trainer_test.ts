@@ -352,3 +352,95 @@ Deno.test("webgpu trainer: when train() uses it, and what the report's backend r
   }
   assert.equal(webgpuTrainerEnabled("webgpu"), true);
 });
+
+Deno.test({
+  name:
+    `webgpu trainer: stacked arms each train as they would alone (own λ, lr, batch, map, start, steps) (${adapterName})`,
+  ignore: !gpu.available,
+  async fn() {
+    await initBackend("wasm");
+    const fixture = tinyGridData(6, 24);
+    const { data } = fixture;
+    const config = tinyModelConfig(fixture, { dModel: 24, heads: 3, layers: 2, mlpRatio: 2 });
+    // A second copy of the data with the map targets reversed: an arm with other maps (as a
+    // control arm's), the same shapes.
+    const flipped: Encoded = { ...data, target: data.target.slice().reverse() };
+    const arms = [
+      { lambda: 0.7, seed: 1, data, lr: [0.05, 0.02, 0.01, 0.01], rows: 0 },
+      { lambda: 0, seed: 2, data, lr: [0.03, 0.03, 0.01, 0.005], rows: 5 },
+      { lambda: 2, seed: 3, data: flipped, lr: [0.02, 0.04, 0.02, 0.01], rows: 9 },
+    ];
+    // Arm 2 sits out step 1 (0-based): it trains three steps while the others train four.
+    const active = (arm: number, step: number) => !(arm === 2 && step === 1);
+    const batchOf = (arm: number, step: number) =>
+      Array.from({ length: 8 }, (_, i) => (arms[arm].rows + 3 * step + 5 * i) % data.n);
+    const base = { ...trainerOptions(config, data, 8, CASES[0]), layers: [0, 1], epsilon: 1e-4 };
+    const device = await webgpuDevice();
+    const models = arms.map((a) => new TinyVlm(config, a.seed));
+    const initial = await Promise.all(models.map(flatParameters));
+    models.forEach((m) => m.dispose());
+    const stacked = await WebGpuTrainer.createStacked(
+      device,
+      base,
+      arms.map((a, i) => ({ lambda: a.lambda, parameters: initial[i] })),
+    );
+    try {
+      assert.equal(stacked.arms, 3);
+      const alone = await WebGpuTrainer.create(device, base, initial[0]);
+      assert.equal(stacked.dispatchesPerStep, alone.dispatchesPerStep, "one step, any arms");
+      alone.dispose();
+      for (let step = 0; step < 4; step++) {
+        arms.forEach((a, i) => stacked.setBatch(a.data, batchOf(i, step), i));
+        await stacked.step(arms.map((a) => a.lr[step]), arms.map((_, i) => active(i, step)));
+      }
+      const results = await stacked.drain(true);
+      assert.deepEqual(results.map((r) => r.step), [1, 2, 3, 4]);
+      for (const [i, a] of arms.entries()) {
+        const solo = await WebGpuTrainer.create(device, { ...base, lambda: a.lambda }, initial[i]);
+        try {
+          const losses: number[] = [];
+          for (let step = 0; step < 4; step++) {
+            if (!active(i, step)) continue;
+            solo.setBatch(a.data, batchOf(i, step));
+            await solo.step(a.lr[step]);
+            losses.push(step);
+          }
+          const soloStats = await solo.drain(true);
+          const mine = results.filter((_, step) => active(i, step)).map((r) => r.arms[i]);
+          assert.equal(mine.length, soloStats.length);
+          mine.forEach((s, k) => {
+            const e = soloStats[k].stats;
+            for (const part of ["ntp", "klal", "total", "gradNorm"] as const) {
+              assert.ok(
+                Math.abs(s[part] - e[part]) < 1e-4,
+                `arm ${i} step ${losses[k]}: ${part} ${s[part]} vs ${e[part]}`,
+              );
+            }
+          });
+          const got = await stacked.parameters(i);
+          for (const [name, w] of await solo.parameters()) {
+            const e = error(got.get(name)!, w);
+            assert.ok(e < 1e-4, `arm ${i}: ${name} off by ${e}`);
+          }
+          const state = await stacked.optimizerState(i);
+          const expected = await solo.optimizerState();
+          assert.equal(state.t, expected.t, `arm ${i}: optimizer steps`);
+          assert.ok(error(state.m, expected.m) < 1e-4, `arm ${i}: first moments`);
+          assert.ok(error(state.v, expected.v) < 1e-4, `arm ${i}: second moments`);
+        } finally {
+          solo.dispose();
+        }
+      }
+      // The arms trained apart: arm 1 (NTP) and arm 0 started elsewhere and still differ.
+      const p0 = (await stacked.parameters(0)).get("head.w")!;
+      const p1 = (await stacked.parameters(1)).get("head.w")!;
+      assert.ok(error(p0, p1) > 1e-3, "arms are not one model");
+      assert.equal((await stacked.optimizerState(2)).t, 3, "the arm that sat a step out");
+      assert.throws(() => stacked.setBatch(data, batchOf(0, 0), 3), /no arm 3 \(it has 3\)/);
+      await assert.rejects(stacked.step([0.1]), /a value for each of 3 arms/);
+    } finally {
+      stacked.dispose();
+      device.destroy();
+    }
+  },
+});

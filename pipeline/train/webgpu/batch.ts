@@ -2,7 +2,8 @@
  * One batch for the whole-step WebGPU trainer (./trainer.ts): rows of the encoded data
  * copied into host arrays made once, the per-batch weights the kernels read precomputed
  * (NTP: lossMask / Σ lossMask; KLAL: queryMask / count / heads, only the first answer position
- * with `queries: first`), and everything written to its storage buffer.
+ * with `queries: first`), and everything written to its storage buffer, at the arm's place in
+ * a stacked trainer's (each buffer holds every arm's batch, arm-major).
  */
 import type { Encoded, Layout } from "../../model/batch.ts";
 import { queryCount, sequenceLength } from "../../model/batch.ts";
@@ -40,7 +41,7 @@ export class BatchUpload {
   private readonly t: number;
   private readonly tq: number;
 
-  /** `storage(floats)` makes a storage buffer of that many 4-byte values. */
+  /** `storage(floats)` makes a storage buffer of that many 4-byte values for every arm. */
   constructor(
     private readonly device: GPUDevice,
     private readonly options: BatchOptions,
@@ -74,8 +75,8 @@ export class BatchUpload {
     };
   }
 
-  /** Upload the rows `indices` of `data`. */
-  set(data: Encoded, indices: number[]): void {
+  /** Upload the rows `indices` of `data` as arm `arm`'s batch. */
+  set(data: Encoded, indices: number[], arm = 0): void {
     const { b, tv, tt, t, tq } = this;
     if (indices.length !== b) throw new Error(`batch of ${indices.length}, trainer built for ${b}`);
     const h = this.host;
@@ -113,7 +114,7 @@ export class BatchUpload {
     });
     const queue = this.device.queue;
     for (const key of Object.keys(this.buffers) as (keyof BatchBuffers)[]) {
-      queue.writeBuffer(this.buffers[key], 0, h[key]);
+      queue.writeBuffer(this.buffers[key], arm * h[key].byteLength, h[key]);
     }
   }
 }

@@ -18,6 +18,14 @@
  * against it to 1e-4); the one difference is a query row with every key masked, which the
  * tfjs mask makes softmax over s - 1e9 and this one over -1e9 (uniform either way for |s| < 32;
  * no sample has such a row, since visual tokens are never padding).
+ *
+ * Arms: one trainer can hold several models of the same shapes (`createStacked`), each with
+ * its own parameters, moments, batch, map targets, λ and learning rate, stacked along a
+ * leading axis of every buffer (./wgsl.ts); every dispatch covers every arm, so the step is the
+ * same ~180 dispatches however many arms it trains, and a GPU that one arm's batch leaves
+ * idle is filled by the others. Arms never mix: each arm's numbers are those of training it
+ * alone (tests/webgpu_trainer_test.ts checks it to 1e-4). An arm can sit a step out (`step`'s
+ * `active`), which is how arms resumed from different steps, or with fewer steps, share one.
  */
 import type { Encoded, Layout } from "../../model/batch.ts";
 import { queryCount, queryStart, sequenceLength } from "../../model/batch.ts";
@@ -27,6 +35,7 @@ import type { TinyVlmConfig } from "../../model/tiny_vlm.ts";
 import { BatchUpload } from "./batch.ts";
 import {
   ADAMW,
+  ARM_FLOATS,
   ATTENTION_BACKWARD_KEYS,
   ATTENTION_BACKWARD_ROWS,
   ATTENTION_FORWARD,
@@ -56,12 +65,12 @@ import {
 
 export { splitK };
 
-/** What the trainer needs to know about a run. */
+/** What the trainer needs to know about a run (what a stack's arms share, and λ). */
 export interface WebGpuTrainerOptions {
   config: TinyVlmConfig;
   layout: Layout;
   batch: number;
-  /** KLAL weight (0: NTP only; KLAL is still measured). */
+  /** KLAL weight (0: NTP only; KLAL is still measured); a stack's arms each have their own. */
   lambda: number;
   /** Supervised layers (at least one: KLAL is always measured). */
   layers: number[];
@@ -84,6 +93,20 @@ export interface FlatParameter {
   data: Float32Array;
 }
 
+/** One arm of a stacked trainer: its KLAL weight and initial parameters. */
+export interface ArmInit {
+  lambda: number;
+  parameters: FlatParameter[];
+}
+
+/** The stats of one submitted step: `step` counts submissions from 1, `arms` one per arm. */
+export interface StepResult {
+  step: number;
+  /** Arm 0's stats (a single-arm trainer's). */
+  stats: StepStats;
+  arms: StepStats[];
+}
+
 /** A step's numbers, as the GPU computed them. */
 export interface StepStats {
   ntp: number;
@@ -103,7 +126,7 @@ interface Op {
 const STORAGE = 0x80 | 0x08 | 0x04; // STORAGE | COPY_DST | COPY_SRC
 const UNIFORM = 0x40 | 0x08; // UNIFORM | COPY_DST
 const READBACK = 0x01 | 0x08; // MAP_READ | COPY_DST
-/** Floats of the stats buffer: ntp, klal, total, norm, clip factor. */
+/** Floats of an arm's stats: ntp, klal, total, norm, clip factor. */
 const STATS = 8;
 /** Rows each workgroup of a column sum adds up (its partial sums are then reduced). */
 const COLUMN_ROWS = 64;
@@ -126,8 +149,11 @@ export async function webgpuDevice(): Promise<GPUDevice> {
 
 /** The whole-step trainer (see the top of this file). */
 export class WebGpuTrainer {
+  /** Parameters of one arm. */
   readonly parameterCount: number;
-  /** Dispatches of one training step. */
+  /** Arms stacked in this trainer. */
+  readonly arms: number;
+  /** Dispatches of one training step (whatever the number of arms). */
   readonly dispatchesPerStep: number;
   private readonly offsets = new Map<string, number>();
   private readonly buffers: GPUBuffer[] = [];
@@ -135,25 +161,33 @@ export class WebGpuTrainer {
   private readonly forwardOps: Op[] = [];
   private readonly backwardOps: Op[] = [];
   private readonly updateOps: Op[] = [];
-  private t = 0;
+  /** Each arm's optimizer step count. */
+  private readonly t: number[];
+  private submitted = 0;
   private readonly pending: { step: number; buffer: GPUBuffer; done: Promise<void> }[] = [];
   private readonly spare: GPUBuffer[] = [];
-  private readonly finished: { step: number; stats: StepStats }[] = [];
+  private readonly finished: StepResult[] = [];
+  private readonly lambdas: number[];
   // Device buffers that the host writes or reads.
   private readonly params: GPUBuffer;
   private readonly grads: GPUBuffer;
   private readonly m: GPUBuffer;
   private readonly v: GPUBuffer;
   private readonly stats: GPUBuffer;
-  private readonly adamwUniform: GPUBuffer;
+  private readonly armConst: GPUBuffer;
   private readonly batch: BatchUpload;
 
   private constructor(
     private readonly device: GPUDevice,
     private readonly options: WebGpuTrainerOptions,
-    parameters: FlatParameter[],
+    arms: ArmInit[],
   ) {
     const { config, layout, batch: b } = options;
+    const A = arms.length;
+    if (A === 0) throw new Error("WebGPU trainer: no arm");
+    this.arms = A;
+    this.t = new Array(A).fill(0);
+    this.lambdas = arms.map((a) => a.lambda);
     const tv = layout.visual;
     const t = sequenceLength(layout);
     const tt = t - tv;
@@ -176,18 +210,28 @@ export class WebGpuTrainer {
     if (tv !== side * side) throw new Error(`expected ${side * side} visual tokens, got ${tv}`);
     if (tt > config.maxText) throw new Error(`text of ${tt} tokens exceeds ${config.maxText}`);
 
-    // Parameters, flat, in the model's order.
+    // Parameters, flat, in the model's order; arm a's at a·P.
+    const parameters = arms[0].parameters;
     let total = 0;
     for (const p of parameters) {
       this.offsets.set(p.name, total);
       total += p.data.length;
     }
     this.parameterCount = total;
-    const flat = new Float32Array(total);
-    const decay = new Float32Array(total);
+    const P = total;
+    const flat = new Float32Array(A * P);
+    arms.forEach((arm, a) => {
+      if (
+        arm.parameters.length !== parameters.length ||
+        arm.parameters.some((p, i) =>
+          p.name !== parameters[i].name || p.data.length !== parameters[i].data.length
+        )
+      ) throw new Error(`WebGPU trainer: arm ${a}'s parameters differ from arm 0's in shape`);
+      for (const p of arm.parameters) flat.set(p.data, a * P + this.offsets.get(p.name)!);
+    });
+    const decay = new Float32Array(P);
     for (const p of parameters) {
       const at = this.offsets.get(p.name)!;
-      flat.set(p.data, at);
       if (options.weightDecay > 0 && p.shape.length >= 2) decay.fill(1, at, at + p.data.length);
     }
     const off = (name: string) => {
@@ -202,21 +246,25 @@ export class WebGpuTrainer {
       off("position.text") !== off("position.col") + side * d
     ) throw new Error("WebGPU trainer: unexpected parameter order");
 
-    const buffer = (floats: number) => {
-      const buf = device.createBuffer({ size: Math.max(16, 4 * floats), usage: STORAGE });
+    /** A storage buffer of `floats` values an arm, for every arm. */
+    const buffer = (floats: number, shared = false) => {
+      const size = Math.max(16, 4 * floats * (shared ? 1 : A));
+      const buf = device.createBuffer({ size, usage: STORAGE });
       this.buffers.push(buf);
       return buf;
     };
-    this.params = buffer(total);
+    this.params = buffer(P);
     device.queue.writeBuffer(this.params, 0, flat);
-    this.grads = buffer(total);
-    this.m = buffer(total);
-    this.v = buffer(total);
-    const decayMask = buffer(total);
+    this.grads = buffer(P);
+    this.m = buffer(P);
+    this.v = buffer(P);
+    const decayMask = buffer(P, true);
     device.queue.writeBuffer(decayMask, 0, decay);
     this.stats = buffer(STATS);
+    this.armConst = buffer(ARM_FLOATS);
+    this.writeArmConstants(new Array(A).fill(0), new Array(A).fill(true));
 
-    this.batch = new BatchUpload(device, options, buffer);
+    this.batch = new BatchUpload(device, options, (floats) => buffer(floats));
     const bb = this.batch.buffers;
 
     // Activations kept for the backward pass.
@@ -270,7 +318,7 @@ export class WebGpuTrainer {
       if (splits > 1) scratchFloats = Math.max(scratchFloats, splits * m * n);
     }
     const scratch = buffer(scratchFloats);
-    const normParts = Math.ceil(total / (LINEAR_THREADS * 8));
+    const normParts = Math.ceil(P / (LINEAR_THREADS * 8));
     const normScratch = buffer(normParts);
 
     // --- op builders -------------------------------------------------------------------
@@ -282,13 +330,14 @@ export class WebGpuTrainer {
       this.buffers.push(buf);
       return buf;
     };
+    /** One dispatch over every arm: `groups`' z is one arm's (the arm goes on top). */
     const op = (
       list: Op[],
       source: string,
       values: number[],
       bindings: Record<number, GPUBuffer>,
       groups: [number, number, number],
-    ): GPUBuffer => {
+    ) => {
       const pipeline = this.pipeline(source);
       const u = uniform(values);
       const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: u } }];
@@ -299,11 +348,14 @@ export class WebGpuTrainer {
         layout: pipeline.getBindGroupLayout(0),
         entries,
       });
-      list.push({ pipeline, bindGroup, groups });
-      return u;
+      list.push({ pipeline, bindGroup, groups: [groups[0], groups[1], groups[2] * A] });
     };
 
-    /** C = op(A)·op(B) (+ epilogue), split over K into scratch and summed when worth it. */
+    /**
+     * C = op(A)·op(B) (+ epilogue) for every arm, split over K into scratch and summed when
+     * worth it. An operand's arm stride is the floats between two arms' copies of it: the
+     * parameters' P, an activation's per-arm size (`…Arm`).
+     */
     const matmul = (
       list: Op[],
       spec: {
@@ -312,14 +364,17 @@ export class WebGpuTrainer {
         k: number;
         a: GPUBuffer;
         aOff?: number;
+        aArm: number;
         lda: number;
         transA?: boolean;
         b: GPUBuffer;
         bOff?: number;
+        bArm: number;
         ldb: number;
         transB?: boolean;
         c: GPUBuffer;
         cOff?: number;
+        cArm: number;
         epilogue?: Epilogue;
         bias?: number;
         aux?: GPUBuffer;
@@ -341,6 +396,7 @@ export class WebGpuTrainer {
       if (epilogue === "bias" || epilogue === "gelu") bindings[4] = this.params;
       if (epilogue === "gelu") bindings[5] = spec.g!;
       if (epilogue === "geluGrad") bindings[4] = spec.aux!;
+      const mn = spec.m * spec.n;
       op(
         list,
         matmulSource(spec.transA ?? false, spec.transB ?? false, epilogue),
@@ -355,19 +411,33 @@ export class WebGpuTrainer {
           spec.aOff ?? 0,
           spec.bOff ?? 0,
           direct ? spec.cOff ?? 0 : 0,
-          spec.m * spec.n,
+          mn,
           spec.bias ?? 0,
+          0,
+          splits,
+          spec.aArm,
+          spec.bArm,
+          direct ? spec.cArm : splits * mn,
+          P,
+          spec.cArm,
           0,
         ],
         bindings,
         [Math.ceil(spec.n / TILE), Math.ceil(spec.m / TILE), splits],
       );
-      if (!direct) reduce(list, spec.m * spec.n, splits, spec.c, spec.cOff ?? 0);
+      if (!direct) reduce(list, mn, splits, spec.c, spec.cOff ?? 0, spec.cArm);
     };
-    const reduce = (list: Op[], n: number, splits: number, out: GPUBuffer, outOff: number) => {
-      op(list, REDUCE_SPLITS, [n, splits, outOff], { 1: scratch, 2: out }, grid1d(n));
+    const reduce = (
+      list: Op[],
+      n: number,
+      splits: number,
+      out: GPUBuffer,
+      outOff: number,
+      outArm: number,
+    ) => {
+      op(list, REDUCE_SPLITS, [n, splits, outOff, outArm], { 1: scratch, 2: out }, grid1d(n));
     };
-    /** grads[outOff..+n] = Σ_rows a (⊙ b) over an [m, n] matrix. */
+    /** grads[outOff..+n] = Σ_rows a (⊙ b) over each arm's [m, n] matrix. */
     const columnSum = (
       list: Op[],
       m: number,
@@ -379,8 +449,12 @@ export class WebGpuTrainer {
       const splits = Math.ceil(m / COLUMN_ROWS);
       const bindings: Record<number, GPUBuffer> = { 1: a, 3: scratch };
       if (b) bindings[2] = b;
-      op(list, columnSumSource(!!b), [m, n, COLUMN_ROWS], bindings, [Math.ceil(n / 64), splits, 1]);
-      reduce(list, n, splits, this.grads, outOff);
+      op(list, columnSumSource(!!b), [m, n, COLUMN_ROWS, splits], bindings, [
+        Math.ceil(n / 64),
+        splits,
+        1,
+      ]);
+      reduce(list, n, splits, this.grads, outOff, P);
     };
     const layerNorm = (
       x: GPUBuffer,
@@ -400,7 +474,7 @@ export class WebGpuTrainer {
       op(
         this.forwardOps,
         layerNormSource(r !== null, writeSum),
-        [rows, d, off(`${prefix}.g`), off(`${prefix}.b`)],
+        [rows, d, off(`${prefix}.g`), off(`${prefix}.b`), P],
         bindings,
         gridRows(rows),
       );
@@ -415,7 +489,7 @@ export class WebGpuTrainer {
       op(
         list,
         layerNormGradSource(accumulate),
-        [rows, d, off(`${prefix}.g`)],
+        [rows, d, off(`${prefix}.g`), P],
         { 1: this.params, 2: dy, 3: saved.n, 4: saved.r, 5: dStream },
         gridRows(rows),
       );
@@ -434,17 +508,21 @@ export class WebGpuTrainer {
       hasBias = true,
     ) => {
       const list = this.backwardOps;
+      const w = off(`${prefix}${hasBias ? ".w" : ""}`);
       matmul(list, {
         m: k,
         n,
         k: rows,
         a: x,
+        aArm: rows * k,
         lda: k,
         transA: true,
         b: dy,
+        bArm: rows * n,
         ldb: n,
         c: this.grads,
-        cOff: off(`${prefix}${hasBias ? ".w" : ""}`),
+        cOff: w,
+        cArm: P,
         split: true,
       });
       if (hasBias) columnSum(list, rows, n, dy, off(`${prefix}.b`));
@@ -454,16 +532,48 @@ export class WebGpuTrainer {
           n: k,
           k: n,
           a: dy,
+          aArm: rows * n,
           lda: n,
           b: this.params,
-          bOff: off(`${prefix}${hasBias ? ".w" : ""}`),
+          bOff: w,
+          bArm: P,
           ldb: n,
           transB: true,
           c: dx,
+          cArm: rows * k,
           epilogue: dxEpilogue ? "geluGrad" : "none",
           aux: dxEpilogue?.aux,
         });
       }
+    };
+    /** x·W + b (the epilogue's) in the forward pass: x [rows, k] per arm, W a parameter. */
+    const linear = (
+      x: GPUBuffer,
+      k: number,
+      n: number,
+      prefix: string,
+      out: GPUBuffer,
+      epilogue: Epilogue,
+      g?: GPUBuffer,
+    ) => {
+      const bias = epilogue === "bias" || epilogue === "gelu";
+      matmul(this.forwardOps, {
+        m: rows,
+        n,
+        k,
+        a: x,
+        aArm: rows * k,
+        lda: k,
+        b: this.params,
+        bOff: off(bias ? `${prefix}.w` : prefix),
+        bArm: P,
+        ldb: n,
+        c: out,
+        cArm: rows * n,
+        epilogue,
+        bias: bias ? off(`${prefix}.b`) : 0,
+        g,
+      });
     };
 
     // --- forward -----------------------------------------------------------------------
@@ -485,96 +595,41 @@ export class WebGpuTrainer {
         off("position.row"),
         off("position.col"),
         off("position.text"),
+        P,
+        b,
       ],
       { 1: this.params, 2: bb.patches, 3: bb.text, 4: stream },
       grid1d(rows * d),
     );
     const scale = 1 / Math.sqrt(dh);
+    // The attention kernels see every arm's samples as one batch (see ./wgsl.ts).
+    const samples = A * b;
     for (let l = 0; l < config.layers; l++) {
       const s = layers[l];
-      if (l === 0) layerNorm(stream, null, false, `h${l}.ln1`, { n: s.n1, h: s.h1, r: s.r1 });
-      else {layerNorm(stream, layers[l - 1].branch, true, `h${l}.ln1`, {
-          n: s.n1,
-          h: s.h1,
-          r: s.r1,
-        });}
-      matmul(f, {
-        m: rows,
-        n: 3 * d,
-        k: d,
-        a: s.h1,
-        lda: d,
-        b: this.params,
-        bOff: off(`h${l}.qkv.w`),
-        ldb: 3 * d,
-        c: s.qkv,
-        epilogue: "bias",
-        bias: off(`h${l}.qkv.b`),
-      });
-      op(f, ATTENTION_FORWARD, [t, d, heads, dh, bits(scale)], {
-        1: s.qkv,
-        2: bb.keyMask,
-        3: s.probs,
-        4: s.mixed,
-      }, [t, heads, b]);
-      matmul(f, {
-        m: rows,
-        n: d,
-        k: d,
-        a: s.mixed,
-        lda: d,
-        b: this.params,
-        bOff: off(`h${l}.proj.w`),
-        ldb: d,
-        c: s.proj,
-        epilogue: "bias",
-        bias: off(`h${l}.proj.b`),
-      });
+      const into = { n: s.n1, h: s.h1, r: s.r1 };
+      if (l === 0) layerNorm(stream, null, false, `h${l}.ln1`, into);
+      else layerNorm(stream, layers[l - 1].branch, true, `h${l}.ln1`, into);
+      linear(s.h1, d, 3 * d, `h${l}.qkv`, s.qkv, "bias");
+      f.push(this.attentionOp(
+        ATTENTION_FORWARD,
+        [t, d, heads, dh, bits(scale)],
+        {
+          1: s.qkv,
+          2: bb.keyMask,
+          3: s.probs,
+          4: s.mixed,
+        },
+        [t, heads, samples],
+        uniform,
+      ));
+      linear(s.mixed, d, d, `h${l}.proj`, s.proj, "bias");
       layerNorm(stream, s.proj, true, `h${l}.ln2`, { n: s.n2, h: s.h2, r: s.r2 });
-      matmul(f, {
-        m: rows,
-        n: hidden,
-        k: d,
-        a: s.h2,
-        lda: d,
-        b: this.params,
-        bOff: off(`h${l}.fc.w`),
-        ldb: hidden,
-        c: s.pre,
-        epilogue: "gelu",
-        bias: off(`h${l}.fc.b`),
-        g: s.act,
-      });
-      matmul(f, {
-        m: rows,
-        n: d,
-        k: hidden,
-        a: s.act,
-        lda: hidden,
-        b: this.params,
-        bOff: off(`h${l}.out.w`),
-        ldb: d,
-        c: s.branch,
-        epilogue: "bias",
-        bias: off(`h${l}.out.b`),
-      });
+      linear(s.h2, d, hidden, `h${l}.fc`, s.pre, "gelu", s.act);
+      linear(s.act, hidden, d, `h${l}.out`, s.branch, "bias");
     }
-    if (config.layers > 0) {
-      layerNorm(stream, layers[config.layers - 1].branch, false, "lnf", { n: nf, h: hf, r: rf });
-    } else {
-      layerNorm(stream, null, false, "lnf", { n: nf, h: hf, r: rf });
-    }
-    matmul(f, {
-      m: rows,
-      n: vocab,
-      k: d,
-      a: hf,
-      lda: d,
-      b: this.params,
-      bOff: off("head.w"),
-      ldb: vocab,
-      c: logits,
-    });
+    const last = config.layers > 0 ? layers[config.layers - 1].branch : null;
+    layerNorm(stream, last, false, "lnf", { n: nf, h: hf, r: rf });
+    linear(hf, d, vocab, "head.w", logits, "none");
     op(f, NTP, [rows, vocab], {
       1: logits,
       2: bb.next,
@@ -585,7 +640,7 @@ export class WebGpuTrainer {
     const eps = options.klalEpsilon ?? 1e-8;
     options.layers.forEach((l, slot) => {
       if (l < 0 || l >= config.layers) throw new Error(`WebGPU trainer: no layer ${l}`);
-      op(f, KLAL_FORWARD, [b, heads, t, tv, tq, q0, slot, bits(eps), bits(ROW_FLOOR)], {
+      op(f, KLAL_FORWARD, [b, heads, t, tv, tq, q0, slot, bits(eps), bits(ROW_FLOOR), slots], {
         1: layers[l].probs,
         2: bb.queryWeight,
         3: bb.target,
@@ -593,17 +648,20 @@ export class WebGpuTrainer {
         5: kl,
       }, [b, 1, 1]);
     });
-    op(f, LOSSES, [rows, b, slots, bits(options.lambda)], { 1: rowLoss, 2: kl, 3: this.stats }, [
-      1,
-      1,
-      1,
-    ]);
+    op(f, LOSSES, [rows, b, slots, STATS], {
+      1: rowLoss,
+      2: kl,
+      3: this.stats,
+      4: this.armConst,
+    }, [1, 1, 1]);
 
     // --- backward ----------------------------------------------------------------------
     const back = this.backwardOps;
     linearGrad(hf, d, vocab, dLogits, "head.w", dH, undefined, false);
     layerNormGrad(dH, { n: nf, r: rf }, "lnf", false);
-    const coef = -options.lambda / (slots * b);
+    // KLAL's coefficient -λ / (layers·B), λ the arm's (read from armConst by the kernel).
+    const coef = -1 / (slots * b);
+    const anyKlal = this.lambdas.some((x) => x > 0);
     for (let l = config.layers - 1; l >= 0; l--) {
       const s = layers[l];
       // The branch (MLP output) and the stream after attention both receive dStream.
@@ -612,59 +670,85 @@ export class WebGpuTrainer {
       layerNormGrad(dH, { n: s.n2, r: s.r2 }, `h${l}.ln2`, true);
       linearGrad(s.mixed, d, d, dStream, `h${l}.proj`, dMixed);
       const slot = options.layers.indexOf(l);
-      op(back, ATTENTION_BACKWARD_ROWS, [
-        b,
-        t,
-        d,
-        heads,
-        dh,
-        tv,
-        tq,
-        q0,
-        Math.max(slot, 0),
-        bits(scale),
-        bits(coef),
-        bits(eps),
-        bits(ROW_FLOOR),
-        slot >= 0 && options.lambda > 0 ? 1 : 0,
-      ], {
-        1: s.qkv,
-        2: s.probs,
-        3: dMixed,
-        4: dScores,
-        5: dQkv,
-        6: bb.target,
-        7: qBuf,
-        8: bb.queryWeight,
-      }, [t, heads, b]);
-      op(back, ATTENTION_BACKWARD_KEYS, [t, d, heads, dh, bits(scale)], {
-        1: s.qkv,
-        2: s.probs,
-        3: dMixed,
-        4: dScores,
-        5: dQkv,
-      }, [t, heads, b]);
+      back.push(this.attentionOp(
+        ATTENTION_BACKWARD_ROWS,
+        [
+          b,
+          t,
+          d,
+          heads,
+          dh,
+          tv,
+          tq,
+          q0,
+          Math.max(slot, 0),
+          bits(scale),
+          bits(coef),
+          bits(eps),
+          bits(ROW_FLOOR),
+          slot >= 0 && anyKlal ? 1 : 0,
+          slots,
+        ],
+        {
+          1: s.qkv,
+          2: s.probs,
+          3: dMixed,
+          4: dScores,
+          5: dQkv,
+          6: bb.target,
+          7: qBuf,
+          8: bb.queryWeight,
+          9: this.armConst,
+        },
+        [t, heads, samples],
+        uniform,
+      ));
+      back.push(this.attentionOp(
+        ATTENTION_BACKWARD_KEYS,
+        [t, d, heads, dh, bits(scale)],
+        {
+          1: s.qkv,
+          2: s.probs,
+          3: dMixed,
+          4: dScores,
+          5: dQkv,
+        },
+        [t, heads, samples],
+        uniform,
+      ));
       linearGrad(s.h1, d, 3 * d, dQkv, `h${l}.qkv`, dH);
       layerNormGrad(dH, { n: s.n1, r: s.r1 }, `h${l}.ln1`, true);
     }
     // The embedding: patch.w and patch.b from the visual rows, the tables from everything.
-    op(back, GATHER_VISUAL, [b * tv * d, t, tv, d], { 1: dStream, 2: dVisual }, grid1d(b * tv * d));
+    back.push(this.attentionOp(
+      GATHER_VISUAL,
+      [samples * tv * d, t, tv, d],
+      {
+        1: dStream,
+        2: dVisual,
+      },
+      grid1d(samples * tv * d),
+      uniform,
+    ));
     matmul(back, {
       m: pd,
       n: d,
       k: b * tv,
       a: bb.patches,
+      aArm: b * tv * pd,
       lda: pd,
       transA: true,
       b: dVisual,
+      bArm: b * tv * d,
       ldb: d,
       c: this.grads,
       cOff: off("patch.w"),
+      cArm: P,
       split: true,
     });
     columnSum(back, b * tv, d, dVisual, off("patch.b"));
     const tableValues = (vocab + 2 * side + config.maxText) * d;
-    op(back, EMBED_GRAD, [tableValues, b, t, tv, tt, d, vocab, side, off("token")], {
+    op(back, EMBED_GRAD, [tableValues, b, t, tv, tt, d, vocab, side, off("token"), P], {
       1: dStream,
       2: bb.text,
       3: this.grads,
@@ -672,34 +756,103 @@ export class WebGpuTrainer {
 
     // --- norm, clipping, AdamW ---------------------------------------------------------
     const up = this.updateOps;
-    op(up, SUM_SQUARES, [total], { 1: this.grads, 2: normScratch }, [normParts, 1, 1]);
-    op(up, CLIP, [normParts, bits(options.clipNorm)], { 1: normScratch, 2: this.stats }, [1, 1, 1]);
-    this.adamwUniform = op(up, ADAMW, [total, 0, 0, 0, 0, 0], {
+    op(up, SUM_SQUARES, [P, normParts], { 1: this.grads, 2: normScratch }, [normParts, 1, 1]);
+    op(up, CLIP, [normParts, bits(options.clipNorm), STATS], {
+      1: normScratch,
+      2: this.stats,
+    }, [1, 1, 1]);
+    op(up, ADAMW, [P, bits(options.beta1 ?? 0.9), bits(options.beta2 ?? 0.999), STATS], {
       1: this.params,
       2: this.grads,
       3: this.m,
       4: this.v,
       5: decayMask,
       6: this.stats,
-    }, grid1d(total));
+      7: this.armConst,
+    }, grid1d(P));
     this.dispatchesPerStep = this.forwardOps.length + this.backwardOps.length +
       this.updateOps.length;
   }
 
-  /** Build a trainer over `parameters` (the model's variables, in order) on `device`. */
-  static async create(
+  /** A dispatch whose grid already spans every arm (the kernels that see one batch of A·B). */
+  private attentionOp(
+    source: string,
+    values: number[],
+    bindings: Record<number, GPUBuffer>,
+    groups: [number, number, number],
+    uniform: (values: number[]) => GPUBuffer,
+  ): Op {
+    const pipeline = this.pipeline(source);
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uniform(values) } }];
+    for (const [binding, buf] of Object.entries(bindings)) {
+      entries.push({ binding: Number(binding), resource: { buffer: buf } });
+    }
+    const bindGroup = this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries,
+    });
+    return { pipeline, bindGroup, groups };
+  }
+
+  /** Build a one-arm trainer over `parameters` (the model's variables, in order) on `device`. */
+  static create(
     device: GPUDevice,
     options: WebGpuTrainerOptions,
     parameters: FlatParameter[],
   ): Promise<WebGpuTrainer> {
+    return WebGpuTrainer.createStacked(device, options, [{ lambda: options.lambda, parameters }]);
+  }
+
+  /**
+   * Build a trainer of `arms` stacked models (each its own λ and parameters, in the model's
+   * order; `options.lambda` is not read) on `device`.
+   */
+  static async createStacked(
+    device: GPUDevice,
+    options: WebGpuTrainerOptions,
+    arms: ArmInit[],
+  ): Promise<WebGpuTrainer> {
+    device.pushErrorScope("out-of-memory");
     device.pushErrorScope("validation");
-    const trainer = new WebGpuTrainer(device, options, parameters);
-    const error = await device.popErrorScope();
-    if (error) {
-      trainer.dispose();
-      throw new Error(`WebGPU trainer: ${error.message}`);
+    let trainer: WebGpuTrainer | undefined;
+    try {
+      trainer = new WebGpuTrainer(device, options, arms);
+    } finally {
+      const invalid = await device.popErrorScope();
+      const memory = await device.popErrorScope();
+      const error = invalid ?? memory;
+      if (error) {
+        trainer?.dispose();
+        throw new Error(`WebGPU trainer (${arms.length} arms): ${error.message}`);
+      }
     }
     return trainer;
+  }
+
+  /**
+   * How many arms of these shapes one trainer can stack on `limits`: each stacked buffer must
+   * fit one storage binding (the largest are the attention probabilities, the logits and the
+   * split-K scratch).
+   */
+  static maxArms(
+    limits: { maxStorageBufferBindingSize: number; maxBufferSize: number },
+    options: Pick<WebGpuTrainerOptions, "config" | "layout" | "batch">,
+    parameterCount: number,
+  ): number {
+    const { config, layout, batch: b } = options;
+    const t = sequenceLength(layout);
+    const rows = b * t;
+    const d = config.dModel;
+    const widest = Math.max(
+      parameterCount,
+      b * config.heads * t * t,
+      rows * config.vocab,
+      rows * config.mlpRatio * d,
+      rows * 3 * d,
+    );
+    const bytes = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+    // The split-K scratch can be a few times the widest weight; leave it a factor of two.
+    return Math.max(1, Math.floor(bytes / (4 * widest * 2)));
   }
 
   private pipeline(source: string): GPUComputePipeline {
@@ -714,9 +867,37 @@ export class WebGpuTrainer {
     return p;
   }
 
-  /** Upload the rows `indices` of `data` as the next batch. */
-  setBatch(data: Encoded, indices: number[]): void {
-    this.batch.set(data, indices);
+  /** Upload the rows `indices` of `data` as arm `arm`'s next batch. */
+  setBatch(data: Encoded, indices: number[], arm = 0): void {
+    this.checkArm(arm);
+    this.batch.set(data, indices, arm);
+  }
+
+  private checkArm(arm: number): void {
+    if (!Number.isInteger(arm) || arm < 0 || arm >= this.arms) {
+      throw new Error(`WebGPU trainer: no arm ${arm} (it has ${this.arms})`);
+    }
+  }
+
+  /** Each arm's λ, AdamW step scale, its ε, decay factor and whether it trains (armConst). */
+  private writeArmConstants(lrs: number[], active: boolean[]): void {
+    const beta1 = this.options.beta1 ?? 0.9;
+    const beta2 = this.options.beta2 ?? 0.999;
+    const epsilon = this.options.epsilon ?? 1e-8;
+    const values = new Float32Array(this.arms * ARM_FLOATS);
+    for (let a = 0; a < this.arms; a++) {
+      const t = Math.max(this.t[a], 1);
+      const c1 = 1 - beta1 ** t;
+      const root = Math.sqrt(1 - beta2 ** t);
+      const lr = lrs[a];
+      const o = a * ARM_FLOATS;
+      values[o] = this.lambdas[a];
+      values[o + 1] = lr / c1 * root;
+      values[o + 2] = epsilon * root;
+      values[o + 3] = this.options.weightDecay > 0 ? 1 - lr * this.options.weightDecay : 1;
+      values[o + 4] = active[a] ? 1 : 0;
+    }
+    this.device.queue.writeBuffer(this.armConst, 0, values);
   }
 
   private encode(lists: Op[][]): GPUCommandEncoder {
@@ -734,35 +915,34 @@ export class WebGpuTrainer {
   }
 
   /**
-   * One training step on the current batch at learning rate `lr`: submitted, not awaited.
-   * Its stats arrive later through `drain`; at most a few steps are in flight.
+   * One training step of every arm on its current batch at learning rate `lr` (one for all, or
+   * one an arm): submitted, not awaited. An arm with `active[arm]` false sits the step out
+   * (its parameters, moments and step count stay). Stats arrive later through `drain`; at most
+   * a few steps are in flight.
    */
-  async step(lr: number): Promise<void> {
+  async step(lr: number | number[], active?: boolean[]): Promise<void> {
     while (this.pending.length >= STATS_IN_FLIGHT) await this.collect();
-    this.t++;
-    const beta1 = this.options.beta1 ?? 0.9;
-    const beta2 = this.options.beta2 ?? 0.999;
-    const epsilon = this.options.epsilon ?? 1e-8;
-    const c1 = 1 - beta1 ** this.t;
-    const root = Math.sqrt(1 - beta2 ** this.t);
-    const decay = this.options.weightDecay > 0 ? 1 - lr * this.options.weightDecay : 1;
-    this.device.queue.writeBuffer(
-      this.adamwUniform,
-      4,
-      new Uint32Array([
-        bits(beta1),
-        bits(beta2),
-        bits(lr / c1 * root),
-        bits(epsilon * root),
-        bits(decay),
-      ]),
-    );
+    const lrs = typeof lr === "number" ? new Array(this.arms).fill(lr) : lr;
+    const on = active ?? new Array(this.arms).fill(true);
+    if (lrs.length !== this.arms || on.length !== this.arms) {
+      throw new Error(`WebGPU trainer: a step needs a value for each of ${this.arms} arms`);
+    }
+    on.forEach((a, i) => {
+      if (a) this.t[i]++;
+    });
+    this.writeArmConstants(lrs, on);
+    this.submitted++;
     const encoder = this.encode([this.forwardOps, this.backwardOps, this.updateOps]);
+    const floats = this.arms * STATS;
     const readback = this.spare.pop() ??
-      this.device.createBuffer({ size: 4 * STATS, usage: READBACK });
-    encoder.copyBufferToBuffer(this.stats, 0, readback, 0, 4 * STATS);
+      this.device.createBuffer({ size: 4 * floats, usage: READBACK });
+    encoder.copyBufferToBuffer(this.stats, 0, readback, 0, 4 * floats);
     this.device.queue.submit([encoder.finish()]);
-    this.pending.push({ step: this.t, buffer: readback, done: readback.mapAsync(GPUMapMode.READ) });
+    this.pending.push({
+      step: this.submitted,
+      buffer: readback,
+      done: readback.mapAsync(GPUMapMode.READ),
+    });
   }
 
   /** Wait for the oldest step in flight and keep its stats. */
@@ -772,41 +952,48 @@ export class WebGpuTrainer {
     const s = new Float32Array(p.buffer.getMappedRange().slice(0));
     p.buffer.unmap();
     this.spare.push(p.buffer);
-    this.finished.push({
-      step: p.step,
-      stats: { ntp: s[0], klal: s[1], total: s[2], gradNorm: s[3] },
+    const arms = this.armStats(s);
+    this.finished.push({ step: p.step, stats: arms[0], arms });
+  }
+
+  private armStats(s: Float32Array): StepStats[] {
+    return Array.from({ length: this.arms }, (_, a) => {
+      const o = a * STATS;
+      return { ntp: s[o], klal: s[o + 1], total: s[o + 2], gradNorm: s[o + 3] };
     });
   }
 
   /**
    * The stats of every step finished since the last call, oldest first (`all`: wait for
-   * every step in flight). Step numbers count from 1 (the optimizer's t).
+   * every step in flight). Step numbers count submissions from 1 (a lone arm's optimizer t).
    */
-  async drain(all = false): Promise<{ step: number; stats: StepStats }[]> {
+  async drain(all = false): Promise<StepResult[]> {
     if (all) { while (this.pending.length > 0) await this.collect(); }
     return this.finished.splice(0);
   }
 
-  /** Forward and backward on the current batch, no update: the stats and the flat gradient. */
-  async gradients(): Promise<{ stats: StepStats; grads: Float32Array }> {
+  /** Forward and backward on the current batch, no update: arm `arm`'s stats and gradient. */
+  async gradients(arm = 0): Promise<{ stats: StepStats; grads: Float32Array }> {
+    this.checkArm(arm);
     await this.drain(true);
     const encoder = this.encode([this.forwardOps, this.backwardOps, [
       this.updateOps[0],
       this.updateOps[1],
     ]]);
-    const s = await this.read(this.stats, STATS, encoder);
-    const grads = await this.read(this.grads, this.parameterCount);
-    return { stats: { ntp: s[0], klal: s[1], total: s[2], gradNorm: s[3] }, grads };
+    const s = await this.read(this.stats, 0, this.arms * STATS, encoder);
+    const grads = await this.read(this.grads, arm * this.parameterCount, this.parameterCount);
+    return { stats: this.armStats(s)[arm], grads };
   }
 
   private async read(
     src: GPUBuffer,
+    offset: number,
     floats: number,
     encoder?: GPUCommandEncoder,
   ): Promise<Float32Array> {
     const e = encoder ?? this.device.createCommandEncoder();
     const staging = this.device.createBuffer({ size: 4 * floats, usage: READBACK });
-    e.copyBufferToBuffer(src, 0, staging, 0, 4 * floats);
+    e.copyBufferToBuffer(src, 4 * offset, staging, 0, 4 * floats);
     this.device.queue.submit([e.finish()]);
     await staging.mapAsync(GPUMapMode.READ);
     const out = new Float32Array(staging.getMappedRange().slice(0));
@@ -815,10 +1002,11 @@ export class WebGpuTrainer {
     return out;
   }
 
-  /** The current parameters, by name (waits for every step in flight). */
-  async parameters(): Promise<Map<string, Float32Array>> {
+  /** Arm `arm`'s current parameters, by name (waits for every step in flight). */
+  async parameters(arm = 0): Promise<Map<string, Float32Array>> {
+    this.checkArm(arm);
     await this.drain(true);
-    const flat = await this.read(this.params, this.parameterCount);
+    const flat = await this.read(this.params, arm * this.parameterCount, this.parameterCount);
     const out = new Map<string, Float32Array>();
     const names = [...this.offsets.keys()];
     names.forEach((name, i) => {
@@ -828,26 +1016,30 @@ export class WebGpuTrainer {
     return out;
   }
 
-  /** The optimizer's state (flat moments in the model's order, as ../loop.ts AdamW). */
-  async optimizerState(): Promise<{ t: number; m: Float32Array; v: Float32Array }> {
+  /** Arm `arm`'s optimizer state (flat moments in the model's order, as ../loop.ts AdamW). */
+  async optimizerState(arm = 0): Promise<{ t: number; m: Float32Array; v: Float32Array }> {
+    this.checkArm(arm);
     await this.drain(true);
+    const at = arm * this.parameterCount;
     return {
-      t: this.t,
-      m: await this.read(this.m, this.parameterCount),
-      v: await this.read(this.v, this.parameterCount),
+      t: this.t[arm],
+      m: await this.read(this.m, at, this.parameterCount),
+      v: await this.read(this.v, at, this.parameterCount),
     };
   }
 
-  /** Continue from an optimizer state taken from a run over the same parameters. */
-  restoreOptimizer(state: { t: number; m: Float32Array; v: Float32Array }): void {
+  /** Continue arm `arm` from an optimizer state taken from a run over the same parameters. */
+  restoreOptimizer(state: { t: number; m: Float32Array; v: Float32Array }, arm = 0): void {
+    this.checkArm(arm);
     if (state.m.length !== this.parameterCount) {
       throw new Error(
         `optimizer snapshot has ${state.m.length} values, expected ${this.parameterCount}`,
       );
     }
-    this.t = state.t;
-    this.device.queue.writeBuffer(this.m, 0, new Float32Array(state.m));
-    this.device.queue.writeBuffer(this.v, 0, new Float32Array(state.v));
+    this.t[arm] = state.t;
+    const at = 4 * arm * this.parameterCount;
+    this.device.queue.writeBuffer(this.m, at, new Float32Array(state.m));
+    this.device.queue.writeBuffer(this.v, at, new Float32Array(state.v));
   }
 
   /** Free every buffer (the device stays). */

@@ -11,6 +11,15 @@
  * offset (`…Off`) and a leading dimension (`ld…`). A 1-D launch covers `n` items with
  * `ceil(n/256)` workgroups of 256 threads, folded into a second grid dimension past 65,535
  * workgroups (`ITEM`); a per-row launch gives each row one workgroup of 64 threads.
+ *
+ * Arms: the trainer stacks several models of the same shapes (arms) along a leading axis of
+ * every buffer, arm-major: an arm's parameters, gradients and moments at `arm·P`, its
+ * activations and batch at `arm·(its per-arm size)`. Every kernel reads its arm from the
+ * grid's z (`arm = z`; the matmul folds it with its K-split, `z = arm·splits + split`); the
+ * attention kernels, which read no parameters, see the arms' samples as one batch of A·B
+ * (`z = arm·B + sample`). The per-arm numbers that change between arms (λ, the AdamW step,
+ * whether the arm trains this step) come from a small storage block, `armConst`, ARM_FLOATS
+ * values an arm.
  */
 
 /** Threads of a 1-D launch's workgroup. */
@@ -26,6 +35,9 @@ export const MAX_HEAD_QUERIES = 256;
 /** The matmul's output tile side (64 x 64 per workgroup, 4 x 4 per thread) and K step. */
 export const TILE = 64;
 export const TILE_K = 16;
+
+/** Floats of an arm's entry in `armConst`: λ, AdamW's step scale, its ε, decay, active. */
+export const ARM_FLOATS = 8;
 
 /** Float bits as a u32, for the uniform blocks' f32 fields. */
 export function bits(x: number): number {
@@ -57,23 +69,26 @@ export function splitK(m: number, n: number, k: number): { splits: number; chunk
   return { splits: Math.ceil(k / chunk), chunk };
 }
 
-/** Global item index of a 1-D launch (see `grid1d` in ./trainer.ts). */
+/** Global item index of a 1-D launch within its arm (see `grid1d`). */
 const ITEM = `gid.x + gid.y * ${MAX_GROUPS * LINEAR_THREADS}u`;
 
 /** Row index of a per-row launch. */
 const ROW = `wg.x + wg.y * ${MAX_GROUPS}u`;
 
 /**
- * The entry of a per-row kernel over `u.rows` rows: `row`, the thread's `i` and, for rows of
- * `width` values, the row's first index `base`.
+ * The entry of a per-row kernel over `u.rows` rows an arm: `arm`, `row` (within the arm),
+ * `at` (the row across arms), the thread's `i` and, for rows of `width` values, the row's first
+ * index `base`.
  */
 function rowMain(width: string): string {
   return `@compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let arm = wg.z;
   let row = ${ROW};
   if (row >= u.rows) { return; }
   let i = lid.x;
-  let base = row * ${width};`;
+  let at = arm * u.rows + row;
+  let base = at * ${width};`;
 }
 
 /** Sum and max over a 64-thread workgroup (call from uniform control flow). */
@@ -111,7 +126,7 @@ const f32Bits = (name: string) => `bitcast<f32>(u.${name})`;
  */
 export const EMBED = /* wgsl */ `
 struct U { n: u32, T: u32, Tv: u32, Tt: u32, d: u32, pd: u32, side: u32, pw: u32,
-           pb: u32, tok: u32, row: u32, col: u32, ptext: u32, p0: u32, p1: u32, p2: u32 }
+           pb: u32, tok: u32, row: u32, col: u32, ptext: u32, P: u32, B: u32, p0: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
 @group(0) @binding(2) var<storage, read> patches: array<f32>;
@@ -121,20 +136,23 @@ struct U { n: u32, T: u32, Tv: u32, Tt: u32, d: u32, pd: u32, side: u32, pw: u32
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let idx = ${ITEM};
   if (idx >= u.n) { return; }
+  let arm = gid.z;
+  let po = arm * u.P;
   let j = idx % u.d;
   let r = idx / u.d;
-  let b = r / u.T;
+  let b = arm * u.B + r / u.T;
   let t = r % u.T;
   if (t < u.Tv) {
     var acc = 0.0;
     let base = (b * u.Tv + t) * u.pd;
-    for (var p = 0u; p < u.pd; p++) { acc += patches[base + p] * params[u.pw + p * u.d + j]; }
-    let grid = params[u.row + (t / u.side) * u.d + j] + params[u.col + (t % u.side) * u.d + j];
-    x[idx] = (acc + params[u.pb + j]) + grid;
+    for (var p = 0u; p < u.pd; p++) { acc += patches[base + p] * params[po + u.pw + p * u.d + j]; }
+    let grid = params[po + u.row + (t / u.side) * u.d + j] +
+      params[po + u.col + (t % u.side) * u.d + j];
+    x[arm * u.n + idx] = (acc + params[po + u.pb + j]) + grid;
   } else {
     let k = t - u.Tv;
     let id = u32(text[b * u.Tt + k]);
-    x[idx] = params[u.tok + id * u.d + j] + params[u.ptext + k * u.d + j];
+    x[arm * u.n + idx] = params[po + u.tok + id * u.d + j] + params[po + u.ptext + k * u.d + j];
   }
 }
 `;
@@ -147,7 +165,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 export function layerNormSource(residual: boolean, writeSum: boolean): string {
   const read = residual ? "x[base + c] + r[base + c]" : "x[base + c]";
   return /* wgsl */ `
-struct U { rows: u32, d: u32, g: u32, b: u32 }
+struct U { rows: u32, d: u32, g: u32, b: u32, P: u32, p0: u32, p1: u32, p2: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
 @group(0) @binding(2) var<storage, ${writeSum ? "read_write" : "read"}> x: array<f32>;
@@ -174,9 +192,9 @@ ${rowMain("u.d")}
   for (var c = i; c < u.d; c += ${ROW_THREADS}u) {
     let n = (${writeSum ? "x[base + c]" : read} - mean) * rstd;
     nOut[base + c] = n;
-    hOut[base + c] = n * params[u.g + c] + params[u.b + c];
+    hOut[base + c] = n * params[arm * u.P + u.g + c] + params[arm * u.P + u.b + c];
   }
-  if (i == 0u) { rstdOut[row] = rstd; }
+  if (i == 0u) { rstdOut[at] = rstd; }
 }
 `;
 }
@@ -187,7 +205,7 @@ ${rowMain("u.d")}
  */
 export function layerNormGradSource(accumulate: boolean): string {
   return /* wgsl */ `
-struct U { rows: u32, d: u32, g: u32, p0: u32 }
+struct U { rows: u32, d: u32, g: u32, P: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
@@ -197,18 +215,19 @@ struct U { rows: u32, d: u32, g: u32, p0: u32 }
 ${REDUCE}
 ${rowMain("u.d")}
   let fd = f32(u.d);
+  let g0 = arm * u.P + u.g;
   var a = 0.0;
   var b = 0.0;
   for (var c = i; c < u.d; c += ${ROW_THREADS}u) {
-    let dn = dy[base + c] * params[u.g + c];
+    let dn = dy[base + c] * params[g0 + c];
     a += dn;
     b += dn * n[base + c];
   }
   let meanDn = wgSum(a, i) / fd;
   let meanDnN = wgSum(b, i) / fd;
-  let r = rstd[row];
+  let r = rstd[at];
   for (var c = i; c < u.d; c += ${ROW_THREADS}u) {
-    let dn = dy[base + c] * params[u.g + c];
+    let dn = dy[base + c] * params[g0 + c];
     let g = r * (dn - meanDn - n[base + c] * meanDnN);
     dx[base + c] = ${accumulate ? "dx[base + c] + g" : "g"};
   }
@@ -231,7 +250,7 @@ function tileLoad(
   const o = outer + outer;
   const g = `g${outer}`;
   const limit = outer === "m" ? "u.M" : "u.N";
-  const at = operand === "A" ? "u.aOff" : "u.bOff";
+  const at = operand === "A" ? "aOff" : "bOff";
   const ld = operand === "A" ? "u.lda" : "u.ldb";
   const split = kContiguous
     ? `let ${o} = e / ${TILE_K}u; let kk = e % ${TILE_K}u;`
@@ -260,9 +279,10 @@ export type Epilogue =
  * C[M, N] = op(A)[M, K] · op(B)[K, N] on 64 x 64 output tiles, 16 x 16 threads of 4 x 4
  * outputs each (rows and columns interleaved by 16, so a warp's loads and stores are
  * contiguous), K in steps of 16 through workgroup memory. Workgroup z takes the K-chunk
- * [z·kChunk, (z+1)·kChunk) and writes its partial product at cOff + z·splitStride (a split-K
- * product; ./trainer.ts sums the partials). `transA`: A is stored [K, M]; `transB`: B
- * is stored [N, K]. GELU is x·sigmoid(1.702 x).
+ * [s·kChunk, (s+1)·kChunk) of split s = z % splits and writes its partial product at
+ * cOff + s·splitStride (a split-K product; ./trainer.ts sums the partials); arm z / splits
+ * moves each operand by its own arm stride (…Arm: 0 for an operand every arm shares).
+ * `transA`: A is stored [K, M]; `transB`: B is stored [N, K]. GELU is x·sigmoid(1.702 x).
  */
 export function matmulSource(transA: boolean, transB: boolean, epilogue: Epilogue): string {
   // A tile in workgroup memory: as_[k * 64 + m]; B tile: bs[k * 64 + n]. A is stored with k
@@ -278,18 +298,18 @@ export function matmulSource(transA: boolean, transB: boolean, epilogue: Epilogu
   }[epilogue];
   const write = {
     none: "C[o] = acc[i * 4u + j];",
-    bias: "C[o] = acc[i * 4u + j] + bias[u.biasOff + col];",
-    gelu: `let a = acc[i * 4u + j] + bias[u.biasOff + col];
+    bias: "C[o] = acc[i * 4u + j] + bias[biasOff + col];",
+    gelu: `let a = acc[i * 4u + j] + bias[biasOff + col];
            C[o] = a;
            G[o] = a / (1.0 + exp(-1.702 * a));`,
-    geluGrad: `let a = aux[u.auxOff + row * u.ldc + col];
+    geluGrad: `let a = aux[auxOff + row * u.ldc + col];
                let s = 1.0 / (1.0 + exp(-1.702 * a));
                C[o] = acc[i * 4u + j] * (s + 1.702 * (a * s) * (1.0 - s));`,
   }[epilogue];
   return /* wgsl */ `
 struct U { M: u32, N: u32, K: u32, kChunk: u32, lda: u32, ldb: u32, ldc: u32, aOff: u32,
-           bOff: u32, cOff: u32, splitStride: u32, biasOff: u32, auxOff: u32, p0: u32,
-           p1: u32, p2: u32 }
+           bOff: u32, cOff: u32, splitStride: u32, biasOff: u32, auxOff: u32, splits: u32,
+           aArm: u32, bArm: u32, cArm: u32, biasArm: u32, auxArm: u32, p0: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<f32>;
@@ -302,7 +322,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let tid = lid.y * 16u + lid.x;
   let m0 = wg.y * ${TILE}u;
   let n0 = wg.x * ${TILE}u;
-  let kBegin = wg.z * u.kChunk;
+  let arm = wg.z / u.splits;
+  let split = wg.z % u.splits;
+  let aOff = u.aOff + arm * u.aArm;
+  let bOff = u.bOff + arm * u.bArm;
+  let biasOff = u.biasOff + arm * u.biasArm;
+  let auxOff = u.auxOff + arm * u.auxArm;
+  let kBegin = split * u.kChunk;
   let kEnd = min(u.K, kBegin + u.kChunk);
   var acc: array<f32, 16>;
   for (var k0 = kBegin; k0 < kEnd; k0 += ${TILE_K}u) {
@@ -326,7 +352,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     }
     workgroupBarrier();
   }
-  let cBase = u.cOff + wg.z * u.splitStride;
+  let cBase = u.cOff + arm * u.cArm + split * u.splitStride;
   for (var i = 0u; i < 4u; i++) {
     let row = m0 + lid.y + i * 16u;
     if (row >= u.M) { continue; }
@@ -341,9 +367,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
 `;
 }
 
-/** out[outOff + i] = Σ_s part[s·n + i] (the partials of a split-K product or column sum). */
+/**
+ * out[outOff + arm·outArm + i] = Σ_s part[(arm·splits + s)·n + i] (the partials of a split-K
+ * product or column sum).
+ */
 export const REDUCE_SPLITS = /* wgsl */ `
-struct U { n: u32, splits: u32, outOff: u32, p0: u32 }
+struct U { n: u32, splits: u32, outOff: u32, outArm: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> part: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
@@ -351,19 +380,21 @@ struct U { n: u32, splits: u32, outOff: u32, p0: u32 }
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let idx = ${ITEM};
   if (idx >= u.n) { return; }
+  let first = gid.z * u.splits;
   var s = 0.0;
-  for (var k = 0u; k < u.splits; k++) { s += part[k * u.n + idx]; }
-  out[u.outOff + idx] = s;
+  for (var k = 0u; k < u.splits; k++) { s += part[(first + k) * u.n + idx]; }
+  out[u.outOff + gid.z * u.outArm + idx] = s;
 }
 `;
 
 /**
- * Column sums over a chunk of rows per workgroup row-block: part[z·N + j] = Σ_rows A[i, j]
- * (times B[i, j] with `product`: layer norm's gain gradient Σ dy·n).
+ * Column sums over a chunk of rows per workgroup row-block y, per arm z:
+ * part[(z·splits + y)·N + j] = Σ_rows A[z·M + i, j] (times B[…] with `product`: layer norm's
+ * gain gradient Σ dy·n).
  */
 export function columnSumSource(product: boolean): string {
   return /* wgsl */ `
-struct U { M: u32, N: u32, rowsPer: u32, p0: u32 }
+struct U { M: u32, N: u32, rowsPer: u32, splits: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 ${product ? "@group(0) @binding(2) var<storage, read> B: array<f32>;" : ""}
@@ -374,17 +405,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   if (j >= u.N) { return; }
   let begin = wg.y * u.rowsPer;
   let end = min(u.M, begin + u.rowsPer);
+  let first = wg.z * u.M;
   var s = 0.0;
-  for (var i = begin; i < end; i++) {
+  for (var i = first + begin; i < first + end; i++) {
     s += A[i * u.N + j]${product ? " * B[i * u.N + j]" : ""};
   }
-  part[wg.y * u.N + j] = s;
+  part[(wg.z * u.splits + wg.y) * u.N + j] = s;
 }
 `;
 }
 
 /**
- * Causal attention for one (query i, head h, sample b) per workgroup, reading q, k and v from
+ * Causal attention for one (query i, head h, sample b of all arms') per workgroup, reading q, k and v from
  * the fused qkv rows [B·T, 3d]: scores scale·q·k over every key, -1e9 where key j > i or is
  * padding, softmax, the probabilities written to [B, H, T, T] and the mixed values into the
  * heads-side-by-side [B·T, d].
@@ -447,12 +479,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
 /**
  * KLAL's Q for one supervised layer, one sample per workgroup: each answer-query row's visual
  * attention renormalised (a / (Σ_visual a + 1e-6)), averaged over heads and weighted over
- * query positions (qw = queryMask / count / heads); writes Q [B, Tv] into its layer slot and
- * the sample's KL(P || max(Q, eps)).
+ * query positions (qw = queryMask / count / heads); writes Q into its layer slot of the arm's
+ * [slots, B, Tv] and the sample's KL(P || max(Q, eps)) into the arm's [slots, B].
  */
 export const KLAL_FORWARD = /* wgsl */ `
 struct U { B: u32, H: u32, T: u32, Tv: u32, Tq: u32, q0: u32, slot: u32, eps: u32,
-           floor: u32, p0: u32, p1: u32, p2: u32 }
+           floor: u32, slots: u32, p1: u32, p2: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> probs: array<f32>;
 @group(0) @binding(2) var<storage, read> qw: array<f32>;
@@ -463,7 +495,8 @@ var<workgroup> rowSum: array<f32, ${MAX_HEAD_QUERIES}>;
 ${REDUCE}
 @compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let b = wg.x;
+  let b = wg.z * u.B + wg.x;
+  let out = (wg.z * u.slots + u.slot) * u.B + wg.x;
   let t = lid.x;
   let rows = u.H * u.Tq;
   for (var r = t; r < rows; r += ${ROW_THREADS}u) {
@@ -486,12 +519,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         qv += w * probs[base + v] / rowSum[r];
       }
     }
-    qOut[(u.slot * u.B + b) * u.Tv + v] = qv;
+    qOut[out * u.Tv + v] = qv;
     let pv = goal[b * u.Tv + v];
     if (pv > 0.0) { part += pv * (log(pv) - log(max(qv, eps))); }
   }
   let total = wgSum(part, t);
-  if (t == 0u) { kl[u.slot * u.B + b] = total; }
+  if (t == 0u) { kl[out] = total; }
 }
 `;
 
@@ -517,51 +550,56 @@ ${rowMain("u.V")}
   var z = 0.0;
   for (var v = t; v < u.V; v += ${ROW_THREADS}u) { z += exp(logits[base + v] - m); }
   let lse = m + log(wgSum(z, t));
-  let w = weight[row];
-  let want = u32(next[row]);
+  let w = weight[at];
+  let want = u32(next[at]);
   for (var v = t; v < u.V; v += ${ROW_THREADS}u) {
     let hot = select(0.0, 1.0, v == want);
     dLogits[base + v] = w * (exp(logits[base + v] - lse) - hot);
   }
-  if (t == 0u) { rowLoss[row] = select(0.0, w * (lse - logits[base + want]), w != 0.0); }
+  if (t == 0u) { rowLoss[at] = select(0.0, w * (lse - logits[base + want]), w != 0.0); }
 }
 `;
 
 /**
- * The step's losses into stats[0..2]: NTP = Σ row losses, KLAL = mean over supervised layers
- * of the batch-mean KL, total = NTP + λ·KLAL. One workgroup.
+ * An arm's losses into its stats[0..2]: NTP = Σ row losses, KLAL = mean over supervised
+ * layers of the batch-mean KL, total = NTP + λ·KLAL (the arm's λ). One workgroup an arm.
  */
 export const LOSSES = /* wgsl */ `
-struct U { rows: u32, B: u32, slots: u32, lambda: u32 }
+struct U { rows: u32, B: u32, slots: u32, stats: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> rowLoss: array<f32>;
 @group(0) @binding(2) var<storage, read> kl: array<f32>;
 @group(0) @binding(3) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(4) var<storage, read> armConst: array<f32>;
 ${REDUCE}
 @compute @workgroup_size(${ROW_THREADS})
-fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let arm = wg.z;
   let t = lid.x;
   var a = 0.0;
-  for (var r = t; r < u.rows; r += ${ROW_THREADS}u) { a += rowLoss[r]; }
+  for (var r = t; r < u.rows; r += ${ROW_THREADS}u) { a += rowLoss[arm * u.rows + r]; }
   let ntp = wgSum(a, t);
   var klal = 0.0;
   for (var s = 0u; s < u.slots; s++) {
     var k = 0.0;
-    for (var b = t; b < u.B; b += ${ROW_THREADS}u) { k += kl[s * u.B + b]; }
+    let first = (arm * u.slots + s) * u.B;
+    for (var b = t; b < u.B; b += ${ROW_THREADS}u) { k += kl[first + b]; }
     klal += wgSum(k, t) / f32(u.B);
   }
   klal = klal / f32(max(u.slots, 1u));
   if (t == 0u) {
-    stats[0] = ntp;
-    stats[1] = klal;
-    stats[2] = ntp + ${f32Bits("lambda")} * klal;
+    let o = arm * u.stats;
+    stats[o] = ntp;
+    stats[o + 1u] = klal;
+    stats[o + 2u] = ntp + armConst[arm * ${ARM_FLOATS}u] * klal;
   }
 }
 `;
 
 /**
- * Attention backward, one query row (i, h, b) per workgroup: dP_ij = dmixed_i·v_j, plus, on a
- * supervised layer's answer-query rows, KLAL's gradient through Q (coef = -λ / (layers·B):
+ * Attention backward, one query row (i, h, b) per workgroup (b over all arms' samples):
+ * dP_ij = dmixed_i·v_j, plus, on a supervised layer's answer-query rows, KLAL's gradient
+ * through Q (coef = -λ / (layers·B), λ the arm's:
  * G_v = coef·qw·P_v / Q_v, dP_v += G_v / S - Σ_u G_u a_u / S², S the row's visual mass +
  * 1e-6); then dS = P·(dP - Σ P·dP), written to [B, H, T, T] for the key side, and
  * dq_i = scale·Σ_j dS_ij k_j.
@@ -569,7 +607,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
 export const ATTENTION_BACKWARD_ROWS = /* wgsl */ `
 struct U { B: u32, T: u32, d: u32, H: u32, dh: u32, Tv: u32, Tq: u32, q0: u32,
            slot: u32, scale: u32, coef: u32, eps: u32, floor: u32, supervised: u32,
-           p0: u32, p1: u32 }
+           slots: u32, p1: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> probs: array<f32>;
@@ -579,6 +617,7 @@ struct U { B: u32, T: u32, d: u32, H: u32, dh: u32, Tv: u32, Tq: u32, q0: u32,
 @group(0) @binding(6) var<storage, read> goal: array<f32>;
 @group(0) @binding(7) var<storage, read> qBuf: array<f32>;
 @group(0) @binding(8) var<storage, read> qw: array<f32>;
+@group(0) @binding(9) var<storage, read> armConst: array<f32>;
 var<workgroup> gm: array<f32, 128>;
 var<workgroup> p: array<f32, ${MAX_TOKENS}>;
 var<workgroup> dp: array<f32, ${MAX_TOKENS}>;
@@ -606,7 +645,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   workgroupBarrier();
   if (u.supervised != 0u && i >= u.q0 && i < u.q0 + u.Tq) {
     let w = qw[b * u.Tq + i - u.q0];
-    let coef = ${f32Bits("coef")};
+    let arm = b / u.B;
+    let qRow = ((arm * u.slots + u.slot) * u.B + b % u.B) * u.Tv;
+    let coef = ${f32Bits("coef")} * armConst[arm * ${ARM_FLOATS}u];
     let eps = ${f32Bits("eps")};
     var mass = 0.0;
     for (var v = t; v < u.Tv; v += ${ROW_THREADS}u) { mass += p[v]; }
@@ -614,7 +655,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     var ga = 0.0;
     for (var v = t; v < u.Tv; v += ${ROW_THREADS}u) {
       let pv = goal[b * u.Tv + v];
-      let qv = qBuf[(u.slot * u.B + b) * u.Tv + v];
+      let qv = qBuf[qRow + v];
       var g = 0.0;
       if (pv > 0.0 && qv >= eps) { g = coef * w * pv / qv; }
       gk[v] = g;
@@ -703,47 +744,53 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  */
 export const EMBED_GRAD = /* wgsl */ `
 struct U { n: u32, B: u32, T: u32, Tv: u32, Tt: u32, d: u32, V: u32, side: u32, out: u32,
-           p0: u32, p1: u32, p2: u32 }
+           P: u32, p1: u32, p2: u32 }
 @group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> dx: array<f32>;
-@group(0) @binding(2) var<storage, read> text: array<i32>;
+@group(0) @binding(1) var<storage, read> dxAll: array<f32>;
+@group(0) @binding(2) var<storage, read> textAll: array<i32>;
 @group(0) @binding(3) var<storage, read_write> grads: array<f32>;
+var<private> dxAt: u32;
+var<private> textAt: u32;
+fn dx(i: u32) -> f32 { return dxAll[dxAt + i]; }
+fn text(i: u32) -> i32 { return textAll[textAt + i]; }
 @compute @workgroup_size(${LINEAR_THREADS})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let idx = ${ITEM};
   if (idx >= u.n) { return; }
+  dxAt = gid.z * u.B * u.T * u.d;
+  textAt = gid.z * u.B * u.Tt;
   let j = idx % u.d;
   var r = idx / u.d;
   var s = 0.0;
   if (r < u.V) {
     for (var b = 0u; b < u.B; b++) {
       for (var k = 0u; k < u.Tt; k++) {
-        if (u32(text[b * u.Tt + k]) == r) { s += dx[(b * u.T + u.Tv + k) * u.d + j]; }
+        if (u32(text(b * u.Tt + k)) == r) { s += dx((b * u.T + u.Tv + k) * u.d + j); }
       }
     }
   } else if (r < u.V + u.side) {
     r -= u.V;
     for (var b = 0u; b < u.B; b++) {
-      for (var c = 0u; c < u.side; c++) { s += dx[(b * u.T + r * u.side + c) * u.d + j]; }
+      for (var c = 0u; c < u.side; c++) { s += dx((b * u.T + r * u.side + c) * u.d + j); }
     }
   } else if (r < u.V + 2u * u.side) {
     r -= u.V + u.side;
     for (var b = 0u; b < u.B; b++) {
-      for (var c = 0u; c < u.side; c++) { s += dx[(b * u.T + c * u.side + r) * u.d + j]; }
+      for (var c = 0u; c < u.side; c++) { s += dx((b * u.T + c * u.side + r) * u.d + j); }
     }
   } else {
     r -= u.V + 2u * u.side;
     if (r < u.Tt) {
-      for (var b = 0u; b < u.B; b++) { s += dx[(b * u.T + u.Tv + r) * u.d + j]; }
+      for (var b = 0u; b < u.B; b++) { s += dx((b * u.T + u.Tv + r) * u.d + j); }
     }
   }
-  grads[u.out + idx] = s;
+  grads[gid.z * u.P + u.out + idx] = s;
 }
 `;
 
-/** Partial sums of squares of the gradients, 8 values a thread. */
+/** Partial sums of squares of each arm's gradients, 8 values a thread. */
 export const SUM_SQUARES = /* wgsl */ `
-struct U { n: u32, p0: u32, p1: u32, p2: u32 }
+struct U { n: u32, parts: u32, p1: u32, p2: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read_write> part: array<f32>;
@@ -754,7 +801,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   var s = 0.0;
   for (var k = 0u; k < 8u; k++) {
     let idx = base + k * ${LINEAR_THREADS}u;
-    if (idx < u.n) { let v = g[idx]; s += v * v; }
+    if (idx < u.n) { let v = g[wg.z * u.n + idx]; s += v * v; }
   }
   red[lid.x] = s;
   workgroupBarrier();
@@ -762,42 +809,44 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     if (lid.x < w) { red[lid.x] += red[lid.x + w]; }
     workgroupBarrier();
   }
-  if (lid.x == 0u) { part[wg.x] = red[0]; }
+  if (lid.x == 0u) { part[wg.z * u.parts + wg.x] = red[0]; }
 }
 `;
 
 /**
- * The global gradient norm from the partial sums and the clipping factor
- * min(clip / max(norm, 1e-12), 1) (1 when clip is 0): stats[3] = norm, stats[4] = factor.
+ * An arm's global gradient norm from its partial sums and the clipping factor
+ * min(clip / max(norm, 1e-12), 1) (1 when clip is 0): its stats[3] = norm, stats[4] = factor.
  */
 export const CLIP = /* wgsl */ `
-struct U { parts: u32, clip: u32, p0: u32, p1: u32 }
+struct U { parts: u32, clip: u32, stats: u32, p1: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> part: array<f32>;
 @group(0) @binding(2) var<storage, read_write> stats: array<f32>;
 ${REDUCE}
 @compute @workgroup_size(${ROW_THREADS})
-fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   var s = 0.0;
-  for (var k = lid.x; k < u.parts; k += ${ROW_THREADS}u) { s += part[k]; }
+  for (var k = lid.x; k < u.parts; k += ${ROW_THREADS}u) { s += part[wg.z * u.parts + k]; }
   let norm = sqrt(wgSum(s, lid.x));
   let clip = ${f32Bits("clip")};
   if (lid.x == 0u) {
-    stats[3] = norm;
-    stats[4] = select(1.0, min(clip / max(norm, 1e-12), 1.0), clip > 0.0);
+    let o = wg.z * u.stats;
+    stats[o + 3u] = norm;
+    stats[o + 4u] = select(1.0, min(clip / max(norm, 1e-12), 1.0), clip > 0.0);
   }
 }
 `;
 
 /**
- * AdamW over the flat parameters, skipped when the gradient norm is not finite:
+ * AdamW over each arm's flat parameters, skipped when the arm's gradient norm is not finite or
+ * the arm does not train this step (active = 0):
  *   m' = β1 m + (1-β1) g,  v' = β2 v + (1-β2) g²  (g already scaled by the clipping factor)
  *   p' = p·(1 - lr·wd where decay[i] = 1) - m'·stepScale / (sqrt(v') + epsScaled),
- * stepScale = lr / c1 · sqrt(c2), epsScaled = eps · sqrt(c2) (the bias corrections folded in).
+ * stepScale = lr / c1 · sqrt(c2), epsScaled = eps · sqrt(c2) (the bias corrections folded in),
+ * each the arm's (armConst[1..4]: stepScale, epsScaled, 1 - lr·wd, active).
  */
 export const ADAMW = /* wgsl */ `
-struct U { n: u32, beta1: u32, beta2: u32, stepScale: u32, epsScaled: u32, decay: u32,
-           p0: u32, p1: u32 }
+struct U { n: u32, beta1: u32, beta2: u32, stats: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read_write> params: array<f32>;
 @group(0) @binding(2) var<storage, read> grads: array<f32>;
@@ -805,21 +854,25 @@ struct U { n: u32, beta1: u32, beta2: u32, stepScale: u32, epsScaled: u32, decay
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
 @group(0) @binding(5) var<storage, read> decayMask: array<f32>;
 @group(0) @binding(6) var<storage, read> stats: array<f32>;
+@group(0) @binding(7) var<storage, read> armConst: array<f32>;
 @compute @workgroup_size(${LINEAR_THREADS})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let idx = ${ITEM};
-  if (idx >= u.n) { return; }
-  if ((bitcast<u32>(stats[3]) & 0x7f800000u) == 0x7f800000u) { return; }
+  let item = ${ITEM};
+  if (item >= u.n) { return; }
+  let arm = gid.z;
+  let c = arm * ${ARM_FLOATS}u;
+  let o = arm * u.stats;
+  if (armConst[c + 4u] == 0.0) { return; }
+  if ((bitcast<u32>(stats[o + 3u]) & 0x7f800000u) == 0x7f800000u) { return; }
+  let idx = arm * u.n + item;
   let beta1 = ${f32Bits("beta1")};
   let beta2 = ${f32Bits("beta2")};
-  let g = grads[idx] * stats[4];
+  let g = grads[idx] * stats[o + 4u];
   let mi = beta1 * m[idx] + (1.0 - beta1) * g;
   let vi = beta2 * v[idx] + (1.0 - beta2) * g * g;
   m[idx] = mi;
   v[idx] = vi;
-  let keep = select(1.0, ${f32Bits("decay")}, decayMask[idx] != 0.0);
-  params[idx] = params[idx] * keep - mi * ${f32Bits("stepScale")} / (sqrt(vi) + ${
-  f32Bits("epsScaled")
-});
+  let keep = select(1.0, armConst[c + 3u], decayMask[item] != 0.0);
+  params[idx] = params[idx] * keep - mi * armConst[c + 1u] / (sqrt(vi) + armConst[c + 2u]);
 }
 `;
