@@ -815,18 +815,19 @@ export class WebGpuTrainer {
     device.pushErrorScope("out-of-memory");
     device.pushErrorScope("validation");
     let trainer: WebGpuTrainer | undefined;
+    let thrown: unknown;
     try {
       trainer = new WebGpuTrainer(device, options, arms);
-    } finally {
-      const invalid = await device.popErrorScope();
-      const memory = await device.popErrorScope();
-      const error = invalid ?? memory;
-      if (error) {
-        trainer?.dispose();
-        throw new Error(`WebGPU trainer (${arms.length} arms): ${error.message}`);
-      }
+    } catch (e) {
+      thrown = e;
     }
-    return trainer;
+    const invalid = await device.popErrorScope();
+    const memory = await device.popErrorScope();
+    const error = invalid ?? memory;
+    if (thrown !== undefined || error) trainer?.dispose();
+    if (thrown !== undefined) throw thrown;
+    if (error) throw new Error(`WebGPU trainer (${arms.length} arms): ${error.message}`);
+    return trainer!;
   }
 
   /**
