@@ -24,6 +24,7 @@ import { buildPlan, type ResolvedStage, resolvePlan, stageStatus } from "./plan.
 import type { Spec } from "../spec/types.ts";
 import { REPORT_SOURCE, reportSource, RUNS_SUFFIX, writeReportsIndex } from "../report/mod.ts";
 import { runStage } from "../stages/mod.ts";
+import { launches, stackingEnabled, stackKey } from "./stacking.ts";
 import type { WorkerDescriptor } from "./worker.ts";
 import type { Executor } from "./executors/executor.ts";
 import { LocalExecutor } from "./executors/local.ts";
@@ -239,33 +240,56 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
 
   const jobs = Math.max(1, options.jobs ?? navigator.hardwareConcurrency ?? 1);
   const running = new Map<string, Promise<void>>();
+  /** The workers running (a stack is one worker for several stages). */
+  const workers = new Set<Promise<void>>();
   const failures: string[] = [];
   const workerStages = toRun.filter((s) => s.kind !== "report");
   const parallel = jobs > 1 && workerStages.length > 1;
 
-  const launch = (stage: ResolvedStage) => {
-    log(`  run  ${stage.id} (${stage.key.slice(0, 12)})`);
+  // On WebGPU, fine-tunes that share shapes train together in one worker (./stacking.ts).
+  const workerBackend = spec.backend === "auto"
+    ? workerEnv[AUTO_BACKEND_ENV] ?? "auto"
+    : spec.backend;
+  const stacking = stackingEnabled(workerBackend);
+  const keyOf = (stage: ResolvedStage) => stacking ? stackKey(stage) : undefined;
+
+  /** Start one worker on `group` (one stage, or a stack of fine-tunes). */
+  const launch = (group: ResolvedStage[]) => {
+    const stacked = group.length > 1;
+    for (const stage of group) {
+      log(`  run  ${stage.id} (${stage.key.slice(0, 12)})${stacked ? " (stacked)" : ""}`);
+    }
+    if (stacked) log(`  stack of ${group.length} fine-tunes on one WebGPU trainer`);
     const started = performance.now();
-    const promise = runInWorker(executor, stage, cache, spec.name, parallel).then(
+    const promise = runInWorker(executor, group, cache, spec.name, parallel).then(
       (reused) => {
         const seconds = (performance.now() - started) / 1000;
-        statuses.set(stage.id, { status: reused ? "cached" : "ran", seconds });
-        done.add(stage.id);
-        log(
-          reused
-            ? `  done ${stage.id}: another process computed it (waited ${seconds.toFixed(1)} s)`
-            : `  done ${stage.id} in ${seconds.toFixed(1)} s`,
-        );
-      },
-      (e) => {
-        failures.push(`stage ${stage.id} failed: ${(e as Error).message}`);
-        failed.add(stage.id);
-        if (options.keepGoing) {
-          log(`  FAIL ${stage.id} (going on with the stages that do not need it)`);
+        for (const stage of group) {
+          const cached = reused.has(stage.id);
+          statuses.set(stage.id, { status: cached ? "cached" : "ran", seconds });
+          done.add(stage.id);
+          log(
+            cached
+              ? `  done ${stage.id}: another process computed it (waited ${seconds.toFixed(1)} s)`
+              : `  done ${stage.id} in ${seconds.toFixed(1)} s`,
+          );
         }
       },
-    ).finally(() => running.delete(stage.id));
-    running.set(stage.id, promise);
+      (e) => {
+        for (const stage of group) {
+          failures.push(`stage ${stage.id} failed: ${(e as Error).message}`);
+          failed.add(stage.id);
+          if (options.keepGoing) {
+            log(`  FAIL ${stage.id} (going on with the stages that do not need it)`);
+          }
+        }
+      },
+    ).finally(() => {
+      for (const stage of group) running.delete(stage.id);
+      workers.delete(promise);
+    });
+    for (const stage of group) running.set(stage.id, promise);
+    workers.add(promise);
   };
 
   // Without keepGoing the first failure stops new launches; with it, every stage that does
@@ -283,13 +307,15 @@ export async function runExperiment(spec: Spec, options: RunOptions): Promise<Ru
     const open = pending.filter((s) => !blocked.has(s.id));
     if (open.length === 0 && running.size === 0) break;
     const ready = open.filter((s) => Object.values(s.inputs).every((id) => done.has(id)));
-    for (const stage of ready.slice(0, jobs - running.size)) launch(stage);
+    for (const group of launches(ready, open, jobs - workers.size, workers.size > 0, keyOf)) {
+      launch(group);
+    }
     // (The plan is in dependency order, so one pass above marked every stage downstream of a
     // failure: what is open has inputs that are done, running or open.)
-    if (running.size === 0) throw new Error("stage graph has a cycle or a missing input");
-    await Promise.race(running.values());
+    if (workers.size === 0) throw new Error("stage graph has a cycle or a missing input");
+    await Promise.race(workers);
   }
-  await Promise.allSettled(running.values());
+  await Promise.allSettled(workers);
   if (failures.length > 0) {
     if (blocked.size > 0) {
       const ids = [...blocked.keys()];
@@ -402,21 +428,29 @@ export type { Executor } from "./executors/executor.ts";
 export { WORKER_PATH } from "./executors/executor.ts";
 export { LocalExecutor };
 
+/** Run `group` (a stage, or a stack of fine-tunes) in one worker; the ids found cached. */
 async function runInWorker(
   executor: Executor,
-  stage: ResolvedStage,
+  group: ResolvedStage[],
   cache: Cache,
   experiment: string,
   plainProgress: boolean,
-): Promise<boolean> {
+): Promise<Set<string>> {
   // Descriptors live in the cache (a shared path on a cluster), so any node can read them.
   await Deno.mkdir(`${cache.root}/jobs`, { recursive: true });
   const path = `${cache.root}/jobs/stage-${crypto.randomUUID()}.json`;
-  const descriptor: WorkerDescriptor = { stage, cacheRoot: cache.root, experiment };
+  const stage = group[0];
+  const descriptor: WorkerDescriptor = {
+    stage,
+    ...(group.length > 1 ? { stack: group as ResolvedStage<"finetune" | "lr-finetune">[] } : {}),
+    cacheRoot: cache.root,
+    experiment,
+  };
   await writeJsonAtomic(path, descriptor, 0);
   try {
     await executor.run(stage, path, { plainProgress });
-    return await Deno.stat(`${path}.reused`).then(() => true, () => false);
+    const reused = await Deno.readTextFile(`${path}.reused`).catch(() => "");
+    return new Set(reused.split("\n").filter((id) => id !== ""));
   } finally {
     await Deno.remove(path).catch(() => {});
     await Deno.remove(`${path}.error`).catch(() => {});

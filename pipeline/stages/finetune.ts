@@ -9,8 +9,17 @@ import { encodeSamples, layoutFor, mergeLayouts } from "../model/batch.ts";
 import { evaluate } from "../eval/evaluate.ts";
 import { klalLayers, type ResolvedStage } from "./types.ts";
 import { controlTargets } from "../train/controls.ts";
-import { train } from "../train/loop.ts";
-import { trainingReason } from "../train/webgpu/loop.ts";
+import * as tf from "@tensorflow/tfjs";
+import { train, type TrainOptions, type TrainResult } from "../train/loop.ts";
+import {
+  stackCapacity,
+  stackShape,
+  trainingReason,
+  trainStacked,
+  webgpuTrainerEnabled,
+} from "../train/webgpu/loop.ts";
+import type { Encoded } from "../model/batch.ts";
+import type { TinyVlm } from "../model/tiny_vlm.ts";
 import { loadCheckpoint, saveCheckpoint } from "./_checkpoint.ts";
 import { loadTask, type StageContext } from "./_common.ts";
 import { loadSamples } from "./_data_entry.ts";
@@ -25,6 +34,15 @@ export interface LearningPoint {
   targetAttentionRatio: number;
 }
 
+/** A fine-tune ready to train: its model, data and options, and what writes its entry. */
+interface PreparedFinetune {
+  model: TinyVlm;
+  data: Encoded;
+  options: TrainOptions;
+  /** Write the entry's files from the trained model; the stage's manifest info. */
+  finish(result: TrainResult, out: EntryWriter): Promise<Record<string, unknown>>;
+}
+
 /**
  * Fine-tune the checkpoint `base` on the data entry `data`; write the result and its curves.
  * With an input `lr` (a choose-lr entry, train.lr_grid) the learning rate is the one chosen
@@ -35,6 +53,65 @@ export async function runFinetune(
   out: EntryWriter,
   ctx: StageContext,
 ) {
+  const job = await prepareFinetune(stage, ctx);
+  return await job.finish(await train(job.model, job.data, job.options), out);
+}
+
+/**
+ * Several fine-tunes trained together on one stacked WebGPU trainer (../train/webgpu/loop.ts
+ * `trainStacked`), each written to its own entry (`outs`, by stage key) exactly as
+ * `runFinetune` writes it. Stages whose shapes differ (model, layout, batch, layers) go in
+ * separate stacks, as do more arms than the GPU's largest buffer holds; each stack's arms are
+ * the numbers of training them alone. On a backend without the whole-step trainer they train
+ * one after another. Returns each stage's manifest info.
+ */
+export async function runFinetuneGroup(
+  stages: ResolvedStage<"finetune" | "lr-finetune">[],
+  outs: Map<string, EntryWriter>,
+  ctx: StageContext,
+): Promise<Map<string, Record<string, unknown>>> {
+  const info = new Map<string, Record<string, unknown>>();
+  const jobs = [];
+  for (const stage of stages) jobs.push({ stage, job: await prepareFinetune(stage, ctx) });
+  const stacked = webgpuTrainerEnabled(tf.getBackend(), "attention") &&
+    jobs.every(({ job }) => (job.options.supervision ?? "attention") === "attention");
+  if (!stacked) {
+    for (const { stage, job } of jobs) {
+      const result = await train(job.model, job.data, job.options);
+      info.set(stage.key, await job.finish(result, outs.get(stage.key)!));
+    }
+    return info;
+  }
+  const byShape = new Map<string, typeof jobs>();
+  for (const j of jobs) {
+    const shape = stackShape(j.job);
+    byShape.set(shape, [...(byShape.get(shape) ?? []), j]);
+  }
+  for (const group of byShape.values()) {
+    const most = await stackCapacity(group[0].job);
+    for (let at = 0; at < group.length; at += most) {
+      const chunk = group.slice(at, at + most);
+      console.error(
+        `${ctx.experiment}: ${chunk.length} fine-tune(s) stacked on one trainer: ` +
+          chunk.map((c) => c.stage.id).join(", "),
+      );
+      const results = await trainStacked(chunk.map((c) => c.job));
+      for (const [k, { stage, job }] of chunk.entries()) {
+        info.set(stage.key, {
+          ...(await job.finish(results[k], outs.get(stage.key)!)),
+          stackedWith: chunk.length - 1,
+        });
+      }
+    }
+  }
+  return info;
+}
+
+/** Everything a fine-tune needs before its first step (see `runFinetune`). */
+async function prepareFinetune(
+  stage: ResolvedStage<"finetune" | "lr-finetune">,
+  ctx: StageContext,
+): Promise<PreparedFinetune> {
   const p = stage.params;
 
   const backend = await initBackend(p.backend);
@@ -98,7 +175,7 @@ export async function runFinetune(
     liveMetricsPath(ctx.cache.root, ctx.experiment, stage.id),
     resumed?.snapshot.step ?? 0,
   );
-  const result = await train(model, data, {
+  const options: TrainOptions = {
     onMetrics: (point) => live.append({ ...point }),
     resume: resumed?.snapshot,
     checkpointEvery: Number(stage.runtime?.checkpoint_every ?? 0),
@@ -123,26 +200,29 @@ export async function runFinetune(
     supervision: p.supervision ?? "attention",
     seed: p.seed,
     label,
-  });
-  await saveCheckpoint(out, model, tokenizer, layout);
-  await out.writeBytes("metrics.jsonl", new TextEncoder().encode(live.text()));
-  live.close(true);
-  await out.writeJson("log.json", {
-    log: result.log,
-    seconds: result.seconds,
-    samplesPerSecond: result.samplesPerSecond,
-    learning: curve,
-    resumedFrom: resumed?.snapshot.step ?? 0,
-    lr,
-    ...(stage.inputKeys.lr ? { lrChosenBy: stage.inputs.lr } : {}),
-  });
-  model.dispose();
-  await removePartials(ctx.cache, stage.key);
-  return {
-    backend,
-    backendReason: trainingReason(backendReason(), backend, p.supervision),
-    samplesPerSecond: result.samplesPerSecond,
-    trainSeconds: result.seconds,
-    lr,
   };
+  const finish = async (result: TrainResult, out: EntryWriter) => {
+    await saveCheckpoint(out, model, tokenizer, layout);
+    await out.writeBytes("metrics.jsonl", new TextEncoder().encode(live.text()));
+    live.close(true);
+    await out.writeJson("log.json", {
+      log: result.log,
+      seconds: result.seconds,
+      samplesPerSecond: result.samplesPerSecond,
+      learning: curve,
+      resumedFrom: resumed?.snapshot.step ?? 0,
+      lr,
+      ...(stage.inputKeys.lr ? { lrChosenBy: stage.inputs.lr } : {}),
+    });
+    model.dispose();
+    await removePartials(ctx.cache, stage.key);
+    return {
+      backend,
+      backendReason: trainingReason(backendReason(), backend, p.supervision),
+      samplesPerSecond: result.samplesPerSecond,
+      trainSeconds: result.seconds,
+      lr,
+    };
+  };
+  return { model, data, options, finish };
 }

@@ -7,7 +7,8 @@
  *
  *   data.ts      a task's samples (the task's module is loaded by name, ./_common.ts)
  *   pretrain.ts  the Base checkpoint
- *   finetune.ts  one arm and seed, resumable (also the lr-finetune trials of train.lr_grid)
+ *   finetune.ts  one arm and seed, resumable (also the lr-finetune trials of train.lr_grid);
+ *                several at once on one stacked WebGPU trainer (`runStageGroup`)
  *   eval.ts      test-set metrics and figure samples (also the trials' lr-eval, on validation)
  *   choose_lr.ts an arm's learning rate, chosen from its trials' validation accuracy
  *   report.ts    the report of a whole plan (main process only)
@@ -55,6 +56,17 @@ async function producerOf<K extends StageKind>(stage: ResolvedStage<K>): Promise
   return await (PRODUCERS[stage.kind as K] as () => Promise<Produce<K>>)();
 }
 
+/** What a stage's manifest records beside its files. */
+function entryMeta(stage: ResolvedStage) {
+  return {
+    stage: stage.id,
+    kind: stage.kind,
+    params: stage.params,
+    inputs: stage.inputKeys,
+    codeVersion: stage.codeVersion,
+  };
+}
+
 /** Run one stage and store its outputs under its key. */
 export async function runStage(
   stage: ResolvedStage,
@@ -70,14 +82,48 @@ export async function runStage(
     const produce = await producerOf(stage);
     return await ctx.cache.write(
       stage.key,
-      {
-        stage: stage.id,
-        kind: stage.kind,
-        params: stage.params,
-        inputs: stage.inputKeys,
-        codeVersion: stage.codeVersion,
-      },
+      entryMeta(stage),
       (out) => produce(stage, out, ctx, extra),
     );
   });
+}
+
+/**
+ * Run several fine-tune stages together (../stages/finetune.ts `runFinetuneGroup`: one
+ * stacked WebGPU trainer for those that share shapes), each stored under its own key as
+ * `runStage` stores it. Each key's lock is held while the group trains (taken in key order,
+ * so two groups never wait on each other in a circle); a key already cached when its lock is
+ * taken is left out. Returns the ids of the stages found cached.
+ */
+export async function runStageGroup(
+  stages: ResolvedStage<"finetune" | "lr-finetune">[],
+  ctx: StageContext,
+): Promise<string[]> {
+  const sorted = [...stages].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  const reused: string[] = [];
+  const outs = new Map<string, EntryWriter>();
+  let info = new Map<string, Record<string, unknown>>();
+  const nest = async (i: number): Promise<void> => {
+    if (i === sorted.length) {
+      const todo = sorted.filter((s) => outs.has(s.key));
+      if (todo.length === 0) return;
+      const { runFinetuneGroup } = await import("./finetune.ts");
+      info = await runFinetuneGroup(todo, outs, ctx);
+      return;
+    }
+    const stage = sorted[i];
+    await ctx.cache.withLock(stage.key, async () => {
+      if (await ctx.cache.has(stage.key)) {
+        reused.push(stage.id);
+        return await nest(i + 1);
+      }
+      await ctx.cache.write(stage.key, entryMeta(stage), async (out) => {
+        outs.set(stage.key, out);
+        await nest(i + 1);
+        return info.get(stage.key)!;
+      });
+    });
+  };
+  await nest(0);
+  return reused;
 }

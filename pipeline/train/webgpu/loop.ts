@@ -10,7 +10,7 @@
  */
 import type { Encoded } from "../../model/batch.ts";
 import { webgpuDevice, WebGpuTrainer } from "./trainer.ts";
-import type { StepStats } from "./trainer.ts";
+import type { StepResult } from "./trainer.ts";
 import type { TinyVlm, WeightMap } from "../../model/tiny_vlm.ts";
 import { Progress } from "../progress.ts";
 import {
@@ -51,62 +51,141 @@ function sharedDevice(): Promise<GPUDevice> {
   return device;
 }
 
+/** One arm of a stacked run: a model trained in place on its data with its options. */
+export interface StackedArm {
+  model: TinyVlm;
+  data: Encoded;
+  options: TrainOptions;
+}
+
 /** Train `model` in place on `data` with the whole-step trainer (see the top of this file). */
 export async function trainOnWebgpu(
   model: TinyVlm,
   data: Encoded,
   options: TrainOptions,
 ): Promise<TrainResult> {
-  const weights = await model.getWeights();
-  const trainer = await WebGpuTrainer.create(await sharedDevice(), {
-    config: model.config,
-    layout: data.layout,
-    batch: options.batchSize,
-    lambda: options.lambda,
-    layers: options.layers,
-    queries: options.queries ?? "all",
-    weightDecay: options.optimizer === "adamw" ? options.weightDecay : 0,
-    clipNorm: options.clipNorm ?? 1,
-  }, Object.entries(weights).map(([name, w]) => ({ name, shape: w.shape, data: w.data })));
-  const order = new BatchOrder(data.n, options.seed);
-  const progress = new Progress(options.label, options.steps, options.resume?.step ?? 0);
-  const log: LossPoint[] = [];
-  const started = performance.now();
-  const meter = new StepMeter(options);
-  let first = 0;
-  let earlier = 0;
-  if (options.resume) {
-    trainer.restoreOptimizer(options.resume.optimizer);
-    order.restore(options.resume.order);
-    log.push(...options.resume.log);
-    first = options.resume.step;
-    earlier = options.resume.seconds;
-  }
+  return (await trainStacked([{ model, data, options }]))[0];
+}
+
+/** What the arms of one stack must share (the trainer's shapes and update rule). */
+export function stackShape(arm: StackedArm): string {
+  const o = arm.options;
+  return JSON.stringify({
+    config: arm.model.config,
+    layout: arm.data.layout,
+    batch: o.batchSize,
+    layers: o.layers,
+    queries: o.queries ?? "all",
+    weightDecay: o.optimizer === "adamw" ? o.weightDecay : 0,
+    clipNorm: o.clipNorm ?? 1,
+    supervision: o.supervision ?? "attention",
+  });
+}
+
+/** How many arms like `arm` one stacked trainer holds on this process's GPU. */
+export async function stackCapacity(arm: StackedArm): Promise<number> {
+  const device = await sharedDevice();
+  let parameters = 0;
+  for (const v of arm.model.params.values()) parameters += v.size;
+  return WebGpuTrainer.maxArms(device.limits, {
+    config: arm.model.config,
+    layout: arm.data.layout,
+    batch: arm.options.batchSize,
+  }, parameters);
+}
+
+/**
+ * Train several models at once on one stacked trainer (./trainer.ts `createStacked`), each
+ * exactly as `trainOnWebgpu` trains it alone: its own batches, learning-rate schedule, λ,
+ * steps, evaluation and checkpoint callbacks and resume point. The arms must share
+ * `stackShape`. The loop runs from the earliest arm's first step to the last arm's last; an
+ * arm outside its own steps sits them out. A non-finite loss in any arm stops the stack,
+ * naming the arm's label.
+ */
+export async function trainStacked(arms: StackedArm[]): Promise<TrainResult[]> {
+  if (arms.length === 0) return [];
+  const shape = stackShape(arms[0]);
+  arms.forEach((a) => {
+    if (stackShape(a) !== shape) {
+      throw new Error(`${a.options.label}: cannot share a stack with ${arms[0].options.label}`);
+    }
+  });
+  const first = arms[0];
+  const o0 = first.options;
+  const trainer = await WebGpuTrainer.createStacked(
+    await sharedDevice(),
+    {
+      config: first.model.config,
+      layout: first.data.layout,
+      batch: o0.batchSize,
+      lambda: o0.lambda,
+      layers: o0.layers,
+      queries: o0.queries ?? "all",
+      weightDecay: o0.optimizer === "adamw" ? o0.weightDecay : 0,
+      clipNorm: o0.clipNorm ?? 1,
+    },
+    await Promise.all(arms.map(async (a) => ({
+      lambda: a.options.lambda,
+      parameters: Object.entries(await a.model.getWeights()).map(([name, w]) => ({
+        name,
+        shape: w.shape,
+        data: w.data,
+      })),
+    }))),
+  );
+  const state = arms.map((a, i) => {
+    const o = a.options;
+    const order = new BatchOrder(a.data.n, o.seed);
+    const log: LossPoint[] = [];
+    let begin = 0;
+    let earlier = 0;
+    if (o.resume) {
+      trainer.restoreOptimizer(o.resume.optimizer, i);
+      order.restore(o.resume.order);
+      log.push(...o.resume.log);
+      begin = o.resume.step;
+      earlier = o.resume.seconds;
+    }
+    return { ...a, order, log, begin, earlier, meter: new StepMeter(o), started: 0, ended: 0 };
+  });
+  const begin = Math.min(...state.map((s) => s.begin));
+  const end = Math.max(...state.map((s) => s.options.steps));
+  const active = (i: number, step: number) =>
+    step >= state[i].begin && step < state[i].options.steps;
+  const label = arms.length === 1 ? o0.label : `${o0.label} (+${arms.length - 1} arms stacked)`;
+  const progress = new Progress(label, end, begin);
   /** Loop steps submitted whose stats have not come back yet, oldest first. */
   const inFlight: number[] = [];
-  const record = (finished: { stats: StepStats }[]) => {
-    for (const { stats } of finished) {
+  const record = (finished: StepResult[]) => {
+    for (const { arms: stats } of finished) {
       const step = inFlight.shift()!;
-      const values = { ntp: stats.ntp, klal: stats.klal, total: stats.total };
-      for (const [part, v] of Object.entries(values)) {
-        if (!Number.isFinite(v)) {
-          throw new Error(`${options.label}: ${part} loss is ${v} at step ${step}`);
+      let shown: Record<string, number> | undefined;
+      stats.forEach((s, i) => {
+        if (!active(i, step)) return;
+        const { options } = state[i];
+        const values = { ntp: s.ntp, klal: s.klal, total: s.total };
+        for (const [part, v] of Object.entries(values)) {
+          if (!Number.isFinite(v)) {
+            throw new Error(`${options.label}: ${part} loss is ${v} at step ${step}`);
+          }
         }
-      }
-      if (!Number.isFinite(stats.gradNorm)) {
-        throw new Error(`${options.label}: gradient norm is ${stats.gradNorm} at step ${step}`);
-      }
-      if (logDue(step, options)) {
-        log.push({ step, ...values });
-        meter.logged(step, values, learningRate(step, options), stats.gradNorm);
-      }
-      progress.update(step + 1, values, options.batchSize);
+        if (!Number.isFinite(s.gradNorm)) {
+          throw new Error(`${options.label}: gradient norm is ${s.gradNorm} at step ${step}`);
+        }
+        if (logDue(step, options)) {
+          state[i].log.push({ step, ...values });
+          state[i].meter.logged(step, values, learningRate(step, options), s.gradNorm);
+        }
+        shown ??= values;
+      });
+      if (shown) progress.update(step + 1, shown, o0.batchSize * arms.length);
     }
   };
-  /** Every step finished and its stats recorded; the model's variables hold the weights. */
-  const settle = async () => {
+  /** Every step finished and recorded; arm i's model holds its trained weights. */
+  const settle = async (i: number) => {
     record(await trainer.drain(true));
-    const trained = await trainer.parameters();
+    const trained = await trainer.parameters(i);
+    const { model } = state[i];
     const map: WeightMap = {};
     for (const [name, v] of model.params) {
       map[name] = { shape: [...v.shape], data: trained.get(name)! };
@@ -114,32 +193,48 @@ export async function trainOnWebgpu(
     model.setWeights(map);
   };
   try {
-    for (let step = first; step < options.steps; step++) {
-      trainer.setBatch(data, order.next(options.batchSize));
-      await trainer.step(learningRate(step, options));
+    for (let step = begin; step < end; step++) {
+      const on = state.map((_, i) => active(i, step));
+      state.forEach((s, i) => {
+        if (!on[i]) return;
+        if (step === s.begin) s.started = performance.now();
+        trainer.setBatch(s.data, s.order.next(s.options.batchSize), i);
+      });
+      await trainer.step(state.map((s) => learningRate(step, s.options)), on);
       inFlight.push(step);
       record(await trainer.drain());
-      if (evalDue(step, options)) {
-        await settle();
-        await options.onEval!(step + 1);
-      }
-      if (checkpointDue(step, options)) {
-        await settle();
-        await options.onCheckpoint!({
-          step: step + 1,
-          optimizer: await trainer.optimizerState(),
-          order: order.snapshot(),
-          log: [...log],
-          seconds: earlier + (performance.now() - started) / 1000,
-        });
+      for (const [i, s] of state.entries()) {
+        if (!on[i]) continue;
+        const o = s.options;
+        if (evalDue(step, o)) {
+          await settle(i);
+          await o.onEval!(step + 1);
+        }
+        if (checkpointDue(step, o)) {
+          await settle(i);
+          await o.onCheckpoint!({
+            step: step + 1,
+            optimizer: await trainer.optimizerState(i),
+            order: s.order.snapshot(),
+            log: [...s.log],
+            seconds: s.earlier + (performance.now() - s.started) / 1000,
+          });
+        }
+        if (step + 1 === o.steps) s.ended = performance.now();
       }
     }
-    await settle();
+    for (const i of state.keys()) await settle(i);
   } finally {
     trainer.dispose();
     progress.done();
   }
-  const seconds = (performance.now() - started) / 1000;
-  const steps = options.steps - first;
-  return { log, seconds: earlier + seconds, samplesPerSecond: steps * options.batchSize / seconds };
+  return state.map((s) => {
+    const seconds = ((s.ended || performance.now()) - (s.started || performance.now())) / 1000;
+    const steps = s.options.steps - s.begin;
+    return {
+      log: s.log,
+      seconds: s.earlier + seconds,
+      samplesPerSecond: steps > 0 ? steps * s.options.batchSize / seconds : 0,
+    };
+  });
 }
