@@ -27,12 +27,20 @@
  * alone (tests/webgpu_trainer_test.ts checks it to 1e-4). An arm can sit a step out (`step`'s
  * `active`), which is how arms resumed from different steps, or with fewer steps, share one.
  */
-import type { Encoded, Layout } from "../../model/batch.ts";
+import type { Encoded } from "../../model/batch.ts";
 import { queryCount, queryStart, sequenceLength } from "../../model/batch.ts";
-import type { KlalQueries } from "../../model/losses.ts";
 import { ROW_FLOOR } from "../../model/klal_constants.ts";
-import type { TinyVlmConfig } from "../../model/tiny_vlm.ts";
 import { BatchUpload } from "./batch.ts";
+import { COLUMN_ROWS, type Op, OpRecorder } from "./ops.ts";
+import {
+  type ArmInit,
+  type FlatParameter,
+  READBACK,
+  type StepResult,
+  type StepStats,
+  STORAGE,
+  type WebGpuTrainerOptions,
+} from "./setup.ts";
 import {
   ADAMW,
   ARM_FLOATS,
@@ -41,7 +49,6 @@ import {
   ATTENTION_FORWARD,
   bits,
   CLIP,
-  columnSumSource,
   EMBED,
   EMBED_GRAD,
   type Epilogue,
@@ -53,99 +60,21 @@ import {
   layerNormSource,
   LINEAR_THREADS,
   LOSSES,
-  matmulSource,
   MAX_HEAD_QUERIES,
   MAX_TOKENS,
   NTP,
-  REDUCE_SPLITS,
   splitK,
   SUM_SQUARES,
-  TILE,
 } from "./wgsl.ts";
 
 export { splitK };
+export type { ArmInit, FlatParameter, StepResult, StepStats, WebGpuTrainerOptions };
+export { webgpuDevice } from "./setup.ts";
 
-/** What the trainer needs to know about a run (what a stack's arms share, and λ). */
-export interface WebGpuTrainerOptions {
-  config: TinyVlmConfig;
-  layout: Layout;
-  batch: number;
-  /** KLAL weight (0: NTP only; KLAL is still measured); a stack's arms each have their own. */
-  lambda: number;
-  /** Supervised layers (at least one: KLAL is always measured). */
-  layers: number[];
-  queries: KlalQueries;
-  /** Decoupled weight decay on parameters of rank >= 2 (0: Adam). */
-  weightDecay: number;
-  /** Global gradient-norm clip (0: off). */
-  clipNorm: number;
-  beta1?: number;
-  beta2?: number;
-  epsilon?: number;
-  /** KLAL's lower clamp of Q (as ../../model/losses.ts klalLoss, default 1e-8). */
-  klalEpsilon?: number;
-}
-
-/** One parameter: name, shape, initial values (the model's variables, in order). */
-export interface FlatParameter {
-  name: string;
-  shape: number[];
-  data: Float32Array;
-}
-
-/** One arm of a stacked trainer: its KLAL weight and initial parameters. */
-export interface ArmInit {
-  lambda: number;
-  parameters: FlatParameter[];
-}
-
-/** The stats of one submitted step: `step` counts submissions from 1, `arms` one per arm. */
-export interface StepResult {
-  step: number;
-  /** Arm 0's stats (a single-arm trainer's). */
-  stats: StepStats;
-  arms: StepStats[];
-}
-
-/** A step's numbers, as the GPU computed them. */
-export interface StepStats {
-  ntp: number;
-  klal: number;
-  total: number;
-  /** The global gradient norm before clipping. */
-  gradNorm: number;
-}
-
-/** One recorded dispatch. */
-interface Op {
-  pipeline: GPUComputePipeline;
-  bindGroup: GPUBindGroup;
-  groups: [number, number, number];
-}
-
-const STORAGE = 0x80 | 0x08 | 0x04; // STORAGE | COPY_DST | COPY_SRC
-const UNIFORM = 0x40 | 0x08; // UNIFORM | COPY_DST
-const READBACK = 0x01 | 0x08; // MAP_READ | COPY_DST
 /** Floats of an arm's stats: ntp, klal, total, norm, clip factor. */
 const STATS = 8;
-/** Rows each workgroup of a column sum adds up (its partial sums are then reduced). */
-const COLUMN_ROWS = 64;
 /** Steps whose stats may be in flight before `step` waits for the oldest. */
 const STATS_IN_FLIGHT = 4;
-
-/** The GPU device the trainer runs on (a high-performance adapter, its largest buffers). */
-export async function webgpuDevice(): Promise<GPUDevice> {
-  const adapter = await navigator.gpu?.requestAdapter({ powerPreference: "high-performance" });
-  if (!adapter) throw new Error("WebGPU: no adapter");
-  const limits = adapter.limits;
-  return await adapter.requestDevice({
-    requiredLimits: {
-      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
-      maxBufferSize: limits.maxBufferSize,
-      maxStorageBuffersPerShaderStage: Math.min(limits.maxStorageBuffersPerShaderStage, 10),
-    },
-  });
-}
 
 /** The whole-step trainer (see the top of this file). */
 export class WebGpuTrainer {
@@ -157,7 +86,6 @@ export class WebGpuTrainer {
   readonly dispatchesPerStep: number;
   private readonly offsets = new Map<string, number>();
   private readonly buffers: GPUBuffer[] = [];
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly forwardOps: Op[] = [];
   private readonly backwardOps: Op[] = [];
   private readonly updateOps: Op[] = [];
@@ -322,140 +250,14 @@ export class WebGpuTrainer {
     const normScratch = buffer(normParts);
 
     // --- op builders -------------------------------------------------------------------
-    const uniform = (values: number[]) => {
-      const data = new Uint32Array(Math.ceil(values.length / 4) * 4);
-      data.set(values);
-      const buf = device.createBuffer({ size: data.byteLength, usage: UNIFORM });
-      device.queue.writeBuffer(buf, 0, data);
-      this.buffers.push(buf);
-      return buf;
-    };
-    /** One dispatch over every arm: `groups`' z is one arm's (the arm goes on top). */
-    const op = (
-      list: Op[],
-      source: string,
-      values: number[],
-      bindings: Record<number, GPUBuffer>,
-      groups: [number, number, number],
-    ) => {
-      const pipeline = this.pipeline(source);
-      const u = uniform(values);
-      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: u } }];
-      for (const [binding, buf] of Object.entries(bindings)) {
-        entries.push({ binding: Number(binding), resource: { buffer: buf } });
-      }
-      const bindGroup = device.createBindGroup({
-        layout: pipeline.getBindGroupLayout(0),
-        entries,
-      });
-      list.push({ pipeline, bindGroup, groups: [groups[0], groups[1], groups[2] * A] });
-    };
-
-    /**
-     * C = op(A)·op(B) (+ epilogue) for every arm, split over K into scratch and summed when
-     * worth it. An operand's arm stride is the floats between two arms' copies of it: the
-     * parameters' P, an activation's per-arm size (`…Arm`).
-     */
-    const matmul = (
-      list: Op[],
-      spec: {
-        m: number;
-        n: number;
-        k: number;
-        a: GPUBuffer;
-        aOff?: number;
-        aArm: number;
-        lda: number;
-        transA?: boolean;
-        b: GPUBuffer;
-        bOff?: number;
-        bArm: number;
-        ldb: number;
-        transB?: boolean;
-        c: GPUBuffer;
-        cOff?: number;
-        cArm: number;
-        epilogue?: Epilogue;
-        bias?: number;
-        aux?: GPUBuffer;
-        g?: GPUBuffer;
-        split?: boolean;
-      },
-    ) => {
-      const epilogue = spec.epilogue ?? "none";
-      const { splits, chunk } = spec.split
-        ? splitK(spec.m, spec.n, spec.k)
-        : { splits: 1, chunk: spec.k };
-      if (splits > 1 && epilogue !== "none") throw new Error("split-K with an epilogue");
-      const direct = splits === 1;
-      const bindings: Record<number, GPUBuffer> = {
-        1: spec.a,
-        2: spec.b,
-        3: direct ? spec.c : scratch,
-      };
-      if (epilogue === "bias" || epilogue === "gelu") bindings[4] = this.params;
-      if (epilogue === "gelu") bindings[5] = spec.g!;
-      if (epilogue === "geluGrad") bindings[4] = spec.aux!;
-      const mn = spec.m * spec.n;
-      op(
-        list,
-        matmulSource(spec.transA ?? false, spec.transB ?? false, epilogue),
-        [
-          spec.m,
-          spec.n,
-          spec.k,
-          chunk,
-          spec.lda,
-          spec.ldb,
-          spec.n,
-          spec.aOff ?? 0,
-          spec.bOff ?? 0,
-          direct ? spec.cOff ?? 0 : 0,
-          mn,
-          spec.bias ?? 0,
-          0,
-          splits,
-          spec.aArm,
-          spec.bArm,
-          direct ? spec.cArm : splits * mn,
-          P,
-          spec.cArm,
-          0,
-        ],
-        bindings,
-        [Math.ceil(spec.n / TILE), Math.ceil(spec.m / TILE), splits],
-      );
-      if (!direct) reduce(list, mn, splits, spec.c, spec.cOff ?? 0, spec.cArm);
-    };
-    const reduce = (
-      list: Op[],
-      n: number,
-      splits: number,
-      out: GPUBuffer,
-      outOff: number,
-      outArm: number,
-    ) => {
-      op(list, REDUCE_SPLITS, [n, splits, outOff, outArm], { 1: scratch, 2: out }, grid1d(n));
-    };
-    /** grads[outOff..+n] = Σ_rows a (⊙ b) over each arm's [m, n] matrix. */
-    const columnSum = (
-      list: Op[],
-      m: number,
-      n: number,
-      a: GPUBuffer,
-      outOff: number,
-      b?: GPUBuffer,
-    ) => {
-      const splits = Math.ceil(m / COLUMN_ROWS);
-      const bindings: Record<number, GPUBuffer> = { 1: a, 3: scratch };
-      if (b) bindings[2] = b;
-      op(list, columnSumSource(!!b), [m, n, COLUMN_ROWS, splits], bindings, [
-        Math.ceil(n / 64),
-        splits,
-        1,
-      ]);
-      reduce(list, n, splits, this.grads, outOff, P);
-    };
+    const recorder = new OpRecorder(device, A, P, {
+      params: this.params,
+      grads: this.grads,
+      scratch,
+    }, this.buffers);
+    const op = recorder.op.bind(recorder);
+    const matmul = recorder.matmul.bind(recorder);
+    const columnSum = recorder.columnSum.bind(recorder);
     const layerNorm = (
       x: GPUBuffer,
       r: GPUBuffer | null,
@@ -610,7 +412,8 @@ export class WebGpuTrainer {
       if (l === 0) layerNorm(stream, null, false, `h${l}.ln1`, into);
       else layerNorm(stream, layers[l - 1].branch, true, `h${l}.ln1`, into);
       linear(s.h1, d, 3 * d, `h${l}.qkv`, s.qkv, "bias");
-      f.push(this.attentionOp(
+      op(
+        f,
         ATTENTION_FORWARD,
         [t, d, heads, dh, bits(scale)],
         {
@@ -620,8 +423,8 @@ export class WebGpuTrainer {
           4: s.mixed,
         },
         [t, heads, samples],
-        uniform,
-      ));
+        true,
+      );
       linear(s.mixed, d, d, `h${l}.proj`, s.proj, "bias");
       layerNorm(stream, s.proj, true, `h${l}.ln2`, { n: s.n2, h: s.h2, r: s.r2 });
       linear(s.h2, d, hidden, `h${l}.fc`, s.pre, "gelu", s.act);
@@ -670,7 +473,8 @@ export class WebGpuTrainer {
       layerNormGrad(dH, { n: s.n2, r: s.r2 }, `h${l}.ln2`, true);
       linearGrad(s.mixed, d, d, dStream, `h${l}.proj`, dMixed);
       const slot = options.layers.indexOf(l);
-      back.push(this.attentionOp(
+      op(
+        back,
         ATTENTION_BACKWARD_ROWS,
         [
           b,
@@ -701,9 +505,10 @@ export class WebGpuTrainer {
           9: this.armConst,
         },
         [t, heads, samples],
-        uniform,
-      ));
-      back.push(this.attentionOp(
+        true,
+      );
+      op(
+        back,
         ATTENTION_BACKWARD_KEYS,
         [t, d, heads, dh, bits(scale)],
         {
@@ -714,13 +519,14 @@ export class WebGpuTrainer {
           5: dQkv,
         },
         [t, heads, samples],
-        uniform,
-      ));
+        true,
+      );
       linearGrad(s.h1, d, 3 * d, dQkv, `h${l}.qkv`, dH);
       layerNormGrad(dH, { n: s.n1, r: s.r1 }, `h${l}.ln1`, true);
     }
     // The embedding: patch.w and patch.b from the visual rows, the tables from everything.
-    back.push(this.attentionOp(
+    op(
+      back,
       GATHER_VISUAL,
       [samples * tv * d, t, tv, d],
       {
@@ -728,8 +534,8 @@ export class WebGpuTrainer {
         2: dVisual,
       },
       grid1d(samples * tv * d),
-      uniform,
-    ));
+      true,
+    );
     matmul(back, {
       m: pd,
       n: d,
@@ -772,26 +578,6 @@ export class WebGpuTrainer {
     }, grid1d(P));
     this.dispatchesPerStep = this.forwardOps.length + this.backwardOps.length +
       this.updateOps.length;
-  }
-
-  /** A dispatch whose grid already spans every arm (the kernels that see one batch of A·B). */
-  private attentionOp(
-    source: string,
-    values: number[],
-    bindings: Record<number, GPUBuffer>,
-    groups: [number, number, number],
-    uniform: (values: number[]) => GPUBuffer,
-  ): Op {
-    const pipeline = this.pipeline(source);
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uniform(values) } }];
-    for (const [binding, buf] of Object.entries(bindings)) {
-      entries.push({ binding: Number(binding), resource: { buffer: buf } });
-    }
-    const bindGroup = this.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries,
-    });
-    return { pipeline, bindGroup, groups };
   }
 
   /** Build a one-arm trainer over `parameters` (the model's variables, in order) on `device`. */
@@ -854,18 +640,6 @@ export class WebGpuTrainer {
     const bytes = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
     // The split-K scratch can be a few times the widest weight; leave it a factor of two.
     return Math.max(1, Math.floor(bytes / (4 * widest * 2)));
-  }
-
-  private pipeline(source: string): GPUComputePipeline {
-    let p = this.pipelines.get(source);
-    if (!p) {
-      p = this.device.createComputePipeline({
-        layout: "auto",
-        compute: { module: this.device.createShaderModule({ code: source }), entryPoint: "main" },
-      });
-      this.pipelines.set(source, p);
-    }
-    return p;
   }
 
   /** Upload the rows `indices` of `data` as arm `arm`'s next batch. */
