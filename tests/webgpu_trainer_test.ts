@@ -45,12 +45,30 @@ interface Case {
   layers: number[];
   queries: KlalQueries;
   config: Partial<TinyVlmConfig>;
+  /** Trainer choices that tiny shapes would not make by themselves (a kernel variant). */
+  trainer?: Partial<WebGpuTrainerOptions>;
 }
 
 const CASES: Case[] = [
   { name: "KLAL on layers 0 and 2", lambda: 0.7, layers: [0, 2], queries: "all", config: {} },
   { name: "first query only, one layer", lambda: 2, layers: [1], queries: "first", config: {} },
   { name: "NTP only (KLAL measured)", lambda: 0, layers: [0, 1, 2], queries: "all", config: {} },
+  {
+    name: "128 x 128 matmul tiles, one attention row a workgroup",
+    lambda: 0.7,
+    layers: [0, 2],
+    queries: "all",
+    config: {},
+    trainer: { matmulTile: 128, attentionRows: 1 },
+  },
+  {
+    name: "eight attention rows a workgroup",
+    lambda: 2,
+    layers: [1],
+    queries: "first",
+    config: {},
+    trainer: { attentionRows: 8 },
+  },
 ];
 
 /** The tfjs reference: losses and gradients of one batch. */
@@ -91,6 +109,7 @@ function trainerOptions(config: TinyVlmConfig, data: Encoded, batch: number, c: 
     queries: c.queries,
     weightDecay: 0.01,
     clipNorm: 1,
+    ...c.trainer,
   } satisfies WebGpuTrainerOptions;
 }
 

@@ -11,9 +11,10 @@ import {
   type Epilogue,
   grid1d,
   matmulSource,
+  type MatmulTile,
+  matmulTile,
   REDUCE_SPLITS,
   splitK,
-  TILE,
 } from "./wgsl.ts";
 
 /** One recorded dispatch. */
@@ -21,6 +22,17 @@ export interface Op {
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
   groups: [number, number, number];
+}
+
+/** How an [m, n] x K product is split over K with `tile` (default: by shape). */
+export function productSplit(
+  m: number,
+  n: number,
+  k: number,
+  tile?: MatmulTile,
+): { tile: MatmulTile; splits: number; chunk: number } {
+  const side = tile ?? matmulTile(m, n);
+  return { tile: side, ...splitK(m, n, k, side) };
 }
 
 /** Rows each workgroup of a column sum adds up (its partial sums are then reduced). */
@@ -76,6 +88,7 @@ export class OpRecorder {
    * @param arms the arms every dispatch covers
    * @param parameterFloats one arm's parameters (the arm stride of params and grads)
    * @param owned the trainer's list of buffers to free; every uniform block goes there
+   * @param tile every matmul's output tile (default: by shape, ./wgsl.ts `matmulTile`)
    */
   constructor(
     private readonly device: GPUDevice,
@@ -83,6 +96,7 @@ export class OpRecorder {
     private readonly parameterFloats: number,
     private readonly buffers: RecorderBuffers,
     private readonly owned: GPUBuffer[],
+    private readonly tile?: MatmulTile,
   ) {}
 
   /** The compute pipeline of a kernel source (made once). */
@@ -129,9 +143,9 @@ export class OpRecorder {
   /** C = op(A)·op(B) (+ epilogue) for every arm (see MatmulSpec). */
   matmul(list: Op[], spec: MatmulSpec): void {
     const epilogue = spec.epilogue ?? "none";
-    const { splits, chunk } = spec.split
-      ? splitK(spec.m, spec.n, spec.k)
-      : { splits: 1, chunk: spec.k };
+    const split = productSplit(spec.m, spec.n, spec.k, this.tile);
+    const tile = split.tile;
+    const { splits, chunk } = spec.split ? split : { splits: 1, chunk: spec.k };
     if (splits > 1 && epilogue !== "none") throw new Error("split-K with an epilogue");
     const direct = splits === 1;
     const bindings: Record<number, GPUBuffer> = {
@@ -145,7 +159,7 @@ export class OpRecorder {
     const mn = spec.m * spec.n;
     this.op(
       list,
-      matmulSource(spec.transA ?? false, spec.transB ?? false, epilogue),
+      matmulSource(spec.transA ?? false, spec.transB ?? false, epilogue, tile),
       [
         spec.m,
         spec.n,
@@ -169,7 +183,7 @@ export class OpRecorder {
         0,
       ],
       bindings,
-      [Math.ceil(spec.n / TILE), Math.ceil(spec.m / TILE), splits],
+      [Math.ceil(spec.n / tile), Math.ceil(spec.m / tile), splits],
     );
     if (!direct) this.reduce(list, mn, splits, spec.c, spec.cOff ?? 0, spec.cArm);
   }

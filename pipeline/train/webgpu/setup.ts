@@ -5,6 +5,8 @@
 import type { Layout } from "../../model/batch.ts";
 import type { KlalQueries } from "../../model/losses.ts";
 import type { TinyVlmConfig } from "../../model/tiny_vlm.ts";
+import type { AttentionRows } from "./attention.ts";
+import type { MatmulTile } from "./wgsl.ts";
 
 /** What the trainer needs to know about a run (what a stack's arms share, and λ). */
 export interface WebGpuTrainerOptions {
@@ -25,6 +27,10 @@ export interface WebGpuTrainerOptions {
   epsilon?: number;
   /** KLAL's lower clamp of Q (as ../../model/losses.ts klalLoss, default 1e-8). */
   klalEpsilon?: number;
+  /** Every matmul's output tile (default: by shape, ./wgsl.ts `matmulTile`). */
+  matmulTile?: MatmulTile;
+  /** Attention rows a workgroup (default: by shape, ./attention.ts `attentionRows`). */
+  attentionRows?: AttentionRows;
 }
 
 /** One parameter: name, shape, initial values (the model's variables, in order). */

@@ -30,8 +30,14 @@
 import type { Encoded } from "../../model/batch.ts";
 import { queryCount, queryStart, sequenceLength } from "../../model/batch.ts";
 import { ROW_FLOOR } from "../../model/klal_constants.ts";
+import {
+  attentionBackwardKeysSource,
+  attentionBackwardRowsSource,
+  attentionForwardSource,
+  attentionRows,
+} from "./attention.ts";
 import { BatchUpload } from "./batch.ts";
-import { COLUMN_ROWS, type Op, OpRecorder } from "./ops.ts";
+import { COLUMN_ROWS, type Op, OpRecorder, productSplit } from "./ops.ts";
 import {
   type ArmInit,
   type FlatParameter,
@@ -44,9 +50,6 @@ import {
 import {
   ADAMW,
   ARM_FLOATS,
-  ATTENTION_BACKWARD_KEYS,
-  ATTENTION_BACKWARD_ROWS,
-  ATTENTION_FORWARD,
   bits,
   CLIP,
   EMBED,
@@ -242,7 +245,7 @@ export class WebGpuTrainer {
     ];
     let scratchFloats = Math.ceil(rows / COLUMN_ROWS) * Math.max(3 * d, hidden, vocab);
     for (const [m, n, k] of weightGradients) {
-      const { splits } = splitK(m, n, k);
+      const { splits } = productSplit(m, n, k, options.matmulTile);
       if (splits > 1) scratchFloats = Math.max(scratchFloats, splits * m * n);
     }
     const scratch = buffer(scratchFloats);
@@ -250,11 +253,18 @@ export class WebGpuTrainer {
     const normScratch = buffer(normParts);
 
     // --- op builders -------------------------------------------------------------------
-    const recorder = new OpRecorder(device, A, P, {
-      params: this.params,
-      grads: this.grads,
-      scratch,
-    }, this.buffers);
+    const recorder = new OpRecorder(
+      device,
+      A,
+      P,
+      {
+        params: this.params,
+        grads: this.grads,
+        scratch,
+      },
+      this.buffers,
+      options.matmulTile,
+    );
     const op = recorder.op.bind(recorder);
     const matmul = recorder.matmul.bind(recorder);
     const columnSum = recorder.columnSum.bind(recorder);
@@ -406,6 +416,11 @@ export class WebGpuTrainer {
     const scale = 1 / Math.sqrt(dh);
     // The attention kernels see every arm's samples as one batch (see ./wgsl.ts).
     const samples = A * b;
+    const perGroup = options.attentionRows ?? attentionRows(t, dh);
+    const attentionForward = attentionForwardSource(perGroup, t, dh);
+    const attentionBackwardRows = attentionBackwardRowsSource(perGroup, t, dh);
+    const attentionBackwardKeys = attentionBackwardKeysSource(perGroup, t, dh);
+    const attentionGrid: [number, number, number] = [Math.ceil(t / perGroup), heads, samples];
     for (let l = 0; l < config.layers; l++) {
       const s = layers[l];
       const into = { n: s.n1, h: s.h1, r: s.r1 };
@@ -414,7 +429,7 @@ export class WebGpuTrainer {
       linear(s.h1, d, 3 * d, `h${l}.qkv`, s.qkv, "bias");
       op(
         f,
-        ATTENTION_FORWARD,
+        attentionForward,
         [t, d, heads, dh, bits(scale)],
         {
           1: s.qkv,
@@ -422,7 +437,7 @@ export class WebGpuTrainer {
           3: s.probs,
           4: s.mixed,
         },
-        [t, heads, samples],
+        attentionGrid,
         true,
       );
       linear(s.mixed, d, d, `h${l}.proj`, s.proj, "bias");
@@ -475,7 +490,7 @@ export class WebGpuTrainer {
       const slot = options.layers.indexOf(l);
       op(
         back,
-        ATTENTION_BACKWARD_ROWS,
+        attentionBackwardRows,
         [
           b,
           t,
@@ -504,12 +519,12 @@ export class WebGpuTrainer {
           8: bb.queryWeight,
           9: this.armConst,
         },
-        [t, heads, samples],
+        attentionGrid,
         true,
       );
       op(
         back,
-        ATTENTION_BACKWARD_KEYS,
+        attentionBackwardKeys,
         [t, d, heads, dh, bits(scale)],
         {
           1: s.qkv,
@@ -518,7 +533,7 @@ export class WebGpuTrainer {
           4: dScores,
           5: dQkv,
         },
-        [t, heads, samples],
+        attentionGrid,
         true,
       );
       linearGrad(s.h1, d, 3 * d, dQkv, `h${l}.qkv`, dH);

@@ -1,8 +1,9 @@
 /**
- * WGSL sources of the whole-step WebGPU trainer (./trainer.ts): one compute shader per
- * kernel kind, each specialised by a few compile-time choices (transposes, epilogue, whether a
- * residual is added). Sizes and buffer offsets travel in a per-dispatch uniform block, so one
- * pipeline serves every layer and every batch size.
+ * WGSL sources of the whole-step WebGPU trainer (./trainer.ts), but for attention's
+ * (./attention.ts): one compute shader per kernel kind, each specialised by a few
+ * compile-time choices (transposes, epilogue, whether a residual is added, the matmul's
+ * tile). Sizes and buffer offsets travel in a per-dispatch uniform block, so one pipeline
+ * serves every layer and every batch size.
  *
  * The launch geometry that matches them lives here too (`grid1d`, `gridRows`, `splitK`), and
  * `bits`, which writes an f32 field of a uniform block.
@@ -32,7 +33,7 @@ export const ROW_THREADS = 64;
 export const MAX_TOKENS = 512;
 /** Largest heads x answer positions the KLAL kernel holds in workgroup memory. */
 export const MAX_HEAD_QUERIES = 256;
-/** The matmul's output tile side (64 x 64 per workgroup, 4 x 4 per thread) and K step. */
+/** The matmul's default output tile side (64 x 64 a workgroup, 4 x 4 a thread) and K step. */
 export const TILE = 64;
 export const TILE_K = 16;
 
@@ -60,10 +61,15 @@ export function gridRows(rows: number): [number, number, number] {
 
 /**
  * How a product's K is cut: enough workgroups to fill a large GPU (~512) when the output has
- * few tiles, chunks of at least 128 (whole K-tiles).
+ * few tiles (of side `tile`), chunks of at least 128 (whole K-tiles).
  */
-export function splitK(m: number, n: number, k: number): { splits: number; chunk: number } {
-  const tiles = Math.ceil(m / TILE) * Math.ceil(n / TILE);
+export function splitK(
+  m: number,
+  n: number,
+  k: number,
+  tile: number = TILE,
+): { splits: number; chunk: number } {
+  const tiles = Math.ceil(m / tile) * Math.ceil(n / tile);
   const wanted = Math.max(1, Math.min(Math.ceil(512 / tiles), Math.floor(k / 128)));
   const chunk = Math.ceil(Math.ceil(k / wanted) / TILE_K) * TILE_K;
   return { splits: Math.ceil(k / chunk), chunk };
@@ -118,7 +124,8 @@ fn wgMax(v: f32, i: u32) -> f32 {
 }
 `;
 
-const f32Bits = (name: string) => `bitcast<f32>(u.${name})`;
+/** WGSL reading the f32 field `name` of a uniform block (written with `bits`). */
+export const f32Bits = (name: string): string => `bitcast<f32>(u.${name})`;
 
 /**
  * The embedding: visual token t of sample b is patches·patch.w + patch.b + row[t / side] +
@@ -236,16 +243,17 @@ ${rowMain("u.d")}
 }
 
 /**
- * WGSL loading element `e` (of 1,024) of a 64 x 16 operand tile into workgroup memory `tile`
- * ([k * 64 + outer]), zero outside the matrix: `outer` is m for A, n for B; with `kContiguous`
- * the operand is stored [outer, K], else [K, outer], so that neighbouring threads read
- * neighbouring addresses either way.
+ * WGSL loading element `e` (of tile·16) of a tile x 16 operand tile into workgroup memory
+ * `tile` (element [k · tile + outer], held as vec4s), zero outside the matrix: `outer` is m for
+ * A, n for B; with `kContiguous` the operand is stored [outer, K], else [K, outer], so that
+ * neighbouring threads read neighbouring addresses either way.
  */
 function tileLoad(
   operand: "A" | "B",
   tile: string,
   outer: "m" | "n",
   kContiguous: boolean,
+  side: number,
 ): string {
   const o = outer + outer;
   const g = `g${outer}`;
@@ -254,14 +262,14 @@ function tileLoad(
   const ld = operand === "A" ? "u.lda" : "u.ldb";
   const split = kContiguous
     ? `let ${o} = e / ${TILE_K}u; let kk = e % ${TILE_K}u;`
-    : `let kk = e / ${TILE}u; let ${o} = e % ${TILE}u;`;
+    : `let kk = e / ${side}u; let ${o} = e % ${side}u;`;
   const address = kContiguous ? `${at} + ${g} * ${ld} + gk` : `${at} + gk * ${ld} + ${g}`;
   const origin = outer === "m" ? "m0" : "n0";
   return `${split}
        let ${g} = ${origin} + ${o}; let gk = k0 + kk;
        var v = 0.0;
        if (${g} < ${limit} && gk < kEnd) { v = ${operand}[${address}]; }
-       ${tile}[kk * ${TILE}u + ${o}] = v;`;
+       ${tile}[kk * ${side / 4}u + ${o} / 4u][${o} % 4u] = v;`;
 }
 
 /** What a matmul does with its product before writing it. */
@@ -275,20 +283,44 @@ export type Epilogue =
   /** C = (A·B) ⊙ gelu'(aux): the gradient at the pre-activation aux */
   | "geluGrad";
 
+/** The output tiles a matmul can use: 64 x 64 (4 x 4 a thread) or 128 x 128 (8 x 8). */
+export type MatmulTile = 64 | 128;
+
 /**
- * C[M, N] = op(A)[M, K] · op(B)[K, N] on 64 x 64 output tiles, 16 x 16 threads of 4 x 4
- * outputs each (rows and columns interleaved by 16, so a warp's loads and stores are
- * contiguous), K in steps of 16 through workgroup memory. Workgroup z takes the K-chunk
- * [s·kChunk, (s+1)·kChunk) of split s = z % splits and writes its partial product at
- * cOff + s·splitStride (a split-K product; ./trainer.ts sums the partials); arm z / splits
- * moves each operand by its own arm stride (…Arm: 0 for an operand every arm shares).
- * `transA`: A is stored [K, M]; `transB`: B is stored [N, K]. GELU is x·sigmoid(1.702 x).
+ * The tile of an [m, n] product: 128 when that still gives at least WIDE_GROUPS workgroups
+ * (a large GPU's multiprocessors, twice), 64 otherwise (more, smaller workgroups).
  */
-export function matmulSource(transA: boolean, transB: boolean, epilogue: Epilogue): string {
-  // A tile in workgroup memory: as_[k * 64 + m]; B tile: bs[k * 64 + n]. A is stored with k
-  // contiguous unless transposed, B the other way round.
-  const loadA = tileLoad("A", "as_", "m", !transA);
-  const loadB = tileLoad("B", "bs", "n", transB);
+export function matmulTile(m: number, n: number): MatmulTile {
+  return Math.ceil(m / 128) * Math.ceil(n / 128) >= WIDE_GROUPS ? 128 : 64;
+}
+
+/** Workgroups of 128-tiles from which a product takes them (see `matmulTile`). */
+export const WIDE_GROUPS = 264;
+
+/**
+ * C[M, N] = op(A)[M, K] · op(B)[K, N] on `tile` x `tile` output tiles, 16 x 16 threads,
+ * register-tiled: each thread holds (tile/16)² outputs as vec4s, in 4 x 4 blocks 64 apart (rows
+ * m0 + 64·bi + 4·ty + i, columns n0 + 64·bj + 4·tx + j), so that its reads of the operand tiles
+ * are whole vec4s, a warp's stores are contiguous, and each k adds (tile/16)² products for
+ * tile/8 workgroup-memory reads. K goes in steps of 16 through workgroup memory. Workgroup z
+ * takes the K-chunk [s·kChunk, (s+1)·kChunk) of split s = z % splits and writes its partial
+ * product at cOff + s·splitStride (a split-K product; ./ops.ts sums the partials); arm
+ * z / splits moves each operand by its own arm stride (…Arm: 0 for an operand every arm
+ * shares). `transA`: A is stored [K, M]; `transB`: B is stored [N, K]. GELU is
+ * x·sigmoid(1.702 x).
+ */
+export function matmulSource(
+  transA: boolean,
+  transB: boolean,
+  epilogue: Epilogue,
+  tile: MatmulTile = TILE,
+): string {
+  // A tile in workgroup memory: as_[k * tile + m]; B tile: bs[k * tile + n] (as vec4s). A is
+  // stored with k contiguous unless transposed, B the other way round.
+  const loadA = tileLoad("A", "as_", "m", !transA, tile);
+  const loadB = tileLoad("B", "bs", "n", transB, tile);
+  const blocks = tile / 64; // 4 x 4 blocks a thread, per side
+  const perThread = tile / 16; // rows (and columns) a thread
   const extra = {
     none: "",
     bias: "@group(0) @binding(4) var<storage, read> bias: array<f32>;",
@@ -296,15 +328,16 @@ export function matmulSource(transA: boolean, transB: boolean, epilogue: Epilogu
            @group(0) @binding(5) var<storage, read_write> G: array<f32>;`,
     geluGrad: "@group(0) @binding(4) var<storage, read> aux: array<f32>;",
   }[epilogue];
+  const value = `acc[r * ${blocks}u + bj][jj]`;
   const write = {
-    none: "C[o] = acc[i * 4u + j];",
-    bias: "C[o] = acc[i * 4u + j] + bias[biasOff + col];",
-    gelu: `let a = acc[i * 4u + j] + bias[biasOff + col];
+    none: `C[o] = ${value};`,
+    bias: `C[o] = ${value} + bias[biasOff + col];`,
+    gelu: `let a = ${value} + bias[biasOff + col];
            C[o] = a;
            G[o] = a / (1.0 + exp(-1.702 * a));`,
     geluGrad: `let a = aux[auxOff + row * u.ldc + col];
                let s = 1.0 / (1.0 + exp(-1.702 * a));
-               C[o] = acc[i * 4u + j] * (s + 1.702 * (a * s) * (1.0 - s));`,
+               C[o] = ${value} * (s + 1.702 * (a * s) * (1.0 - s));`,
   }[epilogue];
   return /* wgsl */ `
 struct U { M: u32, N: u32, K: u32, kChunk: u32, lda: u32, ldb: u32, ldc: u32, aOff: u32,
@@ -315,13 +348,13 @@ struct U { M: u32, N: u32, K: u32, kChunk: u32, lda: u32, ldb: u32, ldc: u32, aO
 @group(0) @binding(2) var<storage, read> B: array<f32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
 ${extra}
-var<workgroup> as_: array<f32, ${TILE * TILE_K}>;
-var<workgroup> bs: array<f32, ${TILE * TILE_K}>;
+var<workgroup> as_: array<vec4<f32>, ${(tile * TILE_K) / 4}>;
+var<workgroup> bs: array<vec4<f32>, ${(tile * TILE_K) / 4}>;
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let tid = lid.y * 16u + lid.x;
-  let m0 = wg.y * ${TILE}u;
-  let n0 = wg.x * ${TILE}u;
+  let m0 = wg.y * ${tile}u;
+  let n0 = wg.x * ${tile}u;
   let arm = wg.z / u.splits;
   let split = wg.z % u.splits;
   let aOff = u.aOff + arm * u.aArm;
@@ -330,37 +363,42 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let auxOff = u.auxOff + arm * u.auxArm;
   let kBegin = split * u.kChunk;
   let kEnd = min(u.K, kBegin + u.kChunk);
-  var acc: array<f32, 16>;
+  // acc[r * blocks + bj]: the thread's row r (block r / 4, row r % 4), columns of block bj.
+  var acc: array<vec4<f32>, ${perThread * blocks}>;
   for (var k0 = kBegin; k0 < kEnd; k0 += ${TILE_K}u) {
-    for (var r = 0u; r < 4u; r++) {
+    for (var r = 0u; r < ${perThread}u; r++) {
       let e = tid + r * 256u;
       { ${loadA} }
       { ${loadB} }
     }
     workgroupBarrier();
     for (var kk = 0u; kk < ${TILE_K}u; kk++) {
-      let a = vec4<f32>(as_[kk * ${TILE}u + lid.y], as_[kk * ${TILE}u + lid.y + 16u],
-                        as_[kk * ${TILE}u + lid.y + 32u], as_[kk * ${TILE}u + lid.y + 48u]);
-      let b = vec4<f32>(bs[kk * ${TILE}u + lid.x], bs[kk * ${TILE}u + lid.x + 16u],
-                        bs[kk * ${TILE}u + lid.x + 32u], bs[kk * ${TILE}u + lid.x + 48u]);
-      for (var i = 0u; i < 4u; i++) {
-        acc[i * 4u + 0u] += a[i] * b[0];
-        acc[i * 4u + 1u] += a[i] * b[1];
-        acc[i * 4u + 2u] += a[i] * b[2];
-        acc[i * 4u + 3u] += a[i] * b[3];
+      var a: array<vec4<f32>, ${blocks}>;
+      var b: array<vec4<f32>, ${blocks}>;
+      for (var bi = 0u; bi < ${blocks}u; bi++) {
+        a[bi] = as_[kk * ${tile / 4}u + bi * 16u + lid.y];
+        b[bi] = bs[kk * ${tile / 4}u + bi * 16u + lid.x];
+      }
+      for (var r = 0u; r < ${perThread}u; r++) {
+        let x = a[r / 4u][r % 4u];
+        for (var bj = 0u; bj < ${blocks}u; bj++) {
+          acc[r * ${blocks}u + bj] = fma(vec4<f32>(x), b[bj], acc[r * ${blocks}u + bj]);
+        }
       }
     }
     workgroupBarrier();
   }
   let cBase = u.cOff + arm * u.cArm + split * u.splitStride;
-  for (var i = 0u; i < 4u; i++) {
-    let row = m0 + lid.y + i * 16u;
+  for (var r = 0u; r < ${perThread}u; r++) {
+    let row = m0 + (r / 4u) * 64u + lid.y * 4u + r % 4u;
     if (row >= u.M) { continue; }
-    for (var j = 0u; j < 4u; j++) {
-      let col = n0 + lid.x + j * 16u;
-      if (col >= u.N) { continue; }
-      let o = cBase + row * u.ldc + col;
-      ${write}
+    for (var bj = 0u; bj < ${blocks}u; bj++) {
+      for (var jj = 0u; jj < 4u; jj++) {
+        let col = n0 + bj * 64u + lid.x * 4u + jj;
+        if (col >= u.N) { continue; }
+        let o = cBase + row * u.ldc + col;
+        ${write}
+      }
     }
   }
 }
@@ -414,67 +452,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
 }
 `;
 }
-
-/**
- * Causal attention for one (query i, head h, sample b of all arms') per workgroup, reading q, k and v from
- * the fused qkv rows [B·T, 3d]: scores scale·q·k over every key, -1e9 where key j > i or is
- * padding, softmax, the probabilities written to [B, H, T, T] and the mixed values into the
- * heads-side-by-side [B·T, d].
- */
-export const ATTENTION_FORWARD = /* wgsl */ `
-struct U { T: u32, d: u32, H: u32, dh: u32, scale: u32, p0: u32, p1: u32, p2: u32 }
-@group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> keyMask: array<f32>;
-@group(0) @binding(3) var<storage, read_write> probs: array<f32>;
-@group(0) @binding(4) var<storage, read_write> mixed: array<f32>;
-var<workgroup> q: array<f32, 128>;
-var<workgroup> p: array<f32, ${MAX_TOKENS}>;
-${REDUCE}
-@compute @workgroup_size(${ROW_THREADS})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i = wg.x;
-  let h = wg.y;
-  let b = wg.z;
-  let t = lid.x;
-  let d3 = 3u * u.d;
-  let scale = ${f32Bits("scale")};
-  for (var c = t; c < u.dh; c += ${ROW_THREADS}u) { q[c] = qkv[(b * u.T + i) * d3 + h * u.dh + c]; }
-  workgroupBarrier();
-  var top = -3.0e38;
-  for (var j = t; j < u.T; j += ${ROW_THREADS}u) {
-    var s = -1e9;
-    if (j <= i && keyMask[b * u.T + j] != 0.0) {
-      let kb = (b * u.T + j) * d3 + u.d + h * u.dh;
-      var dot = 0.0;
-      for (var c = 0u; c < u.dh; c++) { dot += q[c] * qkv[kb + c]; }
-      s = dot * scale;
-    }
-    p[j] = s;
-    top = max(top, s);
-  }
-  let m = wgMax(top, t);
-  var z = 0.0;
-  for (var j = t; j < u.T; j += ${ROW_THREADS}u) {
-    let e = exp(p[j] - m);
-    p[j] = e;
-    z += e;
-  }
-  let total = wgSum(z, t);
-  let row = ((b * u.H + h) * u.T + i) * u.T;
-  for (var j = t; j < u.T; j += ${ROW_THREADS}u) {
-    let v = p[j] / total;
-    p[j] = v;
-    probs[row + j] = v;
-  }
-  workgroupBarrier();
-  for (var c = t; c < u.dh; c += ${ROW_THREADS}u) {
-    var acc = 0.0;
-    for (var j = 0u; j < u.T; j++) { acc += p[j] * qkv[(b * u.T + j) * d3 + 2u * u.d + h * u.dh + c]; }
-    mixed[(b * u.T + i) * u.d + h * u.dh + c] = acc;
-  }
-}
-`;
 
 /**
  * KLAL's Q for one supervised layer, one sample per workgroup: each answer-query row's visual
@@ -592,131 +569,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     stats[o] = ntp;
     stats[o + 1u] = klal;
     stats[o + 2u] = ntp + armConst[arm * ${ARM_FLOATS}u] * klal;
-  }
-}
-`;
-
-/**
- * Attention backward, one query row (i, h, b) per workgroup (b over all arms' samples):
- * dP_ij = dmixed_i·v_j, plus, on a supervised layer's answer-query rows, KLAL's gradient
- * through Q (coef = -λ / (layers·B), λ the arm's:
- * G_v = coef·qw·P_v / Q_v, dP_v += G_v / S - Σ_u G_u a_u / S², S the row's visual mass +
- * 1e-6); then dS = P·(dP - Σ P·dP), written to [B, H, T, T] for the key side, and
- * dq_i = scale·Σ_j dS_ij k_j.
- */
-export const ATTENTION_BACKWARD_ROWS = /* wgsl */ `
-struct U { B: u32, T: u32, d: u32, H: u32, dh: u32, Tv: u32, Tq: u32, q0: u32,
-           slot: u32, scale: u32, coef: u32, eps: u32, floor: u32, supervised: u32,
-           slots: u32, p1: u32 }
-@group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> probs: array<f32>;
-@group(0) @binding(3) var<storage, read> dMixed: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dScores: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dQkv: array<f32>;
-@group(0) @binding(6) var<storage, read> goal: array<f32>;
-@group(0) @binding(7) var<storage, read> qBuf: array<f32>;
-@group(0) @binding(8) var<storage, read> qw: array<f32>;
-@group(0) @binding(9) var<storage, read> armConst: array<f32>;
-var<workgroup> gm: array<f32, 128>;
-var<workgroup> p: array<f32, ${MAX_TOKENS}>;
-var<workgroup> dp: array<f32, ${MAX_TOKENS}>;
-var<workgroup> gk: array<f32, ${MAX_TOKENS}>;
-${REDUCE}
-@compute @workgroup_size(${ROW_THREADS})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i = wg.x;
-  let h = wg.y;
-  let b = wg.z;
-  let t = lid.x;
-  let d3 = 3u * u.d;
-  let row = ((b * u.H + h) * u.T + i) * u.T;
-  for (var c = t; c < u.dh; c += ${ROW_THREADS}u) { gm[c] = dMixed[(b * u.T + i) * u.d + h * u.dh + c]; }
-  for (var j = t; j < u.T; j += ${ROW_THREADS}u) { p[j] = probs[row + j]; }
-  workgroupBarrier();
-  for (var j = t; j < u.T; j += ${ROW_THREADS}u) {
-    var g = 0.0;
-    if (p[j] != 0.0) {
-      let vb = (b * u.T + j) * d3 + 2u * u.d + h * u.dh;
-      for (var c = 0u; c < u.dh; c++) { g += gm[c] * qkv[vb + c]; }
-    }
-    dp[j] = g;
-  }
-  workgroupBarrier();
-  if (u.supervised != 0u && i >= u.q0 && i < u.q0 + u.Tq) {
-    let w = qw[b * u.Tq + i - u.q0];
-    let arm = b / u.B;
-    let qRow = ((arm * u.slots + u.slot) * u.B + b % u.B) * u.Tv;
-    let coef = ${f32Bits("coef")} * armConst[arm * ${ARM_FLOATS}u];
-    let eps = ${f32Bits("eps")};
-    var mass = 0.0;
-    for (var v = t; v < u.Tv; v += ${ROW_THREADS}u) { mass += p[v]; }
-    let s = wgSum(mass, t) + ${f32Bits("floor")};
-    var ga = 0.0;
-    for (var v = t; v < u.Tv; v += ${ROW_THREADS}u) {
-      let pv = goal[b * u.Tv + v];
-      let qv = qBuf[qRow + v];
-      var g = 0.0;
-      if (pv > 0.0 && qv >= eps) { g = coef * w * pv / qv; }
-      gk[v] = g;
-      ga += g * p[v];
-    }
-    let sum = wgSum(ga, t);
-    for (var v = t; v < u.Tv; v += ${ROW_THREADS}u) { dp[v] += gk[v] / s - sum / (s * s); }
-    workgroupBarrier();
-  }
-  var pd = 0.0;
-  for (var j = t; j < u.T; j += ${ROW_THREADS}u) { pd += p[j] * dp[j]; }
-  let dot = wgSum(pd, t);
-  for (var j = t; j < u.T; j += ${ROW_THREADS}u) {
-    let ds = p[j] * (dp[j] - dot);
-    gk[j] = ds;
-    dScores[row + j] = ds;
-  }
-  workgroupBarrier();
-  let scale = ${f32Bits("scale")};
-  for (var c = t; c < u.dh; c += ${ROW_THREADS}u) {
-    var acc = 0.0;
-    for (var j = 0u; j < u.T; j++) { acc += gk[j] * qkv[(b * u.T + j) * d3 + u.d + h * u.dh + c]; }
-    dQkv[(b * u.T + i) * d3 + h * u.dh + c] = acc * scale;
-  }
-}
-`;
-
-/**
- * Attention backward, one key column (j, h, b) per workgroup: dk_j = scale·Σ_i dS_ij q_i and
- * dv_j = Σ_i P_ij dmixed_i, into the k and v parts of the qkv gradient.
- */
-export const ATTENTION_BACKWARD_KEYS = /* wgsl */ `
-struct U { T: u32, d: u32, H: u32, dh: u32, scale: u32, p0: u32, p1: u32, p2: u32 }
-@group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> probs: array<f32>;
-@group(0) @binding(3) var<storage, read> dMixed: array<f32>;
-@group(0) @binding(4) var<storage, read> dScores: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dQkv: array<f32>;
-@compute @workgroup_size(${ROW_THREADS})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let j = wg.x;
-  let h = wg.y;
-  let b = wg.z;
-  let d3 = 3u * u.d;
-  let scale = ${f32Bits("scale")};
-  let column = (b * u.H + h) * u.T * u.T + j;
-  for (var c2 = lid.x; c2 < 2u * u.dh; c2 += ${ROW_THREADS}u) {
-    var acc = 0.0;
-    if (c2 < u.dh) {
-      for (var i = 0u; i < u.T; i++) {
-        acc += dScores[column + i * u.T] * qkv[(b * u.T + i) * d3 + h * u.dh + c2];
-      }
-      dQkv[(b * u.T + j) * d3 + u.d + h * u.dh + c2] = acc * scale;
-    } else {
-      let c = c2 - u.dh;
-      for (var i = 0u; i < u.T; i++) {
-        acc += probs[column + i * u.T] * dMixed[(b * u.T + i) * u.d + h * u.dh + c];
-      }
-      dQkv[(b * u.T + j) * d3 + 2u * u.d + h * u.dh + c] = acc;
-    }
   }
 }
 `;
