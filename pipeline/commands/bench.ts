@@ -19,7 +19,10 @@
  * - the top kernels of one training step (tf.profile) on each wasm variant;
  * - tensor count before and after N training steps (must be equal);
  * - two independent training runs serially vs in two worker processes: the speed-up, with
- *   each run's own training time and CPU time, so that a loaded machine shows as such.
+ *   each run's own training time and CPU time, so that a loaded machine shows as such;
+ * - the whole-step WebGPU trainer where there is an adapter (./bench_gpu.ts): on a GPU, one
+ *   arm at batch 64, 256 and 1,024 with today's kernels and the earlier geometry, and 1, 4,
+ *   16 and 32 stacked arms, beside PyTorch on CUDA; on a software adapter, the path only.
  *
  * Model FLOPs are counted analytically (matmuls only, see `trainingFlopsPerSample`).
  */
@@ -39,7 +42,8 @@ import {
 import type { WasmHeapBackend } from "../kernels/wasm_kernels.ts";
 import { AdamW } from "../train/adamw.ts";
 import { projectPath } from "../lib/paths.ts";
-import { findTorchPython } from "../lib/torch_python.ts";
+import { type TorchBench, torchBench } from "../lib/torch_python.ts";
+import { type GpuBench, gpuBench } from "./bench_gpu.ts";
 import process from "node:process";
 import {
   BENCH_MODELS,
@@ -260,48 +264,12 @@ function sgemmShape() {
   };
 }
 
-/** The PyTorch reference's paper-model throughput. */
-interface TorchResult {
-  samplesPerSecond: number;
-  gflopsPerSecond: number;
-  msPerStep: number;
-  threads: number;
-  torch: string;
-  steps: number;
-}
-
 /**
  * The PyTorch reference training the paper model on one CPU thread (reference.py bench,
  * OMP_NUM_THREADS=1: our training is single-threaded too), or why it did not run.
  */
-async function pytorchReference(steps: number): Promise<TorchResult | { skipped: string }> {
-  const script = Deno.env.get("KLAL_REFERENCE_SCRIPT") ??
-    projectPath("tests/reference/reference.py");
-  try {
-    Deno.statSync(script);
-  } catch {
-    return { skipped: `no ${script}` };
-  }
-  const found = await findTorchPython();
-  if (!("python" in found)) return { skipped: found.problems.join("; ") };
-  const out = await new Deno.Command(found.python, {
-    args: [script, "bench", "--device", "cpu", "--batch", "64", "--steps", String(steps), "--json"],
-    env: { OMP_NUM_THREADS: "1", MKL_NUM_THREADS: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    return { skipped: `reference.py bench failed: ${new TextDecoder().decode(out.stderr)}` };
-  }
-  const result = JSON.parse(new TextDecoder().decode(out.stdout));
-  return {
-    samplesPerSecond: result.samplesPerSecond as number,
-    gflopsPerSecond: result.gflopsPerSecond as number,
-    msPerStep: result.msPerStep as number,
-    threads: result.threads as number,
-    torch: result.torch as string,
-    steps,
-  };
+function pytorchReference(steps: number): Promise<TorchBench | { skipped: string }> {
+  return torchBench({ device: "cpu", batch: 64, steps, threads: 1 });
 }
 
 /** Everything the bench measures. */
@@ -320,8 +288,10 @@ export interface BenchResult {
   profiles: Profile[];
   tensors: Awaited<ReturnType<typeof tensorCountAcross>>;
   workers: Awaited<ReturnType<typeof parallelSpeedup>>;
+  /** The whole-step WebGPU trainer (./bench_gpu.ts), or why it was not measured. */
+  webgpu: GpuBench | { skipped: string };
   /** The PyTorch reference on the paper model and our (default backend's) paper throughput over it. */
-  pytorch: (TorchResult & { ratio: number | null }) | { skipped: string };
+  pytorch: (TorchBench & { ratio: number | null }) | { skipped: string };
 }
 
 /** The CPU's model name (Linux: /proc/cpuinfo), or "". */
@@ -465,6 +435,8 @@ export async function bench(quick: boolean, log: (line: string) => void): Promis
       workers.loadAverage.after.toFixed(2)
     })`,
   );
+  const webgpu = await gpuBench(quick, log);
+  if ("skipped" in webgpu) log(`webgpu trainer: skipped (${webgpu.skipped})`);
   return {
     machine: {
       cores: navigator.hardwareConcurrency,
@@ -486,6 +458,7 @@ export async function bench(quick: boolean, log: (line: string) => void): Promis
     profiles,
     tensors,
     workers,
+    webgpu,
     pytorch,
   };
 }
@@ -495,7 +468,8 @@ const BENCH_USAGE = `usage: deno task bench [--quick] [--json]
   Measures this machine: sgemm, the SIMD BLAS's GEMM beside OpenBLAS's and stock wasm's at
   the models' products, matmuls per backend, training throughput of the quickstart, 64 px and
   paper models (OpenBLAS fused and unfused, the SIMD BLAS), a step's kernel profile, the
-  tensor count, two workers against one, and the PyTorch reference when torch is importable.
+  tensor count, two workers against one, the PyTorch reference when torch is importable, and
+  the whole-step WebGPU trainer (one arm, stacked arms) where there is a WebGPU adapter.
 
 options:
   --quick     fewer steps and repeats

@@ -18,6 +18,8 @@ import { BatchOrder } from "./schedule.ts";
 import { batchTensors, disposeBatch } from "../model/batch_tensors.ts";
 import { lossParts } from "../model/losses.ts";
 import { webgpuDevice, WebGpuTrainer } from "./webgpu/trainer.ts";
+import { type AttentionRows, attentionRows } from "./webgpu/attention.ts";
+import type { MatmulTile } from "./webgpu/wgsl.ts";
 
 /**
  * The model sizes the bench measures: the quickstart's, the 64 px record setting's (64
@@ -181,35 +183,68 @@ function throughput(
   };
 }
 
+/** What a whole-step trainer measurement varies: arms stacked, kernel variants (default: by shape). */
+export interface TrainerBenchOptions {
+  /** Arms stacked in one trainer (1: a lone arm); λ alternates 1 and 0 as a spec's arms do. */
+  arms?: number;
+  matmulTile?: MatmulTile;
+  attentionRows?: AttentionRows;
+}
+
+/** A whole-step trainer measurement: samples/s and GFLOP/s count every arm's samples. */
+export interface TrainerThroughput extends ThroughputResult {
+  arms: number;
+  /** The kernel variants the shapes gave or the options forced. */
+  matmulTile: MatmulTile | "auto";
+  attentionRows: number;
+  dispatches: number;
+  parameters: number;
+}
+
 /**
  * Training throughput of the whole-step WebGPU trainer (../train/webgpu/trainer.ts) on `m`:
- * a batch uploaded and a step submitted per step, the stats read back a few steps behind
- * (as a training run does), 2 warm-up steps excluded, every step in flight finished before
- * the clock stops.
+ * a batch uploaded (each arm its own) and a step submitted per step, the stats read back a
+ * few steps behind (as a training run does), 2 warm-up steps excluded, every step in flight
+ * finished before the clock stops.
  */
 export async function measureWebgpuTrainer(
   name: string,
   m: BenchModel,
   steps: number,
   device?: GPUDevice,
-): Promise<ThroughputResult & { dispatches: number; parameters: number }> {
+  options: TrainerBenchOptions = {},
+): Promise<TrainerThroughput> {
   const s = setup(m);
+  const arms = options.arms ?? 1;
   const gpuDevice = device ?? await webgpuDevice();
   const weights = await s.model.getWeights();
-  const trainer = await WebGpuTrainer.create(gpuDevice, {
+  const parameters = Object.entries(weights).map(([n, w]) => ({
+    name: n,
+    shape: w.shape,
+    data: w.data,
+  }));
+  const layers = Array.from({ length: s.model.config.layers }, (_, i) => i);
+  const trainerOptions = {
     config: s.model.config,
     layout: s.data.layout,
     batch: s.batch,
     lambda: 1,
-    layers: Array.from({ length: s.model.config.layers }, (_, i) => i),
+    layers,
     queries: "all",
     weightDecay: 0.01,
     clipNorm: 1,
-  }, Object.entries(weights).map(([n, w]) => ({ name: n, shape: w.shape, data: w.data })));
+    matmulTile: options.matmulTile,
+    attentionRows: options.attentionRows,
+  } as const;
+  const trainer = await WebGpuTrainer.createStacked(
+    gpuDevice,
+    trainerOptions,
+    Array.from({ length: arms }, (_, a) => ({ lambda: a % 2 === 0 ? 1 : 0, parameters })),
+  );
   s.model.dispose();
-  const order = new BatchOrder(s.data.n, 0);
+  const orders = Array.from({ length: arms }, (_, a) => new BatchOrder(s.data.n, a));
   const oneStep = async () => {
-    trainer.setBatch(s.data, order.next(s.batch));
+    orders.forEach((order, a) => trainer.setBatch(s.data, order.next(s.batch), a));
     await trainer.step(1e-4);
   };
   try {
@@ -220,12 +255,20 @@ export async function measureWebgpuTrainer(
     for (let i = 0; i < steps; i++) await oneStep();
     const stats = await trainer.drain(true);
     const ms = (performance.now() - started) / steps;
-    const last = stats.at(-1)?.stats;
-    if (!last || !Number.isFinite(last.total)) {
-      throw new Error(`webgpu trainer: loss ${last?.total}`);
+    const last = stats.at(-1)?.arms ?? [];
+    if (last.length !== arms || last.some((a) => !Number.isFinite(a.total))) {
+      throw new Error(`webgpu trainer: losses ${last.map((a) => a.total).join(", ")}`);
     }
+    const one = throughput(name, "webgpu-trainer", true, s, ms);
+    const t = s.shape.tv + s.shape.tt;
     return {
-      ...throughput(name, "webgpu-trainer", true, s, ms),
+      ...one,
+      samplesPerSecond: one.samplesPerSecond * arms,
+      gflopsPerSecond: one.gflopsPerSecond * arms,
+      arms,
+      matmulTile: options.matmulTile ?? "auto",
+      attentionRows: options.attentionRows ??
+        attentionRows(t, s.model.config.dModel / s.model.config.heads),
       dispatches: trainer.dispatchesPerStep,
       parameters: trainer.parameterCount,
     };

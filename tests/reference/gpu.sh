@@ -18,8 +18,9 @@
 # paper-model training on WebGPU through tfjs), trainer_b<B>.json (the same with the whole-step
 # WebGPU trainer), arm.json (a paper-size arm on WebGPU: ARM_SPEC's KLAL arm, timed by
 # part), trainer_test.txt (the trainer's losses, gradients and AdamW steps against
-# tfjs on wasm, on this GPU), bench.json (deno task bench --quick --json: wasm/cpu) and
-# run.log. Without a GPU it falls back: PyTorch on cpu with few steps, no WebGPU rows.
+# tfjs on wasm, on this GPU), bench.json (deno task bench --quick --json: wasm/cpu, and the
+# whole-step trainer's GPU table: one arm at batch 64/256/1,024 with today's kernels and the
+# earlier geometry, 1/4/16/32 stacked arms, beside PyTorch on CUDA) and run.log. Without a GPU it falls back: PyTorch on cpu with few steps, no WebGPU rows.
 #
 # Knobs (environment): KLAL_PYTHON (python with torch; default /opt/torch/.venv/bin/python3,
 # else python3), TORCH_BATCHES ("64 256 1024"), TORCH_STEPS (50), WEBGPU_BATCHES

@@ -6,9 +6,12 @@
  *   gpu_tools.ts webgpu BATCH STEPS paper-model training throughput on WebGPU, one JSON object
  *                                   (bench.ts's measureTraining: 2 warm-up steps excluded;
  *                                   KLAL_ALLOW_SOFTWARE_GPU=1 accepts llvmpipe)
- *   gpu_tools.ts trainer BATCH STEPS
+ *   gpu_tools.ts trainer BATCH STEPS [ARMS [TILE ROWS]]
  *                                   the same with the whole-step WebGPU trainer
- *                                   (pipeline/train/webgpu/trainer.ts), one JSON object
+ *                                   (pipeline/train/webgpu/trainer.ts), one JSON object:
+ *                                   ARMS stacked arms of BATCH each (default 1; samples/s
+ *                                   over all arms), the matmul tile (64, 128 or auto) and
+ *                                   attention rows a workgroup (1, 2, 4, 8 or auto) forced
  *   gpu_tools.ts arm SPEC [STEPS]   a paper-size arm: the KLAL arm of SPEC (a generated task,
  *                                   e.g. experiments/paper/grid-patch.yaml) as its fine-tune
  *                                   stage runs it, without the cache: data generated, the
@@ -70,7 +73,8 @@ if (mode === "env" && rest.length === 1) {
   const result = await paperArm(rest[0], rest[1] ? Number(rest[1]) : undefined);
   console.log(JSON.stringify({ adapter: gpu.description, ...result }));
 } else if (
-  ((mode === "webgpu" || mode === "trainer") && rest.length === 2) ||
+  (mode === "webgpu" && rest.length === 2) ||
+  (mode === "trainer" && [2, 3, 5].includes(rest.length)) ||
   ((mode === "profile" || mode === "overhead") && rest.length === 1)
 ) {
   const gpu = await gpuAdapter();
@@ -88,7 +92,13 @@ if (mode === "env" && rest.length === 1) {
   if (mode === "overhead") {
     console.log(JSON.stringify({ adapter: gpu.description, ...await overhead(paper) }));
   } else if (mode === "trainer") {
-    const result = await measureWebgpuTrainer("paper", paper, Number(rest[1]));
+    const forced = (value: string | undefined) =>
+      value === undefined || value === "auto" ? undefined : Number(value);
+    const result = await measureWebgpuTrainer("paper", paper, Number(rest[1]), undefined, {
+      arms: rest[2] ? Number(rest[2]) : 1,
+      matmulTile: forced(rest[3]) as 64 | 128 | undefined,
+      attentionRows: forced(rest[4]) as 1 | 2 | 4 | 8 | undefined,
+    });
     console.log(JSON.stringify({ ...result, adapter: gpu.description }));
   } else if (mode === "webgpu") {
     const result = await measureTraining("paper", paper, Number(rest[1]));
@@ -119,7 +129,7 @@ if (mode === "env" && rest.length === 1) {
   console.error(
     "usage: gpu_tools.ts overhead BATCH | " +
       "gpu_tools.ts env STATE_DIR | gpu_tools.ts webgpu BATCH STEPS | " +
-      "gpu_tools.ts trainer BATCH STEPS | gpu_tools.ts arm SPEC [STEPS] | " +
+      "gpu_tools.ts trainer BATCH STEPS [ARMS [TILE ROWS]] | gpu_tools.ts arm SPEC [STEPS] | " +
       "gpu_tools.ts profile BATCH",
   );
   Deno.exit(2);
