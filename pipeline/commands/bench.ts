@@ -401,7 +401,9 @@ export async function bench(quick: boolean, log: (line: string) => void): Promis
       );
     }
   }
-  // The rest runs on what training uses by default (native and fused kernels when installed).
+  // The rest runs on what training uses by default (native and fused kernels when installed):
+  // the last variant's BLAS would otherwise stay active (initBackend keeps an active one).
+  disableNativeMatmul();
   await initBackend("wasm");
   const ours = training.findLast((r) =>
     r.model === "paper" && r.backend === backendLabel() &&
