@@ -67,15 +67,16 @@ export async function gpuBench(
   let pytorch: TorchBench[] | { skipped: string } = { skipped: "software adapter" };
   if (!software) {
     const runs: TorchBench[] = [];
+    let skipped: { skipped: string } | undefined;
     for (const batch of batches) {
       const r = await torchBench({ device: "cuda", batch, steps: quick ? 10 : 50, warmup: 3 });
       if ("skipped" in r) {
-        pytorch = r;
+        skipped = r;
         break;
       }
       runs.push(r);
-      pytorch = runs;
     }
+    pytorch = skipped ?? runs;
   }
   const torchAt = (batch: number) =>
     Array.isArray(pytorch)

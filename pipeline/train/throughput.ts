@@ -18,7 +18,7 @@ import { BatchOrder } from "./schedule.ts";
 import { batchTensors, disposeBatch } from "../model/batch_tensors.ts";
 import { lossParts } from "../model/losses.ts";
 import { webgpuDevice, WebGpuTrainer } from "./webgpu/trainer.ts";
-import { type AttentionRows, attentionRows } from "./webgpu/attention.ts";
+import type { AttentionRows } from "./webgpu/attention.ts";
 import type { MatmulTile } from "./webgpu/wgsl.ts";
 
 /**
@@ -260,15 +260,13 @@ export async function measureWebgpuTrainer(
       throw new Error(`webgpu trainer: losses ${last.map((a) => a.total).join(", ")}`);
     }
     const one = throughput(name, "webgpu-trainer", true, s, ms);
-    const t = s.shape.tv + s.shape.tt;
     return {
       ...one,
       samplesPerSecond: one.samplesPerSecond * arms,
       gflopsPerSecond: one.gflopsPerSecond * arms,
       arms,
       matmulTile: options.matmulTile ?? "auto",
-      attentionRows: options.attentionRows ??
-        attentionRows(t, s.model.config.dModel / s.model.config.heads),
+      attentionRows: trainer.attentionRows,
       dispatches: trainer.dispatchesPerStep,
       parameters: trainer.parameterCount,
     };

@@ -87,6 +87,8 @@ export class WebGpuTrainer {
   readonly arms: number;
   /** Dispatches of one training step (whatever the number of arms). */
   readonly dispatchesPerStep: number;
+  /** Attention query rows a workgroup (the option's, else the shape's default). */
+  readonly attentionRows: number;
   private readonly offsets = new Map<string, number>();
   private readonly buffers: GPUBuffer[] = [];
   private readonly forwardOps: Op[] = [];
@@ -417,6 +419,7 @@ export class WebGpuTrainer {
     // The attention kernels see every arm's samples as one batch (see ./wgsl.ts).
     const samples = A * b;
     const perGroup = options.attentionRows ?? attentionRows(t, dh);
+    this.attentionRows = perGroup;
     const attentionForward = attentionForwardSource(perGroup, t, dh);
     const attentionBackwardRows = attentionBackwardRowsSource(perGroup, t, dh);
     const attentionBackwardKeys = attentionBackwardKeysSource(perGroup, t, dh);
